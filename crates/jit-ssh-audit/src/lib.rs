@@ -1,1 +1,66 @@
-//! placeholder
+//! The jit-ssh audit log: every request, decision, issued certificate and
+//! revocation as one append-only record, each holding the hash of the one
+//! before it, so an edited, removed or reordered record breaks the chain.
+//!
+//! What it owns: the record format ([`record`]), the hash chain ([`chain`],
+//! pure), durable appends with group commit ([`group_commit`]), and the
+//! sled-backed store with secondary indexes ([`sled_store`]).
+//! What it does not: deciding what to record (the CA does), signing
+//! checkpoints of the chain (a later step, with the CA key).
+//!
+//! Callers depend on the [`AuditLog`] trait, not on sled, so another store
+//! can take its place.
+
+pub mod chain;
+pub mod group_commit;
+mod index;
+pub mod query;
+pub mod record;
+pub mod sled_store;
+
+pub use chain::{ChainBreak, ChainHead, VerifyReport};
+pub use query::AuditQuery;
+pub use record::{Actor, AuditRecord, CertificateIssued, Event, Hash, IssuedVia};
+pub use sled_store::SledAuditLog;
+
+/// Why an append failed. The record may not be durable: the caller must
+/// treat the action it describes as not having happened (fail closed).
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error("writing the audit record failed")]
+    Write(#[source] StoreError),
+    #[error("making the audit record durable failed")]
+    Flush(#[source] StoreError),
+    #[error("the audit log refuses appends after an earlier write or flush failure; restart once the storage is healthy")]
+    Poisoned,
+    #[error("encoding the audit record failed")]
+    Encode(#[source] serde_json::Error),
+}
+
+/// A failure of the storage under the log.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Sled(#[from] sled::Error),
+    #[error("stored audit record {key} is unreadable")]
+    Corrupt {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// The audit log as the CA sees it.
+pub trait AuditLog: Send + Sync {
+    /// Appends one record and returns only once it is durable.
+    fn append(&self, actor: Actor, event: Event) -> Result<AuditRecord, AppendError>;
+
+    /// Records matching `query`, in sequence order.
+    fn query(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Whether a certificate with this serial was ever issued.
+    fn serial_issued(&self, serial: u64) -> Result<bool, StoreError>;
+
+    /// Walks the whole chain; reports the first break if there is one.
+    fn verify(&self) -> Result<VerifyReport, StoreError>;
+}

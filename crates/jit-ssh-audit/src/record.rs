@@ -1,0 +1,134 @@
+//! One audit record and the events it can describe.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// A SHA-256 digest, written as lowercase hex.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub struct Hash(pub [u8; 32]);
+
+impl fmt::Debug for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Hash({self})")
+    }
+}
+
+impl fmt::Display for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl Serialize for Hash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Hash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(&s, &mut out).map_err(serde::de::Error::custom)?;
+        Ok(Hash(out))
+    }
+}
+
+/// Who caused the event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Actor {
+    /// An enrolled jit-ssh user.
+    User { name: String },
+    /// Someone at a shell on the CA host (offline tools); `login` is the
+    /// Unix account the tool ran as.
+    Operator { login: String },
+    /// The CA itself (expiry, scheduled work).
+    System,
+}
+
+/// How a certificate came to be issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IssuedVia {
+    /// `jit-ssh-ca sign` on the CA host: the break-glass path of last resort.
+    OfflineSign,
+    /// The CA server, after MFA and policy.
+    Server,
+}
+
+/// A certificate left (or is about to leave) the CA.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateIssued {
+    pub serial: u64,
+    pub key_id: String,
+    pub user: String,
+    pub host: String,
+    pub account: String,
+    pub principals: Vec<String>,
+    /// Unix seconds.
+    pub valid_after: u64,
+    /// Unix seconds.
+    pub valid_before: u64,
+    /// SHA256 fingerprint of the certified public key.
+    pub public_key_fingerprint: String,
+    /// SHA256 fingerprint of the CA key that signed it.
+    pub ca_fingerprint: String,
+    pub grant: String,
+    pub reason: String,
+    pub critical_options: Vec<(String, String)>,
+    pub extensions: Vec<String>,
+    pub via: IssuedVia,
+}
+
+/// What happened. New kinds are added as the CA grows; existing ones are
+/// never changed, because old records must still verify.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    CertificateIssued(CertificateIssued),
+}
+
+impl Event {
+    /// The user this event is about, for the user index.
+    pub fn user(&self) -> Option<&str> {
+        match self {
+            Event::CertificateIssued(c) => Some(&c.user),
+        }
+    }
+
+    pub fn host(&self) -> Option<&str> {
+        match self {
+            Event::CertificateIssued(c) => Some(&c.host),
+        }
+    }
+
+    pub fn serial(&self) -> Option<u64> {
+        match self {
+            Event::CertificateIssued(c) => Some(c.serial),
+        }
+    }
+
+    pub fn grant(&self) -> Option<&str> {
+        match self {
+            Event::CertificateIssued(c) => Some(&c.grant),
+        }
+    }
+}
+
+/// One link of the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// 1 for the first record, then +1 each; never reused.
+    pub seq: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
+    pub actor: Actor,
+    pub event: Event,
+    /// `hash` of record `seq - 1` (all zeros for the first record).
+    pub prev_hash: Hash,
+    /// SHA-256 over this record's other fields; see [`crate::chain`].
+    pub hash: Hash,
+}
