@@ -1,0 +1,39 @@
+//! Command-line surface of `jit-ssh-ca`. Each subcommand parses its
+//! arguments, calls the library, and reports; nothing more.
+
+mod init;
+mod krl;
+mod sign;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The jit-ssh certificate authority: short-lived, host-scoped OpenSSH
+/// user certificates, an audit log of every one, and KRLs sshd can read.
+#[derive(Parser)]
+#[command(name = "jit-ssh-ca", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a new CA key (ed25519, mode 0600) and its public key.
+    Init(init::InitArgs),
+    /// Offline emergency issuance on the CA host, audited like every other
+    /// issuance. The break-glass path of last resort, for when the server is down.
+    Sign(sign::SignArgs),
+    /// Build, show and check OpenSSH Key Revocation Lists.
+    #[command(subcommand)]
+    Krl(krl::KrlCommand),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Init(a) => init::run(a),
+        Command::Sign(a) => sign::run(a),
+        Command::Krl(c) => krl::run(c),
+    }
+}

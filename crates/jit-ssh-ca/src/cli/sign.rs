@@ -1,0 +1,164 @@
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use ssh_key::PublicKey;
+
+use jit_ssh_audit::{Actor, IssuedVia, SledAuditLog};
+use jit_ssh_ca::issue::{issue, IssueRequest};
+use jit_ssh_ca::names::{AccountName, GrantId, HostName, Reason, UserName};
+use jit_ssh_ca::profile::{CertProfile, CertSpec, Extension, SourceCidr};
+use jit_ssh_ca::signer::FileSigner;
+use jit_ssh_ca::{atomic_file, ca_key};
+
+/// Where the CA's state lives inside its data directory.
+pub const DB_DIR: &str = "db";
+
+#[derive(Args)]
+pub struct SignArgs {
+    /// The CA data directory (its audit log is shared with `serve`).
+    #[arg(long)]
+    data: PathBuf,
+    /// The CA private key.
+    #[arg(long)]
+    ca_key: PathBuf,
+    /// Passphrase file for an encrypted CA key.
+    #[arg(long)]
+    passphrase_file: Option<PathBuf>,
+    /// The jit-ssh user the certificate is for (recorded in the key id).
+    #[arg(long)]
+    user: String,
+    /// The host the certificate is good for.
+    #[arg(long)]
+    host: String,
+    /// The account on that host.
+    #[arg(long = "as", value_name = "ACCOUNT")]
+    account: String,
+    /// How long the certificate is valid, e.g. 10m (at most 1h).
+    #[arg(long, value_parser = jit_ssh_proto::parse_duration)]
+    ttl: std::time::Duration,
+    /// Why: recorded in the audit log.
+    #[arg(long)]
+    reason: String,
+    /// Pin the certificate to these source addresses (CIDR, repeatable).
+    #[arg(long = "source-address", value_name = "CIDR")]
+    source_address: Vec<String>,
+    /// Force this command on login.
+    #[arg(long)]
+    force_command: Option<String>,
+    /// Extensions instead of the default permit-pty (repeatable).
+    #[arg(long = "extension", value_name = "NAME")]
+    extensions: Vec<String>,
+    /// The user's public key (OpenSSH format); the certificate is written
+    /// beside it as NAME-cert.pub.
+    public_key: PathBuf,
+}
+
+fn cert_path(public_key: &Path) -> PathBuf {
+    let s = public_key.to_string_lossy();
+    let stem = s.strip_suffix(".pub").unwrap_or(&s);
+    PathBuf::from(format!("{stem}-cert.pub"))
+}
+
+fn operator() -> String {
+    let login = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    match std::env::var("SUDO_USER") {
+        Ok(by) if by != login => format!("{login} (sudo by {by})"),
+        _ => login,
+    }
+}
+
+pub fn run(a: SignArgs) -> anyhow::Result<ExitCode> {
+    // Validate everything before touching the key or the log.
+    let spec = CertSpec {
+        user: UserName::parse(&a.user)?,
+        host: HostName::parse(&a.host)?,
+        account: AccountName::parse(&a.account)?,
+        grant: GrantId::random(&mut rand::rngs::OsRng),
+        ttl: a.ttl,
+        source_address: a
+            .source_address
+            .iter()
+            .flat_map(|s| s.split(','))
+            .map(SourceCidr::parse)
+            .collect::<Result<_, _>>()?,
+        force_command: a.force_command,
+        extensions: a
+            .extensions
+            .iter()
+            .map(|e| Extension::parse(e))
+            .collect::<Result<_, _>>()?,
+    };
+    let reason = Reason::parse(&a.reason)?;
+    let pub_text = std::fs::read_to_string(&a.public_key)
+        .with_context(|| format!("reading public key {}", a.public_key.display()))?;
+    let public_key = PublicKey::from_openssh(pub_text.trim())
+        .with_context(|| format!("{} is not an OpenSSH public key", a.public_key.display()))?;
+    if !a.data.is_dir() {
+        bail!(
+            "data directory {} does not exist (create it, or point --data at the CA's data directory)",
+            a.data.display()
+        );
+    }
+    let signer = FileSigner::new(
+        ca_key::load(&a.ca_key, a.passphrase_file.as_deref())
+            .with_context(|| format!("loading CA key {}", a.ca_key.display()))?,
+    );
+    let db = a.data.join(DB_DIR);
+    let audit = SledAuditLog::open(&db).with_context(|| {
+        format!(
+            "opening the audit log in {} (if `jit-ssh-ca serve` is running it holds the lock: issue through the server instead)",
+            db.display()
+        )
+    })?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .context("system clock is before 1970")?
+        .as_secs();
+    let issued = issue(
+        &signer,
+        &audit,
+        &CertProfile::default(),
+        IssueRequest {
+            spec: &spec,
+            public_key: &public_key,
+            reason: &reason,
+            actor: Actor::Operator { login: operator() },
+            via: IssuedVia::OfflineSign,
+        },
+        now,
+    )?;
+    let out = cert_path(&a.public_key);
+    let line = issued
+        .certificate
+        .to_openssh()
+        .context("encoding the certificate")?;
+    atomic_file::write(&out, format!("{line}\n").as_bytes(), 0o644).with_context(|| {
+        format!(
+            "writing {} (the issuance is already in the audit log)",
+            out.display()
+        )
+    })?;
+    let f = &issued.fields;
+    println!("certificate: {}", out.display());
+    println!("serial:      {}", f.serial);
+    println!("key id:      {}", f.key_id);
+    println!(
+        "principals:  {}",
+        f.principals
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    println!(
+        "valid:       {} to {} (Unix seconds)",
+        f.valid_after, f.valid_before
+    );
+    println!("audit seq:   {}", issued.audit_seq);
+    Ok(ExitCode::SUCCESS)
+}

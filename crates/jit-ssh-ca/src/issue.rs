@@ -1,0 +1,232 @@
+//! Issuing a certificate: pick a fresh serial, build, sign, and record it
+//! durably in the audit log — and only then hand it out. If the record
+//! cannot be written the certificate is dropped (fail closed).
+
+use ssh_key::{Certificate, HashAlg, PublicKey};
+
+use jit_ssh_audit::{Actor, AuditLog, CertificateIssued, Event, IssuedVia};
+
+use crate::names::{Reason, Serial};
+use crate::profile::{CertFields, CertProfile, CertSpec, ProfileError};
+use crate::signer::{CaSigner, SignError};
+
+/// Serial draws before giving up: 64 random bits collide essentially
+/// never, so needing more than one means something is badly wrong.
+const SERIAL_ATTEMPTS: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    #[error("checking the audit log for serial reuse failed")]
+    SerialLookup(#[source] jit_ssh_audit::StoreError),
+    #[error("no unused serial found in {SERIAL_ATTEMPTS} random draws; the audit log or the random source is suspect")]
+    SerialsExhausted,
+    #[error("the issuance could not be recorded in the audit log, so no certificate was issued")]
+    Audit(#[source] jit_ssh_audit::AppendError),
+}
+
+/// Everything about one issuance besides the certificate spec.
+pub struct IssueRequest<'a> {
+    pub spec: &'a CertSpec,
+    pub public_key: &'a PublicKey,
+    pub reason: &'a Reason,
+    pub actor: Actor,
+    pub via: IssuedVia,
+}
+
+#[derive(Debug)]
+pub struct Issued {
+    pub certificate: Certificate,
+    pub fields: CertFields,
+    /// Sequence number of the audit record that made it durable.
+    pub audit_seq: u64,
+}
+
+pub fn issue(
+    signer: &dyn CaSigner,
+    audit: &dyn AuditLog,
+    profile: &CertProfile,
+    req: IssueRequest<'_>,
+    now: u64,
+) -> Result<Issued, IssueError> {
+    let serial = fresh_serial(audit)?;
+    let (builder, fields) = profile.build(req.spec, req.public_key, serial, now)?;
+    let certificate = signer.sign(builder)?;
+    let event = Event::CertificateIssued(CertificateIssued {
+        serial: serial.get(),
+        key_id: fields.key_id.to_string(),
+        user: req.spec.user.to_string(),
+        host: req.spec.host.to_string(),
+        account: req.spec.account.to_string(),
+        principals: fields.principals.iter().map(ToString::to_string).collect(),
+        valid_after: fields.valid_after,
+        valid_before: fields.valid_before,
+        public_key_fingerprint: req.public_key.fingerprint(HashAlg::Sha256).to_string(),
+        ca_fingerprint: signer.public_key().fingerprint(HashAlg::Sha256).to_string(),
+        grant: req.spec.grant.to_string(),
+        reason: req.reason.to_string(),
+        critical_options: fields.critical_options.clone(),
+        extensions: fields
+            .extensions
+            .iter()
+            .map(|e| e.name().to_owned())
+            .collect(),
+        via: req.via,
+    });
+    let record = audit.append(req.actor, event).map_err(IssueError::Audit)?;
+    Ok(Issued {
+        certificate,
+        fields,
+        audit_seq: record.seq,
+    })
+}
+
+fn fresh_serial(audit: &dyn AuditLog) -> Result<Serial, IssueError> {
+    let mut rng = rand::rngs::OsRng;
+    for _ in 0..SERIAL_ATTEMPTS {
+        let serial = Serial::random(&mut rng);
+        if !audit
+            .serial_issued(serial.get())
+            .map_err(IssueError::SerialLookup)?
+        {
+            return Ok(serial);
+        }
+    }
+    Err(IssueError::SerialsExhausted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::{AccountName, GrantId, HostName, UserName};
+    use crate::signer::FileSigner;
+    use jit_ssh_audit::{AppendError, AuditQuery, AuditRecord, StoreError, VerifyReport};
+    use ssh_key::{Algorithm, PrivateKey};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    /// An audit log whose storage is broken, or that claims serials exist.
+    struct Broken {
+        append_fails: bool,
+        taken_serials: AtomicUsize,
+        appended: AtomicUsize,
+    }
+
+    impl AuditLog for Broken {
+        fn append(&self, _: Actor, _: Event) -> Result<AuditRecord, AppendError> {
+            if self.append_fails {
+                return Err(AppendError::Poisoned);
+            }
+            self.appended.fetch_add(1, Ordering::SeqCst);
+            Err(AppendError::Poisoned)
+        }
+        fn query(&self, _: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+            Ok(vec![])
+        }
+        fn serial_issued(&self, _: u64) -> Result<bool, StoreError> {
+            Ok(self.taken_serials.fetch_sub(1, Ordering::SeqCst) > 0)
+        }
+        fn verify(&self) -> Result<VerifyReport, StoreError> {
+            unimplemented!("not used")
+        }
+    }
+
+    fn spec() -> CertSpec {
+        CertSpec {
+            user: UserName::parse("alice").unwrap(),
+            host: HostName::parse("db.dev").unwrap(),
+            account: AccountName::parse("oncall").unwrap(),
+            grant: GrantId::random(&mut rand::rngs::OsRng),
+            ttl: Duration::from_secs(300),
+            source_address: vec![],
+            force_command: None,
+            extensions: vec![],
+        }
+    }
+
+    fn keys() -> (FileSigner, PrivateKey) {
+        let mut rng = ssh_key::rand_core::OsRng;
+        (
+            FileSigner::new(PrivateKey::random(&mut rng, Algorithm::Ed25519).unwrap()),
+            PrivateKey::random(&mut rng, Algorithm::Ed25519).unwrap(),
+        )
+    }
+
+    #[test]
+    fn no_certificate_when_the_audit_log_fails() {
+        let (signer, user) = keys();
+        let audit = Broken {
+            append_fails: true,
+            taken_serials: AtomicUsize::new(0),
+            appended: AtomicUsize::new(0),
+        };
+        let reason = Reason::parse("incident 42").unwrap();
+        let spec = spec();
+        let req = IssueRequest {
+            spec: &spec,
+            public_key: user.public_key(),
+            reason: &reason,
+            actor: Actor::System,
+            via: IssuedVia::OfflineSign,
+        };
+        let err = issue(&signer, &audit, &CertProfile::default(), req, 1_800_000_000).unwrap_err();
+        assert!(matches!(err, IssueError::Audit(_)), "{err}");
+    }
+
+    #[test]
+    fn gives_up_rather_than_reuse_a_serial() {
+        let (signer, user) = keys();
+        let audit = Broken {
+            append_fails: false,
+            taken_serials: AtomicUsize::new(usize::MAX / 2),
+            appended: AtomicUsize::new(0),
+        };
+        let reason = Reason::parse("incident 42").unwrap();
+        let spec = spec();
+        let req = IssueRequest {
+            spec: &spec,
+            public_key: user.public_key(),
+            reason: &reason,
+            actor: Actor::System,
+            via: IssuedVia::OfflineSign,
+        };
+        let err = issue(&signer, &audit, &CertProfile::default(), req, 1_800_000_000).unwrap_err();
+        assert!(matches!(err, IssueError::SerialsExhausted), "{err}");
+        assert_eq!(audit.appended.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn issues_and_records_with_a_real_log() {
+        let (signer, user) = keys();
+        let dir = tempfile::tempdir().unwrap();
+        let audit = jit_ssh_audit::SledAuditLog::open(dir.path()).unwrap();
+        let reason = Reason::parse("incident 42").unwrap();
+        let spec = spec();
+        let mut serials = std::collections::HashSet::new();
+        for _ in 0..20 {
+            let req = IssueRequest {
+                spec: &spec,
+                public_key: user.public_key(),
+                reason: &reason,
+                actor: Actor::Operator {
+                    login: "root".into(),
+                },
+                via: IssuedVia::OfflineSign,
+            };
+            let issued =
+                issue(&signer, &audit, &CertProfile::default(), req, 1_800_000_000).unwrap();
+            assert!(serials.insert(issued.certificate.serial()));
+            let recs = audit
+                .query(&AuditQuery {
+                    serial: Some(issued.certificate.serial()),
+                    ..Default::default()
+                })
+                .unwrap();
+            assert_eq!(recs.len(), 1);
+            assert_eq!(recs[0].seq, issued.audit_seq);
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! Who holds the CA key. Callers sign through [`CaSigner`], so a hardware
+//! token or KMS can replace the key file without touching issuance.
+
+use ssh_key::certificate::Builder;
+use ssh_key::{Certificate, PrivateKey, PublicKey};
+
+#[derive(Debug, thiserror::Error)]
+#[error("signing the certificate failed")]
+pub struct SignError(#[source] pub ssh_key::Error);
+
+pub trait CaSigner: Send + Sync {
+    fn public_key(&self) -> &PublicKey;
+
+    /// Signs and returns the certificate. Implementations must verify the
+    /// signature they made before returning it.
+    fn sign(&self, builder: Builder) -> Result<Certificate, SignError>;
+}
+
+/// A CA key loaded from a file (see [`crate::ca_key::load`]).
+pub struct FileSigner {
+    key: PrivateKey,
+}
+
+impl FileSigner {
+    pub fn new(key: PrivateKey) -> Self {
+        Self { key }
+    }
+}
+
+impl CaSigner for FileSigner {
+    fn public_key(&self) -> &PublicKey {
+        self.key.public_key()
+    }
+
+    fn sign(&self, builder: Builder) -> Result<Certificate, SignError> {
+        // ssh-key's Builder::sign verifies the fresh signature against the
+        // CA key before returning: a faulty signature never leaves the CA.
+        builder.sign(&self.key).map_err(SignError)
+    }
+}
