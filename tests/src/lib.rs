@@ -1,1 +1,247 @@
-//! harness
+//! Shared harness for the end-to-end tests: locating the jit-ssh binaries,
+//! deciding whether a test that needs OpenSSH may run, and driving real
+//! `sshd`, `ssh` and `ssh-keygen`.
+//!
+//! Tests that need a tool skip with a loud message when it is absent,
+//! unless `JIT_SSH_REQUIRE_E2E=1` (set by CI), where a missing tool fails.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+pub mod sshd;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub use sshd::Sshd;
+
+/// A binary of this workspace, built by `cargo test --workspace`.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` (it builds every binary)",
+        path.display()
+    );
+    refuse_stale(&path, &dir.join("deps"));
+    path
+}
+
+/// `cargo test -p jit-ssh-e2e` rebuilds the workspace libraries but not
+/// the binaries: a binary older than any of them would test old code.
+fn refuse_stale(binary: &Path, deps: &Path) {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let built = modified(binary).expect("binary mtime");
+    let newest_lib = std::fs::read_dir(deps)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            name.starts_with("libjit_ssh")
+                && !name.starts_with("libjit_ssh_e2e")
+                && name.ends_with(".rlib")
+        })
+        .filter_map(|p| modified(&p).map(|m| (m, p)))
+        .max();
+    if let Some((lib_time, lib)) = newest_lib {
+        assert!(
+            built >= lib_time,
+            "{} is older than {}: it would test stale code. Run `cargo test --workspace` (or `cargo build --workspace --bins` first).",
+            binary.display(),
+            lib.display()
+        );
+    }
+}
+
+/// Whether the OpenSSH tools this test needs are present. Absent: a loud
+/// skip, or a failure when `JIT_SSH_REQUIRE_E2E=1`.
+pub fn have_tools(test: &str, tools: &[&str]) -> bool {
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| !Path::new(t).exists())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let msg = format!(
+        "{test}: missing {missing:?} (Debian: apt-get install -y openssh-server openssh-client)"
+    );
+    if std::env::var("JIT_SSH_REQUIRE_E2E").as_deref() == Ok("1") {
+        panic!("JIT_SSH_REQUIRE_E2E=1 but {msg}");
+    }
+    eprintln!("\n!!!!!!!! SKIPPED END-TO-END TEST {msg} !!!!!!!!\n");
+    false
+}
+
+pub const SSHD: &str = "/usr/sbin/sshd";
+pub const SSH: &str = "/usr/bin/ssh";
+pub const SSH_KEYGEN: &str = "/usr/bin/ssh-keygen";
+
+/// Runs a command, returning its output (never panics on a non-zero exit).
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"))
+}
+
+/// Runs a command that must succeed; returns its stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The Unix account the tests run as: sshd can only log a non-root test
+/// runner into its own account, and root into any, so both use this one.
+pub fn login_name() -> String {
+    let out = run_ok(Command::new("id").arg("-un"));
+    out.trim().to_owned()
+}
+
+/// Makes an unencrypted ed25519 key pair `dir/name` + `dir/name.pub`.
+pub fn keygen(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    run_ok(
+        Command::new(SSH_KEYGEN)
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+            .arg(&path),
+    );
+    path
+}
+
+/// A CA made by `jit-ssh-ca init`, with a data directory for its audit log.
+pub struct Ca {
+    pub dir: PathBuf,
+    pub key: PathBuf,
+    pub public_key: PathBuf,
+    pub data: PathBuf,
+}
+
+impl Ca {
+    pub fn init(root: &Path) -> Ca {
+        let dir = root.join("ca");
+        run_ok(
+            Command::new(bin("jit-ssh-ca"))
+                .args(["init", "--dir"])
+                .arg(&dir),
+        );
+        let data = root.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        Ca {
+            key: dir.join("ca_key"),
+            public_key: dir.join("ca_key.pub"),
+            dir,
+            data,
+        }
+    }
+
+    /// `jit-ssh-ca sign` for `pubkey` with extra arguments; returns the output.
+    pub fn sign(
+        &self,
+        pubkey: &Path,
+        user: &str,
+        host: &str,
+        account: &str,
+        ttl: &str,
+        extra: &[&str],
+    ) -> Output {
+        run(Command::new(bin("jit-ssh-ca"))
+            .arg("sign")
+            .arg("--data")
+            .arg(&self.data)
+            .arg("--ca-key")
+            .arg(&self.key)
+            .args([
+                "--user", user, "--host", host, "--as", account, "--ttl", ttl, "--reason",
+                "e2e test",
+            ])
+            .args(extra)
+            .arg(pubkey))
+    }
+
+    /// Signs and returns the certificate's path and serial.
+    pub fn sign_ok(
+        &self,
+        key: &Path,
+        user: &str,
+        host: &str,
+        account: &str,
+        ttl: &str,
+        extra: &[&str],
+    ) -> (PathBuf, u64) {
+        let pubkey = key.with_extension("pub");
+        let out = self.sign(&pubkey, user, host, account, ttl, extra);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "sign failed: {}{}",
+            stdout,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let serial = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("serial:"))
+            .and_then(|s| s.trim().parse().ok())
+            .expect("serial in sign output");
+        (PathBuf::from(format!("{}-cert.pub", key.display())), serial)
+    }
+
+    /// `jit-ssh-ca krl build --ca CA.pub SPEC -o OUT` from spec text.
+    pub fn build_krl(&self, spec: &str, out: &Path) {
+        let spec_path = out.with_extension("spec");
+        std::fs::write(&spec_path, spec).unwrap();
+        run_ok(
+            Command::new(bin("jit-ssh-ca"))
+                .args(["krl", "build", "--ca"])
+                .arg(&self.public_key)
+                .arg(&spec_path)
+                .arg("-o")
+                .arg(out),
+        );
+    }
+}
+
+/// `ssh` with no config, no agent and no known_hosts: only the given key
+/// and certificate are offered.
+pub fn ssh_with_cert(port: u16, user: &str, key: &Path, cert: &Path, command: &[&str]) -> Output {
+    run(Command::new(SSH)
+        .args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "IdentityAgent=none",
+        ])
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+        ])
+        .args(["-o", "ConnectTimeout=10"])
+        .arg("-o")
+        .arg(format!("CertificateFile={}", cert.display()))
+        .arg("-i")
+        .arg(key)
+        .args(["-p", &port.to_string()])
+        .arg(format!("{user}@127.0.0.1"))
+        .args(command))
+}

@@ -1,6 +1,9 @@
 //! Encode → decode round trips for random serial sets, and the decoder's
 //! refusals of everything OpenSSH's reader refuses.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use jit_ssh_krl::{CaScope, DecodeError, Krl, SerialSet, MAX_BIGNUM_BYTES};
 use proptest::prelude::*;
 use ssh_key::PublicKey;
