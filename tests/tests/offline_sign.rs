@@ -19,7 +19,7 @@ fn sign_records_the_issuance_and_fails_closed_without_the_log() {
     let key = keygen(tmp.path(), "alice");
     let (_, serial) = ca.sign_ok(&key, "alice", "db.dev", "oncall", "10m", &[]);
 
-    let db = ca.data.join("db");
+    let db = ca.data.join("audit");
     {
         let log = SledAuditLog::open(&db).unwrap();
         let recs = log

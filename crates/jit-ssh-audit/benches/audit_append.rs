@@ -97,5 +97,5 @@ fn main() {
         64 * 1_000,
         concurrent(64, 1_000),
     );
-    println!("\n(each jit-ssh-audit record: hash-chained, 5 index entries, durable before append returns; target ≥ 20,000/s at 64 writers)");
+    println!("\n(each jit-ssh-audit record: hash-chained, 4 index entries, durable before append returns; target ≥ 20,000/s at 64 writers)");
 }

@@ -45,10 +45,46 @@ fn digest(
         event,
         prev_hash,
     })?;
+    Ok(hash_body(&body))
+}
+
+/// Makes the record that follows `head`, and its JSON encoding for
+/// storage, serialising the record only once.
+pub fn seal_json(
+    head: ChainHead,
+    time: OffsetDateTime,
+    actor: Actor,
+    event: Event,
+) -> Result<(AuditRecord, Vec<u8>), serde_json::Error> {
+    let seq = head.seq + 1;
+    let mut json = serde_json::to_vec(&Sealed {
+        seq,
+        time,
+        actor: &actor,
+        event: &event,
+        prev_hash: &head.hash,
+    })?;
+    let hash = hash_body(&json);
+    // The stored form is the hashed object plus its hash: replace the
+    // closing brace with one more field.
+    json.pop();
+    json.extend_from_slice(format!(",\"hash\":\"{hash}\"}}").as_bytes());
+    let rec = AuditRecord {
+        seq,
+        time,
+        actor,
+        event,
+        prev_hash: head.hash,
+        hash,
+    };
+    Ok((rec, json))
+}
+
+fn hash_body(body: &[u8]) -> Hash {
     let mut h = Sha256::new();
     h.update(DOMAIN);
-    h.update(&body);
-    Ok(Hash(h.finalize().into()))
+    h.update(body);
+    Hash(h.finalize().into())
 }
 
 /// Makes the record that follows `head`.
@@ -204,6 +240,21 @@ mod tests {
 
     fn check(records: Vec<AuditRecord>) -> VerifyReport {
         verify(records.into_iter().map(Ok))
+    }
+
+    #[test]
+    fn stored_json_is_the_record_and_verifies() {
+        let rec = chain_of(1).remove(0);
+        let (sealed, json) = seal_json(
+            ChainHead::default(),
+            rec.time,
+            rec.actor.clone(),
+            rec.event.clone(),
+        )
+        .unwrap();
+        assert_eq!(sealed, rec);
+        let parsed: AuditRecord = serde_json::from_slice(&json).unwrap();
+        assert_eq!(parsed, rec);
     }
 
     proptest! {

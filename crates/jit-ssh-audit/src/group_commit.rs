@@ -1,146 +1,130 @@
-//! Group commit: many writers wait for durability, one of them flushes for
-//! all. A writer that finds a flush already running waits for it and, if
-//! its record was not covered, for the next one, which then covers every
-//! record written meanwhile. Durability costs one fsync per batch rather
-//! than one per record.
+//! Group commit: concurrent writers queue their jobs; whichever writer
+//! finds no commit running becomes the leader, takes the whole queue, and
+//! commits it in one go (for the audit log: one atomic batch and one
+//! flush). Every writer then gets its own result. Durability costs one
+//! write and one fsync per group instead of one per record, and writes
+//! stay in queue order.
+//!
+//! If a group's commit fails, every job in it fails with the same error.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-#[derive(Default)]
-struct State {
-    /// Every sequence number up to this one is durable.
-    durable: u64,
-    flushing: bool,
-    failed: bool,
+struct Inner<J, R, E> {
+    queue: Vec<(u64, J)>,
+    next_ticket: u64,
+    results: HashMap<u64, Result<R, Arc<E>>>,
+    leading: bool,
 }
 
-/// Tracks which appended sequence numbers are durable.
-#[derive(Default)]
-pub struct GroupCommit {
-    /// The highest sequence number fully written to the store (not yet
-    /// necessarily durable).
-    written: AtomicU64,
-    state: Mutex<State>,
-    flushed: Condvar,
+pub struct GroupCommit<J, R, E> {
+    inner: Mutex<Inner<J, R, E>>,
+    done: Condvar,
 }
 
-/// A flush failed: nothing written since the last good flush is known to be
-/// durable, and the log must stop accepting appends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("an earlier flush of the audit log failed")]
-pub struct FlushFailed;
+/// Why a job did not commit.
+#[derive(Debug)]
+pub enum GroupError<E> {
+    /// The commit of this job's group failed.
+    Commit(Arc<E>),
+    /// A writer panicked while committing: the outcome is unknown.
+    Poisoned,
+}
 
-impl GroupCommit {
-    /// Starts with everything up to `seq` durable (what was on disk at open).
-    pub fn starting_at(seq: u64) -> Self {
-        let gc = Self::default();
-        gc.written.store(seq, Ordering::SeqCst);
-        if let Ok(mut s) = gc.state.lock() {
-            s.durable = seq;
+impl<J, R, E> Default for GroupCommit<J, R, E> {
+    fn default() -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                queue: Vec::new(),
+                next_ticket: 0,
+                results: HashMap::new(),
+                leading: false,
+            }),
+            done: Condvar::new(),
         }
-        gc
+    }
+}
+
+impl<J, R, E> GroupCommit<J, R, E> {
+    fn lock(&self) -> Result<MutexGuard<'_, Inner<J, R, E>>, GroupError<E>> {
+        self.inner.lock().map_err(|_| GroupError::Poisoned)
     }
 
-    /// Called by the (single, serialised) appender once `seq` and all
-    /// records before it are written to the store.
-    pub fn mark_written(&self, seq: u64) {
-        self.written.fetch_max(seq, Ordering::SeqCst);
-    }
-
-    /// Whether an earlier flush failed (the log is then fail-closed).
-    pub fn has_failed(&self) -> bool {
-        self.lock().map(|s| s.failed).unwrap_or(true)
-    }
-
-    fn lock(&self) -> Result<MutexGuard<'_, State>, FlushFailed> {
-        // A writer that panicked while holding the lock leaves durability
-        // unknown: treat it as a failed flush.
-        self.state.lock().map_err(|_| FlushFailed)
-    }
-
-    /// Returns once `seq` is durable, calling `flush` (which must make
-    /// every written record durable) when no other writer is flushing.
-    pub fn wait_durable<E>(
+    /// Queues `job` and returns its result once its group is committed.
+    /// `commit` must return one result per job, in order, or fail whole.
+    pub fn submit(
         &self,
-        seq: u64,
-        flush: impl Fn() -> Result<(), E>,
-    ) -> Result<(), FlushOutcome<E>> {
-        let mut s = self.lock().map_err(FlushOutcome::Failed)?;
+        job: J,
+        commit: impl Fn(Vec<J>) -> Result<Vec<R>, E>,
+    ) -> Result<R, GroupError<E>> {
+        let mut g = self.lock()?;
+        let ticket = g.next_ticket;
+        g.next_ticket += 1;
+        g.queue.push((ticket, job));
         loop {
-            if s.failed {
-                return Err(FlushOutcome::Failed(FlushFailed));
+            if let Some(result) = g.results.remove(&ticket) {
+                return result.map_err(GroupError::Commit);
             }
-            if s.durable >= seq {
-                return Ok(());
-            }
-            if s.flushing {
-                s = self
-                    .flushed
-                    .wait(s)
-                    .map_err(|_| FlushOutcome::Failed(FlushFailed))?;
+            if g.leading {
+                g = self.done.wait(g).map_err(|_| GroupError::Poisoned)?;
                 continue;
             }
-            s.flushing = true;
-            let target = self.written.load(Ordering::SeqCst);
-            drop(s);
-            let result = flush();
-            s = self.lock().map_err(FlushOutcome::Failed)?;
-            s.flushing = false;
-            let outcome = match result {
-                Ok(()) => {
-                    s.durable = s.durable.max(target);
-                    None
+            g.leading = true;
+            let (tickets, jobs): (Vec<u64>, Vec<J>) =
+                std::mem::take(&mut g.queue).into_iter().unzip();
+            drop(g);
+            let outcome = commit(jobs);
+            g = self.lock()?;
+            match outcome {
+                Ok(results) => {
+                    for (t, r) in tickets.into_iter().zip(results) {
+                        g.results.insert(t, Ok(r));
+                    }
                 }
                 Err(e) => {
-                    s.failed = true;
-                    Some(e)
+                    let e = Arc::new(e);
+                    for t in tickets {
+                        g.results.insert(t, Err(e.clone()));
+                    }
                 }
-            };
-            self.flushed.notify_all();
-            if let Some(e) = outcome {
-                return Err(FlushOutcome::Error(e));
             }
+            g.leading = false;
+            self.done.notify_all();
         }
     }
-}
-
-/// Why [`GroupCommit::wait_durable`] failed.
-#[derive(Debug)]
-pub enum FlushOutcome<E> {
-    /// This writer's flush failed with `E`.
-    Error(E),
-    /// Another writer's flush failed earlier.
-    Failed(FlushFailed),
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
 
     #[test]
-    fn concurrent_writers_share_flushes() {
-        let gc = Arc::new(GroupCommit::default());
-        let seq = Arc::new(Mutex::new(0u64));
-        let flushes = Arc::new(AtomicU64::new(0));
-        let threads: Vec<_> = (0..16)
-            .map(|_| {
-                let (gc, seq, flushes) = (gc.clone(), seq.clone(), flushes.clone());
+    fn concurrent_jobs_share_commits_and_keep_order() {
+        let gc: Arc<GroupCommit<u64, u64, ()>> = Arc::default();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let commits = Arc::new(AtomicU64::new(0));
+        let threads: Vec<_> = (0..16u64)
+            .map(|w| {
+                let (gc, log, commits) = (gc.clone(), log.clone(), commits.clone());
                 std::thread::spawn(move || {
-                    for _ in 0..200 {
-                        let mine = {
-                            let mut s = seq.lock().unwrap();
-                            *s += 1;
-                            gc.mark_written(*s);
-                            *s
-                        };
-                        gc.wait_durable(mine, || {
-                            flushes.fetch_add(1, Ordering::SeqCst);
-                            std::thread::sleep(std::time::Duration::from_micros(200));
-                            Ok::<(), ()>(())
-                        })
-                        .unwrap();
+                    for i in 0..200 {
+                        let job = w * 1000 + i;
+                        let pos = gc
+                            .submit(job, |jobs| {
+                                commits.fetch_add(1, Ordering::SeqCst);
+                                std::thread::sleep(std::time::Duration::from_micros(200));
+                                let mut l = log.lock().unwrap();
+                                Ok(jobs
+                                    .into_iter()
+                                    .map(|j| {
+                                        l.push(j);
+                                        l.len() as u64 - 1
+                                    })
+                                    .collect())
+                            })
+                            .unwrap();
+                        assert_eq!(log.lock().unwrap()[pos as usize], job);
                     }
                 })
             })
@@ -148,23 +132,22 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        let n = flushes.load(Ordering::SeqCst);
-        assert!(n < 3200, "{n} flushes for 3200 appends: no sharing");
+        assert_eq!(log.lock().unwrap().len(), 3200);
+        let n = commits.load(Ordering::SeqCst);
+        assert!(n < 3200, "{n} commits for 3200 jobs: no grouping");
+        // Each writer's jobs were committed in the order it submitted them.
+        let l = log.lock().unwrap();
+        for w in 0..16u64 {
+            let mine: Vec<u64> = l.iter().copied().filter(|j| j / 1000 == w).collect();
+            assert!(mine.windows(2).all(|p| p[0] < p[1]));
+        }
     }
 
     #[test]
-    fn a_failed_flush_fails_everyone_after() {
-        let gc = GroupCommit::default();
-        gc.mark_written(1);
-        assert!(matches!(
-            gc.wait_durable(1, || Err("disk gone")),
-            Err(FlushOutcome::Error("disk gone"))
-        ));
-        gc.mark_written(2);
-        assert!(matches!(
-            gc.wait_durable(2, || Ok::<(), &str>(())),
-            Err(FlushOutcome::Failed(_))
-        ));
-        assert!(gc.has_failed());
+    fn a_failed_commit_fails_every_job_in_the_group() {
+        let gc: GroupCommit<u8, u8, &str> = GroupCommit::default();
+        let r = gc.submit(1, |_| Err("disk gone"));
+        assert!(matches!(r, Err(GroupError::Commit(e)) if *e == "disk gone"));
+        assert_eq!(gc.submit(2, Ok).unwrap(), 2);
     }
 }

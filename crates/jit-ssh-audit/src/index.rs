@@ -8,10 +8,10 @@
 //! h ‖ len16 ‖ host ‖ seq       → (empty)
 //! g ‖ len16 ‖ grant ‖ seq      → (empty)
 //! s ‖ serial ‖ seq             → (empty)
-//! t ‖ unix seconds ‖ seq       → (empty)
 //! ```
 //! All integers big-endian, so byte order is numeric order and each index
-//! lists its records in sequence order.
+//! lists its records in sequence order. There is no time index: record
+//! times never go backwards, so a time range is a binary search over `r`.
 
 use crate::record::AuditRecord;
 
@@ -20,7 +20,6 @@ pub(crate) const USER: u8 = b'u';
 pub(crate) const HOST: u8 = b'h';
 pub(crate) const GRANT: u8 = b'g';
 pub(crate) const SERIAL: u8 = b's';
-pub(crate) const TIME: u8 = b't';
 
 pub(crate) fn record_key(seq: u64) -> [u8; 9] {
     let mut k = [RECORD; 9];
@@ -56,14 +55,10 @@ pub(crate) fn seq_of(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(tail))
 }
 
-pub(crate) fn unix_seconds(t: time::OffsetDateTime) -> u64 {
-    u64::try_from(t.unix_timestamp()).unwrap_or(0)
-}
-
 /// Every index key for `rec`.
 pub(crate) fn entries(rec: &AuditRecord) -> Vec<Vec<u8>> {
     let seq = rec.seq;
-    let mut keys = vec![with_seq(u64_prefix(TIME, unix_seconds(rec.time)), seq)];
+    let mut keys = Vec::with_capacity(4);
     if let Some(u) = rec.event.user() {
         keys.push(with_seq(text_prefix(USER, u), seq));
     }

@@ -3,8 +3,8 @@
 //! before it, so an edited, removed or reordered record breaks the chain.
 //!
 //! What it owns: the record format ([`record`]), the hash chain ([`chain`],
-//! pure), durable appends with group commit ([`group_commit`]), and the
-//! sled-backed store with secondary indexes ([`sled_store`]).
+//! pure), group commit ([`group_commit`]), and the sled-backed store with
+//! secondary indexes ([`sled_store`]).
 //! What it does not: deciding what to record (the CA does), signing
 //! checkpoints of the chain (a later step, with the CA key).
 //!
@@ -23,18 +23,13 @@ pub use query::AuditQuery;
 pub use record::{Actor, AuditRecord, CertificateIssued, Event, Hash, IssuedVia};
 pub use sled_store::SledAuditLog;
 
-/// Why an append failed. The record may not be durable: the caller must
-/// treat the action it describes as not having happened (fail closed).
+/// Why an append failed. The record is not known to be durable: the
+/// caller must treat the action it describes as not having happened
+/// (fail closed).
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
-    #[error("writing the audit record failed")]
-    Write(#[source] StoreError),
-    #[error("making the audit record durable failed")]
-    Flush(#[source] StoreError),
-    #[error("the audit log refuses appends after an earlier write or flush failure; restart once the storage is healthy")]
-    Poisoned,
-    #[error("encoding the audit record failed")]
-    Encode(#[source] serde_json::Error),
+    #[error("committing the audit record failed")]
+    Commit(#[source] std::sync::Arc<StoreError>),
 }
 
 /// A failure of the storage under the log.
@@ -48,6 +43,10 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("encoding an audit record failed")]
+    Encode(#[source] serde_json::Error),
+    #[error("the audit log refuses appends after an earlier write or flush failure; restart once the storage is healthy")]
+    Poisoned,
 }
 
 /// The audit log as the CA sees it.

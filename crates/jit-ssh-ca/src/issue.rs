@@ -117,11 +117,12 @@ mod tests {
 
     impl AuditLog for Broken {
         fn append(&self, _: Actor, _: Event) -> Result<AuditRecord, AppendError> {
-            if self.append_fails {
-                return Err(AppendError::Poisoned);
+            if !self.append_fails {
+                self.appended.fetch_add(1, Ordering::SeqCst);
             }
-            self.appended.fetch_add(1, Ordering::SeqCst);
-            Err(AppendError::Poisoned)
+            Err(AppendError::Commit(std::sync::Arc::new(
+                StoreError::Poisoned,
+            )))
         }
         fn query(&self, _: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
             Ok(vec![])

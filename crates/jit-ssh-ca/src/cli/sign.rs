@@ -13,8 +13,8 @@ use jit_ssh_ca::profile::{CertProfile, CertSpec, Extension, SourceCidr};
 use jit_ssh_ca::signer::FileSigner;
 use jit_ssh_ca::{atomic_file, ca_key};
 
-/// Where the CA's state lives inside its data directory.
-pub const DB_DIR: &str = "db";
+/// Where the audit log lives inside the CA data directory.
+pub const AUDIT_DIR: &str = "audit";
 
 #[derive(Args)]
 pub struct SignArgs {
@@ -108,7 +108,7 @@ pub fn run(a: SignArgs) -> anyhow::Result<ExitCode> {
         ca_key::load(&a.ca_key, a.passphrase_file.as_deref())
             .with_context(|| format!("loading CA key {}", a.ca_key.display()))?,
     );
-    let db = a.data.join(DB_DIR);
+    let db = a.data.join(AUDIT_DIR);
     let audit = SledAuditLog::open(&db).with_context(|| {
         format!(
             "opening the audit log in {} (if `jit-ssh-ca serve` is running it holds the lock: issue through the server instead)",
