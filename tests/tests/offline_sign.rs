@@ -29,7 +29,12 @@ fn sign_records_the_issuance_and_fails_closed_without_the_log() {
             })
             .unwrap();
         assert_eq!(recs.len(), 1);
-        let Event::CertificateIssued(c) = &recs[0].event;
+        let Event::CertificateIssued(c) = &recs[0].event else {
+            panic!(
+                "expected a certificate_issued record, got {:?}",
+                recs[0].event
+            )
+        };
         assert_eq!(
             (c.user.as_str(), c.host.as_str(), c.account.as_str()),
             ("alice", "db.dev", "oncall")

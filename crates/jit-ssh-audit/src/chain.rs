@@ -269,7 +269,7 @@ mod tests {
         fn any_edit_is_found_at_the_edited_record(n in 2u64..40, at in 0usize..40, delta in 1u64..1000) {
             let mut recs = chain_of(n);
             let at = at % recs.len();
-            let Event::CertificateIssued(c) = &mut recs[at].event;
+            let Event::CertificateIssued(c) = &mut recs[at].event else { unreachable!() };
             c.valid_before += delta;
             prop_assert_eq!(check(recs).first_break.map(|b| b.position()), Some(at as u64 + 1));
         }

@@ -20,7 +20,10 @@ pub mod sled_store;
 
 pub use chain::{ChainBreak, ChainHead, VerifyReport};
 pub use query::AuditQuery;
-pub use record::{Actor, AuditRecord, CertificateIssued, Event, Hash, IssuedVia};
+pub use record::{
+    Actor, AuditRecord, CertificateIssued, Enrollment, Event, Hash, IssuedVia, PolicyDecision,
+    RequestCreated, RequestStep,
+};
 pub use sled_store::SledAuditLog;
 
 /// Why an append failed. The record is not known to be durable: the

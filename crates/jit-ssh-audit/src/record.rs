@@ -83,37 +83,106 @@ pub struct CertificateIssued {
     pub via: IssuedVia,
 }
 
+/// An engineer asked for access (before any MFA or policy decision).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestCreated {
+    pub request: String,
+    pub user: String,
+    pub host: String,
+    pub account: String,
+    pub ttl_secs: u64,
+    pub reason: String,
+    pub key_fingerprint: String,
+    pub client_addr: String,
+}
+
+/// A step concerning one request: its WebAuthn result or its expiry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestStep {
+    pub request: String,
+    pub user: String,
+    pub host: String,
+    /// What went wrong, for failures; empty otherwise.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// What policy decided for an authenticated request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyDecision {
+    pub request: String,
+    pub user: String,
+    pub host: String,
+    pub account: String,
+    /// `approved`, `pending_approval` or `denied`.
+    pub outcome: String,
+    /// The denial reason, or which rule decided.
+    pub reason: String,
+}
+
+/// Enrollment: an invite was made, or a credential registered with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enrollment {
+    pub user: String,
+    /// Roles the invite grants (invites), or the credential id (enrollments).
+    pub detail: String,
+}
+
 /// What happened. New kinds are added as the CA grows; existing ones are
 /// never changed, because old records must still verify.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
     CertificateIssued(CertificateIssued),
+    RequestCreated(RequestCreated),
+    MfaVerified(RequestStep),
+    MfaFailed(RequestStep),
+    RequestExpired(RequestStep),
+    PolicyDecision(PolicyDecision),
+    InviteCreated(Enrollment),
+    UserEnrolled(Enrollment),
 }
 
 impl Event {
     /// The user this event is about, for the user index.
     pub fn user(&self) -> Option<&str> {
-        match self {
-            Event::CertificateIssued(c) => Some(&c.user),
-        }
+        Some(match self {
+            Event::CertificateIssued(c) => &c.user,
+            Event::RequestCreated(r) => &r.user,
+            Event::MfaVerified(s) | Event::MfaFailed(s) | Event::RequestExpired(s) => &s.user,
+            Event::PolicyDecision(d) => &d.user,
+            Event::InviteCreated(e) | Event::UserEnrolled(e) => &e.user,
+        })
     }
 
     pub fn host(&self) -> Option<&str> {
         match self {
             Event::CertificateIssued(c) => Some(&c.host),
+            Event::RequestCreated(r) => Some(&r.host),
+            Event::MfaVerified(s) | Event::MfaFailed(s) | Event::RequestExpired(s) => Some(&s.host),
+            Event::PolicyDecision(d) => Some(&d.host),
+            Event::InviteCreated(_) | Event::UserEnrolled(_) => None,
         }
     }
 
     pub fn serial(&self) -> Option<u64> {
         match self {
             Event::CertificateIssued(c) => Some(c.serial),
+            _ => None,
         }
     }
 
+    /// The grant, or for request events the request id (a request becomes
+    /// the grant of the certificate issued for it).
     pub fn grant(&self) -> Option<&str> {
         match self {
             Event::CertificateIssued(c) => Some(&c.grant),
+            Event::RequestCreated(r) => Some(&r.request),
+            Event::MfaVerified(s) | Event::MfaFailed(s) | Event::RequestExpired(s) => {
+                Some(&s.request)
+            }
+            Event::PolicyDecision(d) => Some(&d.request),
+            Event::InviteCreated(_) | Event::UserEnrolled(_) => None,
         }
     }
 }

@@ -617,7 +617,9 @@ mod tests {
     fn verify_names_an_edited_record() {
         let (_d, log) = log_with(10);
         let mut r = raw(&log, 4);
-        let Event::CertificateIssued(c) = &mut r.event;
+        let Event::CertificateIssued(c) = &mut r.event else {
+            unreachable!()
+        };
         c.host = "prod-db".into();
         put(&log, 4, &r);
         assert_eq!(
@@ -635,7 +637,9 @@ mod tests {
             hash: r.prev_hash,
         };
         let mut event = r.event.clone();
-        let Event::CertificateIssued(c) = &mut event;
+        let Event::CertificateIssued(c) = &mut event else {
+            unreachable!()
+        };
         c.valid_before += 86_400;
         let forged = chain::seal(prev, r.time, r.actor.clone(), event).unwrap();
         put(&log, 4, &forged);

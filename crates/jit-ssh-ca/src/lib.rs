@@ -11,7 +11,13 @@
 
 pub mod atomic_file;
 pub mod ca_key;
+pub mod config;
+pub mod http;
 pub mod issue;
 pub mod names;
+pub mod policy;
 pub mod profile;
+pub mod server;
+pub mod service;
 pub mod signer;
+pub mod store;

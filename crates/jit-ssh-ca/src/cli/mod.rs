@@ -1,8 +1,11 @@
 //! Command-line surface of `jit-ssh-ca`. Each subcommand parses its
 //! arguments, calls the library, and reports; nothing more.
 
+mod check_config;
 mod init;
+mod invite;
 mod krl;
+mod serve;
 mod sign;
 
 use std::process::ExitCode;
@@ -20,6 +23,12 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the CA server (or `serve --dev` for a local try-out).
+    Serve(serve::ServeArgs),
+    /// Make a one-time enrollment link, through the running server.
+    Invite(invite::InviteArgs),
+    /// Check a configuration file and report every problem.
+    CheckConfig(check_config::CheckConfigArgs),
     /// Create a new CA key (ed25519, mode 0600) and its public key.
     Init(init::InitArgs),
     /// Offline emergency issuance on the CA host, audited like every other
@@ -32,6 +41,9 @@ enum Command {
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Serve(a) => serve::run(a),
+        Command::Invite(a) => invite::run(a),
+        Command::CheckConfig(a) => check_config::run(a),
         Command::Init(a) => init::run(a),
         Command::Sign(a) => sign::run(a),
         Command::Krl(c) => krl::run(c),

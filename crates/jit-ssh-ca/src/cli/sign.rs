@@ -13,8 +13,7 @@ use jit_ssh_ca::profile::{CertProfile, CertSpec, Extension, SourceCidr};
 use jit_ssh_ca::signer::FileSigner;
 use jit_ssh_ca::{atomic_file, ca_key};
 
-/// Where the audit log lives inside the CA data directory.
-pub const AUDIT_DIR: &str = "audit";
+use jit_ssh_ca::server::AUDIT_DIR;
 
 #[derive(Args)]
 pub struct SignArgs {

@@ -1,0 +1,56 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use jit_ssh_ca::config::{self, SignerConfig};
+
+#[derive(Args)]
+pub struct CheckConfigArgs {
+    /// The configuration file.
+    file: PathBuf,
+}
+
+/// Reports every problem in the file, then the files it points to.
+pub fn run(a: CheckConfigArgs) -> anyhow::Result<ExitCode> {
+    let c = match config::load(&a.file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let mut problems = Vec::new();
+    let SignerConfig::File {
+        path,
+        passphrase_file,
+    } = &c.signer;
+    if let Err(e) = jit_ssh_ca::ca_key::load(path, passphrase_file.as_deref()) {
+        problems.push(format!("ca_key: {e}"));
+    }
+    if let Some(tls) = &c.tls {
+        for (what, p) in [("tls.cert", &tls.cert), ("tls.key", &tls.key)] {
+            if let Err(e) = std::fs::metadata(p) {
+                problems.push(format!("{what}: {}: {e}", p.display()));
+            }
+        }
+    }
+    if problems.is_empty() {
+        println!(
+            "{}: OK ({} users, {} host groups, {} rules; listening on {}, public URL {})",
+            a.file.display(),
+            c.policy.users.len(),
+            c.policy.host_groups.len(),
+            c.policy.rules.len(),
+            c.listen,
+            c.public_url
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("{}: {} problem(s):", a.file.display(), problems.len());
+        for p in problems {
+            eprintln!("  {p}");
+        }
+        Ok(ExitCode::from(1))
+    }
+}

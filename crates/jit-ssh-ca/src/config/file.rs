@@ -1,0 +1,123 @@
+//! The config file as written: TOML, unknown keys refused, durations as
+//! human strings. [`super::validate`] turns it into a checked [`super::Config`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Address to listen on, e.g. `127.0.0.1:8722`. Plain HTTP is allowed
+    /// only on a loopback address; anything else needs `[tls]`.
+    pub listen: Spanned<String>,
+    /// The URL people and clients use to reach the CA; its host is the
+    /// WebAuthn relying party id, so it must not change once users enroll.
+    pub public_url: Spanned<String>,
+    /// Where the CA keeps its state (audit log, users, requests).
+    pub data_dir: PathBuf,
+    /// The CA key.
+    pub ca_key: SignerFile,
+    /// TLS certificate and key (PEM); required unless `listen` is loopback.
+    pub tls: Option<TlsFile>,
+    #[serde(default)]
+    pub limits: LimitsFile,
+    /// Users allowed to use the CA, with their groups and roles.
+    #[serde(default)]
+    pub users: Vec<UserFile>,
+    /// Named sets of hosts and the accounts allowed on them.
+    #[serde(default)]
+    pub host_groups: BTreeMap<String, Spanned<HostGroupFile>>,
+    /// Who may reach which host groups, for how long, with what approval.
+    #[serde(default)]
+    pub rules: Vec<Spanned<RuleFile>>,
+}
+
+/// How the CA signs. Only a key file exists today; hardware tokens would
+/// be another variant.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SignerFile {
+    File {
+        /// OpenSSH private key, mode 0600.
+        path: PathBuf,
+        /// File holding the key's passphrase, mode 0600.
+        passphrase_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    /// New requests per user per minute (default 10).
+    pub requests_per_minute_per_user: Option<u32>,
+    /// New requests and WebAuthn ceremonies per client address per minute (default 60).
+    pub requests_per_minute_per_address: Option<u32>,
+    /// How long a request may wait for its WebAuthn touch (default "5m").
+    pub request_ttl: Option<Spanned<String>>,
+    /// How long an enrollment link stays valid (default "24h").
+    pub invite_ttl: Option<Spanned<String>>,
+    /// How far certificates are back-dated for slow host clocks (default "60s").
+    pub clock_skew: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserFile {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// engineer, approver, security, auditor, admin.
+    #[serde(default)]
+    pub roles: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostGroupFile {
+    /// Glob patterns over host names (`*` and `?`).
+    pub hosts: Vec<String>,
+    /// Accounts allowed on these hosts; `{user}` means the requester's own name.
+    pub accounts: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFile {
+    /// User groups this rule applies to.
+    pub groups: Vec<String>,
+    /// Host groups it opens.
+    pub host_groups: Vec<String>,
+    /// Optional narrowing of the host groups' accounts.
+    #[serde(default)]
+    pub accounts: Vec<String>,
+    /// Longest certificate lifetime, e.g. "15m" (at most "1h").
+    pub max_ttl: String,
+    /// "none" (issue after MFA) or "approvers".
+    #[serde(default = "default_approval")]
+    pub approval: String,
+    /// With approval = "approvers": how many (default 1).
+    pub min_approvals: Option<u32>,
+    /// Pin certificates to the address the CA saw the request from.
+    #[serde(default)]
+    pub source_address_pinning: bool,
+    /// Certificate extensions (default: permit-pty only).
+    #[serde(default)]
+    pub extensions: Vec<String>,
+}
+
+fn default_approval() -> String {
+    "none".into()
+}

@@ -1,0 +1,514 @@
+//! The CA server's configuration: parsed from TOML ([`file`]), then checked
+//! as a whole so `check-config` can report every problem with its line.
+
+pub mod dev;
+pub mod file;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use url::Url;
+
+use crate::names::{AccountName, UserName};
+use crate::policy::{AccountRule, Approval, HostGlob, HostGroup, Policy, Role, Rule, UserEntry};
+use crate::profile::{CertProfile, Extension};
+
+/// Certificates never live longer than this, whatever a rule says.
+pub const HARD_MAX_TTL: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, Clone)]
+pub enum SignerConfig {
+    File {
+        path: PathBuf,
+        passphrase_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub requests_per_minute_per_user: u32,
+    pub requests_per_minute_per_address: u32,
+    pub request_ttl: Duration,
+    pub invite_ttl: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            requests_per_minute_per_user: 10,
+            requests_per_minute_per_address: 60,
+            request_ttl: Duration::from_secs(300),
+            invite_ttl: Duration::from_secs(86_400),
+        }
+    }
+}
+
+/// A checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Without a trailing slash.
+    pub public_url: Url,
+    pub data_dir: PathBuf,
+    pub signer: SignerConfig,
+    pub tls: Option<TlsConfig>,
+    pub limits: Limits,
+    pub profile: CertProfile,
+    pub policy: Policy,
+}
+
+impl Config {
+    /// The public URL with a path appended.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.public_url.as_str().trim_end_matches('/'), path)
+    }
+}
+
+/// One problem in a config file, with its 1-based line when known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "line {l}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// Every problem found in a config file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {} problem(s):\n{}", source_name, problems.len(), problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigErrors {
+    pub source_name: String,
+    pub problems: Vec<Problem>,
+}
+
+struct Collector<'a> {
+    text: &'a str,
+    problems: Vec<Problem>,
+}
+
+impl Collector<'_> {
+    fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let line = self.text[..span.start.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1;
+        self.problems.push(Problem {
+            line: Some(line),
+            message: message.into(),
+        });
+    }
+
+    fn duration(&mut self, value: &toml::Spanned<String>, what: &str) -> Option<Duration> {
+        match jit_ssh_proto::parse_duration(value.get_ref()) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.at(value.span(), format!("{what}: {e}"));
+                None
+            }
+        }
+    }
+}
+
+/// Reads and checks a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+        source_name: name.clone(),
+        problems: vec![Problem {
+            line: None,
+            message: format!("cannot read it: {e}"),
+        }],
+    })?;
+    parse(&text, &name)
+}
+
+/// Parses and checks config text; relative paths stay as written.
+pub fn parse(text: &str, source_name: &str) -> Result<Config, ConfigErrors> {
+    let fail = |problems| ConfigErrors {
+        source_name: source_name.to_owned(),
+        problems,
+    };
+    let file: file::ConfigFile = toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        fail(vec![Problem {
+            line,
+            message: e.message().to_owned(),
+        }])
+    })?;
+    let mut c = Collector {
+        text,
+        problems: Vec::new(),
+    };
+    let config = validate(file, &mut c);
+    match config {
+        Some(config) if c.problems.is_empty() => Ok(config),
+        _ => Err(fail(c.problems)),
+    }
+}
+
+fn validate(f: file::ConfigFile, c: &mut Collector<'_>) -> Option<Config> {
+    let listen: Option<SocketAddr> = match f.listen.get_ref().parse() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            c.at(
+                f.listen.span(),
+                format!(
+                    "listen: {:?} is not an address like 127.0.0.1:8722",
+                    f.listen.get_ref()
+                ),
+            );
+            None
+        }
+    };
+    if let Some(a) = listen {
+        if !a.ip().is_loopback() && f.tls.is_none() {
+            c.at(
+                f.listen.span(),
+                format!("listen: {a} is not loopback, so [tls] is required (plain HTTP only on loopback)"),
+            );
+        }
+    }
+    let public_url = match Url::parse(f.public_url.get_ref()) {
+        Ok(u)
+            if u.scheme() == "https"
+                || (u.scheme() == "http" && u.host_str() == Some("localhost")) =>
+        {
+            Some(u)
+        }
+        Ok(_) => {
+            c.at(
+                f.public_url.span(),
+                "public_url: must be https (http only for http://localhost, which WebAuthn treats as secure)",
+            );
+            None
+        }
+        Err(e) => {
+            c.at(f.public_url.span(), format!("public_url: {e}"));
+            None
+        }
+    };
+    let limits = limits(&f.limits, c);
+    let skew = f
+        .limits
+        .clock_skew
+        .as_ref()
+        .and_then(|s| c.duration(s, "clock_skew"));
+    let policy = policy(&f, c);
+    let file::SignerFile::File {
+        path,
+        passphrase_file,
+    } = f.ca_key;
+    Some(Config {
+        listen: listen?,
+        public_url: public_url?,
+        data_dir: f.data_dir,
+        signer: SignerConfig::File {
+            path,
+            passphrase_file,
+        },
+        tls: f.tls.map(|t| TlsConfig {
+            cert: t.cert,
+            key: t.key,
+        }),
+        limits,
+        profile: CertProfile {
+            clock_skew: skew.unwrap_or(Duration::from_secs(60)),
+            max_ttl: HARD_MAX_TTL,
+        },
+        policy,
+    })
+}
+
+fn limits(l: &file::LimitsFile, c: &mut Collector<'_>) -> Limits {
+    let d = Limits::default();
+    Limits {
+        requests_per_minute_per_user: l
+            .requests_per_minute_per_user
+            .unwrap_or(d.requests_per_minute_per_user),
+        requests_per_minute_per_address: l
+            .requests_per_minute_per_address
+            .unwrap_or(d.requests_per_minute_per_address),
+        request_ttl: l
+            .request_ttl
+            .as_ref()
+            .and_then(|s| c.duration(s, "request_ttl"))
+            .unwrap_or(d.request_ttl),
+        invite_ttl: l
+            .invite_ttl
+            .as_ref()
+            .and_then(|s| c.duration(s, "invite_ttl"))
+            .unwrap_or(d.invite_ttl),
+    }
+}
+
+fn account_rule(s: &str) -> Result<AccountRule, String> {
+    if s == "{user}" {
+        return Ok(AccountRule::OwnName);
+    }
+    AccountName::parse(s)
+        .map(AccountRule::Named)
+        .map_err(|e| e.to_string())
+}
+
+fn policy(f: &file::ConfigFile, c: &mut Collector<'_>) -> Policy {
+    let mut users = BTreeMap::new();
+    for u in &f.users {
+        if let Err(e) = UserName::parse(u.name.get_ref()) {
+            c.at(u.name.span(), format!("users: {e}"));
+            continue;
+        }
+        let mut roles = BTreeSet::new();
+        for r in &u.roles {
+            match Role::parse(r.get_ref()) {
+                Ok(r) => {
+                    roles.insert(r);
+                }
+                Err(e) => c.at(r.span(), format!("users.{}: {e}", u.name.get_ref())),
+            }
+        }
+        let entry = UserEntry {
+            groups: u.groups.iter().cloned().collect(),
+            roles,
+        };
+        if users.insert(u.name.get_ref().clone(), entry).is_some() {
+            c.at(
+                u.name.span(),
+                format!("users: {} is listed twice", u.name.get_ref()),
+            );
+        }
+    }
+    let known_groups: BTreeSet<&String> = f.users.iter().flat_map(|u| u.groups.iter()).collect();
+
+    let mut host_groups = BTreeMap::new();
+    for (name, g) in &f.host_groups {
+        let span = g.span();
+        let g = g.get_ref();
+        let mut hosts = Vec::new();
+        for h in &g.hosts {
+            match HostGlob::parse(h) {
+                Ok(p) => hosts.push(p),
+                Err(e) => c.at(span.clone(), format!("host_groups.{name}: {e}")),
+            }
+        }
+        if g.hosts.is_empty() {
+            c.at(span.clone(), format!("host_groups.{name}: hosts is empty"));
+        }
+        let mut accounts = Vec::new();
+        for a in &g.accounts {
+            match account_rule(a) {
+                Ok(a) => accounts.push(a),
+                Err(e) => c.at(span.clone(), format!("host_groups.{name}: {e}")),
+            }
+        }
+        if g.accounts.is_empty() {
+            c.at(
+                span.clone(),
+                format!("host_groups.{name}: accounts is empty"),
+            );
+        }
+        host_groups.insert(name.clone(), HostGroup { hosts, accounts });
+    }
+
+    let mut rules = Vec::new();
+    for (i, r) in f.rules.iter().enumerate() {
+        let span = r.span();
+        let r = r.get_ref();
+        let at = format!("rules[{i}]");
+        for g in &r.host_groups {
+            if !f.host_groups.contains_key(g) {
+                c.at(
+                    span.clone(),
+                    format!("{at}: host group {g:?} is not defined in [host_groups]"),
+                );
+            }
+        }
+        for g in &r.groups {
+            if !known_groups.contains(g) {
+                c.at(span.clone(), format!("{at}: no user is in group {g:?}"));
+            }
+        }
+        if r.groups.is_empty() || r.host_groups.is_empty() {
+            c.at(
+                span.clone(),
+                format!("{at}: groups and host_groups must not be empty"),
+            );
+        }
+        let accounts: Vec<AccountRule> = r
+            .accounts
+            .iter()
+            .filter_map(|a| {
+                account_rule(a)
+                    .map_err(|e| c.at(span.clone(), format!("{at}: {e}")))
+                    .ok()
+            })
+            .collect();
+        let max_ttl = match jit_ssh_proto::parse_duration(&r.max_ttl) {
+            Ok(d) if d.is_zero() => {
+                c.at(span.clone(), format!("{at}: max_ttl must be more than 0s"));
+                None
+            }
+            Ok(d) if d > HARD_MAX_TTL => {
+                c.at(
+                    span.clone(),
+                    format!("{at}: max_ttl {} is over the hard cap of 1h", r.max_ttl),
+                );
+                None
+            }
+            Ok(d) => Some(d),
+            Err(e) => {
+                c.at(span.clone(), format!("{at}: max_ttl: {e}"));
+                None
+            }
+        };
+        let approval = match (r.approval.as_str(), r.min_approvals) {
+            ("none", None) => Some(Approval::None),
+            ("none", Some(_)) => {
+                c.at(
+                    span.clone(),
+                    format!("{at}: min_approvals needs approval = \"approvers\""),
+                );
+                None
+            }
+            ("approvers", n) => match n.unwrap_or(1) {
+                0 => {
+                    c.at(
+                        span.clone(),
+                        format!("{at}: min_approvals must be at least 1"),
+                    );
+                    None
+                }
+                n => Some(Approval::Approvers { min_approvals: n }),
+            },
+            (other, _) => {
+                c.at(
+                    span.clone(),
+                    format!("{at}: approval {other:?} is not \"none\" or \"approvers\""),
+                );
+                None
+            }
+        };
+        let extensions: Vec<Extension> = r
+            .extensions
+            .iter()
+            .filter_map(|e| {
+                Extension::parse(e)
+                    .map_err(|e| c.at(span.clone(), format!("{at}: {e}")))
+                    .ok()
+            })
+            .collect();
+        if let (Some(max_ttl), Some(approval)) = (max_ttl, approval) {
+            rules.push(Rule {
+                groups: r.groups.iter().cloned().collect(),
+                host_groups: r.host_groups.clone(),
+                accounts,
+                max_ttl,
+                approval,
+                pin_source_address: r.source_address_pinning,
+                extensions,
+            });
+        }
+    }
+    Policy {
+        users,
+        host_groups,
+        rules,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+listen = "127.0.0.1:8722"
+public_url = "http://localhost:8722"
+data_dir = "/var/lib/jit-ssh"
+ca_key = { kind = "file", path = "/var/lib/jit-ssh/ca/ca_key" }
+
+[[users]]
+name = "alice"
+groups = ["sre"]
+roles = ["engineer", "approver"]
+
+[host_groups.dev]
+hosts = ["*.dev"]
+accounts = ["oncall", "{user}"]
+
+[[rules]]
+groups = ["sre"]
+host_groups = ["dev"]
+max_ttl = "30m"
+"#;
+
+    #[test]
+    fn the_documented_example_is_valid() {
+        let text = include_str!("../../../../docs/ca.example.toml");
+        let c = parse(text, "docs/ca.example.toml").unwrap();
+        assert_eq!(c.policy.rules.len(), 2);
+        assert!(c.tls.is_some());
+    }
+
+    #[test]
+    fn a_good_config_loads() {
+        let c = parse(GOOD, "good.toml").unwrap();
+        assert_eq!(c.listen.port(), 8722);
+        assert_eq!(c.policy.rules[0].max_ttl, Duration::from_secs(1800));
+        assert_eq!(c.policy.rules[0].approval, Approval::None);
+        assert!(c.policy.roles("alice").contains(&Role::Approver));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_a_line() {
+        let text = GOOD.replace("max_ttl = \"30m\"", "max_ttl = \"30m\"\nmax_tll = \"1h\"");
+        let e = parse(&text, "c.toml").unwrap_err();
+        assert_eq!(e.problems.len(), 1);
+        assert!(
+            e.problems[0].message.contains("unknown field `max_tll`"),
+            "{e}"
+        );
+        assert_eq!(e.problems[0].line, Some(20)); // the max_tll line
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_line() {
+        let text = GOOD
+            .replace("127.0.0.1:8722", "0.0.0.0:8722")
+            .replace("\"engineer\", \"approver\"", "\"engineer\", \"wizard\"")
+            .replace("\"*.dev\"", "\"*.dev\", \"bad,host\"")
+            .replace(
+                "host_groups = [\"dev\"]",
+                "host_groups = [\"dev\", \"prod\"]",
+            )
+            .replace("\"30m\"", "\"2h\"");
+        let e = parse(&text, "c.toml").unwrap_err();
+        let all = e.to_string();
+        for needle in [
+            "line 2: listen",
+            "line 10: users.alice: unknown role \"wizard\"",
+            "bad,host",
+            "\"prod\" is not defined",
+            "over the hard cap",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+        }
+        assert_eq!(e.problems.len(), 5, "{all}");
+    }
+}

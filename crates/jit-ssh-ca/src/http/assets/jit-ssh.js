@@ -1,0 +1,153 @@
+// jit-ssh pages: enrolling a key, and confirming an access request.
+// WebAuthn options arrive as JSON with base64url strings; the browser API
+// wants ArrayBuffers, and the CA wants base64url back.
+"use strict";
+
+function fromB64url(s) {
+  s = s.replace(/-/g, "+").replace(/_/g, "/");
+  while (s.length % 4) s += "=";
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out.buffer;
+}
+
+function toB64url(buf) {
+  const bytes = new Uint8Array(buf);
+  let bin = "";
+  for (const b of bytes) bin += String.fromCharCode(b);
+  return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+async function api(method, path, body) {
+  const init = { method, headers: {} };
+  if (body !== undefined) {
+    init.headers["content-type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const res = await fetch(path, init);
+  const data = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error((data.error && data.error.message) || res.statusText);
+  return data;
+}
+
+function show(id, text) {
+  document.getElementById(id).textContent = text;
+}
+
+function result(text, ok) {
+  const el = document.getElementById("result");
+  el.textContent = text;
+  el.className = ok ? "ok" : "error";
+}
+
+const pathPart = () => decodeURIComponent(location.pathname.split("/")[2] || "");
+
+async function enroll(token) {
+  const options = await api("POST", `/v1/enroll/${token}/start`);
+  const pk = options.publicKey;
+  pk.challenge = fromB64url(pk.challenge);
+  pk.user.id = fromB64url(pk.user.id);
+  pk.excludeCredentials = (pk.excludeCredentials || []).map((c) => ({ ...c, id: fromB64url(c.id) }));
+  const cred = await navigator.credentials.create({ publicKey: pk });
+  return api("POST", `/v1/enroll/${token}/finish`, {
+    id: cred.id,
+    rawId: toB64url(cred.rawId),
+    type: cred.type,
+    response: {
+      attestationObject: toB64url(cred.response.attestationObject),
+      clientDataJSON: toB64url(cred.response.clientDataJSON),
+    },
+  });
+}
+
+async function approve(id) {
+  const options = await api("POST", `/v1/requests/${id}/mfa/start`);
+  const pk = options.publicKey;
+  pk.challenge = fromB64url(pk.challenge);
+  pk.allowCredentials = (pk.allowCredentials || []).map((c) => ({ ...c, id: fromB64url(c.id) }));
+  const a = await navigator.credentials.get({ publicKey: pk });
+  return api("POST", `/v1/requests/${id}/mfa/finish`, {
+    id: a.id,
+    rawId: toB64url(a.rawId),
+    type: a.type,
+    response: {
+      authenticatorData: toB64url(a.response.authenticatorData),
+      clientDataJSON: toB64url(a.response.clientDataJSON),
+      signature: toB64url(a.response.signature),
+      userHandle: a.response.userHandle ? toB64url(a.response.userHandle) : null,
+    },
+  });
+}
+
+const STATUS_TEXT = {
+  pending_mfa: "waiting for your security key",
+  pending_approval: "waiting for approval",
+  issued: "issued — your terminal has the certificate",
+  denied: "denied",
+  expired: "expired",
+};
+
+async function enrollPage() {
+  const token = pathPart();
+  const button = document.getElementById("enroll");
+  try {
+    const invite = await api("GET", `/v1/enroll/${token}`);
+    show("user", invite.user);
+    show("expires", invite.expires_at);
+    button.disabled = false;
+  } catch (e) {
+    result(e.message, false);
+    return;
+  }
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      const done = await enroll(token);
+      result(`Enrolled: ${done.user} now has ${done.credentials} key(s). You can close this page.`, true);
+    } catch (e) {
+      result(`Enrollment failed: ${e.message}`, false);
+      button.disabled = false;
+    }
+  });
+}
+
+function showRequest(r) {
+  show("user", r.user);
+  show("host", r.host);
+  show("account", r.account);
+  show("ttl", r.ttl);
+  show("reason", r.reason);
+  show("fingerprint", r.key_fingerprint);
+  show("status", STATUS_TEXT[r.status] || r.status);
+}
+
+async function mfaPage() {
+  const id = pathPart();
+  const button = document.getElementById("approve");
+  try {
+    const r = await api("GET", `/v1/requests/${id}/summary`);
+    showRequest(r);
+    button.disabled = r.status !== "pending_mfa";
+  } catch (e) {
+    result(e.message, false);
+    return;
+  }
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      const r = await approve(id);
+      showRequest(r);
+      result(r.status === "denied" ? "Denied by policy." : `Confirmed: ${STATUS_TEXT[r.status] || r.status}.`, r.status !== "denied");
+    } catch (e) {
+      result(`Not confirmed: ${e.message}`, false);
+      button.disabled = false;
+    }
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const page = document.body.dataset.page;
+  if (page === "enroll") enrollPage();
+  if (page === "mfa") mfaPage();
+});

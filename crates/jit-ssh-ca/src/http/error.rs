@@ -1,0 +1,87 @@
+//! One error type for every handler: status + stable code + message, as
+//! `{"error": {"code", "message"}}`. Internal details stay in the log.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use jit_ssh_proto::error::{code, ErrorBody, ErrorDetail};
+
+use crate::service::ServiceError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        let status = match &e {
+            ServiceError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
+            ServiceError::Unauthorized | ServiceError::MfaFailed(_) => StatusCode::UNAUTHORIZED,
+            ServiceError::NotEnrolled(_) => StatusCode::FORBIDDEN,
+            ServiceError::WrongState(_) => StatusCode::CONFLICT,
+            ServiceError::InviteInvalid => StatusCode::GONE,
+            ServiceError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let message = match &e {
+            // Say what failed in general terms; the log has the details.
+            ServiceError::Internal(_) => {
+                "internal error; nothing was issued (the CA's log has details)".to_owned()
+            }
+            other => other.to_string(),
+        };
+        Self {
+            status,
+            code: e.code(),
+            message,
+            retry_after: match e {
+                ServiceError::RateLimited(s) => Some(s),
+                _ => None,
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+            },
+        };
+        let mut res = (self.status, Json(body)).into_response();
+        if let Some(s) = self
+            .retry_after
+            .and_then(|s| HeaderValue::from_str(&s.to_string()).ok())
+        {
+            res.headers_mut().insert(header::RETRY_AFTER, s);
+        }
+        res
+    }
+}
+
+pub(crate) fn unauthorized() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        code::UNAUTHORIZED,
+        "missing or wrong request secret",
+    )
+}

@@ -1,0 +1,108 @@
+//! `/v1/requests`: create, read (long poll), summary, and the MFA ceremony.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
+
+use jit_ssh_proto::api::{CreateRequest, RequestCreated, RequestState, RequestSummary};
+use jit_ssh_proto::routes;
+
+use super::error::unauthorized;
+use super::json::ApiJson;
+use super::{blocking, ApiError, AppState};
+
+/// Longest a client may hold a poll open.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(routes::REQUESTS, post(create))
+        .route(routes::REQUEST, get(read))
+        .route(routes::REQUEST_SUMMARY, get(summary))
+        .route(routes::MFA_START, post(mfa_start))
+        .route(routes::MFA_FINISH, post(mfa_finish))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ApiJson(body): ApiJson<CreateRequest>,
+) -> Result<(StatusCode, Json<RequestCreated>), ApiError> {
+    let created = blocking(&state, move |ca| ca.create_request(body, client)).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Wait {
+    wait: Option<u64>,
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    v.strip_prefix("Bearer ").map(|s| s.trim().to_owned())
+}
+
+async fn read(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(wait): Query<Wait>,
+    headers: HeaderMap,
+) -> Result<Json<RequestState>, ApiError> {
+    let secret = bearer(&headers).ok_or_else(unauthorized)?;
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_secs(wait.wait.unwrap_or(0)).min(MAX_WAIT);
+    let notify = state.waiters.get(&id);
+    let result = loop {
+        // Register interest before reading, so a change in between wakes us.
+        let changed = notify.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let (id2, secret2) = (id.clone(), secret.clone());
+        let current = match blocking(&state, move |ca| ca.request_state(&id2, &secret2)).await {
+            Ok(s) => s,
+            Err(e) => break Err(e),
+        };
+        if current.status.is_final() || tokio::time::Instant::now() >= deadline {
+            break Ok(Json(current));
+        }
+        // Wake at the request's own expiry at the latest.
+        let _ = tokio::time::timeout_at(deadline, changed).await;
+    };
+    state.waiters.release(&id, notify);
+    result
+}
+
+async fn summary(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<RequestSummary>, ApiError> {
+    blocking(&state, move |ca| ca.summary(&id)).await.map(Json)
+}
+
+async fn mfa_start(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+) -> Result<Json<RequestChallengeResponse>, ApiError> {
+    blocking(&state, move |ca| ca.mfa_start(&id, client))
+        .await
+        .map(Json)
+}
+
+async fn mfa_finish(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ApiJson(credential): ApiJson<PublicKeyCredential>,
+) -> Result<Json<RequestSummary>, ApiError> {
+    blocking(&state, move |ca| ca.mfa_finish(&id, &credential, client))
+        .await
+        .map(Json)
+}

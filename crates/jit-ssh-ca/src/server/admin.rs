@@ -1,0 +1,153 @@
+//! The local admin socket: `DATA/admin.sock`, mode 0600 inside the 0700
+//! data directory, so only the CA's own Unix user reaches it. sled lets
+//! one process open the state, so admin commands (`jit-ssh-ca invite`) go
+//! through the running server. One JSON line in, one JSON line out.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+use jit_ssh_audit::Actor;
+
+use crate::policy::Role;
+use crate::service::Ca;
+
+/// Longest request line accepted.
+const MAX_LINE: usize = 4096;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AdminRequest {
+    Invite { user: String, roles: Vec<String> },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdminResponse {
+    Invited {
+        user: String,
+        url: String,
+        expires_at: String,
+    },
+    Error {
+        message: String,
+    },
+}
+
+pub struct AdminSocket {
+    path: PathBuf,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AdminSocket {
+    pub async fn stop(self) {
+        self.task.abort();
+        let _ = self.task.await;
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+pub async fn start(ca: Arc<Ca>) -> anyhow::Result<AdminSocket> {
+    let path = ca.config.data_dir.join(super::ADMIN_SOCKET);
+    if path.exists() {
+        // A live server would answer; a stale socket from a crash would not.
+        anyhow::ensure!(
+            UnixStream::connect(&path).await.is_err(),
+            "another jit-ssh-ca is serving this data directory ({} answers)",
+            path.display()
+        );
+        std::fs::remove_file(&path)
+            .with_context(|| format!("removing stale {}", path.display()))?;
+    }
+    let listener =
+        UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("chmod 600 {}", path.display()))?;
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let ca = ca.clone();
+            tokio::spawn(async move {
+                if let Err(e) = handle(ca, stream).await {
+                    tracing::warn!(error = %e, "admin socket client failed");
+                }
+            });
+        }
+    });
+    Ok(AdminSocket { path, task })
+}
+
+async fn handle(ca: Arc<Ca>, stream: UnixStream) -> anyhow::Result<()> {
+    let peer = stream
+        .peer_cred()
+        .map(|c| format!("uid {}", c.uid()))
+        .unwrap_or_else(|_| "unknown".into());
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    BufReader::new(read.take(MAX_LINE as u64))
+        .read_line(&mut line)
+        .await?;
+    let response = match serde_json::from_str::<AdminRequest>(&line) {
+        Err(e) => AdminResponse::Error {
+            message: format!("bad admin request: {e}"),
+        },
+        Ok(AdminRequest::Invite { user, roles }) => {
+            let roles: Result<Vec<Role>, String> = roles.iter().map(|r| Role::parse(r)).collect();
+            match roles {
+                Err(message) => AdminResponse::Error { message },
+                Ok(roles) => {
+                    let actor = Actor::Operator {
+                        login: format!("admin socket ({peer})"),
+                    };
+                    match tokio::task::spawn_blocking(move || ca.invite(&user, &roles, actor)).await
+                    {
+                        Ok(Ok(link)) => AdminResponse::Invited {
+                            user: link.user,
+                            url: link.url,
+                            expires_at: link.expires_at,
+                        },
+                        Ok(Err(e)) => AdminResponse::Error {
+                            message: e.to_string(),
+                        },
+                        Err(e) => AdminResponse::Error {
+                            message: e.to_string(),
+                        },
+                    }
+                }
+            }
+        }
+    };
+    let mut out = serde_json::to_vec(&response)?;
+    out.push(b'\n');
+    write.write_all(&out).await?;
+    Ok(())
+}
+
+/// Client side, for `jit-ssh-ca invite`.
+pub async fn request(
+    socket: &std::path::Path,
+    req: &AdminRequest,
+) -> anyhow::Result<AdminResponse> {
+    let stream = UnixStream::connect(socket).await.with_context(|| {
+        format!(
+            "connecting to {} (is `jit-ssh-ca serve` running on this data directory?)",
+            socket.display()
+        )
+    })?;
+    let (read, mut write) = stream.into_split();
+    let mut out = serde_json::to_vec(req)?;
+    out.push(b'\n');
+    write.write_all(&out).await?;
+    let mut line = String::new();
+    BufReader::new(read.take(64 * 1024))
+        .read_line(&mut line)
+        .await?;
+    serde_json::from_str(&line).context("reading the server's answer")
+}

@@ -1,0 +1,149 @@
+//! Running the CA: open its state, bind, serve HTTP(S) and the local admin
+//! socket, and stop cleanly on SIGTERM or SIGINT.
+
+pub mod admin;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use jit_ssh_audit::SledAuditLog;
+
+use crate::config::{Config, SignerConfig};
+use crate::http;
+use crate::service::Ca;
+use crate::signer::FileSigner;
+use crate::store::SledStore;
+
+/// Subdirectories of the data directory.
+pub const AUDIT_DIR: &str = "audit";
+pub const STATE_DIR: &str = "state";
+pub const ADMIN_SOCKET: &str = "admin.sock";
+
+/// Opens everything the CA needs; fails with a message naming what.
+pub fn open_ca(config: Config) -> anyhow::Result<Ca> {
+    let data = config.data_dir.clone();
+    create_private_dir(&data)?;
+    let SignerConfig::File {
+        path,
+        passphrase_file,
+    } = &config.signer;
+    let key = crate::ca_key::load(path, passphrase_file.as_deref())
+        .with_context(|| format!("loading CA key {}", path.display()))?;
+    let store = SledStore::open(&data.join(STATE_DIR)).with_context(|| {
+        format!(
+            "opening {} (is another jit-ssh-ca running on this data directory?)",
+            data.join(STATE_DIR).display()
+        )
+    })?;
+    let audit = SledAuditLog::open(&data.join(AUDIT_DIR)).with_context(|| {
+        format!(
+            "opening the audit log in {}",
+            data.join(AUDIT_DIR).display()
+        )
+    })?;
+    Ca::new(
+        config,
+        Arc::new(FileSigner::new(key)),
+        Arc::new(store),
+        Arc::new(audit),
+    )
+    .map_err(anyhow::Error::msg)
+}
+
+/// Makes `dir` (and parents) with mode 0700 if missing; refuses one that
+/// others can enter.
+pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mode = std::fs::metadata(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .permissions()
+        .mode()
+        & 0o777;
+    anyhow::ensure!(
+        mode & 0o077 == 0,
+        "data directory {} is open to group or others (mode {mode:03o}); run `chmod 700 {}`",
+        dir.display(),
+        dir.display()
+    );
+    Ok(())
+}
+
+/// Serves `ca` on `listener` until SIGTERM/SIGINT, then drains for up to
+/// 10 s. `on_ready` runs once the admin socket is up.
+pub async fn serve(
+    ca: Ca,
+    listener: std::net::TcpListener,
+    on_ready: impl FnOnce(&Arc<Ca>),
+) -> anyhow::Result<()> {
+    let ca = Arc::new(ca);
+    let admin = admin::start(ca.clone()).await?;
+    let app = http::app(ca.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let handle = axum_server::Handle::new();
+    {
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            handle.graceful_shutdown(Some(Duration::from_secs(10)));
+        });
+    }
+    listener.set_nonblocking(true).context("listener")?;
+    on_ready(&ca);
+    match &ca.config.tls {
+        Some(tls) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let rustls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+                .await
+                .with_context(|| {
+                    format!(
+                        "loading TLS certificate {} and key {}",
+                        tls.cert.display(),
+                        tls.key.display()
+                    )
+                })?;
+            axum_server::from_tcp_rustls(listener, rustls)
+                .context("TLS listener")?
+                .handle(handle)
+                .serve(app)
+                .await
+                .context("serving HTTPS")?;
+        }
+        None => {
+            axum_server::from_tcp(listener)
+                .context("listener")?
+                .handle(handle)
+                .serve(app)
+                .await
+                .context("serving HTTP")?;
+        }
+    }
+    admin.stop().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+}

@@ -1,0 +1,277 @@
+//! The WebAuthn touch that approves one request, the policy decision, and
+//! issuance. The assertion is bound to the request: its ceremony state is
+//! stored under the request id together with a digest of what is being
+//! approved, is removed before the assertion is checked (single use), and
+//! expires.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ssh_key::PublicKey;
+use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
+
+use jit_ssh_audit::{Actor, Event, IssuedVia, PolicyDecision, RequestStep};
+use jit_ssh_proto::api::{IssuedCertificate, RequestStatus, RequestSummary};
+
+use super::{now_unix, sha256_hex, Ca, ServiceError};
+use crate::issue::{issue, IssueRequest};
+use crate::names::{AccountName, GrantId, HostName, Reason, UserName};
+use crate::policy::Decision;
+use crate::profile::{CertSpec, SourceCidr};
+use crate::store::{AccessRequest, Ceremony};
+
+/// How long the browser has between start and finish.
+const CEREMONY_TTL: i64 = 300;
+
+fn ceremony_key(id: &str) -> String {
+    format!("mfa:{id}")
+}
+
+/// What an assertion for this request approves.
+fn binding(req: &AccessRequest) -> String {
+    sha256_hex(&[
+        "jit-ssh-mfa-v1",
+        &req.id,
+        &req.key_fingerprint,
+        &req.host,
+        &req.account,
+    ])
+}
+
+impl Ca {
+    /// Starts the assertion for request `id`, allowing only the
+    /// requester's own credentials.
+    pub fn mfa_start(
+        &self,
+        id: &str,
+        client: SocketAddr,
+    ) -> Result<RequestChallengeResponse, ServiceError> {
+        self.limit(
+            &format!("addr:{}", client.ip()),
+            self.config.limits.requests_per_minute_per_address,
+        )?;
+        let req = self.load_request(id)?;
+        if req.status != RequestStatus::PendingMfa {
+            return Err(ServiceError::WrongState(format!(
+                "request is {:?}, not waiting for MFA",
+                req.status
+            )));
+        }
+        let creds = self.store.credentials(&req.user)?;
+        if creds.is_empty() {
+            return Err(ServiceError::NotEnrolled(req.user));
+        }
+        let (challenge, state) = self
+            .webauthn
+            .start_passkey_authentication(&creds)
+            .map_err(|e| ServiceError::Internal(format!("starting WebAuthn: {e}")))?;
+        self.store.put_ceremony(
+            &ceremony_key(id),
+            &Ceremony::Mfa {
+                state,
+                binding: binding(&req),
+                expires_at: now_unix() + CEREMONY_TTL,
+            },
+        )?;
+        Ok(challenge)
+    }
+
+    /// Checks the assertion, decides by policy, and issues if allowed.
+    pub fn mfa_finish(
+        &self,
+        id: &str,
+        credential: &PublicKeyCredential,
+        client: SocketAddr,
+    ) -> Result<RequestSummary, ServiceError> {
+        self.limit(
+            &format!("addr:{}", client.ip()),
+            self.config.limits.requests_per_minute_per_address,
+        )?;
+        // Single use: the state is gone before the assertion is looked at.
+        let ceremony = self.store.take_ceremony(&ceremony_key(id))?;
+        let req = self.load_request(id)?;
+        let Some(Ceremony::Mfa {
+            state,
+            binding: bound,
+            expires_at,
+        }) = ceremony
+        else {
+            return Err(self.mfa_failed(&req, "no WebAuthn ceremony in progress for this request (already used, or never started)"));
+        };
+        if now_unix() > expires_at {
+            return Err(self.mfa_failed(&req, "the WebAuthn ceremony expired; start again"));
+        }
+        if req.status != RequestStatus::PendingMfa {
+            return Err(ServiceError::WrongState(format!(
+                "request is {:?}, not waiting for MFA",
+                req.status
+            )));
+        }
+        if bound != binding(&req) {
+            return Err(self.mfa_failed(&req, "the ceremony does not belong to this request"));
+        }
+        let result = match self
+            .webauthn
+            .finish_passkey_authentication(credential, &state)
+        {
+            Ok(r) if r.user_verified() => r,
+            Ok(_) => {
+                return Err(
+                    self.mfa_failed(&req, "user verification (PIN or biometric) is required")
+                )
+            }
+            Err(e) => return Err(self.mfa_failed(&req, &format!("assertion refused: {e}"))),
+        };
+        let mut creds = self.store.credentials(&req.user)?;
+        if creds
+            .iter_mut()
+            .any(|c| c.update_credential(&result).unwrap_or(false))
+        {
+            self.store.put_credentials(&req.user, &creds)?;
+        }
+        let actor = Actor::User {
+            name: req.user.clone(),
+        };
+        self.audit(
+            actor.clone(),
+            Event::MfaVerified(RequestStep {
+                request: req.id.clone(),
+                user: req.user.clone(),
+                host: req.host.clone(),
+                detail: String::new(),
+            }),
+        )?;
+        let decided = self.decide_and_issue(&req, actor)?;
+        if !self.store.swap_request(&req, &decided)? {
+            return Err(ServiceError::WrongState(
+                "the request changed while it was being decided".into(),
+            ));
+        }
+        self.waiters.wake(id);
+        self.summary(id)
+    }
+
+    fn mfa_failed(&self, req: &AccessRequest, why: &str) -> ServiceError {
+        tracing::warn!(request = %req.id, user = %req.user, reason = why, "WebAuthn check failed");
+        let step = RequestStep {
+            request: req.id.clone(),
+            user: req.user.clone(),
+            host: req.host.clone(),
+            detail: why.to_owned(),
+        };
+        match self.audit(
+            Actor::User {
+                name: req.user.clone(),
+            },
+            Event::MfaFailed(step),
+        ) {
+            Ok(_) => ServiceError::MfaFailed(why.to_owned()),
+            Err(e) => e,
+        }
+    }
+
+    /// Applies policy to an authenticated request; returns its new state.
+    fn decide_and_issue(
+        &self,
+        req: &AccessRequest,
+        actor: Actor,
+    ) -> Result<AccessRequest, ServiceError> {
+        let invalid = |e: crate::names::NameError| {
+            ServiceError::Internal(format!("stored request is invalid: {e}"))
+        };
+        let user = UserName::parse(&req.user).map_err(invalid)?;
+        let host = HostName::parse(&req.host).map_err(invalid)?;
+        let account = AccountName::parse(&req.account).map_err(invalid)?;
+        let ttl = Duration::from_secs(req.ttl_secs);
+        let decision = self.config.policy.decide(&user, &host, &account, ttl);
+        let (outcome, why) = match &decision {
+            Decision::Allow(a) => ("approved", format!("rule {}", a.rule)),
+            Decision::NeedsApproval {
+                rule,
+                min_approvals,
+            } => (
+                "pending_approval",
+                format!("rule {rule} needs {min_approvals} approval(s)"),
+            ),
+            Decision::Deny(d) => ("denied", d.to_string()),
+        };
+        self.audit(
+            actor.clone(),
+            Event::PolicyDecision(PolicyDecision {
+                request: req.id.clone(),
+                user: req.user.clone(),
+                host: req.host.clone(),
+                account: req.account.clone(),
+                outcome: outcome.to_owned(),
+                reason: why.clone(),
+            }),
+        )?;
+        tracing::info!(request = %req.id, user = %req.user, outcome, reason = %why, "policy decision");
+        let mut next = req.clone();
+        match decision {
+            Decision::Deny(d) => {
+                next.status = RequestStatus::Denied;
+                next.decision_reason = Some(d.to_string());
+            }
+            Decision::NeedsApproval { min_approvals, .. } => {
+                next.status = RequestStatus::PendingApproval;
+                next.decision_reason = Some(format!("waiting for {min_approvals} approver(s)"));
+            }
+            Decision::Allow(allowed) => {
+                let grant = GrantId::parse(&req.id).map_err(invalid)?;
+                let source_address = if allowed.pin_source_address {
+                    vec![SourceCidr::parse(&req.client_addr)
+                        .map_err(|e| ServiceError::Internal(e.to_string()))?]
+                } else {
+                    vec![]
+                };
+                let spec = CertSpec {
+                    user,
+                    host,
+                    account,
+                    grant: grant.clone(),
+                    ttl,
+                    source_address,
+                    force_command: None,
+                    extensions: allowed.extensions,
+                };
+                let public_key = PublicKey::from_openssh(&req.public_key)
+                    .map_err(|e| ServiceError::Internal(format!("stored public key: {e}")))?;
+                let reason = Reason::parse(&req.reason).map_err(invalid)?;
+                let now = u64::try_from(now_unix()).unwrap_or(0);
+                let issued = issue(
+                    self.signer.as_ref(),
+                    self.audit.as_ref(),
+                    &self.config.profile,
+                    IssueRequest {
+                        spec: &spec,
+                        public_key: &public_key,
+                        reason: &reason,
+                        actor,
+                        via: IssuedVia::Server,
+                    },
+                    now,
+                )
+                .map_err(|e| {
+                    tracing::error!(request = %req.id, error = %e, source = ?std::error::Error::source(&e), "issuance failed");
+                    ServiceError::Internal("issuance".into())
+                })?;
+                let f = &issued.fields;
+                tracing::info!(request = %req.id, serial = f.serial.get(), key_id = %f.key_id, "certificate issued");
+                next.status = RequestStatus::Issued;
+                next.grant = Some(grant.to_string());
+                next.certificate = Some(IssuedCertificate {
+                    certificate: issued
+                        .certificate
+                        .to_openssh()
+                        .map_err(|e| ServiceError::Internal(e.to_string()))?,
+                    serial: f.serial.get(),
+                    principals: f.principals.iter().map(ToString::to_string).collect(),
+                    valid_after: f.valid_after,
+                    valid_before: f.valid_before,
+                });
+            }
+        }
+        Ok(next)
+    }
+}

@@ -1,0 +1,192 @@
+//! The CA server's operations as plain methods: create and read access
+//! requests, run the WebAuthn ceremonies, decide, issue. HTTP handlers
+//! parse, call one of these, and map the result; nothing more.
+//!
+//! Methods that touch storage block (sled, fsync): the HTTP layer calls
+//! them on the blocking pool.
+
+mod enroll;
+mod limits;
+mod mfa;
+mod requests;
+mod waiters;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+use webauthn_rs::{Webauthn, WebauthnBuilder};
+
+use jit_ssh_audit::{Actor, AuditLog, Event};
+use jit_ssh_proto::error::code;
+
+use crate::config::Config;
+use crate::signer::CaSigner;
+use crate::store::{Store, StoreError};
+
+pub use limits::RateLimiter;
+pub use waiters::Waiters;
+
+/// Why an operation failed. `Internal` details are logged, never sent.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("missing or wrong request secret")]
+    Unauthorized,
+    #[error("{0} has no enrolled security key or passkey; ask an admin for an enrollment link (jit-ssh-ca invite {0})")]
+    NotEnrolled(String),
+    #[error("{0}")]
+    WrongState(String),
+    #[error("WebAuthn check failed: {0}")]
+    MfaFailed(String),
+    #[error("this enrollment link is unknown, already used, or expired; ask for a new one")]
+    InviteInvalid,
+    #[error("too many requests; retry in {0} s")]
+    RateLimited(u64),
+    #[error("internal error ({0}); nothing was issued")]
+    Internal(String),
+}
+
+impl ServiceError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ServiceError::Invalid { code, .. } => code,
+            ServiceError::NotFound(_) => code::NOT_FOUND,
+            ServiceError::Unauthorized => code::UNAUTHORIZED,
+            ServiceError::NotEnrolled(_) => code::NOT_ENROLLED,
+            ServiceError::WrongState(_) => code::WRONG_STATE,
+            ServiceError::MfaFailed(_) => code::MFA_FAILED,
+            ServiceError::InviteInvalid => code::INVITE_INVALID,
+            ServiceError::RateLimited(_) => code::RATE_LIMITED,
+            ServiceError::Internal(_) => code::INTERNAL,
+        }
+    }
+
+    pub(crate) fn invalid(message: impl std::fmt::Display) -> Self {
+        ServiceError::Invalid {
+            code: code::INVALID_FIELD,
+            message: message.to_string(),
+        }
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, source = ?std::error::Error::source(&e), "state store failed");
+        ServiceError::Internal("state store".into())
+    }
+}
+
+/// The running CA: configuration, WebAuthn relying party, signer, stores.
+pub struct Ca {
+    pub config: Config,
+    webauthn: Webauthn,
+    signer: Arc<dyn CaSigner>,
+    store: Arc<dyn Store>,
+    audit: Arc<dyn AuditLog>,
+    limiter: RateLimiter,
+    pub waiters: Waiters,
+}
+
+impl Ca {
+    pub fn new(
+        config: Config,
+        signer: Arc<dyn CaSigner>,
+        store: Arc<dyn Store>,
+        audit: Arc<dyn AuditLog>,
+    ) -> Result<Self, String> {
+        let rp_id = config
+            .public_url
+            .host_str()
+            .ok_or_else(|| format!("public_url {} has no host", config.public_url))?
+            .to_owned();
+        let webauthn = WebauthnBuilder::new(&rp_id, &config.public_url)
+            .and_then(|b| b.rp_name("jit-ssh").build())
+            .map_err(|e| format!("WebAuthn relying party for {}: {e}", config.public_url))?;
+        Ok(Self {
+            config,
+            webauthn,
+            signer,
+            store,
+            audit,
+            limiter: RateLimiter::default(),
+            waiters: Waiters::default(),
+        })
+    }
+
+    pub fn signer(&self) -> &dyn CaSigner {
+        self.signer.as_ref()
+    }
+
+    /// Appends an audit record; a failure stops the operation (fail closed).
+    fn audit(&self, actor: Actor, event: Event) -> Result<u64, ServiceError> {
+        self.audit.append(actor, event).map(|r| r.seq).map_err(|e| {
+            tracing::error!(error = %e, source = ?std::error::Error::source(&e), "audit log append failed");
+            ServiceError::Internal("audit log".into())
+        })
+    }
+
+    fn limit(&self, key: &str, per_minute: u32) -> Result<(), ServiceError> {
+        self.limiter
+            .check(key, per_minute)
+            .map_err(ServiceError::RateLimited)
+    }
+
+    /// The TrustedUserCAKeys lines.
+    pub fn ca_keys(&self) -> jit_ssh_proto::api::CaKeys {
+        jit_ssh_proto::api::CaKeys {
+            keys: self.signer.public_key().to_openssh().into_iter().collect(),
+        }
+    }
+}
+
+pub(crate) fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+pub(crate) fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// 32 random bytes as hex: secrets and tokens.
+pub(crate) fn random_token() -> String {
+    let mut b = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+    hex::encode(b)
+}
+
+/// 16 random bytes as hex: identifiers.
+pub(crate) fn random_id() -> String {
+    let mut b = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+    hex::encode(b)
+}
+
+pub(crate) fn sha256_hex(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    hex::encode(h.finalize())
+}
+
+/// Compares two strings in time independent of where they differ.
+pub(crate) fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}

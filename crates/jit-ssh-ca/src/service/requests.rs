@@ -1,0 +1,186 @@
+//! Creating access requests and reading their state.
+
+use std::net::SocketAddr;
+
+use ssh_key::{Algorithm, HashAlg, PublicKey};
+
+use jit_ssh_audit::{Actor, Event, RequestCreated, RequestStep};
+use jit_ssh_proto::api::{
+    CreateRequest, RequestCreated as Created, RequestState, RequestStatus, RequestSummary,
+};
+use jit_ssh_proto::error::code;
+use jit_ssh_proto::routes;
+
+use super::{now_unix, random_id, random_token, rfc3339, same, sha256_hex, Ca, ServiceError};
+use crate::names::{AccountName, HostName, Reason, UserName};
+use crate::store::AccessRequest;
+
+/// Public keys longer than this are not ed25519 lines.
+const MAX_PUBLIC_KEY_LEN: usize = 512;
+
+impl Ca {
+    /// Validates and records a new request, pending its WebAuthn touch.
+    pub fn create_request(
+        &self,
+        body: CreateRequest,
+        client: SocketAddr,
+    ) -> Result<Created, ServiceError> {
+        let limits = self.config.limits;
+        self.limit(
+            &format!("addr:{}", client.ip()),
+            limits.requests_per_minute_per_address,
+        )?;
+        let user = UserName::parse(&body.user).map_err(ServiceError::invalid)?;
+        let host = HostName::parse(&body.host).map_err(ServiceError::invalid)?;
+        let account = AccountName::parse(&body.account).map_err(ServiceError::invalid)?;
+        let reason = Reason::parse(&body.reason).map_err(ServiceError::invalid)?;
+        let ttl = jit_ssh_proto::parse_duration(&body.ttl).map_err(ServiceError::invalid)?;
+        if ttl.is_zero() || ttl > self.config.profile.max_ttl {
+            return Err(ServiceError::invalid(format!(
+                "ttl must be between 1s and {}",
+                jit_ssh_proto::format_duration(self.config.profile.max_ttl)
+            )));
+        }
+        let public_key = parse_public_key(&body.public_key)?;
+        self.limit(&format!("user:{user}"), limits.requests_per_minute_per_user)?;
+        if self.store.credentials(user.as_str())?.is_empty() {
+            return Err(ServiceError::NotEnrolled(user.to_string()));
+        }
+
+        let now = now_unix();
+        let secret = random_token();
+        let req = AccessRequest {
+            id: random_id(),
+            user: user.to_string(),
+            host: host.to_string(),
+            account: account.to_string(),
+            ttl_secs: ttl.as_secs(),
+            reason: reason.to_string(),
+            public_key: public_key
+                .to_openssh()
+                .map_err(|e| ServiceError::Internal(e.to_string()))?,
+            key_fingerprint: public_key.fingerprint(HashAlg::Sha256).to_string(),
+            client_addr: client.ip().to_string(),
+            created_at: now,
+            expires_at: now + i64::try_from(limits.request_ttl.as_secs()).unwrap_or(300),
+            status: RequestStatus::PendingMfa,
+            decision_reason: None,
+            secret_hash: sha256_hex(&[&secret]),
+            grant: None,
+            certificate: None,
+        };
+        self.audit(
+            Actor::User {
+                name: req.user.clone(),
+            },
+            Event::RequestCreated(RequestCreated {
+                request: req.id.clone(),
+                user: req.user.clone(),
+                host: req.host.clone(),
+                account: req.account.clone(),
+                ttl_secs: req.ttl_secs,
+                reason: req.reason.clone(),
+                key_fingerprint: req.key_fingerprint.clone(),
+                client_addr: req.client_addr.clone(),
+            }),
+        )?;
+        self.store.put_request(&req)?;
+        tracing::info!(request = %req.id, user = %req.user, host = %req.host, account = %req.account, "access request created");
+        Ok(Created {
+            mfa_url: self
+                .config
+                .url(&routes::fill(routes::MFA_PAGE, "id", &req.id)),
+            id: req.id,
+            status: RequestStatus::PendingMfa,
+            expires_at: rfc3339(req.expires_at),
+            secret,
+        })
+    }
+
+    /// Loads a request, marking it expired if its time ran out.
+    pub(crate) fn load_request(&self, id: &str) -> Result<AccessRequest, ServiceError> {
+        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ServiceError::NotFound("request"));
+        }
+        let req = self
+            .store
+            .request(id)?
+            .ok_or(ServiceError::NotFound("request"))?;
+        let pending = matches!(
+            req.status,
+            RequestStatus::PendingMfa | RequestStatus::PendingApproval
+        );
+        if !pending || now_unix() < req.expires_at {
+            return Ok(req);
+        }
+        let mut expired = req.clone();
+        expired.status = RequestStatus::Expired;
+        expired.decision_reason =
+            Some("the request expired before it was approved; run the login again".into());
+        if self.store.swap_request(&req, &expired)? {
+            self.audit(
+                Actor::System,
+                Event::RequestExpired(RequestStep {
+                    request: req.id.clone(),
+                    user: req.user.clone(),
+                    host: req.host.clone(),
+                    detail: String::new(),
+                }),
+            )?;
+            self.waiters.wake(id);
+            return Ok(expired);
+        }
+        // Someone else changed it meanwhile: read what they wrote.
+        self.store
+            .request(id)?
+            .ok_or(ServiceError::NotFound("request"))
+    }
+
+    /// The requester's view, given the secret returned at creation.
+    pub fn request_state(&self, id: &str, secret: &str) -> Result<RequestState, ServiceError> {
+        let req = self.load_request(id)?;
+        if !same(&sha256_hex(&[secret]), &req.secret_hash) {
+            return Err(ServiceError::Unauthorized);
+        }
+        Ok(RequestState {
+            id: req.id,
+            status: req.status,
+            expires_at: rfc3339(req.expires_at),
+            reason: req.decision_reason,
+            certificate: req.certificate,
+        })
+    }
+
+    /// What the MFA page shows: who asks for what. Nothing secret.
+    pub fn summary(&self, id: &str) -> Result<RequestSummary, ServiceError> {
+        let req = self.load_request(id)?;
+        Ok(RequestSummary {
+            id: req.id,
+            user: req.user,
+            host: req.host,
+            account: req.account,
+            ttl: jit_ssh_proto::format_duration(std::time::Duration::from_secs(req.ttl_secs)),
+            reason: req.reason,
+            key_fingerprint: req.key_fingerprint,
+            status: req.status,
+            expires_at: rfc3339(req.expires_at),
+        })
+    }
+}
+
+/// An OpenSSH ed25519 public key line (the client makes ed25519 keys).
+fn parse_public_key(line: &str) -> Result<PublicKey, ServiceError> {
+    let bad = |why: &str| ServiceError::Invalid {
+        code: code::INVALID_PUBLIC_KEY,
+        message: format!("public_key: {why}"),
+    };
+    if line.len() > MAX_PUBLIC_KEY_LEN || line.contains(['\n', '\r', '\0']) {
+        return Err(bad("expected one OpenSSH public key line"));
+    }
+    let key =
+        PublicKey::from_openssh(line.trim()).map_err(|_| bad("not an OpenSSH public key line"))?;
+    if key.algorithm() != Algorithm::Ed25519 {
+        return Err(bad("only ssh-ed25519 keys are certified"));
+    }
+    Ok(key)
+}

@@ -1,0 +1,104 @@
+//! The CA's state besides the audit log: invites, enrolled credentials,
+//! access requests and in-flight WebAuthn ceremonies. Code above this
+//! module sees the [`Store`] trait, never sled.
+
+mod sled_store;
+
+pub use sled_store::SledStore;
+
+use serde::{Deserialize, Serialize};
+use webauthn_rs::prelude::{Passkey, PasskeyAuthentication, PasskeyRegistration};
+
+use jit_ssh_proto::api::{IssuedCertificate, RequestStatus};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Sled(#[from] sled::Error),
+    #[error("stored {what} is unreadable")]
+    Corrupt {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// A one-time enrollment link, stored under the SHA-256 of its token so
+/// a copy of the database holds no usable link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invite {
+    pub user: String,
+    pub roles: Vec<crate::policy::Role>,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// An access request and everything decided about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessRequest {
+    pub id: String,
+    pub user: String,
+    pub host: String,
+    pub account: String,
+    pub ttl_secs: u64,
+    pub reason: String,
+    /// OpenSSH public key line to certify.
+    pub public_key: String,
+    pub key_fingerprint: String,
+    /// The address the CA saw the request come from.
+    pub client_addr: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds: the WebAuthn step must happen before this.
+    pub expires_at: i64,
+    pub status: RequestStatus,
+    /// Why it was denied, for the engineer.
+    pub decision_reason: Option<String>,
+    /// SHA-256 of the polling secret (hex).
+    pub secret_hash: String,
+    pub grant: Option<String>,
+    pub certificate: Option<IssuedCertificate>,
+}
+
+/// WebAuthn state between a ceremony's start and finish: single-use.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Ceremony {
+    Enroll {
+        state: PasskeyRegistration,
+        /// Unix seconds.
+        expires_at: i64,
+    },
+    Mfa {
+        state: PasskeyAuthentication,
+        /// SHA-256 over what the assertion approves (request id, key
+        /// fingerprint, host, account): rechecked at finish.
+        binding: String,
+        expires_at: i64,
+    },
+}
+
+pub trait Store: Send + Sync {
+    fn put_invite(&self, token_hash: &str, invite: &Invite) -> Result<(), StoreError>;
+    fn invite(&self, token_hash: &str) -> Result<Option<Invite>, StoreError>;
+    /// Removes and returns the invite: only one caller ever gets it.
+    fn take_invite(&self, token_hash: &str) -> Result<Option<Invite>, StoreError>;
+
+    fn credentials(&self, user: &str) -> Result<Vec<Passkey>, StoreError>;
+    fn put_credentials(&self, user: &str, creds: &[Passkey]) -> Result<(), StoreError>;
+    /// Stored roles granted by invites (the config grants more).
+    fn invited_roles(&self, user: &str) -> Result<Vec<crate::policy::Role>, StoreError>;
+    fn add_invited_roles(
+        &self,
+        user: &str,
+        roles: &[crate::policy::Role],
+    ) -> Result<(), StoreError>;
+
+    fn put_request(&self, req: &AccessRequest) -> Result<(), StoreError>;
+    fn request(&self, id: &str) -> Result<Option<AccessRequest>, StoreError>;
+    /// Replaces `old` with `new` only if the stored request is still `old`.
+    fn swap_request(&self, old: &AccessRequest, new: &AccessRequest) -> Result<bool, StoreError>;
+
+    fn put_ceremony(&self, key: &str, c: &Ceremony) -> Result<(), StoreError>;
+    /// Removes and returns the ceremony: a second caller gets `None`.
+    fn take_ceremony(&self, key: &str) -> Result<Option<Ceremony>, StoreError>;
+}

@@ -1,0 +1,238 @@
+//! In-process CA for tests: the real router, stores and audit log in a
+//! temp dir, driven with `oneshot` and soft WebAuthn authenticators.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse, Url};
+
+use jit_ssh_audit::{Actor, AuditLog, SledAuditLog};
+use jit_ssh_ca::config;
+use jit_ssh_ca::service::Ca;
+use jit_ssh_ca::signer::FileSigner;
+use jit_ssh_ca::store::SledStore;
+
+pub const ORIGIN: &str = "http://localhost:8722";
+
+/// A policy with an auto-approved dev rule, an approvers rule for prod
+/// databases, and a 15-minute cap on dev.
+pub fn config_text(extra_limits: &str) -> String {
+    format!(
+        r#"
+listen = "127.0.0.1:8722"
+public_url = "{ORIGIN}"
+data_dir = "unused"
+ca_key = {{ kind = "file", path = "unused" }}
+
+[limits]
+{extra_limits}
+
+[[users]]
+name = "alice"
+groups = ["sre"]
+roles = ["engineer"]
+
+[[users]]
+name = "bob"
+groups = ["sre"]
+roles = ["engineer"]
+
+[[users]]
+name = "carol"
+groups = ["sre"]
+
+[host_groups.dev]
+hosts = ["*.dev"]
+accounts = ["oncall", "{{user}}"]
+
+[host_groups.pinned]
+hosts = ["*.pinned"]
+accounts = ["oncall"]
+
+[host_groups.prod-db]
+hosts = ["db-*.prod"]
+accounts = ["postgres"]
+
+[[rules]]
+groups = ["sre"]
+host_groups = ["dev"]
+max_ttl = "15m"
+
+[[rules]]
+groups = ["sre"]
+host_groups = ["pinned"]
+max_ttl = "15m"
+source_address_pinning = true
+extensions = ["permit-pty", "permit-port-forwarding"]
+
+[[rules]]
+groups = ["sre"]
+host_groups = ["prod-db"]
+max_ttl = "15m"
+approval = "approvers"
+source_address_pinning = true
+"#
+    )
+}
+
+pub struct TestCa {
+    pub dir: tempfile::TempDir,
+    pub ca: Arc<Ca>,
+    pub router: Router,
+    pub audit: Arc<SledAuditLog>,
+    pub client: SocketAddr,
+}
+
+impl TestCa {
+    pub fn new() -> Self {
+        Self::with_limits("")
+    }
+
+    pub fn with_limits(limits: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config::parse(&config_text(limits), "test").unwrap();
+        cfg.data_dir = dir.path().to_owned();
+        let key = ssh_key::PrivateKey::random(
+            &mut ssh_key::rand_core::OsRng,
+            ssh_key::Algorithm::Ed25519,
+        )
+        .unwrap();
+        let store = SledStore::open(&dir.path().join("state")).unwrap();
+        let audit = Arc::new(SledAuditLog::open(&dir.path().join("audit")).unwrap());
+        let ca = Arc::new(
+            Ca::new(
+                cfg,
+                Arc::new(FileSigner::new(key)),
+                Arc::new(store),
+                audit.clone(),
+            )
+            .unwrap(),
+        );
+        let router = jit_ssh_ca::http::app(ca.clone());
+        Self {
+            dir,
+            ca,
+            router,
+            audit,
+            client: "192.0.2.10:40000".parse().unwrap(),
+        }
+    }
+
+    pub fn audit_count(&self) -> u64 {
+        self.audit.verify().unwrap().records
+    }
+
+    /// Sends a request; returns status, headers and the body as JSON
+    /// (`Value::Null` when it is not JSON).
+    pub async fn send(&self, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let mut req = req;
+        req.extensions_mut().insert(ConnectInfo(self.client));
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            headers,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let (s, _, v) = self.send(req).await;
+        (s, v)
+    }
+
+    pub async fn get(&self, path: &str, secret: Option<&str>) -> (StatusCode, Value) {
+        let mut b = Request::builder().method(Method::GET).uri(path);
+        if let Some(s) = secret {
+            b = b.header(header::AUTHORIZATION, format!("Bearer {s}"));
+        }
+        let (s, _, v) = self.send(b.body(Body::empty()).unwrap()).await;
+        (s, v)
+    }
+
+    /// Invites and enrolls `user` with a fresh soft passkey.
+    pub async fn enroll(&self, user: &str) -> SoftPasskey {
+        let link = self.ca.invite(user, &[], Actor::System).unwrap();
+        let token = link.url.rsplit('/').next().unwrap().to_owned();
+        let mut key = SoftPasskey::new(true);
+        let (s, options) = self
+            .post(&format!("/v1/enroll/{token}/start"), &json!({}))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{options}");
+        let options: CreationChallengeResponse = serde_json::from_value(options).unwrap();
+        let reg = key
+            .do_registration(Url::parse(ORIGIN).unwrap(), options)
+            .unwrap();
+        let (s, done) = self
+            .post(
+                &format!("/v1/enroll/{token}/finish"),
+                &serde_json::to_value(&reg).unwrap(),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{done}");
+        key
+    }
+
+    /// Creates a request; returns (id, secret, the ed25519 key's pubkey line).
+    pub async fn request(
+        &self,
+        user: &str,
+        host: &str,
+        account: &str,
+        ttl: &str,
+    ) -> (StatusCode, Value) {
+        let key = ssh_key::PrivateKey::random(
+            &mut ssh_key::rand_core::OsRng,
+            ssh_key::Algorithm::Ed25519,
+        )
+        .unwrap();
+        self.post(
+            "/v1/requests",
+            &json!({
+                "user": user, "host": host, "account": account, "ttl": ttl,
+                "reason": "incident 42", "public_key": key.public_key().to_openssh().unwrap(),
+            }),
+        )
+        .await
+    }
+
+    pub async fn mfa_challenge(&self, id: &str) -> RequestChallengeResponse {
+        let (s, v) = self
+            .post(&format!("/v1/requests/{id}/mfa/start"), &json!({}))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// Signs the request's challenge with `key` and posts the assertion.
+    pub async fn touch(&self, id: &str, key: &mut SoftPasskey) -> (StatusCode, Value, Value) {
+        let challenge = self.mfa_challenge(id).await;
+        let assertion = key
+            .do_authentication(Url::parse(ORIGIN).unwrap(), challenge)
+            .unwrap();
+        let assertion = serde_json::to_value(&assertion).unwrap();
+        let (s, v) = self
+            .post(&format!("/v1/requests/{id}/mfa/finish"), &assertion)
+            .await;
+        (s, v, assertion)
+    }
+}

@@ -1,0 +1,131 @@
+//! Request and response bodies. Bodies the CA accepts refuse unknown fields.
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /v1/requests`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRequest {
+    pub user: String,
+    pub host: String,
+    pub account: String,
+    /// A duration such as `"10m"`.
+    pub ttl: String,
+    pub reason: String,
+    /// An OpenSSH ed25519 public key line.
+    pub public_key: String,
+}
+
+/// Where a request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestStatus {
+    PendingMfa,
+    PendingApproval,
+    Issued,
+    Denied,
+    Expired,
+}
+
+impl RequestStatus {
+    /// No further change will happen.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Issued | Self::Denied | Self::Expired)
+    }
+}
+
+/// `201` answer to [`CreateRequest`]. `secret` is shown once: the client
+/// polls with `Authorization: Bearer SECRET`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestCreated {
+    pub id: String,
+    pub status: RequestStatus,
+    pub mfa_url: String,
+    /// RFC 3339: the MFA step must happen before this.
+    pub expires_at: String,
+    pub secret: String,
+}
+
+/// `GET /v1/requests/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestState {
+    pub id: String,
+    pub status: RequestStatus,
+    pub expires_at: String,
+    /// Why it was denied, in words the engineer can act on.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub certificate: Option<IssuedCertificate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedCertificate {
+    /// The OpenSSH certificate line.
+    pub certificate: String,
+    pub serial: u64,
+    pub principals: Vec<String>,
+    /// Unix seconds.
+    pub valid_after: u64,
+    /// Unix seconds.
+    pub valid_before: u64,
+}
+
+/// `GET /v1/requests/{id}/summary`: what the person at the MFA page is
+/// about to approve. Holds nothing secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestSummary {
+    pub id: String,
+    pub user: String,
+    pub host: String,
+    pub account: String,
+    pub ttl: String,
+    pub reason: String,
+    /// SHA256 fingerprint of the key to be certified.
+    pub key_fingerprint: String,
+    pub status: RequestStatus,
+    pub expires_at: String,
+}
+
+/// `GET /v1/enroll/{token}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteSummary {
+    pub user: String,
+    pub expires_at: String,
+}
+
+/// `POST …/enroll/{token}/finish` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enrolled {
+    pub user: String,
+    pub credentials: usize,
+}
+
+/// `GET /v1/ca-keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaKeys {
+    /// TrustedUserCAKeys lines.
+    pub keys: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_request_refuses_unknown_fields() {
+        let ok =
+            r#"{"user":"a","host":"h","account":"x","ttl":"5m","reason":"r","public_key":"k"}"#;
+        assert!(serde_json::from_str::<CreateRequest>(ok).is_ok());
+        let extra = r#"{"user":"a","host":"h","account":"x","ttl":"5m","reason":"r","public_key":"k","admin":true}"#;
+        assert!(serde_json::from_str::<CreateRequest>(extra).is_err());
+    }
+
+    #[test]
+    fn statuses_use_snake_case() {
+        assert_eq!(
+            serde_json::to_string(&RequestStatus::PendingMfa).unwrap(),
+            "\"pending_mfa\""
+        );
+    }
+}

@@ -1,0 +1,33 @@
+//! Route paths of the CA's HTTP interface (axum path syntax).
+
+/// `POST`: ask for access. `GET` lists nothing (there is no listing).
+pub const REQUESTS: &str = "/v1/requests";
+/// `GET ?wait=SECONDS` with `Authorization: Bearer SECRET`: status, and the
+/// certificate once issued.
+pub const REQUEST: &str = "/v1/requests/{id}";
+/// `GET`: what the MFA page shows (no secret needed, nothing secret in it).
+pub const REQUEST_SUMMARY: &str = "/v1/requests/{id}/summary";
+/// `POST`: begin the WebAuthn assertion for this request.
+pub const MFA_START: &str = "/v1/requests/{id}/mfa/start";
+/// `POST`: finish it with the browser's assertion.
+pub const MFA_FINISH: &str = "/v1/requests/{id}/mfa/finish";
+/// `GET`: the TrustedUserCAKeys lines.
+pub const CA_KEYS: &str = "/v1/ca-keys";
+/// `GET`: who an invite is for (the enrollment page shows it).
+pub const INVITE: &str = "/v1/enroll/{token}";
+/// `POST`: begin registering a credential with an invite.
+pub const ENROLL_START: &str = "/v1/enroll/{token}/start";
+/// `POST`: finish it.
+pub const ENROLL_FINISH: &str = "/v1/enroll/{token}/finish";
+/// `GET`: liveness.
+pub const HEALTH: &str = "/healthz";
+
+/// Pages for people.
+pub const ENROLL_PAGE: &str = "/enroll/{token}";
+pub const MFA_PAGE: &str = "/mfa/{id}";
+pub const SCRIPT: &str = "/static/jit-ssh.js";
+
+/// Fills `{name}` in a route with a value.
+pub fn fill(route: &str, name: &str, value: &str) -> String {
+    route.replace(&format!("{{{name}}}"), value)
+}
