@@ -7,11 +7,13 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+pub mod ca_server;
 pub mod sshd;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub use ca_server::DevCa;
 pub use sshd::Sshd;
 
 /// A binary of this workspace, built by `cargo test --workspace`.
@@ -84,6 +86,17 @@ pub fn have_tools(test: &str, tools: &[&str]) -> bool {
 pub const SSHD: &str = "/usr/sbin/sshd";
 pub const SSH: &str = "/usr/bin/ssh";
 pub const SSH_KEYGEN: &str = "/usr/bin/ssh-keygen";
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+pub const NODE: &str = "/usr/bin/node";
+
+/// The browser driver and its installed dependency (`npm ci` in tests/browser).
+pub fn browser_script() -> (PathBuf, PathBuf) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
+    (
+        dir.join("webauthn-flow.mjs"),
+        dir.join("node_modules").join("playwright-core"),
+    )
+}
 
 /// Runs a command, returning its output (never panics on a non-zero exit).
 pub fn run(cmd: &mut Command) -> Output {
