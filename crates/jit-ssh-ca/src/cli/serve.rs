@@ -73,6 +73,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         (config, listener)
     };
     let ca = server::open_ca(config)?;
+    let bound = listener.local_addr()?;
     let dev_user = a.dev.then_some(a.dev_user);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -82,6 +83,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
             "jit-ssh-ca listening on {}",
             ca.config.public_url.as_str().trim_end_matches('/')
         );
+        println!("bound to {bound}");
         if let Some(user) = &dev_user {
             match ca.is_enrolled(user) {
                 Ok(true) => println!(
