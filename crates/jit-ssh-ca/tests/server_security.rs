@@ -333,6 +333,29 @@ async fn request_creation_is_rate_limited_per_user_and_per_address() {
         last = t.post("/v1/requests", &json!({"user": "x", "host": "h", "account": "a", "ttl": "1m", "reason": "r", "public_key": "k"})).await.0;
     }
     assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+
+    // WebAuthn ceremonies are limited per user too (3 x the request budget).
+    let t = TestCa::with_limits(
+        "requests_per_minute_per_user = 2\nrequests_per_minute_per_address = 1000",
+    );
+    let _ = t.enroll("alice").await;
+    let (_, created) = t.request("alice", "db-1.dev", "oncall", "5m").await;
+    let id = created["id"].as_str().unwrap();
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(
+            t.post(&format!("/v1/requests/{id}/mfa/start"), &json!({}))
+                .await
+                .0,
+        );
+    }
+    // Enrollment used one start; five more fit, then 429.
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -108,6 +108,7 @@ impl Ca {
             self.config.limits.requests_per_minute_per_address,
         )?;
         let invite = self.valid_invite(token)?;
+        self.limit_ceremonies(&invite.user)?;
         let existing: Vec<_> = self
             .store
             .credentials(&invite.user)?
@@ -177,7 +178,7 @@ impl Ca {
                 detail: format!("credential {}", hex::encode(passkey.cred_id())),
             }),
         )?;
-        self.store.put_credentials(&invite.user, &creds)?;
+        self.store.put_credentials(&invite.user, &creds, true)?;
         self.store.add_invited_roles(&invite.user, &invite.roles)?;
         tracing::info!(user = %invite.user, credentials = creds.len(), "credential enrolled");
         Ok(Enrolled {

@@ -51,6 +51,7 @@ impl Ca {
             self.config.limits.requests_per_minute_per_address,
         )?;
         let req = self.load_request(id)?;
+        self.limit_ceremonies(&req.user)?;
         if req.status != RequestStatus::PendingMfa {
             return Err(ServiceError::WrongState(format!(
                 "request is {:?}, not waiting for MFA",
@@ -90,6 +91,7 @@ impl Ca {
         // Single use: the state is gone before the assertion is looked at.
         let ceremony = self.store.take_ceremony(&ceremony_key(id))?;
         let req = self.load_request(id)?;
+        self.limit_ceremonies(&req.user)?;
         let Some(Ceremony::Mfa {
             state,
             binding: bound,
@@ -127,7 +129,9 @@ impl Ca {
             .iter_mut()
             .any(|c| c.update_credential(&result).unwrap_or(false))
         {
-            self.store.put_credentials(&req.user, &creds)?;
+            // The counter only helps spot cloned authenticators: sled's
+            // background flush persists it, off the issuance path.
+            self.store.put_credentials(&req.user, &creds, false)?;
         }
         let actor = Actor::User {
             name: req.user.clone(),

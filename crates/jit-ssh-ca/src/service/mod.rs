@@ -135,6 +135,17 @@ impl Ca {
             .map_err(ServiceError::RateLimited)
     }
 
+    /// WebAuthn starts and finishes for one user: each request needs two,
+    /// so the budget is three times the per-user request budget.
+    fn limit_ceremonies(&self, user: &str) -> Result<(), ServiceError> {
+        let budget = self
+            .config
+            .limits
+            .requests_per_minute_per_user
+            .saturating_mul(3);
+        self.limit(&format!("ceremony:{user}"), budget)
+    }
+
     /// The TrustedUserCAKeys lines.
     pub fn ca_keys(&self) -> jit_ssh_proto::api::CaKeys {
         jit_ssh_proto::api::CaKeys {

@@ -84,7 +84,14 @@ pub trait Store: Send + Sync {
     fn take_invite(&self, token_hash: &str) -> Result<Option<Invite>, StoreError>;
 
     fn credentials(&self, user: &str) -> Result<Vec<Passkey>, StoreError>;
-    fn put_credentials(&self, user: &str, creds: &[Passkey]) -> Result<(), StoreError>;
+    /// Stores a user's credentials; `durable` waits for the disk (for
+    /// enrollment; a signature-counter update need not).
+    fn put_credentials(
+        &self,
+        user: &str,
+        creds: &[Passkey],
+        durable: bool,
+    ) -> Result<(), StoreError>;
     /// Stored roles granted by invites (the config grants more).
     fn invited_roles(&self, user: &str) -> Result<Vec<crate::policy::Role>, StoreError>;
     fn add_invited_roles(

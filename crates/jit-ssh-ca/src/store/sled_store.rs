@@ -60,9 +60,16 @@ impl Store for SledStore {
         Ok(dec(self.credentials.get(user)?, "credentials")?.unwrap_or_default())
     }
 
-    fn put_credentials(&self, user: &str, creds: &[Passkey]) -> Result<(), StoreError> {
+    fn put_credentials(
+        &self,
+        user: &str,
+        creds: &[Passkey],
+        durable: bool,
+    ) -> Result<(), StoreError> {
         self.credentials.insert(user, enc(&creds, "credentials")?)?;
-        self.credentials.flush()?;
+        if durable {
+            self.credentials.flush()?;
+        }
         Ok(())
     }
 
