@@ -92,6 +92,8 @@ async fn outcome(t: &TestCa, user: &str, host: &str, account: &str, ttl: &str) -
         .get(&format!("/v1/requests/{id}"), created["secret"].as_str())
         .await;
     assert!(state.get("certificate").is_none() || state["status"] == "issued");
+    // The MFA page's summary carries the same decision text.
+    assert_eq!(after["decision"], state["reason"]);
     (
         state["status"].as_str().unwrap().to_owned(),
         state["reason"].as_str().unwrap_or("").to_owned(),

@@ -85,6 +85,9 @@ pub struct RequestSummary {
     pub key_fingerprint: String,
     pub status: RequestStatus,
     pub expires_at: String,
+    /// Why it was denied or what it waits for, once decided.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub decision: Option<String>,
 }
 
 /// `GET /v1/enroll/{token}`.

@@ -164,6 +164,7 @@ impl Ca {
             key_fingerprint: req.key_fingerprint,
             status: req.status,
             expires_at: rfc3339(req.expires_at),
+            decision: req.decision_reason,
         })
     }
 }

@@ -138,7 +138,11 @@ async function mfaPage() {
     try {
       const r = await approve(id);
       showRequest(r);
-      result(r.status === "denied" ? "Denied by policy." : `Confirmed: ${STATUS_TEXT[r.status] || r.status}.`, r.status !== "denied");
+      if (r.status === "denied") {
+        result(`Denied: ${r.decision || "by policy"}`, false);
+      } else {
+        result(`Confirmed: ${STATUS_TEXT[r.status] || r.status}.`, true);
+      }
     } catch (e) {
       result(`Not confirmed: ${e.message}`, false);
       button.disabled = false;
