@@ -438,3 +438,56 @@ async fn an_invite_works_once() {
     let (s, _) = t.get(&format!("/v1/enroll/{token}"), None).await;
     assert_eq!(s, StatusCode::GONE);
 }
+
+/// The audit log refuses certificate records (a full disk, say).
+struct RefusesCertificates(std::sync::Arc<dyn AuditLog>);
+
+impl AuditLog for RefusesCertificates {
+    fn append(
+        &self,
+        actor: jit_ssh_audit::Actor,
+        event: jit_ssh_audit::Event,
+    ) -> Result<jit_ssh_audit::AuditRecord, jit_ssh_audit::AppendError> {
+        if matches!(event, jit_ssh_audit::Event::CertificateIssued(_)) {
+            return Err(jit_ssh_audit::AppendError::Commit(std::sync::Arc::new(
+                jit_ssh_audit::StoreError::Poisoned,
+            )));
+        }
+        self.0.append(actor, event)
+    }
+    fn query(
+        &self,
+        q: &jit_ssh_audit::AuditQuery,
+    ) -> Result<Vec<jit_ssh_audit::AuditRecord>, jit_ssh_audit::StoreError> {
+        self.0.query(q)
+    }
+    fn serial_issued(&self, serial: u64) -> Result<bool, jit_ssh_audit::StoreError> {
+        self.0.serial_issued(serial)
+    }
+    fn verify(&self) -> Result<jit_ssh_audit::VerifyReport, jit_ssh_audit::StoreError> {
+        self.0.verify()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_certificate_when_the_audit_log_cannot_record_it() {
+    let t = TestCa::build("", |real| std::sync::Arc::new(RefusesCertificates(real)));
+    let mut key = t.enroll("alice").await;
+    let (_, created) = t.request("alice", "db-1.dev", "oncall", "5m").await;
+    let id = created["id"].as_str().unwrap();
+    let (s, e, _) = t.touch(id, &mut key).await;
+    assert_eq!(
+        (s, code(&e)),
+        (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        "{e}"
+    );
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("nothing was issued"));
+    let (_, state) = t
+        .get(&format!("/v1/requests/{id}"), created["secret"].as_str())
+        .await;
+    assert_eq!(state["status"], "pending_mfa");
+    assert!(state.get("certificate").is_none(), "{state}");
+}

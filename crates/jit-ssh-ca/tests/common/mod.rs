@@ -100,6 +100,11 @@ impl TestCa {
     }
 
     pub fn with_limits(limits: &str) -> Self {
+        Self::build(limits, |a| a)
+    }
+
+    /// `wrap` may put another audit log in front of the real one.
+    pub fn build(limits: &str, wrap: impl FnOnce(Arc<dyn AuditLog>) -> Arc<dyn AuditLog>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = config::parse(&config_text(limits), "test").unwrap();
         cfg.data_dir = dir.path().to_owned();
@@ -115,7 +120,7 @@ impl TestCa {
                 cfg,
                 Arc::new(FileSigner::new(key)),
                 Arc::new(store),
-                audit.clone(),
+                wrap(audit.clone()),
             )
             .unwrap(),
         );
