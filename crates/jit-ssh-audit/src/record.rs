@@ -138,6 +138,7 @@ pub enum Event {
     MfaVerified(RequestStep),
     MfaFailed(RequestStep),
     RequestExpired(RequestStep),
+    RequestCancelled(RequestStep),
     PolicyDecision(PolicyDecision),
     InviteCreated(Enrollment),
     UserEnrolled(Enrollment),
@@ -149,7 +150,10 @@ impl Event {
         Some(match self {
             Event::CertificateIssued(c) => &c.user,
             Event::RequestCreated(r) => &r.user,
-            Event::MfaVerified(s) | Event::MfaFailed(s) | Event::RequestExpired(s) => &s.user,
+            Event::MfaVerified(s)
+            | Event::MfaFailed(s)
+            | Event::RequestExpired(s)
+            | Event::RequestCancelled(s) => &s.user,
             Event::PolicyDecision(d) => &d.user,
             Event::InviteCreated(e) | Event::UserEnrolled(e) => &e.user,
         })
@@ -159,7 +163,10 @@ impl Event {
         match self {
             Event::CertificateIssued(c) => Some(&c.host),
             Event::RequestCreated(r) => Some(&r.host),
-            Event::MfaVerified(s) | Event::MfaFailed(s) | Event::RequestExpired(s) => Some(&s.host),
+            Event::MfaVerified(s)
+            | Event::MfaFailed(s)
+            | Event::RequestExpired(s)
+            | Event::RequestCancelled(s) => Some(&s.host),
             Event::PolicyDecision(d) => Some(&d.host),
             Event::InviteCreated(_) | Event::UserEnrolled(_) => None,
         }
@@ -178,9 +185,10 @@ impl Event {
         match self {
             Event::CertificateIssued(c) => Some(&c.grant),
             Event::RequestCreated(r) => Some(&r.request),
-            Event::MfaVerified(s) | Event::MfaFailed(s) | Event::RequestExpired(s) => {
-                Some(&s.request)
-            }
+            Event::MfaVerified(s)
+            | Event::MfaFailed(s)
+            | Event::RequestExpired(s)
+            | Event::RequestCancelled(s) => Some(&s.request),
             Event::PolicyDecision(d) => Some(&d.request),
             Event::InviteCreated(_) | Event::UserEnrolled(_) => None,
         }

@@ -491,3 +491,37 @@ async fn no_certificate_when_the_audit_log_cannot_record_it() {
     assert_eq!(state["status"], "pending_mfa");
     assert!(state.get("certificate").is_none(), "{state}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_request_cannot_be_approved() {
+    let t = TestCa::new();
+    let mut key = t.enroll("alice").await;
+    let (_, created) = t.request("alice", "db-1.dev", "oncall", "5m").await;
+    let id = created["id"].as_str().unwrap();
+    let challenge = t.mfa_challenge(id).await;
+    let del = |secret: &str| {
+        Request::builder()
+            .method(Method::DELETE)
+            .uri(format!("/v1/requests/{id}"))
+            .header(header::AUTHORIZATION, format!("Bearer {secret}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (s, _, e) = t.send(del("wrong")).await;
+    assert_eq!((s, code(&e)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    let (s, _, st) = t.send(del(created["secret"].as_str().unwrap())).await;
+    assert_eq!(
+        (s, st["status"].as_str()),
+        (StatusCode::OK, Some("cancelled"))
+    );
+    let assertion = key
+        .do_authentication(Url::parse(ORIGIN).unwrap(), challenge)
+        .unwrap();
+    let (s, e) = t
+        .post(
+            &format!("/v1/requests/{id}/mfa/finish"),
+            &serde_json::to_value(&assertion).unwrap(),
+        )
+        .await;
+    assert_eq!((s, code(&e)), (StatusCode::CONFLICT, "wrong_state"), "{e}");
+}

@@ -25,12 +25,17 @@ pub enum RequestStatus {
     Issued,
     Denied,
     Expired,
+    /// The requester gave up (Ctrl-C in `jit-ssh login`).
+    Cancelled,
 }
 
 impl RequestStatus {
     /// No further change will happen.
     pub fn is_final(self) -> bool {
-        matches!(self, Self::Issued | Self::Denied | Self::Expired)
+        matches!(
+            self,
+            Self::Issued | Self::Denied | Self::Expired | Self::Cancelled
+        )
     }
 }
 

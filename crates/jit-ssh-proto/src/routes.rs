@@ -3,7 +3,7 @@
 /// `POST`: ask for access. `GET` lists nothing (there is no listing).
 pub const REQUESTS: &str = "/v1/requests";
 /// `GET ?wait=SECONDS` with `Authorization: Bearer SECRET`: status, and the
-/// certificate once issued.
+/// certificate once issued. `DELETE` (same header): cancel it.
 pub const REQUEST: &str = "/v1/requests/{id}";
 /// `GET`: what the MFA page shows (no secret needed, nothing secret in it).
 pub const REQUEST_SUMMARY: &str = "/v1/requests/{id}/summary";

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
@@ -23,7 +23,7 @@ const MAX_WAIT: Duration = Duration::from_secs(60);
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route(routes::REQUESTS, post(create))
-        .route(routes::REQUEST, get(read))
+        .route(routes::REQUEST, get(read).merge(delete(cancel)))
         .route(routes::REQUEST_SUMMARY, get(summary))
         .route(routes::MFA_START, post(mfa_start))
         .route(routes::MFA_FINISH, post(mfa_finish))
@@ -77,6 +77,17 @@ async fn read(
     };
     state.waiters.release(&id, notify);
     result
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<RequestState>, ApiError> {
+    let secret = bearer(&headers).ok_or_else(unauthorized)?;
+    blocking(&state, move |ca| ca.cancel_request(&id, &secret))
+        .await
+        .map(Json)
 }
 
 async fn summary(

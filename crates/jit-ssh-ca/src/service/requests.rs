@@ -151,6 +151,39 @@ impl Ca {
         })
     }
 
+    /// The requester gives up: a pending request becomes `cancelled`, so
+    /// the MFA link can no longer issue anything.
+    pub fn cancel_request(&self, id: &str, secret: &str) -> Result<RequestState, ServiceError> {
+        let req = self.load_request(id)?;
+        if !same(&sha256_hex(&[secret]), &req.secret_hash) {
+            return Err(ServiceError::Unauthorized);
+        }
+        if req.status.is_final() {
+            return self.request_state(id, secret);
+        }
+        let mut cancelled = req.clone();
+        cancelled.status = RequestStatus::Cancelled;
+        cancelled.decision_reason = Some("cancelled by the requester".into());
+        if !self.store.swap_request(&req, &cancelled)? {
+            return Err(ServiceError::WrongState(
+                "the request changed while being cancelled; read it again".into(),
+            ));
+        }
+        self.audit(
+            Actor::User {
+                name: req.user.clone(),
+            },
+            Event::RequestCancelled(RequestStep {
+                request: req.id.clone(),
+                user: req.user.clone(),
+                host: req.host.clone(),
+                detail: String::new(),
+            }),
+        )?;
+        self.waiters.wake(id);
+        self.request_state(id, secret)
+    }
+
     /// What the MFA page shows: who asks for what. Nothing secret.
     pub fn summary(&self, id: &str) -> Result<RequestSummary, ServiceError> {
         let req = self.load_request(id)?;

@@ -86,6 +86,7 @@ const STATUS_TEXT = {
   issued: "issued — your terminal has the certificate",
   denied: "denied",
   expired: "expired",
+  cancelled: "cancelled by the requester",
 };
 
 async function enrollPage() {
