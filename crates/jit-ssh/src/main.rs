@@ -1,23 +1,166 @@
 //! `jit-ssh`: the engineer's client for the jit-ssh certificate authority.
 //!
-//! This binary is the home of `jit-ssh login HOST`, `status`, `logout`,
-//! `revoke`, `audit` and `host sync`; each lands with the CA server API it
-//! talks to. Until then it only describes itself, and says so.
+//! Exit codes: 0 ok, 1 the CA refused or failed, 2 usage or settings,
+//! 3 no ssh-agent, 4 CA unreachable, 5 not enrolled, 6 denied, 7 timed
+//! out or expired, 130 cancelled (Ctrl-C).
+
+mod agent;
+mod browser;
+mod ca_client;
+mod commands;
+mod error;
+mod loaded;
+mod login;
+mod progress;
+mod settings;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::ClientError;
+use crate::settings::Overrides;
 
 /// Just-in-time SSH certificates for on-call engineers.
-///
-/// No commands are available yet: `jit-ssh login` arrives with the CA
-/// server. Operators can already use `jit-ssh-ca` (init, sign, krl).
 #[derive(Parser)]
 #[command(name = "jit-ssh", version, about)]
-struct Cli {}
+struct Cli {
+    /// Machine-readable output (JSON) on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Settings that flags can override (see `~/.config/jit-ssh/config.toml`).
+#[derive(Args, Clone, Default)]
+struct Common {
+    /// The CA URL (JIT_SSH_CA_URL, ca_url).
+    #[arg(long)]
+    ca_url: Option<String>,
+    /// Your jit-ssh user name (JIT_SSH_USER, user; default: login name).
+    #[arg(long)]
+    user: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Get a short-lived certificate for HOST into your ssh-agent.
+    Login {
+        host: String,
+        /// Account on the host (JIT_SSH_ACCOUNT, account; default: your user name).
+        #[arg(long = "as", value_name = "ACCOUNT")]
+        account: Option<String>,
+        /// Certificate lifetime, e.g. 10m (JIT_SSH_TTL, ttl; default 10m).
+        #[arg(long)]
+        ttl: Option<String>,
+        /// Why you need access (recorded in the audit log).
+        #[arg(long, default_value = "on-call access")]
+        reason: String,
+        /// Only print the link (for jump hosts: touch the key on your laptop).
+        #[arg(long)]
+        no_browser: bool,
+        /// Give up (and withdraw the request) after this long.
+        #[arg(long, default_value = "10m")]
+        timeout: String,
+        /// Do nothing if a certificate with over a minute left is loaded.
+        #[arg(long)]
+        if_needed: bool,
+        /// Print only the link and errors.
+        #[arg(long)]
+        quiet: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// List jit-ssh certificates in the agent and their time left.
+    Status,
+    /// Remove jit-ssh certificates from the agent (all, or for HOST).
+    Logout { host: Option<String> },
+    /// Log in if needed, then run ssh ACCOUNT@HOST [ARGS].
+    Ssh {
+        host: String,
+        #[arg(long = "as", value_name = "ACCOUNT")]
+        account: Option<String>,
+        #[arg(long)]
+        ttl: Option<String>,
+        #[arg(long, default_value = "on-call access")]
+        reason: String,
+        #[command(flatten)]
+        common: Common,
+        /// Arguments for ssh (after --).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Print an ssh_config snippet so plain `ssh HOST` logs in first.
+    SshConfig {
+        /// Host patterns jit-ssh covers, e.g. "*.prod".
+        #[arg(long = "host", value_name = "PATTERN", required = true)]
+        hosts: Vec<String>,
+    },
+}
+
+fn overrides(common: &Common, account: Option<String>, ttl: Option<String>) -> Overrides {
+    Overrides {
+        ca_url: common.ca_url.clone(),
+        user: common.user.clone(),
+        account,
+        ttl,
+    }
+}
+
+fn run(cli: Cli) -> Result<(), ClientError> {
+    let json = cli.json;
+    match cli.command {
+        Command::Login {
+            host,
+            account,
+            ttl,
+            reason,
+            no_browser,
+            timeout,
+            if_needed,
+            quiet,
+            common,
+        } => {
+            let timeout = jit_ssh_proto::parse_duration(&timeout)
+                .map_err(|e| ClientError::Usage(format!("--timeout: {e}")))?;
+            commands::login(
+                &overrides(&common, account, ttl),
+                login::LoginOptions {
+                    host,
+                    reason,
+                    open_browser: !no_browser,
+                    timeout,
+                    quiet,
+                },
+                if_needed,
+                json,
+            )
+        }
+        Command::Status => commands::status(json),
+        Command::Logout { host } => commands::logout(host.as_deref(), json),
+        Command::Ssh {
+            host,
+            account,
+            ttl,
+            reason,
+            common,
+            args,
+        } => commands::ssh(&overrides(&common, account, ttl), &host, &reason, &args),
+        Command::SshConfig { hosts } => commands::ssh_config(&hosts),
+    }
+}
 
 fn main() -> ExitCode {
-    let _ = Cli::parse();
-    eprintln!("jit-ssh: no commands are available yet; `jit-ssh login` arrives with the CA server (see README)");
-    ExitCode::from(2)
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("jit-ssh: error: {e}");
+            if let Some(next) = e.next_step() {
+                eprintln!("jit-ssh: next: {next}");
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
 }

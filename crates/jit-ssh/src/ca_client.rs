@@ -1,0 +1,128 @@
+//! Talking to the CA over HTTP(S), mapping failures to what an engineer
+//! can act on.
+
+use std::time::Duration;
+
+use jit_ssh_proto::api::{CreateRequest, RequestCreated, RequestState};
+use jit_ssh_proto::error::{code, ErrorBody};
+use jit_ssh_proto::routes;
+use serde::de::DeserializeOwned;
+
+use crate::error::ClientError;
+use crate::settings::Settings;
+
+pub struct CaClient {
+    http: reqwest::Client,
+    base: reqwest::Url,
+}
+
+impl CaClient {
+    pub fn new(settings: &Settings) -> Result<Self, ClientError> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("jit-ssh/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &settings.ca_cert {
+            let pem = std::fs::read(path)
+                .map_err(|e| ClientError::Usage(format!("ca_cert {}: {e}", path.display())))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| ClientError::Usage(format!("ca_cert {}: {e}", path.display())))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder.build().map_err(|e| ClientError::Other(e.into()))?;
+        Ok(Self {
+            http,
+            base: settings.ca_url.clone(),
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base.as_str().trim_end_matches('/'))
+    }
+
+    fn unreachable(&self, e: &reqwest::Error) -> ClientError {
+        // The innermost cause says what happened (refused, TLS, DNS).
+        let mut detail = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            detail = s.to_string();
+            source = s.source();
+        }
+        ClientError::CaUnreachable {
+            url: self.base.to_string(),
+            detail,
+        }
+    }
+
+    async fn answer<T: DeserializeOwned>(
+        &self,
+        res: Result<reqwest::Response, reqwest::Error>,
+    ) -> Result<T, ClientError> {
+        let res = res.map_err(|e| self.unreachable(&e))?;
+        let status = res.status();
+        let bytes = res.bytes().await.map_err(|e| self.unreachable(&e))?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| {
+                ClientError::Other(anyhow::anyhow!(
+                    "unexpected answer from the CA ({status}): {e}"
+                ))
+            });
+        }
+        let Ok(ErrorBody { error }) = serde_json::from_slice::<ErrorBody>(&bytes) else {
+            return Err(ClientError::Ca {
+                code: status.as_u16().to_string(),
+                message: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+            });
+        };
+        Err(match error.code.as_str() {
+            code::NOT_ENROLLED => ClientError::NotEnrolled(error.message),
+            _ => ClientError::Ca {
+                code: error.code,
+                message: error.message,
+            },
+        })
+    }
+
+    pub async fn create(&self, body: &CreateRequest) -> Result<RequestCreated, ClientError> {
+        let res = self
+            .http
+            .post(self.url(routes::REQUESTS))
+            .json(body)
+            .send()
+            .await;
+        self.answer(res).await
+    }
+
+    /// Long-polls the request for up to `wait`.
+    pub async fn state(
+        &self,
+        id: &str,
+        secret: &str,
+        wait: Duration,
+    ) -> Result<RequestState, ClientError> {
+        let url = format!(
+            "{}?wait={}",
+            self.url(&routes::fill(routes::REQUEST, "id", id)),
+            wait.as_secs()
+        );
+        let res = self
+            .http
+            .get(url)
+            .bearer_auth(secret)
+            .timeout(wait + Duration::from_secs(15))
+            .send()
+            .await;
+        self.answer(res).await
+    }
+
+    pub async fn cancel(&self, id: &str, secret: &str) -> Result<RequestState, ClientError> {
+        let res = self
+            .http
+            .delete(self.url(&routes::fill(routes::REQUEST, "id", id)))
+            .bearer_auth(secret)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await;
+        self.answer(res).await
+    }
+}

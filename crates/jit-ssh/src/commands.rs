@@ -1,0 +1,157 @@
+//! The commands besides the login flow itself: output and small glue.
+
+use std::os::unix::process::CommandExt;
+
+use crate::agent::Agent;
+use crate::error::ClientError;
+use crate::loaded::{self, now};
+use crate::login::{self, LoginOptions};
+use crate::settings::{Overrides, Settings};
+
+fn runtime() -> Result<tokio::runtime::Runtime, ClientError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ClientError::Other(e.into()))
+}
+
+fn when(unix: u64) -> String {
+    let left = unix.saturating_sub(now());
+    format!(
+        "{} left",
+        jit_ssh_proto::format_duration(std::time::Duration::from_secs(left))
+    )
+}
+
+pub fn login(
+    flags: &Overrides,
+    opts: LoginOptions,
+    if_needed: bool,
+    json: bool,
+) -> Result<(), ClientError> {
+    let settings = Settings::resolve(flags)?;
+    if if_needed {
+        let mut agent = Agent::from_env()?;
+        if let Some(c) = loaded::valid_for(&mut agent, &opts.host, &settings.account(), 60)? {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&c).map_err(|e| ClientError::Other(e.into()))?
+                );
+            } else if !opts.quiet {
+                eprintln!(
+                    "already logged in to {} as {} ({})",
+                    c.host,
+                    c.account,
+                    when(c.valid_before)
+                );
+            }
+            return Ok(());
+        }
+    }
+    let done = runtime()?.block_on(login::login(&settings, &opts))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&done).map_err(|e| ClientError::Other(e.into()))?
+        );
+    } else if !opts.quiet {
+        println!(
+            "Logged in: {} for {} (serial {}, {}).",
+            done.principals.join(","),
+            jit_ssh_proto::format_duration(std::time::Duration::from_secs(
+                done.valid_before.saturating_sub(now())
+            )),
+            done.serial,
+            when(done.valid_before)
+        );
+        println!("ssh {}@{}", done.account, done.host);
+    }
+    Ok(())
+}
+
+pub fn status(json: bool) -> Result<(), ClientError> {
+    let mut agent = Agent::from_env()?;
+    let certs = loaded::list(&mut agent)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&certs).map_err(|e| ClientError::Other(e.into()))?
+        );
+        return Ok(());
+    }
+    if certs.is_empty() {
+        println!("no jit-ssh certificates loaded");
+    }
+    for c in certs {
+        println!(
+            "{}@{}  {}  serial {}  {}",
+            c.account,
+            c.host,
+            when(c.valid_before),
+            c.serial,
+            c.key_id
+        );
+    }
+    Ok(())
+}
+
+pub fn logout(host: Option<&str>, json: bool) -> Result<(), ClientError> {
+    let mut agent = Agent::from_env()?;
+    let mut removed = 0;
+    for c in loaded::list(&mut agent)? {
+        if host.is_none_or(|h| h == c.host) {
+            agent.remove(&c.blob)?;
+            removed += 1;
+        }
+    }
+    if json {
+        println!("{{\"removed\":{removed}}}");
+    } else {
+        println!("removed {removed} jit-ssh certificate(s) from the agent");
+    }
+    Ok(())
+}
+
+pub fn ssh(
+    flags: &Overrides,
+    host: &str,
+    reason: &str,
+    args: &[String],
+) -> Result<(), ClientError> {
+    let settings = Settings::resolve(flags)?;
+    let account = settings.account();
+    let mut agent = Agent::from_env()?;
+    if loaded::valid_for(&mut agent, host, &account, 30)?.is_none() {
+        let opts = LoginOptions {
+            host: host.to_owned(),
+            reason: reason.to_owned(),
+            open_browser: true,
+            timeout: std::time::Duration::from_secs(600),
+            quiet: false,
+        };
+        runtime()?.block_on(login::login(&settings, &opts))?;
+    }
+    let err = std::process::Command::new("ssh")
+        .arg("-l")
+        .arg(&account)
+        .arg(host)
+        .args(args)
+        .exec();
+    Err(ClientError::Other(anyhow::anyhow!("running ssh: {err}")))
+}
+
+pub fn ssh_config(hosts: &[String]) -> Result<(), ClientError> {
+    for h in hosts {
+        if h.is_empty() || h.chars().any(|c| c.is_whitespace() || c == ',' || c == '"') {
+            return Err(ClientError::Usage(format!(
+                "host pattern {h:?} may not hold spaces, commas or quotes"
+            )));
+        }
+    }
+    let patterns = hosts.join(",");
+    println!("# jit-ssh: plain `ssh HOST` logs in first (only when no certificate with a");
+    println!("# minute left is loaded for that host). Add to ~/.ssh/config.");
+    println!("Match host {patterns} exec \"jit-ssh login --if-needed --quiet %h\"");
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! What can go wrong for an engineer, each with an exit code scripts can
+//! rely on and a next step a person can act on.
+
+use std::fmt;
+
+#[derive(Debug)]
+pub enum ClientError {
+    /// `SSH_AUTH_SOCK` unset, or nothing answers on it.
+    NoAgent(String),
+    /// The CA cannot be reached (network, DNS, TLS).
+    CaUnreachable {
+        url: String,
+        detail: String,
+    },
+    NotEnrolled(String),
+    Denied(String),
+    /// Waited too long, or the request expired before approval.
+    TimedOut(String),
+    /// Ctrl-C; the request was cancelled on the CA.
+    Cancelled,
+    /// Bad settings or arguments.
+    Usage(String),
+    /// The CA refused or failed in another way.
+    Ca {
+        code: String,
+        message: String,
+    },
+    Other(anyhow::Error),
+}
+
+impl ClientError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ClientError::Usage(_) => 2,
+            ClientError::NoAgent(_) => 3,
+            ClientError::CaUnreachable { .. } => 4,
+            ClientError::NotEnrolled(_) => 5,
+            ClientError::Denied(_) => 6,
+            ClientError::TimedOut(_) => 7,
+            ClientError::Cancelled => 130,
+            ClientError::Ca { .. } | ClientError::Other(_) => 1,
+        }
+    }
+
+    /// What to do about it.
+    pub fn next_step(&self) -> Option<String> {
+        Some(match self {
+            ClientError::NoAgent(_) => {
+                "start an agent (`eval $(ssh-agent)`) or check SSH_AUTH_SOCK".into()
+            }
+            ClientError::CaUnreachable { url, .. } => {
+                format!("check the CA URL ({url}: ca_url in ~/.config/jit-ssh/config.toml or JIT_SSH_CA_URL) and your network")
+            }
+            ClientError::NotEnrolled(_) => {
+                "ask a jit-ssh admin for an enrollment link (`jit-ssh-ca invite USER`)".into()
+            }
+            ClientError::Denied(_) => {
+                "ask for what the policy allows, or ask an admin to change the policy".into()
+            }
+            ClientError::TimedOut(_) => {
+                "run the login again and confirm with your security key sooner".into()
+            }
+            ClientError::Usage(_) => "see `jit-ssh --help`".into(),
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::NoAgent(why) => write!(f, "no usable ssh-agent: {why}"),
+            ClientError::CaUnreachable { url, detail } => {
+                write!(f, "cannot reach the CA at {url}: {detail}")
+            }
+            ClientError::NotEnrolled(m) => write!(f, "not enrolled: {m}"),
+            ClientError::Denied(reason) => write!(f, "denied: {reason}"),
+            ClientError::TimedOut(m) => write!(f, "timed out: {m}"),
+            ClientError::Cancelled => write!(f, "cancelled; the request was withdrawn on the CA"),
+            ClientError::Usage(m) => f.write_str(m),
+            ClientError::Ca { code, message } => write!(f, "the CA refused ({code}): {message}"),
+            ClientError::Other(e) => write!(f, "{e:#}"),
+        }
+    }
+}
+
+impl From<anyhow::Error> for ClientError {
+    fn from(e: anyhow::Error) -> Self {
+        ClientError::Other(e)
+    }
+}
