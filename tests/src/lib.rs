@@ -7,12 +7,14 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+pub mod agent;
 pub mod ca_server;
 pub mod sshd;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub use agent::SshAgent;
 pub use ca_server::DevCa;
 pub use sshd::Sshd;
 
@@ -31,33 +33,35 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// `cargo test -p jit-ssh-e2e` rebuilds the workspace libraries but not
-/// the binaries: a binary older than any of them would test old code.
-fn refuse_stale(binary: &Path, deps: &Path) {
+/// `cargo test -p jit-ssh-e2e` does not rebuild the binaries: one older
+/// than any source file of the workspace's crates would test old code.
+fn refuse_stale(binary: &Path, _deps: &Path) {
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let built = modified(binary).expect("binary mtime");
-    let newest_lib = std::fs::read_dir(deps)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            name.starts_with("libjit_ssh")
-                && !name.starts_with("libjit_ssh_e2e")
-                && name.ends_with(".rlib")
-        })
-        .filter_map(|p| modified(&p).map(|m| (m, p)))
-        .max();
-    if let Some((lib_time, lib)) = newest_lib {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates");
+    let mut stack = vec![crates];
+    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if path.is_dir() {
+                if name != "target" && name != "tests" && name != "benches" {
+                    stack.push(path);
+                }
+            } else if let Some(t) = modified(&path) {
+                if newest.as_ref().is_none_or(|(n, _)| t > *n) {
+                    newest = Some((t, path));
+                }
+            }
+        }
+    }
+    if let Some((source_time, source)) = newest {
         assert!(
-            built >= lib_time,
+            built >= source_time,
             "{} is older than {}: it would test stale code. Run `cargo test --workspace` (or `cargo build --workspace --bins` first).",
             binary.display(),
-            lib.display()
+            source.display()
         );
     }
 }
@@ -257,4 +261,22 @@ pub fn ssh_with_cert(port: u16, user: &str, key: &Path, cert: &Path, command: &[
         .args(["-p", &port.to_string()])
         .arg(format!("{user}@127.0.0.1"))
         .args(command))
+}
+
+/// A plain HTTP/1.0 GET to a loopback URL; returns the body.
+pub fn http_get(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (authority, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
+    let addr = authority.replace("localhost", "127.0.0.1");
+    let mut s =
+        std::net::TcpStream::connect(&addr).unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    resp.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
 }

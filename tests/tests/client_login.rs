@@ -1,0 +1,315 @@
+//! `jit-ssh login` with the real binaries: `jit-ssh-ca serve --dev`, a
+//! real ssh-agent, a real sshd trusting the CA, and headless Chromium with
+//! a virtual authenticator opening the printed link (as `$BROWSER`).
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use jit_ssh_e2e::agent::{SSH_ADD, SSH_AGENT};
+use jit_ssh_e2e::{
+    bin, browser_script, have_tools, http_get, login_name, run, DevCa, SshAgent, Sshd, CHROMIUM,
+    NODE, SSH, SSHD, SSH_KEYGEN,
+};
+
+struct World {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    ca: DevCa,
+    agent: SshAgent,
+    account: String,
+    browser: PathBuf,
+}
+
+impl World {
+    /// Dev CA, enrolled user (credential saved for the fake browser), agent.
+    fn new() -> World {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_owned();
+        let account = login_name();
+        let ca = DevCa::start(&root.join("dev"), &account);
+        let (flow, _) = browser_script();
+        let approve = flow.with_file_name("approve.mjs");
+        let cred = root.join("credential.json");
+        let out = run(Command::new(NODE)
+            .arg(&approve)
+            .arg("enroll")
+            .arg(&ca.enroll_url)
+            .arg(&cred));
+        assert!(
+            out.status.success(),
+            "enrollment failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // jit-ssh runs $BROWSER with the link; this one approves it.
+        let browser = root.join("browser.sh");
+        std::fs::write(
+            &browser,
+            format!(
+                "#!/bin/sh\nexec {NODE} {} approve \"$1\" {} >> {} 2>&1\n",
+                approve.display(),
+                cred.display(),
+                root.join("browser.log").display()
+            ),
+        )
+        .unwrap();
+        std::process::Command::new("chmod")
+            .arg("755")
+            .arg(&browser)
+            .status()
+            .unwrap();
+        let agent = SshAgent::start(&root);
+        World {
+            _tmp: tmp,
+            root,
+            ca,
+            agent,
+            account,
+            browser,
+        }
+    }
+
+    fn jit_ssh(&self) -> Command {
+        let mut c = Command::new(bin("jit-ssh"));
+        c.env("JIT_SSH_CA_URL", &self.ca.url)
+            .env("JIT_SSH_USER", &self.account)
+            .env("JIT_SSH_CONFIG", self.root.join("no-such-config.toml"))
+            .env("SSH_AUTH_SOCK", &self.agent.socket)
+            .env("BROWSER", &self.browser);
+        c
+    }
+
+    fn login(&self, host: &str, ttl: &str) -> Output {
+        run(self.jit_ssh().args([
+            "--json",
+            "login",
+            host,
+            "--as",
+            &self.account,
+            "--ttl",
+            ttl,
+            "--timeout",
+            "60s",
+        ]))
+    }
+}
+
+fn ok_json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "jit-ssh failed ({:?}):\n{}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap()
+}
+
+fn ssh_via_agent(port: u16, user: &str, agent: &Path) -> Output {
+    run(Command::new(SSH)
+        .args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+        ])
+        .args(["-o", "LogLevel=ERROR"])
+        .arg("-o")
+        .arg(format!("IdentityAgent={}", agent.display()))
+        .args(["-p", &port.to_string()])
+        .arg(format!("{user}@127.0.0.1"))
+        .args(["echo", "via-agent"]))
+}
+
+fn tools(test: &str) -> bool {
+    let (_, playwright) = browser_script();
+    let playwright = playwright.to_string_lossy().into_owned();
+    have_tools(
+        test,
+        &[
+            SSHD,
+            SSH,
+            SSH_KEYGEN,
+            SSH_AGENT,
+            SSH_ADD,
+            CHROMIUM,
+            NODE,
+            &playwright,
+        ],
+    )
+}
+
+#[test]
+fn login_loads_one_certificate_that_sshd_accepts_and_that_expires() {
+    if !tools("client_login") {
+        return;
+    }
+    let w = World::new();
+    let principals = w.root.join("principals");
+    std::fs::create_dir(&principals).unwrap();
+    std::fs::write(
+        principals.join(&w.account),
+        format!("{0}@db-1.dev\n{0}@db-2.dev\n", w.account),
+    )
+    .unwrap();
+    let krl = w.root.join("revoked.krl");
+    run(Command::new(bin("jit-ssh-ca"))
+        .args(["krl", "build", "-o"])
+        .arg(&krl));
+    let sshd = Sshd::start(&w.root, &w.ca.ca_public_key(), &krl, &principals);
+
+    let first = ok_json(&w.login("db-1.dev", "10m"));
+    assert_eq!(first["principals"][0], format!("{}@db-1.dev", w.account));
+    eprintln!("login timings (ms): {}", first["timings"]);
+    assert_eq!(w.agent.certificates().len(), 1);
+    let out = ssh_via_agent(sshd.port(), &w.account, &w.agent.socket);
+    assert!(
+        out.status.success(),
+        "ssh through the agent failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        sshd.log()
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "via-agent");
+
+    // A second login to the same host replaces the first certificate.
+    let second = ok_json(&w.login("db-1.dev", "10m"));
+    assert_eq!(second["replaced"], 1);
+    assert_eq!(
+        w.agent.certificates().len(),
+        1,
+        "{:?}",
+        w.agent.certificates()
+    );
+    assert_ne!(first["serial"], second["serial"]);
+    let status = ok_json(&run(w.jit_ssh().args(["--json", "status"])));
+    assert_eq!(status[0]["serial"], second["serial"]);
+    assert_eq!(status[0]["host"], "db-1.dev");
+
+    // A 3-second certificate: the agent drops it when it expires.
+    ok_json(&w.login("db-2.dev", "3s"));
+    assert_eq!(w.agent.certificates().len(), 2);
+    std::thread::sleep(Duration::from_millis(4500));
+    let left = w.agent.certificates();
+    assert_eq!(left.len(), 1, "{left:?}");
+
+    let out = run(w.jit_ssh().args(["logout"]));
+    assert!(out.status.success());
+    assert!(w.agent.certificates().is_empty());
+    // With nothing loaded, sshd has nothing to accept.
+    assert!(!ssh_via_agent(sshd.port(), &w.account, &w.agent.socket)
+        .status
+        .success());
+}
+
+#[test]
+fn each_failure_exits_with_its_code_and_a_next_step() {
+    if !tools("client_errors") {
+        return;
+    }
+    let w = World::new();
+    let check = |out: Output, code: i32, needle: &str| {
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(code), "{err}");
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+        assert!(
+            code == 130 || err.contains("jit-ssh: next:"),
+            "no next step in:\n{err}"
+        );
+    };
+    check(
+        run(w
+            .jit_ssh()
+            .env_remove("SSH_AUTH_SOCK")
+            .args(["login", "db.dev"])),
+        3,
+        "SSH_AUTH_SOCK is not set",
+    );
+    check(
+        run(w
+            .jit_ssh()
+            .env("SSH_AUTH_SOCK", w.root.join("dead.sock"))
+            .args(["login", "db.dev"])),
+        3,
+        "does not answer",
+    );
+    check(
+        run(w
+            .jit_ssh()
+            .env("JIT_SSH_CA_URL", "http://127.0.0.1:9")
+            .args(["login", "db.dev"])),
+        4,
+        "cannot reach the CA",
+    );
+    check(
+        run(w
+            .jit_ssh()
+            .env("JIT_SSH_CA_URL", "http://ca.example.com")
+            .args(["login", "db.dev"])),
+        2,
+        "must be https",
+    );
+    check(
+        run(w
+            .jit_ssh()
+            .env("JIT_SSH_USER", "nobody")
+            .args(["login", "db.dev"])),
+        5,
+        "not enrolled",
+    );
+    // Denied after the touch, with the CA's reason.
+    check(
+        run(w
+            .jit_ssh()
+            .args(["login", "web.prod", "--as", &w.account, "--timeout", "60s"])),
+        6,
+        "no rule lets you reach web.prod",
+    );
+    // Nobody confirms: timed out, and the request is withdrawn.
+    check(
+        run(w.jit_ssh().args([
+            "login",
+            "db.dev",
+            "--as",
+            &w.account,
+            "--no-browser",
+            "--timeout",
+            "2s",
+        ])),
+        7,
+        "no decision within 2s",
+    );
+    assert!(w.agent.certificates().is_empty());
+
+    // Ctrl-C while waiting cancels the request on the CA.
+    let mut child = w
+        .jit_ssh()
+        .args(["login", "db.dev", "--as", &w.account, "--no-browser"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let link = loop {
+        let line = lines.next().expect("jit-ssh printed no link").unwrap();
+        if line.starts_with("http://") {
+            break line;
+        }
+    };
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let id = link.rsplit('/').next().unwrap();
+    let summary = http_get(&format!("{}/v1/requests/{id}/summary", w.ca.url));
+    assert!(summary.contains("\"status\":\"cancelled\""), "{summary}");
+}
