@@ -29,17 +29,27 @@ pub fn bin(name: &str) -> PathBuf {
         "{} is missing: run the tests with `cargo test --workspace` (it builds every binary)",
         path.display()
     );
-    refuse_stale(&path, &dir.join("deps"));
+    // The crates each binary is built from.
+    let crates: &[&str] = match name {
+        "jit-ssh-ca" => &[
+            "jit-ssh-ca",
+            "jit-ssh-krl",
+            "jit-ssh-audit",
+            "jit-ssh-proto",
+        ],
+        _ => &["jit-ssh", "jit-ssh-proto"],
+    };
+    refuse_stale(&path, crates);
     path
 }
 
 /// `cargo test -p jit-ssh-e2e` does not rebuild the binaries: one older
-/// than any source file of the workspace's crates would test old code.
-fn refuse_stale(binary: &Path, _deps: &Path) {
+/// than any source file of the crates it is built from would test old code.
+fn refuse_stale(binary: &Path, crates: &[&str]) {
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let built = modified(binary).expect("binary mtime");
-    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates");
-    let mut stack = vec![crates];
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates");
+    let mut stack: Vec<PathBuf> = crates.iter().map(|c| root.join(c).join("src")).collect();
     let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {

@@ -193,6 +193,81 @@ fn login_loads_one_certificate_that_sshd_accepts_and_that_expires() {
     assert_eq!(status[0]["serial"], second["serial"]);
     assert_eq!(status[0]["host"], "db-1.dev");
 
+    // `jit-ssh ssh` with a valid certificate loaded runs ssh at once; for a
+    // host without one it logs in first. (A stand-in `ssh` on PATH records
+    // how it was run.)
+    let fakebin = w.root.join("fakebin");
+    std::fs::create_dir(&fakebin).unwrap();
+    let recorded = w.root.join("ssh-args");
+    std::fs::write(
+        fakebin.join("ssh"),
+        format!("#!/bin/sh\necho \"$@\" >> {}\n", recorded.display()),
+    )
+    .unwrap();
+    Command::new("chmod")
+        .arg("755")
+        .arg(fakebin.join("ssh"))
+        .status()
+        .unwrap();
+    let path = format!(
+        "{}:{}",
+        fakebin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = run(w
+        .jit_ssh()
+        .env("PATH", &path)
+        .args(["ssh", "db-1.dev", "--as", &w.account, "--", "uptime"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&recorded).unwrap(),
+        format!("-l {} db-1.dev uptime\n", w.account)
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("/mfa/"),
+        "logged in again needlessly"
+    );
+    let out = run(w
+        .jit_ssh()
+        .env("PATH", &path)
+        .args(["ssh", "db-3.dev", "--as", &w.account]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("/mfa/"),
+        "did not log in first"
+    );
+    assert!(std::fs::read_to_string(&recorded)
+        .unwrap()
+        .ends_with(&format!("-l {} db-3.dev\n", w.account)));
+    ok_json(&run(w.jit_ssh().args(["--json", "logout", "db-3.dev"])));
+
+    // The ssh_config snippet is valid for the real ssh.
+    let out = run(w
+        .jit_ssh()
+        .args(["ssh-config", "--host", "*.prod", "--host", "*.dev"]));
+    let snippet = w.root.join("ssh_config");
+    std::fs::write(&snippet, &out.stdout).unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("Match host *.prod,*.dev exec \"jit-ssh login --if-needed --quiet %h\""));
+    let parsed = run(Command::new(SSH)
+        .arg("-G")
+        .arg("-F")
+        .arg(&snippet)
+        .arg("other.example"));
+    assert!(
+        parsed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&parsed.stderr)
+    );
+
     // A 3-second certificate: the agent drops it when it expires.
     ok_json(&w.login("db-2.dev", "3s"));
     assert_eq!(w.agent.certificates().len(), 2);
@@ -255,6 +330,16 @@ fn each_failure_exits_with_its_code_and_a_next_step() {
             .args(["login", "db.dev"])),
         2,
         "must be https",
+    );
+    // TLS to a server that does not speak it: unreachable, with the cause.
+    let https = w.ca.url.replace("http://", "https://");
+    check(
+        run(w
+            .jit_ssh()
+            .env("JIT_SSH_CA_URL", &https)
+            .args(["login", "db.dev"])),
+        4,
+        "cannot reach the CA",
     );
     check(
         run(w

@@ -91,7 +91,15 @@ fn login_name() -> Option<String> {
 
 impl Settings {
     pub fn resolve(flags: &Overrides) -> Result<Settings, ClientError> {
-        let file = load_file()?;
+        Self::resolve_from(flags, load_file()?, &env)
+    }
+
+    /// Flags, then `env`, then the file, then defaults.
+    pub fn resolve_from(
+        flags: &Overrides,
+        file: SettingsFile,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ClientError> {
         let ca_url = flags
             .ca_url
             .clone()
@@ -146,5 +154,83 @@ impl Settings {
     /// The account to use: the flag/setting, else the user's own name.
     pub fn account(&self) -> String {
         self.account.clone().unwrap_or_else(|| self.user.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> SettingsFile {
+        toml::from_str(text).unwrap()
+    }
+
+    const FILE: &str = "ca_url = \"https://file.example\"\nuser = \"file-user\"\naccount = \"file-acct\"\nttl = \"15m\"\n";
+
+    #[test]
+    fn flags_win_over_env_which_wins_over_the_file() {
+        let no_env = |_: &str| None;
+        let s = Settings::resolve_from(&Overrides::default(), file(FILE), &no_env).unwrap();
+        assert_eq!(
+            (s.ca_url.as_str(), s.user.as_str(), s.account()),
+            ("https://file.example/", "file-user", "file-acct".into())
+        );
+        assert_eq!(s.ttl, Duration::from_secs(900));
+
+        let env = |k: &str| match k {
+            "JIT_SSH_CA_URL" => Some("https://env.example".into()),
+            "JIT_SSH_USER" => Some("env-user".into()),
+            "JIT_SSH_TTL" => Some("5m".into()),
+            _ => None,
+        };
+        let s = Settings::resolve_from(&Overrides::default(), file(FILE), &env).unwrap();
+        assert_eq!(
+            (s.ca_url.as_str(), s.user.as_str()),
+            ("https://env.example/", "env-user")
+        );
+        assert_eq!(
+            (s.account(), s.ttl),
+            ("file-acct".into(), Duration::from_secs(300))
+        );
+
+        let flags = Overrides {
+            ca_url: Some("https://flag.example".into()),
+            user: Some("flag-user".into()),
+            account: Some("postgres".into()),
+            ttl: Some("2m".into()),
+        };
+        let s = Settings::resolve_from(&flags, file(FILE), &env).unwrap();
+        assert_eq!(
+            (s.ca_url.as_str(), s.user.as_str(), s.account()),
+            ("https://flag.example/", "flag-user", "postgres".into())
+        );
+        assert_eq!(s.ttl, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn defaults_and_refusals() {
+        let env = |k: &str| (k == "USER").then(|| "me".to_owned());
+        let s = Settings::resolve_from(
+            &Overrides::default(),
+            file("ca_url = \"http://localhost:8722\""),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(
+            (s.user.as_str(), s.account(), s.ttl),
+            ("me", "me".into(), Duration::from_secs(600))
+        );
+        let plain = Settings::resolve_from(
+            &Overrides::default(),
+            file("ca_url = \"http://ca.example\""),
+            &env,
+        );
+        assert!(matches!(plain, Err(ClientError::Usage(m)) if m.contains("must be https")));
+        assert!(
+            toml::from_str::<SettingsFile>("ca_ulr = \"x\"").is_err(),
+            "unknown keys must be refused"
+        );
+        let none = Settings::resolve_from(&Overrides::default(), SettingsFile::default(), &env);
+        assert!(matches!(none, Err(ClientError::Usage(m)) if m.contains("no CA URL")));
     }
 }
