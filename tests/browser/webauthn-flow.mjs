@@ -11,10 +11,8 @@
 // Prints one JSON line with the issued certificate. Exits non-zero on any
 // failure. SCREENSHOT_DIR=dir saves a picture of each page.
 
-import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pressAndRead, withBrowser } from "./chromium.mjs";
 
 const [enrollUrl, publicKey, host, account] = process.argv.slice(2);
 if (!enrollUrl || !publicKey || !host || !account) {
@@ -41,29 +39,10 @@ async function newRequest(hostName) {
   });
 }
 
-const profile = mkdtempSync(join(tmpdir(), "jit-ssh-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
-try {
-  const page = await context.newPage();
-  page.setDefaultTimeout(20000);
-  const cdp = await context.newCDPSession(page);
-  await cdp.send("WebAuthn.enable", { enableUI: false });
-  const { authenticatorId } = await cdp.send("WebAuthn.addVirtualAuthenticator", {
-    options: { protocol: "ctap2", transport: "usb", hasResidentKey: true, hasUserVerification: true,
-      isUserVerified: true, automaticPresenceSimulation: true },
-  });
-
+await withBrowser(async ({ page, cdp, authenticatorId }) => {
   // 1. Enroll.
   await page.goto(enrollUrl);
-  await page.waitForSelector("#enroll:not([disabled])");
-  await page.click("#enroll");
-  await page.waitForSelector("#result.ok, #result.error");
-  const enrolled = await page.textContent("#result");
+  const enrolled = await pressAndRead(page, "#enroll");
   if (shots) await page.screenshot({ path: join(shots, "enroll.png") });
   if (!enrolled.startsWith("Enrolled")) throw new Error(`enrollment failed: ${enrolled}`);
 
@@ -73,10 +52,8 @@ try {
   await page.waitForSelector("#approve:not([disabled])");
   const shownHost = await page.textContent("#host");
   if (shownHost !== host) throw new Error(`MFA page shows host ${shownHost}, not ${host}`);
-  await page.click("#approve");
-  await page.waitForSelector("#result.ok, #result.error");
+  const confirmed = await pressAndRead(page, "#approve");
   if (shots) await page.screenshot({ path: join(shots, "mfa.png") });
-  const confirmed = await page.textContent("#result");
   if (!confirmed.startsWith("Confirmed")) throw new Error(`approval failed: ${confirmed}`);
   const state = await api("GET", `/v1/requests/${created.id}?wait=10`, undefined, created.secret);
   if (state.status !== "issued") throw new Error(`request is ${state.status}: ${state.reason}`);
@@ -93,7 +70,4 @@ try {
   if (after.status !== "pending_mfa") throw new Error(`without UV the request became ${after.status}`);
 
   console.log(JSON.stringify({ request_id: created.id, certificate: state.certificate, without_uv: refused }));
-} finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
-}
+});

@@ -369,30 +369,9 @@ async fn an_invite_works_once() {
     let mut k2 = webauthn_authenticator_rs::softpasskey::SoftPasskey::new(true);
     // Two registrations started from the same link: a second start replaces
     // the first ceremony, and only one registration can ever finish.
-    let (_, o1) = t
-        .post(&format!("/v1/enroll/{token}/start"), &json!({}))
-        .await;
-    let (_, o2) = t
-        .post(&format!("/v1/enroll/{token}/start"), &json!({}))
-        .await;
-    let r1 = k1
-        .do_registration(
-            Url::parse(ORIGIN).unwrap(),
-            serde_json::from_value(o1).unwrap(),
-        )
-        .unwrap();
-    let r2 = k2
-        .do_registration(
-            Url::parse(ORIGIN).unwrap(),
-            serde_json::from_value(o2).unwrap(),
-        )
-        .unwrap();
-    let (s, e) = t
-        .post(
-            &format!("/v1/enroll/{token}/finish"),
-            &serde_json::to_value(&r1).unwrap(),
-        )
-        .await;
+    let r1 = t.register(token, &mut k1).await;
+    let r2 = t.register(token, &mut k2).await;
+    let (s, e) = t.finish_enroll(token, &r1).await;
     assert_eq!(
         (s, code(&e)),
         (StatusCode::UNAUTHORIZED, "mfa_failed"),
@@ -400,37 +379,18 @@ async fn an_invite_works_once() {
     );
     // Any finish attempt spends the ceremony, so the failed one above
     // also spent the live one: the genuine registration must start again.
-    let (s, _) = t
-        .post(
-            &format!("/v1/enroll/{token}/finish"),
-            &serde_json::to_value(&r2).unwrap(),
-        )
-        .await;
-    assert_eq!(s, StatusCode::UNAUTHORIZED);
-    let (_, o3) = t
-        .post(&format!("/v1/enroll/{token}/start"), &json!({}))
-        .await;
-    let r3 = k2
-        .do_registration(
-            Url::parse(ORIGIN).unwrap(),
-            serde_json::from_value(o3).unwrap(),
-        )
-        .unwrap();
-    let (s, done) = t
-        .post(
-            &format!("/v1/enroll/{token}/finish"),
-            &serde_json::to_value(&r3).unwrap(),
-        )
-        .await;
+    assert_eq!(
+        t.finish_enroll(token, &r2).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let r3 = t.register(token, &mut k2).await;
+    let (s, done) = t.finish_enroll(token, &r3).await;
     assert_eq!(s, StatusCode::OK, "{done}");
     assert_eq!(done["credentials"], 1);
-    let (s, _) = t
-        .post(
-            &format!("/v1/enroll/{token}/finish"),
-            &serde_json::to_value(&r3).unwrap(),
-        )
-        .await;
-    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        t.finish_enroll(token, &r3).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     let (s, e) = t
         .post(&format!("/v1/enroll/{token}/start"), &json!({}))
         .await;

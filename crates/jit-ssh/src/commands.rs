@@ -57,11 +57,8 @@ pub fn login(
         );
     } else if !opts.quiet {
         println!(
-            "Logged in: {} for {} (serial {}, {}).",
+            "Logged in: {} (serial {}, {}).",
             done.principals.join(","),
-            jit_ssh_proto::format_duration(std::time::Duration::from_secs(
-                done.valid_before.saturating_sub(now())
-            )),
             done.serial,
             when(done.valid_before)
         );

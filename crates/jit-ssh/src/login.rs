@@ -78,6 +78,10 @@ pub async fn login(settings: &Settings, opts: &LoginOptions) -> Result<LoggedIn,
     // Check the agent first: no point touching a key if we cannot load it.
     let mut agent = Agent::from_env()?;
     let client = CaClient::new(settings)?;
+    // Catch Ctrl-C before the request exists: from then on an interrupt
+    // must withdraw it on the CA, not just kill us.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| ClientError::Other(e.into()))?;
     let account = settings.account();
 
     let t = Instant::now();
@@ -114,7 +118,7 @@ pub async fn login(settings: &Settings, opts: &LoginOptions) -> Result<LoggedIn,
     let t = Instant::now();
     let issued = tokio::select! {
         r = wait(&client, &created.id, &created.secret, opts) => r?,
-        _ = tokio::signal::ctrl_c() => {
+        _ = interrupt.recv() => {
             let _ = client.cancel(&created.id, &created.secret).await;
             return Err(ClientError::Cancelled);
         }

@@ -10,10 +10,10 @@ use std::time::Duration;
 use ssh_key::PublicKey;
 use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 
-use jit_ssh_audit::{Actor, Event, IssuedVia, PolicyDecision, RequestStep};
+use jit_ssh_audit::{Actor, Event, IssuedVia, PolicyDecision};
 use jit_ssh_proto::api::{IssuedCertificate, RequestStatus, RequestSummary};
 
-use super::{now_unix, sha256_hex, Ca, ServiceError};
+use super::{now_unix, sha256_hex, step, Ca, ServiceError};
 use crate::issue::{issue, IssueRequest};
 use crate::names::{AccountName, GrantId, HostName, Reason, UserName};
 use crate::policy::Decision;
@@ -136,15 +136,7 @@ impl Ca {
         let actor = Actor::User {
             name: req.user.clone(),
         };
-        self.audit(
-            actor.clone(),
-            Event::MfaVerified(RequestStep {
-                request: req.id.clone(),
-                user: req.user.clone(),
-                host: req.host.clone(),
-                detail: String::new(),
-            }),
-        )?;
+        self.audit(actor.clone(), Event::MfaVerified(step(&req, "")))?;
         let decided = self.decide_and_issue(&req, actor)?;
         if !self.store.swap_request(&req, &decided)? {
             return Err(ServiceError::WrongState(
@@ -157,12 +149,7 @@ impl Ca {
 
     fn mfa_failed(&self, req: &AccessRequest, why: &str) -> ServiceError {
         tracing::warn!(request = %req.id, user = %req.user, reason = why, "WebAuthn check failed");
-        let step = RequestStep {
-            request: req.id.clone(),
-            user: req.user.clone(),
-            host: req.host.clone(),
-            detail: why.to_owned(),
-        };
+        let step = step(req, why);
         match self.audit(
             Actor::User {
                 name: req.user.clone(),

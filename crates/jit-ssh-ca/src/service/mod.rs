@@ -154,6 +154,16 @@ impl Ca {
     }
 }
 
+/// An audit step about `req` (MFA result, expiry, cancellation).
+pub(crate) fn step(req: &crate::store::AccessRequest, detail: &str) -> jit_ssh_audit::RequestStep {
+    jit_ssh_audit::RequestStep {
+        request: req.id.clone(),
+        user: req.user.clone(),
+        host: req.host.clone(),
+        detail: detail.to_owned(),
+    }
+}
+
 pub(crate) fn now_unix() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

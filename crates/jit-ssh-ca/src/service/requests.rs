@@ -4,14 +4,14 @@ use std::net::SocketAddr;
 
 use ssh_key::{Algorithm, HashAlg, PublicKey};
 
-use jit_ssh_audit::{Actor, Event, RequestCreated, RequestStep};
+use jit_ssh_audit::{Actor, Event, RequestCreated};
 use jit_ssh_proto::api::{
     CreateRequest, RequestCreated as Created, RequestState, RequestStatus, RequestSummary,
 };
 use jit_ssh_proto::error::code;
 use jit_ssh_proto::routes;
 
-use super::{now_unix, random_id, random_token, rfc3339, same, sha256_hex, Ca, ServiceError};
+use super::{now_unix, random_id, random_token, rfc3339, same, sha256_hex, step, Ca, ServiceError};
 use crate::names::{AccountName, HostName, Reason, UserName};
 use crate::store::AccessRequest;
 
@@ -118,15 +118,7 @@ impl Ca {
         expired.decision_reason =
             Some("the request expired before it was approved; run the login again".into());
         if self.store.swap_request(&req, &expired)? {
-            self.audit(
-                Actor::System,
-                Event::RequestExpired(RequestStep {
-                    request: req.id.clone(),
-                    user: req.user.clone(),
-                    host: req.host.clone(),
-                    detail: String::new(),
-                }),
-            )?;
+            self.audit(Actor::System, Event::RequestExpired(step(&req, "")))?;
             self.waiters.wake(id);
             return Ok(expired);
         }
@@ -136,12 +128,18 @@ impl Ca {
             .ok_or(ServiceError::NotFound("request"))
     }
 
-    /// The requester's view, given the secret returned at creation.
-    pub fn request_state(&self, id: &str, secret: &str) -> Result<RequestState, ServiceError> {
+    /// The request, if `secret` is the one returned when it was created.
+    fn authorized(&self, id: &str, secret: &str) -> Result<AccessRequest, ServiceError> {
         let req = self.load_request(id)?;
         if !same(&sha256_hex(&[secret]), &req.secret_hash) {
             return Err(ServiceError::Unauthorized);
         }
+        Ok(req)
+    }
+
+    /// The requester's view, given the secret returned at creation.
+    pub fn request_state(&self, id: &str, secret: &str) -> Result<RequestState, ServiceError> {
+        let req = self.authorized(id, secret)?;
         Ok(RequestState {
             id: req.id,
             status: req.status,
@@ -154,10 +152,7 @@ impl Ca {
     /// The requester gives up: a pending request becomes `cancelled`, so
     /// the MFA link can no longer issue anything.
     pub fn cancel_request(&self, id: &str, secret: &str) -> Result<RequestState, ServiceError> {
-        let req = self.load_request(id)?;
-        if !same(&sha256_hex(&[secret]), &req.secret_hash) {
-            return Err(ServiceError::Unauthorized);
-        }
+        let req = self.authorized(id, secret)?;
         if req.status.is_final() {
             return self.request_state(id, secret);
         }
@@ -173,12 +168,7 @@ impl Ca {
             Actor::User {
                 name: req.user.clone(),
             },
-            Event::RequestCancelled(RequestStep {
-                request: req.id.clone(),
-                user: req.user.clone(),
-                host: req.host.clone(),
-                detail: String::new(),
-            }),
+            Event::RequestCancelled(step(&req, "")),
         )?;
         self.waiters.wake(id);
         self.request_state(id, secret)

@@ -174,25 +174,32 @@ impl TestCa {
         (s, v)
     }
 
-    /// Invites and enrolls `user` with a fresh soft passkey.
-    pub async fn enroll(&self, user: &str) -> SoftPasskey {
-        let link = self.ca.invite(user, &[], Actor::System).unwrap();
-        let token = link.url.rsplit('/').next().unwrap().to_owned();
-        let mut key = SoftPasskey::new(true);
+    /// Starts a registration with invite `token` and lets `key` answer it.
+    pub async fn register(&self, token: &str, key: &mut SoftPasskey) -> Value {
         let (s, options) = self
             .post(&format!("/v1/enroll/{token}/start"), &json!({}))
             .await;
         assert_eq!(s, StatusCode::OK, "{options}");
         let options: CreationChallengeResponse = serde_json::from_value(options).unwrap();
-        let reg = key
-            .do_registration(Url::parse(ORIGIN).unwrap(), options)
-            .unwrap();
-        let (s, done) = self
-            .post(
-                &format!("/v1/enroll/{token}/finish"),
-                &serde_json::to_value(&reg).unwrap(),
-            )
-            .await;
+        serde_json::to_value(
+            key.do_registration(Url::parse(ORIGIN).unwrap(), options)
+                .unwrap(),
+        )
+        .unwrap()
+    }
+
+    pub async fn finish_enroll(&self, token: &str, registration: &Value) -> (StatusCode, Value) {
+        self.post(&format!("/v1/enroll/{token}/finish"), registration)
+            .await
+    }
+
+    /// Invites and enrolls `user` with a fresh soft passkey.
+    pub async fn enroll(&self, user: &str) -> SoftPasskey {
+        let link = self.ca.invite(user, &[], Actor::System).unwrap();
+        let token = link.url.rsplit('/').next().unwrap().to_owned();
+        let mut key = SoftPasskey::new(true);
+        let reg = self.register(&token, &mut key).await;
+        let (s, done) = self.finish_enroll(&token, &reg).await;
         assert_eq!(s, StatusCode::OK, "{done}");
         key
     }
