@@ -37,7 +37,7 @@ chmod 755 "$work/browser"
 : >"$work/timings"
 for i in $(seq "$runs"); do
     JIT_SSH_CA_URL=$url JIT_SSH_USER=$user JIT_SSH_CONFIG=/nonexistent SSH_AUTH_SOCK=$work/agent.sock BROWSER=$work/browser \
-        "$bin/jit-ssh" --json login "db-$i.dev" --as "$user" --ttl 10m --timeout 60s >>"$work/timings"
+        "$bin/jit-ssh" --json login "db-$i.dev" --as "$user" --ttl 10m --timeout 60s >>"$work/timings" 2>>"$work/client.err"
 done
 
 python3 - "$work/timings" <<'PY'
