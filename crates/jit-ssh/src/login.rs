@@ -119,6 +119,10 @@ pub async fn login(settings: &Settings, opts: &LoginOptions) -> Result<LoggedIn,
     let issued = tokio::select! {
         r = wait(&client, &created.id, &created.secret, opts) => r?,
         _ = interrupt.recv() => {
+            // Clear the spinner's line before the error is printed.
+            if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                eprint!("\r\x1b[2K");
+            }
             let _ = client.cancel(&created.id, &created.secret).await;
             return Err(ClientError::Cancelled);
         }
