@@ -22,7 +22,7 @@ pub use chain::{ChainBreak, ChainHead, VerifyReport};
 pub use query::AuditQuery;
 pub use record::{
     Actor, AuditRecord, CertificateIssued, Enrollment, Event, Hash, IssuedVia, PolicyDecision,
-    RequestCreated, RequestStep,
+    RequestCreated, RequestStep, Revoked,
 };
 pub use sled_store::SledAuditLog;
 

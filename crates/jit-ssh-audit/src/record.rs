@@ -128,6 +128,19 @@ pub struct Enrollment {
     pub detail: String,
 }
 
+/// Certificates were revoked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revoked {
+    /// What was revoked: `serial:N`, `grant:ID`, `user:NAME` or `key_id:ID`.
+    pub target: String,
+    /// The user whose certificates these are, when known.
+    pub user: String,
+    pub reason: String,
+    /// Serials put in the KRL (unexpired certificates only).
+    pub serials: Vec<u64>,
+    pub krl_version: u64,
+}
+
 /// What happened. New kinds are added as the CA grows; existing ones are
 /// never changed, because old records must still verify.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,6 +155,7 @@ pub enum Event {
     PolicyDecision(PolicyDecision),
     InviteCreated(Enrollment),
     UserEnrolled(Enrollment),
+    Revoked(Revoked),
 }
 
 impl Event {
@@ -156,6 +170,7 @@ impl Event {
             | Event::RequestCancelled(s) => &s.user,
             Event::PolicyDecision(d) => &d.user,
             Event::InviteCreated(e) | Event::UserEnrolled(e) => &e.user,
+            Event::Revoked(r) => &r.user,
         })
     }
 
@@ -168,7 +183,7 @@ impl Event {
             | Event::RequestExpired(s)
             | Event::RequestCancelled(s) => Some(&s.host),
             Event::PolicyDecision(d) => Some(&d.host),
-            Event::InviteCreated(_) | Event::UserEnrolled(_) => None,
+            Event::InviteCreated(_) | Event::UserEnrolled(_) | Event::Revoked(_) => None,
         }
     }
 
@@ -190,6 +205,7 @@ impl Event {
             | Event::RequestExpired(s)
             | Event::RequestCancelled(s) => Some(&s.request),
             Event::PolicyDecision(d) => Some(&d.request),
+            Event::Revoked(r) => r.target.strip_prefix("grant:"),
             Event::InviteCreated(_) | Event::UserEnrolled(_) => None,
         }
     }

@@ -19,6 +19,14 @@ pub const INVITE: &str = "/v1/enroll/{token}";
 pub const ENROLL_START: &str = "/v1/enroll/{token}/start";
 /// `POST`: finish it.
 pub const ENROLL_FINISH: &str = "/v1/enroll/{token}/finish";
+/// `GET`: the current KRL (OpenSSH format). `ETag` is `"v<VERSION>"`, the
+/// version is also in [`KRL_VERSION_HEADER`]; `If-None-Match` gives 304.
+pub const KRL: &str = "/v1/krl";
+/// `GET`: a detached SSHSIG over the KRL bytes by the CA key, namespace
+/// [`KRL_NAMESPACE`] (OpenSSH 9.4+ refuses signatures inside KRLs).
+pub const KRL_SIG: &str = "/v1/krl.sig";
+pub const KRL_NAMESPACE: &str = "jit-ssh-krl@jit-ssh";
+pub const KRL_VERSION_HEADER: &str = "x-jit-ssh-krl-version";
 /// `GET`: liveness.
 pub const HEALTH: &str = "/healthz";
 

@@ -6,6 +6,7 @@ mod ca_keys;
 mod enroll;
 mod error;
 mod json;
+mod krl;
 mod pages;
 mod requests;
 
@@ -34,6 +35,7 @@ pub fn app(state: AppState) -> Router {
         .merge(requests::routes())
         .merge(enroll::routes())
         .merge(ca_keys::routes())
+        .merge(krl::routes())
         .merge(pages::routes())
         .fallback(|| async { ApiError::from(ServiceError::NotFound("route")) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

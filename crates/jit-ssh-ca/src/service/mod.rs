@@ -9,6 +9,7 @@ mod enroll;
 mod limits;
 mod mfa;
 mod requests;
+mod revocation;
 mod waiters;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use crate::signer::CaSigner;
 use crate::store::{Store, StoreError};
 
 pub use limits::RateLimiter;
+pub use revocation::{PublishedKrl, RevocationTarget};
 pub use waiters::Waiters;
 
 /// Why an operation failed. `Internal` details are logged, never sent.
@@ -89,6 +91,7 @@ pub struct Ca {
     audit: Arc<dyn AuditLog>,
     limiter: RateLimiter,
     pub waiters: Waiters,
+    krl_cache: revocation::KrlCache,
 }
 
 impl Ca {
@@ -114,6 +117,7 @@ impl Ca {
             audit,
             limiter: RateLimiter::default(),
             waiters: Waiters::default(),
+            krl_cache: revocation::KrlCache::default(),
         })
     }
 

@@ -77,7 +77,25 @@ pub enum Ceremony {
     },
 }
 
+/// A revoked certificate: its serial, and when it would expire anyway (after
+/// which it can leave the KRL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RevokedSerial {
+    pub serial: u64,
+    /// Unix seconds.
+    pub valid_before: u64,
+}
+
 pub trait Store: Send + Sync {
+    /// Adds revoked serials and bumps the KRL version; returns the new version.
+    fn revoke_serials(&self, serials: &[RevokedSerial]) -> Result<u64, StoreError>;
+    /// Every revoked serial still stored.
+    fn revoked_serials(&self) -> Result<Vec<RevokedSerial>, StoreError>;
+    /// Drops entries that expired by `now`; bumps the version if any did.
+    fn prune_revoked(&self, now: u64) -> Result<u64, StoreError>;
+    /// Increases with every change to what the KRL holds; starts at 1.
+    fn krl_version(&self) -> Result<u64, StoreError>;
+
     fn put_invite(&self, token_hash: &str, invite: &Invite) -> Result<(), StoreError>;
     fn invite(&self, token_hash: &str) -> Result<Option<Invite>, StoreError>;
     /// Removes and returns the invite: only one caller ever gets it.

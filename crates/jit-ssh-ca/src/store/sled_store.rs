@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use webauthn_rs::prelude::Passkey;
 
-use super::{AccessRequest, Ceremony, Invite, Store, StoreError};
+use super::{AccessRequest, Ceremony, Invite, RevokedSerial, Store, StoreError};
 use crate::policy::Role;
 
 pub struct SledStore {
@@ -15,7 +15,12 @@ pub struct SledStore {
     roles: sled::Tree,
     requests: sled::Tree,
     ceremonies: sled::Tree,
+    revoked: sled::Tree,
+    meta: sled::Tree,
+    db: sled::Db,
 }
+
+const KRL_VERSION: &[u8] = b"krl_version";
 
 impl SledStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -26,6 +31,9 @@ impl SledStore {
             roles: db.open_tree("roles")?,
             requests: db.open_tree("requests")?,
             ceremonies: db.open_tree("ceremonies")?,
+            revoked: db.open_tree("revoked")?,
+            meta: db.open_tree("meta")?,
+            db,
         })
     }
 }
@@ -42,7 +50,79 @@ fn dec<T: DeserializeOwned>(
         .transpose()
 }
 
+impl SledStore {
+    fn bump_version(&self) -> Result<u64, StoreError> {
+        let next = self
+            .meta
+            .update_and_fetch(KRL_VERSION, |old| {
+                let v = old
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map_or(1, u64::from_be_bytes);
+                Some(v.saturating_add(1).to_be_bytes().to_vec())
+            })?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+            .map_or(1, u64::from_be_bytes);
+        Ok(next)
+    }
+}
+
 impl Store for SledStore {
+    fn revoke_serials(&self, serials: &[RevokedSerial]) -> Result<u64, StoreError> {
+        let mut batch = sled::Batch::default();
+        for r in serials {
+            batch.insert(
+                &r.serial.to_be_bytes()[..],
+                &r.valid_before.to_be_bytes()[..],
+            );
+        }
+        self.revoked.apply_batch(batch)?;
+        let version = self.bump_version()?;
+        // A revocation must survive a crash: the KRL is rebuilt from this.
+        self.db.flush()?;
+        Ok(version)
+    }
+
+    fn revoked_serials(&self) -> Result<Vec<RevokedSerial>, StoreError> {
+        let mut out = Vec::with_capacity(self.revoked.len());
+        for item in self.revoked.iter() {
+            let (k, v) = item?;
+            if let (Ok(k), Ok(v)) = (
+                <[u8; 8]>::try_from(k.as_ref()),
+                <[u8; 8]>::try_from(v.as_ref()),
+            ) {
+                out.push(RevokedSerial {
+                    serial: u64::from_be_bytes(k),
+                    valid_before: u64::from_be_bytes(v),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn prune_revoked(&self, now: u64) -> Result<u64, StoreError> {
+        let mut batch = sled::Batch::default();
+        let mut any = false;
+        for r in self.revoked_serials()? {
+            if r.valid_before <= now {
+                batch.remove(&r.serial.to_be_bytes()[..]);
+                any = true;
+            }
+        }
+        if !any {
+            return self.krl_version();
+        }
+        self.revoked.apply_batch(batch)?;
+        self.bump_version()
+    }
+
+    fn krl_version(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .meta
+            .get(KRL_VERSION)?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+            .map_or(1, u64::from_be_bytes))
+    }
+
     fn put_invite(&self, token_hash: &str, invite: &Invite) -> Result<(), StoreError> {
         self.invites.insert(token_hash, enc(invite, "invite")?)?;
         Ok(())
