@@ -9,6 +9,7 @@
 
 pub mod agent;
 pub mod ca_server;
+pub mod fake_ca;
 pub mod sshd;
 
 use std::path::{Path, PathBuf};

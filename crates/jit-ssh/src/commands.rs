@@ -152,3 +152,38 @@ pub fn ssh_config(hosts: &[String]) -> Result<(), ClientError> {
     println!("Match host {patterns} exec \"jit-ssh login --if-needed --quiet %h\"");
     Ok(())
 }
+
+pub fn host_sync(opts: &crate::host::SyncOptions, json: bool) -> Result<(), ClientError> {
+    match runtime()?.block_on(crate::host::sync(opts)) {
+        Ok(done) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&done).map_err(|e| ClientError::Other(e.into()))?
+                );
+            } else {
+                println!(
+                    "KRL version {} ({} revoked serials) and {} CA key(s) installed in {}",
+                    done.krl_version,
+                    done.revoked_serials,
+                    done.ca_keys,
+                    opts.dir.display()
+                );
+            }
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!(
+                "jit-ssh: the files in {} were left as they were",
+                opts.dir.display()
+            );
+            if let Some(age) = crate::host::held_krl_age(&opts.dir).filter(|a| *a > opts.max_age) {
+                eprintln!(
+                    "jit-ssh: warning: the KRL held is {} old (over --max-age): revocations since then are not enforced here",
+                    jit_ssh_proto::format_duration(age)
+                );
+            }
+            Err(e)
+        }
+    }
+}

@@ -20,6 +20,8 @@ pub enum ClientError {
     Cancelled,
     /// Bad settings or arguments.
     Usage(String),
+    /// `host sync` found something it will not install.
+    SyncRefused(String),
     /// The CA refused or failed in another way.
     Ca {
         code: String,
@@ -38,7 +40,7 @@ impl ClientError {
             ClientError::Denied(_) => 6,
             ClientError::TimedOut(_) => 7,
             ClientError::Cancelled => 130,
-            ClientError::Ca { .. } | ClientError::Other(_) => 1,
+            ClientError::Ca { .. } | ClientError::SyncRefused(_) | ClientError::Other(_) => 1,
         }
     }
 
@@ -78,6 +80,7 @@ impl fmt::Display for ClientError {
             ClientError::TimedOut(m) => write!(f, "timed out: {m}"),
             ClientError::Cancelled => write!(f, "cancelled; the request was withdrawn on the CA"),
             ClientError::Usage(m) => f.write_str(m),
+            ClientError::SyncRefused(m) => write!(f, "sync refused: {m}"),
             ClientError::Ca { code, message } => write!(f, "the CA refused ({code}): {message}"),
             ClientError::Other(e) => write!(f, "{e:#}"),
         }

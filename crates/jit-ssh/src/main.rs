@@ -9,6 +9,7 @@ mod browser;
 mod ca_client;
 mod commands;
 mod error;
+mod host;
 mod loaded;
 mod login;
 mod progress;
@@ -91,11 +92,49 @@ enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// On an SSH host: keep CA keys and KRL current, write principals files.
+    #[command(subcommand)]
+    Host(HostCommand),
     /// Print an ssh_config snippet so plain `ssh HOST` logs in first.
     SshConfig {
         /// Host patterns jit-ssh covers, e.g. "*.prod".
         #[arg(long = "host", value_name = "PATTERN", required = true)]
         hosts: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum HostCommand {
+    /// Fetch, verify and atomically install the CA keys and the signed KRL
+    /// (run every 30 s by systemd/jit-ssh-host-sync.timer).
+    Sync {
+        /// The CA URL (or JIT_SSH_CA_URL).
+        #[arg(long = "ca", env = "JIT_SSH_CA_URL")]
+        ca: String,
+        /// Where sshd reads ca-keys and revoked.krl.
+        #[arg(long, default_value = "/etc/ssh/jit-ssh")]
+        dir: std::path::PathBuf,
+        /// First sync only: the SHA256 fingerprint of the CA key to trust.
+        #[arg(long)]
+        bootstrap_fingerprint: Option<String>,
+        /// Warn when the KRL held is older than this and sync fails.
+        #[arg(long, default_value = "10m")]
+        max_age: String,
+        /// Extra PEM root certificate for the CA's TLS.
+        #[arg(long)]
+        ca_cert: Option<std::path::PathBuf>,
+    },
+    /// Write principals files for ACCOUNTs on this HOST and print the
+    /// sshd_config lines.
+    Setup {
+        #[arg(long, default_value = "/etc/ssh/jit-ssh")]
+        dir: std::path::PathBuf,
+        /// This host's name as jit-ssh users ask for it.
+        #[arg(long)]
+        host: String,
+        /// Accounts jit-ssh may log in as (repeatable).
+        #[arg(long = "account", required = true)]
+        accounts: Vec<String>,
     },
 }
 
@@ -148,6 +187,36 @@ fn run(cli: Cli) -> Result<(), ClientError> {
             args,
         } => commands::ssh(&overrides(&common, account, ttl), &host, &reason, &args),
         Command::SshConfig { hosts } => commands::ssh_config(&hosts),
+        Command::Host(HostCommand::Sync {
+            ca,
+            dir,
+            bootstrap_fingerprint,
+            max_age,
+            ca_cert,
+        }) => {
+            let ca_url = reqwest::Url::parse(&ca)
+                .map_err(|e| ClientError::Usage(format!("--ca {ca:?}: {e}")))?;
+            let max_age = jit_ssh_proto::parse_duration(&max_age)
+                .map_err(|e| ClientError::Usage(format!("--max-age: {e}")))?;
+            commands::host_sync(
+                &host::SyncOptions {
+                    ca_url,
+                    dir,
+                    bootstrap_fingerprint,
+                    max_age,
+                    ca_cert,
+                },
+                json,
+            )
+        }
+        Command::Host(HostCommand::Setup {
+            dir,
+            host,
+            accounts,
+        }) => {
+            print!("{}", host::setup(&dir, &host, &accounts)?);
+            Ok(())
+        }
     }
 }
 
