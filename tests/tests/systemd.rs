@@ -67,3 +67,47 @@ fn the_ca_unit_verifies_and_is_hardened() {
         assert!(unit.contains(needle), "unit lacks {needle:?}");
     }
 }
+
+#[test]
+fn the_host_sync_units_verify_and_are_hardened() {
+    if !have_tools("systemd_host_sync", &[ANALYZE]) {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd");
+    let tmp = tempfile::tempdir().unwrap();
+    let service = std::fs::read_to_string(dir.join("jit-ssh-host-sync.service"))
+        .unwrap()
+        .replace(
+            "/usr/local/bin/jit-ssh",
+            &bin("jit-ssh").display().to_string(),
+        );
+    let path = tmp.path().join("jit-ssh-host-sync.service");
+    std::fs::write(&path, service).unwrap();
+    let timer = tmp.path().join("jit-ssh-host-sync.timer");
+    std::fs::copy(dir.join("jit-ssh-host-sync.timer"), &timer).unwrap();
+
+    let out = run(Command::new(ANALYZE).arg("verify").arg(&path).arg(&timer));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "systemd-analyze verify failed:\n{err}"
+    );
+    assert!(
+        !err.contains("jit-ssh-host-sync"),
+        "systemd-analyze verify complained:\n{err}"
+    );
+    let timer_text = std::fs::read_to_string(&timer).unwrap();
+    assert!(timer_text.contains("OnUnitActiveSec=30s"));
+
+    let out = run(Command::new(ANALYZE)
+        .args(["security", "--offline=yes"])
+        .arg(&path));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let score: f64 = text
+        .lines()
+        .find_map(|l| l.split("jit-ssh-host-sync.service: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in:\n{text}"));
+    assert!(score <= 3.0, "exposure level {score}:\n{text}");
+}
