@@ -137,3 +137,54 @@ mod tests {
         );
     }
 }
+
+/// What to revoke.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum RevokeTarget {
+    Serial(u64),
+    Grant(String),
+    /// Every unexpired certificate of this user; new issuance is blocked
+    /// until an admin re-enables them.
+    User(String),
+    KeyId(String),
+}
+
+/// `POST /v1/revocations`: a `security` user asks; their WebAuthn touch
+/// on `mfa_url` confirms. The answer has the shape of [`RequestCreated`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRevocation {
+    /// Who revokes (must hold the `security` role).
+    pub user: String,
+    pub target: RevokeTarget,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevocationStatus {
+    PendingMfa,
+    Revoked,
+    /// Confirmed, but not allowed or nothing to revoke (see `reason`).
+    Refused,
+    Expired,
+}
+
+/// `GET /v1/revocations/{id}` (with the secret) and its page's summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationState {
+    pub id: String,
+    pub user: String,
+    pub target: RevokeTarget,
+    pub reason: String,
+    pub status: RevocationStatus,
+    pub expires_at: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub outcome: Option<String>,
+    /// Serials now in the KRL, once revoked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub serials: Vec<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub krl_version: Option<u64>,
+}

@@ -31,6 +31,10 @@ pub mod code {
     pub const UNAUTHORIZED: &str = "unauthorized";
     /// The user has no enrolled credential.
     pub const NOT_ENROLLED: &str = "not_enrolled";
+    /// The user's roles do not allow this (e.g. revoking needs `security`).
+    pub const FORBIDDEN: &str = "forbidden";
+    /// The user was blocked by a revocation; an admin must re-enable them.
+    pub const USER_BLOCKED: &str = "user_blocked";
     /// The request is not in a state that allows this (already decided, expired).
     pub const WRONG_STATE: &str = "wrong_state";
     /// The WebAuthn ceremony failed, was already used, or expired.

@@ -27,6 +27,13 @@ pub const KRL: &str = "/v1/krl";
 pub const KRL_SIG: &str = "/v1/krl.sig";
 pub const KRL_NAMESPACE: &str = "jit-ssh-krl@jit-ssh";
 pub const KRL_VERSION_HEADER: &str = "x-jit-ssh-krl-version";
+/// `POST`: ask to revoke; `GET …/{id}` (secret), `…/summary`, `…/mfa/start|finish`.
+pub const REVOCATIONS: &str = "/v1/revocations";
+pub const REVOCATION: &str = "/v1/revocations/{id}";
+pub const REVOCATION_SUMMARY: &str = "/v1/revocations/{id}/summary";
+pub const REVOCATION_MFA_START: &str = "/v1/revocations/{id}/mfa/start";
+pub const REVOCATION_MFA_FINISH: &str = "/v1/revocations/{id}/mfa/finish";
+pub const REVOKE_PAGE: &str = "/revoke/{id}";
 /// `GET`: liveness.
 pub const HEALTH: &str = "/healthz";
 

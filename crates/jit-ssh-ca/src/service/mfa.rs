@@ -18,10 +18,7 @@ use crate::issue::{issue, IssueRequest};
 use crate::names::{AccountName, GrantId, HostName, Reason, UserName};
 use crate::policy::Decision;
 use crate::profile::{CertSpec, SourceCidr};
-use crate::store::{AccessRequest, Ceremony};
-
-/// How long the browser has between start and finish.
-const CEREMONY_TTL: i64 = 300;
+use crate::store::AccessRequest;
 
 fn ceremony_key(id: &str) -> String {
     format!("mfa:{id}")
@@ -58,23 +55,7 @@ impl Ca {
                 req.status
             )));
         }
-        let creds = self.store.credentials(&req.user)?;
-        if creds.is_empty() {
-            return Err(ServiceError::NotEnrolled(req.user));
-        }
-        let (challenge, state) = self
-            .webauthn
-            .start_passkey_authentication(&creds)
-            .map_err(|e| ServiceError::Internal(format!("starting WebAuthn: {e}")))?;
-        self.store.put_ceremony(
-            &ceremony_key(id),
-            &Ceremony::Mfa {
-                state,
-                binding: binding(&req),
-                expires_at: now_unix() + CEREMONY_TTL,
-            },
-        )?;
-        Ok(challenge)
+        self.start_assertion(&ceremony_key(id), &req.user, binding(&req))
     }
 
     /// Checks the assertion, decides by policy, and issues if allowed.
@@ -92,46 +73,15 @@ impl Ca {
         let ceremony = self.store.take_ceremony(&ceremony_key(id))?;
         let req = self.load_request(id)?;
         self.limit_ceremonies(&req.user)?;
-        let Some(Ceremony::Mfa {
-            state,
-            binding: bound,
-            expires_at,
-        }) = ceremony
-        else {
-            return Err(self.mfa_failed(&req, "no WebAuthn ceremony in progress for this request (already used, or never started)"));
-        };
-        if now_unix() > expires_at {
-            return Err(self.mfa_failed(&req, "the WebAuthn ceremony expired; start again"));
+        // The ceremony first: a replay is an MFA failure, and recorded so.
+        if let Err(why) = self.check_assertion(ceremony, &req.user, &binding(&req), credential)? {
+            return Err(self.mfa_failed(&req, &why));
         }
         if req.status != RequestStatus::PendingMfa {
             return Err(ServiceError::WrongState(format!(
                 "request is {:?}, not waiting for MFA",
                 req.status
             )));
-        }
-        if bound != binding(&req) {
-            return Err(self.mfa_failed(&req, "the ceremony does not belong to this request"));
-        }
-        let result = match self
-            .webauthn
-            .finish_passkey_authentication(credential, &state)
-        {
-            Ok(r) if r.user_verified() => r,
-            Ok(_) => {
-                return Err(
-                    self.mfa_failed(&req, "user verification (PIN or biometric) is required")
-                )
-            }
-            Err(e) => return Err(self.mfa_failed(&req, &format!("assertion refused: {e}"))),
-        };
-        let mut creds = self.store.credentials(&req.user)?;
-        if creds
-            .iter_mut()
-            .any(|c| c.update_credential(&result).unwrap_or(false))
-        {
-            // The counter only helps spot cloned authenticators: sled's
-            // background flush persists it, off the issuance path.
-            self.store.put_credentials(&req.user, &creds, false)?;
         }
         let actor = Actor::User {
             name: req.user.clone(),

@@ -5,6 +5,7 @@
 //! Methods that touch storage block (sled, fsync): the HTTP layer calls
 //! them on the blocking pool.
 
+mod assertion;
 mod enroll;
 mod limits;
 mod mfa;

@@ -9,7 +9,7 @@ pub use sled_store::SledStore;
 use serde::{Deserialize, Serialize};
 use webauthn_rs::prelude::{Passkey, PasskeyAuthentication, PasskeyRegistration};
 
-use jit_ssh_proto::api::{IssuedCertificate, RequestStatus};
+use jit_ssh_proto::api::{IssuedCertificate, RequestStatus, RevocationStatus, RevokeTarget};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -58,6 +58,22 @@ pub struct AccessRequest {
     pub secret_hash: String,
     pub grant: Option<String>,
     pub certificate: Option<IssuedCertificate>,
+}
+
+/// A revocation waiting for (or done after) its requester's WebAuthn touch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRevocation {
+    pub id: String,
+    pub user: String,
+    pub target: RevokeTarget,
+    pub reason: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub status: RevocationStatus,
+    pub outcome: Option<String>,
+    pub secret_hash: String,
+    pub serials: Vec<u64>,
+    pub krl_version: Option<u64>,
 }
 
 /// WebAuthn state between a ceremony's start and finish: single-use.
@@ -122,6 +138,19 @@ pub trait Store: Send + Sync {
     fn request(&self, id: &str) -> Result<Option<AccessRequest>, StoreError>;
     /// Replaces `old` with `new` only if the stored request is still `old`.
     fn swap_request(&self, old: &AccessRequest, new: &AccessRequest) -> Result<bool, StoreError>;
+
+    fn put_revocation(&self, r: &PendingRevocation) -> Result<(), StoreError>;
+    fn revocation(&self, id: &str) -> Result<Option<PendingRevocation>, StoreError>;
+    fn swap_revocation(
+        &self,
+        old: &PendingRevocation,
+        new: &PendingRevocation,
+    ) -> Result<bool, StoreError>;
+
+    /// Users blocked by a user revocation (no new certificates).
+    fn block_user(&self, user: &str) -> Result<(), StoreError>;
+    fn unblock_user(&self, user: &str) -> Result<bool, StoreError>;
+    fn is_blocked(&self, user: &str) -> Result<bool, StoreError>;
 
     fn put_ceremony(&self, key: &str, c: &Ceremony) -> Result<(), StoreError>;
     /// Removes and returns the ceremony: a second caller gets `None`.

@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use webauthn_rs::prelude::Passkey;
 
-use super::{AccessRequest, Ceremony, Invite, RevokedSerial, Store, StoreError};
+use super::{AccessRequest, Ceremony, Invite, PendingRevocation, RevokedSerial, Store, StoreError};
 use crate::policy::Role;
 
 pub struct SledStore {
@@ -16,6 +16,8 @@ pub struct SledStore {
     requests: sled::Tree,
     ceremonies: sled::Tree,
     revoked: sled::Tree,
+    revocations: sled::Tree,
+    blocked: sled::Tree,
     meta: sled::Tree,
     db: sled::Db,
 }
@@ -32,6 +34,8 @@ impl SledStore {
             requests: db.open_tree("requests")?,
             ceremonies: db.open_tree("ceremonies")?,
             revoked: db.open_tree("revoked")?,
+            revocations: db.open_tree("revocations")?,
+            blocked: db.open_tree("blocked")?,
             meta: db.open_tree("meta")?,
             db,
         })
@@ -182,6 +186,44 @@ impl Store for SledStore {
             Some(enc(new, "request")?),
         )?;
         Ok(swapped.is_ok())
+    }
+
+    fn put_revocation(&self, r: &PendingRevocation) -> Result<(), StoreError> {
+        self.revocations.insert(&r.id, enc(r, "revocation")?)?;
+        Ok(())
+    }
+
+    fn revocation(&self, id: &str) -> Result<Option<PendingRevocation>, StoreError> {
+        dec(self.revocations.get(id)?, "revocation")
+    }
+
+    fn swap_revocation(
+        &self,
+        old: &PendingRevocation,
+        new: &PendingRevocation,
+    ) -> Result<bool, StoreError> {
+        let swapped = self.revocations.compare_and_swap(
+            &old.id,
+            Some(enc(old, "revocation")?),
+            Some(enc(new, "revocation")?),
+        )?;
+        Ok(swapped.is_ok())
+    }
+
+    fn block_user(&self, user: &str) -> Result<(), StoreError> {
+        self.blocked.insert(user, &[1u8][..])?;
+        self.blocked.flush()?;
+        Ok(())
+    }
+
+    fn unblock_user(&self, user: &str) -> Result<bool, StoreError> {
+        let was = self.blocked.remove(user)?.is_some();
+        self.blocked.flush()?;
+        Ok(was)
+    }
+
+    fn is_blocked(&self, user: &str) -> Result<bool, StoreError> {
+        Ok(self.blocked.contains_key(user)?)
     }
 
     fn put_ceremony(&self, key: &str, c: &Ceremony) -> Result<(), StoreError> {
