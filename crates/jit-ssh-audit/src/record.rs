@@ -156,6 +156,11 @@ pub enum Event {
     InviteCreated(Enrollment),
     UserEnrolled(Enrollment),
     Revoked(Revoked),
+    /// A revocation was refused (role, nothing to revoke); `request` is
+    /// the revocation id, `host` empty.
+    RevocationRefused(RequestStep),
+    /// An admin re-enabled a user blocked by a user revocation.
+    UserEnabled(Enrollment),
 }
 
 impl Event {
@@ -171,6 +176,8 @@ impl Event {
             Event::PolicyDecision(d) => &d.user,
             Event::InviteCreated(e) | Event::UserEnrolled(e) => &e.user,
             Event::Revoked(r) => &r.user,
+            Event::RevocationRefused(s) => &s.user,
+            Event::UserEnabled(e) => &e.user,
         })
     }
 
@@ -183,7 +190,11 @@ impl Event {
             | Event::RequestExpired(s)
             | Event::RequestCancelled(s) => Some(&s.host),
             Event::PolicyDecision(d) => Some(&d.host),
-            Event::InviteCreated(_) | Event::UserEnrolled(_) | Event::Revoked(_) => None,
+            Event::InviteCreated(_)
+            | Event::UserEnrolled(_)
+            | Event::Revoked(_)
+            | Event::RevocationRefused(_)
+            | Event::UserEnabled(_) => None,
         }
     }
 
@@ -206,6 +217,8 @@ impl Event {
             | Event::RequestCancelled(s) => Some(&s.request),
             Event::PolicyDecision(d) => Some(&d.request),
             Event::Revoked(r) => r.target.strip_prefix("grant:"),
+            Event::RevocationRefused(s) => Some(&s.request),
+            Event::UserEnabled(_) => None,
             Event::InviteCreated(_) | Event::UserEnrolled(_) => None,
         }
     }

@@ -26,27 +26,40 @@ pub struct InviteArgs {
     dev_dir: Option<PathBuf>,
 }
 
-pub fn run(a: InviteArgs) -> anyhow::Result<ExitCode> {
-    let data = match (a.config, a.data, a.dev_dir) {
+/// The data directory of the CA the operator means.
+pub fn data_dir(
+    config: Option<PathBuf>,
+    data: Option<PathBuf>,
+    dev_dir: Option<PathBuf>,
+) -> anyhow::Result<PathBuf> {
+    Ok(match (config, data, dev_dir) {
         (Some(c), _, _) => config::load(&c)?.data_dir,
         (_, Some(d), _) => d,
         (_, _, Some(dev)) => dev.join("data"),
         _ => bail!("say which CA: --config FILE, --data DIR, or --dev-dir DIR"),
-    };
+    })
+}
+
+/// Sends one admin request to the running CA.
+pub fn ask(data: &std::path::Path, req: &AdminRequest) -> anyhow::Result<AdminResponse> {
     let socket = data.join(ADMIN_SOCKET);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let response = runtime
-        .block_on(admin::request(
-            &socket,
-            &AdminRequest::Invite {
-                user: a.user,
-                roles: a.roles,
-            },
-        ))
-        .context("asking the running CA for an invite")?;
-    match response {
+    runtime
+        .block_on(admin::request(&socket, req))
+        .context("asking the running CA")
+}
+
+pub fn run(a: InviteArgs) -> anyhow::Result<ExitCode> {
+    let data = data_dir(a.config, a.data, a.dev_dir)?;
+    match ask(
+        &data,
+        &AdminRequest::Invite {
+            user: a.user,
+            roles: a.roles,
+        },
+    )? {
         AdminResponse::Invited {
             user,
             url,
@@ -57,5 +70,40 @@ pub fn run(a: InviteArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         AdminResponse::Error { message } => bail!("{message}"),
+        other => bail!("unexpected answer from the CA: {other:?}"),
+    }
+}
+
+#[derive(Args)]
+pub struct EnableUserArgs {
+    /// The user to re-enable after a user revocation.
+    user: String,
+    #[arg(long, conflicts_with_all = ["data", "dev_dir"])]
+    config: Option<PathBuf>,
+    #[arg(long, conflicts_with = "dev_dir")]
+    data: Option<PathBuf>,
+    #[arg(long)]
+    dev_dir: Option<PathBuf>,
+}
+
+pub fn enable_user(a: EnableUserArgs) -> anyhow::Result<ExitCode> {
+    let data = data_dir(a.config, a.data, a.dev_dir)?;
+    match ask(&data, &AdminRequest::EnableUser { user: a.user })? {
+        AdminResponse::Enabled {
+            user,
+            was_blocked: true,
+        } => {
+            println!("{user} is enabled again: new certificates can be issued (revoked ones stay revoked)");
+            Ok(ExitCode::SUCCESS)
+        }
+        AdminResponse::Enabled {
+            user,
+            was_blocked: false,
+        } => {
+            println!("{user} was not blocked; nothing changed");
+            Ok(ExitCode::SUCCESS)
+        }
+        AdminResponse::Error { message } => bail!("{message}"),
+        other => bail!("unexpected answer from the CA: {other:?}"),
     }
 }

@@ -27,6 +27,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Make a one-time enrollment link, through the running server.
     Invite(invite::InviteArgs),
+    /// Re-enable a user blocked by a user revocation, through the running server.
+    EnableUser(invite::EnableUserArgs),
     /// Check a configuration file and report every problem.
     CheckConfig(check_config::CheckConfigArgs),
     /// Create a new CA key (ed25519, mode 0600) and its public key.
@@ -44,6 +46,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(a) => serve::run(a),
         Command::Invite(a) => invite::run(a),
         Command::CheckConfig(a) => check_config::run(a),
+        Command::EnableUser(a) => invite::enable_user(a),
         Command::Init(a) => init::run(a),
         Command::Sign(a) => sign::run(a),
         Command::Krl(c) => krl::run(c),

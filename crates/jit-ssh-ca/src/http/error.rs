@@ -34,7 +34,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::Invalid { .. } => StatusCode::BAD_REQUEST,
             ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
             ServiceError::Unauthorized | ServiceError::MfaFailed(_) => StatusCode::UNAUTHORIZED,
-            ServiceError::NotEnrolled(_) => StatusCode::FORBIDDEN,
+            ServiceError::NotEnrolled(_)
+            | ServiceError::Forbidden(_)
+            | ServiceError::UserBlocked(_) => StatusCode::FORBIDDEN,
             ServiceError::WrongState(_) => StatusCode::CONFLICT,
             ServiceError::InviteInvalid => StatusCode::GONE,
             ServiceError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,

@@ -9,6 +9,7 @@ mod json;
 mod krl;
 mod pages;
 mod requests;
+mod revocations;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,6 +37,7 @@ pub fn app(state: AppState) -> Router {
         .merge(enroll::routes())
         .merge(ca_keys::routes())
         .merge(krl::routes())
+        .merge(revocations::routes())
         .merge(pages::routes())
         .fallback(|| async { ApiError::from(ServiceError::NotFound("route")) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

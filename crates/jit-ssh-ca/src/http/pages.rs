@@ -13,6 +13,7 @@ use super::AppState;
 
 const ENROLL: &str = include_str!("assets/enroll.html");
 const MFA: &str = include_str!("assets/mfa.html");
+const REVOKE: &str = include_str!("assets/revoke.html");
 const SCRIPT: &str = include_str!("assets/jit-ssh.js");
 const STYLE: &str = include_str!("assets/jit-ssh.css");
 
@@ -20,6 +21,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route(routes::ENROLL_PAGE, get(|| async { Html(ENROLL) }))
         .route(routes::MFA_PAGE, get(|| async { Html(MFA) }))
+        .route(routes::REVOKE_PAGE, get(|| async { Html(REVOKE) }))
         .route(
             routes::SCRIPT,
             get(|| async {

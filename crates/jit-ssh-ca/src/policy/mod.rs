@@ -121,6 +121,8 @@ pub enum Decision {
 pub enum DenyReason {
     #[error("user {0} is not in the CA's policy; ask an admin to add them")]
     UnknownUser(String),
+    #[error("{0} is blocked by a revocation; an admin re-enables them with `jit-ssh-ca enable-user {0}`")]
+    Blocked(String),
     #[error("no rule lets you reach {host}; ask for a rule covering it, or check the host name")]
     NoRuleForHost { host: String },
     #[error("account {account} is not allowed on {host}; allowed: {}", allowed.join(", "))]

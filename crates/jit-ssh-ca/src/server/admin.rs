@@ -23,7 +23,14 @@ const MAX_LINE: usize = 4096;
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AdminRequest {
-    Invite { user: String, roles: Vec<String> },
+    Invite {
+        user: String,
+        roles: Vec<String>,
+    },
+    /// Lift the block a user revocation put on `user`.
+    EnableUser {
+        user: String,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -33,6 +40,10 @@ pub enum AdminResponse {
         user: String,
         url: String,
         expires_at: String,
+    },
+    Enabled {
+        user: String,
+        was_blocked: bool,
     },
     Error {
         message: String,
@@ -98,6 +109,21 @@ async fn handle(ca: Arc<Ca>, stream: UnixStream) -> anyhow::Result<()> {
         Err(e) => AdminResponse::Error {
             message: format!("bad admin request: {e}"),
         },
+        Ok(AdminRequest::EnableUser { user }) => {
+            let actor = Actor::Operator {
+                login: format!("admin socket ({peer})"),
+            };
+            let name = user.clone();
+            match tokio::task::spawn_blocking(move || ca.enable_user(&name, actor)).await {
+                Ok(Ok(was_blocked)) => AdminResponse::Enabled { user, was_blocked },
+                Ok(Err(e)) => AdminResponse::Error {
+                    message: e.to_string(),
+                },
+                Err(e) => AdminResponse::Error {
+                    message: e.to_string(),
+                },
+            }
+        }
         Ok(AdminRequest::Invite { user, roles }) => {
             let roles: Result<Vec<Role>, String> = roles.iter().map(|r| Role::parse(r)).collect();
             match roles {

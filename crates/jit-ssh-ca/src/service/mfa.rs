@@ -124,7 +124,12 @@ impl Ca {
         let host = HostName::parse(&req.host).map_err(invalid)?;
         let account = AccountName::parse(&req.account).map_err(invalid)?;
         let ttl = Duration::from_secs(req.ttl_secs);
-        let decision = self.config.policy.decide(&user, &host, &account, ttl);
+        // A user revocation blocks new certificates, even for requests made before it.
+        let decision = if self.store.is_blocked(user.as_str())? {
+            Decision::Deny(crate::policy::DenyReason::Blocked(user.to_string()))
+        } else {
+            self.config.policy.decide(&user, &host, &account, ttl)
+        };
         let (outcome, why) = match &decision {
             Decision::Allow(a) => ("approved", format!("rule {}", a.rule)),
             Decision::NeedsApproval {

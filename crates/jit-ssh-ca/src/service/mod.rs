@@ -11,6 +11,7 @@ mod limits;
 mod mfa;
 mod requests;
 mod revocation;
+mod revoke_flow;
 mod waiters;
 
 use std::sync::Arc;
@@ -43,6 +44,10 @@ pub enum ServiceError {
     NotEnrolled(String),
     #[error("{0}")]
     WrongState(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0} is blocked by a revocation; an admin re-enables them with `jit-ssh-ca enable-user {0}`")]
+    UserBlocked(String),
     #[error("WebAuthn check failed: {0}")]
     MfaFailed(String),
     #[error("this enrollment link is unknown, already used, or expired; ask for a new one")]
@@ -61,6 +66,8 @@ impl ServiceError {
             ServiceError::Unauthorized => code::UNAUTHORIZED,
             ServiceError::NotEnrolled(_) => code::NOT_ENROLLED,
             ServiceError::WrongState(_) => code::WRONG_STATE,
+            ServiceError::Forbidden(_) => code::FORBIDDEN,
+            ServiceError::UserBlocked(_) => code::USER_BLOCKED,
             ServiceError::MfaFailed(_) => code::MFA_FAILED,
             ServiceError::InviteInvalid => code::INVITE_INVALID,
             ServiceError::RateLimited(_) => code::RATE_LIMITED,

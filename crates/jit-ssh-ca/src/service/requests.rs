@@ -46,6 +46,9 @@ impl Ca {
         if self.store.credentials(user.as_str())?.is_empty() {
             return Err(ServiceError::NotEnrolled(user.to_string()));
         }
+        if self.store.is_blocked(user.as_str())? {
+            return Err(ServiceError::UserBlocked(user.to_string()));
+        }
 
         let now = now_unix();
         let secret = random_token();

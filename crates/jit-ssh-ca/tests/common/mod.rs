@@ -52,6 +52,11 @@ roles = ["engineer"]
 name = "carol"
 groups = ["sre"]
 
+[[users]]
+name = "sec"
+groups = ["sre"]
+roles = ["security"]
+
 [host_groups.dev]
 hosts = ["*.dev"]
 accounts = ["oncall", "{{user}}"]

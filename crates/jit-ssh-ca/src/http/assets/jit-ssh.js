@@ -61,13 +61,13 @@ async function enroll(token) {
   });
 }
 
-async function approve(id) {
-  const options = await api("POST", `/v1/requests/${id}/mfa/start`);
+async function approve(id, kind = "requests") {
+  const options = await api("POST", `/v1/${kind}/${id}/mfa/start`);
   const pk = options.publicKey;
   pk.challenge = fromB64url(pk.challenge);
   pk.allowCredentials = (pk.allowCredentials || []).map((c) => ({ ...c, id: fromB64url(c.id) }));
   const a = await navigator.credentials.get({ publicKey: pk });
-  return api("POST", `/v1/requests/${id}/mfa/finish`, {
+  return api("POST", `/v1/${kind}/${id}/mfa/finish`, {
     id: a.id,
     rawId: toB64url(a.rawId),
     type: a.type,
@@ -151,8 +151,45 @@ async function mfaPage() {
   });
 }
 
+function targetText(t) {
+  const [kind, value] = Object.entries(t)[0];
+  return `${kind.replace("_", " ")} ${value}`;
+}
+
+function showRevocation(r) {
+  show("user", r.user);
+  show("target", targetText(r.target));
+  show("reason", r.reason);
+  show("status", r.status.replace("_", " ") + (r.outcome ? ` — ${r.outcome}` : ""));
+}
+
+async function revokePage() {
+  const id = pathPart();
+  const button = document.getElementById("revoke");
+  try {
+    const r = await api("GET", `/v1/revocations/${id}/summary`);
+    showRevocation(r);
+    button.disabled = r.status !== "pending_mfa";
+  } catch (e) {
+    result(e.message, false);
+    return;
+  }
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      const r = await approve(id, "revocations");
+      showRevocation(r);
+      result(r.status === "revoked" ? `Revoked: ${r.outcome}` : `Not revoked: ${r.outcome}`, r.status === "revoked");
+    } catch (e) {
+      result(`Not confirmed: ${e.message}`, false);
+      button.disabled = false;
+    }
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   const page = document.body.dataset.page;
   if (page === "enroll") enrollPage();
   if (page === "mfa") mfaPage();
+  if (page === "revoke") revokePage();
 });

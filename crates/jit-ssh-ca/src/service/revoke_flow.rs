@@ -1,0 +1,303 @@
+//! A revocation as a confirmed action: a `security` user asks, confirms
+//! with their own WebAuthn touch bound to that revocation, and only then
+//! does the CA revoke. Refusals (role, nothing to revoke) are audited.
+
+use std::net::SocketAddr;
+
+use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
+
+use jit_ssh_audit::{Actor, Enrollment, Event, RequestStep};
+use jit_ssh_proto::api::{
+    CreateRevocation, RequestCreated, RequestStatus, RevocationState, RevocationStatus,
+    RevokeTarget,
+};
+use jit_ssh_proto::routes;
+
+use super::revocation::RevocationTarget;
+use super::{now_unix, random_id, random_token, rfc3339, same, sha256_hex, Ca, ServiceError};
+use crate::names::{GrantId, Reason, UserName};
+use crate::policy::Role;
+use crate::store::PendingRevocation;
+
+fn ceremony_key(id: &str) -> String {
+    format!("revoke:{id}")
+}
+
+fn binding(r: &PendingRevocation) -> String {
+    sha256_hex(&[
+        "jit-ssh-revoke-v1",
+        &r.id,
+        &r.user,
+        &target_text(&r.target),
+        &r.reason,
+    ])
+}
+
+fn target_text(t: &RevokeTarget) -> String {
+    to_internal(t).to_string()
+}
+
+fn to_internal(t: &RevokeTarget) -> RevocationTarget {
+    match t {
+        RevokeTarget::Serial(s) => RevocationTarget::Serial(*s),
+        RevokeTarget::Grant(g) => RevocationTarget::Grant(g.clone()),
+        RevokeTarget::User(u) => RevocationTarget::User(u.clone()),
+        RevokeTarget::KeyId(k) => RevocationTarget::KeyId(k.clone()),
+    }
+}
+
+fn refused(r: &PendingRevocation, why: &str) -> RequestStep {
+    RequestStep {
+        request: r.id.clone(),
+        user: r.user.clone(),
+        host: String::new(),
+        detail: why.to_owned(),
+    }
+}
+
+impl Ca {
+    /// The roles `user` holds: from the config, plus those invites granted.
+    pub fn roles_of(&self, user: &str) -> Result<std::collections::BTreeSet<Role>, ServiceError> {
+        let mut roles = self.config.policy.roles(user);
+        roles.extend(self.store.invited_roles(user)?);
+        Ok(roles)
+    }
+
+    fn require_security(&self, r: &PendingRevocation) -> Result<(), ServiceError> {
+        if self.roles_of(&r.user)?.contains(&Role::Security) {
+            return Ok(());
+        }
+        let why = format!(
+            "{} does not hold the security role; only security may revoke",
+            r.user
+        );
+        self.audit(
+            Actor::User {
+                name: r.user.clone(),
+            },
+            Event::RevocationRefused(refused(r, &why)),
+        )?;
+        Err(ServiceError::Forbidden(why))
+    }
+
+    pub fn create_revocation(
+        &self,
+        body: CreateRevocation,
+        client: SocketAddr,
+    ) -> Result<RequestCreated, ServiceError> {
+        self.limit(
+            &format!("addr:{}", client.ip()),
+            self.config.limits.requests_per_minute_per_address,
+        )?;
+        let user = UserName::parse(&body.user).map_err(ServiceError::invalid)?;
+        let reason = Reason::parse(&body.reason).map_err(ServiceError::invalid)?;
+        match &body.target {
+            RevokeTarget::Serial(0) => {
+                return Err(ServiceError::invalid("serial 0 is never issued"))
+            }
+            RevokeTarget::Grant(g) => drop(GrantId::parse(g).map_err(ServiceError::invalid)?),
+            RevokeTarget::User(u) => drop(UserName::parse(u).map_err(ServiceError::invalid)?),
+            RevokeTarget::KeyId(k)
+                if !k.starts_with("jit-ssh:")
+                    || k.len() > 256
+                    || k.chars().any(char::is_control) =>
+            {
+                return Err(ServiceError::invalid(
+                    "key_id must be a jit-ssh key id (jit-ssh:USER:GRANT:SERIAL)",
+                ))
+            }
+            _ => {}
+        }
+        self.limit(
+            &format!("user:{user}"),
+            self.config.limits.requests_per_minute_per_user,
+        )?;
+        if self.store.credentials(user.as_str())?.is_empty() {
+            return Err(ServiceError::NotEnrolled(user.to_string()));
+        }
+        let now = now_unix();
+        let secret = random_token();
+        let r = PendingRevocation {
+            id: random_id(),
+            user: user.to_string(),
+            target: body.target,
+            reason: reason.to_string(),
+            created_at: now,
+            expires_at: now
+                + i64::try_from(self.config.limits.request_ttl.as_secs()).unwrap_or(300),
+            status: RevocationStatus::PendingMfa,
+            outcome: None,
+            secret_hash: sha256_hex(&[&secret]),
+            serials: vec![],
+            krl_version: None,
+        };
+        // Say no early to someone who may not revoke (checked again after
+        // the touch, which is what counts).
+        self.require_security(&r)?;
+        self.store.put_revocation(&r)?;
+        Ok(RequestCreated {
+            mfa_url: self
+                .config
+                .url(&routes::fill(routes::REVOKE_PAGE, "id", &r.id)),
+            id: r.id,
+            status: RequestStatus::PendingMfa,
+            expires_at: rfc3339(r.expires_at),
+            secret,
+        })
+    }
+
+    fn load_revocation(&self, id: &str) -> Result<PendingRevocation, ServiceError> {
+        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ServiceError::NotFound("revocation"));
+        }
+        let r = self
+            .store
+            .revocation(id)?
+            .ok_or(ServiceError::NotFound("revocation"))?;
+        if r.status != RevocationStatus::PendingMfa || now_unix() < r.expires_at {
+            return Ok(r);
+        }
+        let mut expired = r.clone();
+        expired.status = RevocationStatus::Expired;
+        expired.outcome = Some("not confirmed in time; nothing was revoked".into());
+        if self.store.swap_revocation(&r, &expired)? {
+            return Ok(expired);
+        }
+        self.store
+            .revocation(id)?
+            .ok_or(ServiceError::NotFound("revocation"))
+    }
+
+    fn revocation_view(r: PendingRevocation) -> RevocationState {
+        RevocationState {
+            id: r.id,
+            user: r.user,
+            target: r.target,
+            reason: r.reason,
+            status: r.status,
+            expires_at: rfc3339(r.expires_at),
+            outcome: r.outcome,
+            serials: r.serials,
+            krl_version: r.krl_version,
+        }
+    }
+
+    /// The requester's view (with the secret).
+    pub fn revocation_state(
+        &self,
+        id: &str,
+        secret: &str,
+    ) -> Result<RevocationState, ServiceError> {
+        let r = self.load_revocation(id)?;
+        if !same(&sha256_hex(&[secret]), &r.secret_hash) {
+            return Err(ServiceError::Unauthorized);
+        }
+        Ok(Self::revocation_view(r))
+    }
+
+    /// What the confirmation page shows. Nothing secret.
+    pub fn revocation_summary(&self, id: &str) -> Result<RevocationState, ServiceError> {
+        self.load_revocation(id).map(Self::revocation_view)
+    }
+
+    pub fn revocation_mfa_start(
+        &self,
+        id: &str,
+        client: SocketAddr,
+    ) -> Result<RequestChallengeResponse, ServiceError> {
+        self.limit(
+            &format!("addr:{}", client.ip()),
+            self.config.limits.requests_per_minute_per_address,
+        )?;
+        let r = self.load_revocation(id)?;
+        self.limit_ceremonies(&r.user)?;
+        if r.status != RevocationStatus::PendingMfa {
+            return Err(ServiceError::WrongState(format!(
+                "revocation is {:?}, not waiting for MFA",
+                r.status
+            )));
+        }
+        self.start_assertion(&ceremony_key(id), &r.user, binding(&r))
+    }
+
+    /// Checks the touch, the role, and revokes.
+    pub fn revocation_mfa_finish(
+        &self,
+        id: &str,
+        credential: &PublicKeyCredential,
+        client: SocketAddr,
+    ) -> Result<RevocationState, ServiceError> {
+        self.limit(
+            &format!("addr:{}", client.ip()),
+            self.config.limits.requests_per_minute_per_address,
+        )?;
+        let ceremony = self.store.take_ceremony(&ceremony_key(id))?;
+        let r = self.load_revocation(id)?;
+        self.limit_ceremonies(&r.user)?;
+        let actor = Actor::User {
+            name: r.user.clone(),
+        };
+        if let Err(why) = self.check_assertion(ceremony, &r.user, &binding(&r), credential)? {
+            self.audit(actor, Event::MfaFailed(refused(&r, &why)))?;
+            return Err(ServiceError::MfaFailed(why));
+        }
+        if r.status != RevocationStatus::PendingMfa {
+            return Err(ServiceError::WrongState(format!(
+                "revocation is {:?}, not waiting for MFA",
+                r.status
+            )));
+        }
+        self.require_security(&r)?;
+        let mut done = r.clone();
+        match self.revoke(&to_internal(&r.target), &r.reason, actor.clone()) {
+            Ok(revoked) => {
+                done.status = RevocationStatus::Revoked;
+                done.outcome = Some(format!(
+                    "{} certificate(s) revoked; KRL version {}",
+                    revoked.serials.len(),
+                    revoked.krl_version
+                ));
+                done.serials = revoked.serials;
+                done.krl_version = Some(revoked.krl_version);
+            }
+            Err(ServiceError::WrongState(why)) => {
+                self.audit(actor.clone(), Event::RevocationRefused(refused(&r, &why)))?;
+                done.status = RevocationStatus::Refused;
+                done.outcome = Some(why);
+            }
+            Err(e) => return Err(e),
+        }
+        if let RevokeTarget::User(u) = &r.target {
+            // Blocked even when nothing was unexpired: no new certificates.
+            self.store.block_user(u)?;
+            let note = format!(" {u} can get no new certificates until an admin runs `jit-ssh-ca enable-user {u}`.");
+            if done.status == RevocationStatus::Refused {
+                done.status = RevocationStatus::Revoked;
+            }
+            done.outcome = Some(done.outcome.unwrap_or_default() + &note);
+        }
+        if !self.store.swap_revocation(&r, &done)? {
+            return Err(ServiceError::WrongState(
+                "the revocation changed while being confirmed".into(),
+            ));
+        }
+        Ok(Self::revocation_view(done))
+    }
+
+    /// Lifts the block a user revocation put on `user`.
+    pub fn enable_user(&self, user: &str, by: Actor) -> Result<bool, ServiceError> {
+        let user = UserName::parse(user).map_err(ServiceError::invalid)?;
+        let was = self.store.is_blocked(user.as_str())?;
+        if was {
+            self.audit(
+                by,
+                Event::UserEnabled(Enrollment {
+                    user: user.to_string(),
+                    detail: "re-enabled after a user revocation".into(),
+                }),
+            )?;
+            self.store.unblock_user(user.as_str())?;
+        }
+        Ok(was)
+    }
+}
