@@ -30,13 +30,16 @@ await withBrowser(async ({ page, cdp, authenticatorId }) => {
       await cdp.send("WebAuthn.addCredential", { authenticatorId, credential });
     }
     await page.goto(url);
-    const text = await pressAndRead(page, "#approve");
+    // Access requests are confirmed on /mfa/…, revocations on /revoke/….
+    const revoking = new URL(url).pathname.startsWith("/revoke/");
+    const text = await pressAndRead(page, revoking ? "#revoke" : "#approve");
     console.log(text);
     // Keep the credential's signature counter: re-using an old copy makes
     // the counter go backwards, which the CA rightly refuses as a clone.
     const { credentials } = await cdp.send("WebAuthn.getCredentials", { authenticatorId });
     writeFileSync(credFile, JSON.stringify(credentials), { mode: 0o600 });
     // A policy denial is a completed ceremony too: the client reports it.
-    if (!text.startsWith("Confirmed") && !text.startsWith("Denied")) throw new Error(text);
+    const completed = ["Confirmed", "Denied", "Revoked", "Not revoked"].some((p) => text.startsWith(p));
+    if (!completed) throw new Error(text);
   }
 });

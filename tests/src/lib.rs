@@ -11,6 +11,7 @@ pub mod agent;
 pub mod ca_server;
 pub mod fake_ca;
 pub mod sshd;
+pub mod world;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -6,128 +6,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use jit_ssh_e2e::agent::{SSH_ADD, SSH_AGENT};
+use jit_ssh_e2e::world::{ok_json, ssh_via_agent, World};
 use jit_ssh_e2e::{
-    bin, browser_script, have_tools, http_get, login_name, run, DevCa, SshAgent, Sshd, CHROMIUM,
-    NODE, SSH, SSHD, SSH_KEYGEN,
+    bin, browser_script, have_tools, http_get, run, Sshd, CHROMIUM, NODE, SSH, SSHD, SSH_KEYGEN,
 };
-
-struct World {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-    ca: DevCa,
-    agent: SshAgent,
-    account: String,
-    browser: PathBuf,
-}
-
-impl World {
-    /// Dev CA, enrolled user (credential saved for the fake browser), agent.
-    fn new() -> World {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().to_owned();
-        let account = login_name();
-        let ca = DevCa::start(&root.join("dev"), &account);
-        let (flow, _) = browser_script();
-        let approve = flow.with_file_name("approve.mjs");
-        let cred = root.join("credential.json");
-        let out = run(Command::new(NODE)
-            .arg(&approve)
-            .arg("enroll")
-            .arg(&ca.enroll_url)
-            .arg(&cred));
-        assert!(
-            out.status.success(),
-            "enrollment failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        // jit-ssh runs $BROWSER with the link; this one approves it.
-        let browser = root.join("browser.sh");
-        std::fs::write(
-            &browser,
-            format!(
-                "#!/bin/sh\nexec {NODE} {} approve \"$1\" {} >> {} 2>&1\n",
-                approve.display(),
-                cred.display(),
-                root.join("browser.log").display()
-            ),
-        )
-        .unwrap();
-        std::process::Command::new("chmod")
-            .arg("755")
-            .arg(&browser)
-            .status()
-            .unwrap();
-        let agent = SshAgent::start(&root);
-        World {
-            _tmp: tmp,
-            root,
-            ca,
-            agent,
-            account,
-            browser,
-        }
-    }
-
-    fn jit_ssh(&self) -> Command {
-        let mut c = Command::new(bin("jit-ssh"));
-        c.env("JIT_SSH_CA_URL", &self.ca.url)
-            .env("JIT_SSH_USER", &self.account)
-            .env("JIT_SSH_CONFIG", self.root.join("no-such-config.toml"))
-            .env("SSH_AUTH_SOCK", &self.agent.socket)
-            .env("BROWSER", &self.browser);
-        c
-    }
-
-    fn login(&self, host: &str, ttl: &str) -> Output {
-        run(self.jit_ssh().args([
-            "--json",
-            "login",
-            host,
-            "--as",
-            &self.account,
-            "--ttl",
-            ttl,
-            "--timeout",
-            "60s",
-        ]))
-    }
-}
-
-fn ok_json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "jit-ssh failed ({:?}):\n{}\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap()
-}
-
-fn ssh_via_agent(port: u16, user: &str, agent: &Path) -> Output {
-    run(Command::new(SSH)
-        .args([
-            "-F",
-            "/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-        ])
-        .args(["-o", "LogLevel=ERROR"])
-        .arg("-o")
-        .arg(format!("IdentityAgent={}", agent.display()))
-        .args(["-p", &port.to_string()])
-        .arg(format!("{user}@127.0.0.1"))
-        .args(["echo", "via-agent"]))
-}
 
 fn tools(test: &str) -> bool {
     let (_, playwright) = browser_script();
@@ -152,7 +38,7 @@ fn login_loads_one_certificate_that_sshd_accepts_and_that_expires() {
     if !tools("client_login") {
         return;
     }
-    let w = World::new();
+    let w = World::start();
     let principals = w.root.join("principals");
     std::fs::create_dir(&principals).unwrap();
     std::fs::write(
@@ -289,7 +175,7 @@ fn each_failure_exits_with_its_code_and_a_next_step() {
     if !tools("client_errors") {
         return;
     }
-    let w = World::new();
+    let w = World::start();
     let check = |out: Output, code: i32, needle: &str| {
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         assert_eq!(out.status.code(), Some(code), "{err}");

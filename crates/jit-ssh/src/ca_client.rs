@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use jit_ssh_proto::api::{CreateRequest, RequestCreated, RequestState};
+use jit_ssh_proto::api::{
+    CreateRequest, CreateRevocation, RequestCreated, RequestState, RevocationState,
+};
 use jit_ssh_proto::error::{code, ErrorBody};
 use jit_ssh_proto::routes;
 use serde::de::DeserializeOwned;
@@ -110,6 +112,30 @@ impl CaClient {
             .get(url)
             .bearer_auth(secret)
             .timeout(wait + Duration::from_secs(15))
+            .send()
+            .await;
+        self.answer(res).await
+    }
+
+    pub async fn create_revocation(
+        &self,
+        body: &CreateRevocation,
+    ) -> Result<RequestCreated, ClientError> {
+        let res = self
+            .http
+            .post(self.url(routes::REVOCATIONS))
+            .json(body)
+            .send()
+            .await;
+        self.answer(res).await
+    }
+
+    pub async fn revocation(&self, id: &str, secret: &str) -> Result<RevocationState, ClientError> {
+        let res = self
+            .http
+            .get(self.url(&routes::fill(routes::REVOCATION, "id", id)))
+            .bearer_auth(secret)
+            .timeout(Duration::from_secs(15))
             .send()
             .await;
         self.answer(res).await

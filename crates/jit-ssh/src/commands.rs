@@ -187,3 +187,31 @@ pub fn host_sync(opts: &crate::host::SyncOptions, json: bool) -> Result<(), Clie
         }
     }
 }
+
+pub fn revoke(
+    flags: &Overrides,
+    target: jit_ssh_proto::api::RevokeTarget,
+    reason: &str,
+    open_browser: bool,
+    timeout: std::time::Duration,
+    json: bool,
+) -> Result<(), ClientError> {
+    let settings = Settings::resolve(flags)?;
+    let done = runtime()?.block_on(crate::revoke::revoke(
+        &settings,
+        target,
+        reason,
+        open_browser,
+        timeout,
+    ))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&done).map_err(|e| ClientError::Other(e.into()))?
+        );
+    } else {
+        println!("Revoked: {}", done.outcome.unwrap_or_default());
+        println!("Hosts enforce it at their next `jit-ssh host sync` (every 30 s with the timer).");
+    }
+    Ok(())
+}

@@ -13,6 +13,7 @@ mod host;
 mod loaded;
 mod login;
 mod progress;
+mod revoke;
 mod settings;
 
 use std::process::ExitCode;
@@ -91,6 +92,31 @@ enum Command {
         /// Arguments for ssh (after --).
         #[arg(last = true)]
         args: Vec<String>,
+    },
+    /// Revoke certificates (security role; confirmed with your security key).
+    /// Hosts enforce it at their next `jit-ssh host sync`.
+    Revoke {
+        #[arg(long, group = "what")]
+        serial: Option<u64>,
+        #[arg(long, group = "what")]
+        grant: Option<String>,
+        /// Every unexpired certificate of this user, and no new ones until
+        /// an admin runs `jit-ssh-ca enable-user`.
+        /// (You, the revoker, come from JIT_SSH_USER or the settings file.)
+        #[arg(long = "user", value_name = "NAME", group = "what")]
+        target_user: Option<String>,
+        #[arg(long, group = "what")]
+        key_id: Option<String>,
+        /// Why (recorded in the audit log).
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        no_browser: bool,
+        #[arg(long, default_value = "5m")]
+        timeout: String,
+        /// The CA URL (JIT_SSH_CA_URL, ca_url).
+        #[arg(long)]
+        ca_url: Option<String>,
     },
     /// On an SSH host: keep CA keys and KRL current, write principals files.
     #[command(subcommand)]
@@ -187,6 +213,36 @@ fn run(cli: Cli) -> Result<(), ClientError> {
             args,
         } => commands::ssh(&overrides(&common, account, ttl), &host, &reason, &args),
         Command::SshConfig { hosts } => commands::ssh_config(&hosts),
+        Command::Revoke {
+            serial,
+            grant,
+            target_user,
+            key_id,
+            reason,
+            no_browser,
+            timeout,
+            ca_url,
+        } => {
+            use jit_ssh_proto::api::RevokeTarget;
+            let target = match (serial, grant, target_user, key_id) {
+                (Some(s), ..) => RevokeTarget::Serial(s),
+                (_, Some(g), ..) => RevokeTarget::Grant(g),
+                (_, _, Some(u), _) => RevokeTarget::User(u),
+                (.., Some(k)) => RevokeTarget::KeyId(k),
+                _ => {
+                    return Err(ClientError::Usage(
+                        "say what to revoke: --serial, --grant, --user or --key-id".into(),
+                    ))
+                }
+            };
+            let timeout = jit_ssh_proto::parse_duration(&timeout)
+                .map_err(|e| ClientError::Usage(format!("--timeout: {e}")))?;
+            let flags = Overrides {
+                ca_url,
+                ..Overrides::default()
+            };
+            commands::revoke(&flags, target, &reason, !no_browser, timeout, json)
+        }
         Command::Host(HostCommand::Sync {
             ca,
             dir,

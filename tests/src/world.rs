@@ -1,0 +1,121 @@
+//! A dev CA with an enrolled user, a private ssh-agent and a stand-in
+//! browser (`$BROWSER`) that confirms with that user's credential: what
+//! the client's end-to-end tests share.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::{bin, browser_script, login_name, run, DevCa, SshAgent, NODE, SSH};
+
+pub struct World {
+    _tmp: tempfile::TempDir,
+    pub root: PathBuf,
+    pub ca: DevCa,
+    pub agent: SshAgent,
+    pub account: String,
+    pub browser: PathBuf,
+}
+
+impl World {
+    /// Dev CA, enrolled user (credential saved for the fake browser), agent.
+    pub fn start() -> World {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_owned();
+        let account = login_name();
+        let ca = DevCa::start(&root.join("dev"), &account);
+        let (flow, _) = browser_script();
+        let approve = flow.with_file_name("approve.mjs");
+        let cred = root.join("credential.json");
+        let out = run(Command::new(NODE)
+            .arg(&approve)
+            .arg("enroll")
+            .arg(&ca.enroll_url)
+            .arg(&cred));
+        assert!(
+            out.status.success(),
+            "enrollment failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // jit-ssh runs $BROWSER with the link; this one approves it.
+        let browser = root.join("browser.sh");
+        std::fs::write(
+            &browser,
+            format!(
+                "#!/bin/sh\nexec {NODE} {} approve \"$1\" {} >> {} 2>&1\n",
+                approve.display(),
+                cred.display(),
+                root.join("browser.log").display()
+            ),
+        )
+        .unwrap();
+        std::process::Command::new("chmod")
+            .arg("755")
+            .arg(&browser)
+            .status()
+            .unwrap();
+        let agent = SshAgent::start(&root);
+        World {
+            _tmp: tmp,
+            root,
+            ca,
+            agent,
+            account,
+            browser,
+        }
+    }
+
+    pub fn jit_ssh(&self) -> Command {
+        let mut c = Command::new(bin("jit-ssh"));
+        c.env("JIT_SSH_CA_URL", &self.ca.url)
+            .env("JIT_SSH_USER", &self.account)
+            .env("JIT_SSH_CONFIG", self.root.join("no-such-config.toml"))
+            .env("SSH_AUTH_SOCK", &self.agent.socket)
+            .env("BROWSER", &self.browser);
+        c
+    }
+
+    pub fn login(&self, host: &str, ttl: &str) -> Output {
+        run(self.jit_ssh().args([
+            "--json",
+            "login",
+            host,
+            "--as",
+            &self.account,
+            "--ttl",
+            ttl,
+            "--timeout",
+            "60s",
+        ]))
+    }
+}
+
+pub fn ok_json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "jit-ssh failed ({:?}):\n{}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap()
+}
+
+pub fn ssh_via_agent(port: u16, user: &str, agent: &Path) -> Output {
+    run(Command::new(SSH)
+        .args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+        ])
+        .args(["-o", "LogLevel=ERROR"])
+        .arg("-o")
+        .arg(format!("IdentityAgent={}", agent.display()))
+        .args(["-p", &port.to_string()])
+        .arg(format!("{user}@127.0.0.1"))
+        .args(["echo", "via-agent"]))
+}
