@@ -243,34 +243,38 @@ impl Ca {
     }
 }
 
-/// `ssh` with no config, no agent and no known_hosts: only the given key
-/// and certificate are offered.
+/// `ssh` with no config file and no known_hosts, in batch mode, to
+/// 127.0.0.1:`port`.
+pub fn ssh_command(port: u16) -> Command {
+    let mut c = Command::new(SSH);
+    c.args([
+        "-F",
+        "/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+    ])
+    .args([
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "ConnectTimeout=10",
+    ])
+    .args(["-p", &port.to_string()]);
+    c
+}
+
+/// `ssh` offering only the given key and certificate (no agent).
 pub fn ssh_with_cert(port: u16, user: &str, key: &Path, cert: &Path, command: &[&str]) -> Output {
-    run(Command::new(SSH)
-        .args([
-            "-F",
-            "/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "IdentityAgent=none",
-        ])
-        .args([
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-        ])
-        .args(["-o", "ConnectTimeout=10"])
+    run(ssh_command(port)
+        .args(["-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none"])
         .arg("-o")
         .arg(format!("CertificateFile={}", cert.display()))
         .arg("-i")
         .arg(key)
-        .args(["-p", &port.to_string()])
         .arg(format!("{user}@127.0.0.1"))
         .args(command))
 }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::{bin, browser_script, login_name, run, DevCa, SshAgent, NODE, SSH};
+use crate::{bin, browser_script, login_name, run, ssh_command, DevCa, SshAgent, NODE};
 
 pub struct World {
     _tmp: tempfile::TempDir,
@@ -101,21 +101,9 @@ pub fn ok_json(out: &Output) -> serde_json::Value {
 }
 
 pub fn ssh_via_agent(port: u16, user: &str, agent: &Path) -> Output {
-    run(Command::new(SSH)
-        .args([
-            "-F",
-            "/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-        ])
-        .args(["-o", "LogLevel=ERROR"])
+    run(ssh_command(port)
         .arg("-o")
         .arg(format!("IdentityAgent={}", agent.display()))
-        .args(["-p", &port.to_string()])
         .arg(format!("{user}@127.0.0.1"))
         .args(["echo", "via-agent"]))
 }
