@@ -35,7 +35,9 @@ async fn no_secret_is_logged() {
     let captured = Captured::default();
     let sink = captured.clone();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("info,jit_ssh_ca=trace"))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "info,jit_ssh_ca=trace,jit_ssh_audit=info",
+        ))
         .with_writer(move || sink.clone())
         .with_ansi(false)
         .init();
@@ -77,6 +79,8 @@ async fn no_secret_is_logged() {
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     // The capture works: the flow's events are there.
     for needle in [
+        "audit record",
+        "certificate_issued",
         "access request created",
         "certificate issued",
         "WebAuthn check failed",

@@ -122,7 +122,7 @@ impl Ca {
             webauthn,
             signer,
             store,
-            audit,
+            audit: Arc::new(LoggedAudit(audit)),
             limiter: RateLimiter::default(),
             waiters: Waiters::default(),
             krl_cache: revocation::KrlCache::default(),
@@ -135,10 +135,11 @@ impl Ca {
 
     /// Appends an audit record; a failure stops the operation (fail closed).
     fn audit(&self, actor: Actor, event: Event) -> Result<u64, ServiceError> {
-        self.audit.append(actor, event).map(|r| r.seq).map_err(|e| {
+        let record = self.audit.append(actor, event).map_err(|e| {
             tracing::error!(error = %e, source = ?std::error::Error::source(&e), "audit log append failed");
             ServiceError::Internal("audit log".into())
-        })
+        })?;
+        Ok(record.seq)
     }
 
     fn limit(&self, key: &str, per_minute: u32) -> Result<(), ServiceError> {
@@ -173,6 +174,41 @@ pub(crate) fn step(req: &crate::store::AccessRequest, detail: &str) -> jit_ssh_a
         user: req.user.clone(),
         host: req.host.clone(),
         detail: detail.to_owned(),
+    }
+}
+
+/// Emits every durable audit record as one structured log line as well,
+/// so journald or syslog can ship it to a SIEM. Records hold no secrets.
+struct LoggedAudit(Arc<dyn AuditLog>);
+
+impl AuditLog for LoggedAudit {
+    fn append(
+        &self,
+        actor: Actor,
+        event: Event,
+    ) -> Result<jit_ssh_audit::AuditRecord, jit_ssh_audit::AppendError> {
+        let record = self.0.append(actor, event)?;
+        if tracing::enabled!(target: "jit_ssh_audit", tracing::Level::INFO) {
+            if let Ok(json) = serde_json::to_string(&record) {
+                tracing::info!(target: "jit_ssh_audit", seq = record.seq, record = %json, "audit record");
+            }
+        }
+        Ok(record)
+    }
+
+    fn query(
+        &self,
+        q: &jit_ssh_audit::AuditQuery,
+    ) -> Result<Vec<jit_ssh_audit::AuditRecord>, jit_ssh_audit::StoreError> {
+        self.0.query(q)
+    }
+
+    fn serial_issued(&self, serial: u64) -> Result<bool, jit_ssh_audit::StoreError> {
+        self.0.serial_issued(serial)
+    }
+
+    fn verify(&self) -> Result<jit_ssh_audit::VerifyReport, jit_ssh_audit::StoreError> {
+        self.0.verify()
     }
 }
 
