@@ -13,8 +13,8 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 use jit_ssh_audit::Actor;
-use jit_ssh_ca::service::RevocationTarget;
 use jit_ssh_krl::Krl;
+use jit_ssh_proto::api::RevokeTarget;
 
 /// Issues a certificate for `user` on `host`; returns (request id, cert).
 async fn issue(
@@ -85,7 +85,7 @@ async fn revoked_certificates_land_in_a_signed_versioned_krl() {
 
     // By serial.
     let r =
-        t.ca.revoke(&RevocationTarget::Serial(a1.serial()), "lost laptop", who())
+        t.ca.revoke(&RevokeTarget::Serial(a1.serial()), "lost laptop", who())
             .unwrap();
     assert_eq!(r.serials, vec![a1.serial()]);
     assert!(r.krl_version > v1);
@@ -119,16 +119,12 @@ async fn revoked_certificates_land_in_a_signed_versioned_krl() {
     // By grant, then by user (alice's remaining certificate), and a new
     // KRL version each time.
     let r2 =
-        t.ca.revoke(&RevocationTarget::Grant(grant2), "wrong host", who())
+        t.ca.revoke(&RevokeTarget::Grant(grant2), "wrong host", who())
             .unwrap();
     assert_eq!(r2.serials, vec![a2.serial()]);
     let r3 =
-        t.ca.revoke(
-            &RevocationTarget::User("alice".into()),
-            "left the team",
-            who(),
-        )
-        .unwrap();
+        t.ca.revoke(&RevokeTarget::User("alice".into()), "left the team", who())
+            .unwrap();
     assert_eq!(r3.serials, vec![a3.serial()]);
     assert!(r3.krl_version > r2.krl_version && r2.krl_version > r.krl_version);
     let (s, _, bytes) = fetch(&t, "/v1/krl", Some(&etag)).await;
@@ -139,17 +135,17 @@ async fn revoked_certificates_land_in_a_signed_versioned_krl() {
 
     // Revoking what is already revoked, or unknown, says so.
     let e =
-        t.ca.revoke(&RevocationTarget::Serial(a1.serial()), "again", who())
+        t.ca.revoke(&RevokeTarget::Serial(a1.serial()), "again", who())
             .unwrap_err();
     assert!(e.to_string().contains("nothing to revoke"), "{e}");
     let e =
-        t.ca.revoke(&RevocationTarget::Serial(12345), "unknown", who())
+        t.ca.revoke(&RevokeTarget::Serial(12345), "unknown", who())
             .unwrap_err();
     assert!(e.to_string().contains("nothing to revoke"), "{e}");
     // By key id.
     let r4 =
         t.ca.revoke(
-            &RevocationTarget::KeyId(b1.key_id().to_owned()),
+            &RevokeTarget::KeyId(b1.key_id().to_owned()),
             "compromised",
             who(),
         )

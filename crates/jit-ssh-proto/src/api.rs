@@ -150,6 +150,18 @@ pub enum RevokeTarget {
     KeyId(String),
 }
 
+/// `serial:N`, `grant:ID`, `user:NAME`, `key_id:ID` (as audit records say).
+impl std::fmt::Display for RevokeTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RevokeTarget::Serial(s) => write!(f, "serial:{s}"),
+            RevokeTarget::Grant(g) => write!(f, "grant:{g}"),
+            RevokeTarget::User(u) => write!(f, "user:{u}"),
+            RevokeTarget::KeyId(k) => write!(f, "key_id:{k}"),
+        }
+    }
+}
+
 /// `POST /v1/revocations`: a `security` user asks; their WebAuthn touch
 /// on `mfa_url` confirms. The answer has the shape of [`RequestCreated`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

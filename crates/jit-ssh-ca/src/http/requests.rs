@@ -44,7 +44,8 @@ struct Wait {
     wait: Option<u64>,
 }
 
-fn bearer(headers: &HeaderMap) -> Option<String> {
+/// The request or revocation secret from `Authorization: Bearer SECRET`.
+pub(super) fn bearer(headers: &HeaderMap) -> Option<String> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     v.strip_prefix("Bearer ").map(|s| s.trim().to_owned())
 }

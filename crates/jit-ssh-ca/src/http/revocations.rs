@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
@@ -13,6 +13,7 @@ use jit_ssh_proto::routes;
 
 use super::error::unauthorized;
 use super::json::ApiJson;
+use super::requests::bearer;
 use super::{blocking, ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -38,12 +39,7 @@ async fn read(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<RevocationState>, ApiError> {
-    let secret = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|s| s.trim().to_owned())
-        .ok_or_else(unauthorized)?;
+    let secret = bearer(&headers).ok_or_else(unauthorized)?;
     blocking(&state, move |ca| ca.revocation_state(&id, &secret))
         .await
         .map(Json)

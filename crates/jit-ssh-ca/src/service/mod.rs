@@ -28,7 +28,7 @@ use crate::signer::CaSigner;
 use crate::store::{Store, StoreError};
 
 pub use limits::RateLimiter;
-pub use revocation::{PublishedKrl, RevocationTarget};
+pub use revocation::PublishedKrl;
 pub use waiters::Waiters;
 
 /// Why an operation failed. `Internal` details are logged, never sent.
@@ -167,14 +167,35 @@ impl Ca {
     }
 }
 
-/// An audit step about `req` (MFA result, expiry, cancellation).
-pub(crate) fn step(req: &crate::store::AccessRequest, detail: &str) -> jit_ssh_audit::RequestStep {
+/// An audit step about request or revocation `id` (MFA result, expiry,
+/// cancellation, refusal); `host` is empty for revocations.
+pub(crate) fn step_of(
+    id: &str,
+    user: &str,
+    host: &str,
+    detail: &str,
+) -> jit_ssh_audit::RequestStep {
     jit_ssh_audit::RequestStep {
-        request: req.id.clone(),
-        user: req.user.clone(),
-        host: req.host.clone(),
+        request: id.to_owned(),
+        user: user.to_owned(),
+        host: host.to_owned(),
         detail: detail.to_owned(),
     }
+}
+
+/// An audit step about access request `req`.
+pub(crate) fn step(req: &crate::store::AccessRequest, detail: &str) -> jit_ssh_audit::RequestStep {
+    step_of(&req.id, &req.user, &req.host, detail)
+}
+
+/// Request and revocation ids: 32 hex digits (anything else is unknown).
+pub(crate) fn is_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Whether `secret` is the one whose SHA-256 was stored (constant time).
+pub(crate) fn secret_matches(secret: &str, stored_hash: &str) -> bool {
+    same(&sha256_hex(&[secret]), stored_hash)
 }
 
 /// Emits every durable audit record as one structured log line as well,

@@ -11,7 +11,10 @@ use jit_ssh_proto::api::{
 use jit_ssh_proto::error::code;
 use jit_ssh_proto::routes;
 
-use super::{now_unix, random_id, random_token, rfc3339, same, sha256_hex, step, Ca, ServiceError};
+use super::{
+    is_id, now_unix, random_id, random_token, rfc3339, secret_matches, sha256_hex, step, Ca,
+    ServiceError,
+};
 use crate::names::{AccountName, HostName, Reason, UserName};
 use crate::store::AccessRequest;
 
@@ -102,7 +105,7 @@ impl Ca {
 
     /// Loads a request, marking it expired if its time ran out.
     pub(crate) fn load_request(&self, id: &str) -> Result<AccessRequest, ServiceError> {
-        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !is_id(id) {
             return Err(ServiceError::NotFound("request"));
         }
         let req = self
@@ -134,7 +137,7 @@ impl Ca {
     /// The request, if `secret` is the one returned when it was created.
     fn authorized(&self, id: &str, secret: &str) -> Result<AccessRequest, ServiceError> {
         let req = self.load_request(id)?;
-        if !same(&sha256_hex(&[secret]), &req.secret_hash) {
+        if !secret_matches(secret, &req.secret_hash) {
             return Err(ServiceError::Unauthorized);
         }
         Ok(req)

@@ -12,31 +12,12 @@ use std::sync::{Arc, Mutex};
 
 use jit_ssh_audit::{Actor, AuditQuery, Event, Revoked};
 use jit_ssh_krl::{CaScope, Krl, SerialSet};
+use jit_ssh_proto::api::RevokeTarget;
 use jit_ssh_proto::routes::KRL_NAMESPACE;
 use ssh_key::LineEnding;
 
 use super::{now_unix, Ca, ServiceError};
 use crate::store::RevokedSerial;
-
-/// What to revoke.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RevocationTarget {
-    Serial(u64),
-    Grant(String),
-    User(String),
-    KeyId(String),
-}
-
-impl std::fmt::Display for RevocationTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RevocationTarget::Serial(s) => write!(f, "serial:{s}"),
-            RevocationTarget::Grant(g) => write!(f, "grant:{g}"),
-            RevocationTarget::User(u) => write!(f, "user:{u}"),
-            RevocationTarget::KeyId(k) => write!(f, "key_id:{k}"),
-        }
-    }
-}
 
 /// A published KRL and its detached signature.
 #[derive(Debug, Clone)]
@@ -92,25 +73,25 @@ impl Ca {
     /// there is nothing (unknown, expired, or already revoked).
     pub fn revoke(
         &self,
-        target: &RevocationTarget,
+        target: &RevokeTarget,
         reason: &str,
         actor: Actor,
     ) -> Result<Revoked, ServiceError> {
         let reason = crate::names::Reason::parse(reason).map_err(ServiceError::invalid)?;
         let query = match target {
-            RevocationTarget::Serial(s) => AuditQuery {
+            RevokeTarget::Serial(s) => AuditQuery {
                 serial: Some(*s),
                 ..Default::default()
             },
-            RevocationTarget::Grant(g) => AuditQuery {
+            RevokeTarget::Grant(g) => AuditQuery {
                 grant: Some(g.clone()),
                 ..Default::default()
             },
-            RevocationTarget::User(u) => AuditQuery {
+            RevokeTarget::User(u) => AuditQuery {
                 user: Some(u.clone()),
                 ..Default::default()
             },
-            RevocationTarget::KeyId(k) => {
+            RevokeTarget::KeyId(k) => {
                 // jit-ssh:USER:GRANT:SERIAL — the serial finds the record,
                 // the full key id must match it.
                 let serial = k
@@ -141,7 +122,7 @@ impl Ca {
             let Event::CertificateIssued(c) = rec.event else {
                 continue;
             };
-            if let RevocationTarget::KeyId(k) = target {
+            if let RevokeTarget::KeyId(k) = target {
                 if &c.key_id != k {
                     continue;
                 }

@@ -6,15 +6,17 @@ use std::net::SocketAddr;
 
 use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 
-use jit_ssh_audit::{Actor, Enrollment, Event, RequestStep};
+use jit_ssh_audit::{Actor, Enrollment, Event};
 use jit_ssh_proto::api::{
     CreateRevocation, RequestCreated, RequestStatus, RevocationState, RevocationStatus,
     RevokeTarget,
 };
 use jit_ssh_proto::routes;
 
-use super::revocation::RevocationTarget;
-use super::{now_unix, random_id, random_token, rfc3339, same, sha256_hex, Ca, ServiceError};
+use super::{
+    is_id, now_unix, random_id, random_token, rfc3339, secret_matches, sha256_hex, step_of, Ca,
+    ServiceError,
+};
 use crate::names::{GrantId, Reason, UserName};
 use crate::policy::Role;
 use crate::store::PendingRevocation;
@@ -28,31 +30,9 @@ fn binding(r: &PendingRevocation) -> String {
         "jit-ssh-revoke-v1",
         &r.id,
         &r.user,
-        &target_text(&r.target),
+        &r.target.to_string(),
         &r.reason,
     ])
-}
-
-fn target_text(t: &RevokeTarget) -> String {
-    to_internal(t).to_string()
-}
-
-fn to_internal(t: &RevokeTarget) -> RevocationTarget {
-    match t {
-        RevokeTarget::Serial(s) => RevocationTarget::Serial(*s),
-        RevokeTarget::Grant(g) => RevocationTarget::Grant(g.clone()),
-        RevokeTarget::User(u) => RevocationTarget::User(u.clone()),
-        RevokeTarget::KeyId(k) => RevocationTarget::KeyId(k.clone()),
-    }
-}
-
-fn refused(r: &PendingRevocation, why: &str) -> RequestStep {
-    RequestStep {
-        request: r.id.clone(),
-        user: r.user.clone(),
-        host: String::new(),
-        detail: why.to_owned(),
-    }
 }
 
 impl Ca {
@@ -75,7 +55,7 @@ impl Ca {
             Actor::User {
                 name: r.user.clone(),
             },
-            Event::RevocationRefused(refused(r, &why)),
+            Event::RevocationRefused(step_of(&r.id, &r.user, "", &why)),
         )?;
         Err(ServiceError::Forbidden(why))
     }
@@ -147,7 +127,7 @@ impl Ca {
     }
 
     fn load_revocation(&self, id: &str) -> Result<PendingRevocation, ServiceError> {
-        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !is_id(id) {
             return Err(ServiceError::NotFound("revocation"));
         }
         let r = self
@@ -189,7 +169,7 @@ impl Ca {
         secret: &str,
     ) -> Result<RevocationState, ServiceError> {
         let r = self.load_revocation(id)?;
-        if !same(&sha256_hex(&[secret]), &r.secret_hash) {
+        if !secret_matches(secret, &r.secret_hash) {
             return Err(ServiceError::Unauthorized);
         }
         Ok(Self::revocation_view(r))
@@ -238,7 +218,7 @@ impl Ca {
             name: r.user.clone(),
         };
         if let Err(why) = self.check_assertion(ceremony, &r.user, &binding(&r), credential)? {
-            self.audit(actor, Event::MfaFailed(refused(&r, &why)))?;
+            self.audit(actor, Event::MfaFailed(step_of(&r.id, &r.user, "", &why)))?;
             return Err(ServiceError::MfaFailed(why));
         }
         if r.status != RevocationStatus::PendingMfa {
@@ -249,7 +229,7 @@ impl Ca {
         }
         self.require_security(&r)?;
         let mut done = r.clone();
-        match self.revoke(&to_internal(&r.target), &r.reason, actor.clone()) {
+        match self.revoke(&r.target, &r.reason, actor.clone()) {
             Ok(revoked) => {
                 done.status = RevocationStatus::Revoked;
                 done.outcome = Some(format!(
@@ -261,7 +241,10 @@ impl Ca {
                 done.krl_version = Some(revoked.krl_version);
             }
             Err(ServiceError::WrongState(why)) => {
-                self.audit(actor.clone(), Event::RevocationRefused(refused(&r, &why)))?;
+                self.audit(
+                    actor.clone(),
+                    Event::RevocationRefused(step_of(&r.id, &r.user, "", &why)),
+                )?;
                 done.status = RevocationStatus::Refused;
                 done.outcome = Some(why);
             }
