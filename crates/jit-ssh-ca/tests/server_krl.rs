@@ -205,3 +205,35 @@ async fn revoked_certificates_land_in_a_signed_versioned_krl() {
         eprintln!("\n!!!!!!!! SKIPPED the ssh-keygen part: /usr/bin/ssh-keygen missing !!!!!!!!\n");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_certificates_leave_the_krl() {
+    let t = TestCa::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let entry = |serial, valid_before| jit_ssh_ca::store::RevokedSerial {
+        serial,
+        valid_before,
+    };
+    t.ca.add_revoked(&[entry(7, now + 1), entry(8, now + 3600)])
+        .unwrap();
+    let before = t.ca.krl().unwrap();
+    let krl = Krl::decode(&before.bytes).unwrap();
+    let serials = |k: &Krl| {
+        k.cert_sections()
+            .flat_map(|(_, rc)| rc.serials.iter().collect::<Vec<_>>())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(serials(&krl), vec![7, 8]);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let after = t.ca.krl().unwrap();
+    assert!(
+        after.version > before.version,
+        "expiry must make a new KRL version"
+    );
+    assert_eq!(serials(&Krl::decode(&after.bytes).unwrap()), vec![8]);
+    // Nothing changed since: the same version is served again.
+    assert_eq!(t.ca.krl().unwrap().version, after.version);
+}

@@ -78,6 +78,24 @@ impl SerialSet {
         Ok(())
     }
 
+    /// Removes `serial`, splitting the range that held it; false if absent.
+    pub fn remove(&mut self, serial: u64) -> bool {
+        let Some((&lo, &hi)) = self.ranges.range(..=serial).next_back() else {
+            return false;
+        };
+        if serial > hi {
+            return false;
+        }
+        self.ranges.remove(&lo);
+        if lo < serial {
+            self.ranges.insert(lo, serial - 1);
+        }
+        if serial < hi {
+            self.ranges.insert(serial + 1, hi);
+        }
+        true
+    }
+
     pub fn contains(&self, serial: u64) -> bool {
         self.ranges
             .range(..=serial)
@@ -134,6 +152,14 @@ mod tests {
         s.insert(u64::MAX).unwrap();
         assert_eq!(s.len(), 36 + 2);
         assert!(s.contains(u64::MAX) && s.contains(5) && !s.contains(4) && !s.contains(41));
+    }
+
+    #[test]
+    fn remove_splits_ranges() {
+        let mut s = SerialSet::from_serials((10..=20).chain([u64::MAX]).collect()).unwrap();
+        assert!(s.remove(15) && !s.remove(15) && !s.remove(9) && !s.remove(21));
+        assert!(s.remove(10) && s.remove(20) && s.remove(u64::MAX));
+        assert_eq!(s.ranges().collect::<Vec<_>>(), vec![(11, 14), (16, 19)]);
     }
 
     #[test]

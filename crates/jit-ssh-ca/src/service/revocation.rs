@@ -8,7 +8,7 @@
 //! only when its version changes (or an entry expires) and cached.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use jit_ssh_audit::{Actor, AuditQuery, Event, Revoked};
 use jit_ssh_krl::{CaScope, Krl, SerialSet};
@@ -57,8 +57,18 @@ impl RevokedSet {
         self.version = version;
     }
 
-    fn next_expiry(&self) -> u64 {
-        self.by_expiry.first().map_or(u64::MAX, |(t, _)| *t)
+    /// Drops the entries whose certificates expired by `now`; returns them.
+    fn expire(&mut self, now: u64) -> Vec<u64> {
+        let mut gone = Vec::new();
+        while let Some(&(valid_before, serial)) = self.by_expiry.first() {
+            if valid_before > now {
+                break;
+            }
+            self.by_expiry.pop_first();
+            self.serials.remove(serial);
+            gone.push(serial);
+        }
+        gone
     }
 }
 
@@ -106,19 +116,17 @@ impl Ca {
             }
         };
         let now = u64::try_from(now_unix()).unwrap_or(0);
-        let already: std::collections::HashSet<u64> = self
-            .store
-            .revoked_serials()?
-            .into_iter()
-            .map(|r| r.serial)
-            .collect();
-        let mut user = String::new();
-        let mut found = Vec::new();
-        for rec in self
+        let issued = self
             .audit
             .query(&query)
-            .map_err(|e| ServiceError::Internal(e.to_string()))?
-        {
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        // What is already revoked, from the in-memory set; the guard goes
+        // before add_revoked takes the same lock.
+        let revoked = self.current_revoked(now)?;
+        let already = |serial| revoked.as_ref().is_some_and(|m| m.serials.contains(serial));
+        let mut user = String::new();
+        let mut found = Vec::new();
+        for rec in issued {
             let Event::CertificateIssued(c) = rec.event else {
                 continue;
             };
@@ -128,13 +136,14 @@ impl Ca {
                 }
             }
             user.clone_from(&c.user);
-            if c.valid_before > now && !already.contains(&c.serial) {
+            if c.valid_before > now && !already(c.serial) {
                 found.push(RevokedSerial {
                     serial: c.serial,
                     valid_before: c.valid_before,
                 });
             }
         }
+        drop(revoked);
         if found.is_empty() {
             return Err(ServiceError::WrongState(format!(
                 "nothing to revoke for {target}: no unexpired, unrevoked certificate was issued for it"
@@ -172,24 +181,43 @@ impl Ca {
         Ok(version)
     }
 
-    /// The current KRL: rebuilt only when its version changes or one of its
-    /// entries expires, cached otherwise. The store is the truth; the
-    /// in-memory set is reloaded whenever their versions differ.
-    pub fn krl(&self) -> Result<PublishedKrl, ServiceError> {
-        let now = u64::try_from(now_unix()).unwrap_or(0);
+    /// The revoked set, current: reloaded from the store only when another
+    /// writer changed it, with expired entries dropped from memory and
+    /// store alike (no full re-read for that).
+    fn current_revoked(
+        &self,
+        now: u64,
+    ) -> Result<MutexGuard<'_, Option<RevokedSet>>, ServiceError> {
         let mut mem = self
             .krl_cache
             .revoked
             .lock()
             .map_err(|_| ServiceError::Internal("KRL state".into()))?;
         let stored = self.store.krl_version()?;
-        if mem
-            .as_ref()
-            .is_none_or(|m| m.version != stored || now >= m.next_expiry())
-        {
-            let version = self.store.prune_revoked(now)?;
-            *mem = Some(RevokedSet::load(self.store.revoked_serials()?, version)?);
+        if mem.as_ref().is_none_or(|m| m.version != stored) {
+            *mem = Some(RevokedSet::load(self.store.revoked_serials()?, stored)?);
         }
+        if let Some(m) = mem.as_mut() {
+            let expired = m.expire(now);
+            if !expired.is_empty() {
+                match self.store.remove_revoked(&expired) {
+                    Ok(version) => m.version = version,
+                    Err(e) => {
+                        // Memory is ahead of the store now: reload next time.
+                        *mem = None;
+                        return Err(e.into());
+                    }
+                }
+            }
+        }
+        Ok(mem)
+    }
+
+    /// The current KRL: rebuilt only when its version changes (a revocation,
+    /// or an entry expiring), cached otherwise.
+    pub fn krl(&self) -> Result<PublishedKrl, ServiceError> {
+        let now = u64::try_from(now_unix()).unwrap_or(0);
+        let mem = self.current_revoked(now)?;
         let Some(m) = mem.as_ref() else {
             return Err(ServiceError::Internal("KRL state".into()));
         };

@@ -107,8 +107,8 @@ pub trait Store: Send + Sync {
     fn revoke_serials(&self, serials: &[RevokedSerial]) -> Result<u64, StoreError>;
     /// Every revoked serial still stored.
     fn revoked_serials(&self) -> Result<Vec<RevokedSerial>, StoreError>;
-    /// Drops entries that expired by `now`; bumps the version if any did.
-    fn prune_revoked(&self, now: u64) -> Result<u64, StoreError>;
+    /// Drops these serials (their certificates expired); bumps the version.
+    fn remove_revoked(&self, serials: &[u64]) -> Result<u64, StoreError>;
     /// Increases with every change to what the KRL holds; starts at 1.
     fn krl_version(&self) -> Result<u64, StoreError>;
 

@@ -103,17 +103,10 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn prune_revoked(&self, now: u64) -> Result<u64, StoreError> {
+    fn remove_revoked(&self, serials: &[u64]) -> Result<u64, StoreError> {
         let mut batch = sled::Batch::default();
-        let mut any = false;
-        for r in self.revoked_serials()? {
-            if r.valid_before <= now {
-                batch.remove(&r.serial.to_be_bytes()[..]);
-                any = true;
-            }
-        }
-        if !any {
-            return self.krl_version();
+        for s in serials {
+            batch.remove(&s.to_be_bytes()[..]);
         }
         self.revoked.apply_batch(batch)?;
         self.bump_version()
