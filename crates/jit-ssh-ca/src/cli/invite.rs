@@ -15,6 +15,13 @@ pub struct InviteArgs {
     /// Extra roles the invite grants (engineer, approver, security, auditor, admin).
     #[arg(long = "role")]
     roles: Vec<String>,
+    #[command(flatten)]
+    ca: RunningCa,
+}
+
+/// Which running CA an admin command talks to.
+#[derive(Args)]
+pub struct RunningCa {
     /// The running CA's configuration file (to find its data directory).
     #[arg(long, conflicts_with_all = ["data", "dev_dir"])]
     config: Option<PathBuf>,
@@ -26,22 +33,20 @@ pub struct InviteArgs {
     dev_dir: Option<PathBuf>,
 }
 
-/// The data directory of the CA the operator means.
-pub fn data_dir(
-    config: Option<PathBuf>,
-    data: Option<PathBuf>,
-    dev_dir: Option<PathBuf>,
-) -> anyhow::Result<PathBuf> {
-    Ok(match (config, data, dev_dir) {
-        (Some(c), _, _) => config::load(&c)?.data_dir,
-        (_, Some(d), _) => d,
-        (_, _, Some(dev)) => dev.join("data"),
-        _ => bail!("say which CA: --config FILE, --data DIR, or --dev-dir DIR"),
-    })
+impl RunningCa {
+    /// Its data directory, where the admin socket is.
+    fn data_dir(self) -> anyhow::Result<PathBuf> {
+        Ok(match (self.config, self.data, self.dev_dir) {
+            (Some(c), _, _) => config::load(&c)?.data_dir,
+            (_, Some(d), _) => d,
+            (_, _, Some(dev)) => dev.join("data"),
+            _ => bail!("say which CA: --config FILE, --data DIR, or --dev-dir DIR"),
+        })
+    }
 }
 
 /// Sends one admin request to the running CA.
-pub fn ask(data: &std::path::Path, req: &AdminRequest) -> anyhow::Result<AdminResponse> {
+fn ask(data: &std::path::Path, req: &AdminRequest) -> anyhow::Result<AdminResponse> {
     let socket = data.join(ADMIN_SOCKET);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -52,7 +57,7 @@ pub fn ask(data: &std::path::Path, req: &AdminRequest) -> anyhow::Result<AdminRe
 }
 
 pub fn run(a: InviteArgs) -> anyhow::Result<ExitCode> {
-    let data = data_dir(a.config, a.data, a.dev_dir)?;
+    let data = a.ca.data_dir()?;
     match ask(
         &data,
         &AdminRequest::Invite {
@@ -78,16 +83,12 @@ pub fn run(a: InviteArgs) -> anyhow::Result<ExitCode> {
 pub struct EnableUserArgs {
     /// The user to re-enable after a user revocation.
     user: String,
-    #[arg(long, conflicts_with_all = ["data", "dev_dir"])]
-    config: Option<PathBuf>,
-    #[arg(long, conflicts_with = "dev_dir")]
-    data: Option<PathBuf>,
-    #[arg(long)]
-    dev_dir: Option<PathBuf>,
+    #[command(flatten)]
+    ca: RunningCa,
 }
 
 pub fn enable_user(a: EnableUserArgs) -> anyhow::Result<ExitCode> {
-    let data = data_dir(a.config, a.data, a.dev_dir)?;
+    let data = a.ca.data_dir()?;
     match ask(&data, &AdminRequest::EnableUser { user: a.user })? {
         AdminResponse::Enabled {
             user,
