@@ -123,12 +123,15 @@ function showRequest(r) {
   show("status", STATUS_TEXT[r.status] || r.status);
 }
 
-async function mfaPage() {
+// A page where the person confirms one access request or revocation:
+// show what it is, and on the button press run the WebAuthn assertion.
+// `verdict(r)` turns the answer into [message, ok].
+async function confirmPage(kind, buttonId, render, verdict) {
   const id = pathPart();
-  const button = document.getElementById("approve");
+  const button = document.getElementById(buttonId);
   try {
-    const r = await api("GET", `/v1/requests/${id}/summary`);
-    showRequest(r);
+    const r = await api("GET", `/v1/${kind}/${id}/summary`);
+    render(r);
     button.disabled = r.status !== "pending_mfa";
   } catch (e) {
     result(e.message, false);
@@ -137,13 +140,9 @@ async function mfaPage() {
   button.addEventListener("click", async () => {
     button.disabled = true;
     try {
-      const r = await approve(id);
-      showRequest(r);
-      if (r.status === "denied") {
-        result(`Denied: ${r.decision || "by policy"}`, false);
-      } else {
-        result(`Confirmed: ${STATUS_TEXT[r.status] || r.status}.`, true);
-      }
+      const r = await approve(id, kind);
+      render(r);
+      result(...verdict(r));
     } catch (e) {
       result(`Not confirmed: ${e.message}`, false);
       button.disabled = false;
@@ -163,29 +162,15 @@ function showRevocation(r) {
   show("status", r.status.replace("_", " ") + (r.outcome ? ` — ${r.outcome}` : ""));
 }
 
-async function revokePage() {
-  const id = pathPart();
-  const button = document.getElementById("revoke");
-  try {
-    const r = await api("GET", `/v1/revocations/${id}/summary`);
-    showRevocation(r);
-    button.disabled = r.status !== "pending_mfa";
-  } catch (e) {
-    result(e.message, false);
-    return;
-  }
-  button.addEventListener("click", async () => {
-    button.disabled = true;
-    try {
-      const r = await approve(id, "revocations");
-      showRevocation(r);
-      result(r.status === "revoked" ? `Revoked: ${r.outcome}` : `Not revoked: ${r.outcome}`, r.status === "revoked");
-    } catch (e) {
-      result(`Not confirmed: ${e.message}`, false);
-      button.disabled = false;
-    }
-  });
-}
+const mfaPage = () =>
+  confirmPage("requests", "approve", showRequest, (r) =>
+    r.status === "denied"
+      ? [`Denied: ${r.decision || "by policy"}`, false]
+      : [`Confirmed: ${STATUS_TEXT[r.status] || r.status}.`, true]);
+
+const revokePage = () =>
+  confirmPage("revocations", "revoke", showRevocation, (r) =>
+    r.status === "revoked" ? [`Revoked: ${r.outcome}`, true] : [`Not revoked: ${r.outcome}`, false]);
 
 document.addEventListener("DOMContentLoaded", () => {
   const page = document.body.dataset.page;
