@@ -29,3 +29,15 @@ pub fn open(url: &str) -> bool {
             .is_ok()
     })
 }
+
+/// Shows a confirmation link on its own line (so people and scripts can
+/// take it) and, unless told not to, opens it.
+pub fn offer(heading: &str, url: &str, open_it: bool, quiet: bool) {
+    if !quiet {
+        eprintln!("{heading}");
+    }
+    eprintln!("{url}");
+    if open_it && !open(url) && !quiet {
+        eprintln!("(could not open a browser: open the link above yourself)");
+    }
+}

@@ -106,14 +106,12 @@ pub async fn login(settings: &Settings, opts: &LoginOptions) -> Result<LoggedIn,
         .await?;
     let create = t.elapsed();
 
-    // The link stands alone on its line so people and scripts can take it.
-    if !opts.quiet {
-        eprintln!("Confirm with your security key:");
-    }
-    eprintln!("{}", created.mfa_url);
-    if opts.open_browser && !browser::open(&created.mfa_url) && !opts.quiet {
-        eprintln!("(could not open a browser: open the link above yourself)");
-    }
+    browser::offer(
+        "Confirm with your security key:",
+        &created.mfa_url,
+        opts.open_browser,
+        opts.quiet,
+    );
 
     let t = Instant::now();
     let issued = tokio::select! {

@@ -28,11 +28,12 @@ pub async fn revoke(
             reason: reason.to_owned(),
         })
         .await?;
-    eprintln!("Confirm the revocation with your security key:");
-    eprintln!("{}", created.mfa_url);
-    if open_browser && !browser::open(&created.mfa_url) {
-        eprintln!("(could not open a browser: open the link above yourself)");
-    }
+    browser::offer(
+        "Confirm the revocation with your security key:",
+        &created.mfa_url,
+        open_browser,
+        false,
+    );
     let deadline = Instant::now() + timeout;
     let mut progress = Progress::new(false);
     loop {

@@ -103,10 +103,7 @@ impl Ca {
         token: &str,
         client: SocketAddr,
     ) -> Result<CreationChallengeResponse, ServiceError> {
-        self.limit(
-            &format!("addr:{}", client.ip()),
-            self.config.limits.requests_per_minute_per_address,
-        )?;
+        self.limit_address(client)?;
         let invite = self.valid_invite(token)?;
         self.limit_ceremonies(&invite.user)?;
         let existing: Vec<_> = self
@@ -140,10 +137,7 @@ impl Ca {
         reg: &RegisterPublicKeyCredential,
         client: SocketAddr,
     ) -> Result<Enrolled, ServiceError> {
-        self.limit(
-            &format!("addr:{}", client.ip()),
-            self.config.limits.requests_per_minute_per_address,
-        )?;
+        self.limit_address(client)?;
         let hash = token_hash(token);
         let ceremony = self.store.take_ceremony(&format!("enroll:{hash}"))?;
         let Some(Ceremony::Enroll { state, expires_at }) = ceremony else {

@@ -43,10 +43,7 @@ impl Ca {
         id: &str,
         client: SocketAddr,
     ) -> Result<RequestChallengeResponse, ServiceError> {
-        self.limit(
-            &format!("addr:{}", client.ip()),
-            self.config.limits.requests_per_minute_per_address,
-        )?;
+        self.limit_address(client)?;
         let req = self.load_request(id)?;
         self.limit_ceremonies(&req.user)?;
         if req.status != RequestStatus::PendingMfa {
@@ -65,10 +62,7 @@ impl Ca {
         credential: &PublicKeyCredential,
         client: SocketAddr,
     ) -> Result<RequestSummary, ServiceError> {
-        self.limit(
-            &format!("addr:{}", client.ip()),
-            self.config.limits.requests_per_minute_per_address,
-        )?;
+        self.limit_address(client)?;
         // Single use: the state is gone before the assertion is looked at.
         let ceremony = self.store.take_ceremony(&ceremony_key(id))?;
         let req = self.load_request(id)?;

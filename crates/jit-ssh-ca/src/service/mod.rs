@@ -148,6 +148,14 @@ impl Ca {
             .map_err(ServiceError::RateLimited)
     }
 
+    /// Requests and ceremonies from one client address.
+    fn limit_address(&self, client: std::net::SocketAddr) -> Result<(), ServiceError> {
+        self.limit(
+            &format!("addr:{}", client.ip()),
+            self.config.limits.requests_per_minute_per_address,
+        )
+    }
+
     /// WebAuthn starts and finishes for one user: each request needs two,
     /// so the budget is three times the per-user request budget.
     fn limit_ceremonies(&self, user: &str) -> Result<(), ServiceError> {

@@ -29,10 +29,7 @@ impl Ca {
         client: SocketAddr,
     ) -> Result<Created, ServiceError> {
         let limits = self.config.limits;
-        self.limit(
-            &format!("addr:{}", client.ip()),
-            limits.requests_per_minute_per_address,
-        )?;
+        self.limit_address(client)?;
         let user = UserName::parse(&body.user).map_err(ServiceError::invalid)?;
         let host = HostName::parse(&body.host).map_err(ServiceError::invalid)?;
         let account = AccountName::parse(&body.account).map_err(ServiceError::invalid)?;

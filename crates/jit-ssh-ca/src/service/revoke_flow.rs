@@ -65,10 +65,7 @@ impl Ca {
         body: CreateRevocation,
         client: SocketAddr,
     ) -> Result<RequestCreated, ServiceError> {
-        self.limit(
-            &format!("addr:{}", client.ip()),
-            self.config.limits.requests_per_minute_per_address,
-        )?;
+        self.limit_address(client)?;
         let user = UserName::parse(&body.user).map_err(ServiceError::invalid)?;
         let reason = Reason::parse(&body.reason).map_err(ServiceError::invalid)?;
         match &body.target {
@@ -185,10 +182,7 @@ impl Ca {
         id: &str,
         client: SocketAddr,
     ) -> Result<RequestChallengeResponse, ServiceError> {
-        self.limit(
-            &format!("addr:{}", client.ip()),
-            self.config.limits.requests_per_minute_per_address,
-        )?;
+        self.limit_address(client)?;
         let r = self.load_revocation(id)?;
         self.limit_ceremonies(&r.user)?;
         if r.status != RevocationStatus::PendingMfa {
@@ -207,10 +201,7 @@ impl Ca {
         credential: &PublicKeyCredential,
         client: SocketAddr,
     ) -> Result<RevocationState, ServiceError> {
-        self.limit(
-            &format!("addr:{}", client.ip()),
-            self.config.limits.requests_per_minute_per_address,
-        )?;
+        self.limit_address(client)?;
         let ceremony = self.store.take_ceremony(&ceremony_key(id))?;
         let r = self.load_revocation(id)?;
         self.limit_ceremonies(&r.user)?;
