@@ -177,6 +177,11 @@ where
     }
 }
 
+/// The hash `rec` should carry, computed from its other fields.
+pub fn rehash(rec: &AuditRecord) -> Result<Hash, serde_json::Error> {
+    digest(rec.seq, rec.time, &rec.actor, &rec.event, &rec.prev_hash)
+}
+
 fn check_next(head: ChainHead, position: u64, rec: &AuditRecord) -> Result<(), ChainBreak> {
     if rec.seq != position {
         return Err(ChainBreak::OutOfOrder {
@@ -184,13 +189,10 @@ fn check_next(head: ChainHead, position: u64, rec: &AuditRecord) -> Result<(), C
             found: rec.seq,
         });
     }
-    let recomputed =
-        digest(rec.seq, rec.time, &rec.actor, &rec.event, &rec.prev_hash).map_err(|e| {
-            ChainBreak::Unreadable {
-                position,
-                reason: e.to_string(),
-            }
-        })?;
+    let recomputed = rehash(rec).map_err(|e| ChainBreak::Unreadable {
+        position,
+        reason: e.to_string(),
+    })?;
     if recomputed != rec.hash {
         return Err(ChainBreak::Altered { seq: rec.seq });
     }

@@ -68,8 +68,8 @@ pub(crate) fn entries(rec: &AuditRecord) -> Vec<Vec<u8>> {
     if let Some(g) = rec.event.grant() {
         keys.push(with_seq(text_prefix(GRANT, g), seq));
     }
-    if let Some(s) = rec.event.serial() {
-        keys.push(with_seq(u64_prefix(SERIAL, s), seq));
+    for s in rec.event.serials() {
+        keys.push(with_seq(u64_prefix(SERIAL, *s), seq));
     }
     keys
 }

@@ -5,13 +5,15 @@
 //! What it owns: the record format ([`record`]), the hash chain ([`chain`],
 //! pure), group commit ([`group_commit`]), and the sled-backed store with
 //! secondary indexes ([`sled_store`]).
-//! What it does not: deciding what to record (the CA does), signing
-//! checkpoints of the chain (a later step, with the CA key).
+//! Checkpoints ([`checkpoint`]) are signed by the CA (which holds the key)
+//! and checked here, offline, with only the public key.
+//! What it does not: deciding what to record (the CA does).
 //!
 //! Callers depend on the [`AuditLog`] trait, not on sled, so another store
 //! can take its place.
 
 pub mod chain;
+pub mod checkpoint;
 pub mod group_commit;
 mod index;
 pub mod query;
@@ -19,10 +21,11 @@ pub mod record;
 pub mod sled_store;
 
 pub use chain::{ChainBreak, ChainHead, VerifyReport};
+pub use checkpoint::{ExportProblem, ExportReport};
 pub use query::AuditQuery;
 pub use record::{
-    Actor, AuditRecord, CertificateIssued, Enrollment, Event, Hash, IssuedVia, PolicyDecision,
-    RequestCreated, RequestStep, Revoked,
+    Actor, AuditRecord, CertificateIssued, Checkpoint, Enrollment, Event, Hash, IssuedVia,
+    PolicyDecision, RequestCreated, RequestStep, Revoked, EVENT_KINDS,
 };
 pub use sled_store::SledAuditLog;
 
@@ -65,4 +68,19 @@ pub trait AuditLog: Send + Sync {
 
     /// Walks the whole chain; reports the first break if there is one.
     fn verify(&self) -> Result<VerifyReport, StoreError>;
+
+    /// The last durable record's sequence number and hash.
+    fn head(&self) -> ChainHead;
+
+    /// The first sequence number whose record is at or after `t`.
+    fn first_seq_at(&self, t: time::OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// Streams records `from..=to` as stored (JSON, the sealed form) to
+    /// `sink` until it returns `false`; returns how many it wrote.
+    fn export(
+        &self,
+        from: u64,
+        to: u64,
+        sink: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<u64, StoreError>;
 }

@@ -141,6 +141,22 @@ pub struct Revoked {
     pub krl_version: u64,
 }
 
+/// The CA's signature over the chain head: every record up to `seq`
+/// (whose hash is `hash`) is vouched for by the CA key. Checkpoints are
+/// records in the chain themselves, so an export carries them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub seq: u64,
+    pub hash: Hash,
+    /// SHA256 fingerprint of the signing CA key.
+    pub ca_fingerprint: String,
+    /// Armored SSHSIG over [`crate::checkpoint::message`], namespace
+    /// [`crate::checkpoint::NAMESPACE`].
+    pub signature: String,
+    /// Why it was made: `interval`, `shutdown` or `export`.
+    pub trigger: String,
+}
+
 /// What happened. New kinds are added as the CA grows; existing ones are
 /// never changed, because old records must still verify.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,12 +177,66 @@ pub enum Event {
     RevocationRefused(RequestStep),
     /// An admin re-enabled a user blocked by a user revocation.
     UserEnabled(Enrollment),
+    Checkpoint(Checkpoint),
+    /// A user signed in (WebAuthn) to read or decide; `request` is the
+    /// session id, `detail` the roles it carries.
+    SignedIn(RequestStep),
 }
 
+/// Every event kind, as written in records (`"kind"`) and filters.
+pub const EVENT_KINDS: &[&str] = &[
+    "certificate_issued",
+    "request_created",
+    "mfa_verified",
+    "mfa_failed",
+    "request_expired",
+    "request_cancelled",
+    "policy_decision",
+    "invite_created",
+    "user_enrolled",
+    "revoked",
+    "revocation_refused",
+    "user_enabled",
+    "checkpoint",
+    "signed_in",
+];
+
 impl Event {
+    /// The kind as written in the record's `"kind"` field.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::CertificateIssued(_) => "certificate_issued",
+            Event::RequestCreated(_) => "request_created",
+            Event::MfaVerified(_) => "mfa_verified",
+            Event::MfaFailed(_) => "mfa_failed",
+            Event::RequestExpired(_) => "request_expired",
+            Event::RequestCancelled(_) => "request_cancelled",
+            Event::PolicyDecision(_) => "policy_decision",
+            Event::InviteCreated(_) => "invite_created",
+            Event::UserEnrolled(_) => "user_enrolled",
+            Event::Revoked(_) => "revoked",
+            Event::RevocationRefused(_) => "revocation_refused",
+            Event::UserEnabled(_) => "user_enabled",
+            Event::Checkpoint(_) => "checkpoint",
+            Event::SignedIn(_) => "signed_in",
+        }
+    }
+
+    /// The account (login name on the host) the event concerns.
+    pub fn account(&self) -> Option<&str> {
+        match self {
+            Event::CertificateIssued(c) => Some(&c.account),
+            Event::RequestCreated(r) => Some(&r.account),
+            Event::PolicyDecision(d) => Some(&d.account),
+            _ => None,
+        }
+    }
+
     /// The user this event is about, for the user index.
     pub fn user(&self) -> Option<&str> {
         Some(match self {
+            Event::Checkpoint(_) => return None,
+            Event::SignedIn(s) => &s.user,
             Event::CertificateIssued(c) => &c.user,
             Event::RequestCreated(r) => &r.user,
             Event::MfaVerified(s)
@@ -194,14 +264,18 @@ impl Event {
             | Event::UserEnrolled(_)
             | Event::Revoked(_)
             | Event::RevocationRefused(_)
-            | Event::UserEnabled(_) => None,
+            | Event::UserEnabled(_)
+            | Event::Checkpoint(_)
+            | Event::SignedIn(_) => None,
         }
     }
 
-    pub fn serial(&self) -> Option<u64> {
+    /// Serials the event concerns: the one issued, or those revoked.
+    pub fn serials(&self) -> &[u64] {
         match self {
-            Event::CertificateIssued(c) => Some(c.serial),
-            _ => None,
+            Event::CertificateIssued(c) => std::slice::from_ref(&c.serial),
+            Event::Revoked(r) => &r.serials,
+            _ => &[],
         }
     }
 
@@ -218,7 +292,7 @@ impl Event {
             Event::PolicyDecision(d) => Some(&d.request),
             Event::Revoked(r) => r.target.strip_prefix("grant:"),
             Event::RevocationRefused(s) => Some(&s.request),
-            Event::UserEnabled(_) => None,
+            Event::UserEnabled(_) | Event::Checkpoint(_) | Event::SignedIn(_) => None,
             Event::InviteCreated(_) | Event::UserEnrolled(_) => None,
         }
     }

@@ -133,6 +133,20 @@ mod tests {
         fn verify(&self) -> Result<VerifyReport, StoreError> {
             unimplemented!("not used")
         }
+        fn head(&self) -> jit_ssh_audit::ChainHead {
+            jit_ssh_audit::ChainHead::default()
+        }
+        fn first_seq_at(&self, _: time::OffsetDateTime) -> Result<u64, StoreError> {
+            Ok(1)
+        }
+        fn export(
+            &self,
+            _: u64,
+            _: u64,
+            _: &mut dyn FnMut(&[u8]) -> bool,
+        ) -> Result<u64, StoreError> {
+            Ok(0)
+        }
     }
 
     fn spec() -> CertSpec {

@@ -427,6 +427,20 @@ impl AuditLog for RefusesCertificates {
     fn verify(&self) -> Result<jit_ssh_audit::VerifyReport, jit_ssh_audit::StoreError> {
         self.0.verify()
     }
+    fn head(&self) -> jit_ssh_audit::ChainHead {
+        self.0.head()
+    }
+    fn first_seq_at(&self, t: time::OffsetDateTime) -> Result<u64, jit_ssh_audit::StoreError> {
+        self.0.first_seq_at(t)
+    }
+    fn export(
+        &self,
+        from: u64,
+        to: u64,
+        sink: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<u64, jit_ssh_audit::StoreError> {
+        self.0.export(from, to, sink)
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
