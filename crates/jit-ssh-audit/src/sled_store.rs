@@ -188,7 +188,14 @@ impl SledAuditLog {
         }
     }
 
-    /// Seals, writes and flushes one group. Only the group leader runs it.
+    /// Appends many records as one group (one batch, one flush), for bulk
+    /// loads such as benchmarks. Durable when it returns.
+    pub fn append_many(&self, items: Vec<(Actor, Event)>) -> Result<Vec<AuditRecord>, StoreError> {
+        self.commit_group(items)
+    }
+
+    /// Seals, writes and flushes one group. The group leader (or
+    /// [`Self::append_many`]) runs it, under the chain lock.
     fn commit_group(&self, jobs: Vec<(Actor, Event)>) -> Result<Vec<AuditRecord>, StoreError> {
         let mut chain = self.chain.lock().map_err(|_| StoreError::Poisoned)?;
         if chain.poisoned || self.indexer.failed.load(Ordering::SeqCst) {

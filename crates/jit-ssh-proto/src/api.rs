@@ -200,3 +200,76 @@ pub struct RevocationState {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub krl_version: Option<u64>,
 }
+
+/// `POST /v1/sessions`: sign in to read the audit log or decide requests.
+/// The answer is a [`RequestCreated`]; once the user confirms on its
+/// `mfa_url`, `Authorization: Bearer ID.SECRET` authenticates them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSession {
+    pub user: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStatus {
+    PendingMfa,
+    Active,
+    Expired,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionState {
+    pub id: String,
+    pub user: String,
+    pub status: SessionStatus,
+    /// The roles the session carries (decided when it was confirmed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// RFC 3339: for a pending session, the deadline to confirm; for an
+    /// active one, when it stops working.
+    pub expires_at: String,
+}
+
+/// The bearer token of a confirmed session.
+pub fn session_token(id: &str, secret: &str) -> String {
+    format!("{id}.{secret}")
+}
+
+/// `GET /v1/audit`: one page of records (as stored: each carries its
+/// `seq`, `hash` and `prev_hash`), oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditPage {
+    pub records: Vec<serde_json::Value>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// The query of `GET /v1/audit` (every field optional; all given must
+/// match). Times are RFC 3339; `kind` is a comma-separated list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// Records per page: 1 to 1000 (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}

@@ -34,6 +34,21 @@ pub const REVOCATION_SUMMARY: &str = "/v1/revocations/{id}/summary";
 pub const REVOCATION_MFA_START: &str = "/v1/revocations/{id}/mfa/start";
 pub const REVOCATION_MFA_FINISH: &str = "/v1/revocations/{id}/mfa/finish";
 pub const REVOKE_PAGE: &str = "/revoke/{id}";
+/// `POST`: sign in (read the audit log, decide requests); `GET …/{id}`
+/// (secret), `…/summary`, `…/mfa/start|finish` as for revocations.
+pub const SESSIONS: &str = "/v1/sessions";
+pub const SESSION: &str = "/v1/sessions/{id}";
+pub const SESSION_SUMMARY: &str = "/v1/sessions/{id}/summary";
+pub const SESSION_MFA_START: &str = "/v1/sessions/{id}/mfa/start";
+pub const SESSION_MFA_FINISH: &str = "/v1/sessions/{id}/mfa/finish";
+pub const SIGNIN_PAGE: &str = "/signin/{id}";
+/// `GET` with a session token: records matching `user`, `host`,
+/// `account`, `serial`, `grant`, `kind` (comma-separated), `since`,
+/// `until` (RFC 3339), `cursor`, `limit`.
+pub const AUDIT: &str = "/v1/audit";
+/// `GET` (auditor, security, admin): the chain as JSON lines from `since`
+/// (RFC 3339, optional) to a checkpoint the CA signs for this export.
+pub const AUDIT_EXPORT: &str = "/v1/audit/export";
 /// `GET`: liveness.
 pub const HEALTH: &str = "/healthz";
 

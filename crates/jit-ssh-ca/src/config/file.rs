@@ -69,6 +69,13 @@ pub struct LimitsFile {
     pub request_ttl: Option<Spanned<String>>,
     /// How long an enrollment link stays valid (default "24h").
     pub invite_ttl: Option<Spanned<String>>,
+    /// How long a sign-in for reading the audit log or deciding requests
+    /// lasts once confirmed (default "15m").
+    pub session_ttl: Option<Spanned<String>>,
+    /// How often the CA signs a checkpoint of the audit chain, when records
+    /// were added since the last one (default "5m"). Also on shutdown and
+    /// before every export.
+    pub checkpoint_interval: Option<Spanned<String>>,
     /// How far certificates are back-dated for slow host clocks (default "60s").
     pub clock_skew: Option<Spanned<String>>,
 }

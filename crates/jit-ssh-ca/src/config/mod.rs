@@ -39,6 +39,10 @@ pub struct Limits {
     pub requests_per_minute_per_address: u32,
     pub request_ttl: Duration,
     pub invite_ttl: Duration,
+    /// How long a confirmed sign-in (audit reading, approving) lasts.
+    pub session_ttl: Duration,
+    /// How often the CA signs the audit chain's head (when it moved).
+    pub checkpoint_interval: Duration,
 }
 
 impl Default for Limits {
@@ -48,6 +52,8 @@ impl Default for Limits {
             requests_per_minute_per_address: 60,
             request_ttl: Duration::from_secs(300),
             invite_ttl: Duration::from_secs(86_400),
+            session_ttl: Duration::from_secs(900),
+            checkpoint_interval: Duration::from_secs(300),
         }
     }
 }
@@ -256,6 +262,16 @@ fn limits(l: &file::LimitsFile, c: &mut Collector<'_>) -> Limits {
             .as_ref()
             .and_then(|s| c.duration(s, "invite_ttl"))
             .unwrap_or(d.invite_ttl),
+        session_ttl: l
+            .session_ttl
+            .as_ref()
+            .and_then(|s| c.duration(s, "session_ttl"))
+            .unwrap_or(d.session_ttl),
+        checkpoint_interval: l
+            .checkpoint_interval
+            .as_ref()
+            .and_then(|s| c.duration(s, "checkpoint_interval"))
+            .unwrap_or(d.checkpoint_interval),
     }
 }
 

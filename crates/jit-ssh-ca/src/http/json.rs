@@ -1,4 +1,4 @@
-//! A JSON body extractor whose refusals use the API's error body.
+//! Body and query extractors whose refusals use the API's error body.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
@@ -52,5 +52,26 @@ fn refusal(r: JsonRejection) -> ApiError {
             code::INVALID_REQUEST,
             other.body_text(),
         ),
+    }
+}
+
+/// A query-string extractor whose refusals use the API's error body.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Self(v)),
+            Err(r) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                code::INVALID_REQUEST,
+                r.body_text(),
+            )),
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! resource; route paths come from `jit-ssh-proto`. `app(state)` is all a
 //! test needs (`tower::ServiceExt::oneshot`).
 
+mod audit;
 mod ca_keys;
 mod enroll;
 mod error;
@@ -10,6 +11,7 @@ mod krl;
 mod pages;
 mod requests;
 mod revocations;
+mod sessions;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -38,6 +40,8 @@ pub fn app(state: AppState) -> Router {
         .merge(ca_keys::routes())
         .merge(krl::routes())
         .merge(revocations::routes())
+        .merge(sessions::routes())
+        .merge(audit::routes())
         .merge(pages::routes())
         .fallback(|| async { ApiError::from(ServiceError::NotFound("route")) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

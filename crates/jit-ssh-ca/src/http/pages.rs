@@ -1,5 +1,5 @@
-//! The two pages people see — enrolling a key, approving a request — and
-//! their script. Pages hold no data: the script reads the id or token from
+//! The pages people see — enrolling a key, confirming a request, a
+//! revocation or a sign-in — and their script. Pages hold no data: the script reads the id or token from
 //! the path and talks to the API, writing only with `textContent`.
 
 use axum::http::header;
@@ -14,6 +14,7 @@ use super::AppState;
 const ENROLL: &str = include_str!("assets/enroll.html");
 const MFA: &str = include_str!("assets/mfa.html");
 const REVOKE: &str = include_str!("assets/revoke.html");
+const SIGNIN: &str = include_str!("assets/signin.html");
 const SCRIPT: &str = include_str!("assets/jit-ssh.js");
 const STYLE: &str = include_str!("assets/jit-ssh.css");
 
@@ -22,6 +23,7 @@ pub fn routes() -> Router<AppState> {
         .route(routes::ENROLL_PAGE, get(|| async { Html(ENROLL) }))
         .route(routes::MFA_PAGE, get(|| async { Html(MFA) }))
         .route(routes::REVOKE_PAGE, get(|| async { Html(REVOKE) }))
+        .route(routes::SIGNIN_PAGE, get(|| async { Html(SIGNIN) }))
         .route(
             routes::SCRIPT,
             get(|| async {

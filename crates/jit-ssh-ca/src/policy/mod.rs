@@ -25,6 +25,16 @@ pub enum Role {
 }
 
 impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Engineer => "engineer",
+            Self::Approver => "approver",
+            Self::Security => "security",
+            Self::Auditor => "auditor",
+            Self::Admin => "admin",
+        }
+    }
+
     pub fn parse(s: &str) -> Result<Self, String> {
         match s {
             "engineer" => Ok(Self::Engineer),

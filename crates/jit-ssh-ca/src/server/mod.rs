@@ -98,6 +98,10 @@ pub async fn serve(
             handle.graceful_shutdown(Some(Duration::from_secs(10)));
         });
     }
+    let checkpoints = tokio::spawn(checkpoint_every(
+        ca.clone(),
+        ca.config.limits.checkpoint_interval,
+    ));
     listener.set_nonblocking(true).context("listener")?;
     on_ready(&ca);
     match &ca.config.tls {
@@ -129,7 +133,41 @@ pub async fn serve(
         }
     }
     admin.stop().await;
+    checkpoints.abort();
+    // The last records get a signature too, so an export taken from this
+    // data directory later verifies to its end.
+    let last = ca.clone();
+    match tokio::task::spawn_blocking(move || {
+        last.checkpoint(jit_ssh_audit::Actor::System, "shutdown")
+    })
+    .await
+    {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "signing the shutdown checkpoint failed"),
+        Err(e) => tracing::error!(error = %e, "signing the shutdown checkpoint failed"),
+    }
     Ok(())
+}
+
+/// Signs a checkpoint of the audit chain every `interval` (when records
+/// were added since the last one).
+async fn checkpoint_every(ca: Arc<Ca>, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let ca = ca.clone();
+        match tokio::task::spawn_blocking(move || {
+            ca.checkpoint(jit_ssh_audit::Actor::System, "interval")
+        })
+        .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "signing an audit checkpoint failed"),
+            Err(e) => tracing::error!(error = %e, "signing an audit checkpoint failed"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -6,12 +6,14 @@
 //! them on the blocking pool.
 
 mod assertion;
+mod audit_read;
 mod enroll;
 mod limits;
 mod mfa;
 mod requests;
 mod revocation;
 mod revoke_flow;
+mod sessions;
 mod waiters;
 
 use std::sync::Arc;
@@ -29,6 +31,7 @@ use crate::store::{Store, StoreError};
 
 pub use limits::RateLimiter;
 pub use revocation::PublishedKrl;
+pub use sessions::SignedIn;
 pub use waiters::Waiters;
 
 /// Why an operation failed. `Internal` details are logged, never sent.

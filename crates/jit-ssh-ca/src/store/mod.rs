@@ -9,7 +9,9 @@ pub use sled_store::SledStore;
 use serde::{Deserialize, Serialize};
 use webauthn_rs::prelude::{Passkey, PasskeyAuthentication, PasskeyRegistration};
 
-use jit_ssh_proto::api::{IssuedCertificate, RequestStatus, RevocationStatus, RevokeTarget};
+use jit_ssh_proto::api::{
+    IssuedCertificate, RequestStatus, RevocationStatus, RevokeTarget, SessionStatus,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -74,6 +76,20 @@ pub struct PendingRevocation {
     pub secret_hash: String,
     pub serials: Vec<u64>,
     pub krl_version: Option<u64>,
+}
+
+/// A sign-in: pending until its user confirms with WebAuthn, then a
+/// bearer credential (`ID.SECRET`) for reading and deciding, for a while.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub id: String,
+    pub user: String,
+    pub status: SessionStatus,
+    /// Unix seconds: the deadline to confirm, then the end of the session.
+    pub expires_at: i64,
+    pub secret_hash: String,
+    /// Roles when confirmed (a role taken away later ends with the session).
+    pub roles: Vec<crate::policy::Role>,
 }
 
 /// WebAuthn state between a ceremony's start and finish: single-use.
@@ -146,6 +162,10 @@ pub trait Store: Send + Sync {
         old: &PendingRevocation,
         new: &PendingRevocation,
     ) -> Result<bool, StoreError>;
+
+    fn put_session(&self, s: &Session) -> Result<(), StoreError>;
+    fn session(&self, id: &str) -> Result<Option<Session>, StoreError>;
+    fn swap_session(&self, old: &Session, new: &Session) -> Result<bool, StoreError>;
 
     /// Users blocked by a user revocation (no new certificates).
     fn block_user(&self, user: &str) -> Result<(), StoreError>;

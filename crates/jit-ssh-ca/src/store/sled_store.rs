@@ -6,7 +6,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use webauthn_rs::prelude::Passkey;
 
-use super::{AccessRequest, Ceremony, Invite, PendingRevocation, RevokedSerial, Store, StoreError};
+use super::{
+    AccessRequest, Ceremony, Invite, PendingRevocation, RevokedSerial, Session, Store, StoreError,
+};
 use crate::policy::Role;
 
 pub struct SledStore {
@@ -18,6 +20,7 @@ pub struct SledStore {
     revoked: sled::Tree,
     revocations: sled::Tree,
     blocked: sled::Tree,
+    sessions: sled::Tree,
     meta: sled::Tree,
     db: sled::Db,
 }
@@ -36,6 +39,7 @@ impl SledStore {
             revoked: db.open_tree("revoked")?,
             revocations: db.open_tree("revocations")?,
             blocked: db.open_tree("blocked")?,
+            sessions: db.open_tree("sessions")?,
             meta: db.open_tree("meta")?,
             db,
         })
@@ -199,6 +203,24 @@ impl Store for SledStore {
             &old.id,
             Some(enc(old, "revocation")?),
             Some(enc(new, "revocation")?),
+        )?;
+        Ok(swapped.is_ok())
+    }
+
+    fn put_session(&self, s: &Session) -> Result<(), StoreError> {
+        self.sessions.insert(&s.id, enc(s, "session")?)?;
+        Ok(())
+    }
+
+    fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        dec(self.sessions.get(id)?, "session")
+    }
+
+    fn swap_session(&self, old: &Session, new: &Session) -> Result<bool, StoreError> {
+        let swapped = self.sessions.compare_and_swap(
+            &old.id,
+            Some(enc(old, "session")?),
+            Some(enc(new, "session")?),
         )?;
         Ok(swapped.is_ok())
     }

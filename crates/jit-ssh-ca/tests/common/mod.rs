@@ -57,6 +57,10 @@ name = "sec"
 groups = ["sre"]
 roles = ["security"]
 
+[[users]]
+name = "aud"
+roles = ["auditor"]
+
 [host_groups.dev]
 hosts = ["*.dev"]
 accounts = ["oncall", "{{user}}"]
@@ -238,6 +242,44 @@ impl TestCa {
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         serde_json::from_value(v).unwrap()
+    }
+
+    /// Confirms `/v1/{kind}/{id}` (requests, revocations, sessions) with
+    /// `key`; returns the status, the answer and the assertion sent.
+    pub async fn confirm(
+        &self,
+        kind: &str,
+        id: &str,
+        key: &mut SoftPasskey,
+    ) -> (StatusCode, Value, Value) {
+        let (s, options) = self
+            .post(&format!("/v1/{kind}/{id}/mfa/start"), &json!({}))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{options}");
+        let options: RequestChallengeResponse = serde_json::from_value(options).unwrap();
+        let assertion = serde_json::to_value(
+            key.do_authentication(Url::parse(ORIGIN).unwrap(), options)
+                .unwrap(),
+        )
+        .unwrap();
+        let (s, v) = self
+            .post(&format!("/v1/{kind}/{id}/mfa/finish"), &assertion)
+            .await;
+        (s, v, assertion)
+    }
+
+    /// Signs `user` in with `key`; returns the session's bearer token.
+    pub async fn sign_in(&self, user: &str, key: &mut SoftPasskey) -> String {
+        let (s, created) = self.post("/v1/sessions", &json!({ "user": user })).await;
+        assert_eq!(s, StatusCode::CREATED, "{created}");
+        let id = created["id"].as_str().unwrap();
+        let (s, state, _) = self.confirm("sessions", id, key).await;
+        assert_eq!(
+            (s, state["status"].as_str()),
+            (StatusCode::OK, Some("active")),
+            "{state}"
+        );
+        format!("{id}.{}", created["secret"].as_str().unwrap())
     }
 
     /// Signs the request's challenge with `key` and posts the assertion.

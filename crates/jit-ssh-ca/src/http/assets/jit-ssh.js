@@ -1,4 +1,5 @@
-// jit-ssh pages: enrolling a key, and confirming an access request.
+// jit-ssh pages: enrolling a key; confirming an access request, a
+// revocation or a sign-in.
 // WebAuthn options arrive as JSON with base64url strings; the browser API
 // wants ArrayBuffers, and the CA wants base64url back.
 "use strict";
@@ -172,9 +173,21 @@ const revokePage = () =>
   confirmPage("revocations", "revoke", showRevocation, (r) =>
     r.status === "revoked" ? [`Revoked: ${r.outcome}`, true] : [`Not revoked: ${r.outcome}`, false]);
 
+function showSession(s) {
+  show("user", s.user);
+  show("status", s.status.replace("_", " ") + (s.roles && s.roles.length ? ` — roles: ${s.roles.join(", ")}` : ""));
+}
+
+const signinPage = () =>
+  confirmPage("sessions", "signin", showSession, (s) =>
+    s.status === "active"
+      ? [`Signed in until ${s.expires_at}. Your terminal can go on; you can close this page.`, true]
+      : [`Not signed in: ${s.status}`, false]);
+
 document.addEventListener("DOMContentLoaded", () => {
   const page = document.body.dataset.page;
   if (page === "enroll") enrollPage();
   if (page === "mfa") mfaPage();
   if (page === "revoke") revokePage();
+  if (page === "signin") signinPage();
 });
