@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use jit_ssh_audit::{AuditLog, AuditQuery, Event, IssuedVia, SledAuditLog};
+use jit_ssh_audit::{AuditLog, AuditQuery, DiskAuditLog, Event, IssuedVia};
 use jit_ssh_e2e::{bin, have_tools, keygen, run, Ca, SSH_KEYGEN};
 
 #[test]
@@ -21,7 +21,7 @@ fn sign_records_the_issuance_and_fails_closed_without_the_log() {
 
     let db = ca.data.join("audit");
     {
-        let log = SledAuditLog::open(&db).unwrap();
+        let log = DiskAuditLog::open(&db).unwrap();
         let recs = log
             .query(&AuditQuery {
                 serial: Some(serial),
@@ -104,6 +104,6 @@ fn sign_records_the_issuance_and_fails_closed_without_the_log() {
         ])
         .arg(key3.with_extension("pub")));
     assert!(!out.status.success());
-    let log = SledAuditLog::open(&db).unwrap();
+    let log = DiskAuditLog::open(&db).unwrap();
     assert_eq!(log.verify().unwrap().records, 1);
 }

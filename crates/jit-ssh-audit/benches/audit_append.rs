@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jit_ssh_audit::{Actor, AuditLog, CertificateIssued, Event, IssuedVia, SledAuditLog};
+use jit_ssh_audit::{Actor, AuditLog, CertificateIssued, DiskAuditLog, Event, IssuedVia};
 
 fn event(i: u64) -> Event {
     Event::CertificateIssued(CertificateIssued {
@@ -36,7 +36,7 @@ fn event(i: u64) -> Event {
 
 fn concurrent(writers: u64, per_writer: u64) -> Duration {
     let dir = tempfile::tempdir().unwrap();
-    let log = Arc::new(SledAuditLog::open(dir.path()).unwrap());
+    let log = Arc::new(DiskAuditLog::open(dir.path()).unwrap());
     let start = Instant::now();
     let threads: Vec<_> = (0..writers)
         .map(|w| {

@@ -12,7 +12,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use jit_ssh_audit::{
-    Actor, AuditLog, AuditQuery, CertificateIssued, Event, IssuedVia, SledAuditLog,
+    Actor, AuditLog, AuditQuery, CertificateIssued, DiskAuditLog, Event, IssuedVia,
 };
 
 const USERS: u64 = 500;
@@ -41,7 +41,7 @@ fn event(i: u64) -> Event {
     })
 }
 
-fn fill(log: &SledAuditLog, n: u64) -> Duration {
+fn fill(log: &DiskAuditLog, n: u64) -> Duration {
     let start = Instant::now();
     let mut i = 1;
     while i <= n {
@@ -55,7 +55,7 @@ fn fill(log: &SledAuditLog, n: u64) -> Duration {
 
 /// Median and worst of `runs` first-page queries, each for another value.
 fn first_page(
-    log: &SledAuditLog,
+    log: &DiskAuditLog,
     runs: u64,
     q: impl Fn(u64) -> AuditQuery,
 ) -> (Duration, Duration, usize) {
@@ -83,7 +83,7 @@ fn main() {
         .unwrap_or(10_000_000);
     let dir = tempfile::tempdir().unwrap();
     let took = {
-        let log = SledAuditLog::open(dir.path()).unwrap();
+        let log = DiskAuditLog::open(dir.path()).unwrap();
         fill(&log, n)
     };
     println!(
@@ -92,7 +92,7 @@ fn main() {
         n as f64 / took.as_secs_f64()
     );
     // Reopen so the queries do not run on the writer's warm caches.
-    let log = SledAuditLog::open(dir.path()).unwrap();
+    let log = DiskAuditLog::open(dir.path()).unwrap();
 
     println!("| first page of {PAGE} (100 different values each) | p50       | max       | rows |");
     println!("|------------------------------------------|-----------|-----------|------|");

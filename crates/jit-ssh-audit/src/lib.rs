@@ -3,31 +3,32 @@
 //! before it, so an edited, removed or reordered record breaks the chain.
 //!
 //! What it owns: the record format ([`record`]), the hash chain ([`chain`],
-//! pure), group commit ([`group_commit`]), and the sled-backed store with
-//! secondary indexes ([`sled_store`]).
+//! pure), group commit ([`group_commit`]), and the on-disk store: an
+//! append-only chain file with secondary indexes in sled ([`disk_log`]).
 //! Checkpoints ([`checkpoint`]) are signed by the CA (which holds the key)
 //! and checked here, offline, with only the public key.
 //! What it does not: deciding what to record (the CA does).
 //!
-//! Callers depend on the [`AuditLog`] trait, not on sled, so another store
+//! Callers depend on the [`AuditLog`] trait, not on the files, so another store
 //! can take its place.
 
 pub mod chain;
+mod chain_file;
 pub mod checkpoint;
+pub mod disk_log;
 pub mod group_commit;
 mod index;
 pub mod query;
 pub mod record;
-pub mod sled_store;
 
 pub use chain::{ChainBreak, ChainHead, VerifyReport};
 pub use checkpoint::{ExportProblem, ExportReport};
+pub use disk_log::DiskAuditLog;
 pub use query::AuditQuery;
 pub use record::{
     Actor, AuditRecord, CertificateIssued, Checkpoint, Enrollment, Event, Hash, IssuedVia,
     PolicyDecision, RequestCreated, RequestStep, Revoked, EVENT_KINDS,
 };
-pub use sled_store::SledAuditLog;
 
 /// Why an append failed. The record is not known to be durable: the
 /// caller must treat the action it describes as not having happened
@@ -41,11 +42,11 @@ pub enum AppendError {
 /// A failure of the storage under the log.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error(transparent)]
-    Sled(#[from] sled::Error),
-    #[error("stored audit record {key} is unreadable")]
+    #[error("audit chain file")]
+    Io(#[source] std::io::Error),
+    #[error("stored audit record {seq} is unreadable")]
     Corrupt {
-        key: String,
+        seq: u64,
         #[source]
         source: serde_json::Error,
     },

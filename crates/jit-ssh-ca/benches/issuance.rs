@@ -19,7 +19,7 @@ use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse, Url};
 
-use jit_ssh_audit::{Actor, AuditLog, SledAuditLog};
+use jit_ssh_audit::{Actor, AuditLog, DiskAuditLog};
 use jit_ssh_ca::config;
 use jit_ssh_ca::service::Ca;
 use jit_ssh_ca::signer::FileSigner;
@@ -79,7 +79,7 @@ async fn run() {
     let key =
         ssh_key::PrivateKey::random(&mut ssh_key::rand_core::OsRng, ssh_key::Algorithm::Ed25519)
             .unwrap();
-    let audit = Arc::new(SledAuditLog::open(&dir.path().join("audit")).unwrap());
+    let audit = Arc::new(DiskAuditLog::open(&dir.path().join("audit")).unwrap());
     let ca = Arc::new(
         Ca::new(
             cfg,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use jit_ssh_audit::SledAuditLog;
+use jit_ssh_audit::DiskAuditLog;
 use jit_ssh_ca::config;
 use jit_ssh_ca::service::Ca;
 use jit_ssh_ca::signer::FileSigner;
@@ -30,7 +30,7 @@ fn main() {
         ssh_key::PrivateKey::random(&mut ssh_key::rand_core::OsRng, ssh_key::Algorithm::Ed25519)
             .unwrap();
     let store = Arc::new(SledStore::open(&dir.path().join("state")).unwrap());
-    let audit = Arc::new(SledAuditLog::open(&dir.path().join("audit")).unwrap());
+    let audit = Arc::new(DiskAuditLog::open(&dir.path().join("audit")).unwrap());
     let ca = Ca::new(cfg, Arc::new(FileSigner::new(key)), store.clone(), audit).unwrap();
 
     let far = 4_000_000_000u64;

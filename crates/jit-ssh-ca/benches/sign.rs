@@ -11,7 +11,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use jit_ssh_audit::{Actor, IssuedVia, SledAuditLog};
+use jit_ssh_audit::{Actor, DiskAuditLog, IssuedVia};
 use jit_ssh_ca::issue::{issue, IssueRequest};
 use jit_ssh_ca::names::{AccountName, GrantId, HostName, Reason, Serial, UserName};
 use jit_ssh_ca::profile::{CertProfile, CertSpec};
@@ -54,7 +54,7 @@ fn main() {
 
     // Full offline issuance: serial check, sign, durable audit record.
     let dir = tempfile::tempdir().unwrap();
-    let audit = SledAuditLog::open(dir.path()).unwrap();
+    let audit = DiskAuditLog::open(dir.path()).unwrap();
     let reason = Reason::parse("bench").unwrap();
     let m = 2_000u64;
     let start = Instant::now();

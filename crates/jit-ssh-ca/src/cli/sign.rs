@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use ssh_key::PublicKey;
 
-use jit_ssh_audit::{Actor, IssuedVia, SledAuditLog};
+use jit_ssh_audit::{Actor, DiskAuditLog, IssuedVia};
 use jit_ssh_ca::issue::{issue, IssueRequest};
 use jit_ssh_ca::names::{AccountName, GrantId, HostName, Reason, UserName};
 use jit_ssh_ca::profile::{CertProfile, CertSpec, Extension, SourceCidr};
@@ -108,7 +108,7 @@ pub fn run(a: SignArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("loading CA key {}", a.ca_key.display()))?,
     );
     let db = a.data.join(AUDIT_DIR);
-    let audit = SledAuditLog::open(&db).with_context(|| {
+    let audit = DiskAuditLog::open(&db).with_context(|| {
         format!(
             "opening the audit log in {} (if `jit-ssh-ca serve` is running it holds the lock: issue through the server instead)",
             db.display()

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use jit_ssh_audit::SledAuditLog;
+use jit_ssh_audit::DiskAuditLog;
 
 use crate::config::{Config, SignerConfig};
 use crate::http;
@@ -39,7 +39,7 @@ pub fn open_ca(config: Config) -> anyhow::Result<Ca> {
             data.join(STATE_DIR).display()
         )
     })?;
-    let audit = SledAuditLog::open(&data.join(AUDIT_DIR)).with_context(|| {
+    let audit = DiskAuditLog::open(&data.join(AUDIT_DIR)).with_context(|| {
         format!(
             "opening the audit log in {}",
             data.join(AUDIT_DIR).display()

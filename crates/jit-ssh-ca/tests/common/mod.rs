@@ -17,7 +17,7 @@ use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse, Url};
 
-use jit_ssh_audit::{Actor, AuditLog, SledAuditLog};
+use jit_ssh_audit::{Actor, AuditLog, DiskAuditLog};
 use jit_ssh_ca::config;
 use jit_ssh_ca::service::Ca;
 use jit_ssh_ca::signer::FileSigner;
@@ -99,7 +99,7 @@ pub struct TestCa {
     pub dir: tempfile::TempDir,
     pub ca: Arc<Ca>,
     pub router: Router,
-    pub audit: Arc<SledAuditLog>,
+    pub audit: Arc<DiskAuditLog>,
     pub client: SocketAddr,
 }
 
@@ -123,7 +123,7 @@ impl TestCa {
         )
         .unwrap();
         let store = SledStore::open(&dir.path().join("state")).unwrap();
-        let audit = Arc::new(SledAuditLog::open(&dir.path().join("audit")).unwrap());
+        let audit = Arc::new(DiskAuditLog::open(&dir.path().join("audit")).unwrap());
         let ca = Arc::new(
             Ca::new(
                 cfg,
