@@ -5,7 +5,8 @@
 //       its credential (private key included) to CREDENTIAL_FILE;
 //   node approve.mjs approve MFA_URL CREDENTIAL_FILE
 //       loads that credential into a fresh browser's virtual authenticator
-//       and presses "Confirm" on the MFA page (jit-ssh runs this as $BROWSER).
+//       and presses "Confirm" on the MFA, revocation or sign-in page
+//       (jit-ssh runs this as $BROWSER).
 //
 // Debian's /usr/bin/chromium only; exits non-zero unless the page says so.
 
@@ -30,16 +31,18 @@ await withBrowser(async ({ page, cdp, authenticatorId }) => {
       await cdp.send("WebAuthn.addCredential", { authenticatorId, credential });
     }
     await page.goto(url);
-    // Access requests are confirmed on /mfa/…, revocations on /revoke/….
-    const revoking = new URL(url).pathname.startsWith("/revoke/");
-    const text = await pressAndRead(page, revoking ? "#revoke" : "#approve");
+    // Access requests are confirmed on /mfa/…, revocations on /revoke/…,
+    // sign-ins on /signin/….
+    const kind = new URL(url).pathname.split("/")[1];
+    const button = { revoke: "#revoke", signin: "#signin" }[kind] || "#approve";
+    const text = await pressAndRead(page, button);
     console.log(text);
     // Keep the credential's signature counter: re-using an old copy makes
     // the counter go backwards, which the CA rightly refuses as a clone.
     const { credentials } = await cdp.send("WebAuthn.getCredentials", { authenticatorId });
     writeFileSync(credFile, JSON.stringify(credentials), { mode: 0o600 });
     // A policy denial is a completed ceremony too: the client reports it.
-    const completed = ["Confirmed", "Denied", "Revoked", "Not revoked"].some((p) => text.startsWith(p));
+    const completed = ["Confirmed", "Denied", "Revoked", "Not revoked", "Signed in"].some((p) => text.startsWith(p));
     if (!completed) throw new Error(text);
   }
 });

@@ -70,6 +70,8 @@ impl World {
             .env("JIT_SSH_USER", &self.account)
             .env("JIT_SSH_CONFIG", self.root.join("no-such-config.toml"))
             .env("SSH_AUTH_SOCK", &self.agent.socket)
+            // Saved sign-ins stay inside the test's directory.
+            .env("XDG_RUNTIME_DIR", &self.root)
             .env("BROWSER", &self.browser);
         c
     }

@@ -27,7 +27,12 @@ fn event(i: u64) -> Event {
         key_id: format!("jit-ssh:{user}:{i:032x}:{i}"),
         user,
         host: host.clone(),
-        account: if i % 7 == 0 { "root" } else { "postgres" }.into(),
+        account: if i.is_multiple_of(7) {
+            "root"
+        } else {
+            "postgres"
+        }
+        .into(),
         principals: vec![format!("postgres@{host}")],
         valid_after: 1_800_000_000 + i,
         valid_before: 1_800_000_600 + i,

@@ -53,6 +53,9 @@ struct ChainState {
 }
 
 pub struct DiskAuditLog {
+    /// Held (exclusively locked) while the log is open: a second writer
+    /// would fork the chain.
+    _lock: std::fs::File,
     records: ChainFile,
     index: Arc<PostingIndex>,
     chain: Mutex<ChainState>,
@@ -147,7 +150,7 @@ impl Drop for DiskAuditLog {
 
 impl DiskAuditLog {
     /// Opens (or creates) the log in directory `dir`. One process at a
-    /// time: the CA holds its state database's lock while the log is open.
+    /// time: a second opener gets [`StoreError::Locked`].
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         if dir.join("records").join("db").exists() {
             // Written by an earlier version that kept records in sled:
@@ -156,6 +159,16 @@ impl DiskAuditLog {
                 "{} holds an audit log in the old sled format, which this version does not read",
                 dir.display()
             ))));
+        }
+        std::fs::create_dir_all(dir).map_err(StoreError::Io)?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("lock"))
+            .map_err(StoreError::Io)?;
+        if lock.try_lock().is_err() {
+            return Err(StoreError::Locked(dir.to_owned()));
         }
         let records = ChainFile::open(dir).map_err(StoreError::Io)?;
         let index = Arc::new(PostingIndex::open(&dir.join("index")).map_err(StoreError::Io)?);
@@ -176,6 +189,7 @@ impl DiskAuditLog {
         };
         reindex(&records, &index, head.seq)?;
         Ok(Self {
+            _lock: lock,
             records,
             indexer: Indexer::start(index.clone(), head.seq),
             index,
@@ -445,6 +459,18 @@ mod tests {
             .unwrap();
         }
         (dir, log)
+    }
+
+    #[test]
+    fn one_process_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = DiskAuditLog::open(dir.path()).unwrap();
+        assert!(matches!(
+            DiskAuditLog::open(dir.path()),
+            Err(StoreError::Locked(_))
+        ));
+        drop(log);
+        DiskAuditLog::open(dir.path()).unwrap();
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub enum AppendError {
 pub enum StoreError {
     #[error("audit chain file")]
     Io(#[source] std::io::Error),
+    #[error("another process has the audit log in {0} open")]
+    Locked(std::path::PathBuf),
     #[error("stored audit record {seq} is unreadable")]
     Corrupt {
         seq: u64,

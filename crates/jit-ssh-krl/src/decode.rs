@@ -135,7 +135,7 @@ fn certificates(krl: &mut Krl, s: &mut Reader<'_>) -> Result<(), DecodeError> {
         let mut sub = Reader::new(s.string("certificate subsection")?);
         match kind {
             section::CERT_SERIAL_LIST => {
-                if sub.remaining() % 8 != 0 {
+                if !sub.remaining().is_multiple_of(8) {
                     return Err(DecodeError::Truncated("serial list"));
                 }
                 while !sub.is_empty() {

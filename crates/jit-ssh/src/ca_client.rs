@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use jit_ssh_proto::api::{
-    CreateRequest, CreateRevocation, RequestCreated, RequestState, RevocationState,
+    AuditPage, AuditParams, CreateRequest, CreateRevocation, CreateSession, RequestCreated,
+    RequestState, RevocationState, SessionState,
 };
 use jit_ssh_proto::error::{code, ErrorBody};
 use jit_ssh_proto::routes;
@@ -131,14 +132,80 @@ impl CaClient {
     }
 
     pub async fn revocation(&self, id: &str, secret: &str) -> Result<RevocationState, ClientError> {
+        self.get_with(&routes::fill(routes::REVOCATION, "id", id), secret)
+            .await
+    }
+
+    /// `GET path` with a bearer secret or session token.
+    async fn get_with<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        bearer: &str,
+    ) -> Result<T, ClientError> {
         let res = self
             .http
-            .get(self.url(&routes::fill(routes::REVOCATION, "id", id)))
-            .bearer_auth(secret)
-            .timeout(Duration::from_secs(15))
+            .get(self.url(path))
+            .bearer_auth(bearer)
+            .timeout(Duration::from_secs(30))
             .send()
             .await;
         self.answer(res).await
+    }
+
+    pub async fn create_session(
+        &self,
+        body: &CreateSession,
+    ) -> Result<RequestCreated, ClientError> {
+        let res = self
+            .http
+            .post(self.url(routes::SESSIONS))
+            .json(body)
+            .send()
+            .await;
+        self.answer(res).await
+    }
+
+    pub async fn session(&self, id: &str, secret: &str) -> Result<SessionState, ClientError> {
+        self.get_with(&routes::fill(routes::SESSION, "id", id), secret)
+            .await
+    }
+
+    pub async fn audit_page(
+        &self,
+        token: &str,
+        params: &AuditParams,
+    ) -> Result<AuditPage, ClientError> {
+        let query =
+            serde_urlencoded::to_string(params).map_err(|e| ClientError::Other(e.into()))?;
+        self.get_with(&format!("{}?{query}", routes::AUDIT), token)
+            .await
+    }
+
+    /// Starts the export stream; the caller reads the body.
+    pub async fn audit_export(
+        &self,
+        token: &str,
+        since: Option<&str>,
+    ) -> Result<reqwest::Response, ClientError> {
+        let mut req = self
+            .http
+            .get(self.url(routes::AUDIT_EXPORT))
+            .bearer_auth(token);
+        if let Some(since) = since {
+            req = req.query(&[("since", since)]);
+        }
+        let res = req.send().await.map_err(|e| self.unreachable(&e))?;
+        if res.status().is_success() {
+            return Ok(res);
+        }
+        Err(self
+            .answer::<serde_json::Value>(Ok(res))
+            .await
+            .err()
+            .unwrap_or(ClientError::Ca {
+                code: "unexpected".into(),
+                message: "the export failed".into(),
+            }))
     }
 
     pub async fn cancel(&self, id: &str, secret: &str) -> Result<RequestState, ClientError> {

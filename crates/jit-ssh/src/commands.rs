@@ -94,6 +94,7 @@ pub fn status(json: bool) -> Result<(), ClientError> {
 }
 
 pub fn logout(host: Option<&str>, json: bool) -> Result<(), ClientError> {
+    crate::session::forget_all();
     let mut agent = Agent::from_env()?;
     let mut removed = 0;
     for c in loaded::list(&mut agent)? {
@@ -214,4 +215,84 @@ pub fn revoke(
         println!("Hosts enforce it at their next `jit-ssh host sync` (every 30 s with the timer).");
     }
     Ok(())
+}
+
+pub fn audit_list(
+    flags: &Overrides,
+    how: &crate::audit::SignIn,
+    params: jit_ssh_proto::api::AuditParams,
+    limit: usize,
+    json: bool,
+) -> Result<(), ClientError> {
+    let settings = Settings::resolve(flags)?;
+    let (records, more) =
+        runtime()?.block_on(crate::audit::list(&settings, how, params, limit.max(1)))?;
+    crate::audit::print(&records, more, json)
+}
+
+pub fn audit_export(
+    flags: &Overrides,
+    how: &crate::audit::SignIn,
+    since: Option<String>,
+    file: &std::path::Path,
+    json: bool,
+) -> Result<(), ClientError> {
+    let settings = Settings::resolve(flags)?;
+    let done = runtime()?.block_on(crate::audit::export(&settings, how, since, file))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&done).map_err(|e| ClientError::Other(e.into()))?
+        );
+    } else {
+        println!(
+            "exported {} records (seq {}–{}) to {}; check it with `jit-ssh audit verify {} --ca-key CA.pub`",
+            done.records, done.first_seq, done.last_seq, done.file, done.file
+        );
+    }
+    Ok(())
+}
+
+pub fn audit_verify(
+    file: &std::path::Path,
+    ca_key: &std::path::Path,
+    json: bool,
+) -> Result<(), ClientError> {
+    let keys = crate::audit::read_keys(ca_key)?;
+    let report = crate::audit::verify(file, &keys)?;
+    let signed_at = report.signed_at.and_then(|t| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    });
+    if json {
+        let v = serde_json::json!({
+            "ok": report.problem.is_none(),
+            "records": report.records,
+            "first_seq": report.first_seq,
+            "last_seq": report.last_seq,
+            "checkpoints": report.checkpoints,
+            "signed_through": report.signed_through,
+            "signed_at": signed_at,
+            "problem": report.problem.as_ref().map(|p| serde_json::json!({
+                "line": p.line, "seq": p.seq, "what": p.what,
+            })),
+        });
+        println!("{v}");
+    }
+    match report.problem {
+        Some(p) => Err(ClientError::VerifyFailed(p.to_string())),
+        None => {
+            if !json {
+                println!(
+                    "OK: {} records (seq {}–{}), every link intact; {} checkpoint(s) signed by the CA, the last at {} covering every record.",
+                    report.records,
+                    report.first_seq,
+                    report.last_seq,
+                    report.checkpoints,
+                    signed_at.unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+    }
 }

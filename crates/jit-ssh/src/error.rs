@@ -22,6 +22,8 @@ pub enum ClientError {
     Usage(String),
     /// `host sync` found something it will not install.
     SyncRefused(String),
+    /// An audit export failed verification.
+    VerifyFailed(String),
     /// The CA refused or failed in another way.
     Ca {
         code: String,
@@ -39,6 +41,7 @@ impl ClientError {
             ClientError::NotEnrolled(_) => 5,
             ClientError::Denied(_) => 6,
             ClientError::TimedOut(_) => 7,
+            ClientError::VerifyFailed(_) => 8,
             ClientError::Cancelled => 130,
             ClientError::Ca { .. } | ClientError::SyncRefused(_) | ClientError::Other(_) => 1,
         }
@@ -63,6 +66,9 @@ impl ClientError {
                 "run the login again and confirm with your security key sooner".into()
             }
             ClientError::Usage(_) => "see `jit-ssh --help`".into(),
+            ClientError::VerifyFailed(_) => {
+                "treat the export as altered from that record on; compare with a fresh export and the CA's own `verify`".into()
+            }
             _ => return None,
         })
     }
@@ -81,6 +87,7 @@ impl fmt::Display for ClientError {
             ClientError::Cancelled => write!(f, "cancelled; the request was withdrawn on the CA"),
             ClientError::Usage(m) => f.write_str(m),
             ClientError::SyncRefused(m) => write!(f, "sync refused: {m}"),
+            ClientError::VerifyFailed(m) => write!(f, "verification FAILED at {m}"),
             ClientError::Ca { code, message } => write!(f, "the CA refused ({code}): {message}"),
             ClientError::Other(e) => write!(f, "{e:#}"),
         }

@@ -2,18 +2,22 @@
 //!
 //! Exit codes: 0 ok, 1 the CA refused or failed, 2 usage or settings,
 //! 3 no ssh-agent, 4 CA unreachable, 5 not enrolled, 6 denied, 7 timed
-//! out or expired, 130 cancelled (Ctrl-C).
+//! out or expired, 8 an audit export failed verification, 130 cancelled
+//! (Ctrl-C).
 
 mod agent;
+mod audit;
 mod browser;
 mod ca_client;
 mod commands;
+mod confirm;
 mod error;
 mod host;
 mod loaded;
 mod login;
 mod progress;
 mod revoke;
+mod session;
 mod settings;
 
 use std::process::ExitCode;
@@ -76,8 +80,12 @@ enum Command {
     },
     /// List jit-ssh certificates in the agent and their time left.
     Status,
-    /// Remove jit-ssh certificates from the agent (all, or for HOST).
+    /// Remove jit-ssh certificates from the agent (all, or for HOST), and
+    /// forget saved sign-ins.
     Logout { host: Option<String> },
+    /// Read the CA's audit log (signs you in with your security key):
+    /// engineers see their own records, auditors everyone's.
+    Audit(AuditArgs),
     /// Log in if needed, then run ssh ACCOUNT@HOST [ARGS].
     Ssh {
         host: String,
@@ -126,6 +134,85 @@ enum Command {
         /// Host patterns jit-ssh covers, e.g. "*.prod".
         #[arg(long = "host", value_name = "PATTERN", required = true)]
         hosts: Vec<String>,
+    },
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct AuditArgs {
+    #[command(subcommand)]
+    action: Option<AuditAction>,
+    #[command(flatten)]
+    filters: AuditFilters,
+}
+
+#[derive(Args, Clone)]
+struct AuditFilters {
+    /// Records about this user.
+    #[arg(long)]
+    user: Option<String>,
+    /// Records about this host.
+    #[arg(long)]
+    host: Option<String>,
+    /// Records about this account (login name on the host).
+    #[arg(long)]
+    account: Option<String>,
+    /// The issuance and revocation of this certificate serial (sshd logs
+    /// it on every login).
+    #[arg(long)]
+    serial: Option<u64>,
+    /// Everything about this grant (request id).
+    #[arg(long)]
+    grant: Option<String>,
+    /// Event kinds, comma-separated (certificate_issued, revoked, …).
+    #[arg(long)]
+    kind: Option<String>,
+    /// From this long ago (1h, 2d) or this RFC 3339 time.
+    #[arg(long)]
+    since: Option<String>,
+    /// Before this long ago or this RFC 3339 time.
+    #[arg(long)]
+    until: Option<String>,
+    /// Print at most this many records.
+    #[arg(long, default_value_t = 1000)]
+    limit: usize,
+    #[command(flatten)]
+    sign_in: SignInArgs,
+}
+
+#[derive(Args, Clone)]
+struct SignInArgs {
+    /// Only print the sign-in link.
+    #[arg(long)]
+    no_browser: bool,
+    /// Give up signing in after this long.
+    #[arg(long, default_value = "5m")]
+    timeout: String,
+    /// The CA (JIT_SSH_CA_URL, ca_url).
+    #[arg(long)]
+    ca_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum AuditAction {
+    /// Write the chain as JSON lines (auditors): from --since to a
+    /// checkpoint the CA signs for this export.
+    Export {
+        #[arg(long)]
+        since: Option<String>,
+        /// The file to write.
+        #[arg(short = 'o', long = "output")]
+        output: std::path::PathBuf,
+        #[command(flatten)]
+        sign_in: SignInArgs,
+    },
+    /// Check an export offline: every hash link and every checkpoint
+    /// signature; names the first record that fails.
+    Verify {
+        file: std::path::PathBuf,
+        /// The CA public key(s): a .pub file or a TrustedUserCAKeys file.
+        #[arg(long)]
+        ca_key: std::path::PathBuf,
     },
 }
 
@@ -202,6 +289,7 @@ fn run(cli: Cli) -> Result<(), ClientError> {
                 json,
             )
         }
+        Command::Audit(args) => audit_command(args, json),
         Command::Status => commands::status(json),
         Command::Logout { host } => commands::logout(host.as_deref(), json),
         Command::Ssh {
@@ -273,6 +361,58 @@ fn run(cli: Cli) -> Result<(), ClientError> {
             print!("{}", host::setup(&dir, &host, &accounts)?);
             Ok(())
         }
+    }
+}
+
+fn sign_in(args: &SignInArgs) -> Result<(Overrides, audit::SignIn), ClientError> {
+    let timeout = jit_ssh_proto::parse_duration(&args.timeout)
+        .map_err(|e| ClientError::Usage(format!("--timeout: {e}")))?;
+    Ok((
+        Overrides {
+            ca_url: args.ca_url.clone(),
+            ..Overrides::default()
+        },
+        audit::SignIn {
+            open_browser: !args.no_browser,
+            timeout,
+        },
+    ))
+}
+
+fn audit_command(args: AuditArgs, json: bool) -> Result<(), ClientError> {
+    match args.action {
+        None => {
+            let f = args.filters;
+            let (flags, how) = sign_in(&f.sign_in)?;
+            let params = jit_ssh_proto::api::AuditParams {
+                user: f.user,
+                host: f.host,
+                account: f.account,
+                serial: f.serial,
+                grant: f.grant,
+                kind: f.kind,
+                since: f
+                    .since
+                    .map(|s| audit::time_arg("--since", &s))
+                    .transpose()?,
+                until: f
+                    .until
+                    .map(|s| audit::time_arg("--until", &s))
+                    .transpose()?,
+                ..Default::default()
+            };
+            commands::audit_list(&flags, &how, params, f.limit, json)
+        }
+        Some(AuditAction::Export {
+            since,
+            output,
+            sign_in: s,
+        }) => {
+            let (flags, how) = sign_in(&s)?;
+            let since = since.map(|s| audit::time_arg("--since", &s)).transpose()?;
+            commands::audit_export(&flags, &how, since, &output, json)
+        }
+        Some(AuditAction::Verify { file, ca_key }) => commands::audit_verify(&file, &ca_key, json),
     }
 }
 

@@ -1,0 +1,283 @@
+//! `jit-ssh audit`: read the CA's audit log (a table or JSON lines),
+//! export the chain to a file, and verify an export offline with only the
+//! CA public key.
+
+use std::io::{BufReader, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use jit_ssh_audit::checkpoint::{verify_export, ExportReport};
+use jit_ssh_audit::{AuditRecord, Event};
+use jit_ssh_proto::api::AuditParams;
+use jit_ssh_proto::error::code;
+
+use crate::ca_client::CaClient;
+use crate::error::ClientError;
+use crate::session;
+use crate::settings::Settings;
+
+/// How to sign in when needed.
+pub struct SignIn {
+    pub open_browser: bool,
+    pub timeout: Duration,
+}
+
+/// `--since 1h` (that long ago) or an RFC 3339 time, as RFC 3339.
+pub fn time_arg(flag: &str, v: &str) -> Result<String, ClientError> {
+    if OffsetDateTime::parse(v, &Rfc3339).is_ok() {
+        return Ok(v.to_owned());
+    }
+    let ago = jit_ssh_proto::parse_duration(v).map_err(|e| {
+        ClientError::Usage(format!(
+            "{flag} {v:?}: give a duration (1h, 30m) or an RFC 3339 time ({e})"
+        ))
+    })?;
+    (OffsetDateTime::now_utc() - ago)
+        .format(&Rfc3339)
+        .map_err(|e| ClientError::Other(e.into()))
+}
+
+/// Runs `f` with a session token; once more with a fresh sign-in if the
+/// CA no longer accepts the saved one.
+async fn signed_in<T, F, Fut>(
+    client: &CaClient,
+    settings: &Settings,
+    how: &SignIn,
+    f: F,
+) -> Result<T, ClientError>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ClientError>>,
+{
+    let token = session::token(client, settings, how.open_browser, how.timeout).await?;
+    match f(token).await {
+        Err(ClientError::Ca { code: c, .. }) if c == code::UNAUTHORIZED => {
+            session::forget(settings);
+            let token = session::token(client, settings, how.open_browser, how.timeout).await?;
+            f(token).await
+        }
+        other => other,
+    }
+}
+
+/// Records matching `params`, following the cursor, up to `max`.
+/// Returns them and whether more were left.
+pub async fn list(
+    settings: &Settings,
+    how: &SignIn,
+    params: AuditParams,
+    max: usize,
+) -> Result<(Vec<AuditRecord>, bool), ClientError> {
+    let client = CaClient::new(settings)?;
+    signed_in(&client, settings, how, |token| {
+        let (client, mut params) = (&client, params.clone());
+        async move {
+            let mut out = Vec::new();
+            loop {
+                params.limit = Some(u32::try_from(max - out.len()).unwrap_or(1000).min(1000));
+                let page = client.audit_page(&token, &params).await?;
+                for r in page.records {
+                    out.push(serde_json::from_value::<AuditRecord>(r).map_err(|e| {
+                        ClientError::Other(anyhow::anyhow!(
+                            "unreadable audit record from the CA: {e}"
+                        ))
+                    })?);
+                }
+                match page.next_cursor {
+                    Some(c) if out.len() < max => params.cursor = Some(c),
+                    Some(_) => return Ok((out, true)),
+                    None => return Ok((out, false)),
+                }
+            }
+        }
+    })
+    .await
+}
+
+/// The row columns: what, who, where, which certificate, and details.
+fn columns(r: &AuditRecord) -> [String; 6] {
+    let e = &r.event;
+    let serials = e
+        .serials()
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let detail = match e {
+        Event::CertificateIssued(c) => {
+            format!("{} until {} ({})", c.key_id, c.valid_before, c.reason)
+        }
+        Event::RequestCreated(c) => format!("ttl {}s: {}", c.ttl_secs, c.reason),
+        Event::PolicyDecision(d) => format!("{}: {}", d.outcome, d.reason),
+        Event::Revoked(v) => format!("{} ({}) krl v{}", v.target, v.reason, v.krl_version),
+        Event::Checkpoint(c) => format!("signs record {} ({})", c.seq, c.trigger),
+        Event::MfaVerified(s)
+        | Event::MfaFailed(s)
+        | Event::RequestExpired(s)
+        | Event::RequestCancelled(s)
+        | Event::RevocationRefused(s)
+        | Event::SignedIn(s) => format!("{} {}", s.request, s.detail),
+        Event::InviteCreated(x) | Event::UserEnrolled(x) | Event::UserEnabled(x) => {
+            x.detail.clone()
+        }
+    };
+    let host = match (e.account(), e.host()) {
+        (Some(a), Some(h)) => format!("{a}@{h}"),
+        (None, Some(h)) => h.to_owned(),
+        _ => String::new(),
+    };
+    [
+        r.time.format(&Rfc3339).unwrap_or_default(),
+        e.kind().to_owned(),
+        e.user().unwrap_or("").to_owned(),
+        host,
+        serials,
+        detail,
+    ]
+}
+
+pub fn print(records: &[AuditRecord], more: bool, json: bool) -> Result<(), ClientError> {
+    let mut out = std::io::stdout().lock();
+    let io = |e: std::io::Error| ClientError::Other(e.into());
+    if json {
+        for r in records {
+            serde_json::to_writer(&mut out, r).map_err(|e| ClientError::Other(e.into()))?;
+            writeln!(out).map_err(io)?;
+        }
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:>8}  {:<25}  {:<18}  {:<12}  {:<28}  {:<20}  DETAIL",
+        "SEQ", "TIME", "KIND", "USER", "ACCESS", "SERIAL"
+    )
+    .map_err(io)?;
+    for r in records {
+        let [time, kind, user, access, serial, detail] = columns(r);
+        writeln!(
+            out,
+            "{:>8}  {time:<25}  {kind:<18}  {user:<12}  {access:<28}  {serial:<20}  {detail}",
+            r.seq
+        )
+        .map_err(io)?;
+    }
+    if records.is_empty() {
+        eprintln!("(no matching records)");
+    }
+    if more {
+        eprintln!("(more records match: raise --limit or narrow the filters)");
+    }
+    Ok(())
+}
+
+/// What an export wrote.
+#[derive(Debug, serde::Serialize)]
+pub struct Exported {
+    pub file: String,
+    pub records: u64,
+    pub first_seq: u64,
+    pub last_seq: u64,
+}
+
+/// Streams the chain to `file` (via a temporary file renamed at the end,
+/// so a cut stream leaves no file that looks complete).
+pub async fn export(
+    settings: &Settings,
+    how: &SignIn,
+    since: Option<String>,
+    file: &Path,
+) -> Result<Exported, ClientError> {
+    let client = CaClient::new(settings)?;
+    let tmp = file.with_extension("partial");
+    let result = signed_in(&client, settings, how, |token| {
+        let (client, since, tmp) = (&client, since.clone(), tmp.clone());
+        async move {
+            let mut res = client.audit_export(&token, since.as_deref()).await?;
+            let io =
+                |e: std::io::Error| ClientError::Usage(format!("writing {}: {e}", tmp.display()));
+            let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io)?);
+            let mut records = 0u64;
+            let mut tail = Vec::new();
+            while let Some(chunk) = res.chunk().await.map_err(|e| ClientError::CaUnreachable {
+                url: settings.ca_url.to_string(),
+                detail: format!("the export stream broke off: {e}"),
+            })? {
+                records += chunk.iter().filter(|b| **b == b'\n').count() as u64;
+                out.write_all(&chunk).map_err(io)?;
+                tail.extend_from_slice(&chunk);
+                if tail.len() > 1 << 16 {
+                    tail.drain(..tail.len() - (1 << 16));
+                }
+            }
+            out.flush().map_err(io)?;
+            out.get_ref().sync_all().map_err(io)?;
+            Ok((records, tail))
+        }
+    })
+    .await;
+    let (records, tail) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    std::fs::rename(&tmp, file)
+        .map_err(|e| ClientError::Usage(format!("writing {}: {e}", file.display())))?;
+    let seq_of = |line: &[u8]| {
+        serde_json::from_slice::<AuditRecord>(line)
+            .map(|r| r.seq)
+            .unwrap_or(0)
+    };
+    let last_line = tail
+        .split(|b| *b == b'\n')
+        .rfind(|l| !l.is_empty())
+        .unwrap_or(&[]);
+    let first_line = std::fs::read(file)
+        .ok()
+        .and_then(|b| b.split(|c| *c == b'\n').next().map(<[u8]>::to_vec))
+        .unwrap_or_default();
+    Ok(Exported {
+        file: file.display().to_string(),
+        records,
+        first_seq: seq_of(&first_line),
+        last_seq: seq_of(last_line),
+    })
+}
+
+/// Reads trusted CA public keys: one per line, as in a TrustedUserCAKeys
+/// file or a `.pub` file; blank lines and `#` comments are skipped.
+pub fn read_keys(path: &Path) -> Result<Vec<ssh_key::PublicKey>, ClientError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ClientError::Usage(format!("--ca-key {}: {e}", path.display())))?;
+    let keys = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            ssh_key::PublicKey::from_openssh(l).map_err(|e| {
+                ClientError::Usage(format!(
+                    "--ca-key {}: not an OpenSSH public key: {e}",
+                    path.display()
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if keys.is_empty() {
+        return Err(ClientError::Usage(format!(
+            "--ca-key {}: no keys in it",
+            path.display()
+        )));
+    }
+    Ok(keys)
+}
+
+pub fn verify(file: &Path, keys: &[ssh_key::PublicKey]) -> Result<ExportReport, ClientError> {
+    let f = std::fs::File::open(file)
+        .map_err(|e| ClientError::Usage(format!("{}: {e}", file.display())))?;
+    verify_export(BufReader::with_capacity(1 << 20, f), keys)
+        .map_err(|e| ClientError::Usage(format!("reading {}: {e}", file.display())))
+}
