@@ -15,6 +15,7 @@ pub mod config;
 pub mod http;
 pub mod issue;
 pub mod names;
+pub mod oncall;
 pub mod policy;
 pub mod profile;
 pub mod server;

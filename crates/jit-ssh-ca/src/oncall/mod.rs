@@ -1,0 +1,258 @@
+//! Who is on call: schedules from iCalendar feeds (a file or an https URL,
+//! refreshed on an interval) and rotations declared in the config. A
+//! schedule answers "which shifts cover this instant", each with its
+//! layer (primary, secondary…), member and start/end; policy asks whether
+//! the requester holds one of them in the layers a rule counts.
+//!
+//! Evaluation is pure over the loaded feed; loading is the only I/O. A
+//! feed that cannot be loaded leaves its schedule empty — nobody is on
+//! call, so requests fall back to approvers (fail closed) — and keeps the
+//! last good copy when a refresh fails.
+
+pub mod ical;
+pub mod rotation;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::RwLock;
+use std::time::Duration;
+
+use jiff::tz::TimeZone;
+
+use self::ical::Event;
+use self::rotation::Rotation;
+
+/// Where a schedule comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    IcalFile(PathBuf),
+    IcalUrl(url::Url),
+    Rotation(Rotation),
+}
+
+#[derive(Debug, Clone)]
+pub struct ScheduleConfig {
+    pub source: Source,
+    /// Layer name → text that marks an event of that layer in its SUMMARY
+    /// or CATEGORIES (case-insensitive). Empty: every event is layer `all`.
+    /// A rotation is the single layer named here (default `primary`).
+    pub layers: BTreeMap<String, String>,
+    /// The zone for floating times in a feed.
+    pub tz: TimeZone,
+    pub refresh: Duration,
+}
+
+/// One shift covering the instant asked about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shift {
+    pub schedule: String,
+    pub layer: String,
+    pub member: String,
+    /// Unix seconds.
+    pub start: i64,
+    pub end: i64,
+}
+
+impl fmt::Display for Shift {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "schedule {}, layer {}: {} from {} to {}",
+            self.schedule,
+            self.layer,
+            self.member,
+            rfc3339(self.start),
+            rfc3339(self.end)
+        )
+    }
+}
+
+pub fn rfc3339(unix: i64) -> String {
+    jiff::Timestamp::from_second(unix).map_or_else(|_| unix.to_string(), |t| t.to_string())
+}
+
+enum Loaded {
+    Events(Vec<Event>),
+    /// Never loaded successfully: why.
+    Failed(String),
+}
+
+/// The configured schedules and their loaded feeds.
+pub struct Schedules {
+    configs: BTreeMap<String, ScheduleConfig>,
+    loaded: RwLock<BTreeMap<String, Loaded>>,
+}
+
+impl fmt::Debug for Schedules {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Schedules")
+            .field("names", &self.configs.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Clone for Schedules {
+    fn clone(&self) -> Self {
+        Self::new(self.configs.clone())
+    }
+}
+
+impl Default for Schedules {
+    fn default() -> Self {
+        Self::new(BTreeMap::new())
+    }
+}
+
+impl Schedules {
+    pub fn new(configs: BTreeMap<String, ScheduleConfig>) -> Self {
+        Self {
+            configs,
+            loaded: RwLock::new(BTreeMap::new()),
+        }
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &String> {
+        self.configs.keys()
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.configs.contains_key(name)
+    }
+
+    pub fn config(&self, name: &str) -> Option<&ScheduleConfig> {
+        self.configs.get(name)
+    }
+
+    /// Feeds to fetch over HTTP: (schedule, URL).
+    pub fn urls(&self) -> Vec<(String, url::Url, Duration)> {
+        self.configs
+            .iter()
+            .filter_map(|(n, c)| match &c.source {
+                Source::IcalUrl(u) => Some((n.clone(), u.clone(), c.refresh)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Parses `text` as schedule `name`'s feed and keeps it; a feed that
+    /// does not parse keeps the last good copy.
+    pub fn set_feed(&self, name: &str, text: &str) -> Result<usize, String> {
+        let config = self.configs.get(name).ok_or("no such schedule")?;
+        let parsed = ical::parse(text, &config.tz).map_err(|e| e.to_string());
+        let mut loaded = self.loaded.write().map_err(|_| "schedule lock poisoned")?;
+        match parsed {
+            Ok(events) => {
+                let n = events.len();
+                loaded.insert(name.to_owned(), Loaded::Events(events));
+                Ok(n)
+            }
+            Err(e) => {
+                loaded
+                    .entry(name.to_owned())
+                    .or_insert_with(|| Loaded::Failed(e.clone()));
+                Err(e)
+            }
+        }
+    }
+
+    /// (Re)reads every file feed; returns the failures.
+    pub fn load_files(&self) -> Vec<(String, String)> {
+        let mut failures = Vec::new();
+        for (name, c) in &self.configs {
+            if let Source::IcalFile(path) = &c.source {
+                let result = std::fs::read_to_string(path)
+                    .map_err(|e| format!("reading {}: {e}", path.display()))
+                    .and_then(|text| self.set_feed(name, &text));
+                if let Err(e) = result {
+                    failures.push((name.clone(), e));
+                }
+            }
+        }
+        failures
+    }
+
+    /// Marks a feed as failed to load, unless a good copy is held.
+    pub fn feed_failed(&self, name: &str, why: String) {
+        if let Ok(mut loaded) = self.loaded.write() {
+            loaded
+                .entry(name.to_owned())
+                .or_insert(Loaded::Failed(why));
+        }
+    }
+
+    /// Every shift of schedule `name` covering `at`.
+    pub fn shifts(&self, name: &str, at: i64) -> Result<Vec<Shift>, String> {
+        let config = self
+            .configs
+            .get(name)
+            .ok_or_else(|| format!("no schedule named {name:?}"))?;
+        let shift = |layer: &str, member: &str, o: &ical::Occurrence| Shift {
+            schedule: name.to_owned(),
+            layer: layer.to_owned(),
+            member: member.to_owned(),
+            start: o.start,
+            end: o.end,
+        };
+        if let Source::Rotation(r) = &config.source {
+            let layer = config.layers.keys().next().map_or("primary", String::as_str);
+            return Ok(r
+                .at(at)?
+                .map(|(m, o)| shift(layer, &m, &o))
+                .into_iter()
+                .collect());
+        }
+        let loaded = self.loaded.read().map_err(|_| "schedule lock poisoned")?;
+        let events = match loaded.get(name) {
+            Some(Loaded::Events(e)) => e,
+            Some(Loaded::Failed(why)) => return Err(format!("the feed did not load: {why}")),
+            None => return Err("the feed has not been loaded yet".into()),
+        };
+        let mut out = Vec::new();
+        for (event, occ) in ical::covering(events, at)? {
+            for layer in layers_of(event, &config.layers) {
+                for person in &event.people {
+                    out.push(shift(&layer, person, &occ));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The shift that puts someone known as any of `names` on call in
+    /// schedule `name` at `at`, counting only `layers` (all when empty).
+    pub fn on_call(&self, name: &str, layers: &[String], names: &[&str], at: i64) -> Option<Shift> {
+        let shifts = match self.shifts(name, at) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(schedule = name, error = %e, "on-call schedule unavailable; nobody counts as on call");
+                return None;
+            }
+        };
+        shifts.into_iter().find(|s| {
+            (layers.is_empty() || layers.contains(&s.layer))
+                && names.iter().any(|n| n.eq_ignore_ascii_case(&s.member))
+        })
+    }
+}
+
+fn layers_of(event: &Event, layers: &BTreeMap<String, String>) -> Vec<String> {
+    if layers.is_empty() {
+        return vec!["all".into()];
+    }
+    let haystack: Vec<String> = std::iter::once(&event.summary)
+        .chain(&event.categories)
+        .map(|s| s.to_lowercase())
+        .collect();
+    layers
+        .iter()
+        .filter(|(_, mark)| {
+            let mark = mark.to_lowercase();
+            haystack.iter().any(|h| h.contains(&mark))
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;
