@@ -26,8 +26,9 @@ pub use checkpoint::{ExportProblem, ExportReport};
 pub use disk_log::DiskAuditLog;
 pub use query::AuditQuery;
 pub use record::{
-    Actor, AuditRecord, CertificateIssued, Checkpoint, Enrollment, Event, Hash, IssuedVia,
-    PolicyDecision, RequestCreated, RequestStep, Revoked, EVENT_KINDS,
+    Actor, ApprovalStep, AuditRecord, CertificateIssued, Checkpoint, Enrollment, Event, Hash,
+    IssuedVia, NotificationFailed, OnCallShift, PolicyDecision, RequestCreated, RequestStep,
+    Revoked, EVENT_KINDS,
 };
 
 /// Why an append failed. The record is not known to be durable: the

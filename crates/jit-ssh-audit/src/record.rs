@@ -118,6 +118,59 @@ pub struct PolicyDecision {
     pub outcome: String,
     /// The denial reason, or which rule decided.
     pub reason: String,
+    /// The on-call shift that approved it, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_call: Option<OnCallShift>,
+    /// Issued at once under break-glass.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub break_glass: bool,
+    /// Who was asked to approve (pending approval).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
+    /// How many approvals it needs (pending approval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_approvals: Option<u32>,
+}
+
+/// The shift that put the requester on call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnCallShift {
+    pub schedule: String,
+    pub layer: String,
+    /// The name the schedule gave (user name or email).
+    pub member: String,
+    /// Unix seconds.
+    pub start: i64,
+    pub end: i64,
+}
+
+/// An approver's decision on someone's request (or its refusal).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalStep {
+    pub request: String,
+    /// The requester.
+    pub user: String,
+    pub host: String,
+    pub account: String,
+    pub approver: String,
+    /// The approver's comment or reason; for refusals, why.
+    pub comment: String,
+    /// Approvals so far (after this one) and how many are needed.
+    pub approvals: u32,
+    pub needed: u32,
+}
+
+/// A notification that could not be delivered after every retry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationFailed {
+    /// What it was about (`pending_approval`, `break_glass`, …).
+    pub event: String,
+    pub request: String,
+    pub user: String,
+    /// Kind and host of the target (never the URL: it may hold a secret).
+    pub target: String,
+    pub attempts: u32,
+    pub error: String,
 }
 
 /// Enrollment: an invite was made, or a credential registered with it.
@@ -181,6 +234,12 @@ pub enum Event {
     /// A user signed in (WebAuthn) to read or decide; `request` is the
     /// session id, `detail` the roles it carries.
     SignedIn(RequestStep),
+    RequestApproved(ApprovalStep),
+    RequestDenied(ApprovalStep),
+    /// An approval or denial that was not accepted (self-approval, a
+    /// second approval by the same person, not an approver).
+    ApprovalRefused(ApprovalStep),
+    NotificationFailed(NotificationFailed),
 }
 
 /// Every event kind, as written in records (`"kind"`) and filters.
@@ -199,6 +258,10 @@ pub const EVENT_KINDS: &[&str] = &[
     "user_enabled",
     "checkpoint",
     "signed_in",
+    "request_approved",
+    "request_denied",
+    "approval_refused",
+    "notification_failed",
 ];
 
 impl Event {
@@ -219,6 +282,10 @@ impl Event {
             Event::UserEnabled(_) => "user_enabled",
             Event::Checkpoint(_) => "checkpoint",
             Event::SignedIn(_) => "signed_in",
+            Event::RequestApproved(_) => "request_approved",
+            Event::RequestDenied(_) => "request_denied",
+            Event::ApprovalRefused(_) => "approval_refused",
+            Event::NotificationFailed(_) => "notification_failed",
         }
     }
 
@@ -228,6 +295,9 @@ impl Event {
             Event::CertificateIssued(c) => Some(&c.account),
             Event::RequestCreated(r) => Some(&r.account),
             Event::PolicyDecision(d) => Some(&d.account),
+            Event::RequestApproved(a) | Event::RequestDenied(a) | Event::ApprovalRefused(a) => {
+                Some(&a.account)
+            }
             _ => None,
         }
     }
@@ -237,6 +307,10 @@ impl Event {
         Some(match self {
             Event::Checkpoint(_) => return None,
             Event::SignedIn(s) => &s.user,
+            Event::RequestApproved(a) | Event::RequestDenied(a) | Event::ApprovalRefused(a) => {
+                &a.user
+            }
+            Event::NotificationFailed(n) => &n.user,
             Event::CertificateIssued(c) => &c.user,
             Event::RequestCreated(r) => &r.user,
             Event::MfaVerified(s)
@@ -260,7 +334,11 @@ impl Event {
             | Event::RequestExpired(s)
             | Event::RequestCancelled(s) => Some(&s.host),
             Event::PolicyDecision(d) => Some(&d.host),
+            Event::RequestApproved(a) | Event::RequestDenied(a) | Event::ApprovalRefused(a) => {
+                Some(&a.host)
+            }
             Event::InviteCreated(_)
+            | Event::NotificationFailed(_)
             | Event::UserEnrolled(_)
             | Event::Revoked(_)
             | Event::RevocationRefused(_)
@@ -292,6 +370,10 @@ impl Event {
             Event::PolicyDecision(d) => Some(&d.request),
             Event::Revoked(r) => r.target.strip_prefix("grant:"),
             Event::RevocationRefused(s) => Some(&s.request),
+            Event::RequestApproved(a) | Event::RequestDenied(a) | Event::ApprovalRefused(a) => {
+                Some(&a.request)
+            }
+            Event::NotificationFailed(n) => Some(&n.request),
             Event::UserEnabled(_) | Event::Checkpoint(_) | Event::SignedIn(_) => None,
             Event::InviteCreated(_) | Event::UserEnrolled(_) => None,
         }

@@ -31,6 +31,7 @@ fn main() {
         source_address: vec![],
         force_command: None,
         extensions: vec![],
+        break_glass: false,
     };
     let profile = CertProfile::default();
     let now = 1_800_000_000;

@@ -159,6 +159,7 @@ mod tests {
             source_address: vec![],
             force_command: None,
             extensions: vec![],
+            break_glass: false,
         }
     }
 

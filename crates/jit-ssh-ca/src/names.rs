@@ -217,8 +217,11 @@ impl fmt::Display for GrantId {
 pub struct KeyId(String);
 
 impl KeyId {
-    pub fn new(user: &UserName, grant: &GrantId, serial: Serial) -> Self {
-        Self(format!("jit-ssh:{user}:{grant}:{serial}"))
+    /// `jit-ssh:USER:GRANT:SERIAL`, with `:break-glass` appended for
+    /// break-glass certificates so every sshd log line shows it.
+    pub fn new(user: &UserName, grant: &GrantId, serial: Serial, break_glass: bool) -> Self {
+        let mark = if break_glass { ":break-glass" } else { "" };
+        Self(format!("jit-ssh:{user}:{grant}:{serial}{mark}"))
     }
 
     pub fn as_str(&self) -> &str {

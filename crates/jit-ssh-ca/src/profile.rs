@@ -96,6 +96,8 @@ pub struct CertSpec {
     pub force_command: Option<String>,
     /// Defaults to `permit-pty` only.
     pub extensions: Vec<Extension>,
+    /// Marked in the key id.
+    pub break_glass: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -193,7 +195,7 @@ impl CertProfile {
             .checked_add(spec.ttl.as_secs())
             .ok_or(ProfileError::Clock)?;
         let principal = Principal::for_host(&spec.account, &spec.host);
-        let key_id = KeyId::new(&spec.user, &spec.grant, serial);
+        let key_id = KeyId::new(&spec.user, &spec.grant, serial, spec.break_glass);
 
         let mut rng = ssh_key::rand_core::OsRng;
         let mut b = Builder::new_with_random_nonce(
@@ -246,6 +248,7 @@ mod tests {
             source_address: vec![],
             force_command: None,
             extensions: vec![],
+            break_glass: false,
         }
     }
 

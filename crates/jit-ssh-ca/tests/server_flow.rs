@@ -126,7 +126,10 @@ async fn every_denial_says_why_and_approvers_mode_waits() {
 
     let (status, reason) = outcome(&t, "alice", "db-1.prod", "postgres", "5m").await;
     assert_eq!(status, "pending_approval");
-    assert!(reason.contains("approver"), "{reason}");
+    assert!(
+        reason.contains("0 of 2 approval(s) from lead1, lead2"),
+        "{reason}"
+    );
 
     // Each decision is an audit event.
     let decisions = t

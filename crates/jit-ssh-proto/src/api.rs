@@ -14,6 +14,10 @@ pub struct CreateRequest {
     pub reason: String,
     /// An OpenSSH ed25519 public key line.
     pub public_key: String,
+    /// Break-glass: issued at once after MFA where policy allows it, with
+    /// its own shorter TTL cap, marked and always notified.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub break_glass: bool,
 }
 
 /// Where a request stands.
@@ -62,6 +66,79 @@ pub struct RequestState {
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub certificate: Option<IssuedCertificate>,
+    /// While (and after) approvers are asked: who, and who approved.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub approval: Option<ApprovalProgress>,
+}
+
+/// Where the approvals of a request stand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalProgress {
+    /// Everyone who may approve (never the requester).
+    pub approvers: Vec<String>,
+    pub approved_by: Vec<String>,
+    pub needed: u32,
+    /// The page where approvers decide.
+    pub url: String,
+    /// Set when the rule is on-call and the requester was not on call.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub not_on_call: Option<String>,
+}
+
+/// `POST /v1/requests/{id}/decisions`: an approver approves or denies;
+/// the answer is a [`RequestCreated`] whose `mfa_url` the approver
+/// confirms with their own security key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDecision {
+    /// The approver.
+    pub user: String,
+    pub verdict: Verdict,
+    /// A comment (approve) or the reason (deny; required).
+    #[serde(default)]
+    pub comment: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Approve,
+    Deny,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionStatus {
+    PendingMfa,
+    /// Confirmed and counted.
+    Recorded,
+    /// Confirmed, but not accepted (self-approval, twice, not an approver,
+    /// the request no longer pending): `outcome` says why.
+    Refused,
+    Expired,
+}
+
+/// `GET /v1/decisions/{id}` (secret) and `…/summary`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionState {
+    pub id: String,
+    pub request: String,
+    /// The approver.
+    pub user: String,
+    pub verdict: Verdict,
+    pub comment: String,
+    pub status: DecisionStatus,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub outcome: Option<String>,
+    /// What is being decided.
+    pub summary: RequestSummary,
+}
+
+/// One entry of `GET /v1/requests` (pending requests the signed-in user
+/// may decide).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRequests {
+    pub requests: Vec<RequestSummary>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +170,10 @@ pub struct RequestSummary {
     /// Why it was denied or what it waits for, once decided.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub decision: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub break_glass: bool,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub approval: Option<ApprovalProgress>,
 }
 
 /// `GET /v1/enroll/{token}`.

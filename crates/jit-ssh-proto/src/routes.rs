@@ -1,7 +1,20 @@
 //! Route paths of the CA's HTTP interface (axum path syntax).
 
-/// `POST`: ask for access. `GET` lists nothing (there is no listing).
+/// `POST`: ask for access. `GET` (session token): pending requests the
+/// signed-in user may decide.
 pub const REQUESTS: &str = "/v1/requests";
+/// `POST` [`crate::api::CreateDecision`]: approve or deny (confirmed on
+/// the decision's page with the approver's own key).
+pub const DECISIONS: &str = "/v1/requests/{id}/decisions";
+/// `GET` (secret), `…/summary`, `…/mfa/start|finish`, as for revocations.
+pub const DECISION: &str = "/v1/decisions/{id}";
+pub const DECISION_SUMMARY: &str = "/v1/decisions/{id}/summary";
+pub const DECISION_MFA_START: &str = "/v1/decisions/{id}/mfa/start";
+pub const DECISION_MFA_FINISH: &str = "/v1/decisions/{id}/mfa/finish";
+/// Page: approve or deny a request (the approver types their name).
+pub const APPROVE_PAGE: &str = "/approve/{id}";
+/// Page: confirm a decision made with `jit-ssh approve|deny`.
+pub const DECIDE_PAGE: &str = "/decide/{id}";
 /// `GET ?wait=SECONDS` with `Authorization: Bearer SECRET`: status, and the
 /// certificate once issued. `DELETE` (same header): cancel it.
 pub const REQUEST: &str = "/v1/requests/{id}";

@@ -42,7 +42,7 @@ pub fn time_arg(flag: &str, v: &str) -> Result<String, ClientError> {
 
 /// Runs `f` with a session token; once more with a fresh sign-in if the
 /// CA no longer accepts the saved one.
-async fn signed_in<T, F, Fut>(
+pub async fn signed_in<T, F, Fut>(
     client: &CaClient,
     settings: &Settings,
     how: &SignIn,
@@ -111,7 +111,12 @@ fn columns(r: &AuditRecord) -> [String; 6] {
             format!("{} until {} ({})", c.key_id, c.valid_before, c.reason)
         }
         Event::RequestCreated(c) => format!("ttl {}s: {}", c.ttl_secs, c.reason),
-        Event::PolicyDecision(d) => format!("{}: {}", d.outcome, d.reason),
+        Event::PolicyDecision(d) => format!(
+            "{}{}: {}",
+            if d.break_glass { "BREAK-GLASS " } else { "" },
+            d.outcome,
+            d.reason
+        ),
         Event::Revoked(v) => format!("{} ({}) krl v{}", v.target, v.reason, v.krl_version),
         Event::Checkpoint(c) => format!("signs record {} ({})", c.seq, c.trigger),
         Event::MfaVerified(s)
@@ -123,6 +128,22 @@ fn columns(r: &AuditRecord) -> [String; 6] {
         Event::InviteCreated(x) | Event::UserEnrolled(x) | Event::UserEnabled(x) => {
             x.detail.clone()
         }
+        Event::RequestApproved(a) | Event::RequestDenied(a) | Event::ApprovalRefused(a) => format!(
+            "{} by {} ({}/{}){}",
+            e.kind().trim_start_matches("request_"),
+            a.approver,
+            a.approvals,
+            a.needed,
+            if a.comment.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", a.comment)
+            }
+        ),
+        Event::NotificationFailed(n) => format!(
+            "{} to {} failed after {} tries: {}",
+            n.event, n.target, n.attempts, n.error
+        ),
     };
     let host = match (e.account(), e.host()) {
         (Some(a), Some(h)) => format!("{a}@{h}"),

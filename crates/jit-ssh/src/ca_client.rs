@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use jit_ssh_proto::api::{
-    AuditPage, AuditParams, CreateRequest, CreateRevocation, CreateSession, RequestCreated,
-    RequestState, RevocationState, SessionState,
+    AuditPage, AuditParams, CreateDecision, CreateRequest, CreateRevocation, CreateSession,
+    DecisionState, PendingRequests, RequestCreated, RequestState, RevocationState, SessionState,
 };
 use jit_ssh_proto::error::{code, ErrorBody};
 use jit_ssh_proto::routes;
@@ -150,6 +150,29 @@ impl CaClient {
             .send()
             .await;
         self.answer(res).await
+    }
+
+    pub async fn pending(&self, token: &str) -> Result<PendingRequests, ClientError> {
+        self.get_with(routes::REQUESTS, token).await
+    }
+
+    pub async fn create_decision(
+        &self,
+        request: &str,
+        body: &CreateDecision,
+    ) -> Result<RequestCreated, ClientError> {
+        let res = self
+            .http
+            .post(self.url(&routes::fill(routes::DECISIONS, "id", request)))
+            .json(body)
+            .send()
+            .await;
+        self.answer(res).await
+    }
+
+    pub async fn decision(&self, id: &str, secret: &str) -> Result<DecisionState, ClientError> {
+        self.get_with(&routes::fill(routes::DECISION, "id", id), secret)
+            .await
     }
 
     pub async fn create_session(

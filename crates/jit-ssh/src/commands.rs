@@ -124,6 +124,7 @@ pub fn ssh(
         let opts = LoginOptions {
             host: host.to_owned(),
             reason: reason.to_owned(),
+            break_glass: false,
             open_browser: true,
             timeout: std::time::Duration::from_secs(600),
             quiet: false,
@@ -295,4 +296,35 @@ pub fn audit_verify(
             Ok(())
         }
     }
+}
+
+pub fn requests(
+    flags: &Overrides,
+    how: &crate::audit::SignIn,
+    json: bool,
+) -> Result<(), ClientError> {
+    let settings = Settings::resolve(flags)?;
+    let pending = runtime()?.block_on(crate::approve::pending(&settings, how))?;
+    crate::approve::print(&pending, json)
+}
+
+pub fn decide(
+    flags: &Overrides,
+    how: &crate::audit::SignIn,
+    id: &str,
+    verdict: jit_ssh_proto::api::Verdict,
+    comment: &str,
+    json: bool,
+) -> Result<(), ClientError> {
+    let settings = Settings::resolve(flags)?;
+    let d = runtime()?.block_on(crate::approve::decide(&settings, id, verdict, comment, how))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&d).map_err(|e| ClientError::Other(e.into()))?
+        );
+    } else {
+        println!("{}", d.outcome.unwrap_or_default());
+    }
+    Ok(())
 }

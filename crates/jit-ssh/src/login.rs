@@ -23,6 +23,7 @@ use crate::settings::Settings;
 pub struct LoginOptions {
     pub host: String,
     pub reason: String,
+    pub break_glass: bool,
     pub open_browser: bool,
     pub timeout: Duration,
     pub quiet: bool,
@@ -102,6 +103,7 @@ pub async fn login(settings: &Settings, opts: &LoginOptions) -> Result<LoggedIn,
             ttl: jit_ssh_proto::format_duration(settings.ttl),
             reason: opts.reason.clone(),
             public_key,
+            break_glass: opts.break_glass,
         })
         .await?;
     let create = t.elapsed();
@@ -184,6 +186,7 @@ async fn wait(
     let mut progress = Progress::new(opts.quiet);
     let mut ticker = tokio::time::interval(Duration::from_millis(120));
     let poll = Duration::from_secs(20);
+    let mut asked: Option<(Vec<String>, Vec<String>)> = None;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -204,6 +207,38 @@ async fn wait(
                 }
             }
         };
+        if let Some(a) = &state.approval {
+            // Say who was asked, and each approval as it comes in.
+            let seen = (a.approvers.clone(), a.approved_by.clone());
+            if asked.as_ref() != Some(&seen) && !opts.quiet {
+                progress.done();
+                if asked.is_none() {
+                    let why = a
+                        .not_on_call
+                        .as_ref()
+                        .map(|s| format!(" (you are not on call in {s})"))
+                        .unwrap_or_default();
+                    eprintln!(
+                        "Needs {} approval(s){why} from: {}. They can approve at:",
+                        a.needed,
+                        a.approvers.join(", ")
+                    );
+                    eprintln!("{}", a.url);
+                }
+                for who in a
+                    .approved_by
+                    .iter()
+                    .skip(asked.as_ref().map_or(0, |s| s.1.len()))
+                {
+                    eprintln!(
+                        "approved by {who} ({} of {})",
+                        a.approved_by.len(),
+                        a.needed
+                    );
+                }
+                asked = Some(seen);
+            }
+        }
         progress.update(&status_text(state.status, state.reason.as_deref()));
         match state.status {
             RequestStatus::Issued => {

@@ -6,6 +6,7 @@
 //! (Ctrl-C).
 
 mod agent;
+mod approve;
 mod audit;
 mod browser;
 mod ca_client;
@@ -61,8 +62,12 @@ enum Command {
         #[arg(long)]
         ttl: Option<String>,
         /// Why you need access (recorded in the audit log).
-        #[arg(long, default_value = "on-call access")]
-        reason: String,
+        #[arg(long)]
+        reason: Option<String>,
+        /// Break-glass: where policy allows it, issued at once after your
+        /// touch, with a shorter cap, marked and always notified. Needs --reason.
+        #[arg(long)]
+        break_glass: bool,
         /// Only print the link (for jump hosts: touch the key on your laptop).
         #[arg(long)]
         no_browser: bool,
@@ -83,6 +88,29 @@ enum Command {
     /// Remove jit-ssh certificates from the agent (all, or for HOST), and
     /// forget saved sign-ins.
     Logout { host: Option<String> },
+    /// Pending requests you may approve or deny (signs you in).
+    Requests {
+        #[command(flatten)]
+        sign_in: SignInArgs,
+    },
+    /// Approve someone's request, confirmed with your security key.
+    Approve {
+        /// The request id (from `jit-ssh requests` or the notification).
+        id: String,
+        #[arg(long, default_value = "")]
+        comment: String,
+        #[command(flatten)]
+        sign_in: SignInArgs,
+    },
+    /// Deny someone's request, confirmed with your security key.
+    Deny {
+        id: String,
+        /// Why (the requester sees it).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        sign_in: SignInArgs,
+    },
     /// Read the CA's audit log (signs you in with your security key):
     /// engineers see their own records, auditors everyone's.
     Audit(AuditArgs),
@@ -268,6 +296,7 @@ fn run(cli: Cli) -> Result<(), ClientError> {
             account,
             ttl,
             reason,
+            break_glass,
             no_browser,
             timeout,
             if_needed,
@@ -276,11 +305,21 @@ fn run(cli: Cli) -> Result<(), ClientError> {
         } => {
             let timeout = jit_ssh_proto::parse_duration(&timeout)
                 .map_err(|e| ClientError::Usage(format!("--timeout: {e}")))?;
+            let reason = match (reason, break_glass) {
+                (Some(r), _) => r,
+                (None, false) => "on-call access".to_owned(),
+                (None, true) => {
+                    return Err(ClientError::Usage(
+                        "--break-glass needs --reason TEXT: say what the emergency is".into(),
+                    ))
+                }
+            };
             commands::login(
                 &overrides(&common, account, ttl),
                 login::LoginOptions {
                     host,
                     reason,
+                    break_glass,
                     open_browser: !no_browser,
                     timeout,
                     quiet,
@@ -290,6 +329,40 @@ fn run(cli: Cli) -> Result<(), ClientError> {
             )
         }
         Command::Audit(args) => audit_command(args, json),
+        Command::Requests { sign_in: s } => {
+            let (flags, how) = sign_in(&s)?;
+            commands::requests(&flags, &how, json)
+        }
+        Command::Approve {
+            id,
+            comment,
+            sign_in: s,
+        } => {
+            let (flags, how) = sign_in(&s)?;
+            commands::decide(
+                &flags,
+                &how,
+                &id,
+                jit_ssh_proto::api::Verdict::Approve,
+                &comment,
+                json,
+            )
+        }
+        Command::Deny {
+            id,
+            reason,
+            sign_in: s,
+        } => {
+            let (flags, how) = sign_in(&s)?;
+            commands::decide(
+                &flags,
+                &how,
+                &id,
+                jit_ssh_proto::api::Verdict::Deny,
+                &reason,
+                json,
+            )
+        }
         Command::Status => commands::status(json),
         Command::Logout { host } => commands::logout(host.as_deref(), json),
         Command::Ssh {

@@ -35,6 +35,10 @@ pub fn run(a: CheckConfigArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    let schedules = jit_ssh_ca::oncall::Schedules::new(c.schedules.clone());
+    for (name, e) in schedules.load_files() {
+        problems.push(format!("schedules.{name}: {e}"));
+    }
     if problems.is_empty() {
         println!(
             "{}: OK ({} users, {} host groups, {} rules; listening on {}, public URL {})",

@@ -5,6 +5,7 @@ mod check_config;
 mod init;
 mod invite;
 mod krl;
+mod oncall;
 mod serve;
 mod sign;
 
@@ -29,6 +30,8 @@ enum Command {
     Invite(invite::InviteArgs),
     /// Re-enable a user blocked by a user revocation, through the running server.
     EnableUser(invite::EnableUserArgs),
+    /// Who is on call in a schedule, now or --at a time.
+    Oncall(oncall::OnCallArgs),
     /// Check a configuration file and report every problem.
     CheckConfig(check_config::CheckConfigArgs),
     /// Create a new CA key (ed25519, mode 0600) and its public key.
@@ -46,6 +49,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(a) => serve::run(a),
         Command::Invite(a) => invite::run(a),
         Command::CheckConfig(a) => check_config::run(a),
+        Command::Oncall(a) => oncall::run(a),
         Command::EnableUser(a) => invite::enable_user(a),
         Command::Init(a) => init::run(a),
         Command::Sign(a) => sign::run(a),

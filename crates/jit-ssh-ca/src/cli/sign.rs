@@ -91,6 +91,9 @@ pub fn run(a: SignArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|e| Extension::parse(e))
             .collect::<Result<_, _>>()?,
+        // Offline issuance is audited as `offline_sign`; the key id keeps
+        // the usual form.
+        break_glass: false,
     };
     let reason = Reason::parse(&a.reason)?;
     let pub_text = std::fs::read_to_string(&a.public_key)

@@ -44,6 +44,7 @@ pub fn policy(user: &UserName) -> Policy {
             UserEntry {
                 groups: [DEV_GROUP.to_owned()].into(),
                 roles: all_roles.into(),
+                emails: vec![],
             },
         )]
         .into(),
@@ -56,6 +57,7 @@ pub fn policy(user: &UserName) -> Policy {
             approval: Approval::None,
             pin_source_address: false,
             extensions: vec![],
+            break_glass: None,
         }],
     }
 }
@@ -81,5 +83,7 @@ pub fn config(
         },
         profile: CertProfile::default(),
         policy: policy(user),
+        schedules: Default::default(),
+        notify: vec![],
     })
 }

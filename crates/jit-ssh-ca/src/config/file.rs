@@ -34,6 +34,61 @@ pub struct ConfigFile {
     /// Who may reach which host groups, for how long, with what approval.
     #[serde(default)]
     pub rules: Vec<Spanned<RuleFile>>,
+    /// On-call schedules rules can name (`approval = "oncall"`).
+    #[serde(default)]
+    pub schedules: BTreeMap<String, Spanned<ScheduleFile>>,
+    /// Where to send notifications (pending approval, decisions,
+    /// break-glass, revocations).
+    #[serde(default)]
+    pub notify: Vec<Spanned<NotifyFile>>,
+}
+
+/// An on-call schedule.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ScheduleFile {
+    /// An iCalendar feed (PagerDuty, Opsgenie and Grafana OnCall export them).
+    Ical {
+        /// A file path, or an https URL (http only for localhost).
+        source: String,
+        /// How often to fetch it again (default "5m").
+        refresh: Option<String>,
+        /// The zone for times in the feed without one (default "UTC").
+        time_zone: Option<String>,
+        /// Layer name → text marking that layer's events in their SUMMARY
+        /// or CATEGORIES, e.g. `{ primary = "level 1" }`. Without it
+        /// every event is layer "all".
+        #[serde(default)]
+        layers: BTreeMap<String, String>,
+    },
+    /// Members taking turns.
+    Rotation {
+        /// jit-ssh user names, in order.
+        members: Vec<String>,
+        /// Shift length, e.g. "7d" or "12h".
+        shift: String,
+        /// The first hand-off (local time, e.g. "2026-11-02T09:00:00"):
+        /// when the first member starts.
+        handoff: String,
+        /// IANA zone of the hand-off time (default "UTC").
+        time_zone: Option<String>,
+        /// The layer name rules count it as (default "primary").
+        layer: Option<String>,
+    },
+}
+
+/// A notification target.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyFile {
+    /// "webhook" (generic JSON) or "slack" (an incoming-webhook payload).
+    pub kind: String,
+    /// https (http only for localhost). Kept out of logs: Slack URLs are secrets.
+    pub url: String,
+    /// Events to send (default all): pending_approval, approved, denied,
+    /// break_glass, revoked. break_glass is always sent.
+    #[serde(default)]
+    pub events: Vec<String>,
 }
 
 /// How the CA signs. Only a key file exists today; hardware tokens would
@@ -72,6 +127,9 @@ pub struct LimitsFile {
     /// How long a sign-in for reading the audit log or deciding requests
     /// lasts once confirmed (default "15m").
     pub session_ttl: Option<Spanned<String>>,
+    /// How long a request waits for its approvers after the requester's
+    /// touch (default "30m"); approvals expire with it.
+    pub approval_ttl: Option<Spanned<String>>,
     /// How often the CA signs a checkpoint of the audit chain, when records
     /// were added since the last one (default "5m"). Also on shutdown and
     /// before every export.
@@ -89,6 +147,9 @@ pub struct UserFile {
     /// engineer, approver, security, auditor, admin.
     #[serde(default)]
     pub roles: Vec<Spanned<String>>,
+    /// How on-call feeds name this user (their ATTENDEE address), if not
+    /// by the user name.
+    pub email: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,11 +173,30 @@ pub struct RuleFile {
     pub accounts: Vec<String>,
     /// Longest certificate lifetime, e.g. "15m" (at most "1h").
     pub max_ttl: String,
-    /// "none" (issue after MFA) or "approvers".
+    /// "none" (issue after MFA), "oncall" (issue at once to whoever is on
+    /// call in `schedule`) or "approvers".
     #[serde(default = "default_approval")]
     pub approval: String,
-    /// With approval = "approvers": how many (default 1).
+    /// User groups whose members may approve (approval = "approvers", or
+    /// "oncall" with fallback = "approvers"). Never the requester.
+    #[serde(default)]
+    pub approvers: Vec<String>,
+    /// How many distinct approvers (default 1).
     pub min_approvals: Option<u32>,
+    /// With approval = "oncall": the schedule.
+    pub schedule: Option<String>,
+    /// With approval = "oncall": the layers that count (default all).
+    #[serde(default)]
+    pub layers: Vec<String>,
+    /// With approval = "oncall", for requesters not on call: "approvers"
+    /// or "deny" (default).
+    pub fallback: Option<String>,
+    /// Allow `jit-ssh login --break-glass`: issued at once after MFA,
+    /// marked in the key id and audit log, always notified.
+    #[serde(default)]
+    pub break_glass: bool,
+    /// Longest break-glass certificate (default "15m", at most max_ttl).
+    pub break_glass_max_ttl: Option<String>,
     /// Pin certificates to the address the CA saw the request from.
     #[serde(default)]
     pub source_address_pinning: bool,

@@ -3,8 +3,10 @@
 
 pub mod dev;
 pub mod file;
+mod rules;
+mod schedules;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -12,9 +14,8 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::names::{AccountName, UserName};
-use crate::policy::{AccountRule, Approval, HostGlob, HostGroup, Policy, Role, Rule, UserEntry};
-use crate::profile::{CertProfile, Extension};
+use crate::policy::Policy;
+use crate::profile::CertProfile;
 
 /// Certificates never live longer than this, whatever a rule says.
 pub const HARD_MAX_TTL: Duration = Duration::from_secs(3600);
@@ -41,6 +42,8 @@ pub struct Limits {
     pub invite_ttl: Duration,
     /// How long a confirmed sign-in (audit reading, approving) lasts.
     pub session_ttl: Duration,
+    /// How long a request waits for its approvers once MFA is done.
+    pub approval_ttl: Duration,
     /// How often the CA signs the audit chain's head (when it moved).
     pub checkpoint_interval: Duration,
 }
@@ -53,6 +56,7 @@ impl Default for Limits {
             request_ttl: Duration::from_secs(300),
             invite_ttl: Duration::from_secs(86_400),
             session_ttl: Duration::from_secs(900),
+            approval_ttl: Duration::from_secs(1800),
             checkpoint_interval: Duration::from_secs(300),
         }
     }
@@ -70,6 +74,9 @@ pub struct Config {
     pub limits: Limits,
     pub profile: CertProfile,
     pub policy: Policy,
+    /// On-call schedules by name.
+    pub schedules: BTreeMap<String, crate::oncall::ScheduleConfig>,
+    pub notify: Vec<crate::notify::NotifyTarget>,
 }
 
 impl Config {
@@ -217,7 +224,9 @@ fn validate(f: file::ConfigFile, c: &mut Collector<'_>) -> Option<Config> {
         .clock_skew
         .as_ref()
         .and_then(|s| c.duration(s, "clock_skew"));
-    let policy = policy(&f, c);
+    let policy = rules::policy(&f, c);
+    let schedules = schedules::schedules(&f, &policy, c);
+    let notify = schedules::notify(&f, c);
     let file::SignerFile::File {
         path,
         passphrase_file,
@@ -240,6 +249,8 @@ fn validate(f: file::ConfigFile, c: &mut Collector<'_>) -> Option<Config> {
             max_ttl: HARD_MAX_TTL,
         },
         policy,
+        schedules,
+        notify,
     })
 }
 
@@ -267,6 +278,11 @@ fn limits(l: &file::LimitsFile, c: &mut Collector<'_>) -> Limits {
             .as_ref()
             .and_then(|s| c.duration(s, "session_ttl"))
             .unwrap_or(d.session_ttl),
+        approval_ttl: l
+            .approval_ttl
+            .as_ref()
+            .and_then(|s| c.duration(s, "approval_ttl"))
+            .unwrap_or(d.approval_ttl),
         checkpoint_interval: l
             .checkpoint_interval
             .as_ref()
@@ -275,183 +291,10 @@ fn limits(l: &file::LimitsFile, c: &mut Collector<'_>) -> Limits {
     }
 }
 
-fn account_rule(s: &str) -> Result<AccountRule, String> {
-    if s == "{user}" {
-        return Ok(AccountRule::OwnName);
-    }
-    AccountName::parse(s)
-        .map(AccountRule::Named)
-        .map_err(|e| e.to_string())
-}
-
-fn policy(f: &file::ConfigFile, c: &mut Collector<'_>) -> Policy {
-    let mut users = BTreeMap::new();
-    for u in &f.users {
-        if let Err(e) = UserName::parse(u.name.get_ref()) {
-            c.at(u.name.span(), format!("users: {e}"));
-            continue;
-        }
-        let mut roles = BTreeSet::new();
-        for r in &u.roles {
-            match Role::parse(r.get_ref()) {
-                Ok(r) => {
-                    roles.insert(r);
-                }
-                Err(e) => c.at(r.span(), format!("users.{}: {e}", u.name.get_ref())),
-            }
-        }
-        let entry = UserEntry {
-            groups: u.groups.iter().cloned().collect(),
-            roles,
-        };
-        if users.insert(u.name.get_ref().clone(), entry).is_some() {
-            c.at(
-                u.name.span(),
-                format!("users: {} is listed twice", u.name.get_ref()),
-            );
-        }
-    }
-    let known_groups: BTreeSet<&String> = f.users.iter().flat_map(|u| u.groups.iter()).collect();
-
-    let mut host_groups = BTreeMap::new();
-    for (name, g) in &f.host_groups {
-        let span = g.span();
-        let g = g.get_ref();
-        let mut hosts = Vec::new();
-        for h in &g.hosts {
-            match HostGlob::parse(h) {
-                Ok(p) => hosts.push(p),
-                Err(e) => c.at(span.clone(), format!("host_groups.{name}: {e}")),
-            }
-        }
-        if g.hosts.is_empty() {
-            c.at(span.clone(), format!("host_groups.{name}: hosts is empty"));
-        }
-        let mut accounts = Vec::new();
-        for a in &g.accounts {
-            match account_rule(a) {
-                Ok(a) => accounts.push(a),
-                Err(e) => c.at(span.clone(), format!("host_groups.{name}: {e}")),
-            }
-        }
-        if g.accounts.is_empty() {
-            c.at(
-                span.clone(),
-                format!("host_groups.{name}: accounts is empty"),
-            );
-        }
-        host_groups.insert(name.clone(), HostGroup { hosts, accounts });
-    }
-
-    let mut rules = Vec::new();
-    for (i, r) in f.rules.iter().enumerate() {
-        let span = r.span();
-        let r = r.get_ref();
-        let at = format!("rules[{i}]");
-        for g in &r.host_groups {
-            if !f.host_groups.contains_key(g) {
-                c.at(
-                    span.clone(),
-                    format!("{at}: host group {g:?} is not defined in [host_groups]"),
-                );
-            }
-        }
-        for g in &r.groups {
-            if !known_groups.contains(g) {
-                c.at(span.clone(), format!("{at}: no user is in group {g:?}"));
-            }
-        }
-        if r.groups.is_empty() || r.host_groups.is_empty() {
-            c.at(
-                span.clone(),
-                format!("{at}: groups and host_groups must not be empty"),
-            );
-        }
-        let accounts: Vec<AccountRule> = r
-            .accounts
-            .iter()
-            .filter_map(|a| {
-                account_rule(a)
-                    .map_err(|e| c.at(span.clone(), format!("{at}: {e}")))
-                    .ok()
-            })
-            .collect();
-        let max_ttl = match jit_ssh_proto::parse_duration(&r.max_ttl) {
-            Ok(d) if d.is_zero() => {
-                c.at(span.clone(), format!("{at}: max_ttl must be more than 0s"));
-                None
-            }
-            Ok(d) if d > HARD_MAX_TTL => {
-                c.at(
-                    span.clone(),
-                    format!("{at}: max_ttl {} is over the hard cap of 1h", r.max_ttl),
-                );
-                None
-            }
-            Ok(d) => Some(d),
-            Err(e) => {
-                c.at(span.clone(), format!("{at}: max_ttl: {e}"));
-                None
-            }
-        };
-        let approval = match (r.approval.as_str(), r.min_approvals) {
-            ("none", None) => Some(Approval::None),
-            ("none", Some(_)) => {
-                c.at(
-                    span.clone(),
-                    format!("{at}: min_approvals needs approval = \"approvers\""),
-                );
-                None
-            }
-            ("approvers", n) => match n.unwrap_or(1) {
-                0 => {
-                    c.at(
-                        span.clone(),
-                        format!("{at}: min_approvals must be at least 1"),
-                    );
-                    None
-                }
-                n => Some(Approval::Approvers { min_approvals: n }),
-            },
-            (other, _) => {
-                c.at(
-                    span.clone(),
-                    format!("{at}: approval {other:?} is not \"none\" or \"approvers\""),
-                );
-                None
-            }
-        };
-        let extensions: Vec<Extension> = r
-            .extensions
-            .iter()
-            .filter_map(|e| {
-                Extension::parse(e)
-                    .map_err(|e| c.at(span.clone(), format!("{at}: {e}")))
-                    .ok()
-            })
-            .collect();
-        if let (Some(max_ttl), Some(approval)) = (max_ttl, approval) {
-            rules.push(Rule {
-                groups: r.groups.iter().cloned().collect(),
-                host_groups: r.host_groups.clone(),
-                accounts,
-                max_ttl,
-                approval,
-                pin_source_address: r.source_address_pinning,
-                extensions,
-            });
-        }
-    }
-    Policy {
-        users,
-        host_groups,
-        rules,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::{Approval, Role};
 
     const GOOD: &str = r#"
 listen = "127.0.0.1:8722"
@@ -478,8 +321,64 @@ max_ttl = "30m"
     fn the_documented_example_is_valid() {
         let text = include_str!("../../../../docs/ca.example.toml");
         let c = parse(text, "docs/ca.example.toml").unwrap();
-        assert_eq!(c.policy.rules.len(), 2);
+        assert_eq!(c.policy.rules.len(), 3);
+        assert_eq!((c.schedules.len(), c.notify.len()), (2, 2));
         assert!(c.tls.is_some());
+    }
+
+    #[test]
+    fn approval_schedules_and_notifications_are_checked() {
+        let bad = format!(
+            "{GOOD}{}",
+            r#"
+[[rules]]
+groups = ["sre"]
+host_groups = ["dev"]
+max_ttl = "10m"
+approval = "oncall"
+schedule = "nope"
+
+[[rules]]
+groups = ["sre"]
+host_groups = ["dev"]
+max_ttl = "10m"
+approval = "oncall"
+schedule = "rota"
+fallback = "approvers"
+
+[[rules]]
+groups = ["sre"]
+host_groups = ["dev"]
+max_ttl = "10m"
+approval = "approvers"
+approvers = ["ghosts"]
+break_glass = true
+break_glass_max_ttl = "20m"
+
+[schedules.rota]
+kind = "rotation"
+members = ["alice", "mallory"]
+shift = "7d"
+handoff = "next monday"
+time_zone = "Mars/Olympus"
+
+[schedules.feed]
+kind = "ical"
+source = "http://example.com/feed.ics"
+"#
+        );
+        let e = parse(&bad, "bad.toml").unwrap_err().to_string();
+        for want in [
+            "schedule \"nope\" is not defined",
+            "approvers (user groups who may approve) is empty",
+            "no user is in group \"ghosts\"",
+            "break_glass_max_ttl must be more than 0s and at most max_ttl",
+            "break_glass needs a [[notify]] target",
+            "member \"mallory\" is not in [[users]]",
+            "must be https",
+        ] {
+            assert!(e.contains(want), "missing {want:?} in:\n{e}");
+        }
     }
 
     #[test]

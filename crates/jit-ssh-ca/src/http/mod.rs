@@ -4,6 +4,7 @@
 
 mod audit;
 mod ca_keys;
+mod decisions;
 mod enroll;
 mod error;
 mod json;
@@ -41,6 +42,7 @@ pub fn app(state: AppState) -> Router {
         .merge(krl::routes())
         .merge(revocations::routes())
         .merge(sessions::routes())
+        .merge(decisions::routes())
         .merge(audit::routes())
         .merge(pages::routes())
         .fallback(|| async { ApiError::from(ServiceError::NotFound("route")) })

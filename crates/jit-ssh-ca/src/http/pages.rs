@@ -15,6 +15,8 @@ const ENROLL: &str = include_str!("assets/enroll.html");
 const MFA: &str = include_str!("assets/mfa.html");
 const REVOKE: &str = include_str!("assets/revoke.html");
 const SIGNIN: &str = include_str!("assets/signin.html");
+const APPROVE: &str = include_str!("assets/approve.html");
+const DECIDE: &str = include_str!("assets/decide.html");
 const SCRIPT: &str = include_str!("assets/jit-ssh.js");
 const STYLE: &str = include_str!("assets/jit-ssh.css");
 
@@ -24,6 +26,8 @@ pub fn routes() -> Router<AppState> {
         .route(routes::MFA_PAGE, get(|| async { Html(MFA) }))
         .route(routes::REVOKE_PAGE, get(|| async { Html(REVOKE) }))
         .route(routes::SIGNIN_PAGE, get(|| async { Html(SIGNIN) }))
+        .route(routes::APPROVE_PAGE, get(|| async { Html(APPROVE) }))
+        .route(routes::DECIDE_PAGE, get(|| async { Html(DECIDE) }))
         .route(
             routes::SCRIPT,
             get(|| async {

@@ -60,6 +60,7 @@ async fn read(
     let deadline =
         tokio::time::Instant::now() + Duration::from_secs(wait.wait.unwrap_or(0)).min(MAX_WAIT);
     let notify = state.waiters.get(&id);
+    let mut woken = false;
     let result = loop {
         // Register interest before reading, so a change in between wakes us.
         let changed = notify.notified();
@@ -70,11 +71,12 @@ async fn read(
             Ok(s) => s,
             Err(e) => break Err(e),
         };
-        if current.status.is_final() || tokio::time::Instant::now() >= deadline {
+        if current.status.is_final() || woken || tokio::time::Instant::now() >= deadline {
             break Ok(Json(current));
         }
-        // Wake at the request's own expiry at the latest.
-        let _ = tokio::time::timeout_at(deadline, changed).await;
+        // Any change (an approval, too) answers the poll, so the waiting
+        // engineer sees it at once.
+        woken = tokio::time::timeout_at(deadline, changed).await.is_ok();
     };
     state.waiters.release(&id, notify);
     result

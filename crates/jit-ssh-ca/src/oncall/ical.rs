@@ -135,18 +135,29 @@ fn unescape(v: &str) -> String {
 
 /// A DATE or DATE-TIME value with its TZID, in the feed's default zone
 /// when floating.
-fn when(value: &str, params: &BTreeMap<String, String>, default: &TimeZone) -> Result<When, String> {
+fn when(
+    value: &str,
+    params: &BTreeMap<String, String>,
+    default: &TimeZone,
+) -> Result<When, String> {
     let v = value.trim();
     let (v, utc) = match v.strip_suffix('Z') {
         Some(v) => (v, true),
         None => (v, false),
     };
-    let num = |s: &str| s.parse::<i16>().map_err(|_| format!("bad date-time {value:?}"));
-    let date = v.get(0..8).ok_or_else(|| format!("bad date-time {value:?}"))?;
+    let num = |s: &str| {
+        s.parse::<i16>()
+            .map_err(|_| format!("bad date-time {value:?}"))
+    };
+    let date = v
+        .get(0..8)
+        .ok_or_else(|| format!("bad date-time {value:?}"))?;
     let (y, m, d) = (num(&date[0..4])?, num(&date[4..6])?, num(&date[6..8])?);
     let (hh, mm, ss) = match v.get(8..) {
         Some("") | None => (0, 0, 0),
-        Some(t) if t.len() == 7 && t.starts_with('T') => (num(&t[1..3])?, num(&t[3..5])?, num(&t[5..7])?),
+        Some(t) if t.len() == 7 && t.starts_with('T') => {
+            (num(&t[1..3])?, num(&t[3..5])?, num(&t[5..7])?)
+        }
         _ => return Err(format!("bad date-time {value:?}")),
     };
     let civil = DateTime::new(y, m as i8, d as i8, hh as i8, mm as i8, ss as i8, 0)
@@ -199,7 +210,11 @@ fn weekday(s: &str) -> Result<Weekday, String> {
         "FR" => Weekday::Friday,
         "SA" => Weekday::Saturday,
         "SU" => Weekday::Sunday,
-        other => return Err(format!("BYDAY {other:?} is not supported (plain weekdays only)")),
+        other => {
+            return Err(format!(
+                "BYDAY {other:?} is not supported (plain weekdays only)"
+            ))
+        }
     })
 }
 
@@ -213,13 +228,19 @@ fn rule(v: &str, default: &TimeZone) -> Result<Rule, String> {
     };
     let mut freq = None;
     for part in v.split(';').filter(|p| !p.is_empty()) {
-        let (k, val) = part.split_once('=').ok_or_else(|| format!("bad RRULE part {part:?}"))?;
+        let (k, val) = part
+            .split_once('=')
+            .ok_or_else(|| format!("bad RRULE part {part:?}"))?;
         match k.to_ascii_uppercase().as_str() {
             "FREQ" => {
                 freq = Some(match val {
                     "DAILY" => Freq::Daily,
                     "WEEKLY" => Freq::Weekly,
-                    other => return Err(format!("RRULE FREQ={other} is not supported (DAILY, WEEKLY)")),
+                    other => {
+                        return Err(format!(
+                            "RRULE FREQ={other} is not supported (DAILY, WEEKLY)"
+                        ))
+                    }
                 })
             }
             "INTERVAL" => r.interval = val.parse().ok().filter(|i| *i > 0).ok_or("bad INTERVAL")?,
@@ -262,7 +283,9 @@ impl Draft {
             line: self.line,
             message,
         };
-        let start = self.start.ok_or_else(|| err("VEVENT without DTSTART".into()))?;
+        let start = self
+            .start
+            .ok_or_else(|| err("VEVENT without DTSTART".into()))?;
         let end = match (self.end, self.duration) {
             (Some(e), _) if e.tz.iana_name() == start.tz.iana_name() => {
                 let span = start.civil.until(e.civil).map_err(|x| err(x.to_string()))?;
@@ -306,7 +329,11 @@ pub fn parse(text: &str, default: &TimeZone) -> Result<Vec<Event>, IcalError> {
         let Some((name, params, value)) = property(&l) else {
             return Err(err(format!("not a property line: {l:?}")));
         };
-        match (name.as_str(), value.to_ascii_uppercase().as_str(), draft.as_mut()) {
+        match (
+            name.as_str(),
+            value.to_ascii_uppercase().as_str(),
+            draft.as_mut(),
+        ) {
             ("BEGIN", "VEVENT", None) => {
                 draft = Some(Draft {
                     line,
@@ -430,7 +457,10 @@ impl Event {
             };
             for civil in candidates {
                 let start = secs(civil, &self.start.tz)?;
-                if rule.count.is_some_and(|c| emitted >= c) || rule.until.is_some_and(|u| start > u) || start > at {
+                if rule.count.is_some_and(|c| emitted >= c)
+                    || rule.until.is_some_and(|u| start > u)
+                    || start > at
+                {
                     return Ok(out);
                 }
                 emitted += 1;
@@ -451,7 +481,10 @@ impl Event {
 /// override where one replaces the instance).
 pub fn covering(events: &[Event], at: i64) -> Result<Vec<(&Event, Occurrence)>, String> {
     let mut out = Vec::new();
-    for e in events.iter().filter(|e| e.recurrence_id.is_none() && !e.cancelled) {
+    for e in events
+        .iter()
+        .filter(|e| e.recurrence_id.is_none() && !e.cancelled)
+    {
         for occ in e.instances_covering(at)? {
             let overridden = events
                 .iter()
@@ -462,7 +495,10 @@ pub fn covering(events: &[Event], at: i64) -> Result<Vec<(&Event, Occurrence)>, 
         }
     }
     // Overrides stand alone: their own start and end, unless cancelled.
-    for o in events.iter().filter(|e| e.recurrence_id.is_some() && !e.cancelled) {
+    for o in events
+        .iter()
+        .filter(|e| e.recurrence_id.is_some() && !e.cancelled)
+    {
         let start = secs(o.start.civil, &o.start.tz)?;
         let end = o.end_of(o.start.civil, start)?;
         if start <= at && at < end {

@@ -175,9 +175,7 @@ impl Schedules {
     /// Marks a feed as failed to load, unless a good copy is held.
     pub fn feed_failed(&self, name: &str, why: String) {
         if let Ok(mut loaded) = self.loaded.write() {
-            loaded
-                .entry(name.to_owned())
-                .or_insert(Loaded::Failed(why));
+            loaded.entry(name.to_owned()).or_insert(Loaded::Failed(why));
         }
     }
 
@@ -195,7 +193,11 @@ impl Schedules {
             end: o.end,
         };
         if let Source::Rotation(r) = &config.source {
-            let layer = config.layers.keys().next().map_or("primary", String::as_str);
+            let layer = config
+                .layers
+                .keys()
+                .next()
+                .map_or("primary", String::as_str);
             return Ok(r
                 .at(at)?
                 .map(|(m, o)| shift(layer, &m, &o))

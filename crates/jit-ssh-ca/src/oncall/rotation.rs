@@ -24,9 +24,11 @@ const DAY: i64 = 86_400;
 impl Rotation {
     fn start_of(&self, n: i64) -> Result<i64, String> {
         let civil = if self.shift_secs % DAY == 0 {
-            self.handoff.checked_add(Span::new().days(n * (self.shift_secs / DAY)))
+            self.handoff
+                .checked_add(Span::new().days(n * (self.shift_secs / DAY)))
         } else {
-            self.handoff.checked_add(Span::new().seconds(n * self.shift_secs))
+            self.handoff
+                .checked_add(Span::new().seconds(n * self.shift_secs))
         }
         .map_err(|e| e.to_string())?;
         civil

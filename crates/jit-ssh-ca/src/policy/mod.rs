@@ -9,6 +9,7 @@ use std::time::Duration;
 pub use glob::HostGlob;
 
 use crate::names::{AccountName, HostName, UserName};
+use crate::oncall::Shift;
 use crate::profile::Extension;
 
 /// Roles a user can hold.
@@ -49,10 +50,12 @@ impl Role {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UserEntry {
     pub groups: BTreeSet<String>,
     pub roles: BTreeSet<Role>,
+    /// How on-call feeds may name this user (besides the user name).
+    pub emails: Vec<String>,
 }
 
 /// An account a host group allows: a fixed name, or the requester's own.
@@ -85,10 +88,27 @@ pub struct HostGroup {
     pub accounts: Vec<AccountRule>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Who may approve, and how many must.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApproverSet {
+    /// User groups whose members may approve.
+    pub groups: BTreeSet<String>,
+    pub min_approvals: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Approval {
+    /// Issued after the requester's own MFA.
     None,
-    Approvers { min_approvals: u32 },
+    /// Issued at once when the requester is on call in `schedule` (in one
+    /// of `layers`, or any layer when empty); otherwise `fallback`, or
+    /// denied when there is none.
+    OnCall {
+        schedule: String,
+        layers: Vec<String>,
+        fallback: Option<ApproverSet>,
+    },
+    Approvers(ApproverSet),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +121,8 @@ pub struct Rule {
     pub approval: Approval,
     pub pin_source_address: bool,
     pub extensions: Vec<Extension>,
+    /// Break-glass allowed, with its own (shorter) longest lifetime.
+    pub break_glass: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -117,14 +139,34 @@ pub struct Allowed {
     pub rule: usize,
     pub pin_source_address: bool,
     pub extensions: Vec<Extension>,
+    pub via: Via,
+}
+
+/// Why no second person was needed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    /// The rule needs no approval.
+    Rule,
+    /// The requester is on call: this shift.
+    OnCall(Shift),
+    /// Break-glass: issued at once, loudly.
+    BreakGlass,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Allow(Allowed),
-    NeedsApproval { rule: usize, min_approvals: u32 },
+    NeedsApproval {
+        rule: usize,
+        approvers: ApproverSet,
+        /// Set when the rule is on-call and the requester was not.
+        not_on_call: Option<String>,
+    },
     Deny(DenyReason),
 }
+
+/// Answers "is this user on call in SCHEDULE (in these layers) now?".
+pub type OnCallLookup<'a> = &'a dyn Fn(&str, &[String]) -> Option<Shift>;
 
 /// Why a request was denied, in words the engineer can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -147,17 +189,25 @@ pub enum DenyReason {
         cap: Duration,
         host: String,
     },
+    #[error("you are not on call in schedule {schedule}, and this rule has no approvers to fall back to; ask whoever is on call (`jit-ssh-ca oncall {schedule}`)")]
+    NotOnCall { schedule: String },
+    #[error("break-glass is not allowed for {host} by policy; log in without --break-glass")]
+    BreakGlassNotAllowed { host: String },
 }
 
 impl Policy {
-    /// Decides a request. Among the rules that allow it, one needing no
-    /// approval wins; ties go to the first in the file.
+    /// Decides a request. Among the rules that allow it, one that issues
+    /// at once wins, then one that needs approvers; ties go to the first
+    /// in the file. A break-glass request counts only rules that allow
+    /// break-glass, against their break-glass TTL.
     pub fn decide(
         &self,
         user: &UserName,
         host: &HostName,
         account: &AccountName,
         ttl: Duration,
+        break_glass: bool,
+        on_call: OnCallLookup<'_>,
     ) -> Decision {
         let Some(entry) = self.users.get(user.as_str()) else {
             return Decision::Deny(DenyReason::UnknownUser(user.to_string()));
@@ -210,38 +260,105 @@ impl Policy {
                 allowed,
             });
         }
-        let within_ttl: Vec<(usize, &Rule)> = for_account
+        let cap = |r: &Rule| {
+            if break_glass {
+                r.break_glass
+            } else {
+                Some(r.max_ttl)
+            }
+        };
+        let eligible: Vec<(usize, &Rule)> = for_account
             .iter()
             .copied()
-            .filter(|(_, r)| ttl <= r.max_ttl)
+            .filter(|(_, r)| cap(r).is_some())
             .collect();
-        let Some(&(i, rule)) = within_ttl
-            .iter()
-            .find(|(_, r)| r.approval == Approval::None)
-            .or_else(|| within_ttl.first())
-        else {
-            let cap = for_account
-                .iter()
-                .map(|(_, r)| r.max_ttl)
-                .max()
-                .unwrap_or_default();
-            return Decision::Deny(DenyReason::TtlOverCap {
-                ttl,
-                cap,
+        if eligible.is_empty() {
+            return Decision::Deny(DenyReason::BreakGlassNotAllowed {
                 host: host.to_string(),
             });
-        };
-        match rule.approval {
-            Approval::None => Decision::Allow(Allowed {
-                rule: i,
-                pin_source_address: rule.pin_source_address,
-                extensions: rule.extensions.clone(),
-            }),
-            Approval::Approvers { min_approvals } => Decision::NeedsApproval {
-                rule: i,
-                min_approvals,
-            },
         }
+        let within_ttl = eligible
+            .iter()
+            .copied()
+            .filter(|(_, r)| cap(r).is_some_and(|c| ttl <= c));
+        let decisions: Vec<Decision> = within_ttl
+            .map(|(i, rule)| {
+                let allow = |via| {
+                    Decision::Allow(Allowed {
+                        rule: i,
+                        pin_source_address: rule.pin_source_address,
+                        extensions: rule.extensions.clone(),
+                        via,
+                    })
+                };
+                if break_glass {
+                    return allow(Via::BreakGlass);
+                }
+                match &rule.approval {
+                    Approval::None => allow(Via::Rule),
+                    Approval::Approvers(set) => Decision::NeedsApproval {
+                        rule: i,
+                        approvers: set.clone(),
+                        not_on_call: None,
+                    },
+                    Approval::OnCall {
+                        schedule,
+                        layers,
+                        fallback,
+                    } => match (on_call(schedule, layers), fallback) {
+                        (Some(shift), _) => allow(Via::OnCall(shift)),
+                        (None, Some(set)) => Decision::NeedsApproval {
+                            rule: i,
+                            approvers: set.clone(),
+                            not_on_call: Some(schedule.clone()),
+                        },
+                        (None, None) => Decision::Deny(DenyReason::NotOnCall {
+                            schedule: schedule.clone(),
+                        }),
+                    },
+                }
+            })
+            .collect();
+        let best = decisions
+            .iter()
+            .find(|d| matches!(d, Decision::Allow(_)))
+            .or_else(|| {
+                decisions
+                    .iter()
+                    .find(|d| matches!(d, Decision::NeedsApproval { .. }))
+            })
+            .or_else(|| decisions.first());
+        match best {
+            Some(d) => d.clone(),
+            None => Decision::Deny(DenyReason::TtlOverCap {
+                ttl,
+                cap: eligible
+                    .iter()
+                    .filter_map(|(_, r)| cap(r))
+                    .max()
+                    .unwrap_or_default(),
+                host: host.to_string(),
+            }),
+        }
+    }
+
+    /// Names an on-call feed may use for `user`: the name and emails.
+    pub fn names_of<'a>(&'a self, user: &'a str) -> Vec<&'a str> {
+        let mut names = vec![user];
+        if let Some(u) = self.users.get(user) {
+            names.extend(u.emails.iter().map(String::as_str));
+        }
+        names
+    }
+
+    /// Users who may approve for `set`: members of its groups, never the
+    /// requester.
+    pub fn approvers(&self, set: &ApproverSet, requester: &str) -> Vec<String> {
+        self.users
+            .iter()
+            .filter(|(name, u)| *name != requester && !u.groups.is_disjoint(&set.groups))
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     pub fn roles(&self, user: &str) -> BTreeSet<Role> {
@@ -256,16 +373,52 @@ impl Policy {
 mod tests {
     use super::*;
 
+    fn set(groups: &[&str], min: u32) -> ApproverSet {
+        ApproverSet {
+            groups: groups.iter().map(|s| s.to_string()).collect(),
+            min_approvals: min,
+        }
+    }
+
     fn policy() -> Policy {
         let user = |groups: &[&str]| UserEntry {
             groups: groups.iter().map(|s| s.to_string()).collect(),
             roles: [Role::Engineer].into(),
+            emails: vec![],
         };
         let acct = |s: &str| AccountRule::Named(AccountName::parse(s).unwrap());
+        let rule = |groups: &[&str],
+                    hg: &str,
+                    accounts: Vec<AccountRule>,
+                    ttl: u64,
+                    approval: Approval| Rule {
+            groups: groups.iter().map(|s| s.to_string()).collect(),
+            host_groups: vec![hg.into()],
+            accounts,
+            max_ttl: Duration::from_secs(ttl),
+            approval,
+            pin_source_address: false,
+            extensions: vec![],
+            break_glass: None,
+        };
+        let mut oncall = rule(
+            &["sre"],
+            "prod-web",
+            vec![],
+            1800,
+            Approval::OnCall {
+                schedule: "web".into(),
+                layers: vec!["primary".into()],
+                fallback: Some(set(&["leads"], 2)),
+            },
+        );
+        oncall.break_glass = Some(Duration::from_secs(600));
         Policy {
             users: [
                 ("alice".into(), user(&["sre"])),
                 ("bob".into(), user(&["dev"])),
+                ("lead1".into(), user(&["leads", "sre"])),
+                ("lead2".into(), user(&["leads"])),
             ]
             .into(),
             host_groups: [
@@ -283,44 +436,84 @@ mod tests {
                         accounts: vec![acct("postgres"), acct("oncall")],
                     },
                 ),
+                (
+                    "prod-web".into(),
+                    HostGroup {
+                        hosts: vec![HostGlob::parse("web-*.prod").unwrap()],
+                        accounts: vec![acct("www")],
+                    },
+                ),
+                (
+                    "strict".into(),
+                    HostGroup {
+                        hosts: vec![HostGlob::parse("*.strict").unwrap()],
+                        accounts: vec![acct("root")],
+                    },
+                ),
             ]
             .into(),
             rules: vec![
-                Rule {
-                    groups: ["sre".into(), "dev".into()].into(),
-                    host_groups: vec!["dev".into()],
-                    accounts: vec![],
-                    max_ttl: Duration::from_secs(3600),
-                    approval: Approval::None,
-                    pin_source_address: false,
-                    extensions: vec![],
-                },
-                Rule {
-                    groups: ["sre".into()].into(),
-                    host_groups: vec!["prod-db".into()],
-                    accounts: vec![acct("postgres")],
-                    max_ttl: Duration::from_secs(900),
-                    approval: Approval::Approvers { min_approvals: 1 },
-                    pin_source_address: true,
-                    extensions: vec![],
-                },
+                rule(&["sre", "dev"], "dev", vec![], 3600, Approval::None),
+                rule(
+                    &["sre"],
+                    "prod-db",
+                    vec![acct("postgres")],
+                    900,
+                    Approval::Approvers(set(&["leads"], 1)),
+                ),
+                oncall,
+                rule(
+                    &["sre"],
+                    "strict",
+                    vec![],
+                    900,
+                    Approval::OnCall {
+                        schedule: "web".into(),
+                        layers: vec![],
+                        fallback: None,
+                    },
+                ),
             ],
         }
     }
 
-    fn decide(user: &str, host: &str, account: &str, ttl: u64) -> Decision {
+    fn shift() -> Shift {
+        Shift {
+            schedule: "web".into(),
+            layer: "primary".into(),
+            member: "alice".into(),
+            start: 0,
+            end: 1,
+        }
+    }
+
+    fn decide_as(
+        user: &str,
+        host: &str,
+        account: &str,
+        ttl: u64,
+        bg: bool,
+        on_call: bool,
+    ) -> Decision {
+        let lookup = |_: &str, _: &[String]| on_call.then(shift);
         policy().decide(
             &UserName::parse(user).unwrap(),
             &HostName::parse(host).unwrap(),
             &AccountName::parse(account).unwrap(),
             Duration::from_secs(ttl),
+            bg,
+            &lookup,
         )
+    }
+
+    fn decide(user: &str, host: &str, account: &str, ttl: u64) -> Decision {
+        decide_as(user, host, account, ttl, false, false)
     }
 
     #[test]
     fn allows_and_requires_approval_per_rule() {
         assert!(
-            matches!(decide("alice", "db-1.dev", "oncall", 600), Decision::Allow(a) if a.rule == 0)
+            matches!(decide("alice", "db-1.dev", "oncall", 600), Decision::Allow(a) if a.rule == 0 && a.via == Via::Rule)
         );
         assert!(matches!(
             decide("alice", "web.dev", "alice", 600),
@@ -330,8 +523,67 @@ mod tests {
             decide("alice", "db-1.prod", "postgres", 600),
             Decision::NeedsApproval {
                 rule: 1,
-                min_approvals: 1
+                approvers: set(&["leads"], 1),
+                not_on_call: None,
             }
+        );
+    }
+
+    #[test]
+    fn on_call_engineers_get_in_and_others_fall_back_to_approvers() {
+        let Decision::Allow(a) = decide_as("alice", "web-1.prod", "www", 600, false, true) else {
+            panic!()
+        };
+        assert_eq!(a.via, Via::OnCall(shift()));
+        assert_eq!(
+            decide_as("alice", "web-1.prod", "www", 600, false, false),
+            Decision::NeedsApproval {
+                rule: 2,
+                approvers: set(&["leads"], 2),
+                not_on_call: Some("web".into()),
+            }
+        );
+        // No fallback: off call is a denial that says who to ask.
+        let Decision::Deny(d) = decide_as("alice", "x.strict", "root", 60, false, false) else {
+            panic!()
+        };
+        assert_eq!(
+            d,
+            DenyReason::NotOnCall {
+                schedule: "web".into()
+            }
+        );
+        assert!(matches!(
+            decide_as("alice", "x.strict", "root", 60, false, true),
+            Decision::Allow(_)
+        ));
+    }
+
+    #[test]
+    fn break_glass_only_where_allowed_and_within_its_own_ttl() {
+        let Decision::Allow(a) = decide_as("alice", "web-1.prod", "www", 600, true, false) else {
+            panic!()
+        };
+        assert_eq!(a.via, Via::BreakGlass);
+        let Decision::Deny(d) = decide_as("alice", "web-1.prod", "www", 1200, true, false) else {
+            panic!()
+        };
+        assert!(d.to_string().contains("over the cap of 10m"), "{d}");
+        assert_eq!(
+            decide_as("alice", "db-1.prod", "postgres", 60, true, false),
+            Decision::Deny(DenyReason::BreakGlassNotAllowed {
+                host: "db-1.prod".into()
+            })
+        );
+    }
+
+    #[test]
+    fn requesters_never_approve_their_own_requests() {
+        let p = policy();
+        assert_eq!(p.approvers(&set(&["leads"], 1), "lead1"), ["lead2"]);
+        assert_eq!(
+            p.approvers(&set(&["leads"], 1), "alice"),
+            ["lead1", "lead2"]
         );
     }
 

@@ -2,6 +2,7 @@
 //! socket, and stop cleanly on SIGTERM or SIGINT.
 
 pub mod admin;
+mod feeds;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -98,6 +99,8 @@ pub async fn serve(
             handle.graceful_shutdown(Some(Duration::from_secs(10)));
         });
     }
+    ca.start_notifications(crate::notify::Backoff::default());
+    feeds::start(ca.clone());
     let checkpoints = tokio::spawn(checkpoint_every(
         ca.clone(),
         ca.config.limits.checkpoint_interval,

@@ -5,19 +5,13 @@
 //! expires.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use ssh_key::PublicKey;
 use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 
-use jit_ssh_audit::{Actor, Event, IssuedVia, PolicyDecision};
-use jit_ssh_proto::api::{IssuedCertificate, RequestStatus, RequestSummary};
+use jit_ssh_audit::{Actor, Event};
+use jit_ssh_proto::api::{RequestStatus, RequestSummary};
 
-use super::{now_unix, sha256_hex, step, Ca, ServiceError};
-use crate::issue::{issue, IssueRequest};
-use crate::names::{AccountName, GrantId, HostName, Reason, UserName};
-use crate::policy::Decision;
-use crate::profile::{CertSpec, SourceCidr};
+use super::{sha256_hex, step, Ca, ServiceError};
 use crate::store::AccessRequest;
 
 fn ceremony_key(id: &str) -> String {
@@ -103,115 +97,5 @@ impl Ca {
             Ok(_) => ServiceError::MfaFailed(why.to_owned()),
             Err(e) => e,
         }
-    }
-
-    /// Applies policy to an authenticated request; returns its new state.
-    fn decide_and_issue(
-        &self,
-        req: &AccessRequest,
-        actor: Actor,
-    ) -> Result<AccessRequest, ServiceError> {
-        let invalid = |e: crate::names::NameError| {
-            ServiceError::Internal(format!("stored request is invalid: {e}"))
-        };
-        let user = UserName::parse(&req.user).map_err(invalid)?;
-        let host = HostName::parse(&req.host).map_err(invalid)?;
-        let account = AccountName::parse(&req.account).map_err(invalid)?;
-        let ttl = Duration::from_secs(req.ttl_secs);
-        // A user revocation blocks new certificates, even for requests made before it.
-        let decision = if self.store.is_blocked(user.as_str())? {
-            Decision::Deny(crate::policy::DenyReason::Blocked(user.to_string()))
-        } else {
-            self.config.policy.decide(&user, &host, &account, ttl)
-        };
-        let (outcome, why) = match &decision {
-            Decision::Allow(a) => ("approved", format!("rule {}", a.rule)),
-            Decision::NeedsApproval {
-                rule,
-                min_approvals,
-            } => (
-                "pending_approval",
-                format!("rule {rule} needs {min_approvals} approval(s)"),
-            ),
-            Decision::Deny(d) => ("denied", d.to_string()),
-        };
-        self.audit(
-            actor.clone(),
-            Event::PolicyDecision(PolicyDecision {
-                request: req.id.clone(),
-                user: req.user.clone(),
-                host: req.host.clone(),
-                account: req.account.clone(),
-                outcome: outcome.to_owned(),
-                reason: why.clone(),
-            }),
-        )?;
-        tracing::info!(request = %req.id, user = %req.user, outcome, reason = %why, "policy decision");
-        let mut next = req.clone();
-        match decision {
-            Decision::Deny(d) => {
-                next.status = RequestStatus::Denied;
-                next.decision_reason = Some(d.to_string());
-            }
-            Decision::NeedsApproval { min_approvals, .. } => {
-                next.status = RequestStatus::PendingApproval;
-                next.decision_reason = Some(format!("waiting for {min_approvals} approver(s)"));
-            }
-            Decision::Allow(allowed) => {
-                let grant = GrantId::parse(&req.id).map_err(invalid)?;
-                let source_address = if allowed.pin_source_address {
-                    vec![SourceCidr::parse(&req.client_addr)
-                        .map_err(|e| ServiceError::Internal(e.to_string()))?]
-                } else {
-                    vec![]
-                };
-                let spec = CertSpec {
-                    user,
-                    host,
-                    account,
-                    grant: grant.clone(),
-                    ttl,
-                    source_address,
-                    force_command: None,
-                    extensions: allowed.extensions,
-                };
-                let public_key = PublicKey::from_openssh(&req.public_key)
-                    .map_err(|e| ServiceError::Internal(format!("stored public key: {e}")))?;
-                let reason = Reason::parse(&req.reason).map_err(invalid)?;
-                let now = u64::try_from(now_unix()).unwrap_or(0);
-                let issued = issue(
-                    self.signer.as_ref(),
-                    self.audit.as_ref(),
-                    &self.config.profile,
-                    IssueRequest {
-                        spec: &spec,
-                        public_key: &public_key,
-                        reason: &reason,
-                        actor,
-                        via: IssuedVia::Server,
-                    },
-                    now,
-                )
-                .map_err(|e| {
-                    tracing::error!(request = %req.id, error = %e, source = ?std::error::Error::source(&e), "issuance failed");
-                    ServiceError::Internal("issuance".into())
-                })?;
-                let f = &issued.fields;
-                tracing::info!(request = %req.id, serial = f.serial.get(), key_id = %f.key_id, "certificate issued");
-                next.status = RequestStatus::Issued;
-                next.grant = Some(grant.to_string());
-                next.certificate = Some(IssuedCertificate {
-                    certificate: issued
-                        .certificate
-                        .to_openssh()
-                        .map_err(|e| ServiceError::Internal(e.to_string()))?,
-                    serial: f.serial.get(),
-                    principals: f.principals.iter().map(ToString::to_string).collect(),
-                    valid_after: f.valid_after,
-                    valid_before: f.valid_before,
-                });
-            }
-        }
-        Ok(next)
     }
 }

@@ -5,8 +5,10 @@
 //! Methods that touch storage block (sled, fsync): the HTTP layer calls
 //! them on the blocking pool.
 
+mod approvals;
 mod assertion;
 mod audit_read;
+mod decide;
 mod enroll;
 mod limits;
 mod mfa;
@@ -103,6 +105,10 @@ pub struct Ca {
     limiter: RateLimiter,
     pub waiters: Waiters,
     krl_cache: revocation::KrlCache,
+    pub schedules: crate::oncall::Schedules,
+    notifier: crate::notify::Notifier,
+    /// Held while an approver's decision is applied.
+    deciding: std::sync::Mutex<()>,
 }
 
 impl Ca {
@@ -120,7 +126,15 @@ impl Ca {
         let webauthn = WebauthnBuilder::new(&rp_id, &config.public_url)
             .and_then(|b| b.rp_name("jit-ssh").build())
             .map_err(|e| format!("WebAuthn relying party for {}: {e}", config.public_url))?;
+        let schedules = crate::oncall::Schedules::new(config.schedules.clone());
+        for (name, why) in schedules.load_files() {
+            tracing::error!(schedule = %name, error = %why, "on-call feed did not load; nobody counts as on call in it until it does");
+        }
+        let notifier = crate::notify::Notifier::new(config.notify.clone());
         Ok(Self {
+            schedules,
+            notifier,
+            deciding: std::sync::Mutex::new(()),
             config,
             webauthn,
             signer,
@@ -130,6 +144,11 @@ impl Ca {
             waiters: Waiters::default(),
             krl_cache: revocation::KrlCache::default(),
         })
+    }
+
+    /// Starts delivering notifications (needs a tokio runtime).
+    pub fn start_notifications(&self, backoff: crate::notify::Backoff) {
+        self.notifier.start(self.audit.clone(), backoff);
     }
 
     pub fn signer(&self) -> &dyn CaSigner {

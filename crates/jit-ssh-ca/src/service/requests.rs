@@ -71,6 +71,8 @@ impl Ca {
             secret_hash: sha256_hex(&[&secret]),
             grant: None,
             certificate: None,
+            break_glass: body.break_glass,
+            approval: None,
         };
         self.audit(
             Actor::User {
@@ -144,6 +146,7 @@ impl Ca {
     pub fn request_state(&self, id: &str, secret: &str) -> Result<RequestState, ServiceError> {
         let req = self.authorized(id, secret)?;
         Ok(RequestState {
+            approval: self.approval_progress(&req),
             id: req.id,
             status: req.status,
             expires_at: rfc3339(req.expires_at),
@@ -180,7 +183,13 @@ impl Ca {
     /// What the MFA page shows: who asks for what. Nothing secret.
     pub fn summary(&self, id: &str) -> Result<RequestSummary, ServiceError> {
         let req = self.load_request(id)?;
-        Ok(RequestSummary {
+        Ok(self.summary_of(req))
+    }
+
+    pub(super) fn summary_of(&self, req: AccessRequest) -> RequestSummary {
+        RequestSummary {
+            approval: self.approval_progress(&req),
+            break_glass: req.break_glass,
             id: req.id,
             user: req.user,
             host: req.host,
@@ -191,7 +200,7 @@ impl Ca {
             status: req.status,
             expires_at: rfc3339(req.expires_at),
             decision: req.decision_reason,
-        })
+        }
     }
 }
 

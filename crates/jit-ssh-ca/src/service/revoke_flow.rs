@@ -255,6 +255,29 @@ impl Ca {
                 "the revocation changed while being confirmed".into(),
             ));
         }
+        if done.status == RevocationStatus::Revoked {
+            self.notifier.send(crate::notify::Notification {
+                event: crate::notify::NotifyEvent::Revoked,
+                request: done.id.clone(),
+                user: match &done.target {
+                    RevokeTarget::User(u) => u.clone(),
+                    _ => String::new(),
+                },
+                host: String::new(),
+                account: String::new(),
+                reason: done.reason.clone(),
+                by: Some(done.user.clone()),
+                approvers: vec![],
+                url: None,
+                text: format!(
+                    "jit-ssh: {} revoked {} ({}): {}",
+                    done.user,
+                    done.target,
+                    done.reason,
+                    done.outcome.clone().unwrap_or_default()
+                ),
+            });
+        }
         Ok(Self::revocation_view(done))
     }
 

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use webauthn_rs::prelude::{Passkey, PasskeyAuthentication, PasskeyRegistration};
 
 use jit_ssh_proto::api::{
-    IssuedCertificate, RequestStatus, RevocationStatus, RevokeTarget, SessionStatus,
+    DecisionStatus, IssuedCertificate, RequestStatus, RevocationStatus, RevokeTarget,
+    SessionStatus, Verdict,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +61,50 @@ pub struct AccessRequest {
     pub secret_hash: String,
     pub grant: Option<String>,
     pub certificate: Option<IssuedCertificate>,
+    #[serde(default)]
+    pub break_glass: bool,
+    /// Set once policy asks for approvers.
+    #[serde(default)]
+    pub approval: Option<ApprovalState>,
+}
+
+/// Who was asked to approve a request, and who did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalState {
+    /// The rule that asked (for the audit record).
+    pub rule: usize,
+    /// Everyone who may approve: never the requester.
+    pub approvers: Vec<String>,
+    pub needed: u32,
+    /// Each approver at most once, in order.
+    pub approvals: Vec<ApprovalMark>,
+    /// The on-call schedule the requester was not on, if that is why.
+    pub not_on_call: Option<String>,
+    /// What the certificate gets once approved (from the rule).
+    pub pin_source_address: bool,
+    pub extensions: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalMark {
+    pub by: String,
+    /// Unix seconds.
+    pub at: i64,
+    pub comment: String,
+}
+
+/// An approver's decision waiting for (or done after) their touch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingDecision {
+    pub id: String,
+    pub request: String,
+    pub user: String,
+    pub verdict: Verdict,
+    pub comment: String,
+    pub expires_at: i64,
+    pub status: DecisionStatus,
+    pub outcome: Option<String>,
+    pub secret_hash: String,
 }
 
 /// A revocation waiting for (or done after) its requester's WebAuthn touch.
@@ -161,6 +206,17 @@ pub trait Store: Send + Sync {
         &self,
         old: &PendingRevocation,
         new: &PendingRevocation,
+    ) -> Result<bool, StoreError>;
+
+    /// Requests waiting for approvers (for listing them).
+    fn pending_approval(&self) -> Result<Vec<AccessRequest>, StoreError>;
+
+    fn put_decision(&self, d: &PendingDecision) -> Result<(), StoreError>;
+    fn decision(&self, id: &str) -> Result<Option<PendingDecision>, StoreError>;
+    fn swap_decision(
+        &self,
+        old: &PendingDecision,
+        new: &PendingDecision,
     ) -> Result<bool, StoreError>;
 
     fn put_session(&self, s: &Session) -> Result<(), StoreError>;

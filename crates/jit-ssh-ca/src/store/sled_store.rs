@@ -7,7 +7,8 @@ use serde::Serialize;
 use webauthn_rs::prelude::Passkey;
 
 use super::{
-    AccessRequest, Ceremony, Invite, PendingRevocation, RevokedSerial, Session, Store, StoreError,
+    AccessRequest, Ceremony, Invite, PendingDecision, PendingRevocation, RevokedSerial, Session,
+    Store, StoreError,
 };
 use crate::policy::Role;
 
@@ -21,6 +22,7 @@ pub struct SledStore {
     revocations: sled::Tree,
     blocked: sled::Tree,
     sessions: sled::Tree,
+    decisions: sled::Tree,
     meta: sled::Tree,
     db: sled::Db,
 }
@@ -40,6 +42,7 @@ impl SledStore {
             revocations: db.open_tree("revocations")?,
             blocked: db.open_tree("blocked")?,
             sessions: db.open_tree("sessions")?,
+            decisions: db.open_tree("decisions")?,
             meta: db.open_tree("meta")?,
             db,
         })
@@ -203,6 +206,42 @@ impl Store for SledStore {
             &old.id,
             Some(enc(old, "revocation")?),
             Some(enc(new, "revocation")?),
+        )?;
+        Ok(swapped.is_ok())
+    }
+
+    fn pending_approval(&self) -> Result<Vec<AccessRequest>, StoreError> {
+        // Requests are few and short-lived; a scan is fine.
+        let mut out = Vec::new();
+        for item in self.requests.iter() {
+            let (_, v) = item?;
+            if let Some(r) = dec::<AccessRequest>(Some(v), "request")? {
+                if r.status == jit_ssh_proto::api::RequestStatus::PendingApproval {
+                    out.push(r);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn put_decision(&self, d: &PendingDecision) -> Result<(), StoreError> {
+        self.decisions.insert(&d.id, enc(d, "decision")?)?;
+        Ok(())
+    }
+
+    fn decision(&self, id: &str) -> Result<Option<PendingDecision>, StoreError> {
+        dec(self.decisions.get(id)?, "decision")
+    }
+
+    fn swap_decision(
+        &self,
+        old: &PendingDecision,
+        new: &PendingDecision,
+    ) -> Result<bool, StoreError> {
+        let swapped = self.decisions.compare_and_swap(
+            &old.id,
+            Some(enc(old, "decision")?),
+            Some(enc(new, "decision")?),
         )?;
         Ok(swapped.is_ok())
     }

@@ -25,8 +25,12 @@ use jit_ssh_ca::store::SledStore;
 
 pub const ORIGIN: &str = "http://localhost:8722";
 
-/// A policy with an auto-approved dev rule, an approvers rule for prod
-/// databases, and a 15-minute cap on dev.
+/// Alice is on call (primary) for the web hosts every day; nobody else.
+pub const ONCALL_ICS: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:web-primary\r\nSUMMARY:web primary\r\nDTSTART:20260101T000000Z\r\nDURATION:P1D\r\nRRULE:FREQ=DAILY\r\nATTENDEE:mailto:alice@example.com\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+
+/// A policy with an auto-approved dev rule, a two-approver rule for prod
+/// databases, an on-call rule with break-glass for web hosts, and a
+/// 15-minute cap on dev.
 pub fn config_text(extra_limits: &str) -> String {
     format!(
         r#"
@@ -42,6 +46,7 @@ ca_key = {{ kind = "file", path = "unused" }}
 name = "alice"
 groups = ["sre"]
 roles = ["engineer"]
+email = "alice@example.com"
 
 [[users]]
 name = "bob"
@@ -60,6 +65,16 @@ roles = ["security"]
 [[users]]
 name = "aud"
 roles = ["auditor"]
+
+[[users]]
+name = "lead1"
+groups = ["leads"]
+roles = ["approver"]
+
+[[users]]
+name = "lead2"
+groups = ["leads"]
+roles = ["approver"]
 
 [host_groups.dev]
 hosts = ["*.dev"]
@@ -85,12 +100,39 @@ max_ttl = "15m"
 source_address_pinning = true
 extensions = ["permit-pty", "permit-port-forwarding"]
 
+[host_groups.web]
+hosts = ["web-*.prod"]
+accounts = ["www"]
+
 [[rules]]
 groups = ["sre"]
 host_groups = ["prod-db"]
 max_ttl = "15m"
 approval = "approvers"
+approvers = ["leads"]
+min_approvals = 2
 source_address_pinning = true
+
+[[rules]]
+groups = ["sre"]
+host_groups = ["web"]
+max_ttl = "15m"
+approval = "oncall"
+schedule = "web"
+layers = ["primary"]
+fallback = "approvers"
+approvers = ["leads"]
+break_glass = true
+break_glass_max_ttl = "5m"
+
+[schedules.web]
+kind = "ical"
+source = "ONCALL_ICS"
+layers = {{ primary = "primary" }}
+
+[[notify]]
+kind = "webhook"
+url = "WEBHOOK_URL"
 "#
     )
 }
@@ -114,8 +156,26 @@ impl TestCa {
 
     /// `wrap` may put another audit log in front of the real one.
     pub fn build(limits: &str, wrap: impl FnOnce(Arc<dyn AuditLog>) -> Arc<dyn AuditLog>) -> Self {
+        // Nothing listens on port 9 (discard): deliveries fail.
+        Self::build_with(limits, "http://127.0.0.1:9/hook", wrap)
+    }
+
+    pub fn with_webhook(limits: &str, url: &str) -> Self {
+        Self::build_with(limits, url, |a| a)
+    }
+
+    fn build_with(
+        limits: &str,
+        webhook: &str,
+        wrap: impl FnOnce(Arc<dyn AuditLog>) -> Arc<dyn AuditLog>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut cfg = config::parse(&config_text(limits), "test").unwrap();
+        let ics = dir.path().join("oncall.ics");
+        std::fs::write(&ics, ONCALL_ICS).unwrap();
+        let text = config_text(limits)
+            .replace("ONCALL_ICS", &ics.display().to_string())
+            .replace("WEBHOOK_URL", webhook);
+        let mut cfg = config::parse(&text, "test").unwrap();
         cfg.data_dir = dir.path().to_owned();
         let key = ssh_key::PrivateKey::random(
             &mut ssh_key::rand_core::OsRng,
@@ -293,5 +353,95 @@ impl TestCa {
             .post(&format!("/v1/requests/{id}/mfa/finish"), &assertion)
             .await;
         (s, v, assertion)
+    }
+}
+
+/// A local webhook receiver: answers 500 to the first `fail_first`
+/// deliveries, then 200, and keeps every body it was sent.
+pub struct Hook {
+    pub url: String,
+    pub bodies: Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl Hook {
+    pub async fn start(fail_first: usize) -> Hook {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://127.0.0.1:{}/hook",
+            listener.local_addr().unwrap().port()
+        );
+        let bodies = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = bodies.clone();
+        tokio::spawn(async move {
+            let mut served = 0usize;
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let body = loop {
+                    let n = conn.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        break None;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len: usize = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + len {
+                            break Some(buf[end + 4..end + 4 + len].to_vec());
+                        }
+                    }
+                };
+                served += 1;
+                let status = if served <= fail_first {
+                    "500 Internal Server Error"
+                } else {
+                    "200 OK"
+                };
+                if status.starts_with("200") {
+                    if let Some(b) = body {
+                        seen.lock()
+                            .unwrap()
+                            .push(serde_json::from_slice(&b).unwrap_or(Value::Null));
+                    }
+                }
+                let _ = conn
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        )
+                        .as_bytes(),
+                    )
+                    .await;
+            }
+        });
+        Hook { url, bodies }
+    }
+
+    /// Waits (up to 10 s) for a body with `"event": event`.
+    pub async fn wait_for(&self, event: &str) -> Value {
+        for _ in 0..200 {
+            if let Some(v) = self
+                .bodies
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|v| v["event"] == event)
+            {
+                return v.clone();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!(
+            "no {event} notification arrived; got {:?}",
+            self.bodies.lock().unwrap()
+        );
     }
 }

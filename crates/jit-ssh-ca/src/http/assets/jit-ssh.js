@@ -184,10 +184,63 @@ const signinPage = () =>
       ? [`Signed in until ${s.expires_at}. Your terminal can go on; you can close this page.`, true]
       : [`Not signed in: ${s.status}`, false]);
 
+function showApprovers(r) {
+  const a = r.approval;
+  if (!a) return show("approvers", "—");
+  const done = a.approved_by.length ? `; approved by ${a.approved_by.join(", ")}` : "";
+  show("approvers", `${a.approved_by.length} of ${a.needed} from ${a.approvers.join(", ")}${done}`);
+}
+
+// /approve/{request}: the approver names themselves, approves or denies,
+// and confirms with their own key in one go.
+async function approvePage() {
+  const id = pathPart();
+  const buttons = ["approve-request", "deny-request"].map((b) => document.getElementById(b));
+  const load = async () => {
+    const r = await api("GET", `/v1/requests/${id}/summary`);
+    showRequest(r);
+    showApprovers(r);
+    buttons.forEach((b) => (b.disabled = r.status !== "pending_approval"));
+  };
+  try {
+    await load();
+  } catch (e) {
+    result(e.message, false);
+    return;
+  }
+  const decide = (verdict) => async () => {
+    buttons.forEach((b) => (b.disabled = true));
+    try {
+      const user = document.getElementById("approver").value.trim();
+      const comment = document.getElementById("comment").value.trim();
+      const created = await api("POST", `/v1/requests/${id}/decisions`, { user, verdict, comment });
+      const d = await approve(created.id, "decisions");
+      result(d.status === "recorded" ? `Recorded: ${d.outcome}` : `Refused: ${d.outcome}`, d.status === "recorded");
+      await load();
+    } catch (e) {
+      result(`Not recorded: ${e.message}`, false);
+      await load().catch(() => {});
+    }
+  };
+  buttons[0].addEventListener("click", decide("approve"));
+  buttons[1].addEventListener("click", decide("deny"));
+}
+
+// /decide/{decision}: confirm a decision made with `jit-ssh approve|deny`.
+const decidePage = () =>
+  confirmPage("decisions", "decide", (d) => {
+    show("approver", d.user);
+    show("verdict", d.verdict + (d.comment ? ` — ${d.comment}` : ""));
+    showRequest({ ...d.summary, status: d.status });
+    show("status", d.status.replace("_", " ") + (d.outcome ? ` — ${d.outcome}` : ""));
+  }, (d) => d.status === "recorded" ? [`Recorded: ${d.outcome}`, true] : [`Refused: ${d.outcome}`, false]);
+
 document.addEventListener("DOMContentLoaded", () => {
   const page = document.body.dataset.page;
   if (page === "enroll") enrollPage();
   if (page === "mfa") mfaPage();
   if (page === "revoke") revokePage();
   if (page === "signin") signinPage();
+  if (page === "approve") approvePage();
+  if (page === "decide") decidePage();
 });

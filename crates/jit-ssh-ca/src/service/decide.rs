@@ -1,0 +1,290 @@
+//! After the requester's touch: the policy decision (with on-call and
+//! break-glass), asking approvers, and issuance — always audited first.
+
+use std::time::Duration;
+
+use ssh_key::PublicKey;
+
+use jit_ssh_audit::{Actor, Event, IssuedVia, OnCallShift, PolicyDecision};
+use jit_ssh_proto::api::{ApprovalProgress, IssuedCertificate, RequestStatus};
+use jit_ssh_proto::routes;
+
+use super::{now_unix, Ca, ServiceError};
+use crate::issue::{issue, IssueRequest};
+use crate::names::{AccountName, GrantId, HostName, Reason, UserName};
+use crate::notify::{Notification, NotifyEvent};
+use crate::policy::{Decision, DenyReason, Via};
+use crate::profile::{CertSpec, Extension, SourceCidr};
+use crate::store::{AccessRequest, ApprovalState};
+
+fn invalid(e: crate::names::NameError) -> ServiceError {
+    ServiceError::Internal(format!("stored request is invalid: {e}"))
+}
+
+impl Ca {
+    /// Applies policy to an authenticated request; returns its new state.
+    pub(super) fn decide_and_issue(
+        &self,
+        req: &AccessRequest,
+        actor: Actor,
+    ) -> Result<AccessRequest, ServiceError> {
+        let user = UserName::parse(&req.user).map_err(invalid)?;
+        let host = HostName::parse(&req.host).map_err(invalid)?;
+        let account = AccountName::parse(&req.account).map_err(invalid)?;
+        let ttl = Duration::from_secs(req.ttl_secs);
+        let now = now_unix();
+        let names = self.config.policy.names_of(user.as_str());
+        let on_call = |schedule: &str, layers: &[String]| {
+            self.schedules.on_call(schedule, layers, &names, now)
+        };
+        // A user revocation blocks new certificates, even for requests made before it.
+        let decision = if self.store.is_blocked(user.as_str())? {
+            Decision::Deny(DenyReason::Blocked(user.to_string()))
+        } else {
+            self.config
+                .policy
+                .decide(&user, &host, &account, ttl, req.break_glass, &on_call)
+        };
+        let mut record = PolicyDecision {
+            request: req.id.clone(),
+            user: req.user.clone(),
+            host: req.host.clone(),
+            account: req.account.clone(),
+            outcome: String::new(),
+            reason: String::new(),
+            on_call: None,
+            break_glass: req.break_glass,
+            approvers: vec![],
+            min_approvals: None,
+        };
+        let mut approval = None;
+        match &decision {
+            Decision::Allow(a) => {
+                record.outcome = "approved".into();
+                record.reason = match &a.via {
+                    Via::Rule => format!("rule {} needs no approval", a.rule),
+                    Via::OnCall(shift) => format!("rule {}: on call ({shift})", a.rule),
+                    Via::BreakGlass => format!("rule {}: break-glass: {}", a.rule, req.reason),
+                };
+                if let Via::OnCall(s) = &a.via {
+                    record.on_call = Some(OnCallShift {
+                        schedule: s.schedule.clone(),
+                        layer: s.layer.clone(),
+                        member: s.member.clone(),
+                        start: s.start,
+                        end: s.end,
+                    });
+                }
+            }
+            Decision::NeedsApproval {
+                rule,
+                approvers,
+                not_on_call,
+            } => {
+                let asked = self.config.policy.approvers(approvers, &req.user);
+                record.outcome = "pending_approval".into();
+                record.reason = match not_on_call {
+                    Some(s) => format!(
+                        "rule {rule}: not on call in {s}; {} approval(s) needed",
+                        approvers.min_approvals
+                    ),
+                    None => format!("rule {rule} needs {} approval(s)", approvers.min_approvals),
+                };
+                record.approvers = asked.clone();
+                record.min_approvals = Some(approvers.min_approvals);
+                let rule_ext = &self.config.policy.rules[*rule];
+                approval = Some(ApprovalState {
+                    rule: *rule,
+                    approvers: asked,
+                    needed: approvers.min_approvals,
+                    approvals: vec![],
+                    not_on_call: not_on_call.clone(),
+                    pin_source_address: rule_ext.pin_source_address,
+                    extensions: rule_ext
+                        .extensions
+                        .iter()
+                        .map(|e| e.name().to_owned())
+                        .collect(),
+                });
+            }
+            Decision::Deny(d) => {
+                record.outcome = "denied".into();
+                record.reason = d.to_string();
+            }
+        }
+        self.audit(actor.clone(), Event::PolicyDecision(record.clone()))?;
+        tracing::info!(request = %req.id, user = %req.user, outcome = %record.outcome, reason = %record.reason, "policy decision");
+        let mut next = req.clone();
+        match decision {
+            Decision::Deny(d) => {
+                next.status = RequestStatus::Denied;
+                next.decision_reason = Some(d.to_string());
+                Ok(next)
+            }
+            Decision::NeedsApproval { .. } => {
+                let approval =
+                    approval.ok_or_else(|| ServiceError::Internal("approval state".into()))?;
+                next.status = RequestStatus::PendingApproval;
+                next.expires_at =
+                    now + i64::try_from(self.config.limits.approval_ttl.as_secs()).unwrap_or(1800);
+                next.decision_reason = Some(waiting_text(&approval));
+                next.approval = Some(approval);
+                self.notify_request(NotifyEvent::PendingApproval, &next, None);
+                Ok(next)
+            }
+            Decision::Allow(allowed) => {
+                let issued =
+                    self.issue_now(next, allowed.pin_source_address, allowed.extensions, actor)?;
+                if allowed.via == Via::BreakGlass {
+                    self.notify_request(NotifyEvent::BreakGlass, &issued, None);
+                }
+                Ok(issued)
+            }
+        }
+    }
+
+    /// Issues the certificate for an approved request (audited first).
+    pub(super) fn issue_now(
+        &self,
+        mut next: AccessRequest,
+        pin_source_address: bool,
+        extensions: Vec<Extension>,
+        actor: Actor,
+    ) -> Result<AccessRequest, ServiceError> {
+        let req = &next;
+        let grant = GrantId::parse(&req.id).map_err(invalid)?;
+        let source_address = if pin_source_address {
+            vec![SourceCidr::parse(&req.client_addr)
+                .map_err(|e| ServiceError::Internal(e.to_string()))?]
+        } else {
+            vec![]
+        };
+        let spec = CertSpec {
+            user: UserName::parse(&req.user).map_err(invalid)?,
+            host: HostName::parse(&req.host).map_err(invalid)?,
+            account: AccountName::parse(&req.account).map_err(invalid)?,
+            grant: grant.clone(),
+            ttl: Duration::from_secs(req.ttl_secs),
+            source_address,
+            force_command: None,
+            extensions,
+            break_glass: req.break_glass,
+        };
+        let public_key = PublicKey::from_openssh(&req.public_key)
+            .map_err(|e| ServiceError::Internal(format!("stored public key: {e}")))?;
+        let reason = Reason::parse(&req.reason).map_err(invalid)?;
+        let now = u64::try_from(now_unix()).unwrap_or(0);
+        let issued = issue(
+            self.signer.as_ref(),
+            self.audit.as_ref(),
+            &self.config.profile,
+            IssueRequest {
+                spec: &spec,
+                public_key: &public_key,
+                reason: &reason,
+                actor,
+                via: IssuedVia::Server,
+            },
+            now,
+        )
+        .map_err(|e| {
+            tracing::error!(request = %req.id, error = %e, source = ?std::error::Error::source(&e), "issuance failed");
+            ServiceError::Internal("issuance".into())
+        })?;
+        let f = &issued.fields;
+        tracing::info!(request = %req.id, serial = f.serial.get(), key_id = %f.key_id, "certificate issued");
+        next.status = RequestStatus::Issued;
+        next.grant = Some(grant.to_string());
+        next.certificate = Some(IssuedCertificate {
+            certificate: issued
+                .certificate
+                .to_openssh()
+                .map_err(|e| ServiceError::Internal(e.to_string()))?,
+            serial: f.serial.get(),
+            principals: f.principals.iter().map(ToString::to_string).collect(),
+            valid_after: f.valid_after,
+            valid_before: f.valid_before,
+        });
+        Ok(next)
+    }
+
+    /// Where approvers decide on request `id`.
+    pub(super) fn approve_url(&self, id: &str) -> String {
+        self.config
+            .url(&routes::fill(routes::APPROVE_PAGE, "id", id))
+    }
+
+    /// The requester's and the pages' view of the approvals.
+    pub(super) fn approval_progress(&self, req: &AccessRequest) -> Option<ApprovalProgress> {
+        let a = req.approval.as_ref()?;
+        Some(ApprovalProgress {
+            approvers: a.approvers.clone(),
+            approved_by: a.approvals.iter().map(|m| m.by.clone()).collect(),
+            needed: a.needed,
+            url: self.approve_url(&req.id),
+            not_on_call: a.not_on_call.clone(),
+        })
+    }
+
+    /// Queues a notification about `req` (never blocks, never fails).
+    pub(super) fn notify_request(&self, event: NotifyEvent, req: &AccessRequest, by: Option<&str>) {
+        let who = format!("{} → {}@{}", req.user, req.account, req.host);
+        let text = match event {
+            NotifyEvent::PendingApproval => format!(
+                "jit-ssh: {who} waits for approval ({}): {}",
+                req.approval.as_ref().map(waiting_text).unwrap_or_default(),
+                req.reason
+            ),
+            NotifyEvent::Approved => format!("jit-ssh: {who} approved by {}", by.unwrap_or("?")),
+            NotifyEvent::Denied => format!(
+                "jit-ssh: {who} denied by {}: {}",
+                by.unwrap_or("?"),
+                req.decision_reason.as_deref().unwrap_or("")
+            ),
+            NotifyEvent::BreakGlass => format!(
+                "jit-ssh BREAK-GLASS: {who} issued at once (serial {}): {}",
+                req.certificate.as_ref().map_or(0, |c| c.serial),
+                req.reason
+            ),
+            NotifyEvent::Revoked => format!("jit-ssh: revoked {}", req.reason),
+        };
+        self.notifier.send(Notification {
+            event,
+            request: req.id.clone(),
+            user: req.user.clone(),
+            host: req.host.clone(),
+            account: req.account.clone(),
+            reason: req.reason.clone(),
+            by: by.map(str::to_owned),
+            approvers: req
+                .approval
+                .as_ref()
+                .map(|a| a.approvers.clone())
+                .unwrap_or_default(),
+            url: (event == NotifyEvent::PendingApproval).then(|| self.approve_url(&req.id)),
+            text,
+        });
+    }
+}
+
+/// "1 of 2 approvals from carol, dave (approved: carol)".
+pub(super) fn waiting_text(a: &ApprovalState) -> String {
+    let done: Vec<&str> = a.approvals.iter().map(|m| m.by.as_str()).collect();
+    let mut text = format!(
+        "{} of {} approval(s) from {}",
+        done.len(),
+        a.needed,
+        if a.approvers.is_empty() {
+            "nobody (no approver is configured besides you)".to_owned()
+        } else {
+            a.approvers.join(", ")
+        }
+    );
+    if !done.is_empty() {
+        text.push_str(&format!("; approved by {}", done.join(", ")));
+    }
+    if let Some(s) = &a.not_on_call {
+        text.push_str(&format!("; you are not on call in {s}"));
+    }
+    text
+}
