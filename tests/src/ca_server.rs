@@ -20,22 +20,35 @@ pub struct DevCa {
 impl DevCa {
     /// Starts the dev CA for `user` and waits for its enrollment link.
     pub fn start(dev_dir: &Path, user: &str) -> DevCa {
+        let mut cmd = Command::new(bin("jit-ssh-ca"));
+        cmd.args([
+            "serve",
+            "--dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--dev-user",
+            user,
+            "--dev-dir",
+        ])
+        .arg(dev_dir);
+        Self::spawn(cmd, dev_dir, Some(user))
+    }
+
+    /// Starts `serve --config CONFIG` (its `listen` port 0 and `public_url`
+    /// `http://localhost:0`); `dir` holds its CA key under `ca/`.
+    pub fn start_config(dir: &Path, config: &Path) -> DevCa {
+        let mut cmd = Command::new(bin("jit-ssh-ca"));
+        cmd.args(["serve", "--config"]).arg(config);
+        Self::spawn(cmd, dir, None)
+    }
+
+    fn spawn(mut cmd: Command, dev_dir: &Path, user: Option<&str>) -> DevCa {
         let stderr_log = dev_dir.with_extension("stderr.log");
-        let mut child = Command::new(bin("jit-ssh-ca"))
-            .args([
-                "serve",
-                "--dev",
-                "--listen",
-                "127.0.0.1:0",
-                "--dev-user",
-                user,
-                "--dev-dir",
-            ])
-            .arg(dev_dir)
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr_log).expect("stderr log"))
             .spawn()
-            .expect("starting jit-ssh-ca serve --dev");
+            .expect("starting jit-ssh-ca serve");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -53,18 +66,18 @@ impl DevCa {
             stderr_log,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while ca.enroll_url.is_empty() {
+        while ca.url.is_empty() || (user.is_some() && ca.enroll_url.is_empty()) {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = rx.recv_timeout(left).unwrap_or_else(|_| {
                 panic!(
-                    "no enrollment link from serve --dev; its log:\n{}",
+                    "jit-ssh-ca serve did not come up; its log:\n{}",
                     std::fs::read_to_string(&ca.stderr_log).unwrap_or_default()
                 )
             });
             if let Some(u) = line.strip_prefix("jit-ssh-ca listening on ") {
                 ca.url = u.trim().to_owned();
             }
-            if let Some(link) = line.strip_prefix(&format!("enroll {user}: ")) {
+            if let Some(link) = user.and_then(|u| line.strip_prefix(&format!("enroll {u}: "))) {
                 ca.enroll_url = link.trim().to_owned();
             }
         }

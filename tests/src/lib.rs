@@ -39,7 +39,7 @@ pub fn bin(name: &str) -> PathBuf {
             "jit-ssh-audit",
             "jit-ssh-proto",
         ],
-        _ => &["jit-ssh", "jit-ssh-proto"],
+        _ => &["jit-ssh", "jit-ssh-proto", "jit-ssh-audit", "jit-ssh-krl"],
     };
     refuse_stale(&path, crates);
     path

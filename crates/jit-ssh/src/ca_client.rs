@@ -79,6 +79,8 @@ impl CaClient {
         };
         Err(match error.code.as_str() {
             code::NOT_ENROLLED => ClientError::NotEnrolled(error.message),
+            // Policy or role said no: the CA's reason is the message.
+            code::FORBIDDEN => ClientError::Denied(error.message),
             _ => ClientError::Ca {
                 code: error.code,
                 message: error.message,

@@ -67,9 +67,19 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         (dev::config(&a.dev_dir, bound, &user)?, listener)
     } else {
         let path = a.config.context("--config is required")?;
-        let config = config::load(&path)?;
+        let mut config = config::load(&path)?;
         let listener = TcpListener::bind(config.listen)
             .with_context(|| format!("binding {}", config.listen))?;
+        // `listen = "127.0.0.1:0"` with `public_url = "http://localhost:0"`:
+        // the port the system picked (tests, local try-outs).
+        if config.public_url.port() == Some(0) && config.public_url.host_str() == Some("localhost")
+        {
+            let port = listener.local_addr()?.port();
+            config
+                .public_url
+                .set_port(Some(port))
+                .map_err(|()| anyhow::anyhow!("setting the public URL's port"))?;
+        }
         (config, listener)
     };
     let ca = server::open_ca(config)?;
