@@ -399,6 +399,32 @@ async fn break_glass_issues_at_once_marked_capped_and_notified() {
         .as_str()
         .unwrap()
         .ends_with(&format!("/approve/{pending}")));
+
+    // And revocations.
+    let mut sec = t.enroll("sec").await;
+    let (_, created) = t
+        .post("/v1/revocations", &json!({"user": "sec", "target": {"serial": cert.serial()}, "reason": "break-glass review"}))
+        .await;
+    let (s, done, _) = t
+        .confirm("revocations", created["id"].as_str().unwrap(), &mut sec)
+        .await;
+    assert_eq!(
+        (s, done["status"].as_str()),
+        (StatusCode::OK, Some("revoked")),
+        "{done}"
+    );
+    let n = hook.wait_for("revoked").await;
+    assert_eq!(
+        (n["by"].as_str(), n["reason"].as_str()),
+        (Some("sec"), Some("break-glass review"))
+    );
+    assert!(
+        n["text"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("serial:{}", cert.serial())),
+        "{n}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
