@@ -6,11 +6,11 @@ use std::io::Write;
 
 use jit_ssh_proto::api::{CreateDecision, DecisionState, DecisionStatus, RequestSummary, Verdict};
 
-use crate::audit::{signed_in, SignIn};
 use crate::browser;
 use crate::ca_client::CaClient;
 use crate::confirm::until_confirmed;
 use crate::error::ClientError;
+use crate::session::{signed_in, SignIn};
 use crate::settings::Settings;
 
 pub async fn pending(

@@ -4,7 +4,6 @@
 
 use std::io::{BufReader, Write};
 use std::path::Path;
-use std::time::Duration;
 
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -12,18 +11,11 @@ use time::OffsetDateTime;
 use jit_ssh_audit::checkpoint::{verify_export, ExportReport};
 use jit_ssh_audit::{AuditRecord, Event};
 use jit_ssh_proto::api::AuditParams;
-use jit_ssh_proto::error::code;
 
 use crate::ca_client::CaClient;
 use crate::error::ClientError;
-use crate::session;
+use crate::session::{signed_in, SignIn};
 use crate::settings::Settings;
-
-/// How to sign in when needed.
-pub struct SignIn {
-    pub open_browser: bool,
-    pub timeout: Duration,
-}
 
 /// `--since 1h` (that long ago) or an RFC 3339 time, as RFC 3339.
 pub fn time_arg(flag: &str, v: &str) -> Result<String, ClientError> {
@@ -38,29 +30,6 @@ pub fn time_arg(flag: &str, v: &str) -> Result<String, ClientError> {
     (OffsetDateTime::now_utc() - ago)
         .format(&Rfc3339)
         .map_err(|e| ClientError::Other(e.into()))
-}
-
-/// Runs `f` with a session token; once more with a fresh sign-in if the
-/// CA no longer accepts the saved one.
-pub async fn signed_in<T, F, Fut>(
-    client: &CaClient,
-    settings: &Settings,
-    how: &SignIn,
-    f: F,
-) -> Result<T, ClientError>
-where
-    F: Fn(String) -> Fut,
-    Fut: std::future::Future<Output = Result<T, ClientError>>,
-{
-    let token = session::token(client, settings, how.open_browser, how.timeout).await?;
-    match f(token).await {
-        Err(ClientError::Ca { code: c, .. }) if c == code::UNAUTHORIZED => {
-            session::forget(settings);
-            let token = session::token(client, settings, how.open_browser, how.timeout).await?;
-            f(token).await
-        }
-        other => other,
-    }
 }
 
 /// Records matching `params`, following the cursor, up to `max`.

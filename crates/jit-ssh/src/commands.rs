@@ -220,7 +220,7 @@ pub fn revoke(
 
 pub fn audit_list(
     flags: &Overrides,
-    how: &crate::audit::SignIn,
+    how: &crate::session::SignIn,
     params: jit_ssh_proto::api::AuditParams,
     limit: usize,
     json: bool,
@@ -233,7 +233,7 @@ pub fn audit_list(
 
 pub fn audit_export(
     flags: &Overrides,
-    how: &crate::audit::SignIn,
+    how: &crate::session::SignIn,
     since: Option<String>,
     file: &std::path::Path,
     json: bool,
@@ -300,7 +300,7 @@ pub fn audit_verify(
 
 pub fn requests(
     flags: &Overrides,
-    how: &crate::audit::SignIn,
+    how: &crate::session::SignIn,
     json: bool,
 ) -> Result<(), ClientError> {
     let settings = Settings::resolve(flags)?;
@@ -310,7 +310,7 @@ pub fn requests(
 
 pub fn decide(
     flags: &Overrides,
-    how: &crate::audit::SignIn,
+    how: &crate::session::SignIn,
     id: &str,
     verdict: jit_ssh_proto::api::Verdict,
     comment: &str,

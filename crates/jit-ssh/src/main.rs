@@ -437,7 +437,7 @@ fn run(cli: Cli) -> Result<(), ClientError> {
     }
 }
 
-fn sign_in(args: &SignInArgs) -> Result<(Overrides, audit::SignIn), ClientError> {
+fn sign_in(args: &SignInArgs) -> Result<(Overrides, session::SignIn), ClientError> {
     let timeout = jit_ssh_proto::parse_duration(&args.timeout)
         .map_err(|e| ClientError::Usage(format!("--timeout: {e}")))?;
     Ok((
@@ -445,7 +445,7 @@ fn sign_in(args: &SignInArgs) -> Result<(Overrides, audit::SignIn), ClientError>
             ca_url: args.ca_url.clone(),
             ..Overrides::default()
         },
-        audit::SignIn {
+        session::SignIn {
             open_browser: !args.no_browser,
             timeout,
         },

@@ -19,6 +19,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use jit_ssh_proto::api::{session_token, CreateSession, SessionStatus};
+use jit_ssh_proto::error::code;
 
 use crate::browser;
 use crate::ca_client::CaClient;
@@ -142,4 +143,33 @@ pub async fn token(
         },
     );
     Ok(token)
+}
+
+/// How to sign in when needed.
+pub struct SignIn {
+    pub open_browser: bool,
+    pub timeout: Duration,
+}
+
+/// Runs `f` with a session token; once more with a fresh sign-in if the
+/// CA no longer accepts the saved one.
+pub async fn signed_in<T, F, Fut>(
+    client: &CaClient,
+    settings: &Settings,
+    how: &SignIn,
+    f: F,
+) -> Result<T, ClientError>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ClientError>>,
+{
+    let saved = token(client, settings, how.open_browser, how.timeout).await?;
+    match f(saved).await {
+        Err(ClientError::Ca { code: c, .. }) if c == code::UNAUTHORIZED => {
+            forget(settings);
+            let fresh = token(client, settings, how.open_browser, how.timeout).await?;
+            f(fresh).await
+        }
+        other => other,
+    }
 }
