@@ -13,20 +13,22 @@ use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 use jit_ssh_proto::api::{CreateDecision, DecisionState, PendingRequests, RequestCreated};
 use jit_ssh_proto::routes;
 
-use super::error::unauthorized;
+use super::confirm::{self, Confirmed, ReadWithSecret};
 use super::json::ApiJson;
-use super::requests::bearer;
 use super::sessions::signed_in;
 use super::{blocking, ApiError, AppState};
+use crate::service::{Ca, ServiceError};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route(routes::REQUESTS, get(pending))
         .route(routes::DECISIONS, post(create))
-        .route(routes::DECISION, get(read))
-        .route(routes::DECISION_SUMMARY, get(summary))
-        .route(routes::DECISION_MFA_START, post(mfa_start))
-        .route(routes::DECISION_MFA_FINISH, post(mfa_finish))
+        .merge(confirm::routes::<Decisions>(
+            routes::DECISION,
+            routes::DECISION_SUMMARY,
+            routes::DECISION_MFA_START,
+            routes::DECISION_MFA_FINISH,
+        ))
 }
 
 async fn pending(
@@ -49,45 +51,32 @@ async fn create(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-async fn read(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Json<DecisionState>, ApiError> {
-    let secret = bearer(&headers).ok_or_else(unauthorized)?;
-    blocking(&state, move |ca| ca.decision_state(&id, &secret))
-        .await
-        .map(Json)
+struct Decisions;
+
+impl ReadWithSecret for Decisions {
+    fn state(ca: &Ca, id: &str, secret: &str) -> Result<DecisionState, ServiceError> {
+        ca.decision_state(id, secret)
+    }
 }
 
-async fn summary(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<DecisionState>, ApiError> {
-    blocking(&state, move |ca| ca.decision_summary(&id))
-        .await
-        .map(Json)
-}
-
-async fn mfa_start(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-) -> Result<Json<RequestChallengeResponse>, ApiError> {
-    blocking(&state, move |ca| ca.decision_mfa_start(&id, client))
-        .await
-        .map(Json)
-}
-
-async fn mfa_finish(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    ApiJson(credential): ApiJson<PublicKeyCredential>,
-) -> Result<Json<DecisionState>, ApiError> {
-    blocking(&state, move |ca| {
-        ca.decision_mfa_finish(&id, &credential, client)
-    })
-    .await
-    .map(Json)
+impl Confirmed for Decisions {
+    type View = DecisionState;
+    fn summary(ca: &Ca, id: &str) -> Result<DecisionState, ServiceError> {
+        ca.decision_summary(id)
+    }
+    fn start(
+        ca: &Ca,
+        id: &str,
+        client: SocketAddr,
+    ) -> Result<RequestChallengeResponse, ServiceError> {
+        ca.decision_mfa_start(id, client)
+    }
+    fn finish(
+        ca: &Ca,
+        id: &str,
+        credential: &PublicKeyCredential,
+        client: SocketAddr,
+    ) -> Result<DecisionState, ServiceError> {
+        ca.decision_mfa_finish(id, credential, client)
+    }
 }

@@ -4,6 +4,7 @@
 
 mod audit;
 mod ca_keys;
+mod confirm;
 mod decisions;
 mod enroll;
 mod error;

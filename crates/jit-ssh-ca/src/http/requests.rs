@@ -13,9 +13,11 @@ use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 use jit_ssh_proto::api::{CreateRequest, RequestCreated, RequestState, RequestSummary};
 use jit_ssh_proto::routes;
 
+use super::confirm::{self, Confirmed};
 use super::error::unauthorized;
 use super::json::ApiJson;
 use super::{blocking, ApiError, AppState};
+use crate::service::{Ca, ServiceError};
 
 /// Longest a client may hold a poll open.
 const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -24,9 +26,11 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route(routes::REQUESTS, post(create))
         .route(routes::REQUEST, get(read).merge(delete(cancel)))
-        .route(routes::REQUEST_SUMMARY, get(summary))
-        .route(routes::MFA_START, post(mfa_start))
-        .route(routes::MFA_FINISH, post(mfa_finish))
+        .merge(confirm::touch_routes::<AccessRequests>(
+            routes::REQUEST_SUMMARY,
+            routes::MFA_START,
+            routes::MFA_FINISH,
+        ))
 }
 
 async fn create(
@@ -93,30 +97,26 @@ async fn cancel(
         .map(Json)
 }
 
-async fn summary(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<RequestSummary>, ApiError> {
-    blocking(&state, move |ca| ca.summary(&id)).await.map(Json)
-}
+struct AccessRequests;
 
-async fn mfa_start(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-) -> Result<Json<RequestChallengeResponse>, ApiError> {
-    blocking(&state, move |ca| ca.mfa_start(&id, client))
-        .await
-        .map(Json)
-}
-
-async fn mfa_finish(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    ApiJson(credential): ApiJson<PublicKeyCredential>,
-) -> Result<Json<RequestSummary>, ApiError> {
-    blocking(&state, move |ca| ca.mfa_finish(&id, &credential, client))
-        .await
-        .map(Json)
+impl Confirmed for AccessRequests {
+    type View = RequestSummary;
+    fn summary(ca: &Ca, id: &str) -> Result<RequestSummary, ServiceError> {
+        ca.summary(id)
+    }
+    fn start(
+        ca: &Ca,
+        id: &str,
+        client: SocketAddr,
+    ) -> Result<RequestChallengeResponse, ServiceError> {
+        ca.mfa_start(id, client)
+    }
+    fn finish(
+        ca: &Ca,
+        id: &str,
+        credential: &PublicKeyCredential,
+        client: SocketAddr,
+    ) -> Result<RequestSummary, ServiceError> {
+        ca.mfa_finish(id, credential, client)
+    }
 }

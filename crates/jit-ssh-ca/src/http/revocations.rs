@@ -2,27 +2,29 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::routing::post;
 use axum::{Json, Router};
 use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 
 use jit_ssh_proto::api::{CreateRevocation, RequestCreated, RevocationState};
 use jit_ssh_proto::routes;
 
-use super::error::unauthorized;
+use super::confirm::{self, Confirmed, ReadWithSecret};
 use super::json::ApiJson;
-use super::requests::bearer;
 use super::{blocking, ApiError, AppState};
+use crate::service::{Ca, ServiceError};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route(routes::REVOCATIONS, post(create))
-        .route(routes::REVOCATION, get(read))
-        .route(routes::REVOCATION_SUMMARY, get(summary))
-        .route(routes::REVOCATION_MFA_START, post(mfa_start))
-        .route(routes::REVOCATION_MFA_FINISH, post(mfa_finish))
+        .merge(confirm::routes::<Revocations>(
+            routes::REVOCATION,
+            routes::REVOCATION_SUMMARY,
+            routes::REVOCATION_MFA_START,
+            routes::REVOCATION_MFA_FINISH,
+        ))
 }
 
 async fn create(
@@ -34,45 +36,32 @@ async fn create(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-async fn read(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Json<RevocationState>, ApiError> {
-    let secret = bearer(&headers).ok_or_else(unauthorized)?;
-    blocking(&state, move |ca| ca.revocation_state(&id, &secret))
-        .await
-        .map(Json)
+struct Revocations;
+
+impl ReadWithSecret for Revocations {
+    fn state(ca: &Ca, id: &str, secret: &str) -> Result<RevocationState, ServiceError> {
+        ca.revocation_state(id, secret)
+    }
 }
 
-async fn summary(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<RevocationState>, ApiError> {
-    blocking(&state, move |ca| ca.revocation_summary(&id))
-        .await
-        .map(Json)
-}
-
-async fn mfa_start(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-) -> Result<Json<RequestChallengeResponse>, ApiError> {
-    blocking(&state, move |ca| ca.revocation_mfa_start(&id, client))
-        .await
-        .map(Json)
-}
-
-async fn mfa_finish(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    ApiJson(credential): ApiJson<PublicKeyCredential>,
-) -> Result<Json<RevocationState>, ApiError> {
-    blocking(&state, move |ca| {
-        ca.revocation_mfa_finish(&id, &credential, client)
-    })
-    .await
-    .map(Json)
+impl Confirmed for Revocations {
+    type View = RevocationState;
+    fn summary(ca: &Ca, id: &str) -> Result<RevocationState, ServiceError> {
+        ca.revocation_summary(id)
+    }
+    fn start(
+        ca: &Ca,
+        id: &str,
+        client: SocketAddr,
+    ) -> Result<RequestChallengeResponse, ServiceError> {
+        ca.revocation_mfa_start(id, client)
+    }
+    fn finish(
+        ca: &Ca,
+        id: &str,
+        credential: &PublicKeyCredential,
+        client: SocketAddr,
+    ) -> Result<RevocationState, ServiceError> {
+        ca.revocation_mfa_finish(id, credential, client)
+    }
 }

@@ -3,28 +3,31 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum::{Json, Router};
 use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 
 use jit_ssh_proto::api::{CreateSession, RequestCreated, SessionState};
 use jit_ssh_proto::routes;
 
+use super::confirm::{self, Confirmed, ReadWithSecret};
 use super::error::unauthorized;
 use super::json::ApiJson;
 use super::requests::bearer;
 use super::{blocking, ApiError, AppState};
-use crate::service::SignedIn;
+use crate::service::{Ca, ServiceError, SignedIn};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route(routes::SESSIONS, post(create))
-        .route(routes::SESSION, get(read))
-        .route(routes::SESSION_SUMMARY, get(summary))
-        .route(routes::SESSION_MFA_START, post(mfa_start))
-        .route(routes::SESSION_MFA_FINISH, post(mfa_finish))
+        .merge(confirm::routes::<Sessions>(
+            routes::SESSION,
+            routes::SESSION_SUMMARY,
+            routes::SESSION_MFA_START,
+            routes::SESSION_MFA_FINISH,
+        ))
 }
 
 /// The signed-in user behind `Authorization: Bearer ID.SECRET`.
@@ -42,45 +45,32 @@ async fn create(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-async fn read(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Json<SessionState>, ApiError> {
-    let secret = bearer(&headers).ok_or_else(unauthorized)?;
-    blocking(&state, move |ca| ca.session_state(&id, &secret))
-        .await
-        .map(Json)
+struct Sessions;
+
+impl ReadWithSecret for Sessions {
+    fn state(ca: &Ca, id: &str, secret: &str) -> Result<SessionState, ServiceError> {
+        ca.session_state(id, secret)
+    }
 }
 
-async fn summary(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<SessionState>, ApiError> {
-    blocking(&state, move |ca| ca.session_summary(&id))
-        .await
-        .map(Json)
-}
-
-async fn mfa_start(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-) -> Result<Json<RequestChallengeResponse>, ApiError> {
-    blocking(&state, move |ca| ca.session_mfa_start(&id, client))
-        .await
-        .map(Json)
-}
-
-async fn mfa_finish(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    ApiJson(credential): ApiJson<PublicKeyCredential>,
-) -> Result<Json<SessionState>, ApiError> {
-    blocking(&state, move |ca| {
-        ca.session_mfa_finish(&id, &credential, client)
-    })
-    .await
-    .map(Json)
+impl Confirmed for Sessions {
+    type View = SessionState;
+    fn summary(ca: &Ca, id: &str) -> Result<SessionState, ServiceError> {
+        ca.session_summary(id)
+    }
+    fn start(
+        ca: &Ca,
+        id: &str,
+        client: SocketAddr,
+    ) -> Result<RequestChallengeResponse, ServiceError> {
+        ca.session_mfa_start(id, client)
+    }
+    fn finish(
+        ca: &Ca,
+        id: &str,
+        credential: &PublicKeyCredential,
+        client: SocketAddr,
+    ) -> Result<SessionState, ServiceError> {
+        ca.session_mfa_finish(id, credential, client)
+    }
 }
