@@ -14,6 +14,7 @@ use jit_ssh_proto::api::{
 };
 use jit_ssh_proto::routes;
 
+use super::assertion::awaiting_touch;
 use super::decide::waiting_text;
 use super::sessions::SignedIn;
 use super::{
@@ -42,6 +43,10 @@ fn binding(d: &PendingDecision, req: &AccessRequest) -> String {
         &req.host,
         &req.account,
     ])
+}
+
+fn waiting(d: &PendingDecision) -> Result<(), ServiceError> {
+    awaiting_touch("decision", d.status, d.status == DecisionStatus::PendingMfa)
 }
 
 /// Why `who` may not decide `req`, if they may not.
@@ -225,15 +230,8 @@ impl Ca {
     ) -> Result<RequestChallengeResponse, ServiceError> {
         self.limit_address(client)?;
         let d = self.load_decision(id)?;
-        self.limit_ceremonies(&d.user)?;
-        if d.status != DecisionStatus::PendingMfa {
-            return Err(ServiceError::WrongState(format!(
-                "decision is {:?}, not waiting for MFA",
-                d.status
-            )));
-        }
         let req = self.load_request(&d.request)?;
-        self.start_assertion(&ceremony_key(id), &d.user, binding(&d, &req))
+        self.start_touch(&ceremony_key(id), &d.user, waiting(&d), binding(&d, &req))
     }
 
     /// Checks the approver's touch, then records the verdict — issuing the
@@ -247,29 +245,23 @@ impl Ca {
         self.limit_address(client)?;
         let ceremony = self.store.take_ceremony(&ceremony_key(id))?;
         let d = self.load_decision(id)?;
-        self.limit_ceremonies(&d.user)?;
         // One decision at a time: two last approvals must not both issue.
         let _one = self
             .deciding
             .lock()
             .map_err(|_| ServiceError::Internal("decision lock".into()))?;
         let req = self.load_request(&d.request)?;
+        self.check_touch(
+            ceremony,
+            &d.user,
+            (&d.id, &req.host),
+            &binding(&d, &req),
+            credential,
+        )?;
+        waiting(&d)?;
         let actor = Actor::User {
             name: d.user.clone(),
         };
-        if let Err(why) = self.check_assertion(ceremony, &d.user, &binding(&d, &req), credential)? {
-            self.audit(
-                actor,
-                Event::MfaFailed(super::step_of(&d.id, &d.user, &req.host, &why)),
-            )?;
-            return Err(ServiceError::MfaFailed(why));
-        }
-        if d.status != DecisionStatus::PendingMfa {
-            return Err(ServiceError::WrongState(format!(
-                "decision is {:?}, not waiting for MFA",
-                d.status
-            )));
-        }
         let mut done = d.clone();
         match self.apply_decision(&req, &d, actor) {
             Ok(outcome) => {

@@ -1,17 +1,76 @@
 //! The WebAuthn assertion every confirmation uses (access requests,
-//! revocations): started for one user's credentials, stored single-use
-//! under a key with a digest of what it confirms, checked with user
-//! verification required, signature counter kept.
+//! revocations, sign-ins, approvers' decisions): started for one user's
+//! credentials, stored single-use under a key with a digest of what it
+//! confirms, checked with user verification required, signature counter
+//! kept, and a failed check recorded as `mfa_failed`.
+
+use std::fmt::Debug;
 
 use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 
-use super::{now_unix, Ca, ServiceError};
+use jit_ssh_audit::{Actor, Event};
+
+use super::{now_unix, step_of, Ca, ServiceError};
 use crate::store::Ceremony;
+
+/// `Ok` when a confirmation (`what`, e.g. "request") still waits for its
+/// touch, else the error saying what it is instead.
+pub(crate) fn awaiting_touch(
+    what: &str,
+    status: impl Debug,
+    waiting: bool,
+) -> Result<(), ServiceError> {
+    if waiting {
+        return Ok(());
+    }
+    Err(ServiceError::WrongState(format!(
+        "{what} is {status:?}, not waiting for MFA"
+    )))
+}
 
 /// How long the browser has between start and finish.
 const CEREMONY_TTL: i64 = 300;
 
 impl Ca {
+    /// Starts `user`'s touch for a confirmation, within their ceremony
+    /// budget, if `waiting` says it still waits for one.
+    pub(crate) fn start_touch(
+        &self,
+        key: &str,
+        user: &str,
+        waiting: Result<(), ServiceError>,
+        binding: String,
+    ) -> Result<RequestChallengeResponse, ServiceError> {
+        self.limit_ceremonies(user)?;
+        waiting?;
+        self.start_assertion(key, user, binding)
+    }
+
+    /// Checks `user`'s touch confirming `id` (on `host`, empty when none)
+    /// against a ceremony already taken from the store; a failed check is
+    /// recorded as `mfa_failed` and refused.
+    pub(crate) fn check_touch(
+        &self,
+        ceremony: Option<Ceremony>,
+        user: &str,
+        (id, host): (&str, &str),
+        binding: &str,
+        credential: &PublicKeyCredential,
+    ) -> Result<(), ServiceError> {
+        self.limit_ceremonies(user)?;
+        let Err(why) = self.check_assertion(ceremony, user, binding, credential)? else {
+            return Ok(());
+        };
+        tracing::warn!(id, user, reason = %why, "WebAuthn check failed");
+        self.audit(
+            Actor::User {
+                name: user.to_owned(),
+            },
+            Event::MfaFailed(step_of(id, user, host, &why)),
+        )?;
+        Err(ServiceError::MfaFailed(why))
+    }
+
     /// Starts an assertion allowing only `user`'s credentials; its state is
     /// stored under `key`, bound to `binding`.
     pub(crate) fn start_assertion(
@@ -42,7 +101,7 @@ impl Ca {
     /// Checks `credential` against a ceremony already taken from the store
     /// (taking it first is what makes it single-use). `Ok(Err(why))` is a
     /// failed check for the caller to record; `Err` is the CA failing.
-    pub(crate) fn check_assertion(
+    fn check_assertion(
         &self,
         ceremony: Option<Ceremony>,
         user: &str,

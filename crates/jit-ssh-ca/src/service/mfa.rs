@@ -11,11 +11,20 @@ use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 use jit_ssh_audit::{Actor, Event};
 use jit_ssh_proto::api::{RequestStatus, RequestSummary};
 
+use super::assertion::awaiting_touch;
 use super::{sha256_hex, step, Ca, ServiceError};
 use crate::store::AccessRequest;
 
 fn ceremony_key(id: &str) -> String {
     format!("mfa:{id}")
+}
+
+fn waiting(req: &AccessRequest) -> Result<(), ServiceError> {
+    awaiting_touch(
+        "request",
+        req.status,
+        req.status == RequestStatus::PendingMfa,
+    )
 }
 
 /// What an assertion for this request approves.
@@ -39,14 +48,7 @@ impl Ca {
     ) -> Result<RequestChallengeResponse, ServiceError> {
         self.limit_address(client)?;
         let req = self.load_request(id)?;
-        self.limit_ceremonies(&req.user)?;
-        if req.status != RequestStatus::PendingMfa {
-            return Err(ServiceError::WrongState(format!(
-                "request is {:?}, not waiting for MFA",
-                req.status
-            )));
-        }
-        self.start_assertion(&ceremony_key(id), &req.user, binding(&req))
+        self.start_touch(&ceremony_key(id), &req.user, waiting(&req), binding(&req))
     }
 
     /// Checks the assertion, decides by policy, and issues if allowed.
@@ -60,17 +62,15 @@ impl Ca {
         // Single use: the state is gone before the assertion is looked at.
         let ceremony = self.store.take_ceremony(&ceremony_key(id))?;
         let req = self.load_request(id)?;
-        self.limit_ceremonies(&req.user)?;
         // The ceremony first: a replay is an MFA failure, and recorded so.
-        if let Err(why) = self.check_assertion(ceremony, &req.user, &binding(&req), credential)? {
-            return Err(self.mfa_failed(&req, &why));
-        }
-        if req.status != RequestStatus::PendingMfa {
-            return Err(ServiceError::WrongState(format!(
-                "request is {:?}, not waiting for MFA",
-                req.status
-            )));
-        }
+        self.check_touch(
+            ceremony,
+            &req.user,
+            (&req.id, &req.host),
+            &binding(&req),
+            credential,
+        )?;
+        waiting(&req)?;
         let actor = Actor::User {
             name: req.user.clone(),
         };
@@ -83,19 +83,5 @@ impl Ca {
         }
         self.waiters.wake(id);
         self.summary(id)
-    }
-
-    fn mfa_failed(&self, req: &AccessRequest, why: &str) -> ServiceError {
-        tracing::warn!(request = %req.id, user = %req.user, reason = why, "WebAuthn check failed");
-        let step = step(req, why);
-        match self.audit(
-            Actor::User {
-                name: req.user.clone(),
-            },
-            Event::MfaFailed(step),
-        ) {
-            Ok(_) => ServiceError::MfaFailed(why.to_owned()),
-            Err(e) => e,
-        }
     }
 }

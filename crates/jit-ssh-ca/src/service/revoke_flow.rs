@@ -13,6 +13,7 @@ use jit_ssh_proto::api::{
 };
 use jit_ssh_proto::routes;
 
+use super::assertion::awaiting_touch;
 use super::{
     is_id, now_unix, random_id, random_token, rfc3339, secret_matches, sha256_hex, step_of, Ca,
     ServiceError,
@@ -23,6 +24,14 @@ use crate::store::PendingRevocation;
 
 fn ceremony_key(id: &str) -> String {
     format!("revoke:{id}")
+}
+
+fn waiting(r: &PendingRevocation) -> Result<(), ServiceError> {
+    awaiting_touch(
+        "revocation",
+        r.status,
+        r.status == RevocationStatus::PendingMfa,
+    )
 }
 
 fn binding(r: &PendingRevocation) -> String {
@@ -184,14 +193,7 @@ impl Ca {
     ) -> Result<RequestChallengeResponse, ServiceError> {
         self.limit_address(client)?;
         let r = self.load_revocation(id)?;
-        self.limit_ceremonies(&r.user)?;
-        if r.status != RevocationStatus::PendingMfa {
-            return Err(ServiceError::WrongState(format!(
-                "revocation is {:?}, not waiting for MFA",
-                r.status
-            )));
-        }
-        self.start_assertion(&ceremony_key(id), &r.user, binding(&r))
+        self.start_touch(&ceremony_key(id), &r.user, waiting(&r), binding(&r))
     }
 
     /// Checks the touch, the role, and revokes.
@@ -204,20 +206,11 @@ impl Ca {
         self.limit_address(client)?;
         let ceremony = self.store.take_ceremony(&ceremony_key(id))?;
         let r = self.load_revocation(id)?;
-        self.limit_ceremonies(&r.user)?;
+        self.check_touch(ceremony, &r.user, (&r.id, ""), &binding(&r), credential)?;
+        waiting(&r)?;
         let actor = Actor::User {
             name: r.user.clone(),
         };
-        if let Err(why) = self.check_assertion(ceremony, &r.user, &binding(&r), credential)? {
-            self.audit(actor, Event::MfaFailed(step_of(&r.id, &r.user, "", &why)))?;
-            return Err(ServiceError::MfaFailed(why));
-        }
-        if r.status != RevocationStatus::PendingMfa {
-            return Err(ServiceError::WrongState(format!(
-                "revocation is {:?}, not waiting for MFA",
-                r.status
-            )));
-        }
         self.require_security(&r)?;
         let mut done = r.clone();
         match self.revoke(&r.target, &r.reason, actor.clone()) {

@@ -14,6 +14,7 @@ use jit_ssh_proto::api::{
 };
 use jit_ssh_proto::routes;
 
+use super::assertion::awaiting_touch;
 use super::{
     is_id, now_unix, random_id, random_token, rfc3339, secret_matches, sha256_hex, step_of, Ca,
     ServiceError,
@@ -24,6 +25,10 @@ use crate::store::Session;
 
 fn ceremony_key(id: &str) -> String {
     format!("session:{id}")
+}
+
+fn waiting(s: &Session) -> Result<(), ServiceError> {
+    awaiting_touch("sign-in", s.status, s.status == SessionStatus::PendingMfa)
 }
 
 fn binding(s: &Session) -> String {
@@ -132,14 +137,7 @@ impl Ca {
     ) -> Result<RequestChallengeResponse, ServiceError> {
         self.limit_address(client)?;
         let s = self.load_session(id)?;
-        self.limit_ceremonies(&s.user)?;
-        if s.status != SessionStatus::PendingMfa {
-            return Err(ServiceError::WrongState(format!(
-                "sign-in is {:?}, not waiting for MFA",
-                s.status
-            )));
-        }
-        self.start_assertion(&ceremony_key(id), &s.user, binding(&s))
+        self.start_touch(&ceremony_key(id), &s.user, waiting(&s), binding(&s))
     }
 
     pub fn session_mfa_finish(
@@ -151,20 +149,11 @@ impl Ca {
         self.limit_address(client)?;
         let ceremony = self.store.take_ceremony(&ceremony_key(id))?;
         let s = self.load_session(id)?;
-        self.limit_ceremonies(&s.user)?;
+        self.check_touch(ceremony, &s.user, (&s.id, ""), &binding(&s), credential)?;
+        waiting(&s)?;
         let actor = Actor::User {
             name: s.user.clone(),
         };
-        if let Err(why) = self.check_assertion(ceremony, &s.user, &binding(&s), credential)? {
-            self.audit(actor, Event::MfaFailed(step_of(&s.id, &s.user, "", &why)))?;
-            return Err(ServiceError::MfaFailed(why));
-        }
-        if s.status != SessionStatus::PendingMfa {
-            return Err(ServiceError::WrongState(format!(
-                "sign-in is {:?}, not waiting for MFA",
-                s.status
-            )));
-        }
         let roles: Vec<Role> = self.roles_of(&s.user)?.into_iter().collect();
         let mut active = s.clone();
         active.status = SessionStatus::Active;
