@@ -256,6 +256,13 @@ fn validate(f: file::ConfigFile, c: &mut Collector<'_>) -> Option<Config> {
 
 fn limits(l: &file::LimitsFile, c: &mut Collector<'_>) -> Limits {
     let d = Limits::default();
+    // A duration field: its value if given and valid, else the default
+    // (an invalid one is reported by `c.duration`).
+    let mut dur = |v: &Option<toml::Spanned<String>>, name: &str, default: Duration| {
+        v.as_ref()
+            .and_then(|s| c.duration(s, name))
+            .unwrap_or(default)
+    };
     Limits {
         requests_per_minute_per_user: l
             .requests_per_minute_per_user
@@ -263,31 +270,15 @@ fn limits(l: &file::LimitsFile, c: &mut Collector<'_>) -> Limits {
         requests_per_minute_per_address: l
             .requests_per_minute_per_address
             .unwrap_or(d.requests_per_minute_per_address),
-        request_ttl: l
-            .request_ttl
-            .as_ref()
-            .and_then(|s| c.duration(s, "request_ttl"))
-            .unwrap_or(d.request_ttl),
-        invite_ttl: l
-            .invite_ttl
-            .as_ref()
-            .and_then(|s| c.duration(s, "invite_ttl"))
-            .unwrap_or(d.invite_ttl),
-        session_ttl: l
-            .session_ttl
-            .as_ref()
-            .and_then(|s| c.duration(s, "session_ttl"))
-            .unwrap_or(d.session_ttl),
-        approval_ttl: l
-            .approval_ttl
-            .as_ref()
-            .and_then(|s| c.duration(s, "approval_ttl"))
-            .unwrap_or(d.approval_ttl),
-        checkpoint_interval: l
-            .checkpoint_interval
-            .as_ref()
-            .and_then(|s| c.duration(s, "checkpoint_interval"))
-            .unwrap_or(d.checkpoint_interval),
+        request_ttl: dur(&l.request_ttl, "request_ttl", d.request_ttl),
+        invite_ttl: dur(&l.invite_ttl, "invite_ttl", d.invite_ttl),
+        session_ttl: dur(&l.session_ttl, "session_ttl", d.session_ttl),
+        approval_ttl: dur(&l.approval_ttl, "approval_ttl", d.approval_ttl),
+        checkpoint_interval: dur(
+            &l.checkpoint_interval,
+            "checkpoint_interval",
+            d.checkpoint_interval,
+        ),
     }
 }
 

@@ -24,6 +24,17 @@ fn time_param(name: &str, v: Option<&str>) -> Result<Option<OffsetDateTime>, Ser
     .transpose()
 }
 
+/// An optional name checked by its domain type, kept as text.
+fn name_param<T: std::fmt::Display, E: std::fmt::Display>(
+    v: &Option<String>,
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> Result<Option<String>, ServiceError> {
+    v.as_deref()
+        .map(|s| parse(s).map(|n| n.to_string()))
+        .transpose()
+        .map_err(ServiceError::invalid)
+}
+
 /// Checks every parameter and builds the store query.
 fn query_of(p: &AuditParams) -> Result<AuditQuery, ServiceError> {
     let limit = p.limit.unwrap_or(DEFAULT_PAGE);
@@ -51,31 +62,11 @@ fn query_of(p: &AuditParams) -> Result<AuditQuery, ServiceError> {
         })
         .transpose()?;
     Ok(AuditQuery {
-        user: p
-            .user
-            .as_deref()
-            .map(|u| UserName::parse(u).map(|u| u.to_string()))
-            .transpose()
-            .map_err(ServiceError::invalid)?,
-        host: p
-            .host
-            .as_deref()
-            .map(|h| HostName::parse(h).map(|h| h.to_string()))
-            .transpose()
-            .map_err(ServiceError::invalid)?,
-        account: p
-            .account
-            .as_deref()
-            .map(|a| AccountName::parse(a).map(|a| a.to_string()))
-            .transpose()
-            .map_err(ServiceError::invalid)?,
+        user: name_param(&p.user, UserName::parse)?,
+        host: name_param(&p.host, HostName::parse)?,
+        account: name_param(&p.account, AccountName::parse)?,
         serial: p.serial,
-        grant: p
-            .grant
-            .as_deref()
-            .map(|g| GrantId::parse(g).map(|g| g.to_string()))
-            .transpose()
-            .map_err(ServiceError::invalid)?,
+        grant: name_param(&p.grant, GrantId::parse)?,
         kinds,
         since: time_param("since", p.since.as_deref())?,
         until: time_param("until", p.until.as_deref())?,
