@@ -61,6 +61,19 @@ fn dec<T: DeserializeOwned>(
         .transpose()
 }
 
+/// Replaces the JSON stored under `key` with `new` only if it is still
+/// exactly `old` (compare-and-swap): what every state change goes through.
+fn swap<T: Serialize>(
+    tree: &sled::Tree,
+    key: &str,
+    old: &T,
+    new: &T,
+    what: &'static str,
+) -> Result<bool, StoreError> {
+    let swapped = tree.compare_and_swap(key, Some(enc(old, what)?), Some(enc(new, what)?))?;
+    Ok(swapped.is_ok())
+}
+
 impl SledStore {
     fn bump_version(&self) -> Result<u64, StoreError> {
         let next = self
@@ -180,12 +193,7 @@ impl Store for SledStore {
     }
 
     fn swap_request(&self, old: &AccessRequest, new: &AccessRequest) -> Result<bool, StoreError> {
-        let swapped = self.requests.compare_and_swap(
-            &old.id,
-            Some(enc(old, "request")?),
-            Some(enc(new, "request")?),
-        )?;
-        Ok(swapped.is_ok())
+        swap(&self.requests, &old.id, old, new, "request")
     }
 
     fn put_revocation(&self, r: &PendingRevocation) -> Result<(), StoreError> {
@@ -202,12 +210,7 @@ impl Store for SledStore {
         old: &PendingRevocation,
         new: &PendingRevocation,
     ) -> Result<bool, StoreError> {
-        let swapped = self.revocations.compare_and_swap(
-            &old.id,
-            Some(enc(old, "revocation")?),
-            Some(enc(new, "revocation")?),
-        )?;
-        Ok(swapped.is_ok())
+        swap(&self.revocations, &old.id, old, new, "revocation")
     }
 
     fn pending_approval(&self) -> Result<Vec<AccessRequest>, StoreError> {
@@ -238,12 +241,7 @@ impl Store for SledStore {
         old: &PendingDecision,
         new: &PendingDecision,
     ) -> Result<bool, StoreError> {
-        let swapped = self.decisions.compare_and_swap(
-            &old.id,
-            Some(enc(old, "decision")?),
-            Some(enc(new, "decision")?),
-        )?;
-        Ok(swapped.is_ok())
+        swap(&self.decisions, &old.id, old, new, "decision")
     }
 
     fn put_session(&self, s: &Session) -> Result<(), StoreError> {
@@ -256,12 +254,7 @@ impl Store for SledStore {
     }
 
     fn swap_session(&self, old: &Session, new: &Session) -> Result<bool, StoreError> {
-        let swapped = self.sessions.compare_and_swap(
-            &old.id,
-            Some(enc(old, "session")?),
-            Some(enc(new, "session")?),
-        )?;
-        Ok(swapped.is_ok())
+        swap(&self.sessions, &old.id, old, new, "session")
     }
 
     fn block_user(&self, user: &str) -> Result<(), StoreError> {
