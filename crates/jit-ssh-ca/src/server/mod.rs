@@ -139,16 +139,7 @@ pub async fn serve(
     checkpoints.abort();
     // The last records get a signature too, so an export taken from this
     // data directory later verifies to its end.
-    let last = ca.clone();
-    match tokio::task::spawn_blocking(move || {
-        last.checkpoint(jit_ssh_audit::Actor::System, "shutdown")
-    })
-    .await
-    {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "signing the shutdown checkpoint failed"),
-        Err(e) => tracing::error!(error = %e, "signing the shutdown checkpoint failed"),
-    }
+    checkpoint(ca, "shutdown").await;
     Ok(())
 }
 
@@ -160,16 +151,20 @@ async fn checkpoint_every(ca: Arc<Ca>, interval: Duration) {
     tick.tick().await;
     loop {
         tick.tick().await;
-        let ca = ca.clone();
-        match tokio::task::spawn_blocking(move || {
-            ca.checkpoint(jit_ssh_audit::Actor::System, "interval")
-        })
-        .await
-        {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "signing an audit checkpoint failed"),
-            Err(e) => tracing::error!(error = %e, "signing an audit checkpoint failed"),
-        }
+        checkpoint(ca.clone(), "interval").await;
+    }
+}
+
+/// Signs a checkpoint on the blocking pool; a failure is logged (the next
+/// one, or the next export, signs the same records).
+async fn checkpoint(ca: Arc<Ca>, trigger: &'static str) {
+    let signed =
+        tokio::task::spawn_blocking(move || ca.checkpoint(jit_ssh_audit::Actor::System, trigger))
+            .await;
+    match signed {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, trigger, "signing an audit checkpoint failed"),
+        Err(e) => tracing::error!(error = %e, trigger, "signing an audit checkpoint failed"),
     }
 }
 
