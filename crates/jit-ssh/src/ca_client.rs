@@ -89,13 +89,7 @@ impl CaClient {
     }
 
     pub async fn create(&self, body: &CreateRequest) -> Result<RequestCreated, ClientError> {
-        let res = self
-            .http
-            .post(self.url(routes::REQUESTS))
-            .json(body)
-            .send()
-            .await;
-        self.answer(res).await
+        self.post_json(routes::REQUESTS, body).await
     }
 
     /// Long-polls the request for up to `wait`.
@@ -124,18 +118,22 @@ impl CaClient {
         &self,
         body: &CreateRevocation,
     ) -> Result<RequestCreated, ClientError> {
-        let res = self
-            .http
-            .post(self.url(routes::REVOCATIONS))
-            .json(body)
-            .send()
-            .await;
-        self.answer(res).await
+        self.post_json(routes::REVOCATIONS, body).await
     }
 
     pub async fn revocation(&self, id: &str, secret: &str) -> Result<RevocationState, ClientError> {
         self.get_with(&routes::fill(routes::REVOCATION, "id", id), secret)
             .await
+    }
+
+    /// `POST path` with a JSON body.
+    async fn post_json<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let res = self.http.post(self.url(path)).json(body).send().await;
+        self.answer(res).await
     }
 
     /// `GET path` with a bearer secret or session token.
@@ -163,13 +161,8 @@ impl CaClient {
         request: &str,
         body: &CreateDecision,
     ) -> Result<RequestCreated, ClientError> {
-        let res = self
-            .http
-            .post(self.url(&routes::fill(routes::DECISIONS, "id", request)))
-            .json(body)
-            .send()
-            .await;
-        self.answer(res).await
+        self.post_json(&routes::fill(routes::DECISIONS, "id", request), body)
+            .await
     }
 
     pub async fn decision(&self, id: &str, secret: &str) -> Result<DecisionState, ClientError> {
@@ -181,13 +174,7 @@ impl CaClient {
         &self,
         body: &CreateSession,
     ) -> Result<RequestCreated, ClientError> {
-        let res = self
-            .http
-            .post(self.url(routes::SESSIONS))
-            .json(body)
-            .send()
-            .await;
-        self.answer(res).await
+        self.post_json(routes::SESSIONS, body).await
     }
 
     pub async fn session(&self, id: &str, secret: &str) -> Result<SessionState, ClientError> {
