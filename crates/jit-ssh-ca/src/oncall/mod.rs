@@ -92,18 +92,6 @@ impl fmt::Debug for Schedules {
     }
 }
 
-impl Clone for Schedules {
-    fn clone(&self) -> Self {
-        Self::new(self.configs.clone())
-    }
-}
-
-impl Default for Schedules {
-    fn default() -> Self {
-        Self::new(BTreeMap::new())
-    }
-}
-
 impl Schedules {
     pub fn new(configs: BTreeMap<String, ScheduleConfig>) -> Self {
         Self {
