@@ -12,8 +12,6 @@ use axum::http::StatusCode;
 use common::{TestCa, ORIGIN};
 use serde_json::{json, Value};
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
-use webauthn_authenticator_rs::WebauthnAuthenticator;
-use webauthn_rs::prelude::{RequestChallengeResponse, Url};
 
 use jit_ssh_audit::{Actor, AuditLog, Event};
 use jit_ssh_krl::Krl;
@@ -47,20 +45,7 @@ async fn revoke(
     }
     let id = created["id"].as_str().unwrap();
     assert_eq!(created["mfa_url"], format!("{ORIGIN}/revoke/{id}"));
-    let (s, options) = t
-        .post(&format!("/v1/revocations/{id}/mfa/start"), &json!({}))
-        .await;
-    assert_eq!(s, StatusCode::OK, "{options}");
-    let options: RequestChallengeResponse = serde_json::from_value(options).unwrap();
-    let assertion = serde_json::to_value(
-        key.do_authentication(Url::parse(ORIGIN).unwrap(), options)
-            .unwrap(),
-    )
-    .unwrap();
-    let (s, state) = t
-        .post(&format!("/v1/revocations/{id}/mfa/finish"), &assertion)
-        .await;
-    (s, state, assertion)
+    t.confirm("revocations", id, key).await
 }
 
 async fn krl(t: &TestCa) -> Krl {

@@ -344,15 +344,7 @@ impl TestCa {
 
     /// Signs the request's challenge with `key` and posts the assertion.
     pub async fn touch(&self, id: &str, key: &mut SoftPasskey) -> (StatusCode, Value, Value) {
-        let challenge = self.mfa_challenge(id).await;
-        let assertion = key
-            .do_authentication(Url::parse(ORIGIN).unwrap(), challenge)
-            .unwrap();
-        let assertion = serde_json::to_value(&assertion).unwrap();
-        let (s, v) = self
-            .post(&format!("/v1/requests/{id}/mfa/finish"), &assertion)
-            .await;
-        (s, v, assertion)
+        self.confirm("requests", id, key).await
     }
 }
 
