@@ -190,13 +190,18 @@ pub async fn export(
                 |e: std::io::Error| ClientError::Usage(format!("writing {}: {e}", tmp.display()));
             let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io)?);
             let mut records = 0u64;
-            let mut tail = Vec::new();
+            // The first and last lines, for the summary (the file itself
+            // may be gigabytes: it is not read back).
+            let (mut head, mut tail) = (Vec::new(), Vec::new());
             while let Some(chunk) = res.chunk().await.map_err(|e| ClientError::CaUnreachable {
                 url: settings.ca_url.to_string(),
                 detail: format!("the export stream broke off: {e}"),
             })? {
                 records += chunk.iter().filter(|b| **b == b'\n').count() as u64;
                 out.write_all(&chunk).map_err(io)?;
+                if !head.contains(&b'\n') && head.len() < 1 << 16 {
+                    head.extend_from_slice(&chunk);
+                }
                 tail.extend_from_slice(&chunk);
                 if tail.len() > 1 << 16 {
                     tail.drain(..tail.len() - (1 << 16));
@@ -204,11 +209,11 @@ pub async fn export(
             }
             out.flush().map_err(io)?;
             out.get_ref().sync_all().map_err(io)?;
-            Ok((records, tail))
+            Ok((records, head, tail))
         }
     })
     .await;
-    let (records, tail) = match result {
+    let (records, head, tail) = match result {
         Ok(r) => r,
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
@@ -226,14 +231,11 @@ pub async fn export(
         .split(|b| *b == b'\n')
         .rfind(|l| !l.is_empty())
         .unwrap_or(&[]);
-    let first_line = std::fs::read(file)
-        .ok()
-        .and_then(|b| b.split(|c| *c == b'\n').next().map(<[u8]>::to_vec))
-        .unwrap_or_default();
+    let first_line = head.split(|c| *c == b'\n').next().unwrap_or(&[]);
     Ok(Exported {
         file: file.display().to_string(),
         records,
-        first_seq: seq_of(&first_line),
+        first_seq: seq_of(first_line),
         last_seq: seq_of(last_line),
     })
 }
