@@ -5,7 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::{bin, browser_script, login_name, run, ssh_command, DevCa, SshAgent, NODE};
+use crate::{
+    bin, browser_script, login_name, run, run_ok, ssh_command, DevCa, SshAgent, Sshd, NODE,
+    SSH_KEYGEN,
+};
 
 pub struct World {
     _tmp: tempfile::TempDir,
@@ -88,6 +91,71 @@ impl World {
             "--timeout",
             "60s",
         ]))
+    }
+}
+
+/// A host trusting the dev CA the way production hosts do: `jit-ssh host
+/// sync` (trust on first use by fingerprint) into its own directory,
+/// principals for the account, and a real sshd reading them.
+pub struct Host {
+    pub dir: PathBuf,
+    pub sshd: Sshd,
+    ca_url: String,
+}
+
+impl Host {
+    /// One more `jit-ssh host sync`, which must succeed.
+    pub fn sync(&self) {
+        sync(&self.ca_url, &self.dir, None);
+    }
+}
+
+fn sync(ca_url: &str, dir: &Path, bootstrap: Option<&str>) {
+    let mut c = Command::new(bin("jit-ssh"));
+    c.args(["host", "sync", "--ca", ca_url, "--dir"]).arg(dir);
+    if let Some(fp) = bootstrap {
+        c.args(["--bootstrap-fingerprint", fp]);
+    }
+    let out = run(&mut c);
+    assert!(
+        out.status.success(),
+        "host sync: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl World {
+    /// A host accepting the account on `hosts` (one principal each).
+    pub fn host(&self, hosts: &[&str]) -> Host {
+        let dir = self.root.join("etc-ssh-jit-ssh");
+        let fp = run_ok(
+            Command::new(SSH_KEYGEN)
+                .arg("-lf")
+                .arg(self.ca.ca_public_key()),
+        )
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_owned();
+        sync(&self.ca.url, &dir, Some(&fp));
+        let principals = dir.join("principals");
+        std::fs::create_dir_all(&principals).unwrap();
+        let lines: String = hosts
+            .iter()
+            .map(|h| format!("{}@{h}\n", self.account))
+            .collect();
+        std::fs::write(principals.join(&self.account), lines).unwrap();
+        let sshd = Sshd::start(
+            &self.root,
+            &dir.join("ca-keys"),
+            &dir.join("revoked.krl"),
+            &principals,
+        );
+        Host {
+            dir,
+            sshd,
+            ca_url: self.ca.url.clone(),
+        }
     }
 }
 

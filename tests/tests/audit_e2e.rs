@@ -12,9 +12,7 @@ use std::process::Command;
 
 use jit_ssh_e2e::agent::{SSH_ADD, SSH_AGENT};
 use jit_ssh_e2e::world::{ok_json, ssh_via_agent, World};
-use jit_ssh_e2e::{
-    bin, browser_script, have_tools, run, run_ok, Sshd, CHROMIUM, NODE, SSH, SSHD, SSH_KEYGEN,
-};
+use jit_ssh_e2e::{bin, browser_script, have_tools, run, CHROMIUM, NODE, SSH, SSHD, SSH_KEYGEN};
 
 /// The key id and serial from sshd's `Accepted publickey … ID … (serial N)`.
 fn accepted(log: &str) -> (String, u64) {
@@ -61,42 +59,8 @@ fn sshd_logins_join_the_audit_log_and_exports_verify_offline() {
         return;
     }
     let mut w = World::start();
-    let host_dir = w.root.join("etc-ssh-jit-ssh");
-    let fp = run_ok(
-        Command::new(SSH_KEYGEN)
-            .arg("-lf")
-            .arg(w.ca.ca_public_key()),
-    )
-    .split_whitespace()
-    .nth(1)
-    .unwrap()
-    .to_owned();
-    run_ok(
-        Command::new(bin("jit-ssh"))
-            .args([
-                "host",
-                "sync",
-                "--ca",
-                &w.ca.url,
-                "--bootstrap-fingerprint",
-                &fp,
-                "--dir",
-            ])
-            .arg(&host_dir),
-    );
-    let principals = host_dir.join("principals");
-    std::fs::create_dir_all(&principals).unwrap();
-    std::fs::write(
-        principals.join(&w.account),
-        format!("{}@db-1.dev\n", w.account),
-    )
-    .unwrap();
-    let sshd = Sshd::start(
-        &w.root,
-        &host_dir.join("ca-keys"),
-        &host_dir.join("revoked.krl"),
-        &principals,
-    );
+    let host = w.host(&["db-1.dev"]);
+    let sshd = &host.sshd;
 
     // Log in and use the certificate: sshd names it.
     let cert = ok_json(&w.login("db-1.dev", "10m"));

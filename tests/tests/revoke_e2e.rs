@@ -12,7 +12,7 @@ use std::process::Command;
 use jit_ssh_e2e::agent::{SSH_ADD, SSH_AGENT};
 use jit_ssh_e2e::world::{ok_json, ssh_via_agent, World};
 use jit_ssh_e2e::{
-    bin, browser_script, have_tools, run, run_ok, Sshd, CHROMIUM, NODE, SSH, SSHD, SSH_KEYGEN,
+    bin, browser_script, have_tools, run, run_ok, CHROMIUM, NODE, SSH, SSHD, SSH_KEYGEN,
 };
 
 #[test]
@@ -35,44 +35,8 @@ fn revocations_reach_sshd_after_one_host_sync() {
         return;
     }
     let w = World::start();
-    let host_dir = w.root.join("etc-ssh-jit-ssh");
-    let fp = run_ok(
-        Command::new(SSH_KEYGEN)
-            .arg("-lf")
-            .arg(w.ca.ca_public_key()),
-    )
-    .split_whitespace()
-    .nth(1)
-    .unwrap()
-    .to_owned();
-    let sync = |first: bool| {
-        let mut c = Command::new(bin("jit-ssh"));
-        c.args(["host", "sync", "--ca", &w.ca.url, "--dir"])
-            .arg(&host_dir);
-        if first {
-            c.args(["--bootstrap-fingerprint", &fp]);
-        }
-        let out = run(&mut c);
-        assert!(
-            out.status.success(),
-            "host sync: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    sync(true);
-    let principals = host_dir.join("principals");
-    std::fs::create_dir_all(&principals).unwrap();
-    std::fs::write(
-        principals.join(&w.account),
-        format!("{0}@db-1.dev\n{0}@db-2.dev\n{0}@db-3.dev\n", w.account),
-    )
-    .unwrap();
-    let sshd = Sshd::start(
-        &w.root,
-        &host_dir.join("ca-keys"),
-        &host_dir.join("revoked.krl"),
-        &principals,
-    );
+    let host = w.host(&["db-1.dev", "db-2.dev", "db-3.dev"]);
+    let sshd = &host.sshd;
     let revoke = |args: &[&str]| {
         run(w
             .jit_ssh()
@@ -104,7 +68,7 @@ fn revocations_reach_sshd_after_one_host_sync() {
     // By serial: the revoked certificate is refused, the other still works.
     let r = ok_json(&revoke(&["--serial", &s1.to_string()]));
     assert_eq!(r["serials"][0].as_u64(), Some(s1));
-    sync(false);
+    host.sync();
     let out = ssh_via_agent(sshd.port(), &w.account, &w.agent.socket);
     assert!(out.status.success(), "{}", sshd.log());
     let log = sshd.log();
@@ -115,7 +79,7 @@ fn revocations_reach_sshd_after_one_host_sync() {
     let grant = c2["request"].as_str().unwrap();
     let r = ok_json(&revoke(&["--grant", grant]));
     assert_eq!(r["serials"][0].as_u64(), Some(s2));
-    sync(false);
+    host.sync();
     assert!(!ssh_via_agent(sshd.port(), &w.account, &w.agent.socket)
         .status
         .success());
@@ -125,7 +89,7 @@ fn revocations_reach_sshd_after_one_host_sync() {
     let c3 = ok_json(&w.login("db-3.dev", "10m"));
     let r = ok_json(&revoke(&["--user", &w.account]));
     assert_eq!(r["serials"][0].as_u64(), c3["serial"].as_u64());
-    sync(false);
+    host.sync();
     assert!(!ssh_via_agent(sshd.port(), &w.account, &w.agent.socket)
         .status
         .success());
@@ -138,7 +102,7 @@ fn revocations_reach_sshd_after_one_host_sync() {
             .arg(&w.ca.dev_dir),
     );
     ok_json(&w.login("db-3.dev", "10m"));
-    sync(false);
+    host.sync();
     assert!(
         ssh_via_agent(sshd.port(), &w.account, &w.agent.socket)
             .status
