@@ -1,6 +1,6 @@
 //! A scriptable stand-in for the CA's public endpoints (`/v1/ca-keys`,
-//! `/v1/krl`, `/v1/krl.sig`) on 127.0.0.1:0, so host sync can be shown
-//! tampered, truncated, wrongly signed or rolled-back answers.
+//! `/v1/krl.manifest`, `/v1/krl`) on 127.0.0.1:0, so host sync can be shown
+//! forged, tampered, replayed, redirected or endless answers.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -10,13 +10,64 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-type Routes = Arc<Mutex<HashMap<String, Vec<u8>>>>;
+/// What a path answers.
+#[derive(Clone)]
+pub enum Answer {
+    Body(Vec<u8>),
+    /// 302 to this absolute URL.
+    Redirect(String),
+    /// `bytes` of zeros, announced with a Content-Length (`true`) or
+    /// streamed until the client hangs up (`false`).
+    Endless {
+        bytes: u64,
+        announced: bool,
+    },
+}
+
+type Routes = Arc<Mutex<HashMap<String, Answer>>>;
 
 pub struct FakeCa {
     pub url: String,
     routes: Routes,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+}
+
+fn respond(s: &mut std::net::TcpStream, answer: Option<Answer>) {
+    let _ = match answer {
+        Some(Answer::Body(b)) => s
+            .write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    b.len()
+                )
+                .as_bytes(),
+            )
+            .and_then(|()| s.write_all(&b)),
+        Some(Answer::Redirect(to)) => s.write_all(
+            format!("HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        ),
+        Some(Answer::Endless { bytes, announced }) => {
+            let head = if announced {
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {bytes}\r\nConnection: close\r\n\r\n")
+            } else {
+                "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_owned()
+            };
+            let zeros = vec![0u8; 1 << 20];
+            let mut sent = 0u64;
+            let mut r = s.write_all(head.as_bytes());
+            // Stops when the client hangs up (a write error).
+            while r.is_ok() && sent < bytes {
+                r = s.write_all(&zeros);
+                sent += zeros.len() as u64;
+            }
+            r
+        }
+        None => s.write_all(
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        ),
+    };
 }
 
 impl FakeCa {
@@ -36,6 +87,7 @@ impl FakeCa {
                     };
                     let _ = s.set_nonblocking(false);
                     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                    let _ = s.set_write_timeout(Some(Duration::from_secs(5)));
                     let mut req = Vec::new();
                     let mut buf = [0u8; 4096];
                     while !req.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -50,15 +102,8 @@ impl FakeCa {
                         .unwrap_or_default()
                         .to_owned();
                     let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
-                    let body = routes.lock().unwrap().get(&path).cloned();
-                    let head = match &body {
-                        Some(b) => format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nx-jit-ssh-krl-version: 1\r\nConnection: close\r\n\r\n", b.len()),
-                        None => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned(),
-                    };
-                    let _ = s.write_all(head.as_bytes());
-                    if let Some(b) = body {
-                        let _ = s.write_all(&b);
-                    }
+                    let answer = routes.lock().unwrap().get(&path).cloned();
+                    respond(&mut s, answer);
                 }
             })
         };
@@ -71,10 +116,11 @@ impl FakeCa {
     }
 
     pub fn serve(&self, path: &str, body: impl Into<Vec<u8>>) {
-        self.routes
-            .lock()
-            .unwrap()
-            .insert(path.to_owned(), body.into());
+        self.answer(path, Answer::Body(body.into()));
+    }
+
+    pub fn answer(&self, path: &str, answer: Answer) {
+        self.routes.lock().unwrap().insert(path.to_owned(), answer);
     }
 }
 

@@ -1,74 +1,53 @@
-//! `jit-ssh host sync`: installs a verified KRL that a real sshd enforces,
-//! and keeps the old files (exiting non-zero) on a tampered KRL, a wrong
-//! signature, a signature by an untrusted key, a truncated download, an
-//! unreachable CA, a KRL OpenSSH would refuse, and a rollback.
+//! `jit-ssh host sync`: installs a KRL that a real sshd enforces only when
+//! a manifest signed by a trusted CA key names it, and keeps the old files
+//! (exiting non-zero) on a tampered, truncated, wrongly signed, replayed or
+//! rolled-back answer; reports a frozen KRL as stale by its signed time;
+//! talks plain HTTP only to loopback, follows no redirect off the CA's
+//! origin, reads no more than a capped body, follows no planted symlink.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use jit_ssh_e2e::fake_ca::FakeCa;
+use jit_ssh_e2e::fake_ca::{Answer, FakeCa};
+use jit_ssh_e2e::signed_ca::{
+    fingerprint, host_sync, key_set, krl, manifest, now, sign, snapshot, SignedCa, CA_KEYS_NS,
+};
 use jit_ssh_e2e::{
     bin, have_tools, keygen, login_name, run, run_ok, ssh_with_cert, Sshd, SSH, SSHD, SSH_KEYGEN,
 };
 
-const NS: &str = "jit-ssh-krl@jit-ssh";
-
-/// A KRL built by `jit-ssh-ca krl build` with `version` and `spec`.
-fn krl(dir: &Path, ca_pub: &Path, version: u64, spec: &str) -> Vec<u8> {
-    let spec_path = dir.join(format!("spec{version}"));
-    std::fs::write(&spec_path, spec).unwrap();
-    let out = dir.join(format!("krl{version}"));
-    run_ok(
-        Command::new(bin("jit-ssh-ca"))
-            .args([
-                "krl",
-                "build",
-                "--krl-version",
-                &version.to_string(),
-                "--ca",
-            ])
-            .arg(ca_pub)
-            .arg(&spec_path)
-            .arg("-o")
-            .arg(&out),
-    );
-    std::fs::read(out).unwrap()
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// `ssh-keygen -Y sign` over `data` with `key`, in the KRL namespace.
-fn sign(dir: &Path, key: &Path, data: &[u8]) -> Vec<u8> {
-    let f = dir.join("to-sign");
-    std::fs::write(&f, data).unwrap();
-    let _ = std::fs::remove_file(dir.join("to-sign.sig"));
+fn assert_ok(out: &Output) {
+    assert!(out.status.success(), "{}", stderr(out));
+}
+
+fn state(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("sync-state.json")).unwrap()).unwrap()
+}
+
+/// A user certificate for `key` signed by `ca` (ssh-keygen), as the account.
+fn cert(ca: &Path, key: &Path, account: &str, serial: &str) -> PathBuf {
     run_ok(
         Command::new(SSH_KEYGEN)
-            .args(["-q", "-Y", "sign", "-n", NS, "-f"])
-            .arg(key)
-            .arg(&f),
+            .args(["-q", "-s"])
+            .arg(ca)
+            .args([
+                "-I",
+                "jit-ssh:test:g:1",
+                "-n",
+                &format!("{account}@db-1.dev"),
+            ])
+            .args(["-V", "+1h", "-z", serial])
+            .arg(key.with_extension("pub")),
     );
-    std::fs::read(dir.join("to-sign.sig")).unwrap()
-}
-
-fn ca_keys_json(pub_path: &Path) -> String {
-    let line = std::fs::read_to_string(pub_path).unwrap();
-    format!("{{\"keys\":[\"{}\"]}}", line.trim())
-}
-
-fn sync(url: &str, dir: &Path, extra: &[&str]) -> Output {
-    run(Command::new(bin("jit-ssh"))
-        .args(["host", "sync", "--ca", url, "--dir"])
-        .arg(dir)
-        .args(extra))
-}
-
-fn snapshot(dir: &Path) -> (Vec<u8>, Vec<u8>) {
-    (
-        std::fs::read(dir.join("revoked.krl")).unwrap(),
-        std::fs::read(dir.join("ca-keys")).unwrap(),
-    )
+    PathBuf::from(format!("{}-cert.pub", key.display()))
 }
 
 #[test]
@@ -79,33 +58,19 @@ fn host_sync_installs_only_what_verifies_and_sshd_enforces_it() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     let ca_key = keygen(root, "ca");
-    let ca_pub = ca_key.with_extension("pub");
     let other_key = keygen(root, "not-the-ca");
-    let fingerprint = run_ok(Command::new(SSH_KEYGEN).arg("-lf").arg(&ca_pub))
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_owned();
     let host_dir: PathBuf = root.join("etc-ssh-jit-ssh");
+    let t0 = now() - 300;
 
-    let ca = FakeCa::start();
-    ca.serve("/v1/ca-keys", ca_keys_json(&ca_pub));
-    let v1 = krl(root, &ca_pub, 1, "");
-    ca.serve("/v1/krl", v1.clone());
-    ca.serve("/v1/krl.sig", sign(root, &ca_key, &v1));
+    let ca = SignedCa::start(root);
+    let v1 = ca.publish(&ca_key, &[&ca_key], 1, "", t0);
 
     // First use needs the fingerprint; then the trusted keys are on disk.
-    assert_eq!(sync(&ca.url, &host_dir, &[]).status.code(), Some(2));
-    let out = sync(
-        &ca.url,
+    assert_eq!(ca.sync(&host_dir, &[]).status.code(), Some(2));
+    assert_ok(&ca.sync(
         &host_dir,
-        &["--bootstrap-fingerprint", &fingerprint],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        &["--bootstrap-fingerprint", &fingerprint(&ca_key)],
+    ));
 
     // sshd with the installed files accepts two users' certificates.
     let account = login_name();
@@ -124,66 +89,34 @@ fn host_sync_installs_only_what_verifies_and_sshd_enforces_it() {
     );
     assert!(setup.contains("RevokedKeys /"), "{setup}");
     let (alice, bob) = (keygen(root, "alice"), keygen(root, "bob"));
-    let cert = |key: &Path, serial: &str| {
-        run_ok(
-            Command::new(SSH_KEYGEN)
-                .args(["-q", "-s"])
-                .arg(&ca_key)
-                .args([
-                    "-I",
-                    "jit-ssh:test:g:1",
-                    "-n",
-                    &format!("{account}@db-1.dev"),
-                    "-V",
-                    "+1h",
-                    "-z",
-                    serial,
-                ])
-                .arg(key.with_extension("pub")),
-        );
-        PathBuf::from(format!("{}-cert.pub", key.display()))
-    };
-    let (alice_cert, bob_cert) = (cert(&alice, "1001"), cert(&bob, "1002"));
+    let (alice_cert, bob_cert) = (
+        cert(&ca_key, &alice, &account, "1001"),
+        cert(&ca_key, &bob, &account, "1002"),
+    );
     let sshd = Sshd::start(
         root,
         &host_dir.join("ca-keys"),
         &host_dir.join("revoked.krl"),
         &host_dir.join("principals"),
     );
-    assert!(
-        ssh_with_cert(sshd.port(), &account, &alice, &alice_cert, &["true"])
-            .status
-            .success(),
-        "{}",
-        sshd.log()
-    );
-
-    // The CA revokes alice's serial: one sync later sshd refuses her, not bob.
-    let v2 = krl(root, &ca_pub, 2, "serial: 1001\n");
-    ca.serve("/v1/krl", v2.clone());
-    ca.serve("/v1/krl.sig", sign(root, &ca_key, &v2));
-    let out = sync(&ca.url, &host_dir, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        !ssh_with_cert(sshd.port(), &account, &alice, &alice_cert, &["true"])
+    let login = |key: &Path, cert: &Path| {
+        ssh_with_cert(sshd.port(), &account, key, cert, &["true"])
             .status
             .success()
-    );
-    assert!(
-        ssh_with_cert(sshd.port(), &account, &bob, &bob_cert, &["true"])
-            .status
-            .success(),
-        "{}",
-        sshd.log()
-    );
+    };
+    assert!(login(&alice, &alice_cert), "{}", sshd.log());
+
+    // The CA revokes alice's serial: one sync later sshd refuses her, not bob.
+    ca.publish(&ca_key, &[&ca_key], 2, "serial: 1001\n", t0 + 10);
+    assert_ok(&ca.sync(&host_dir, &[]));
+    assert!(!login(&alice, &alice_cert));
+    assert!(login(&bob, &bob_cert), "{}", sshd.log());
 
     // Every bad answer leaves the files as they were, with a reason.
     let good = snapshot(&host_dir);
-    let v3 = krl(root, &ca_pub, 3, "serial: 1001\nserial: 1002\n");
+    let t1 = t0 + 20;
+    let v3 = krl(root, &ca_key, 3, "serial: 1001\nserial: 1002\n");
+    let honest_v3 = manifest(root, &ca_key, &v3, 3, t1);
     let mut tampered = v3.clone();
     *tampered.last_mut().unwrap() ^= 0x01;
     let dense_spec: String = (1..40_000u64)
@@ -194,83 +127,283 @@ fn host_sync_installs_only_what_verifies_and_sshd_enforces_it() {
     run_ok(
         Command::new(SSH_KEYGEN)
             .args(["-q", "-k", "-z", "4", "-s"])
-            .arg(&ca_pub)
+            .arg(ca_key.with_extension("pub"))
             .arg("-f")
             .arg(root.join("dense.krl"))
             .arg(root.join("dense.spec")),
     );
     let unreadable = std::fs::read(root.join("dense.krl")).unwrap();
-    let v1_again = v1.clone();
+    let other_namespace = {
+        // An honest manifest's document, signed for another purpose.
+        let m: serde_json::Value = serde_json::from_slice(&honest_v3).unwrap();
+        let doc = m["document"].as_str().unwrap().to_owned();
+        let sig = sign(root, &ca_key, CA_KEYS_NS, doc.as_bytes());
+        serde_json::to_vec(&serde_json::json!({"document": doc, "signature": sig})).unwrap()
+    };
     let cases: Vec<(&str, Vec<u8>, Vec<u8>, &str)> = vec![
         (
             "tampered KRL",
+            honest_v3.clone(),
             tampered,
-            sign(root, &ca_key, &v3),
-            "does not verify",
-        ),
-        (
-            "wrong signature",
-            v3.clone(),
-            sign(root, &ca_key, &v2),
-            "does not verify",
-        ),
-        (
-            "untrusted signer",
-            v3.clone(),
-            sign(root, &other_key, &v3),
-            "does not verify",
+            "does not match its signed manifest",
         ),
         (
             "truncated download",
+            honest_v3.clone(),
             v3[..v3.len() / 2].to_vec(),
-            sign(root, &ca_key, &v3),
-            "does not verify",
+            "does not match",
+        ),
+        (
+            "manifest by an untrusted key",
+            manifest(root, &other_key, &v3, 3, t1),
+            v3.clone(),
+            "not signed by a CA key this host trusts",
+        ),
+        (
+            "signature from another namespace",
+            other_namespace,
+            v3.clone(),
+            "not signed by a CA key",
         ),
         (
             "KRL OpenSSH refuses",
+            manifest(root, &ca_key, &unreadable, 3, t1),
             unreadable.clone(),
-            sign(root, &ca_key, &unreadable),
             "OpenSSH would refuse",
         ),
         (
             "rollback",
-            v1_again.clone(),
-            sign(root, &ca_key, &v1_again),
+            manifest(root, &ca_key, &v1, 1, t1),
+            v1.clone(),
             "rollback",
         ),
+        (
+            "replayed old manifest",
+            manifest(root, &ca_key, &v3, 3, t0),
+            v3.clone(),
+            "replayed",
+        ),
+        (
+            "signed in the future",
+            manifest(root, &ca_key, &v3, 3, now() + 3600),
+            v3.clone(),
+            "in the future",
+        ),
     ];
-    for (what, body, sig, needle) in cases {
-        ca.serve("/v1/krl", body);
-        ca.serve("/v1/krl.sig", sig);
-        let out = sync(&ca.url, &host_dir, &[]);
-        let err = String::from_utf8_lossy(&out.stderr);
+    for (what, signed_manifest, body, needle) in cases {
+        ca.ca.serve("/v1/krl.manifest", signed_manifest);
+        ca.ca.serve("/v1/krl", body);
+        let out = ca.sync(&host_dir, &[]);
+        let err = stderr(&out);
         assert!(!out.status.success(), "{what}: sync succeeded");
         assert!(
             err.contains(needle) && err.contains("left as they were"),
             "{what}: {err}"
         );
         assert_eq!(snapshot(&host_dir), good, "{what}: files changed");
+        assert_eq!(state(&host_dir)["ok"], false, "{what}");
     }
-    // A CA key set sharing nothing with the trusted one is refused.
-    ca.serve(
-        "/v1/ca-keys",
-        ca_keys_json(&other_key.with_extension("pub")),
-    );
-    let out = sync(&ca.url, &host_dir, &[]);
-    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("share none"));
-    assert_eq!(snapshot(&host_dir), good);
-    // Unreachable CA, with an old KRL: non-zero and a staleness warning.
-    let url = ca.url.clone();
+    // Unreachable CA, with a KRL signed long ago: the stale exit code.
+    let url = ca.ca.url.clone();
     drop(ca);
-    let out = sync(&url, &host_dir, &["--max-age", "0s"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(4), "{err}");
-    assert!(err.contains("warning: the KRL held is"), "{err}");
-    assert_eq!(snapshot(&host_dir), good);
-    // And sshd still enforces the last good KRL.
+    let out = host_sync(&url, &host_dir, &["--max-age", "1m"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(9), "{err}");
     assert!(
-        !ssh_with_cert(sshd.port(), &account, &alice, &alice_cert, &["true"])
-            .status
-            .success()
+        err.contains("cannot reach the CA") && err.contains("stale: the KRL held"),
+        "{err}"
     );
+    assert_eq!(snapshot(&host_dir), good);
+    let st = state(&host_dir);
+    assert_eq!(
+        (
+            st["stale"].clone(),
+            st["ok"].clone(),
+            st["krl_version"].clone()
+        ),
+        (true.into(), false.into(), 2.into())
+    );
+    // And sshd still enforces the last good KRL.
+    assert!(!login(&alice, &alice_cert));
+    assert!(login(&bob, &bob_cert));
+}
+
+/// A CA (or whoever answers for it) replaying the same signed manifest
+/// forever withholds later revocations: sync notices from the signed time.
+#[test]
+fn a_frozen_krl_is_reported_stale_by_its_signed_time() {
+    if !have_tools("host_sync", &[SSH_KEYGEN]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let ca_key = keygen(root, "ca");
+    let dir = root.join("host");
+    let ca = SignedCa::start(root);
+    let fp = fingerprint(&ca_key);
+    // Past the manifest's own valid_until (10 min after signing), a
+    // generous --max-age does not help; the files are still the newest.
+    ca.publish(&ca_key, &[&ca_key], 1, "", now() - 700);
+    let out = ca.sync(&dir, &["--bootstrap-fingerprint", &fp, "--max-age", "1h"]);
+    assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
+    assert_eq!(
+        (state(&dir)["stale"].clone(), state(&dir)["ok"].clone()),
+        (true.into(), true.into())
+    );
+    ca.publish(&ca_key, &[&ca_key], 2, "", now() - 300);
+    assert_ok(&ca.sync(&dir, &["--max-age", "10m"]));
+    assert_eq!(state(&dir)["stale"], false);
+    // The same answer again, judged with a tighter bound: fetched fine, but stale.
+    let out = ca.sync(&dir, &["--max-age", "1m"]);
+    assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
+    assert!(stderr(&out).contains("signed 5m"), "{}", stderr(&out));
+    assert_eq!(
+        (state(&dir)["stale"].clone(), state(&dir)["ok"].clone()),
+        (true.into(), true.into())
+    );
+    // A fresh one clears it.
+    ca.publish(&ca_key, &[&ca_key], 3, "", now());
+    assert_ok(&ca.sync(&dir, &["--max-age", "1m"]));
+    assert_eq!(state(&dir)["stale"], false);
+    assert_eq!(state(&dir)["krl_version"], 3);
+}
+
+/// `python3` runs `cmd` and reports the child's peak RSS (KiB).
+fn with_max_rss(cmd: &mut Command) -> (Output, u64) {
+    let prog = cmd.get_program().to_owned();
+    let args: Vec<_> = cmd.get_args().map(ToOwned::to_owned).collect();
+    let out = run(Command::new("python3")
+        .arg("-c")
+        .arg("import resource,subprocess,sys\nr=subprocess.run(sys.argv[1:])\nsys.stderr.write('\\nmaxrss_kib=%d\\n' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\nsys.exit(r.returncode)")
+        .arg(prog)
+        .args(args));
+    let kib = stderr(&out)
+        .lines()
+        .find_map(|l| l.strip_prefix("maxrss_kib="))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("python3 printed the child's maxrss");
+    (out, kib)
+}
+
+#[test]
+fn host_sync_refuses_unsafe_transport_bodies_and_files() {
+    if !have_tools("host_sync", &[SSH_KEYGEN]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let ca_key = keygen(root, "ca");
+    let dir = root.join("host");
+    let ca = SignedCa::start(root);
+    let t0 = now() - 60;
+    ca.publish(&ca_key, &[&ca_key], 1, "", t0);
+    let fp = fingerprint(&ca_key);
+
+    // Plain http off loopback is refused before any connection.
+    let out = host_sync(
+        "http://jit-ssh-ca.invalid",
+        &dir,
+        &["--bootstrap-fingerprint", &fp],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("refusing plain http"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.join("ca-keys").exists());
+
+    let (out, baseline_kib) = with_max_rss(
+        Command::new(bin("jit-ssh"))
+            .args([
+                "host",
+                "sync",
+                "--ca",
+                &ca.ca.url,
+                "--bootstrap-fingerprint",
+                &fp,
+                "--dir",
+            ])
+            .arg(&dir),
+    );
+    assert_ok(&out);
+    let good = snapshot(&dir);
+
+    // Redirects: within the CA's origin followed, to another origin refused.
+    let elsewhere = FakeCa::start();
+    elsewhere.serve("/v1/ca-keys", key_set(root, &ca_key, &[&ca_key], t0));
+    ca.ca.answer(
+        "/v1/ca-keys",
+        Answer::Redirect(format!("{}/v1/ca-keys", elsewhere.url)),
+    );
+    let out = ca.sync(&dir, &[]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("another origin"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(snapshot(&dir), good);
+    ca.ca
+        .serve("/v1/ca-keys-moved", key_set(root, &ca_key, &[&ca_key], t0));
+    ca.ca.answer(
+        "/v1/ca-keys",
+        Answer::Redirect(format!("{}/v1/ca-keys-moved", ca.ca.url)),
+    );
+    assert_ok(&ca.sync(&dir, &[]));
+
+    // Endless answers: cut at the cap, announced or not; memory stays flat.
+    let three_gib = 3 << 30;
+    for path in ["/v1/ca-keys", "/v1/krl.manifest", "/v1/krl"] {
+        for announced in [true, false] {
+            ca.publish(&ca_key, &[&ca_key], 1, "", t0);
+            ca.ca.answer(
+                path,
+                Answer::Endless {
+                    bytes: three_gib,
+                    announced,
+                },
+            );
+            let (out, kib) = with_max_rss(
+                Command::new(bin("jit-ssh"))
+                    .args(["host", "sync", "--ca", &ca.ca.url, "--dir"])
+                    .arg(&dir),
+            );
+            let err = stderr(&out);
+            assert!(
+                !out.status.success() && err.contains("limit"),
+                "{path} {announced}: {err}"
+            );
+            assert!(
+                kib < baseline_kib + 8 * 1024,
+                "{path} (announced: {announced}): peak RSS {kib} KiB vs {baseline_kib} KiB for a normal sync"
+            );
+            eprintln!("endless {path} announced={announced}: peak RSS {kib} KiB (normal sync {baseline_kib} KiB)");
+            assert_eq!(snapshot(&dir), good);
+        }
+    }
+
+    // A planted symlink at a temp name is not followed.
+    ca.publish(&ca_key, &[&ca_key], 2, "", t0 + 1);
+    let victim = root.join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.join(".revoked.krl.new")).unwrap();
+    std::os::unix::fs::symlink(root.join("created-elsewhere"), dir.join(".ca-keys.new")).unwrap();
+    assert_ok(&ca.sync(&dir, &[]));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert!(!root.join("created-elsewhere").exists());
+    assert!(std::fs::symlink_metadata(dir.join("revoked.krl"))
+        .unwrap()
+        .is_file());
+
+    // A directory others may write to is refused.
+    let good = snapshot(&dir);
+    ca.publish(&ca_key, &[&ca_key], 3, "", t0 + 2);
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = ca.sync(&dir, &[]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("writable by group or others"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(snapshot(&dir), good);
 }

@@ -256,7 +256,7 @@ async fn export(t: &TestCa, token: &str, query: &str) -> (StatusCode, String) {
 }
 
 fn ca_key(t: &TestCa) -> ssh_key::PublicKey {
-    ssh_key::PublicKey::from_openssh(&t.ca.ca_keys().keys[0]).unwrap()
+    ssh_key::PublicKey::from_openssh(&t.ca.ca_keys().unwrap().keys[0]).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

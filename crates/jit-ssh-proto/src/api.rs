@@ -193,8 +193,13 @@ pub struct Enrolled {
 /// `GET /v1/ca-keys`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaKeys {
-    /// TrustedUserCAKeys lines.
+    /// TrustedUserCAKeys lines, for people and scripts. Unsigned: hosts
+    /// install only the keys of the signed `document`.
     pub keys: Vec<String>,
+    /// A [`crate::signed::CaKeySet`] and its signature, namespace
+    /// [`crate::signed::CA_KEYS_NAMESPACE`].
+    #[serde(flatten)]
+    pub signed: crate::signed::SignedDocument,
 }
 
 #[cfg(test)]

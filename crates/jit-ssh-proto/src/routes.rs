@@ -24,7 +24,8 @@ pub const REQUEST_SUMMARY: &str = "/v1/requests/{id}/summary";
 pub const MFA_START: &str = "/v1/requests/{id}/mfa/start";
 /// `POST`: finish it with the browser's assertion.
 pub const MFA_FINISH: &str = "/v1/requests/{id}/mfa/finish";
-/// `GET`: the TrustedUserCAKeys lines.
+/// `GET`: the TrustedUserCAKeys lines, and the same keys as a signed
+/// [`crate::signed::CaKeySet`] (what `jit-ssh host sync` installs).
 pub const CA_KEYS: &str = "/v1/ca-keys";
 /// `GET`: who an invite is for (the enrollment page shows it).
 pub const INVITE: &str = "/v1/enroll/{token}";
@@ -39,6 +40,9 @@ pub const KRL: &str = "/v1/krl";
 /// [`KRL_NAMESPACE`] (OpenSSH 9.4+ refuses signatures inside KRLs).
 pub const KRL_SIG: &str = "/v1/krl.sig";
 pub const KRL_NAMESPACE: &str = "jit-ssh-krl@jit-ssh";
+/// `GET`: a signed [`crate::signed::KrlManifest`] naming the current KRL's
+/// version, digest, size and signing time (what `jit-ssh host sync` checks).
+pub const KRL_MANIFEST: &str = "/v1/krl.manifest";
 pub const KRL_VERSION_HEADER: &str = "x-jit-ssh-krl-version";
 /// `POST`: ask to revoke; `GET …/{id}` (secret), `…/summary`, `…/mfa/start|finish`.
 pub const REVOCATIONS: &str = "/v1/revocations";

@@ -24,6 +24,9 @@ pub enum ClientError {
     SyncRefused(String),
     /// An audit export failed verification.
     VerifyFailed(String),
+    /// `host sync`: the newest KRL this host holds is older than
+    /// `--max-age` (by its signed time), whether or not this sync fetched.
+    Stale(String),
     /// The CA refused or failed in another way.
     Ca {
         code: String,
@@ -42,6 +45,7 @@ impl ClientError {
             ClientError::Denied(_) => 6,
             ClientError::TimedOut(_) => 7,
             ClientError::VerifyFailed(_) => 8,
+            ClientError::Stale(_) => 9,
             ClientError::Cancelled => 130,
             ClientError::Ca { .. } | ClientError::SyncRefused(_) | ClientError::Other(_) => 1,
         }
@@ -66,6 +70,9 @@ impl ClientError {
                 "run the login again and confirm with your security key sooner".into()
             }
             ClientError::Usage(_) => "see `jit-ssh --help`".into(),
+            ClientError::Stale(_) => {
+                "revocations since then are not enforced here: check that the CA is reachable and that `jit-ssh host sync` runs (see sync-state.json and docs/hosts.md)".into()
+            }
             ClientError::VerifyFailed(_) => {
                 "treat the export as altered from that record on; compare with a fresh export and the CA's own `verify`".into()
             }
@@ -88,6 +95,7 @@ impl fmt::Display for ClientError {
             ClientError::Usage(m) => f.write_str(m),
             ClientError::SyncRefused(m) => write!(f, "sync refused: {m}"),
             ClientError::VerifyFailed(m) => write!(f, "verification FAILED at {m}"),
+            ClientError::Stale(m) => write!(f, "stale: {m}"),
             ClientError::Ca { code, message } => write!(f, "the CA refused ({code}): {message}"),
             ClientError::Other(e) => write!(f, "{e:#}"),
         }

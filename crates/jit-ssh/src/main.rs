@@ -246,8 +246,9 @@ enum AuditAction {
 
 #[derive(Subcommand)]
 enum HostCommand {
-    /// Fetch, verify and atomically install the CA keys and the signed KRL
-    /// (run every 30 s by systemd/jit-ssh-host-sync.timer).
+    /// Fetch, verify and atomically install the signed CA key set and the
+    /// KRL its signed manifest names (run every 30 s by
+    /// systemd/jit-ssh-host-sync.timer). Exit 9: the KRL held is stale.
     Sync {
         /// The CA URL (or JIT_SSH_CA_URL).
         #[arg(long = "ca", env = "JIT_SSH_CA_URL")]
@@ -258,7 +259,8 @@ enum HostCommand {
         /// First sync only: the SHA256 fingerprint of the CA key to trust.
         #[arg(long)]
         bootstrap_fingerprint: Option<String>,
-        /// Warn when the KRL held is older than this and sync fails.
+        /// Exit 9 (and mark sync-state.json stale) when the newest KRL
+        /// manifest held was signed longer ago than this, fetched or not.
         #[arg(long, default_value = "10m")]
         max_age: String,
         /// Extra PEM root certificate for the CA's TLS.

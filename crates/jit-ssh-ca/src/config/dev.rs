@@ -76,6 +76,7 @@ pub fn config(
             path: dev_dir.join("ca").join(crate::ca_key::KEY_FILE),
             passphrase_file: None,
         },
+        publish_ca_keys: vec![],
         tls: None,
         limits: Limits {
             invite_ttl: Duration::from_secs(86_400),

@@ -21,6 +21,12 @@ pub struct ConfigFile {
     pub data_dir: PathBuf,
     /// The CA key.
     pub ca_key: SignerFile,
+    /// Public keys hosts should trust besides the CA key (the next CA key
+    /// during a rotation, see ca-keys.example): published in the signed key
+    /// set, so `jit-ssh host sync` installs them, vouched for by the
+    /// current key.
+    #[serde(default)]
+    pub publish_ca_keys: Vec<PathBuf>,
     /// TLS certificate and key (PEM); required unless `listen` is loopback.
     pub tls: Option<TlsFile>,
     #[serde(default)]

@@ -70,6 +70,8 @@ pub struct Config {
     pub public_url: Url,
     pub data_dir: PathBuf,
     pub signer: SignerConfig,
+    /// Public key files published beside the signing key.
+    pub publish_ca_keys: Vec<PathBuf>,
     pub tls: Option<TlsConfig>,
     pub limits: Limits,
     pub profile: CertProfile,
@@ -239,6 +241,7 @@ fn validate(f: file::ConfigFile, c: &mut Collector<'_>) -> Option<Config> {
             path,
             passphrase_file,
         },
+        publish_ca_keys: f.publish_ca_keys,
         tls: f.tls.map(|t| TlsConfig {
             cert: t.cert,
             key: t.key,

@@ -1,10 +1,12 @@
-//! `/v1/krl` and `/v1/krl.sig`: what `jit-ssh host sync` fetches.
+//! `/v1/krl.manifest`, `/v1/krl` and `/v1/krl.sig`: what `jit-ssh host sync`
+//! fetches (the signed manifest, then the KRL it names), and the detached
+//! signature for people checking a KRL with `ssh-keygen -Y verify`.
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{Json, Router};
 
 use jit_ssh_proto::routes;
 
@@ -14,6 +16,16 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route(routes::KRL, get(krl))
         .route(routes::KRL_SIG, get(signature))
+        .route(routes::KRL_MANIFEST, get(manifest))
+}
+
+async fn manifest(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let (_, signed) = blocking(&state, |ca| ca.krl_manifest()).await?;
+    let mut res = Json(signed).into_response();
+    // Each answer carries its own signing time: never serve a cached one.
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res)
 }
 
 fn etag(version: u64) -> String {

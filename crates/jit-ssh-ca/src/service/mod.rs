@@ -12,6 +12,7 @@ mod decide;
 mod enroll;
 mod limits;
 mod mfa;
+mod published;
 mod requests;
 mod revocation;
 mod revoke_flow;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
+use ssh_key::PublicKey;
 use webauthn_rs::{Webauthn, WebauthnBuilder};
 
 use jit_ssh_audit::{Actor, AuditLog, Event};
@@ -32,6 +34,7 @@ use crate::signer::CaSigner;
 use crate::store::{Store, StoreError};
 
 pub use limits::RateLimiter;
+pub use published::{MANIFEST_VALIDITY, RESIGN_AFTER};
 pub use revocation::PublishedKrl;
 pub use sessions::SignedIn;
 pub use waiters::Waiters;
@@ -105,6 +108,9 @@ pub struct Ca {
     limiter: RateLimiter,
     pub waiters: Waiters,
     krl_cache: revocation::KrlCache,
+    signed_cache: published::SignedCache,
+    /// Public keys published beside the signing key (a staged rotation).
+    extra_ca_keys: Vec<ssh_key::PublicKey>,
     pub schedules: crate::oncall::Schedules,
     notifier: crate::notify::Notifier,
     /// Held while an approver's decision is applied.
@@ -131,6 +137,14 @@ impl Ca {
             tracing::error!(schedule = %name, error = %why, "on-call feed did not load; nobody counts as on call in it until it does");
         }
         let notifier = crate::notify::Notifier::new(config.notify.clone());
+        let extra_ca_keys = config
+            .publish_ca_keys
+            .iter()
+            .map(|p| {
+                PublicKey::read_openssh_file(p)
+                    .map_err(|e| format!("publish_ca_keys: reading {}: {e}", p.display()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             schedules,
             notifier,
@@ -143,6 +157,8 @@ impl Ca {
             limiter: RateLimiter::default(),
             waiters: Waiters::default(),
             krl_cache: revocation::KrlCache::default(),
+            signed_cache: published::SignedCache::default(),
+            extra_ca_keys,
         })
     }
 
@@ -187,13 +203,6 @@ impl Ca {
             .requests_per_minute_per_user
             .saturating_mul(3);
         self.limit(&format!("ceremony:{user}"), budget)
-    }
-
-    /// The TrustedUserCAKeys lines.
-    pub fn ca_keys(&self) -> jit_ssh_proto::api::CaKeys {
-        jit_ssh_proto::api::CaKeys {
-            keys: self.signer.public_key().to_openssh().into_iter().collect(),
-        }
     }
 }
 

@@ -1,0 +1,150 @@
+//! The host's HTTP client: what it will talk to and how much it reads.
+//!
+//! Signatures protect what is installed, but a host still must not be
+//! steered or starved: plain HTTP only to loopback (where no one sits in
+//! between), redirects only within the CA's own origin, and every body read
+//! in pieces against a cap, so a hostile answer of gigabytes costs at most
+//! the cap in memory.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use reqwest::Url;
+
+use crate::error::ClientError;
+
+/// Redirects followed within the CA's origin, at most.
+const MAX_REDIRECTS: usize = 5;
+
+fn refused(why: impl Into<String>) -> ClientError {
+    ClientError::SyncRefused(why.into())
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+/// https anywhere; http only to loopback.
+pub fn check_ca_url(url: &Url) -> Result<(), ClientError> {
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(url) => Ok(()),
+        "http" => Err(ClientError::Usage(format!(
+            "refusing plain http to {url}: host sync needs https unless the CA is on this machine (localhost, 127.0.0.1, ::1)"
+        ))),
+        other => Err(ClientError::Usage(format!(
+            "{url}: unsupported scheme {other:?}; use https"
+        ))),
+    }
+}
+
+/// A client that follows redirects only within `origin`'s scheme, host and port.
+pub fn client(origin: &Url, extra_root: Option<&Path>) -> Result<reqwest::Client, ClientError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let home = origin.origin();
+    let policy = reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() >= MAX_REDIRECTS {
+            attempt.error("too many redirects")
+        } else if attempt.url().origin() == home {
+            attempt.follow()
+        } else {
+            let to = attempt.url().origin().ascii_serialization();
+            attempt.error(format!("redirect to another origin ({to}) refused"))
+        }
+    });
+    let mut builder = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .redirect(policy);
+    if let Some(p) = extra_root {
+        let pem = std::fs::read(p)
+            .map_err(|e| ClientError::Usage(format!("--ca-cert {}: {e}", p.display())))?;
+        builder = builder.add_root_certificate(
+            reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| ClientError::Usage(format!("--ca-cert: {e}")))?,
+        );
+    }
+    builder.build().map_err(|e| ClientError::Other(e.into()))
+}
+
+/// GETs `url` and reads at most `cap` bytes of its body; more is refused
+/// before it is read.
+pub async fn get_capped(
+    http: &reqwest::Client,
+    url: &str,
+    cap: u64,
+) -> Result<Vec<u8>, ClientError> {
+    let failed = |e: reqwest::Error| {
+        if e.is_redirect() {
+            refused(format!("{url}: {}", error_chain(&e)))
+        } else {
+            ClientError::CaUnreachable {
+                url: url.to_owned(),
+                detail: error_chain(&e),
+            }
+        }
+    };
+    let mut res = http.get(url).send().await.map_err(failed)?;
+    if !res.status().is_success() {
+        return Err(refused(format!("{url} answered {}", res.status())));
+    }
+    let too_big = || refused(format!("{url}: the answer is over the {cap}-byte limit"));
+    if res.content_length().is_some_and(|n| n > cap) {
+        return Err(too_big());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = res.chunk().await.map_err(failed)? {
+        if (body.len() + chunk.len()) as u64 > cap {
+            return Err(too_big());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        for ok in [
+            "https://ca.example.com",
+            "http://localhost:8722",
+            "http://127.0.0.1:1",
+            "http://127.3.4.5",
+            "http://[::1]:8722",
+        ] {
+            assert!(check_ca_url(&Url::parse(ok).unwrap()).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://ca.example.com",
+            "http://10.0.0.1",
+            "http://localhost.evil.example",
+            "http://[::2]",
+            "ftp://localhost",
+        ] {
+            assert!(check_ca_url(&Url::parse(bad).unwrap()).is_err(), "{bad}");
+        }
+    }
+}

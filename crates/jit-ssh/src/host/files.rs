@@ -1,0 +1,142 @@
+//! The host's files. sshd reads `ca-keys` and `revoked.krl`; beside them
+//! sync keeps the signed documents it accepted (to judge the next answer's
+//! age from signed times, never from file mtimes) and a state file for
+//! monitors. Every file is replaced whole (temp file, fsync, rename) and
+//! the temp file is created fresh, so a link planted at its name is not
+//! followed.
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use jit_ssh_proto::signed::SignedDocument;
+
+use crate::error::ClientError;
+
+pub const CA_KEYS_FILE: &str = "ca-keys";
+pub const KRL_FILE: &str = "revoked.krl";
+/// The signed key set whose keys are in [`CA_KEYS_FILE`].
+pub const CA_KEYS_SIGNED_FILE: &str = "ca-keys.signed.json";
+/// The signed manifest of [`KRL_FILE`].
+pub const KRL_MANIFEST_FILE: &str = "krl.manifest.json";
+/// What the last sync found, for monitoring (`jq .stale`).
+pub const STATE_FILE: &str = "sync-state.json";
+
+fn refused(why: impl Into<String>) -> ClientError {
+    ClientError::SyncRefused(why.into())
+}
+
+/// Makes `dir` (0755) if missing; refuses one that group or others may
+/// write, since whoever writes there decides who logs in.
+pub fn check_dir(dir: &Path) -> Result<(), ClientError> {
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+            .map_err(|e| refused(format!("creating {}: {e}", dir.display())))?;
+    }
+    let meta =
+        std::fs::metadata(dir).map_err(|e| refused(format!("reading {}: {e}", dir.display())))?;
+    if !meta.is_dir() {
+        return Err(refused(format!("{} is not a directory", dir.display())));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o022 != 0 {
+        return Err(refused(format!(
+            "{} is writable by group or others (mode {mode:03o}); run `chmod go-w {}`",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Replaces `path` atomically with `data` (mode 0644).
+pub fn replace(path: &Path, data: &[u8]) -> Result<(), ClientError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.new"));
+    let result = (|| {
+        // Whatever sits at the temp name (a leftover, or a planted link) is
+        // removed, not followed; create_new then fails rather than open
+        // anything that appears there in between.
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(|e| refused(format!("writing {}: {e}", path.display())))
+}
+
+/// Reads `dir/name`, `None` when it does not exist.
+pub fn read_opt(dir: &Path, name: &str) -> Result<Option<Vec<u8>>, ClientError> {
+    match std::fs::read(dir.join(name)) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(refused(format!(
+            "reading {}: {e}",
+            dir.join(name).display()
+        ))),
+    }
+}
+
+/// A held signed document; unreadable ones count as absent (the next
+/// accepted answer replaces them).
+pub fn read_signed(dir: &Path, name: &str) -> Option<SignedDocument> {
+    let bytes = read_opt(dir, name).ok()??;
+    serde_json::from_slice(&bytes).ok()
+}
+
+pub fn write_signed(dir: &Path, name: &str, doc: &SignedDocument) -> Result<(), ClientError> {
+    let bytes = serde_json::to_vec_pretty(doc).map_err(|e| ClientError::Other(e.into()))?;
+    replace(&dir.join(name), &bytes)
+}
+
+/// What [`STATE_FILE`] holds. Informational: nothing trusts it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SyncState {
+    /// When this sync ran (Unix seconds).
+    pub checked_at: u64,
+    /// Whether this sync installed (or confirmed) the CA's current answer.
+    pub ok: bool,
+    pub last_error: Option<String>,
+    pub last_success_at: Option<u64>,
+    /// The held KRL: version, and its manifest's signed times.
+    pub krl_version: u64,
+    pub krl_signed_at: Option<u64>,
+    pub krl_valid_until: Option<u64>,
+    /// The held key set's signing time and size.
+    pub ca_keys_signed_at: Option<u64>,
+    pub ca_keys: usize,
+    /// The held manifest is older than `--max-age`, past its `valid_until`,
+    /// or missing: revocations since may not be enforced here.
+    pub stale: bool,
+    pub max_age_secs: u64,
+}
+
+pub fn read_state(dir: &Path) -> Option<SyncState> {
+    serde_json::from_slice(&read_opt(dir, STATE_FILE).ok()??).ok()
+}
+
+pub fn write_state(dir: &Path, state: &SyncState) -> Result<(), ClientError> {
+    let bytes = serde_json::to_vec_pretty(state).map_err(|e| ClientError::Other(e.into()))?;
+    replace(&dir.join(STATE_FILE), &bytes)
+}

@@ -1,0 +1,58 @@
+//! The host side: `jit-ssh host sync` keeps sshd's CA keys and KRL current
+//! ([`sync`]: fetched by [`fetch`], judged by [`trust`], written by
+//! [`files`]); `jit-ssh host setup` writes principals files and prints
+//! sshd_config.
+
+mod fetch;
+mod files;
+mod sync;
+mod trust;
+
+use std::path::Path;
+
+pub use files::{CA_KEYS_FILE, KRL_FILE};
+pub use sync::{record_state, sync, SyncOptions};
+
+use crate::error::ClientError;
+use files::replace;
+
+fn fail(why: impl Into<String>) -> ClientError {
+    ClientError::SyncRefused(why.into())
+}
+
+fn simple_name(s: &str, what: &str) -> Result<(), ClientError> {
+    let ok = !s.is_empty()
+        && s.len() <= 253
+        && !s.starts_with('-')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(ClientError::Usage(format!(
+            "{what} {s:?} may hold only letters, digits, '.', '_' and '-'"
+        )))
+    }
+}
+
+/// Writes `DIR/principals/ACCOUNT` (one `ACCOUNT@HOST` line) for each
+/// account and returns the sshd_config lines to add.
+pub fn setup(dir: &Path, host: &str, accounts: &[String]) -> Result<String, ClientError> {
+    simple_name(host, "host")?;
+    let host = host.to_ascii_lowercase();
+    let principals = dir.join("principals");
+    std::fs::create_dir_all(&principals)
+        .map_err(|e| fail(format!("creating {}: {e}", principals.display())))?;
+    // sshd wants absolute paths.
+    let dir = std::fs::canonicalize(dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
+    for a in accounts {
+        simple_name(a, "account")?;
+        replace(&principals.join(a), format!("{a}@{host}\n").as_bytes())?;
+    }
+    Ok(format!(
+        "# jit-ssh: add to /etc/ssh/sshd_config, then `sshd -t` and reload sshd.\n\
+         # Run `jit-ssh host sync` first: a missing RevokedKeys file locks everyone out.\n\
+         TrustedUserCAKeys {0}/{CA_KEYS_FILE}\nRevokedKeys {0}/{KRL_FILE}\nAuthorizedPrincipalsFile {0}/principals/%u\n",
+        dir.display()
+    ))
+}

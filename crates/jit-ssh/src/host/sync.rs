@@ -1,0 +1,240 @@
+//! `jit-ssh host sync`: fetch what the CA offers, accept it only as
+//! [`super::trust`] allows, then replace the files; on any refusal the old
+//! files stay as they were, byte for byte.
+//!
+//! sync never leaves sshd without a valid KRL (a missing or unreadable
+//! `RevokedKeys` file makes sshd refuse every key): the KRL is written only
+//! after it matched a manifest signed by a trusted key.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use ssh_key::PublicKey;
+
+use jit_ssh_krl::Krl;
+use jit_ssh_proto::api::CaKeys;
+use jit_ssh_proto::routes;
+use jit_ssh_proto::signed::{
+    CaKeySet, KrlManifest, SignedDocument, CA_KEYS_NAMESPACE, KRL_MANIFEST_NAMESPACE,
+    MAX_CA_KEYS_BYTES, MAX_KRL_BYTES, MAX_MANIFEST_BYTES,
+};
+
+use super::fetch::{check_ca_url, client, get_capped};
+use super::files::{
+    check_dir, read_opt, read_signed, read_state, replace, write_signed, write_state, SyncState,
+    CA_KEYS_FILE, CA_KEYS_SIGNED_FILE, KRL_FILE, KRL_MANIFEST_FILE,
+};
+use super::trust::{self, Anchor, HeldKrl, Refusal};
+use crate::error::ClientError;
+
+pub struct SyncOptions {
+    pub ca_url: reqwest::Url,
+    pub dir: PathBuf,
+    pub bootstrap_fingerprint: Option<String>,
+    pub max_age: Duration,
+    pub ca_cert: Option<PathBuf>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Synced {
+    pub krl_version: u64,
+    pub revoked_serials: u64,
+    pub ca_keys: usize,
+    /// The installed manifest's and key set's signing times (Unix seconds).
+    pub krl_signed_at: u64,
+    pub ca_keys_signed_at: u64,
+}
+
+impl From<Refusal> for ClientError {
+    fn from(r: Refusal) -> Self {
+        ClientError::SyncRefused(r.to_string())
+    }
+}
+
+pub fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn held_keys(dir: &Path) -> Result<Option<Vec<PublicKey>>, ClientError> {
+    read_opt(dir, CA_KEYS_FILE)?
+        .map(|b| {
+            trust::parse_keys(&String::from_utf8_lossy(&b)).map_err(|e| {
+                ClientError::SyncRefused(format!("{}: {e}", dir.join(CA_KEYS_FILE).display()))
+            })
+        })
+        .transpose()
+}
+
+/// The held key set's signing time, if it still verifies with the held keys.
+fn held_key_set_time(dir: &Path, keys: &[PublicKey]) -> u64 {
+    read_signed(dir, CA_KEYS_SIGNED_FILE)
+        .filter(|d| trust::reverify(d, CA_KEYS_NAMESPACE, keys).is_some())
+        .and_then(|d| serde_json::from_str::<CaKeySet>(&d.document).ok())
+        .map_or(0, |s| s.issued_at)
+}
+
+/// The held manifest, if it verifies with one of `keys`.
+fn held_manifest(dir: &Path, keys: &[PublicKey]) -> Option<KrlManifest> {
+    read_signed(dir, KRL_MANIFEST_FILE)
+        .filter(|d| trust::reverify(d, KRL_MANIFEST_NAMESPACE, keys).is_some())
+        .and_then(|d| trust::read_manifest(&d).ok())
+}
+
+fn held_krl(dir: &Path, keys: &[PublicKey]) -> HeldKrl {
+    let version = read_opt(dir, KRL_FILE)
+        .ok()
+        .flatten()
+        .and_then(|b| Krl::decode(&b).ok())
+        .map_or(0, |k| k.version);
+    HeldKrl {
+        issued_at: held_manifest(dir, keys).map_or(0, |m| m.issued_at),
+        version,
+    }
+}
+
+async fn fetch_signed(
+    http: &reqwest::Client,
+    url: &str,
+    cap: u64,
+) -> Result<SignedDocument, ClientError> {
+    let body = get_capped(http, url, cap).await?;
+    serde_json::from_slice(&body)
+        .map_err(|e| ClientError::SyncRefused(format!("{url}: unreadable answer: {e}")))
+}
+
+/// The manifest and the KRL it names, both checked. A revocation landing
+/// between the two fetches is retried once.
+async fn fetch_krl(
+    http: &reqwest::Client,
+    base: &str,
+    keys: &[PublicKey],
+    held: HeldKrl,
+    now: u64,
+) -> Result<(SignedDocument, KrlManifest, Vec<u8>, Krl), ClientError> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let signed = fetch_signed(
+            http,
+            &format!("{base}{}", routes::KRL_MANIFEST),
+            MAX_MANIFEST_BYTES,
+        )
+        .await?;
+        let manifest = trust::accept_manifest(&signed, keys, held, now)?;
+        let cap = manifest.krl_size.min(MAX_KRL_BYTES);
+        let bytes = get_capped(http, &format!("{base}{}", routes::KRL), cap).await?;
+        match trust::check_krl(&bytes, &manifest) {
+            Ok(krl) => return Ok((signed, manifest, bytes, krl)),
+            Err(Refusal::KrlMismatch(_)) if tries < 2 => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+pub async fn sync(opts: &SyncOptions) -> Result<Synced, ClientError> {
+    check_ca_url(&opts.ca_url)?;
+    check_dir(&opts.dir)?;
+    let dir = opts.dir.as_path();
+    let now = now_unix();
+    let http = client(&opts.ca_url, opts.ca_cert.as_deref())?;
+    let base = opts.ca_url.as_str().trim_end_matches('/').to_owned();
+
+    // 1. The key set, vouched for by a key already held (or, on first use,
+    //    by the key a person named by fingerprint).
+    let held = held_keys(dir)?;
+    let (anchor, held_time) = match (&held, &opts.bootstrap_fingerprint) {
+        (Some(keys), _) => (Anchor::Held(keys), held_key_set_time(dir, keys)),
+        (None, Some(fp)) => (Anchor::Fingerprint(fp), 0),
+        (None, None) => {
+            return Err(ClientError::Usage(format!(
+                "{} holds no trusted CA keys; the first sync needs --bootstrap-fingerprint SHA256:… (from `ssh-keygen -lf ca_key.pub` on the CA)",
+                dir.display()
+            )))
+        }
+    };
+    let url = format!("{base}{}", routes::CA_KEYS);
+    let body = get_capped(&http, &url, MAX_CA_KEYS_BYTES).await?;
+    let offered: CaKeys = serde_json::from_slice(&body)
+        .map_err(|e| ClientError::SyncRefused(format!("{url}: unreadable answer: {e}")))?;
+    let accepted = trust::accept_key_set(&offered.signed, anchor, held_time, now)?;
+
+    // 2. The manifest, signed by a key of that set, and the KRL it names.
+    //    The held manifest may be signed by a key the new set dropped.
+    let all_keys: Vec<PublicKey> = accepted
+        .keys
+        .iter()
+        .chain(held.iter().flatten())
+        .cloned()
+        .collect();
+    let held_krl = held_krl(dir, &all_keys);
+    let (manifest_doc, manifest, krl_bytes, krl) =
+        fetch_krl(&http, &base, &accepted.keys, held_krl, now).await?;
+
+    // 3. Everything checked: replace, KRL first.
+    replace(&dir.join(KRL_FILE), &krl_bytes)?;
+    write_signed(dir, KRL_MANIFEST_FILE, &manifest_doc)?;
+    let lines: Vec<String> = accepted
+        .keys
+        .iter()
+        .map(|k| k.to_openssh())
+        .collect::<Result<_, _>>()
+        .map_err(|e| ClientError::Other(e.into()))?;
+    replace(
+        &dir.join(CA_KEYS_FILE),
+        format!("{}\n", lines.join("\n")).as_bytes(),
+    )?;
+    write_signed(dir, CA_KEYS_SIGNED_FILE, &offered.signed)?;
+    Ok(Synced {
+        krl_version: krl.version,
+        revoked_serials: krl.cert_sections().map(|(_, rc)| rc.serials.len()).sum(),
+        ca_keys: lines.len(),
+        krl_signed_at: manifest.issued_at,
+        ca_keys_signed_at: accepted.set.issued_at,
+    })
+}
+
+/// What the host holds now, judged by signed times only: stale when the
+/// held manifest is missing, older than `max_age`, or past its
+/// `valid_until`. Records it in the state file for monitors.
+pub fn record_state(
+    dir: &Path,
+    max_age: Duration,
+    outcome: Result<&Synced, &ClientError>,
+) -> SyncState {
+    let now = now_unix();
+    let keys = held_keys(dir).ok().flatten().unwrap_or_default();
+    let manifest = held_manifest(dir, &keys);
+    let key_set = read_signed(dir, CA_KEYS_SIGNED_FILE)
+        .filter(|d| trust::reverify(d, CA_KEYS_NAMESPACE, &keys).is_some())
+        .and_then(|d| serde_json::from_str::<CaKeySet>(&d.document).ok());
+    let previous = read_state(dir).unwrap_or_default();
+    let stale = manifest
+        .as_ref()
+        .is_none_or(|m| now.saturating_sub(m.issued_at) > max_age.as_secs() || now > m.valid_until);
+    let state = SyncState {
+        checked_at: now,
+        ok: outcome.is_ok(),
+        last_error: outcome.err().map(ToString::to_string),
+        last_success_at: if outcome.is_ok() {
+            Some(now)
+        } else {
+            previous.last_success_at
+        },
+        krl_version: held_krl(dir, &keys).version,
+        krl_signed_at: manifest.as_ref().map(|m| m.issued_at),
+        krl_valid_until: manifest.as_ref().map(|m| m.valid_until),
+        ca_keys_signed_at: key_set.map(|s| s.issued_at),
+        ca_keys: keys.len(),
+        stale,
+        max_age_secs: max_age.as_secs(),
+    };
+    if dir.is_dir() {
+        if let Err(e) = write_state(dir, &state) {
+            eprintln!("jit-ssh: warning: {e}");
+        }
+    }
+    state
+}
