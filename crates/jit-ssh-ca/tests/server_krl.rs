@@ -237,3 +237,60 @@ async fn expired_certificates_leave_the_krl() {
     // Nothing changed since: the same version is served again.
     assert_eq!(t.ca.krl().unwrap().version, after.version);
 }
+
+/// What hosts trust arrives signed, in its own namespace, with a signing
+/// time; the manifest names exactly the KRL served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_set_and_krl_manifest_are_signed_and_name_the_served_krl() {
+    use jit_ssh_proto::signed::{
+        CaKeySet, KrlManifest, SignedDocument, CA_KEYS_NAMESPACE, KRL_MANIFEST_NAMESPACE,
+    };
+    use sha2::Digest;
+    let t = TestCa::new();
+    let ca_pub = t.ca.signer().public_key().clone();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let verify = |signed: &SignedDocument, ns: &str| {
+        let sig = ssh_key::SshSig::from_pem(&signed.signature).unwrap();
+        ca_pub.verify(ns, signed.document.as_bytes(), &sig)
+    };
+
+    let (s, _, body) = fetch(&t, "/v1/ca-keys", None).await;
+    assert_eq!(s, StatusCode::OK);
+    let answer: jit_ssh_proto::api::CaKeys = serde_json::from_slice(&body).unwrap();
+    assert!(verify(&answer.signed, CA_KEYS_NAMESPACE).is_ok());
+    // A key set signature is no manifest signature.
+    assert!(verify(&answer.signed, KRL_MANIFEST_NAMESPACE).is_err());
+    let set: CaKeySet = serde_json::from_str(&answer.signed.document).unwrap();
+    assert_eq!(set.keys, vec![ca_pub.to_openssh().unwrap()]);
+    assert_eq!(set.keys, answer.keys);
+    assert!(set.issued_at.abs_diff(now) < 5, "{}", set.issued_at);
+
+    let check = |body: &[u8], krl: &[u8], version: u64| {
+        let signed: SignedDocument = serde_json::from_slice(body).unwrap();
+        assert!(verify(&signed, KRL_MANIFEST_NAMESPACE).is_ok());
+        assert!(verify(&signed, CA_KEYS_NAMESPACE).is_err());
+        let m: KrlManifest = serde_json::from_str(&signed.document).unwrap();
+        assert_eq!(m.krl_version, version);
+        assert_eq!(m.krl_size, krl.len() as u64);
+        assert_eq!(m.krl_sha256, hex::encode(sha2::Sha256::digest(krl)));
+        assert!(m.issued_at.abs_diff(now) < 5 && m.valid_until > m.issued_at);
+    };
+    let (_, h, krl) = fetch(&t, "/v1/krl", None).await;
+    let v1: u64 = h["x-jit-ssh-krl-version"].to_str().unwrap().parse().unwrap();
+    let (s, h, body) = fetch(&t, "/v1/krl.manifest", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h[header::CACHE_CONTROL], "no-store");
+    check(&body, &krl, v1);
+
+    // A revocation: the next manifest names the new KRL.
+    let mut alice = t.enroll("alice").await;
+    let (_, c) = issue(&t, &mut alice, "alice", "db-1.dev").await;
+    t.ca.revoke(&RevokeTarget::Serial(c.serial()), "test", who())
+        .unwrap();
+    let (_, _, krl2) = fetch(&t, "/v1/krl", None).await;
+    let (_, _, body2) = fetch(&t, "/v1/krl.manifest", None).await;
+    check(&body2, &krl2, v1 + 1);
+}
