@@ -71,7 +71,7 @@ fn forged_ca_key_sets_change_nothing_and_sshd_keeps_refusing_the_attacker() {
     let account = login_name();
     let (dir, principals) = host(root, "etc-ssh-jit-ssh", &account);
     let ca = SignedCa::start(root);
-    let t0 = now() - 600;
+    let t0 = now() - 300;
     ca.publish(&real, &[&real], 1, "", t0);
     let out = ca.sync(&dir, &["--bootstrap-fingerprint", &fingerprint(&real)]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -203,7 +203,8 @@ fn rotation_through_signed_key_sets_keeps_logins_working() {
     let (dir, principals) = host(root, "host-1", &account);
     let (missed, _) = host(root, "host-2", &account);
     let ca = SignedCa::start(root);
-    let t = now() - 600;
+    // Signed minutes ago, still inside the manifests' 10-minute validity.
+    let t = now() - 300;
 
     // The CA signs with A and publishes {A}.
     ca.publish(&a, &[&a], 1, "", t);
