@@ -279,7 +279,11 @@ async fn the_key_set_and_krl_manifest_are_signed_and_name_the_served_krl() {
         assert!(m.issued_at.abs_diff(now) < 5 && m.valid_until > m.issued_at);
     };
     let (_, h, krl) = fetch(&t, "/v1/krl", None).await;
-    let v1: u64 = h["x-jit-ssh-krl-version"].to_str().unwrap().parse().unwrap();
+    let v1: u64 = h["x-jit-ssh-krl-version"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let (s, h, body) = fetch(&t, "/v1/krl.manifest", None).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(h[header::CACHE_CONTROL], "no-store");
@@ -293,4 +297,70 @@ async fn the_key_set_and_krl_manifest_are_signed_and_name_the_served_krl() {
     let (_, _, krl2) = fetch(&t, "/v1/krl", None).await;
     let (_, _, body2) = fetch(&t, "/v1/krl.manifest", None).await;
     check(&body2, &krl2, v1 + 1);
+}
+
+/// `publish_ca_keys` stages the next key: the set names the signing key
+/// first, then the staged one, still signed by the signing key alone. A
+/// file that cannot be read stops the CA with its name.
+#[test]
+fn staged_keys_are_published_in_the_signed_set() {
+    use jit_ssh_ca::config;
+    use jit_ssh_ca::service::Ca;
+    use jit_ssh_ca::signer::FileSigner;
+    use jit_ssh_ca::store::SledStore;
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let random = || {
+        ssh_key::PrivateKey::random(&mut ssh_key::rand_core::OsRng, ssh_key::Algorithm::Ed25519)
+            .unwrap()
+    };
+    let (current, next) = (random(), random());
+    let next_pub = dir.path().join("next.pub");
+    std::fs::write(&next_pub, next.public_key().to_openssh().unwrap()).unwrap();
+    let ics = dir.path().join("oncall.ics");
+    std::fs::write(&ics, common::ONCALL_ICS).unwrap();
+    let open = |staged: &std::path::Path, name: &str| {
+        let text = common::config_text("")
+            .replace("ONCALL_ICS", &ics.display().to_string())
+            .replace("WEBHOOK_URL", "http://127.0.0.1:9/hook")
+            .replace(
+                "ca_key = { kind = \"file\", path = \"unused\" }",
+                &format!(
+                    "ca_key = {{ kind = \"file\", path = \"unused\" }}\npublish_ca_keys = [\"{}\"]",
+                    staged.display()
+                ),
+            );
+        let cfg = config::parse(&text, "test").unwrap();
+        let audit =
+            jit_ssh_audit::DiskAuditLog::open(&dir.path().join(name).join("audit")).unwrap();
+        Ca::new(
+            cfg,
+            Arc::new(FileSigner::new(current.clone())),
+            Arc::new(SledStore::open(&dir.path().join(name).join("state")).unwrap()),
+            Arc::new(audit),
+        )
+    };
+    let ca = open(&next_pub, "a").unwrap();
+    let answer = ca.ca_keys().unwrap();
+    let set: jit_ssh_proto::signed::CaKeySet =
+        serde_json::from_str(&answer.signed.document).unwrap();
+    assert_eq!(
+        set.keys,
+        vec![
+            current.public_key().to_openssh().unwrap(),
+            next.public_key().to_openssh().unwrap()
+        ]
+    );
+    let sig = ssh_key::SshSig::from_pem(&answer.signed.signature).unwrap();
+    let ns = jit_ssh_proto::signed::CA_KEYS_NAMESPACE;
+    let doc = answer.signed.document.as_bytes();
+    assert!(current.public_key().verify(ns, doc, &sig).is_ok());
+    assert!(next.public_key().verify(ns, doc, &sig).is_err());
+
+    let err = open(&dir.path().join("missing.pub"), "b").err().unwrap();
+    assert!(
+        err.contains("publish_ca_keys") && err.contains("missing.pub"),
+        "{err}"
+    );
 }
