@@ -59,6 +59,9 @@ fn host(root: &Path, name: &str, account: &str) -> (PathBuf, PathBuf) {
     (dir, principals)
 }
 
+/// (what, key set answer, manifest answer, KRL, expected words)
+type Attack = (&'static str, Vec<u8>, Vec<u8>, Vec<u8>, &'static str);
+
 #[test]
 fn forged_ca_key_sets_change_nothing_and_sshd_keeps_refusing_the_attacker() {
     if !have_tools("host_sync_attacks", &[SSHD, SSH, SSH_KEYGEN]) {
@@ -125,8 +128,7 @@ fn forged_ca_key_sets_change_nothing_and_sshd_keeps_refusing_the_attacker() {
         }))
         .unwrap()
     };
-    // (what, key set answer, manifest answer, KRL, expected words)
-    let attacks: Vec<(&str, Vec<u8>, Vec<u8>, Vec<u8>, &str)> = vec![
+    let attacks: Vec<Attack> = vec![
         (
             "{real, attacker} with no signature",
             unsigned,
