@@ -10,6 +10,7 @@
 pub mod agent;
 pub mod ca_server;
 pub mod fake_ca;
+pub mod people;
 pub mod signed_ca;
 pub mod sshd;
 pub mod world;

@@ -16,12 +16,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jit_ssh_e2e::agent::{SSH_ADD, SSH_AGENT};
+use jit_ssh_e2e::people::People;
 use jit_ssh_e2e::world::ok_json;
 use jit_ssh_e2e::{
     bin, browser_script, have_tools, run, run_ok, DevCa, SshAgent, CHROMIUM, NODE, SSH_KEYGEN,
@@ -71,85 +72,6 @@ fn webhook() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
         }
     });
     (url, bodies)
-}
-
-struct People {
-    root: PathBuf,
-    ca_url: String,
-    agent: PathBuf,
-}
-
-impl People {
-    fn approve_mjs() -> PathBuf {
-        browser_script().0.with_file_name("approve.mjs")
-    }
-
-    /// Invites and enrolls `user` through the real enrollment page; writes
-    /// a $BROWSER for them that confirms with their credential.
-    fn enroll(&self, config: &Path, user: &str) {
-        let out = run_ok(
-            Command::new(bin("jit-ssh-ca"))
-                .args(["invite", user, "--config"])
-                .arg(config),
-        );
-        let link = out
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("enroll {user}: ")))
-            .unwrap_or_else(|| panic!("no link in {out:?}"))
-            .to_owned();
-        let cred = self.root.join(format!("{user}.credential.json"));
-        let out = run(Command::new(NODE)
-            .arg(Self::approve_mjs())
-            .arg("enroll")
-            .arg(&link)
-            .arg(&cred));
-        assert!(
-            out.status.success(),
-            "enrolling {user}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let browser = self.root.join(format!("{user}.browser.sh"));
-        std::fs::write(
-            &browser,
-            format!(
-                "#!/bin/sh\nexec {NODE} {} approve \"$1\" {} >> {} 2>&1\n",
-                Self::approve_mjs().display(),
-                cred.display(),
-                self.root.join(format!("{user}.browser.log")).display()
-            ),
-        )
-        .unwrap();
-        run_ok(Command::new("chmod").arg("755").arg(&browser));
-    }
-
-    fn jit_ssh(&self, user: &str) -> Command {
-        let home = self.root.join(format!("{user}.run"));
-        std::fs::create_dir_all(&home).unwrap();
-        let mut c = Command::new(bin("jit-ssh"));
-        c.env("JIT_SSH_CA_URL", &self.ca_url)
-            .env("JIT_SSH_USER", user)
-            .env("JIT_SSH_CONFIG", self.root.join("no-such-config.toml"))
-            .env("SSH_AUTH_SOCK", &self.agent)
-            .env("XDG_RUNTIME_DIR", &home)
-            .env("BROWSER", self.root.join(format!("{user}.browser.sh")));
-        c
-    }
-
-    /// Carol or Dave on the approve page in Chromium; the page's answer.
-    fn on_page(&self, url: &str, user: &str, verdict: &str) -> String {
-        let out = run(Command::new(NODE)
-            .arg(Self::approve_mjs())
-            .arg("decide")
-            .arg(url)
-            .arg(self.root.join(format!("{user}.credential.json")))
-            .args([user, verdict, "checked the incident"]));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
 }
 
 /// A child process killed when dropped (a test that fails leaves nothing).

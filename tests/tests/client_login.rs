@@ -141,8 +141,9 @@ fn login_loads_one_certificate_that_sshd_accepts_and_that_expires() {
         .args(["ssh-config", "--host", "*.prod", "--host", "*.dev"]));
     let snippet = w.root.join("ssh_config");
     std::fs::write(&snippet, &out.stdout).unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout)
-        .contains("Match host *.prod,*.dev exec \"jit-ssh login --if-needed --quiet %h\""));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(
+        "Match originalhost *.prod,*.dev exec \"jit-ssh login --if-needed --quiet --as %r %n\""
+    ));
     let parsed = run(Command::new(SSH)
         .arg("-G")
         .arg("-F")

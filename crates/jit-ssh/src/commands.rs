@@ -140,7 +140,13 @@ pub fn ssh(
     Err(ClientError::Other(anyhow::anyhow!("running ssh: {err}")))
 }
 
-pub fn ssh_config(hosts: &[String]) -> Result<(), ClientError> {
+/// The ssh_config block that makes plain `ssh ACCOUNT@HOST` log in first.
+///
+/// `originalhost` and `%n` are the name as typed, so a `HostName` alias
+/// elsewhere in the file does not change which host the certificate is
+/// for; `%r` is the account ssh will log in as, so the certificate carries
+/// that principal (not the jit-ssh user's own name).
+pub fn ssh_config_snippet(hosts: &[String]) -> Result<String, ClientError> {
     for h in hosts {
         if h.is_empty() || h.chars().any(|c| c.is_whitespace() || c == ',' || c == '"') {
             return Err(ClientError::Usage(format!(
@@ -148,10 +154,23 @@ pub fn ssh_config(hosts: &[String]) -> Result<(), ClientError> {
             )));
         }
     }
-    let patterns = hosts.join(",");
-    println!("# jit-ssh: plain `ssh HOST` logs in first (only when no certificate with a");
-    println!("# minute left is loaded for that host). Add to ~/.ssh/config.");
-    println!("Match host {patterns} exec \"jit-ssh login --if-needed --quiet %h\"");
+    Ok(format!(
+        "# jit-ssh: plain `ssh ACCOUNT@HOST` logs in first, as ACCOUNT (only when no\n\
+         # certificate with a minute left is loaded for that host and account).\n\
+         # Add to ~/.ssh/config.\n\
+         Match originalhost {} exec \"jit-ssh login --if-needed --quiet --as %r %n\"\n",
+        hosts.join(",")
+    ))
+}
+
+pub fn ssh_config(hosts: &[String], json: bool) -> Result<(), ClientError> {
+    let snippet = ssh_config_snippet(hosts)?;
+    if json {
+        let doc = serde_json::json!({ "hosts": hosts, "snippet": snippet });
+        println!("{doc}");
+    } else {
+        print!("{snippet}");
+    }
     Ok(())
 }
 

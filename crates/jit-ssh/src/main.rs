@@ -375,7 +375,7 @@ fn run(cli: Cli) -> Result<(), ClientError> {
             common,
             args,
         } => commands::ssh(&overrides(&common, account, ttl), &host, &reason, &args),
-        Command::SshConfig { hosts } => commands::ssh_config(&hosts),
+        Command::SshConfig { hosts } => commands::ssh_config(&hosts, json),
         Command::Revoke {
             serial,
             grant,
