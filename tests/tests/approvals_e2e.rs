@@ -341,6 +341,9 @@ url = "{hook}"
         String::from_utf8_lossy(&list.stderr)
     );
     assert!(!String::from_utf8_lossy(&list.stdout).contains(&request));
+    // One JSON array, as `status --json` prints.
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).unwrap();
+    assert!(listed.iter().all(|r| r["id"] != request.as_str()));
 
     // 3. Break-glass: at once, marked, notified.
     let bg = run(&mut login(

@@ -236,6 +236,23 @@ fn each_failure_exits_with_its_code_and_a_next_step() {
         5,
         "not enrolled",
     );
+    // A TTL over the CA's cap is a usage error, with the command's help.
+    check(
+        run(w
+            .jit_ssh()
+            .args(["login", "db.dev", "--as", &w.account, "--ttl", "2h"])),
+        2,
+        "jit-ssh login --help",
+    );
+    // --json: the error is one JSON document on stdout, same exit code.
+    let out = run(w.jit_ssh().args([
+        "--json", "login", "db.dev", "--as", &w.account, "--ttl", "2h",
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["error"]["kind"], "usage", "{doc}");
+    assert_eq!(doc["error"]["exit_code"], 2, "{doc}");
+    assert!(doc["error"]["next"].is_string(), "{doc}");
     // Denied after the touch, with the CA's reason.
     check(
         run(w

@@ -29,10 +29,9 @@ pub fn print(requests: &[RequestSummary], json: bool) -> Result<(), ClientError>
     let mut out = std::io::stdout().lock();
     let io = |e: std::io::Error| ClientError::Other(e.into());
     if json {
-        for r in requests {
-            serde_json::to_writer(&mut out, r).map_err(|e| ClientError::Other(e.into()))?;
-            writeln!(out).map_err(io)?;
-        }
+        // One JSON array, like `status --json`.
+        serde_json::to_writer(&mut out, requests).map_err(|e| ClientError::Other(e.into()))?;
+        writeln!(out).map_err(io)?;
         return Ok(());
     }
     if requests.is_empty() {

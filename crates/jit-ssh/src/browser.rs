@@ -19,15 +19,37 @@ pub fn open(url: &str) -> bool {
         let Some((prog, args)) = cmd.split_first() else {
             return false;
         };
-        Command::new(prog)
+        let spawned = Command::new(prog)
             .args(args)
             .arg(url)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .spawn()
-            .is_ok()
+            .spawn();
+        match spawned {
+            Ok(child) => {
+                watch(prog.clone(), child);
+                true
+            }
+            Err(_) => false,
+        }
     })
+}
+
+/// Waits for the opener in the background: it is reaped (no defunct
+/// child), and an opener that fails — `xdg-open` on a headless machine —
+/// is reported instead of leaving the person waiting on a page that
+/// never opened.
+fn watch(prog: String, mut child: std::process::Child) {
+    std::thread::spawn(move || {
+        if let Ok(status) = child.wait() {
+            if !status.success() {
+                eprintln!(
+                    "(could not open a browser: {prog} {status}; open the link above yourself)"
+                );
+            }
+        }
+    });
 }
 
 /// Shows a confirmation link on its own line (so people and scripts can

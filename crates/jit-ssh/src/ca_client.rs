@@ -81,6 +81,9 @@ impl CaClient {
             code::NOT_ENROLLED => ClientError::NotEnrolled(error.message),
             // Policy or role said no: the CA's reason is the message.
             code::FORBIDDEN => ClientError::Denied(error.message),
+            // The CA refused a value we sent (a TTL over the cap, a name):
+            // the user's input to fix, like any usage error.
+            code::INVALID_FIELD | code::INVALID_PUBLIC_KEY => ClientError::Usage(error.message),
             _ => ClientError::Ca {
                 code: error.code,
                 message: error.message,

@@ -111,30 +111,17 @@ pub fn logout(host: Option<&str>, json: bool) -> Result<(), ClientError> {
     Ok(())
 }
 
-pub fn ssh(
-    flags: &Overrides,
-    host: &str,
-    reason: &str,
-    args: &[String],
-) -> Result<(), ClientError> {
+pub fn ssh(flags: &Overrides, opts: LoginOptions, args: &[String]) -> Result<(), ClientError> {
     let settings = Settings::resolve(flags)?;
     let account = settings.account();
     let mut agent = Agent::from_env()?;
-    if loaded::valid_for(&mut agent, host, &account, 30)?.is_none() {
-        let opts = LoginOptions {
-            host: host.to_owned(),
-            reason: reason.to_owned(),
-            break_glass: false,
-            open_browser: true,
-            timeout: std::time::Duration::from_secs(600),
-            quiet: false,
-        };
+    if loaded::valid_for(&mut agent, &opts.host, &account, 30)?.is_none() {
         runtime()?.block_on(login::login(&settings, &opts))?;
     }
     let err = std::process::Command::new("ssh")
         .arg("-l")
         .arg(&account)
-        .arg(host)
+        .arg(&opts.host)
         .args(args)
         .exec();
     Err(ClientError::Other(anyhow::anyhow!("running ssh: {err}")))

@@ -13,7 +13,10 @@ pub enum ClientError {
         detail: String,
     },
     NotEnrolled(String),
+    /// Policy or a role said no.
     Denied(String),
+    /// An approver denied the request (their reason).
+    DeniedByApprover(String),
     /// Waited too long, or the request expired before approval.
     TimedOut(String),
     /// Ctrl-C; the request was cancelled on the CA.
@@ -42,7 +45,7 @@ impl ClientError {
             ClientError::NoAgent(_) => 3,
             ClientError::CaUnreachable { .. } => 4,
             ClientError::NotEnrolled(_) => 5,
-            ClientError::Denied(_) => 6,
+            ClientError::Denied(_) | ClientError::DeniedByApprover(_) => 6,
             ClientError::TimedOut(_) => 7,
             ClientError::VerifyFailed(_) => 8,
             ClientError::Stale(_) => 9,
@@ -69,7 +72,10 @@ impl ClientError {
             ClientError::TimedOut(_) => {
                 "run the login again and confirm with your security key sooner".into()
             }
-            ClientError::Usage(_) => "see `jit-ssh --help`".into(),
+            ClientError::DeniedByApprover(_) => {
+                "talk to the approver about their reason; a new request needs a new approval".into()
+            }
+            ClientError::Usage(_) => usage_hint(),
             ClientError::Stale(_) => {
                 "revocations since then are not enforced here: check that the CA is reachable and that `jit-ssh host sync` runs (see sync-state.json and docs/hosts.md)".into()
             }
@@ -78,6 +84,64 @@ impl ClientError {
             }
             _ => return None,
         })
+    }
+}
+
+impl ClientError {
+    /// A stable name for `--json` error output.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientError::NoAgent(_) => "no_agent",
+            ClientError::CaUnreachable { .. } => "ca_unreachable",
+            ClientError::NotEnrolled(_) => "not_enrolled",
+            ClientError::Denied(_) => "denied",
+            ClientError::DeniedByApprover(_) => "denied_by_approver",
+            ClientError::TimedOut(_) => "timed_out",
+            ClientError::Cancelled => "cancelled",
+            ClientError::Usage(_) => "usage",
+            ClientError::SyncRefused(_) => "sync_refused",
+            ClientError::VerifyFailed(_) => "verify_failed",
+            ClientError::Stale(_) => "stale",
+            ClientError::Ca { .. } => "ca_refused",
+            ClientError::Other(_) => "failed",
+        }
+    }
+
+    /// The error as one JSON object, for `--json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut error = serde_json::json!({
+            "kind": self.kind(),
+            "message": self.to_string(),
+            "exit_code": self.exit_code(),
+        });
+        if let ClientError::Ca { code, .. } = self {
+            error["ca_code"] = code.clone().into();
+        }
+        if let Some(next) = self.next_step() {
+            error["next"] = next.into();
+        }
+        serde_json::json!({ "error": error })
+    }
+}
+
+/// Which command's `--help` to read, from the command line itself.
+fn usage_hint() -> String {
+    let words: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .take(2)
+        .collect();
+    let sub = match words.as_slice() {
+        [first, second, ..] if ["host", "audit"].contains(&first.as_str()) => {
+            format!("{first} {second}")
+        }
+        [first, ..] => first.clone(),
+        [] => String::new(),
+    };
+    if sub.is_empty() {
+        "see `jit-ssh --help` for the commands".into()
+    } else {
+        format!("fix the value named above; `jit-ssh {sub} --help` lists what each argument takes")
     }
 }
 
@@ -90,6 +154,7 @@ impl fmt::Display for ClientError {
             }
             ClientError::NotEnrolled(m) => write!(f, "not enrolled: {m}"),
             ClientError::Denied(reason) => write!(f, "denied: {reason}"),
+            ClientError::DeniedByApprover(reason) => write!(f, "denied by an approver: {reason}"),
             ClientError::TimedOut(m) => write!(f, "timed out: {m}"),
             ClientError::Cancelled => write!(f, "cancelled; the request was withdrawn on the CA"),
             ClientError::Usage(m) => f.write_str(m),

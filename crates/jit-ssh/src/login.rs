@@ -187,6 +187,10 @@ async fn wait(
     let mut ticker = tokio::time::interval(Duration::from_millis(120));
     let poll = Duration::from_secs(20);
     let mut asked: Option<(Vec<String>, Vec<String>)> = None;
+    // What we wait for, and when the CA will let the request expire: the
+    // spinner counts down to it between polls.
+    let mut shown = status_text(RequestStatus::PendingMfa, None);
+    let mut expires: Option<u64> = None;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -203,7 +207,7 @@ async fn wait(
             loop {
                 tokio::select! {
                     s = &mut fetch => break s?,
-                    _ = ticker.tick() => progress.update(&progress_text(&progress)),
+                    _ = ticker.tick() => progress.update(&with_countdown(&shown, expires)),
                 }
             }
         };
@@ -239,7 +243,9 @@ async fn wait(
                 asked = Some(seen);
             }
         }
-        progress.update(&status_text(state.status, state.reason.as_deref()));
+        expires = unix_time(&state.expires_at);
+        shown = status_text(state.status, state.reason.as_deref());
+        progress.update(&with_countdown(&shown, expires));
         match state.status {
             RequestStatus::Issued => {
                 progress.done();
@@ -251,9 +257,14 @@ async fn wait(
             }
             RequestStatus::Denied => {
                 progress.done();
-                return Err(ClientError::Denied(
-                    state.reason.unwrap_or_else(|| "no reason given".into()),
-                ));
+                let reason = state.reason.unwrap_or_else(|| "no reason given".into());
+                // Approvers are asked only after policy allowed the request:
+                // a denial then is a person's, not the policy's.
+                return Err(if state.approval.is_some() {
+                    ClientError::DeniedByApprover(reason)
+                } else {
+                    ClientError::Denied(reason)
+                });
             }
             RequestStatus::Expired => {
                 progress.done();
@@ -270,6 +281,21 @@ async fn wait(
     }
 }
 
-fn progress_text(p: &Progress) -> String {
-    p.last_status().to_owned()
+/// `status`, and how long until the request expires (when known).
+fn with_countdown(status: &str, expires: Option<u64>) -> String {
+    match expires {
+        Some(at) => format!(
+            "{status} (the request expires in {})",
+            jit_ssh_proto::format_duration(Duration::from_secs(
+                at.saturating_sub(crate::loaded::now())
+            ))
+        ),
+        None => status.to_owned(),
+    }
+}
+
+fn unix_time(rfc3339: &str) -> Option<u64> {
+    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .and_then(|t| u64::try_from(t.unix_timestamp()).ok())
 }

@@ -38,15 +38,6 @@ impl Progress {
         self.last = status.to_owned();
     }
 
-    /// What was shown last (for spinner ticks while a poll is open).
-    pub fn last_status(&self) -> &str {
-        if self.last.is_empty() {
-            "waiting for your security key…"
-        } else {
-            &self.last
-        }
-    }
-
     pub fn done(&mut self) {
         if self.tty && !self.quiet && !self.last.is_empty() {
             let _ = write!(std::io::stderr(), "\r\x1b[2K");
