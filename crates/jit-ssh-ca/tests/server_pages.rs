@@ -55,6 +55,12 @@ async fn four(t: &TestCa) -> (Four, SoftPasskey) {
         (StatusCode::OK, "pending_approval"),
         "{touched}"
     );
+    // The touch's answer is labelled like the summary.
+    assert_eq!(str_of(&touched, "kind"), "access_request", "{touched}");
+    assert_eq!(
+        str_of(&touched, "match_code"),
+        str_of(&request, "match_code")
+    );
     let (s, decision) = t
         .post(
             &format!("/v1/requests/{}/decisions", str_of(&request, "id")),
@@ -219,6 +225,12 @@ async fn a_summary_without_the_secret_shows_no_roles_approvers_or_outcomes() {
     let sid = str_of(&four.session, "id");
     let (s, done, _) = t.confirm("sessions", sid, &mut aud).await;
     assert_eq!(s, StatusCode::OK, "{done}");
+    assert_eq!(str_of(&done, "kind"), "sign_in", "{done}");
+    assert_eq!(
+        done["roles"],
+        json!(["auditor"]),
+        "the toucher sees all: {done}"
+    );
     let (_, with_secret) = t
         .get(
             &format!("/v1/sessions/{sid}"),
