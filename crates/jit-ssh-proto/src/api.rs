@@ -53,6 +53,34 @@ pub struct RequestCreated {
     /// RFC 3339: the MFA step must happen before this.
     pub expires_at: String,
     pub secret: String,
+    /// A short code (`ABC-DEF`) the CA derives from this request's id and
+    /// what it binds (key fingerprint, target, verdict, user). The
+    /// confirmation page shows the same code: the person checks the two
+    /// match before touching their key. Empty from CAs that predate it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub match_code: String,
+}
+
+/// Which kind of thing a confirmation page and its summary are about.
+/// Each page serves exactly one kind and refuses a summary of another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfirmKind {
+    AccessRequest,
+    Revocation,
+    Decision,
+    SignIn,
+}
+
+/// `GET …/summary` and the `…/mfa/finish` answer of every confirmed
+/// thing: the item's fields, with its kind and match code beside them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation<T> {
+    pub kind: ConfirmKind,
+    /// The code the creator was given in [`RequestCreated::match_code`].
+    pub match_code: String,
+    #[serde(flatten)]
+    pub item: T,
 }
 
 /// `GET /v1/requests/{id}`.

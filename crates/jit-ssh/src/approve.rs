@@ -95,6 +95,7 @@ pub async fn decide(
     browser::offer(
         &format!("Confirm your {what} with your security key:"),
         &created.mfa_url,
+        &created.match_code,
         how.open_browser,
         false,
     );

@@ -53,13 +53,48 @@ fn watch(prog: String, mut child: std::process::Child) {
 }
 
 /// Shows a confirmation link on its own line (so people and scripts can
-/// take it) and, unless told not to, opens it.
-pub fn offer(heading: &str, url: &str, open_it: bool, quiet: bool) {
+/// take it), then the match code the page must show, and, unless told
+/// not to, opens it. The code is printed even when quiet: it is how the
+/// person tells their own request's page from one an attacker sent.
+pub fn offer(heading: &str, url: &str, match_code: &str, open_it: bool, quiet: bool) {
     if !quiet {
         eprintln!("{heading}");
     }
     eprintln!("{url}");
+    if let Some(line) = match_line(match_code) {
+        eprintln!("{line}");
+    }
     if open_it && !open(url) && !quiet {
         eprintln!("(could not open a browser: open the link above yourself)");
+    }
+}
+
+/// `Match code: ABC-DEF (…)`, for a code of capitals, digits and dashes
+/// only: the CA's answer never reaches the terminal as anything else.
+/// None for a CA that sends no code.
+pub fn match_line(code: &str) -> Option<String> {
+    let plain = !code.is_empty()
+        && code.len() <= 16
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-');
+    plain.then(|| {
+        format!("Match code: {code} (the page must show the same; if not, do not confirm)")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::match_line;
+
+    #[test]
+    fn only_plain_codes_are_printed() {
+        assert_eq!(
+            match_line("K7Q-M3F").as_deref(),
+            Some("Match code: K7Q-M3F (the page must show the same; if not, do not confirm)")
+        );
+        assert_eq!(match_line(""), None);
+        assert_eq!(match_line("K7Q\x1b[2J"), None);
+        assert_eq!(match_line("abc-def"), None);
     }
 }

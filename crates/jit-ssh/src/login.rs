@@ -111,6 +111,7 @@ pub async fn login(settings: &Settings, opts: &LoginOptions) -> Result<LoggedIn,
     browser::offer(
         "Confirm with your security key:",
         &created.mfa_url,
+        &created.match_code,
         opts.open_browser,
         opts.quiet,
     );

@@ -29,6 +29,7 @@ pub async fn revoke(
     browser::offer(
         "Confirm the revocation with your security key:",
         &created.mfa_url,
+        &created.match_code,
         open_browser,
         false,
     );

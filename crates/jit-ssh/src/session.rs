@@ -115,6 +115,7 @@ pub async fn token(
     browser::offer(
         &format!("Sign in as {} with your security key:", settings.user),
         &created.mfa_url,
+        &created.match_code,
         open_browser,
         false,
     );

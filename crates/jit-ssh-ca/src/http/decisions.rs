@@ -10,10 +10,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 
-use jit_ssh_proto::api::{CreateDecision, DecisionState, PendingRequests, RequestCreated};
+use jit_ssh_proto::api::{
+    ConfirmKind, CreateDecision, DecisionState, PendingRequests, RequestCreated,
+};
 use jit_ssh_proto::routes;
 
-use super::confirm::{self, Confirmed, ReadWithSecret};
+use super::confirm::{self, summary, Confirmed, ReadWithSecret};
 use super::json::ApiJson;
 use super::sessions::signed_in;
 use super::{blocking, ApiError, AppState};
@@ -51,7 +53,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-struct Decisions;
+pub(super) struct Decisions;
 
 impl ReadWithSecret for Decisions {
     fn state(ca: &Ca, id: &str, secret: &str) -> Result<DecisionState, ServiceError> {
@@ -61,6 +63,13 @@ impl ReadWithSecret for Decisions {
 
 impl Confirmed for Decisions {
     type View = DecisionState;
+    const KIND: ConfirmKind = ConfirmKind::Decision;
+    fn match_code(d: &DecisionState) -> String {
+        crate::match_code::decision(&d.id, &d.request, &d.user, d.verdict)
+    }
+    fn public(d: DecisionState) -> DecisionState {
+        summary::decision(d)
+    }
     fn summary(ca: &Ca, id: &str) -> Result<DecisionState, ServiceError> {
         ca.decision_summary(id)
     }

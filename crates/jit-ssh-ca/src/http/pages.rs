@@ -1,14 +1,25 @@
 //! The pages people see — enrolling a key, confirming a request, a
-//! revocation or a sign-in — and their script. Pages hold no data: the script reads the id or token from
-//! the path and talks to the API, writing only with `textContent`.
+//! revocation, a decision or a sign-in — and their script. Pages hold no
+//! data: the script reads the id or token from the path and talks to the
+//! API, writing only with `textContent`.
+//!
+//! Each confirmation page is bound to one kind of thing: it is served only
+//! for the id of such a thing ([`confirm::page`]), and its script refuses
+//! any other path segment and any summary of another kind.
 
+use axum::extract::Path;
 use axum::http::header;
-use axum::response::{Html, IntoResponse};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
 use jit_ssh_proto::routes;
 
+use super::confirm;
+use super::decisions::Decisions;
+use super::requests::AccessRequests;
+use super::revocations::Revocations;
+use super::sessions::Sessions;
 use super::AppState;
 
 const ENROLL: &str = include_str!("assets/enroll.html");
@@ -22,12 +33,15 @@ const STYLE: &str = include_str!("assets/jit-ssh.css");
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route(routes::ENROLL_PAGE, get(|| async { Html(ENROLL) }))
-        .route(routes::MFA_PAGE, get(|| async { Html(MFA) }))
-        .route(routes::REVOKE_PAGE, get(|| async { Html(REVOKE) }))
-        .route(routes::SIGNIN_PAGE, get(|| async { Html(SIGNIN) }))
-        .route(routes::APPROVE_PAGE, get(|| async { Html(APPROVE) }))
-        .route(routes::DECIDE_PAGE, get(|| async { Html(DECIDE) }))
+        .route(routes::ENROLL_PAGE, get(enroll_page))
+        .route(routes::MFA_PAGE, confirm::page::<AccessRequests>(MFA))
+        .route(
+            routes::APPROVE_PAGE,
+            confirm::page::<AccessRequests>(APPROVE),
+        )
+        .route(routes::REVOKE_PAGE, confirm::page::<Revocations>(REVOKE))
+        .route(routes::SIGNIN_PAGE, confirm::page::<Sessions>(SIGNIN))
+        .route(routes::DECIDE_PAGE, confirm::page::<Decisions>(DECIDE))
         .route(
             routes::SCRIPT,
             get(|| async {
@@ -44,4 +58,18 @@ pub fn routes() -> Router<AppState> {
                 ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response()
             }),
         )
+}
+
+/// Served for anything shaped like an invite token (64 hex digits); the
+/// page itself says when an invite is used up or expired.
+async fn enroll_page(Path(token): Path<String>) -> Response {
+    if token.len() == 64
+        && token
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        Html(ENROLL).into_response()
+    } else {
+        confirm::not_found()
+    }
 }

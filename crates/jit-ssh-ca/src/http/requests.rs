@@ -10,10 +10,12 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 
-use jit_ssh_proto::api::{CreateRequest, RequestCreated, RequestState, RequestSummary};
+use jit_ssh_proto::api::{
+    ConfirmKind, CreateRequest, RequestCreated, RequestState, RequestSummary,
+};
 use jit_ssh_proto::routes;
 
-use super::confirm::{self, Confirmed};
+use super::confirm::{self, summary, Confirmed};
 use super::error::unauthorized;
 use super::json::ApiJson;
 use super::{blocking, ApiError, AppState};
@@ -97,10 +99,19 @@ async fn cancel(
         .map(Json)
 }
 
-struct AccessRequests;
+/// Access requests: confirmed on `/mfa/{id}` by the requester, decided on
+/// `/approve/{id}` by approvers.
+pub(super) struct AccessRequests;
 
 impl Confirmed for AccessRequests {
     type View = RequestSummary;
+    const KIND: ConfirmKind = ConfirmKind::AccessRequest;
+    fn match_code(r: &RequestSummary) -> String {
+        crate::match_code::access_request(&r.id, &r.user, &r.host, &r.account, &r.key_fingerprint)
+    }
+    fn public(r: RequestSummary) -> RequestSummary {
+        summary::access_request(r)
+    }
     fn summary(ca: &Ca, id: &str) -> Result<RequestSummary, ServiceError> {
         ca.summary(id)
     }

@@ -8,10 +8,10 @@ use axum::routing::post;
 use axum::{Json, Router};
 use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 
-use jit_ssh_proto::api::{CreateRevocation, RequestCreated, RevocationState};
+use jit_ssh_proto::api::{ConfirmKind, CreateRevocation, RequestCreated, RevocationState};
 use jit_ssh_proto::routes;
 
-use super::confirm::{self, Confirmed, ReadWithSecret};
+use super::confirm::{self, summary, Confirmed, ReadWithSecret};
 use super::json::ApiJson;
 use super::{blocking, ApiError, AppState};
 use crate::service::{Ca, ServiceError};
@@ -36,7 +36,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-struct Revocations;
+pub(super) struct Revocations;
 
 impl ReadWithSecret for Revocations {
     fn state(ca: &Ca, id: &str, secret: &str) -> Result<RevocationState, ServiceError> {
@@ -46,6 +46,13 @@ impl ReadWithSecret for Revocations {
 
 impl Confirmed for Revocations {
     type View = RevocationState;
+    const KIND: ConfirmKind = ConfirmKind::Revocation;
+    fn match_code(r: &RevocationState) -> String {
+        crate::match_code::revocation(&r.id, &r.user, &r.target)
+    }
+    fn public(r: RevocationState) -> RevocationState {
+        summary::revocation(r)
+    }
     fn summary(ca: &Ca, id: &str) -> Result<RevocationState, ServiceError> {
         ca.revocation_summary(id)
     }

@@ -9,10 +9,10 @@ use axum::routing::post;
 use axum::{Json, Router};
 use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 
-use jit_ssh_proto::api::{CreateSession, RequestCreated, SessionState};
+use jit_ssh_proto::api::{ConfirmKind, CreateSession, RequestCreated, SessionState};
 use jit_ssh_proto::routes;
 
-use super::confirm::{self, Confirmed, ReadWithSecret};
+use super::confirm::{self, summary, Confirmed, ReadWithSecret};
 use super::error::unauthorized;
 use super::json::ApiJson;
 use super::requests::bearer;
@@ -45,7 +45,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-struct Sessions;
+pub(super) struct Sessions;
 
 impl ReadWithSecret for Sessions {
     fn state(ca: &Ca, id: &str, secret: &str) -> Result<SessionState, ServiceError> {
@@ -55,6 +55,13 @@ impl ReadWithSecret for Sessions {
 
 impl Confirmed for Sessions {
     type View = SessionState;
+    const KIND: ConfirmKind = ConfirmKind::SignIn;
+    fn match_code(s: &SessionState) -> String {
+        crate::match_code::sign_in(&s.id, &s.user)
+    }
+    fn public(s: SessionState) -> SessionState {
+        summary::sign_in(s)
+    }
     fn summary(ca: &Ca, id: &str) -> Result<SessionState, ServiceError> {
         ca.session_summary(id)
     }

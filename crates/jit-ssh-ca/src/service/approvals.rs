@@ -166,6 +166,7 @@ impl Ca {
         };
         self.store.put_decision(&d)?;
         Ok(RequestCreated {
+            match_code: crate::match_code::decision(&d.id, &d.request, &d.user, d.verdict),
             mfa_url: self
                 .config
                 .url(&routes::fill(routes::DECIDE_PAGE, "id", &d.id)),

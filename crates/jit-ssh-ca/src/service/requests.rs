@@ -92,6 +92,13 @@ impl Ca {
         self.store.put_request(&req)?;
         tracing::info!(request = %req.id, user = %req.user, host = %req.host, account = %req.account, "access request created");
         Ok(Created {
+            match_code: crate::match_code::access_request(
+                &req.id,
+                &req.user,
+                &req.host,
+                &req.account,
+                &req.key_fingerprint,
+            ),
             mfa_url: self
                 .config
                 .url(&routes::fill(routes::MFA_PAGE, "id", &req.id)),

@@ -122,6 +122,7 @@ impl Ca {
         self.require_security(&r)?;
         self.store.put_revocation(&r)?;
         Ok(RequestCreated {
+            match_code: crate::match_code::revocation(&r.id, &r.user, &r.target),
             mfa_url: self
                 .config
                 .url(&routes::fill(routes::REVOKE_PAGE, "id", &r.id)),

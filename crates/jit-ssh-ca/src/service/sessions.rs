@@ -78,6 +78,7 @@ impl Ca {
         };
         self.store.put_session(&s)?;
         Ok(RequestCreated {
+            match_code: crate::match_code::sign_in(&s.id, &s.user),
             mfa_url: self
                 .config
                 .url(&routes::fill(routes::SIGNIN_PAGE, "id", &s.id)),

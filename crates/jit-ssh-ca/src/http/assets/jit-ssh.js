@@ -1,5 +1,6 @@
 // jit-ssh pages: enrolling a key; confirming an access request, a
-// revocation or a sign-in.
+// revocation, an approver's decision or a sign-in. Each page is bound to
+// one kind of thing (RESOURCES) and says what the touch will do.
 // WebAuthn options arrive as JSON with base64url strings; the browser API
 // wants ArrayBuffers, and the CA wants base64url back.
 "use strict";
@@ -42,7 +43,52 @@ function result(text, ok) {
   el.className = ok ? "ok" : "error";
 }
 
-const pathPart = () => decodeURIComponent(location.pathname.split("/")[2] || "");
+// What each page confirms, fixed per page: the API collection its URLs
+// are built from and the kind its summaries must name. Nothing of an API
+// URL comes from the location except an id that passed `ID`.
+const RESOURCES = {
+  requests: { api: "/v1/requests/", kind: "access_request" },
+  revocations: { api: "/v1/revocations/", kind: "revocation" },
+  decisions: { api: "/v1/decisions/", kind: "decision" },
+  sessions: { api: "/v1/sessions/", kind: "sign_in" },
+};
+const KIND_TEXT = {
+  access_request: "an SSH access request",
+  revocation: "a revocation",
+  decision: "an approver's decision",
+  sign_in: "a sign-in",
+};
+
+// Ids are 32 lowercase hex digits, invite tokens 64. The path segment is
+// taken raw (still percent-encoded) and never decoded: `..%2F`, encoded
+// slashes or anything else that is not exactly an id is refused.
+const ID = /^[0-9a-f]{32}$/;
+const TOKEN = /^[0-9a-f]{64}$/;
+
+function pathSegment(pattern) {
+  const parts = location.pathname.split("/");
+  const seg = parts.length === 3 ? parts[2] : "";
+  if (!pattern.test(seg)) throw new Error("This link is damaged or not a jit-ssh link: nothing can be confirmed here. Use the link your terminal printed, unchanged.");
+  return seg;
+}
+
+function checkedId(id) {
+  if (typeof id !== "string" || !ID.test(id)) throw new Error("the CA answered with a malformed id");
+  return id;
+}
+
+// An answer about `id` must be of the page's kind and about that id.
+function bound(resource, id, r) {
+  if (r.kind !== resource.kind || r.id !== id) {
+    const what = KIND_TEXT[r.kind] || "something else";
+    throw new Error(`This link leads to ${what}, not ${KIND_TEXT[resource.kind]}: nothing was confirmed.`);
+  }
+  return r;
+}
+
+async function summaryOf(resource, id) {
+  return bound(resource, id, await api("GET", `${resource.api}${checkedId(id)}/summary`));
+}
 
 async function enroll(token) {
   const options = await api("POST", `/v1/enroll/${token}/start`);
@@ -62,13 +108,15 @@ async function enroll(token) {
   });
 }
 
-async function approve(id, kind = "requests") {
-  const options = await api("POST", `/v1/${kind}/${id}/mfa/start`);
+// The WebAuthn touch for `id` of `resource`; the answer must be about it.
+async function touch(resource, id) {
+  const base = `${resource.api}${checkedId(id)}`;
+  const options = await api("POST", `${base}/mfa/start`);
   const pk = options.publicKey;
   pk.challenge = fromB64url(pk.challenge);
   pk.allowCredentials = (pk.allowCredentials || []).map((c) => ({ ...c, id: fromB64url(c.id) }));
   const a = await navigator.credentials.get({ publicKey: pk });
-  return api("POST", `/v1/${kind}/${id}/mfa/finish`, {
+  const done = await api("POST", `${base}/mfa/finish`, {
     id: a.id,
     rawId: toB64url(a.rawId),
     type: a.type,
@@ -79,6 +127,7 @@ async function approve(id, kind = "requests") {
       userHandle: a.response.userHandle ? toB64url(a.response.userHandle) : null,
     },
   });
+  return bound(resource, id, done);
 }
 
 const STATUS_TEXT = {
@@ -91,9 +140,10 @@ const STATUS_TEXT = {
 };
 
 async function enrollPage() {
-  const token = pathPart();
   const button = document.getElementById("enroll");
+  let token;
   try {
+    token = pathSegment(TOKEN);
     const invite = await api("GET", `/v1/enroll/${token}`);
     show("user", invite.user);
     show("expires", invite.expires_at);
@@ -124,24 +174,32 @@ function showRequest(r) {
   show("status", STATUS_TEXT[r.status] || r.status);
 }
 
-// A page where the person confirms one access request or revocation:
-// show what it is, and on the button press run the WebAuthn assertion.
-// `verdict(r)` turns the answer into [message, ok].
-async function confirmPage(kind, buttonId, render, verdict) {
-  const id = pathPart();
+// The code the terminal printed next to the link, shown large.
+function showMatchCode(r) {
+  show("match-code", r.match_code);
+}
+
+// A page where the person confirms one thing of `resource`'s kind: show
+// what the touch will do and the match code, and on the button press run
+// the WebAuthn assertion. `verdict(r)` turns the answer into [message, ok].
+async function confirmPage(resource, buttonId, render, verdict) {
   const button = document.getElementById(buttonId);
+  let id;
   try {
-    const r = await api("GET", `/v1/${kind}/${id}/summary`);
+    id = pathSegment(ID);
+    const r = await summaryOf(resource, id);
     render(r);
+    showMatchCode(r);
     button.disabled = r.status !== "pending_mfa";
   } catch (e) {
+    show("action", "Nothing to confirm.");
     result(e.message, false);
     return;
   }
   button.addEventListener("click", async () => {
     button.disabled = true;
     try {
-      const r = await approve(id, kind);
+      const r = await touch(resource, id);
       render(r);
       result(...verdict(r));
     } catch (e) {
@@ -151,35 +209,44 @@ async function confirmPage(kind, buttonId, render, verdict) {
   });
 }
 
-function targetText(t) {
-  const [kind, value] = Object.entries(t)[0];
-  return `${kind.replace("_", " ")} ${value}`;
-}
-
-function showRevocation(r) {
-  show("user", r.user);
-  show("target", targetText(r.target));
-  show("reason", r.reason);
-  show("status", r.status.replace("_", " ") + (r.outcome ? ` — ${r.outcome}` : ""));
-}
-
 const mfaPage = () =>
-  confirmPage("requests", "approve", showRequest, (r) =>
+  confirmPage(RESOURCES.requests, "approve", (r) => {
+    show("action", `Give ${r.user} SSH access to ${r.host} as ${r.account} for ${r.ttl}` +
+      (r.break_glass ? " (break-glass)" : ""));
+    showRequest(r);
+  }, (r) =>
     r.status === "denied"
       ? [`Denied: ${r.decision || "by policy"}`, false]
       : [`Confirmed: ${STATUS_TEXT[r.status] || r.status}.`, true]);
 
-const revokePage = () =>
-  confirmPage("revocations", "revoke", showRevocation, (r) =>
-    r.status === "revoked" ? [`Revoked: ${r.outcome}`, true] : [`Not revoked: ${r.outcome}`, false]);
-
-function showSession(s) {
-  show("user", s.user);
-  show("status", s.status.replace("_", " ") + (s.roles && s.roles.length ? ` — roles: ${s.roles.join(", ")}` : ""));
+// What a revocation takes away, in words.
+function targetText(t) {
+  const [kind, value] = Object.entries(t)[0];
+  switch (kind) {
+    case "serial": return `the certificate with serial ${value}`;
+    case "grant": return `every certificate of grant ${value}`;
+    case "user": return `every certificate of user ${value}, and block their new ones`;
+    case "key_id": return `the certificate with key id ${value}`;
+    default: return `${kind} ${value}`;
+  }
 }
 
+const revokePage = () =>
+  confirmPage(RESOURCES.revocations, "revoke", (r) => {
+    show("action", `Revoke ${targetText(r.target)}`);
+    show("user", r.user);
+    show("target", targetText(r.target));
+    show("reason", r.reason);
+    show("status", r.status.replace("_", " ") + (r.outcome ? ` — ${r.outcome}` : ""));
+  }, (r) =>
+    r.status === "revoked" ? [`Revoked: ${r.outcome}`, true] : [`Not revoked: ${r.outcome}`, false]);
+
 const signinPage = () =>
-  confirmPage("sessions", "signin", showSession, (s) =>
+  confirmPage(RESOURCES.sessions, "signin", (s) => {
+    show("action", `Sign in as ${s.user} to read the audit log and decide access requests`);
+    show("user", s.user);
+    show("status", s.status.replace("_", " ") + (s.roles && s.roles.length ? ` — roles: ${s.roles.join(", ")}` : ""));
+  }, (s) =>
     s.status === "active"
       ? [`Signed in until ${s.expires_at}. Your terminal can go on; you can close this page.`, true]
       : [`Not signed in: ${s.status}`, false]);
@@ -188,23 +255,26 @@ function showApprovers(r) {
   const a = r.approval;
   if (!a) return show("approvers", "—");
   const done = a.approved_by.length ? `; approved by ${a.approved_by.join(", ")}` : "";
-  show("approvers", `${a.approved_by.length} of ${a.needed} from ${a.approvers.join(", ")}${done}`);
+  show("approvers", `${a.approved_by.length} of ${a.needed}${done}`);
 }
 
 // /approve/{request}: the approver names themselves, approves or denies,
 // and confirms with their own key in one go.
 async function approvePage() {
-  const id = pathPart();
   const buttons = ["approve-request", "deny-request"].map((b) => document.getElementById(b));
+  let id;
   const load = async () => {
-    const r = await api("GET", `/v1/requests/${id}/summary`);
+    const r = await summaryOf(RESOURCES.requests, id);
+    show("action", `Decide whether ${r.user} gets SSH access to ${r.host} as ${r.account} for ${r.ttl}`);
     showRequest(r);
     showApprovers(r);
     buttons.forEach((b) => (b.disabled = r.status !== "pending_approval"));
   };
   try {
+    id = pathSegment(ID);
     await load();
   } catch (e) {
+    show("action", "Nothing to decide.");
     result(e.message, false);
     return;
   }
@@ -213,8 +283,9 @@ async function approvePage() {
     try {
       const user = document.getElementById("approver").value.trim();
       const comment = document.getElementById("comment").value.trim();
-      const created = await api("POST", `/v1/requests/${id}/decisions`, { user, verdict, comment });
-      const d = await approve(created.id, "decisions");
+      const created = await api("POST", `${RESOURCES.requests.api}${checkedId(id)}/decisions`, { user, verdict, comment });
+      const d = await touch(RESOURCES.decisions, created.id);
+      if (d.request !== id) throw new Error("the CA answered about another request");
       result(d.status === "recorded" ? `Recorded: ${d.outcome}` : `Refused: ${d.outcome}`, d.status === "recorded");
       await load();
     } catch (e) {
@@ -228,10 +299,13 @@ async function approvePage() {
 
 // /decide/{decision}: confirm a decision made with `jit-ssh approve|deny`.
 const decidePage = () =>
-  confirmPage("decisions", "decide", (d) => {
+  confirmPage(RESOURCES.decisions, "decide", (d) => {
+    const r = d.summary;
+    const verb = d.verdict === "deny" ? "Deny" : "Approve";
+    show("action", `${verb} ${r.user}'s request for SSH access to ${r.host} as ${r.account}, as ${d.user}`);
     show("approver", d.user);
     show("verdict", d.verdict + (d.comment ? ` — ${d.comment}` : ""));
-    showRequest({ ...d.summary, status: d.status });
+    showRequest({ ...r, status: d.status });
     show("status", d.status.replace("_", " ") + (d.outcome ? ` — ${d.outcome}` : ""));
   }, (d) => d.status === "recorded" ? [`Recorded: ${d.outcome}`, true] : [`Refused: ${d.outcome}`, false]);
 
