@@ -34,6 +34,15 @@ impl DevCa {
         Self::spawn(cmd, dev_dir, Some(user))
     }
 
+    /// Starts `serve --dev` as the README does — from `cwd`, with the
+    /// default dev folder `.jit-ssh-dev` and user `admin` — but on port 0.
+    pub fn start_in(cwd: &Path) -> DevCa {
+        let mut cmd = Command::new(bin("jit-ssh-ca"));
+        cmd.current_dir(cwd)
+            .args(["serve", "--dev", "--listen", "127.0.0.1:0"]);
+        Self::spawn(cmd, &cwd.join(".jit-ssh-dev"), Some("admin"))
+    }
+
     /// Starts `serve --config CONFIG` (its `listen` port 0 and `public_url`
     /// `http://localhost:0`); `dir` holds its CA key under `ca/`.
     pub fn start_config(dir: &Path, config: &Path) -> DevCa {

@@ -54,8 +54,16 @@ impl Sshd {
             ),
         )
         .unwrap();
-        run_ok(Command::new(SSHD).arg("-t").arg("-f").arg(&config));
+        Self::serve(&config, &log)
+    }
 
+    /// Serves connections on 127.0.0.1:0 with an sshd_config someone else
+    /// wrote (its `Port` and `ListenAddress` are unused in inetd mode),
+    /// logging to `log`.
+    pub fn serve(config: &Path, log: &Path) -> Sshd {
+        let _ = std::fs::create_dir_all("/run/sshd");
+        run_ok(Command::new(SSHD).arg("-t").arg("-f").arg(config));
+        let (config, log) = (config.to_owned(), log.to_owned());
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         listener.set_nonblocking(true).unwrap();

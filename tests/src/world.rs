@@ -112,7 +112,8 @@ impl Host {
 
 fn sync(ca_url: &str, dir: &Path, bootstrap: Option<&str>) {
     let mut c = Command::new(bin("jit-ssh"));
-    c.args(["host", "sync", "--ca-url", ca_url, "--dir"]).arg(dir);
+    c.args(["host", "sync", "--ca-url", ca_url, "--dir"])
+        .arg(dir);
     if let Some(fp) = bootstrap {
         c.args(["--bootstrap-fingerprint", fp]);
     }

@@ -1,5 +1,6 @@
 //! The `jit-ssh-ca` binary as an operator runs it: `check-config`, `serve
-//! --config` with TLS, `invite` through the admin socket, SIGTERM.
+//! --config` with TLS, `invite` through the admin socket, SIGTERM; and
+//! `serve --dev` as a newcomer tries it: a sample policy file to edit.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -36,6 +37,37 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Starts `jit-ssh-ca serve …`; its stdout lines arrive on the channel (a
+/// thread reads them, so a server that never prints fails a test after
+/// 30 s instead of hanging it).
+fn start(cmd: &mut Command) -> (Server, std::sync::mpsc::Receiver<String>) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (Server(Some(child)), rx)
+}
+
+/// The rest of the first line starting with `prefix`.
+fn wait_for(lines: &std::sync::mpsc::Receiver<String>, prefix: &str) -> String {
+    loop {
+        let line = lines
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("serve printed no {prefix:?} line"));
+        if let Some(rest) = line.strip_prefix(prefix) {
+            return rest.to_owned();
+        }
     }
 }
 
@@ -129,31 +161,8 @@ fn serve_with_tls_invite_through_the_admin_socket_and_stop_on_sigterm() {
     std::fs::write(dir.join("tls.key"), cert.signing_key.serialize_pem()).unwrap();
     let config = write_config(dir, "127.0.0.1:0", true);
 
-    let mut child = ca()
-        .args(["serve", "--config"])
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut server = Server(Some(child));
-    // Read stdout on a thread so a server that never prints fails the
-    // test after 30 s instead of hanging it.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let bound = loop {
-        let line = rx
-            .recv_timeout(std::time::Duration::from_secs(30))
-            .expect("serve printed no \"bound to\" line");
-        if let Some(a) = line.strip_prefix("bound to ") {
-            break a.to_owned();
-        }
-    };
+    let (mut server, lines) = start(ca().args(["serve", "--config"]).arg(&config));
+    let bound = wait_for(&lines, "bound to ");
     let port = bound.rsplit(':').next().unwrap();
 
     // HTTPS answers with the CA key; the certificate is checked. (Clients
@@ -234,4 +243,103 @@ fn serve_with_tls_invite_through_the_admin_socket_and_stop_on_sigterm() {
 
     assert_eq!(server.stop(), Some(0));
     assert!(!socket.exists());
+}
+
+#[test]
+fn serve_dev_writes_a_policy_to_edit_and_invites_whoever_it_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dev = tmp.path().join("dev");
+    let serve = || {
+        let mut c = ca();
+        c.args(["serve", "--dev", "--listen", "127.0.0.1:0", "--dev-dir"])
+            .arg(&dev);
+        c
+    };
+    let (mut server, lines) = start(&mut serve());
+    let policy = wait_for(&lines, "policy: ");
+    assert!(
+        policy.starts_with(&dev.join("ca.toml").display().to_string()),
+        "{policy}"
+    );
+    let link = wait_for(&lines, "enroll admin: ");
+    assert!(
+        link.starts_with("http://localhost:") && link.contains("/enroll/"),
+        "{link}"
+    );
+
+    // The sample is an ordinary config file: private, and check-config passes it.
+    let file = dev.join("ca.toml");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let out = ca().arg("check-config").arg(&file).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("OK (4 users, 2 host groups, 2 rules"),
+        "{said}"
+    );
+
+    // Its users can be invited; others cannot.
+    let invite = |user: &str| {
+        ca().args(["invite", user, "--dev-dir"])
+            .arg(&dev)
+            .output()
+            .unwrap()
+    };
+    for user in ["alice", "carol", "sam"] {
+        let out = invite(user);
+        assert!(
+            String::from_utf8_lossy(&out.stdout)
+                .starts_with(&format!("enroll {user}: http://localhost:")),
+            "{user}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(!invite("dave").status.success());
+
+    // Add a user to the file and restart: the file is kept, dave is invited.
+    assert_eq!(server.stop(), Some(0));
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str("\n[[users]]\nname = \"dave\"\ngroups = [\"dev\"]\n");
+    std::fs::write(&file, &text).unwrap();
+    let (mut server, lines) = start(&mut serve());
+    wait_for(&lines, "bound to ");
+    let out = invite("dave");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+    assert_eq!(server.stop(), Some(0));
+
+    // --dev-user must be one of the file's users.
+    let out = serve().args(["--dev-user", "nobody"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nobody is not a user in"));
+}
+
+#[test]
+fn the_example_config_fails_only_on_the_files_it_names_and_says_why() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/ca.example.toml");
+    let out = ca().arg("check-config").arg(&example).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let problems: Vec<&str> = err.lines().skip(1).collect();
+    assert_eq!(problems.len(), 3, "{err}");
+    for p in &problems {
+        assert!(p.contains("No such file or directory"), "{p}");
+    }
+    assert!(
+        problems[0].contains("/var/lib/jit-ssh/ca/ca_key")
+            && problems[0].contains("jit-ssh-ca init --dir /var/lib/jit-ssh/ca"),
+        "{err}"
+    );
 }

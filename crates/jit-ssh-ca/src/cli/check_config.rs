@@ -26,7 +26,18 @@ pub fn run(a: CheckConfigArgs) -> anyhow::Result<ExitCode> {
         passphrase_file,
     } = &c.signer;
     if let Err(e) = jit_ssh_ca::ca_key::load(path, passphrase_file.as_deref()) {
-        problems.push(format!("ca_key: {e}"));
+        let hint = if path.exists() {
+            String::new()
+        } else {
+            let dir = path.parent().unwrap_or(std::path::Path::new("."));
+            format!(" (make one with `jit-ssh-ca init --dir {}`)", dir.display())
+        };
+        problems.push(format!("ca_key: {:#}{hint}", anyhow::Error::from(e)));
+    }
+    for p in &c.publish_ca_keys {
+        if let Err(e) = ssh_key::PublicKey::read_openssh_file(p) {
+            problems.push(format!("publish_ca_keys: {}: {e}", p.display()));
+        }
     }
     if let Some(tls) = &c.tls {
         for (what, p) in [("tls.cert", &tls.cert), ("tls.key", &tls.key)] {

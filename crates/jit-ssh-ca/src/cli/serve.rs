@@ -15,11 +15,13 @@ pub struct ServeArgs {
     /// The configuration file (see docs/ca.example.toml).
     #[arg(long, required_unless_present = "dev", conflicts_with = "dev")]
     config: Option<PathBuf>,
-    /// Development mode: a CA key, data and a sample policy under --dev-dir,
-    /// on http://localhost, with an enrollment link for --dev-user.
+    /// Development mode: a CA key, data and a sample policy (ca.toml, edit
+    /// it and restart) under --dev-dir, on http://localhost, with an
+    /// enrollment link for --dev-user.
     #[arg(long)]
     dev: bool,
-    /// The first user in development mode.
+    /// The user to print an enrollment link for in development mode (the
+    /// first user of a new ca.toml; must be in an existing one).
     #[arg(long, default_value = "admin", requires = "dev")]
     dev_user: String,
     /// Where development mode keeps its CA key and data (made once, reused).
@@ -64,7 +66,12 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         let listener =
             TcpListener::bind(a.listen).with_context(|| format!("binding {}", a.listen))?;
         let bound = listener.local_addr()?;
-        (dev::config(&a.dev_dir, bound, &user)?, listener)
+        let config = dev::config(&a.dev_dir, bound, &user)?;
+        println!(
+            "policy: {} (edit it and restart to add users or rules)",
+            a.dev_dir.join(dev::DEV_CONFIG).display()
+        );
+        (config, listener)
     } else {
         let path = a.config.context("--config is required")?;
         let mut config = config::load(&path)?;
