@@ -41,7 +41,14 @@ pub fn bin(name: &str) -> PathBuf {
             "jit-ssh-audit",
             "jit-ssh-proto",
         ],
-        _ => &["jit-ssh", "jit-ssh-proto", "jit-ssh-audit", "jit-ssh-krl"],
+        "jit-ssh-host" => &["jit-ssh-host", "jit-ssh-proto", "jit-ssh-krl"],
+        _ => &[
+            "jit-ssh",
+            "jit-ssh-host",
+            "jit-ssh-proto",
+            "jit-ssh-audit",
+            "jit-ssh-krl",
+        ],
     };
     refuse_stale(&path, crates);
     path

@@ -135,11 +135,25 @@ impl SignedCa {
     pub fn sync(&self, dir: &Path, extra: &[&str]) -> Output {
         host_sync(&self.ca.url, dir, extra)
     }
+
+    /// `jit-ssh-host sync` against this CA.
+    pub fn host_sync(&self, dir: &Path, extra: &[&str]) -> Output {
+        jit_ssh_host_sync(&self.ca.url, dir, extra)
+    }
 }
 
+/// `jit-ssh host sync` (the client's alias, as older hosts run it).
 pub fn host_sync(url: &str, dir: &Path, extra: &[&str]) -> Output {
     run(Command::new(bin("jit-ssh"))
         .args(["host", "sync", "--ca", url, "--dir"])
+        .arg(dir)
+        .args(extra))
+}
+
+/// `jit-ssh-host sync`, the host's own binary (what the systemd unit runs).
+pub fn jit_ssh_host_sync(url: &str, dir: &Path, extra: &[&str]) -> Output {
+    run(Command::new(bin("jit-ssh-host"))
+        .args(["sync", "--ca-url", url, "--dir"])
         .arg(dir)
         .args(extra))
 }

@@ -230,6 +230,7 @@ fn host_sync_installs_only_what_verifies_and_sshd_enforces_it() {
 
 /// A CA (or whoever answers for it) replaying the same signed manifest
 /// forever withholds later revocations: sync notices from the signed time.
+/// (Run with `jit-ssh-host`, the host's own binary; the exit codes are the same.)
 #[test]
 fn a_frozen_krl_is_reported_stale_by_its_signed_time() {
     if !have_tools("host_sync", &[SSH_KEYGEN]) {
@@ -244,17 +245,17 @@ fn a_frozen_krl_is_reported_stale_by_its_signed_time() {
     // Past the manifest's own valid_until (10 min after signing), a
     // generous --max-age does not help; the files are still the newest.
     ca.publish(&ca_key, &[&ca_key], 1, "", now() - 700);
-    let out = ca.sync(&dir, &["--bootstrap-fingerprint", &fp, "--max-age", "1h"]);
+    let out = ca.host_sync(&dir, &["--bootstrap-fingerprint", &fp, "--max-age", "1h"]);
     assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
     assert_eq!(
         (state(&dir)["stale"].clone(), state(&dir)["ok"].clone()),
         (true.into(), true.into())
     );
     ca.publish(&ca_key, &[&ca_key], 2, "", now() - 300);
-    assert_ok(&ca.sync(&dir, &["--max-age", "10m"]));
+    assert_ok(&ca.host_sync(&dir, &["--max-age", "10m"]));
     assert_eq!(state(&dir)["stale"], false);
     // The same answer again, judged with a tighter bound: fetched fine, but stale.
-    let out = ca.sync(&dir, &["--max-age", "1m"]);
+    let out = ca.host_sync(&dir, &["--max-age", "1m"]);
     assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
     assert!(stderr(&out).contains("signed 5m"), "{}", stderr(&out));
     assert_eq!(
@@ -263,7 +264,7 @@ fn a_frozen_krl_is_reported_stale_by_its_signed_time() {
     );
     // A fresh one clears it.
     ca.publish(&ca_key, &[&ca_key], 3, "", now());
-    assert_ok(&ca.sync(&dir, &["--max-age", "1m"]));
+    assert_ok(&ca.host_sync(&dir, &["--max-age", "1m"]));
     assert_eq!(state(&dir)["stale"], false);
     assert_eq!(state(&dir)["krl_version"], 3);
 }

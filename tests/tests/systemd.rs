@@ -85,7 +85,7 @@ fn the_host_sync_units_verify_and_are_hardened() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let service = prepared(tmp.path(), "jit-ssh-host-sync.service", "jit-ssh");
+    let service = prepared(tmp.path(), "jit-ssh-host-sync.service", "jit-ssh-host");
     let timer = tmp.path().join("jit-ssh-host-sync.timer");
     std::fs::copy(units().join("jit-ssh-host-sync.timer"), &timer).unwrap();
     verify(&[&service, &timer], "jit-ssh-host-sync");

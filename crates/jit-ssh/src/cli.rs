@@ -146,7 +146,7 @@ pub enum Command {
     },
     /// On an SSH host: keep CA keys and KRL current, write principals files.
     #[command(subcommand)]
-    Host(HostCommand),
+    Host(jit_ssh_host::cli::HostCommand),
     /// Print an ssh_config snippet so plain `ssh HOST` logs in first.
     SshConfig {
         /// Host patterns jit-ssh covers, e.g. "*.prod".
@@ -233,43 +233,5 @@ pub enum AuditAction {
         /// The CA public key(s): a .pub file or a TrustedUserCAKeys file.
         #[arg(long)]
         ca_key: std::path::PathBuf,
-    },
-}
-
-#[derive(Subcommand)]
-pub enum HostCommand {
-    /// Fetch, verify and atomically install the signed CA key set and the
-    /// KRL its signed manifest names (run every 30 s by
-    /// systemd/jit-ssh-host-sync.timer). Exit 9: the KRL held is stale.
-    Sync {
-        /// The CA URL (or JIT_SSH_CA_URL); `--ca` is the old name.
-        #[arg(long = "ca-url", visible_alias = "ca", env = "JIT_SSH_CA_URL")]
-        ca: String,
-        /// Where sshd reads ca-keys and revoked.krl.
-        #[arg(long, default_value = "/etc/ssh/jit-ssh")]
-        dir: std::path::PathBuf,
-        /// First sync only: the SHA256 fingerprint of the CA key to trust.
-        #[arg(long)]
-        bootstrap_fingerprint: Option<String>,
-        /// Exit 9 (and mark sync-state.json stale) when the newest KRL
-        /// manifest held was signed longer ago than this, fetched or not.
-        #[arg(long, default_value = "10m")]
-        max_age: String,
-        /// Extra PEM root certificate for the CA's TLS.
-        #[arg(long)]
-        ca_cert: Option<std::path::PathBuf>,
-    },
-    /// Write principals files for ACCOUNTs on this HOST and print the
-    /// sshd_config lines.
-    Setup {
-        /// Where the principals files go (beside what sync writes).
-        #[arg(long, default_value = "/etc/ssh/jit-ssh")]
-        dir: std::path::PathBuf,
-        /// This host's name as jit-ssh users ask for it.
-        #[arg(long)]
-        host: String,
-        /// Accounts jit-ssh may log in as (repeatable).
-        #[arg(long = "account", required = true)]
-        accounts: Vec<String>,
     },
 }

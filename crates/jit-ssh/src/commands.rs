@@ -161,50 +161,6 @@ pub fn ssh_config(hosts: &[String], json: bool) -> Result<(), ClientError> {
     Ok(())
 }
 
-pub fn host_sync(opts: &crate::host::SyncOptions, json: bool) -> Result<(), ClientError> {
-    let outcome = runtime()?.block_on(crate::host::sync(opts));
-    let state = crate::host::record_state(&opts.dir, opts.max_age, outcome.as_ref());
-    match &outcome {
-        Ok(done) if json => println!(
-            "{}",
-            serde_json::to_string(done).map_err(|e| ClientError::Other(e.into()))?
-        ),
-        Ok(done) => println!(
-            "KRL version {} ({} revoked serials) and {} CA key(s) installed in {}",
-            done.krl_version,
-            done.revoked_serials,
-            done.ca_keys,
-            opts.dir.display()
-        ),
-        Err(_) => eprintln!(
-            "jit-ssh: the files in {} were left as they were",
-            opts.dir.display()
-        ),
-    }
-    // A usage error (bad flags, nothing trusted yet) is what to fix first.
-    let usage = matches!(outcome, Err(ClientError::Usage(_)));
-    if state.stale && !usage {
-        // Judged from the held manifest's signed time: a CA (or someone
-        // answering for it) replaying an old answer does not reset it.
-        let why = match state.krl_signed_at {
-            Some(t) => format!(
-                "the KRL held in {} was signed {} ago, over --max-age {}",
-                opts.dir.display(),
-                jit_ssh_proto::format_duration(std::time::Duration::from_secs(
-                    state.checked_at.saturating_sub(t)
-                )),
-                jit_ssh_proto::format_duration(opts.max_age)
-            ),
-            None => format!("{} holds no signed KRL manifest", opts.dir.display()),
-        };
-        if let Err(e) = &outcome {
-            eprintln!("jit-ssh: error: {e}");
-        }
-        return Err(ClientError::Stale(why));
-    }
-    outcome.map(|_| ())
-}
-
 pub fn revoke(
     flags: &Overrides,
     target: jit_ssh_proto::api::RevokeTarget,

@@ -167,6 +167,19 @@ impl fmt::Display for ClientError {
     }
 }
 
+impl From<jit_ssh_host::HostError> for ClientError {
+    fn from(e: jit_ssh_host::HostError) -> Self {
+        use jit_ssh_host::HostError as H;
+        match e {
+            H::Usage(m) => ClientError::Usage(m),
+            H::CaUnreachable { url, detail } => ClientError::CaUnreachable { url, detail },
+            H::SyncRefused(m) => ClientError::SyncRefused(m),
+            H::Stale(m) => ClientError::Stale(m),
+            H::Other(e) => ClientError::Other(e),
+        }
+    }
+}
+
 impl From<anyhow::Error> for ClientError {
     fn from(e: anyhow::Error) -> Self {
         ClientError::Other(e)

@@ -14,7 +14,6 @@ mod cli;
 mod commands;
 mod confirm;
 mod error;
-mod host;
 mod loaded;
 mod login;
 mod progress;
@@ -26,9 +25,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{
-    AccessArgs, AuditAction, AuditArgs, Cli, Command, Common, HostCommand, SignInArgs,
-};
+use crate::cli::{AccessArgs, AuditAction, AuditArgs, Cli, Command, Common, SignInArgs};
 
 use crate::error::ClientError;
 use crate::settings::Overrides;
@@ -126,36 +123,7 @@ fn run(cli: Cli) -> Result<(), ClientError> {
             };
             commands::revoke(&flags, target, &reason, !no_browser, timeout, json)
         }
-        Command::Host(HostCommand::Sync {
-            ca,
-            dir,
-            bootstrap_fingerprint,
-            max_age,
-            ca_cert,
-        }) => {
-            let ca_url = reqwest::Url::parse(&ca)
-                .map_err(|e| ClientError::Usage(format!("--ca {ca:?}: {e}")))?;
-            let max_age = jit_ssh_proto::parse_duration(&max_age)
-                .map_err(|e| ClientError::Usage(format!("--max-age: {e}")))?;
-            commands::host_sync(
-                &host::SyncOptions {
-                    ca_url,
-                    dir,
-                    bootstrap_fingerprint,
-                    max_age,
-                    ca_cert,
-                },
-                json,
-            )
-        }
-        Command::Host(HostCommand::Setup {
-            dir,
-            host,
-            accounts,
-        }) => {
-            print!("{}", host::setup(&dir, &host, &accounts)?);
-            Ok(())
-        }
+        Command::Host(command) => jit_ssh_host::cli::run(command, json).map_err(ClientError::from),
     }
 }
 

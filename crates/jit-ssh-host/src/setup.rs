@@ -1,26 +1,16 @@
-//! The host side: `jit-ssh host sync` keeps sshd's CA keys and KRL current
-//! ([`sync`]: fetched by [`fetch`], judged by [`trust`], written by
-//! [`files`]); `jit-ssh host setup` writes principals files and prints
-//! sshd_config.
-
-mod fetch;
-mod files;
-mod sync;
-mod trust;
+//! `jit-ssh host setup`: principals files for the accounts jit-ssh may log
+//! in as on this host, and the sshd_config lines that use them.
 
 use std::path::Path;
 
-pub use files::{CA_KEYS_FILE, KRL_FILE};
-pub use sync::{record_state, sync, SyncOptions};
+use crate::error::HostError;
+use crate::files::{replace, CA_KEYS_FILE, KRL_FILE};
 
-use crate::error::ClientError;
-use files::replace;
-
-fn fail(why: impl Into<String>) -> ClientError {
-    ClientError::SyncRefused(why.into())
+fn fail(why: impl Into<String>) -> HostError {
+    HostError::SyncRefused(why.into())
 }
 
-fn simple_name(s: &str, what: &str) -> Result<(), ClientError> {
+fn simple_name(s: &str, what: &str) -> Result<(), HostError> {
     let ok = !s.is_empty()
         && s.len() <= 253
         && !s.starts_with('-')
@@ -29,7 +19,7 @@ fn simple_name(s: &str, what: &str) -> Result<(), ClientError> {
     if ok {
         Ok(())
     } else {
-        Err(ClientError::Usage(format!(
+        Err(HostError::Usage(format!(
             "{what} {s:?} may hold only letters, digits, '.', '_' and '-'"
         )))
     }
@@ -37,7 +27,7 @@ fn simple_name(s: &str, what: &str) -> Result<(), ClientError> {
 
 /// Writes `DIR/principals/ACCOUNT` (one `ACCOUNT@HOST` line) for each
 /// account and returns the sshd_config lines to add.
-pub fn setup(dir: &Path, host: &str, accounts: &[String]) -> Result<String, ClientError> {
+pub fn setup(dir: &Path, host: &str, accounts: &[String]) -> Result<String, HostError> {
     simple_name(host, "host")?;
     let host = host.to_ascii_lowercase();
     let principals = dir.join("principals");

@@ -20,13 +20,13 @@ use jit_ssh_proto::signed::{
     MAX_CA_KEYS_BYTES, MAX_KRL_BYTES, MAX_MANIFEST_BYTES,
 };
 
-use super::fetch::{check_ca_url, client, get_capped};
-use super::files::{
+use crate::error::HostError;
+use crate::fetch::{check_ca_url, client, get_capped};
+use crate::files::{
     check_dir, read_opt, read_signed, read_state, replace, write_signed, write_state, SyncState,
     CA_KEYS_FILE, CA_KEYS_SIGNED_FILE, KRL_FILE, KRL_MANIFEST_FILE,
 };
-use super::trust::{self, Anchor, HeldKrl, Refusal};
-use crate::error::ClientError;
+use crate::trust::{self, Anchor, HeldKrl, Refusal};
 
 pub struct SyncOptions {
     pub ca_url: reqwest::Url,
@@ -46,9 +46,9 @@ pub struct Synced {
     pub ca_keys_signed_at: u64,
 }
 
-impl From<Refusal> for ClientError {
+impl From<Refusal> for HostError {
     fn from(r: Refusal) -> Self {
-        ClientError::SyncRefused(r.to_string())
+        HostError::SyncRefused(r.to_string())
     }
 }
 
@@ -58,11 +58,11 @@ pub fn now_unix() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn held_keys(dir: &Path) -> Result<Option<Vec<PublicKey>>, ClientError> {
+fn held_keys(dir: &Path) -> Result<Option<Vec<PublicKey>>, HostError> {
     read_opt(dir, CA_KEYS_FILE)?
         .map(|b| {
             trust::parse_keys(&String::from_utf8_lossy(&b)).map_err(|e| {
-                ClientError::SyncRefused(format!("{}: {e}", dir.join(CA_KEYS_FILE).display()))
+                HostError::SyncRefused(format!("{}: {e}", dir.join(CA_KEYS_FILE).display()))
             })
         })
         .transpose()
@@ -99,10 +99,10 @@ async fn fetch_signed(
     http: &reqwest::Client,
     url: &str,
     cap: u64,
-) -> Result<SignedDocument, ClientError> {
+) -> Result<SignedDocument, HostError> {
     let body = get_capped(http, url, cap).await?;
     serde_json::from_slice(&body)
-        .map_err(|e| ClientError::SyncRefused(format!("{url}: unreadable answer: {e}")))
+        .map_err(|e| HostError::SyncRefused(format!("{url}: unreadable answer: {e}")))
 }
 
 /// The manifest and the KRL it names, both checked. A revocation landing
@@ -113,7 +113,7 @@ async fn fetch_krl(
     keys: &[PublicKey],
     held: HeldKrl,
     now: u64,
-) -> Result<(SignedDocument, KrlManifest, Vec<u8>, Krl), ClientError> {
+) -> Result<(SignedDocument, KrlManifest, Vec<u8>, Krl), HostError> {
     let mut tries = 0;
     loop {
         tries += 1;
@@ -134,7 +134,7 @@ async fn fetch_krl(
     }
 }
 
-pub async fn sync(opts: &SyncOptions) -> Result<Synced, ClientError> {
+pub async fn sync(opts: &SyncOptions) -> Result<Synced, HostError> {
     check_ca_url(&opts.ca_url)?;
     check_dir(&opts.dir)?;
     let dir = opts.dir.as_path();
@@ -149,7 +149,7 @@ pub async fn sync(opts: &SyncOptions) -> Result<Synced, ClientError> {
         (Some(keys), _) => (Anchor::Held(keys), held_key_set_time(dir, keys)),
         (None, Some(fp)) => (Anchor::Fingerprint(fp), 0),
         (None, None) => {
-            return Err(ClientError::Usage(format!(
+            return Err(HostError::Usage(format!(
                 "{} holds no trusted CA keys; the first sync needs --bootstrap-fingerprint SHA256:… (from `ssh-keygen -lf ca_key.pub` on the CA)",
                 dir.display()
             )))
@@ -158,7 +158,7 @@ pub async fn sync(opts: &SyncOptions) -> Result<Synced, ClientError> {
     let url = format!("{base}{}", routes::CA_KEYS);
     let body = get_capped(&http, &url, MAX_CA_KEYS_BYTES).await?;
     let offered: CaKeys = serde_json::from_slice(&body)
-        .map_err(|e| ClientError::SyncRefused(format!("{url}: unreadable answer: {e}")))?;
+        .map_err(|e| HostError::SyncRefused(format!("{url}: unreadable answer: {e}")))?;
     let accepted = trust::accept_key_set(&offered.signed, anchor, held_time, now)?;
 
     // 2. The manifest, signed by a key of that set, and the KRL it names.
@@ -181,7 +181,7 @@ pub async fn sync(opts: &SyncOptions) -> Result<Synced, ClientError> {
         .iter()
         .map(|k| k.to_openssh())
         .collect::<Result<_, _>>()
-        .map_err(|e| ClientError::Other(e.into()))?;
+        .map_err(|e| HostError::Other(e.into()))?;
     replace(
         &dir.join(CA_KEYS_FILE),
         format!("{}\n", lines.join("\n")).as_bytes(),
@@ -202,7 +202,7 @@ pub async fn sync(opts: &SyncOptions) -> Result<Synced, ClientError> {
 pub fn record_state(
     dir: &Path,
     max_age: Duration,
-    outcome: Result<&Synced, &ClientError>,
+    outcome: Result<&Synced, &HostError>,
 ) -> SyncState {
     let now = now_unix();
     let keys = held_keys(dir).ok().flatten().unwrap_or_default();

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use jit_ssh_proto::signed::SignedDocument;
 
-use crate::error::ClientError;
+use crate::error::HostError;
 
 pub const CA_KEYS_FILE: &str = "ca-keys";
 pub const KRL_FILE: &str = "revoked.krl";
@@ -24,13 +24,13 @@ pub const KRL_MANIFEST_FILE: &str = "krl.manifest.json";
 /// What the last sync found, for monitoring (`jq .stale`).
 pub const STATE_FILE: &str = "sync-state.json";
 
-fn refused(why: impl Into<String>) -> ClientError {
-    ClientError::SyncRefused(why.into())
+fn refused(why: impl Into<String>) -> HostError {
+    HostError::SyncRefused(why.into())
 }
 
 /// Makes `dir` (0755) if missing; refuses one that group or others may
 /// write, since whoever writes there decides who logs in.
-pub fn check_dir(dir: &Path) -> Result<(), ClientError> {
+pub fn check_dir(dir: &Path) -> Result<(), HostError> {
     if !dir.exists() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -55,7 +55,7 @@ pub fn check_dir(dir: &Path) -> Result<(), ClientError> {
 }
 
 /// Replaces `path` atomically with `data` (mode 0644).
-pub fn replace(path: &Path, data: &[u8]) -> Result<(), ClientError> {
+pub fn replace(path: &Path, data: &[u8]) -> Result<(), HostError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -87,7 +87,7 @@ pub fn replace(path: &Path, data: &[u8]) -> Result<(), ClientError> {
 }
 
 /// Reads `dir/name`, `None` when it does not exist.
-pub fn read_opt(dir: &Path, name: &str) -> Result<Option<Vec<u8>>, ClientError> {
+pub fn read_opt(dir: &Path, name: &str) -> Result<Option<Vec<u8>>, HostError> {
     match std::fs::read(dir.join(name)) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -105,8 +105,8 @@ pub fn read_signed(dir: &Path, name: &str) -> Option<SignedDocument> {
     serde_json::from_slice(&bytes).ok()
 }
 
-pub fn write_signed(dir: &Path, name: &str, doc: &SignedDocument) -> Result<(), ClientError> {
-    let bytes = serde_json::to_vec_pretty(doc).map_err(|e| ClientError::Other(e.into()))?;
+pub fn write_signed(dir: &Path, name: &str, doc: &SignedDocument) -> Result<(), HostError> {
+    let bytes = serde_json::to_vec_pretty(doc).map_err(|e| HostError::Other(e.into()))?;
     replace(&dir.join(name), &bytes)
 }
 
@@ -136,7 +136,7 @@ pub fn read_state(dir: &Path) -> Option<SyncState> {
     serde_json::from_slice(&read_opt(dir, STATE_FILE).ok()??).ok()
 }
 
-pub fn write_state(dir: &Path, state: &SyncState) -> Result<(), ClientError> {
-    let bytes = serde_json::to_vec_pretty(state).map_err(|e| ClientError::Other(e.into()))?;
+pub fn write_state(dir: &Path, state: &SyncState) -> Result<(), HostError> {
+    let bytes = serde_json::to_vec_pretty(state).map_err(|e| HostError::Other(e.into()))?;
     replace(&dir.join(STATE_FILE), &bytes)
 }

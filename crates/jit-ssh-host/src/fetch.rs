@@ -12,13 +12,13 @@ use std::time::Duration;
 
 use reqwest::Url;
 
-use crate::error::ClientError;
+use crate::error::HostError;
 
 /// Redirects followed within the CA's origin, at most.
 const MAX_REDIRECTS: usize = 5;
 
-fn refused(why: impl Into<String>) -> ClientError {
-    ClientError::SyncRefused(why.into())
+fn refused(why: impl Into<String>) -> HostError {
+    HostError::SyncRefused(why.into())
 }
 
 fn is_loopback(url: &Url) -> bool {
@@ -31,21 +31,21 @@ fn is_loopback(url: &Url) -> bool {
 }
 
 /// https anywhere; http only to loopback.
-pub fn check_ca_url(url: &Url) -> Result<(), ClientError> {
+pub fn check_ca_url(url: &Url) -> Result<(), HostError> {
     match url.scheme() {
         "https" => Ok(()),
         "http" if is_loopback(url) => Ok(()),
-        "http" => Err(ClientError::Usage(format!(
+        "http" => Err(HostError::Usage(format!(
             "refusing plain http to {url}: host sync needs https unless the CA is on this machine (localhost, 127.0.0.1, ::1)"
         ))),
-        other => Err(ClientError::Usage(format!(
+        other => Err(HostError::Usage(format!(
             "{url}: unsupported scheme {other:?}; use https"
         ))),
     }
 }
 
 /// A client that follows redirects only within `origin`'s scheme, host and port.
-pub fn client(origin: &Url, extra_root: Option<&Path>) -> Result<reqwest::Client, ClientError> {
+pub fn client(origin: &Url, extra_root: Option<&Path>) -> Result<reqwest::Client, HostError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let home = origin.origin();
     let policy = reqwest::redirect::Policy::custom(move |attempt| {
@@ -63,27 +63,23 @@ pub fn client(origin: &Url, extra_root: Option<&Path>) -> Result<reqwest::Client
         .redirect(policy);
     if let Some(p) = extra_root {
         let pem = std::fs::read(p)
-            .map_err(|e| ClientError::Usage(format!("--ca-cert {}: {e}", p.display())))?;
+            .map_err(|e| HostError::Usage(format!("--ca-cert {}: {e}", p.display())))?;
         builder = builder.add_root_certificate(
             reqwest::Certificate::from_pem(&pem)
-                .map_err(|e| ClientError::Usage(format!("--ca-cert: {e}")))?,
+                .map_err(|e| HostError::Usage(format!("--ca-cert: {e}")))?,
         );
     }
-    builder.build().map_err(|e| ClientError::Other(e.into()))
+    builder.build().map_err(|e| HostError::Other(e.into()))
 }
 
 /// GETs `url` and reads at most `cap` bytes of its body; more is refused
 /// before it is read.
-pub async fn get_capped(
-    http: &reqwest::Client,
-    url: &str,
-    cap: u64,
-) -> Result<Vec<u8>, ClientError> {
+pub async fn get_capped(http: &reqwest::Client, url: &str, cap: u64) -> Result<Vec<u8>, HostError> {
     let failed = |e: reqwest::Error| {
         if e.is_redirect() {
             refused(format!("{url}: {}", error_chain(&e)))
         } else {
-            ClientError::CaUnreachable {
+            HostError::CaUnreachable {
                 url: url.to_owned(),
                 detail: error_chain(&e),
             }

@@ -1,0 +1,131 @@
+//! The host commands as clap sees them, and running them: shared by the
+//! `jit-ssh-host` binary and the client's `jit-ssh host …`.
+
+use clap::Subcommand;
+
+use crate::error::HostError;
+use crate::sync::SyncOptions;
+
+#[derive(Subcommand)]
+pub enum HostCommand {
+    /// Fetch, verify and atomically install the signed CA key set and the
+    /// KRL its signed manifest names (run every 30 s by
+    /// systemd/jit-ssh-host-sync.timer). Exit 9: the KRL held is stale.
+    Sync {
+        /// The CA URL (or JIT_SSH_CA_URL); `--ca` is the old name.
+        #[arg(long = "ca-url", visible_alias = "ca", env = "JIT_SSH_CA_URL")]
+        ca: String,
+        /// Where sshd reads ca-keys and revoked.krl.
+        #[arg(long, default_value = "/etc/ssh/jit-ssh")]
+        dir: std::path::PathBuf,
+        /// First sync only: the SHA256 fingerprint of the CA key to trust.
+        #[arg(long)]
+        bootstrap_fingerprint: Option<String>,
+        /// Exit 9 (and mark sync-state.json stale) when the newest KRL
+        /// manifest held was signed longer ago than this, fetched or not.
+        #[arg(long, default_value = "10m")]
+        max_age: String,
+        /// Extra PEM root certificate for the CA's TLS.
+        #[arg(long)]
+        ca_cert: Option<std::path::PathBuf>,
+    },
+    /// Write principals files for ACCOUNTs on this HOST and print the
+    /// sshd_config lines.
+    Setup {
+        /// Where the principals files go (beside what sync writes).
+        #[arg(long, default_value = "/etc/ssh/jit-ssh")]
+        dir: std::path::PathBuf,
+        /// This host's name as jit-ssh users ask for it.
+        #[arg(long)]
+        host: String,
+        /// Accounts jit-ssh may log in as (repeatable).
+        #[arg(long = "account", required = true)]
+        accounts: Vec<String>,
+    },
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, HostError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| HostError::Other(e.into()))
+}
+
+pub fn run(command: HostCommand, json: bool) -> Result<(), HostError> {
+    match command {
+        HostCommand::Sync {
+            ca,
+            dir,
+            bootstrap_fingerprint,
+            max_age,
+            ca_cert,
+        } => {
+            let ca_url = reqwest::Url::parse(&ca)
+                .map_err(|e| HostError::Usage(format!("--ca-url {ca:?}: {e}")))?;
+            let max_age = jit_ssh_proto::parse_duration(&max_age)
+                .map_err(|e| HostError::Usage(format!("--max-age: {e}")))?;
+            sync(
+                &SyncOptions {
+                    ca_url,
+                    dir,
+                    bootstrap_fingerprint,
+                    max_age,
+                    ca_cert,
+                },
+                json,
+            )
+        }
+        HostCommand::Setup {
+            dir,
+            host,
+            accounts,
+        } => {
+            print!("{}", crate::setup::setup(&dir, &host, &accounts)?);
+            Ok(())
+        }
+    }
+}
+
+fn sync(opts: &SyncOptions, json: bool) -> Result<(), HostError> {
+    let outcome = runtime()?.block_on(crate::sync::sync(opts));
+    let state = crate::sync::record_state(&opts.dir, opts.max_age, outcome.as_ref());
+    match &outcome {
+        Ok(done) if json => println!(
+            "{}",
+            serde_json::to_string(done).map_err(|e| HostError::Other(e.into()))?
+        ),
+        Ok(done) => println!(
+            "KRL version {} ({} revoked serials) and {} CA key(s) installed in {}",
+            done.krl_version,
+            done.revoked_serials,
+            done.ca_keys,
+            opts.dir.display()
+        ),
+        Err(_) => eprintln!(
+            "jit-ssh: the files in {} were left as they were",
+            opts.dir.display()
+        ),
+    }
+    // A usage error (bad flags, nothing trusted yet) is what to fix first.
+    let usage = matches!(outcome, Err(HostError::Usage(_)));
+    if state.stale && !usage {
+        // Judged from the held manifest's signed time: a CA (or someone
+        // answering for it) replaying an old answer does not reset it.
+        let why = match state.krl_signed_at {
+            Some(t) => format!(
+                "the KRL held in {} was signed {} ago, over --max-age {}",
+                opts.dir.display(),
+                jit_ssh_proto::format_duration(std::time::Duration::from_secs(
+                    state.checked_at.saturating_sub(t)
+                )),
+                jit_ssh_proto::format_duration(opts.max_age)
+            ),
+            None => format!("{} holds no signed KRL manifest", opts.dir.display()),
+        };
+        if let Err(e) = &outcome {
+            eprintln!("jit-ssh: error: {e}");
+        }
+        return Err(HostError::Stale(why));
+    }
+    outcome.map(|_| ())
+}
