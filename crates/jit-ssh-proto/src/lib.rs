@@ -1,11 +1,13 @@
 //! Types shared by the jit-ssh CA and its client, with no I/O: what goes
 //! over the wire and what both sides must spell the same way — request
 //! and response bodies ([`api`]), error bodies and codes ([`error`]),
-//! route paths ([`routes`]) and the human duration format ([`duration`]).
+//! route paths ([`routes`]), the human duration format ([`duration`])
+//! and which characters free text may hold ([`text`]).
 
 pub mod api;
 pub mod duration;
 pub mod error;
 pub mod routes;
+pub mod text;
 
 pub use duration::{format_duration, parse_duration, DurationError};
