@@ -77,6 +77,7 @@ pub fn config(
             passphrase_file: None,
         },
         tls: None,
+        connections: Default::default(),
         limits: Limits {
             invite_ttl: Duration::from_secs(86_400),
             ..Limits::default()
