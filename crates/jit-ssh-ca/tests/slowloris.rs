@@ -388,3 +388,55 @@ fn tls_connections_that_stall_in_or_after_the_handshake_are_cut() {
     std::thread::sleep(Duration::from_millis(500));
     assert!(server.fds() <= before + 10);
 }
+
+#[test]
+fn idle_http2_connections_are_cut_even_when_the_client_keeps_pinging() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A long header timeout, so only the idle rule can cut them.
+    let server = Server::start(
+        tmp.path(),
+        "header_timeout = \"30s\"\nidle_timeout = \"2s\"",
+        false,
+    );
+    let rt = runtime();
+    std::thread::sleep(Duration::from_millis(300));
+    let before = server.fds();
+    let url = format!("http://{}/v1/ca-keys", server.addr());
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (quiet, pinging) = (
+        reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .pool_idle_timeout(None)
+            .build()
+            .unwrap(),
+        reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .pool_idle_timeout(None)
+            .http2_keep_alive_interval(Duration::from_millis(300))
+            .http2_keep_alive_while_idle(true)
+            .build()
+            .unwrap(),
+    );
+    rt.block_on(async {
+        for c in [&quiet, &pinging] {
+            let res = c.get(&url).send().await.unwrap();
+            assert_eq!(res.version(), reqwest::Version::HTTP_2);
+            assert!(res.status().is_success());
+        }
+    });
+    let during = server.fds();
+    // Both clients are still alive (and one pings every 300 ms).
+    let cut_after = rt.block_on(async {
+        let start = Instant::now();
+        while server.fds() > before && start.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        start.elapsed()
+    });
+    let after = server.fds();
+    eprintln!("HTTP/2: fds before {before}, with two idle connections {during}, after {after} ({cut_after:?})");
+    assert_eq!(during, before + 2);
+    assert_eq!(after, before, "idle HTTP/2 connections were kept");
+    assert!(cut_after < Duration::from_secs(4), "{cut_after:?}");
+    drop((quiet, pinging));
+}

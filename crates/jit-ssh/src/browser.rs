@@ -36,7 +36,8 @@ pub fn offer(heading: &str, url: &str, open_it: bool, quiet: bool) {
     if !quiet {
         eprintln!("{heading}");
     }
-    eprintln!("{url}");
+    // The URL comes from the CA: shown escaped, like every text from it.
+    eprintln!("{}", jit_ssh_proto::text::escape_for_terminal(url));
     if open_it && !open(url) && !quiet {
         eprintln!("(could not open a browser: open the link above yourself)");
     }

@@ -225,7 +225,7 @@ async fn wait(
                         a.needed,
                         a.approvers.join(", ")
                     );
-                    eprintln!("{}", a.url);
+                    eprintln!("{}", jit_ssh_proto::text::escape_for_terminal(&a.url));
                 }
                 for who in a
                     .approved_by
