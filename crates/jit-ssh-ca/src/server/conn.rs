@@ -102,6 +102,41 @@ where
     }
 }
 
+/// Descriptors the CA needs besides connections: store, audit log,
+/// admin socket, outbound HTTP.
+const OTHER_FILES: u64 = 64;
+
+/// Logs a warning when `[connections] max` cannot be reached because the
+/// process may not open that many files: past the limit, accepting fails
+/// (EMFILE) for everyone instead of the cap closing the newest.
+pub fn warn_if_over_file_limit(limits: &ConnectionLimits) {
+    let Some(soft) = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|t| open_files_soft_limit(&t))
+    else {
+        return;
+    };
+    let wanted = limits.max_connections as u64 + OTHER_FILES;
+    if wanted > soft {
+        tracing::warn!(
+            max_connections = limits.max_connections,
+            open_file_limit = soft,
+            "[connections] max is above what the open-file limit allows; lower it or raise \
+             the limit (ulimit -n, systemd LimitNOFILE)"
+        );
+    }
+}
+
+/// The soft "Max open files" from `/proc/self/limits` text.
+fn open_files_soft_limit(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// What the stream needs to know about the requests on its connection.
 struct Activity {
     in_flight: AtomicUsize,
@@ -418,6 +453,15 @@ mod tests {
         let server = crate::server::guarded(listener, Guard::new(&LIMITS), &LIMITS).unwrap();
         tokio::spawn(server.serve(app.into_make_service()));
         addr
+    }
+
+    #[test]
+    fn the_open_file_limit_is_read_from_proc() {
+        let text = "Limit                     Soft Limit           Hard Limit           Units\n\
+                    Max cpu time              unlimited            unlimited            seconds\n\
+                    Max open files            1024                 524288               files\n";
+        assert_eq!(open_files_soft_limit(text), Some(1024));
+        assert_eq!(open_files_soft_limit("Max open files unlimited x"), None);
     }
 
     #[tokio::test]

@@ -110,6 +110,7 @@ pub async fn serve(
     on_ready(&ca);
     let limits = ca.config.connections;
     let guard = conn::Guard::new(&limits);
+    conn::warn_if_over_file_limit(&limits);
     match &ca.config.tls {
         Some(tls) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
