@@ -14,6 +14,7 @@ pub mod ca_key;
 pub mod config;
 pub mod http;
 pub mod issue;
+pub mod logging;
 pub mod match_code;
 pub mod names;
 pub mod notify;

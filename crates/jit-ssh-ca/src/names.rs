@@ -37,8 +37,15 @@ fn check(
     if !value.chars().all(allowed) {
         return Err(err("it contains a character that is not allowed here"));
     }
+    // `.` and `..` are path components: as an account they name a home
+    // directory's parent, and sshd's `%u` is expanded into paths.
+    if value == "." || value == ".." {
+        return Err(err("it must not be \".\" or \"..\""));
+    }
     Ok(())
 }
+
+pub use jit_ssh_proto::text::is_deceptive;
 
 macro_rules! name_type {
     ($(#[$doc:meta])* $name:ident) => {
@@ -76,7 +83,7 @@ name_type!(
 );
 name_type!(
     /// Why someone needs access, for the audit log: up to 500 characters,
-    /// no control characters.
+    /// no control, bidi, separator or invisible characters ([`is_deceptive`]).
     Reason
 );
 
@@ -128,7 +135,10 @@ impl AccountName {
 impl Reason {
     pub fn parse(s: &str) -> Result<Self, NameError> {
         let trimmed = s.trim();
-        check("reason", trimmed, 500, |c| !c.is_control())?;
+        check("reason", trimmed, 500, |c| !is_deceptive(c)).map_err(|e| NameError {
+            why: "it contains a control, bidirectional, line-separator or invisible character",
+            ..e
+        })?;
         Ok(Self(trimmed.to_owned()))
     }
 }
@@ -269,6 +279,57 @@ mod tests {
         }
         assert!(Reason::parse("line\nbreak").is_err());
         assert!(Reason::parse("  ").is_err());
+    }
+
+    #[test]
+    fn dot_names_are_refused() {
+        for bad in [".", ".."] {
+            assert!(AccountName::parse(bad).is_err(), "account {bad:?} accepted");
+            assert!(UserName::parse(bad).is_err(), "user {bad:?} accepted");
+            assert!(HostName::parse(bad).is_err(), "host {bad:?} accepted");
+        }
+        // Dots inside a name stay allowed.
+        assert!(AccountName::parse("a.b").is_ok());
+        assert!(AccountName::parse("...").is_ok());
+    }
+
+    #[test]
+    fn reasons_with_invisible_or_reordering_characters_are_refused() {
+        let bad = [
+            '\u{202A}',
+            '\u{202B}',
+            '\u{202C}',
+            '\u{202D}',
+            '\u{202E}',
+            '\u{2066}',
+            '\u{2067}',
+            '\u{2068}',
+            '\u{2069}',
+            '\u{200E}',
+            '\u{200F}',
+            '\u{061C}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{200B}',
+            '\u{200C}',
+            '\u{200D}',
+            '\u{2060}',
+            '\u{FEFF}',
+            '\u{0085}',
+            '\u{001B}',
+            '\u{007F}',
+            '\u{0009}',
+            '\u{E0041}',
+        ];
+        for c in bad {
+            let text = format!("deploy {c}fix");
+            let e = Reason::parse(&text).expect_err(&format!("U+{:04X} accepted", c as u32));
+            assert!(e.to_string().contains("bidirectional"), "{e}");
+            // The error shows the value escaped, never the raw character.
+            assert!(!e.to_string().contains(c), "raw U+{:04X} in {e}", c as u32);
+        }
+        // Ordinary non-ASCII text is fine.
+        assert!(Reason::parse("Störung #42 – 修复 🔥").is_ok());
     }
 
     #[test]

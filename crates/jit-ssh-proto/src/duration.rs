@@ -1,5 +1,8 @@
 //! Durations as people write them: `90s`, `10m`, `1h30m`, `2d`.
 //! Units: `s`, `m`, `h`, `d`; at least one part; no sign, no fractions.
+//! A compound duration names its units from largest to smallest, each at
+//! most once (`1h30m`, `2d12h`): `30m30m` or `30m1h` are errors, not sums,
+//! so a value always reads the way it parses.
 
 use std::time::Duration;
 
@@ -9,6 +12,8 @@ pub enum DurationError {
     Empty,
     #[error("invalid duration {0:?}: write it like 90s, 10m or 1h30m (units s, m, h, d)")]
     Invalid(String),
+    #[error("invalid duration {0:?}: name each unit once, largest first (like 1h30m)")]
+    UnitOrder(String),
     #[error("duration {0:?} is too large")]
     Overflow(String),
 }
@@ -23,6 +28,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let invalid = || DurationError::Invalid(text.to_owned());
     let overflow = || DurationError::Overflow(text.to_owned());
     let mut total: u64 = 0;
+    // The last unit seen: the next must be strictly smaller.
+    let mut last_unit = u64::MAX;
     let mut digits = String::new();
     for c in s.chars() {
         if c.is_ascii_digit() {
@@ -39,6 +46,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         if digits.is_empty() {
             return Err(invalid());
         }
+        if unit >= last_unit {
+            return Err(DurationError::UnitOrder(text.to_owned()));
+        }
+        last_unit = unit;
         let n: u64 = digits.parse().map_err(|_| overflow())?;
         total = n
             .checked_mul(unit)
@@ -80,6 +91,8 @@ mod tests {
             ("10m", 600),
             ("1h30m", 5400),
             ("2d", 172_800),
+            ("2d12h", 216_000),
+            ("1h0m5s", 3605),
             (" 1h ", 3600),
         ] {
             assert_eq!(
@@ -96,6 +109,14 @@ mod tests {
     fn refuses_ambiguous_or_broken_input() {
         for text in ["", "10", "m", "1x", "-5m", "1.5h", "10m5"] {
             assert!(parse_duration(text).is_err(), "{text:?} accepted");
+        }
+        // One number per unit, largest unit first: never a silent sum.
+        for text in ["30m30m", "30m1h", "1s1s", "5m1h", "1d2d", "1h30m1h"] {
+            assert!(
+                matches!(parse_duration(text), Err(DurationError::UnitOrder(_))),
+                "{text:?}: {:?}",
+                parse_duration(text)
+            );
         }
         assert!(matches!(
             parse_duration("99999999999999999999d"),

@@ -44,4 +44,9 @@ pub mod code {
     pub const RATE_LIMITED: &str = "rate_limited";
     /// Something on the CA side failed; nothing was issued.
     pub const INTERNAL: &str = "internal";
+    /// The path exists but not with this method (the `Allow` header lists
+    /// the ones it takes).
+    pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
+    /// The request body did not arrive within the CA's body timeout.
+    pub const REQUEST_TIMEOUT: &str = "request_timeout";
 }

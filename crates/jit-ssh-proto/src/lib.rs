@@ -2,12 +2,14 @@
 //! over the wire and what both sides must spell the same way — request
 //! and response bodies ([`api`]), error bodies and codes ([`error`]),
 //! route paths ([`routes`]), the documents the CA signs for hosts
-//! ([`signed`]) and the human duration format ([`duration`]).
+//! ([`signed`]), the human duration format ([`duration`]) and which
+//! characters free text may hold ([`text`]).
 
 pub mod api;
 pub mod duration;
 pub mod error;
 pub mod routes;
 pub mod signed;
+pub mod text;
 
 pub use duration::{format_duration, parse_duration, DurationError};

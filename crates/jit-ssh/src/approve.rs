@@ -59,7 +59,9 @@ pub fn print(requests: &[RequestSummary], json: bool) -> Result<(), ClientError>
             r.ttl,
             approvals,
             r.expires_at,
-            r.reason
+            // The CA refuses control and bidi characters; escape anyway
+            // (an older CA stored them).
+            jit_ssh_proto::text::escape_for_terminal(&r.reason)
         )
         .map_err(io)?;
     }

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use jit_ssh_audit::checkpoint::{verify_export, ExportReport};
 use jit_ssh_audit::{AuditRecord, Event};
 use jit_ssh_proto::api::AuditParams;
+use jit_ssh_proto::text::escape_for_terminal;
 
 use crate::ca_client::CaClient;
 use crate::error::ClientError;
@@ -119,13 +120,16 @@ fn columns(r: &AuditRecord) -> [String; 6] {
         (None, Some(h)) => h.to_owned(),
         _ => String::new(),
     };
+    // Records written before the CA refused control and bidi characters
+    // (or by a CA that did not) must not reorder or forge table lines.
+    let shown = |s: &str| escape_for_terminal(s).into_owned();
     [
         r.time.format(&Rfc3339).unwrap_or_default(),
         e.kind().to_owned(),
-        e.user().unwrap_or("").to_owned(),
-        host,
+        shown(e.user().unwrap_or("")),
+        shown(&host),
         serials,
-        detail,
+        shown(&detail),
     ]
 }
 
@@ -272,4 +276,40 @@ pub fn verify(file: &Path, keys: &[ssh_key::PublicKey]) -> Result<ExportReport, 
         .map_err(|e| ClientError::Usage(format!("{}: {e}", file.display())))?;
     verify_export(BufReader::with_capacity(1 << 20, f), keys)
         .map_err(|e| ClientError::Usage(format!("reading {}: {e}", file.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// An old record (written before the CA refused such reasons) with a
+    /// bidi override and a forged second line in its reason.
+    #[test]
+    fn old_records_with_bidi_or_newlines_are_printed_escaped() {
+        let zero = "0".repeat(64);
+        let record: AuditRecord = serde_json::from_value(serde_json::json!({
+            "seq": 7,
+            "time": "2026-11-29T10:00:00Z",
+            "actor": {"kind": "system"},
+            "event": {
+                "kind": "request_created",
+                "request": "r1", "user": "alice", "host": "db-1.prod", "account": "postgres",
+                "ttl_secs": 900,
+                "reason": "fix \u{202E}1-bd\u{202C} now\n       1  2026-11-29T10:00:00Z  certificate_issued",
+                "key_fingerprint": "SHA256:x", "client_addr": "127.0.0.1"
+            },
+            "prev_hash": zero, "hash": zero,
+        }))
+        .unwrap();
+        let detail = &columns(&record)[5];
+        assert!(
+            !detail.contains('\u{202E}') && !detail.contains('\n'),
+            "{detail:?}"
+        );
+        assert!(
+            detail.contains("\\u{202e}") && detail.contains("\\u{000a}"),
+            "{detail}"
+        );
+    }
 }

@@ -60,7 +60,8 @@ pub fn offer(heading: &str, url: &str, match_code: &str, open_it: bool, quiet: b
     if !quiet {
         eprintln!("{heading}");
     }
-    eprintln!("{url}");
+    // The URL comes from the CA: shown escaped, like every text from it.
+    eprintln!("{}", jit_ssh_proto::text::escape_for_terminal(url));
     if let Some(line) = match_line(match_code) {
         eprintln!("{line}");
     }

@@ -24,6 +24,11 @@ impl CaClient {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
+            // The CA closes a kept-alive connection that waits longer than
+            // its header timeout (default 10 s) for the next request; reuse
+            // only connections well inside that, so a request never races
+            // the close.
+            .pool_idle_timeout(Duration::from_secs(5))
             .user_agent(concat!("jit-ssh/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = &settings.ca_cert {
             let pem = std::fs::read(path)

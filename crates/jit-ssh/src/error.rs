@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use jit_ssh_proto::text::escape_for_terminal;
+
 #[derive(Debug)]
 pub enum ClientError {
     /// `SSH_AUTH_SOCK` unset, or nothing answers on it.
@@ -153,15 +155,24 @@ impl fmt::Display for ClientError {
                 write!(f, "cannot reach the CA at {url}: {detail}")
             }
             ClientError::NotEnrolled(m) => write!(f, "not enrolled: {m}"),
-            ClientError::Denied(reason) => write!(f, "denied: {reason}"),
-            ClientError::DeniedByApprover(reason) => write!(f, "denied by an approver: {reason}"),
+            // Text from the CA (an approver's words, a server message) is
+            // escaped: it must not reorder or forge terminal lines.
+            ClientError::Denied(reason) => write!(f, "denied: {}", escape_for_terminal(reason)),
+            ClientError::DeniedByApprover(reason) => {
+                write!(f, "denied by an approver: {}", escape_for_terminal(reason))
+            }
             ClientError::TimedOut(m) => write!(f, "timed out: {m}"),
             ClientError::Cancelled => write!(f, "cancelled; the request was withdrawn on the CA"),
             ClientError::Usage(m) => f.write_str(m),
             ClientError::SyncRefused(m) => write!(f, "sync refused: {m}"),
             ClientError::VerifyFailed(m) => write!(f, "verification FAILED at {m}"),
             ClientError::Stale(m) => write!(f, "stale: {m}"),
-            ClientError::Ca { code, message } => write!(f, "the CA refused ({code}): {message}"),
+            ClientError::Ca { code, message } => write!(
+                f,
+                "the CA refused ({}): {}",
+                escape_for_terminal(code),
+                escape_for_terminal(message)
+            ),
             ClientError::Other(e) => write!(f, "{e:#}"),
         }
     }

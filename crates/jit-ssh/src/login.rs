@@ -65,7 +65,9 @@ fn status_text(status: RequestStatus, reason: Option<&str>) -> String {
         RequestStatus::PendingMfa => "waiting for your security key…".into(),
         RequestStatus::PendingApproval => format!(
             "waiting for approval{}…",
-            reason.map(|r| format!(" ({r})")).unwrap_or_default()
+            reason
+                .map(|r| format!(" ({})", jit_ssh_proto::text::escape_for_terminal(r)))
+                .unwrap_or_default()
         ),
         RequestStatus::Issued => "issued".into(),
         RequestStatus::Denied => "denied".into(),
@@ -228,7 +230,7 @@ async fn wait(
                         a.needed,
                         a.approvers.join(", ")
                     );
-                    eprintln!("{}", a.url);
+                    eprintln!("{}", jit_ssh_proto::text::escape_for_terminal(&a.url));
                 }
                 for who in a
                     .approved_by

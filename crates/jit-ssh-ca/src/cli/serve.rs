@@ -36,18 +36,13 @@ pub struct ServeArgs {
 }
 
 pub fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("JIT_SSH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    jit_ssh_ca::logging::init(
+        jit_ssh_ca::logging::env_filter(),
+        json,
+        ansi,
+        std::io::stderr,
+    );
 }
 
 pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {

@@ -31,6 +31,9 @@ pub struct ConfigFile {
     pub tls: Option<TlsFile>,
     #[serde(default)]
     pub limits: LimitsFile,
+    /// Timeouts and the connection cap of the HTTP(S) listener.
+    #[serde(default)]
+    pub connections: super::connections::ConnectionsFile,
     /// Users allowed to use the CA, with their groups and roles.
     #[serde(default)]
     pub users: Vec<UserFile>,

@@ -1,6 +1,7 @@
 //! The CA server's configuration: parsed from TOML ([`file`]), then checked
 //! as a whole so `check-config` can report every problem with its line.
 
+pub mod connections;
 pub mod dev;
 pub mod file;
 mod rules;
@@ -74,6 +75,7 @@ pub struct Config {
     pub publish_ca_keys: Vec<PathBuf>,
     pub tls: Option<TlsConfig>,
     pub limits: Limits,
+    pub connections: connections::ConnectionLimits,
     pub profile: CertProfile,
     pub policy: Policy,
     /// On-call schedules by name.
@@ -221,6 +223,7 @@ fn validate(f: file::ConfigFile, c: &mut Collector<'_>) -> Option<Config> {
         }
     };
     let limits = limits(&f.limits, c);
+    let connections = connections::limits(&f.connections, c);
     let skew = f
         .limits
         .clock_skew
@@ -247,6 +250,7 @@ fn validate(f: file::ConfigFile, c: &mut Collector<'_>) -> Option<Config> {
             key: t.key,
         }),
         limits,
+        connections,
         profile: CertProfile {
             clock_skew: skew.unwrap_or(Duration::from_secs(60)),
             max_ttl: HARD_MAX_TTL,

@@ -5,9 +5,11 @@
 mod audit;
 mod ca_keys;
 mod confirm;
+mod deadline;
 mod decisions;
 mod enroll;
 mod error;
+mod error_shape;
 mod json;
 mod krl;
 mod pages;
@@ -48,6 +50,11 @@ pub fn app(state: AppState) -> Router {
         .merge(pages::routes())
         .fallback(|| async { ApiError::from(ServiceError::NotFound("route")) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            deadline::body_deadline,
+        ))
+        .layer(middleware::from_fn(error_shape::json_errors))
         .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn(access_log))
         .with_state(state)

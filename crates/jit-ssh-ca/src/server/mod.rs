@@ -2,6 +2,7 @@
 //! socket, and stop cleanly on SIGTERM or SIGINT.
 
 pub mod admin;
+mod conn;
 mod feeds;
 
 use std::net::SocketAddr;
@@ -107,6 +108,9 @@ pub async fn serve(
     ));
     listener.set_nonblocking(true).context("listener")?;
     on_ready(&ca);
+    let limits = ca.config.connections;
+    let guard = conn::Guard::new(&limits);
+    conn::warn_if_over_file_limit(&limits);
     match &ca.config.tls {
         Some(tls) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
@@ -119,7 +123,12 @@ pub async fn serve(
                         tls.key.display()
                     )
                 })?;
-            axum_server::from_tcp_rustls(listener, rustls)
+            // The guard sits under TLS: the cap and the idle rule hold
+            // from the first handshake byte.
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls)
+                .handshake_timeout(limits.header_timeout)
+                .acceptor(guard);
+            guarded(listener, acceptor, &limits)
                 .context("TLS listener")?
                 .handle(handle)
                 .serve(app)
@@ -127,7 +136,7 @@ pub async fn serve(
                 .context("serving HTTPS")?;
         }
         None => {
-            axum_server::from_tcp(listener)
+            guarded(listener, guard, &limits)
                 .context("listener")?
                 .handle(handle)
                 .serve(app)
@@ -141,6 +150,25 @@ pub async fn serve(
     // data directory later verifies to its end.
     checkpoint(ca, "shutdown").await;
     Ok(())
+}
+
+/// A server on `listener` with `acceptor` (the [`conn::Guard`], alone or
+/// under TLS) and hyper's side of the connection limits: a request head
+/// must arrive within `header_timeout`, counted from the end of the
+/// previous response on a kept-alive connection; a connection's first
+/// request within `header_timeout` of the acceptor finishing (this also
+/// bounds hyper's protocol detection, which has no timeout of its own).
+pub(crate) fn guarded<A>(
+    listener: std::net::TcpListener,
+    acceptor: A,
+    limits: &crate::config::connections::ConnectionLimits,
+) -> std::io::Result<axum_server::Server<SocketAddr, A>> {
+    let mut server = axum_server::from_tcp(listener)?.acceptor(acceptor);
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(limits.header_timeout);
+    Ok(server.first_request_timeout(limits.header_timeout))
 }
 
 /// Signs a checkpoint of the audit chain every `interval` (when records
