@@ -116,9 +116,12 @@ pub struct TlsFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsFile {
-    /// New requests per user per minute (default 10).
+    /// Confirmed WebAuthn touches per user per minute (default 10). Only
+    /// a verified touch counts, so nobody else can spend a user's budget;
+    /// unauthenticated work counts per client address instead.
     pub requests_per_minute_per_user: Option<u32>,
-    /// New requests and WebAuthn ceremonies per client address per minute (default 60).
+    /// New requests, sign-ins, revocations, decisions and WebAuthn
+    /// ceremonies per client address per minute (default 60).
     pub requests_per_minute_per_address: Option<u32>,
     /// How long a request may wait for its WebAuthn touch (default "5m").
     pub request_ttl: Option<Spanned<String>>,

@@ -131,10 +131,6 @@ impl Ca {
             (_, "") => String::new(),
             (_, c) => Reason::parse(c).map_err(ServiceError::invalid)?.to_string(),
         };
-        self.limit(
-            &format!("user:{who}"),
-            self.config.limits.requests_per_minute_per_user,
-        )?;
         let req = self.load_request(request_id)?;
         if req.status != RequestStatus::PendingApproval {
             return Err(ServiceError::WrongState(format!(
@@ -243,7 +239,7 @@ impl Ca {
         client: SocketAddr,
     ) -> Result<DecisionState, ServiceError> {
         self.limit_address(client)?;
-        let ceremony = self.store.take_ceremony(&ceremony_key(id))?;
+        let ceremony = self.take_touch(&ceremony_key(id))?;
         let d = self.load_decision(id)?;
         // One decision at a time: two last approvals must not both issue.
         let _one = self

@@ -32,8 +32,9 @@ pub(crate) fn awaiting_touch(
 const CEREMONY_TTL: i64 = 300;
 
 impl Ca {
-    /// Starts `user`'s touch for a confirmation, within their ceremony
-    /// budget, if `waiting` says it still waits for one.
+    /// Starts `user`'s touch for a confirmation, within the ceremony
+    /// budget of the resource (`key`), if `waiting` says it still waits
+    /// for one.
     pub(crate) fn start_touch(
         &self,
         key: &str,
@@ -41,14 +42,22 @@ impl Ca {
         waiting: Result<(), ServiceError>,
         binding: String,
     ) -> Result<RequestChallengeResponse, ServiceError> {
-        self.limit_ceremonies(user)?;
+        self.limit_ceremony(key)?;
         waiting?;
         self.start_assertion(key, user, binding)
     }
 
+    /// Takes the ceremony stored under `key` (single use), within the
+    /// resource's ceremony budget: a refused finish leaves it in place.
+    pub(crate) fn take_touch(&self, key: &str) -> Result<Option<Ceremony>, ServiceError> {
+        self.limit_ceremony(key)?;
+        Ok(self.store.take_ceremony(key)?)
+    }
+
     /// Checks `user`'s touch confirming `id` (on `host`, empty when none)
     /// against a ceremony already taken from the store; a failed check is
-    /// recorded as `mfa_failed` and refused.
+    /// recorded as `mfa_failed` and refused. A verified touch counts
+    /// against `user`'s own budget (only their key can spend it).
     pub(crate) fn check_touch(
         &self,
         ceremony: Option<Ceremony>,
@@ -57,9 +66,8 @@ impl Ca {
         binding: &str,
         credential: &PublicKeyCredential,
     ) -> Result<(), ServiceError> {
-        self.limit_ceremonies(user)?;
         let Err(why) = self.check_assertion(ceremony, user, binding, credential)? else {
-            return Ok(());
+            return self.limit_confirmed(user);
         };
         tracing::warn!(id, user, reason = %why, "WebAuthn check failed");
         self.audit(

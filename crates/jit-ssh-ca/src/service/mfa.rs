@@ -60,7 +60,7 @@ impl Ca {
     ) -> Result<RequestSummary, ServiceError> {
         self.limit_address(client)?;
         // Single use: the state is gone before the assertion is looked at.
-        let ceremony = self.store.take_ceremony(&ceremony_key(id))?;
+        let ceremony = self.take_touch(&ceremony_key(id))?;
         let req = self.load_request(id)?;
         // The ceremony first: a replay is an MFA failure, and recorded so.
         self.check_touch(

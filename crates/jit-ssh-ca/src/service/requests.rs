@@ -42,7 +42,6 @@ impl Ca {
             )));
         }
         let public_key = parse_public_key(&body.public_key)?;
-        self.limit(&format!("user:{user}"), limits.requests_per_minute_per_user)?;
         if self.store.credentials(user.as_str())?.is_empty() {
             return Err(ServiceError::NotEnrolled(user.to_string()));
         }

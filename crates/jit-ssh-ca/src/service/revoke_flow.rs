@@ -94,10 +94,6 @@ impl Ca {
             }
             _ => {}
         }
-        self.limit(
-            &format!("user:{user}"),
-            self.config.limits.requests_per_minute_per_user,
-        )?;
         if self.store.credentials(user.as_str())?.is_empty() {
             return Err(ServiceError::NotEnrolled(user.to_string()));
         }
@@ -204,7 +200,7 @@ impl Ca {
         client: SocketAddr,
     ) -> Result<RevocationState, ServiceError> {
         self.limit_address(client)?;
-        let ceremony = self.store.take_ceremony(&ceremony_key(id))?;
+        let ceremony = self.take_touch(&ceremony_key(id))?;
         let r = self.load_revocation(id)?;
         self.check_touch(ceremony, &r.user, (&r.id, ""), &binding(&r), credential)?;
         waiting(&r)?;
