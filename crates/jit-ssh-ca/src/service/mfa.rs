@@ -12,14 +12,30 @@ use jit_ssh_audit::{Actor, Event};
 use jit_ssh_proto::api::{RequestStatus, RequestSummary};
 
 use super::assertion::awaiting_touch;
-use super::{sha256_hex, step, Ca, ServiceError};
+use super::{now_unix, sha256_hex, step, Ca, ServiceError};
 use crate::store::AccessRequest;
 
 fn ceremony_key(id: &str) -> String {
     format!("mfa:{id}")
 }
 
+/// How long a claim holds off expiry and other touches: far longer than
+/// signing and one audit append take; a claim older than this belongs to
+/// a CA that died mid-decision, and the request may expire.
+const CLAIM_TIMEOUT: i64 = 120;
+
+/// Whether a verified touch is deciding `req` right now.
+pub(super) fn claim_is_live(req: &AccessRequest) -> bool {
+    req.deciding_since
+        .is_some_and(|t| now_unix() < t.saturating_add(CLAIM_TIMEOUT))
+}
+
 fn waiting(req: &AccessRequest) -> Result<(), ServiceError> {
+    if req.deciding_since.is_some() {
+        return Err(ServiceError::WrongState(
+            "request is being decided after another touch; nothing more to confirm".into(),
+        ));
+    }
     awaiting_touch(
         "request",
         req.status,
@@ -71,12 +87,37 @@ impl Ca {
             credential,
         )?;
         waiting(&req)?;
+        // One request, one certificate: claim it in the store before
+        // anything is signed; a touch that loses the race signs nothing.
+        let mut claimed = req.clone();
+        claimed.deciding_since = Some(now_unix());
+        if !self.store.swap_request(&req, &claimed)? {
+            return Err(ServiceError::WrongState(
+                "the request changed while it was being confirmed; another touch finished first"
+                    .into(),
+            ));
+        }
         let actor = Actor::User {
             name: req.user.clone(),
         };
-        self.audit(actor.clone(), Event::MfaVerified(step(&req, "")))?;
-        let decided = self.decide_and_issue(&req, actor)?;
-        if !self.store.swap_request(&req, &decided)? {
+        let decided = self
+            .audit(actor.clone(), Event::MfaVerified(step(&req, "")))
+            .and_then(|_| self.decide_and_issue(&claimed, actor));
+        let mut decided = match decided {
+            Ok(d) => d,
+            Err(e) => {
+                // Nothing was issued (issuance fails closed): let the
+                // requester try again rather than wait for the claim to age.
+                if let Err(release) = self.store.swap_request(&claimed, &req) {
+                    tracing::error!(request = %req.id, error = %release, "releasing a claim failed");
+                }
+                return Err(e);
+            }
+        };
+        decided.deciding_since = None;
+        if !self.store.swap_request(&claimed, &decided)? {
+            // Only a claim older than CLAIM_TIMEOUT can be taken over.
+            tracing::error!(request = %req.id, "the request changed under a live claim");
             return Err(ServiceError::WrongState(
                 "the request changed while it was being decided".into(),
             ));

@@ -72,6 +72,7 @@ impl Ca {
             certificate: None,
             break_glass: body.break_glass,
             approval: None,
+            deciding_since: None,
         };
         self.audit(
             Actor::User {
@@ -114,11 +115,12 @@ impl Ca {
             req.status,
             RequestStatus::PendingMfa | RequestStatus::PendingApproval
         );
-        if !pending || now_unix() < req.expires_at {
+        if !pending || now_unix() < req.expires_at || super::mfa::claim_is_live(&req) {
             return Ok(req);
         }
         let mut expired = req.clone();
         expired.status = RequestStatus::Expired;
+        expired.deciding_since = None;
         expired.decision_reason =
             Some("the request expired before it was approved; run the login again".into());
         if self.store.swap_request(&req, &expired)? {
@@ -160,6 +162,11 @@ impl Ca {
         let req = self.authorized(id, secret)?;
         if req.status.is_final() {
             return self.request_state(id, secret);
+        }
+        if super::mfa::claim_is_live(&req) {
+            return Err(ServiceError::WrongState(
+                "the request is being decided; read it again".into(),
+            ));
         }
         let mut cancelled = req.clone();
         cancelled.status = RequestStatus::Cancelled;

@@ -66,6 +66,11 @@ pub struct AccessRequest {
     /// Set once policy asks for approvers.
     #[serde(default)]
     pub approval: Option<ApprovalState>,
+    /// Unix seconds when a verified touch claimed the request for its
+    /// decision (compare-and-swap before any signing): whoever set it is
+    /// the only one who may issue. Absent from older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deciding_since: Option<i64>,
 }
 
 /// Who was asked to approve a request, and who did.
