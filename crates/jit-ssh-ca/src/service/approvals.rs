@@ -16,6 +16,7 @@ use jit_ssh_proto::routes;
 
 use super::assertion::awaiting_touch;
 use super::decide::waiting_text;
+use super::revoke_flow::NOT_ALLOWED;
 use super::sessions::SignedIn;
 use super::{
     is_id, now_unix, random_id, random_token, secret_matches, sha256_hex, Ca, ServiceError,
@@ -49,24 +50,35 @@ fn waiting(d: &PendingDecision) -> Result<(), ServiceError> {
     awaiting_touch("decision", d.status, d.status == DecisionStatus::PendingMfa)
 }
 
+/// Why someone may not decide a request.
+struct Refusal {
+    why: String,
+    /// Whether a caller who has not touched their key may be told `why`:
+    /// the request's page already names its requester and who approved,
+    /// but whether a given name may approve is not for strangers.
+    public: bool,
+}
+
 /// Why `who` may not decide `req`, if they may not.
-fn refusal(req: &AccessRequest, who: &str) -> Option<String> {
+fn refusal(req: &AccessRequest, who: &str) -> Option<Refusal> {
     if req.user == who {
-        return Some(format!(
-            "{who} asked for this access and cannot approve or deny it themselves"
-        ));
+        return Some(Refusal {
+            why: format!("{who} asked for this access and cannot approve or deny it themselves"),
+            public: true,
+        });
     }
     let a = req.approval.as_ref()?;
     if !a.approvers.iter().any(|x| x == who) {
-        return Some(format!(
-            "{who} is not an approver for this request (approvers: {})",
-            a.approvers.join(", ")
-        ));
+        return Some(Refusal {
+            why: format!("{who} is not an approver for this request"),
+            public: false,
+        });
     }
     if a.approvals.iter().any(|m| m.by == who) {
-        return Some(format!(
-            "{who} already approved this request; each approver counts once"
-        ));
+        return Some(Refusal {
+            why: format!("{who} already approved this request; each approver counts once"),
+            public: true,
+        });
     }
     None
 }
@@ -100,20 +112,28 @@ impl Ca {
         }
     }
 
-    /// Refuses (and audits) a decision `who` may not make.
+    /// Refuses (and audits) a decision `who` may not make. `client` is
+    /// set before the touch: the name is then only a claim, and the
+    /// caller is told only what is public (never who may decide).
     fn refuse(
         &self,
         req: &AccessRequest,
         who: &str,
-        why: String,
+        Refusal { why, public }: Refusal,
+        client: Option<SocketAddr>,
     ) -> Result<ServiceError, ServiceError> {
-        self.audit(
-            Actor::User {
-                name: who.to_owned(),
-            },
-            Event::ApprovalRefused(self.step_of(req, who, &why)),
-        )?;
-        Ok(ServiceError::Forbidden(why))
+        let (actor, told) = match client {
+            Some(c) if public => (Actor::claim(c.ip(), who), why.clone()),
+            Some(c) => (Actor::claim(c.ip(), who), NOT_ALLOWED.to_owned()),
+            None => (
+                Actor::User {
+                    name: who.to_owned(),
+                },
+                why.clone(),
+            ),
+        };
+        self.audit(actor, Event::ApprovalRefused(self.step_of(req, who, &why)))?;
+        Ok(ServiceError::Forbidden(told))
     }
 
     pub fn create_decision(
@@ -140,7 +160,7 @@ impl Ca {
         }
         // Say no early (checked again after the touch, which is what counts).
         if let Some(why) = refusal(&req, who.as_str()) {
-            return Err(self.refuse(&req, who.as_str(), why)?);
+            return Err(self.refuse(&req, who.as_str(), why, Some(client))?);
         }
         if self.store.credentials(who.as_str())?.is_empty() {
             return Err(ServiceError::NotEnrolled(who.to_string()));
@@ -253,6 +273,7 @@ impl Ca {
             (&d.id, &req.host),
             &binding(&d, &req),
             credential,
+            client,
         )?;
         waiting(&d)?;
         let actor = Actor::User {
@@ -290,10 +311,11 @@ impl Ca {
                 "the request is {:?}, no longer waiting for approval",
                 req.status
             );
-            return Err(self.refuse(req, &d.user, why)?);
+            let why = Refusal { why, public: true };
+            return Err(self.refuse(req, &d.user, why, None)?);
         }
         if let Some(why) = refusal(req, &d.user) {
-            return Err(self.refuse(req, &d.user, why)?);
+            return Err(self.refuse(req, &d.user, why, None)?);
         }
         let mut next = req.clone();
         let approval = next

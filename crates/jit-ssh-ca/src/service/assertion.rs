@@ -55,7 +55,8 @@ impl Ca {
     }
 
     /// Checks `user`'s touch confirming `id` (on `host`, empty when none)
-    /// against a ceremony already taken from the store; a failed check is
+    /// against a ceremony already taken from the store (the touch sent from
+    /// `client`); a failed check is
     /// recorded as `mfa_failed` and refused. A verified touch counts
     /// against `user`'s own budget (only their key can spend it).
     pub(crate) fn check_touch(
@@ -65,15 +66,15 @@ impl Ca {
         (id, host): (&str, &str),
         binding: &str,
         credential: &PublicKeyCredential,
+        client: std::net::SocketAddr,
     ) -> Result<(), ServiceError> {
         let Err(why) = self.check_assertion(ceremony, user, binding, credential)? else {
             return self.limit_confirmed(user);
         };
         tracing::warn!(id, user, reason = %why, "WebAuthn check failed");
+        // A failed touch proves nothing: the name is only claimed.
         self.audit(
-            Actor::User {
-                name: user.to_owned(),
-            },
+            Actor::claim(client.ip(), user),
             Event::MfaFailed(step_of(id, user, host, &why)),
         )?;
         Err(ServiceError::MfaFailed(why))

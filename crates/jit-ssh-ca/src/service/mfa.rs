@@ -85,6 +85,7 @@ impl Ca {
             (&req.id, &req.host),
             &binding(&req),
             credential,
+            client,
         )?;
         waiting(&req)?;
         // One request, one certificate: claim it in the store before

@@ -74,10 +74,9 @@ impl Ca {
             approval: None,
             deciding_since: None,
         };
+        // Nobody has touched a key yet: whoever sent this only claims a name.
         self.audit(
-            Actor::User {
-                name: req.user.clone(),
-            },
+            Actor::claim(client.ip(), &req.user),
             Event::RequestCreated(RequestCreated {
                 request: req.id.clone(),
                 user: req.user.clone(),
@@ -158,7 +157,14 @@ impl Ca {
 
     /// The requester gives up: a pending request becomes `cancelled`, so
     /// the MFA link can no longer issue anything.
-    pub fn cancel_request(&self, id: &str, secret: &str) -> Result<RequestState, ServiceError> {
+    /// Holding the secret is not a touch: the cancel is recorded as a
+    /// claim from `client`.
+    pub fn cancel_request(
+        &self,
+        id: &str,
+        secret: &str,
+        client: SocketAddr,
+    ) -> Result<RequestState, ServiceError> {
         let req = self.authorized(id, secret)?;
         if req.status.is_final() {
             return self.request_state(id, secret);
@@ -177,9 +183,7 @@ impl Ca {
             ));
         }
         self.audit(
-            Actor::User {
-                name: req.user.clone(),
-            },
+            Actor::claim(client.ip(), &req.user),
             Event::RequestCancelled(step(&req, "")),
         )?;
         self.waiters.wake(id);

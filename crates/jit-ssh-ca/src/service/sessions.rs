@@ -145,7 +145,14 @@ impl Ca {
         self.limit_address(client)?;
         let ceremony = self.take_touch(&ceremony_key(id))?;
         let s = self.load_session(id)?;
-        self.check_touch(ceremony, &s.user, (&s.id, ""), &binding(&s), credential)?;
+        self.check_touch(
+            ceremony,
+            &s.user,
+            (&s.id, ""),
+            &binding(&s),
+            credential,
+            client,
+        )?;
         waiting(&s)?;
         let actor = Actor::User {
             name: s.user.clone(),
