@@ -137,6 +137,11 @@ pub struct LimitsFile {
     /// were added since the last one (default "5m"). Also on shutdown and
     /// before every export.
     pub checkpoint_interval: Option<Spanned<String>>,
+    /// How long requests, sign-ins, revocations and decisions stay in the
+    /// state store after they ended (default "7d"); the audit log keeps
+    /// their history for good. Expired WebAuthn ceremonies and enrollment
+    /// links go at once.
+    pub state_retention: Option<Spanned<String>>,
     /// How far certificates are back-dated for slow host clocks (default "60s").
     pub clock_skew: Option<Spanned<String>>,
 }

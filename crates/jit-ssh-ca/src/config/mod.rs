@@ -46,6 +46,8 @@ pub struct Limits {
     pub approval_ttl: Duration,
     /// How often the CA signs the audit chain's head (when it moved).
     pub checkpoint_interval: Duration,
+    /// How long ended state stays in the store (the audit log keeps it).
+    pub state_retention: Duration,
 }
 
 impl Default for Limits {
@@ -58,6 +60,7 @@ impl Default for Limits {
             session_ttl: Duration::from_secs(900),
             approval_ttl: Duration::from_secs(1800),
             checkpoint_interval: Duration::from_secs(300),
+            state_retention: Duration::from_secs(7 * 86_400),
         }
     }
 }
@@ -279,6 +282,7 @@ fn limits(l: &file::LimitsFile, c: &mut Collector<'_>) -> Limits {
             "checkpoint_interval",
             d.checkpoint_interval,
         ),
+        state_retention: dur(&l.state_retention, "state_retention", d.state_retention),
     }
 }
 

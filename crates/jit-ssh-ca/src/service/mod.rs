@@ -13,6 +13,7 @@ mod enroll;
 mod limits;
 mod mfa;
 mod requests;
+mod retention;
 mod revocation;
 mod revoke_flow;
 mod sessions;
@@ -296,7 +297,7 @@ impl AuditLog for LoggedAudit {
     }
 }
 
-pub(crate) fn now_unix() -> i64 {
+pub fn now_unix() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
