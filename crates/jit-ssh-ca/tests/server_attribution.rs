@@ -126,4 +126,19 @@ async fn an_approval_refused_before_the_touch_names_no_approvers() {
     let refused = records(&t, "approval_refused");
     assert_eq!(actor(&refused[0]), claim("bob"));
     assert_eq!(actor(&refused[1]), claim("alice"));
+
+    // A name nobody enrolled (or not in the config) writes no record.
+    let before = t.audit_count();
+    let (s, e) = t
+        .post(
+            &format!("/v1/requests/{id}/decisions"),
+            &json!({"user": "nobody", "verdict": "approve", "comment": ""}),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("not_enrolled")),
+        "{e}"
+    );
+    assert_eq!(t.audit_count(), before, "a stranger's name is not audited");
 }

@@ -158,12 +158,14 @@ impl Ca {
                 req.status
             )));
         }
+        // A name nobody enrolled can never confirm: refused before any
+        // audit record, so strangers cannot fill the log with names.
+        if self.store.credentials(who.as_str())?.is_empty() {
+            return Err(ServiceError::NotEnrolled(who.to_string()));
+        }
         // Say no early (checked again after the touch, which is what counts).
         if let Some(why) = refusal(&req, who.as_str()) {
             return Err(self.refuse(&req, who.as_str(), why, Some(client))?);
-        }
-        if self.store.credentials(who.as_str())?.is_empty() {
-            return Err(ServiceError::NotEnrolled(who.to_string()));
         }
         let secret = random_token();
         let d = PendingDecision {
