@@ -18,7 +18,9 @@ use common::{TestCa, ORIGIN};
 
 /// Holds every certificate record for a while before writing it, as a
 /// slow disk would: the window in which a second finish could race.
-struct SlowCertificates(Arc<dyn AuditLog>);
+/// With `fail_first`, refuses the first certificate record (a full disk
+/// for a moment).
+struct SlowCertificates(Arc<dyn AuditLog>, std::sync::atomic::AtomicBool);
 
 impl AuditLog for SlowCertificates {
     fn append(
@@ -27,6 +29,11 @@ impl AuditLog for SlowCertificates {
         event: jit_ssh_audit::Event,
     ) -> Result<jit_ssh_audit::AuditRecord, jit_ssh_audit::AppendError> {
         if matches!(event, jit_ssh_audit::Event::CertificateIssued(_)) {
+            if self.1.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                return Err(jit_ssh_audit::AppendError::Commit(Arc::new(
+                    jit_ssh_audit::StoreError::Poisoned,
+                )));
+            }
             std::thread::sleep(Duration::from_millis(300));
         }
         self.0.append(actor, event)
@@ -87,7 +94,7 @@ fn touch_once(ca: &Ca, id: &str, key: &Mutex<SoftPasskey>, client: std::net::Soc
 async fn racing_touches_issue_one_certificate_per_request() {
     let t = TestCa::build(
         "requests_per_minute_per_user = 1000\nrequests_per_minute_per_address = 100000",
-        |a| Arc::new(SlowCertificates(a)),
+        |a| Arc::new(SlowCertificates(a, false.into())),
     );
     let key = Arc::new(Mutex::new(t.enroll("alice").await));
     for round in 0..8 {
@@ -130,4 +137,23 @@ async fn racing_touches_issue_one_certificate_per_request() {
             .await;
         assert_eq!(state["status"], "issued", "round {round}: {state}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_touch_that_failed_to_record_its_certificate_can_be_retried() {
+    let t = TestCa::build("", |a| Arc::new(SlowCertificates(a, true.into())));
+    let mut key = t.enroll("alice").await;
+    let (_, created) = t.request("alice", "db-1.dev", "oncall", "5m").await;
+    let id = created["id"].as_str().unwrap();
+    let (s, e, _) = t.touch(id, &mut key).await;
+    assert_eq!(s, axum::http::StatusCode::INTERNAL_SERVER_ERROR, "{e}");
+    assert_eq!(certificates_for(&t, id), 0);
+    // Nothing was recorded, so the claim was released: the retry issues.
+    let (s, done, _) = t.touch(id, &mut key).await;
+    assert_eq!(
+        (s, done["status"].as_str()),
+        (axum::http::StatusCode::OK, Some("issued")),
+        "{done}"
+    );
+    assert_eq!(certificates_for(&t, id), 1);
 }

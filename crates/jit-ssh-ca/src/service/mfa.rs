@@ -107,10 +107,13 @@ impl Ca {
         let mut decided = match decided {
             Ok(d) => d,
             Err(e) => {
-                // Nothing was issued (issuance fails closed): let the
-                // requester try again rather than wait for the claim to age.
-                if let Err(release) = self.store.swap_request(&claimed, &req) {
-                    tracing::error!(request = %req.id, error = %release, "releasing a claim failed");
+                // Let the requester try again rather than wait for the
+                // claim to age, but only if no certificate was recorded
+                // for this request (one recorded is one made: never two).
+                if !self.certificate_recorded(&req.id) {
+                    if let Err(release) = self.store.swap_request(&claimed, &req) {
+                        tracing::error!(request = %req.id, error = %release, "releasing a claim failed");
+                    }
                 }
                 return Err(e);
             }
@@ -125,5 +128,18 @@ impl Ca {
         }
         self.waiters.wake(id);
         self.summary(id)
+    }
+
+    /// Whether the audit log holds a certificate for request `id` (when
+    /// it cannot say, assume so: fail closed).
+    fn certificate_recorded(&self, id: &str) -> bool {
+        self.audit
+            .query(&jit_ssh_audit::AuditQuery {
+                grant: Some(id.to_owned()),
+                kinds: vec!["certificate_issued".into()],
+                limit: 1,
+                ..Default::default()
+            })
+            .map_or(true, |found| !found.is_empty())
     }
 }
