@@ -319,6 +319,12 @@ impl Ca {
         if let Some(why) = refusal(req, &d.user) {
             return Err(self.refuse(req, &d.user, why, None)?);
         }
+        if super::mfa::claim_is_live(req) {
+            let why = "another approval is being applied to this request; try again".to_owned();
+            return Err(self.refuse(req, &d.user, Refusal { why, public: true }, None)?);
+        }
+        // What the final swap replaces: the request as read, or as claimed.
+        let mut base = req.clone();
         let mut next = req.clone();
         let approval = next
             .approval
@@ -344,24 +350,51 @@ impl Ca {
                 let (have, needed) = (approval.approvals.len(), approval.needed);
                 let (pin, extensions) = (approval.pin_source_address, approval.extensions.clone());
                 next.decision_reason = Some(waiting_text(approval));
-                self.audit(
-                    actor.clone(),
-                    Event::RequestApproved(self.step_of(&next, &d.user, &d.comment)),
-                )?;
-                if have >= usize::try_from(needed).unwrap_or(usize::MAX) {
-                    let extensions = extensions
-                        .iter()
-                        .map(|e| Extension::parse(e))
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| ServiceError::Internal(format!("stored extension: {e}")))?;
-                    next = self.issue_now(next, pin, extensions, actor)?;
+                let last = have >= usize::try_from(needed).unwrap_or(usize::MAX);
+                if last {
+                    // One certificate: claim the request in the store
+                    // before signing (another CA replica may be here too).
+                    base.deciding_since = Some(now_unix());
+                    if !self.store.swap_request(req, &base)? {
+                        let why = "the request changed while being decided; try again".to_owned();
+                        return Err(self.refuse(
+                            req,
+                            &d.user,
+                            Refusal { why, public: true },
+                            None,
+                        )?);
+                    }
+                }
+                let issued = self
+                    .audit(
+                        actor.clone(),
+                        Event::RequestApproved(self.step_of(&next, &d.user, &d.comment)),
+                    )
+                    .and_then(|_| {
+                        if last {
+                            self.issue_approved(next, pin, &extensions, actor)
+                        } else {
+                            Ok(next)
+                        }
+                    });
+                next = match issued {
+                    Ok(n) => n,
+                    Err(e) => {
+                        if last {
+                            self.release_claim(&base, req);
+                        }
+                        return Err(e);
+                    }
+                };
+                if last {
                     format!("approved; that was the last approval needed: the certificate was issued to {}", req.user)
                 } else {
                     format!("approved ({have} of {needed}); waiting for more approvers")
                 }
             }
         };
-        if !self.store.swap_request(req, &next)? {
+        next.deciding_since = None;
+        if !self.store.swap_request(&base, &next)? {
             return Err(ServiceError::WrongState(
                 "the request changed while being decided; try again".into(),
             ));
@@ -376,5 +409,21 @@ impl Ca {
             self.notify_request(event, &next, Some(&d.user));
         }
         Ok(outcome)
+    }
+
+    /// Issues the certificate for a request its last approval completed.
+    fn issue_approved(
+        &self,
+        next: AccessRequest,
+        pin: bool,
+        extensions: &[String],
+        actor: Actor,
+    ) -> Result<AccessRequest, ServiceError> {
+        let extensions = extensions
+            .iter()
+            .map(|e| Extension::parse(e))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ServiceError::Internal(format!("stored extension: {e}")))?;
+        self.issue_now(next, pin, extensions, actor)
     }
 }

@@ -110,11 +110,7 @@ impl Ca {
                 // Let the requester try again rather than wait for the
                 // claim to age, but only if no certificate was recorded
                 // for this request (one recorded is one made: never two).
-                if !self.certificate_recorded(&req.id) {
-                    if let Err(release) = self.store.swap_request(&claimed, &req) {
-                        tracing::error!(request = %req.id, error = %release, "releasing a claim failed");
-                    }
-                }
+                self.release_claim(&claimed, &req);
                 return Err(e);
             }
         };
@@ -128,6 +124,18 @@ impl Ca {
         }
         self.waiters.wake(id);
         self.summary(id)
+    }
+
+    /// After a failed decision, puts `claimed` back to `before` so the
+    /// request can be tried again, unless a certificate was recorded for
+    /// it (one recorded is one made: never two).
+    pub(super) fn release_claim(&self, claimed: &AccessRequest, before: &AccessRequest) {
+        if self.certificate_recorded(&claimed.id) {
+            return;
+        }
+        if let Err(e) = self.store.swap_request(claimed, before) {
+            tracing::error!(request = %claimed.id, error = %e, "releasing a claim failed");
+        }
     }
 
     /// Whether the audit log holds a certificate for request `id` (when
