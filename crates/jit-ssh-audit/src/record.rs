@@ -47,6 +47,24 @@ pub enum Actor {
     Operator { login: String },
     /// The CA itself (expiry, scheduled work).
     System,
+    /// Someone who has not proven who they are (no WebAuthn touch yet):
+    /// the address the CA saw, and the user name they gave, which is
+    /// only a claim. Added after the first release; older records never
+    /// hold it, and the hash of older records is unchanged.
+    Unauthenticated {
+        client_addr: String,
+        claimed_user: String,
+    },
+}
+
+impl Actor {
+    /// An unauthenticated caller at `client` claiming to be `user`.
+    pub fn claim(client: std::net::IpAddr, user: &str) -> Self {
+        Actor::Unauthenticated {
+            client_addr: client.to_string(),
+            claimed_user: user.to_owned(),
+        }
+    }
 }
 
 /// How a certificate came to be issued.
@@ -393,4 +411,38 @@ pub struct AuditRecord {
     pub prev_hash: Hash,
     /// SHA-256 over this record's other fields; see [`crate::chain`].
     pub hash: Hash,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Records hash the JSON of their actor: older kinds must keep their
+    /// exact encoding so older chains still verify.
+    #[test]
+    fn actors_keep_their_encoding() {
+        for (actor, json) in [
+            (
+                Actor::User {
+                    name: "alice".into(),
+                },
+                r#"{"kind":"user","name":"alice"}"#,
+            ),
+            (
+                Actor::Operator {
+                    login: "root".into(),
+                },
+                r#"{"kind":"operator","login":"root"}"#,
+            ),
+            (Actor::System, r#"{"kind":"system"}"#),
+            (
+                Actor::claim("192.0.2.10".parse().unwrap(), "carol"),
+                r#"{"kind":"unauthenticated","client_addr":"192.0.2.10","claimed_user":"carol"}"#,
+            ),
+        ] {
+            assert_eq!(serde_json::to_string(&actor).unwrap(), json);
+            assert_eq!(serde_json::from_str::<Actor>(json).unwrap(), actor);
+        }
+    }
 }

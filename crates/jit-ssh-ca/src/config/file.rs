@@ -125,9 +125,12 @@ pub struct TlsFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsFile {
-    /// New requests per user per minute (default 10).
+    /// Confirmed WebAuthn touches per user per minute (default 10). Only
+    /// a verified touch counts, so nobody else can spend a user's budget;
+    /// unauthenticated work counts per client address instead.
     pub requests_per_minute_per_user: Option<u32>,
-    /// New requests and WebAuthn ceremonies per client address per minute (default 60).
+    /// New requests, sign-ins, revocations, decisions and WebAuthn
+    /// ceremonies per client address per minute (default 60).
     pub requests_per_minute_per_address: Option<u32>,
     /// How long a request may wait for its WebAuthn touch (default "5m").
     pub request_ttl: Option<Spanned<String>>,
@@ -143,6 +146,11 @@ pub struct LimitsFile {
     /// were added since the last one (default "5m"). Also on shutdown and
     /// before every export.
     pub checkpoint_interval: Option<Spanned<String>>,
+    /// How long requests, sign-ins, revocations and decisions stay in the
+    /// state store after they ended (default "7d"); the audit log keeps
+    /// their history for good. Expired WebAuthn ceremonies and enrollment
+    /// links go at once.
+    pub state_retention: Option<Spanned<String>>,
     /// How far certificates are back-dated for slow host clocks (default "60s").
     pub clock_skew: Option<Spanned<String>>,
 }

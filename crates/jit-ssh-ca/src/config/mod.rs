@@ -47,6 +47,8 @@ pub struct Limits {
     pub approval_ttl: Duration,
     /// How often the CA signs the audit chain's head (when it moved).
     pub checkpoint_interval: Duration,
+    /// How long ended state stays in the store (the audit log keeps it).
+    pub state_retention: Duration,
 }
 
 impl Default for Limits {
@@ -59,6 +61,7 @@ impl Default for Limits {
             session_ttl: Duration::from_secs(900),
             approval_ttl: Duration::from_secs(1800),
             checkpoint_interval: Duration::from_secs(300),
+            state_retention: Duration::from_secs(7 * 86_400),
         }
     }
 }
@@ -286,6 +289,7 @@ fn limits(l: &file::LimitsFile, c: &mut Collector<'_>) -> Limits {
             "checkpoint_interval",
             d.checkpoint_interval,
         ),
+        state_retention: dur(&l.state_retention, "state_retention", d.state_retention),
     }
 }
 
@@ -319,6 +323,7 @@ max_ttl = "30m"
     fn the_documented_example_is_valid() {
         let text = include_str!("../../../../docs/ca.example.toml");
         let c = parse(text, "docs/ca.example.toml").unwrap();
+        assert_eq!(c.limits.state_retention, Duration::from_secs(7 * 86_400));
         assert_eq!(c.policy.rules.len(), 3);
         assert_eq!((c.schedules.len(), c.notify.len()), (2, 2));
         assert!(c.tls.is_some());
@@ -423,5 +428,21 @@ source = "http://example.com/feed.ics"
             assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
         }
         assert_eq!(e.problems.len(), 5, "{all}");
+    }
+
+    #[test]
+    fn state_retention_defaults_to_a_week_and_is_checked() {
+        assert_eq!(
+            parse(GOOD, "c.toml").unwrap().limits.state_retention,
+            Duration::from_secs(7 * 86_400)
+        );
+        let text = format!("{GOOD}\n[limits]\nstate_retention = \"36h\"\n");
+        assert_eq!(
+            parse(&text, "c.toml").unwrap().limits.state_retention,
+            Duration::from_secs(36 * 3600)
+        );
+        let text = format!("{GOOD}\n[limits]\nstate_retention = \"soon\"\n");
+        let e = parse(&text, "c.toml").unwrap_err().to_string();
+        assert!(e.contains("state_retention"), "{e}");
     }
 }

@@ -91,10 +91,11 @@ async fn read(
 async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Json<RequestState>, ApiError> {
     let secret = bearer(&headers).ok_or_else(unauthorized)?;
-    blocking(&state, move |ca| ca.cancel_request(&id, &secret))
+    blocking(&state, move |ca| ca.cancel_request(&id, &secret, client))
         .await
         .map(Json)
 }

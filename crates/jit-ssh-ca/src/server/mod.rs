@@ -4,6 +4,7 @@
 pub mod admin;
 mod conn;
 mod feeds;
+mod retention;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -102,6 +103,7 @@ pub async fn serve(
     }
     ca.start_notifications(crate::notify::Backoff::default());
     feeds::start(ca.clone());
+    retention::start(ca.clone());
     let checkpoints = tokio::spawn(checkpoint_every(
         ca.clone(),
         ca.config.limits.checkpoint_interval,

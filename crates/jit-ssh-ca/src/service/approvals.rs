@@ -16,6 +16,7 @@ use jit_ssh_proto::routes;
 
 use super::assertion::awaiting_touch;
 use super::decide::waiting_text;
+use super::revoke_flow::NOT_ALLOWED;
 use super::sessions::SignedIn;
 use super::{
     is_id, now_unix, random_id, random_token, secret_matches, sha256_hex, Ca, ServiceError,
@@ -49,24 +50,35 @@ fn waiting(d: &PendingDecision) -> Result<(), ServiceError> {
     awaiting_touch("decision", d.status, d.status == DecisionStatus::PendingMfa)
 }
 
+/// Why someone may not decide a request.
+struct Refusal {
+    why: String,
+    /// Whether a caller who has not touched their key may be told `why`:
+    /// the request's page already names its requester and who approved,
+    /// but whether a given name may approve is not for strangers.
+    public: bool,
+}
+
 /// Why `who` may not decide `req`, if they may not.
-fn refusal(req: &AccessRequest, who: &str) -> Option<String> {
+fn refusal(req: &AccessRequest, who: &str) -> Option<Refusal> {
     if req.user == who {
-        return Some(format!(
-            "{who} asked for this access and cannot approve or deny it themselves"
-        ));
+        return Some(Refusal {
+            why: format!("{who} asked for this access and cannot approve or deny it themselves"),
+            public: true,
+        });
     }
     let a = req.approval.as_ref()?;
     if !a.approvers.iter().any(|x| x == who) {
-        return Some(format!(
-            "{who} is not an approver for this request (approvers: {})",
-            a.approvers.join(", ")
-        ));
+        return Some(Refusal {
+            why: format!("{who} is not an approver for this request"),
+            public: false,
+        });
     }
     if a.approvals.iter().any(|m| m.by == who) {
-        return Some(format!(
-            "{who} already approved this request; each approver counts once"
-        ));
+        return Some(Refusal {
+            why: format!("{who} already approved this request; each approver counts once"),
+            public: true,
+        });
     }
     None
 }
@@ -100,20 +112,28 @@ impl Ca {
         }
     }
 
-    /// Refuses (and audits) a decision `who` may not make.
+    /// Refuses (and audits) a decision `who` may not make. `client` is
+    /// set before the touch: the name is then only a claim, and the
+    /// caller is told only what is public (never who may decide).
     fn refuse(
         &self,
         req: &AccessRequest,
         who: &str,
-        why: String,
+        Refusal { why, public }: Refusal,
+        client: Option<SocketAddr>,
     ) -> Result<ServiceError, ServiceError> {
-        self.audit(
-            Actor::User {
-                name: who.to_owned(),
-            },
-            Event::ApprovalRefused(self.step_of(req, who, &why)),
-        )?;
-        Ok(ServiceError::Forbidden(why))
+        let (actor, told) = match client {
+            Some(c) if public => (Actor::claim(c.ip(), who), why.clone()),
+            Some(c) => (Actor::claim(c.ip(), who), NOT_ALLOWED.to_owned()),
+            None => (
+                Actor::User {
+                    name: who.to_owned(),
+                },
+                why.clone(),
+            ),
+        };
+        self.audit(actor, Event::ApprovalRefused(self.step_of(req, who, &why)))?;
+        Ok(ServiceError::Forbidden(told))
     }
 
     pub fn create_decision(
@@ -131,10 +151,6 @@ impl Ca {
             (_, "") => String::new(),
             (_, c) => Reason::parse(c).map_err(ServiceError::invalid)?.to_string(),
         };
-        self.limit(
-            &format!("user:{who}"),
-            self.config.limits.requests_per_minute_per_user,
-        )?;
         let req = self.load_request(request_id)?;
         if req.status != RequestStatus::PendingApproval {
             return Err(ServiceError::WrongState(format!(
@@ -142,12 +158,14 @@ impl Ca {
                 req.status
             )));
         }
-        // Say no early (checked again after the touch, which is what counts).
-        if let Some(why) = refusal(&req, who.as_str()) {
-            return Err(self.refuse(&req, who.as_str(), why)?);
-        }
+        // A name nobody enrolled can never confirm: refused before any
+        // audit record, so strangers cannot fill the log with names.
         if self.store.credentials(who.as_str())?.is_empty() {
             return Err(ServiceError::NotEnrolled(who.to_string()));
+        }
+        // Say no early (checked again after the touch, which is what counts).
+        if let Some(why) = refusal(&req, who.as_str()) {
+            return Err(self.refuse(&req, who.as_str(), why, Some(client))?);
         }
         let secret = random_token();
         let d = PendingDecision {
@@ -244,7 +262,7 @@ impl Ca {
         client: SocketAddr,
     ) -> Result<DecisionState, ServiceError> {
         self.limit_address(client)?;
-        let ceremony = self.store.take_ceremony(&ceremony_key(id))?;
+        let ceremony = self.take_touch(&ceremony_key(id))?;
         let d = self.load_decision(id)?;
         // One decision at a time: two last approvals must not both issue.
         let _one = self
@@ -258,6 +276,7 @@ impl Ca {
             (&d.id, &req.host),
             &binding(&d, &req),
             credential,
+            client,
         )?;
         waiting(&d)?;
         let actor = Actor::User {
@@ -295,11 +314,18 @@ impl Ca {
                 "the request is {:?}, no longer waiting for approval",
                 req.status
             );
-            return Err(self.refuse(req, &d.user, why)?);
+            let why = Refusal { why, public: true };
+            return Err(self.refuse(req, &d.user, why, None)?);
         }
         if let Some(why) = refusal(req, &d.user) {
-            return Err(self.refuse(req, &d.user, why)?);
+            return Err(self.refuse(req, &d.user, why, None)?);
         }
+        if super::mfa::claim_is_live(req) {
+            let why = "another approval is being applied to this request; try again".to_owned();
+            return Err(self.refuse(req, &d.user, Refusal { why, public: true }, None)?);
+        }
+        // What the final swap replaces: the request as read, or as claimed.
+        let mut base = req.clone();
         let mut next = req.clone();
         let approval = next
             .approval
@@ -325,24 +351,51 @@ impl Ca {
                 let (have, needed) = (approval.approvals.len(), approval.needed);
                 let (pin, extensions) = (approval.pin_source_address, approval.extensions.clone());
                 next.decision_reason = Some(waiting_text(approval));
-                self.audit(
-                    actor.clone(),
-                    Event::RequestApproved(self.step_of(&next, &d.user, &d.comment)),
-                )?;
-                if have >= usize::try_from(needed).unwrap_or(usize::MAX) {
-                    let extensions = extensions
-                        .iter()
-                        .map(|e| Extension::parse(e))
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| ServiceError::Internal(format!("stored extension: {e}")))?;
-                    next = self.issue_now(next, pin, extensions, actor)?;
+                let last = have >= usize::try_from(needed).unwrap_or(usize::MAX);
+                if last {
+                    // One certificate: claim the request in the store
+                    // before signing (another CA replica may be here too).
+                    base.deciding_since = Some(now_unix());
+                    if !self.store.swap_request(req, &base)? {
+                        let why = "the request changed while being decided; try again".to_owned();
+                        return Err(self.refuse(
+                            req,
+                            &d.user,
+                            Refusal { why, public: true },
+                            None,
+                        )?);
+                    }
+                }
+                let issued = self
+                    .audit(
+                        actor.clone(),
+                        Event::RequestApproved(self.step_of(&next, &d.user, &d.comment)),
+                    )
+                    .and_then(|_| {
+                        if last {
+                            self.issue_approved(next, pin, &extensions, actor)
+                        } else {
+                            Ok(next)
+                        }
+                    });
+                next = match issued {
+                    Ok(n) => n,
+                    Err(e) => {
+                        if last {
+                            self.release_claim(&base, req);
+                        }
+                        return Err(e);
+                    }
+                };
+                if last {
                     format!("approved; that was the last approval needed: the certificate was issued to {}", req.user)
                 } else {
                     format!("approved ({have} of {needed}); waiting for more approvers")
                 }
             }
         };
-        if !self.store.swap_request(req, &next)? {
+        next.deciding_since = None;
+        if !self.store.swap_request(&base, &next)? {
             return Err(ServiceError::WrongState(
                 "the request changed while being decided; try again".into(),
             ));
@@ -357,5 +410,21 @@ impl Ca {
             self.notify_request(event, &next, Some(&d.user));
         }
         Ok(outcome)
+    }
+
+    /// Issues the certificate for a request its last approval completed.
+    fn issue_approved(
+        &self,
+        next: AccessRequest,
+        pin: bool,
+        extensions: &[String],
+        actor: Actor,
+    ) -> Result<AccessRequest, ServiceError> {
+        let extensions = extensions
+            .iter()
+            .map(|e| Extension::parse(e))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ServiceError::Internal(format!("stored extension: {e}")))?;
+        self.issue_now(next, pin, extensions, actor)
     }
 }

@@ -32,8 +32,9 @@ pub(crate) fn awaiting_touch(
 const CEREMONY_TTL: i64 = 300;
 
 impl Ca {
-    /// Starts `user`'s touch for a confirmation, within their ceremony
-    /// budget, if `waiting` says it still waits for one.
+    /// Starts `user`'s touch for a confirmation, within the ceremony
+    /// budget of the resource (`key`), if `waiting` says it still waits
+    /// for one.
     pub(crate) fn start_touch(
         &self,
         key: &str,
@@ -41,14 +42,23 @@ impl Ca {
         waiting: Result<(), ServiceError>,
         binding: String,
     ) -> Result<RequestChallengeResponse, ServiceError> {
-        self.limit_ceremonies(user)?;
+        self.limit_ceremony(key)?;
         waiting?;
         self.start_assertion(key, user, binding)
     }
 
+    /// Takes the ceremony stored under `key` (single use), within the
+    /// resource's ceremony budget: a refused finish leaves it in place.
+    pub(crate) fn take_touch(&self, key: &str) -> Result<Option<Ceremony>, ServiceError> {
+        self.limit_ceremony(key)?;
+        Ok(self.store.take_ceremony(key)?)
+    }
+
     /// Checks `user`'s touch confirming `id` (on `host`, empty when none)
-    /// against a ceremony already taken from the store; a failed check is
-    /// recorded as `mfa_failed` and refused.
+    /// against a ceremony already taken from the store (the touch sent from
+    /// `client`); a failed check is
+    /// recorded as `mfa_failed` and refused. A verified touch counts
+    /// against `user`'s own budget (only their key can spend it).
     pub(crate) fn check_touch(
         &self,
         ceremony: Option<Ceremony>,
@@ -56,16 +66,15 @@ impl Ca {
         (id, host): (&str, &str),
         binding: &str,
         credential: &PublicKeyCredential,
+        client: std::net::SocketAddr,
     ) -> Result<(), ServiceError> {
-        self.limit_ceremonies(user)?;
         let Err(why) = self.check_assertion(ceremony, user, binding, credential)? else {
-            return Ok(());
+            return self.limit_confirmed(user);
         };
         tracing::warn!(id, user, reason = %why, "WebAuthn check failed");
+        // A failed touch proves nothing: the name is only claimed.
         self.audit(
-            Actor::User {
-                name: user.to_owned(),
-            },
+            Actor::claim(client.ip(), user),
             Event::MfaFailed(step_of(id, user, host, &why)),
         )?;
         Err(ServiceError::MfaFailed(why))

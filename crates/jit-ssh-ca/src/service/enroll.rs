@@ -104,8 +104,8 @@ impl Ca {
         client: SocketAddr,
     ) -> Result<CreationChallengeResponse, ServiceError> {
         self.limit_address(client)?;
+        self.limit_ceremony(&format!("enroll:{}", token_hash(token)))?;
         let invite = self.valid_invite(token)?;
-        self.limit_ceremonies(&invite.user)?;
         let existing: Vec<_> = self
             .store
             .credentials(&invite.user)?
@@ -139,7 +139,7 @@ impl Ca {
     ) -> Result<Enrolled, ServiceError> {
         self.limit_address(client)?;
         let hash = token_hash(token);
-        let ceremony = self.store.take_ceremony(&format!("enroll:{hash}"))?;
+        let ceremony = self.take_touch(&format!("enroll:{hash}"))?;
         let Some(Ceremony::Enroll { state, expires_at }) = ceremony else {
             return Err(ServiceError::MfaFailed(
                 "no registration in progress for this link (already used, or never started)".into(),

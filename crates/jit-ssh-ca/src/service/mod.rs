@@ -14,6 +14,7 @@ mod limits;
 mod mfa;
 mod published;
 mod requests;
+mod retention;
 mod revocation;
 mod revoke_flow;
 mod sessions;
@@ -38,6 +39,10 @@ pub use published::{MANIFEST_VALIDITY, RESIGN_AFTER};
 pub use revocation::PublishedKrl;
 pub use sessions::SignedIn;
 pub use waiters::Waiters;
+
+/// WebAuthn starts plus finishes one resource may see per minute: a
+/// person needs two per attempt, so this allows a few retries.
+const CEREMONIES_PER_MINUTE_PER_RESOURCE: u32 = 10;
 
 /// Why an operation failed. `Internal` details are logged, never sent.
 #[derive(Debug, thiserror::Error)]
@@ -186,7 +191,10 @@ impl Ca {
             .map_err(ServiceError::RateLimited)
     }
 
-    /// Requests and ceremonies from one client address.
+    /// Everything an unauthenticated caller can start (requests, sign-ins,
+    /// revocations, decisions, ceremonies) counts against their address,
+    /// never against the user they name: naming someone spends nothing of
+    /// theirs.
     fn limit_address(&self, client: std::net::SocketAddr) -> Result<(), ServiceError> {
         self.limit(
             &format!("addr:{}", client.ip()),
@@ -194,15 +202,24 @@ impl Ca {
         )
     }
 
-    /// WebAuthn starts and finishes for one user: each request needs two,
-    /// so the budget is three times the per-user request budget.
-    fn limit_ceremonies(&self, user: &str) -> Result<(), ServiceError> {
-        let budget = self
-            .config
-            .limits
-            .requests_per_minute_per_user
-            .saturating_mul(3);
-        self.limit(&format!("ceremony:{user}"), budget)
+    /// WebAuthn starts and finishes on one resource (a request, sign-in,
+    /// revocation, decision or enrollment link), keyed by its ceremony
+    /// key: hammering one resource blocks only that resource, whose id the
+    /// rightful user keeps to themselves.
+    fn limit_ceremony(&self, key: &str) -> Result<(), ServiceError> {
+        self.limit(
+            &format!("ceremony:{key}"),
+            CEREMONIES_PER_MINUTE_PER_RESOURCE,
+        )
+    }
+
+    /// Completed WebAuthn confirmations of `user`: counted only after
+    /// their touch verified, so only the user (their key) can spend it.
+    fn limit_confirmed(&self, user: &str) -> Result<(), ServiceError> {
+        self.limit(
+            &format!("user:{user}"),
+            self.config.limits.requests_per_minute_per_user,
+        )
     }
 }
 
@@ -289,7 +306,7 @@ impl AuditLog for LoggedAudit {
     }
 }
 
-pub(crate) fn now_unix() -> i64 {
+pub fn now_unix() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))

@@ -42,7 +42,6 @@ impl Ca {
             )));
         }
         let public_key = parse_public_key(&body.public_key)?;
-        self.limit(&format!("user:{user}"), limits.requests_per_minute_per_user)?;
         if self.store.credentials(user.as_str())?.is_empty() {
             return Err(ServiceError::NotEnrolled(user.to_string()));
         }
@@ -73,11 +72,11 @@ impl Ca {
             certificate: None,
             break_glass: body.break_glass,
             approval: None,
+            deciding_since: None,
         };
+        // Nobody has touched a key yet: whoever sent this only claims a name.
         self.audit(
-            Actor::User {
-                name: req.user.clone(),
-            },
+            Actor::claim(client.ip(), &req.user),
             Event::RequestCreated(RequestCreated {
                 request: req.id.clone(),
                 user: req.user.clone(),
@@ -122,11 +121,12 @@ impl Ca {
             req.status,
             RequestStatus::PendingMfa | RequestStatus::PendingApproval
         );
-        if !pending || now_unix() < req.expires_at {
+        if !pending || now_unix() < req.expires_at || super::mfa::claim_is_live(&req) {
             return Ok(req);
         }
         let mut expired = req.clone();
         expired.status = RequestStatus::Expired;
+        expired.deciding_since = None;
         expired.decision_reason =
             Some("the request expired before it was approved; run the login again".into());
         if self.store.swap_request(&req, &expired)? {
@@ -164,10 +164,22 @@ impl Ca {
 
     /// The requester gives up: a pending request becomes `cancelled`, so
     /// the MFA link can no longer issue anything.
-    pub fn cancel_request(&self, id: &str, secret: &str) -> Result<RequestState, ServiceError> {
+    /// Holding the secret is not a touch: the cancel is recorded as a
+    /// claim from `client`.
+    pub fn cancel_request(
+        &self,
+        id: &str,
+        secret: &str,
+        client: SocketAddr,
+    ) -> Result<RequestState, ServiceError> {
         let req = self.authorized(id, secret)?;
         if req.status.is_final() {
             return self.request_state(id, secret);
+        }
+        if super::mfa::claim_is_live(&req) {
+            return Err(ServiceError::WrongState(
+                "the request is being decided; read it again".into(),
+            ));
         }
         let mut cancelled = req.clone();
         cancelled.status = RequestStatus::Cancelled;
@@ -178,9 +190,7 @@ impl Ca {
             ));
         }
         self.audit(
-            Actor::User {
-                name: req.user.clone(),
-            },
+            Actor::claim(client.ip(), &req.user),
             Event::RequestCancelled(step(&req, "")),
         )?;
         self.waiters.wake(id);

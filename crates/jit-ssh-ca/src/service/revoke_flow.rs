@@ -22,6 +22,9 @@ use crate::names::{GrantId, Reason, UserName};
 use crate::policy::Role;
 use crate::store::PendingRevocation;
 
+/// What a caller who has not touched their key is told when refused.
+pub(super) const NOT_ALLOWED: &str = "not allowed; nothing was created";
+
 fn ceremony_key(id: &str) -> String {
     format!("revoke:{id}")
 }
@@ -52,7 +55,15 @@ impl Ca {
         Ok(roles)
     }
 
-    fn require_security(&self, r: &PendingRevocation) -> Result<(), ServiceError> {
+    /// Refuses (and audits) a revocation by someone without the security
+    /// role. `client` is set before the touch: the name is then only a
+    /// claim, and the caller is told no more than "not allowed" (which
+    /// roles a user holds is not for strangers to learn).
+    fn require_security(
+        &self,
+        r: &PendingRevocation,
+        client: Option<SocketAddr>,
+    ) -> Result<(), ServiceError> {
         if self.roles_of(&r.user)?.contains(&Role::Security) {
             return Ok(());
         }
@@ -60,13 +71,20 @@ impl Ca {
             "{} does not hold the security role; only security may revoke",
             r.user
         );
+        let (actor, told) = match client {
+            Some(c) => (Actor::claim(c.ip(), &r.user), NOT_ALLOWED.to_owned()),
+            None => (
+                Actor::User {
+                    name: r.user.clone(),
+                },
+                why.clone(),
+            ),
+        };
         self.audit(
-            Actor::User {
-                name: r.user.clone(),
-            },
+            actor,
             Event::RevocationRefused(step_of(&r.id, &r.user, "", &why)),
         )?;
-        Err(ServiceError::Forbidden(why))
+        Err(ServiceError::Forbidden(told))
     }
 
     pub fn create_revocation(
@@ -94,10 +112,6 @@ impl Ca {
             }
             _ => {}
         }
-        self.limit(
-            &format!("user:{user}"),
-            self.config.limits.requests_per_minute_per_user,
-        )?;
         if self.store.credentials(user.as_str())?.is_empty() {
             return Err(ServiceError::NotEnrolled(user.to_string()));
         }
@@ -119,7 +133,7 @@ impl Ca {
         };
         // Say no early to someone who may not revoke (checked again after
         // the touch, which is what counts).
-        self.require_security(&r)?;
+        self.require_security(&r, Some(client))?;
         self.store.put_revocation(&r)?;
         Ok(RequestCreated {
             match_code: crate::match_code::revocation(&r.id, &r.user, &r.target),
@@ -205,14 +219,21 @@ impl Ca {
         client: SocketAddr,
     ) -> Result<RevocationState, ServiceError> {
         self.limit_address(client)?;
-        let ceremony = self.store.take_ceremony(&ceremony_key(id))?;
+        let ceremony = self.take_touch(&ceremony_key(id))?;
         let r = self.load_revocation(id)?;
-        self.check_touch(ceremony, &r.user, (&r.id, ""), &binding(&r), credential)?;
+        self.check_touch(
+            ceremony,
+            &r.user,
+            (&r.id, ""),
+            &binding(&r),
+            credential,
+            client,
+        )?;
         waiting(&r)?;
         let actor = Actor::User {
             name: r.user.clone(),
         };
-        self.require_security(&r)?;
+        self.require_security(&r, None)?;
         let mut done = r.clone();
         match self.revoke(&r.target, &r.reason, actor.clone()) {
             Ok(revoked) => {

@@ -59,10 +59,6 @@ impl Ca {
     ) -> Result<RequestCreated, ServiceError> {
         self.limit_address(client)?;
         let user = UserName::parse(&body.user).map_err(ServiceError::invalid)?;
-        self.limit(
-            &format!("user:{user}"),
-            self.config.limits.requests_per_minute_per_user,
-        )?;
         if self.store.credentials(user.as_str())?.is_empty() {
             return Err(ServiceError::NotEnrolled(user.to_string()));
         }
@@ -148,9 +144,16 @@ impl Ca {
         client: SocketAddr,
     ) -> Result<SessionState, ServiceError> {
         self.limit_address(client)?;
-        let ceremony = self.store.take_ceremony(&ceremony_key(id))?;
+        let ceremony = self.take_touch(&ceremony_key(id))?;
         let s = self.load_session(id)?;
-        self.check_touch(ceremony, &s.user, (&s.id, ""), &binding(&s), credential)?;
+        self.check_touch(
+            ceremony,
+            &s.user,
+            (&s.id, ""),
+            &binding(&s),
+            credential,
+            client,
+        )?;
         waiting(&s)?;
         let actor = Actor::User {
             name: s.user.clone(),

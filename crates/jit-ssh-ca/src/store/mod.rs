@@ -2,8 +2,10 @@
 //! access requests and in-flight WebAuthn ceremonies. Code above this
 //! module sees the [`Store`] trait, never sled.
 
+mod retention;
 mod sled_store;
 
+pub use retention::{Cutoffs, Pruned};
 pub use sled_store::SledStore;
 
 use serde::{Deserialize, Serialize};
@@ -66,6 +68,11 @@ pub struct AccessRequest {
     /// Set once policy asks for approvers.
     #[serde(default)]
     pub approval: Option<ApprovalState>,
+    /// Unix seconds when a verified touch claimed the request for its
+    /// decision (compare-and-swap before any signing): whoever set it is
+    /// the only one who may issue. Absent from older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deciding_since: Option<i64>,
 }
 
 /// Who was asked to approve a request, and who did.
@@ -208,8 +215,16 @@ pub trait Store: Send + Sync {
         new: &PendingRevocation,
     ) -> Result<bool, StoreError>;
 
-    /// Requests waiting for approvers (for listing them).
+    /// Requests waiting for approvers (for listing them), from an index:
+    /// the cost follows the number waiting, not the number stored. May
+    /// return a few that just stopped waiting; callers check the status.
     fn pending_approval(&self) -> Result<Vec<AccessRequest>, StoreError>;
+
+    /// Removes requests, revocations, decisions and sessions that ended
+    /// before `before.state`, and ceremonies and invites that expired
+    /// before `before.secrets`. Users, credentials, blocks and revoked
+    /// serials are never pruned here.
+    fn prune(&self, before: Cutoffs) -> Result<Pruned, StoreError>;
 
     fn put_decision(&self, d: &PendingDecision) -> Result<(), StoreError>;
     fn decision(&self, id: &str) -> Result<Option<PendingDecision>, StoreError>;

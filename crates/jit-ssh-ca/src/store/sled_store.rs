@@ -7,10 +7,11 @@ use serde::Serialize;
 use webauthn_rs::prelude::Passkey;
 
 use super::{
-    AccessRequest, Ceremony, Invite, PendingDecision, PendingRevocation, RevokedSerial, Session,
-    Store, StoreError,
+    AccessRequest, Ceremony, Cutoffs, Invite, PendingDecision, PendingRevocation, Pruned,
+    RevokedSerial, Session, Store, StoreError,
 };
 use crate::policy::Role;
+use jit_ssh_proto::api::RequestStatus;
 
 pub struct SledStore {
     invites: sled::Tree,
@@ -23,16 +24,22 @@ pub struct SledStore {
     blocked: sled::Tree,
     sessions: sled::Tree,
     decisions: sled::Tree,
+    /// Ids of requests that wait, or may come to wait, for approvers
+    /// (values empty). A superset of the truth: an entry is added before
+    /// a request turns pending and removed after it stops.
+    pending: sled::Tree,
     meta: sled::Tree,
     db: sled::Db,
 }
 
 const KRL_VERSION: &[u8] = b"krl_version";
+/// Set once the pending-approval index covers every stored request.
+const PENDING_INDEXED: &[u8] = b"pending_index_v1";
 
 impl SledStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let db = sled::open(path)?;
-        Ok(Self {
+        let store = Self {
             invites: db.open_tree("invites")?,
             credentials: db.open_tree("credentials")?,
             roles: db.open_tree("roles")?,
@@ -43,9 +50,57 @@ impl SledStore {
             blocked: db.open_tree("blocked")?,
             sessions: db.open_tree("sessions")?,
             decisions: db.open_tree("decisions")?,
+            pending: db.open_tree("pending_approval")?,
             meta: db.open_tree("meta")?,
             db,
-        })
+        };
+        store.index_pending_once()
+    }
+
+    /// A store from before the index: index what waits for approvers, once.
+    fn index_pending_once(self) -> Result<Self, StoreError> {
+        if self.meta.contains_key(PENDING_INDEXED)? {
+            return Ok(self);
+        }
+        for item in self.requests.iter() {
+            let (_, v) = item?;
+            if let Some(r) = dec::<AccessRequest>(Some(v), "request")? {
+                if r.status == RequestStatus::PendingApproval {
+                    self.pending.insert(r.id.as_bytes(), &[][..])?;
+                }
+            }
+        }
+        self.meta.insert(PENDING_INDEXED, &[1u8][..])?;
+        self.db.flush()?;
+        Ok(self)
+    }
+
+    /// Removes from `tree` every value `ended` says ended before `cutoff`;
+    /// returns the keys removed. Unreadable values are kept (and logged
+    /// by whoever reads them).
+    fn prune_tree<T: DeserializeOwned>(
+        tree: &sled::Tree,
+        what: &'static str,
+        cutoff: i64,
+        ended: impl Fn(&T) -> i64,
+    ) -> Result<Vec<sled::IVec>, StoreError> {
+        let mut gone = Vec::new();
+        for item in tree.iter() {
+            let (k, v) = item?;
+            let Ok(Some(value)) = dec::<T>(Some(v.clone()), what) else {
+                continue;
+            };
+            // Only if unchanged since read: a value that moved on is
+            // judged on the next run.
+            if ended(&value) < cutoff
+                && tree
+                    .compare_and_swap(&k, Some(v), None as Option<&[u8]>)?
+                    .is_ok()
+            {
+                gone.push(k);
+            }
+        }
+        Ok(gone)
     }
 }
 
@@ -184,6 +239,9 @@ impl Store for SledStore {
     }
 
     fn put_request(&self, req: &AccessRequest) -> Result<(), StoreError> {
+        if req.status == RequestStatus::PendingApproval {
+            self.pending.insert(req.id.as_bytes(), &[][..])?;
+        }
         self.requests.insert(&req.id, enc(req, "request")?)?;
         Ok(())
     }
@@ -193,7 +251,17 @@ impl Store for SledStore {
     }
 
     fn swap_request(&self, old: &AccessRequest, new: &AccessRequest) -> Result<bool, StoreError> {
-        swap(&self.requests, &old.id, old, new, "request")
+        // The index entry goes in before the request turns pending, and
+        // out only after it stopped: the index never misses one.
+        let waits = new.status == RequestStatus::PendingApproval;
+        if waits {
+            self.pending.insert(new.id.as_bytes(), &[][..])?;
+        }
+        let swapped = swap(&self.requests, &old.id, old, new, "request")?;
+        if swapped && !waits && old.status == RequestStatus::PendingApproval {
+            self.pending.remove(new.id.as_bytes())?;
+        }
+        Ok(swapped)
     }
 
     fn put_revocation(&self, r: &PendingRevocation) -> Result<(), StoreError> {
@@ -214,17 +282,69 @@ impl Store for SledStore {
     }
 
     fn pending_approval(&self) -> Result<Vec<AccessRequest>, StoreError> {
-        // Requests are few and short-lived; a scan is fine.
         let mut out = Vec::new();
-        for item in self.requests.iter() {
-            let (_, v) = item?;
-            if let Some(r) = dec::<AccessRequest>(Some(v), "request")? {
-                if r.status == jit_ssh_proto::api::RequestStatus::PendingApproval {
+        for item in self.pending.iter() {
+            let (id, _) = item?;
+            // Entries are never removed here: one read just before its
+            // request turns pending must stay (prune tidies leftovers).
+            if let Some(r) = dec::<AccessRequest>(self.requests.get(&id)?, "request")? {
+                if r.status == RequestStatus::PendingApproval {
                     out.push(r);
                 }
             }
         }
         Ok(out)
+    }
+
+    fn prune(&self, before: Cutoffs) -> Result<Pruned, StoreError> {
+        let requests = Self::prune_tree(
+            &self.requests,
+            "request",
+            before.state,
+            AccessRequest::ends_at,
+        )?;
+        for id in &requests {
+            self.pending.remove(id)?;
+        }
+        // Leftovers of a crash between a swap and its index update.
+        for item in self.pending.iter() {
+            let (id, _) = item?;
+            let live = dec::<AccessRequest>(self.requests.get(&id)?, "request")
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.may_await_approval());
+            if !live {
+                self.pending.remove(&id)?;
+            }
+        }
+        Ok(Pruned {
+            requests: requests.len(),
+            revocations: Self::prune_tree(
+                &self.revocations,
+                "revocation",
+                before.state,
+                PendingRevocation::ends_at,
+            )?
+            .len(),
+            decisions: Self::prune_tree(
+                &self.decisions,
+                "decision",
+                before.state,
+                PendingDecision::ends_at,
+            )?
+            .len(),
+            sessions: Self::prune_tree(&self.sessions, "session", before.state, Session::ends_at)?
+                .len(),
+            ceremonies: Self::prune_tree(
+                &self.ceremonies,
+                "ceremony",
+                before.secrets,
+                Ceremony::ends_at,
+            )?
+            .len(),
+            invites: Self::prune_tree(&self.invites, "invite", before.secrets, Invite::ends_at)?
+                .len(),
+        })
     }
 
     fn put_decision(&self, d: &PendingDecision) -> Result<(), StoreError> {
@@ -280,5 +400,103 @@ impl Store for SledStore {
 
     fn take_ceremony(&self, key: &str) -> Result<Option<Ceremony>, StoreError> {
         dec(self.ceremonies.remove(key)?, "ceremony")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn request(id: &str, status: RequestStatus) -> AccessRequest {
+        AccessRequest {
+            id: id.to_owned(),
+            user: "alice".into(),
+            host: "db-1.prod".into(),
+            account: "postgres".into(),
+            ttl_secs: 300,
+            reason: "r".into(),
+            public_key: String::new(),
+            key_fingerprint: String::new(),
+            client_addr: "192.0.2.1".into(),
+            created_at: 0,
+            expires_at: 100,
+            status,
+            decision_reason: None,
+            secret_hash: String::new(),
+            grant: None,
+            certificate: None,
+            break_glass: false,
+            approval: None,
+            deciding_since: None,
+        }
+    }
+
+    fn ids(s: &SledStore) -> Vec<String> {
+        s.pending_approval()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect()
+    }
+
+    #[test]
+    fn pending_approvals_come_from_the_index_not_a_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(&dir.path().join("state")).unwrap();
+        let mfa = request("a", RequestStatus::PendingMfa);
+        s.put_request(&mfa).unwrap();
+        for i in 0..100 {
+            s.put_request(&request(&format!("done{i}"), RequestStatus::Issued))
+                .unwrap();
+        }
+        // An unreadable request that does not wait: a scan would trip on it.
+        s.requests.insert("junk", &b"not json"[..]).unwrap();
+        let waiting = request("a", RequestStatus::PendingApproval);
+        assert!(s.swap_request(&mfa, &waiting).unwrap());
+        assert_eq!(ids(&s), ["a"]);
+        let issued = request("a", RequestStatus::Issued);
+        assert!(s.swap_request(&waiting, &issued).unwrap());
+        assert!(ids(&s).is_empty());
+        assert!(s.pending.is_empty(), "the entry left with the request");
+    }
+
+    #[test]
+    fn a_store_from_before_the_index_is_indexed_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        {
+            let s = SledStore::open(&path).unwrap();
+            s.put_request(&request("a", RequestStatus::PendingApproval))
+                .unwrap();
+            s.put_request(&request("b", RequestStatus::Denied)).unwrap();
+            // As an older version left it: no index, no flag.
+            s.pending.clear().unwrap();
+            s.meta.remove(PENDING_INDEXED).unwrap();
+            s.db.flush().unwrap();
+        }
+        let s = SledStore::open(&path).unwrap();
+        assert_eq!(ids(&s), ["a"]);
+    }
+
+    #[test]
+    fn prune_removes_what_ended_before_the_cutoff_and_its_index_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(&dir.path().join("state")).unwrap();
+        s.put_request(&request("old", RequestStatus::PendingApproval))
+            .unwrap();
+        let mut young = request("young", RequestStatus::PendingApproval);
+        young.expires_at = 1_000;
+        s.put_request(&young).unwrap();
+        let p = s
+            .prune(Cutoffs {
+                state: 500,
+                secrets: 500,
+            })
+            .unwrap();
+        assert_eq!(p.requests, 1);
+        assert!(s.request("old").unwrap().is_none());
+        assert_eq!(ids(&s), ["young"]);
+        assert_eq!(s.pending.len(), 1);
     }
 }

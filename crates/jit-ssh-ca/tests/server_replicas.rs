@@ -1,0 +1,255 @@
+//! Two CA processes on one store and one audit log (as replicas on a
+//! shared database will be): nothing in-process decides who issues, so a
+//! request still yields one certificate when the last touches race on
+//! different replicas.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jit_ssh_audit::{AuditLog, AuditQuery, DiskAuditLog};
+use jit_ssh_ca::config;
+use jit_ssh_ca::service::Ca;
+use jit_ssh_ca::signer::FileSigner;
+use jit_ssh_ca::store::{SledStore, Store};
+use jit_ssh_proto::api::{CreateDecision, Verdict};
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+use webauthn_rs::prelude::Url;
+
+use common::{TestCa, ORIGIN};
+
+/// Holds certificate records a while (a slow disk): the race window.
+struct SlowCertificates(Arc<dyn AuditLog>);
+
+impl AuditLog for SlowCertificates {
+    fn append(
+        &self,
+        actor: jit_ssh_audit::Actor,
+        event: jit_ssh_audit::Event,
+    ) -> Result<jit_ssh_audit::AuditRecord, jit_ssh_audit::AppendError> {
+        if matches!(event, jit_ssh_audit::Event::CertificateIssued(_)) {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        self.0.append(actor, event)
+    }
+    fn query(
+        &self,
+        q: &AuditQuery,
+    ) -> Result<Vec<jit_ssh_audit::AuditRecord>, jit_ssh_audit::StoreError> {
+        self.0.query(q)
+    }
+    fn serial_issued(&self, serial: u64) -> Result<bool, jit_ssh_audit::StoreError> {
+        self.0.serial_issued(serial)
+    }
+    fn verify(&self) -> Result<jit_ssh_audit::VerifyReport, jit_ssh_audit::StoreError> {
+        self.0.verify()
+    }
+    fn head(&self) -> jit_ssh_audit::ChainHead {
+        self.0.head()
+    }
+    fn first_seq_at(&self, t: time::OffsetDateTime) -> Result<u64, jit_ssh_audit::StoreError> {
+        self.0.first_seq_at(t)
+    }
+    fn export(
+        &self,
+        from: u64,
+        to: u64,
+        sink: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<u64, jit_ssh_audit::StoreError> {
+        self.0.export(from, to, sink)
+    }
+}
+
+/// A second CA on the first one's store, audit log and key.
+fn replica(t: &TestCa, store: Arc<dyn Store>, key: ssh_key::PrivateKey) -> Arc<Ca> {
+    let text = common::config_text("")
+        .replace(
+            "ONCALL_ICS",
+            &t.dir.path().join("oncall.ics").display().to_string(),
+        )
+        .replace("WEBHOOK_URL", "http://127.0.0.1:9/hook");
+    let cfg = config::parse(&text, "test").unwrap();
+    Arc::new(
+        Ca::new(
+            cfg,
+            Arc::new(FileSigner::new(key)),
+            store,
+            Arc::new(SlowCertificates(t.audit.clone())),
+        )
+        .unwrap(),
+    )
+}
+
+fn certificates_for(audit: &DiskAuditLog, request: &str) -> usize {
+    audit
+        .query(&AuditQuery {
+            grant: Some(request.to_owned()),
+            kinds: vec!["certificate_issued".into()],
+            ..AuditQuery::default()
+        })
+        .unwrap()
+        .len()
+}
+
+/// Two CAs sharing one state store, one audit log and one CA key.
+fn two_replicas() -> (TestCa, Arc<Ca>, Arc<Ca>) {
+    // TestCa builds the first (and owns the temp dir); both replicas get
+    // their own Ca over a store opened once and shared.
+    let t = TestCa::new();
+    let store: Arc<dyn Store> =
+        Arc::new(SledStore::open(&t.dir.path().join("replicated-state")).unwrap());
+    let key =
+        ssh_key::PrivateKey::random(&mut ssh_key::rand_core::OsRng, ssh_key::Algorithm::Ed25519)
+            .unwrap();
+    let a = replica(&t, store.clone(), key.clone());
+    let b = replica(&t, store, key);
+    (t, a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_last_approvals_on_two_replicas_issue_once() {
+    let (t, a, b) = two_replicas();
+    let client = t.client;
+    let origin = Url::parse(ORIGIN).unwrap();
+    // Enroll on replica a (through its own router).
+    let enroll = |ca: &Arc<Ca>, user: &str| {
+        let ca = ca.clone();
+        let user = user.to_owned();
+        async move {
+            let link = ca.invite(&user, &[], jit_ssh_audit::Actor::System).unwrap();
+            let token = link.url.rsplit('/').next().unwrap().to_owned();
+            let mut key = SoftPasskey::new(true);
+            let options = ca.enroll_start(&token, client).unwrap();
+            let reg = key
+                .do_registration(Url::parse(ORIGIN).unwrap(), options)
+                .unwrap();
+            ca.enroll_finish(&token, &reg, client).unwrap();
+            key
+        }
+    };
+    let mut alice = enroll(&a, "alice").await;
+    let mut lead1 = enroll(&a, "lead1").await;
+    let lead2 = Mutex::new(enroll(&a, "lead2").await);
+
+    for round in 0..4 {
+        // alice asks for prod-db (two approvals from leads) and touches.
+        let key = ssh_key::PrivateKey::random(
+            &mut ssh_key::rand_core::OsRng,
+            ssh_key::Algorithm::Ed25519,
+        )
+        .unwrap();
+        let created = a
+            .create_request(
+                serde_json::from_value(serde_json::json!({
+                    "user": "alice", "host": "db-1.prod", "account": "postgres", "ttl": "5m",
+                    "reason": "incident 42", "public_key": key.public_key().to_openssh().unwrap(),
+                }))
+                .unwrap(),
+                client,
+            )
+            .unwrap();
+        let id = created.id;
+        let c = a.mfa_start(&id, client).unwrap();
+        let touch = alice.do_authentication(origin.clone(), c).unwrap();
+        let s = a.mfa_finish(&id, &touch, client).unwrap();
+        assert_eq!(s.status, jit_ssh_proto::api::RequestStatus::PendingApproval);
+        // lead1 approves: one of two.
+        let decide = |ca: &Ca, who: &str| {
+            ca.create_decision(
+                &id,
+                CreateDecision {
+                    user: who.into(),
+                    verdict: Verdict::Approve,
+                    comment: String::new(),
+                },
+                client,
+            )
+            .unwrap()
+            .id
+        };
+        let d1 = decide(&a, "lead1");
+        let c = a.decision_mfa_start(&d1, client).unwrap();
+        let touch = lead1.do_authentication(origin.clone(), c).unwrap();
+        a.decision_mfa_finish(&d1, &touch, client).unwrap();
+        // lead2's last approval, twice, once on each replica, at once.
+        let (x, y) = (decide(&a, "lead2"), decide(&b, "lead2"));
+        let cx = a.decision_mfa_start(&x, client).unwrap();
+        let cy = b.decision_mfa_start(&y, client).unwrap();
+        let tx = lead2
+            .lock()
+            .unwrap()
+            .do_authentication(origin.clone(), cx)
+            .unwrap();
+        let ty = lead2
+            .lock()
+            .unwrap()
+            .do_authentication(origin.clone(), cy)
+            .unwrap();
+        std::thread::scope(|s| {
+            let one = s.spawn(|| a.decision_mfa_finish(&x, &tx, client));
+            std::thread::sleep(Duration::from_millis(50));
+            let two = s.spawn(|| b.decision_mfa_finish(&y, &ty, client));
+            let _ = (one.join().unwrap(), two.join().unwrap());
+        });
+        assert_eq!(
+            certificates_for(&t.audit, &id),
+            1,
+            "round {round}: one request, one certificate"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_touches_on_two_replicas_issue_once() {
+    let (t, a, b) = two_replicas();
+    let client = t.client;
+    let origin = Url::parse(ORIGIN).unwrap();
+    let link = a
+        .invite("alice", &[], jit_ssh_audit::Actor::System)
+        .unwrap();
+    let token = link.url.rsplit('/').next().unwrap().to_owned();
+    let mut key = SoftPasskey::new(true);
+    let options = a.enroll_start(&token, client).unwrap();
+    let reg = key.do_registration(origin.clone(), options).unwrap();
+    a.enroll_finish(&token, &reg, client).unwrap();
+
+    for round in 0..4 {
+        let ssh = ssh_key::PrivateKey::random(
+            &mut ssh_key::rand_core::OsRng,
+            ssh_key::Algorithm::Ed25519,
+        )
+        .unwrap();
+        let id = a
+            .create_request(
+                serde_json::from_value(serde_json::json!({
+                    "user": "alice", "host": "db-1.dev", "account": "oncall", "ttl": "5m",
+                    "reason": "incident 42", "public_key": ssh.public_key().to_openssh().unwrap(),
+                }))
+                .unwrap(),
+                client,
+            )
+            .unwrap()
+            .id;
+        let c = a.mfa_start(&id, client).unwrap();
+        let first = key.do_authentication(origin.clone(), c).unwrap();
+        std::thread::scope(|s| {
+            let one = s.spawn(|| a.mfa_finish(&id, &first, client));
+            std::thread::sleep(Duration::from_millis(100));
+            // The second touch goes to the other replica.
+            if let Ok(c) = b.mfa_start(&id, client) {
+                let second = key.do_authentication(origin.clone(), c).unwrap();
+                let _ = b.mfa_finish(&id, &second, client);
+            }
+            let _ = one.join().unwrap();
+        });
+        assert_eq!(
+            certificates_for(&t.audit, &id),
+            1,
+            "round {round}: one request, one certificate"
+        );
+    }
+}
