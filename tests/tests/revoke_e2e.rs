@@ -95,7 +95,15 @@ fn revocations_reach_sshd_after_one_host_sync() {
         .success());
     let blocked = w.login("db-3.dev", "10m");
     assert!(!blocked.status.success());
-    assert!(String::from_utf8_lossy(&blocked.stderr).contains("blocked by a revocation"));
+    // `login --json`: the error is a JSON object on stdout.
+    let said: serde_json::Value = serde_json::from_slice(&blocked.stdout).unwrap();
+    assert!(
+        said["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("blocked by a revocation"),
+        "{said}"
+    );
     run_ok(
         Command::new(bin("jit-ssh-ca"))
             .args(["enable-user", &w.account, "--dev-dir"])
@@ -114,5 +122,5 @@ fn revocations_reach_sshd_after_one_host_sync() {
     // Revoking what is already revoked says so.
     let again = revoke(&["--serial", &s1.to_string()]);
     assert_eq!(again.status.code(), Some(6));
-    assert!(String::from_utf8_lossy(&again.stderr).contains("nothing to revoke"));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to revoke"));
 }
