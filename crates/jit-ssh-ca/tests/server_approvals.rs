@@ -309,6 +309,19 @@ async fn approvers_deny_with_a_reason_and_list_what_they_may_decide() {
         .as_str()
         .unwrap()
         .contains("denied by lead1: use the runbook instead"));
+    // Deciding it again says so in words, not a Rust enum name.
+    let (s, e) = t
+        .post(
+            &format!("/v1/requests/{id}/decisions"),
+            &json!({"user": "lead1", "verdict": "approve"}),
+        )
+        .await;
+    let said = e["error"]["message"].as_str().unwrap();
+    assert_eq!((s, code(&e)), (StatusCode::CONFLICT, "wrong_state"), "{e}");
+    assert!(
+        said.contains("was already denied") && !said.contains("Denied"),
+        "{said}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

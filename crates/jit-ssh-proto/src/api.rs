@@ -41,6 +41,19 @@ impl RequestStatus {
             Self::Issued | Self::Denied | Self::Expired | Self::Cancelled
         )
     }
+
+    /// Where the request stands, in words for people ("was already
+    /// denied"), never the Rust name.
+    pub fn in_words(self) -> &'static str {
+        match self {
+            Self::PendingMfa => "is still waiting for the requester's security key",
+            Self::PendingApproval => "is waiting for approval",
+            Self::Issued => "was already approved and issued",
+            Self::Denied => "was already denied",
+            Self::Expired => "has expired",
+            Self::Cancelled => "was withdrawn by the requester",
+        }
+    }
 }
 
 /// `201` answer to [`CreateRequest`]. `secret` is shown once: the client

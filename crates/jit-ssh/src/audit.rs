@@ -68,7 +68,30 @@ pub async fn list(
 }
 
 /// The row columns: what, who, where, which certificate, and details.
-fn columns(r: &AuditRecord) -> [String; 6] {
+/// How times are shown in the table: UTC (the default, what the log and
+/// sshd's logs on most servers use), or the viewer's zone (`--local`).
+#[derive(Debug, Clone, Copy)]
+pub enum Zone {
+    Utc,
+    Local,
+}
+
+/// A Unix time to the second: `2026-11-29 12:05:07Z`, or in the local
+/// zone `2026-11-29 13:05:07+01:00`.
+pub fn show_time(unix: i64, zone: Zone) -> String {
+    let Ok(ts) = jiff::Timestamp::from_second(unix) else {
+        return unix.to_string();
+    };
+    match zone {
+        Zone::Utc => ts.strftime("%Y-%m-%d %H:%M:%SZ").to_string(),
+        Zone::Local => ts
+            .to_zoned_datetime(jiff::tz::TimeZone::system())
+            .strftime("%Y-%m-%d %H:%M:%S%:z")
+            .to_string(),
+    }
+}
+
+fn columns(r: &AuditRecord, zone: Zone) -> [String; 6] {
     let e = &r.event;
     let serials = e
         .serials()
@@ -78,7 +101,13 @@ fn columns(r: &AuditRecord) -> [String; 6] {
         .join(",");
     let detail = match e {
         Event::CertificateIssued(c) => {
-            format!("{} until {} ({})", c.key_id, c.valid_before, c.reason)
+            let until = i64::try_from(c.valid_before).unwrap_or(i64::MAX);
+            format!(
+                "{} until {} ({})",
+                c.key_id,
+                show_time(until, zone),
+                c.reason
+            )
         }
         Event::RequestCreated(c) => format!("ttl {}s: {}", c.ttl_secs, c.reason),
         Event::PolicyDecision(d) => format!(
@@ -124,7 +153,7 @@ fn columns(r: &AuditRecord) -> [String; 6] {
     // (or by a CA that did not) must not reorder or forge table lines.
     let shown = |s: &str| escape_for_terminal(s).into_owned();
     [
-        r.time.format(&Rfc3339).unwrap_or_default(),
+        show_time(r.time.unix_timestamp(), zone),
         e.kind().to_owned(),
         shown(e.user().unwrap_or("")),
         shown(&host),
@@ -133,7 +162,43 @@ fn columns(r: &AuditRecord) -> [String; 6] {
     ]
 }
 
-pub fn print(records: &[AuditRecord], more: bool, json: bool) -> Result<(), ClientError> {
+/// The records as a table whose columns are as wide as their widest cell
+/// (the detail column runs on), header first.
+fn table(records: &[AuditRecord], zone: Zone) -> Vec<String> {
+    let header = ["SEQ", "TIME", "KIND", "USER", "ACCESS", "SERIAL", "DETAIL"];
+    let rows: Vec<[String; 7]> = records
+        .iter()
+        .map(|r| {
+            let [time, kind, user, access, serial, detail] = columns(r, zone);
+            [r.seq.to_string(), time, kind, user, access, serial, detail]
+        })
+        .collect();
+    let mut width = header.map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in width.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; 7]| {
+        let mut text = format!("{:>w$}", cells[0], w = width[0]);
+        for (cell, w) in cells[1..6].iter().zip(&width[1..6]) {
+            text.push_str(&format!("  {cell:<w$}"));
+        }
+        text.push_str("  ");
+        text.push_str(cells[6]);
+        text
+    };
+    std::iter::once(line(header))
+        .chain(rows.iter().map(|r| line(r.each_ref().map(String::as_str))))
+        .collect()
+}
+
+pub fn print(
+    records: &[AuditRecord],
+    more: bool,
+    json: bool,
+    zone: Zone,
+) -> Result<(), ClientError> {
     let mut out = std::io::stdout().lock();
     let io = |e: std::io::Error| ClientError::Other(e.into());
     if json {
@@ -143,20 +208,8 @@ pub fn print(records: &[AuditRecord], more: bool, json: bool) -> Result<(), Clie
         }
         return Ok(());
     }
-    writeln!(
-        out,
-        "{:>8}  {:<25}  {:<18}  {:<12}  {:<28}  {:<20}  DETAIL",
-        "SEQ", "TIME", "KIND", "USER", "ACCESS", "SERIAL"
-    )
-    .map_err(io)?;
-    for r in records {
-        let [time, kind, user, access, serial, detail] = columns(r);
-        writeln!(
-            out,
-            "{:>8}  {time:<25}  {kind:<18}  {user:<12}  {access:<28}  {serial:<20}  {detail}",
-            r.seq
-        )
-        .map_err(io)?;
+    for line in table(records, zone) {
+        writeln!(out, "{line}").map_err(io)?;
     }
     if records.is_empty() {
         eprintln!("(no matching records)");
@@ -283,6 +336,60 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    #[test]
+    fn the_table_aligns_and_shows_times_to_the_second() {
+        let zero = "0".repeat(64);
+        let record = |seq: u64, user: &str, host: &str| -> AuditRecord {
+            serde_json::from_value(serde_json::json!({
+                "seq": seq,
+                "time": "2026-11-29T10:00:00.123456Z",
+                "actor": {"kind": "system"},
+                "event": {
+                    "kind": "certificate_issued",
+                    "serial": 465906067876377908u64, "key_id": "jit-ssh:u:r1:1",
+                    "user": user, "host": host, "account": "postgres",
+                    "principals": ["postgres@h"], "valid_after": 1795946340u64,
+                    "valid_before": 1795947000u64, "public_key_fingerprint": "SHA256:x",
+                    "ca_fingerprint": "SHA256:y", "grant": "r1", "reason": "fix",
+                    "critical_options": [], "extensions": ["permit-pty"], "via": "server"
+                },
+                "prev_hash": zero, "hash": zero,
+            }))
+            .unwrap()
+        };
+        let lines = table(
+            &[
+                record(7, "al", "db-1.prod"),
+                record(12345, "a-much-longer-user", "x.dev"),
+            ],
+            Zone::Utc,
+        );
+        assert_eq!(lines.len(), 3);
+        // Every column starts at the same place on every line.
+        let starts = |l: &str, word: &str| l.find(word).unwrap();
+        assert_eq!(
+            starts(&lines[1], "certificate_issued"),
+            starts(&lines[0], "KIND")
+        );
+        assert_eq!(
+            starts(&lines[2], "certificate_issued"),
+            starts(&lines[0], "KIND")
+        );
+        assert_eq!(starts(&lines[1], "al "), starts(&lines[0], "USER"));
+        assert_eq!(
+            starts(&lines[2], "postgres@x.dev"),
+            starts(&lines[0], "ACCESS")
+        );
+        // Times to the second; validity as a time, not epoch seconds.
+        assert!(lines[1].contains("2026-11-29 10:00:00Z "), "{}", lines[1]);
+        assert!(
+            lines[1].contains("until 2026-11-29 10:10:00Z"),
+            "{}",
+            lines[1]
+        );
+        assert!(!lines[1].contains("1795947000"), "{}", lines[1]);
+    }
+
     /// An old record (written before the CA refused such reasons) with a
     /// bidi override and a forged second line in its reason.
     #[test]
@@ -302,7 +409,7 @@ mod tests {
             "prev_hash": zero, "hash": zero,
         }))
         .unwrap();
-        let detail = &columns(&record)[5];
+        let detail = &columns(&record, Zone::Utc)[5];
         assert!(
             !detail.contains('\u{202E}') && !detail.contains('\n'),
             "{detail:?}"

@@ -194,6 +194,9 @@ pub struct AuditFilters {
     /// Print at most this many records.
     #[arg(long, default_value_t = 1000)]
     pub limit: usize,
+    /// Show times in this machine's time zone (default: UTC).
+    #[arg(long)]
+    pub local: bool,
     #[command(flatten)]
     pub sign_in: SignInArgs,
 }

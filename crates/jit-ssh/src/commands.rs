@@ -195,11 +195,12 @@ pub fn audit_list(
     params: jit_ssh_proto::api::AuditParams,
     limit: usize,
     json: bool,
+    zone: crate::audit::Zone,
 ) -> Result<(), ClientError> {
     let settings = Settings::resolve(flags)?;
     let (records, more) =
         runtime()?.block_on(crate::audit::list(&settings, how, params, limit.max(1)))?;
-    crate::audit::print(&records, more, json)
+    crate::audit::print(&records, more, json, zone)
 }
 
 pub fn audit_export(

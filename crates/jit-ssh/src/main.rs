@@ -194,7 +194,12 @@ fn audit_command(args: AuditArgs, json: bool) -> Result<(), ClientError> {
                     .transpose()?,
                 ..Default::default()
             };
-            commands::audit_list(&flags, &how, params, f.limit, json)
+            let zone = if f.local {
+                audit::Zone::Local
+            } else {
+                audit::Zone::Utc
+            };
+            commands::audit_list(&flags, &how, params, f.limit, json, zone)
         }
         Some(AuditAction::Export {
             since,

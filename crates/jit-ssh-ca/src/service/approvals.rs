@@ -154,8 +154,8 @@ impl Ca {
         let req = self.load_request(request_id)?;
         if req.status != RequestStatus::PendingApproval {
             return Err(ServiceError::WrongState(format!(
-                "request is {:?}, not waiting for approval",
-                req.status
+                "this request {}: there is nothing left to approve or deny",
+                req.status.in_words()
             )));
         }
         // A name nobody enrolled can never confirm: refused before any
@@ -311,8 +311,8 @@ impl Ca {
     ) -> Result<String, ServiceError> {
         if req.status != RequestStatus::PendingApproval {
             let why = format!(
-                "the request is {:?}, no longer waiting for approval",
-                req.status
+                "this request {} while you were confirming: there is nothing left to approve or deny",
+                req.status.in_words()
             );
             let why = Refusal { why, public: true };
             return Err(self.refuse(req, &d.user, why, None)?);
