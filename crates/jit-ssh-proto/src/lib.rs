@@ -1,13 +1,14 @@
 //! Types shared by the jit-ssh CA and its client, with no I/O: what goes
 //! over the wire and what both sides must spell the same way — request
 //! and response bodies ([`api`]), error bodies and codes ([`error`]),
-//! route paths ([`routes`]), the documents the CA signs for hosts
+//! route paths ([`routes`]), serials as strings ([`serial`]), the documents the CA signs for hosts
 //! ([`signed`]) and the human duration format ([`duration`]).
 
 pub mod api;
 pub mod duration;
 pub mod error;
 pub mod routes;
+pub mod serial;
 pub mod signed;
 
 pub use duration::{format_duration, parse_duration, DurationError};
