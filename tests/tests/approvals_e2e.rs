@@ -285,7 +285,12 @@ url = "{hook}"
 
     // Carol approves on the page, in Chromium; a second time is refused.
     let first = people.on_page(&approve_url, "carol", "approve");
-    assert!(first.starts_with("Recorded: approved (1 of 2)"), "{first}");
+    assert!(
+        first.starts_with(
+            "Your approval is recorded (1 of 2). The request waits for 1 more approver."
+        ),
+        "{first}"
+    );
     let again = people.on_page(&approve_url, "carol", "approve");
     assert!(
         again.contains("carol already approved this request"),

@@ -43,35 +43,51 @@ function withTimes(parts) {
 // The CA refused (its message is already written for people).
 class CaError extends Error {}
 
-// What a failed ceremony means. `who` is the user the key must belong to
-// (may be empty); `registering` for enrollment.
+// What a failed ceremony means: [what happened, [what to do, one cause
+// each]]. `who` is the user the key must belong to (may be empty);
+// `registering` for enrollment.
 function explainWebAuthn(e, who, registering) {
-  if (e instanceof CaError) return e.message;
+  if (e instanceof CaError) return [e.message, []];
   const whose = who ? `the key you enrolled as ${who}` : "the key you enrolled";
   switch (e && e.name) {
     case "NotAllowedError":
       // The browser gives this one name to a cancel, a timeout, a key that
-      // could not verify its user and (for sign-ins) a key it does not
-      // know: say each, in the order people meet them.
-      return (registering
-        ? "Your key did not register."
-        : "Your security key did not confirm.") +
-        " If you cancelled the prompt or it timed out, press the button again and touch your key." +
-        " If your key has no PIN, fingerprint or face set up, set one up first: jit-ssh requires user verification, a touch alone is not enough." +
-        (registering ? "" : ` If this is not ${whose}, use that key; a key nobody enrolled cannot confirm anything (an admin can send you an invite to enroll it).`);
+      // could not verify its user and (for a confirmation) a key it does
+      // not know: say each, in the order people meet them.
+      return [registering ? "Your key did not register." : "Your security key did not confirm.", [
+        "Cancelled, or it timed out? Press the button again and touch your key.",
+        "Your key has no PIN, fingerprint or face set up? Set one up first: jit-ssh requires user verification, a touch alone is not enough.",
+        ...(registering ? [] : [`Not ${whose}? Use that key: a key nobody enrolled cannot confirm anything (an admin can send you an invite to enroll it).`]),
+      ]];
     case "InvalidStateError":
       return registering
-        ? "This key is already registered for this user: use it, or register a different key."
-        : "Your security key refused this request. Press the button again; if it keeps refusing, unplug and re-insert it.";
+        ? ["This key is already registered for this user.", ["Use it, or register a different key."]]
+        : ["Your security key refused this request.", ["Press the button again; if it keeps refusing, unplug and re-insert it."]];
     case "AbortError":
-      return "The security key prompt was closed before it finished. Press the button again.";
+      return ["The security key prompt was closed before it finished.", ["Press the button again."]];
     case "SecurityError":
-      return "This page's address is not the one the CA is configured for, so your key will not answer here. Open the link exactly as it was printed.";
+      return ["This page's address is not the one the CA is configured for, so your key will not answer here.", ["Open the link exactly as it was printed."]];
     case "NotSupportedError":
-      return "This browser cannot use a security key or passkey here. Use a current Chrome, Edge, Firefox or Safari.";
+      return ["This browser cannot use a security key or passkey here.", ["Use a current Chrome, Edge, Firefox or Safari."]];
     default:
-      return `Your browser could not use your security key (${(e && e.name) || "unknown error"}). Press the button again; if it keeps failing, try another browser.`;
+      return [`Your browser could not use your security key (${(e && e.name) || "unknown error"}).`,
+        ["Press the button again; if it keeps failing, try another browser."]];
   }
+}
+
+// Shows a failure in #result: `prefix`, what happened, and what to do as
+// a list.
+function showFailure(prefix, e, who, registering) {
+  const [what, todo] = explainWebAuthn(e, who, registering);
+  const el = document.getElementById("result");
+  const list = document.createElement("ul");
+  for (const t of todo) {
+    const li = document.createElement("li");
+    li.textContent = t;
+    list.append(li);
+  }
+  el.replaceChildren(document.createTextNode(`${prefix}. ${what}`), ...(todo.length ? [list] : []));
+  el.className = "error";
 }
 
 // Whether this browser can run a WebAuthn ceremony at all.

@@ -183,7 +183,7 @@ async function enrollPage() {
     const invite = await api("GET", `/v1/enroll/${token}`);
     show("user", invite.user);
     showTime("expires", invite.expires_at);
-    if (!webAuthnAvailable()) throw new CaError(explainWebAuthn({ name: "NotSupportedError" }, "", true));
+    if (!webAuthnAvailable()) throw new CaError(explainWebAuthn({ name: "NotSupportedError" }).flat().join(" "));
     button.disabled = false;
   } catch (e) {
     result(e.message, false);
@@ -195,7 +195,7 @@ async function enrollPage() {
       const done = await enroll(token);
       result(`Enrolled: ${done.user} now has ${done.credentials} key(s). You can close this page.`, true);
     } catch (e) {
-      result(`Not enrolled. ${explainWebAuthn(e, document.getElementById("user").textContent, true)}`, false);
+      showFailure("Not enrolled", e, document.getElementById("user").textContent, true);
       button.disabled = false;
     }
   });
@@ -230,7 +230,7 @@ async function confirmPage(resource, buttonId, render, verdict, who = (r) => r.u
     shown = await summaryOf(resource, id);
     render(shown);
     showMatchCode(shown);
-    if (!webAuthnAvailable()) throw new CaError(explainWebAuthn({ name: "NotSupportedError" }));
+    if (!webAuthnAvailable()) throw new CaError(explainWebAuthn({ name: "NotSupportedError" }).flat().join(" "));
     button.disabled = shown.status !== "pending_mfa";
   } catch (e) {
     show("action", "Nothing to confirm.");
@@ -244,7 +244,7 @@ async function confirmPage(resource, buttonId, render, verdict, who = (r) => r.u
       render(r);
       result(...verdict(r));
     } catch (e) {
-      result(`Not confirmed. ${explainWebAuthn(e, who(shown), false)}`, false);
+      showFailure("Not confirmed", e, who(shown), false);
       button.disabled = false;
     }
   });
@@ -362,7 +362,7 @@ async function approvePage() {
       show("approver-note", `Filled in from your sign-in on this browser. Not ${me}? Type your own name.`);
     }
     await load();
-    if (!webAuthnAvailable()) throw new CaError(explainWebAuthn({ name: "NotSupportedError" }));
+    if (!webAuthnAvailable()) throw new CaError(explainWebAuthn({ name: "NotSupportedError" }).flat().join(" "));
   } catch (e) {
     show("action", "Nothing to decide.");
     buttons.forEach((b) => (b.disabled = true));
@@ -382,7 +382,7 @@ async function approvePage() {
       await load(d.status === "recorded" && verdict === "deny" ? `${why} (by you)` : undefined);
       result(...decisionResult(d, shown));
     } catch (e) {
-      result(`Not recorded. ${explainWebAuthn(e, user, false)}`, false);
+      showFailure("Not recorded", e, user, false);
       await load().catch(() => {});
     }
   };
@@ -422,7 +422,7 @@ async function landingPage() {
   const list = document.getElementById("pending");
   name.value = signedInUser();
   if (!webAuthnAvailable()) {
-    result(explainWebAuthn({ name: "NotSupportedError" }), false);
+    showFailure("Cannot sign in here", { name: "NotSupportedError" });
     return;
   }
   button.disabled = false;
@@ -443,7 +443,7 @@ async function landingPage() {
         ? `Signed in as ${s.user}. ${requests.length} request${requests.length === 1 ? " waits" : "s wait"} for your decision.`
         : `Signed in as ${s.user}. Nothing waits for your decision.`, true);
     } catch (e) {
-      result(`Not signed in. ${explainWebAuthn(e, user, false)}`, false);
+      showFailure("Not signed in", e, user, false);
     } finally {
       button.disabled = false;
     }
