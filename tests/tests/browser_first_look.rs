@@ -50,6 +50,14 @@ approvers = ["leads"]
 min_approvals = 1
 "#;
 
+/// `12:40` of `2026-11-29T12:40:05Z` in Asia/Kolkata: `18:10` (the
+/// zone has no daylight saving).
+fn kolkata_clock(rfc3339: &str) -> String {
+    let hm = &rfc3339[11..16];
+    let minutes = hm[..2].parse::<u32>().unwrap() * 60 + hm[3..].parse::<u32>().unwrap() + 330;
+    format!("{:02}:{:02}", minutes / 60 % 24, minutes % 60)
+}
+
 /// `2026-11-29T12:40:05Z` as the page's hover text says it.
 fn utc_text(rfc3339: &str) -> String {
     rfc3339.replace('T', " ").replace('Z', " UTC")
@@ -145,6 +153,11 @@ fn a_newcomer_meets_pages_that_say_what_happens_in_their_own_time() {
         "{mfa_expires}"
     );
     assert_eq!(mfa_expires["title"], utc_text(&s("r1_expires_at")), "{r}");
+    let local = format!("{} GMT+5:30", kolkata_clock(&s("r1_expires_at")));
+    assert!(
+        mfa_expires["text"].as_str().unwrap().ends_with(&local),
+        "{local} in {mfa_expires}"
+    );
     assert!(s("mfa_result").starts_with("Confirmed"), "{r}");
 
     // 3. Carol signs in on `/` and sees both of alice's requests.
