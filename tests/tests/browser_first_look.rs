@@ -201,6 +201,8 @@ fn a_newcomer_meets_pages_that_say_what_happens_in_their_own_time() {
         "approved — the certificate was issued to alice"
     );
     assert!(!s("approve_done_text").contains("your terminal"), "{r}");
+    // A decided request's deadline is not shown as if it still mattered.
+    assert!(s("approve_done_text").contains("— (decided)"), "{r}");
 
     // 5. Denied, and the page says why.
     assert!(

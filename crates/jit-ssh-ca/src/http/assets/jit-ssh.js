@@ -209,7 +209,10 @@ function showRequest(r) {
   show("reason", r.reason);
   show("fingerprint", r.key_fingerprint);
   show("status", STATUS_TEXT[r.status] || r.status);
-  showTime("expires", r.expires_at);
+  // A decided request's deadline means nothing any more (and is not when
+  // the certificate ends).
+  if (["issued", "denied", "cancelled"].includes(r.status)) show("expires", "— (decided)");
+  else showTime("expires", r.expires_at);
 }
 
 // The code the terminal printed next to the link, shown large.
