@@ -39,9 +39,11 @@ function show(id, text) {
   document.getElementById(id).textContent = text;
 }
 
+// `text` is a string, or parts for `withTimes` (strings and {time}).
 function result(text, ok) {
   const el = document.getElementById("result");
-  el.textContent = text;
+  if (Array.isArray(text)) el.replaceChildren(...withTimes(text));
+  else el.textContent = text;
   el.className = ok ? "ok" : "error";
 }
 
@@ -147,7 +149,7 @@ function approverStatus(r) {
     case "pending_mfa": return `waiting for ${r.user} to confirm with their own key`;
     case "pending_approval": return "waiting for approval";
     case "issued": return `approved — the certificate was issued to ${r.user}`;
-    case "denied": return "denied";
+    case "denied": return "denied (the reason is shown to the requester and kept in the audit log)";
     case "expired": return "expired — nobody can decide it any more";
     case "cancelled": return `cancelled by ${r.user}`;
     default: return r.status;
@@ -309,7 +311,7 @@ const signinPage = () =>
     show("status", s.status.replace("_", " ") + (s.roles && s.roles.length ? ` — roles: ${s.roles.join(", ")}` : ""));
   }, (s) =>
     s.status === "active"
-      ? [`Signed in until ${LOCAL_TIME.format(new Date(s.expires_at))}. Your terminal can go on; you can close this page.`, true]
+      ? [["Signed in until ", { time: s.expires_at }, ". Your terminal can go on; you can close this page."], true]
       : [`Not signed in: ${s.status}`, false]);
 
 function showApprovers(r) {
@@ -349,11 +351,11 @@ async function approvePage() {
     shown = r;
     show("action", r.status === "pending_approval"
       ? `Decide whether ${r.user} gets SSH access to ${r.host} as ${r.account} for ${r.ttl}`
-      : `${r.user}'s request for SSH access to ${r.host} as ${r.account}: ${approverStatus(r)}`);
+      : `${r.user}'s request for SSH access to ${r.host} as ${r.account}: ${r.status === "denied" ? "denied" : approverStatus(r)}`);
     showRequest(r);
     // The summary leaves out why it was denied; the approver who just
     // denied it knows, and sees it.
-    show("status", approverStatus(r) + (r.status === "denied" && denial ? `: ${denial}` : ""));
+    show("status", r.status === "denied" && denial ? `denied: ${denial}` : approverStatus(r));
     showApprovers(r);
     buttons.forEach((b) => (b.disabled = r.status !== "pending_approval"));
   };
