@@ -1,7 +1,7 @@
 // The pages as a newcomer meets them (issue 13), in a browser whose zone
 // is Asia/Kolkata (UTC+05:30, no daylight saving) and locale en-GB:
 //
-//   node first-look.mjs BASE_URL CREDENTIAL_DIR PUBLIC_KEY_LINE SHOT_DIR
+//   node first-look.mjs BASE_URL CREDENTIAL_DIR PUBLIC_KEY_LINE SHOT_DIR INVITE_URL
 //
 // CREDENTIAL_DIR holds alice.credential.json (engineer), carol… (approver)
 // and sec… (security), as `approve.mjs enroll` saved them; one virtual
@@ -12,7 +12,8 @@
 // first: her name is filled in, Deny looks destructive; she approves.
 // 5. She denies the second with a reason. 6. Sec revokes alice's new
 // certificate by its serial on /revoke/…. 7. Failed touches: a key
-// nobody enrolled, and a key without user verification.
+// nobody enrolled, and a key without user verification. 8. INVITE_URL, a
+// second invite for alice, opened with the key she already enrolled.
 // Each step saves a screenshot to SHOT_DIR and records the visible text
 // (`innerText`) at that moment; prints one JSON line for the Rust test.
 
@@ -20,9 +21,9 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { pressAndRead, withBrowser } from "./chromium.mjs";
 
-const [base, credDir, publicKey, shots] = process.argv.slice(2);
-if (!base || !credDir || !publicKey || !shots) {
-  console.error("usage: node first-look.mjs BASE_URL CREDENTIAL_DIR PUBLIC_KEY_LINE SHOT_DIR");
+const [base, credDir, publicKey, shots, inviteUrl] = process.argv.slice(2);
+if (!base || !credDir || !publicKey || !shots || !inviteUrl) {
+  console.error("usage: node first-look.mjs BASE_URL CREDENTIAL_DIR PUBLIC_KEY_LINE SHOT_DIR INVITE_URL");
   process.exit(2);
 }
 
@@ -153,6 +154,17 @@ await withBrowser(async ({ page, cdp, authenticatorId }) => {
   await page.goto(r3.mfa_url);
   out.no_uv_result = await pressAndRead(page, "#approve");
   out.r3_status_after = (await api("GET", `/v1/requests/${r3.id}/summary`)).json.status;
+
+  // 8. Enrolling the key that is already enrolled.
+  await cdp.send("WebAuthn.removeVirtualAuthenticator", { authenticatorId: noUv });
+  const again = await addAuthenticator(cdp, true);
+  for (const credential of credentials("alice")) {
+    await cdp.send("WebAuthn.addCredential", { authenticatorId: again, credential });
+  }
+  await page.goto(inviteUrl);
+  out.enroll_expires = await timeIn(page, "#expires");
+  out.enroll_again_result = await pressAndRead(page, "#enroll");
+  out.enroll_again_text = await shot(page, "enroll-again");
 
   console.log(JSON.stringify(out));
 }, { timezoneId: "Asia/Kolkata", locale: "en-GB" });

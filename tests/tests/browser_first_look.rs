@@ -93,6 +93,17 @@ fn a_newcomer_meets_pages_that_say_what_happens_in_their_own_time() {
     }
     let key = keygen(&root, "alice_key");
     let public_key = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    // A second invite for alice, to open with the key she already has.
+    let invited = run_ok(
+        Command::new(bin("jit-ssh-ca"))
+            .args(["invite", "alice", "--config"])
+            .arg(&config),
+    );
+    let invite = invited
+        .lines()
+        .find_map(|l| l.strip_prefix("enroll alice: "))
+        .unwrap_or_else(|| panic!("no link in {invited:?}"))
+        .to_owned();
     let shots =
         std::env::var_os("SCREENSHOT_DIR").map_or_else(|| root.join("shots"), PathBuf::from);
     std::fs::create_dir_all(&shots).unwrap();
@@ -102,7 +113,8 @@ fn a_newcomer_meets_pages_that_say_what_happens_in_their_own_time() {
         .arg(&ca.url)
         .arg(&root)
         .arg(public_key.trim())
-        .arg(&shots));
+        .arg(&shots)
+        .arg(&invite));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -124,6 +136,7 @@ fn a_newcomer_meets_pages_that_say_what_happens_in_their_own_time() {
         "denied",
         "revoke",
         "wrong-key",
+        "enroll-again",
     ] {
         let png = std::fs::read(shots.join(format!("{name}.png"))).unwrap();
         assert!(
@@ -258,4 +271,22 @@ fn a_newcomer_meets_pages_that_say_what_happens_in_their_own_time() {
     }
     assert!(s("wrong_key_text").contains("Not confirmed."), "{r}");
     assert_eq!(s("r3_status_after"), "pending_mfa", "{r}");
+
+    // 8. The key alice already enrolled, on a second invite: said so.
+    assert_eq!(
+        s("enroll_again_result"),
+        "Not enrolled. This key is already registered for this user.Use it, or register a different key.",
+        "{r}"
+    );
+    assert!(
+        s("enroll_again_text").contains("Use it, or register a different key."),
+        "{r}"
+    );
+    assert!(
+        r["enroll_expires"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("GMT+5:30"),
+        "{r}"
+    );
 }
