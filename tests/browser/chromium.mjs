@@ -7,11 +7,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 /// Runs `body({ page, cdp, authenticatorId })`, always closing the browser.
-export async function withBrowser(body) {
+/// `options` adds Playwright context options (e.g. `timezoneId`, `locale`).
+export async function withBrowser(body, options = {}) {
   const profile = mkdtempSync(join(tmpdir(), "jit-ssh-chromium-"));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: "/usr/bin/chromium",
     headless: true,
+    ...options,
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
       "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });

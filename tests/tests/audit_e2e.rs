@@ -67,7 +67,7 @@ fn sshd_logins_join_the_audit_log_and_exports_verify_offline() {
     let out = ssh_via_agent(sshd.port(), &w.account, &w.agent.socket);
     assert!(out.status.success(), "{}", sshd.log());
     let (key_id, serial) = accepted(&sshd.log());
-    assert_eq!(Some(serial), cert["serial"].as_u64());
+    assert_eq!(Some(serial.to_string().as_str()), cert["serial"].as_str());
 
     // The auditor's question: which record is that login's certificate?
     let audit = |args: &[&str]| {

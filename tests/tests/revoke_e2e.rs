@@ -53,9 +53,10 @@ fn revocations_reach_sshd_after_one_host_sync() {
 
     let c1 = ok_json(&w.login("db-1.dev", "10m"));
     let c2 = ok_json(&w.login("db-2.dev", "10m"));
+    // Serials are decimal strings (JavaScript numbers lose digits).
     let (s1, s2) = (
-        c1["serial"].as_u64().unwrap(),
-        c2["serial"].as_u64().unwrap(),
+        c1["serial"].as_str().unwrap().to_owned(),
+        c2["serial"].as_str().unwrap().to_owned(),
     );
     assert!(
         ssh_via_agent(sshd.port(), &w.account, &w.agent.socket)
@@ -66,8 +67,8 @@ fn revocations_reach_sshd_after_one_host_sync() {
     );
 
     // By serial: the revoked certificate is refused, the other still works.
-    let r = ok_json(&revoke(&["--serial", &s1.to_string()]));
-    assert_eq!(r["serials"][0].as_u64(), Some(s1));
+    let r = ok_json(&revoke(&["--serial", &s1]));
+    assert_eq!(r["serials"][0].as_str(), Some(s1.as_str()));
     host.sync();
     let out = ssh_via_agent(sshd.port(), &w.account, &w.agent.socket);
     assert!(out.status.success(), "{}", sshd.log());
@@ -78,7 +79,7 @@ fn revocations_reach_sshd_after_one_host_sync() {
     // By grant: the second one goes too, and nothing is left to log in with.
     let grant = c2["request"].as_str().unwrap();
     let r = ok_json(&revoke(&["--grant", grant]));
-    assert_eq!(r["serials"][0].as_u64(), Some(s2));
+    assert_eq!(r["serials"][0].as_str(), Some(s2.as_str()));
     host.sync();
     assert!(!ssh_via_agent(sshd.port(), &w.account, &w.agent.socket)
         .status
@@ -88,7 +89,7 @@ fn revocations_reach_sshd_after_one_host_sync() {
     // until an admin re-enables the user.
     let c3 = ok_json(&w.login("db-3.dev", "10m"));
     let r = ok_json(&revoke(&["--user", &w.account]));
-    assert_eq!(r["serials"][0].as_u64(), c3["serial"].as_u64());
+    assert_eq!(r["serials"][0].as_str(), c3["serial"].as_str());
     host.sync();
     assert!(!ssh_via_agent(sshd.port(), &w.account, &w.agent.socket)
         .status
@@ -120,7 +121,7 @@ fn revocations_reach_sshd_after_one_host_sync() {
     );
 
     // Revoking what is already revoked says so.
-    let again = revoke(&["--serial", &s1.to_string()]);
+    let again = revoke(&["--serial", &s1]);
     assert_eq!(again.status.code(), Some(6));
     assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to revoke"));
 }

@@ -23,7 +23,12 @@ async fn issue(t: &TestCa, key: &mut SoftPasskey, user: &str, host: &str, accoun
     let (_, state) = t
         .get(&format!("/v1/requests/{id}"), created["secret"].as_str())
         .await;
-    state["certificate"]["serial"].as_u64().unwrap()
+    // Serials travel as decimal strings (JavaScript's numbers lose digits).
+    state["certificate"]["serial"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 /// Every record matching `query`, following the cursor page by page.

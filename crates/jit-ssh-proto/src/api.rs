@@ -186,6 +186,8 @@ pub struct PendingRequests {
 pub struct IssuedCertificate {
     /// The OpenSSH certificate line.
     pub certificate: String,
+    /// A decimal string (see [`crate::serial`]).
+    #[serde(with = "crate::serial")]
     pub serial: u64,
     pub principals: Vec<String>,
     /// Unix seconds.
@@ -269,7 +271,8 @@ mod tests {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum RevokeTarget {
-    Serial(u64),
+    /// A decimal string; a number is accepted too (see [`crate::serial`]).
+    Serial(#[serde(with = "crate::serial")] u64),
     Grant(String),
     /// Every unexpired certificate of this user; new issuance is blocked
     /// until an admin re-enables them.
@@ -321,11 +324,30 @@ pub struct RevocationState {
     pub expires_at: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub outcome: Option<String>,
-    /// Serials now in the KRL, once revoked.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Serials now in the KRL, once revoked (decimal strings).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        with = "crate::serial::vec"
+    )]
     pub serials: Vec<u64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub krl_version: Option<u64>,
+    /// Whose certificate a serial, key id or grant names, from the CA's
+    /// record of issuing it; absent when it issued none such (or for a
+    /// user, whom the target already names).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub certificate: Option<CertificateOwner>,
+}
+
+/// Who a certificate was issued to, for what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateOwner {
+    pub user: String,
+    pub host: String,
+    pub account: String,
+    /// RFC 3339: when it stops working anyway.
+    pub valid_before: String,
 }
 
 /// `POST /v1/sessions`: sign in to read the audit log or decide requests.

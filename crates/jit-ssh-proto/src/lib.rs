@@ -1,14 +1,15 @@
 //! Types shared by the jit-ssh CA and its client, with no I/O: what goes
 //! over the wire and what both sides must spell the same way — request
 //! and response bodies ([`api`]), error bodies and codes ([`error`]),
-//! route paths ([`routes`]), the documents the CA signs for hosts
-//! ([`signed`]), the human duration format ([`duration`]) and which
-//! characters free text may hold ([`text`]).
+//! route paths ([`routes`]), serials as strings ([`serial`]), the documents
+//! the CA signs for hosts ([`signed`]), the human duration format
+//! ([`duration`]) and which characters free text may hold ([`text`]).
 
 pub mod api;
 pub mod duration;
 pub mod error;
 pub mod routes;
+pub mod serial;
 pub mod signed;
 pub mod text;
 

@@ -69,10 +69,14 @@ pub const AUDIT_EXPORT: &str = "/v1/audit/export";
 /// `GET`: liveness.
 pub const HEALTH: &str = "/healthz";
 
-/// Pages for people.
+/// Pages for people. `/`: what this CA is, how to enroll, and the
+/// requests waiting for an approver (after a sign-in).
+pub const HOME_PAGE: &str = "/";
 pub const ENROLL_PAGE: &str = "/enroll/{token}";
 pub const MFA_PAGE: &str = "/mfa/{id}";
 pub const SCRIPT: &str = "/static/jit-ssh.js";
+/// Times and WebAuthn failures in words; loaded before [`SCRIPT`].
+pub const UI_SCRIPT: &str = "/static/jit-ssh-ui.js";
 
 /// Fills `{name}` in a route with a value.
 pub fn fill(route: &str, name: &str, value: &str) -> String {

@@ -13,6 +13,8 @@ pub struct Loaded {
     #[serde(skip)]
     pub blob: Vec<u8>,
     pub key_id: String,
+    /// A decimal string in `--json`, like the CA's answers.
+    #[serde(serialize_with = "jit_ssh_proto::serial::serialize")]
     pub serial: u64,
     pub host: String,
     pub account: String,

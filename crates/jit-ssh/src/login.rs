@@ -46,6 +46,8 @@ pub struct LoggedIn {
     pub host: String,
     pub account: String,
     pub request: String,
+    /// A decimal string, like the CA's answers (see `jit_ssh_proto::serial`).
+    #[serde(serialize_with = "jit_ssh_proto::serial::serialize")]
     pub serial: u64,
     pub principals: Vec<String>,
     pub valid_after: u64,

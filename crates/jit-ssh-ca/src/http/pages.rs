@@ -1,4 +1,4 @@
-//! The pages people see — enrolling a key, confirming a request, a
+//! The pages people see — the landing page at `/`, enrolling a key, confirming a request, a
 //! revocation, a decision or a sign-in — and their script. Pages hold no
 //! data: the script reads the id or token from the path and talks to the
 //! API, writing only with `textContent`.
@@ -22,6 +22,7 @@ use super::revocations::Revocations;
 use super::sessions::Sessions;
 use super::AppState;
 
+const HOME: &str = include_str!("assets/landing.html");
 const ENROLL: &str = include_str!("assets/enroll.html");
 const MFA: &str = include_str!("assets/mfa.html");
 const REVOKE: &str = include_str!("assets/revoke.html");
@@ -29,10 +30,12 @@ const SIGNIN: &str = include_str!("assets/signin.html");
 const APPROVE: &str = include_str!("assets/approve.html");
 const DECIDE: &str = include_str!("assets/decide.html");
 const SCRIPT: &str = include_str!("assets/jit-ssh.js");
+const UI_SCRIPT: &str = include_str!("assets/jit-ssh-ui.js");
 const STYLE: &str = include_str!("assets/jit-ssh.css");
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route(routes::HOME_PAGE, get(|| async { Html(HOME) }))
         .route(routes::ENROLL_PAGE, get(enroll_page))
         .route(routes::MFA_PAGE, confirm::page::<AccessRequests>(MFA))
         .route(
@@ -42,22 +45,22 @@ pub fn routes() -> Router<AppState> {
         .route(routes::REVOKE_PAGE, confirm::page::<Revocations>(REVOKE))
         .route(routes::SIGNIN_PAGE, confirm::page::<Sessions>(SIGNIN))
         .route(routes::DECIDE_PAGE, confirm::page::<Decisions>(DECIDE))
-        .route(
-            routes::SCRIPT,
-            get(|| async {
-                (
-                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-                    SCRIPT,
-                )
-                    .into_response()
-            }),
-        )
+        .route(routes::SCRIPT, get(|| async { script(SCRIPT) }))
+        .route(routes::UI_SCRIPT, get(|| async { script(UI_SCRIPT) }))
         .route(
             "/static/jit-ssh.css",
             get(|| async {
                 ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response()
             }),
         )
+}
+
+fn script(text: &'static str) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        text,
+    )
+        .into_response()
 }
 
 /// Served for anything shaped like an invite token (64 hex digits); the

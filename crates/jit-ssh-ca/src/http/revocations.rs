@@ -41,6 +41,7 @@ pub(super) struct Revocations;
 impl ReadWithSecret for Revocations {
     fn state(ca: &Ca, id: &str, secret: &str) -> Result<RevocationState, ServiceError> {
         ca.revocation_state(id, secret)
+            .and_then(|r| with_owner(ca, r))
     }
 }
 
@@ -54,7 +55,7 @@ impl Confirmed for Revocations {
         summary::revocation(r)
     }
     fn summary(ca: &Ca, id: &str) -> Result<RevocationState, ServiceError> {
-        ca.revocation_summary(id)
+        ca.revocation_summary(id).and_then(|r| with_owner(ca, r))
     }
     fn start(
         ca: &Ca,
@@ -70,5 +71,12 @@ impl Confirmed for Revocations {
         client: SocketAddr,
     ) -> Result<RevocationState, ServiceError> {
         ca.revocation_mfa_finish(id, credential, client)
+            .and_then(|r| with_owner(ca, r))
     }
+}
+
+/// The revocation with whose certificate it takes away, for the page.
+fn with_owner(ca: &Ca, mut r: RevocationState) -> Result<RevocationState, ServiceError> {
+    r.certificate = ca.certificate_owner(&r.target)?;
+    Ok(r)
 }

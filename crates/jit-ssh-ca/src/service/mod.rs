@@ -8,6 +8,7 @@
 mod approvals;
 mod assertion;
 mod audit_read;
+mod cert_owner;
 mod decide;
 mod enroll;
 mod limits;

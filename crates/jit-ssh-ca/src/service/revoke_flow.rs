@@ -180,6 +180,7 @@ impl Ca {
             outcome: r.outcome,
             serials: r.serials,
             krl_version: r.krl_version,
+            certificate: None,
         }
     }
 

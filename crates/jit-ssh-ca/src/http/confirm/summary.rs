@@ -19,8 +19,9 @@ pub(in crate::http) fn access_request(mut r: RequestSummary) -> RequestSummary {
     r
 }
 
-/// Who revokes what, and why; whether it is pending, done, refused or
-/// expired.
+/// Who revokes what, and why, and whose certificate that is (the
+/// person confirming must see "alice's certificate for db-1", not only a
+/// number); whether it is pending, done, refused or expired.
 pub(in crate::http) fn revocation(mut r: RevocationState) -> RevocationState {
     r.outcome = None;
     r.serials.clear();
