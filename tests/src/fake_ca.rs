@@ -22,6 +22,8 @@ pub enum Answer {
         bytes: u64,
         announced: bool,
     },
+    /// Nothing at all for this long (or until the client hangs up).
+    Stall(std::time::Duration),
 }
 
 type Routes = Arc<Mutex<HashMap<String, Answer>>>;
@@ -33,8 +35,20 @@ pub struct FakeCa {
     thread: Option<JoinHandle<()>>,
 }
 
-fn respond(s: &mut std::net::TcpStream, answer: Option<Answer>) {
+fn respond(s: &mut std::net::TcpStream, answer: Option<Answer>, stop: &AtomicBool) {
     let _ = match answer {
+        Some(Answer::Stall(d)) => {
+            let until = std::time::Instant::now() + d;
+            let _ = s.set_read_timeout(Some(Duration::from_millis(100)));
+            let mut b = [0u8; 1];
+            while std::time::Instant::now() < until && !stop.load(Ordering::SeqCst) {
+                // A read of 0 bytes: the client hung up.
+                if matches!(s.read(&mut b), Ok(0)) {
+                    break;
+                }
+            }
+            Ok(())
+        }
         Some(Answer::Body(b)) => s
             .write_all(
                 format!(
@@ -103,7 +117,7 @@ impl FakeCa {
                         .to_owned();
                     let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
                     let answer = routes.lock().unwrap().get(&path).cloned();
-                    respond(&mut s, answer);
+                    respond(&mut s, answer, &stop);
                 }
             })
         };

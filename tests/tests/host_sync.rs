@@ -178,12 +178,6 @@ fn host_sync_installs_only_what_verifies_and_sshd_enforces_it() {
             "rollback",
         ),
         (
-            "replayed old manifest",
-            manifest(root, &ca_key, &v3, 3, t0),
-            v3.clone(),
-            "replayed",
-        ),
-        (
             "signed in the future",
             manifest(root, &ca_key, &v3, 3, now() + 3600),
             v3.clone(),
@@ -203,6 +197,20 @@ fn host_sync_installs_only_what_verifies_and_sshd_enforces_it() {
         assert_eq!(snapshot(&host_dir), good, "{what}: files changed");
         assert_eq!(state(&host_dir)["ok"], false, "{what}");
     }
+    // A validly signed but older manifest (another replica's, or a replay)
+    // changes nothing either, and is not an error.
+    ca.ca
+        .serve("/v1/krl.manifest", manifest(root, &ca_key, &v3, 3, t0));
+    ca.ca.serve("/v1/krl", v3.clone());
+    let out = ca.sync(&host_dir, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("kept the held KRL"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(snapshot(&host_dir), good);
+
     // Unreachable CA, with a KRL signed long ago: the stale exit code.
     let url = ca.ca.url.clone();
     drop(ca);
@@ -267,6 +275,39 @@ fn a_frozen_krl_is_reported_stale_by_its_signed_time() {
     assert_ok(&ca.host_sync(&dir, &["--max-age", "1m"]));
     assert_eq!(state(&dir)["stale"], false);
     assert_eq!(state(&dir)["krl_version"], 3);
+}
+
+/// An answerer that stalls cannot keep sync from reporting stale: the
+/// whole sync has a deadline (40 s) inside the unit's 60 s start timeout.
+#[test]
+fn a_stalling_ca_still_gets_a_stale_verdict_within_the_deadline() {
+    if !have_tools("host_sync", &[SSH_KEYGEN]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let ca_key = keygen(root, "ca");
+    let dir = root.join("host");
+    let ca = SignedCa::start(root);
+    ca.publish(&ca_key, &[&ca_key], 1, "", now() - 300);
+    let fp = fingerprint(&ca_key);
+    assert_ok(&ca.host_sync(&dir, &["--bootstrap-fingerprint", &fp, "--max-age", "10m"]));
+    ca.ca.answer(
+        "/v1/ca-keys",
+        Answer::Stall(std::time::Duration::from_secs(90)),
+    );
+    let started = std::time::Instant::now();
+    let out = ca.host_sync(&dir, &["--max-age", "1m"]);
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cannot reach the CA"), "{}", stderr(&out));
+    assert!(took.as_secs() < 55, "took {took:?}");
+    assert_eq!(state(&dir)["stale"], true);
+    // --max-age under the CA's one-minute re-signing is a usage error.
+    assert_eq!(
+        ca.host_sync(&dir, &["--max-age", "30s"]).status.code(),
+        Some(2)
+    );
 }
 
 /// `python3` runs `cmd` and reports the child's peak RSS (KiB).
@@ -395,6 +436,18 @@ fn host_sync_refuses_unsafe_transport_bodies_and_files() {
     assert!(std::fs::symlink_metadata(dir.join("revoked.krl"))
         .unwrap()
         .is_file());
+
+    // A directory owned by someone else (not root, not us) is refused.
+    let theirs = root.join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    run_ok(Command::new("chown").args(["65534"]).arg(&theirs));
+    let out = ca.sync(&theirs, &["--bootstrap-fingerprint", &fp]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("is owned by uid 65534"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!theirs.join("ca-keys").exists());
 
     // A directory others may write to is refused.
     let good = snapshot(&dir);

@@ -86,8 +86,32 @@ pub fn run(command: HostCommand, json: bool) -> Result<(), HostError> {
     }
 }
 
+/// A whole sync must finish within this, well inside the systemd unit's
+/// `TimeoutStartSec=60s`: an answerer that trickles replies cannot keep
+/// the stale check below from running.
+const SYNC_DEADLINE: std::time::Duration = std::time::Duration::from_secs(40);
+/// The CA re-signs its answers every minute; a tighter bound would call
+/// every healthy host stale.
+const MIN_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
 fn sync(opts: &SyncOptions, json: bool) -> Result<(), HostError> {
-    let outcome = runtime()?.block_on(crate::sync::sync(opts));
+    if opts.max_age < MIN_MAX_AGE {
+        return Err(HostError::Usage(format!(
+            "--max-age must be at least {} (the CA re-signs its KRL manifest every minute)",
+            jit_ssh_proto::format_duration(MIN_MAX_AGE)
+        )));
+    }
+    let outcome = runtime()?
+        .block_on(async { tokio::time::timeout(SYNC_DEADLINE, crate::sync::sync(opts)).await })
+        .unwrap_or_else(|_| {
+            Err(HostError::CaUnreachable {
+                url: opts.ca_url.to_string(),
+                detail: format!(
+                    "no complete answer within {}",
+                    jit_ssh_proto::format_duration(SYNC_DEADLINE)
+                ),
+            })
+        });
     let state = crate::sync::record_state(&opts.dir, opts.max_age, outcome.as_ref());
     match &outcome {
         Ok(done) if json => println!(

@@ -23,14 +23,32 @@ pub const CA_KEYS_SIGNED_FILE: &str = "ca-keys.signed.json";
 pub const KRL_MANIFEST_FILE: &str = "krl.manifest.json";
 /// What the last sync found, for monitoring (`jq .stale`).
 pub const STATE_FILE: &str = "sync-state.json";
+/// Held (flock) while a sync runs, so two never interleave.
+pub const LOCK_FILE: &str = ".sync.lock";
 
 fn refused(why: impl Into<String>) -> HostError {
     HostError::SyncRefused(why.into())
 }
 
-/// Makes `dir` (0755) if missing; refuses one that group or others may
-/// write, since whoever writes there decides who logs in.
+/// This process's effective uid, from /proc (no libc call needed).
+fn effective_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Makes `dir` (0755) if missing; refuses it, or any directory above it,
+/// when someone other than root or this user owns it, or group or others
+/// may write it (a sticky directory like /tmp excepted above `dir`):
+/// whoever can write there decides who logs in. The same rule as sshd's
+/// StrictModes.
 pub fn check_dir(dir: &Path) -> Result<(), HostError> {
+    use std::os::unix::fs::MetadataExt;
     if !dir.exists() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -38,18 +56,32 @@ pub fn check_dir(dir: &Path) -> Result<(), HostError> {
             .create(dir)
             .map_err(|e| refused(format!("creating {}: {e}", dir.display())))?;
     }
-    let meta =
-        std::fs::metadata(dir).map_err(|e| refused(format!("reading {}: {e}", dir.display())))?;
-    if !meta.is_dir() {
-        return Err(refused(format!("{} is not a directory", dir.display())));
-    }
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o022 != 0 {
-        return Err(refused(format!(
-            "{} is writable by group or others (mode {mode:03o}); run `chmod go-w {}`",
-            dir.display(),
-            dir.display()
-        )));
+    let dir = std::fs::canonicalize(dir)
+        .map_err(|e| refused(format!("reading {}: {e}", dir.display())))?;
+    let me = effective_uid();
+    for (i, d) in dir.ancestors().enumerate() {
+        let meta =
+            std::fs::metadata(d).map_err(|e| refused(format!("reading {}: {e}", d.display())))?;
+        if i == 0 && !meta.is_dir() {
+            return Err(refused(format!("{} is not a directory", d.display())));
+        }
+        let owner = meta.uid();
+        if owner != 0 && Some(owner) != me {
+            return Err(refused(format!(
+                "{} is owned by uid {owner}, not root or this user; whoever owns it decides who logs in",
+                d.display()
+            )));
+        }
+        let mode = meta.permissions().mode() & 0o7777;
+        let sticky = mode & 0o1000 != 0;
+        if mode & 0o022 != 0 && (i == 0 || !sticky) {
+            return Err(refused(format!(
+                "{} is writable by group or others (mode {:03o}); run `chmod go-w {}`",
+                d.display(),
+                mode & 0o777,
+                d.display()
+            )));
+        }
     }
     Ok(())
 }

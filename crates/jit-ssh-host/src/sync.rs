@@ -24,7 +24,7 @@ use crate::error::HostError;
 use crate::fetch::{check_ca_url, client, get_capped};
 use crate::files::{
     check_dir, read_opt, read_signed, read_state, replace, write_signed, write_state, SyncState,
-    CA_KEYS_FILE, CA_KEYS_SIGNED_FILE, KRL_FILE, KRL_MANIFEST_FILE,
+    CA_KEYS_FILE, CA_KEYS_SIGNED_FILE, KRL_FILE, KRL_MANIFEST_FILE, LOCK_FILE,
 };
 use crate::trust::{self, Anchor, HeldKrl, Refusal};
 
@@ -105,7 +105,12 @@ async fn fetch_signed(
         .map_err(|e| HostError::SyncRefused(format!("{url}: unreadable answer: {e}")))
 }
 
-/// The manifest and the KRL it names, both checked. A revocation landing
+/// A manifest and the KRL it names, both checked.
+type FetchedKrl = (SignedDocument, KrlManifest, Vec<u8>, Krl);
+
+/// The manifest and the KRL it names, both checked; `None` when the CA's
+/// manifest is validly signed but older than the held one (another
+/// replica's, or a replay): the held KRL stays. A revocation landing
 /// between the two fetches is retried once.
 async fn fetch_krl(
     http: &reqwest::Client,
@@ -113,7 +118,7 @@ async fn fetch_krl(
     keys: &[PublicKey],
     held: HeldKrl,
     now: u64,
-) -> Result<(SignedDocument, KrlManifest, Vec<u8>, Krl), HostError> {
+) -> Result<Option<FetchedKrl>, HostError> {
     let mut tries = 0;
     loop {
         tries += 1;
@@ -123,13 +128,45 @@ async fn fetch_krl(
             MAX_MANIFEST_BYTES,
         )
         .await?;
-        let manifest = trust::accept_manifest(&signed, keys, held, now)?;
+        let manifest = match trust::accept_manifest(&signed, keys, held, now) {
+            Err(Refusal::Older { .. }) => return Ok(None),
+            other => other?,
+        };
         let cap = manifest.krl_size.min(MAX_KRL_BYTES);
         let bytes = get_capped(http, &format!("{base}{}", routes::KRL), cap).await?;
         match trust::check_krl(&bytes, &manifest) {
-            Ok(krl) => return Ok((signed, manifest, bytes, krl)),
+            Ok(krl) => return Ok(Some((signed, manifest, bytes, krl))),
             Err(Refusal::KrlMismatch(_)) if tries < 2 => continue,
             Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// One sync at a time per directory: a second one waits, then judges the
+/// CA's answer against what the first installed.
+async fn lock_dir(dir: &Path) -> Result<std::fs::File, HostError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(LOCK_FILE);
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| HostError::SyncRefused(format!("opening {}: {e}", path.display())))?;
+    // Polled, so the whole sync's deadline still holds while waiting.
+    loop {
+        match f.try_lock() {
+            Ok(()) => return Ok(f),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(HostError::SyncRefused(format!(
+                    "locking {}: {e}",
+                    path.display()
+                )))
+            }
         }
     }
 }
@@ -138,6 +175,7 @@ pub async fn sync(opts: &SyncOptions) -> Result<Synced, HostError> {
     check_ca_url(&opts.ca_url)?;
     check_dir(&opts.dir)?;
     let dir = opts.dir.as_path();
+    let _lock = lock_dir(dir).await?;
     let now = now_unix();
     let http = client(&opts.ca_url, opts.ca_cert.as_deref())?;
     let base = opts.ca_url.as_str().trim_end_matches('/').to_owned();
@@ -159,40 +197,66 @@ pub async fn sync(opts: &SyncOptions) -> Result<Synced, HostError> {
     let body = get_capped(&http, &url, MAX_CA_KEYS_BYTES).await?;
     let offered: CaKeys = serde_json::from_slice(&body)
         .map_err(|e| HostError::SyncRefused(format!("{url}: unreadable answer: {e}")))?;
-    let accepted = trust::accept_key_set(&offered.signed, anchor, held_time, now)?;
+    // A validly signed set older than the held one changes nothing: with
+    // several CA replicas each signs at its own moment, and a replay gains
+    // nothing either (freshness is judged by the held manifest's time).
+    let (keys, new_set) = match trust::accept_key_set(&offered.signed, anchor, held_time, now) {
+        Ok(accepted) => (accepted.keys, Some(accepted.set)),
+        Err(Refusal::Older { .. }) if held.is_some() => {
+            eprintln!("jit-ssh: the CA's key set was signed before the one held (another replica, or a replay): kept the held one");
+            (held.clone().unwrap_or_default(), None)
+        }
+        Err(e) => return Err(e.into()),
+    };
 
     // 2. The manifest, signed by a key of that set, and the KRL it names.
     //    The held manifest may be signed by a key the new set dropped.
-    let all_keys: Vec<PublicKey> = accepted
-        .keys
-        .iter()
-        .chain(held.iter().flatten())
-        .cloned()
-        .collect();
+    let all_keys: Vec<PublicKey> = keys.iter().chain(held.iter().flatten()).cloned().collect();
     let held_krl = held_krl(dir, &all_keys);
-    let (manifest_doc, manifest, krl_bytes, krl) =
-        fetch_krl(&http, &base, &accepted.keys, held_krl, now).await?;
+    let fetched = fetch_krl(&http, &base, &keys, held_krl, now).await?;
 
     // 3. Everything checked: replace, KRL first.
-    replace(&dir.join(KRL_FILE), &krl_bytes)?;
-    write_signed(dir, KRL_MANIFEST_FILE, &manifest_doc)?;
-    let lines: Vec<String> = accepted
-        .keys
+    let (krl_version, revoked_serials, krl_signed_at) = match fetched {
+        Some((manifest_doc, manifest, krl_bytes, krl)) => {
+            replace(&dir.join(KRL_FILE), &krl_bytes)?;
+            write_signed(dir, KRL_MANIFEST_FILE, &manifest_doc)?;
+            (
+                krl.version,
+                krl.cert_sections().map(|(_, rc)| rc.serials.len()).sum(),
+                manifest.issued_at,
+            )
+        }
+        None => {
+            eprintln!("jit-ssh: the CA's KRL manifest was signed before the one held (another replica, or a replay): kept the held KRL");
+            let held = held_manifest(dir, &all_keys);
+            let revoked = read_opt(dir, KRL_FILE)?
+                .and_then(|b| Krl::decode(&b).ok())
+                .map_or(0, |k| {
+                    k.cert_sections().map(|(_, rc)| rc.serials.len()).sum()
+                });
+            (held_krl.version, revoked, held.map_or(0, |m| m.issued_at))
+        }
+    };
+    let lines: Vec<String> = keys
         .iter()
         .map(|k| k.to_openssh())
         .collect::<Result<_, _>>()
         .map_err(|e| HostError::Other(e.into()))?;
-    replace(
-        &dir.join(CA_KEYS_FILE),
-        format!("{}\n", lines.join("\n")).as_bytes(),
-    )?;
-    write_signed(dir, CA_KEYS_SIGNED_FILE, &offered.signed)?;
+    let mut ca_keys_signed_at = held_time;
+    if let Some(set) = new_set {
+        replace(
+            &dir.join(CA_KEYS_FILE),
+            format!("{}\n", lines.join("\n")).as_bytes(),
+        )?;
+        write_signed(dir, CA_KEYS_SIGNED_FILE, &offered.signed)?;
+        ca_keys_signed_at = set.issued_at;
+    }
     Ok(Synced {
-        krl_version: krl.version,
-        revoked_serials: krl.cert_sections().map(|(_, rc)| rc.serials.len()).sum(),
+        krl_version,
+        revoked_serials,
         ca_keys: lines.len(),
-        krl_signed_at: manifest.issued_at,
-        ca_keys_signed_at: accepted.set.issued_at,
+        krl_signed_at,
+        ca_keys_signed_at,
     })
 }
 
