@@ -300,7 +300,11 @@ fn a_stalling_ca_still_gets_a_stale_verdict_within_the_deadline() {
     let out = ca.host_sync(&dir, &["--max-age", "1m"]);
     let took = started.elapsed();
     assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
-    assert!(stderr(&out).contains("cannot reach the CA"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot reach the CA"),
+        "{}",
+        stderr(&out)
+    );
     assert!(took.as_secs() < 55, "took {took:?}");
     assert_eq!(state(&dir)["stale"], true);
     // --max-age under the CA's one-minute re-signing is a usage error.

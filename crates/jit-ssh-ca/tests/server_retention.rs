@@ -72,11 +72,13 @@ async fn ended_state_is_removed_after_the_retention_time() {
     assert_eq!(pending(token.clone()).await, vec![waiting_id.to_owned()]);
     let records_before = t.audit_count();
 
-    // Within the retention time nothing but the expired ceremony goes.
+    // Within the retention time only what was never confirmed goes: the
+    // expired ceremony, and the untouched request (anyone can create one;
+    // its audit record stays).
     let p = t.ca.prune_state(start + 30 * MIN).unwrap();
     assert_eq!(
         (p.requests, p.sessions, p.revocations, p.ceremonies),
-        (0, 0, 0, 1),
+        (1, 0, 0, 1),
         "{p:?}"
     );
     let state_of = |id: &serde_json::Value, secret: &serde_json::Value| {
@@ -92,11 +94,11 @@ async fn ended_state_is_removed_after_the_retention_time() {
         StatusCode::OK
     );
 
-    // An hour after they ended: the issued and untouched requests, the
-    // revocation and the sign-in are gone; the waiting request stays,
-    // and is still listed for its approver (signed in again).
+    // An hour after they ended: the issued request, the revocation and
+    // the sign-in are gone too; the waiting request stays, and is still
+    // listed for its approver (signed in again).
     let p = t.ca.prune_state(start + 80 * MIN).unwrap();
-    assert_eq!((p.requests, p.sessions, p.revocations), (2, 1, 1), "{p:?}");
+    assert_eq!((p.requests, p.sessions, p.revocations), (1, 1, 1), "{p:?}");
     assert_eq!(
         state_of(&issued["id"], &issued["secret"]).await,
         StatusCode::NOT_FOUND

@@ -213,7 +213,8 @@ fn two_thousand_slow_connections_are_cut_while_a_good_client_is_served() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(
         tmp.path(),
-        "header_timeout = \"2s\"\nbody_timeout = \"2s\"\nidle_timeout = \"3s\"\nmax = 5000",
+        // One loopback address stands in for 2,000 attackers here.
+        "header_timeout = \"2s\"\nbody_timeout = \"2s\"\nidle_timeout = \"3s\"\nmax = 5000\nmax_per_address = 5000",
         false,
     );
     let addr = server.addr();
@@ -293,7 +294,7 @@ fn past_the_connection_cap_new_connections_are_closed_at_once() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(
         tmp.path(),
-        "header_timeout = \"2s\"\nidle_timeout = \"3s\"\nmax = 50",
+        "header_timeout = \"2s\"\nidle_timeout = \"3s\"\nmax = 50\nmax_per_address = 1000",
         false,
     );
     let addr = server.addr();
@@ -342,7 +343,7 @@ fn tls_connections_that_stall_in_or_after_the_handshake_are_cut() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(
         tmp.path(),
-        "header_timeout = \"2s\"\nbody_timeout = \"2s\"\nidle_timeout = \"3s\"",
+        "header_timeout = \"2s\"\nbody_timeout = \"2s\"\nidle_timeout = \"3s\"\nmax_per_address = 1000",
         true,
     );
     let addr = server.addr();
@@ -447,4 +448,60 @@ fn idle_http2_connections_are_cut_even_when_the_client_keeps_pinging() {
     assert_eq!(after, before, "idle HTTP/2 connections were kept");
     assert!(cut_after < Duration::from_secs(4), "{cut_after:?}");
     drop((quiet, pinging));
+}
+
+/// A busy client (keep-alive requests every few hundred milliseconds, so
+/// never idle) from one address holds at most its share of connections;
+/// another address is still served. Found by review: 512 such connections
+/// from one address locked everyone else out.
+#[test]
+fn one_busy_address_cannot_take_every_slot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        tmp.path(),
+        "idle_timeout = \"30s\"\nmax = 50\nmax_per_address = 10",
+        false,
+    );
+    let addr = server.addr();
+    let rt = runtime();
+    let (held, other) = rt.block_on(async {
+        // 60 keep-alive connections from 127.0.0.1, each sending a request
+        // at once: at most 10 are served.
+        let mut conns = Vec::new();
+        for _ in 0..60 {
+            let Ok(mut s) = TcpStream::connect(&addr).await else {
+                continue;
+            };
+            if s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                .await
+                .is_ok()
+            {
+                conns.push(s);
+            }
+        }
+        let mut held = 0;
+        for s in &mut conns {
+            let mut buf = [0u8; 256];
+            let read = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await;
+            if matches!(read, Ok(Ok(n)) if n > 0 && buf.starts_with(b"HTTP/1.1 200")) {
+                held += 1;
+            }
+        }
+        // Another address is served while those are held.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let mut s = socket.connect(addr.parse().unwrap()).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+            .await
+            .unwrap()
+            .unwrap();
+        drop(conns);
+        (held, String::from_utf8_lossy(&out).into_owned())
+    });
+    assert_eq!(held, 10, "connections served from one address");
+    assert!(other.starts_with("HTTP/1.1 200"), "{other}");
 }

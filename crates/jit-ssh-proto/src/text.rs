@@ -13,15 +13,26 @@ pub fn is_deceptive(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
+            // Unicode's default-ignorable code points (rendered as nothing):
             '\u{00AD}'                      // soft hyphen
+            | '\u{034F}'                    // combining grapheme joiner
             | '\u{061C}'                    // Arabic letter mark
-            | '\u{180E}'                    // Mongolian vowel separator
+            | '\u{115F}' | '\u{1160}'       // Hangul choseong/jungseong fillers
+            | '\u{17B4}' | '\u{17B5}'       // Khmer inherent vowels
+            | '\u{180B}'..='\u{180F}'       // Mongolian variation selectors, vowel separator
             | '\u{200B}'..='\u{200F}'       // zero-width space, (non-)joiner, LRM, RLM
             | '\u{2028}'..='\u{202E}'       // line/paragraph separators, bidi embeddings, overrides
             | '\u{2060}'..='\u{206F}'       // word joiner, invisible operators, bidi isolates
+            | '\u{3164}'                    // Hangul filler
+            | '\u{FE00}'..='\u{FE0F}'       // variation selectors
             | '\u{FEFF}'                    // zero-width no-break space (BOM)
-            | '\u{FFF9}'..='\u{FFFB}'       // interlinear annotations
-            | '\u{E0000}'..='\u{E007F}' // tag characters
+            | '\u{FFA0}'                    // halfwidth Hangul filler
+            | '\u{FFF0}'..='\u{FFFB}'       // unassigned specials, interlinear annotations
+            | '\u{1BCA0}'..='\u{1BCA3}'     // shorthand format controls
+            | '\u{1D173}'..='\u{1D17A}'     // musical format controls
+            | '\u{E0000}'..='\u{E0FFF}'     // tags, variation selectors supplement
+            // and blanks that look like nothing at all:
+            | '\u{2800}' // braille pattern blank
         )
 }
 
@@ -60,6 +71,27 @@ mod tests {
         );
         for c in ['\u{2028}', '\u{200B}', '\u{FEFF}', '\u{2066}', '\u{061C}'] {
             assert!(!escape_for_terminal(&format!("x{c}y")).contains(c));
+        }
+        // Found by review: fillers, variation selectors, a combining
+        // joiner, musical and Khmer format characters, a braille blank.
+        for c in [
+            '\u{115F}',
+            '\u{1160}',
+            '\u{3164}',
+            '\u{FFA0}',
+            '\u{034F}',
+            '\u{FE0F}',
+            '\u{E0100}',
+            '\u{1D173}',
+            '\u{17B4}',
+            '\u{17B5}',
+            '\u{2800}',
+        ] {
+            assert!(is_deceptive(c), "{:04x}", c as u32);
+        }
+        // Visible spaces of other scripts stay allowed.
+        for c in ['\u{3000}', '\u{202F}', '\u{00A0}'] {
+            assert!(!is_deceptive(c), "{:04x}", c as u32);
         }
     }
 }

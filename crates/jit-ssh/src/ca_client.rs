@@ -24,6 +24,9 @@ impl CaClient {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
+            // The CA never redirects: following one could downgrade to
+            // http or carry the request secret to another origin.
+            .redirect(reqwest::redirect::Policy::none())
             // The CA closes a kept-alive connection that waits longer than
             // its header timeout (default 10 s) for the next request; reuse
             // only connections well inside that, so a request never races

@@ -16,6 +16,8 @@ pub struct ConnectionLimits {
     pub body_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_connections: usize,
+    /// Connections held at once from one client address (IPv6: one /64).
+    pub max_per_address: usize,
 }
 
 impl Default for ConnectionLimits {
@@ -25,6 +27,7 @@ impl Default for ConnectionLimits {
             body_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             max_connections: 512,
+            max_per_address: 64,
         }
     }
 }
@@ -51,6 +54,11 @@ pub struct ConnectionsFile {
     /// connections are closed at once. Keep it well below the process's
     /// open-file limit (`ulimit -n`, systemd `LimitNOFILE`).
     pub max: Option<Spanned<u64>>,
+    /// Most connections held at once from one client address, an IPv6
+    /// /64 counting as one (default 64), so one busy client cannot take
+    /// every slot. Behind a reverse proxy every client has the proxy's
+    /// address: raise it to `max` there.
+    pub max_per_address: Option<Spanned<u64>>,
 }
 
 pub(super) fn limits(f: &ConnectionsFile, c: &mut Collector<'_>) -> ConnectionLimits {
@@ -72,19 +80,25 @@ pub(super) fn limits(f: &ConnectionsFile, c: &mut Collector<'_>) -> ConnectionLi
     let header_timeout = dur(&f.header_timeout, "header_timeout", d.header_timeout);
     let body_timeout = dur(&f.body_timeout, "body_timeout", d.body_timeout);
     let idle_timeout = dur(&f.idle_timeout, "idle_timeout", d.idle_timeout);
-    let max_connections = match &f.max {
+    let mut count = |v: &Option<Spanned<u64>>, name: &str, default: usize| match v {
         Some(m) if *m.get_ref() == 0 || *m.get_ref() > 1_000_000 => {
-            c.at(m.span(), "connections.max: must be between 1 and 1000000");
-            d.max_connections
+            c.at(
+                m.span(),
+                format!("connections.{name}: must be between 1 and 1000000"),
+            );
+            default
         }
-        Some(m) => usize::try_from(*m.get_ref()).unwrap_or(d.max_connections),
-        None => d.max_connections,
+        Some(m) => usize::try_from(*m.get_ref()).unwrap_or(default),
+        None => default,
     };
+    let max_connections = count(&f.max, "max", d.max_connections);
+    let max_per_address = count(&f.max_per_address, "max_per_address", d.max_per_address);
     ConnectionLimits {
         header_timeout,
         body_timeout,
         idle_timeout,
         max_connections,
+        max_per_address,
     }
 }
 
@@ -106,7 +120,7 @@ ca_key = { kind = "file", path = "/var/lib/jit-ssh/ca/ca_key" }
         let c = crate::config::parse(BASE, "t").unwrap();
         assert_eq!(c.connections, ConnectionLimits::default());
         let text = format!(
-            "{BASE}[connections]\nheader_timeout = \"2s\"\nbody_timeout = \"3s\"\nidle_timeout = \"1m\"\nmax = 64\n"
+            "{BASE}[connections]\nheader_timeout = \"2s\"\nbody_timeout = \"3s\"\nidle_timeout = \"1m\"\nmax = 64\nmax_per_address = 8\n"
         );
         let c = crate::config::parse(&text, "t").unwrap();
         assert_eq!(
@@ -116,6 +130,7 @@ ca_key = { kind = "file", path = "/var/lib/jit-ssh/ca/ca_key" }
                 body_timeout: Duration::from_secs(3),
                 idle_timeout: Duration::from_secs(60),
                 max_connections: 64,
+                max_per_address: 8,
             }
         );
     }

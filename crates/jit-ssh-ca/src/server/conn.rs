@@ -13,8 +13,10 @@
 //! Both are enforced in the stream under TLS, so they also bound a TLS
 //! connection whatever happens above it.
 
+use std::collections::HashMap;
 use std::future::{ready, Future, Ready};
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,6 +36,7 @@ use crate::config::connections::ConnectionLimits;
 #[derive(Clone)]
 pub struct Guard {
     slots: Arc<Semaphore>,
+    per_address: PerAddress,
     idle_timeout: Duration,
     /// Milliseconds since `started` of the last "connection cap reached"
     /// warning, so a flood logs once per interval rather than per connection.
@@ -45,6 +48,10 @@ impl Guard {
     pub fn new(limits: &ConnectionLimits) -> Self {
         Self {
             slots: Arc::new(Semaphore::new(limits.max_connections)),
+            per_address: PerAddress {
+                held: Arc::default(),
+                max: limits.max_per_address,
+            },
             idle_timeout: limits.idle_timeout,
             last_warning: Arc::new(AtomicU64::new(0)),
             started: Instant::now(),
@@ -69,15 +76,83 @@ impl Guard {
     }
 }
 
+/// Where a connection comes from, for the per-address cap.
+pub trait PeerIp {
+    fn peer_ip(&self) -> Option<IpAddr>;
+}
+
+impl PeerIp for tokio::net::TcpStream {
+    fn peer_ip(&self) -> Option<IpAddr> {
+        self.peer_addr().ok().map(|a| a.ip())
+    }
+}
+
+/// Connections held per client address. An IPv6 address counts by its /64
+/// (one subscriber's prefix), so rotating addresses within it gains nothing.
+#[derive(Clone)]
+struct PerAddress {
+    held: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    max: usize,
+}
+
+impl PerAddress {
+    /// A slot for `ip`, or `None` when it holds `max` already.
+    fn take(&self, ip: IpAddr) -> Option<AddressSlot> {
+        let key = crate::service::client_key(ip);
+        let mut held = self.held.lock().ok()?;
+        let n = held.entry(key).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            key,
+            held: self.held.clone(),
+        })
+    }
+}
+
+/// Gives its address's slot back when the connection ends.
+pub struct AddressSlot {
+    key: IpAddr,
+    held: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        if let Ok(mut held) = self.held.lock() {
+            if let Some(n) = held.get_mut(&self.key) {
+                *n -= 1;
+                if *n == 0 {
+                    held.remove(&self.key);
+                }
+            }
+        }
+    }
+}
+
 impl<I, S> axum_server::accept::Accept<I, S> for Guard
 where
-    I: AsyncRead + AsyncWrite + Unpin,
+    I: AsyncRead + AsyncWrite + Unpin + PeerIp,
 {
     type Stream = Guarded<I>;
     type Service = Tracked<S>;
     type Future = Ready<io::Result<(Self::Stream, Self::Service)>>;
 
     fn accept(&self, stream: I, service: S) -> Self::Future {
+        // An address over its share is closed before it can take a slot
+        // everyone else needs.
+        let address_slot = match stream.peer_ip() {
+            Some(ip) => match self.per_address.take(ip) {
+                Some(s) => Some(s),
+                None => {
+                    return ready(Err(io::Error::other(
+                        "connection limit for this address reached",
+                    )))
+                }
+            },
+            None => None,
+        };
         let Ok(slot) = self.slots.clone().try_acquire_owned() else {
             self.warn_full();
             // Dropping `stream` closes it.
@@ -88,6 +163,7 @@ where
             Guarded {
                 inner: stream,
                 _slot: slot,
+                _address_slot: address_slot,
                 activity: activity.clone(),
                 idle_timeout: self.idle_timeout,
                 write_stalled_since: None,
@@ -207,6 +283,7 @@ impl Drop for InFlight {
 pub struct Guarded<I> {
     inner: I,
     _slot: OwnedSemaphorePermit,
+    _address_slot: Option<AddressSlot>,
     activity: Arc<Activity>,
     idle_timeout: Duration,
     write_stalled_since: Option<Instant>,
@@ -435,6 +512,7 @@ mod tests {
         body_timeout: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(1),
         max_connections: 10,
+        max_per_address: 10,
     };
 
     async fn serve() -> String {

@@ -54,3 +54,39 @@ mod tests {
         r.check("user:bob", 3).unwrap();
     }
 }
+
+/// The key one client's budget is kept under: its IPv4 address, or the /64
+/// of its IPv6 address (one subscriber's prefix: rotating addresses within
+/// it must not buy a fresh budget).
+pub fn client_key(ip: std::net::IpAddr) -> std::net::IpAddr {
+    use std::net::{IpAddr, Ipv6Addr};
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod client_key_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::client_key;
+
+    #[test]
+    fn an_ipv6_prefix_is_one_client() {
+        let a = client_key("2001:db8:1:2:aaaa::1".parse().unwrap());
+        let b = client_key("2001:db8:1:2:bbbb::7".parse().unwrap());
+        let other = client_key("2001:db8:1:3::1".parse().unwrap());
+        assert_eq!(a, b);
+        assert_ne!(a, other);
+        assert_eq!(
+            client_key("::ffff:192.0.2.1".parse().unwrap()),
+            client_key("192.0.2.1".parse().unwrap())
+        );
+    }
+}

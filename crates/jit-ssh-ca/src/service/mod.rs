@@ -35,7 +35,7 @@ use crate::config::Config;
 use crate::signer::CaSigner;
 use crate::store::{Store, StoreError};
 
-pub use limits::RateLimiter;
+pub use limits::{client_key, RateLimiter};
 pub use published::{MANIFEST_VALIDITY, RESIGN_AFTER};
 pub use revocation::PublishedKrl;
 pub use sessions::SignedIn;
@@ -198,7 +198,7 @@ impl Ca {
     /// theirs.
     fn limit_address(&self, client: std::net::SocketAddr) -> Result<(), ServiceError> {
         self.limit(
-            &format!("addr:{}", client.ip()),
+            &format!("addr:{}", limits::client_key(client.ip())),
             self.config.limits.requests_per_minute_per_address,
         )
     }

@@ -297,11 +297,21 @@ impl Store for SledStore {
     }
 
     fn prune(&self, before: Cutoffs) -> Result<Pruned, StoreError> {
+        // A never-confirmed request goes once its deadline is past the
+        // secrets' cutoff: shifted by the retention time to compare with
+        // the state cutoff like every other request.
+        let retention = before.secrets.saturating_sub(before.state);
         let requests = Self::prune_tree(
             &self.requests,
             "request",
             before.state,
-            AccessRequest::ends_at,
+            |r: &AccessRequest| {
+                if r.never_confirmed() {
+                    r.expires_at.saturating_sub(retention)
+                } else {
+                    r.ends_at()
+                }
+            },
         )?;
         for id in &requests {
             self.pending.remove(id)?;
