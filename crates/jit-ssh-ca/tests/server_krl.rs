@@ -333,7 +333,7 @@ fn staged_keys_are_published_in_the_signed_set() {
             );
         let cfg = config::parse(&text, "test").unwrap();
         let audit =
-            jit_ssh_audit::DiskAuditLog::open(&dir.path().join(name).join("audit")).unwrap();
+            jit_ssh_audit_disk::DiskAuditLog::open(&dir.path().join(name).join("audit")).unwrap();
         Ca::new(
             cfg,
             Arc::new(FileSigner::new(current.clone())),

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use jit_ssh_audit::DiskAuditLog;
+use jit_ssh_audit_disk::DiskAuditLog;
 
 use crate::config::{Config, SignerConfig};
 use crate::http;
