@@ -54,7 +54,7 @@ pub fn open_ca(config: Config) -> anyhow::Result<Ca> {
         Arc::new(store),
         Arc::new(audit),
     )
-    .map_err(anyhow::Error::msg)
+    .map_err(anyhow::Error::from)
 }
 
 /// Makes `dir` (and parents) with mode 0700 if missing; refuses one that
