@@ -10,6 +10,7 @@
 //! last good copy when a refresh fails.
 
 pub mod ical;
+mod ical_error;
 pub mod rotation;
 
 use std::collections::BTreeMap;
