@@ -39,6 +39,7 @@ pub fn bin(name: &str) -> PathBuf {
             "jit-ssh-ca",
             "jit-ssh-krl",
             "jit-ssh-audit",
+            "jit-ssh-audit-disk",
             "jit-ssh-proto",
         ],
         "jit-ssh-host" => &["jit-ssh-host", "jit-ssh-proto", "jit-ssh-krl"],

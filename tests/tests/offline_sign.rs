@@ -6,7 +6,8 @@
 
 use std::process::Command;
 
-use jit_ssh_audit::{AuditLog, AuditQuery, DiskAuditLog, Event, IssuedVia};
+use jit_ssh_audit::{AuditLog, AuditQuery, Event, IssuedVia};
+use jit_ssh_audit_disk::DiskAuditLog;
 use jit_ssh_e2e::{bin, have_tools, keygen, run, Ca, SSH_KEYGEN};
 
 #[test]

@@ -2,28 +2,25 @@
 //! revocation as one append-only record, each holding the hash of the one
 //! before it, so an edited, removed or reordered record breaks the chain.
 //!
-//! What it owns: the record format ([`record`]), the hash chain ([`chain`],
-//! pure), group commit ([`group_commit`]), and the on-disk store: an
-//! append-only chain file with secondary indexes in sled ([`disk_log`]).
+//! What it owns: the record format ([`record`]), the hash chain ([`chain`]),
+//! queries ([`query`]) and the [`AuditLog`] trait a store implements. All
+//! of it is pure: the client uses it to verify an export offline.
 //! Checkpoints ([`checkpoint`]) are signed by the CA (which holds the key)
 //! and checked here, offline, with only the public key.
-//! What it does not: deciding what to record (the CA does).
+//! What it does not: storage (`jit-ssh-audit-disk`: an append-only chain
+//! file, hashed posting-file indexes, group commit), and deciding what to
+//! record (the CA does).
 //!
 //! Callers depend on the [`AuditLog`] trait, not on the files, so another store
 //! can take its place.
 
 pub mod chain;
-mod chain_file;
 pub mod checkpoint;
-pub mod disk_log;
-pub mod group_commit;
-mod index;
 pub mod query;
 pub mod record;
 
 pub use chain::{ChainBreak, ChainHead, VerifyReport};
 pub use checkpoint::{ExportProblem, ExportReport};
-pub use disk_log::DiskAuditLog;
 pub use query::AuditQuery;
 pub use record::{
     Actor, ApprovalStep, AuditRecord, CertificateIssued, Checkpoint, Enrollment, Event, Hash,

@@ -19,7 +19,8 @@ use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse, Url};
 
-use jit_ssh_audit::{Actor, AuditLog, DiskAuditLog};
+use jit_ssh_audit::{Actor, AuditLog};
+use jit_ssh_audit_disk::DiskAuditLog;
 use jit_ssh_ca::config;
 use jit_ssh_ca::service::Ca;
 use jit_ssh_ca::signer::FileSigner;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use jit_ssh_audit::DiskAuditLog;
+use jit_ssh_audit_disk::DiskAuditLog;
 use jit_ssh_ca::config;
 use jit_ssh_ca::service::Ca;
 use jit_ssh_ca::signer::FileSigner;

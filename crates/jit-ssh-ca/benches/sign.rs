@@ -11,7 +11,8 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use jit_ssh_audit::{Actor, DiskAuditLog, IssuedVia};
+use jit_ssh_audit::{Actor, IssuedVia};
+use jit_ssh_audit_disk::DiskAuditLog;
 use jit_ssh_ca::issue::{issue, IssueRequest};
 use jit_ssh_ca::names::{AccountName, GrantId, HostName, Reason, Serial, UserName};
 use jit_ssh_ca::profile::{CertProfile, CertSpec};

@@ -218,7 +218,7 @@ mod tests {
     fn issues_and_records_with_a_real_log() {
         let (signer, user) = keys();
         let dir = tempfile::tempdir().unwrap();
-        let audit = jit_ssh_audit::DiskAuditLog::open(dir.path()).unwrap();
+        let audit = jit_ssh_audit_disk::DiskAuditLog::open(dir.path()).unwrap();
         let reason = Reason::parse("incident 42").unwrap();
         let spec = spec();
         let mut serials = std::collections::HashSet::new();

@@ -333,7 +333,7 @@ fn staged_keys_are_published_in_the_signed_set() {
             );
         let cfg = config::parse(&text, "test").unwrap();
         let audit =
-            jit_ssh_audit::DiskAuditLog::open(&dir.path().join(name).join("audit")).unwrap();
+            jit_ssh_audit_disk::DiskAuditLog::open(&dir.path().join(name).join("audit")).unwrap();
         Ca::new(
             cfg,
             Arc::new(FileSigner::new(current.clone())),
@@ -358,7 +358,10 @@ fn staged_keys_are_published_in_the_signed_set() {
     assert!(current.public_key().verify(ns, doc, &sig).is_ok());
     assert!(next.public_key().verify(ns, doc, &sig).is_err());
 
-    let err = open(&dir.path().join("missing.pub"), "b").err().unwrap();
+    let err = open(&dir.path().join("missing.pub"), "b")
+        .err()
+        .unwrap()
+        .to_string();
     assert!(
         err.contains("publish_ca_keys") && err.contains("missing.pub"),
         "{err}"

@@ -10,7 +10,8 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use jit_ssh_audit::{AuditLog, AuditQuery, DiskAuditLog};
+use jit_ssh_audit::{AuditLog, AuditQuery};
+use jit_ssh_audit_disk::DiskAuditLog;
 use jit_ssh_ca::config;
 use jit_ssh_ca::service::Ca;
 use jit_ssh_ca::signer::FileSigner;

@@ -1,12 +1,13 @@
-use std::path::PathBuf;
+//! `jit-ssh-ca invite`: a one-time enrollment link from the running CA.
+
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Args;
 
-use jit_ssh_ca::config;
-use jit_ssh_ca::server::admin::{self, AdminRequest, AdminResponse};
-use jit_ssh_ca::server::ADMIN_SOCKET;
+use jit_ssh_ca::server::admin::{AdminRequest, AdminResponse};
+
+use super::running_ca::{ask, RunningCa};
 
 #[derive(Args)]
 pub struct InviteArgs {
@@ -17,43 +18,6 @@ pub struct InviteArgs {
     roles: Vec<String>,
     #[command(flatten)]
     ca: RunningCa,
-}
-
-/// Which running CA an admin command talks to.
-#[derive(Args)]
-pub struct RunningCa {
-    /// The running CA's configuration file (to find its data directory).
-    #[arg(long, conflicts_with_all = ["data", "dev_dir"])]
-    config: Option<PathBuf>,
-    /// The running CA's data directory.
-    #[arg(long, conflicts_with = "dev_dir")]
-    data: Option<PathBuf>,
-    /// The directory of a CA started with `serve --dev`.
-    #[arg(long)]
-    dev_dir: Option<PathBuf>,
-}
-
-impl RunningCa {
-    /// Its data directory, where the admin socket is.
-    fn data_dir(self) -> anyhow::Result<PathBuf> {
-        Ok(match (self.config, self.data, self.dev_dir) {
-            (Some(c), _, _) => config::load(&c)?.data_dir,
-            (_, Some(d), _) => d,
-            (_, _, Some(dev)) => dev.join("data"),
-            _ => bail!("say which CA: --config FILE, --data DIR, or --dev-dir DIR"),
-        })
-    }
-}
-
-/// Sends one admin request to the running CA.
-fn ask(data: &std::path::Path, req: &AdminRequest) -> anyhow::Result<AdminResponse> {
-    let socket = data.join(ADMIN_SOCKET);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime
-        .block_on(admin::request(&socket, req))
-        .context("asking the running CA")
 }
 
 pub fn run(a: InviteArgs) -> anyhow::Result<ExitCode> {
@@ -72,36 +36,6 @@ pub fn run(a: InviteArgs) -> anyhow::Result<ExitCode> {
         } => {
             println!("enroll {user}: {url}");
             eprintln!("(one-time link, valid until {expires_at})");
-            Ok(ExitCode::SUCCESS)
-        }
-        AdminResponse::Error { message } => bail!("{message}"),
-        other => bail!("unexpected answer from the CA: {other:?}"),
-    }
-}
-
-#[derive(Args)]
-pub struct EnableUserArgs {
-    /// The user to re-enable after a user revocation.
-    user: String,
-    #[command(flatten)]
-    ca: RunningCa,
-}
-
-pub fn enable_user(a: EnableUserArgs) -> anyhow::Result<ExitCode> {
-    let data = a.ca.data_dir()?;
-    match ask(&data, &AdminRequest::EnableUser { user: a.user })? {
-        AdminResponse::Enabled {
-            user,
-            was_blocked: true,
-        } => {
-            println!("{user} is enabled again: new certificates can be issued (revoked ones stay revoked)");
-            Ok(ExitCode::SUCCESS)
-        }
-        AdminResponse::Enabled {
-            user,
-            was_blocked: false,
-        } => {
-            println!("{user} was not blocked; nothing changed");
             Ok(ExitCode::SUCCESS)
         }
         AdminResponse::Error { message } => bail!("{message}"),

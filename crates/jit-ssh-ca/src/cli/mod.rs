@@ -2,10 +2,12 @@
 //! arguments, calls the library, and reports; nothing more.
 
 mod check_config;
+mod enable_user;
 mod init;
 mod invite;
 mod krl;
 mod oncall;
+mod running_ca;
 mod serve;
 mod sign;
 
@@ -29,7 +31,7 @@ enum Command {
     /// Make a one-time enrollment link, through the running server.
     Invite(invite::InviteArgs),
     /// Re-enable a user blocked by a user revocation, through the running server.
-    EnableUser(invite::EnableUserArgs),
+    EnableUser(enable_user::EnableUserArgs),
     /// Who is on call in a schedule, now or --at a time.
     Oncall(oncall::OnCallArgs),
     /// Check a configuration file and report every problem.
@@ -50,7 +52,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Invite(a) => invite::run(a),
         Command::CheckConfig(a) => check_config::run(a),
         Command::Oncall(a) => oncall::run(a),
-        Command::EnableUser(a) => invite::enable_user(a),
+        Command::EnableUser(a) => enable_user::run(a),
         Command::Init(a) => init::run(a),
         Command::Sign(a) => sign::run(a),
         Command::Krl(c) => krl::run(c),

@@ -6,7 +6,8 @@ use anyhow::{bail, Context};
 use clap::Args;
 use ssh_key::PublicKey;
 
-use jit_ssh_audit::{Actor, DiskAuditLog, IssuedVia};
+use jit_ssh_audit::{Actor, IssuedVia};
+use jit_ssh_audit_disk::DiskAuditLog;
 use jit_ssh_ca::issue::{issue, IssueRequest};
 use jit_ssh_ca::names::{AccountName, GrantId, HostName, Reason, UserName};
 use jit_ssh_ca::profile::{CertProfile, CertSpec, Extension, SourceCidr};

@@ -6,7 +6,7 @@ use std::ops::Range;
 use std::time::Duration;
 
 use super::{file, Collector, HARD_MAX_TTL};
-use crate::names::{AccountName, UserName};
+use crate::names::{AccountName, NameError, UserName};
 use crate::policy::{
     AccountRule, Approval, ApproverSet, HostGlob, HostGroup, Policy, Role, Rule, UserEntry,
 };
@@ -15,13 +15,11 @@ use crate::profile::Extension;
 /// Break-glass certificates last at most this long unless a rule says.
 const DEFAULT_BREAK_GLASS_TTL: Duration = Duration::from_secs(900);
 
-fn account_rule(s: &str) -> Result<AccountRule, String> {
+fn account_rule(s: &str) -> Result<AccountRule, NameError> {
     if s == "{user}" {
         return Ok(AccountRule::OwnName);
     }
-    AccountName::parse(s)
-        .map(AccountRule::Named)
-        .map_err(|e| e.to_string())
+    AccountName::parse(s).map(AccountRule::Named)
 }
 
 pub(super) fn policy(f: &file::ConfigFile, c: &mut Collector<'_>) -> Policy {

@@ -1,29 +1,26 @@
-//! Approvers' side of `/v1/requests`: list what they may decide, approve
-//! or deny (`/v1/requests/{id}/decisions`), and confirm the decision with
-//! a WebAuthn touch (`/v1/decisions/{id}/…`).
+//! Approvers' side of `/v1/requests`: approve or deny
+//! (`/v1/requests/{id}/decisions`), and confirm the decision with a
+//! WebAuthn touch (`/v1/decisions/{id}/…`). The list of what they may
+//! decide is `GET /v1/requests` (`requests.rs`).
 
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
+use axum::http::StatusCode;
+use axum::routing::post;
 use axum::{Json, Router};
 use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 
-use jit_ssh_proto::api::{
-    ConfirmKind, CreateDecision, DecisionState, PendingRequests, RequestCreated,
-};
+use jit_ssh_proto::api::{ConfirmKind, CreateDecision, DecisionState, RequestCreated};
 use jit_ssh_proto::routes;
 
 use super::confirm::{self, summary, Confirmed, ReadWithSecret};
 use super::json::ApiJson;
-use super::sessions::signed_in;
 use super::{blocking, ApiError, AppState};
 use crate::service::{Ca, ServiceError};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route(routes::REQUESTS, get(pending))
         .route(routes::DECISIONS, post(create))
         .merge(confirm::routes::<Decisions>(
             routes::DECISION,
@@ -31,16 +28,6 @@ pub fn routes() -> Router<AppState> {
             routes::DECISION_MFA_START,
             routes::DECISION_MFA_FINISH,
         ))
-}
-
-async fn pending(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<PendingRequests>, ApiError> {
-    let who = signed_in(&state, &headers).await?;
-    blocking(&state, move |ca| ca.pending_for(&who))
-        .await
-        .map(Json)
 }
 
 async fn create(

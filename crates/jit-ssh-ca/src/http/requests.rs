@@ -1,4 +1,5 @@
-//! `/v1/requests`: create, read (long poll), summary, and the MFA ceremony.
+//! `/v1/requests`: create, the pending list an approver may decide, read
+//! (long poll), cancel, summary, and the MFA ceremony.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -11,13 +12,14 @@ use serde::Deserialize;
 use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 
 use jit_ssh_proto::api::{
-    ConfirmKind, CreateRequest, RequestCreated, RequestState, RequestSummary,
+    ConfirmKind, CreateRequest, PendingRequests, RequestCreated, RequestState, RequestSummary,
 };
 use jit_ssh_proto::routes;
 
 use super::confirm::{self, summary, Confirmed};
 use super::error::unauthorized;
 use super::json::ApiJson;
+use super::sessions::signed_in;
 use super::{blocking, ApiError, AppState};
 use crate::service::{Ca, ServiceError};
 
@@ -26,7 +28,7 @@ const MAX_WAIT: Duration = Duration::from_secs(60);
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route(routes::REQUESTS, post(create))
+        .route(routes::REQUESTS, post(create).merge(get(pending)))
         .route(routes::REQUEST, get(read).merge(delete(cancel)))
         .merge(confirm::touch_routes::<AccessRequests>(
             routes::REQUEST_SUMMARY,
@@ -42,6 +44,16 @@ async fn create(
 ) -> Result<(StatusCode, Json<RequestCreated>), ApiError> {
     let created = blocking(&state, move |ca| ca.create_request(body, client)).await?;
     Ok((StatusCode::CREATED, Json(created)))
+}
+
+async fn pending(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<PendingRequests>, ApiError> {
+    let who = signed_in(&state, &headers).await?;
+    blocking(&state, move |ca| ca.pending_for(&who))
+        .await
+        .map(Json)
 }
 
 #[derive(Deserialize)]

@@ -8,6 +8,7 @@
 //! carry a secret); only their host does.
 
 mod deliver;
+pub mod texts;
 
 use std::collections::BTreeSet;
 

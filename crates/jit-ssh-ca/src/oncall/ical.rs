@@ -11,6 +11,8 @@ use jiff::civil::{DateTime, Weekday};
 use jiff::tz::TimeZone;
 use jiff::Span;
 
+pub use super::ical_error::{IcalError, IcalProblem, TimeError};
+
 /// One event series (or a one-off event) as read from the feed.
 #[derive(Debug, Clone)]
 pub struct Event {
@@ -66,22 +68,20 @@ pub struct Occurrence {
     pub end: i64,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("iCalendar line {line}: {message}")]
-pub struct IcalError {
-    pub line: usize,
-    pub message: String,
-}
-
 /// Longest walk through a recurrence looking for the instant asked about:
 /// a daily rule started ~270 years ago.
 const MAX_STEPS: u32 = 100_000;
 
-fn secs(civil: DateTime, tz: &TimeZone) -> Result<i64, String> {
+fn secs(civil: DateTime, tz: &TimeZone) -> Result<i64, TimeError> {
     civil
         .to_zoned_datetime(tz.clone())
         .map(|z| z.timestamp().as_second())
-        .map_err(|e| format!("{civil} in {}: {e}", tz.iana_name().unwrap_or("its zone")))
+        .map_err(|e| {
+            TimeError::new(
+                format!("{civil} in {}", tz.iana_name().unwrap_or("its zone")),
+                e,
+            )
+        })
 }
 
 /// Unfolds continuation lines, keeping each logical line's first number.
@@ -139,33 +139,32 @@ fn when(
     value: &str,
     params: &BTreeMap<String, String>,
     default: &TimeZone,
-) -> Result<When, String> {
+) -> Result<When, IcalProblem> {
     let v = value.trim();
     let (v, utc) = match v.strip_suffix('Z') {
         Some(v) => (v, true),
         None => (v, false),
     };
-    let num = |s: &str| {
-        s.parse::<i16>()
-            .map_err(|_| format!("bad date-time {value:?}"))
-    };
-    let date = v
-        .get(0..8)
-        .ok_or_else(|| format!("bad date-time {value:?}"))?;
+    let bad = || IcalProblem::DateTime(value.to_owned());
+    let num = |s: &str| s.parse::<i16>().map_err(|_| bad());
+    let date = v.get(0..8).ok_or_else(bad)?;
     let (y, m, d) = (num(&date[0..4])?, num(&date[4..6])?, num(&date[6..8])?);
     let (hh, mm, ss) = match v.get(8..) {
         Some("") | None => (0, 0, 0),
         Some(t) if t.len() == 7 && t.starts_with('T') => {
             (num(&t[1..3])?, num(&t[3..5])?, num(&t[5..7])?)
         }
-        _ => return Err(format!("bad date-time {value:?}")),
+        _ => return Err(bad()),
     };
     let civil = DateTime::new(y, m as i8, d as i8, hh as i8, mm as i8, ss as i8, 0)
-        .map_err(|e| format!("bad date-time {value:?}: {e}"))?;
+        .map_err(|e| TimeError::new(format!("bad date-time {value:?}"), e))?;
     let tz = if utc {
         TimeZone::UTC
     } else if let Some(name) = params.get("TZID") {
-        TimeZone::get(name).map_err(|e| format!("unknown time zone {name:?}: {e}"))?
+        TimeZone::get(name).map_err(|source| IcalProblem::Zone {
+            name: name.clone(),
+            source,
+        })?
     } else {
         default.clone()
     };
@@ -173,8 +172,8 @@ fn when(
 }
 
 /// `P1D`, `PT8H`, `P1W`, `P1DT12H30M`: seconds.
-fn duration(v: &str) -> Result<i64, String> {
-    let bad = || format!("bad DURATION {v:?}");
+fn duration(v: &str) -> Result<i64, IcalProblem> {
+    let bad = || IcalProblem::Duration(v.to_owned());
     let rest = v.strip_prefix('P').ok_or_else(bad)?;
     let (mut total, mut n, mut in_time) = (0i64, String::new(), false);
     for c in rest.chars() {
@@ -201,7 +200,7 @@ fn duration(v: &str) -> Result<i64, String> {
     Ok(total)
 }
 
-fn weekday(s: &str) -> Result<Weekday, String> {
+fn weekday(s: &str) -> Result<Weekday, IcalProblem> {
     Ok(match s {
         "MO" => Weekday::Monday,
         "TU" => Weekday::Tuesday,
@@ -210,15 +209,11 @@ fn weekday(s: &str) -> Result<Weekday, String> {
         "FR" => Weekday::Friday,
         "SA" => Weekday::Saturday,
         "SU" => Weekday::Sunday,
-        other => {
-            return Err(format!(
-                "BYDAY {other:?} is not supported (plain weekdays only)"
-            ))
-        }
+        other => return Err(IcalProblem::ByDay(other.to_owned())),
     })
 }
 
-fn rule(v: &str, default: &TimeZone) -> Result<Rule, String> {
+fn rule(v: &str, default: &TimeZone) -> Result<Rule, IcalProblem> {
     let mut r = Rule {
         freq: Freq::Daily,
         interval: 1,
@@ -230,33 +225,35 @@ fn rule(v: &str, default: &TimeZone) -> Result<Rule, String> {
     for part in v.split(';').filter(|p| !p.is_empty()) {
         let (k, val) = part
             .split_once('=')
-            .ok_or_else(|| format!("bad RRULE part {part:?}"))?;
+            .ok_or_else(|| IcalProblem::RulePart(part.to_owned()))?;
         match k.to_ascii_uppercase().as_str() {
             "FREQ" => {
                 freq = Some(match val {
                     "DAILY" => Freq::Daily,
                     "WEEKLY" => Freq::Weekly,
-                    other => {
-                        return Err(format!(
-                            "RRULE FREQ={other} is not supported (DAILY, WEEKLY)"
-                        ))
-                    }
+                    other => return Err(IcalProblem::Freq(other.to_owned())),
                 })
             }
-            "INTERVAL" => r.interval = val.parse().ok().filter(|i| *i > 0).ok_or("bad INTERVAL")?,
-            "COUNT" => r.count = Some(val.parse().map_err(|_| "bad COUNT")?),
+            "INTERVAL" => {
+                r.interval = val
+                    .parse()
+                    .ok()
+                    .filter(|i| *i > 0)
+                    .ok_or(IcalProblem::Interval)?
+            }
+            "COUNT" => r.count = Some(val.parse().map_err(|_| IcalProblem::Count)?),
             "UNTIL" => {
                 let w = when(val, &BTreeMap::new(), default)?;
                 r.until = Some(secs(w.civil, &w.tz)?);
             }
             "BYDAY" => r.by_day = val.split(',').map(weekday).collect::<Result<_, _>>()?,
             "WKST" => {}
-            other => return Err(format!("RRULE part {other} is not supported")),
+            other => return Err(IcalProblem::UnsupportedPart(other.to_owned())),
         }
     }
-    r.freq = freq.ok_or("RRULE without FREQ")?;
+    r.freq = freq.ok_or(IcalProblem::NoFreq)?;
     if r.freq == Freq::Daily && !r.by_day.is_empty() {
-        return Err("BYDAY with FREQ=DAILY is not supported".into());
+        return Err(IcalProblem::DailyByDay);
     }
     Ok(r)
 }
@@ -279,20 +276,20 @@ struct Draft {
 
 impl Draft {
     fn finish(self) -> Result<Event, IcalError> {
-        let err = |message: String| IcalError {
-            line: self.line,
-            message,
-        };
-        let start = self
-            .start
-            .ok_or_else(|| err("VEVENT without DTSTART".into()))?;
+        let line = self.line;
+        let err = |problem: IcalProblem| IcalError { line, problem };
+        let start = self.start.ok_or_else(|| err(IcalProblem::NoStart))?;
         let end = match (self.end, self.duration) {
             (Some(e), _) if e.tz.iana_name() == start.tz.iana_name() => {
-                let span = start.civil.until(e.civil).map_err(|x| err(x.to_string()))?;
+                let span = start
+                    .civil
+                    .until(e.civil)
+                    .map_err(|x| err(TimeError::new("DTSTART to DTEND", x).into()))?;
                 End::Civil(span)
             }
             (Some(e), _) => End::Seconds(
-                secs(e.civil, &e.tz).map_err(&err)? - secs(start.civil, &start.tz).map_err(&err)?,
+                secs(e.civil, &e.tz).map_err(|x| err(x.into()))?
+                    - secs(start.civil, &start.tz).map_err(|x| err(x.into()))?,
             ),
             (None, Some(d)) => End::Seconds(d),
             // A date-only start lasts the day; a timed one is an instant.
@@ -322,12 +319,12 @@ pub fn parse(text: &str, default: &TimeZone) -> Result<Vec<Event>, IcalError> {
     let mut events = Vec::new();
     let mut draft: Option<Draft> = None;
     for (line, l) in unfold(text) {
-        let err = |message: String| IcalError { line, message };
+        let err = |problem: IcalProblem| IcalError { line, problem };
         if l.trim().is_empty() {
             continue;
         }
         let Some((name, params, value)) = property(&l) else {
-            return Err(err(format!("not a property line: {l:?}")));
+            return Err(err(IcalProblem::NotAProperty(l.clone())));
         };
         match (
             name.as_str(),
@@ -340,7 +337,7 @@ pub fn parse(text: &str, default: &TimeZone) -> Result<Vec<Event>, IcalError> {
                     ..Draft::default()
                 })
             }
-            ("BEGIN", "VEVENT", Some(_)) => return Err(err("VEVENT inside VEVENT".into())),
+            ("BEGIN", "VEVENT", Some(_)) => return Err(err(IcalProblem::NestedEvent)),
             ("END", "VEVENT", Some(_)) => {
                 if let Some(d) = draft.take() {
                     events.push(d.finish()?);
@@ -371,12 +368,13 @@ pub fn parse(text: &str, default: &TimeZone) -> Result<Vec<Event>, IcalError> {
                 "EXDATE" => {
                     for v in value.split(',') {
                         let w = when(v, &params, default).map_err(err)?;
-                        d.exdates.push(secs(w.civil, &w.tz).map_err(err)?);
+                        d.exdates
+                            .push(secs(w.civil, &w.tz).map_err(|e| err(e.into()))?);
                     }
                 }
                 "RECURRENCE-ID" => {
                     let w = when(&value, &params, default).map_err(err)?;
-                    d.recurrence_id = Some(secs(w.civil, &w.tz).map_err(err)?);
+                    d.recurrence_id = Some(secs(w.civil, &w.tz).map_err(|e| err(e.into()))?);
                 }
                 "STATUS" => d.cancelled = value.trim().eq_ignore_ascii_case("CANCELLED"),
                 _ => {}
@@ -386,18 +384,18 @@ pub fn parse(text: &str, default: &TimeZone) -> Result<Vec<Event>, IcalError> {
     if let Some(d) = draft {
         return Err(IcalError {
             line: d.line,
-            message: "VEVENT is not closed (END:VEVENT missing)".into(),
+            problem: IcalProblem::Unclosed,
         });
     }
     Ok(events)
 }
 
 impl Event {
-    fn end_of(&self, start_civil: DateTime, start: i64) -> Result<i64, String> {
+    fn end_of(&self, start_civil: DateTime, start: i64) -> Result<i64, TimeError> {
         match &self.end {
             End::Seconds(s) => Ok(start + s),
             End::Civil(span) => {
-                let end = start_civil.checked_add(*span).map_err(|e| e.to_string())?;
+                let end = start_civil.checked_add(*span).map_err(TimeError::step)?;
                 secs(end, &self.start.tz)
             }
         }
@@ -405,7 +403,7 @@ impl Event {
 
     /// The instances of this event's own rule (or itself) that cover
     /// `at`, ignoring overrides. At most a handful: shifts may overlap.
-    fn instances_covering(&self, at: i64) -> Result<Vec<Occurrence>, String> {
+    fn instances_covering(&self, at: i64) -> Result<Vec<Occurrence>, TimeError> {
         let mut out = Vec::new();
         let Some(rule) = &self.rule else {
             let start = secs(self.start.civil, &self.start.tz)?;
@@ -427,27 +425,27 @@ impl Event {
         let week0 = first
             .date()
             .checked_sub(Span::new().days(i64::from(first.weekday().to_monday_zero_offset())))
-            .map_err(|e| e.to_string())?;
+            .map_err(TimeError::step)?;
         let mut emitted = 0u64;
         for step in 0..MAX_STEPS {
             let candidates: Vec<DateTime> = match rule.freq {
                 Freq::Daily => vec![first
                     .checked_add(Span::new().days(i64::from(step) * rule.interval))
-                    .map_err(|e| e.to_string())?],
+                    .map_err(TimeError::step)?],
                 Freq::Weekly if days_of_week.is_empty() => vec![first
                     .checked_add(Span::new().weeks(i64::from(step) * rule.interval))
-                    .map_err(|e| e.to_string())?],
+                    .map_err(TimeError::step)?],
                 Freq::Weekly => {
                     let monday = week0
                         .checked_add(Span::new().weeks(i64::from(step) * rule.interval))
-                        .map_err(|e| e.to_string())?;
+                        .map_err(TimeError::step)?;
                     days_of_week
                         .iter()
                         .map(|w| {
                             monday
                                 .checked_add(Span::new().days(i64::from(w.to_monday_zero_offset())))
                                 .map(|d| d.to_datetime(first.time()))
-                                .map_err(|e| e.to_string())
+                                .map_err(TimeError::step)
                         })
                         .collect::<Result<Vec<_>, _>>()?
                         .into_iter()
@@ -479,7 +477,7 @@ impl Event {
 
 /// The occurrences covering `at`, with the event each came from (its
 /// override where one replaces the instance).
-pub fn covering(events: &[Event], at: i64) -> Result<Vec<(&Event, Occurrence)>, String> {
+pub fn covering(events: &[Event], at: i64) -> Result<Vec<(&Event, Occurrence)>, TimeError> {
     let mut out = Vec::new();
     for e in events
         .iter()

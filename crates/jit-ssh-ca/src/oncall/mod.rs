@@ -10,6 +10,7 @@
 //! last good copy when a refresh fails.
 
 pub mod ical;
+mod ical_error;
 pub mod rotation;
 
 use std::collections::BTreeMap;
@@ -20,8 +21,31 @@ use std::time::Duration;
 
 use jiff::tz::TimeZone;
 
-use self::ical::Event;
+use self::ical::{Event, IcalError, TimeError};
 use self::rotation::Rotation;
+
+/// Why a schedule cannot say who is on call, or a feed was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("no schedule named {0:?}")]
+    Unknown(String),
+    #[error("schedule lock poisoned")]
+    Poisoned,
+    #[error("the feed did not load: {0}")]
+    NotLoaded(String),
+    #[error("the feed has not been loaded yet")]
+    NotLoadedYet,
+    #[error("reading {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Feed(#[from] IcalError),
+    #[error(transparent)]
+    Time(#[from] TimeError),
+}
 
 /// Where a schedule comes from.
 #[derive(Debug, Clone)]
@@ -125,10 +149,13 @@ impl Schedules {
 
     /// Parses `text` as schedule `name`'s feed and keeps it; a feed that
     /// does not parse keeps the last good copy.
-    pub fn set_feed(&self, name: &str, text: &str) -> Result<usize, String> {
-        let config = self.configs.get(name).ok_or("no such schedule")?;
-        let parsed = ical::parse(text, &config.tz).map_err(|e| e.to_string());
-        let mut loaded = self.loaded.write().map_err(|_| "schedule lock poisoned")?;
+    pub fn set_feed(&self, name: &str, text: &str) -> Result<usize, ScheduleError> {
+        let config = self
+            .configs
+            .get(name)
+            .ok_or_else(|| ScheduleError::Unknown(name.to_owned()))?;
+        let parsed = ical::parse(text, &config.tz);
+        let mut loaded = self.loaded.write().map_err(|_| ScheduleError::Poisoned)?;
         match parsed {
             Ok(events) => {
                 let n = events.len();
@@ -138,19 +165,22 @@ impl Schedules {
             Err(e) => {
                 loaded
                     .entry(name.to_owned())
-                    .or_insert_with(|| Loaded::Failed(e.clone()));
-                Err(e)
+                    .or_insert_with(|| Loaded::Failed(e.to_string()));
+                Err(e.into())
             }
         }
     }
 
     /// (Re)reads every file feed; returns the failures.
-    pub fn load_files(&self) -> Vec<(String, String)> {
+    pub fn load_files(&self) -> Vec<(String, ScheduleError)> {
         let mut failures = Vec::new();
         for (name, c) in &self.configs {
             if let Source::IcalFile(path) = &c.source {
                 let result = std::fs::read_to_string(path)
-                    .map_err(|e| format!("reading {}: {e}", path.display()))
+                    .map_err(|source| ScheduleError::Read {
+                        path: path.clone(),
+                        source,
+                    })
                     .and_then(|text| self.set_feed(name, &text));
                 if let Err(e) = result {
                     failures.push((name.clone(), e));
@@ -168,11 +198,11 @@ impl Schedules {
     }
 
     /// Every shift of schedule `name` covering `at`.
-    pub fn shifts(&self, name: &str, at: i64) -> Result<Vec<Shift>, String> {
+    pub fn shifts(&self, name: &str, at: i64) -> Result<Vec<Shift>, ScheduleError> {
         let config = self
             .configs
             .get(name)
-            .ok_or_else(|| format!("no schedule named {name:?}"))?;
+            .ok_or_else(|| ScheduleError::Unknown(name.to_owned()))?;
         let shift = |layer: &str, member: &str, o: &ical::Occurrence| Shift {
             schedule: name.to_owned(),
             layer: layer.to_owned(),
@@ -192,11 +222,11 @@ impl Schedules {
                 .into_iter()
                 .collect());
         }
-        let loaded = self.loaded.read().map_err(|_| "schedule lock poisoned")?;
+        let loaded = self.loaded.read().map_err(|_| ScheduleError::Poisoned)?;
         let events = match loaded.get(name) {
             Some(Loaded::Events(e)) => e,
-            Some(Loaded::Failed(why)) => return Err(format!("the feed did not load: {why}")),
-            None => return Err("the feed has not been loaded yet".into()),
+            Some(Loaded::Failed(why)) => return Err(ScheduleError::NotLoaded(why.clone())),
+            None => return Err(ScheduleError::NotLoadedYet),
         };
         let mut out = Vec::new();
         for (event, occ) in ical::covering(events, at)? {

@@ -7,7 +7,7 @@ use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 use jiff::Span;
 
-use super::ical::Occurrence;
+use super::ical::{Occurrence, TimeError};
 
 #[derive(Debug, Clone)]
 pub struct Rotation {
@@ -22,7 +22,7 @@ pub struct Rotation {
 const DAY: i64 = 86_400;
 
 impl Rotation {
-    fn start_of(&self, n: i64) -> Result<i64, String> {
+    fn start_of(&self, n: i64) -> Result<i64, TimeError> {
         let civil = if self.shift_secs % DAY == 0 {
             self.handoff
                 .checked_add(Span::new().days(n * (self.shift_secs / DAY)))
@@ -30,16 +30,16 @@ impl Rotation {
             self.handoff
                 .checked_add(Span::new().seconds(n * self.shift_secs))
         }
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| TimeError::new(format!("shift {n} after the hand-off"), e))?;
         civil
             .to_zoned_datetime(self.tz.clone())
             .map(|z| z.timestamp().as_second())
-            .map_err(|e| e.to_string())
+            .map_err(|e| TimeError::new(format!("{civil} in the rotation's zone"), e))
     }
 
     /// Who is on shift at `at`, and that shift. Nobody before the first
     /// hand-off, or when the rotation has no members.
-    pub fn at(&self, at: i64) -> Result<Option<(String, Occurrence)>, String> {
+    pub fn at(&self, at: i64) -> Result<Option<(String, Occurrence)>, TimeError> {
         if self.members.is_empty() || self.shift_secs <= 0 {
             return Ok(None);
         }

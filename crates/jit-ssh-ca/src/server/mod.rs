@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use jit_ssh_audit::DiskAuditLog;
+use jit_ssh_audit_disk::DiskAuditLog;
 
 use crate::config::{Config, SignerConfig};
 use crate::http;
@@ -54,7 +54,7 @@ pub fn open_ca(config: Config) -> anyhow::Result<Ca> {
         Arc::new(store),
         Arc::new(audit),
     )
-    .map_err(anyhow::Error::msg)
+    .map_err(anyhow::Error::from)
 }
 
 /// Makes `dir` (and parents) with mode 0700 if missing; refuses one that

@@ -15,14 +15,13 @@ use jit_ssh_proto::api::{
 use jit_ssh_proto::routes;
 
 use super::assertion::awaiting_touch;
-use super::decide::waiting_text;
 use super::revoke_flow::NOT_ALLOWED;
 use super::sessions::SignedIn;
 use super::{
     is_id, now_unix, random_id, random_token, secret_matches, sha256_hex, Ca, ServiceError,
 };
 use crate::names::{Reason, UserName};
-use crate::notify::NotifyEvent;
+use crate::notify::texts::{waiting_text, RequestEvent};
 use crate::profile::Extension;
 use crate::store::{AccessRequest, ApprovalMark, PendingDecision};
 
@@ -402,8 +401,8 @@ impl Ca {
         }
         self.waiters.wake(&req.id);
         let event = match (d.verdict, next.status) {
-            (Verdict::Deny, _) => Some(NotifyEvent::Denied),
-            (Verdict::Approve, RequestStatus::Issued) => Some(NotifyEvent::Approved),
+            (Verdict::Deny, _) => Some(RequestEvent::Denied),
+            (Verdict::Approve, RequestStatus::Issued) => Some(RequestEvent::Approved),
             _ => None,
         };
         if let Some(event) = event {

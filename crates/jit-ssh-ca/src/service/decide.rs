@@ -12,7 +12,7 @@ use jit_ssh_proto::routes;
 use super::{now_unix, Ca, ServiceError};
 use crate::issue::{issue, IssueRequest};
 use crate::names::{AccountName, GrantId, HostName, Reason, UserName};
-use crate::notify::{Notification, NotifyEvent};
+use crate::notify::texts::{self, waiting_text, RequestEvent};
 use crate::policy::{Decision, DenyReason, Via};
 use crate::profile::{CertSpec, Extension, SourceCidr};
 use crate::store::{AccessRequest, ApprovalState};
@@ -129,14 +129,14 @@ impl Ca {
                     now + i64::try_from(self.config.limits.approval_ttl.as_secs()).unwrap_or(1800);
                 next.decision_reason = Some(waiting_text(&approval));
                 next.approval = Some(approval);
-                self.notify_request(NotifyEvent::PendingApproval, &next, None);
+                self.notify_request(RequestEvent::PendingApproval, &next, None);
                 Ok(next)
             }
             Decision::Allow(allowed) => {
                 let issued =
                     self.issue_now(next, allowed.pin_source_address, allowed.extensions, actor)?;
                 if allowed.via == Via::BreakGlass {
-                    self.notify_request(NotifyEvent::BreakGlass, &issued, None);
+                    self.notify_request(RequestEvent::BreakGlass, &issued, None);
                 }
                 Ok(issued)
             }
@@ -227,64 +227,14 @@ impl Ca {
     }
 
     /// Queues a notification about `req` (never blocks, never fails).
-    pub(super) fn notify_request(&self, event: NotifyEvent, req: &AccessRequest, by: Option<&str>) {
-        let who = format!("{} → {}@{}", req.user, req.account, req.host);
-        let text = match event {
-            NotifyEvent::PendingApproval => format!(
-                "jit-ssh: {who} waits for approval ({}): {}",
-                req.approval.as_ref().map(waiting_text).unwrap_or_default(),
-                req.reason
-            ),
-            NotifyEvent::Approved => format!("jit-ssh: {who} approved by {}", by.unwrap_or("?")),
-            NotifyEvent::Denied => format!(
-                "jit-ssh: {who} denied by {}: {}",
-                by.unwrap_or("?"),
-                req.decision_reason.as_deref().unwrap_or("")
-            ),
-            NotifyEvent::BreakGlass => format!(
-                "jit-ssh BREAK-GLASS: {who} issued at once (serial {}): {}",
-                req.certificate.as_ref().map_or(0, |c| c.serial),
-                req.reason
-            ),
-            NotifyEvent::Revoked => format!("jit-ssh: revoked {}", req.reason),
-        };
-        self.notifier.send(Notification {
-            event,
-            request: req.id.clone(),
-            user: req.user.clone(),
-            host: req.host.clone(),
-            account: req.account.clone(),
-            reason: req.reason.clone(),
-            by: by.map(str::to_owned),
-            approvers: req
-                .approval
-                .as_ref()
-                .map(|a| a.approvers.clone())
-                .unwrap_or_default(),
-            url: (event == NotifyEvent::PendingApproval).then(|| self.approve_url(&req.id)),
-            text,
-        });
+    pub(super) fn notify_request(
+        &self,
+        event: RequestEvent,
+        req: &AccessRequest,
+        by: Option<&str>,
+    ) {
+        let url = (event == RequestEvent::PendingApproval).then(|| self.approve_url(&req.id));
+        self.notifier
+            .send(texts::about_request(event, req, by, url));
     }
-}
-
-/// "1 of 2 approvals from carol, dave (approved: carol)".
-pub(super) fn waiting_text(a: &ApprovalState) -> String {
-    let done: Vec<&str> = a.approvals.iter().map(|m| m.by.as_str()).collect();
-    let mut text = format!(
-        "{} of {} approval(s) from {}",
-        done.len(),
-        a.needed,
-        if a.approvers.is_empty() {
-            "nobody (no approver is configured besides you)".to_owned()
-        } else {
-            a.approvers.join(", ")
-        }
-    );
-    if !done.is_empty() {
-        text.push_str(&format!("; approved by {}", done.join(", ")));
-    }
-    if let Some(s) = &a.not_on_call {
-        text.push_str(&format!("; you are not on call in {s}"));
-    }
-    text
 }

@@ -19,6 +19,7 @@ mod retention;
 mod revocation;
 mod revoke_flow;
 mod sessions;
+mod setup_error;
 mod waiters;
 
 use std::sync::Arc;
@@ -39,6 +40,7 @@ pub use limits::{client_key, RateLimiter};
 pub use published::{MANIFEST_VALIDITY, RESIGN_AFTER};
 pub use revocation::PublishedKrl;
 pub use sessions::SignedIn;
+pub use setup_error::SetupError;
 pub use waiters::Waiters;
 
 /// WebAuthn starts plus finishes one resource may see per minute: a
@@ -129,15 +131,18 @@ impl Ca {
         signer: Arc<dyn CaSigner>,
         store: Arc<dyn Store>,
         audit: Arc<dyn AuditLog>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, SetupError> {
         let rp_id = config
             .public_url
             .host_str()
-            .ok_or_else(|| format!("public_url {} has no host", config.public_url))?
+            .ok_or_else(|| SetupError::NoHost(config.public_url.clone()))?
             .to_owned();
         let webauthn = WebauthnBuilder::new(&rp_id, &config.public_url)
             .and_then(|b| b.rp_name("jit-ssh").build())
-            .map_err(|e| format!("WebAuthn relying party for {}: {e}", config.public_url))?;
+            .map_err(|source| SetupError::Webauthn {
+                url: config.public_url.clone(),
+                source,
+            })?;
         let schedules = crate::oncall::Schedules::new(config.schedules.clone());
         for (name, why) in schedules.load_files() {
             tracing::error!(schedule = %name, error = %why, "on-call feed did not load; nobody counts as on call in it until it does");
@@ -147,8 +152,10 @@ impl Ca {
             .publish_ca_keys
             .iter()
             .map(|p| {
-                PublicKey::read_openssh_file(p)
-                    .map_err(|e| format!("publish_ca_keys: reading {}: {e}", p.display()))
+                PublicKey::read_openssh_file(p).map_err(|source| SetupError::PublishedKey {
+                    path: p.clone(),
+                    source,
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {

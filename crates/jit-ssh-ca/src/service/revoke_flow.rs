@@ -272,27 +272,8 @@ impl Ca {
             ));
         }
         if done.status == RevocationStatus::Revoked {
-            self.notifier.send(crate::notify::Notification {
-                event: crate::notify::NotifyEvent::Revoked,
-                request: done.id.clone(),
-                user: match &done.target {
-                    RevokeTarget::User(u) => u.clone(),
-                    _ => String::new(),
-                },
-                host: String::new(),
-                account: String::new(),
-                reason: done.reason.clone(),
-                by: Some(done.user.clone()),
-                approvers: vec![],
-                url: None,
-                text: format!(
-                    "jit-ssh: {} revoked {} ({}): {}",
-                    done.user,
-                    done.target,
-                    done.reason,
-                    done.outcome.clone().unwrap_or_default()
-                ),
-            });
+            self.notifier
+                .send(crate::notify::texts::about_revocation(&done));
         }
         Ok(Self::revocation_view(done))
     }

@@ -2,8 +2,8 @@
 //! crash recovery, and verification of tampered chain files.
 
 use super::*;
-use crate::chain::ChainBreak;
-use crate::record::{CertificateIssued, IssuedVia};
+use jit_ssh_audit::chain::ChainBreak;
+use jit_ssh_audit::record::{CertificateIssued, IssuedVia};
 
 fn issued(user: &str, host: &str, serial: u64) -> Event {
     Event::CertificateIssued(CertificateIssued {
@@ -269,7 +269,7 @@ fn filters_and_pages_match_a_full_scan() {
     let (_d, log) = log_with(60);
     log.append(
         Actor::System,
-        Event::Revoked(crate::record::Revoked {
+        Event::Revoked(jit_ssh_audit::record::Revoked {
             target: "serial:107".into(),
             user: "bob".into(),
             reason: "lost laptop".into(),

@@ -11,9 +11,8 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use jit_ssh_audit::{
-    Actor, AuditLog, AuditQuery, CertificateIssued, DiskAuditLog, Event, IssuedVia,
-};
+use jit_ssh_audit::{Actor, AuditLog, AuditQuery, CertificateIssued, Event, IssuedVia};
+use jit_ssh_audit_disk::DiskAuditLog;
 
 const USERS: u64 = 500;
 const HOSTS: u64 = 5_000;

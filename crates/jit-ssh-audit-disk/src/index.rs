@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::record::AuditRecord;
+use jit_ssh_audit::record::AuditRecord;
 
 pub(crate) const USER: u8 = b'u';
 pub(crate) const HOST: u8 = b'h';

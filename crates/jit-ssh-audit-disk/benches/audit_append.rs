@@ -9,7 +9,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jit_ssh_audit::{Actor, AuditLog, CertificateIssued, DiskAuditLog, Event, IssuedVia};
+use jit_ssh_audit::{Actor, AuditLog, CertificateIssued, Event, IssuedVia};
+use jit_ssh_audit_disk::DiskAuditLog;
 
 fn event(i: u64) -> Event {
     Event::CertificateIssued(CertificateIssued {

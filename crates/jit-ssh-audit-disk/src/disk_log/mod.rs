@@ -24,13 +24,13 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::chain::{self, ChainHead, VerifyReport};
 use crate::chain_file::ChainFile;
 use crate::group_commit::{GroupCommit, GroupError};
 use crate::index::{self, PostingIndex, GRANT, HOST, SERIAL, USER};
-use crate::query::AuditQuery;
-use crate::record::{Actor, AuditRecord, Event};
-use crate::{AppendError, AuditLog, StoreError};
+use jit_ssh_audit::chain::{self, ChainHead, VerifyReport};
+use jit_ssh_audit::record::{Actor, AuditRecord, Event};
+use jit_ssh_audit::AuditQuery;
+use jit_ssh_audit::{AppendError, AuditLog, StoreError};
 
 /// Groups waiting for the indexer. Bounded: if it falls behind, commits
 /// wait for it rather than queueing entries without limit in memory.
