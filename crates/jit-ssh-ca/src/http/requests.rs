@@ -7,19 +7,15 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
-use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
-
-use jit_ssh_proto::api::{
-    ConfirmKind, CreateRequest, RequestCreated, RequestState, RequestSummary,
-};
+use jit_ssh_proto::api::{CreateRequest, RequestCreated, RequestState};
 use jit_ssh_proto::routes;
+use serde::Deserialize;
 
-use super::confirm::{self, summary, Confirmed};
+use super::confirm;
 use super::error::unauthorized;
 use super::json::ApiJson;
 use super::{blocking, ApiError, AppState};
-use crate::service::{Ca, ServiceError};
+use crate::store::AccessRequest;
 
 /// Longest a client may hold a poll open.
 const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -28,7 +24,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route(routes::REQUESTS, post(create))
         .route(routes::REQUEST, get(read).merge(delete(cancel)))
-        .merge(confirm::touch_routes::<AccessRequests>(
+        .merge(confirm::touch_routes::<AccessRequest>(
             routes::REQUEST_SUMMARY,
             routes::MFA_START,
             routes::MFA_FINISH,
@@ -98,37 +94,4 @@ async fn cancel(
     blocking(&state, move |ca| ca.cancel_request(&id, &secret, client))
         .await
         .map(Json)
-}
-
-/// Access requests: confirmed on `/mfa/{id}` by the requester, decided on
-/// `/approve/{id}` by approvers.
-pub(super) struct AccessRequests;
-
-impl Confirmed for AccessRequests {
-    type View = RequestSummary;
-    const KIND: ConfirmKind = ConfirmKind::AccessRequest;
-    fn match_code(r: &RequestSummary) -> String {
-        crate::match_code::access_request(&r.id, &r.user, &r.host, &r.account, &r.key_fingerprint)
-    }
-    fn public(r: RequestSummary) -> RequestSummary {
-        summary::access_request(r)
-    }
-    fn summary(ca: &Ca, id: &str) -> Result<RequestSummary, ServiceError> {
-        ca.summary(id)
-    }
-    fn start(
-        ca: &Ca,
-        id: &str,
-        client: SocketAddr,
-    ) -> Result<RequestChallengeResponse, ServiceError> {
-        ca.mfa_start(id, client)
-    }
-    fn finish(
-        ca: &Ca,
-        id: &str,
-        credential: &PublicKeyCredential,
-        client: SocketAddr,
-    ) -> Result<RequestSummary, ServiceError> {
-        ca.mfa_finish(id, credential, client)
-    }
 }

@@ -4,20 +4,14 @@
 //! approved, is removed before the assertion is checked (single use), and
 //! expires.
 
-use std::net::SocketAddr;
-
-use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
-
 use jit_ssh_audit::{Actor, Event};
-use jit_ssh_proto::api::{RequestStatus, RequestSummary};
+use jit_ssh_proto::api::{ConfirmKind, RequestStatus, RequestSummary};
+use jit_ssh_proto::routes;
 
 use super::assertion::awaiting_touch;
+use super::confirm::{summary, Confirmable};
 use super::{now_unix, sha256_hex, step, Ca, ServiceError};
 use crate::store::AccessRequest;
-
-fn ceremony_key(id: &str) -> String {
-    format!("mfa:{id}")
-}
 
 /// How long a claim holds off expiry and other touches: far longer than
 /// signing and one audit append take; a claim older than this belongs to
@@ -30,64 +24,80 @@ pub(super) fn claim_is_live(req: &AccessRequest) -> bool {
         .is_some_and(|t| now_unix() < t.saturating_add(CLAIM_TIMEOUT))
 }
 
-fn waiting(req: &AccessRequest) -> Result<(), ServiceError> {
-    if req.deciding_since.is_some() {
-        return Err(ServiceError::WrongState(
-            "request is being decided after another touch; nothing more to confirm".into(),
-        ));
-    }
-    awaiting_touch(
-        "request",
-        req.status,
-        req.status == RequestStatus::PendingMfa,
-    )
-}
+/// Confirmed on `/mfa/{id}` by the requester, then decided by policy
+/// (and, when it asks for them, by approvers on `/approve/{id}`).
+impl Confirmable for AccessRequest {
+    type View = RequestSummary;
+    type Context = ();
+    const KIND: ConfirmKind = ConfirmKind::AccessRequest;
+    const PAGE: &'static str = routes::MFA_PAGE;
+    const CEREMONY: &'static str = "mfa";
 
-/// What an assertion for this request approves.
-fn binding(req: &AccessRequest) -> String {
-    sha256_hex(&[
-        "jit-ssh-mfa-v1",
-        &req.id,
-        &req.key_fingerprint,
-        &req.host,
-        &req.account,
-    ])
+    fn load(ca: &Ca, id: &str) -> Result<Self, ServiceError> {
+        ca.load_request(id)
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn user(&self) -> &str {
+        &self.user
+    }
+    fn secret_hash(&self) -> &str {
+        &self.secret_hash
+    }
+    fn expires_at(&self) -> i64 {
+        self.expires_at
+    }
+    fn waiting(&self) -> Result<(), ServiceError> {
+        if self.deciding_since.is_some() {
+            return Err(ServiceError::WrongState(
+                "request is being decided after another touch; nothing more to confirm".into(),
+            ));
+        }
+        awaiting_touch(
+            "request",
+            self.status,
+            self.status == RequestStatus::PendingMfa,
+        )
+    }
+    fn match_code(&self) -> String {
+        crate::match_code::access_request(
+            &self.id,
+            &self.user,
+            &self.host,
+            &self.account,
+            &self.key_fingerprint,
+        )
+    }
+    fn context(&self, _: &Ca) -> Result<(), ServiceError> {
+        Ok(())
+    }
+    fn binding(&self, (): &()) -> String {
+        sha256_hex(&[
+            "jit-ssh-mfa-v1",
+            &self.id,
+            &self.key_fingerprint,
+            &self.host,
+            &self.account,
+        ])
+    }
+    fn host<'a>(&'a self, (): &'a ()) -> &'a str {
+        &self.host
+    }
+    fn view(self, ca: &Ca) -> Result<RequestSummary, ServiceError> {
+        Ok(ca.summary_of(self))
+    }
+    fn public(r: RequestSummary) -> RequestSummary {
+        summary::access_request(r)
+    }
+    /// Decides by policy, and issues if allowed.
+    fn touched(self, (): (), ca: &Ca) -> Result<RequestSummary, ServiceError> {
+        ca.decide_touched(self)
+    }
 }
 
 impl Ca {
-    /// Starts the assertion for request `id`, allowing only the
-    /// requester's own credentials.
-    pub fn mfa_start(
-        &self,
-        id: &str,
-        client: SocketAddr,
-    ) -> Result<RequestChallengeResponse, ServiceError> {
-        self.limit_address(client)?;
-        let req = self.load_request(id)?;
-        self.start_touch(&ceremony_key(id), &req.user, waiting(&req), binding(&req))
-    }
-
-    /// Checks the assertion, decides by policy, and issues if allowed.
-    pub fn mfa_finish(
-        &self,
-        id: &str,
-        credential: &PublicKeyCredential,
-        client: SocketAddr,
-    ) -> Result<RequestSummary, ServiceError> {
-        self.limit_address(client)?;
-        // Single use: the state is gone before the assertion is looked at.
-        let ceremony = self.take_touch(&ceremony_key(id))?;
-        let req = self.load_request(id)?;
-        // The ceremony first: a replay is an MFA failure, and recorded so.
-        self.check_touch(
-            ceremony,
-            &req.user,
-            (&req.id, &req.host),
-            &binding(&req),
-            credential,
-            client,
-        )?;
-        waiting(&req)?;
+    fn decide_touched(&self, req: AccessRequest) -> Result<RequestSummary, ServiceError> {
         // One request, one certificate: claim it in the store before
         // anything is signed; a touch that loses the race signs nothing.
         let mut claimed = req.clone();
@@ -122,8 +132,8 @@ impl Ca {
                 "the request changed while it was being decided".into(),
             ));
         }
-        self.waiters.wake(id);
-        self.summary(id)
+        self.waiters.wake(&req.id);
+        self.summary(&req.id)
     }
 
     /// After a failed decision, puts `claimed` back to `before` so the

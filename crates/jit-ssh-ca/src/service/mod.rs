@@ -9,6 +9,7 @@ mod approvals;
 mod assertion;
 mod audit_read;
 mod cert_owner;
+mod confirm;
 mod decide;
 mod enroll;
 mod limits;
@@ -35,6 +36,7 @@ use crate::config::Config;
 use crate::signer::CaSigner;
 use crate::store::{Store, StoreError};
 
+pub use confirm::Confirmable;
 pub use limits::RateLimiter;
 pub use published::{MANIFEST_VALIDITY, RESIGN_AFTER};
 pub use revocation::PublishedKrl;

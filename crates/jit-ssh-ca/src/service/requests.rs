@@ -9,12 +9,9 @@ use jit_ssh_proto::api::{
     CreateRequest, RequestCreated as Created, RequestState, RequestStatus, RequestSummary,
 };
 use jit_ssh_proto::error::code;
-use jit_ssh_proto::routes;
 
-use super::{
-    is_id, now_unix, random_id, random_token, rfc3339, secret_matches, sha256_hex, step, Ca,
-    ServiceError,
-};
+use super::confirm::new_secret;
+use super::{is_id, now_unix, random_id, rfc3339, step, Ca, ServiceError};
 use crate::names::{AccountName, HostName, Reason, UserName};
 use crate::store::AccessRequest;
 
@@ -28,7 +25,6 @@ impl Ca {
         body: CreateRequest,
         client: SocketAddr,
     ) -> Result<Created, ServiceError> {
-        let limits = self.config.limits;
         self.limit_address(client)?;
         let user = UserName::parse(&body.user).map_err(ServiceError::invalid)?;
         let host = HostName::parse(&body.host).map_err(ServiceError::invalid)?;
@@ -50,7 +46,7 @@ impl Ca {
         }
 
         let now = now_unix();
-        let secret = random_token();
+        let (secret, secret_hash) = new_secret();
         let req = AccessRequest {
             id: random_id(),
             user: user.to_string(),
@@ -64,10 +60,10 @@ impl Ca {
             key_fingerprint: public_key.fingerprint(HashAlg::Sha256).to_string(),
             client_addr: client.ip().to_string(),
             created_at: now,
-            expires_at: now + i64::try_from(limits.request_ttl.as_secs()).unwrap_or(300),
+            expires_at: self.pending_until(now),
             status: RequestStatus::PendingMfa,
             decision_reason: None,
-            secret_hash: sha256_hex(&[&secret]),
+            secret_hash,
             grant: None,
             certificate: None,
             break_glass: body.break_glass,
@@ -90,22 +86,7 @@ impl Ca {
         )?;
         self.store.put_request(&req)?;
         tracing::info!(request = %req.id, user = %req.user, host = %req.host, account = %req.account, "access request created");
-        Ok(Created {
-            match_code: crate::match_code::access_request(
-                &req.id,
-                &req.user,
-                &req.host,
-                &req.account,
-                &req.key_fingerprint,
-            ),
-            mfa_url: self
-                .config
-                .url(&routes::fill(routes::MFA_PAGE, "id", &req.id)),
-            id: req.id,
-            status: RequestStatus::PendingMfa,
-            expires_at: rfc3339(req.expires_at),
-            secret,
-        })
+        Ok(self.created(&req, secret))
     }
 
     /// Loads a request, marking it expired if its time ran out.
@@ -140,18 +121,9 @@ impl Ca {
             .ok_or(ServiceError::NotFound("request"))
     }
 
-    /// The request, if `secret` is the one returned when it was created.
-    fn authorized(&self, id: &str, secret: &str) -> Result<AccessRequest, ServiceError> {
-        let req = self.load_request(id)?;
-        if !secret_matches(secret, &req.secret_hash) {
-            return Err(ServiceError::Unauthorized);
-        }
-        Ok(req)
-    }
-
     /// The requester's view, given the secret returned at creation.
     pub fn request_state(&self, id: &str, secret: &str) -> Result<RequestState, ServiceError> {
-        let req = self.authorized(id, secret)?;
+        let req = self.authorized::<AccessRequest>(id, secret)?;
         Ok(RequestState {
             approval: self.approval_progress(&req),
             id: req.id,
@@ -172,7 +144,7 @@ impl Ca {
         secret: &str,
         client: SocketAddr,
     ) -> Result<RequestState, ServiceError> {
-        let req = self.authorized(id, secret)?;
+        let req = self.authorized::<AccessRequest>(id, secret)?;
         if req.status.is_final() {
             return self.request_state(id, secret);
         }
