@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
@@ -20,9 +20,8 @@ use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 
 use jit_ssh_proto::api::Confirmation;
 
-use super::error::unauthorized;
+use super::auth::RequestSecret;
 use super::json::ApiJson;
-use super::requests::bearer;
 use super::{blocking, ApiError, AppState};
 use crate::service::{is_id, Confirmable};
 
@@ -51,9 +50,8 @@ pub(super) fn routes<C: Confirmable>(
 async fn read<C: Confirmable>(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    RequestSecret(secret): RequestSecret,
 ) -> Result<Json<C::View>, ApiError> {
-    let secret = bearer(&headers).ok_or_else(unauthorized)?;
     blocking(&state, move |ca| ca.confirmable_state::<C>(&id, &secret))
         .await
         .map(Json)

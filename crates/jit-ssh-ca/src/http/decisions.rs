@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use jit_ssh_proto::api::{CreateDecision, PendingRequests, RequestCreated};
@@ -13,8 +13,8 @@ use jit_ssh_proto::routes;
 
 use super::confirm;
 use super::json::ApiJson;
-use super::sessions::signed_in;
 use super::{blocking, ApiError, AppState};
+use crate::service::SignedIn;
 use crate::store::PendingDecision;
 
 pub fn routes() -> Router<AppState> {
@@ -31,9 +31,8 @@ pub fn routes() -> Router<AppState> {
 
 async fn pending(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    who: SignedIn,
 ) -> Result<Json<PendingRequests>, ApiError> {
-    let who = signed_in(&state, &headers).await?;
     blocking(&state, move |ca| ca.pending_for(&who))
         .await
         .map(Json)

@@ -4,15 +4,15 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use jit_ssh_proto::api::{CreateRequest, RequestCreated, RequestState};
 use jit_ssh_proto::routes;
 use serde::Deserialize;
 
+use super::auth::RequestSecret;
 use super::confirm;
-use super::error::unauthorized;
 use super::json::ApiJson;
 use super::{blocking, ApiError, AppState};
 use crate::store::AccessRequest;
@@ -46,19 +46,12 @@ struct Wait {
     wait: Option<u64>,
 }
 
-/// The request or revocation secret from `Authorization: Bearer SECRET`.
-pub(super) fn bearer(headers: &HeaderMap) -> Option<String> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    v.strip_prefix("Bearer ").map(|s| s.trim().to_owned())
-}
-
 async fn read(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(wait): Query<Wait>,
-    headers: HeaderMap,
+    RequestSecret(secret): RequestSecret,
 ) -> Result<Json<RequestState>, ApiError> {
-    let secret = bearer(&headers).ok_or_else(unauthorized)?;
     let deadline =
         tokio::time::Instant::now() + Duration::from_secs(wait.wait.unwrap_or(0)).min(MAX_WAIT);
     let notify = state.waiters.get(&id);
@@ -88,9 +81,8 @@ async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    RequestSecret(secret): RequestSecret,
 ) -> Result<Json<RequestState>, ApiError> {
-    let secret = bearer(&headers).ok_or_else(unauthorized)?;
     blocking(&state, move |ca| ca.cancel_request(&id, &secret, client))
         .await
         .map(Json)

@@ -4,18 +4,15 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use jit_ssh_proto::api::{CreateSession, RequestCreated};
 use jit_ssh_proto::routes;
 
 use super::confirm;
-use super::error::unauthorized;
 use super::json::ApiJson;
-use super::requests::bearer;
 use super::{blocking, ApiError, AppState};
-use crate::service::SignedIn;
 use crate::store::Session;
 
 pub fn routes() -> Router<AppState> {
@@ -27,12 +24,6 @@ pub fn routes() -> Router<AppState> {
             routes::SESSION_MFA_START,
             routes::SESSION_MFA_FINISH,
         ))
-}
-
-/// The signed-in user behind `Authorization: Bearer ID.SECRET`.
-pub(super) async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<SignedIn, ApiError> {
-    let token = bearer(headers).ok_or_else(unauthorized)?;
-    blocking(state, move |ca| ca.authenticate(&token)).await
 }
 
 async fn create(
