@@ -52,29 +52,18 @@ async fn read(
     Query(wait): Query<Wait>,
     RequestSecret(secret): RequestSecret,
 ) -> Result<Json<RequestState>, ApiError> {
-    let deadline =
-        tokio::time::Instant::now() + Duration::from_secs(wait.wait.unwrap_or(0)).min(MAX_WAIT);
-    let notify = state.waiters.get(&id);
-    let mut woken = false;
-    let result = loop {
-        // Register interest before reading, so a change in between wakes us.
-        let changed = notify.notified();
-        tokio::pin!(changed);
-        changed.as_mut().enable();
-        let (id2, secret2) = (id.clone(), secret.clone());
-        let current = match blocking(&state, move |ca| ca.request_state(&id2, &secret2)).await {
-            Ok(s) => s,
-            Err(e) => break Err(e),
-        };
-        if current.status.is_final() || woken || tokio::time::Instant::now() >= deadline {
-            break Ok(Json(current));
-        }
-        // Any change (an approval, too) answers the poll, so the waiting
-        // engineer sees it at once.
-        woken = tokio::time::timeout_at(deadline, changed).await.is_ok();
+    let wait = Duration::from_secs(wait.wait.unwrap_or(0)).min(MAX_WAIT);
+    let st = &state;
+    let read = || {
+        let (id, secret) = (id.clone(), secret.clone());
+        blocking(st, move |ca| ca.request_state(&id, &secret))
     };
-    state.waiters.release(&id, notify);
-    result
+    let is_final = |s: &RequestState| s.status.is_final();
+    state
+        .waiters
+        .wait_for(&id, wait, is_final, read)
+        .await
+        .map(Json)
 }
 
 async fn cancel(

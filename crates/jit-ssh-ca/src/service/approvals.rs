@@ -378,12 +378,8 @@ impl Ca {
             }
         };
         next.deciding_since = None;
-        if !self.store.swap_request(&base, &next)? {
-            return Err(ServiceError::WrongState(
-                "the request changed while being decided; try again".into(),
-            ));
-        }
-        self.waiters.wake(&req.id);
+        let conflict = "the request changed while being decided; try again";
+        self.transition(&base, &next, None, conflict)?;
         let event = match (d.verdict, next.status) {
             (Verdict::Deny, _) => Some(NotifyEvent::Denied),
             (Verdict::Approve, RequestStatus::Issued) => Some(NotifyEvent::Approved),

@@ -125,15 +125,14 @@ impl Ca {
             }
         };
         decided.deciding_since = None;
-        if !self.store.swap_request(&claimed, &decided)? {
-            // Only a claim older than CLAIM_TIMEOUT can be taken over.
-            tracing::error!(request = %req.id, "the request changed under a live claim");
-            return Err(ServiceError::WrongState(
-                "the request changed while it was being decided".into(),
-            ));
-        }
-        self.waiters.wake(&req.id);
-        self.summary(&req.id)
+        let conflict = "the request changed while it was being decided";
+        self.transition(&claimed, &decided, None, conflict)
+            .inspect_err(|e| {
+                if let ServiceError::WrongState(_) = e {
+                    // Only a claim older than CLAIM_TIMEOUT can be taken over.
+                    tracing::error!(request = %req.id, "the request changed under a live claim");
+                }
+            })
     }
 
     /// After a failed decision, puts `claimed` back to `before` so the

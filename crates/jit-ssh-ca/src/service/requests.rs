@@ -110,12 +110,13 @@ impl Ca {
         expired.deciding_since = None;
         expired.decision_reason =
             Some("the request expired before it was approved; run the login again".into());
-        if self.store.swap_request(&req, &expired)? {
-            self.audit(Actor::System, Event::RequestExpired(step(&req, "")))?;
-            self.waiters.wake(id);
-            return Ok(expired);
+        let record = (Actor::System, Event::RequestExpired(step(&req, "")));
+        match self.transition(&req, &expired, Some(record), "") {
+            Ok(_) => return Ok(expired),
+            // Someone else changed it meanwhile: read what they wrote.
+            Err(ServiceError::WrongState(_)) => {}
+            Err(e) => return Err(e),
         }
-        // Someone else changed it meanwhile: read what they wrote.
         self.store
             .request(id)?
             .ok_or(ServiceError::NotFound("request"))
@@ -124,14 +125,40 @@ impl Ca {
     /// The requester's view, given the secret returned at creation.
     pub fn request_state(&self, id: &str, secret: &str) -> Result<RequestState, ServiceError> {
         let req = self.authorized::<AccessRequest>(id, secret)?;
-        Ok(RequestState {
+        Ok(self.state_of(req))
+    }
+
+    fn state_of(&self, req: AccessRequest) -> RequestState {
+        RequestState {
             approval: self.approval_progress(&req),
             id: req.id,
             status: req.status,
             expires_at: rfc3339(req.expires_at),
             reason: req.decision_reason,
             certificate: req.certificate,
-        })
+        }
+    }
+
+    /// Stores `new` in place of `old` (compare-and-swap), records `event`
+    /// when given, and wakes whoever long-polls the request: every change
+    /// a requester can see goes through here (a claim, which they cannot
+    /// see, does not). `Err(WrongState(conflict))` when the request changed
+    /// meanwhile: nothing is recorded and nobody is woken.
+    pub(super) fn transition(
+        &self,
+        old: &AccessRequest,
+        new: &AccessRequest,
+        event: Option<(Actor, Event)>,
+        conflict: &str,
+    ) -> Result<RequestSummary, ServiceError> {
+        if !self.store.swap_request(old, new)? {
+            return Err(ServiceError::WrongState(conflict.to_owned()));
+        }
+        if let Some((actor, event)) = event {
+            self.audit(actor, event)?;
+        }
+        self.waiters.wake(&new.id);
+        Ok(self.summary_of(new.clone()))
     }
 
     /// The requester gives up: a pending request becomes `cancelled`, so
@@ -146,7 +173,7 @@ impl Ca {
     ) -> Result<RequestState, ServiceError> {
         let req = self.authorized::<AccessRequest>(id, secret)?;
         if req.status.is_final() {
-            return self.request_state(id, secret);
+            return Ok(self.state_of(req));
         }
         if super::mfa::claim_is_live(&req) {
             return Err(ServiceError::WrongState(
@@ -156,23 +183,17 @@ impl Ca {
         let mut cancelled = req.clone();
         cancelled.status = RequestStatus::Cancelled;
         cancelled.decision_reason = Some("cancelled by the requester".into());
-        if !self.store.swap_request(&req, &cancelled)? {
-            return Err(ServiceError::WrongState(
-                "the request changed while being cancelled; read it again".into(),
-            ));
-        }
-        self.audit(
+        let record = (
             Actor::claim(client.ip(), &req.user),
             Event::RequestCancelled(step(&req, "")),
+        );
+        self.transition(
+            &req,
+            &cancelled,
+            Some(record),
+            "the request changed while being cancelled; read it again",
         )?;
-        self.waiters.wake(id);
-        self.request_state(id, secret)
-    }
-
-    /// What the MFA page shows: who asks for what. Nothing secret.
-    pub fn summary(&self, id: &str) -> Result<RequestSummary, ServiceError> {
-        let req = self.load_request(id)?;
-        Ok(self.summary_of(req))
+        Ok(self.state_of(cancelled))
     }
 
     pub(super) fn summary_of(&self, req: AccessRequest) -> RequestSummary {
