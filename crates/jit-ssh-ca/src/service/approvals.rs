@@ -12,8 +12,7 @@ use jit_ssh_proto::api::{
 };
 use jit_ssh_proto::routes;
 
-use super::assertion::awaiting_touch;
-use super::confirm::{new_secret, summary, Confirmable};
+use super::confirm::{awaiting_touch, new_secret, summary, Confirmable, Header};
 use super::decide::waiting_text;
 use super::revoke_flow::NOT_ALLOWED;
 use super::sessions::SignedIn;
@@ -39,17 +38,8 @@ impl Confirmable for PendingDecision {
     fn load(ca: &Ca, id: &str) -> Result<Self, ServiceError> {
         ca.load_decision(id)
     }
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn user(&self) -> &str {
-        &self.user
-    }
-    fn secret_hash(&self) -> &str {
-        &self.secret_hash
-    }
-    fn expires_at(&self) -> i64 {
-        self.expires_at
+    fn header(&self) -> Header<'_> {
+        Header::new(&self.id, &self.user, &self.secret_hash, self.expires_at)
     }
     fn waiting(&self) -> Result<(), ServiceError> {
         awaiting_touch(
@@ -303,7 +293,7 @@ impl Ca {
         if let Some(why) = refusal(req, &d.user) {
             return Err(self.refuse(req, &d.user, why, None)?);
         }
-        if super::mfa::claim_is_live(req) {
+        if super::decide::claim_is_live(req) {
             let why = "another approval is being applied to this request; try again".to_owned();
             return Err(self.refuse(req, &d.user, Refusal { why, public: true }, None)?);
         }
@@ -336,10 +326,8 @@ impl Ca {
                 next.decision_reason = Some(waiting_text(approval));
                 let last = have >= usize::try_from(needed).unwrap_or(usize::MAX);
                 if last {
-                    // One certificate: claim the request in the store
-                    // before signing (another CA replica may be here too).
-                    base.deciding_since = Some(now_unix());
-                    if !self.store.swap_request(req, &base)? {
+                    // One certificate: claimed before signing.
+                    let Some(claimed) = self.claim(req)? else {
                         let why = "the request changed while being decided; try again".to_owned();
                         return Err(self.refuse(
                             req,
@@ -347,7 +335,8 @@ impl Ca {
                             Refusal { why, public: true },
                             None,
                         )?);
-                    }
+                    };
+                    base = claimed;
                 }
                 let issued = self
                     .audit(

@@ -6,14 +6,12 @@
 //! them on the blocking pool.
 
 mod approvals;
-mod assertion;
 mod audit_read;
 mod cert_owner;
 mod confirm;
 mod decide;
 mod enroll;
 mod limits;
-mod mfa;
 mod published;
 mod requests;
 mod retention;

@@ -1,4 +1,7 @@
-//! Creating access requests and reading their state.
+//! Access requests: creating them, what the requester's touch confirms
+//! (what it binds, who may touch), reading their state, and every change
+//! a requester can see ([`Ca::transition`]). What the touch then does —
+//! policy, approvers, issuance — is in `decide.rs`.
 
 use std::net::SocketAddr;
 
@@ -6,12 +9,14 @@ use ssh_key::{Algorithm, HashAlg, PublicKey};
 
 use jit_ssh_audit::{Actor, Event, RequestCreated};
 use jit_ssh_proto::api::{
-    CreateRequest, RequestCreated as Created, RequestState, RequestStatus, RequestSummary,
+    ConfirmKind, CreateRequest, RequestCreated as Created, RequestState, RequestStatus,
+    RequestSummary,
 };
 use jit_ssh_proto::error::code;
+use jit_ssh_proto::routes;
 
-use super::confirm::new_secret;
-use super::{is_id, now_unix, random_id, rfc3339, step, Ca, ServiceError};
+use super::confirm::{awaiting_touch, new_secret, summary, Confirmable, Header};
+use super::{is_id, now_unix, random_id, rfc3339, sha256_hex, step, Ca, ServiceError};
 use crate::names::{AccountName, HostName, Reason, UserName};
 use crate::store::AccessRequest;
 
@@ -102,7 +107,7 @@ impl Ca {
             req.status,
             RequestStatus::PendingMfa | RequestStatus::PendingApproval
         );
-        if !pending || now_unix() < req.expires_at || super::mfa::claim_is_live(&req) {
+        if !pending || now_unix() < req.expires_at || super::decide::claim_is_live(&req) {
             return Ok(req);
         }
         let mut expired = req.clone();
@@ -175,7 +180,7 @@ impl Ca {
         if req.status.is_final() {
             return Ok(self.state_of(req));
         }
-        if super::mfa::claim_is_live(&req) {
+        if super::decide::claim_is_live(&req) {
             return Err(ServiceError::WrongState(
                 "the request is being decided; read it again".into(),
             ));
@@ -211,6 +216,69 @@ impl Ca {
             expires_at: rfc3339(req.expires_at),
             decision: req.decision_reason,
         }
+    }
+}
+
+/// Confirmed on `/mfa/{id}` by the requester, then decided by policy
+/// (and, when it asks for them, by approvers on `/approve/{id}`).
+impl Confirmable for AccessRequest {
+    type View = RequestSummary;
+    type Context = ();
+    const KIND: ConfirmKind = ConfirmKind::AccessRequest;
+    const PAGE: &'static str = routes::MFA_PAGE;
+    const CEREMONY: &'static str = "mfa";
+
+    fn load(ca: &Ca, id: &str) -> Result<Self, ServiceError> {
+        ca.load_request(id)
+    }
+    fn header(&self) -> Header<'_> {
+        Header::new(&self.id, &self.user, &self.secret_hash, self.expires_at)
+    }
+    fn waiting(&self) -> Result<(), ServiceError> {
+        if self.deciding_since.is_some() {
+            return Err(ServiceError::WrongState(
+                "request is being decided after another touch; nothing more to confirm".into(),
+            ));
+        }
+        awaiting_touch(
+            "request",
+            self.status,
+            self.status == RequestStatus::PendingMfa,
+        )
+    }
+    fn match_code(&self) -> String {
+        crate::match_code::access_request(
+            &self.id,
+            &self.user,
+            &self.host,
+            &self.account,
+            &self.key_fingerprint,
+        )
+    }
+    fn context(&self, _: &Ca) -> Result<(), ServiceError> {
+        Ok(())
+    }
+    fn binding(&self, (): &()) -> String {
+        sha256_hex(&[
+            "jit-ssh-mfa-v1",
+            &self.id,
+            &self.key_fingerprint,
+            &self.host,
+            &self.account,
+        ])
+    }
+    fn host<'a>(&'a self, (): &'a ()) -> &'a str {
+        &self.host
+    }
+    fn view(self, ca: &Ca) -> Result<RequestSummary, ServiceError> {
+        Ok(ca.summary_of(self))
+    }
+    fn public(r: RequestSummary) -> RequestSummary {
+        summary::access_request(r)
+    }
+    /// Decides by policy, and issues if allowed (see `decide.rs`).
+    fn touched(self, (): (), ca: &Ca) -> Result<RequestSummary, ServiceError> {
+        ca.decide_touched(self)
     }
 }
 

@@ -10,8 +10,7 @@ use jit_ssh_proto::api::{
 };
 use jit_ssh_proto::routes;
 
-use super::assertion::awaiting_touch;
-use super::confirm::{new_secret, summary, Confirmable};
+use super::confirm::{awaiting_touch, new_secret, summary, Confirmable, Header};
 use super::{is_id, now_unix, random_id, rfc3339, sha256_hex, step_of, Ca, ServiceError};
 use crate::names::{GrantId, Reason, UserName};
 use crate::policy::Role;
@@ -32,17 +31,8 @@ impl Confirmable for PendingRevocation {
     fn load(ca: &Ca, id: &str) -> Result<Self, ServiceError> {
         ca.load_revocation(id)
     }
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn user(&self) -> &str {
-        &self.user
-    }
-    fn secret_hash(&self) -> &str {
-        &self.secret_hash
-    }
-    fn expires_at(&self) -> i64 {
-        self.expires_at
+    fn header(&self) -> Header<'_> {
+        Header::new(&self.id, &self.user, &self.secret_hash, self.expires_at)
     }
     fn waiting(&self) -> Result<(), ServiceError> {
         awaiting_touch(
@@ -65,9 +55,6 @@ impl Confirmable for PendingRevocation {
             &self.target.to_string(),
             &self.reason,
         ])
-    }
-    fn host<'a>(&'a self, (): &'a ()) -> &'a str {
-        ""
     }
     /// With whose certificate it takes away, for the page.
     fn view(self, ca: &Ca) -> Result<RevocationState, ServiceError> {

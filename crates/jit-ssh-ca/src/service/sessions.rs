@@ -10,8 +10,7 @@ use jit_ssh_audit::{Actor, Event};
 use jit_ssh_proto::api::{ConfirmKind, CreateSession, RequestCreated, SessionState, SessionStatus};
 use jit_ssh_proto::routes;
 
-use super::assertion::awaiting_touch;
-use super::confirm::{new_secret, summary, Confirmable};
+use super::confirm::{awaiting_touch, new_secret, summary, Confirmable, Header};
 use super::{
     is_id, now_unix, random_id, rfc3339, secret_matches, sha256_hex, step_of, Ca, ServiceError,
 };
@@ -31,17 +30,8 @@ impl Confirmable for Session {
     fn load(ca: &Ca, id: &str) -> Result<Self, ServiceError> {
         ca.load_session(id)
     }
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn user(&self) -> &str {
-        &self.user
-    }
-    fn secret_hash(&self) -> &str {
-        &self.secret_hash
-    }
-    fn expires_at(&self) -> i64 {
-        self.expires_at
+    fn header(&self) -> Header<'_> {
+        Header::new(&self.id, &self.user, &self.secret_hash, self.expires_at)
     }
     fn waiting(&self) -> Result<(), ServiceError> {
         awaiting_touch(
@@ -58,9 +48,6 @@ impl Confirmable for Session {
     }
     fn binding(&self, (): &()) -> String {
         sha256_hex(&["jit-ssh-session-v1", &self.id, &self.user])
-    }
-    fn host<'a>(&'a self, (): &'a ()) -> &'a str {
-        ""
     }
     fn view(self, _: &Ca) -> Result<SessionState, ServiceError> {
         Ok(session_view(self))
