@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use jit_ssh_audit::{AuditLog, AuditQuery};
 use jit_ssh_ca::service::Ca;
+use jit_ssh_ca::store::AccessRequest;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_rs::prelude::Url;
@@ -79,7 +80,7 @@ fn certificates_for(t: &TestCa, request: &str) -> usize {
 
 /// Starts and finishes one touch on `id`; the outcome does not matter.
 fn touch_once(ca: &Ca, id: &str, key: &Mutex<SoftPasskey>, client: std::net::SocketAddr) {
-    let Ok(challenge) = ca.mfa_start(id, client) else {
+    let Ok(challenge) = ca.confirm_start::<AccessRequest>(id, client) else {
         return;
     };
     let assertion = key
@@ -87,7 +88,7 @@ fn touch_once(ca: &Ca, id: &str, key: &Mutex<SoftPasskey>, client: std::net::Soc
         .unwrap()
         .do_authentication(Url::parse(ORIGIN).unwrap(), challenge)
         .unwrap();
-    let _ = ca.mfa_finish(id, &assertion, client);
+    let _ = ca.confirm_finish::<AccessRequest>(id, &assertion, client);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,14 +105,14 @@ async fn racing_touches_issue_one_certificate_per_request() {
         let client = t.client;
         // The first finish, then a second start+finish while the first is
         // still writing its certificate record, then a crowd of finishers.
-        let challenge = ca.mfa_start(&id, client).unwrap();
+        let challenge = ca.confirm_start::<AccessRequest>(&id, client).unwrap();
         let first = key
             .lock()
             .unwrap()
             .do_authentication(Url::parse(ORIGIN).unwrap(), challenge)
             .unwrap();
         std::thread::scope(|s| {
-            let winner = s.spawn(|| ca.mfa_finish(&id, &first, client));
+            let winner = s.spawn(|| ca.confirm_finish::<AccessRequest>(&id, &first, client));
             std::thread::sleep(Duration::from_millis(100));
             touch_once(&ca, &id, &key, client);
             for _ in 0..4 {

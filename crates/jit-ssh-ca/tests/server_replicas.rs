@@ -15,7 +15,7 @@ use jit_ssh_audit_disk::DiskAuditLog;
 use jit_ssh_ca::config;
 use jit_ssh_ca::service::Ca;
 use jit_ssh_ca::signer::FileSigner;
-use jit_ssh_ca::store::{SledStore, Store};
+use jit_ssh_ca::store::{AccessRequest, PendingDecision, SledStore, Store};
 use jit_ssh_proto::api::{CreateDecision, Verdict};
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
@@ -154,10 +154,15 @@ async fn two_last_approvals_on_two_replicas_issue_once() {
             )
             .unwrap();
         let id = created.id;
-        let c = a.mfa_start(&id, client).unwrap();
+        let c = a.confirm_start::<AccessRequest>(&id, client).unwrap();
         let touch = alice.do_authentication(origin.clone(), c).unwrap();
-        let s = a.mfa_finish(&id, &touch, client).unwrap();
-        assert_eq!(s.status, jit_ssh_proto::api::RequestStatus::PendingApproval);
+        let s = a
+            .confirm_finish::<AccessRequest>(&id, &touch, client)
+            .unwrap();
+        assert_eq!(
+            s.item.status,
+            jit_ssh_proto::api::RequestStatus::PendingApproval
+        );
         // lead1 approves: one of two.
         let decide = |ca: &Ca, who: &str| {
             ca.create_decision(
@@ -173,13 +178,14 @@ async fn two_last_approvals_on_two_replicas_issue_once() {
             .id
         };
         let d1 = decide(&a, "lead1");
-        let c = a.decision_mfa_start(&d1, client).unwrap();
+        let c = a.confirm_start::<PendingDecision>(&d1, client).unwrap();
         let touch = lead1.do_authentication(origin.clone(), c).unwrap();
-        a.decision_mfa_finish(&d1, &touch, client).unwrap();
+        a.confirm_finish::<PendingDecision>(&d1, &touch, client)
+            .unwrap();
         // lead2's last approval, twice, once on each replica, at once.
         let (x, y) = (decide(&a, "lead2"), decide(&b, "lead2"));
-        let cx = a.decision_mfa_start(&x, client).unwrap();
-        let cy = b.decision_mfa_start(&y, client).unwrap();
+        let cx = a.confirm_start::<PendingDecision>(&x, client).unwrap();
+        let cy = b.confirm_start::<PendingDecision>(&y, client).unwrap();
         let tx = lead2
             .lock()
             .unwrap()
@@ -191,9 +197,9 @@ async fn two_last_approvals_on_two_replicas_issue_once() {
             .do_authentication(origin.clone(), cy)
             .unwrap();
         std::thread::scope(|s| {
-            let one = s.spawn(|| a.decision_mfa_finish(&x, &tx, client));
+            let one = s.spawn(|| a.confirm_finish::<PendingDecision>(&x, &tx, client));
             std::thread::sleep(Duration::from_millis(50));
-            let two = s.spawn(|| b.decision_mfa_finish(&y, &ty, client));
+            let two = s.spawn(|| b.confirm_finish::<PendingDecision>(&y, &ty, client));
             let _ = (one.join().unwrap(), two.join().unwrap());
         });
         assert_eq!(
@@ -235,15 +241,15 @@ async fn two_touches_on_two_replicas_issue_once() {
             )
             .unwrap()
             .id;
-        let c = a.mfa_start(&id, client).unwrap();
+        let c = a.confirm_start::<AccessRequest>(&id, client).unwrap();
         let first = key.do_authentication(origin.clone(), c).unwrap();
         std::thread::scope(|s| {
-            let one = s.spawn(|| a.mfa_finish(&id, &first, client));
+            let one = s.spawn(|| a.confirm_finish::<AccessRequest>(&id, &first, client));
             std::thread::sleep(Duration::from_millis(100));
             // The second touch goes to the other replica.
-            if let Ok(c) = b.mfa_start(&id, client) {
+            if let Ok(c) = b.confirm_start::<AccessRequest>(&id, client) {
                 let second = key.do_authentication(origin.clone(), c).unwrap();
-                let _ = b.mfa_finish(&id, &second, client);
+                let _ = b.confirm_finish::<AccessRequest>(&id, &second, client);
             }
             let _ = one.join().unwrap();
         });

@@ -3,7 +3,7 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -13,8 +13,8 @@ use jit_ssh_proto::api::{AuditPage, AuditParams};
 use jit_ssh_proto::routes;
 
 use super::json::ApiQuery;
-use super::sessions::signed_in;
 use super::{blocking, ApiError, AppState};
+use crate::service::SignedIn;
 
 /// Records are sent in chunks of about this many bytes.
 const CHUNK: usize = 256 * 1024;
@@ -27,10 +27,9 @@ pub fn routes() -> Router<AppState> {
 
 async fn page(
     State(state): State<AppState>,
-    headers: HeaderMap,
     ApiQuery(params): ApiQuery<AuditParams>,
+    who: SignedIn,
 ) -> Result<Json<AuditPage>, ApiError> {
-    let who = signed_in(&state, &headers).await?;
     blocking(&state, move |ca| ca.audit_page(&who, &params))
         .await
         .map(Json)
@@ -44,10 +43,9 @@ struct ExportParams {
 
 async fn export(
     State(state): State<AppState>,
-    headers: HeaderMap,
     ApiQuery(params): ApiQuery<ExportParams>,
+    who: SignedIn,
 ) -> Result<Response, ApiError> {
-    let who = signed_in(&state, &headers).await?;
     let (from, to) = blocking(&state, move |ca| {
         ca.export_range(&who, params.since.as_deref())
     })

@@ -3,6 +3,7 @@
 //! test needs (`tower::ServiceExt::oneshot`).
 
 mod audit;
+mod auth;
 mod ca_keys;
 mod confirm;
 mod deadline;

@@ -16,11 +16,8 @@ use axum::Router;
 use jit_ssh_proto::routes;
 
 use super::confirm;
-use super::decisions::Decisions;
-use super::requests::AccessRequests;
-use super::revocations::Revocations;
-use super::sessions::Sessions;
 use super::AppState;
+use crate::store::{AccessRequest, PendingDecision, PendingRevocation, Session};
 
 const HOME: &str = include_str!("assets/landing.html");
 const ENROLL: &str = include_str!("assets/enroll.html");
@@ -37,14 +34,20 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route(routes::HOME_PAGE, get(|| async { Html(HOME) }))
         .route(routes::ENROLL_PAGE, get(enroll_page))
-        .route(routes::MFA_PAGE, confirm::page::<AccessRequests>(MFA))
+        .route(routes::MFA_PAGE, confirm::page::<AccessRequest>(MFA))
         .route(
             routes::APPROVE_PAGE,
-            confirm::page::<AccessRequests>(APPROVE),
+            confirm::page::<AccessRequest>(APPROVE),
         )
-        .route(routes::REVOKE_PAGE, confirm::page::<Revocations>(REVOKE))
-        .route(routes::SIGNIN_PAGE, confirm::page::<Sessions>(SIGNIN))
-        .route(routes::DECIDE_PAGE, confirm::page::<Decisions>(DECIDE))
+        .route(
+            routes::REVOKE_PAGE,
+            confirm::page::<PendingRevocation>(REVOKE),
+        )
+        .route(routes::SIGNIN_PAGE, confirm::page::<Session>(SIGNIN))
+        .route(
+            routes::DECIDE_PAGE,
+            confirm::page::<PendingDecision>(DECIDE),
+        )
         .route(routes::SCRIPT, get(|| async { script(SCRIPT) }))
         .route(routes::UI_SCRIPT, get(|| async { script(UI_SCRIPT) }))
         .route(

@@ -5,48 +5,91 @@
 
 use std::net::SocketAddr;
 
-use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
-
 use jit_ssh_audit::{Actor, ApprovalStep, Event};
 use jit_ssh_proto::api::{
-    CreateDecision, DecisionState, DecisionStatus, PendingRequests, RequestCreated, RequestStatus,
-    Verdict,
+    ConfirmKind, CreateDecision, DecisionState, DecisionStatus, PendingRequests, RequestCreated,
+    RequestStatus, Verdict,
 };
 use jit_ssh_proto::routes;
 
-use super::assertion::awaiting_touch;
+use super::confirm::{awaiting_touch, new_secret, summary, Confirmable, Header};
 use super::revoke_flow::NOT_ALLOWED;
 use super::sessions::SignedIn;
-use super::{
-    is_id, now_unix, random_id, random_token, secret_matches, sha256_hex, Ca, ServiceError,
-};
+use super::{is_id, now_unix, random_id, sha256_hex, Ca, ServiceError};
 use crate::names::{Reason, UserName};
 use crate::notify::texts::{waiting_text, RequestEvent};
 use crate::profile::Extension;
 use crate::store::{AccessRequest, ApprovalMark, PendingDecision};
 
-fn ceremony_key(id: &str) -> String {
-    format!("decide:{id}")
-}
+/// An approver's verdict on a request, confirmed on `/decide/{id}` with
+/// the approver's own touch, which records it (and issues when it was the
+/// last approval needed).
+impl Confirmable for PendingDecision {
+    type View = DecisionState;
+    /// The request decided.
+    type Context = AccessRequest;
+    const KIND: ConfirmKind = ConfirmKind::Decision;
+    const PAGE: &'static str = routes::DECIDE_PAGE;
+    const CEREMONY: &'static str = "decide";
+    /// One decision at a time: two last approvals must not both issue.
+    const EXCLUSIVE: bool = true;
 
-/// What the approver's assertion confirms: this verdict, by them, on this
-/// request for this key, host and account.
-fn binding(d: &PendingDecision, req: &AccessRequest) -> String {
-    sha256_hex(&[
-        "jit-ssh-decide-v1",
-        &d.id,
-        &d.user,
-        &format!("{:?}", d.verdict),
-        &d.comment,
-        &req.id,
-        &req.key_fingerprint,
-        &req.host,
-        &req.account,
-    ])
-}
-
-fn waiting(d: &PendingDecision) -> Result<(), ServiceError> {
-    awaiting_touch("decision", d.status, d.status == DecisionStatus::PendingMfa)
+    fn load(ca: &Ca, id: &str) -> Result<Self, ServiceError> {
+        ca.load_decision(id)
+    }
+    fn header(&self) -> Header<'_> {
+        Header::new(&self.id, &self.user, &self.secret_hash, self.expires_at)
+    }
+    fn waiting(&self) -> Result<(), ServiceError> {
+        awaiting_touch(
+            "decision",
+            self.status,
+            self.status == DecisionStatus::PendingMfa,
+        )
+    }
+    fn match_code(&self) -> String {
+        crate::match_code::decision(&self.id, &self.request, &self.user, self.verdict)
+    }
+    fn context(&self, ca: &Ca) -> Result<AccessRequest, ServiceError> {
+        ca.load_request(&self.request)
+    }
+    /// This verdict, by them, on this request for this key, host and
+    /// account.
+    fn binding(&self, req: &AccessRequest) -> String {
+        sha256_hex(&[
+            "jit-ssh-decide-v1",
+            &self.id,
+            &self.user,
+            &format!("{:?}", self.verdict),
+            &self.comment,
+            &req.id,
+            &req.key_fingerprint,
+            &req.host,
+            &req.account,
+        ])
+    }
+    fn host<'a>(&'a self, req: &'a AccessRequest) -> &'a str {
+        &req.host
+    }
+    fn view(self, ca: &Ca) -> Result<DecisionState, ServiceError> {
+        let req = ca.load_request(&self.request)?;
+        Ok(DecisionState {
+            id: self.id,
+            request: self.request,
+            user: self.user,
+            verdict: self.verdict,
+            comment: self.comment,
+            status: self.status,
+            outcome: self.outcome,
+            summary: ca.summary_of(req),
+        })
+    }
+    fn public(d: DecisionState) -> DecisionState {
+        summary::decision(d)
+    }
+    fn touched(self, req: AccessRequest, ca: &Ca) -> Result<DecisionState, ServiceError> {
+        ca.decision_touched(self, &req)?.view(ca)
+    }
 }
 
 /// Why someone may not decide a request.
@@ -166,7 +209,7 @@ impl Ca {
         if let Some(why) = refusal(&req, who.as_str()) {
             return Err(self.refuse(&req, who.as_str(), why, Some(client))?);
         }
-        let secret = random_token();
+        let (secret, secret_hash) = new_secret();
         let d = PendingDecision {
             id: random_id(),
             request: req.id.clone(),
@@ -174,27 +217,16 @@ impl Ca {
             verdict: body.verdict,
             comment,
             // The approver has until the request itself ends.
-            expires_at: req.expires_at.min(
-                now_unix() + i64::try_from(self.config.limits.request_ttl.as_secs()).unwrap_or(300),
-            ),
+            expires_at: req.expires_at.min(self.pending_until(now_unix())),
             status: DecisionStatus::PendingMfa,
             outcome: None,
-            secret_hash: sha256_hex(&[&secret]),
+            secret_hash,
         };
         self.store.put_decision(&d)?;
-        Ok(RequestCreated {
-            match_code: crate::match_code::decision(&d.id, &d.request, &d.user, d.verdict),
-            mfa_url: self
-                .config
-                .url(&routes::fill(routes::DECIDE_PAGE, "id", &d.id)),
-            id: d.id,
-            status: RequestStatus::PendingMfa,
-            expires_at: super::rfc3339(d.expires_at),
-            secret,
-        })
+        Ok(self.created(&d, secret))
     }
 
-    fn load_decision(&self, id: &str) -> Result<PendingDecision, ServiceError> {
+    pub(super) fn load_decision(&self, id: &str) -> Result<PendingDecision, ServiceError> {
         if !is_id(id) {
             return Err(ServiceError::NotFound("decision"));
         }
@@ -212,77 +244,18 @@ impl Ca {
         Ok(expired)
     }
 
-    fn decision_view(&self, d: PendingDecision) -> Result<DecisionState, ServiceError> {
-        let req = self.load_request(&d.request)?;
-        Ok(DecisionState {
-            id: d.id,
-            request: d.request,
-            user: d.user,
-            verdict: d.verdict,
-            comment: d.comment,
-            status: d.status,
-            outcome: d.outcome,
-            summary: self.summary_of(req),
-        })
-    }
-
-    /// The approver's view (with the secret).
-    pub fn decision_state(&self, id: &str, secret: &str) -> Result<DecisionState, ServiceError> {
-        let d = self.load_decision(id)?;
-        if !secret_matches(secret, &d.secret_hash) {
-            return Err(ServiceError::Unauthorized);
-        }
-        self.decision_view(d)
-    }
-
-    /// What the decision page shows. Nothing secret.
-    pub fn decision_summary(&self, id: &str) -> Result<DecisionState, ServiceError> {
-        let d = self.load_decision(id)?;
-        self.decision_view(d)
-    }
-
-    pub fn decision_mfa_start(
+    /// What a verified touch on decision `d` about `req` does: records
+    /// the verdict (or the refusal) and stores the outcome.
+    fn decision_touched(
         &self,
-        id: &str,
-        client: SocketAddr,
-    ) -> Result<RequestChallengeResponse, ServiceError> {
-        self.limit_address(client)?;
-        let d = self.load_decision(id)?;
-        let req = self.load_request(&d.request)?;
-        self.start_touch(&ceremony_key(id), &d.user, waiting(&d), binding(&d, &req))
-    }
-
-    /// Checks the approver's touch, then records the verdict — issuing the
-    /// certificate when it was the last approval needed.
-    pub fn decision_mfa_finish(
-        &self,
-        id: &str,
-        credential: &PublicKeyCredential,
-        client: SocketAddr,
-    ) -> Result<DecisionState, ServiceError> {
-        self.limit_address(client)?;
-        let ceremony = self.take_touch(&ceremony_key(id))?;
-        let d = self.load_decision(id)?;
-        // One decision at a time: two last approvals must not both issue.
-        let _one = self
-            .deciding
-            .lock()
-            .map_err(|_| ServiceError::Internal("decision lock".into()))?;
-        let req = self.load_request(&d.request)?;
-        self.check_touch(
-            ceremony,
-            &d.user,
-            (&d.id, &req.host),
-            &binding(&d, &req),
-            credential,
-            client,
-        )?;
-        waiting(&d)?;
+        d: PendingDecision,
+        req: &AccessRequest,
+    ) -> Result<PendingDecision, ServiceError> {
         let actor = Actor::User {
             name: d.user.clone(),
         };
         let mut done = d.clone();
-        match self.apply_decision(&req, &d, actor) {
+        match self.apply_decision(req, &d, actor) {
             Ok(outcome) => {
                 done.status = DecisionStatus::Recorded;
                 done.outcome = Some(outcome);
@@ -298,7 +271,7 @@ impl Ca {
                 "the decision changed while being confirmed".into(),
             ));
         }
-        self.decision_view(done)
+        Ok(done)
     }
 
     /// Records a confirmed verdict on the request.
@@ -319,7 +292,7 @@ impl Ca {
         if let Some(why) = refusal(req, &d.user) {
             return Err(self.refuse(req, &d.user, why, None)?);
         }
-        if super::mfa::claim_is_live(req) {
+        if super::decide::claim_is_live(req) {
             let why = "another approval is being applied to this request; try again".to_owned();
             return Err(self.refuse(req, &d.user, Refusal { why, public: true }, None)?);
         }
@@ -352,10 +325,8 @@ impl Ca {
                 next.decision_reason = Some(waiting_text(approval));
                 let last = have >= usize::try_from(needed).unwrap_or(usize::MAX);
                 if last {
-                    // One certificate: claim the request in the store
-                    // before signing (another CA replica may be here too).
-                    base.deciding_since = Some(now_unix());
-                    if !self.store.swap_request(req, &base)? {
+                    // One certificate: claimed before signing.
+                    let Some(claimed) = self.claim(req)? else {
                         let why = "the request changed while being decided; try again".to_owned();
                         return Err(self.refuse(
                             req,
@@ -363,7 +334,8 @@ impl Ca {
                             Refusal { why, public: true },
                             None,
                         )?);
-                    }
+                    };
+                    base = claimed;
                 }
                 let issued = self
                     .audit(
@@ -394,12 +366,8 @@ impl Ca {
             }
         };
         next.deciding_since = None;
-        if !self.store.swap_request(&base, &next)? {
-            return Err(ServiceError::WrongState(
-                "the request changed while being decided; try again".into(),
-            ));
-        }
-        self.waiters.wake(&req.id);
+        let conflict = "the request changed while being decided; try again";
+        self.transition(&base, &next, None, conflict)?;
         let event = match (d.verdict, next.status) {
             (Verdict::Deny, _) => Some(RequestEvent::Denied),
             (Verdict::Approve, RequestStatus::Issued) => Some(RequestEvent::Approved),

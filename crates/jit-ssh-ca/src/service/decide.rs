@@ -1,15 +1,16 @@
-//! After the requester's touch: the policy decision (with on-call and
-//! break-glass), asking approvers, and issuance — always audited first.
+//! After the requester's touch: the claim (one request, one
+//! certificate), the policy decision (with on-call and break-glass),
+//! asking approvers, and issuance — always audited first.
 
 use std::time::Duration;
 
 use ssh_key::PublicKey;
 
 use jit_ssh_audit::{Actor, Event, IssuedVia, OnCallShift, PolicyDecision};
-use jit_ssh_proto::api::{ApprovalProgress, IssuedCertificate, RequestStatus};
+use jit_ssh_proto::api::{ApprovalProgress, IssuedCertificate, RequestStatus, RequestSummary};
 use jit_ssh_proto::routes;
 
-use super::{now_unix, Ca, ServiceError};
+use super::{now_unix, step, Ca, ServiceError};
 use crate::issue::{issue, IssueRequest};
 use crate::names::{AccountName, GrantId, HostName, Reason, UserName};
 use crate::notify::texts::{self, waiting_text, RequestEvent};
@@ -236,5 +237,92 @@ impl Ca {
         let url = (event == RequestEvent::PendingApproval).then(|| self.approve_url(&req.id));
         self.notifier
             .send(texts::about_request(event, req, by, url));
+    }
+}
+
+/// How long a claim holds off expiry and other touches: far longer than
+/// signing and one audit append take; a claim older than this belongs to
+/// a CA that died mid-decision, and the request may expire.
+const CLAIM_TIMEOUT: i64 = 120;
+
+/// Whether a verified touch is deciding `req` right now.
+pub(super) fn claim_is_live(req: &AccessRequest) -> bool {
+    req.deciding_since
+        .is_some_and(|t| now_unix() < t.saturating_add(CLAIM_TIMEOUT))
+}
+
+impl Ca {
+    /// What the requester's verified touch does: claims the request,
+    /// records the touch, decides by policy, and issues if allowed.
+    pub(super) fn decide_touched(
+        &self,
+        req: AccessRequest,
+    ) -> Result<RequestSummary, ServiceError> {
+        let Some(claimed) = self.claim(&req)? else {
+            return Err(ServiceError::WrongState(
+                "the request changed while it was being confirmed; another touch finished first"
+                    .into(),
+            ));
+        };
+        let actor = Actor::User {
+            name: req.user.clone(),
+        };
+        let decided = self
+            .audit(actor.clone(), Event::MfaVerified(step(&req, "")))
+            .and_then(|_| self.decide_and_issue(&claimed, actor));
+        let mut decided = match decided {
+            Ok(d) => d,
+            Err(e) => {
+                // Let the requester try again rather than wait for the
+                // claim to age, but only if no certificate was recorded
+                // for this request (one recorded is one made: never two).
+                self.release_claim(&claimed, &req);
+                return Err(e);
+            }
+        };
+        decided.deciding_since = None;
+        let conflict = "the request changed while it was being decided";
+        self.transition(&claimed, &decided, None, conflict)
+            .inspect_err(|e| {
+                if let ServiceError::WrongState(_) = e {
+                    // Only a claim older than CLAIM_TIMEOUT can be taken over.
+                    tracing::error!(request = %req.id, "the request changed under a live claim");
+                }
+            })
+    }
+
+    /// Claims `req` for the one touch that may decide it. One request, one
+    /// certificate: the claim is a compare-and-swap in the store before
+    /// anything is signed, so a touch that loses the race signs nothing
+    /// (another CA replica may be here too). `None` when it changed.
+    pub(super) fn claim(&self, req: &AccessRequest) -> Result<Option<AccessRequest>, ServiceError> {
+        let mut claimed = req.clone();
+        claimed.deciding_since = Some(now_unix());
+        Ok(self.store.swap_request(req, &claimed)?.then_some(claimed))
+    }
+
+    /// After a failed decision, puts `claimed` back to `before` so the
+    /// request can be tried again, unless a certificate was recorded for
+    /// it (one recorded is one made: never two).
+    pub(super) fn release_claim(&self, claimed: &AccessRequest, before: &AccessRequest) {
+        if self.certificate_recorded(&claimed.id) {
+            return;
+        }
+        if let Err(e) = self.store.swap_request(claimed, before) {
+            tracing::error!(request = %claimed.id, error = %e, "releasing a claim failed");
+        }
+    }
+
+    /// Whether the audit log holds a certificate for request `id` (when
+    /// it cannot say, assume so: fail closed).
+    fn certificate_recorded(&self, id: &str) -> bool {
+        self.audit
+            .query(&jit_ssh_audit::AuditQuery {
+                grant: Some(id.to_owned()),
+                kinds: vec!["certificate_issued".into()],
+                limit: 1,
+                ..Default::default()
+            })
+            .map_or(true, |found| !found.is_empty())
     }
 }

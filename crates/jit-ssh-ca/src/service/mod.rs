@@ -6,13 +6,12 @@
 //! them on the blocking pool.
 
 mod approvals;
-mod assertion;
 mod audit_read;
 mod cert_owner;
+mod confirm;
 mod decide;
 mod enroll;
 mod limits;
-mod mfa;
 mod published;
 mod requests;
 mod retention;
@@ -36,6 +35,7 @@ use crate::config::Config;
 use crate::signer::CaSigner;
 use crate::store::{Store, StoreError};
 
+pub use confirm::Confirmable;
 pub use limits::{client_key, RateLimiter};
 pub use published::{MANIFEST_VALIDITY, RESIGN_AFTER};
 pub use revocation::PublishedKrl;

@@ -1,4 +1,7 @@
-//! Creating access requests and reading their state.
+//! Access requests: creating them, what the requester's touch confirms
+//! (what it binds, who may touch), reading their state, and every change
+//! a requester can see ([`Ca::transition`]). What the touch then does —
+//! policy, approvers, issuance — is in `decide.rs`.
 
 use std::net::SocketAddr;
 
@@ -6,15 +9,14 @@ use ssh_key::{Algorithm, HashAlg, PublicKey};
 
 use jit_ssh_audit::{Actor, Event, RequestCreated};
 use jit_ssh_proto::api::{
-    CreateRequest, RequestCreated as Created, RequestState, RequestStatus, RequestSummary,
+    ConfirmKind, CreateRequest, RequestCreated as Created, RequestState, RequestStatus,
+    RequestSummary,
 };
 use jit_ssh_proto::error::code;
 use jit_ssh_proto::routes;
 
-use super::{
-    is_id, now_unix, random_id, random_token, rfc3339, secret_matches, sha256_hex, step, Ca,
-    ServiceError,
-};
+use super::confirm::{awaiting_touch, new_secret, summary, Confirmable, Header};
+use super::{is_id, now_unix, random_id, rfc3339, sha256_hex, step, Ca, ServiceError};
 use crate::names::{AccountName, HostName, Reason, UserName};
 use crate::store::AccessRequest;
 
@@ -28,7 +30,6 @@ impl Ca {
         body: CreateRequest,
         client: SocketAddr,
     ) -> Result<Created, ServiceError> {
-        let limits = self.config.limits;
         self.limit_address(client)?;
         let user = UserName::parse(&body.user).map_err(ServiceError::invalid)?;
         let host = HostName::parse(&body.host).map_err(ServiceError::invalid)?;
@@ -50,7 +51,7 @@ impl Ca {
         }
 
         let now = now_unix();
-        let secret = random_token();
+        let (secret, secret_hash) = new_secret();
         let req = AccessRequest {
             id: random_id(),
             user: user.to_string(),
@@ -64,10 +65,10 @@ impl Ca {
             key_fingerprint: public_key.fingerprint(HashAlg::Sha256).to_string(),
             client_addr: client.ip().to_string(),
             created_at: now,
-            expires_at: now + i64::try_from(limits.request_ttl.as_secs()).unwrap_or(300),
+            expires_at: self.pending_until(now),
             status: RequestStatus::PendingMfa,
             decision_reason: None,
-            secret_hash: sha256_hex(&[&secret]),
+            secret_hash,
             grant: None,
             certificate: None,
             break_glass: body.break_glass,
@@ -90,22 +91,7 @@ impl Ca {
         )?;
         self.store.put_request(&req)?;
         tracing::info!(request = %req.id, user = %req.user, host = %req.host, account = %req.account, "access request created");
-        Ok(Created {
-            match_code: crate::match_code::access_request(
-                &req.id,
-                &req.user,
-                &req.host,
-                &req.account,
-                &req.key_fingerprint,
-            ),
-            mfa_url: self
-                .config
-                .url(&routes::fill(routes::MFA_PAGE, "id", &req.id)),
-            id: req.id,
-            status: RequestStatus::PendingMfa,
-            expires_at: rfc3339(req.expires_at),
-            secret,
-        })
+        Ok(self.created(&req, secret))
     }
 
     /// Loads a request, marking it expired if its time ran out.
@@ -121,7 +107,7 @@ impl Ca {
             req.status,
             RequestStatus::PendingMfa | RequestStatus::PendingApproval
         );
-        if !pending || now_unix() < req.expires_at || super::mfa::claim_is_live(&req) {
+        if !pending || now_unix() < req.expires_at || super::decide::claim_is_live(&req) {
             return Ok(req);
         }
         let mut expired = req.clone();
@@ -129,37 +115,55 @@ impl Ca {
         expired.deciding_since = None;
         expired.decision_reason =
             Some("the request expired before it was approved; run the login again".into());
-        if self.store.swap_request(&req, &expired)? {
-            self.audit(Actor::System, Event::RequestExpired(step(&req, "")))?;
-            self.waiters.wake(id);
-            return Ok(expired);
+        let record = (Actor::System, Event::RequestExpired(step(&req, "")));
+        match self.transition(&req, &expired, Some(record), "") {
+            Ok(_) => return Ok(expired),
+            // Someone else changed it meanwhile: read what they wrote.
+            Err(ServiceError::WrongState(_)) => {}
+            Err(e) => return Err(e),
         }
-        // Someone else changed it meanwhile: read what they wrote.
         self.store
             .request(id)?
             .ok_or(ServiceError::NotFound("request"))
     }
 
-    /// The request, if `secret` is the one returned when it was created.
-    fn authorized(&self, id: &str, secret: &str) -> Result<AccessRequest, ServiceError> {
-        let req = self.load_request(id)?;
-        if !secret_matches(secret, &req.secret_hash) {
-            return Err(ServiceError::Unauthorized);
-        }
-        Ok(req)
-    }
-
     /// The requester's view, given the secret returned at creation.
     pub fn request_state(&self, id: &str, secret: &str) -> Result<RequestState, ServiceError> {
-        let req = self.authorized(id, secret)?;
-        Ok(RequestState {
+        let req = self.authorized::<AccessRequest>(id, secret)?;
+        Ok(self.state_of(req))
+    }
+
+    fn state_of(&self, req: AccessRequest) -> RequestState {
+        RequestState {
             approval: self.approval_progress(&req),
             id: req.id,
             status: req.status,
             expires_at: rfc3339(req.expires_at),
             reason: req.decision_reason,
             certificate: req.certificate,
-        })
+        }
+    }
+
+    /// Stores `new` in place of `old` (compare-and-swap), records `event`
+    /// when given, and wakes whoever long-polls the request: every change
+    /// a requester can see goes through here (a claim, which they cannot
+    /// see, does not). `Err(WrongState(conflict))` when the request changed
+    /// meanwhile: nothing is recorded and nobody is woken.
+    pub(super) fn transition(
+        &self,
+        old: &AccessRequest,
+        new: &AccessRequest,
+        event: Option<(Actor, Event)>,
+        conflict: &str,
+    ) -> Result<RequestSummary, ServiceError> {
+        if !self.store.swap_request(old, new)? {
+            return Err(ServiceError::WrongState(conflict.to_owned()));
+        }
+        if let Some((actor, event)) = event {
+            self.audit(actor, event)?;
+        }
+        self.waiters.wake(&new.id);
+        Ok(self.summary_of(new.clone()))
     }
 
     /// The requester gives up: a pending request becomes `cancelled`, so
@@ -172,11 +176,11 @@ impl Ca {
         secret: &str,
         client: SocketAddr,
     ) -> Result<RequestState, ServiceError> {
-        let req = self.authorized(id, secret)?;
+        let req = self.authorized::<AccessRequest>(id, secret)?;
         if req.status.is_final() {
-            return self.request_state(id, secret);
+            return Ok(self.state_of(req));
         }
-        if super::mfa::claim_is_live(&req) {
+        if super::decide::claim_is_live(&req) {
             return Err(ServiceError::WrongState(
                 "the request is being decided; read it again".into(),
             ));
@@ -184,23 +188,17 @@ impl Ca {
         let mut cancelled = req.clone();
         cancelled.status = RequestStatus::Cancelled;
         cancelled.decision_reason = Some("cancelled by the requester".into());
-        if !self.store.swap_request(&req, &cancelled)? {
-            return Err(ServiceError::WrongState(
-                "the request changed while being cancelled; read it again".into(),
-            ));
-        }
-        self.audit(
+        let record = (
             Actor::claim(client.ip(), &req.user),
             Event::RequestCancelled(step(&req, "")),
+        );
+        self.transition(
+            &req,
+            &cancelled,
+            Some(record),
+            "the request changed while being cancelled; read it again",
         )?;
-        self.waiters.wake(id);
-        self.request_state(id, secret)
-    }
-
-    /// What the MFA page shows: who asks for what. Nothing secret.
-    pub fn summary(&self, id: &str) -> Result<RequestSummary, ServiceError> {
-        let req = self.load_request(id)?;
-        Ok(self.summary_of(req))
+        Ok(self.state_of(cancelled))
     }
 
     pub(super) fn summary_of(&self, req: AccessRequest) -> RequestSummary {
@@ -218,6 +216,69 @@ impl Ca {
             expires_at: rfc3339(req.expires_at),
             decision: req.decision_reason,
         }
+    }
+}
+
+/// Confirmed on `/mfa/{id}` by the requester, then decided by policy
+/// (and, when it asks for them, by approvers on `/approve/{id}`).
+impl Confirmable for AccessRequest {
+    type View = RequestSummary;
+    type Context = ();
+    const KIND: ConfirmKind = ConfirmKind::AccessRequest;
+    const PAGE: &'static str = routes::MFA_PAGE;
+    const CEREMONY: &'static str = "mfa";
+
+    fn load(ca: &Ca, id: &str) -> Result<Self, ServiceError> {
+        ca.load_request(id)
+    }
+    fn header(&self) -> Header<'_> {
+        Header::new(&self.id, &self.user, &self.secret_hash, self.expires_at)
+    }
+    fn waiting(&self) -> Result<(), ServiceError> {
+        if self.deciding_since.is_some() {
+            return Err(ServiceError::WrongState(
+                "request is being decided after another touch; nothing more to confirm".into(),
+            ));
+        }
+        awaiting_touch(
+            "request",
+            self.status,
+            self.status == RequestStatus::PendingMfa,
+        )
+    }
+    fn match_code(&self) -> String {
+        crate::match_code::access_request(
+            &self.id,
+            &self.user,
+            &self.host,
+            &self.account,
+            &self.key_fingerprint,
+        )
+    }
+    fn context(&self, _: &Ca) -> Result<(), ServiceError> {
+        Ok(())
+    }
+    fn binding(&self, (): &()) -> String {
+        sha256_hex(&[
+            "jit-ssh-mfa-v1",
+            &self.id,
+            &self.key_fingerprint,
+            &self.host,
+            &self.account,
+        ])
+    }
+    fn host<'a>(&'a self, (): &'a ()) -> &'a str {
+        &self.host
+    }
+    fn view(self, ca: &Ca) -> Result<RequestSummary, ServiceError> {
+        Ok(ca.summary_of(self))
+    }
+    fn public(r: RequestSummary) -> RequestSummary {
+        summary::access_request(r)
+    }
+    /// Decides by policy, and issues if allowed (see `decide.rs`).
+    fn touched(self, (): (), ca: &Ca) -> Result<RequestSummary, ServiceError> {
+        ca.decide_touched(self)
     }
 }
 

@@ -4,20 +4,14 @@
 
 use std::net::SocketAddr;
 
-use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
-
 use jit_ssh_audit::{Actor, Enrollment, Event};
 use jit_ssh_proto::api::{
-    CreateRevocation, RequestCreated, RequestStatus, RevocationState, RevocationStatus,
-    RevokeTarget,
+    ConfirmKind, CreateRevocation, RequestCreated, RevocationState, RevocationStatus, RevokeTarget,
 };
 use jit_ssh_proto::routes;
 
-use super::assertion::awaiting_touch;
-use super::{
-    is_id, now_unix, random_id, random_token, rfc3339, secret_matches, sha256_hex, step_of, Ca,
-    ServiceError,
-};
+use super::confirm::{awaiting_touch, new_secret, summary, Confirmable, Header};
+use super::{is_id, now_unix, random_id, rfc3339, sha256_hex, step_of, Ca, ServiceError};
 use crate::names::{GrantId, Reason, UserName};
 use crate::policy::Role;
 use crate::store::PendingRevocation;
@@ -25,26 +19,66 @@ use crate::store::PendingRevocation;
 /// What a caller who has not touched their key is told when refused.
 pub(super) const NOT_ALLOWED: &str = "not allowed; nothing was created";
 
-fn ceremony_key(id: &str) -> String {
-    format!("revoke:{id}")
-}
+/// Asked for by a `security` user, confirmed on `/revoke/{id}` with their
+/// own touch, which revokes (the role is checked again after the touch).
+impl Confirmable for PendingRevocation {
+    type View = RevocationState;
+    type Context = ();
+    const KIND: ConfirmKind = ConfirmKind::Revocation;
+    const PAGE: &'static str = routes::REVOKE_PAGE;
+    const CEREMONY: &'static str = "revoke";
 
-fn waiting(r: &PendingRevocation) -> Result<(), ServiceError> {
-    awaiting_touch(
-        "revocation",
-        r.status,
-        r.status == RevocationStatus::PendingMfa,
-    )
-}
-
-fn binding(r: &PendingRevocation) -> String {
-    sha256_hex(&[
-        "jit-ssh-revoke-v1",
-        &r.id,
-        &r.user,
-        &r.target.to_string(),
-        &r.reason,
-    ])
+    fn load(ca: &Ca, id: &str) -> Result<Self, ServiceError> {
+        ca.load_revocation(id)
+    }
+    fn header(&self) -> Header<'_> {
+        Header::new(&self.id, &self.user, &self.secret_hash, self.expires_at)
+    }
+    fn waiting(&self) -> Result<(), ServiceError> {
+        awaiting_touch(
+            "revocation",
+            self.status,
+            self.status == RevocationStatus::PendingMfa,
+        )
+    }
+    fn match_code(&self) -> String {
+        crate::match_code::revocation(&self.id, &self.user, &self.target)
+    }
+    fn context(&self, _: &Ca) -> Result<(), ServiceError> {
+        Ok(())
+    }
+    fn binding(&self, (): &()) -> String {
+        sha256_hex(&[
+            "jit-ssh-revoke-v1",
+            &self.id,
+            &self.user,
+            &self.target.to_string(),
+            &self.reason,
+        ])
+    }
+    /// With whose certificate it takes away, for the page.
+    fn view(self, ca: &Ca) -> Result<RevocationState, ServiceError> {
+        Ok(RevocationState {
+            certificate: ca.certificate_owner(&self.target)?,
+            id: self.id,
+            user: self.user,
+            target: self.target,
+            reason: self.reason,
+            status: self.status,
+            expires_at: rfc3339(self.expires_at),
+            outcome: self.outcome,
+            serials: self.serials,
+            krl_version: self.krl_version,
+        })
+    }
+    fn public(r: RevocationState) -> RevocationState {
+        summary::revocation(r)
+    }
+    /// Checks the role, and revokes.
+    fn touched(self, (): (), ca: &Ca) -> Result<RevocationState, ServiceError> {
+        let done = ca.revoke_touched(&self)?;
+        done.view(ca)
+    }
 }
 
 impl Ca {
@@ -116,18 +150,17 @@ impl Ca {
             return Err(ServiceError::NotEnrolled(user.to_string()));
         }
         let now = now_unix();
-        let secret = random_token();
+        let (secret, secret_hash) = new_secret();
         let r = PendingRevocation {
             id: random_id(),
             user: user.to_string(),
             target: body.target,
             reason: reason.to_string(),
             created_at: now,
-            expires_at: now
-                + i64::try_from(self.config.limits.request_ttl.as_secs()).unwrap_or(300),
+            expires_at: self.pending_until(now),
             status: RevocationStatus::PendingMfa,
             outcome: None,
-            secret_hash: sha256_hex(&[&secret]),
+            secret_hash,
             serials: vec![],
             krl_version: None,
         };
@@ -135,19 +168,10 @@ impl Ca {
         // the touch, which is what counts).
         self.require_security(&r, Some(client))?;
         self.store.put_revocation(&r)?;
-        Ok(RequestCreated {
-            match_code: crate::match_code::revocation(&r.id, &r.user, &r.target),
-            mfa_url: self
-                .config
-                .url(&routes::fill(routes::REVOKE_PAGE, "id", &r.id)),
-            id: r.id,
-            status: RequestStatus::PendingMfa,
-            expires_at: rfc3339(r.expires_at),
-            secret,
-        })
+        Ok(self.created(&r, secret))
     }
 
-    fn load_revocation(&self, id: &str) -> Result<PendingRevocation, ServiceError> {
+    pub(super) fn load_revocation(&self, id: &str) -> Result<PendingRevocation, ServiceError> {
         if !is_id(id) {
             return Err(ServiceError::NotFound("revocation"));
         }
@@ -169,72 +193,13 @@ impl Ca {
             .ok_or(ServiceError::NotFound("revocation"))
     }
 
-    fn revocation_view(r: PendingRevocation) -> RevocationState {
-        RevocationState {
-            id: r.id,
-            user: r.user,
-            target: r.target,
-            reason: r.reason,
-            status: r.status,
-            expires_at: rfc3339(r.expires_at),
-            outcome: r.outcome,
-            serials: r.serials,
-            krl_version: r.krl_version,
-            certificate: None,
-        }
-    }
-
-    /// The requester's view (with the secret).
-    pub fn revocation_state(
-        &self,
-        id: &str,
-        secret: &str,
-    ) -> Result<RevocationState, ServiceError> {
-        let r = self.load_revocation(id)?;
-        if !secret_matches(secret, &r.secret_hash) {
-            return Err(ServiceError::Unauthorized);
-        }
-        Ok(Self::revocation_view(r))
-    }
-
-    /// What the confirmation page shows. Nothing secret.
-    pub fn revocation_summary(&self, id: &str) -> Result<RevocationState, ServiceError> {
-        self.load_revocation(id).map(Self::revocation_view)
-    }
-
-    pub fn revocation_mfa_start(
-        &self,
-        id: &str,
-        client: SocketAddr,
-    ) -> Result<RequestChallengeResponse, ServiceError> {
-        self.limit_address(client)?;
-        let r = self.load_revocation(id)?;
-        self.start_touch(&ceremony_key(id), &r.user, waiting(&r), binding(&r))
-    }
-
-    /// Checks the touch, the role, and revokes.
-    pub fn revocation_mfa_finish(
-        &self,
-        id: &str,
-        credential: &PublicKeyCredential,
-        client: SocketAddr,
-    ) -> Result<RevocationState, ServiceError> {
-        self.limit_address(client)?;
-        let ceremony = self.take_touch(&ceremony_key(id))?;
-        let r = self.load_revocation(id)?;
-        self.check_touch(
-            ceremony,
-            &r.user,
-            (&r.id, ""),
-            &binding(&r),
-            credential,
-            client,
-        )?;
-        waiting(&r)?;
+    /// What a verified touch on revocation `r` does: checks the role,
+    /// revokes, and stores the outcome.
+    fn revoke_touched(&self, r: &PendingRevocation) -> Result<PendingRevocation, ServiceError> {
         let actor = Actor::User {
             name: r.user.clone(),
         };
-        self.require_security(&r, None)?;
+        self.require_security(r, None)?;
         let mut done = r.clone();
         match self.revoke(&r.target, &r.reason, actor.clone()) {
             Ok(revoked) => {
@@ -266,7 +231,7 @@ impl Ca {
             }
             done.outcome = Some(done.outcome.unwrap_or_default() + &note);
         }
-        if !self.store.swap_revocation(&r, &done)? {
+        if !self.store.swap_revocation(r, &done)? {
             return Err(ServiceError::WrongState(
                 "the revocation changed while being confirmed".into(),
             ));
@@ -275,7 +240,7 @@ impl Ca {
             self.notifier
                 .send(crate::notify::texts::about_revocation(&done));
         }
-        Ok(Self::revocation_view(done))
+        Ok(done)
     }
 
     /// Lifts the block a user revocation put on `user`.

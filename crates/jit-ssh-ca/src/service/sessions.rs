@@ -6,33 +6,68 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
-use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
-
 use jit_ssh_audit::{Actor, Event};
-use jit_ssh_proto::api::{
-    CreateSession, RequestCreated, RequestStatus, SessionState, SessionStatus,
-};
+use jit_ssh_proto::api::{ConfirmKind, CreateSession, RequestCreated, SessionState, SessionStatus};
 use jit_ssh_proto::routes;
 
-use super::assertion::awaiting_touch;
+use super::confirm::{awaiting_touch, new_secret, summary, Confirmable, Header};
 use super::{
-    is_id, now_unix, random_id, random_token, rfc3339, secret_matches, sha256_hex, step_of, Ca,
-    ServiceError,
+    is_id, now_unix, random_id, rfc3339, secret_matches, sha256_hex, step_of, Ca, ServiceError,
 };
 use crate::names::UserName;
 use crate::policy::Role;
 use crate::store::Session;
 
-fn ceremony_key(id: &str) -> String {
-    format!("session:{id}")
+/// A sign-in, confirmed on `/signin/{id}` by its user's touch, which
+/// makes the session active with the roles the user holds then.
+impl Confirmable for Session {
+    type View = SessionState;
+    type Context = ();
+    const KIND: ConfirmKind = ConfirmKind::SignIn;
+    const PAGE: &'static str = routes::SIGNIN_PAGE;
+    const CEREMONY: &'static str = "session";
+
+    fn load(ca: &Ca, id: &str) -> Result<Self, ServiceError> {
+        ca.load_session(id)
+    }
+    fn header(&self) -> Header<'_> {
+        Header::new(&self.id, &self.user, &self.secret_hash, self.expires_at)
+    }
+    fn waiting(&self) -> Result<(), ServiceError> {
+        awaiting_touch(
+            "sign-in",
+            self.status,
+            self.status == SessionStatus::PendingMfa,
+        )
+    }
+    fn match_code(&self) -> String {
+        crate::match_code::sign_in(&self.id, &self.user)
+    }
+    fn context(&self, _: &Ca) -> Result<(), ServiceError> {
+        Ok(())
+    }
+    fn binding(&self, (): &()) -> String {
+        sha256_hex(&["jit-ssh-session-v1", &self.id, &self.user])
+    }
+    fn view(self, _: &Ca) -> Result<SessionState, ServiceError> {
+        Ok(session_view(self))
+    }
+    fn public(s: SessionState) -> SessionState {
+        summary::sign_in(s)
+    }
+    fn touched(self, (): (), ca: &Ca) -> Result<SessionState, ServiceError> {
+        ca.sign_in_touched(self)
+    }
 }
 
-fn waiting(s: &Session) -> Result<(), ServiceError> {
-    awaiting_touch("sign-in", s.status, s.status == SessionStatus::PendingMfa)
-}
-
-fn binding(s: &Session) -> String {
-    sha256_hex(&["jit-ssh-session-v1", &s.id, &s.user])
+fn session_view(s: Session) -> SessionState {
+    SessionState {
+        id: s.id,
+        user: s.user,
+        status: s.status,
+        roles: s.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+        expires_at: rfc3339(s.expires_at),
+    }
 }
 
 /// Who a valid session token belongs to.
@@ -62,31 +97,21 @@ impl Ca {
         if self.store.credentials(user.as_str())?.is_empty() {
             return Err(ServiceError::NotEnrolled(user.to_string()));
         }
-        let secret = random_token();
+        let (secret, secret_hash) = new_secret();
         let s = Session {
             id: random_id(),
             user: user.to_string(),
             status: SessionStatus::PendingMfa,
-            expires_at: now_unix()
-                + i64::try_from(self.config.limits.request_ttl.as_secs()).unwrap_or(300),
-            secret_hash: sha256_hex(&[&secret]),
+            expires_at: self.pending_until(now_unix()),
+            secret_hash,
             roles: vec![],
         };
         self.store.put_session(&s)?;
-        Ok(RequestCreated {
-            match_code: crate::match_code::sign_in(&s.id, &s.user),
-            mfa_url: self
-                .config
-                .url(&routes::fill(routes::SIGNIN_PAGE, "id", &s.id)),
-            id: s.id,
-            status: RequestStatus::PendingMfa,
-            expires_at: rfc3339(s.expires_at),
-            secret,
-        })
+        Ok(self.created(&s, secret))
     }
 
     /// The session, marked expired once its time is up.
-    fn load_session(&self, id: &str) -> Result<Session, ServiceError> {
+    pub(super) fn load_session(&self, id: &str) -> Result<Session, ServiceError> {
         if !is_id(id) {
             return Err(ServiceError::NotFound("session"));
         }
@@ -103,58 +128,9 @@ impl Ca {
         Ok(expired)
     }
 
-    fn session_view(s: Session) -> SessionState {
-        SessionState {
-            id: s.id,
-            user: s.user,
-            status: s.status,
-            roles: s.roles.iter().map(|r| r.as_str().to_owned()).collect(),
-            expires_at: rfc3339(s.expires_at),
-        }
-    }
-
-    /// The requester's view (needs the secret).
-    pub fn session_state(&self, id: &str, secret: &str) -> Result<SessionState, ServiceError> {
-        let s = self.load_session(id)?;
-        if !secret_matches(secret, &s.secret_hash) {
-            return Err(ServiceError::Unauthorized);
-        }
-        Ok(Self::session_view(s))
-    }
-
-    /// What the sign-in page shows. Nothing secret.
-    pub fn session_summary(&self, id: &str) -> Result<SessionState, ServiceError> {
-        self.load_session(id).map(Self::session_view)
-    }
-
-    pub fn session_mfa_start(
-        &self,
-        id: &str,
-        client: SocketAddr,
-    ) -> Result<RequestChallengeResponse, ServiceError> {
-        self.limit_address(client)?;
-        let s = self.load_session(id)?;
-        self.start_touch(&ceremony_key(id), &s.user, waiting(&s), binding(&s))
-    }
-
-    pub fn session_mfa_finish(
-        &self,
-        id: &str,
-        credential: &PublicKeyCredential,
-        client: SocketAddr,
-    ) -> Result<SessionState, ServiceError> {
-        self.limit_address(client)?;
-        let ceremony = self.take_touch(&ceremony_key(id))?;
-        let s = self.load_session(id)?;
-        self.check_touch(
-            ceremony,
-            &s.user,
-            (&s.id, ""),
-            &binding(&s),
-            credential,
-            client,
-        )?;
-        waiting(&s)?;
+    /// What a verified touch on sign-in `s` does: the session becomes
+    /// active with the roles `s.user` holds now.
+    fn sign_in_touched(&self, s: Session) -> Result<SessionState, ServiceError> {
         let actor = Actor::User {
             name: s.user.clone(),
         };
@@ -164,7 +140,7 @@ impl Ca {
         active.roles = roles;
         active.expires_at =
             now_unix() + i64::try_from(self.config.limits.session_ttl.as_secs()).unwrap_or(900);
-        let view = Self::session_view(active.clone());
+        let view = session_view(active.clone());
         // Recorded before the token works: who could read what is auditable.
         self.audit(
             actor,

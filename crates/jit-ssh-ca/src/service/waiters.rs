@@ -1,7 +1,9 @@
 //! Long polls: a client waiting on a request is woken when it changes.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 
@@ -11,8 +13,43 @@ pub struct Waiters {
 }
 
 impl Waiters {
+    /// Answers a long poll on request `id`: `read`s it at once, and again
+    /// after it changes, until `done` holds for what was read, it changed
+    /// once (an approval too: the waiting engineer sees it at once), or
+    /// `wait` is up.
+    pub async fn wait_for<T, E, Fut>(
+        &self,
+        id: &str,
+        wait: Duration,
+        done: impl Fn(&T) -> bool,
+        mut read: impl FnMut() -> Fut,
+    ) -> Result<T, E>
+    where
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let deadline = tokio::time::Instant::now() + wait;
+        let notify = self.get(id);
+        let mut woken = false;
+        let result = loop {
+            // Register interest before reading, so a change in between wakes us.
+            let changed = notify.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let current = match read().await {
+                Ok(s) => s,
+                Err(e) => break Err(e),
+            };
+            if done(&current) || woken || tokio::time::Instant::now() >= deadline {
+                break Ok(current);
+            }
+            woken = tokio::time::timeout_at(deadline, changed).await.is_ok();
+        };
+        self.release(id, notify);
+        result
+    }
+
     /// The notifier for request `id` (made on first use).
-    pub fn get(&self, id: &str) -> Arc<Notify> {
+    fn get(&self, id: &str) -> Arc<Notify> {
         match self.map.lock() {
             Ok(mut m) => m.entry(id.to_owned()).or_default().clone(),
             // Without the map nobody is woken early; waiters still time out.
@@ -30,7 +67,7 @@ impl Waiters {
     }
 
     /// Drops the entry for `id` when no waiter holds it any more.
-    pub fn release(&self, id: &str, mine: Arc<Notify>) {
+    fn release(&self, id: &str, mine: Arc<Notify>) {
         if let Ok(mut m) = self.map.lock() {
             // One reference in the map, one here: nobody else waits.
             if Arc::strong_count(&mine) <= 2 {

@@ -10,7 +10,7 @@ use jit_ssh_proto::api::{DecisionState, RequestSummary, RevocationState, Session
 
 /// Who asks for which host, account, time and key, and why; where it
 /// stands and how many approvals it still needs.
-pub(in crate::http) fn access_request(mut r: RequestSummary) -> RequestSummary {
+pub(crate) fn access_request(mut r: RequestSummary) -> RequestSummary {
     r.decision = None;
     if let Some(a) = r.approval.as_mut() {
         a.approvers.clear();
@@ -22,7 +22,7 @@ pub(in crate::http) fn access_request(mut r: RequestSummary) -> RequestSummary {
 /// Who revokes what, and why, and whose certificate that is (the
 /// person confirming must see "alice's certificate for db-1", not only a
 /// number); whether it is pending, done, refused or expired.
-pub(in crate::http) fn revocation(mut r: RevocationState) -> RevocationState {
+pub(crate) fn revocation(mut r: RevocationState) -> RevocationState {
     r.outcome = None;
     r.serials.clear();
     r.krl_version = None;
@@ -31,14 +31,14 @@ pub(in crate::http) fn revocation(mut r: RevocationState) -> RevocationState {
 
 /// Who decides, how, with which comment, about which request (itself
 /// shown as [`access_request`]); where the decision stands.
-pub(in crate::http) fn decision(mut d: DecisionState) -> DecisionState {
+pub(crate) fn decision(mut d: DecisionState) -> DecisionState {
     d.outcome = None;
     d.summary = access_request(d.summary);
     d
 }
 
 /// Who signs in and until when; not the roles the session carries.
-pub(in crate::http) fn sign_in(mut s: SessionState) -> SessionState {
+pub(crate) fn sign_in(mut s: SessionState) -> SessionState {
     s.roles.clear();
     s
 }
