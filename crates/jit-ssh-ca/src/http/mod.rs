@@ -10,6 +10,7 @@ mod decisions;
 mod enroll;
 mod error;
 mod error_shape;
+mod hosts;
 mod json;
 mod krl;
 mod pages;
@@ -43,6 +44,7 @@ pub fn app(state: AppState) -> Router {
         .merge(enroll::routes())
         .merge(ca_keys::routes())
         .merge(krl::routes())
+        .merge(hosts::routes())
         .merge(revocations::routes())
         .merge(sessions::routes())
         .merge(decisions::routes())
