@@ -258,6 +258,28 @@ pub enum Event {
     /// second approval by the same person, not an approver).
     ApprovalRefused(ApprovalStep),
     NotificationFailed(NotificationFailed),
+    /// An admin made a host enrollment token.
+    HostTokenCreated(HostStep),
+    /// A host proved its token and its key and got a host certificate.
+    HostEnrolled(HostStep),
+    /// A host enrollment was refused (bad token, name, or key proof).
+    HostEnrollRefused(HostStep),
+}
+
+/// A step of a host's enrollment. `token` is the token's id (never its
+/// secret); `serial` and `valid_before` are the host certificate's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostStep {
+    pub host: String,
+    pub group: String,
+    pub token: String,
+    pub detail: String,
+    #[serde(default)]
+    pub host_key_fingerprint: String,
+    #[serde(default)]
+    pub serial: u64,
+    #[serde(default)]
+    pub valid_before: u64,
 }
 
 /// Every event kind, as written in records (`"kind"`) and filters.
@@ -280,6 +302,9 @@ pub const EVENT_KINDS: &[&str] = &[
     "request_denied",
     "approval_refused",
     "notification_failed",
+    "host_token_created",
+    "host_enrolled",
+    "host_enroll_refused",
 ];
 
 impl Event {
@@ -304,6 +329,9 @@ impl Event {
             Event::RequestDenied(_) => "request_denied",
             Event::ApprovalRefused(_) => "approval_refused",
             Event::NotificationFailed(_) => "notification_failed",
+            Event::HostTokenCreated(_) => "host_token_created",
+            Event::HostEnrolled(_) => "host_enrolled",
+            Event::HostEnrollRefused(_) => "host_enroll_refused",
         }
     }
 
@@ -323,7 +351,10 @@ impl Event {
     /// The user this event is about, for the user index.
     pub fn user(&self) -> Option<&str> {
         Some(match self {
-            Event::Checkpoint(_) => return None,
+            Event::Checkpoint(_)
+            | Event::HostTokenCreated(_)
+            | Event::HostEnrolled(_)
+            | Event::HostEnrollRefused(_) => return None,
             Event::SignedIn(s) => &s.user,
             Event::RequestApproved(a) | Event::RequestDenied(a) | Event::ApprovalRefused(a) => {
                 &a.user
@@ -362,7 +393,9 @@ impl Event {
             | Event::RevocationRefused(_)
             | Event::UserEnabled(_)
             | Event::Checkpoint(_)
+            | Event::HostTokenCreated(_)
             | Event::SignedIn(_) => None,
+            Event::HostEnrolled(h) | Event::HostEnrollRefused(h) => Some(&h.host),
         }
     }
 
@@ -371,6 +404,7 @@ impl Event {
         match self {
             Event::CertificateIssued(c) => std::slice::from_ref(&c.serial),
             Event::Revoked(r) => &r.serials,
+            Event::HostEnrolled(h) => std::slice::from_ref(&h.serial),
             _ => &[],
         }
     }
@@ -394,6 +428,9 @@ impl Event {
             Event::NotificationFailed(n) => Some(&n.request),
             Event::UserEnabled(_) | Event::Checkpoint(_) | Event::SignedIn(_) => None,
             Event::InviteCreated(_) | Event::UserEnrolled(_) => None,
+            Event::HostTokenCreated(_) | Event::HostEnrolled(_) | Event::HostEnrollRefused(_) => {
+                None
+            }
         }
     }
 }

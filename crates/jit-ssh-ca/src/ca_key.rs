@@ -11,6 +11,9 @@ use ssh_key::{Algorithm, LineEnding, PrivateKey};
 
 pub const KEY_FILE: &str = "ca_key";
 pub const PUBLIC_KEY_FILE: &str = "ca_key.pub";
+/// The host CA key beside it: signs host certificates only.
+pub const HOST_KEY_FILE: &str = "host_ca_key";
+pub const HOST_PUBLIC_KEY_FILE: &str = "host_ca_key.pub";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaKeyError {
@@ -60,6 +63,29 @@ pub struct InitOutput {
 /// Makes a fresh ed25519 CA key in `dir` (created 0700 if missing), mode
 /// 0600, encrypted when a passphrase is given. Never overwrites.
 pub fn init(dir: &Path, passphrase: Option<&str>) -> Result<InitOutput, CaKeyError> {
+    init_named(dir, KEY_FILE, PUBLIC_KEY_FILE, "jit-ssh CA", passphrase)
+}
+
+/// The same for the host CA key (`host_ca_key`): a separate key, so the
+/// user CA never signs host certificates and the host CA never signs user
+/// certificates.
+pub fn init_host(dir: &Path, passphrase: Option<&str>) -> Result<InitOutput, CaKeyError> {
+    init_named(
+        dir,
+        HOST_KEY_FILE,
+        HOST_PUBLIC_KEY_FILE,
+        "jit-ssh host CA",
+        passphrase,
+    )
+}
+
+fn init_named(
+    dir: &Path,
+    key_file: &str,
+    public_file: &str,
+    comment: &str,
+    passphrase: Option<&str>,
+) -> Result<InitOutput, CaKeyError> {
     if !dir.exists() {
         fs::DirBuilder::new()
             .recursive(true)
@@ -67,15 +93,15 @@ pub fn init(dir: &Path, passphrase: Option<&str>) -> Result<InitOutput, CaKeyErr
             .create(dir)
             .map_err(io("creating", dir))?;
     }
-    let key_path = dir.join(KEY_FILE);
-    let public_key_path = dir.join(PUBLIC_KEY_FILE);
+    let key_path = dir.join(key_file);
+    let public_key_path = dir.join(public_file);
     for p in [&key_path, &public_key_path] {
         if p.exists() {
             return Err(CaKeyError::Exists(p.clone()));
         }
     }
     let mut key = PrivateKey::random(&mut OsRng, Algorithm::Ed25519).map_err(CaKeyError::Key)?;
-    key.set_comment("jit-ssh CA");
+    key.set_comment(comment);
     let public_key = key.public_key().clone();
     if let Some(pass) = passphrase {
         key = key.encrypt(&mut OsRng, pass).map_err(CaKeyError::Key)?;

@@ -8,6 +8,34 @@ use crate::sync::SyncOptions;
 
 #[derive(Subcommand)]
 pub enum HostCommand {
+    /// Enroll this host with a token from `jit-ssh-ca host-token`: prove
+    /// the host key, get a host certificate (written beside the key), and
+    /// trust the CA the token names; prints the HostCertificate line.
+    Enroll {
+        /// The CA URL (or JIT_SSH_CA_URL).
+        #[arg(long = "ca-url", visible_alias = "ca", env = "JIT_SSH_CA_URL")]
+        ca: String,
+        /// The enrollment token (jhe1.…); a secret: pass it from a file
+        /// with --token "$(cat FILE)" rather than on a shared command line.
+        #[arg(long, env = "JIT_SSH_HOST_TOKEN", hide_env_values = true)]
+        token: String,
+        /// This host's name as engineers ssh to it.
+        #[arg(long)]
+        name: String,
+        /// The host key to certify (its -cert.pub is written beside it).
+        #[arg(long, default_value = "/etc/ssh/ssh_host_ed25519_key")]
+        key: std::path::PathBuf,
+        /// Where sync keeps sshd's CA keys and KRL.
+        #[arg(long, default_value = "/etc/ssh/jit-ssh")]
+        dir: std::path::PathBuf,
+        /// Write 50-jit-ssh.conf (HostCertificate and the jit-ssh lines)
+        /// into this sshd_config.d directory.
+        #[arg(long)]
+        sshd_config_dir: Option<std::path::PathBuf>,
+        /// Extra PEM root certificate for the CA's TLS.
+        #[arg(long)]
+        ca_cert: Option<std::path::PathBuf>,
+    },
     /// Fetch, verify and atomically install the signed CA key set and the
     /// KRL its signed manifest names (run every 30 s by
     /// systemd/jit-ssh-host-sync.timer). Exit 9: the KRL held is stale.
@@ -53,6 +81,48 @@ fn runtime() -> Result<tokio::runtime::Runtime, HostError> {
 
 pub fn run(command: HostCommand, json: bool) -> Result<(), HostError> {
     match command {
+        HostCommand::Enroll {
+            ca,
+            token,
+            name,
+            key,
+            dir,
+            sshd_config_dir,
+            ca_cert,
+        } => {
+            let ca_url = reqwest::Url::parse(&ca)
+                .map_err(|e| HostError::Usage(format!("--ca-url {ca:?}: {e}")))?;
+            let done =
+                runtime()?.block_on(crate::enroll::enroll(&crate::enroll::EnrollOptions {
+                    ca_url,
+                    token,
+                    name,
+                    key,
+                    dir,
+                    sshd_config_dir,
+                    ca_cert,
+                }))?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&done).map_err(|e| HostError::Other(e.into()))?
+                );
+            } else {
+                eprintln!(
+                    "enrolled {}: host certificate {} (serial {})",
+                    done.name, done.certificate, done.serial
+                );
+                if let Some(d) = &done.drop_in {
+                    eprintln!("wrote {d}; check with `sshd -t` and reload sshd");
+                } else {
+                    eprintln!(
+                        "add this line to sshd_config, check with `sshd -t` and reload sshd:"
+                    );
+                }
+                println!("{}", done.host_certificate_line);
+            }
+            Ok(())
+        }
         HostCommand::Sync {
             ca,
             dir,

@@ -103,6 +103,43 @@ pub async fn get_capped(http: &reqwest::Client, url: &str, cap: u64) -> Result<V
     Ok(body)
 }
 
+/// POSTs `body` as JSON and reads a JSON answer of at most `cap` bytes;
+/// the CA's refusal (its JSON error) is passed on in its own words.
+pub async fn post_capped<B: serde::Serialize, T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    url: &str,
+    body: &B,
+    cap: u64,
+) -> Result<T, HostError> {
+    let failed = |e: reqwest::Error| HostError::CaUnreachable {
+        url: url.to_owned(),
+        detail: error_chain(&e),
+    };
+    let mut res = http.post(url).json(body).send().await.map_err(failed)?;
+    let status = res.status();
+    if res.content_length().is_some_and(|n| n > cap) {
+        return Err(refused(format!(
+            "{url}: the answer is over the {cap}-byte limit"
+        )));
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = res.chunk().await.map_err(failed)? {
+        if (bytes.len() + chunk.len()) as u64 > cap {
+            return Err(refused(format!(
+                "{url}: the answer is over the {cap}-byte limit"
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    if !status.is_success() {
+        let said = serde_json::from_slice::<jit_ssh_proto::error::ErrorBody>(&bytes)
+            .map(|b| jit_ssh_proto::text::escape_for_terminal(&b.error.message).into_owned())
+            .unwrap_or_else(|_| status.to_string());
+        return Err(refused(format!("the CA refused ({status}): {said}")));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| refused(format!("{url}: unreadable answer: {e}")))
+}
+
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();

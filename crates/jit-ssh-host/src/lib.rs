@@ -1,10 +1,12 @@
 //! Everything jit-ssh runs on an SSH host, with no browser or agent code:
 //! `sync` keeps sshd's CA keys and KRL current ([`sync`]: fetched by
 //! [`fetch`], judged by [`trust`], written by [`files`]); `setup` writes
-//! principals files ([`setup`]). The `jit-ssh-host` binary and the
+//! principals files ([`setup`]); `enroll` gets a host certificate with an
+//! enrollment token ([`enroll`]). The `jit-ssh-host` binary and the
 //! client's `jit-ssh host …` run the same [`cli`].
 
 pub mod cli;
+pub mod enroll;
 pub mod error;
 pub mod fetch;
 pub mod files;

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod duration;
 pub mod error;
+pub mod hosts;
 pub mod routes;
 pub mod serial;
 pub mod signed;

@@ -66,6 +66,12 @@ pub const AUDIT: &str = "/v1/audit";
 /// `GET` (auditor, security, admin): the chain as JSON lines from `since`
 /// (RFC 3339, optional) to a checkpoint the CA signs for this export.
 pub const AUDIT_EXPORT: &str = "/v1/audit/export";
+/// `POST` [`crate::hosts::HostEnrollStart`]: a host with a token asks to enroll.
+pub const HOSTS_ENROLL: &str = "/v1/hosts/enroll";
+/// `POST` [`crate::hosts::HostEnrollFinish`]: it proves its host key.
+pub const HOST_ENROLL_FINISH: &str = "/v1/hosts/enroll/{id}";
+/// `GET`: the signed host CA key set (clients' known_hosts).
+pub const HOST_CA_KEYS: &str = "/v1/host-ca-keys";
 /// `GET`: liveness.
 pub const HEALTH: &str = "/healthz";
 

@@ -139,6 +139,17 @@ fn columns(r: &AuditRecord, zone: Zone) -> [String; 6] {
                 format!(": {}", a.comment)
             }
         ),
+        Event::HostTokenCreated(h) => {
+            format!("token {} for group {}: {}", h.token, h.group, h.detail)
+        }
+        Event::HostEnrolled(h) => format!(
+            "{} by token {}, host key {}, certificate until {}",
+            h.group,
+            h.token,
+            h.host_key_fingerprint,
+            show_time(i64::try_from(h.valid_before).unwrap_or(i64::MAX), zone)
+        ),
+        Event::HostEnrollRefused(h) => format!("token {}: {}", h.token, h.detail),
         Event::NotificationFailed(n) => format!(
             "{} to {} failed after {} tries: {}",
             n.event, n.target, n.attempts, n.error

@@ -3,6 +3,7 @@
 
 mod check_config;
 mod enable_user;
+mod hosts;
 mod init;
 mod invite;
 mod krl;
@@ -32,11 +33,17 @@ enum Command {
     Invite(invite::InviteArgs),
     /// Re-enable a user blocked by a user revocation, through the running server.
     EnableUser(enable_user::EnableUserArgs),
+    /// Make an enrollment token for hosts of a host group (for
+    /// provisioning: cloud-init, Ansible), through the running server.
+    HostToken(hosts::HostTokenArgs),
+    /// The enrolled hosts, through the running server.
+    Hosts(hosts::HostsArgs),
     /// Who is on call in a schedule, now or --at a time.
     Oncall(oncall::OnCallArgs),
     /// Check a configuration file and report every problem.
     CheckConfig(check_config::CheckConfigArgs),
-    /// Create a new CA key (ed25519, mode 0600) and its public key.
+    /// Create the CA key and the host CA key (ed25519, mode 0600) and
+    /// their public keys.
     Init(init::InitArgs),
     /// Offline emergency issuance on the CA host, audited like every other
     /// issuance. The break-glass path of last resort, for when the server is down.
@@ -54,6 +61,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Oncall(a) => oncall::run(a),
         Command::EnableUser(a) => enable_user::run(a),
         Command::Init(a) => init::run(a),
+        Command::HostToken(a) => hosts::token(a),
+        Command::Hosts(a) => hosts::list(a),
         Command::Sign(a) => sign::run(a),
         Command::Krl(c) => krl::run(c),
     }

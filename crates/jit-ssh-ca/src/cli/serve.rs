@@ -58,6 +58,9 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         if !ca_dir.join(jit_ssh_ca::ca_key::KEY_FILE).exists() {
             jit_ssh_ca::ca_key::init(&ca_dir, None).context("creating the dev CA key")?;
         }
+        if !ca_dir.join(jit_ssh_ca::ca_key::HOST_KEY_FILE).exists() {
+            jit_ssh_ca::ca_key::init_host(&ca_dir, None).context("creating the dev host CA key")?;
+        }
         let listener =
             TcpListener::bind(a.listen).with_context(|| format!("binding {}", a.listen))?;
         let bound = listener.local_addr()?;

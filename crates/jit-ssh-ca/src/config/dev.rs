@@ -86,6 +86,11 @@ public_url = "http://localhost:8722"
 data_dir = "{data}"
 ca_key = {{ kind = "file", path = "{key}" }}
 
+# Hosts enroll with tokens (`jit-ssh-ca host-token --group dev --dev-dir …`)
+# and get host certificates from this key (never the user CA key).
+[hosts]
+host_ca_key = "{host_key}"
+
 [[users]]
 name = "{user}"
 groups = ["dev"]
@@ -135,6 +140,10 @@ min_approvals = 1
 "#,
         data = dev_dir.join("data").display(),
         key = dev_dir.join("ca").join(crate::ca_key::KEY_FILE).display(),
+        host_key = dev_dir
+            .join("ca")
+            .join(crate::ca_key::HOST_KEY_FILE)
+            .display(),
     )
 }
 

@@ -34,6 +34,9 @@ pub struct ConfigFile {
     /// Timeouts and the connection cap of the HTTP(S) listener.
     #[serde(default)]
     pub connections: super::connections::ConnectionsFile,
+    /// The host CA: enrollment, host certificates.
+    #[serde(default)]
+    pub hosts: super::hosts::HostsFile,
     /// Users allowed to use the CA, with their groups and roles.
     #[serde(default)]
     pub users: Vec<UserFile>,

@@ -4,6 +4,7 @@
 pub mod connections;
 pub mod dev;
 pub mod file;
+pub mod hosts;
 mod rules;
 mod schedules;
 
@@ -79,6 +80,7 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     pub limits: Limits,
     pub connections: connections::ConnectionLimits,
+    pub hosts: hosts::HostsConfig,
     pub profile: CertProfile,
     pub policy: Policy,
     /// On-call schedules by name.
@@ -227,6 +229,7 @@ fn validate(f: file::ConfigFile, c: &mut Collector<'_>) -> Option<Config> {
     };
     let limits = limits(&f.limits, c);
     let connections = connections::limits(&f.connections, c);
+    let hosts = hosts::hosts(&f.hosts, c);
     let skew = f
         .limits
         .clock_skew
@@ -254,6 +257,7 @@ fn validate(f: file::ConfigFile, c: &mut Collector<'_>) -> Option<Config> {
         }),
         limits,
         connections,
+        hosts,
         profile: CertProfile {
             clock_skew: skew.unwrap_or(Duration::from_secs(60)),
             max_ttl: HARD_MAX_TTL,

@@ -11,6 +11,7 @@ mod decisions;
 mod enroll;
 mod error;
 mod error_shape;
+mod hosts;
 mod json;
 mod krl;
 mod pages;
@@ -44,6 +45,7 @@ pub fn app(state: AppState) -> Router {
         .merge(enroll::routes())
         .merge(ca_keys::routes())
         .merge(krl::routes())
+        .merge(hosts::routes())
         .merge(revocations::routes())
         .merge(sessions::routes())
         .merge(decisions::routes())

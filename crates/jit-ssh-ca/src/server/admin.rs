@@ -31,6 +31,16 @@ pub enum AdminRequest {
     EnableUser {
         user: String,
     },
+    /// An enrollment token for hosts of `group`.
+    HostToken {
+        group: String,
+        name_pattern: Option<String>,
+        /// Seconds; the config's `[hosts] token_ttl` when absent.
+        ttl_secs: Option<u64>,
+        uses: u32,
+    },
+    /// The inventory of enrolled hosts.
+    Hosts,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -45,9 +55,28 @@ pub enum AdminResponse {
         user: String,
         was_blocked: bool,
     },
+    HostToken {
+        token: String,
+        expires_at: String,
+        uses: u32,
+    },
+    Hosts {
+        hosts: Vec<crate::store::HostRecord>,
+    },
     Error {
         message: String,
     },
+}
+
+/// Runs `f` on the blocking pool; an error becomes the answer's message.
+async fn blocking<T: Send + 'static>(
+    ca: Arc<Ca>,
+    f: impl FnOnce(&Ca) -> Result<T, crate::service::ServiceError> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(move || f(&ca)).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 pub struct AdminSocket {
@@ -124,6 +153,33 @@ async fn handle(ca: Arc<Ca>, stream: UnixStream) -> anyhow::Result<()> {
                 },
             }
         }
+        Ok(AdminRequest::HostToken {
+            group,
+            name_pattern,
+            ttl_secs,
+            uses,
+        }) => {
+            let actor = Actor::Operator {
+                login: format!("admin socket ({peer})"),
+            };
+            let ttl = ttl_secs.map(std::time::Duration::from_secs);
+            match blocking(ca, move |ca| {
+                ca.create_host_token(&group, name_pattern.as_deref(), ttl, uses, actor)
+            })
+            .await
+            {
+                Ok(t) => AdminResponse::HostToken {
+                    token: t.token.to_string(),
+                    expires_at: crate::service::rfc3339_of(t.expires_at),
+                    uses: t.uses,
+                },
+                Err(message) => AdminResponse::Error { message },
+            }
+        }
+        Ok(AdminRequest::Hosts) => match blocking(ca, |ca| ca.hosts()).await {
+            Ok(hosts) => AdminResponse::Hosts { hosts },
+            Err(message) => AdminResponse::Error { message },
+        },
         Ok(AdminRequest::Invite { user, roles }) => {
             let roles: Result<Vec<Role>, String> = roles.iter().map(|r| Role::parse(r)).collect();
             match roles {

@@ -48,13 +48,26 @@ pub fn open_ca(config: Config) -> anyhow::Result<Ca> {
             data.join(AUDIT_DIR).display()
         )
     })?;
-    Ca::new(
+    // The host CA key, if hosts are enrolled: encrypted with the same
+    // passphrase as the CA key when `init` was given one.
+    let host_key = match &config.hosts.host_ca_key {
+        Some(p) => Some(
+            crate::ca_key::load(p, passphrase_file.as_deref())
+                .with_context(|| format!("loading the host CA key {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let ca = Ca::new(
         config,
         Arc::new(FileSigner::new(key)),
         Arc::new(store),
         Arc::new(audit),
     )
-    .map_err(anyhow::Error::from)
+    .map_err(anyhow::Error::from)?;
+    Ok(match host_key {
+        Some(k) => ca.with_host_signer(Arc::new(FileSigner::new(k))),
+        None => ca,
+    })
 }
 
 /// Makes `dir` (and parents) with mode 0700 if missing; refuses one that

@@ -11,6 +11,7 @@ mod cert_owner;
 mod confirm;
 mod decide;
 mod enroll;
+mod hosts;
 mod limits;
 mod published;
 mod requests;
@@ -36,6 +37,7 @@ use crate::signer::CaSigner;
 use crate::store::{Store, StoreError};
 
 pub use confirm::Confirmable;
+pub use hosts::IssuedHostToken;
 pub use limits::{client_key, RateLimiter};
 pub use published::{MANIFEST_VALIDITY, RESIGN_AFTER};
 pub use revocation::PublishedKrl;
@@ -119,6 +121,8 @@ pub struct Ca {
     signed_cache: published::SignedCache,
     /// Public keys published beside the signing key (a staged rotation).
     extra_ca_keys: Vec<ssh_key::PublicKey>,
+    /// The host CA key, when hosts are enrolled (never the user CA key).
+    host_signer: Option<Arc<dyn CaSigner>>,
     pub schedules: crate::oncall::Schedules,
     notifier: crate::notify::Notifier,
     /// Held while an approver's decision is applied.
@@ -172,12 +176,19 @@ impl Ca {
             krl_cache: revocation::KrlCache::default(),
             signed_cache: published::SignedCache::default(),
             extra_ca_keys,
+            host_signer: None,
         })
     }
 
     /// Starts delivering notifications (needs a tokio runtime).
     pub fn start_notifications(&self, backoff: crate::notify::Backoff) {
         self.notifier.start(self.audit.clone(), backoff);
+    }
+
+    /// Enrolls hosts with certificates `signer` makes (the host CA key).
+    pub fn with_host_signer(mut self, signer: Arc<dyn CaSigner>) -> Self {
+        self.host_signer = Some(signer);
+        self
     }
 
     pub fn signer(&self) -> &dyn CaSigner {
@@ -318,6 +329,11 @@ pub fn now_unix() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// RFC 3339 of a Unix time, for answers outside the service.
+pub fn rfc3339_of(unix: i64) -> String {
+    rfc3339(unix)
 }
 
 pub(crate) fn rfc3339(unix: i64) -> String {

@@ -104,6 +104,15 @@ impl Ca {
     ) -> Result<SignedDocument, ServiceError> {
         let document = serde_json::to_string(doc)
             .map_err(|e| ServiceError::Internal(format!("encoding {namespace}: {e}")))?;
+        self.sign_document_bytes(namespace, document)
+    }
+
+    /// A detached SSHSIG by the user CA key over `document`, in `namespace`.
+    pub(super) fn sign_document_bytes(
+        &self,
+        namespace: &str,
+        document: String,
+    ) -> Result<SignedDocument, ServiceError> {
         let signature = self
             .signer
             .sign_detached(namespace, document.as_bytes())

@@ -2,9 +2,12 @@
 //! access requests and in-flight WebAuthn ceremonies. Code above this
 //! module sees the [`Store`] trait, never sled.
 
+mod hosts;
 mod retention;
+mod sled_hosts;
 mod sled_store;
 
+pub use hosts::{HostChallenge, HostRecord, HostStore, HostToken};
 pub use retention::{Cutoffs, Pruned};
 pub use sled_store::SledStore;
 
@@ -20,6 +23,8 @@ use jit_ssh_proto::api::{
 pub enum StoreError {
     #[error(transparent)]
     Sled(#[from] sled::Error),
+    #[error("a stored entry vanished while it was read")]
+    Gone,
     #[error("stored {what} is unreadable")]
     Corrupt {
         what: &'static str,
@@ -170,7 +175,9 @@ pub struct RevokedSerial {
     pub valid_before: u64,
 }
 
-pub trait Store: Send + Sync {
+/// The CA's state. Hosts' state is in [`HostStore`], which every store
+/// implements too.
+pub trait Store: HostStore + Send + Sync {
     /// Adds revoked serials and bumps the KRL version; returns the new version.
     fn revoke_serials(&self, serials: &[RevokedSerial]) -> Result<u64, StoreError>;
     /// Every revoked serial still stored.

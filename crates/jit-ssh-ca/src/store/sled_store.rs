@@ -104,11 +104,11 @@ impl SledStore {
     }
 }
 
-fn enc<T: Serialize>(v: &T, what: &'static str) -> Result<Vec<u8>, StoreError> {
+pub(super) fn enc<T: Serialize>(v: &T, what: &'static str) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(v).map_err(|source| StoreError::Corrupt { what, source })
 }
 
-fn dec<T: DeserializeOwned>(
+pub(super) fn dec<T: DeserializeOwned>(
     v: Option<sled::IVec>,
     what: &'static str,
 ) -> Result<Option<T>, StoreError> {
@@ -130,6 +130,10 @@ fn swap<T: Serialize>(
 }
 
 impl SledStore {
+    pub(super) fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
     fn bump_version(&self) -> Result<u64, StoreError> {
         let next = self
             .meta

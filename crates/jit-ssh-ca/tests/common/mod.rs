@@ -185,6 +185,11 @@ impl TestCa {
         .unwrap();
         let store = SledStore::open(&dir.path().join("state")).unwrap();
         let audit = Arc::new(DiskAuditLog::open(&dir.path().join("audit")).unwrap());
+        let host_key = ssh_key::PrivateKey::random(
+            &mut ssh_key::rand_core::OsRng,
+            ssh_key::Algorithm::Ed25519,
+        )
+        .unwrap();
         let ca = Arc::new(
             Ca::new(
                 cfg,
@@ -192,7 +197,8 @@ impl TestCa {
                 Arc::new(store),
                 wrap(audit.clone()),
             )
-            .unwrap(),
+            .unwrap()
+            .with_host_signer(Arc::new(FileSigner::new(host_key))),
         );
         let router = jit_ssh_ca::http::app(ca.clone());
         Self {

@@ -1,0 +1,104 @@
+//! `jit-ssh-ca host-token` and `jit-ssh-ca hosts`: host enrollment tokens
+//! and the inventory, through the running server's admin socket.
+
+use std::process::ExitCode;
+
+use anyhow::bail;
+use clap::Args;
+
+use jit_ssh_ca::server::admin::{AdminRequest, AdminResponse};
+
+use super::running_ca::{ask, RunningCa};
+
+#[derive(Args)]
+pub struct HostTokenArgs {
+    /// The host group enrolled hosts join (a [host_groups] name).
+    #[arg(long)]
+    group: String,
+    /// Only names matching this glob, within the group's patterns.
+    #[arg(long)]
+    name_pattern: Option<String>,
+    /// How long the token works (default: [hosts] token_ttl, 1h).
+    #[arg(long)]
+    ttl: Option<String>,
+    /// How many hosts may enroll with it.
+    #[arg(long, default_value_t = 1)]
+    uses: u32,
+    #[command(flatten)]
+    ca: RunningCa,
+}
+
+/// Prints the token alone on stdout (for provisioning scripts); the
+/// details go to stderr. The token is a secret: it never reaches a log.
+pub fn token(a: HostTokenArgs) -> anyhow::Result<ExitCode> {
+    let ttl_secs = a
+        .ttl
+        .as_deref()
+        .map(jit_ssh_proto::parse_duration)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--ttl: {e}"))?
+        .map(|d| d.as_secs());
+    let data = a.ca.data_dir()?;
+    match ask(
+        &data,
+        &AdminRequest::HostToken {
+            group: a.group,
+            name_pattern: a.name_pattern,
+            ttl_secs,
+            uses: a.uses,
+        },
+    )? {
+        AdminResponse::HostToken {
+            token,
+            expires_at,
+            uses,
+        } => {
+            println!("{token}");
+            eprintln!(
+                "(enrollment token for {uses} host(s), valid until {expires_at}: `jit-ssh-host enroll --token …`)"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        AdminResponse::Error { message } => bail!("{message}"),
+        other => bail!("unexpected answer from the CA: {other:?}"),
+    }
+}
+
+#[derive(Args)]
+pub struct HostsArgs {
+    /// JSON lines instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    ca: RunningCa,
+}
+
+pub fn list(a: HostsArgs) -> anyhow::Result<ExitCode> {
+    let data = a.ca.data_dir()?;
+    match ask(&data, &AdminRequest::Hosts)? {
+        AdminResponse::Hosts { hosts } => {
+            if a.json {
+                for h in &hosts {
+                    println!("{}", serde_json::to_string(h)?);
+                }
+            } else {
+                println!(
+                    "{:<30}  {:<12}  {:<20}  HOST KEY",
+                    "NAME", "GROUP", "CERT UNTIL"
+                );
+                for h in &hosts {
+                    let until = jit_ssh_ca::service::rfc3339_of(
+                        i64::try_from(h.cert_valid_before).unwrap_or(i64::MAX),
+                    );
+                    println!(
+                        "{:<30}  {:<12}  {:<20}  {}",
+                        h.name, h.group, until, h.host_key_fingerprint
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AdminResponse::Error { message } => bail!("{message}"),
+        other => bail!("unexpected answer from the CA: {other:?}"),
+    }
+}

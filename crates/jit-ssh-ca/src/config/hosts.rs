@@ -1,0 +1,58 @@
+//! `[hosts]`: the host CA and what its certificates say. Without
+//! `host_ca_key` the CA enrolls no hosts (and says so).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::Collector;
+
+/// The checked section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostsConfig {
+    /// The host CA key (never the user CA key), if hosts are enrolled.
+    pub host_ca_key: Option<PathBuf>,
+    /// How long a host certificate is valid.
+    pub cert_validity: Duration,
+    /// How long an enrollment token works unless `host-token --ttl` says.
+    pub token_ttl: Duration,
+}
+
+impl Default for HostsConfig {
+    fn default() -> Self {
+        Self {
+            host_ca_key: None,
+            cert_validity: Duration::from_secs(7 * 86_400),
+            token_ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// The `[hosts]` section as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostsFile {
+    /// The host CA's private key (`jit-ssh-ca init` makes `host_ca_key`
+    /// beside `ca_key`), mode 0600. It signs host certificates only; the
+    /// user CA key never does.
+    pub host_ca_key: Option<PathBuf>,
+    /// Validity of host certificates (default "7d"); hosts renew them.
+    pub cert_validity: Option<Spanned<String>>,
+    /// Default lifetime of enrollment tokens (default "1h").
+    pub token_ttl: Option<Spanned<String>>,
+}
+
+pub(super) fn hosts(f: &HostsFile, c: &mut Collector<'_>) -> HostsConfig {
+    let d = HostsConfig::default();
+    let mut dur = |v: &Option<Spanned<String>>, name: &str, default: Duration| {
+        let Some(s) = v else { return default };
+        c.duration(s, &format!("hosts.{name}")).unwrap_or(default)
+    };
+    HostsConfig {
+        host_ca_key: f.host_ca_key.clone(),
+        cert_validity: dur(&f.cert_validity, "cert_validity", d.cert_validity),
+        token_ttl: dur(&f.token_ttl, "token_ttl", d.token_ttl),
+    }
+}

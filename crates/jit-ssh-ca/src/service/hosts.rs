@@ -1,0 +1,404 @@
+//! Hosts with an identity: enrollment tokens an operator makes, a host's
+//! proof of its token and its host key, and the host certificate the host
+//! CA key signs (never the user CA key). Every token, enrollment and
+//! refusal is an audit record; the certificate is returned only after its
+//! record is durable.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ssh_key::certificate::{Builder, CertType};
+use ssh_key::{Algorithm, HashAlg, PublicKey, SshSig};
+
+use jit_ssh_audit::{Actor, Event, HostStep};
+use jit_ssh_proto::hosts::{
+    challenge_message, EnrolledDocument, EnrollmentToken, HostCaKeySet, HostEnrollChallenge,
+    HostEnrollFinish, HostEnrollStart, HostEnrolled, HOST_CA_KEYS_KIND, HOST_CA_KEYS_NAMESPACE,
+    HOST_ENROLLED_KIND, HOST_ENROLLED_NAMESPACE, HOST_ENROLL_NAMESPACE,
+};
+use jit_ssh_proto::signed::SignedDocument;
+
+use super::{now_unix, random_id, random_token, rfc3339, same, sha256_hex, Ca, ServiceError};
+use crate::names::{HostName, Serial};
+use crate::policy::HostGlob;
+use crate::signer::CaSigner;
+use crate::store::{HostChallenge, HostRecord, HostToken};
+
+/// How long a host has to answer its challenge.
+const CHALLENGE_TTL: i64 = 300;
+/// Enrollment attempts per token per minute (a token is a resource).
+const ENROLLS_PER_MINUTE_PER_TOKEN: u32 = 10;
+
+/// What `host-token` hands the operator.
+#[derive(Debug, Clone)]
+pub struct IssuedHostToken {
+    pub token: EnrollmentToken,
+    /// Unix seconds.
+    pub expires_at: i64,
+    pub uses: u32,
+}
+
+fn refuse(message: impl Into<String>) -> ServiceError {
+    ServiceError::Forbidden(message.into())
+}
+
+impl Ca {
+    fn host_signer(&self) -> Result<&dyn CaSigner, ServiceError> {
+        self.host_signer.as_deref().ok_or_else(|| {
+            ServiceError::WrongState(
+                "this CA enrolls no hosts: set [hosts] host_ca_key in its config (docs/hosts.md)"
+                    .into(),
+            )
+        })
+    }
+
+    /// Makes an enrollment token for `group` (a host group of the policy),
+    /// optionally narrowed to names matching `name_pattern`.
+    pub fn create_host_token(
+        &self,
+        group: &str,
+        name_pattern: Option<&str>,
+        ttl: Option<Duration>,
+        uses: u32,
+        actor: Actor,
+    ) -> Result<IssuedHostToken, ServiceError> {
+        self.host_signer()?;
+        if !self.config.policy.host_groups.contains_key(group) {
+            return Err(ServiceError::invalid(format!(
+                "no host group {group:?} in the policy"
+            )));
+        }
+        if let Some(p) = name_pattern {
+            HostGlob::parse(p).map_err(ServiceError::invalid)?;
+        }
+        if uses == 0 {
+            return Err(ServiceError::invalid("--uses must be at least 1"));
+        }
+        let ttl = ttl.unwrap_or(self.config.hosts.token_ttl);
+        let expires_at = now_unix() + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
+        let (id, secret) = (random_id(), random_token());
+        let created_by = match &actor {
+            Actor::User { name } => name.clone(),
+            Actor::Operator { login } => login.clone(),
+            _ => String::new(),
+        };
+        self.audit(
+            actor,
+            Event::HostTokenCreated(HostStep {
+                host: String::new(),
+                group: group.to_owned(),
+                token: id.clone(),
+                detail: format!(
+                    "{uses} use(s) until {}{}",
+                    rfc3339(expires_at),
+                    name_pattern
+                        .map(|p| format!(", names {p}"))
+                        .unwrap_or_default()
+                ),
+                host_key_fingerprint: String::new(),
+                serial: 0,
+                valid_before: 0,
+            }),
+        )?;
+        self.store.put_host_token(
+            &id,
+            &HostToken {
+                secret_hash: sha256_hex(&[&secret]),
+                group: group.to_owned(),
+                name_pattern: name_pattern.map(str::to_owned),
+                expires_at,
+                uses_left: uses,
+                created_by,
+            },
+        )?;
+        Ok(IssuedHostToken {
+            token: EnrollmentToken {
+                id,
+                secret,
+                ca_fingerprint: self
+                    .signer
+                    .public_key()
+                    .fingerprint(HashAlg::Sha256)
+                    .to_string(),
+            },
+            expires_at,
+            uses,
+        })
+    }
+
+    /// Audits a refused enrollment step and returns the error to send.
+    fn host_refused(
+        &self,
+        client: SocketAddr,
+        token: &str,
+        host: &str,
+        why: &str,
+    ) -> Result<ServiceError, ServiceError> {
+        self.audit(
+            Actor::claim(client.ip(), ""),
+            Event::HostEnrollRefused(HostStep {
+                host: host.to_owned(),
+                group: String::new(),
+                token: token.to_owned(),
+                detail: why.to_owned(),
+                host_key_fingerprint: String::new(),
+                serial: 0,
+                valid_before: 0,
+            }),
+        )?;
+        Ok(refuse(why))
+    }
+
+    /// Step 1: the token and the name; answers a challenge for the host key.
+    pub fn host_enroll_start(
+        &self,
+        body: &HostEnrollStart,
+        client: SocketAddr,
+    ) -> Result<HostEnrollChallenge, ServiceError> {
+        self.host_signer()?;
+        self.limit_address(client)?;
+        if !super::is_id(&body.token_id) {
+            return Err(ServiceError::invalid("token_id is not a token id"));
+        }
+        self.limit(
+            &format!("host-token:{}", body.token_id),
+            ENROLLS_PER_MINUTE_PER_TOKEN,
+        )?;
+        let name = HostName::parse(&body.name).map_err(ServiceError::invalid)?;
+        let host_key = PublicKey::from_openssh(body.host_key.trim())
+            .map_err(|e| ServiceError::invalid(format!("host_key: {e}")))?;
+        if host_key.algorithm() != Algorithm::Ed25519 {
+            return Err(ServiceError::invalid(
+                "host_key must be the host's ed25519 key (/etc/ssh/ssh_host_ed25519_key.pub)",
+            ));
+        }
+        let now = now_unix();
+        let token = self.store.host_token(&body.token_id)?;
+        let Some(token) = token.filter(|t| {
+            same(&t.secret_hash, &sha256_hex(&[&body.token_secret]))
+                && t.expires_at > now
+                && t.uses_left > 0
+        }) else {
+            return Err(self.host_refused(
+                client,
+                &body.token_id,
+                name.as_str(),
+                "the enrollment token is unknown, used up or expired; ask for a new one (jit-ssh-ca host-token)",
+            )?);
+        };
+        let in_group = self
+            .config
+            .policy
+            .host_groups
+            .get(&token.group)
+            .is_some_and(|g| g.hosts.iter().any(|h| h.matches(name.as_str())));
+        let in_pattern = token
+            .name_pattern
+            .as_deref()
+            .and_then(|p| HostGlob::parse(p).ok())
+            .is_none_or(|p| p.matches(name.as_str()));
+        if !in_group || !in_pattern {
+            return Err(self.host_refused(
+                client,
+                &body.token_id,
+                name.as_str(),
+                &format!(
+                    "{name} is not a name this token may enroll (host group {}{})",
+                    token.group,
+                    token
+                        .name_pattern
+                        .as_deref()
+                        .map(|p| format!(", names {p}"))
+                        .unwrap_or_default()
+                ),
+            )?);
+        }
+        let id = random_id();
+        let challenge = HostChallenge {
+            token_id: body.token_id.clone(),
+            name: name.to_string(),
+            host_key: host_key
+                .to_openssh()
+                .map_err(|e| ServiceError::Internal(e.to_string()))?,
+            nonce: random_token(),
+            expires_at: now + CHALLENGE_TTL,
+        };
+        self.store.put_host_challenge(&id, &challenge)?;
+        Ok(HostEnrollChallenge {
+            id,
+            nonce: challenge.nonce,
+            expires_at: rfc3339(challenge.expires_at),
+        })
+    }
+
+    /// Step 2: the host key's signature over the challenge. Spends one use
+    /// of the token, signs the host certificate, audits, and answers with a
+    /// document the user CA key signs.
+    pub fn host_enroll_finish(
+        &self,
+        id: &str,
+        body: &HostEnrollFinish,
+        client: SocketAddr,
+    ) -> Result<HostEnrolled, ServiceError> {
+        let host_signer = self.host_signer()?;
+        self.limit_address(client)?;
+        if !super::is_id(id) {
+            return Err(ServiceError::NotFound("enrollment"));
+        }
+        // Single use: removed before the signature is checked.
+        let c = self
+            .store
+            .take_host_challenge(id)?
+            .ok_or(ServiceError::NotFound("enrollment"))?;
+        let now = now_unix();
+        if c.expires_at <= now {
+            return Err(self.host_refused(
+                client,
+                &c.token_id,
+                &c.name,
+                "the challenge expired; enroll again",
+            )?);
+        }
+        let host_key = PublicKey::from_openssh(&c.host_key)
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let proved = SshSig::from_pem(&body.signature).is_ok_and(|sig| {
+            host_key
+                .verify(
+                    HOST_ENROLL_NAMESPACE,
+                    challenge_message(id, &c.nonce).as_bytes(),
+                    &sig,
+                )
+                .is_ok()
+        });
+        if !proved {
+            return Err(self.host_refused(
+                client,
+                &c.token_id,
+                &c.name,
+                "the challenge is not signed by the host key named in this enrollment",
+            )?);
+        }
+        let Some(token) = self.store.use_host_token(&c.token_id, now)? else {
+            return Err(self.host_refused(
+                client,
+                &c.token_id,
+                &c.name,
+                "the enrollment token was used up or expired meanwhile",
+            )?);
+        };
+        let fingerprint = host_key.fingerprint(HashAlg::Sha256).to_string();
+        let serial = Serial::random(&mut rand::rngs::OsRng);
+        let skew = self.config.profile.clock_skew.as_secs();
+        let now_u = u64::try_from(now).unwrap_or(0);
+        let valid_before = now_u + self.config.hosts.cert_validity.as_secs();
+        let cert = build_host_cert(
+            host_signer,
+            &host_key,
+            &c.name,
+            serial,
+            now_u.saturating_sub(skew),
+            valid_before,
+        )?;
+        // Durable before anything leaves the CA.
+        self.audit(
+            Actor::claim(client.ip(), ""),
+            Event::HostEnrolled(HostStep {
+                host: c.name.clone(),
+                group: token.group.clone(),
+                token: c.token_id.clone(),
+                detail: format!("host certificate for {}", c.name),
+                host_key_fingerprint: fingerprint.clone(),
+                serial: serial.get(),
+                valid_before,
+            }),
+        )?;
+        self.store.put_host(&HostRecord {
+            name: c.name.clone(),
+            group: token.group,
+            host_key: c.host_key.clone(),
+            host_key_fingerprint: fingerprint,
+            enrolled_by_token: c.token_id,
+            enrolled_at: now,
+            cert_serial: serial.get(),
+            cert_valid_before: valid_before,
+            last_contact: now,
+        })?;
+        let document = serde_json::to_string(&EnrolledDocument {
+            kind: HOST_ENROLLED_KIND.into(),
+            name: c.name,
+            nonce: c.nonce,
+            certificate: cert,
+            host_ca_keys: vec![host_signer
+                .public_key()
+                .to_openssh()
+                .map_err(|e| ServiceError::Internal(e.to_string()))?],
+        })
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let signed = self.sign_document_bytes(HOST_ENROLLED_NAMESPACE, document)?;
+        Ok(HostEnrolled {
+            document: signed.document,
+            signature: signed.signature,
+            ca_keys: self.ca_keys()?,
+        })
+    }
+
+    /// `GET /v1/host-ca-keys`: the host CA keys and the host patterns they
+    /// vouch for, signed by the user CA key (clients hold it).
+    pub fn host_ca_keys(&self) -> Result<SignedDocument, ServiceError> {
+        let host_signer = self.host_signer()?;
+        let mut patterns: Vec<String> = self
+            .config
+            .policy
+            .host_groups
+            .values()
+            .flat_map(|g| g.hosts.iter().map(|h| h.as_str().to_owned()))
+            .collect();
+        patterns.sort();
+        patterns.dedup();
+        let set = HostCaKeySet {
+            kind: HOST_CA_KEYS_KIND.into(),
+            issued_at: u64::try_from(now_unix()).unwrap_or(0),
+            keys: vec![host_signer
+                .public_key()
+                .to_openssh()
+                .map_err(|e| ServiceError::Internal(e.to_string()))?],
+            patterns,
+        };
+        let document =
+            serde_json::to_string(&set).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        self.sign_document_bytes(HOST_CA_KEYS_NAMESPACE, document)
+    }
+
+    /// The inventory of enrolled hosts.
+    pub fn hosts(&self) -> Result<Vec<HostRecord>, ServiceError> {
+        Ok(self.store.hosts()?)
+    }
+}
+
+/// A host certificate: type host, the host's name as its one principal,
+/// key id `jit-ssh-host:NAME:SERIAL`.
+fn build_host_cert(
+    signer: &dyn CaSigner,
+    host_key: &PublicKey,
+    name: &str,
+    serial: Serial,
+    valid_after: u64,
+    valid_before: u64,
+) -> Result<String, ServiceError> {
+    let build = || -> Result<String, ssh_key::Error> {
+        let mut b = Builder::new_with_random_nonce(
+            &mut rand::rngs::OsRng,
+            host_key.key_data().clone(),
+            valid_after,
+            valid_before,
+        )?;
+        b.serial(serial.get())?;
+        b.key_id(format!("jit-ssh-host:{name}:{serial}"))?;
+        b.cert_type(CertType::Host)?;
+        b.valid_principal(name)?;
+        b.comment(name)?;
+        let cert = signer.sign(b).map_err(|e| e.0)?;
+        cert.to_openssh()
+    };
+    build().map_err(|e| ServiceError::Internal(format!("host certificate: {e}")))
+}

@@ -1,0 +1,68 @@
+//! What the CA keeps about hosts: enrollment tokens (stored under the
+//! SHA-256 of their secret part, so a copy of the database holds no usable
+//! token), in-flight enrollment challenges, and the inventory of enrolled
+//! hosts. A separate trait so the host side of the state has one place,
+//! beside [`super::Store`] which requires it.
+
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+
+/// A token `jit-ssh-ca host-token` made for provisioning.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostToken {
+    /// SHA-256 (hex) of the token's secret part.
+    pub secret_hash: String,
+    /// The host group enrolled hosts join (a `[host_groups]` name).
+    pub group: String,
+    /// Further limits the names it may enroll (glob), beyond the group's.
+    pub name_pattern: Option<String>,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// Enrollments left.
+    pub uses_left: u32,
+    pub created_by: String,
+}
+
+/// A host that proved its token and is asked to prove its key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostChallenge {
+    pub token_id: String,
+    pub name: String,
+    /// OpenSSH public key line of the host key to certify.
+    pub host_key: String,
+    /// Hex; the host signs `{challenge id}\n{nonce}` with its key.
+    pub nonce: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// An enrolled host, as the inventory lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRecord {
+    pub name: String,
+    pub group: String,
+    pub host_key: String,
+    pub host_key_fingerprint: String,
+    pub enrolled_by_token: String,
+    /// Unix seconds.
+    pub enrolled_at: i64,
+    pub cert_serial: u64,
+    /// Unix seconds.
+    pub cert_valid_before: u64,
+    /// Unix seconds of the last authenticated contact.
+    pub last_contact: i64,
+}
+
+pub trait HostStore: Send + Sync {
+    fn put_host_token(&self, id: &str, token: &HostToken) -> Result<(), StoreError>;
+    fn host_token(&self, id: &str) -> Result<Option<HostToken>, StoreError>;
+    /// Spends one use of the token (compare-and-swap; the last use removes
+    /// it). `None` when it is gone, expired at `now`, or used up.
+    fn use_host_token(&self, id: &str, now: i64) -> Result<Option<HostToken>, StoreError>;
+    fn put_host_challenge(&self, id: &str, c: &HostChallenge) -> Result<(), StoreError>;
+    /// Removes and returns it: a challenge answers once.
+    fn take_host_challenge(&self, id: &str) -> Result<Option<HostChallenge>, StoreError>;
+    fn put_host(&self, host: &HostRecord) -> Result<(), StoreError>;
+    fn hosts(&self) -> Result<Vec<HostRecord>, StoreError>;
+}

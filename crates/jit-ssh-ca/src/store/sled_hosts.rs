@@ -1,0 +1,77 @@
+//! [`HostStore`] on sled: one tree each for tokens, challenges and hosts.
+
+use super::hosts::{HostChallenge, HostRecord, HostStore, HostToken};
+use super::sled_store::{dec, enc, SledStore};
+use super::StoreError;
+
+impl SledStore {
+    fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        Ok(self.db().open_tree(name)?)
+    }
+}
+
+impl HostStore for SledStore {
+    fn put_host_token(&self, id: &str, token: &HostToken) -> Result<(), StoreError> {
+        self.tree("host_tokens")?
+            .insert(id, enc(token, "host token")?)?;
+        Ok(())
+    }
+
+    fn host_token(&self, id: &str) -> Result<Option<HostToken>, StoreError> {
+        dec(self.tree("host_tokens")?.get(id)?, "host token")
+    }
+
+    fn use_host_token(&self, id: &str, now: i64) -> Result<Option<HostToken>, StoreError> {
+        let tree = self.tree("host_tokens")?;
+        loop {
+            let Some(raw) = tree.get(id)? else {
+                return Ok(None);
+            };
+            let token: HostToken = dec(Some(raw.clone()), "host token")?.ok_or(StoreError::Gone)?;
+            if token.expires_at <= now || token.uses_left == 0 {
+                tree.remove(id)?;
+                return Ok(None);
+            }
+            let next = HostToken {
+                uses_left: token.uses_left - 1,
+                ..token.clone()
+            };
+            let new = if next.uses_left == 0 {
+                None
+            } else {
+                Some(enc(&next, "host token")?)
+            };
+            if tree.compare_and_swap(id, Some(raw), new)?.is_ok() {
+                tree.flush()?;
+                return Ok(Some(token));
+            }
+        }
+    }
+
+    fn put_host_challenge(&self, id: &str, c: &HostChallenge) -> Result<(), StoreError> {
+        self.tree("host_challenges")?
+            .insert(id, enc(c, "host challenge")?)?;
+        Ok(())
+    }
+
+    fn take_host_challenge(&self, id: &str) -> Result<Option<HostChallenge>, StoreError> {
+        dec(self.tree("host_challenges")?.remove(id)?, "host challenge")
+    }
+
+    fn put_host(&self, host: &HostRecord) -> Result<(), StoreError> {
+        let tree = self.tree("hosts")?;
+        tree.insert(&host.name, enc(host, "host")?)?;
+        tree.flush()?;
+        Ok(())
+    }
+
+    fn hosts(&self) -> Result<Vec<HostRecord>, StoreError> {
+        self.tree("hosts")?
+            .iter()
+            .map(|item| {
+                let (_, v) = item?;
+                dec(Some(v), "host")?.ok_or(StoreError::Gone)
+            })
+            .collect()
+    }
+}

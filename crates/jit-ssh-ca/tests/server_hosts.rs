@@ -1,0 +1,207 @@
+//! Host enrollment through the router: a token and a proof of the host key
+//! give a host certificate from the host CA key; reused, expired, foreign
+//! or wrong-secret tokens, names outside the token's group, proofs by
+//! another key and malformed bodies are refused, audited, and change
+//! nothing else. No token secret is ever written to the audit log.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use axum::http::StatusCode;
+use common::TestCa;
+use serde_json::{json, Value};
+use ssh_key::{certificate::CertType, Algorithm, HashAlg, LineEnding, PrivateKey};
+
+use jit_ssh_audit::{Actor, AuditLog, AuditQuery};
+use jit_ssh_proto::hosts::{challenge_message, EnrolledDocument, HOST_ENROLL_NAMESPACE};
+
+fn host_key() -> PrivateKey {
+    PrivateKey::random(&mut ssh_key::rand_core::OsRng, Algorithm::Ed25519).unwrap()
+}
+
+fn operator() -> Actor {
+    Actor::Operator {
+        login: "test".into(),
+    }
+}
+
+async fn start(
+    t: &TestCa,
+    id: &str,
+    secret: &str,
+    name: &str,
+    key: &PrivateKey,
+) -> (StatusCode, Value) {
+    t.post(
+        "/v1/hosts/enroll",
+        &json!({
+            "token_id": id, "token_secret": secret, "name": name,
+            "host_key": key.public_key().to_openssh().unwrap(),
+        }),
+    )
+    .await
+}
+
+async fn finish(t: &TestCa, challenge: &Value, signer: &PrivateKey) -> (StatusCode, Value) {
+    let id = challenge["id"].as_str().unwrap();
+    let msg = challenge_message(id, challenge["nonce"].as_str().unwrap());
+    let sig = signer
+        .sign(HOST_ENROLL_NAMESPACE, HashAlg::Sha512, msg.as_bytes())
+        .unwrap()
+        .to_pem(LineEnding::LF)
+        .unwrap();
+    t.post(
+        &format!("/v1/hosts/enroll/{id}"),
+        &json!({ "signature": sig }),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_and_the_host_key_give_one_host_certificate() {
+    let t = TestCa::new();
+    let tok =
+        t.ca.create_host_token("dev", None, None, 1, operator())
+            .unwrap()
+            .token;
+    let key = host_key();
+    let (s, challenge) = start(&t, &tok.id, &tok.secret, "db-1.dev", &key).await;
+    assert_eq!(s, StatusCode::CREATED, "{challenge}");
+
+    // A proof by another key is refused and spends nothing.
+    let (s, e) = finish(&t, &challenge, &host_key()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not signed by the host key"));
+    // That challenge is gone (single use): a new one, proved by the key.
+    let (s, _) = finish(&t, &challenge, &key).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, challenge) = start(&t, &tok.id, &tok.secret, "db-1.dev", &key).await;
+    let (s, done) = finish(&t, &challenge, &key).await;
+    assert_eq!(s, StatusCode::OK, "{done}");
+    let doc: EnrolledDocument = serde_json::from_str(done["document"].as_str().unwrap()).unwrap();
+    let cert = ssh_key::Certificate::from_openssh(&doc.certificate).unwrap();
+    assert_eq!(cert.cert_type(), CertType::Host);
+    assert_eq!(cert.valid_principals(), ["db-1.dev".to_owned()]);
+    assert_eq!(cert.public_key(), key.public_key().key_data());
+    // Signed by the host CA key, never the user CA key.
+    let user_ca = t.ca.signer().public_key().fingerprint(HashAlg::Sha256);
+    assert!(cert.validate(&[user_ca]).is_err());
+    let host_ca = ssh_key::PublicKey::from_openssh(&doc.host_ca_keys[0]).unwrap();
+    assert!(cert
+        .validate(&[host_ca.fingerprint(HashAlg::Sha256)])
+        .is_ok());
+    assert_ne!(host_ca.key_data(), t.ca.signer().public_key().key_data());
+    assert_eq!(t.ca.hosts().unwrap().len(), 1);
+
+    // Single use: the token is spent.
+    let (s, e) = start(&t, &tok.id, &tok.secret, "db-2.dev", &host_key()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("unknown, used up or expired"));
+
+    // The audit log holds the enrollment and the refusals, never the secret.
+    let records = t.audit.query(&AuditQuery::default()).unwrap();
+    let kinds: Vec<&str> = records.iter().map(|r| r.event.kind()).collect();
+    assert!(
+        kinds.contains(&"host_token_created") && kinds.contains(&"host_enrolled"),
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == "host_enroll_refused")
+            .count(),
+        2,
+        "{kinds:?}"
+    );
+    let all = serde_json::to_string(&records).unwrap();
+    assert!(!all.contains(&tok.secret));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_tokens_names_and_bodies_are_refused() {
+    let t = TestCa::new();
+    let key = host_key();
+    let tok =
+        t.ca.create_host_token("dev", Some("db-*.dev"), None, 5, operator())
+            .unwrap()
+            .token;
+    let expired =
+        t.ca.create_host_token("dev", None, Some(std::time::Duration::ZERO), 1, operator())
+            .unwrap()
+            .token;
+    let foreign = "f".repeat(32);
+    let cases = [
+        (
+            &tok.id,
+            "0".repeat(64),
+            "db-1.dev",
+            "unknown, used up or expired",
+        ),
+        (
+            &expired.id,
+            expired.secret.clone(),
+            "db-1.dev",
+            "unknown, used up or expired",
+        ),
+        (
+            &foreign,
+            tok.secret.clone(),
+            "db-1.dev",
+            "unknown, used up or expired",
+        ),
+        (
+            &tok.id,
+            tok.secret.clone(),
+            "web-1.dev",
+            "not a name this token may enroll",
+        ),
+        (
+            &tok.id,
+            tok.secret.clone(),
+            "db-1.prod",
+            "not a name this token may enroll",
+        ),
+    ];
+    for (id, secret, name, needle) in cases {
+        let (s, e) = start(&t, id, &secret, name, &key).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{name}: {e}");
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(needle),
+            "{name}: {e}"
+        );
+    }
+    // Malformed and oversized bodies, a key that is not ed25519.
+    let (s, e) = t
+        .post("/v1/hosts/enroll", &json!({"token_id": tok.id, "nope": 1}))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    let big = "x".repeat(20_000);
+    let (s, _) = t
+        .post(
+            "/v1/hosts/enroll",
+            &json!({"token_id": tok.id, "token_secret": big, "name": "db-1.dev", "host_key": ""}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    let (s, e) = t
+        .post(
+            "/v1/hosts/enroll",
+            &json!({"token_id": tok.id, "token_secret": tok.secret, "name": "db-1.dev",
+                    "host_key": "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    // Nothing was enrolled, and the token still works for a good name.
+    assert!(t.ca.hosts().unwrap().is_empty());
+    let (s, challenge) = start(&t, &tok.id, &tok.secret, "db-7.dev", &key).await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(finish(&t, &challenge, &key).await.0, StatusCode::OK);
+}

@@ -1,0 +1,267 @@
+//! Hosts with an identity, end to end with real OpenSSH: a host enrolls
+//! with a token (`jit-ssh-ca host-token`, `jit-ssh-host enroll`), a real
+//! sshd serves the host certificate it got, and a real ssh that trusts only
+//! the host CA (`@cert-authority`, StrictHostKeyChecking yes) logs in with
+//! no prompt — while it refuses an sshd with an uncertified host key.
+//! Reused tokens and names outside the token's group are refused.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use jit_ssh_e2e::{
+    bin, have_tools, http_get, keygen, login_name, run, run_ok, DevCa, Sshd, SSH, SSHD, SSH_KEYGEN,
+};
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn host_token(dev: &Path, group: &str) -> String {
+    run_ok(
+        Command::new(bin("jit-ssh-ca"))
+            .args(["host-token", "--group", group, "--dev-dir"])
+            .arg(dev),
+    )
+    .trim()
+    .to_owned()
+}
+
+fn enroll(url: &str, token: &str, name: &str, key: &Path, dir: &Path, extra: &[&str]) -> Output {
+    run(Command::new(bin("jit-ssh-host"))
+        .args([
+            "enroll", "--ca-url", url, "--token", token, "--name", name, "--key",
+        ])
+        .arg(key)
+        .arg("--dir")
+        .arg(dir)
+        .args(extra))
+}
+
+/// sshd with `host_key`, including `drop_in_dir/*.conf` first (so the
+/// drop-in's HostCertificate and jit-ssh lines apply).
+fn sshd(root: &Path, name: &str, host_key: &Path, drop_in_dir: Option<&Path>) -> Sshd {
+    let config = root.join(format!("{name}.sshd_config"));
+    let include = drop_in_dir
+        .map(|d| format!("Include {}/*.conf\n", d.display()))
+        .unwrap_or_default();
+    std::fs::write(
+        &config,
+        format!(
+            "{include}HostKey {}\nPidFile none\nAuthorizedKeysFile none\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nLogLevel VERBOSE\n\
+             PermitRootLogin prohibit-password\n",
+            host_key.display()
+        ),
+    )
+    .unwrap();
+    Sshd::serve(&config, &root.join(format!("{name}.sshd.log")))
+}
+
+#[test]
+fn an_enrolled_host_is_trusted_by_certificate_and_others_are_refused() {
+    if !have_tools("host_enroll", &[SSHD, SSH, SSH_KEYGEN]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let dev = root.join("dev");
+    let ca = DevCa::start(&dev, "admin");
+    let account = login_name();
+
+    // The host enrolls: certificate beside its key, CA keys and KRL synced,
+    // an sshd_config drop-in written.
+    let host_key = keygen(root, "ssh_host_ed25519_key");
+    let sync_dir = root.join("etc-ssh-jit-ssh");
+    let drop_ins = root.join("sshd_config.d");
+    std::fs::create_dir(&drop_ins).unwrap();
+    let token = host_token(&dev, "dev");
+    let out = enroll(
+        &ca.url,
+        &token,
+        "db-1.dev",
+        &host_key,
+        &sync_dir,
+        &["--sshd-config-dir", drop_ins.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cert_file = root.join("ssh_host_ed25519_key-cert.pub");
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .starts_with("HostCertificate /"));
+    assert!(sync_dir.join("revoked.krl").exists() && sync_dir.join("ca-keys").exists());
+    let shown = run_ok(Command::new(SSH_KEYGEN).arg("-L").arg("-f").arg(&cert_file));
+    assert!(shown.contains("host certificate"), "{shown}");
+    assert!(
+        shown.contains("db-1.dev") && shown.contains("Valid: from"),
+        "{shown}"
+    );
+
+    // The token was single-use; a name outside the token's group is refused.
+    let again = enroll(&ca.url, &token, "db-1.dev", &host_key, &root.join("x"), &[]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("unknown, used up or expired"),
+        "{}",
+        stderr(&again)
+    );
+    let outside = enroll(
+        &ca.url,
+        &host_token(&dev, "dev"),
+        "web-1.prod",
+        &host_key,
+        &root.join("y"),
+        &[],
+    );
+    assert!(!outside.status.success());
+    assert!(
+        stderr(&outside).contains("not a name this token may enroll"),
+        "{}",
+        stderr(&outside)
+    );
+    // No token secret in the CA's log.
+    let log = std::fs::read_to_string(&ca.stderr_log).unwrap();
+    assert!(!log.contains(token.split('.').nth(2).unwrap()), "{log}");
+
+    // sshd serving the certificate; principals for the account.
+    run_ok(
+        Command::new(bin("jit-ssh-host"))
+            .args([
+                "setup",
+                "--host",
+                "db-1.dev",
+                "--account",
+                &account,
+                "--dir",
+            ])
+            .arg(&sync_dir),
+    );
+    let enrolled = sshd(root, "enrolled", &host_key, Some(&drop_ins));
+    let other_key = keygen(root, "uncertified_host_key");
+    let uncertified = sshd(
+        root,
+        "uncertified",
+        &other_key,
+        Some(&drop_ins_without_cert(root, &sync_dir)),
+    );
+
+    // The engineer's known_hosts: the host CA key set, checked against the
+    // user CA key (what `jit-ssh` will keep for itself).
+    let body = http_get(&format!("{}/v1/host-ca-keys", ca.url));
+    let signed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let doc = signed["document"].as_str().unwrap();
+    let ca_pub = ssh_key::PublicKey::read_openssh_file(&ca.ca_public_key()).unwrap();
+    let sig = ssh_key::SshSig::from_pem(signed["signature"].as_str().unwrap()).unwrap();
+    ca_pub
+        .verify("jit-ssh-host-ca-keys@jit-ssh", doc.as_bytes(), &sig)
+        .unwrap();
+    let set: serde_json::Value = serde_json::from_str(doc).unwrap();
+    let patterns: Vec<&str> = set["patterns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(patterns.contains(&"*.dev"), "{patterns:?}");
+    let known_hosts = root.join("known_hosts");
+    std::fs::write(
+        &known_hosts,
+        format!(
+            "@cert-authority {} {}\n",
+            patterns.join(","),
+            set["keys"][0].as_str().unwrap()
+        ),
+    )
+    .unwrap();
+
+    // A user certificate from the CA key, for the login itself.
+    let user = keygen(root, "engineer");
+    run_ok(
+        Command::new(SSH_KEYGEN)
+            .args(["-q", "-s"])
+            .arg(ca.dev_dir.join("ca/ca_key"))
+            .args([
+                "-I",
+                "jit-ssh:test:g:1",
+                "-n",
+                &format!("{account}@db-1.dev"),
+                "-V",
+                "+5m",
+                "-z",
+                "7",
+            ])
+            .arg(user.with_extension("pub")),
+    );
+    let login = |port: u16| {
+        // Not the harness's ssh_command: it turns host checking off, and
+        // ssh takes the first value it is given for an option.
+        run(Command::new(SSH)
+            .args([
+                "-F",
+                "/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "LogLevel=ERROR",
+            ])
+            .args(["-o", "ConnectTimeout=10", "-p", &port.to_string()])
+            .args([
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "HostKeyAlias=db-1.dev",
+            ])
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+            .args([
+                "-o",
+                "GlobalKnownHostsFile=/dev/null",
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "IdentityAgent=none",
+            ])
+            .arg("-o")
+            .arg(format!("CertificateFile={}-cert.pub", user.display()))
+            .arg("-i")
+            .arg(&user)
+            .arg(format!("{account}@127.0.0.1"))
+            .args(["echo", "trusted-by-certificate"]))
+    };
+    let out = login(enrolled.port());
+    assert!(
+        out.status.success()
+            && String::from_utf8_lossy(&out.stdout).contains("trusted-by-certificate"),
+        "ssh: {}\nsshd: {}",
+        stderr(&out),
+        enrolled.log()
+    );
+    // The same client refuses a host whose key no host CA certified.
+    let out = login(uncertified.port());
+    assert_eq!(out.status.code(), Some(255), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Host key verification failed")
+            || stderr(&out).contains("No ED25519 host key is known"),
+        "{}",
+        stderr(&out)
+    );
+    drop(ca);
+}
+
+/// The jit-ssh lines without a HostCertificate: an sshd that trusts the CA
+/// for users but presents a plain host key.
+fn drop_ins_without_cert(root: &Path, sync_dir: &Path) -> std::path::PathBuf {
+    let d = root.join("plain.d");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(
+        d.join("50-jit-ssh.conf"),
+        format!(
+            "TrustedUserCAKeys {0}/ca-keys\nRevokedKeys {0}/revoked.krl\nAuthorizedPrincipalsFile {0}/principals/%u\n",
+            sync_dir.display()
+        ),
+    )
+    .unwrap();
+    d
+}
