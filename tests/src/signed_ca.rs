@@ -188,3 +188,27 @@ pub fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     })
     .collect()
 }
+
+/// A user certificate for `key` signed by the CA key `ca` (ssh-keygen),
+/// for `account@db-1.dev`, valid an hour.
+pub fn user_cert(ca: &Path, key: &Path, account: &str, serial: &str) -> PathBuf {
+    run_ok(
+        Command::new(SSH_KEYGEN)
+            .args(["-q", "-s"])
+            .arg(ca)
+            .args([
+                "-I",
+                "jit-ssh:test:g:1",
+                "-n",
+                &format!("{account}@db-1.dev"),
+            ])
+            .args(["-V", "+1h", "-z", serial])
+            .arg(key.with_extension("pub")),
+    );
+    PathBuf::from(format!("{}-cert.pub", key.display()))
+}
+
+/// A command's stderr as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

@@ -11,13 +11,10 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use jit_ssh_e2e::signed_ca::stderr;
 use jit_ssh_e2e::{
     bin, have_tools, http_get, keygen, login_name, run, run_ok, DevCa, Sshd, SSH, SSHD, SSH_KEYGEN,
 };
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 fn host_token(dev: &Path, group: &str) -> String {
     run_ok(

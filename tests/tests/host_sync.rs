@@ -14,15 +14,12 @@ use std::process::{Command, Output};
 
 use jit_ssh_e2e::fake_ca::{Answer, FakeCa};
 use jit_ssh_e2e::signed_ca::{
-    fingerprint, host_sync, key_set, krl, manifest, now, sign, snapshot, SignedCa, CA_KEYS_NS,
+    fingerprint, host_sync, key_set, krl, manifest, now, sign, snapshot, stderr, user_cert,
+    SignedCa, CA_KEYS_NS,
 };
 use jit_ssh_e2e::{
     bin, have_tools, keygen, login_name, run, run_ok, ssh_with_cert, Sshd, SSH, SSHD, SSH_KEYGEN,
 };
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 fn assert_ok(out: &Output) {
     assert!(out.status.success(), "{}", stderr(out));
@@ -30,24 +27,6 @@ fn assert_ok(out: &Output) {
 
 fn state(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir.join("sync-state.json")).unwrap()).unwrap()
-}
-
-/// A user certificate for `key` signed by `ca` (ssh-keygen), as the account.
-fn cert(ca: &Path, key: &Path, account: &str, serial: &str) -> PathBuf {
-    run_ok(
-        Command::new(SSH_KEYGEN)
-            .args(["-q", "-s"])
-            .arg(ca)
-            .args([
-                "-I",
-                "jit-ssh:test:g:1",
-                "-n",
-                &format!("{account}@db-1.dev"),
-            ])
-            .args(["-V", "+1h", "-z", serial])
-            .arg(key.with_extension("pub")),
-    );
-    PathBuf::from(format!("{}-cert.pub", key.display()))
 }
 
 #[test]
@@ -90,8 +69,8 @@ fn host_sync_installs_only_what_verifies_and_sshd_enforces_it() {
     assert!(setup.contains("RevokedKeys /"), "{setup}");
     let (alice, bob) = (keygen(root, "alice"), keygen(root, "bob"));
     let (alice_cert, bob_cert) = (
-        cert(&ca_key, &alice, &account, "1001"),
-        cert(&ca_key, &bob, &account, "1002"),
+        user_cert(&ca_key, &alice, &account, "1001"),
+        user_cert(&ca_key, &bob, &account, "1002"),
     );
     let sshd = Sshd::start(
         root,

@@ -10,33 +10,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use jit_ssh_e2e::signed_ca::{fingerprint, key_set, krl, manifest, now, snapshot, SignedCa};
+use jit_ssh_e2e::signed_ca::{
+    fingerprint, key_set, krl, manifest, now, snapshot, stderr, user_cert, SignedCa,
+};
 use jit_ssh_e2e::{
     bin, have_tools, keygen, login_name, run_ok, ssh_with_cert, Sshd, SSH, SSHD, SSH_KEYGEN,
 };
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn cert(ca: &Path, key: &Path, account: &str, serial: &str) -> PathBuf {
-    run_ok(
-        Command::new(SSH_KEYGEN)
-            .args(["-q", "-s"])
-            .arg(ca)
-            .args([
-                "-I",
-                "jit-ssh:test:g:1",
-                "-n",
-                &format!("{account}@db-1.dev"),
-            ])
-            .args(["-V", "+1h", "-z", serial])
-            .arg(key.with_extension("pub")),
-    );
-    PathBuf::from(format!("{}-cert.pub", key.display()))
-}
 
 /// A host directory with principals for `account`, and sshd reading it.
 fn host(root: &Path, name: &str, account: &str) -> (PathBuf, PathBuf) {
@@ -94,9 +75,9 @@ fn forged_ca_key_sets_change_nothing_and_sshd_keeps_refusing_the_attacker() {
         keygen(root, "bob"),
         keygen(root, "mallory"),
     );
-    let alice_cert = cert(&real, &alice, &account, "1001");
-    let bob_cert = cert(&real, &bob, &account, "1002");
-    let mallory_cert = cert(&evil, &mallory, &account, "7");
+    let alice_cert = user_cert(&real, &alice, &account, "1001");
+    let bob_cert = user_cert(&real, &bob, &account, "1002");
+    let mallory_cert = user_cert(&evil, &mallory, &account, "7");
     let login = |key: &Path, cert: &Path| {
         ssh_with_cert(sshd.port(), &account, key, cert, &["true"])
             .status
@@ -230,8 +211,8 @@ fn rotation_through_signed_key_sets_keeps_logins_working() {
         &principals,
     );
     let (alice, bob) = (keygen(root, "alice"), keygen(root, "bob"));
-    let by_a = cert(&a, &alice, &account, "11");
-    let by_b = cert(&b, &bob, &account, "22");
+    let by_a = user_cert(&a, &alice, &account, "11");
+    let by_b = user_cert(&b, &bob, &account, "22");
     let login = |key: &Path, cert: &Path| {
         ssh_with_cert(sshd.port(), &account, key, cert, &["true"])
             .status
