@@ -1,13 +1,22 @@
 //! The jit-ssh certificate authority.
 //!
-//! What it owns: the CA key on disk ([`ca_key`]), who signs ([`signer`]),
-//! the validated names a certificate is built from ([`names`]), the
-//! certificate profile ([`profile`]), and issuance that is audited before
-//! it returns ([`issue`]). The `jit-ssh-ca` binary adds the operator's
-//! commands (`init`, `sign`, `krl build|show|check`).
+//! What it owns: the CA and host CA keys on disk ([`ca_key`]), who signs
+//! ([`signer`]), the validated names a certificate is built from
+//! ([`names`]), the certificate profile ([`profile`]), issuance that is
+//! audited before it returns ([`issue`]), policy ([`policy`]), on-call
+//! schedules ([`oncall`]), notifications ([`notify`]), configuration
+//! ([`config`]), the state store ([`store`]), the operations ([`service`]),
+//! HTTP ([`http`]) and the running server with its admin socket
+//! ([`server`]).
+//!
+//! The `jit-ssh-ca` binary: `serve` (`--dev` for a try-out), `init` (CA
+//! and host CA keys), `check-config`, `invite`, `enable-user`,
+//! `host-token`, `hosts`, `oncall`, `sign` (offline emergency issuance),
+//! `krl build|show|check`.
 //!
 //! What it does not own: KRL bytes (`jit-ssh-krl`), the audit record format
-//! and storage (`jit-ssh-audit`).
+//! (`jit-ssh-audit`) and its storage (`jit-ssh-audit-disk`), wire types
+//! (`jit-ssh-proto`).
 
 pub mod atomic_file;
 pub mod ca_key;
