@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 
 use jit_ssh_e2e::signed_ca::stderr;
 use jit_ssh_e2e::{
-    bin, have_tools, http_get, keygen, login_name, run, run_ok, DevCa, Sshd, SSH, SSHD, SSH_KEYGEN,
+    bin, have_tools, keygen, login_name, run, run_ok, DevCa, Sshd, SSH, SSHD, SSH_KEYGEN,
 };
 
 fn host_token(dev: &Path, group: &str) -> String {
@@ -144,34 +144,38 @@ fn an_enrolled_host_is_trusted_by_certificate_and_others_are_refused() {
         Some(&drop_ins_without_cert(root, &sync_dir)),
     );
 
-    // The engineer's known_hosts: the host CA key set, checked against the
-    // user CA key (what `jit-ssh` will keep for itself).
-    let body = http_get(&format!("{}/v1/host-ca-keys", ca.url));
-    let signed: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let doc = signed["document"].as_str().unwrap();
-    let ca_pub = ssh_key::PublicKey::read_openssh_file(&ca.ca_public_key()).unwrap();
-    let sig = ssh_key::SshSig::from_pem(signed["signature"].as_str().unwrap()).unwrap();
-    ca_pub
-        .verify("jit-ssh-host-ca-keys@jit-ssh", doc.as_bytes(), &sig)
-        .unwrap();
-    let set: serde_json::Value = serde_json::from_str(doc).unwrap();
-    let patterns: Vec<&str> = set["patterns"]
-        .as_array()
+    // The engineer's side: `jit-ssh ssh-config` checks the CA's key set
+    // against the fingerprint (first use), then the host CA key set
+    // against that key, and writes a known_hosts file of its own.
+    let client_dir = root.join("client");
+    let ssh_config = |extra: &[&str]| {
+        run(Command::new(bin("jit-ssh"))
+            .env("JIT_SSH_CONFIG", client_dir.join("config.toml"))
+            .env("JIT_SSH_CA_URL", &ca.url)
+            .args(["--json", "ssh-config", "--host", "*.dev"])
+            .args(extra))
+    };
+    let ca_fp = jit_ssh_e2e::signed_ca::fingerprint(&ca.dev_dir.join("ca/ca_key"));
+    let out = ssh_config(&["--ca-fingerprint", &ca_fp]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let known_hosts = std::path::PathBuf::from(printed["known_hosts"].as_str().unwrap());
+    assert!(printed["snippet"]
+        .as_str()
         .unwrap()
-        .iter()
-        .map(|p| p.as_str().unwrap())
-        .collect();
-    assert!(patterns.contains(&"*.dev"), "{patterns:?}");
-    let known_hosts = root.join("known_hosts");
-    std::fs::write(
-        &known_hosts,
-        format!(
-            "@cert-authority {} {}\n",
-            patterns.join(","),
-            set["keys"][0].as_str().unwrap()
-        ),
-    )
-    .unwrap();
+        .contains(&format!("UserKnownHostsFile \"{}\"", known_hosts.display())));
+    let written = std::fs::read_to_string(&known_hosts).unwrap();
+    assert!(written.contains("@cert-authority *.dev"), "{written}");
+    // Later runs need no fingerprint: the CA key is held.
+    let out = ssh_config(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A wrong fingerprint is refused and writes nothing new.
+    let out = ssh_config(&[
+        "--ca-fingerprint",
+        "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    ]);
+    assert!(!out.status.success());
+    assert_eq!(std::fs::read_to_string(&known_hosts).unwrap(), written);
 
     // A user certificate from the CA key, for the login itself.
     let user = keygen(root, "engineer");

@@ -152,6 +152,13 @@ pub enum Command {
         /// Host patterns jit-ssh covers, e.g. "*.prod".
         #[arg(long = "host", value_name = "PATTERN", required = true)]
         hosts: Vec<String>,
+        /// First use: the SHA256 fingerprint of the CA key (from its
+        /// operator), so jit-ssh can trust the CA's host CA keys and write
+        /// its known_hosts; later runs use the key it holds.
+        #[arg(long, env = "JIT_SSH_CA_FINGERPRINT")]
+        ca_fingerprint: Option<String>,
+        #[command(flatten)]
+        common: Common,
     },
 }
 

@@ -132,8 +132,12 @@ pub fn ssh(flags: &Overrides, opts: LoginOptions, args: &[String]) -> Result<(),
 /// `originalhost` and `%n` are the name as typed, so a `HostName` alias
 /// elsewhere in the file does not change which host the certificate is
 /// for; `%r` is the account ssh will log in as, so the certificate carries
-/// that principal (not the jit-ssh user's own name).
-pub fn ssh_config_snippet(hosts: &[String]) -> Result<String, ClientError> {
+/// that principal (not the jit-ssh user's own name). With `known_hosts`,
+/// those hosts are checked against jit-ssh's `@cert-authority` file.
+pub fn ssh_config_snippet(
+    hosts: &[String],
+    known_hosts: Option<&std::path::Path>,
+) -> Result<String, ClientError> {
     for h in hosts {
         if h.is_empty() || h.chars().any(|c| c.is_whitespace() || c == ',' || c == '"') {
             return Err(ClientError::Usage(format!(
@@ -141,19 +145,52 @@ pub fn ssh_config_snippet(hosts: &[String]) -> Result<String, ClientError> {
             )));
         }
     }
-    Ok(format!(
+    let patterns = hosts.join(",");
+    let mut text = format!(
         "# jit-ssh: plain `ssh ACCOUNT@HOST` logs in first, as ACCOUNT (only when no\n\
          # certificate with a minute left is loaded for that host and account).\n\
          # Add to ~/.ssh/config.\n\
-         Match originalhost {} exec \"jit-ssh login --if-needed --quiet --as %r %n\"\n",
-        hosts.join(",")
-    ))
+         Match originalhost {patterns} exec \"jit-ssh login --if-needed --quiet --as %r %n\"\n",
+    );
+    if let Some(k) = known_hosts {
+        text.push_str(&format!(
+            "# Enrolled hosts are trusted by their host certificate (no first-use prompt).\n\
+             Match originalhost {patterns}\n    UserKnownHostsFile \"{}\"\n",
+            k.display()
+        ));
+    }
+    Ok(text)
 }
 
-pub fn ssh_config(hosts: &[String], json: bool) -> Result<(), ClientError> {
-    let snippet = ssh_config_snippet(hosts)?;
+pub fn ssh_config(
+    flags: &Overrides,
+    hosts: &[String],
+    ca_fingerprint: Option<&str>,
+    json: bool,
+) -> Result<(), ClientError> {
+    ssh_config_snippet(hosts, None)?;
+    // Trusting hosts by certificate needs the CA; without it (or before the
+    // first --ca-fingerprint) the login part still works.
+    let known = Settings::resolve(flags).and_then(|settings| {
+        let dir = crate::known_hosts::dir()?;
+        runtime()?.block_on(crate::known_hosts::refresh(&settings, &dir, ca_fingerprint))
+    });
+    let known = match known {
+        Ok(k) => Some(k),
+        Err(e) if ca_fingerprint.is_some() => return Err(e),
+        Err(e) => {
+            eprintln!("jit-ssh: hosts are not trusted by certificate yet: {e}");
+            None
+        }
+    };
+    let snippet = ssh_config_snippet(hosts, known.as_ref().map(|(p, _)| p.as_path()))?;
     if json {
-        let doc = serde_json::json!({ "hosts": hosts, "snippet": snippet });
+        let doc = serde_json::json!({
+            "hosts": hosts,
+            "snippet": snippet,
+            "known_hosts": known.as_ref().map(|(p, _)| p.display().to_string()),
+            "host_ca_keys": known.as_ref().map(|(_, n)| *n),
+        });
         println!("{doc}");
     } else {
         print!("{snippet}");

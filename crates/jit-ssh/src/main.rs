@@ -14,6 +14,7 @@ mod cli;
 mod commands;
 mod confirm;
 mod error;
+mod known_hosts;
 mod loaded;
 mod login;
 mod progress;
@@ -92,7 +93,16 @@ fn run(cli: Cli) -> Result<(), ClientError> {
             let (flags, opts) = access_options(host, access, false)?;
             commands::ssh(&flags, opts, &args)
         }
-        Command::SshConfig { hosts } => commands::ssh_config(&hosts, json),
+        Command::SshConfig {
+            hosts,
+            ca_fingerprint,
+            common,
+        } => commands::ssh_config(
+            &overrides(&common, None, None),
+            &hosts,
+            ca_fingerprint.as_deref(),
+            json,
+        ),
         Command::Revoke {
             serial,
             grant,

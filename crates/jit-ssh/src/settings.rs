@@ -43,7 +43,9 @@ pub struct Overrides {
     pub ttl: Option<String>,
 }
 
-fn file_path() -> Option<PathBuf> {
+/// Where the settings file is (`$JIT_SSH_CONFIG`, or
+/// `~/.config/jit-ssh/config.toml`); jit-ssh keeps its other files beside it.
+pub fn file_path() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("JIT_SSH_CONFIG") {
         return Some(PathBuf::from(p));
     }

@@ -1,0 +1,155 @@
+//! The client's trust of hosts: host CA keys written as `@cert-authority`
+//! lines in a known_hosts file jit-ssh keeps beside its settings, so plain
+//! ssh trusts enrolled hosts by certificate and never asks "are you sure".
+//!
+//! Nothing here is taken on the network's word. The user CA key set is
+//! accepted as hosts accept it (signed by a key already held, or on first
+//! use by the key `--ca-fingerprint` names); the host CA key set must be
+//! signed by one of those keys, in its own namespace.
+
+use std::path::{Path, PathBuf};
+
+use jit_ssh_host::fetch::{client, get_capped};
+use jit_ssh_host::files::{
+    read_opt, read_signed, replace, write_signed, CA_KEYS_FILE, CA_KEYS_SIGNED_FILE,
+};
+use jit_ssh_host::trust::{self, Anchor};
+use jit_ssh_proto::api::CaKeys;
+use jit_ssh_proto::hosts::{HostCaKeySet, HOST_CA_KEYS_KIND, HOST_CA_KEYS_NAMESPACE};
+use jit_ssh_proto::routes;
+use jit_ssh_proto::signed::{CaKeySet, SignedDocument, CA_KEYS_NAMESPACE, MAX_CA_KEYS_BYTES};
+
+use crate::error::ClientError;
+use crate::settings::Settings;
+
+pub const KNOWN_HOSTS_FILE: &str = "known_hosts";
+
+fn refused(why: impl Into<String>) -> ClientError {
+    ClientError::SyncRefused(why.into())
+}
+
+/// The folder beside the settings file, made private if missing.
+pub fn dir() -> Result<PathBuf, ClientError> {
+    let settings = crate::settings::file_path()
+        .ok_or_else(|| ClientError::Usage("no HOME: set JIT_SSH_CONFIG".into()))?;
+    let dir = settings
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    if !dir.exists() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| refused(format!("creating {}: {e}", dir.display())))?;
+    }
+    Ok(dir)
+}
+
+/// Fetches and checks the CA's key sets; writes `known_hosts` in `dir`.
+/// Returns its path and how many host CA keys it holds.
+pub async fn refresh(
+    settings: &Settings,
+    dir: &Path,
+    ca_fingerprint: Option<&str>,
+) -> Result<(PathBuf, usize), ClientError> {
+    let http = client(&settings.ca_url, settings.ca_cert.as_deref())?;
+    let base = settings.ca_url.as_str().trim_end_matches('/').to_owned();
+    let now = jit_ssh_host::sync::now_unix();
+
+    // The user CA keys: held (and rotated like a host's), or first use.
+    let held = read_opt(dir, CA_KEYS_FILE)?
+        .map(|b| trust::parse_keys(&String::from_utf8_lossy(&b)).map_err(refused))
+        .transpose()?;
+    let held_time = held.as_ref().map_or(0, |keys| {
+        read_signed(dir, CA_KEYS_SIGNED_FILE)
+            .filter(|d| trust::reverify(d, CA_KEYS_NAMESPACE, keys).is_some())
+            .and_then(|d| serde_json::from_str::<CaKeySet>(&d.document).ok())
+            .map_or(0, |s| s.issued_at)
+    });
+    let anchor = match (&held, ca_fingerprint) {
+        (_, Some(fp)) => Anchor::Fingerprint(fp),
+        (Some(keys), None) => Anchor::Held(keys),
+        (None, None) => {
+            return Err(ClientError::Usage(
+                "jit-ssh holds no CA key yet: run `jit-ssh ssh-config --ca-fingerprint SHA256:…` once (the fingerprint from your CA's operator)".into(),
+            ))
+        }
+    };
+    let body = get_capped(
+        &http,
+        &format!("{base}{}", routes::CA_KEYS),
+        MAX_CA_KEYS_BYTES,
+    )
+    .await?;
+    let offered: CaKeys = serde_json::from_slice(&body)
+        .map_err(|e| refused(format!("the CA's key set is unreadable: {e}")))?;
+    let keys = match trust::accept_key_set(&offered.signed, anchor, held_time, now) {
+        Ok(accepted) => {
+            let lines: Vec<String> = accepted
+                .keys
+                .iter()
+                .map(|k| k.to_openssh())
+                .collect::<Result<_, _>>()
+                .map_err(|e| ClientError::Other(e.into()))?;
+            replace(
+                &dir.join(CA_KEYS_FILE),
+                format!("{}\n", lines.join("\n")).as_bytes(),
+            )?;
+            write_signed(dir, CA_KEYS_SIGNED_FILE, &offered.signed)?;
+            accepted.keys
+        }
+        // Another replica's (or a replayed) older set: keep what is held.
+        Err(trust::Refusal::Older { .. }) if held.is_some() => held.unwrap_or_default(),
+        Err(e) => return Err(jit_ssh_host::HostError::from(e).into()),
+    };
+
+    // The host CA keys, signed by one of those keys.
+    let body = get_capped(
+        &http,
+        &format!("{base}{}", routes::HOST_CA_KEYS),
+        MAX_CA_KEYS_BYTES,
+    )
+    .await?;
+    let signed: SignedDocument = serde_json::from_slice(&body)
+        .map_err(|e| refused(format!("the CA's host CA key set is unreadable: {e}")))?;
+    if trust::reverify(&signed, HOST_CA_KEYS_NAMESPACE, &keys).is_none() {
+        return Err(refused(
+            "the host CA key set is not signed by a CA key jit-ssh trusts",
+        ));
+    }
+    let set: HostCaKeySet = serde_json::from_str(&signed.document)
+        .map_err(|e| refused(format!("the host CA key set is malformed: {e}")))?;
+    if set.kind != HOST_CA_KEYS_KIND {
+        return Err(refused(format!(
+            "the host CA key set has kind {:?}",
+            set.kind
+        )));
+    }
+    let host_cas = trust::parse_keys(&set.keys.join("\n")).map_err(refused)?;
+    let patterns: Vec<&str> = set
+        .patterns
+        .iter()
+        .map(String::as_str)
+        .filter(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-*?".contains(c))
+        })
+        .collect();
+    if patterns.is_empty() || host_cas.is_empty() {
+        return Err(refused("the CA names no host CA key or host pattern"));
+    }
+    let mut text = String::from(
+        "# Written by jit-ssh (`jit-ssh ssh-config`): hosts enrolled with the jit-ssh\n\
+         # CA are trusted by their host certificate. Do not edit; it is rewritten.\n",
+    );
+    for k in &host_cas {
+        let line = k.to_openssh().map_err(|e| ClientError::Other(e.into()))?;
+        text.push_str(&format!("@cert-authority {} {line}\n", patterns.join(",")));
+    }
+    let path = dir.join(KNOWN_HOSTS_FILE);
+    replace(&path, text.as_bytes())?;
+    Ok((path, host_cas.len()))
+}
