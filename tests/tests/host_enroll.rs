@@ -248,6 +248,22 @@ fn an_enrolled_host_is_trusted_by_certificate_and_others_are_refused() {
         "{}",
         stderr(&out)
     );
+
+    // `host remove`: the inventory forgets it, clients list its key
+    // `@revoked` at their next refresh, and ssh refuses the host although
+    // its certificate is still valid.
+    run_ok(
+        Command::new(bin("jit-ssh-ca"))
+            .args(["host", "remove", "db-1.dev", "--dev-dir"])
+            .arg(&dev),
+    );
+    let out = ssh_config(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let written = std::fs::read_to_string(&known_hosts).unwrap();
+    assert!(written.contains("@revoked * ssh-ed25519"), "{written}");
+    let out = login(enrolled.port());
+    assert_eq!(out.status.code(), Some(255), "{}", stderr(&out));
+    assert!(stderr(&out).contains("REVOKED"), "{}", stderr(&out));
     drop(ca);
 }
 

@@ -264,6 +264,8 @@ pub enum Event {
     HostEnrolled(HostStep),
     /// A host enrollment was refused (bad token, name, or key proof).
     HostEnrollRefused(HostStep),
+    /// An admin removed a host: its key is revoked for clients.
+    HostRemoved(HostStep),
 }
 
 /// A step of a host's enrollment. `token` is the token's id (never its
@@ -305,6 +307,7 @@ pub const EVENT_KINDS: &[&str] = &[
     "host_token_created",
     "host_enrolled",
     "host_enroll_refused",
+    "host_removed",
 ];
 
 impl Event {
@@ -332,6 +335,7 @@ impl Event {
             Event::HostTokenCreated(_) => "host_token_created",
             Event::HostEnrolled(_) => "host_enrolled",
             Event::HostEnrollRefused(_) => "host_enroll_refused",
+            Event::HostRemoved(_) => "host_removed",
         }
     }
 
@@ -354,7 +358,8 @@ impl Event {
             Event::Checkpoint(_)
             | Event::HostTokenCreated(_)
             | Event::HostEnrolled(_)
-            | Event::HostEnrollRefused(_) => return None,
+            | Event::HostEnrollRefused(_)
+            | Event::HostRemoved(_) => return None,
             Event::SignedIn(s) => &s.user,
             Event::RequestApproved(a) | Event::RequestDenied(a) | Event::ApprovalRefused(a) => {
                 &a.user
@@ -395,7 +400,9 @@ impl Event {
             | Event::Checkpoint(_)
             | Event::HostTokenCreated(_)
             | Event::SignedIn(_) => None,
-            Event::HostEnrolled(h) | Event::HostEnrollRefused(h) => Some(&h.host),
+            Event::HostEnrolled(h) | Event::HostEnrollRefused(h) | Event::HostRemoved(h) => {
+                Some(&h.host)
+            }
         }
     }
 
@@ -404,7 +411,7 @@ impl Event {
         match self {
             Event::CertificateIssued(c) => std::slice::from_ref(&c.serial),
             Event::Revoked(r) => &r.serials,
-            Event::HostEnrolled(h) => std::slice::from_ref(&h.serial),
+            Event::HostEnrolled(h) | Event::HostRemoved(h) => std::slice::from_ref(&h.serial),
             _ => &[],
         }
     }
@@ -428,9 +435,10 @@ impl Event {
             Event::NotificationFailed(n) => Some(&n.request),
             Event::UserEnabled(_) | Event::Checkpoint(_) | Event::SignedIn(_) => None,
             Event::InviteCreated(_) | Event::UserEnrolled(_) => None,
-            Event::HostTokenCreated(_) | Event::HostEnrolled(_) | Event::HostEnrollRefused(_) => {
-                None
-            }
+            Event::HostTokenCreated(_)
+            | Event::HostEnrolled(_)
+            | Event::HostEnrollRefused(_)
+            | Event::HostRemoved(_) => None,
         }
     }
 }

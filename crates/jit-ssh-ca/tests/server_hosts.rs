@@ -205,3 +205,46 @@ async fn bad_tokens_names_and_bodies_are_refused() {
     assert_eq!(s, StatusCode::CREATED);
     assert_eq!(finish(&t, &challenge, &key).await.0, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inventory_is_for_security_and_auditors_and_a_removed_host_is_revoked() {
+    let t = TestCa::new();
+    let tok =
+        t.ca.create_host_token("dev", None, None, 2, operator())
+            .unwrap()
+            .token;
+    let key = host_key();
+    let (_, challenge) = start(&t, &tok.id, &tok.secret, "db-1.dev", &key).await;
+    assert_eq!(finish(&t, &challenge, &key).await.0, StatusCode::OK);
+
+    let mut aud = t.enroll("aud").await;
+    let mut alice = t.enroll("alice").await;
+    let auditor = t.sign_in("aud", &mut aud).await;
+    let engineer = t.sign_in("alice", &mut alice).await;
+    let (s, list) = t.get("/v1/hosts", Some(&auditor)).await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    assert_eq!(list["hosts"][0]["name"], "db-1.dev");
+    assert!(list["hosts"][0]["cert_serial"].is_string(), "{list}");
+    assert_eq!(
+        t.get("/v1/hosts", Some(&engineer)).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(t.get("/v1/hosts", None).await.0, StatusCode::UNAUTHORIZED);
+
+    // Removed: gone from the inventory, its key listed for clients to
+    // refuse, and it cannot enroll again with that key.
+    let removed = t.ca.remove_host("db-1.dev", operator()).unwrap();
+    assert_eq!(removed.name, "db-1.dev");
+    assert!(t.ca.hosts().unwrap().is_empty());
+    let (_, signed) = t.get("/v1/host-ca-keys", None).await;
+    let set: Value = serde_json::from_str(signed["document"].as_str().unwrap()).unwrap();
+    let line = key.public_key().to_openssh().unwrap();
+    assert_eq!(set["revoked_host_keys"][0].as_str(), Some(line.as_str()));
+    let (s, e) = start(&t, &tok.id, &tok.secret, "db-1.dev", &key).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("removed host"));
+    assert!(t.ca.remove_host("db-1.dev", operator()).is_err());
+}

@@ -137,6 +137,9 @@ pub struct HostCaKeySet {
     /// Host name patterns the CA enrolls hosts under (`@cert-authority`
     /// applies to these only).
     pub patterns: Vec<String>,
+    /// Host keys of removed hosts (`@revoked` for clients).
+    #[serde(default)]
+    pub revoked_host_keys: Vec<String>,
 }
 
 #[cfg(test)]
@@ -162,4 +165,28 @@ mod tests {
             assert_eq!(EnrollmentToken::parse(bad), None, "{bad}");
         }
     }
+}
+
+/// `GET /v1/hosts` (signed in as security, auditor or admin): the inventory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostList {
+    pub hosts: Vec<HostInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostInfo {
+    pub name: String,
+    pub group: String,
+    pub host_key_fingerprint: String,
+    /// Enrolled with this token id.
+    pub enrolled_by_token: String,
+    /// RFC 3339.
+    pub enrolled_at: String,
+    /// The host certificate's serial (a decimal string, as every serial).
+    #[serde(with = "crate::serial")]
+    pub cert_serial: u64,
+    /// RFC 3339: when the host certificate ends.
+    pub cert_valid_before: String,
+    /// RFC 3339 of the last authenticated contact.
+    pub last_contact: String,
 }

@@ -70,6 +70,8 @@ pub const AUDIT_EXPORT: &str = "/v1/audit/export";
 pub const HOSTS_ENROLL: &str = "/v1/hosts/enroll";
 /// `POST` [`crate::hosts::HostEnrollFinish`]: it proves its host key.
 pub const HOST_ENROLL_FINISH: &str = "/v1/hosts/enroll/{id}";
+/// `GET` (session token; security, auditor, admin): the host inventory.
+pub const HOSTS: &str = "/v1/hosts";
 /// `GET`: the signed host CA key set (clients' known_hosts).
 pub const HOST_CA_KEYS: &str = "/v1/host-ca-keys";
 /// `GET`: liveness.

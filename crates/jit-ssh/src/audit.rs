@@ -150,6 +150,9 @@ fn columns(r: &AuditRecord, zone: Zone) -> [String; 6] {
             show_time(i64::try_from(h.valid_before).unwrap_or(i64::MAX), zone)
         ),
         Event::HostEnrollRefused(h) => format!("token {}: {}", h.token, h.detail),
+        Event::HostRemoved(h) => {
+            format!("host key {} revoked: {}", h.host_key_fingerprint, h.detail)
+        }
         Event::NotificationFailed(n) => format!(
             "{} to {} failed after {} tries: {}",
             n.event, n.target, n.attempts, n.error

@@ -149,6 +149,12 @@ pub async fn refresh(
         let line = k.to_openssh().map_err(|e| ClientError::Other(e.into()))?;
         text.push_str(&format!("@cert-authority {} {line}\n", patterns.join(",")));
     }
+    // Removed hosts: their keys are refused even if a certificate for
+    // them is still valid.
+    for k in trust::parse_keys(&set.revoked_host_keys.join("\n")).map_err(refused)? {
+        let line = k.to_openssh().map_err(|e| ClientError::Other(e.into()))?;
+        text.push_str(&format!("@revoked * {line}\n"));
+    }
     let path = dir.join(KNOWN_HOSTS_FILE);
     replace(&path, text.as_bytes())?;
     Ok((path, host_cas.len()))

@@ -64,6 +64,36 @@ pub fn token(a: HostTokenArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `jit-ssh-ca host …`: one host of the inventory.
+#[derive(clap::Subcommand)]
+pub enum HostCommand {
+    /// Forget a host and revoke its host key: engineers' ssh refuses it
+    /// after their next `jit-ssh ssh-config` (`@revoked`), and the key
+    /// cannot enroll again.
+    Remove {
+        /// The host's name.
+        name: String,
+        #[command(flatten)]
+        ca: RunningCa,
+    },
+}
+
+pub fn host(c: HostCommand) -> anyhow::Result<ExitCode> {
+    let HostCommand::Remove { name, ca } = c;
+    let data = ca.data_dir()?;
+    match ask(&data, &AdminRequest::HostRemove { name })? {
+        AdminResponse::HostRemoved {
+            name,
+            host_key_fingerprint,
+        } => {
+            println!("removed {name}; host key {host_key_fingerprint} revoked");
+            Ok(ExitCode::SUCCESS)
+        }
+        AdminResponse::Error { message } => bail!("{message}"),
+        other => bail!("unexpected answer from the CA: {other:?}"),
+    }
+}
+
 #[derive(Args)]
 pub struct HostsArgs {
     /// JSON lines instead of a table.

@@ -38,6 +38,9 @@ enum Command {
     HostToken(hosts::HostTokenArgs),
     /// The enrolled hosts, through the running server.
     Hosts(hosts::HostsArgs),
+    /// One enrolled host (`host remove NAME`), through the running server.
+    #[command(subcommand)]
+    Host(hosts::HostCommand),
     /// Who is on call in a schedule, now or --at a time.
     Oncall(oncall::OnCallArgs),
     /// Check a configuration file and report every problem.
@@ -63,6 +66,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init(a) => init::run(a),
         Command::HostToken(a) => hosts::token(a),
         Command::Hosts(a) => hosts::list(a),
+        Command::Host(c) => hosts::host(c),
         Command::Sign(a) => sign::run(a),
         Command::Krl(c) => krl::run(c),
     }

@@ -15,12 +15,21 @@ use jit_ssh_proto::signed::SignedDocument;
 
 use super::json::ApiJson;
 use super::{blocking, ApiError, AppState};
+use crate::service::SignedIn;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route(routes::HOSTS_ENROLL, post(start))
         .route(routes::HOST_ENROLL_FINISH, post(finish))
         .route(routes::HOST_CA_KEYS, get(host_ca_keys))
+        .route(routes::HOSTS, get(list))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    who: SignedIn,
+) -> Result<Json<jit_ssh_proto::hosts::HostList>, ApiError> {
+    Ok(Json(blocking(&state, move |ca| ca.host_list(&who)).await?))
 }
 
 async fn start(

@@ -41,6 +41,10 @@ pub enum AdminRequest {
     },
     /// The inventory of enrolled hosts.
     Hosts,
+    /// Forget a host and revoke its host key.
+    HostRemove {
+        name: String,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -62,6 +66,10 @@ pub enum AdminResponse {
     },
     Hosts {
         hosts: Vec<crate::store::HostRecord>,
+    },
+    HostRemoved {
+        name: String,
+        host_key_fingerprint: String,
     },
     Error {
         message: String,
@@ -172,6 +180,18 @@ async fn handle(ca: Arc<Ca>, stream: UnixStream) -> anyhow::Result<()> {
                     token: t.token.to_string(),
                     expires_at: crate::service::rfc3339_of(t.expires_at),
                     uses: t.uses,
+                },
+                Err(message) => AdminResponse::Error { message },
+            }
+        }
+        Ok(AdminRequest::HostRemove { name }) => {
+            let actor = Actor::Operator {
+                login: format!("admin socket ({peer})"),
+            };
+            match blocking(ca, move |ca| ca.remove_host(&name, actor)).await {
+                Ok(h) => AdminResponse::HostRemoved {
+                    name: h.name,
+                    host_key_fingerprint: h.host_key_fingerprint,
                 },
                 Err(message) => AdminResponse::Error { message },
             }

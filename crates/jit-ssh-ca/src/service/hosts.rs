@@ -172,6 +172,17 @@ impl Ca {
                 "host_key must be the host's ed25519 key (/etc/ssh/ssh_host_ed25519_key.pub)",
             ));
         }
+        if self
+            .store
+            .host_key_revoked(&host_key.fingerprint(HashAlg::Sha256).to_string())?
+        {
+            return Err(self.host_refused(
+                client,
+                &body.token_id,
+                name.as_str(),
+                "this host key belongs to a removed host; enroll with a new host key",
+            )?);
+        }
         let now = now_unix();
         let token = self.store.host_token(&body.token_id)?;
         let Some(token) = token.filter(|t| {
@@ -363,6 +374,7 @@ impl Ca {
                 .to_openssh()
                 .map_err(|e| ServiceError::Internal(e.to_string()))?],
             patterns,
+            revoked_host_keys: self.store.revoked_host_keys()?,
         };
         let document =
             serde_json::to_string(&set).map_err(|e| ServiceError::Internal(e.to_string()))?;
@@ -372,6 +384,66 @@ impl Ca {
     /// The inventory of enrolled hosts.
     pub fn hosts(&self) -> Result<Vec<HostRecord>, ServiceError> {
         Ok(self.store.hosts()?)
+    }
+
+    /// The inventory for someone signed in: security, auditors and admins
+    /// only (it lists every host and who enrolled it).
+    pub fn host_list(
+        &self,
+        who: &super::SignedIn,
+    ) -> Result<jit_ssh_proto::hosts::HostList, ServiceError> {
+        if !who.reads_all_audit() {
+            return Err(ServiceError::Forbidden(
+                "the host inventory is for the security, auditor and admin roles".into(),
+            ));
+        }
+        let hosts = self
+            .store
+            .hosts()?
+            .into_iter()
+            .map(|h| jit_ssh_proto::hosts::HostInfo {
+                name: h.name,
+                group: h.group,
+                host_key_fingerprint: h.host_key_fingerprint,
+                enrolled_by_token: h.enrolled_by_token,
+                enrolled_at: rfc3339(h.enrolled_at),
+                cert_serial: h.cert_serial,
+                cert_valid_before: rfc3339(i64::try_from(h.cert_valid_before).unwrap_or(i64::MAX)),
+                last_contact: rfc3339(h.last_contact),
+            })
+            .collect();
+        Ok(jit_ssh_proto::hosts::HostList { hosts })
+    }
+
+    /// Removes `name` from the inventory and revokes its host key: clients
+    /// list it `@revoked` at their next known_hosts refresh, and the key
+    /// cannot enroll again.
+    pub fn remove_host(&self, name: &str, actor: Actor) -> Result<HostRecord, ServiceError> {
+        let host = self
+            .store
+            .hosts()?
+            .into_iter()
+            .find(|h| h.name == name)
+            .ok_or(ServiceError::NotFound("host"))?;
+        self.audit(
+            actor,
+            Event::HostRemoved(HostStep {
+                host: host.name.clone(),
+                group: host.group.clone(),
+                token: host.enrolled_by_token.clone(),
+                detail: format!(
+                    "removed; host certificate serial {} revoked",
+                    host.cert_serial
+                ),
+                host_key_fingerprint: host.host_key_fingerprint.clone(),
+                serial: host.cert_serial,
+                valid_before: host.cert_valid_before,
+            }),
+        )?;
+        self.store
+            .revoke_host_key(&host.host_key_fingerprint, &host.host_key)?;
+        self.store.remove_host(&host.name)?;
+        Ok(host)
     }
 }
 

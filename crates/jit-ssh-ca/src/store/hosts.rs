@@ -65,4 +65,11 @@ pub trait HostStore: Send + Sync {
     fn take_host_challenge(&self, id: &str) -> Result<Option<HostChallenge>, StoreError>;
     fn put_host(&self, host: &HostRecord) -> Result<(), StoreError>;
     fn hosts(&self) -> Result<Vec<HostRecord>, StoreError>;
+    /// Forgets `name`; returns what was stored.
+    fn remove_host(&self, name: &str) -> Result<Option<HostRecord>, StoreError>;
+    /// Remembers a removed host's key (OpenSSH line) under its fingerprint:
+    /// clients list it as `@revoked`, and it cannot enroll again.
+    fn revoke_host_key(&self, fingerprint: &str, key: &str) -> Result<(), StoreError>;
+    fn host_key_revoked(&self, fingerprint: &str) -> Result<bool, StoreError>;
+    fn revoked_host_keys(&self) -> Result<Vec<String>, StoreError>;
 }

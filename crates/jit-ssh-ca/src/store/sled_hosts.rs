@@ -74,4 +74,29 @@ impl HostStore for SledStore {
             })
             .collect()
     }
+
+    fn remove_host(&self, name: &str) -> Result<Option<HostRecord>, StoreError> {
+        let tree = self.tree("hosts")?;
+        let gone = dec(tree.remove(name)?, "host")?;
+        tree.flush()?;
+        Ok(gone)
+    }
+
+    fn revoke_host_key(&self, fingerprint: &str, key: &str) -> Result<(), StoreError> {
+        let tree = self.tree("revoked_host_keys")?;
+        tree.insert(fingerprint, key.as_bytes())?;
+        tree.flush()?;
+        Ok(())
+    }
+
+    fn host_key_revoked(&self, fingerprint: &str) -> Result<bool, StoreError> {
+        Ok(self.tree("revoked_host_keys")?.contains_key(fingerprint)?)
+    }
+
+    fn revoked_host_keys(&self) -> Result<Vec<String>, StoreError> {
+        self.tree("revoked_host_keys")?
+            .iter()
+            .map(|item| Ok(String::from_utf8_lossy(&item?.1).into_owned()))
+            .collect()
+    }
 }
