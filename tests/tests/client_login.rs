@@ -65,8 +65,31 @@ fn login_loads_one_certificate_that_sshd_accepts_and_that_expires() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "via-agent");
 
+    // Once `ssh-config --ca-fingerprint` made jit-ssh hold the CA key,
+    // every login refreshes its known_hosts (host CA keys, removed hosts).
+    let fp = jit_ssh_e2e::signed_ca::fingerprint(&w.ca.dev_dir.join("ca/ca_key"));
+    ok_json(&run(w.jit_ssh().args([
+        "--json",
+        "ssh-config",
+        "--host",
+        "*.dev",
+        "--ca-fingerprint",
+        &fp,
+    ])));
+    let known_hosts = w.root.join("known_hosts");
+    assert!(std::fs::read_to_string(&known_hosts)
+        .unwrap()
+        .contains("@cert-authority *.dev"));
+    std::fs::remove_file(&known_hosts).unwrap();
+
     // A second login to the same host replaces the first certificate.
     let second = ok_json(&w.login("db-1.dev", "10m"));
+    assert!(
+        std::fs::read_to_string(&known_hosts)
+            .unwrap()
+            .contains("@cert-authority *.dev"),
+        "the login did not refresh known_hosts"
+    );
     assert_eq!(second["replaced"], 1);
     assert_eq!(
         w.agent.certificates().len(),

@@ -50,6 +50,7 @@ pub fn login(
         }
     }
     let done = runtime()?.block_on(login::login(&settings, &opts))?;
+    refresh_known_hosts(&settings);
     if json {
         println!(
             "{}",
@@ -65,6 +66,23 @@ pub fn login(
         println!("ssh {}@{}", done.account, done.host);
     }
     Ok(())
+}
+
+/// After a login, quietly: once `ssh-config --ca-fingerprint` made jit-ssh
+/// hold the CA key, every login also refreshes its known_hosts (new host
+/// CA keys, removed hosts). Best effort: the login itself succeeded.
+fn refresh_known_hosts(settings: &Settings) {
+    let Ok(dir) = crate::known_hosts::dir() else {
+        return;
+    };
+    if !dir.join(jit_ssh_host::files::CA_KEYS_FILE).exists() {
+        return;
+    }
+    if let Ok(rt) = runtime() {
+        if let Err(e) = rt.block_on(crate::known_hosts::refresh(settings, &dir, None)) {
+            eprintln!("jit-ssh: warning: known_hosts not refreshed: {e}");
+        }
+    }
 }
 
 pub fn status(json: bool) -> Result<(), ClientError> {
