@@ -15,56 +15,26 @@ use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_rs::prelude::Url;
 
-use common::{TestCa, ORIGIN};
+use common::{refused_append, AppendHook, TestCa, ORIGIN};
 
 /// Holds every certificate record for a while before writing it, as a
 /// slow disk would: the window in which a second finish could race.
 /// With `fail_first`, refuses the first certificate record (a full disk
 /// for a moment).
-struct SlowCertificates(Arc<dyn AuditLog>, std::sync::atomic::AtomicBool);
-
-impl AuditLog for SlowCertificates {
-    fn append(
-        &self,
-        actor: jit_ssh_audit::Actor,
-        event: jit_ssh_audit::Event,
-    ) -> Result<jit_ssh_audit::AuditRecord, jit_ssh_audit::AppendError> {
-        if matches!(event, jit_ssh_audit::Event::CertificateIssued(_)) {
-            if self.1.swap(false, std::sync::atomic::Ordering::SeqCst) {
-                return Err(jit_ssh_audit::AppendError::Commit(Arc::new(
-                    jit_ssh_audit::StoreError::Poisoned,
-                )));
+fn slow_certificates(real: Arc<dyn AuditLog>, fail_first: bool) -> Arc<dyn AuditLog> {
+    let fail_first = std::sync::atomic::AtomicBool::new(fail_first);
+    Arc::new(AppendHook {
+        inner: real,
+        before: move |event: &jit_ssh_audit::Event| {
+            if matches!(event, jit_ssh_audit::Event::CertificateIssued(_)) {
+                if fail_first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                    return Err(refused_append());
+                }
+                std::thread::sleep(Duration::from_millis(300));
             }
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        self.0.append(actor, event)
-    }
-    fn query(
-        &self,
-        q: &AuditQuery,
-    ) -> Result<Vec<jit_ssh_audit::AuditRecord>, jit_ssh_audit::StoreError> {
-        self.0.query(q)
-    }
-    fn serial_issued(&self, serial: u64) -> Result<bool, jit_ssh_audit::StoreError> {
-        self.0.serial_issued(serial)
-    }
-    fn verify(&self) -> Result<jit_ssh_audit::VerifyReport, jit_ssh_audit::StoreError> {
-        self.0.verify()
-    }
-    fn head(&self) -> jit_ssh_audit::ChainHead {
-        self.0.head()
-    }
-    fn first_seq_at(&self, t: time::OffsetDateTime) -> Result<u64, jit_ssh_audit::StoreError> {
-        self.0.first_seq_at(t)
-    }
-    fn export(
-        &self,
-        from: u64,
-        to: u64,
-        sink: &mut dyn FnMut(&[u8]) -> bool,
-    ) -> Result<u64, jit_ssh_audit::StoreError> {
-        self.0.export(from, to, sink)
-    }
+            Ok(())
+        },
+    })
 }
 
 fn certificates_for(t: &TestCa, request: &str) -> usize {
@@ -95,7 +65,7 @@ fn touch_once(ca: &Ca, id: &str, key: &Mutex<SoftPasskey>, client: std::net::Soc
 async fn racing_touches_issue_one_certificate_per_request() {
     let t = TestCa::build(
         "requests_per_minute_per_user = 1000\nrequests_per_minute_per_address = 100000",
-        |a| Arc::new(SlowCertificates(a, false.into())),
+        |a| slow_certificates(a, false),
     );
     let key = Arc::new(Mutex::new(t.enroll("alice").await));
     for round in 0..8 {
@@ -142,7 +112,7 @@ async fn racing_touches_issue_one_certificate_per_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_touch_that_failed_to_record_its_certificate_can_be_retried() {
-    let t = TestCa::build("", |a| Arc::new(SlowCertificates(a, true.into())));
+    let t = TestCa::build("", |a| slow_certificates(a, true));
     let mut key = t.enroll("alice").await;
     let (_, created) = t.request("alice", "db-1.dev", "oncall", "5m").await;
     let id = created["id"].as_str().unwrap();

@@ -21,48 +21,19 @@ use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_rs::prelude::Url;
 
-use common::{TestCa, ORIGIN};
+use common::{AppendHook, TestCa, ORIGIN};
 
 /// Holds certificate records a while (a slow disk): the race window.
-struct SlowCertificates(Arc<dyn AuditLog>);
-
-impl AuditLog for SlowCertificates {
-    fn append(
-        &self,
-        actor: jit_ssh_audit::Actor,
-        event: jit_ssh_audit::Event,
-    ) -> Result<jit_ssh_audit::AuditRecord, jit_ssh_audit::AppendError> {
-        if matches!(event, jit_ssh_audit::Event::CertificateIssued(_)) {
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        self.0.append(actor, event)
-    }
-    fn query(
-        &self,
-        q: &AuditQuery,
-    ) -> Result<Vec<jit_ssh_audit::AuditRecord>, jit_ssh_audit::StoreError> {
-        self.0.query(q)
-    }
-    fn serial_issued(&self, serial: u64) -> Result<bool, jit_ssh_audit::StoreError> {
-        self.0.serial_issued(serial)
-    }
-    fn verify(&self) -> Result<jit_ssh_audit::VerifyReport, jit_ssh_audit::StoreError> {
-        self.0.verify()
-    }
-    fn head(&self) -> jit_ssh_audit::ChainHead {
-        self.0.head()
-    }
-    fn first_seq_at(&self, t: time::OffsetDateTime) -> Result<u64, jit_ssh_audit::StoreError> {
-        self.0.first_seq_at(t)
-    }
-    fn export(
-        &self,
-        from: u64,
-        to: u64,
-        sink: &mut dyn FnMut(&[u8]) -> bool,
-    ) -> Result<u64, jit_ssh_audit::StoreError> {
-        self.0.export(from, to, sink)
-    }
+fn slow_certificates(real: Arc<dyn AuditLog>) -> Arc<dyn AuditLog> {
+    Arc::new(AppendHook {
+        inner: real,
+        before: |event: &jit_ssh_audit::Event| {
+            if matches!(event, jit_ssh_audit::Event::CertificateIssued(_)) {
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            Ok(())
+        },
+    })
 }
 
 /// A second CA on the first one's store, audit log and key.
@@ -79,7 +50,7 @@ fn replica(t: &TestCa, store: Arc<dyn Store>, key: ssh_key::PrivateKey) -> Arc<C
             cfg,
             Arc::new(FileSigner::new(key)),
             store,
-            Arc::new(SlowCertificates(t.audit.clone())),
+            slow_certificates(t.audit.clone()),
         )
         .unwrap(),
     )

@@ -356,52 +356,21 @@ async fn an_invite_works_once() {
 }
 
 /// The audit log refuses certificate records (a full disk, say).
-struct RefusesCertificates(std::sync::Arc<dyn AuditLog>);
-
-impl AuditLog for RefusesCertificates {
-    fn append(
-        &self,
-        actor: jit_ssh_audit::Actor,
-        event: jit_ssh_audit::Event,
-    ) -> Result<jit_ssh_audit::AuditRecord, jit_ssh_audit::AppendError> {
-        if matches!(event, jit_ssh_audit::Event::CertificateIssued(_)) {
-            return Err(jit_ssh_audit::AppendError::Commit(std::sync::Arc::new(
-                jit_ssh_audit::StoreError::Poisoned,
-            )));
-        }
-        self.0.append(actor, event)
-    }
-    fn query(
-        &self,
-        q: &jit_ssh_audit::AuditQuery,
-    ) -> Result<Vec<jit_ssh_audit::AuditRecord>, jit_ssh_audit::StoreError> {
-        self.0.query(q)
-    }
-    fn serial_issued(&self, serial: u64) -> Result<bool, jit_ssh_audit::StoreError> {
-        self.0.serial_issued(serial)
-    }
-    fn verify(&self) -> Result<jit_ssh_audit::VerifyReport, jit_ssh_audit::StoreError> {
-        self.0.verify()
-    }
-    fn head(&self) -> jit_ssh_audit::ChainHead {
-        self.0.head()
-    }
-    fn first_seq_at(&self, t: time::OffsetDateTime) -> Result<u64, jit_ssh_audit::StoreError> {
-        self.0.first_seq_at(t)
-    }
-    fn export(
-        &self,
-        from: u64,
-        to: u64,
-        sink: &mut dyn FnMut(&[u8]) -> bool,
-    ) -> Result<u64, jit_ssh_audit::StoreError> {
-        self.0.export(from, to, sink)
-    }
+fn refuses_certificates(real: std::sync::Arc<dyn AuditLog>) -> std::sync::Arc<dyn AuditLog> {
+    std::sync::Arc::new(common::AppendHook {
+        inner: real,
+        before: |event: &jit_ssh_audit::Event| {
+            if matches!(event, jit_ssh_audit::Event::CertificateIssued(_)) {
+                return Err(common::refused_append());
+            }
+            Ok(())
+        },
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_certificate_when_the_audit_log_cannot_record_it() {
-    let t = TestCa::build("", |real| std::sync::Arc::new(RefusesCertificates(real)));
+    let t = TestCa::build("", refuses_certificates);
     let mut key = t.enroll("alice").await;
     let (_, created) = t.request("alice", "db-1.dev", "oncall", "5m").await;
     let id = created["id"].as_str().unwrap();

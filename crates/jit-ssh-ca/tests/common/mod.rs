@@ -444,3 +444,56 @@ impl Hook {
         );
     }
 }
+
+/// An audit log in front of `inner` whose `append` first asks `before`:
+/// an `Err` refuses the record (a full disk), and `before` may also sleep
+/// (a slow disk). Everything else goes to `inner` unchanged.
+pub struct AppendHook<F> {
+    pub inner: Arc<dyn AuditLog>,
+    pub before: F,
+}
+
+impl<F> AuditLog for AppendHook<F>
+where
+    F: Fn(&jit_ssh_audit::Event) -> Result<(), jit_ssh_audit::AppendError> + Send + Sync,
+{
+    fn append(
+        &self,
+        actor: jit_ssh_audit::Actor,
+        event: jit_ssh_audit::Event,
+    ) -> Result<jit_ssh_audit::AuditRecord, jit_ssh_audit::AppendError> {
+        (self.before)(&event)?;
+        self.inner.append(actor, event)
+    }
+    fn query(
+        &self,
+        q: &jit_ssh_audit::AuditQuery,
+    ) -> Result<Vec<jit_ssh_audit::AuditRecord>, jit_ssh_audit::StoreError> {
+        self.inner.query(q)
+    }
+    fn serial_issued(&self, serial: u64) -> Result<bool, jit_ssh_audit::StoreError> {
+        self.inner.serial_issued(serial)
+    }
+    fn verify(&self) -> Result<jit_ssh_audit::VerifyReport, jit_ssh_audit::StoreError> {
+        self.inner.verify()
+    }
+    fn head(&self) -> jit_ssh_audit::ChainHead {
+        self.inner.head()
+    }
+    fn first_seq_at(&self, t: time::OffsetDateTime) -> Result<u64, jit_ssh_audit::StoreError> {
+        self.inner.first_seq_at(t)
+    }
+    fn export(
+        &self,
+        from: u64,
+        to: u64,
+        sink: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<u64, jit_ssh_audit::StoreError> {
+        self.inner.export(from, to, sink)
+    }
+}
+
+/// The error a full disk gives an append.
+pub fn refused_append() -> jit_ssh_audit::AppendError {
+    jit_ssh_audit::AppendError::Commit(Arc::new(jit_ssh_audit::StoreError::Poisoned))
+}
