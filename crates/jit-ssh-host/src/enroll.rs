@@ -24,7 +24,7 @@ use jit_ssh_proto::routes;
 
 use crate::error::HostError;
 use crate::fetch::{check_ca_url, client, post_capped};
-use crate::files::{check_dir, replace, write_signed, CA_KEYS_FILE, CA_KEYS_SIGNED_FILE, KRL_FILE};
+use crate::files::{check_dir, replace, CA_KEYS_FILE, KRL_FILE};
 use crate::sync::now_unix;
 use crate::trust::{self, Anchor};
 
@@ -161,17 +161,7 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, HostError> {
         &cert_file,
         format!("{}\n", doc.certificate.trim()).as_bytes(),
     )?;
-    let lines: Vec<String> = accepted
-        .keys
-        .iter()
-        .map(|k| k.to_openssh())
-        .collect::<Result<_, _>>()
-        .map_err(|e| HostError::Other(e.into()))?;
-    replace(
-        &opts.dir.join(CA_KEYS_FILE),
-        format!("{}\n", lines.join("\n")).as_bytes(),
-    )?;
-    write_signed(&opts.dir, CA_KEYS_SIGNED_FILE, &answer.ca_keys.signed)?;
+    crate::sync::install_key_set(&opts.dir, &accepted.keys, &answer.ca_keys.signed)?;
     // The KRL too, before any sshd_config names it: a missing RevokedKeys
     // file makes sshd refuse every key.
     crate::sync::sync(&crate::sync::SyncOptions {

@@ -58,7 +58,8 @@ pub fn now_unix() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn held_keys(dir: &Path) -> Result<Option<Vec<PublicKey>>, HostError> {
+/// The keys in `dir`'s `ca-keys` file, `None` when there is none.
+pub fn held_keys(dir: &Path) -> Result<Option<Vec<PublicKey>>, HostError> {
     read_opt(dir, CA_KEYS_FILE)?
         .map(|b| {
             trust::parse_keys(&String::from_utf8_lossy(&b)).map_err(|e| {
@@ -69,11 +70,35 @@ fn held_keys(dir: &Path) -> Result<Option<Vec<PublicKey>>, HostError> {
 }
 
 /// The held key set's signing time, if it still verifies with the held keys.
-fn held_key_set_time(dir: &Path, keys: &[PublicKey]) -> u64 {
+pub fn held_key_set_time(dir: &Path, keys: &[PublicKey]) -> u64 {
     read_signed(dir, CA_KEYS_SIGNED_FILE)
         .filter(|d| trust::reverify(d, CA_KEYS_NAMESPACE, keys).is_some())
         .and_then(|d| serde_json::from_str::<CaKeySet>(&d.document).ok())
         .map_or(0, |s| s.issued_at)
+}
+
+/// Writes an accepted key set: its keys to `ca-keys` (what sshd reads),
+/// and the signed document beside it (what the next answer is judged
+/// against). Returns the key lines.
+pub fn install_key_set(
+    dir: &Path,
+    keys: &[PublicKey],
+    signed: &SignedDocument,
+) -> Result<Vec<String>, HostError> {
+    let lines = key_lines(keys)?;
+    replace(
+        &dir.join(CA_KEYS_FILE),
+        format!("{}\n", lines.join("\n")).as_bytes(),
+    )?;
+    write_signed(dir, CA_KEYS_SIGNED_FILE, signed)?;
+    Ok(lines)
+}
+
+fn key_lines(keys: &[PublicKey]) -> Result<Vec<String>, HostError> {
+    keys.iter()
+        .map(|k| k.to_openssh())
+        .collect::<Result<_, _>>()
+        .map_err(|e| HostError::Other(e.into()))
 }
 
 /// The held manifest, if it verifies with one of `keys`.
@@ -237,24 +262,17 @@ pub async fn sync(opts: &SyncOptions) -> Result<Synced, HostError> {
             (held_krl.version, revoked, held.map_or(0, |m| m.issued_at))
         }
     };
-    let lines: Vec<String> = keys
-        .iter()
-        .map(|k| k.to_openssh())
-        .collect::<Result<_, _>>()
-        .map_err(|e| HostError::Other(e.into()))?;
-    let mut ca_keys_signed_at = held_time;
-    if let Some(set) = new_set {
-        replace(
-            &dir.join(CA_KEYS_FILE),
-            format!("{}\n", lines.join("\n")).as_bytes(),
-        )?;
-        write_signed(dir, CA_KEYS_SIGNED_FILE, &offered.signed)?;
-        ca_keys_signed_at = set.issued_at;
-    }
+    let ca_keys_signed_at = match new_set {
+        Some(set) => {
+            install_key_set(dir, &keys, &offered.signed)?;
+            set.issued_at
+        }
+        None => held_time,
+    };
     Ok(Synced {
         krl_version,
         revoked_serials,
-        ca_keys: lines.len(),
+        ca_keys: keys.len(),
         krl_signed_at,
         ca_keys_signed_at,
     })

@@ -10,14 +10,13 @@
 use std::path::{Path, PathBuf};
 
 use jit_ssh_host::fetch::{client, get_capped};
-use jit_ssh_host::files::{
-    read_opt, read_signed, replace, write_signed, CA_KEYS_FILE, CA_KEYS_SIGNED_FILE,
-};
+use jit_ssh_host::files::replace;
+use jit_ssh_host::sync::{held_key_set_time, held_keys, install_key_set};
 use jit_ssh_host::trust::{self, Anchor};
 use jit_ssh_proto::api::CaKeys;
 use jit_ssh_proto::hosts::{HostCaKeySet, HOST_CA_KEYS_KIND, HOST_CA_KEYS_NAMESPACE};
 use jit_ssh_proto::routes;
-use jit_ssh_proto::signed::{CaKeySet, SignedDocument, CA_KEYS_NAMESPACE, MAX_CA_KEYS_BYTES};
+use jit_ssh_proto::signed::{SignedDocument, MAX_CA_KEYS_BYTES};
 
 use crate::error::ClientError;
 use crate::settings::Settings;
@@ -59,15 +58,10 @@ pub async fn refresh(
     let now = jit_ssh_host::sync::now_unix();
 
     // The user CA keys: held (and rotated like a host's), or first use.
-    let held = read_opt(dir, CA_KEYS_FILE)?
-        .map(|b| trust::parse_keys(&String::from_utf8_lossy(&b)).map_err(refused))
-        .transpose()?;
-    let held_time = held.as_ref().map_or(0, |keys| {
-        read_signed(dir, CA_KEYS_SIGNED_FILE)
-            .filter(|d| trust::reverify(d, CA_KEYS_NAMESPACE, keys).is_some())
-            .and_then(|d| serde_json::from_str::<CaKeySet>(&d.document).ok())
-            .map_or(0, |s| s.issued_at)
-    });
+    let held = held_keys(dir)?;
+    let held_time = held
+        .as_deref()
+        .map_or(0, |keys| held_key_set_time(dir, keys));
     let anchor = match (&held, ca_fingerprint) {
         (_, Some(fp)) => Anchor::Fingerprint(fp),
         (Some(keys), None) => Anchor::Held(keys),
@@ -87,17 +81,7 @@ pub async fn refresh(
         .map_err(|e| refused(format!("the CA's key set is unreadable: {e}")))?;
     let keys = match trust::accept_key_set(&offered.signed, anchor, held_time, now) {
         Ok(accepted) => {
-            let lines: Vec<String> = accepted
-                .keys
-                .iter()
-                .map(|k| k.to_openssh())
-                .collect::<Result<_, _>>()
-                .map_err(|e| ClientError::Other(e.into()))?;
-            replace(
-                &dir.join(CA_KEYS_FILE),
-                format!("{}\n", lines.join("\n")).as_bytes(),
-            )?;
-            write_signed(dir, CA_KEYS_SIGNED_FILE, &offered.signed)?;
+            install_key_set(dir, &accepted.keys, &offered.signed)?;
             accepted.keys
         }
         // Another replica's (or a replayed) older set: keep what is held.
