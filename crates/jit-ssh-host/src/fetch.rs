@@ -85,16 +85,27 @@ pub async fn get_capped(http: &reqwest::Client, url: &str, cap: u64) -> Result<V
             }
         }
     };
-    let mut res = http.get(url).send().await.map_err(failed)?;
+    let res = http.get(url).send().await.map_err(failed)?;
     if !res.status().is_success() {
         return Err(refused(format!("{url} answered {}", res.status())));
     }
+    read_capped(res, url, cap, failed).await
+}
+
+/// Reads `res`'s body in pieces, refusing it (before reading, when it is
+/// announced) once it passes `cap` bytes.
+async fn read_capped(
+    mut res: reqwest::Response,
+    url: &str,
+    cap: u64,
+    failed: impl Fn(reqwest::Error) -> HostError,
+) -> Result<Vec<u8>, HostError> {
     let too_big = || refused(format!("{url}: the answer is over the {cap}-byte limit"));
     if res.content_length().is_some_and(|n| n > cap) {
         return Err(too_big());
     }
     let mut body = Vec::new();
-    while let Some(chunk) = res.chunk().await.map_err(failed)? {
+    while let Some(chunk) = res.chunk().await.map_err(&failed)? {
         if (body.len() + chunk.len()) as u64 > cap {
             return Err(too_big());
         }
@@ -115,22 +126,9 @@ pub async fn post_capped<B: serde::Serialize, T: serde::de::DeserializeOwned>(
         url: url.to_owned(),
         detail: error_chain(&e),
     };
-    let mut res = http.post(url).json(body).send().await.map_err(failed)?;
+    let res = http.post(url).json(body).send().await.map_err(failed)?;
     let status = res.status();
-    if res.content_length().is_some_and(|n| n > cap) {
-        return Err(refused(format!(
-            "{url}: the answer is over the {cap}-byte limit"
-        )));
-    }
-    let mut bytes = Vec::new();
-    while let Some(chunk) = res.chunk().await.map_err(failed)? {
-        if (bytes.len() + chunk.len()) as u64 > cap {
-            return Err(refused(format!(
-                "{url}: the answer is over the {cap}-byte limit"
-            )));
-        }
-        bytes.extend_from_slice(&chunk);
-    }
+    let bytes = read_capped(res, url, cap, failed).await?;
     if !status.is_success() {
         let said = serde_json::from_slice::<jit_ssh_proto::error::ErrorBody>(&bytes)
             .map(|b| jit_ssh_proto::text::escape_for_terminal(&b.error.message).into_owned())
