@@ -55,6 +55,9 @@ pub enum Actor {
         client_addr: String,
         claimed_user: String,
     },
+    /// An enrolled host that proved its host key and current host
+    /// certificate (a check-in), from the address the CA saw.
+    Host { name: String, client_addr: String },
 }
 
 impl Actor {
@@ -266,6 +269,12 @@ pub enum Event {
     HostEnrollRefused(HostStep),
     /// An admin removed a host: its key is revoked for clients.
     HostRemoved(HostStep),
+    /// An enrolled host proved its key and current certificate and got a
+    /// new host certificate.
+    HostRenewed(HostStep),
+    /// A host check-in was refused (unknown host, stale or foreign
+    /// certificate, or a signature not by the enrolled host key).
+    HostCheckinRefused(HostStep),
 }
 
 /// A step of a host's enrollment. `token` is the token's id (never its
@@ -308,6 +317,8 @@ pub const EVENT_KINDS: &[&str] = &[
     "host_enrolled",
     "host_enroll_refused",
     "host_removed",
+    "host_renewed",
+    "host_checkin_refused",
 ];
 
 impl Event {
@@ -336,6 +347,8 @@ impl Event {
             Event::HostEnrolled(_) => "host_enrolled",
             Event::HostEnrollRefused(_) => "host_enroll_refused",
             Event::HostRemoved(_) => "host_removed",
+            Event::HostRenewed(_) => "host_renewed",
+            Event::HostCheckinRefused(_) => "host_checkin_refused",
         }
     }
 
@@ -359,7 +372,9 @@ impl Event {
             | Event::HostTokenCreated(_)
             | Event::HostEnrolled(_)
             | Event::HostEnrollRefused(_)
-            | Event::HostRemoved(_) => return None,
+            | Event::HostRemoved(_)
+            | Event::HostRenewed(_)
+            | Event::HostCheckinRefused(_) => return None,
             Event::SignedIn(s) => &s.user,
             Event::RequestApproved(a) | Event::RequestDenied(a) | Event::ApprovalRefused(a) => {
                 &a.user
@@ -400,9 +415,11 @@ impl Event {
             | Event::Checkpoint(_)
             | Event::HostTokenCreated(_)
             | Event::SignedIn(_) => None,
-            Event::HostEnrolled(h) | Event::HostEnrollRefused(h) | Event::HostRemoved(h) => {
-                Some(&h.host)
-            }
+            Event::HostEnrolled(h)
+            | Event::HostEnrollRefused(h)
+            | Event::HostRemoved(h)
+            | Event::HostRenewed(h)
+            | Event::HostCheckinRefused(h) => Some(&h.host),
         }
     }
 
@@ -411,7 +428,9 @@ impl Event {
         match self {
             Event::CertificateIssued(c) => std::slice::from_ref(&c.serial),
             Event::Revoked(r) => &r.serials,
-            Event::HostEnrolled(h) | Event::HostRemoved(h) => std::slice::from_ref(&h.serial),
+            Event::HostEnrolled(h) | Event::HostRemoved(h) | Event::HostRenewed(h) => {
+                std::slice::from_ref(&h.serial)
+            }
             _ => &[],
         }
     }
@@ -438,7 +457,9 @@ impl Event {
             Event::HostTokenCreated(_)
             | Event::HostEnrolled(_)
             | Event::HostEnrollRefused(_)
-            | Event::HostRemoved(_) => None,
+            | Event::HostRemoved(_)
+            | Event::HostRenewed(_)
+            | Event::HostCheckinRefused(_) => None,
         }
     }
 }
@@ -484,6 +505,13 @@ mod tests {
             (
                 Actor::claim("192.0.2.10".parse().unwrap(), "carol"),
                 r#"{"kind":"unauthenticated","client_addr":"192.0.2.10","claimed_user":"carol"}"#,
+            ),
+            (
+                Actor::Host {
+                    name: "web-1".into(),
+                    client_addr: "192.0.2.11".into(),
+                },
+                r#"{"kind":"host","name":"web-1","client_addr":"192.0.2.11"}"#,
             ),
         ] {
             assert_eq!(serde_json::to_string(&actor).unwrap(), json);

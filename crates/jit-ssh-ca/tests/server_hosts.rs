@@ -96,7 +96,7 @@ async fn a_token_and_the_host_key_give_one_host_certificate() {
         .validate(&[host_ca.fingerprint(HashAlg::Sha256)])
         .is_ok());
     assert_ne!(host_ca.key_data(), t.ca.signer().public_key().key_data());
-    assert_eq!(t.ca.hosts().unwrap().len(), 1);
+    assert_eq!(t.ca.hosts().unwrap().hosts.len(), 1);
 
     // Single use: the token is spent.
     let (s, e) = start(&t, &tok.id, &tok.secret, "db-2.dev", &host_key()).await;
@@ -200,7 +200,7 @@ async fn bad_tokens_names_and_bodies_are_refused() {
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
     // Nothing was enrolled, and the token still works for a good name.
-    assert!(t.ca.hosts().unwrap().is_empty());
+    assert!(t.ca.hosts().unwrap().hosts.is_empty());
     let (s, challenge) = start(&t, &tok.id, &tok.secret, "db-7.dev", &key).await;
     assert_eq!(s, StatusCode::CREATED);
     assert_eq!(finish(&t, &challenge, &key).await.0, StatusCode::OK);
@@ -235,7 +235,7 @@ async fn the_inventory_is_for_security_and_auditors_and_a_removed_host_is_revoke
     // refuse, and it cannot enroll again with that key.
     let removed = t.ca.remove_host("db-1.dev", operator()).unwrap();
     assert_eq!(removed.name, "db-1.dev");
-    assert!(t.ca.hosts().unwrap().is_empty());
+    assert!(t.ca.hosts().unwrap().hosts.is_empty());
     let (_, signed) = t.get("/v1/host-ca-keys", None).await;
     let set: Value = serde_json::from_str(signed["document"].as_str().unwrap()).unwrap();
     let line = key.public_key().to_openssh().unwrap();

@@ -152,7 +152,13 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, HostError> {
             "the enrollment answer is for another host or another enrollment",
         ));
     }
-    let cert = check_certificate(&doc, key.public_key(), now)?;
+    let cert = check_certificate(
+        &doc.name,
+        &doc.certificate,
+        &doc.host_ca_keys,
+        key.public_key(),
+        now,
+    )?;
 
     // 4. Write: the certificate beside the key, the user CA key set, and
     //    (asked for) the sshd_config drop-in.
@@ -162,6 +168,15 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, HostError> {
         format!("{}\n", doc.certificate.trim()).as_bytes(),
     )?;
     crate::sync::install_key_set(&opts.dir, &accepted.keys, &answer.ca_keys.signed)?;
+    // What makes each sync check in as this host and renew the certificate.
+    let key_abs = std::fs::canonicalize(&opts.key).unwrap_or(opts.key.clone());
+    crate::checkin::write_identity(
+        &opts.dir,
+        &crate::checkin::HostIdentity {
+            name: doc.name.clone(),
+            key: key_abs,
+        },
+    )?;
     // The KRL too, before any sshd_config names it: a missing RevokedKeys
     // file makes sshd refuse every key.
     crate::sync::sync(&crate::sync::SyncOptions {
@@ -191,14 +206,16 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, HostError> {
 
 /// The certificate must be a host certificate for exactly this key and
 /// name, currently valid, signed by one of the host CA keys.
-fn check_certificate(
-    doc: &EnrolledDocument,
+pub fn check_certificate(
+    name: &str,
+    certificate: &str,
+    host_ca_keys: &[String],
     host_key: &ssh_key::PublicKey,
     now: u64,
 ) -> Result<Certificate, HostError> {
-    let cert = Certificate::from_openssh(doc.certificate.trim())
+    let cert = Certificate::from_openssh(certificate.trim())
         .map_err(|e| refused(format!("the host certificate is unreadable: {e}")))?;
-    let host_cas: Vec<ssh_key::PublicKey> = trust::parse_keys(&doc.host_ca_keys.join("\n"))
+    let host_cas: Vec<ssh_key::PublicKey> = trust::parse_keys(&host_ca_keys.join("\n"))
         .map_err(|e| refused(format!("host CA keys: {e}")))?;
     let fingerprints: Vec<_> = host_cas
         .iter()
@@ -208,7 +225,7 @@ fn check_certificate(
         .map_err(|e| refused(format!("the host certificate does not check out: {e}")))?;
     if cert.cert_type() != CertType::Host
         || cert.public_key() != host_key.key_data()
-        || cert.valid_principals() != [doc.name.clone()]
+        || cert.valid_principals() != [name.to_owned()]
     {
         return Err(refused(
             "the certificate is not a host certificate for this key and name",

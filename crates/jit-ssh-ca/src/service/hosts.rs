@@ -25,7 +25,7 @@ use crate::signer::CaSigner;
 use crate::store::{HostChallenge, HostRecord, HostToken};
 
 /// How long a host has to answer its challenge.
-const CHALLENGE_TTL: i64 = 300;
+pub(super) const CHALLENGE_TTL: i64 = 300;
 /// Enrollment attempts per token per minute (a token is a resource).
 const ENROLLS_PER_MINUTE_PER_TOKEN: u32 = 10;
 
@@ -43,7 +43,7 @@ fn refuse(message: impl Into<String>) -> ServiceError {
 }
 
 impl Ca {
-    fn host_signer(&self) -> Result<&dyn CaSigner, ServiceError> {
+    pub(super) fn host_signer(&self) -> Result<&dyn CaSigner, ServiceError> {
         self.host_signer.as_deref().ok_or_else(|| {
             ServiceError::WrongState(
                 "this CA enrolls no hosts: set [hosts] host_ca_key in its config (docs/hosts.md)"
@@ -233,6 +233,7 @@ impl Ca {
                 .map_err(|e| ServiceError::Internal(e.to_string()))?,
             nonce: random_token(),
             expires_at: now + CHALLENGE_TTL,
+            checkin: false,
         };
         self.store.put_host_challenge(&id, &challenge)?;
         Ok(HostEnrollChallenge {
@@ -260,6 +261,7 @@ impl Ca {
         let c = self
             .store
             .take_host_challenge(id)?
+            .filter(|c| !c.checkin)
             .ok_or(ServiceError::NotFound("enrollment"))?;
         let now = now_unix();
         if c.expires_at <= now {
@@ -333,6 +335,7 @@ impl Ca {
             cert_serial: serial.get(),
             cert_valid_before: valid_before,
             last_contact: now,
+            held: None,
         })?;
         let document = serde_json::to_string(&EnrolledDocument {
             kind: HOST_ENROLLED_KIND.into(),
@@ -380,76 +383,11 @@ impl Ca {
             serde_json::to_string(&set).map_err(|e| ServiceError::Internal(e.to_string()))?;
         self.sign_document_bytes(HOST_CA_KEYS_NAMESPACE, document)
     }
-
-    /// The inventory of enrolled hosts.
-    pub fn hosts(&self) -> Result<Vec<HostRecord>, ServiceError> {
-        Ok(self.store.hosts()?)
-    }
-
-    /// The inventory for someone signed in: security, auditors and admins
-    /// only (it lists every host and who enrolled it).
-    pub fn host_list(
-        &self,
-        who: &super::SignedIn,
-    ) -> Result<jit_ssh_proto::hosts::HostList, ServiceError> {
-        if !who.reads_all_audit() {
-            return Err(ServiceError::Forbidden(
-                "the host inventory is for the security, auditor and admin roles".into(),
-            ));
-        }
-        let hosts = self
-            .store
-            .hosts()?
-            .into_iter()
-            .map(|h| jit_ssh_proto::hosts::HostInfo {
-                name: h.name,
-                group: h.group,
-                host_key_fingerprint: h.host_key_fingerprint,
-                enrolled_by_token: h.enrolled_by_token,
-                enrolled_at: rfc3339(h.enrolled_at),
-                cert_serial: h.cert_serial,
-                cert_valid_before: rfc3339(i64::try_from(h.cert_valid_before).unwrap_or(i64::MAX)),
-                last_contact: rfc3339(h.last_contact),
-            })
-            .collect();
-        Ok(jit_ssh_proto::hosts::HostList { hosts })
-    }
-
-    /// Removes `name` from the inventory and revokes its host key: clients
-    /// list it `@revoked` at their next known_hosts refresh, and the key
-    /// cannot enroll again.
-    pub fn remove_host(&self, name: &str, actor: Actor) -> Result<HostRecord, ServiceError> {
-        let host = self
-            .store
-            .hosts()?
-            .into_iter()
-            .find(|h| h.name == name)
-            .ok_or(ServiceError::NotFound("host"))?;
-        self.audit(
-            actor,
-            Event::HostRemoved(HostStep {
-                host: host.name.clone(),
-                group: host.group.clone(),
-                token: host.enrolled_by_token.clone(),
-                detail: format!(
-                    "removed; host certificate serial {} revoked",
-                    host.cert_serial
-                ),
-                host_key_fingerprint: host.host_key_fingerprint.clone(),
-                serial: host.cert_serial,
-                valid_before: host.cert_valid_before,
-            }),
-        )?;
-        self.store
-            .revoke_host_key(&host.host_key_fingerprint, &host.host_key)?;
-        self.store.remove_host(&host.name)?;
-        Ok(host)
-    }
 }
 
 /// A host certificate: type host, the host's name as its one principal,
 /// key id `jit-ssh-host:NAME:SERIAL`.
-fn build_host_cert(
+pub(super) fn build_host_cert(
     signer: &dyn CaSigner,
     host_key: &PublicKey,
     name: &str,

@@ -11,6 +11,8 @@ mod cert_owner;
 mod confirm;
 mod decide;
 mod enroll;
+mod host_checkin;
+mod host_inventory;
 mod hosts;
 mod limits;
 mod published;

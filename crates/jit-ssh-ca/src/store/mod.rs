@@ -7,7 +7,7 @@ mod retention;
 mod sled_hosts;
 mod sled_store;
 
-pub use hosts::{HostChallenge, HostRecord, HostStore, HostToken};
+pub use hosts::{HeldReport, HostChallenge, HostRecord, HostStore, HostToken};
 pub use retention::{Cutoffs, Pruned};
 pub use sled_store::SledStore;
 

@@ -78,7 +78,7 @@ impl SledStore {
     /// Removes from `tree` every value `ended` says ended before `cutoff`;
     /// returns the keys removed. Unreadable values are kept (and logged
     /// by whoever reads them).
-    fn prune_tree<T: DeserializeOwned>(
+    pub(super) fn prune_tree<T: DeserializeOwned>(
         tree: &sled::Tree,
         what: &'static str,
         cutoff: i64,
