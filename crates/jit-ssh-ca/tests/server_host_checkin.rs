@@ -340,3 +340,21 @@ async fn a_certificate_with_a_third_left_is_renewed_once_and_the_old_one_is_refu
     assert_eq!(s, StatusCode::OK, "{answer}");
     assert_eq!(document(&t, &answer).certificate, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unanswered_challenges_are_pruned_once_expired() {
+    let t = TestCa::new();
+    let cert = enrolled(&t, "db-1.dev", &host_key()).await;
+    let c = challenge(&t, "db-1.dev").await;
+    let now = i64::try_from(now()).unwrap();
+    assert_eq!(t.ca.prune_state(now).unwrap().host_challenges, 0);
+    assert_eq!(t.ca.prune_state(now + 301).unwrap().host_challenges, 1);
+    let (s, _) = t
+        .post(
+            &format!("/v1/hosts/checkin/{}", c["id"].as_str().unwrap()),
+            &json!({"certificate": cert, "report": report(None), "signature": "x"}),
+        )
+        .await;
+    // Gone: not even the signature is looked at.
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}

@@ -23,6 +23,8 @@ pub struct Pruned {
     pub sessions: usize,
     pub ceremonies: usize,
     pub invites: usize,
+    /// Host enrollment and check-in challenges never answered.
+    pub host_challenges: usize,
 }
 
 impl Pruned {
@@ -33,6 +35,7 @@ impl Pruned {
             + self.sessions
             + self.ceremonies
             + self.invites
+            + self.host_challenges
     }
 }
 
