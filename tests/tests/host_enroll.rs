@@ -404,7 +404,12 @@ fn host_sync_checks_in_renews_the_certificate_and_is_refused_after_removal() {
         "db-1.dev",
         &host_key,
         &sync_dir,
-        &["--sshd-config-dir", drop_ins.to_str().unwrap()],
+        &[
+            "--sshd-config-dir",
+            drop_ins.to_str().unwrap(),
+            "--alias",
+            "db.dev",
+        ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let cert_file = root.join("ssh_host_ed25519_key-cert.pub");
@@ -457,8 +462,11 @@ fn host_sync_checks_in_renews_the_certificate_and_is_refused_after_removal() {
     assert_ne!(renewed, first);
     assert_eq!(served_certificate(sshd.port()), renewed);
     let shown = run_ok(Command::new(SSH_KEYGEN).arg("-L").arg("-f").arg(&cert_file));
+    // Renewed with the same names, the alias included.
     assert!(
-        shown.contains("host certificate") && shown.contains("db-1.dev"),
+        shown.contains("host certificate")
+            && shown.contains("db-1.dev")
+            && shown.contains("db.dev\n"),
         "{shown}"
     );
     assert_eq!(

@@ -248,3 +248,52 @@ async fn the_inventory_is_for_security_and_auditors_and_a_removed_host_is_revoke
         .contains("removed host"));
     assert!(t.ca.remove_host("db-1.dev", operator()).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aliases_the_token_allows_are_principals_and_others_are_refused() {
+    let t = TestCa::new();
+    let tok =
+        t.ca.create_host_token("dev", Some("db*.dev"), None, 2, operator())
+            .unwrap()
+            .token;
+    let key = host_key();
+    let body = |aliases: Value| {
+        json!({"token_id": tok.id, "token_secret": tok.secret, "name": "db-1.dev",
+               "host_key": key.public_key().to_openssh().unwrap(), "aliases": aliases})
+    };
+    // An alias outside the token's pattern, or its group, is refused.
+    for outside in ["web-1.dev", "db.prod"] {
+        let (s, e) = t
+            .post("/v1/hosts/enroll", &body(json!(["db.dev", outside])))
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("{outside} is not a name this token may enroll")),
+            "{e}"
+        );
+    }
+    let (s, e) = t
+        .post("/v1/hosts/enroll", &body(json!(vec!["db.dev"; 17])))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+
+    let (s, challenge) = t
+        .post(
+            "/v1/hosts/enroll",
+            &body(json!(["db.dev", "db.dev", "db-1.dev"])),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{challenge}");
+    let (s, done) = finish(&t, &challenge, &key).await;
+    assert_eq!(s, StatusCode::OK, "{done}");
+    let doc: EnrolledDocument = serde_json::from_str(done["document"].as_str().unwrap()).unwrap();
+    let cert = ssh_key::Certificate::from_openssh(&doc.certificate).unwrap();
+    assert_eq!(
+        cert.valid_principals(),
+        ["db-1.dev".to_owned(), "db.dev".to_owned()]
+    );
+    assert_eq!(t.ca.hosts().unwrap().hosts[0].aliases, ["db.dev"]);
+}

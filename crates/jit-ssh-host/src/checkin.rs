@@ -161,8 +161,9 @@ pub async fn checkin(
             sshd_reloaded: false,
         });
     };
+    // The same names as the certificate it replaces.
     let cert = check_certificate(
-        &doc.name,
+        current.valid_principals(),
         new,
         &doc.host_ca_keys,
         key.public_key(),

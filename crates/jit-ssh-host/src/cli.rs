@@ -25,6 +25,10 @@ pub enum HostCommand {
         /// This host's name as engineers ssh to it.
         #[arg(long)]
         name: String,
+        /// Another name for the host certificate (repeatable), within
+        /// what the token may enroll.
+        #[arg(long = "alias")]
+        aliases: Vec<String>,
         /// The host key to certify (its -cert.pub is written beside it).
         #[arg(long, default_value = "/etc/ssh/ssh_host_ed25519_key")]
         key: std::path::PathBuf,
@@ -95,6 +99,7 @@ pub fn run(command: HostCommand, json: bool) -> Result<(), HostError> {
             ca,
             token,
             name,
+            aliases,
             key,
             dir,
             sshd_config_dir,
@@ -107,6 +112,7 @@ pub fn run(command: HostCommand, json: bool) -> Result<(), HostError> {
                     ca_url,
                     token,
                     name,
+                    aliases,
                     key,
                     dir,
                     sshd_config_dir,

@@ -32,6 +32,8 @@ pub struct EnrollOptions {
     pub ca_url: reqwest::Url,
     pub token: String,
     pub name: String,
+    /// More names for the certificate (each one the token may enroll).
+    pub aliases: Vec<String>,
     /// The host's private key (its `.pub` is what gets certified).
     pub key: PathBuf,
     /// Where sync keeps sshd's files (ca-keys, revoked.krl).
@@ -98,6 +100,7 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, HostError> {
             token_secret: token.secret.clone(),
             name: opts.name.clone(),
             host_key: host_key.clone(),
+            aliases: opts.aliases.clone(),
         },
         MAX_ENROLLED_BYTES,
     )
@@ -145,6 +148,9 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, HostError> {
             "the enrollment answer is not signed by the CA key the token names",
         ));
     }
+    let names: Vec<String> = std::iter::once(opts.name.clone())
+        .chain(opts.aliases.iter().cloned())
+        .collect();
     let doc: EnrolledDocument = serde_json::from_str(&answer.document)
         .map_err(|e| refused(format!("the enrollment answer is malformed: {e}")))?;
     if doc.kind != HOST_ENROLLED_KIND || doc.name != opts.name || doc.nonce != challenge.nonce {
@@ -153,7 +159,7 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, HostError> {
         ));
     }
     let cert = check_certificate(
-        &doc.name,
+        &names,
         &doc.certificate,
         &doc.host_ca_keys,
         key.public_key(),
@@ -205,9 +211,10 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, HostError> {
 }
 
 /// The certificate must be a host certificate for exactly this key and
-/// name, currently valid, signed by one of the host CA keys.
+/// these names (in any order), currently valid, signed by one of the host
+/// CA keys.
 pub fn check_certificate(
-    name: &str,
+    names: &[String],
     certificate: &str,
     host_ca_keys: &[String],
     host_key: &ssh_key::PublicKey,
@@ -225,13 +232,24 @@ pub fn check_certificate(
         .map_err(|e| refused(format!("the host certificate does not check out: {e}")))?;
     if cert.cert_type() != CertType::Host
         || cert.public_key() != host_key.key_data()
-        || cert.valid_principals() != [name.to_owned()]
+        || !same_names(cert.valid_principals(), names)
     {
         return Err(refused(
-            "the certificate is not a host certificate for this key and name",
+            "the certificate is not a host certificate for this key and these names",
         ));
     }
     Ok(cert)
+}
+
+/// Equal as sets: the CA sorts and de-duplicates aliases.
+pub fn same_names(got: &[String], want: &[String]) -> bool {
+    let sorted = |v: &[String]| {
+        let mut v: Vec<String> = v.iter().map(|n| n.to_ascii_lowercase()).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    sorted(got) == sorted(want)
 }
 
 /// `DIR/50-jit-ssh.conf` for sshd_config's `Include …/sshd_config.d/*.conf`.

@@ -82,7 +82,14 @@ pub struct HostEnrollStart {
     pub name: String,
     /// The host's public key (OpenSSH line, ed25519).
     pub host_key: String,
+    /// More names for the host certificate (each one the token may
+    /// enroll), at most [`MAX_ALIASES`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
 }
+
+/// The most aliases one host certificate carries.
+pub const MAX_ALIASES: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostEnrollChallenge {
@@ -192,6 +199,9 @@ pub struct HostInfo {
     pub cert_valid_before: String,
     /// RFC 3339 of the last authenticated contact (enrollment or check-in).
     pub last_contact: String,
+    /// More names in its host certificate.
+    #[serde(default)]
+    pub aliases: Vec<String>,
     /// The KRL version the host reported holding (`None`: no check-in yet).
     #[serde(default)]
     pub krl_version: Option<u64>,

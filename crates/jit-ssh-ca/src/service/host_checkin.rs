@@ -59,6 +59,7 @@ impl Ca {
             nonce: random_token(),
             expires_at: now_unix() + CHALLENGE_TTL,
             checkin: true,
+            aliases: Vec::new(),
         };
         self.store.put_host_challenge(&id, &challenge)?;
         Ok(HostEnrollChallenge {
@@ -130,7 +131,7 @@ impl Ca {
         // Expired ones too are refused: a host away longer than its
         // certificate's validity enrolls again, with a new token.
         if cert.cert_type() != CertType::Host
-            || cert.valid_principals() != [c.name.clone()]
+            || cert.valid_principals().first() != Some(&c.name)
             || cert.validate_at(now_u, [&host_ca]).is_err()
         {
             return Err(refuse(&format!(
@@ -178,6 +179,7 @@ impl Ca {
                 host_signer,
                 &host_key,
                 &host.name,
+                &host.aliases,
                 serial,
                 now_u.saturating_sub(skew),
                 valid_before,

@@ -43,6 +43,7 @@ fn info(h: HostRecord, config: &HostsConfig, now: i64) -> HostInfo {
         cert_serial: h.cert_serial,
         cert_valid_before: rfc3339_u(h.cert_valid_before),
         last_contact: rfc3339(h.last_contact),
+        aliases: h.aliases,
     }
 }
 
@@ -120,6 +121,7 @@ mod tests {
             cert_valid_before: 0,
             last_contact,
             held,
+            aliases: Vec::new(),
         }
     }
 

@@ -14,7 +14,7 @@ use jit_ssh_audit::{Actor, Event, HostStep};
 use jit_ssh_proto::hosts::{
     challenge_message, EnrolledDocument, EnrollmentToken, HostCaKeySet, HostEnrollChallenge,
     HostEnrollFinish, HostEnrollStart, HostEnrolled, HOST_CA_KEYS_KIND, HOST_CA_KEYS_NAMESPACE,
-    HOST_ENROLLED_KIND, HOST_ENROLLED_NAMESPACE, HOST_ENROLL_NAMESPACE,
+    HOST_ENROLLED_KIND, HOST_ENROLLED_NAMESPACE, HOST_ENROLL_NAMESPACE, MAX_ALIASES,
 };
 use jit_ssh_proto::signed::SignedDocument;
 
@@ -165,6 +165,19 @@ impl Ca {
             ENROLLS_PER_MINUTE_PER_TOKEN,
         )?;
         let name = HostName::parse(&body.name).map_err(ServiceError::invalid)?;
+        if body.aliases.len() > MAX_ALIASES {
+            return Err(ServiceError::invalid(format!(
+                "at most {MAX_ALIASES} aliases"
+            )));
+        }
+        let mut aliases = body
+            .aliases
+            .iter()
+            .map(|a| HostName::parse(a).map_err(|e| ServiceError::invalid(format!("alias: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        aliases.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        aliases.dedup_by(|a, b| a.as_str() == b.as_str());
+        aliases.retain(|a| a.as_str() != name.as_str());
         let host_key = PublicKey::from_openssh(body.host_key.trim())
             .map_err(|e| ServiceError::invalid(format!("host_key: {e}")))?;
         if host_key.algorithm() != Algorithm::Ed25519 {
@@ -197,24 +210,30 @@ impl Ca {
                 "the enrollment token is unknown, used up or expired; ask for a new one (jit-ssh-ca host-token)",
             )?);
         };
-        let in_group = self
-            .config
-            .policy
-            .host_groups
-            .get(&token.group)
-            .is_some_and(|g| g.hosts.iter().any(|h| h.matches(name.as_str())));
-        let in_pattern = token
-            .name_pattern
-            .as_deref()
-            .and_then(|p| HostGlob::parse(p).ok())
-            .is_none_or(|p| p.matches(name.as_str()));
-        if !in_group || !in_pattern {
+        let may_enroll = |n: &str| {
+            let in_group = self
+                .config
+                .policy
+                .host_groups
+                .get(&token.group)
+                .is_some_and(|g| g.hosts.iter().any(|h| h.matches(n)));
+            let in_pattern = token
+                .name_pattern
+                .as_deref()
+                .and_then(|p| HostGlob::parse(p).ok())
+                .is_none_or(|p| p.matches(n));
+            in_group && in_pattern
+        };
+        if let Some(outside) = std::iter::once(&name)
+            .chain(&aliases)
+            .find(|n| !may_enroll(n.as_str()))
+        {
             return Err(self.host_refused(
                 client,
                 &body.token_id,
                 name.as_str(),
                 &format!(
-                    "{name} is not a name this token may enroll (host group {}{})",
+                    "{outside} is not a name this token may enroll (host group {}{})",
                     token.group,
                     token
                         .name_pattern
@@ -234,6 +253,7 @@ impl Ca {
             nonce: random_token(),
             expires_at: now + CHALLENGE_TTL,
             checkin: false,
+            aliases: aliases.iter().map(ToString::to_string).collect(),
         };
         self.store.put_host_challenge(&id, &challenge)?;
         Ok(HostEnrollChallenge {
@@ -308,6 +328,7 @@ impl Ca {
             host_signer,
             &host_key,
             &c.name,
+            &c.aliases,
             serial,
             now_u.saturating_sub(skew),
             valid_before,
@@ -336,6 +357,7 @@ impl Ca {
             cert_valid_before: valid_before,
             last_contact: now,
             held: None,
+            aliases: c.aliases.clone(),
         })?;
         let document = serde_json::to_string(&EnrolledDocument {
             kind: HOST_ENROLLED_KIND.into(),
@@ -385,12 +407,13 @@ impl Ca {
     }
 }
 
-/// A host certificate: type host, the host's name as its one principal,
-/// key id `jit-ssh-host:NAME:SERIAL`.
+/// A host certificate: type host, the host's name and its aliases as
+/// principals, key id `jit-ssh-host:NAME:SERIAL`.
 pub(super) fn build_host_cert(
     signer: &dyn CaSigner,
     host_key: &PublicKey,
     name: &str,
+    aliases: &[String],
     serial: Serial,
     valid_after: u64,
     valid_before: u64,
@@ -406,6 +429,9 @@ pub(super) fn build_host_cert(
         b.key_id(format!("jit-ssh-host:{name}:{serial}"))?;
         b.cert_type(CertType::Host)?;
         b.valid_principal(name)?;
+        for alias in aliases {
+            b.valid_principal(alias)?;
+        }
         b.comment(name)?;
         let cert = signer.sign(b).map_err(|e| e.0)?;
         cert.to_openssh()

@@ -39,6 +39,9 @@ pub struct HostChallenge {
     /// up again at finish), never usable to enroll, and the reverse.
     #[serde(default)]
     pub checkin: bool,
+    /// More names for the certificate, checked against the token.
+    #[serde(default)]
+    pub aliases: Vec<String>,
 }
 
 /// An enrolled host, as the inventory lists it.
@@ -60,6 +63,9 @@ pub struct HostRecord {
     /// What the host reported at its last check-in (`None` before one).
     #[serde(default)]
     pub held: Option<HeldReport>,
+    /// More names in its host certificate (kept at renewal).
+    #[serde(default)]
+    pub aliases: Vec<String>,
 }
 
 /// What a host said it holds, as of `HostRecord::last_contact`.
