@@ -9,6 +9,7 @@ pub mod api;
 pub mod duration;
 pub mod error;
 pub mod hosts;
+pub mod reach;
 pub mod routes;
 pub mod serial;
 pub mod signed;

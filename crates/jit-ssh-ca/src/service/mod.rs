@@ -14,6 +14,7 @@ mod enroll;
 mod hosts;
 mod limits;
 mod published;
+mod reach;
 mod requests;
 mod retention;
 mod revocation;
