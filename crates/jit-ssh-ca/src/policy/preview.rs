@@ -72,14 +72,16 @@ impl Policy {
                 if filter.is_some_and(|f| !f.selects(name, group)) {
                     continue;
                 }
-                let mut accounts: Vec<String> = rule
-                    .accounts_in(group)
-                    .map(|a| match a {
+                let mut accounts: Vec<String> = Vec::new();
+                for a in rule.accounts_in(group) {
+                    let a = match a {
                         AccountRule::Named(n) => n.to_string(),
                         AccountRule::OwnName => user.to_string(),
-                    })
-                    .collect();
-                accounts.dedup();
+                    };
+                    if !accounts.contains(&a) {
+                        accounts.push(a);
+                    }
+                }
                 if accounts.is_empty() {
                     continue;
                 }
