@@ -10,6 +10,7 @@ pub mod duration;
 pub mod error;
 pub mod host_checkin;
 pub mod hosts;
+pub mod reach;
 pub mod routes;
 pub mod serial;
 pub mod signed;

@@ -78,6 +78,9 @@ pub const HOSTS_CHECKIN: &str = "/v1/hosts/checkin";
 pub const HOST_CHECKIN_FINISH: &str = "/v1/hosts/checkin/{id}";
 /// `GET` (session token; security, auditor, admin): the host inventory.
 pub const HOSTS: &str = "/v1/hosts";
+/// `GET ?pattern=GLOB` (session token): what the signed-in user may
+/// reach and what approval each would need now ([`crate::reach`]).
+pub const REACH: &str = "/v1/reach";
 /// `GET`: the signed host CA key set (clients' known_hosts).
 pub const HOST_CA_KEYS: &str = "/v1/host-ca-keys";
 /// `GET`: liveness.

@@ -15,6 +15,7 @@ mod hosts;
 mod json;
 mod krl;
 mod pages;
+mod reach;
 mod requests;
 mod revocations;
 mod sessions;
@@ -46,6 +47,7 @@ pub fn app(state: AppState) -> Router {
         .merge(ca_keys::routes())
         .merge(krl::routes())
         .merge(hosts::routes())
+        .merge(reach::routes())
         .merge(revocations::routes())
         .merge(sessions::routes())
         .merge(decisions::routes())

@@ -16,6 +16,7 @@ mod host_inventory;
 mod hosts;
 mod limits;
 mod published;
+mod reach;
 mod requests;
 mod retention;
 mod revocation;

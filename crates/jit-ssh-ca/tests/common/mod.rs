@@ -165,15 +165,33 @@ impl TestCa {
         Self::build_with(limits, url, |a| a)
     }
 
+    /// The usual CA with `limits`, and `policy` (host groups, rules)
+    /// added to its config.
+    pub fn with_policy(limits: &str, policy: &str) -> Self {
+        Self::build_text(
+            &(config_text(limits) + policy),
+            "http://127.0.0.1:9/hook",
+            |a| a,
+        )
+    }
+
     fn build_with(
         limits: &str,
+        webhook: &str,
+        wrap: impl FnOnce(Arc<dyn AuditLog>) -> Arc<dyn AuditLog>,
+    ) -> Self {
+        Self::build_text(&config_text(limits), webhook, wrap)
+    }
+
+    fn build_text(
+        config: &str,
         webhook: &str,
         wrap: impl FnOnce(Arc<dyn AuditLog>) -> Arc<dyn AuditLog>,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let ics = dir.path().join("oncall.ics");
         std::fs::write(&ics, ONCALL_ICS).unwrap();
-        let text = config_text(limits)
+        let text = config
             .replace("ONCALL_ICS", &ics.display().to_string())
             .replace("WEBHOOK_URL", webhook);
         let mut cfg = config::parse(&text, "test").unwrap();
