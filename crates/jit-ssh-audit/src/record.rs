@@ -135,8 +135,7 @@ pub struct PolicyDecision {
     pub user: String,
     pub host: String,
     pub account: String,
-    /// `approved`, `pending_approval` or `denied`.
-    pub outcome: String,
+    pub outcome: PolicyOutcome,
     /// The denial reason, or which rule decided.
     pub reason: String,
     /// The on-call shift that approved it, when one did.
@@ -151,6 +150,39 @@ pub struct PolicyDecision {
     /// How many approvals it needs (pending approval).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_approvals: Option<u32>,
+}
+
+/// What policy decided: stored as `approved`, `pending_approval` or
+/// `denied`, the strings older records hold (their hashes depend on it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyOutcome {
+    Approved,
+    PendingApproval,
+    Denied,
+}
+
+impl PolicyOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Approved => "approved",
+            Self::PendingApproval => "pending_approval",
+            Self::Denied => "denied",
+        }
+    }
+}
+
+impl std::fmt::Display for PolicyOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Lets readers compare with the stored string (`d.outcome == "denied"`).
+impl PartialEq<&str> for PolicyOutcome {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
 }
 
 /// The shift that put the requester on call.
@@ -517,5 +549,29 @@ mod tests {
             assert_eq!(serde_json::to_string(&actor).unwrap(), json);
             assert_eq!(serde_json::from_str::<Actor>(json).unwrap(), actor);
         }
+    }
+
+    /// Policy decisions written while `outcome` was a string read back as
+    /// the enum and serialise to the same bytes (the hash chain covers them).
+    #[test]
+    fn policy_outcomes_keep_their_encoding() {
+        for (outcome, word) in [
+            (PolicyOutcome::Approved, "approved"),
+            (PolicyOutcome::PendingApproval, "pending_approval"),
+            (PolicyOutcome::Denied, "denied"),
+        ] {
+            let json = format!(
+                r#"{{"kind":"policy_decision","request":"r1","user":"alice","host":"db.dev","account":"oncall","outcome":"{word}","reason":"rule 0 needs no approval"}}"#
+            );
+            let event: Event = serde_json::from_str(&json).unwrap();
+            let Event::PolicyDecision(d) = &event else {
+                panic!("not a policy decision: {event:?}")
+            };
+            assert_eq!(d.outcome, outcome);
+            assert!(d.outcome == word);
+            assert_eq!(serde_json::to_string(&event).unwrap(), json);
+        }
+        let unknown = r#"{"kind":"policy_decision","request":"r1","user":"a","host":"h","account":"x","outcome":"maybe","reason":""}"#;
+        assert!(serde_json::from_str::<Event>(unknown).is_err());
     }
 }

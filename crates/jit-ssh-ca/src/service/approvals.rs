@@ -64,12 +64,12 @@ impl Confirmable for PendingDecision {
             &self.comment,
             &req.id,
             &req.key_fingerprint,
-            &req.host,
-            &req.account,
+            req.host.as_str(),
+            req.account.as_str(),
         ])
     }
     fn host<'a>(&'a self, req: &'a AccessRequest) -> &'a str {
-        &req.host
+        req.host.as_str()
     }
     fn view(self, ca: &Ca) -> Result<DecisionState, ServiceError> {
         let req = ca.load_request(&self.request)?;
@@ -103,7 +103,7 @@ struct Refusal {
 
 /// Why `who` may not decide `req`, if they may not.
 fn refusal(req: &AccessRequest, who: &str) -> Option<Refusal> {
-    if req.user == who {
+    if req.user.as_str() == who {
         return Some(Refusal {
             why: format!("{who} asked for this access and cannot approve or deny it themselves"),
             public: true,
@@ -144,9 +144,9 @@ impl Ca {
         let a = req.approval.as_ref();
         ApprovalStep {
             request: req.id.clone(),
-            user: req.user.clone(),
-            host: req.host.clone(),
-            account: req.account.clone(),
+            user: req.user.to_string(),
+            host: req.host.to_string(),
+            account: req.account.to_string(),
             approver: approver.to_owned(),
             comment: comment.to_owned(),
             approvals: a.map_or(0, |a| u32::try_from(a.approvals.len()).unwrap_or(u32::MAX)),

@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use ssh_key::PublicKey;
 
-use jit_ssh_audit::{Actor, Event, IssuedVia, OnCallShift, PolicyDecision};
-use jit_ssh_proto::api::{ApprovalProgress, IssuedCertificate, RequestStatus, RequestSummary};
+use jit_ssh_audit::{Actor, Event, IssuedVia, OnCallShift, PolicyOutcome};
+use jit_ssh_proto::api::{ApprovalProgress, RequestStatus, RequestSummary};
 use jit_ssh_proto::routes;
 
+use super::records::policy_decision;
 use super::{now_unix, step, Ca, ServiceError};
 use crate::issue::{issue, IssueRequest};
-use crate::names::{AccountName, GrantId, HostName, Reason, UserName};
+use crate::names::GrantId;
 use crate::notify::texts::{self, waiting_text, RequestEvent};
 use crate::policy::{Decision, DenyReason, Via};
 use crate::profile::{CertSpec, Extension, SourceCidr};
@@ -29,44 +30,34 @@ impl Ca {
         req: &AccessRequest,
         actor: Actor,
     ) -> Result<AccessRequest, ServiceError> {
-        let user = UserName::parse(&req.user).map_err(invalid)?;
-        let host = HostName::parse(&req.host).map_err(invalid)?;
-        let account = AccountName::parse(&req.account).map_err(invalid)?;
         let ttl = Duration::from_secs(req.ttl_secs);
         let now = now_unix();
-        let names = self.config.policy.names_of(user.as_str());
+        let names = self.config.policy.names_of(req.user.as_str());
         let on_call = |schedule: &str, layers: &[String]| {
             self.schedules.on_call(schedule, layers, &names, now)
         };
         // A user revocation blocks new certificates, even for requests made before it.
-        let decision = if self.store.is_blocked(user.as_str())? {
-            Decision::Deny(DenyReason::Blocked(user.to_string()))
+        let decision = if self.store.is_blocked(req.user.as_str())? {
+            Decision::Deny(DenyReason::Blocked(req.user.to_string()))
         } else {
-            self.config
-                .policy
-                .decide(&user, &host, &account, ttl, req.break_glass, &on_call)
-        };
-        let mut record = PolicyDecision {
-            request: req.id.clone(),
-            user: req.user.clone(),
-            host: req.host.clone(),
-            account: req.account.clone(),
-            outcome: String::new(),
-            reason: String::new(),
-            on_call: None,
-            break_glass: req.break_glass,
-            approvers: vec![],
-            min_approvals: None,
+            self.config.policy.decide(
+                &req.user,
+                &req.host,
+                &req.account,
+                ttl,
+                req.break_glass,
+                &on_call,
+            )
         };
         let mut approval = None;
-        match &decision {
+        let record = match &decision {
             Decision::Allow(a) => {
-                record.outcome = "approved".into();
-                record.reason = match &a.via {
+                let reason = match &a.via {
                     Via::Rule => format!("rule {} needs no approval", a.rule),
                     Via::OnCall(shift) => format!("rule {}: on call ({shift})", a.rule),
                     Via::BreakGlass => format!("rule {}: break-glass: {}", a.rule, req.reason),
                 };
+                let mut record = policy_decision(req, PolicyOutcome::Approved, reason);
                 if let Via::OnCall(s) = &a.via {
                     record.on_call = Some(OnCallShift {
                         schedule: s.schedule.clone(),
@@ -76,21 +67,22 @@ impl Ca {
                         end: s.end,
                     });
                 }
+                record
             }
             Decision::NeedsApproval {
                 rule,
                 approvers,
                 not_on_call,
             } => {
-                let asked = self.config.policy.approvers(approvers, &req.user);
-                record.outcome = "pending_approval".into();
-                record.reason = match not_on_call {
+                let asked = self.config.policy.approvers(approvers, req.user.as_str());
+                let reason = match not_on_call {
                     Some(s) => format!(
                         "rule {rule}: not on call in {s}; {} approval(s) needed",
                         approvers.min_approvals
                     ),
                     None => format!("rule {rule} needs {} approval(s)", approvers.min_approvals),
                 };
+                let mut record = policy_decision(req, PolicyOutcome::PendingApproval, reason);
                 record.approvers = asked.clone();
                 record.min_approvals = Some(approvers.min_approvals);
                 let rule_ext = &self.config.policy.rules[*rule];
@@ -107,12 +99,10 @@ impl Ca {
                         .map(|e| e.name().to_owned())
                         .collect(),
                 });
+                record
             }
-            Decision::Deny(d) => {
-                record.outcome = "denied".into();
-                record.reason = d.to_string();
-            }
-        }
+            Decision::Deny(d) => policy_decision(req, PolicyOutcome::Denied, d.to_string()),
+        };
         self.audit(actor.clone(), Event::PolicyDecision(record.clone()))?;
         tracing::info!(request = %req.id, user = %req.user, outcome = %record.outcome, reason = %record.reason, "policy decision");
         let mut next = req.clone();
@@ -161,9 +151,9 @@ impl Ca {
             vec![]
         };
         let spec = CertSpec {
-            user: UserName::parse(&req.user).map_err(invalid)?,
-            host: HostName::parse(&req.host).map_err(invalid)?,
-            account: AccountName::parse(&req.account).map_err(invalid)?,
+            user: req.user.clone(),
+            host: req.host.clone(),
+            account: req.account.clone(),
             grant: grant.clone(),
             ttl: Duration::from_secs(req.ttl_secs),
             source_address,
@@ -173,7 +163,6 @@ impl Ca {
         };
         let public_key = PublicKey::from_openssh(&req.public_key)
             .map_err(|e| ServiceError::Internal(format!("stored public key: {e}")))?;
-        let reason = Reason::parse(&req.reason).map_err(invalid)?;
         let now = u64::try_from(now_unix()).unwrap_or(0);
         let issued = issue(
             self.signer.as_ref(),
@@ -182,7 +171,7 @@ impl Ca {
             IssueRequest {
                 spec: &spec,
                 public_key: &public_key,
-                reason: &reason,
+                reason: &req.reason,
                 actor,
                 via: IssuedVia::Server,
             },
@@ -196,16 +185,11 @@ impl Ca {
         tracing::info!(request = %req.id, serial = f.serial.get(), key_id = %f.key_id, "certificate issued");
         next.status = RequestStatus::Issued;
         next.grant = Some(grant.to_string());
-        next.certificate = Some(IssuedCertificate {
-            certificate: issued
-                .certificate
-                .to_openssh()
+        next.certificate = Some(
+            issued
+                .for_requester()
                 .map_err(|e| ServiceError::Internal(e.to_string()))?,
-            serial: f.serial.get(),
-            principals: f.principals.iter().map(ToString::to_string).collect(),
-            valid_after: f.valid_after,
-            valid_before: f.valid_before,
-        });
+        );
         Ok(next)
     }
 
@@ -265,7 +249,7 @@ impl Ca {
             ));
         };
         let actor = Actor::User {
-            name: req.user.clone(),
+            name: req.user.to_string(),
         };
         let decided = self
             .audit(actor.clone(), Event::MfaVerified(step(&req, "")))

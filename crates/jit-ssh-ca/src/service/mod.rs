@@ -17,6 +17,7 @@ mod hosts;
 mod limits;
 mod published;
 mod reach;
+mod records;
 mod requests;
 mod retention;
 mod revocation;
@@ -263,7 +264,7 @@ pub(crate) fn step_of(
 
 /// An audit step about access request `req`.
 pub(crate) fn step(req: &crate::store::AccessRequest, detail: &str) -> jit_ssh_audit::RequestStep {
-    step_of(&req.id, &req.user, &req.host, detail)
+    step_of(&req.id, req.user.as_str(), req.host.as_str(), detail)
 }
 
 /// Request and revocation ids: 32 hex digits (anything else is unknown).

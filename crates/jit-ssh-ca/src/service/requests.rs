@@ -54,11 +54,11 @@ impl Ca {
         let (secret, secret_hash) = new_secret();
         let req = AccessRequest {
             id: random_id(),
-            user: user.to_string(),
-            host: host.to_string(),
-            account: account.to_string(),
+            user,
+            host,
+            account,
             ttl_secs: ttl.as_secs(),
-            reason: reason.to_string(),
+            reason,
             public_key: public_key
                 .to_openssh()
                 .map_err(|e| ServiceError::Internal(e.to_string()))?,
@@ -77,17 +77,8 @@ impl Ca {
         };
         // Nobody has touched a key yet: whoever sent this only claims a name.
         self.audit(
-            Actor::claim(client.ip(), &req.user),
-            Event::RequestCreated(RequestCreated {
-                request: req.id.clone(),
-                user: req.user.clone(),
-                host: req.host.clone(),
-                account: req.account.clone(),
-                ttl_secs: req.ttl_secs,
-                reason: req.reason.clone(),
-                key_fingerprint: req.key_fingerprint.clone(),
-                client_addr: req.client_addr.clone(),
-            }),
+            Actor::claim(client.ip(), req.user.as_str()),
+            Event::RequestCreated(RequestCreated::from(&req)),
         )?;
         self.store.put_request(&req)?;
         tracing::info!(request = %req.id, user = %req.user, host = %req.host, account = %req.account, "access request created");
@@ -189,7 +180,7 @@ impl Ca {
         cancelled.status = RequestStatus::Cancelled;
         cancelled.decision_reason = Some("cancelled by the requester".into());
         let record = (
-            Actor::claim(client.ip(), &req.user),
+            Actor::claim(client.ip(), req.user.as_str()),
             Event::RequestCancelled(step(&req, "")),
         );
         self.transition(
@@ -206,11 +197,11 @@ impl Ca {
             approval: self.approval_progress(&req),
             break_glass: req.break_glass,
             id: req.id,
-            user: req.user,
-            host: req.host,
-            account: req.account,
+            user: req.user.to_string(),
+            host: req.host.to_string(),
+            account: req.account.to_string(),
             ttl: jit_ssh_proto::format_duration(std::time::Duration::from_secs(req.ttl_secs)),
-            reason: req.reason,
+            reason: req.reason.to_string(),
             key_fingerprint: req.key_fingerprint,
             status: req.status,
             expires_at: rfc3339(req.expires_at),
@@ -232,7 +223,12 @@ impl Confirmable for AccessRequest {
         ca.load_request(id)
     }
     fn header(&self) -> Header<'_> {
-        Header::new(&self.id, &self.user, &self.secret_hash, self.expires_at)
+        Header::new(
+            &self.id,
+            self.user.as_str(),
+            &self.secret_hash,
+            self.expires_at,
+        )
     }
     fn waiting(&self) -> Result<(), ServiceError> {
         if self.deciding_since.is_some() {
@@ -249,9 +245,9 @@ impl Confirmable for AccessRequest {
     fn match_code(&self) -> String {
         crate::match_code::access_request(
             &self.id,
-            &self.user,
-            &self.host,
-            &self.account,
+            self.user.as_str(),
+            self.host.as_str(),
+            self.account.as_str(),
             &self.key_fingerprint,
         )
     }
@@ -263,12 +259,12 @@ impl Confirmable for AccessRequest {
             "jit-ssh-mfa-v1",
             &self.id,
             &self.key_fingerprint,
-            &self.host,
-            &self.account,
+            self.host.as_str(),
+            self.account.as_str(),
         ])
     }
     fn host<'a>(&'a self, (): &'a ()) -> &'a str {
-        &self.host
+        self.host.as_str()
     }
     fn view(self, ca: &Ca) -> Result<RequestSummary, ServiceError> {
         Ok(ca.summary_of(self))

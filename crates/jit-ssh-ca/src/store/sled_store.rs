@@ -427,11 +427,11 @@ mod tests {
     fn request(id: &str, status: RequestStatus) -> AccessRequest {
         AccessRequest {
             id: id.to_owned(),
-            user: "alice".into(),
-            host: "db-1.prod".into(),
-            account: "postgres".into(),
+            user: crate::names::UserName::parse("alice").unwrap(),
+            host: crate::names::HostName::parse("db-1.prod").unwrap(),
+            account: crate::names::AccountName::parse("postgres").unwrap(),
             ttl_secs: 300,
-            reason: "r".into(),
+            reason: crate::names::Reason::parse("r").unwrap(),
             public_key: String::new(),
             key_fingerprint: String::new(),
             client_addr: "192.0.2.1".into(),
