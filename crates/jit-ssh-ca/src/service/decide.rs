@@ -11,7 +11,7 @@ use jit_ssh_proto::api::{ApprovalProgress, RequestStatus, RequestSummary};
 use jit_ssh_proto::routes;
 
 use super::records::policy_decision;
-use super::{now_unix, step, Ca, ServiceError};
+use super::{step, Ca, ServiceError};
 use crate::issue::{issue, IssueRequest};
 use crate::names::GrantId;
 use crate::notify::texts::{self, waiting_text, RequestEvent};
@@ -24,14 +24,15 @@ fn invalid(e: crate::names::NameError) -> ServiceError {
 }
 
 impl Ca {
-    /// Applies policy to an authenticated request; returns its new state.
+    /// Applies policy at `now` to an authenticated request; returns its
+    /// new state.
     pub(super) fn decide_and_issue(
         &self,
         req: &AccessRequest,
         actor: Actor,
+        now: i64,
     ) -> Result<AccessRequest, ServiceError> {
         let ttl = Duration::from_secs(req.ttl_secs);
-        let now = now_unix();
         let names = self.config.policy.names_of(req.user.as_str());
         let on_call = |schedule: &str, layers: &[String]| {
             self.schedules.on_call(schedule, layers, &names, now)
@@ -124,8 +125,13 @@ impl Ca {
                 Ok(next)
             }
             Decision::Allow(allowed) => {
-                let issued =
-                    self.issue_now(next, allowed.pin_source_address, allowed.extensions, actor)?;
+                let issued = self.issue_now(
+                    next,
+                    allowed.pin_source_address,
+                    allowed.extensions,
+                    actor,
+                    now,
+                )?;
                 if allowed.via == Via::BreakGlass {
                     self.notify_request(RequestEvent::BreakGlass, &issued, None);
                 }
@@ -134,13 +140,15 @@ impl Ca {
         }
     }
 
-    /// Issues the certificate for an approved request (audited first).
+    /// Issues the certificate for an approved request (audited first),
+    /// valid from `now`.
     pub(super) fn issue_now(
         &self,
         mut next: AccessRequest,
         pin_source_address: bool,
         extensions: Vec<Extension>,
         actor: Actor,
+        now: i64,
     ) -> Result<AccessRequest, ServiceError> {
         let req = &next;
         let grant = GrantId::parse(&req.id).map_err(invalid)?;
@@ -163,7 +171,6 @@ impl Ca {
         };
         let public_key = PublicKey::from_openssh(&req.public_key)
             .map_err(|e| ServiceError::Internal(format!("stored public key: {e}")))?;
-        let now = u64::try_from(now_unix()).unwrap_or(0);
         let issued = issue(
             self.signer.as_ref(),
             self.audit.as_ref(),
@@ -175,7 +182,7 @@ impl Ca {
                 actor,
                 via: IssuedVia::Server,
             },
-            now,
+            u64::try_from(now).unwrap_or(0),
         )
         .map_err(|e| {
             tracing::error!(request = %req.id, error = %e, source = ?std::error::Error::source(&e), "issuance failed");
@@ -229,10 +236,10 @@ impl Ca {
 /// a CA that died mid-decision, and the request may expire.
 const CLAIM_TIMEOUT: i64 = 120;
 
-/// Whether a verified touch is deciding `req` right now.
-pub(super) fn claim_is_live(req: &AccessRequest) -> bool {
+/// Whether a verified touch is deciding `req` at `now`.
+pub(super) fn claim_is_live(req: &AccessRequest, now: i64) -> bool {
     req.deciding_since
-        .is_some_and(|t| now_unix() < t.saturating_add(CLAIM_TIMEOUT))
+        .is_some_and(|t| now < t.saturating_add(CLAIM_TIMEOUT))
 }
 
 impl Ca {
@@ -241,8 +248,9 @@ impl Ca {
     pub(super) fn decide_touched(
         &self,
         req: AccessRequest,
+        now: i64,
     ) -> Result<RequestSummary, ServiceError> {
-        let Some(claimed) = self.claim(&req)? else {
+        let Some(claimed) = self.claim(&req, now)? else {
             return Err(ServiceError::WrongState(
                 "the request changed while it was being confirmed; another touch finished first"
                     .into(),
@@ -253,7 +261,7 @@ impl Ca {
         };
         let decided = self
             .audit(actor.clone(), Event::MfaVerified(step(&req, "")))
-            .and_then(|_| self.decide_and_issue(&claimed, actor));
+            .and_then(|_| self.decide_and_issue(&claimed, actor, now));
         let mut decided = match decided {
             Ok(d) => d,
             Err(e) => {
@@ -279,9 +287,13 @@ impl Ca {
     /// certificate: the claim is a compare-and-swap in the store before
     /// anything is signed, so a touch that loses the race signs nothing
     /// (another CA replica may be here too). `None` when it changed.
-    pub(super) fn claim(&self, req: &AccessRequest) -> Result<Option<AccessRequest>, ServiceError> {
+    pub(super) fn claim(
+        &self,
+        req: &AccessRequest,
+        now: i64,
+    ) -> Result<Option<AccessRequest>, ServiceError> {
         let mut claimed = req.clone();
-        claimed.deciding_since = Some(now_unix());
+        claimed.deciding_since = Some(now);
         Ok(self.store.swap_request(req, &claimed)?.then_some(claimed))
     }
 

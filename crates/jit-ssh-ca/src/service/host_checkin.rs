@@ -20,7 +20,7 @@ use jit_ssh_proto::hosts::HostEnrollChallenge;
 use jit_ssh_proto::text::escape_for_terminal;
 
 use super::hosts::{build_host_cert, CHALLENGE_TTL};
-use super::{now_unix, random_id, random_token, rfc3339, Ca, ServiceError};
+use super::{random_id, random_token, rfc3339, Ca, ServiceError};
 use crate::names::{HostName, Serial};
 use crate::store::{HeldReport, HostChallenge, HostRecord};
 
@@ -57,7 +57,7 @@ impl Ca {
             name: name.to_string(),
             host_key: String::new(),
             nonce: random_token(),
-            expires_at: now_unix() + CHALLENGE_TTL,
+            expires_at: self.now() + CHALLENGE_TTL,
             checkin: true,
             aliases: Vec::new(),
         };
@@ -117,7 +117,7 @@ impl Ca {
             .take_host_challenge(id)?
             .filter(|c| c.checkin)
             .ok_or(ServiceError::NotFound("check-in"))?;
-        let now = now_unix();
+        let now = self.now();
         if c.expires_at <= now {
             return Err(ServiceError::WrongState(
                 "the check-in challenge expired; check in again".into(),

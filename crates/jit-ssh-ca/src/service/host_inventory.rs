@@ -5,7 +5,7 @@
 use jit_ssh_audit::{Actor, Event, HostStep};
 use jit_ssh_proto::hosts::{HostInfo, HostList};
 
-use super::{now_unix, rfc3339, Ca, ServiceError, SignedIn};
+use super::{rfc3339, Ca, ServiceError, SignedIn};
 use crate::config::hosts::HostsConfig;
 use crate::store::HostRecord;
 
@@ -50,7 +50,7 @@ fn info(h: HostRecord, config: &HostsConfig, now: i64) -> HostInfo {
 impl Ca {
     /// The inventory of enrolled hosts, flagged as of now.
     pub fn hosts(&self) -> Result<HostList, ServiceError> {
-        let now = now_unix();
+        let now = self.now();
         let hosts = self
             .store
             .hosts()?

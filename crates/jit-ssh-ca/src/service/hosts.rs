@@ -18,7 +18,7 @@ use jit_ssh_proto::hosts::{
 };
 use jit_ssh_proto::signed::SignedDocument;
 
-use super::{now_unix, random_id, random_token, rfc3339, same, sha256_hex, Ca, ServiceError};
+use super::{random_id, random_token, rfc3339, same, sha256_hex, Ca, ServiceError};
 use crate::names::{HostName, Serial};
 use crate::policy::HostGlob;
 use crate::signer::CaSigner;
@@ -75,7 +75,7 @@ impl Ca {
             return Err(ServiceError::invalid("--uses must be at least 1"));
         }
         let ttl = ttl.unwrap_or(self.config.hosts.token_ttl);
-        let expires_at = now_unix() + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
+        let expires_at = self.now() + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
         let (id, secret) = (random_id(), random_token());
         let created_by = match &actor {
             Actor::User { name } => name.clone(),
@@ -196,7 +196,7 @@ impl Ca {
                 "this host key belongs to a removed host; enroll with a new host key",
             )?);
         }
-        let now = now_unix();
+        let now = self.now();
         let token = self.store.host_token(&body.token_id)?;
         let Some(token) = token.filter(|t| {
             same(&t.secret_hash, &sha256_hex(&[&body.token_secret]))
@@ -283,7 +283,7 @@ impl Ca {
             .take_host_challenge(id)?
             .filter(|c| !c.checkin)
             .ok_or(ServiceError::NotFound("enrollment"))?;
-        let now = now_unix();
+        let now = self.now();
         if c.expires_at <= now {
             return Err(self.host_refused(
                 client,
@@ -393,7 +393,7 @@ impl Ca {
         patterns.dedup();
         let set = HostCaKeySet {
             kind: HOST_CA_KEYS_KIND.into(),
-            issued_at: u64::try_from(now_unix()).unwrap_or(0),
+            issued_at: u64::try_from(self.now()).unwrap_or(0),
             keys: vec![host_signer
                 .public_key()
                 .to_openssh()

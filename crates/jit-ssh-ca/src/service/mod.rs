@@ -27,7 +27,6 @@ mod setup_error;
 mod waiters;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 use ssh_key::PublicKey;
@@ -36,6 +35,7 @@ use webauthn_rs::{Webauthn, WebauthnBuilder};
 use jit_ssh_audit::{Actor, AuditLog, Event};
 use jit_ssh_proto::error::code;
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::signer::CaSigner;
 use crate::store::{Store, StoreError};
@@ -131,6 +131,8 @@ pub struct Ca {
     notifier: crate::notify::Notifier,
     /// Held while an approver's decision is applied.
     deciding: std::sync::Mutex<()>,
+    /// Read once per operation ([`Ca::now`]); `now` is passed down.
+    clock: Arc<dyn Clock>,
 }
 
 impl Ca {
@@ -181,7 +183,19 @@ impl Ca {
             signed_cache: published::SignedCache::default(),
             extra_ca_keys,
             host_signer: None,
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// Reads time from `clock` instead of the system clock (tests).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Unix seconds: read once at the start of an operation.
+    pub fn now(&self) -> i64 {
+        self.clock.now_unix()
     }
 
     /// Starts delivering notifications (needs a tokio runtime).
@@ -327,12 +341,6 @@ impl AuditLog for LoggedAudit {
     ) -> Result<u64, jit_ssh_audit::StoreError> {
         self.0.export(from, to, sink)
     }
-}
-
-pub fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// RFC 3339 of a Unix time, for answers outside the service.

@@ -6,7 +6,7 @@
 
 use jit_ssh_proto::reach::{ReachApproval, ReachList, ReachParams, ReachRow};
 
-use super::{now_unix, rfc3339, Ca, ServiceError, SignedIn};
+use super::{rfc3339, Ca, ServiceError, SignedIn};
 use crate::names::UserName;
 use crate::policy::{Decision, Reach, ReachFilter, Via};
 
@@ -27,7 +27,7 @@ impl Ca {
             .map_err(|e| ServiceError::invalid(format!("pattern: {e}")))?;
         let user = UserName::parse(&who.user).map_err(ServiceError::invalid)?;
         let policy = &self.config.policy;
-        let now = now_unix();
+        let now = self.now();
         let names = policy.names_of(user.as_str());
         let on_call = |schedule: &str, layers: &[String]| {
             self.schedules.on_call(schedule, layers, &names, now)

@@ -16,7 +16,7 @@ use jit_ssh_proto::error::code;
 use jit_ssh_proto::routes;
 
 use super::confirm::{awaiting_touch, new_secret, summary, Confirmable, Header};
-use super::{is_id, now_unix, random_id, rfc3339, sha256_hex, step, Ca, ServiceError};
+use super::{is_id, random_id, rfc3339, sha256_hex, step, Ca, ServiceError};
 use crate::names::{AccountName, HostName, Reason, UserName};
 use crate::store::AccessRequest;
 
@@ -50,7 +50,7 @@ impl Ca {
             return Err(ServiceError::UserBlocked(user.to_string()));
         }
 
-        let now = now_unix();
+        let now = self.now();
         let (secret, secret_hash) = new_secret();
         let req = AccessRequest {
             id: random_id(),
@@ -85,8 +85,8 @@ impl Ca {
         Ok(self.created(&req, secret))
     }
 
-    /// Loads a request, marking it expired if its time ran out.
-    pub(crate) fn load_request(&self, id: &str) -> Result<AccessRequest, ServiceError> {
+    /// Loads a request, marking it expired if its time ran out by `now`.
+    pub(crate) fn load_request(&self, id: &str, now: i64) -> Result<AccessRequest, ServiceError> {
         if !is_id(id) {
             return Err(ServiceError::NotFound("request"));
         }
@@ -98,7 +98,7 @@ impl Ca {
             req.status,
             RequestStatus::PendingMfa | RequestStatus::PendingApproval
         );
-        if !pending || now_unix() < req.expires_at || super::decide::claim_is_live(&req) {
+        if !pending || now < req.expires_at || super::decide::claim_is_live(&req, now) {
             return Ok(req);
         }
         let mut expired = req.clone();
@@ -120,7 +120,7 @@ impl Ca {
 
     /// The requester's view, given the secret returned at creation.
     pub fn request_state(&self, id: &str, secret: &str) -> Result<RequestState, ServiceError> {
-        let req = self.authorized::<AccessRequest>(id, secret)?;
+        let req = self.authorized::<AccessRequest>(id, secret, self.now())?;
         Ok(self.state_of(req))
     }
 
@@ -167,11 +167,12 @@ impl Ca {
         secret: &str,
         client: SocketAddr,
     ) -> Result<RequestState, ServiceError> {
-        let req = self.authorized::<AccessRequest>(id, secret)?;
+        let now = self.now();
+        let req = self.authorized::<AccessRequest>(id, secret, now)?;
         if req.status.is_final() {
             return Ok(self.state_of(req));
         }
-        if super::decide::claim_is_live(&req) {
+        if super::decide::claim_is_live(&req, now) {
             return Err(ServiceError::WrongState(
                 "the request is being decided; read it again".into(),
             ));
@@ -219,8 +220,8 @@ impl Confirmable for AccessRequest {
     const PAGE: &'static str = routes::MFA_PAGE;
     const CEREMONY: &'static str = "mfa";
 
-    fn load(ca: &Ca, id: &str) -> Result<Self, ServiceError> {
-        ca.load_request(id)
+    fn load(ca: &Ca, id: &str, now: i64) -> Result<Self, ServiceError> {
+        ca.load_request(id, now)
     }
     fn header(&self) -> Header<'_> {
         Header::new(
@@ -251,7 +252,7 @@ impl Confirmable for AccessRequest {
             &self.key_fingerprint,
         )
     }
-    fn context(&self, _: &Ca) -> Result<(), ServiceError> {
+    fn context(&self, _: &Ca, _: i64) -> Result<(), ServiceError> {
         Ok(())
     }
     fn binding(&self, (): &()) -> String {
@@ -266,15 +267,15 @@ impl Confirmable for AccessRequest {
     fn host<'a>(&'a self, (): &'a ()) -> &'a str {
         self.host.as_str()
     }
-    fn view(self, ca: &Ca) -> Result<RequestSummary, ServiceError> {
+    fn view(self, ca: &Ca, _: i64) -> Result<RequestSummary, ServiceError> {
         Ok(ca.summary_of(self))
     }
     fn public(r: RequestSummary) -> RequestSummary {
         summary::access_request(r)
     }
     /// Decides by policy, and issues if allowed (see `decide.rs`).
-    fn touched(self, (): (), ca: &Ca) -> Result<RequestSummary, ServiceError> {
-        ca.decide_touched(self)
+    fn touched(self, (): (), ca: &Ca, now: i64) -> Result<RequestSummary, ServiceError> {
+        ca.decide_touched(self, now)
     }
 }
 
