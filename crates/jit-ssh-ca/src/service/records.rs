@@ -40,3 +40,40 @@ pub(super) fn policy_decision(
         min_approvals: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use jit_ssh_audit::Event;
+
+    /// The records carry the names exactly as the strings they replaced:
+    /// the audit chain hashes this JSON.
+    #[test]
+    fn records_from_a_typed_request_serialise_as_before() {
+        let req: AccessRequest = serde_json::from_str(crate::store::STORED_REQUEST).unwrap();
+        let created = Event::RequestCreated(RequestCreated::from(&req));
+        assert_eq!(
+            serde_json::to_string(&created).unwrap(),
+            concat!(
+                r#"{"kind":"request_created","request":"0123456789abcdef0123456789abcdef","#,
+                r#""user":"alice","host":"db-1.prod","account":"oncall","ttl_secs":300,"#,
+                r#""reason":"incident 42","key_fingerprint":"SHA256:abc","client_addr":"192.0.2.7"}"#
+            )
+        );
+        let decided = Event::PolicyDecision(policy_decision(
+            &req,
+            PolicyOutcome::PendingApproval,
+            "rule 2 needs 1 approval(s)".into(),
+        ));
+        assert_eq!(
+            serde_json::to_string(&decided).unwrap(),
+            concat!(
+                r#"{"kind":"policy_decision","request":"0123456789abcdef0123456789abcdef","#,
+                r#""user":"alice","host":"db-1.prod","account":"oncall","#,
+                r#""outcome":"pending_approval","reason":"rule 2 needs 1 approval(s)","#,
+                r#""break_glass":true}"#
+            )
+        );
+    }
+}

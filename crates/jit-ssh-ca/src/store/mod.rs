@@ -8,6 +8,8 @@ mod sled_hosts;
 mod sled_store;
 #[cfg(test)]
 mod stored_form;
+#[cfg(test)]
+pub(crate) use stored_form::STORED as STORED_REQUEST;
 
 pub use hosts::{HeldReport, HostChallenge, HostRecord, HostStore, HostToken};
 pub use retention::{Cutoffs, Pruned};

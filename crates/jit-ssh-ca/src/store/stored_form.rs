@@ -7,7 +7,7 @@ use jit_ssh_proto::api::RequestStatus;
 
 /// An access request as the CA stored it while `user`, `host`, `account`
 /// and `reason` were plain strings (field order and encoding unchanged).
-const STORED: &str = concat!(
+pub(crate) const STORED: &str = concat!(
     r#"{"id":"0123456789abcdef0123456789abcdef","user":"alice","host":"db-1.prod","#,
     r#""account":"oncall","ttl_secs":300,"reason":"incident 42","#,
     r#""public_key":"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOv alice","#,
