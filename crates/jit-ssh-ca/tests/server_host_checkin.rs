@@ -284,28 +284,18 @@ async fn a_removed_host_cannot_check_in() {
     assert!(t.ca.hosts().unwrap().hosts.is_empty());
 }
 
-/// A 12-second validity: 2.9 s before its end less than a third is left
-/// (the CA counts whole seconds), with time to spare before it expires.
+/// Seven-day certificates: renewed once less than 2⅓ days are left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_with_a_third_left_is_renewed_once_and_the_old_one_is_refused() {
-    // [limits] is empty; the next table sets the host certificate validity.
-    let t = TestCa::with_limits("[hosts]\ncert_validity = \"12s\"");
+    let t = TestCa::new();
     let key = host_key();
     let cert = enrolled(&t, "db-1.dev", &key).await;
+    t.clock.advance(std::time::Duration::from_secs(4 * 86_400));
     let (s, answer) = checkin(&t, "db-1.dev", &cert, &report(None), &key).await;
     assert_eq!(s, StatusCode::OK, "{answer}");
     assert_eq!(document(&t, &answer).certificate, None);
 
-    let ends = ssh_key::Certificate::from_openssh(&cert)
-        .unwrap()
-        .valid_before();
-    let until = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ends * 1000 - 2_900);
-    tokio::time::sleep(
-        until
-            .duration_since(std::time::SystemTime::now())
-            .unwrap_or_default(),
-    )
-    .await;
+    t.clock.advance(std::time::Duration::from_secs(86_400));
     let (s, answer) = checkin(&t, "db-1.dev", &cert, &report(None), &key).await;
     assert_eq!(s, StatusCode::OK, "{answer}");
     let new = document(&t, &answer).certificate.expect("renewed");
