@@ -37,6 +37,48 @@ fn enroll(url: &str, token: &str, name: &str, key: &Path, dir: &Path, extra: &[&
         .args(extra))
 }
 
+/// Where host `db-1.dev`'s files live under a test's root.
+struct Db1 {
+    host_key: std::path::PathBuf,
+    sync_dir: std::path::PathBuf,
+    drop_ins: std::path::PathBuf,
+    cert_file: std::path::PathBuf,
+}
+
+impl Db1 {
+    fn at(root: &Path) -> Db1 {
+        Db1 {
+            host_key: root.join("ssh_host_ed25519_key"),
+            sync_dir: root.join("etc-ssh-jit-ssh"),
+            drop_ins: root.join("sshd_config.d"),
+            cert_file: root.join("ssh_host_ed25519_key-cert.pub"),
+        }
+    }
+}
+
+/// Makes db-1.dev's host key and enrolls it with a fresh `dev` token,
+/// writing the sshd_config drop-in; returns enroll's output and the token.
+fn enroll_db1(root: &Path, ca: &DevCa, extra: &[&str]) -> (Output, String) {
+    let db1 = Db1::at(root);
+    keygen(root, "ssh_host_ed25519_key");
+    std::fs::create_dir(&db1.drop_ins).unwrap();
+    let token = host_token(&ca.dev_dir, "dev");
+    let out = enroll(
+        &ca.url,
+        &token,
+        "db-1.dev",
+        &db1.host_key,
+        &db1.sync_dir,
+        &[
+            &["--sshd-config-dir", db1.drop_ins.to_str().unwrap()],
+            extra,
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    (out, token)
+}
+
 /// sshd with `host_key`, including `drop_in_dir/*.conf` first (so the
 /// drop-in's HostCertificate and jit-ssh lines apply).
 fn sshd(root: &Path, name: &str, host_key: &Path, drop_in_dir: Option<&Path>) -> Sshd {
@@ -70,21 +112,13 @@ fn an_enrolled_host_is_trusted_by_certificate_and_others_are_refused() {
 
     // The host enrolls: certificate beside its key, CA keys and KRL synced,
     // an sshd_config drop-in written.
-    let host_key = keygen(root, "ssh_host_ed25519_key");
-    let sync_dir = root.join("etc-ssh-jit-ssh");
-    let drop_ins = root.join("sshd_config.d");
-    std::fs::create_dir(&drop_ins).unwrap();
-    let token = host_token(&dev, "dev");
-    let out = enroll(
-        &ca.url,
-        &token,
-        "db-1.dev",
-        &host_key,
-        &sync_dir,
-        &["--sshd-config-dir", drop_ins.to_str().unwrap()],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let cert_file = root.join("ssh_host_ed25519_key-cert.pub");
+    let (out, token) = enroll_db1(root, &ca, &[]);
+    let Db1 {
+        host_key,
+        sync_dir,
+        drop_ins,
+        cert_file,
+    } = Db1::at(root);
     assert!(String::from_utf8_lossy(&out.stdout)
         .trim()
         .starts_with("HostCertificate /"));
@@ -393,26 +427,13 @@ fn host_sync_checks_in_renews_the_certificate_and_is_refused_after_removal() {
     std::fs::write(&config, text).unwrap();
     let ca = DevCa::start(&dev, "admin");
 
-    let host_key = keygen(root, "ssh_host_ed25519_key");
-    let sync_dir = root.join("etc-ssh-jit-ssh");
-    let drop_ins = root.join("sshd_config.d");
-    std::fs::create_dir(&drop_ins).unwrap();
-    let token = host_token(&dev, "dev");
-    let out = enroll(
-        &ca.url,
-        &token,
-        "db-1.dev",
-        &host_key,
-        &sync_dir,
-        &[
-            "--sshd-config-dir",
-            drop_ins.to_str().unwrap(),
-            "--alias",
-            "db.dev",
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let cert_file = root.join("ssh_host_ed25519_key-cert.pub");
+    enroll_db1(root, &ca, &["--alias", "db.dev"]);
+    let Db1 {
+        host_key,
+        sync_dir,
+        drop_ins,
+        cert_file,
+    } = Db1::at(root);
     let first = cert_blob(&cert_file);
     let sshd = sshd(root, "enrolled", &host_key, Some(&drop_ins));
     assert_eq!(served_certificate(sshd.port()), first);
