@@ -114,6 +114,7 @@ impl Ca {
             }
         }
         self.audit(actor.clone(), Event::PolicyDecision(record.clone()))?;
+        self.metrics.policy_decision(&decision);
         tracing::info!(request = %req.id, user = %req.user, outcome = %record.outcome, reason = %record.reason, "policy decision");
         let mut next = req.clone();
         match decision {
@@ -175,6 +176,7 @@ impl Ca {
             .map_err(|e| ServiceError::Internal(format!("stored public key: {e}")))?;
         let reason = Reason::parse(&req.reason).map_err(invalid)?;
         let now = u64::try_from(now_unix()).unwrap_or(0);
+        let started = std::time::Instant::now();
         let issued = issue(
             self.signer.as_ref(),
             self.audit.as_ref(),
@@ -192,6 +194,7 @@ impl Ca {
             tracing::error!(request = %req.id, error = %e, source = ?std::error::Error::source(&e), "issuance failed");
             ServiceError::Internal("issuance".into())
         })?;
+        self.metrics.issued(started.elapsed());
         let f = &issued.fields;
         tracing::info!(request = %req.id, serial = f.serial.get(), key_id = %f.key_id, "certificate issued");
         next.status = RequestStatus::Issued;

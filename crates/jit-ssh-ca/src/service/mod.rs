@@ -14,6 +14,7 @@ mod enroll;
 mod hosts;
 mod limits;
 mod published;
+mod ready;
 mod requests;
 mod retention;
 mod revocation;
@@ -40,6 +41,7 @@ pub use confirm::Confirmable;
 pub use hosts::IssuedHostToken;
 pub use limits::{client_key, RateLimiter};
 pub use published::{MANIFEST_VALIDITY, RESIGN_AFTER};
+pub use ready::{Readiness, READY_NAMESPACE};
 pub use revocation::PublishedKrl;
 pub use sessions::SignedIn;
 pub use setup_error::SetupError;
@@ -127,6 +129,7 @@ pub struct Ca {
     notifier: crate::notify::Notifier,
     /// Held while an approver's decision is applied.
     deciding: std::sync::Mutex<()>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Ca {
@@ -152,6 +155,11 @@ impl Ca {
             tracing::error!(schedule = %name, error = %why, "on-call feed did not load; nobody counts as on call in it until it does");
         }
         let notifier = crate::notify::Notifier::new(config.notify.clone());
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let audit = Arc::new(crate::metrics::audit::MeteredAudit::new(
+            audit,
+            metrics.clone(),
+        ));
         let extra_ca_keys = config
             .publish_ca_keys
             .iter()
@@ -177,12 +185,14 @@ impl Ca {
             signed_cache: published::SignedCache::default(),
             extra_ca_keys,
             host_signer: None,
+            metrics,
         })
     }
 
     /// Starts delivering notifications (needs a tokio runtime).
     pub fn start_notifications(&self, backoff: crate::notify::Backoff) {
-        self.notifier.start(self.audit.clone(), backoff);
+        self.notifier
+            .start(self.audit.clone(), backoff, self.metrics.clone());
     }
 
     /// Enrolls hosts with certificates `signer` makes (the host CA key).
@@ -322,6 +332,10 @@ impl AuditLog for LoggedAudit {
         sink: &mut dyn FnMut(&[u8]) -> bool,
     ) -> Result<u64, jit_ssh_audit::StoreError> {
         self.0.export(from, to, sink)
+    }
+
+    fn ready(&self) -> Result<(), jit_ssh_audit::StoreError> {
+        self.0.ready()
     }
 }
 
