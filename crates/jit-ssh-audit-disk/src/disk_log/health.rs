@@ -77,3 +77,79 @@ impl DiskAuditLog {
         self.probe_directory()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    use jit_ssh_audit::record::{Actor, Event, RequestStep};
+    use jit_ssh_audit::{AuditLog, StoreError};
+
+    use super::{DiskAuditLog, PROBE_FILE};
+
+    fn event(i: u64) -> Event {
+        Event::RequestExpired(RequestStep {
+            request: format!("r{i}"),
+            user: "alice".into(),
+            host: "h".into(),
+            detail: String::new(),
+        })
+    }
+
+    #[test]
+    fn every_group_commit_is_reported_with_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(DiskAuditLog::open(dir.path()).unwrap());
+        let (records, groups) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        {
+            let (records, groups) = (records.clone(), groups.clone());
+            log.observe_group_sizes(move |n| {
+                records.fetch_add(n as u64, Ordering::SeqCst);
+                groups.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        let writers: Vec<_> = (0..8u64)
+            .map(|w| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    for i in 0..25 {
+                        log.append(Actor::System, event(w * 100 + i)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        assert_eq!(records.load(Ordering::SeqCst), 200);
+        let g = groups.load(Ordering::SeqCst);
+        assert!((1..=200).contains(&g), "{g} groups");
+    }
+
+    /// A directory that takes no writes: the probe fails (as it does for
+    /// any user, root included, when a directory sits where the probe
+    /// file goes; a read-only directory does it for everyone but root).
+    #[test]
+    fn a_directory_that_takes_no_writes_refuses_appends_until_it_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = DiskAuditLog::open(dir.path()).unwrap();
+        log.append(Actor::System, event(1)).unwrap();
+        assert!(log.ready().is_ok());
+
+        let blocker = dir.path().join(PROBE_FILE);
+        std::fs::create_dir(&blocker).unwrap();
+        assert!(matches!(log.ready(), Err(StoreError::Unwritable(_))));
+        assert!(log.append(Actor::System, event(2)).is_err());
+        assert_eq!(log.head().seq, 1, "nothing appended");
+
+        // Back: the next append probes again and goes ahead, unpoisoned.
+        std::fs::remove_dir(&blocker).unwrap();
+        assert_eq!(log.append(Actor::System, event(3)).unwrap().seq, 2);
+        assert!(log.ready().is_ok());
+        assert!(log.verify().unwrap().first_break.is_none());
+        assert!(!blocker.exists(), "the probe leaves no file behind");
+    }
+}

@@ -133,6 +133,8 @@ pub struct Metrics {
     connections: OnceLock<Box<dyn Fn() -> usize + Send + Sync>>,
     /// SHA-256 (hex) of the bearer token `/metrics` wants, if any.
     token_hash: OnceLock<String>,
+    /// Where the metrics listener is bound, when there is one.
+    bound: OnceLock<std::net::SocketAddr>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -178,6 +180,7 @@ impl Metrics {
             handle,
             connections: OnceLock::new(),
             token_hash: OnceLock::new(),
+            bound: OnceLock::new(),
         };
         m.preregister();
         m
@@ -284,6 +287,15 @@ impl Metrics {
     /// connection guard). Set once.
     pub fn count_connections_with(&self, open: impl Fn() -> usize + Send + Sync + 'static) {
         let _ = self.connections.set(Box::new(open));
+    }
+
+    /// The metrics listener's address, once the server bound it.
+    pub fn bound(&self) -> Option<std::net::SocketAddr> {
+        self.bound.get().copied()
+    }
+
+    pub(crate) fn set_bound(&self, addr: std::net::SocketAddr) {
+        let _ = self.bound.set(addr);
     }
 
     /// Makes `/metrics` want `Authorization: Bearer TOKEN`. Set once.

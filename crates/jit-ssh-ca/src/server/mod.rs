@@ -230,6 +230,7 @@ fn start_metrics(
     if let Some(listener) = listener {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, "metrics listener");
+            ca.metrics.set_bound(addr);
         }
         tasks.push(tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, http::metrics_app(ca)).await {
