@@ -4,6 +4,9 @@
 //! goes 503 while the audit directory takes no writes, nothing is issued
 //! meanwhile, and it comes back when the directory does.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::collections::BTreeMap;
