@@ -282,3 +282,236 @@ fn drop_ins_without_cert(root: &Path, sync_dir: &Path) -> std::path::PathBuf {
     .unwrap();
     d
 }
+
+/// A process standing in for a daemon sshd's pid file (the harness runs
+/// sshd per connection on port 0, where each connection reads the
+/// certificate anew): it counts the SIGHUPs `--reload-sshd` sends.
+struct HupCounter {
+    child: std::process::Child,
+    hups: std::path::PathBuf,
+    pid_file: std::path::PathBuf,
+}
+
+impl HupCounter {
+    fn start(root: &Path) -> HupCounter {
+        let (hups, pid_file) = (root.join("hups"), root.join("sshd.pid"));
+        let child = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!(
+                "trap 'echo hup >> {}' HUP; echo $$ > {}; while :; do sleep 0.1; done",
+                hups.display(),
+                pid_file.display()
+            ))
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !pid_file.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        HupCounter {
+            child,
+            hups,
+            pid_file,
+        }
+    }
+
+    /// The SIGHUPs seen, waiting up to 5 s for `expected` (the shell runs
+    /// its trap once the current `sleep` ends).
+    fn count(&self, expected: usize) -> usize {
+        let seen = || {
+            std::fs::read_to_string(&self.hups)
+                .unwrap_or_default()
+                .lines()
+                .count()
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while seen() < expected && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        seen()
+    }
+}
+
+impl Drop for HupCounter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The certificate sshd presents, as `ssh-keyscan -c` sees it.
+fn served_certificate(port: u16) -> String {
+    let out = run_ok(Command::new("/usr/bin/ssh-keyscan").args([
+        "-c",
+        "-t",
+        "ed25519",
+        "-p",
+        &port.to_string(),
+        "127.0.0.1",
+    ]));
+    // `[host]:port` first on some versions, not on others.
+    let mut words = out.split_whitespace();
+    words
+        .find(|w| *w == "ssh-ed25519-cert-v01@openssh.com")
+        .and(words.next())
+        .unwrap_or_else(|| panic!("no certificate served: {out}"))
+        .to_owned()
+}
+
+fn cert_blob(cert_file: &Path) -> String {
+    std::fs::read_to_string(cert_file)
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_owned()
+}
+
+fn hosts_json(dev: &Path) -> serde_json::Value {
+    let out = run_ok(
+        Command::new(bin("jit-ssh-ca"))
+            .args(["hosts", "--json", "--dev-dir"])
+            .arg(dev),
+    );
+    serde_json::from_str(out.lines().next().unwrap()).unwrap()
+}
+
+#[test]
+fn host_sync_checks_in_renews_the_certificate_and_is_refused_after_removal() {
+    if !have_tools("host_enroll", &[SSHD, SSH, SSH_KEYGEN]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let dev = root.join("dev");
+    // 12-second host certificates, so a renewal comes within the test.
+    let mut ca = DevCa::start(&dev, "admin");
+    ca.stop();
+    let config = dev.join("ca.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replacen("[hosts]\n", "[hosts]\ncert_validity = \"12s\"\n", 1);
+    std::fs::write(&config, text).unwrap();
+    let ca = DevCa::start(&dev, "admin");
+
+    let host_key = keygen(root, "ssh_host_ed25519_key");
+    let sync_dir = root.join("etc-ssh-jit-ssh");
+    let drop_ins = root.join("sshd_config.d");
+    std::fs::create_dir(&drop_ins).unwrap();
+    let token = host_token(&dev, "dev");
+    let out = enroll(
+        &ca.url,
+        &token,
+        "db-1.dev",
+        &host_key,
+        &sync_dir,
+        &[
+            "--sshd-config-dir",
+            drop_ins.to_str().unwrap(),
+            "--alias",
+            "db.dev",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cert_file = root.join("ssh_host_ed25519_key-cert.pub");
+    let first = cert_blob(&cert_file);
+    let sshd = sshd(root, "enrolled", &host_key, Some(&drop_ins));
+    assert_eq!(served_certificate(sshd.port()), first);
+    let reload = HupCounter::start(root);
+    let sync = || {
+        run(Command::new(bin("jit-ssh-host"))
+            .args(["--json", "sync", "--ca-url", &ca.url, "--reload-sshd"])
+            .arg("--sshd-pid-file")
+            .arg(&reload.pid_file)
+            .arg("--dir")
+            .arg(&sync_dir))
+    };
+
+    // A fresh certificate: the sync checks in, reports, renews nothing.
+    let out = sync();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let done: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(done["checkin"]["name"], "db-1.dev", "{done}");
+    assert!(done["checkin"]["renewed_serial"].is_null(), "{done}");
+    assert_eq!(reload.count(0), 0);
+    let listed = hosts_json(&dev);
+    assert_eq!(listed["krl_version"], done["krl_version"], "{listed}");
+    assert_eq!(listed["behind_on_krl"], false, "{listed}");
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sync_dir.join("sync-state.json")).unwrap()).unwrap();
+    assert_eq!(state["checkin"]["ok"], true, "{state}");
+
+    // With less than a third left, the next sync renews it, reloads sshd,
+    // and sshd serves the new certificate.
+    let ends = std::fs::read_to_string(&cert_file).unwrap();
+    let ends = ssh_key::Certificate::from_openssh(ends.trim())
+        .unwrap()
+        .valid_before();
+    let until = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ends * 1000 - 2_900);
+    std::thread::sleep(
+        until
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    );
+    let out = sync();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let done: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(done["checkin"]["renewed_serial"].is_string(), "{done}");
+    assert_eq!(done["checkin"]["sshd_reloaded"], true, "{done}");
+    assert_eq!(reload.count(1), 1);
+    let renewed = cert_blob(&cert_file);
+    assert_ne!(renewed, first);
+    assert_eq!(served_certificate(sshd.port()), renewed);
+    let shown = run_ok(Command::new(SSH_KEYGEN).arg("-L").arg("-f").arg(&cert_file));
+    // Renewed with the same names, the alias included.
+    assert!(
+        shown.contains("host certificate")
+            && shown.contains("db-1.dev")
+            && shown.contains("db.dev\n"),
+        "{shown}"
+    );
+    assert_eq!(
+        hosts_json(&dev)["cert_serial"],
+        done["checkin"]["renewed_serial"]
+    );
+
+    // A copy of the certificate with another key cannot check in; the
+    // KRL and CA keys are still kept current.
+    let thief_dir = root.join("thief");
+    std::fs::create_dir(&thief_dir).unwrap();
+    let thief_key = keygen(&thief_dir, "ssh_host_ed25519_key");
+    std::fs::copy(&cert_file, thief_dir.join("ssh_host_ed25519_key-cert.pub")).unwrap();
+    let thief_sync = thief_dir.join("sync");
+    std::fs::create_dir(&thief_sync).unwrap();
+    for f in ["ca-keys", "ca-keys.signed.json"] {
+        std::fs::copy(sync_dir.join(f), thief_sync.join(f)).unwrap();
+    }
+    std::fs::write(
+        thief_sync.join("host.json"),
+        serde_json::json!({"name": "db-1.dev", "key": thief_key}).to_string(),
+    )
+    .unwrap();
+    let out = run(Command::new(bin("jit-ssh-host"))
+        .args(["sync", "--ca-url", &ca.url, "--dir"])
+        .arg(&thief_sync));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not signed by the host key enrolled for db-1.dev"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(thief_sync.join("revoked.krl").exists());
+    assert_eq!(hosts_json(&dev)["name"], "db-1.dev");
+
+    // Removed: its own sync is refused with what to do.
+    run_ok(
+        Command::new(bin("jit-ssh-ca"))
+            .args(["host", "remove", "db-1.dev", "--dev-dir"])
+            .arg(&dev),
+    );
+    let out = sync();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not enrolled"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("enroll"), "{}", stderr(&out));
+    assert_eq!(reload.count(1), 1);
+    drop(ca);
+}

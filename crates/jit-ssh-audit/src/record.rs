@@ -55,6 +55,9 @@ pub enum Actor {
         client_addr: String,
         claimed_user: String,
     },
+    /// An enrolled host that proved its host key and current host
+    /// certificate (a check-in), from the address the CA saw.
+    Host { name: String, client_addr: String },
 }
 
 impl Actor {
@@ -132,8 +135,7 @@ pub struct PolicyDecision {
     pub user: String,
     pub host: String,
     pub account: String,
-    /// `approved`, `pending_approval` or `denied`.
-    pub outcome: String,
+    pub outcome: PolicyOutcome,
     /// The denial reason, or which rule decided.
     pub reason: String,
     /// The on-call shift that approved it, when one did.
@@ -148,6 +150,39 @@ pub struct PolicyDecision {
     /// How many approvals it needs (pending approval).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_approvals: Option<u32>,
+}
+
+/// What policy decided: stored as `approved`, `pending_approval` or
+/// `denied`, the strings older records hold (their hashes depend on it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyOutcome {
+    Approved,
+    PendingApproval,
+    Denied,
+}
+
+impl PolicyOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Approved => "approved",
+            Self::PendingApproval => "pending_approval",
+            Self::Denied => "denied",
+        }
+    }
+}
+
+impl std::fmt::Display for PolicyOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Lets readers compare with the stored string (`d.outcome == "denied"`).
+impl PartialEq<&str> for PolicyOutcome {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
 }
 
 /// The shift that put the requester on call.
@@ -266,6 +301,12 @@ pub enum Event {
     HostEnrollRefused(HostStep),
     /// An admin removed a host: its key is revoked for clients.
     HostRemoved(HostStep),
+    /// An enrolled host proved its key and current certificate and got a
+    /// new host certificate.
+    HostRenewed(HostStep),
+    /// A host check-in was refused (unknown host, stale or foreign
+    /// certificate, or a signature not by the enrolled host key).
+    HostCheckinRefused(HostStep),
 }
 
 /// A step of a host's enrollment. `token` is the token's id (never its
@@ -308,6 +349,8 @@ pub const EVENT_KINDS: &[&str] = &[
     "host_enrolled",
     "host_enroll_refused",
     "host_removed",
+    "host_renewed",
+    "host_checkin_refused",
 ];
 
 impl Event {
@@ -336,6 +379,8 @@ impl Event {
             Event::HostEnrolled(_) => "host_enrolled",
             Event::HostEnrollRefused(_) => "host_enroll_refused",
             Event::HostRemoved(_) => "host_removed",
+            Event::HostRenewed(_) => "host_renewed",
+            Event::HostCheckinRefused(_) => "host_checkin_refused",
         }
     }
 
@@ -359,7 +404,9 @@ impl Event {
             | Event::HostTokenCreated(_)
             | Event::HostEnrolled(_)
             | Event::HostEnrollRefused(_)
-            | Event::HostRemoved(_) => return None,
+            | Event::HostRemoved(_)
+            | Event::HostRenewed(_)
+            | Event::HostCheckinRefused(_) => return None,
             Event::SignedIn(s) => &s.user,
             Event::RequestApproved(a) | Event::RequestDenied(a) | Event::ApprovalRefused(a) => {
                 &a.user
@@ -400,9 +447,11 @@ impl Event {
             | Event::Checkpoint(_)
             | Event::HostTokenCreated(_)
             | Event::SignedIn(_) => None,
-            Event::HostEnrolled(h) | Event::HostEnrollRefused(h) | Event::HostRemoved(h) => {
-                Some(&h.host)
-            }
+            Event::HostEnrolled(h)
+            | Event::HostEnrollRefused(h)
+            | Event::HostRemoved(h)
+            | Event::HostRenewed(h)
+            | Event::HostCheckinRefused(h) => Some(&h.host),
         }
     }
 
@@ -411,7 +460,9 @@ impl Event {
         match self {
             Event::CertificateIssued(c) => std::slice::from_ref(&c.serial),
             Event::Revoked(r) => &r.serials,
-            Event::HostEnrolled(h) | Event::HostRemoved(h) => std::slice::from_ref(&h.serial),
+            Event::HostEnrolled(h) | Event::HostRemoved(h) | Event::HostRenewed(h) => {
+                std::slice::from_ref(&h.serial)
+            }
             _ => &[],
         }
     }
@@ -438,7 +489,9 @@ impl Event {
             Event::HostTokenCreated(_)
             | Event::HostEnrolled(_)
             | Event::HostEnrollRefused(_)
-            | Event::HostRemoved(_) => None,
+            | Event::HostRemoved(_)
+            | Event::HostRenewed(_)
+            | Event::HostCheckinRefused(_) => None,
         }
     }
 }
@@ -485,9 +538,40 @@ mod tests {
                 Actor::claim("192.0.2.10".parse().unwrap(), "carol"),
                 r#"{"kind":"unauthenticated","client_addr":"192.0.2.10","claimed_user":"carol"}"#,
             ),
+            (
+                Actor::Host {
+                    name: "web-1".into(),
+                    client_addr: "192.0.2.11".into(),
+                },
+                r#"{"kind":"host","name":"web-1","client_addr":"192.0.2.11"}"#,
+            ),
         ] {
             assert_eq!(serde_json::to_string(&actor).unwrap(), json);
             assert_eq!(serde_json::from_str::<Actor>(json).unwrap(), actor);
         }
+    }
+
+    /// Policy decisions written while `outcome` was a string read back as
+    /// the enum and serialise to the same bytes (the hash chain covers them).
+    #[test]
+    fn policy_outcomes_keep_their_encoding() {
+        for (outcome, word) in [
+            (PolicyOutcome::Approved, "approved"),
+            (PolicyOutcome::PendingApproval, "pending_approval"),
+            (PolicyOutcome::Denied, "denied"),
+        ] {
+            let json = format!(
+                r#"{{"kind":"policy_decision","request":"r1","user":"alice","host":"db.dev","account":"oncall","outcome":"{word}","reason":"rule 0 needs no approval"}}"#
+            );
+            let event: Event = serde_json::from_str(&json).unwrap();
+            let Event::PolicyDecision(d) = &event else {
+                panic!("not a policy decision: {event:?}")
+            };
+            assert_eq!(d.outcome, outcome);
+            assert!(d.outcome == word);
+            assert_eq!(serde_json::to_string(&event).unwrap(), json);
+        }
+        let unknown = r#"{"kind":"policy_decision","request":"r1","user":"a","host":"h","account":"x","outcome":"maybe","reason":""}"#;
+        assert!(serde_json::from_str::<Event>(unknown).is_err());
     }
 }

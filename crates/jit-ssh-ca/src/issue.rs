@@ -5,6 +5,7 @@
 use ssh_key::{Certificate, HashAlg, PublicKey};
 
 use jit_ssh_audit::{Actor, AuditLog, CertificateIssued, Event, IssuedVia};
+use jit_ssh_proto::api::IssuedCertificate;
 
 use crate::names::{Reason, Serial};
 use crate::profile::{CertFields, CertProfile, CertSpec, ProfileError};
@@ -61,7 +62,7 @@ pub fn issue(
         user: req.spec.user.to_string(),
         host: req.spec.host.to_string(),
         account: req.spec.account.to_string(),
-        principals: fields.principals.iter().map(ToString::to_string).collect(),
+        principals: principals(&fields),
         valid_after: fields.valid_after,
         valid_before: fields.valid_before,
         public_key_fingerprint: req.public_key.fingerprint(HashAlg::Sha256).to_string(),
@@ -82,6 +83,25 @@ pub fn issue(
         fields,
         audit_seq: record.seq,
     })
+}
+
+impl Issued {
+    /// What the requester gets back: the certificate line and, for
+    /// display, what it says.
+    pub fn for_requester(&self) -> Result<IssuedCertificate, ssh_key::Error> {
+        Ok(IssuedCertificate {
+            certificate: self.certificate.to_openssh()?,
+            serial: self.fields.serial.get(),
+            principals: principals(&self.fields),
+            valid_after: self.fields.valid_after,
+            valid_before: self.fields.valid_before,
+        })
+    }
+}
+
+/// The principals as the audit record and the requester both show them.
+fn principals(fields: &CertFields) -> Vec<String> {
+    fields.principals.iter().map(ToString::to_string).collect()
 }
 
 fn fresh_serial(audit: &dyn AuditLog) -> Result<Serial, IssueError> {

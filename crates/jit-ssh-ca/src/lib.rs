@@ -20,6 +20,7 @@
 
 pub mod atomic_file;
 pub mod ca_key;
+pub mod clock;
 pub mod config;
 pub mod http;
 pub mod issue;

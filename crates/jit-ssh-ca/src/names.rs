@@ -87,6 +87,27 @@ name_type!(
     Reason
 );
 
+/// Names are stored and sent as their plain string, and read back through
+/// `parse`: a stored record cannot carry a name the edge would refuse.
+macro_rules! serde_as_parsed_string {
+    ($($name:ident),*) => {$(
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                Self::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+
+serde_as_parsed_string!(UserName, HostName, AccountName, Reason);
+
 impl UserName {
     pub fn parse(s: &str) -> Result<Self, NameError> {
         check("user name", s, 64, |c| {

@@ -330,7 +330,7 @@ async fn approvals_end_with_the_request() {
     let mut bob = t.enroll("bob").await;
     let mut lead1 = t.enroll("lead1").await;
     let (id, secret, _) = ask(&t, &mut bob, "bob", "web-1.prod", "www", json!({})).await;
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    t.clock.advance(std::time::Duration::from_secs(2));
     assert_eq!(state(&t, &id, &secret).await["status"], "expired");
     let (s, e) = decide(&t, "lead1", &mut lead1, &id, "approve", "").await;
     assert_eq!((s, code(&e)), (StatusCode::CONFLICT, "wrong_state"));

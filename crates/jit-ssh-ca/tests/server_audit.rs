@@ -235,7 +235,7 @@ async fn sessions_end() {
     let mut aud = t.enroll("aud").await;
     let token = t.sign_in("aud", &mut aud).await;
     assert_eq!(t.get("/v1/audit", Some(&token)).await.0, StatusCode::OK);
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    t.clock.advance(std::time::Duration::from_secs(2));
     assert_eq!(
         t.get("/v1/audit", Some(&token)).await.0,
         StatusCode::UNAUTHORIZED

@@ -96,7 +96,7 @@ async fn a_token_and_the_host_key_give_one_host_certificate() {
         .validate(&[host_ca.fingerprint(HashAlg::Sha256)])
         .is_ok());
     assert_ne!(host_ca.key_data(), t.ca.signer().public_key().key_data());
-    assert_eq!(t.ca.hosts().unwrap().len(), 1);
+    assert_eq!(t.ca.hosts().unwrap().hosts.len(), 1);
 
     // Single use: the token is spent.
     let (s, e) = start(&t, &tok.id, &tok.secret, "db-2.dev", &host_key()).await;
@@ -200,7 +200,7 @@ async fn bad_tokens_names_and_bodies_are_refused() {
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
     // Nothing was enrolled, and the token still works for a good name.
-    assert!(t.ca.hosts().unwrap().is_empty());
+    assert!(t.ca.hosts().unwrap().hosts.is_empty());
     let (s, challenge) = start(&t, &tok.id, &tok.secret, "db-7.dev", &key).await;
     assert_eq!(s, StatusCode::CREATED);
     assert_eq!(finish(&t, &challenge, &key).await.0, StatusCode::OK);
@@ -235,7 +235,7 @@ async fn the_inventory_is_for_security_and_auditors_and_a_removed_host_is_revoke
     // refuse, and it cannot enroll again with that key.
     let removed = t.ca.remove_host("db-1.dev", operator()).unwrap();
     assert_eq!(removed.name, "db-1.dev");
-    assert!(t.ca.hosts().unwrap().is_empty());
+    assert!(t.ca.hosts().unwrap().hosts.is_empty());
     let (_, signed) = t.get("/v1/host-ca-keys", None).await;
     let set: Value = serde_json::from_str(signed["document"].as_str().unwrap()).unwrap();
     let line = key.public_key().to_openssh().unwrap();
@@ -247,4 +247,53 @@ async fn the_inventory_is_for_security_and_auditors_and_a_removed_host_is_revoke
         .unwrap()
         .contains("removed host"));
     assert!(t.ca.remove_host("db-1.dev", operator()).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aliases_the_token_allows_are_principals_and_others_are_refused() {
+    let t = TestCa::new();
+    let tok =
+        t.ca.create_host_token("dev", Some("db*.dev"), None, 2, operator())
+            .unwrap()
+            .token;
+    let key = host_key();
+    let body = |aliases: Value| {
+        json!({"token_id": tok.id, "token_secret": tok.secret, "name": "db-1.dev",
+               "host_key": key.public_key().to_openssh().unwrap(), "aliases": aliases})
+    };
+    // An alias outside the token's pattern, or its group, is refused.
+    for outside in ["web-1.dev", "db.prod"] {
+        let (s, e) = t
+            .post("/v1/hosts/enroll", &body(json!(["db.dev", outside])))
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("{outside} is not a name this token may enroll")),
+            "{e}"
+        );
+    }
+    let (s, e) = t
+        .post("/v1/hosts/enroll", &body(json!(vec!["db.dev"; 17])))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+
+    let (s, challenge) = t
+        .post(
+            "/v1/hosts/enroll",
+            &body(json!(["db.dev", "db.dev", "db-1.dev"])),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{challenge}");
+    let (s, done) = finish(&t, &challenge, &key).await;
+    assert_eq!(s, StatusCode::OK, "{done}");
+    let doc: EnrolledDocument = serde_json::from_str(done["document"].as_str().unwrap()).unwrap();
+    let cert = ssh_key::Certificate::from_openssh(&doc.certificate).unwrap();
+    assert_eq!(
+        cert.valid_principals(),
+        ["db-1.dev".to_owned(), "db.dev".to_owned()]
+    );
+    assert_eq!(t.ca.hosts().unwrap().hosts[0].aliases, ["db.dev"]);
 }

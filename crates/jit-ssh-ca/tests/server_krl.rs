@@ -13,6 +13,7 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 use jit_ssh_audit::Actor;
+use jit_ssh_ca::clock::Clock;
 use jit_ssh_krl::Krl;
 use jit_ssh_proto::api::RevokeTarget;
 
@@ -209,10 +210,7 @@ async fn revoked_certificates_land_in_a_signed_versioned_krl() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_certificates_leave_the_krl() {
     let t = TestCa::new();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = u64::try_from(t.clock.now_unix()).unwrap();
     let entry = |serial, valid_before| jit_ssh_ca::store::RevokedSerial {
         serial,
         valid_before,
@@ -227,7 +225,7 @@ async fn expired_certificates_leave_the_krl() {
             .collect::<Vec<_>>()
     };
     assert_eq!(serials(&krl), vec![7, 8]);
-    std::thread::sleep(std::time::Duration::from_millis(2100));
+    t.clock.advance(std::time::Duration::from_secs(2));
     let after = t.ca.krl().unwrap();
     assert!(
         after.version > before.version,

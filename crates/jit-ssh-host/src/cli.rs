@@ -4,6 +4,9 @@
 use clap::Subcommand;
 
 use crate::error::HostError;
+use std::path::Path;
+
+use crate::files::CheckinState;
 use crate::sync::SyncOptions;
 
 #[derive(Subcommand)]
@@ -22,6 +25,10 @@ pub enum HostCommand {
         /// This host's name as engineers ssh to it.
         #[arg(long)]
         name: String,
+        /// Another name for the host certificate (repeatable), within
+        /// what the token may enroll.
+        #[arg(long = "alias")]
+        aliases: Vec<String>,
         /// The host key to certify (its -cert.pub is written beside it).
         #[arg(long, default_value = "/etc/ssh/ssh_host_ed25519_key")]
         key: std::path::PathBuf,
@@ -56,6 +63,13 @@ pub enum HostCommand {
         /// Extra PEM root certificate for the CA's TLS.
         #[arg(long)]
         ca_cert: Option<std::path::PathBuf>,
+        /// After a renewed host certificate is installed, send sshd
+        /// SIGHUP so it serves the new one (enrolled hosts only).
+        #[arg(long)]
+        reload_sshd: bool,
+        /// The pid file of the sshd --reload-sshd signals.
+        #[arg(long, default_value = "/run/sshd.pid")]
+        sshd_pid_file: std::path::PathBuf,
     },
     /// Write principals files for ACCOUNTs on this HOST and print the
     /// sshd_config lines.
@@ -85,6 +99,7 @@ pub fn run(command: HostCommand, json: bool) -> Result<(), HostError> {
             ca,
             token,
             name,
+            aliases,
             key,
             dir,
             sshd_config_dir,
@@ -97,6 +112,7 @@ pub fn run(command: HostCommand, json: bool) -> Result<(), HostError> {
                     ca_url,
                     token,
                     name,
+                    aliases,
                     key,
                     dir,
                     sshd_config_dir,
@@ -129,6 +145,8 @@ pub fn run(command: HostCommand, json: bool) -> Result<(), HostError> {
             bootstrap_fingerprint,
             max_age,
             ca_cert,
+            reload_sshd,
+            sshd_pid_file,
         } => {
             let ca_url = reqwest::Url::parse(&ca)
                 .map_err(|e| HostError::Usage(format!("--ca-url {ca:?}: {e}")))?;
@@ -142,6 +160,7 @@ pub fn run(command: HostCommand, json: bool) -> Result<(), HostError> {
                     max_age,
                     ca_cert,
                 },
+                reload_sshd.then_some(sshd_pid_file.as_path()),
                 json,
             )
         }
@@ -164,37 +183,98 @@ const SYNC_DEADLINE: std::time::Duration = std::time::Duration::from_secs(40);
 /// every healthy host stale.
 const MIN_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(60);
 
-fn sync(opts: &SyncOptions, json: bool) -> Result<(), HostError> {
+fn sync(opts: &SyncOptions, reload_sshd: Option<&Path>, json: bool) -> Result<(), HostError> {
     if opts.max_age < MIN_MAX_AGE {
         return Err(HostError::Usage(format!(
             "--max-age must be at least {} (the CA re-signs its KRL manifest every minute)",
             jit_ssh_proto::format_duration(MIN_MAX_AGE)
         )));
     }
-    let outcome = runtime()?
-        .block_on(async { tokio::time::timeout(SYNC_DEADLINE, crate::sync::sync(opts)).await })
-        .unwrap_or_else(|_| {
-            Err(HostError::CaUnreachable {
-                url: opts.ca_url.to_string(),
-                detail: format!(
-                    "no complete answer within {}",
-                    jit_ssh_proto::format_duration(SYNC_DEADLINE)
-                ),
-            })
-        });
-    let state = crate::sync::record_state(&opts.dir, opts.max_age, outcome.as_ref());
+    let timed_out = || HostError::CaUnreachable {
+        url: opts.ca_url.to_string(),
+        detail: format!(
+            "no complete answer within {}",
+            jit_ssh_proto::format_duration(SYNC_DEADLINE)
+        ),
+    };
+    let rt = runtime()?;
+    let deadline = rt.block_on(async { tokio::time::Instant::now() + SYNC_DEADLINE });
+    let mut outcome = rt
+        .block_on(async { tokio::time::timeout_at(deadline, crate::sync::sync(opts)).await })
+        .unwrap_or_else(|_| Err(timed_out()));
+    let mut state = crate::sync::record_state(&opts.dir, opts.max_age, outcome.as_ref());
+    // An enrolled host reports what it now holds (or its error) and renews
+    // its certificate; not when the CA could not be reached at all.
+    let checked = match crate::checkin::read_identity(&opts.dir) {
+        Ok(Some(id)) if !matches!(outcome, Err(HostError::CaUnreachable { .. })) => {
+            let base = opts.ca_url.as_str().trim_end_matches('/').to_owned();
+            let run = async {
+                let http = crate::fetch::client(&opts.ca_url, opts.ca_cert.as_deref())?;
+                crate::checkin::checkin(&http, &base, &opts.dir, &id, &state, reload_sshd).await
+            };
+            let done = rt
+                .block_on(async { tokio::time::timeout_at(deadline, run).await })
+                .unwrap_or_else(|_| Err(timed_out()));
+            Some((id, done))
+        }
+        Ok(_) => None,
+        Err(e) => Some((Default::default(), Err(e))),
+    };
+    let checkin_error = match checked {
+        Some((id, done)) => {
+            let previous = state.checkin.take().unwrap_or_default();
+            let now = crate::sync::now_unix();
+            state.checkin = Some(match &done {
+                Ok(c) => CheckinState {
+                    name: c.name.clone(),
+                    ok: true,
+                    error: None,
+                    last_ok_at: Some(now),
+                    cert_valid_before: Some(c.cert_valid_before),
+                    renewed_serial: c.renewed_serial.clone(),
+                },
+                Err(e) => CheckinState {
+                    name: id.name,
+                    ok: false,
+                    error: Some(e.to_string()),
+                    renewed_serial: None,
+                    ..previous
+                },
+            });
+            if let Err(e) = crate::files::write_state(&opts.dir, &state) {
+                eprintln!("jit-ssh: warning: {e}");
+            }
+            match (done, &mut outcome) {
+                (Ok(c), Ok(synced)) => {
+                    synced.checkin = Some(c);
+                    None
+                }
+                (Ok(c), Err(_)) => {
+                    report_checkin(&c);
+                    None
+                }
+                (Err(e), _) => Some(e),
+            }
+        }
+        None => None,
+    };
     match &outcome {
         Ok(done) if json => println!(
             "{}",
             serde_json::to_string(done).map_err(|e| HostError::Other(e.into()))?
         ),
-        Ok(done) => println!(
-            "KRL version {} ({} revoked serials) and {} CA key(s) installed in {}",
-            done.krl_version,
-            done.revoked_serials,
-            done.ca_keys,
-            opts.dir.display()
-        ),
+        Ok(done) => {
+            println!(
+                "KRL version {} ({} revoked serials) and {} CA key(s) installed in {}",
+                done.krl_version,
+                done.revoked_serials,
+                done.ca_keys,
+                opts.dir.display()
+            );
+            if let Some(c) = &done.checkin {
+                report_checkin(c);
+            }
+        }
         Err(_) => eprintln!(
             "jit-ssh: the files in {} were left as they were",
             opts.dir.display()
@@ -221,5 +301,27 @@ fn sync(opts: &SyncOptions, json: bool) -> Result<(), HostError> {
         }
         return Err(HostError::Stale(why));
     }
-    outcome.map(|_| ())
+    outcome?;
+    match checkin_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn report_checkin(c: &crate::checkin::CheckedIn) {
+    match &c.renewed_serial {
+        Some(serial) => println!(
+            "checked in as {}: host certificate renewed (serial {serial}, valid for {}){}",
+            c.name,
+            jit_ssh_proto::format_duration(std::time::Duration::from_secs(
+                c.cert_valid_before.saturating_sub(crate::sync::now_unix())
+            )),
+            if c.sshd_reloaded {
+                "; sshd reloaded"
+            } else {
+                "; reload sshd to serve it (or pass --reload-sshd)"
+            }
+        ),
+        None => println!("checked in as {}", c.name),
+    }
 }

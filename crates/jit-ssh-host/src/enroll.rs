@@ -32,6 +32,8 @@ pub struct EnrollOptions {
     pub ca_url: reqwest::Url,
     pub token: String,
     pub name: String,
+    /// More names for the certificate (each one the token may enroll).
+    pub aliases: Vec<String>,
     /// The host's private key (its `.pub` is what gets certified).
     pub key: PathBuf,
     /// Where sync keeps sshd's files (ca-keys, revoked.krl).
@@ -98,6 +100,7 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, HostError> {
             token_secret: token.secret.clone(),
             name: opts.name.clone(),
             host_key: host_key.clone(),
+            aliases: opts.aliases.clone(),
         },
         MAX_ENROLLED_BYTES,
     )
@@ -145,6 +148,9 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, HostError> {
             "the enrollment answer is not signed by the CA key the token names",
         ));
     }
+    let names: Vec<String> = std::iter::once(opts.name.clone())
+        .chain(opts.aliases.iter().cloned())
+        .collect();
     let doc: EnrolledDocument = serde_json::from_str(&answer.document)
         .map_err(|e| refused(format!("the enrollment answer is malformed: {e}")))?;
     if doc.kind != HOST_ENROLLED_KIND || doc.name != opts.name || doc.nonce != challenge.nonce {
@@ -152,7 +158,13 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, HostError> {
             "the enrollment answer is for another host or another enrollment",
         ));
     }
-    let cert = check_certificate(&doc, key.public_key(), now)?;
+    let cert = check_certificate(
+        &names,
+        &doc.certificate,
+        &doc.host_ca_keys,
+        key.public_key(),
+        now,
+    )?;
 
     // 4. Write: the certificate beside the key, the user CA key set, and
     //    (asked for) the sshd_config drop-in.
@@ -162,6 +174,15 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, HostError> {
         format!("{}\n", doc.certificate.trim()).as_bytes(),
     )?;
     crate::sync::install_key_set(&opts.dir, &accepted.keys, &answer.ca_keys.signed)?;
+    // What makes each sync check in as this host and renew the certificate.
+    let key_abs = std::fs::canonicalize(&opts.key).unwrap_or(opts.key.clone());
+    crate::checkin::write_identity(
+        &opts.dir,
+        &crate::checkin::HostIdentity {
+            name: doc.name.clone(),
+            key: key_abs,
+        },
+    )?;
     // The KRL too, before any sshd_config names it: a missing RevokedKeys
     // file makes sshd refuse every key.
     crate::sync::sync(&crate::sync::SyncOptions {
@@ -190,15 +211,18 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, HostError> {
 }
 
 /// The certificate must be a host certificate for exactly this key and
-/// name, currently valid, signed by one of the host CA keys.
-fn check_certificate(
-    doc: &EnrolledDocument,
+/// these names (in any order), currently valid, signed by one of the host
+/// CA keys.
+pub fn check_certificate(
+    names: &[String],
+    certificate: &str,
+    host_ca_keys: &[String],
     host_key: &ssh_key::PublicKey,
     now: u64,
 ) -> Result<Certificate, HostError> {
-    let cert = Certificate::from_openssh(doc.certificate.trim())
+    let cert = Certificate::from_openssh(certificate.trim())
         .map_err(|e| refused(format!("the host certificate is unreadable: {e}")))?;
-    let host_cas: Vec<ssh_key::PublicKey> = trust::parse_keys(&doc.host_ca_keys.join("\n"))
+    let host_cas: Vec<ssh_key::PublicKey> = trust::parse_keys(&host_ca_keys.join("\n"))
         .map_err(|e| refused(format!("host CA keys: {e}")))?;
     let fingerprints: Vec<_> = host_cas
         .iter()
@@ -208,13 +232,24 @@ fn check_certificate(
         .map_err(|e| refused(format!("the host certificate does not check out: {e}")))?;
     if cert.cert_type() != CertType::Host
         || cert.public_key() != host_key.key_data()
-        || cert.valid_principals() != [doc.name.clone()]
+        || !same_names(cert.valid_principals(), names)
     {
         return Err(refused(
-            "the certificate is not a host certificate for this key and name",
+            "the certificate is not a host certificate for this key and these names",
         ));
     }
     Ok(cert)
+}
+
+/// Equal as sets: the CA sorts and de-duplicates aliases.
+pub fn same_names(got: &[String], want: &[String]) -> bool {
+    let sorted = |v: &[String]| {
+        let mut v: Vec<String> = v.iter().map(|n| n.to_ascii_lowercase()).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    sorted(got) == sorted(want)
 }
 
 /// `DIR/50-jit-ssh.conf` for sshd_config's `Include …/sshd_config.d/*.conf`.

@@ -16,6 +16,9 @@ pub enum HostError {
     SyncRefused(String),
     /// The KRL held is older than `--max-age` by its signed time (exit 9).
     Stale(String),
+    /// The CA refused this host's check-in, or its answer was refused
+    /// (exit 1); the KRL and CA keys were still installed.
+    CheckinRefused(String),
     Other(anyhow::Error),
 }
 
@@ -25,7 +28,7 @@ impl HostError {
             HostError::Usage(_) => 2,
             HostError::CaUnreachable { .. } => 4,
             HostError::Stale(_) => 9,
-            HostError::SyncRefused(_) | HostError::Other(_) => 1,
+            HostError::SyncRefused(_) | HostError::CheckinRefused(_) | HostError::Other(_) => 1,
         }
     }
 
@@ -38,6 +41,9 @@ impl HostError {
             }
             HostError::Stale(_) => {
                 "revocations since then are not enforced here: check that the CA is reachable and that `jit-ssh host sync` runs (see sync-state.json and docs/hosts.md)".into()
+            }
+            HostError::CheckinRefused(_) => {
+                "a removed host, or one whose certificate expired, enrolls again with a new token (docs/hosts.md)".into()
             }
             HostError::SyncRefused(_) | HostError::Other(_) => return None,
         })
@@ -53,6 +59,7 @@ impl fmt::Display for HostError {
             }
             HostError::SyncRefused(m) => write!(f, "sync refused: {m}"),
             HostError::Stale(m) => write!(f, "stale: {m}"),
+            HostError::CheckinRefused(m) => write!(f, "check-in refused: {m}"),
             HostError::Other(e) => write!(f, "{e:#}"),
         }
     }

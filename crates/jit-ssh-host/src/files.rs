@@ -162,6 +162,22 @@ pub struct SyncState {
     /// or missing: revocations since may not be enforced here.
     pub stale: bool,
     pub max_age_secs: u64,
+    /// For an enrolled host: its last check-in (what the CA's inventory
+    /// shows of it) and its host certificate's end.
+    #[serde(default)]
+    pub checkin: Option<CheckinState>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CheckinState {
+    pub name: String,
+    pub ok: bool,
+    pub error: Option<String>,
+    /// Unix seconds of the last accepted check-in.
+    pub last_ok_at: Option<u64>,
+    pub cert_valid_before: Option<u64>,
+    /// Set when this check-in installed a new certificate.
+    pub renewed_serial: Option<String>,
 }
 
 pub fn read_state(dir: &Path) -> Option<SyncState> {

@@ -2,9 +2,11 @@
 //! `sync` keeps sshd's CA keys and KRL current ([`sync`]: fetched by
 //! [`fetch`], judged by [`trust`], written by [`files`]); `setup` writes
 //! principals files ([`setup`]); `enroll` gets a host certificate with an
-//! enrollment token ([`enroll`]). The `jit-ssh-host` binary and the
+//! enrollment token ([`enroll`]), which sync then renews at each check-in
+//! ([`checkin`]). The `jit-ssh-host` binary and the
 //! client's `jit-ssh host …` run the same [`cli`].
 
+pub mod checkin;
 pub mod cli;
 pub mod enroll;
 pub mod error;

@@ -44,6 +44,9 @@ pub struct Synced {
     /// The installed manifest's and key set's signing times (Unix seconds).
     pub krl_signed_at: u64,
     pub ca_keys_signed_at: u64,
+    /// An enrolled host's check-in after the sync.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkin: Option<crate::checkin::CheckedIn>,
 }
 
 impl From<Refusal> for HostError {
@@ -275,6 +278,7 @@ pub async fn sync(opts: &SyncOptions) -> Result<Synced, HostError> {
         ca_keys: keys.len(),
         krl_signed_at,
         ca_keys_signed_at,
+        checkin: None,
     })
 }
 
@@ -312,6 +316,7 @@ pub fn record_state(
         ca_keys: keys.len(),
         stale,
         max_age_secs: max_age.as_secs(),
+        checkin: previous.checkin,
     };
     if dir.is_dir() {
         if let Err(e) = write_state(dir, &state) {

@@ -82,7 +82,14 @@ pub struct HostEnrollStart {
     pub name: String,
     /// The host's public key (OpenSSH line, ed25519).
     pub host_key: String,
+    /// More names for the host certificate (each one the token may
+    /// enroll), at most [`MAX_ALIASES`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
 }
+
+/// The most aliases one host certificate carries.
+pub const MAX_ALIASES: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostEnrollChallenge {
@@ -171,6 +178,9 @@ mod tests {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostList {
     pub hosts: Vec<HostInfo>,
+    /// The CA's KRL version now, beside what each host holds.
+    #[serde(default)]
+    pub krl_version: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,6 +197,29 @@ pub struct HostInfo {
     pub cert_serial: u64,
     /// RFC 3339: when the host certificate ends.
     pub cert_valid_before: String,
-    /// RFC 3339 of the last authenticated contact.
+    /// RFC 3339 of the last authenticated contact (enrollment or check-in).
     pub last_contact: String,
+    /// More names in its host certificate.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// The KRL version the host reported holding (`None`: no check-in yet).
+    #[serde(default)]
+    pub krl_version: Option<u64>,
+    /// RFC 3339: when the CA signed the KRL manifest the host holds.
+    #[serde(default)]
+    pub krl_signed_at: Option<String>,
+    /// RFC 3339: when the CA signed the user CA key set the host holds.
+    #[serde(default)]
+    pub ca_keys_signed_at: Option<String>,
+    /// The host's last sync error, as it reported it.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// The KRL the host holds was signed longer ago than the CA's
+    /// `[hosts] krl_behind_after` (or it never reported one): revocations
+    /// since may not be enforced there.
+    #[serde(default)]
+    pub behind_on_krl: bool,
+    /// No contact for longer than `[hosts] silent_after`.
+    #[serde(default)]
+    pub silent: bool,
 }

@@ -2,13 +2,15 @@
 //! over the wire and what both sides must spell the same way — request
 //! and response bodies ([`api`]), error bodies and codes ([`error`]),
 //! route paths ([`routes`]), serials as strings ([`serial`]), the documents
-//! the CA signs for hosts ([`signed`]), the human duration format
+//! the CA signs for hosts ([`signed`], [`hosts`], [`host_checkin`]), the human duration format
 //! ([`duration`]) and which characters free text may hold ([`text`]).
 
 pub mod api;
 pub mod duration;
 pub mod error;
+pub mod host_checkin;
 pub mod hosts;
+pub mod reach;
 pub mod routes;
 pub mod serial;
 pub mod signed;

@@ -70,8 +70,17 @@ pub const AUDIT_EXPORT: &str = "/v1/audit/export";
 pub const HOSTS_ENROLL: &str = "/v1/hosts/enroll";
 /// `POST` [`crate::hosts::HostEnrollFinish`]: it proves its host key.
 pub const HOST_ENROLL_FINISH: &str = "/v1/hosts/enroll/{id}";
+/// `POST` [`crate::host_checkin::HostCheckinStart`]: an enrolled host asks
+/// for a nonce to check in with (host sync, every 30 s).
+pub const HOSTS_CHECKIN: &str = "/v1/hosts/checkin";
+/// `POST` [`crate::host_checkin::HostCheckin`]: it proves its key and
+/// current certificate, reports what it holds, and may get a new certificate.
+pub const HOST_CHECKIN_FINISH: &str = "/v1/hosts/checkin/{id}";
 /// `GET` (session token; security, auditor, admin): the host inventory.
 pub const HOSTS: &str = "/v1/hosts";
+/// `GET ?pattern=GLOB` (session token): what the signed-in user may
+/// reach and what approval each would need now ([`crate::reach`]).
+pub const REACH: &str = "/v1/reach";
 /// `GET`: the signed host CA key set (clients' known_hosts).
 pub const HOST_CA_KEYS: &str = "/v1/host-ca-keys";
 /// `GET`: liveness.

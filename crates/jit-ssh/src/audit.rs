@@ -153,6 +153,12 @@ fn columns(r: &AuditRecord, zone: Zone) -> [String; 6] {
         Event::HostRemoved(h) => {
             format!("host key {} revoked: {}", h.host_key_fingerprint, h.detail)
         }
+        Event::HostRenewed(h) => format!(
+            "host key {}, new certificate until {}",
+            h.host_key_fingerprint,
+            show_time(i64::try_from(h.valid_before).unwrap_or(i64::MAX), zone)
+        ),
+        Event::HostCheckinRefused(h) => h.detail.clone(),
         Event::NotificationFailed(n) => format!(
             "{} to {} failed after {} tries: {}",
             n.event, n.target, n.attempts, n.error

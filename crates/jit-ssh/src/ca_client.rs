@@ -204,6 +204,17 @@ impl CaClient {
             .await
     }
 
+    pub async fn reach(
+        &self,
+        token: &str,
+        params: &jit_ssh_proto::reach::ReachParams,
+    ) -> Result<jit_ssh_proto::reach::ReachList, ClientError> {
+        let query =
+            serde_urlencoded::to_string(params).map_err(|e| ClientError::Other(e.into()))?;
+        self.get_with(&format!("{}?{query}", routes::REACH), token)
+            .await
+    }
+
     /// Starts the export stream; the caller reads the body.
     pub async fn audit_export(
         &self,

@@ -99,6 +99,15 @@ pub enum Command {
         #[command(flatten)]
         sign_in: SignInArgs,
     },
+    /// What you may reach: host groups, accounts, the TTL cap and the
+    /// approval each would need right now (signs you in).
+    Hosts {
+        /// Only host groups whose name or host patterns match this
+        /// pattern (`*`, `?`), or that cover it as a host name.
+        pattern: Option<String>,
+        #[command(flatten)]
+        sign_in: SignInArgs,
+    },
     /// Read the CA's audit log (signs you in with your security key):
     /// engineers see their own records, auditors everyone's.
     Audit(AuditArgs),

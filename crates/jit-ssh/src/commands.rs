@@ -8,7 +8,7 @@ use crate::loaded::{self, now};
 use crate::login::{self, LoginOptions};
 use crate::settings::{Overrides, Settings};
 
-fn runtime() -> Result<tokio::runtime::Runtime, ClientError> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ClientError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

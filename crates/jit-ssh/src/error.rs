@@ -186,6 +186,7 @@ impl From<jit_ssh_host::HostError> for ClientError {
             H::CaUnreachable { url, detail } => ClientError::CaUnreachable { url, detail },
             H::SyncRefused(m) => ClientError::SyncRefused(m),
             H::Stale(m) => ClientError::Stale(m),
+            e @ H::CheckinRefused(_) => ClientError::Other(anyhow::anyhow!("{e}")),
             H::Other(e) => ClientError::Other(e),
         }
     }

@@ -18,6 +18,7 @@ mod known_hosts;
 mod loaded;
 mod login;
 mod progress;
+mod reach;
 mod revoke;
 mod session;
 mod settings;
@@ -53,6 +54,13 @@ fn run(cli: Cli) -> Result<(), ClientError> {
             commands::login(&flags, opts, if_needed, json)
         }
         Command::Audit(args) => audit_command(args, json),
+        Command::Hosts {
+            pattern,
+            sign_in: s,
+        } => {
+            let (flags, how) = sign_in(&s)?;
+            reach::command(&flags, &how, pattern, json)
+        }
         Command::Requests { sign_in: s } => {
             let (flags, how) = sign_in(&s)?;
             commands::requests(&flags, &how, json)

@@ -108,27 +108,50 @@ pub fn list(a: HostsArgs) -> anyhow::Result<ExitCode> {
     match ask(&data, &AdminRequest::Hosts)? {
         AdminResponse::Hosts { hosts } => {
             if a.json {
-                for h in &hosts {
+                for h in &hosts.hosts {
                     println!("{}", serde_json::to_string(h)?);
                 }
             } else {
-                println!(
-                    "{:<30}  {:<12}  {:<20}  HOST KEY",
-                    "NAME", "GROUP", "CERT UNTIL"
-                );
-                for h in &hosts {
-                    let until = jit_ssh_ca::service::rfc3339_of(
-                        i64::try_from(h.cert_valid_before).unwrap_or(i64::MAX),
-                    );
-                    println!(
-                        "{:<30}  {:<12}  {:<20}  {}",
-                        h.name, h.group, until, h.host_key_fingerprint
-                    );
-                }
+                print!("{}", table(&hosts));
             }
             Ok(ExitCode::SUCCESS)
         }
         AdminResponse::Error { message } => bail!("{message}"),
         other => bail!("unexpected answer from the CA: {other:?}"),
     }
+}
+
+/// The inventory as operators read it: one line per host, flags last.
+fn table(list: &jit_ssh_proto::hosts::HostList) -> String {
+    use jit_ssh_proto::text::escape_for_terminal as shown;
+    let mut out = format!(
+        "{:<30}  {:<12}  {:<20}  {:<9}  {:<20}  {:<20}  FLAGS\n",
+        "NAME", "GROUP", "CERT UNTIL", "KRL", "KRL SIGNED", "LAST CONTACT"
+    );
+    for h in &list.hosts {
+        let mut flags = Vec::new();
+        if h.behind_on_krl {
+            flags.push("behind-on-krl".to_owned());
+        }
+        if h.silent {
+            flags.push("silent".to_owned());
+        }
+        if let Some(e) = &h.last_error {
+            flags.push(format!("error: {}", shown(e)));
+        }
+        let krl = h
+            .krl_version
+            .map_or("-".to_owned(), |v| format!("{v}/{}", list.krl_version));
+        out.push_str(&format!(
+            "{:<30}  {:<12}  {:<20}  {:<9}  {:<20}  {:<20}  {}\n",
+            shown(&h.name),
+            shown(&h.group),
+            h.cert_valid_before,
+            krl,
+            h.krl_signed_at.as_deref().unwrap_or("-"),
+            h.last_contact,
+            flags.join(", ")
+        ));
+    }
+    out
 }

@@ -18,6 +18,11 @@ pub struct HostsConfig {
     pub cert_validity: Duration,
     /// How long an enrollment token works unless `host-token --ttl` says.
     pub token_ttl: Duration,
+    /// A host whose KRL was signed longer ago than this is listed as
+    /// behind on revocations.
+    pub krl_behind_after: Duration,
+    /// A host not heard from for longer than this is listed as silent.
+    pub silent_after: Duration,
 }
 
 impl Default for HostsConfig {
@@ -26,6 +31,10 @@ impl Default for HostsConfig {
             host_ca_key: None,
             cert_validity: Duration::from_secs(7 * 86_400),
             token_ttl: Duration::from_secs(3600),
+            // host sync's own --max-age: behind is what sync calls stale.
+            krl_behind_after: Duration::from_secs(600),
+            // Ten missed 30 s syncs.
+            silent_after: Duration::from_secs(300),
         }
     }
 }
@@ -42,6 +51,11 @@ pub struct HostsFile {
     pub cert_validity: Option<Spanned<String>>,
     /// Default lifetime of enrollment tokens (default "1h").
     pub token_ttl: Option<Spanned<String>>,
+    /// List a host as behind on revocations when the KRL it holds was
+    /// signed longer ago than this (default "10m").
+    pub krl_behind_after: Option<Spanned<String>>,
+    /// List a host as silent after this long without a check-in (default "5m").
+    pub silent_after: Option<Spanned<String>>,
 }
 
 pub(super) fn hosts(f: &HostsFile, c: &mut Collector<'_>) -> HostsConfig {
@@ -54,5 +68,7 @@ pub(super) fn hosts(f: &HostsFile, c: &mut Collector<'_>) -> HostsConfig {
         host_ca_key: f.host_ca_key.clone(),
         cert_validity: dur(&f.cert_validity, "cert_validity", d.cert_validity),
         token_ttl: dur(&f.token_ttl, "token_ttl", d.token_ttl),
+        krl_behind_after: dur(&f.krl_behind_after, "krl_behind_after", d.krl_behind_after),
+        silent_after: dur(&f.silent_after, "silent_after", d.silent_after),
     }
 }

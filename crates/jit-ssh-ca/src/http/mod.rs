@@ -17,6 +17,7 @@ mod json;
 mod krl;
 mod metrics;
 mod pages;
+mod reach;
 mod requests;
 mod revocations;
 mod sessions;
@@ -49,6 +50,7 @@ pub fn app(state: AppState) -> Router {
         .merge(ca_keys::routes())
         .merge(krl::routes())
         .merge(hosts::routes())
+        .merge(reach::routes())
         .merge(revocations::routes())
         .merge(sessions::routes())
         .merge(decisions::routes())

@@ -55,6 +55,8 @@ pub const FEED_LOADED: &str = "jit_ssh_oncall_feed_loaded";
 pub const FEED_ERRORS: &str = "jit_ssh_oncall_feed_load_errors_total";
 pub const CONNECTIONS_OPEN: &str = "jit_ssh_connections_open";
 pub const HOSTS_ENROLLED: &str = "jit_ssh_hosts_enrolled";
+pub const HOSTS_BEHIND_ON_KRL: &str = "jit_ssh_hosts_behind_on_krl";
+pub const HOSTS_SILENT: &str = "jit_ssh_hosts_silent";
 pub const SCRAPE_ERRORS: &str = "jit_ssh_metrics_scrape_errors_total";
 
 /// (name, help) of every counter.
@@ -85,6 +87,14 @@ const GAUGES: &[(&str, &str)] = &[
     (FEED_LOADED, "Whether a schedule's on-call feed holds a good copy (1) or never loaded (0)."),
     (CONNECTIONS_OPEN, "HTTP(S) connections open on the main listener."),
     (HOSTS_ENROLLED, "Hosts in the inventory (enrolled with a host certificate)."),
+    (
+        HOSTS_BEHIND_ON_KRL,
+        "Enrolled hosts behind on revocations, as the inventory flags them: the KRL they last reported was signed longer ago than [hosts] krl_behind_after (before a first check-in: enrolled longer ago).",
+    ),
+    (
+        HOSTS_SILENT,
+        "Enrolled hosts not heard from for longer than [hosts] silent_after.",
+    ),
 ];
 
 /// (name, help, bucket upper bounds) of every histogram.

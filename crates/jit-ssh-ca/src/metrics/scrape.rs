@@ -4,10 +4,12 @@
 //! blocking pool.
 
 use super::{
-    Metrics, CONNECTIONS_OPEN, FEED_AGE, FEED_ERRORS, FEED_LOADED, HOSTS_ENROLLED, KRL_BYTES,
-    KRL_REVOKED, KRL_SIGNED_AGE, KRL_VERSION, SCRAPE_ERRORS,
+    Metrics, CONNECTIONS_OPEN, FEED_AGE, FEED_ERRORS, FEED_LOADED, HOSTS_BEHIND_ON_KRL,
+    HOSTS_ENROLLED, HOSTS_SILENT, KRL_BYTES, KRL_REVOKED, KRL_SIGNED_AGE, KRL_VERSION,
+    SCRAPE_ERRORS,
 };
-use crate::service::{now_unix, Ca};
+use crate::clock::{Clock, SystemClock};
+use crate::service::Ca;
 
 impl Metrics {
     /// The text exposition of every metric, with state gauges read now.
@@ -17,7 +19,9 @@ impl Metrics {
     }
 
     fn read_state(&self, ca: &Ca) {
-        let now = now_unix();
+        // The CA's clock dates the KRL; feeds load in wall-clock time.
+        let now = ca.now();
+        let wall = SystemClock.now_unix();
         match ca.krl() {
             Ok(krl) => {
                 self.gauge(KRL_VERSION, &[]).set(krl.version as f64);
@@ -37,8 +41,18 @@ impl Metrics {
             }
             Err(_) => self.counter(SCRAPE_ERRORS, &[("what", "krl")]).increment(1),
         }
+        // As the inventory flags them (`[hosts] krl_behind_after`,
+        // `silent_after`).
         match ca.hosts() {
-            Ok(hosts) => self.gauge(HOSTS_ENROLLED, &[]).set(hosts.len() as f64),
+            Ok(list) => {
+                let count = |f: fn(&jit_ssh_proto::hosts::HostInfo) -> bool| {
+                    list.hosts.iter().filter(|h| f(h)).count() as f64
+                };
+                self.gauge(HOSTS_ENROLLED, &[]).set(list.hosts.len() as f64);
+                self.gauge(HOSTS_BEHIND_ON_KRL, &[])
+                    .set(count(|h| h.behind_on_krl));
+                self.gauge(HOSTS_SILENT, &[]).set(count(|h| h.silent));
+            }
             Err(_) => self
                 .counter(SCRAPE_ERRORS, &[("what", "hosts")])
                 .increment(1),
@@ -50,7 +64,7 @@ impl Metrics {
                 .set(if health.loaded_at.is_some() { 1.0 } else { 0.0 });
             if let Some(at) = health.loaded_at {
                 self.gauge(FEED_AGE, &labels)
-                    .set(now.saturating_sub(at).max(0) as f64);
+                    .set(wall.saturating_sub(at).max(0) as f64);
             }
         }
         if let Some(open) = self.connections.get() {

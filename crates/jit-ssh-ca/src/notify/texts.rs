@@ -57,10 +57,10 @@ pub fn about_request(
     Notification {
         event: event.into(),
         request: req.id.clone(),
-        user: req.user.clone(),
-        host: req.host.clone(),
-        account: req.account.clone(),
-        reason: req.reason.clone(),
+        user: req.user.to_string(),
+        host: req.host.to_string(),
+        account: req.account.to_string(),
+        reason: req.reason.to_string(),
         by: by.map(str::to_owned),
         approvers: req
             .approval

@@ -149,7 +149,8 @@ impl Schedules {
         if let Ok(mut h) = self.health.write() {
             let h = h.entry(name.to_owned()).or_default();
             if ok {
-                h.loaded_at = Some(crate::service::now_unix());
+                // Wall-clock time: feeds are fetched in real time.
+                h.loaded_at = Some(crate::clock::Clock::now_unix(&crate::clock::SystemClock));
             } else {
                 h.errors += 1;
             }

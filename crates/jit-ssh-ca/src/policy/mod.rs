@@ -2,11 +2,13 @@
 //! someone must approve: a pure decision over the configured policy.
 
 mod glob;
+mod preview;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 pub use glob::HostGlob;
+pub use preview::{Reach, ReachFilter};
 
 use crate::names::{AccountName, HostName, UserName};
 use crate::oncall::Shift;
@@ -216,7 +218,7 @@ impl Policy {
             .rules
             .iter()
             .enumerate()
-            .filter(|(_, r)| !r.groups.is_disjoint(&entry.groups));
+            .filter(|(_, r)| r.applies_to(entry));
         // Rules that cover the host, with the accounts they allow there.
         let covering: Vec<(usize, &Rule, Vec<&AccountRule>)> = for_user
             .filter_map(|(i, r)| {
@@ -229,11 +231,8 @@ impl Policy {
                 if groups.is_empty() {
                     return None;
                 }
-                let accounts: Vec<&AccountRule> = groups
-                    .iter()
-                    .flat_map(|g| g.accounts.iter())
-                    .filter(|a| r.accounts.is_empty() || r.accounts.contains(a))
-                    .collect();
+                let accounts: Vec<&AccountRule> =
+                    groups.iter().flat_map(|g| r.accounts_in(g)).collect();
                 Some((i, r, accounts))
             })
             .collect();
@@ -282,42 +281,7 @@ impl Policy {
             .copied()
             .filter(|(_, r)| cap(r).is_some_and(|c| ttl <= c));
         let decisions: Vec<Decision> = within_ttl
-            .map(|(i, rule)| {
-                let allow = |via| {
-                    Decision::Allow(Allowed {
-                        rule: i,
-                        pin_source_address: rule.pin_source_address,
-                        extensions: rule.extensions.clone(),
-                        via,
-                    })
-                };
-                if break_glass {
-                    return allow(Via::BreakGlass);
-                }
-                match &rule.approval {
-                    Approval::None => allow(Via::Rule),
-                    Approval::Approvers(set) => Decision::NeedsApproval {
-                        rule: i,
-                        approvers: set.clone(),
-                        not_on_call: None,
-                    },
-                    Approval::OnCall {
-                        schedule,
-                        layers,
-                        fallback,
-                    } => match (on_call(schedule, layers), fallback) {
-                        (Some(shift), _) => allow(Via::OnCall(shift)),
-                        (None, Some(set)) => Decision::NeedsApproval {
-                            rule: i,
-                            approvers: set.clone(),
-                            not_on_call: Some(schedule.clone()),
-                        },
-                        (None, None) => Decision::Deny(DenyReason::NotOnCall {
-                            schedule: schedule.clone(),
-                        }),
-                    },
-                }
-            })
+            .map(|(i, rule)| rule.decide_now(i, break_glass, on_call))
             .collect();
         let best = decisions
             .iter()
@@ -366,6 +330,70 @@ impl Policy {
             .get(user)
             .map(|u| u.roles.clone())
             .unwrap_or_default()
+    }
+}
+
+impl Rule {
+    /// Whether this rule is about `user` (shares one of their groups).
+    pub fn applies_to(&self, user: &UserEntry) -> bool {
+        !self.groups.is_disjoint(&user.groups)
+    }
+
+    /// The accounts this rule allows on the hosts of `group`.
+    pub fn accounts_in<'a>(
+        &'a self,
+        group: &'a HostGroup,
+    ) -> impl Iterator<Item = &'a AccountRule> {
+        group
+            .accounts
+            .iter()
+            .filter(|a| self.accounts.is_empty() || self.accounts.contains(a))
+    }
+
+    /// What this rule (number `index`) says now, for a request it covers
+    /// (host, account and TTL already checked): issue at once, ask
+    /// approvers, or deny. `jit-ssh hosts` asks the same question
+    /// ([`Policy::preview`]), so its answer is the one a request gets.
+    pub fn decide_now(
+        &self,
+        index: usize,
+        break_glass: bool,
+        on_call: OnCallLookup<'_>,
+    ) -> Decision {
+        let allow = |via| {
+            Decision::Allow(Allowed {
+                rule: index,
+                pin_source_address: self.pin_source_address,
+                extensions: self.extensions.clone(),
+                via,
+            })
+        };
+        if break_glass {
+            return allow(Via::BreakGlass);
+        }
+        match &self.approval {
+            Approval::None => allow(Via::Rule),
+            Approval::Approvers(set) => Decision::NeedsApproval {
+                rule: index,
+                approvers: set.clone(),
+                not_on_call: None,
+            },
+            Approval::OnCall {
+                schedule,
+                layers,
+                fallback,
+            } => match (on_call(schedule, layers), fallback) {
+                (Some(shift), _) => allow(Via::OnCall(shift)),
+                (None, Some(set)) => Decision::NeedsApproval {
+                    rule: index,
+                    approvers: set.clone(),
+                    not_on_call: Some(schedule.clone()),
+                },
+                (None, None) => Decision::Deny(DenyReason::NotOnCall {
+                    schedule: schedule.clone(),
+                }),
+            },
+        }
     }
 }
 

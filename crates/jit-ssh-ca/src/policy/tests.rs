@@ -9,7 +9,7 @@ fn set(groups: &[&str], min: u32) -> ApproverSet {
     }
 }
 
-fn policy() -> Policy {
+pub(super) fn policy() -> Policy {
     let user = |groups: &[&str]| UserEntry {
         groups: groups.iter().map(|s| s.to_string()).collect(),
         roles: [Role::Engineer].into(),

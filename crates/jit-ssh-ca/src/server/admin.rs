@@ -67,7 +67,7 @@ pub enum AdminResponse {
         uses: u32,
     },
     Hosts {
-        hosts: Vec<crate::store::HostRecord>,
+        hosts: jit_ssh_proto::hosts::HostList,
     },
     HostRemoved {
         name: String,

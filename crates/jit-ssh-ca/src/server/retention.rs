@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::service::{now_unix, Ca};
+use crate::service::Ca;
 
 /// Ended state may outlive its retention by up to this much.
 const EVERY: Duration = Duration::from_secs(600);
@@ -16,7 +16,7 @@ pub fn start(ca: Arc<Ca>) {
         loop {
             tick.tick().await;
             let ca = ca.clone();
-            match tokio::task::spawn_blocking(move || ca.prune_state(now_unix())).await {
+            match tokio::task::spawn_blocking(move || ca.prune_state(ca.now())).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::error!(error = %e, "pruning ended state failed"),
                 Err(e) => tracing::error!(error = %e, "pruning ended state failed"),

@@ -15,7 +15,7 @@ use jit_ssh_proto::routes;
 use super::confirm::{awaiting_touch, new_secret, summary, Confirmable, Header};
 use super::revoke_flow::NOT_ALLOWED;
 use super::sessions::SignedIn;
-use super::{is_id, now_unix, random_id, sha256_hex, Ca, ServiceError};
+use super::{is_id, random_id, sha256_hex, Ca, ServiceError};
 use crate::names::{Reason, UserName};
 use crate::notify::texts::{waiting_text, RequestEvent};
 use crate::profile::Extension;
@@ -34,8 +34,8 @@ impl Confirmable for PendingDecision {
     /// One decision at a time: two last approvals must not both issue.
     const EXCLUSIVE: bool = true;
 
-    fn load(ca: &Ca, id: &str) -> Result<Self, ServiceError> {
-        ca.load_decision(id)
+    fn load(ca: &Ca, id: &str, now: i64) -> Result<Self, ServiceError> {
+        ca.load_decision(id, now)
     }
     fn header(&self) -> Header<'_> {
         Header::new(&self.id, &self.user, &self.secret_hash, self.expires_at)
@@ -50,8 +50,8 @@ impl Confirmable for PendingDecision {
     fn match_code(&self) -> String {
         crate::match_code::decision(&self.id, &self.request, &self.user, self.verdict)
     }
-    fn context(&self, ca: &Ca) -> Result<AccessRequest, ServiceError> {
-        ca.load_request(&self.request)
+    fn context(&self, ca: &Ca, now: i64) -> Result<AccessRequest, ServiceError> {
+        ca.load_request(&self.request, now)
     }
     /// This verdict, by them, on this request for this key, host and
     /// account.
@@ -64,15 +64,15 @@ impl Confirmable for PendingDecision {
             &self.comment,
             &req.id,
             &req.key_fingerprint,
-            &req.host,
-            &req.account,
+            req.host.as_str(),
+            req.account.as_str(),
         ])
     }
     fn host<'a>(&'a self, req: &'a AccessRequest) -> &'a str {
-        &req.host
+        req.host.as_str()
     }
-    fn view(self, ca: &Ca) -> Result<DecisionState, ServiceError> {
-        let req = ca.load_request(&self.request)?;
+    fn view(self, ca: &Ca, now: i64) -> Result<DecisionState, ServiceError> {
+        let req = ca.load_request(&self.request, now)?;
         Ok(DecisionState {
             id: self.id,
             request: self.request,
@@ -87,8 +87,8 @@ impl Confirmable for PendingDecision {
     fn public(d: DecisionState) -> DecisionState {
         summary::decision(d)
     }
-    fn touched(self, req: AccessRequest, ca: &Ca) -> Result<DecisionState, ServiceError> {
-        ca.decision_touched(self, &req)?.view(ca)
+    fn touched(self, req: AccessRequest, ca: &Ca, now: i64) -> Result<DecisionState, ServiceError> {
+        ca.decision_touched(self, &req, now)?.view(ca, now)
     }
 }
 
@@ -103,7 +103,7 @@ struct Refusal {
 
 /// Why `who` may not decide `req`, if they may not.
 fn refusal(req: &AccessRequest, who: &str) -> Option<Refusal> {
-    if req.user == who {
+    if req.user.as_str() == who {
         return Some(Refusal {
             why: format!("{who} asked for this access and cannot approve or deny it themselves"),
             public: true,
@@ -129,9 +129,10 @@ impl Ca {
     /// Pending requests `who` may decide.
     pub fn pending_for(&self, who: &SignedIn) -> Result<PendingRequests, ServiceError> {
         let mut requests = Vec::new();
+        let now = self.now();
         for req in self.store.pending_approval()? {
             // Expire what ran out on the way.
-            let req = self.load_request(&req.id)?;
+            let req = self.load_request(&req.id, now)?;
             if req.status == RequestStatus::PendingApproval && refusal(&req, &who.user).is_none() {
                 requests.push(self.summary_of(req));
             }
@@ -144,9 +145,9 @@ impl Ca {
         let a = req.approval.as_ref();
         ApprovalStep {
             request: req.id.clone(),
-            user: req.user.clone(),
-            host: req.host.clone(),
-            account: req.account.clone(),
+            user: req.user.to_string(),
+            host: req.host.to_string(),
+            account: req.account.to_string(),
             approver: approver.to_owned(),
             comment: comment.to_owned(),
             approvals: a.map_or(0, |a| u32::try_from(a.approvals.len()).unwrap_or(u32::MAX)),
@@ -193,7 +194,8 @@ impl Ca {
             (_, "") => String::new(),
             (_, c) => Reason::parse(c).map_err(ServiceError::invalid)?.to_string(),
         };
-        let req = self.load_request(request_id)?;
+        let now = self.now();
+        let req = self.load_request(request_id, now)?;
         if req.status != RequestStatus::PendingApproval {
             return Err(ServiceError::WrongState(format!(
                 "this request {}: there is nothing left to approve or deny",
@@ -217,7 +219,7 @@ impl Ca {
             verdict: body.verdict,
             comment,
             // The approver has until the request itself ends.
-            expires_at: req.expires_at.min(self.pending_until(now_unix())),
+            expires_at: req.expires_at.min(self.pending_until(now)),
             status: DecisionStatus::PendingMfa,
             outcome: None,
             secret_hash,
@@ -226,7 +228,11 @@ impl Ca {
         Ok(self.created(&d, secret))
     }
 
-    pub(super) fn load_decision(&self, id: &str) -> Result<PendingDecision, ServiceError> {
+    pub(super) fn load_decision(
+        &self,
+        id: &str,
+        now: i64,
+    ) -> Result<PendingDecision, ServiceError> {
         if !is_id(id) {
             return Err(ServiceError::NotFound("decision"));
         }
@@ -234,7 +240,7 @@ impl Ca {
             .store
             .decision(id)?
             .ok_or(ServiceError::NotFound("decision"))?;
-        if d.status != DecisionStatus::PendingMfa || now_unix() < d.expires_at {
+        if d.status != DecisionStatus::PendingMfa || now < d.expires_at {
             return Ok(d);
         }
         let mut expired = d.clone();
@@ -250,12 +256,13 @@ impl Ca {
         &self,
         d: PendingDecision,
         req: &AccessRequest,
+        now: i64,
     ) -> Result<PendingDecision, ServiceError> {
         let actor = Actor::User {
             name: d.user.clone(),
         };
         let mut done = d.clone();
-        match self.apply_decision(req, &d, actor) {
+        match self.apply_decision(req, &d, actor, now) {
             Ok(outcome) => {
                 done.status = DecisionStatus::Recorded;
                 done.outcome = Some(outcome);
@@ -274,12 +281,13 @@ impl Ca {
         Ok(done)
     }
 
-    /// Records a confirmed verdict on the request.
+    /// Records a confirmed verdict on the request, at `now`.
     fn apply_decision(
         &self,
         req: &AccessRequest,
         d: &PendingDecision,
         actor: Actor,
+        now: i64,
     ) -> Result<String, ServiceError> {
         if req.status != RequestStatus::PendingApproval {
             let why = format!(
@@ -292,7 +300,7 @@ impl Ca {
         if let Some(why) = refusal(req, &d.user) {
             return Err(self.refuse(req, &d.user, why, None)?);
         }
-        if super::decide::claim_is_live(req) {
+        if super::decide::claim_is_live(req, now) {
             let why = "another approval is being applied to this request; try again".to_owned();
             return Err(self.refuse(req, &d.user, Refusal { why, public: true }, None)?);
         }
@@ -317,7 +325,7 @@ impl Ca {
             Verdict::Approve => {
                 approval.approvals.push(ApprovalMark {
                     by: d.user.clone(),
-                    at: now_unix(),
+                    at: now,
                     comment: d.comment.clone(),
                 });
                 let (have, needed) = (approval.approvals.len(), approval.needed);
@@ -326,7 +334,7 @@ impl Ca {
                 let last = have >= usize::try_from(needed).unwrap_or(usize::MAX);
                 if last {
                     // One certificate: claimed before signing.
-                    let Some(claimed) = self.claim(req)? else {
+                    let Some(claimed) = self.claim(req, now)? else {
                         let why = "the request changed while being decided; try again".to_owned();
                         return Err(self.refuse(
                             req,
@@ -344,7 +352,7 @@ impl Ca {
                     )
                     .and_then(|_| {
                         if last {
-                            self.issue_approved(next, pin, &extensions, actor)
+                            self.issue_approved(next, pin, &extensions, actor, now)
                         } else {
                             Ok(next)
                         }
@@ -386,12 +394,13 @@ impl Ca {
         pin: bool,
         extensions: &[String],
         actor: Actor,
+        now: i64,
     ) -> Result<AccessRequest, ServiceError> {
         let extensions = extensions
             .iter()
             .map(|e| Extension::parse(e))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ServiceError::Internal(format!("stored extension: {e}")))?;
-        self.issue_now(next, pin, extensions, actor)
+        self.issue_now(next, pin, extensions, actor, now)
     }
 }

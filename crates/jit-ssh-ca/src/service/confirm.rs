@@ -28,9 +28,7 @@ use jit_ssh_audit::{Actor, Event};
 use jit_ssh_proto::api::{ConfirmKind, Confirmation, RequestCreated as Created, RequestStatus};
 use jit_ssh_proto::routes;
 
-use super::{
-    now_unix, random_token, rfc3339, secret_matches, sha256_hex, step_of, Ca, ServiceError,
-};
+use super::{random_token, rfc3339, secret_matches, sha256_hex, step_of, Ca, ServiceError};
 use crate::store::Ceremony;
 
 /// Something its user confirms with a WebAuthn touch on its page.
@@ -51,14 +49,14 @@ pub trait Confirmable: Sized + Send + 'static {
     /// approvals must not both issue).
     const EXCLUSIVE: bool = false;
 
-    /// Loads it (marking it expired once its time is up).
-    fn load(ca: &Ca, id: &str) -> Result<Self, ServiceError>;
+    /// Loads it (marking it expired if its time is up at `now`).
+    fn load(ca: &Ca, id: &str, now: i64) -> Result<Self, ServiceError>;
     fn header(&self) -> Header<'_>;
     /// `Ok` while it still waits for its touch.
     fn waiting(&self) -> Result<(), ServiceError>;
     /// The code its creator was given (see [`crate::match_code`]).
     fn match_code(&self) -> String;
-    fn context(&self, ca: &Ca) -> Result<Self::Context, ServiceError>;
+    fn context(&self, ca: &Ca, now: i64) -> Result<Self::Context, ServiceError>;
     /// What the touch approves: a digest of everything it binds.
     fn binding(&self, cx: &Self::Context) -> String;
     /// The host named in audit records about it (none by default).
@@ -66,11 +64,11 @@ pub trait Confirmable: Sized + Send + 'static {
         ""
     }
     /// The whole view (its creator's, or the toucher's after the touch).
-    fn view(self, ca: &Ca) -> Result<Self::View, ServiceError>;
+    fn view(self, ca: &Ca, now: i64) -> Result<Self::View, ServiceError>;
     /// What someone holding only the link may see (see [`summary`]).
     fn public(view: Self::View) -> Self::View;
-    /// What a verified touch does; its answer.
-    fn touched(self, cx: Self::Context, ca: &Ca) -> Result<Self::View, ServiceError>;
+    /// What a verified touch does at `now`; its answer.
+    fn touched(self, cx: Self::Context, ca: &Ca, now: i64) -> Result<Self::View, ServiceError>;
 }
 
 /// What every confirmable thing has.
@@ -125,13 +123,14 @@ impl Ca {
         now + i64::try_from(self.config.limits.request_ttl.as_secs()).unwrap_or(300)
     }
 
-    /// Item `id`, if `secret` is the one its creator was given.
+    /// Item `id` at `now`, if `secret` is the one its creator was given.
     pub(super) fn authorized<C: Confirmable>(
         &self,
         id: &str,
         secret: &str,
+        now: i64,
     ) -> Result<C, ServiceError> {
-        let item = C::load(self, id)?;
+        let item = C::load(self, id, now)?;
         if !secret_matches(secret, item.header().secret_hash) {
             return Err(ServiceError::Unauthorized);
         }
@@ -144,7 +143,8 @@ impl Ca {
         id: &str,
         secret: &str,
     ) -> Result<C::View, ServiceError> {
-        self.authorized::<C>(id, secret)?.view(self)
+        let now = self.now();
+        self.authorized::<C>(id, secret, now)?.view(self, now)
     }
 
     /// What its page shows to whoever holds the link: nothing secret.
@@ -152,12 +152,13 @@ impl Ca {
         &self,
         id: &str,
     ) -> Result<Confirmation<C::View>, ServiceError> {
-        let item = C::load(self, id)?;
+        let now = self.now();
+        let item = C::load(self, id, now)?;
         let match_code = item.match_code();
         Ok(Confirmation {
             kind: C::KIND,
             match_code,
-            item: C::public(item.view(self)?),
+            item: C::public(item.view(self, now)?),
         })
     }
 
@@ -168,11 +169,12 @@ impl Ca {
         client: SocketAddr,
     ) -> Result<RequestChallengeResponse, ServiceError> {
         self.limit_address(client)?;
-        let item = C::load(self, id)?;
-        let cx = item.context(self)?;
+        let now = self.now();
+        let item = C::load(self, id, now)?;
+        let cx = item.context(self, now)?;
         let binding = item.binding(&cx);
         let user = item.header().user;
-        self.start_touch(&ceremony_key::<C>(id), user, item.waiting(), binding)
+        self.start_touch(&ceremony_key::<C>(id), user, item.waiting(), binding, now)
     }
 
     /// Checks the touch, then does what it confirms; the answer is the
@@ -186,7 +188,8 @@ impl Ca {
         self.limit_address(client)?;
         // Single use: the state is gone before the assertion is looked at.
         let ceremony = self.take_touch(&ceremony_key::<C>(id))?;
-        let item = C::load(self, id)?;
+        let now = self.now();
+        let item = C::load(self, id, now)?;
         let _one = match C::EXCLUSIVE {
             true => Some(
                 self.deciding
@@ -195,7 +198,7 @@ impl Ca {
             ),
             false => None,
         };
-        let cx = item.context(self)?;
+        let cx = item.context(self, now)?;
         // The ceremony first: a replay is an MFA failure, and recorded so.
         let h = item.header();
         self.check_touch(
@@ -204,14 +207,14 @@ impl Ca {
             (h.id, item.host(&cx)),
             &item.binding(&cx),
             credential,
-            client,
+            (client, now),
         )?;
         item.waiting()?;
         let match_code = item.match_code();
         Ok(Confirmation {
             kind: C::KIND,
             match_code,
-            item: item.touched(cx, self)?,
+            item: item.touched(cx, self, now)?,
         })
     }
 }
@@ -244,10 +247,11 @@ impl Ca {
         user: &str,
         waiting: Result<(), ServiceError>,
         binding: String,
+        now: i64,
     ) -> Result<RequestChallengeResponse, ServiceError> {
         self.limit_ceremony(key)?;
         waiting?;
-        self.start_assertion(key, user, binding)
+        self.start_assertion(key, user, binding, now)
     }
 
     /// Takes the ceremony stored under `key` (single use), within the
@@ -259,7 +263,7 @@ impl Ca {
 
     /// Checks `user`'s touch confirming `id` (on `host`, empty when none)
     /// against a ceremony already taken from the store (the touch sent from
-    /// `client`); a failed check is
+    /// `client` at `now`); a failed check is
     /// recorded as `mfa_failed` and refused. A verified touch counts
     /// against `user`'s own budget (only their key can spend it).
     pub(crate) fn check_touch(
@@ -269,9 +273,9 @@ impl Ca {
         (id, host): (&str, &str),
         binding: &str,
         credential: &PublicKeyCredential,
-        client: std::net::SocketAddr,
+        (client, now): (std::net::SocketAddr, i64),
     ) -> Result<(), ServiceError> {
-        let Err(why) = self.check_assertion(ceremony, user, binding, credential)? else {
+        let Err(why) = self.check_assertion(ceremony, user, binding, credential, now)? else {
             return self.limit_confirmed(user);
         };
         tracing::warn!(id, user, reason = %why, "WebAuthn check failed");
@@ -284,12 +288,13 @@ impl Ca {
     }
 
     /// Starts an assertion allowing only `user`'s credentials; its state is
-    /// stored under `key`, bound to `binding`.
+    /// stored under `key`, bound to `binding`, valid for a while from `now`.
     pub(crate) fn start_assertion(
         &self,
         key: &str,
         user: &str,
         binding: String,
+        now: i64,
     ) -> Result<RequestChallengeResponse, ServiceError> {
         let creds = self.store.credentials(user)?;
         if creds.is_empty() {
@@ -304,7 +309,7 @@ impl Ca {
             &Ceremony::Mfa {
                 state,
                 binding,
-                expires_at: now_unix() + CEREMONY_TTL,
+                expires_at: now + CEREMONY_TTL,
             },
         )?;
         Ok(challenge)
@@ -319,6 +324,7 @@ impl Ca {
         user: &str,
         binding: &str,
         credential: &PublicKeyCredential,
+        now: i64,
     ) -> Result<Result<(), String>, ServiceError> {
         let Some(Ceremony::Mfa {
             state,
@@ -330,7 +336,7 @@ impl Ca {
                 "no WebAuthn ceremony in progress for this (already used, or never started)".into(),
             ));
         };
-        if now_unix() > expires_at {
+        if now > expires_at {
             return Ok(Err("the WebAuthn ceremony expired; start again".into()));
         }
         if bound != binding {

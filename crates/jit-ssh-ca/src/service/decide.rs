@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use ssh_key::PublicKey;
 
-use jit_ssh_audit::{Actor, Event, IssuedVia, OnCallShift, PolicyDecision};
-use jit_ssh_proto::api::{ApprovalProgress, IssuedCertificate, RequestStatus, RequestSummary};
+use jit_ssh_audit::{Actor, Event, IssuedVia, OnCallShift, PolicyOutcome};
+use jit_ssh_proto::api::{ApprovalProgress, RequestStatus, RequestSummary};
 use jit_ssh_proto::routes;
 
-use super::{now_unix, step, Ca, ServiceError};
+use super::records::policy_decision;
+use super::{step, Ca, ServiceError};
 use crate::issue::{issue, IssueRequest};
-use crate::names::{AccountName, GrantId, HostName, Reason, UserName};
+use crate::names::GrantId;
 use crate::notify::texts::{self, waiting_text, RequestEvent};
 use crate::policy::{Decision, DenyReason, Via};
 use crate::profile::{CertSpec, Extension, SourceCidr};
@@ -23,50 +24,41 @@ fn invalid(e: crate::names::NameError) -> ServiceError {
 }
 
 impl Ca {
-    /// Applies policy to an authenticated request; returns its new state.
+    /// Applies policy at `now` to an authenticated request; returns its
+    /// new state.
     pub(super) fn decide_and_issue(
         &self,
         req: &AccessRequest,
         actor: Actor,
+        now: i64,
     ) -> Result<AccessRequest, ServiceError> {
-        let user = UserName::parse(&req.user).map_err(invalid)?;
-        let host = HostName::parse(&req.host).map_err(invalid)?;
-        let account = AccountName::parse(&req.account).map_err(invalid)?;
         let ttl = Duration::from_secs(req.ttl_secs);
-        let now = now_unix();
-        let names = self.config.policy.names_of(user.as_str());
+        let names = self.config.policy.names_of(req.user.as_str());
         let on_call = |schedule: &str, layers: &[String]| {
             self.schedules.on_call(schedule, layers, &names, now)
         };
         // A user revocation blocks new certificates, even for requests made before it.
-        let decision = if self.store.is_blocked(user.as_str())? {
-            Decision::Deny(DenyReason::Blocked(user.to_string()))
+        let decision = if self.store.is_blocked(req.user.as_str())? {
+            Decision::Deny(DenyReason::Blocked(req.user.to_string()))
         } else {
-            self.config
-                .policy
-                .decide(&user, &host, &account, ttl, req.break_glass, &on_call)
-        };
-        let mut record = PolicyDecision {
-            request: req.id.clone(),
-            user: req.user.clone(),
-            host: req.host.clone(),
-            account: req.account.clone(),
-            outcome: String::new(),
-            reason: String::new(),
-            on_call: None,
-            break_glass: req.break_glass,
-            approvers: vec![],
-            min_approvals: None,
+            self.config.policy.decide(
+                &req.user,
+                &req.host,
+                &req.account,
+                ttl,
+                req.break_glass,
+                &on_call,
+            )
         };
         let mut approval = None;
-        match &decision {
+        let record = match &decision {
             Decision::Allow(a) => {
-                record.outcome = "approved".into();
-                record.reason = match &a.via {
+                let reason = match &a.via {
                     Via::Rule => format!("rule {} needs no approval", a.rule),
                     Via::OnCall(shift) => format!("rule {}: on call ({shift})", a.rule),
                     Via::BreakGlass => format!("rule {}: break-glass: {}", a.rule, req.reason),
                 };
+                let mut record = policy_decision(req, PolicyOutcome::Approved, reason);
                 if let Via::OnCall(s) = &a.via {
                     record.on_call = Some(OnCallShift {
                         schedule: s.schedule.clone(),
@@ -76,21 +68,22 @@ impl Ca {
                         end: s.end,
                     });
                 }
+                record
             }
             Decision::NeedsApproval {
                 rule,
                 approvers,
                 not_on_call,
             } => {
-                let asked = self.config.policy.approvers(approvers, &req.user);
-                record.outcome = "pending_approval".into();
-                record.reason = match not_on_call {
+                let asked = self.config.policy.approvers(approvers, req.user.as_str());
+                let reason = match not_on_call {
                     Some(s) => format!(
                         "rule {rule}: not on call in {s}; {} approval(s) needed",
                         approvers.min_approvals
                     ),
                     None => format!("rule {rule} needs {} approval(s)", approvers.min_approvals),
                 };
+                let mut record = policy_decision(req, PolicyOutcome::PendingApproval, reason);
                 record.approvers = asked.clone();
                 record.min_approvals = Some(approvers.min_approvals);
                 let rule_ext = &self.config.policy.rules[*rule];
@@ -107,12 +100,10 @@ impl Ca {
                         .map(|e| e.name().to_owned())
                         .collect(),
                 });
+                record
             }
-            Decision::Deny(d) => {
-                record.outcome = "denied".into();
-                record.reason = d.to_string();
-            }
-        }
+            Decision::Deny(d) => policy_decision(req, PolicyOutcome::Denied, d.to_string()),
+        };
         self.audit(actor.clone(), Event::PolicyDecision(record.clone()))?;
         self.metrics.policy_decision(&decision);
         tracing::info!(request = %req.id, user = %req.user, outcome = %record.outcome, reason = %record.reason, "policy decision");
@@ -135,8 +126,13 @@ impl Ca {
                 Ok(next)
             }
             Decision::Allow(allowed) => {
-                let issued =
-                    self.issue_now(next, allowed.pin_source_address, allowed.extensions, actor)?;
+                let issued = self.issue_now(
+                    next,
+                    allowed.pin_source_address,
+                    allowed.extensions,
+                    actor,
+                    now,
+                )?;
                 if allowed.via == Via::BreakGlass {
                     self.notify_request(RequestEvent::BreakGlass, &issued, None);
                 }
@@ -145,13 +141,15 @@ impl Ca {
         }
     }
 
-    /// Issues the certificate for an approved request (audited first).
+    /// Issues the certificate for an approved request (audited first),
+    /// valid from `now`.
     pub(super) fn issue_now(
         &self,
         mut next: AccessRequest,
         pin_source_address: bool,
         extensions: Vec<Extension>,
         actor: Actor,
+        now: i64,
     ) -> Result<AccessRequest, ServiceError> {
         let req = &next;
         let grant = GrantId::parse(&req.id).map_err(invalid)?;
@@ -162,9 +160,9 @@ impl Ca {
             vec![]
         };
         let spec = CertSpec {
-            user: UserName::parse(&req.user).map_err(invalid)?,
-            host: HostName::parse(&req.host).map_err(invalid)?,
-            account: AccountName::parse(&req.account).map_err(invalid)?,
+            user: req.user.clone(),
+            host: req.host.clone(),
+            account: req.account.clone(),
             grant: grant.clone(),
             ttl: Duration::from_secs(req.ttl_secs),
             source_address,
@@ -174,8 +172,6 @@ impl Ca {
         };
         let public_key = PublicKey::from_openssh(&req.public_key)
             .map_err(|e| ServiceError::Internal(format!("stored public key: {e}")))?;
-        let reason = Reason::parse(&req.reason).map_err(invalid)?;
-        let now = u64::try_from(now_unix()).unwrap_or(0);
         let started = std::time::Instant::now();
         let issued = issue(
             self.signer.as_ref(),
@@ -184,11 +180,11 @@ impl Ca {
             IssueRequest {
                 spec: &spec,
                 public_key: &public_key,
-                reason: &reason,
+                reason: &req.reason,
                 actor,
                 via: IssuedVia::Server,
             },
-            now,
+            u64::try_from(now).unwrap_or(0),
         )
         .map_err(|e| {
             tracing::error!(request = %req.id, error = %e, source = ?std::error::Error::source(&e), "issuance failed");
@@ -199,16 +195,11 @@ impl Ca {
         tracing::info!(request = %req.id, serial = f.serial.get(), key_id = %f.key_id, "certificate issued");
         next.status = RequestStatus::Issued;
         next.grant = Some(grant.to_string());
-        next.certificate = Some(IssuedCertificate {
-            certificate: issued
-                .certificate
-                .to_openssh()
+        next.certificate = Some(
+            issued
+                .for_requester()
                 .map_err(|e| ServiceError::Internal(e.to_string()))?,
-            serial: f.serial.get(),
-            principals: f.principals.iter().map(ToString::to_string).collect(),
-            valid_after: f.valid_after,
-            valid_before: f.valid_before,
-        });
+        );
         Ok(next)
     }
 
@@ -248,10 +239,10 @@ impl Ca {
 /// a CA that died mid-decision, and the request may expire.
 const CLAIM_TIMEOUT: i64 = 120;
 
-/// Whether a verified touch is deciding `req` right now.
-pub(super) fn claim_is_live(req: &AccessRequest) -> bool {
+/// Whether a verified touch is deciding `req` at `now`.
+pub(super) fn claim_is_live(req: &AccessRequest, now: i64) -> bool {
     req.deciding_since
-        .is_some_and(|t| now_unix() < t.saturating_add(CLAIM_TIMEOUT))
+        .is_some_and(|t| now < t.saturating_add(CLAIM_TIMEOUT))
 }
 
 impl Ca {
@@ -260,19 +251,20 @@ impl Ca {
     pub(super) fn decide_touched(
         &self,
         req: AccessRequest,
+        now: i64,
     ) -> Result<RequestSummary, ServiceError> {
-        let Some(claimed) = self.claim(&req)? else {
+        let Some(claimed) = self.claim(&req, now)? else {
             return Err(ServiceError::WrongState(
                 "the request changed while it was being confirmed; another touch finished first"
                     .into(),
             ));
         };
         let actor = Actor::User {
-            name: req.user.clone(),
+            name: req.user.to_string(),
         };
         let decided = self
             .audit(actor.clone(), Event::MfaVerified(step(&req, "")))
-            .and_then(|_| self.decide_and_issue(&claimed, actor));
+            .and_then(|_| self.decide_and_issue(&claimed, actor, now));
         let mut decided = match decided {
             Ok(d) => d,
             Err(e) => {
@@ -298,9 +290,13 @@ impl Ca {
     /// certificate: the claim is a compare-and-swap in the store before
     /// anything is signed, so a touch that loses the race signs nothing
     /// (another CA replica may be here too). `None` when it changed.
-    pub(super) fn claim(&self, req: &AccessRequest) -> Result<Option<AccessRequest>, ServiceError> {
+    pub(super) fn claim(
+        &self,
+        req: &AccessRequest,
+        now: i64,
+    ) -> Result<Option<AccessRequest>, ServiceError> {
         let mut claimed = req.clone();
-        claimed.deciding_since = Some(now_unix());
+        claimed.deciding_since = Some(now);
         Ok(self.store.swap_request(req, &claimed)?.then_some(claimed))
     }
 

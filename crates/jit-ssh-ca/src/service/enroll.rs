@@ -9,7 +9,7 @@ use jit_ssh_audit::{Actor, Enrollment, Event};
 use jit_ssh_proto::api::{Enrolled, InviteSummary};
 use jit_ssh_proto::routes;
 
-use super::{now_unix, random_token, rfc3339, sha256_hex, Ca, ServiceError};
+use super::{random_token, rfc3339, sha256_hex, Ca, ServiceError};
 use crate::names::UserName;
 use crate::policy::Role;
 use crate::store::{Ceremony, Invite};
@@ -52,7 +52,7 @@ impl Ca {
         }
         let token = random_token();
         let expires_at =
-            now_unix() + i64::try_from(self.config.limits.invite_ttl.as_secs()).unwrap_or(86_400);
+            self.now() + i64::try_from(self.config.limits.invite_ttl.as_secs()).unwrap_or(86_400);
         let invite = Invite {
             user: user.to_string(),
             roles: roles.to_vec(),
@@ -80,18 +80,18 @@ impl Ca {
         })
     }
 
-    fn valid_invite(&self, token: &str) -> Result<Invite, ServiceError> {
+    fn valid_invite(&self, token: &str, now: i64) -> Result<Invite, ServiceError> {
         if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(ServiceError::InviteInvalid);
         }
         match self.store.invite(&token_hash(token))? {
-            Some(i) if now_unix() < i.expires_at => Ok(i),
+            Some(i) if now < i.expires_at => Ok(i),
             _ => Err(ServiceError::InviteInvalid),
         }
     }
 
     pub fn invite_summary(&self, token: &str) -> Result<InviteSummary, ServiceError> {
-        let i = self.valid_invite(token)?;
+        let i = self.valid_invite(token, self.now())?;
         Ok(InviteSummary {
             user: i.user,
             expires_at: rfc3339(i.expires_at),
@@ -105,7 +105,8 @@ impl Ca {
     ) -> Result<CreationChallengeResponse, ServiceError> {
         self.limit_address(client)?;
         self.limit_ceremony(&format!("enroll:{}", token_hash(token)))?;
-        let invite = self.valid_invite(token)?;
+        let now = self.now();
+        let invite = self.valid_invite(token, now)?;
         let existing: Vec<_> = self
             .store
             .credentials(&invite.user)?
@@ -125,7 +126,7 @@ impl Ca {
             &format!("enroll:{}", token_hash(token)),
             &Ceremony::Enroll {
                 state,
-                expires_at: now_unix() + CEREMONY_TTL,
+                expires_at: now + CEREMONY_TTL,
             },
         )?;
         Ok(challenge)
@@ -140,17 +141,18 @@ impl Ca {
         self.limit_address(client)?;
         let hash = token_hash(token);
         let ceremony = self.take_touch(&format!("enroll:{hash}"))?;
+        let now = self.now();
         let Some(Ceremony::Enroll { state, expires_at }) = ceremony else {
             return Err(ServiceError::MfaFailed(
                 "no registration in progress for this link (already used, or never started)".into(),
             ));
         };
-        if now_unix() > expires_at {
+        if now > expires_at {
             return Err(ServiceError::MfaFailed(
                 "the registration expired; start again".into(),
             ));
         }
-        self.valid_invite(token)?;
+        self.valid_invite(token, now)?;
         let passkey = self
             .webauthn
             .finish_passkey_registration(reg, &state)
@@ -158,7 +160,7 @@ impl Ca {
         // The invite is spent only now, and only once, even if two
         // registrations raced to this point.
         let invite = match self.store.take_invite(&hash)? {
-            Some(i) if now_unix() < i.expires_at => i,
+            Some(i) if now < i.expires_at => i,
             _ => return Err(ServiceError::InviteInvalid),
         };
         let mut creds = self.store.credentials(&invite.user)?;

@@ -14,18 +14,18 @@ use jit_ssh_audit::{Actor, Event, HostStep};
 use jit_ssh_proto::hosts::{
     challenge_message, EnrolledDocument, EnrollmentToken, HostCaKeySet, HostEnrollChallenge,
     HostEnrollFinish, HostEnrollStart, HostEnrolled, HOST_CA_KEYS_KIND, HOST_CA_KEYS_NAMESPACE,
-    HOST_ENROLLED_KIND, HOST_ENROLLED_NAMESPACE, HOST_ENROLL_NAMESPACE,
+    HOST_ENROLLED_KIND, HOST_ENROLLED_NAMESPACE, HOST_ENROLL_NAMESPACE, MAX_ALIASES,
 };
 use jit_ssh_proto::signed::SignedDocument;
 
-use super::{now_unix, random_id, random_token, rfc3339, same, sha256_hex, Ca, ServiceError};
+use super::{random_id, random_token, rfc3339, same, sha256_hex, Ca, ServiceError};
 use crate::names::{HostName, Serial};
 use crate::policy::HostGlob;
 use crate::signer::CaSigner;
 use crate::store::{HostChallenge, HostRecord, HostToken};
 
 /// How long a host has to answer its challenge.
-const CHALLENGE_TTL: i64 = 300;
+pub(super) const CHALLENGE_TTL: i64 = 300;
 /// Enrollment attempts per token per minute (a token is a resource).
 const ENROLLS_PER_MINUTE_PER_TOKEN: u32 = 10;
 
@@ -43,7 +43,7 @@ fn refuse(message: impl Into<String>) -> ServiceError {
 }
 
 impl Ca {
-    fn host_signer(&self) -> Result<&dyn CaSigner, ServiceError> {
+    pub(super) fn host_signer(&self) -> Result<&dyn CaSigner, ServiceError> {
         self.host_signer.as_deref().ok_or_else(|| {
             ServiceError::WrongState(
                 "this CA enrolls no hosts: set [hosts] host_ca_key in its config (docs/hosts.md)"
@@ -75,7 +75,7 @@ impl Ca {
             return Err(ServiceError::invalid("--uses must be at least 1"));
         }
         let ttl = ttl.unwrap_or(self.config.hosts.token_ttl);
-        let expires_at = now_unix() + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
+        let expires_at = self.now() + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
         let (id, secret) = (random_id(), random_token());
         let created_by = match &actor {
             Actor::User { name } => name.clone(),
@@ -165,6 +165,19 @@ impl Ca {
             ENROLLS_PER_MINUTE_PER_TOKEN,
         )?;
         let name = HostName::parse(&body.name).map_err(ServiceError::invalid)?;
+        if body.aliases.len() > MAX_ALIASES {
+            return Err(ServiceError::invalid(format!(
+                "at most {MAX_ALIASES} aliases"
+            )));
+        }
+        let mut aliases = body
+            .aliases
+            .iter()
+            .map(|a| HostName::parse(a).map_err(|e| ServiceError::invalid(format!("alias: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        aliases.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        aliases.dedup_by(|a, b| a.as_str() == b.as_str());
+        aliases.retain(|a| a.as_str() != name.as_str());
         let host_key = PublicKey::from_openssh(body.host_key.trim())
             .map_err(|e| ServiceError::invalid(format!("host_key: {e}")))?;
         if host_key.algorithm() != Algorithm::Ed25519 {
@@ -183,7 +196,7 @@ impl Ca {
                 "this host key belongs to a removed host; enroll with a new host key",
             )?);
         }
-        let now = now_unix();
+        let now = self.now();
         let token = self.store.host_token(&body.token_id)?;
         let Some(token) = token.filter(|t| {
             same(&t.secret_hash, &sha256_hex(&[&body.token_secret]))
@@ -197,24 +210,30 @@ impl Ca {
                 "the enrollment token is unknown, used up or expired; ask for a new one (jit-ssh-ca host-token)",
             )?);
         };
-        let in_group = self
-            .config
-            .policy
-            .host_groups
-            .get(&token.group)
-            .is_some_and(|g| g.hosts.iter().any(|h| h.matches(name.as_str())));
-        let in_pattern = token
-            .name_pattern
-            .as_deref()
-            .and_then(|p| HostGlob::parse(p).ok())
-            .is_none_or(|p| p.matches(name.as_str()));
-        if !in_group || !in_pattern {
+        let may_enroll = |n: &str| {
+            let in_group = self
+                .config
+                .policy
+                .host_groups
+                .get(&token.group)
+                .is_some_and(|g| g.hosts.iter().any(|h| h.matches(n)));
+            let in_pattern = token
+                .name_pattern
+                .as_deref()
+                .and_then(|p| HostGlob::parse(p).ok())
+                .is_none_or(|p| p.matches(n));
+            in_group && in_pattern
+        };
+        if let Some(outside) = std::iter::once(&name)
+            .chain(&aliases)
+            .find(|n| !may_enroll(n.as_str()))
+        {
             return Err(self.host_refused(
                 client,
                 &body.token_id,
                 name.as_str(),
                 &format!(
-                    "{name} is not a name this token may enroll (host group {}{})",
+                    "{outside} is not a name this token may enroll (host group {}{})",
                     token.group,
                     token
                         .name_pattern
@@ -233,6 +252,8 @@ impl Ca {
                 .map_err(|e| ServiceError::Internal(e.to_string()))?,
             nonce: random_token(),
             expires_at: now + CHALLENGE_TTL,
+            checkin: false,
+            aliases: aliases.iter().map(ToString::to_string).collect(),
         };
         self.store.put_host_challenge(&id, &challenge)?;
         Ok(HostEnrollChallenge {
@@ -260,8 +281,9 @@ impl Ca {
         let c = self
             .store
             .take_host_challenge(id)?
+            .filter(|c| !c.checkin)
             .ok_or(ServiceError::NotFound("enrollment"))?;
-        let now = now_unix();
+        let now = self.now();
         if c.expires_at <= now {
             return Err(self.host_refused(
                 client,
@@ -306,6 +328,7 @@ impl Ca {
             host_signer,
             &host_key,
             &c.name,
+            &c.aliases,
             serial,
             now_u.saturating_sub(skew),
             valid_before,
@@ -333,6 +356,8 @@ impl Ca {
             cert_serial: serial.get(),
             cert_valid_before: valid_before,
             last_contact: now,
+            held: None,
+            aliases: c.aliases.clone(),
         })?;
         let document = serde_json::to_string(&EnrolledDocument {
             kind: HOST_ENROLLED_KIND.into(),
@@ -368,7 +393,7 @@ impl Ca {
         patterns.dedup();
         let set = HostCaKeySet {
             kind: HOST_CA_KEYS_KIND.into(),
-            issued_at: u64::try_from(now_unix()).unwrap_or(0),
+            issued_at: u64::try_from(self.now()).unwrap_or(0),
             keys: vec![host_signer
                 .public_key()
                 .to_openssh()
@@ -380,79 +405,15 @@ impl Ca {
             serde_json::to_string(&set).map_err(|e| ServiceError::Internal(e.to_string()))?;
         self.sign_document_bytes(HOST_CA_KEYS_NAMESPACE, document)
     }
-
-    /// The inventory of enrolled hosts.
-    pub fn hosts(&self) -> Result<Vec<HostRecord>, ServiceError> {
-        Ok(self.store.hosts()?)
-    }
-
-    /// The inventory for someone signed in: security, auditors and admins
-    /// only (it lists every host and who enrolled it).
-    pub fn host_list(
-        &self,
-        who: &super::SignedIn,
-    ) -> Result<jit_ssh_proto::hosts::HostList, ServiceError> {
-        if !who.reads_all_audit() {
-            return Err(ServiceError::Forbidden(
-                "the host inventory is for the security, auditor and admin roles".into(),
-            ));
-        }
-        let hosts = self
-            .store
-            .hosts()?
-            .into_iter()
-            .map(|h| jit_ssh_proto::hosts::HostInfo {
-                name: h.name,
-                group: h.group,
-                host_key_fingerprint: h.host_key_fingerprint,
-                enrolled_by_token: h.enrolled_by_token,
-                enrolled_at: rfc3339(h.enrolled_at),
-                cert_serial: h.cert_serial,
-                cert_valid_before: rfc3339(i64::try_from(h.cert_valid_before).unwrap_or(i64::MAX)),
-                last_contact: rfc3339(h.last_contact),
-            })
-            .collect();
-        Ok(jit_ssh_proto::hosts::HostList { hosts })
-    }
-
-    /// Removes `name` from the inventory and revokes its host key: clients
-    /// list it `@revoked` at their next known_hosts refresh, and the key
-    /// cannot enroll again.
-    pub fn remove_host(&self, name: &str, actor: Actor) -> Result<HostRecord, ServiceError> {
-        let host = self
-            .store
-            .hosts()?
-            .into_iter()
-            .find(|h| h.name == name)
-            .ok_or(ServiceError::NotFound("host"))?;
-        self.audit(
-            actor,
-            Event::HostRemoved(HostStep {
-                host: host.name.clone(),
-                group: host.group.clone(),
-                token: host.enrolled_by_token.clone(),
-                detail: format!(
-                    "removed; host certificate serial {} revoked",
-                    host.cert_serial
-                ),
-                host_key_fingerprint: host.host_key_fingerprint.clone(),
-                serial: host.cert_serial,
-                valid_before: host.cert_valid_before,
-            }),
-        )?;
-        self.store
-            .revoke_host_key(&host.host_key_fingerprint, &host.host_key)?;
-        self.store.remove_host(&host.name)?;
-        Ok(host)
-    }
 }
 
-/// A host certificate: type host, the host's name as its one principal,
-/// key id `jit-ssh-host:NAME:SERIAL`.
-fn build_host_cert(
+/// A host certificate: type host, the host's name and its aliases as
+/// principals, key id `jit-ssh-host:NAME:SERIAL`.
+pub(super) fn build_host_cert(
     signer: &dyn CaSigner,
     host_key: &PublicKey,
     name: &str,
+    aliases: &[String],
     serial: Serial,
     valid_after: u64,
     valid_before: u64,
@@ -468,6 +429,9 @@ fn build_host_cert(
         b.key_id(format!("jit-ssh-host:{name}:{serial}"))?;
         b.cert_type(CertType::Host)?;
         b.valid_principal(name)?;
+        for alias in aliases {
+            b.valid_principal(alias)?;
+        }
         b.comment(name)?;
         let cert = signer.sign(b).map_err(|e| e.0)?;
         cert.to_openssh()

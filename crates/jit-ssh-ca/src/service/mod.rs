@@ -11,10 +11,14 @@ mod cert_owner;
 mod confirm;
 mod decide;
 mod enroll;
+mod host_checkin;
+mod host_inventory;
 mod hosts;
 mod limits;
 mod published;
+mod reach;
 mod ready;
+mod records;
 mod requests;
 mod retention;
 mod revocation;
@@ -24,7 +28,6 @@ mod setup_error;
 mod waiters;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 use ssh_key::PublicKey;
@@ -33,6 +36,7 @@ use webauthn_rs::{Webauthn, WebauthnBuilder};
 use jit_ssh_audit::{Actor, AuditLog, Event};
 use jit_ssh_proto::error::code;
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::signer::CaSigner;
 use crate::store::{Store, StoreError};
@@ -129,6 +133,8 @@ pub struct Ca {
     notifier: crate::notify::Notifier,
     /// Held while an approver's decision is applied.
     deciding: std::sync::Mutex<()>,
+    /// Read once per operation ([`Ca::now`]); `now` is passed down.
+    clock: Arc<dyn Clock>,
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -185,8 +191,20 @@ impl Ca {
             signed_cache: published::SignedCache::default(),
             extra_ca_keys,
             host_signer: None,
+            clock: Arc::new(SystemClock),
             metrics,
         })
+    }
+
+    /// Reads time from `clock` instead of the system clock (tests).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Unix seconds: read once at the start of an operation.
+    pub fn now(&self) -> i64 {
+        self.clock.now_unix()
     }
 
     /// Starts delivering notifications (needs a tokio runtime).
@@ -270,7 +288,7 @@ pub(crate) fn step_of(
 
 /// An audit step about access request `req`.
 pub(crate) fn step(req: &crate::store::AccessRequest, detail: &str) -> jit_ssh_audit::RequestStep {
-    step_of(&req.id, &req.user, &req.host, detail)
+    step_of(&req.id, req.user.as_str(), req.host.as_str(), detail)
 }
 
 /// Request and revocation ids: 32 hex digits (anything else is unknown).
@@ -337,12 +355,6 @@ impl AuditLog for LoggedAudit {
     fn ready(&self) -> Result<(), jit_ssh_audit::StoreError> {
         self.0.ready()
     }
-}
-
-pub fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// RFC 3339 of a Unix time, for answers outside the service.

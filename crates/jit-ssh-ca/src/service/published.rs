@@ -15,7 +15,7 @@ use jit_ssh_proto::signed::{
     KRL_MANIFEST_NAMESPACE,
 };
 
-use super::{now_unix, Ca, PublishedKrl, ServiceError};
+use super::{Ca, PublishedKrl, ServiceError};
 
 /// A signed document older than this is signed again when asked for.
 pub const RESIGN_AFTER: u64 = 60;
@@ -42,7 +42,7 @@ impl Ca {
 
     /// `GET /v1/ca-keys`: the key set, signed by the current CA key.
     pub fn ca_keys(&self) -> Result<CaKeys, ServiceError> {
-        let now = now();
+        let now = u64::try_from(self.now()).unwrap_or(0);
         let keys: Vec<String> = self
             .published_keys()
             .iter()
@@ -72,8 +72,8 @@ impl Ca {
 
     /// `GET /v1/krl.manifest` and the KRL it names.
     pub fn krl_manifest(&self) -> Result<(PublishedKrl, SignedDocument), ServiceError> {
-        let krl = self.krl()?;
-        let now = now();
+        let now = u64::try_from(self.now()).unwrap_or(0);
+        let krl = self.krl_at(now)?;
         let mut cache = self
             .signed_cache
             .manifest
@@ -123,8 +123,4 @@ impl Ca {
             signature,
         })
     }
-}
-
-fn now() -> u64 {
-    u64::try_from(now_unix()).unwrap_or(0)
 }

@@ -16,7 +16,7 @@ use jit_ssh_proto::error::code;
 use jit_ssh_proto::routes;
 
 use super::confirm::{awaiting_touch, new_secret, summary, Confirmable, Header};
-use super::{is_id, now_unix, random_id, rfc3339, sha256_hex, step, Ca, ServiceError};
+use super::{is_id, random_id, rfc3339, sha256_hex, step, Ca, ServiceError};
 use crate::names::{AccountName, HostName, Reason, UserName};
 use crate::store::AccessRequest;
 
@@ -50,15 +50,15 @@ impl Ca {
             return Err(ServiceError::UserBlocked(user.to_string()));
         }
 
-        let now = now_unix();
+        let now = self.now();
         let (secret, secret_hash) = new_secret();
         let req = AccessRequest {
             id: random_id(),
-            user: user.to_string(),
-            host: host.to_string(),
-            account: account.to_string(),
+            user,
+            host,
+            account,
             ttl_secs: ttl.as_secs(),
-            reason: reason.to_string(),
+            reason,
             public_key: public_key
                 .to_openssh()
                 .map_err(|e| ServiceError::Internal(e.to_string()))?,
@@ -77,25 +77,16 @@ impl Ca {
         };
         // Nobody has touched a key yet: whoever sent this only claims a name.
         self.audit(
-            Actor::claim(client.ip(), &req.user),
-            Event::RequestCreated(RequestCreated {
-                request: req.id.clone(),
-                user: req.user.clone(),
-                host: req.host.clone(),
-                account: req.account.clone(),
-                ttl_secs: req.ttl_secs,
-                reason: req.reason.clone(),
-                key_fingerprint: req.key_fingerprint.clone(),
-                client_addr: req.client_addr.clone(),
-            }),
+            Actor::claim(client.ip(), req.user.as_str()),
+            Event::RequestCreated(RequestCreated::from(&req)),
         )?;
         self.store.put_request(&req)?;
         tracing::info!(request = %req.id, user = %req.user, host = %req.host, account = %req.account, "access request created");
         Ok(self.created(&req, secret))
     }
 
-    /// Loads a request, marking it expired if its time ran out.
-    pub(crate) fn load_request(&self, id: &str) -> Result<AccessRequest, ServiceError> {
+    /// Loads a request, marking it expired if its time ran out by `now`.
+    pub(crate) fn load_request(&self, id: &str, now: i64) -> Result<AccessRequest, ServiceError> {
         if !is_id(id) {
             return Err(ServiceError::NotFound("request"));
         }
@@ -107,7 +98,7 @@ impl Ca {
             req.status,
             RequestStatus::PendingMfa | RequestStatus::PendingApproval
         );
-        if !pending || now_unix() < req.expires_at || super::decide::claim_is_live(&req) {
+        if !pending || now < req.expires_at || super::decide::claim_is_live(&req, now) {
             return Ok(req);
         }
         let mut expired = req.clone();
@@ -129,7 +120,7 @@ impl Ca {
 
     /// The requester's view, given the secret returned at creation.
     pub fn request_state(&self, id: &str, secret: &str) -> Result<RequestState, ServiceError> {
-        let req = self.authorized::<AccessRequest>(id, secret)?;
+        let req = self.authorized::<AccessRequest>(id, secret, self.now())?;
         Ok(self.state_of(req))
     }
 
@@ -176,11 +167,12 @@ impl Ca {
         secret: &str,
         client: SocketAddr,
     ) -> Result<RequestState, ServiceError> {
-        let req = self.authorized::<AccessRequest>(id, secret)?;
+        let now = self.now();
+        let req = self.authorized::<AccessRequest>(id, secret, now)?;
         if req.status.is_final() {
             return Ok(self.state_of(req));
         }
-        if super::decide::claim_is_live(&req) {
+        if super::decide::claim_is_live(&req, now) {
             return Err(ServiceError::WrongState(
                 "the request is being decided; read it again".into(),
             ));
@@ -189,7 +181,7 @@ impl Ca {
         cancelled.status = RequestStatus::Cancelled;
         cancelled.decision_reason = Some("cancelled by the requester".into());
         let record = (
-            Actor::claim(client.ip(), &req.user),
+            Actor::claim(client.ip(), req.user.as_str()),
             Event::RequestCancelled(step(&req, "")),
         );
         self.transition(
@@ -206,11 +198,11 @@ impl Ca {
             approval: self.approval_progress(&req),
             break_glass: req.break_glass,
             id: req.id,
-            user: req.user,
-            host: req.host,
-            account: req.account,
+            user: req.user.to_string(),
+            host: req.host.to_string(),
+            account: req.account.to_string(),
             ttl: jit_ssh_proto::format_duration(std::time::Duration::from_secs(req.ttl_secs)),
-            reason: req.reason,
+            reason: req.reason.to_string(),
             key_fingerprint: req.key_fingerprint,
             status: req.status,
             expires_at: rfc3339(req.expires_at),
@@ -228,11 +220,16 @@ impl Confirmable for AccessRequest {
     const PAGE: &'static str = routes::MFA_PAGE;
     const CEREMONY: &'static str = "mfa";
 
-    fn load(ca: &Ca, id: &str) -> Result<Self, ServiceError> {
-        ca.load_request(id)
+    fn load(ca: &Ca, id: &str, now: i64) -> Result<Self, ServiceError> {
+        ca.load_request(id, now)
     }
     fn header(&self) -> Header<'_> {
-        Header::new(&self.id, &self.user, &self.secret_hash, self.expires_at)
+        Header::new(
+            &self.id,
+            self.user.as_str(),
+            &self.secret_hash,
+            self.expires_at,
+        )
     }
     fn waiting(&self) -> Result<(), ServiceError> {
         if self.deciding_since.is_some() {
@@ -249,13 +246,13 @@ impl Confirmable for AccessRequest {
     fn match_code(&self) -> String {
         crate::match_code::access_request(
             &self.id,
-            &self.user,
-            &self.host,
-            &self.account,
+            self.user.as_str(),
+            self.host.as_str(),
+            self.account.as_str(),
             &self.key_fingerprint,
         )
     }
-    fn context(&self, _: &Ca) -> Result<(), ServiceError> {
+    fn context(&self, _: &Ca, _: i64) -> Result<(), ServiceError> {
         Ok(())
     }
     fn binding(&self, (): &()) -> String {
@@ -263,22 +260,22 @@ impl Confirmable for AccessRequest {
             "jit-ssh-mfa-v1",
             &self.id,
             &self.key_fingerprint,
-            &self.host,
-            &self.account,
+            self.host.as_str(),
+            self.account.as_str(),
         ])
     }
     fn host<'a>(&'a self, (): &'a ()) -> &'a str {
-        &self.host
+        self.host.as_str()
     }
-    fn view(self, ca: &Ca) -> Result<RequestSummary, ServiceError> {
+    fn view(self, ca: &Ca, _: i64) -> Result<RequestSummary, ServiceError> {
         Ok(ca.summary_of(self))
     }
     fn public(r: RequestSummary) -> RequestSummary {
         summary::access_request(r)
     }
     /// Decides by policy, and issues if allowed (see `decide.rs`).
-    fn touched(self, (): (), ca: &Ca) -> Result<RequestSummary, ServiceError> {
-        ca.decide_touched(self)
+    fn touched(self, (): (), ca: &Ca, now: i64) -> Result<RequestSummary, ServiceError> {
+        ca.decide_touched(self, now)
     }
 }
 

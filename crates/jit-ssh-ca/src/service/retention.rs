@@ -1,7 +1,7 @@
 //! Pruning ended state: requests, sign-ins, revocations and decisions
 //! leave the state store `limits.state_retention` after they ended; the
-//! audit log keeps their history. Expired ceremonies and enrollment links
-//! go at once (they are single-use secrets, worth nothing later).
+//! audit log keeps their history. Expired ceremonies, enrollment links
+//! and host challenges go at once (they are single-use secrets, worth nothing later).
 
 use crate::store::{Cutoffs, Pruned};
 
@@ -12,10 +12,11 @@ impl Ca {
     /// the clock, tests a time of their choosing).
     pub fn prune_state(&self, now: i64) -> Result<Pruned, ServiceError> {
         let keep = i64::try_from(self.config.limits.state_retention.as_secs()).unwrap_or(i64::MAX);
-        let pruned = self.store.prune(Cutoffs {
+        let mut pruned = self.store.prune(Cutoffs {
             state: now.saturating_sub(keep),
             secrets: now,
         })?;
+        pruned.host_challenges = self.store.prune_host_challenges(now)?;
         if pruned.total() > 0 {
             tracing::info!(
                 requests = pruned.requests,
@@ -24,6 +25,7 @@ impl Ca {
                 sessions = pruned.sessions,
                 ceremonies = pruned.ceremonies,
                 invites = pruned.invites,
+                host_challenges = pruned.host_challenges,
                 "pruned ended state"
             );
         }

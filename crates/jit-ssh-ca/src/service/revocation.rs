@@ -16,7 +16,7 @@ use jit_ssh_proto::api::RevokeTarget;
 use jit_ssh_proto::routes::KRL_NAMESPACE;
 use ssh_key::LineEnding;
 
-use super::{now_unix, Ca, ServiceError};
+use super::{Ca, ServiceError};
 use crate::store::RevokedSerial;
 
 /// A published KRL and its detached signature.
@@ -87,6 +87,17 @@ impl Ca {
         reason: &str,
         actor: Actor,
     ) -> Result<Revoked, ServiceError> {
+        self.revoke_at(target, reason, actor, self.now())
+    }
+
+    /// [`Ca::revoke`] as of `now` (what counts as expired).
+    pub(super) fn revoke_at(
+        &self,
+        target: &RevokeTarget,
+        reason: &str,
+        actor: Actor,
+        now: i64,
+    ) -> Result<Revoked, ServiceError> {
         let reason = crate::names::Reason::parse(reason).map_err(ServiceError::invalid)?;
         let query = match target {
             RevokeTarget::Serial(s) => AuditQuery {
@@ -115,7 +126,7 @@ impl Ca {
                 }
             }
         };
-        let now = u64::try_from(now_unix()).unwrap_or(0);
+        let now = u64::try_from(now).unwrap_or(0);
         let issued = self
             .audit
             .query(&query)
@@ -216,7 +227,11 @@ impl Ca {
     /// The current KRL: rebuilt only when its version changes (a revocation,
     /// or an entry expiring), cached otherwise.
     pub fn krl(&self) -> Result<PublishedKrl, ServiceError> {
-        let now = u64::try_from(now_unix()).unwrap_or(0);
+        self.krl_at(u64::try_from(self.now()).unwrap_or(0))
+    }
+
+    /// The KRL as of `now` (Unix seconds): what expired by then is gone.
+    pub(super) fn krl_at(&self, now: u64) -> Result<PublishedKrl, ServiceError> {
         let mem = self.current_revoked(now)?;
         let Some(m) = mem.as_ref() else {
             return Err(ServiceError::Internal("KRL state".into()));

@@ -11,7 +11,7 @@ use jit_ssh_proto::api::{
 use jit_ssh_proto::routes;
 
 use super::confirm::{awaiting_touch, new_secret, summary, Confirmable, Header};
-use super::{is_id, now_unix, random_id, rfc3339, sha256_hex, step_of, Ca, ServiceError};
+use super::{is_id, random_id, rfc3339, sha256_hex, step_of, Ca, ServiceError};
 use crate::names::{GrantId, Reason, UserName};
 use crate::policy::Role;
 use crate::store::PendingRevocation;
@@ -28,8 +28,8 @@ impl Confirmable for PendingRevocation {
     const PAGE: &'static str = routes::REVOKE_PAGE;
     const CEREMONY: &'static str = "revoke";
 
-    fn load(ca: &Ca, id: &str) -> Result<Self, ServiceError> {
-        ca.load_revocation(id)
+    fn load(ca: &Ca, id: &str, now: i64) -> Result<Self, ServiceError> {
+        ca.load_revocation(id, now)
     }
     fn header(&self) -> Header<'_> {
         Header::new(&self.id, &self.user, &self.secret_hash, self.expires_at)
@@ -44,7 +44,7 @@ impl Confirmable for PendingRevocation {
     fn match_code(&self) -> String {
         crate::match_code::revocation(&self.id, &self.user, &self.target)
     }
-    fn context(&self, _: &Ca) -> Result<(), ServiceError> {
+    fn context(&self, _: &Ca, _: i64) -> Result<(), ServiceError> {
         Ok(())
     }
     fn binding(&self, (): &()) -> String {
@@ -57,7 +57,7 @@ impl Confirmable for PendingRevocation {
         ])
     }
     /// With whose certificate it takes away, for the page.
-    fn view(self, ca: &Ca) -> Result<RevocationState, ServiceError> {
+    fn view(self, ca: &Ca, _: i64) -> Result<RevocationState, ServiceError> {
         Ok(RevocationState {
             certificate: ca.certificate_owner(&self.target)?,
             id: self.id,
@@ -75,9 +75,9 @@ impl Confirmable for PendingRevocation {
         summary::revocation(r)
     }
     /// Checks the role, and revokes.
-    fn touched(self, (): (), ca: &Ca) -> Result<RevocationState, ServiceError> {
-        let done = ca.revoke_touched(&self)?;
-        done.view(ca)
+    fn touched(self, (): (), ca: &Ca, now: i64) -> Result<RevocationState, ServiceError> {
+        let done = ca.revoke_touched(&self, now)?;
+        done.view(ca, now)
     }
 }
 
@@ -149,7 +149,7 @@ impl Ca {
         if self.store.credentials(user.as_str())?.is_empty() {
             return Err(ServiceError::NotEnrolled(user.to_string()));
         }
-        let now = now_unix();
+        let now = self.now();
         let (secret, secret_hash) = new_secret();
         let r = PendingRevocation {
             id: random_id(),
@@ -171,7 +171,11 @@ impl Ca {
         Ok(self.created(&r, secret))
     }
 
-    pub(super) fn load_revocation(&self, id: &str) -> Result<PendingRevocation, ServiceError> {
+    pub(super) fn load_revocation(
+        &self,
+        id: &str,
+        now: i64,
+    ) -> Result<PendingRevocation, ServiceError> {
         if !is_id(id) {
             return Err(ServiceError::NotFound("revocation"));
         }
@@ -179,7 +183,7 @@ impl Ca {
             .store
             .revocation(id)?
             .ok_or(ServiceError::NotFound("revocation"))?;
-        if r.status != RevocationStatus::PendingMfa || now_unix() < r.expires_at {
+        if r.status != RevocationStatus::PendingMfa || now < r.expires_at {
             return Ok(r);
         }
         let mut expired = r.clone();
@@ -194,14 +198,18 @@ impl Ca {
     }
 
     /// What a verified touch on revocation `r` does: checks the role,
-    /// revokes, and stores the outcome.
-    fn revoke_touched(&self, r: &PendingRevocation) -> Result<PendingRevocation, ServiceError> {
+    /// revokes as of `now`, and stores the outcome.
+    fn revoke_touched(
+        &self,
+        r: &PendingRevocation,
+        now: i64,
+    ) -> Result<PendingRevocation, ServiceError> {
         let actor = Actor::User {
             name: r.user.clone(),
         };
         self.require_security(r, None)?;
         let mut done = r.clone();
-        match self.revoke(&r.target, &r.reason, actor.clone()) {
+        match self.revoke_at(&r.target, &r.reason, actor.clone(), now) {
             Ok(revoked) => {
                 done.status = RevocationStatus::Revoked;
                 done.outcome = Some(format!(

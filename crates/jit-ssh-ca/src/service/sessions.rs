@@ -11,9 +11,7 @@ use jit_ssh_proto::api::{ConfirmKind, CreateSession, RequestCreated, SessionStat
 use jit_ssh_proto::routes;
 
 use super::confirm::{awaiting_touch, new_secret, summary, Confirmable, Header};
-use super::{
-    is_id, now_unix, random_id, rfc3339, secret_matches, sha256_hex, step_of, Ca, ServiceError,
-};
+use super::{is_id, random_id, rfc3339, secret_matches, sha256_hex, step_of, Ca, ServiceError};
 use crate::names::UserName;
 use crate::policy::Role;
 use crate::store::Session;
@@ -27,8 +25,8 @@ impl Confirmable for Session {
     const PAGE: &'static str = routes::SIGNIN_PAGE;
     const CEREMONY: &'static str = "session";
 
-    fn load(ca: &Ca, id: &str) -> Result<Self, ServiceError> {
-        ca.load_session(id)
+    fn load(ca: &Ca, id: &str, now: i64) -> Result<Self, ServiceError> {
+        ca.load_session(id, now)
     }
     fn header(&self) -> Header<'_> {
         Header::new(&self.id, &self.user, &self.secret_hash, self.expires_at)
@@ -43,20 +41,20 @@ impl Confirmable for Session {
     fn match_code(&self) -> String {
         crate::match_code::sign_in(&self.id, &self.user)
     }
-    fn context(&self, _: &Ca) -> Result<(), ServiceError> {
+    fn context(&self, _: &Ca, _: i64) -> Result<(), ServiceError> {
         Ok(())
     }
     fn binding(&self, (): &()) -> String {
         sha256_hex(&["jit-ssh-session-v1", &self.id, &self.user])
     }
-    fn view(self, _: &Ca) -> Result<SessionState, ServiceError> {
+    fn view(self, _: &Ca, _: i64) -> Result<SessionState, ServiceError> {
         Ok(session_view(self))
     }
     fn public(s: SessionState) -> SessionState {
         summary::sign_in(s)
     }
-    fn touched(self, (): (), ca: &Ca) -> Result<SessionState, ServiceError> {
-        ca.sign_in_touched(self)
+    fn touched(self, (): (), ca: &Ca, now: i64) -> Result<SessionState, ServiceError> {
+        ca.sign_in_touched(self, now)
     }
 }
 
@@ -102,7 +100,7 @@ impl Ca {
             id: random_id(),
             user: user.to_string(),
             status: SessionStatus::PendingMfa,
-            expires_at: self.pending_until(now_unix()),
+            expires_at: self.pending_until(self.now()),
             secret_hash,
             roles: vec![],
         };
@@ -110,8 +108,8 @@ impl Ca {
         Ok(self.created(&s, secret))
     }
 
-    /// The session, marked expired once its time is up.
-    pub(super) fn load_session(&self, id: &str) -> Result<Session, ServiceError> {
+    /// The session, marked expired if its time is up at `now`.
+    pub(super) fn load_session(&self, id: &str, now: i64) -> Result<Session, ServiceError> {
         if !is_id(id) {
             return Err(ServiceError::NotFound("session"));
         }
@@ -119,7 +117,7 @@ impl Ca {
             .store
             .session(id)?
             .ok_or(ServiceError::NotFound("session"))?;
-        if s.status == SessionStatus::Expired || now_unix() < s.expires_at {
+        if s.status == SessionStatus::Expired || now < s.expires_at {
             return Ok(s);
         }
         let mut expired = s.clone();
@@ -129,8 +127,8 @@ impl Ca {
     }
 
     /// What a verified touch on sign-in `s` does: the session becomes
-    /// active with the roles `s.user` holds now.
-    fn sign_in_touched(&self, s: Session) -> Result<SessionState, ServiceError> {
+    /// active with the roles `s.user` holds now, for a while from `now`.
+    fn sign_in_touched(&self, s: Session, now: i64) -> Result<SessionState, ServiceError> {
         let actor = Actor::User {
             name: s.user.clone(),
         };
@@ -139,7 +137,7 @@ impl Ca {
         active.status = SessionStatus::Active;
         active.roles = roles;
         active.expires_at =
-            now_unix() + i64::try_from(self.config.limits.session_ttl.as_secs()).unwrap_or(900);
+            now + i64::try_from(self.config.limits.session_ttl.as_secs()).unwrap_or(900);
         let view = session_view(active.clone());
         // Recorded before the token works: who could read what is auditable.
         self.audit(
@@ -158,7 +156,7 @@ impl Ca {
     pub fn authenticate(&self, token: &str) -> Result<SignedIn, ServiceError> {
         let (id, secret) = token.split_once('.').ok_or(ServiceError::Unauthorized)?;
         let s = self
-            .load_session(id)
+            .load_session(id, self.now())
             .map_err(|_| ServiceError::Unauthorized)?;
         if !secret_matches(secret, &s.secret_hash) || s.status != SessionStatus::Active {
             return Err(ServiceError::Unauthorized);

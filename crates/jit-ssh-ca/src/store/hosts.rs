@@ -35,6 +35,13 @@ pub struct HostChallenge {
     pub nonce: String,
     /// Unix seconds.
     pub expires_at: i64,
+    /// A check-in challenge (`host_key` is then the enrolled one, looked
+    /// up again at finish), never usable to enroll, and the reverse.
+    #[serde(default)]
+    pub checkin: bool,
+    /// More names for the certificate, checked against the token.
+    #[serde(default)]
+    pub aliases: Vec<String>,
 }
 
 /// An enrolled host, as the inventory lists it.
@@ -50,8 +57,26 @@ pub struct HostRecord {
     pub cert_serial: u64,
     /// Unix seconds.
     pub cert_valid_before: u64,
-    /// Unix seconds of the last authenticated contact.
+    /// Unix seconds of the last authenticated contact (enrollment or
+    /// check-in).
     pub last_contact: i64,
+    /// What the host reported at its last check-in (`None` before one).
+    #[serde(default)]
+    pub held: Option<HeldReport>,
+    /// More names in its host certificate (kept at renewal).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+/// What a host said it holds, as of `HostRecord::last_contact`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldReport {
+    pub krl_version: u64,
+    /// Unix seconds the held KRL manifest was signed.
+    pub krl_signed_at: Option<u64>,
+    pub ca_keys_signed_at: Option<u64>,
+    /// The host's last sync error (bounded, control characters escaped).
+    pub last_error: Option<String>,
 }
 
 pub trait HostStore: Send + Sync {
@@ -64,6 +89,12 @@ pub trait HostStore: Send + Sync {
     /// Removes and returns it: a challenge answers once.
     fn take_host_challenge(&self, id: &str) -> Result<Option<HostChallenge>, StoreError>;
     fn put_host(&self, host: &HostRecord) -> Result<(), StoreError>;
+    fn host(&self, name: &str) -> Result<Option<HostRecord>, StoreError>;
+    /// Replaces `old` with `new` only if the stored record is still `old`
+    /// (two check-ins of one host never both renew). `false` otherwise.
+    fn swap_host(&self, old: &HostRecord, new: &HostRecord) -> Result<bool, StoreError>;
+    /// Removes challenges that expired before `cutoff`; returns how many.
+    fn prune_host_challenges(&self, cutoff: i64) -> Result<usize, StoreError>;
     fn hosts(&self) -> Result<Vec<HostRecord>, StoreError>;
     /// Forgets `name`; returns what was stored.
     fn remove_host(&self, name: &str) -> Result<Option<HostRecord>, StoreError>;

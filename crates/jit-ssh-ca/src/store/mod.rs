@@ -6,12 +6,18 @@ mod hosts;
 mod retention;
 mod sled_hosts;
 mod sled_store;
+#[cfg(test)]
+mod stored_form;
+#[cfg(test)]
+pub(crate) use stored_form::STORED as STORED_REQUEST;
 
-pub use hosts::{HostChallenge, HostRecord, HostStore, HostToken};
+pub use hosts::{HeldReport, HostChallenge, HostRecord, HostStore, HostToken};
 pub use retention::{Cutoffs, Pruned};
 pub use sled_store::SledStore;
 
 use serde::{Deserialize, Serialize};
+
+use crate::names::{AccountName, HostName, Reason, UserName};
 use webauthn_rs::prelude::{Passkey, PasskeyAuthentication, PasskeyRegistration};
 
 use jit_ssh_proto::api::{
@@ -43,15 +49,16 @@ pub struct Invite {
     pub expires_at: i64,
 }
 
-/// An access request and everything decided about it.
+/// An access request and everything decided about it. Its names are
+/// stored as the strings they always were and parsed again on reading.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessRequest {
     pub id: String,
-    pub user: String,
-    pub host: String,
-    pub account: String,
+    pub user: UserName,
+    pub host: HostName,
+    pub account: AccountName,
     pub ttl_secs: u64,
-    pub reason: String,
+    pub reason: Reason,
     /// OpenSSH public key line to certify.
     pub public_key: String,
     pub key_fingerprint: String,

@@ -23,6 +23,8 @@ pub struct Pruned {
     pub sessions: usize,
     pub ceremonies: usize,
     pub invites: usize,
+    /// Host enrollment and check-in challenges never answered.
+    pub host_challenges: usize,
 }
 
 impl Pruned {
@@ -33,6 +35,7 @@ impl Pruned {
             + self.sessions
             + self.ceremonies
             + self.invites
+            + self.host_challenges
     }
 }
 
@@ -109,16 +112,17 @@ impl Invite {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::names::{AccountName, HostName, Reason, UserName};
     use jit_ssh_proto::api::IssuedCertificate;
 
     fn request(expires_at: i64, valid_before: Option<u64>) -> AccessRequest {
         AccessRequest {
             id: "0".repeat(32),
-            user: "alice".into(),
-            host: "db-1.dev".into(),
-            account: "oncall".into(),
+            user: UserName::parse("alice").unwrap(),
+            host: HostName::parse("db-1.dev").unwrap(),
+            account: AccountName::parse("oncall").unwrap(),
             ttl_secs: 300,
-            reason: "r".into(),
+            reason: Reason::parse("r").unwrap(),
             public_key: String::new(),
             key_fingerprint: String::new(),
             client_addr: "192.0.2.1".into(),

@@ -65,6 +65,37 @@ impl HostStore for SledStore {
         Ok(())
     }
 
+    fn host(&self, name: &str) -> Result<Option<HostRecord>, StoreError> {
+        dec(self.tree("hosts")?.get(name)?, "host")
+    }
+
+    fn swap_host(&self, old: &HostRecord, new: &HostRecord) -> Result<bool, StoreError> {
+        // Compared decoded: a record stored by an older version encodes
+        // differently (fields added since) but is still `old`.
+        let tree = self.tree("hosts")?;
+        let Some(raw) = tree.get(&old.name)? else {
+            return Ok(false);
+        };
+        if dec::<HostRecord>(Some(raw.clone()), "host")?.as_ref() != Some(old) {
+            return Ok(false);
+        }
+        let swapped = tree
+            .compare_and_swap(&old.name, Some(raw), Some(enc(new, "host")?))?
+            .is_ok();
+        tree.flush()?;
+        Ok(swapped)
+    }
+
+    fn prune_host_challenges(&self, cutoff: i64) -> Result<usize, StoreError> {
+        let gone = Self::prune_tree(
+            &self.tree("host_challenges")?,
+            "host challenge",
+            cutoff,
+            |c: &HostChallenge| c.expires_at,
+        )?;
+        Ok(gone.len())
+    }
+
     fn hosts(&self) -> Result<Vec<HostRecord>, StoreError> {
         self.tree("hosts")?
             .iter()

@@ -19,6 +19,7 @@ use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse, 
 
 use jit_ssh_audit::{Actor, AuditLog};
 use jit_ssh_audit_disk::DiskAuditLog;
+use jit_ssh_ca::clock::TestClock;
 use jit_ssh_ca::config;
 use jit_ssh_ca::service::Ca;
 use jit_ssh_ca::signer::FileSigner;
@@ -144,6 +145,8 @@ pub struct TestCa {
     pub router: Router,
     pub audit: Arc<DiskAuditLog>,
     pub client: SocketAddr,
+    /// The CA's clock: move it on instead of sleeping past an expiry.
+    pub clock: Arc<TestClock>,
 }
 
 impl TestCa {
@@ -165,15 +168,33 @@ impl TestCa {
         Self::build_with(limits, url, |a| a)
     }
 
+    /// The usual CA with `limits`, and `policy` (host groups, rules)
+    /// added to its config.
+    pub fn with_policy(limits: &str, policy: &str) -> Self {
+        Self::build_text(
+            &(config_text(limits) + policy),
+            "http://127.0.0.1:9/hook",
+            |a| a,
+        )
+    }
+
     fn build_with(
         limits: &str,
+        webhook: &str,
+        wrap: impl FnOnce(Arc<dyn AuditLog>) -> Arc<dyn AuditLog>,
+    ) -> Self {
+        Self::build_text(&config_text(limits), webhook, wrap)
+    }
+
+    fn build_text(
+        config: &str,
         webhook: &str,
         wrap: impl FnOnce(Arc<dyn AuditLog>) -> Arc<dyn AuditLog>,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let ics = dir.path().join("oncall.ics");
         std::fs::write(&ics, ONCALL_ICS).unwrap();
-        let text = config_text(limits)
+        let text = config
             .replace("ONCALL_ICS", &ics.display().to_string())
             .replace("WEBHOOK_URL", webhook);
         let mut cfg = config::parse(&text, "test").unwrap();
@@ -190,6 +211,7 @@ impl TestCa {
             ssh_key::Algorithm::Ed25519,
         )
         .unwrap();
+        let clock = Arc::new(TestClock::new());
         let ca = Arc::new(
             Ca::new(
                 cfg,
@@ -198,7 +220,8 @@ impl TestCa {
                 wrap(audit.clone()),
             )
             .unwrap()
-            .with_host_signer(Arc::new(FileSigner::new(host_key))),
+            .with_host_signer(Arc::new(FileSigner::new(host_key)))
+            .with_clock(clock.clone()),
         );
         let router = jit_ssh_ca::http::app(ca.clone());
         Self {
@@ -207,6 +230,7 @@ impl TestCa {
             router,
             audit,
             client: "192.0.2.10:40000".parse().unwrap(),
+            clock,
         }
     }
 

@@ -1,0 +1,215 @@
+//! After each sync an enrolled host checks in: it signs the CA's nonce,
+//! its current host certificate and what it holds with the host key, and
+//! installs the new host certificate the CA returns when the old one has
+//! less than a third of its validity left. The answer must be signed by a
+//! user CA key already held and name this check-in's nonce; the new
+//! certificate must be a host certificate for this key and name from the
+//! host CA keys that answer names.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use ssh_key::{HashAlg, LineEnding, PrivateKey, SshSig};
+
+use jit_ssh_proto::host_checkin::{
+    checkin_message, CheckedInDocument, HostCheckedIn, HostCheckin, HostCheckinStart, HostReport,
+    HOST_CHECKED_IN_KIND, HOST_CHECKED_IN_NAMESPACE, HOST_CHECKIN_NAMESPACE, MAX_CHECKED_IN_BYTES,
+};
+use jit_ssh_proto::hosts::HostEnrollChallenge;
+use jit_ssh_proto::routes;
+
+use crate::enroll::{cert_path, check_certificate};
+use crate::error::HostError;
+use crate::fetch::post_capped;
+use crate::files::{read_opt, replace, SyncState};
+use crate::sync::{held_keys, now_unix};
+
+/// Beside sshd's files: which host this is and where its key is, written
+/// by enroll. Its presence is what makes sync check in.
+pub const HOST_FILE: &str = "host.json";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostIdentity {
+    pub name: String,
+    /// The host's private key; its certificate is `KEY-cert.pub`.
+    pub key: PathBuf,
+}
+
+pub fn read_identity(dir: &Path) -> Result<Option<HostIdentity>, HostError> {
+    read_opt(dir, HOST_FILE)?
+        .map(|b| {
+            serde_json::from_slice(&b).map_err(|e| {
+                HostError::Usage(format!(
+                    "{}: {e}; enroll again to rewrite it",
+                    dir.join(HOST_FILE).display()
+                ))
+            })
+        })
+        .transpose()
+}
+
+pub fn write_identity(dir: &Path, id: &HostIdentity) -> Result<(), HostError> {
+    let bytes = serde_json::to_vec_pretty(id).map_err(|e| HostError::Other(e.into()))?;
+    replace(&dir.join(HOST_FILE), &bytes)
+}
+
+/// What a check-in did.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckedIn {
+    pub name: String,
+    /// The new certificate's serial (a decimal string, as every serial)
+    /// when it was renewed.
+    pub renewed_serial: Option<String>,
+    pub cert_valid_before: u64,
+    pub sshd_reloaded: bool,
+}
+
+fn refused(why: impl Into<String>) -> HostError {
+    HostError::CheckinRefused(why.into())
+}
+
+/// What the last sync found, as the CA's inventory shows it.
+fn report(state: &SyncState) -> HostReport {
+    HostReport {
+        krl_version: state.krl_version,
+        krl_signed_at: state.krl_signed_at,
+        ca_keys_signed_at: state.ca_keys_signed_at,
+        last_error: state.last_error.clone(),
+    }
+}
+
+/// Checks in as the host `dir`'s [`HOST_FILE`] names; `reload_sshd` is
+/// the pid file of the sshd to send SIGHUP after a renewal.
+pub async fn checkin(
+    http: &reqwest::Client,
+    base: &str,
+    dir: &Path,
+    id: &HostIdentity,
+    state: &SyncState,
+    reload_sshd: Option<&Path>,
+) -> Result<CheckedIn, HostError> {
+    let key = PrivateKey::read_openssh_file(&id.key)
+        .map_err(|e| HostError::Usage(format!("reading the host key {}: {e}", id.key.display())))?;
+    let cert_file = cert_path(&id.key);
+    let certificate = std::fs::read_to_string(&cert_file).map_err(|e| {
+        HostError::Usage(format!(
+            "reading the host certificate {}: {e}",
+            cert_file.display()
+        ))
+    })?;
+    let keys = held_keys(dir)?
+        .ok_or_else(|| HostError::Usage(format!("{} holds no trusted CA keys", dir.display())))?;
+    let report = serde_json::to_string(&report(state)).map_err(|e| HostError::Other(e.into()))?;
+
+    let challenge: HostEnrollChallenge = post_capped(
+        http,
+        &format!("{base}{}", routes::HOSTS_CHECKIN),
+        &HostCheckinStart {
+            name: id.name.clone(),
+        },
+        MAX_CHECKED_IN_BYTES,
+    )
+    .await?;
+    let signature = key
+        .sign(
+            HOST_CHECKIN_NAMESPACE,
+            HashAlg::Sha512,
+            checkin_message(&challenge.id, &challenge.nonce, &certificate, &report).as_bytes(),
+        )
+        .and_then(|s| s.to_pem(LineEnding::LF))
+        .map_err(|e| HostError::Other(e.into()))?;
+    let answer: HostCheckedIn = post_capped(
+        http,
+        &format!(
+            "{base}{}",
+            routes::fill(routes::HOST_CHECKIN_FINISH, "id", &challenge.id)
+        ),
+        &HostCheckin {
+            certificate: certificate.trim().to_owned(),
+            report,
+            signature,
+        },
+        MAX_CHECKED_IN_BYTES,
+    )
+    .await?;
+
+    let signed_ok = SshSig::from_pem(&answer.signature).is_ok_and(|sig| {
+        keys.iter().any(|k| {
+            k.verify(HOST_CHECKED_IN_NAMESPACE, answer.document.as_bytes(), &sig)
+                .is_ok()
+        })
+    });
+    if !signed_ok {
+        return Err(refused(
+            "the check-in answer is not signed by a CA key this host holds",
+        ));
+    }
+    let doc: CheckedInDocument = serde_json::from_str(&answer.document)
+        .map_err(|e| refused(format!("the check-in answer is malformed: {e}")))?;
+    if doc.kind != HOST_CHECKED_IN_KIND || doc.name != id.name || doc.nonce != challenge.nonce {
+        return Err(refused(
+            "the check-in answer is for another host or another check-in",
+        ));
+    }
+    let current = ssh_key::Certificate::from_openssh(certificate.trim())
+        .map_err(|e| HostError::Usage(format!("{}: {e}", cert_file.display())))?;
+    let Some(new) = doc.certificate.as_deref() else {
+        return Ok(CheckedIn {
+            name: doc.name,
+            renewed_serial: None,
+            cert_valid_before: current.valid_before(),
+            sshd_reloaded: false,
+        });
+    };
+    // The same names as the certificate it replaces.
+    let cert = check_certificate(
+        current.valid_principals(),
+        new,
+        &doc.host_ca_keys,
+        key.public_key(),
+        now_unix(),
+    )?;
+    replace(&cert_file, format!("{}\n", new.trim()).as_bytes())?;
+    let sshd_reloaded = match reload_sshd {
+        Some(pid_file) => {
+            reload(pid_file)?;
+            true
+        }
+        None => false,
+    };
+    Ok(CheckedIn {
+        name: doc.name,
+        renewed_serial: Some(cert.serial().to_string()),
+        cert_valid_before: cert.valid_before(),
+        sshd_reloaded,
+    })
+}
+
+/// SIGHUP to the sshd whose pid `pid_file` holds: sshd re-executes itself
+/// and reads the new certificate; open sessions are not touched.
+fn reload(pid_file: &Path) -> Result<(), HostError> {
+    let text = std::fs::read_to_string(pid_file).map_err(|e| {
+        refused(format!(
+            "the certificate was renewed but sshd was not reloaded: reading {}: {e}",
+            pid_file.display()
+        ))
+    })?;
+    let pid = text
+        .trim()
+        .parse::<i32>()
+        .ok()
+        .filter(|p| *p > 1)
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or_else(|| {
+            refused(format!(
+                "the certificate was renewed but sshd was not reloaded: {} holds no pid",
+                pid_file.display()
+            ))
+        })?;
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP).map_err(|e| {
+        refused(format!(
+            "the certificate was renewed but sshd (pid {}) was not reloaded: {e}",
+            pid.as_raw_nonzero()
+        ))
+    })
+}
