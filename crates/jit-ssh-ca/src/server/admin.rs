@@ -45,6 +45,8 @@ pub enum AdminRequest {
     HostRemove {
         name: String,
     },
+    /// The readiness checks (what `/readyz` answers).
+    Ready,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -70,6 +72,11 @@ pub enum AdminResponse {
     HostRemoved {
         name: String,
         host_key_fingerprint: String,
+    },
+    Ready {
+        ready: bool,
+        /// Each failed check: name and why.
+        failed: Vec<(String, String)>,
     },
     Error {
         message: String,
@@ -196,6 +203,18 @@ async fn handle(ca: Arc<Ca>, stream: UnixStream) -> anyhow::Result<()> {
                 Err(message) => AdminResponse::Error { message },
             }
         }
+        Ok(AdminRequest::Ready) => match blocking(ca, |ca| Ok(ca.readiness())).await {
+            Ok(r) => AdminResponse::Ready {
+                ready: r.ready,
+                failed: r
+                    .checks
+                    .into_iter()
+                    .filter(|c| !c.ok)
+                    .map(|c| (c.name.to_owned(), c.error.unwrap_or_default()))
+                    .collect(),
+            },
+            Err(message) => AdminResponse::Error { message },
+        },
         Ok(AdminRequest::Hosts) => match blocking(ca, |ca| ca.hosts()).await {
             Ok(hosts) => AdminResponse::Hosts { hosts },
             Err(message) => AdminResponse::Error { message },
