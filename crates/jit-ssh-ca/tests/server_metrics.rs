@@ -346,11 +346,19 @@ fn is_root() -> bool {
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
-/// chmod does not stop root: run the test `name` again as nobody.
+/// chmod does not stop root: run the test `name` again as nobody, from a
+/// copy of this test binary nobody can reach (the checkout may sit under
+/// a directory only root may enter, such as /root).
 fn rerun_as_nobody(name: &str) {
     use std::os::unix::process::CommandExt;
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
+    let dir = tempfile::tempdir().unwrap();
+    set_mode(dir.path(), 0o755);
+    let exe = dir.path().join("server_metrics");
+    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    set_mode(&exe, 0o755);
+    let out = std::process::Command::new(&exe)
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .current_dir("/")
         .uid(65534)
         .gid(65534)
         .env("TMPDIR", "/tmp")
