@@ -457,3 +457,24 @@ async fn rate_limit_refusals_are_counted_by_route() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_call_feed_failures_are_counted_and_the_last_good_copy_ages() {
+    let t = TestCa::new();
+    t.ca.metrics.require_token(TOKEN);
+    let errors = r#"jit_ssh_oncall_feed_load_errors_total{schedule="web"}"#;
+    let before = scrape(&t).await;
+    assert_eq!(value(&before, errors), 0.0, "{before}");
+    // The feed file goes away: the re-read fails, the good copy stays.
+    std::fs::remove_file(t.dir.path().join("oncall.ics")).unwrap();
+    assert_eq!(t.ca.schedules.load_files().len(), 1);
+    std::fs::write(t.dir.path().join("oncall.ics"), "not a calendar").unwrap();
+    assert_eq!(t.ca.schedules.load_files().len(), 1);
+    let after = scrape(&t).await;
+    assert_eq!(value(&after, errors), 2.0, "{after}");
+    assert_eq!(
+        value(&after, r#"jit_ssh_oncall_feed_loaded{schedule="web"}"#),
+        1.0
+    );
+    assert!(samples(&after).contains_key(r#"jit_ssh_oncall_feed_age_seconds{schedule="web"}"#));
+}
