@@ -45,6 +45,54 @@ fn get(addr: &str, path: &str) -> (u16, String) {
 }
 
 #[test]
+fn a_missing_or_empty_metrics_token_is_a_config_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    assert!(ca()
+        .args(["init", "--dir"])
+        .arg(dir.join("ca"))
+        .status()
+        .unwrap()
+        .success());
+    let token = dir.join("metrics.token");
+    let config = dir.join("ca.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\npublic_url = \"http://localhost:0\"\ndata_dir = \"{d}/data\"\nca_key = {{ kind = \"file\", path = \"{d}/ca/ca_key\" }}\n[metrics]\ntoken_file = \"{t}\"\n",
+            d = dir.display(),
+            t = token.display()
+        ),
+    )
+    .unwrap();
+    for contents in [None, Some("  \n")] {
+        if let Some(c) = contents {
+            std::fs::write(&token, c).unwrap();
+        }
+        let out = ca().arg("check-config").arg(&config).output().unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("metrics.token_file"), "{err}");
+        let out = ca()
+            .args(["serve", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "serve started without a usable token"
+        );
+    }
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let out = ca().arg("check-config").arg(&config).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn serve_with_a_metrics_listener_and_ready_for_systemd() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();

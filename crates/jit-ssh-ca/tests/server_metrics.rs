@@ -346,11 +346,19 @@ fn is_root() -> bool {
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
-/// chmod does not stop root: run the test `name` again as nobody.
+/// chmod does not stop root: run the test `name` again as nobody, from a
+/// copy of this test binary nobody can reach (the checkout may sit under
+/// a directory only root may enter, such as /root).
 fn rerun_as_nobody(name: &str) {
     use std::os::unix::process::CommandExt;
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
+    let dir = tempfile::tempdir().unwrap();
+    set_mode(dir.path(), 0o755);
+    let exe = dir.path().join("server_metrics");
+    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    set_mode(&exe, 0o755);
+    let out = std::process::Command::new(&exe)
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .current_dir("/")
         .uid(65534)
         .gid(65534)
         .env("TMPDIR", "/tmp")
@@ -366,4 +374,107 @@ fn rerun_as_nobody(name: &str) {
         text.contains("1 passed"),
         "the run as nobody ran no test:\n{text}"
     );
+}
+
+/// Scrapes until `key` reaches `want` (deliveries finish on their own
+/// task), for up to 10 s.
+async fn eventually(t: &TestCa, key: &str, want: f64) -> String {
+    for _ in 0..100 {
+        let text = scrape(t).await;
+        if value(&text, key) == want {
+            return text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let text = scrape(t).await;
+    panic!("{key} never reached {want}:\n{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notification_deliveries_and_failures_are_counted() {
+    let backoff = jit_ssh_ca::notify::Backoff {
+        first: std::time::Duration::from_millis(20),
+        attempts: 3,
+        timeout: std::time::Duration::from_secs(2),
+    };
+    // A webhook that fails twice, then takes it; and one nothing answers.
+    let hook = common::Hook::start(2).await;
+    for (t, delivered, failed, attempt_failures) in [
+        (TestCa::with_webhook("", &hook.url), 1.0, 0.0, 2.0),
+        (TestCa::new(), 0.0, 1.0, 3.0),
+    ] {
+        t.ca.metrics.require_token(TOKEN);
+        t.ca.start_notifications(backoff);
+        let mut alice = t.enroll("alice").await;
+        // Waits for two approvers: a pending_approval notification.
+        let (_, created) = t.request("alice", "db-1.prod", "postgres", "10m").await;
+        let id = created["id"].as_str().unwrap();
+        let (s, state, _) = t.touch(id, &mut alice).await;
+        assert_eq!(
+            (s, state["status"].as_str()),
+            (StatusCode::OK, Some("pending_approval"))
+        );
+        let done = r#"jit_ssh_notifications_total{target_kind="webhook",result="delivered"}"#;
+        let gave_up = r#"jit_ssh_notifications_total{target_kind="webhook",result="failed"}"#;
+        let text = eventually(&t, if failed > 0.0 { gave_up } else { done }, 1.0).await;
+        assert_eq!(value(&text, done), delivered, "{text}");
+        assert_eq!(value(&text, gave_up), failed, "{text}");
+        assert_eq!(
+            value(
+                &text,
+                r#"jit_ssh_notification_attempt_failures_total{target_kind="webhook"}"#
+            ),
+            attempt_failures,
+            "{text}"
+        );
+        let pending = r#"jit_ssh_policy_decisions_total{outcome="pending_approval",reason="none"}"#;
+        assert_eq!(value(&text, pending), 1.0, "{text}");
+    }
+    hook.wait_for("pending_approval").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_refusals_are_counted_by_route() {
+    let t = TestCa::with_limits("requests_per_minute_per_address = 1");
+    t.ca.metrics.require_token(TOKEN);
+    // The first spends the address's budget (alice is not enrolled: 403).
+    let (s, _) = t.request("alice", "db-1.dev", "oncall", "5m").await;
+    assert_ne!(s, StatusCode::TOO_MANY_REQUESTS);
+    let (s, _) = t.request("alice", "db-1.dev", "oncall", "5m").await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    let text = scrape(&t).await;
+    assert_eq!(
+        value(&text, r#"jit_ssh_rate_limited_total{route="/v1/requests"}"#),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"jit_ssh_http_requests_total{route="/v1/requests",status="429"}"#
+        ),
+        1.0,
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_call_feed_failures_are_counted_and_the_last_good_copy_ages() {
+    let t = TestCa::new();
+    t.ca.metrics.require_token(TOKEN);
+    let errors = r#"jit_ssh_oncall_feed_load_errors_total{schedule="web"}"#;
+    let before = scrape(&t).await;
+    assert_eq!(value(&before, errors), 0.0, "{before}");
+    // The feed file goes away: the re-read fails, the good copy stays.
+    std::fs::remove_file(t.dir.path().join("oncall.ics")).unwrap();
+    assert_eq!(t.ca.schedules.load_files().len(), 1);
+    std::fs::write(t.dir.path().join("oncall.ics"), "not a calendar").unwrap();
+    assert_eq!(t.ca.schedules.load_files().len(), 1);
+    let after = scrape(&t).await;
+    assert_eq!(value(&after, errors), 2.0, "{after}");
+    assert_eq!(
+        value(&after, r#"jit_ssh_oncall_feed_loaded{schedule="web"}"#),
+        1.0
+    );
+    assert!(samples(&after).contains_key(r#"jit_ssh_oncall_feed_age_seconds{schedule="web"}"#));
 }
