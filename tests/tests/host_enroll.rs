@@ -37,6 +37,21 @@ fn enroll(url: &str, token: &str, name: &str, key: &Path, dir: &Path, extra: &[&
         .args(extra))
 }
 
+/// The dev CA with `line` added to its `[hosts]` section (the dev config
+/// is written by the first start and kept by the next).
+fn dev_ca_with_hosts(dev: &Path, line: &str) -> DevCa {
+    let mut ca = DevCa::start(dev, "admin");
+    ca.stop();
+    let config = dev.join("ca.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replacen("[hosts]\n", &format!("[hosts]\n{line}\n"), 1),
+    )
+    .unwrap();
+    DevCa::start(dev, "admin")
+}
+
 /// Where host `db-1.dev`'s files live under a test's root.
 struct Db1 {
     host_key: std::path::PathBuf,
@@ -419,13 +434,7 @@ fn host_sync_checks_in_renews_the_certificate_and_is_refused_after_removal() {
     let root = tmp.path();
     let dev = root.join("dev");
     // 12-second host certificates, so a renewal comes within the test.
-    let mut ca = DevCa::start(&dev, "admin");
-    ca.stop();
-    let config = dev.join("ca.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    let text = text.replacen("[hosts]\n", "[hosts]\ncert_validity = \"12s\"\n", 1);
-    std::fs::write(&config, text).unwrap();
-    let ca = DevCa::start(&dev, "admin");
+    let ca = dev_ca_with_hosts(&dev, "cert_validity = \"12s\"");
 
     enroll_db1(root, &ca, &["--alias", "db.dev"]);
     let Db1 {
@@ -535,4 +544,33 @@ fn host_sync_checks_in_renews_the_certificate_and_is_refused_after_removal() {
     assert!(stderr(&out).contains("enroll"), "{}", stderr(&out));
     assert_eq!(reload.count(1), 1);
     drop(ca);
+}
+
+#[test]
+fn a_host_holding_an_old_krl_is_listed_as_behind() {
+    if !have_tools("host_enroll", &[SSHD, SSH, SSH_KEYGEN]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let dev = root.join("dev");
+    // "Behind" after one second, so the KRL the host holds ages into it.
+    let ca = dev_ca_with_hosts(&dev, "krl_behind_after = \"1s\"");
+    enroll_db1(root, &ca, &[]);
+    let out = run(Command::new(bin("jit-ssh-host"))
+        .args(["sync", "--ca-url", &ca.url, "--dir"])
+        .arg(&Db1::at(root).sync_dir));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed = hosts_json(&dev);
+    let signed_at = listed["krl_signed_at"].as_str().unwrap().to_owned();
+    std::thread::sleep(std::time::Duration::from_millis(2_100));
+    let table = run_ok(
+        Command::new(bin("jit-ssh-ca"))
+            .args(["hosts", "--dev-dir"])
+            .arg(&dev),
+    );
+    let row = table.lines().find(|l| l.starts_with("db-1.dev")).unwrap();
+    assert!(row.contains("behind-on-krl"), "{table}");
+    assert!(row.contains(&signed_at), "{table}");
+    assert_eq!(hosts_json(&dev)["behind_on_krl"], true);
 }
