@@ -22,7 +22,7 @@ use jit_ssh_audit_disk::DiskAuditLog;
 use jit_ssh_ca::clock::TestClock;
 use jit_ssh_ca::config;
 use jit_ssh_ca::service::Ca;
-use jit_ssh_ca::signer::FileSigner;
+use jit_ssh_ca::signer::{CaSigner, FileSigner};
 use jit_ssh_ca::store::SledStore;
 
 pub const ORIGIN: &str = "http://localhost:8722";
@@ -186,10 +186,30 @@ impl TestCa {
         Self::build_text(&config_text(limits), webhook, wrap)
     }
 
+    /// The usual CA signing with `signer` (a token key, say) instead of
+    /// a fresh key file.
+    pub fn with_signer(signer: Arc<dyn CaSigner>) -> Self {
+        Self::build_signed(
+            &config_text(""),
+            "http://127.0.0.1:9/hook",
+            |a| a,
+            Some(signer),
+        )
+    }
+
     fn build_text(
         config: &str,
         webhook: &str,
         wrap: impl FnOnce(Arc<dyn AuditLog>) -> Arc<dyn AuditLog>,
+    ) -> Self {
+        Self::build_signed(config, webhook, wrap, None)
+    }
+
+    fn build_signed(
+        config: &str,
+        webhook: &str,
+        wrap: impl FnOnce(Arc<dyn AuditLog>) -> Arc<dyn AuditLog>,
+        signer: Option<Arc<dyn CaSigner>>,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let ics = dir.path().join("oncall.ics");
@@ -215,7 +235,7 @@ impl TestCa {
         let ca = Arc::new(
             Ca::new(
                 cfg,
-                Arc::new(FileSigner::new(key)),
+                signer.unwrap_or_else(|| Arc::new(FileSigner::new(key))),
                 Arc::new(store),
                 wrap(audit.clone()),
             )
