@@ -45,7 +45,7 @@ fn have_softhsm(test: &str) -> bool {
 }
 
 /// Labels of the tokens this binary's tests use.
-const TOKENS: [&str; 3] = ["issue", "extract", "vanish"];
+const TOKENS: [&str; 4] = ["issue", "extract", "vanish", "cli"];
 
 /// SoftHSM2 reads SOFTHSM2_CONF and the token list once per process (at
 /// C_Initialize: a token made later by softhsm2-util is not seen), so
@@ -427,4 +427,108 @@ fn issued_count(t: &TestCa) -> usize {
         .iter()
         .filter(|r| matches!(r.event, Event::CertificateIssued(_)))
         .count()
+}
+
+/// The operator's path: `hsm keygen` for the CA and the host CA key,
+/// `hsm list`, then `check-config` opens both keys from the one module
+/// (one C_Initialize per process) and signs a probe with each. The PIN
+/// is in none of the output.
+#[test]
+fn operator_makes_keys_on_the_token_and_the_config_uses_them() {
+    if !have_softhsm("operator_makes_keys_on_the_token_and_the_config_uses_them") {
+        return;
+    }
+    let tok = token("cli");
+    let bin = env!("CARGO_BIN_EXE_jit-ssh-ca");
+    let work = tempfile::tempdir().unwrap();
+    let conf = std::env::var("SOFTHSM2_CONF").unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(bin)
+            .args(args)
+            .env("SOFTHSM2_CONF", &conf)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!text.contains(PIN), "the PIN was printed: {text}");
+        (out.status.success(), text)
+    };
+    let token_args = [
+        "--module",
+        MODULE,
+        "--token-label",
+        "cli",
+        "--pin-file",
+        tok.cfg.pin_file.to_str().unwrap(),
+    ];
+    let pub_file = work.path().join("ca_key.pub");
+    let mut keygen = vec!["hsm", "keygen"];
+    keygen.extend(token_args);
+    let (ok, text) = run(&[
+        keygen.as_slice(),
+        &[
+            "--key-label",
+            "user-ca",
+            "--out",
+            pub_file.to_str().unwrap(),
+        ],
+    ]
+    .concat());
+    assert!(ok, "{text}");
+    let (ok, text) = run(&[keygen.as_slice(), &["--key-label", "host-ca"]].concat());
+    assert!(ok, "{text}");
+    // Never a second key under a label in use.
+    let (ok, text) = run(&[keygen.as_slice(), &["--key-label", "user-ca"]].concat());
+    assert!(!ok && text.contains("already exists"), "{text}");
+
+    let mut list = vec!["hsm", "list"];
+    list.extend(token_args);
+    let (ok, text) = run(&list);
+    assert!(ok, "{text}");
+    let user_pub = ssh_key::PublicKey::read_openssh_file(&pub_file).unwrap();
+    let fp = user_pub.fingerprint(ssh_key::HashAlg::Sha256).to_string();
+    assert!(
+        text.lines().any(|l| l.starts_with("user-ca\t")
+            && l.contains(&fp)
+            && l.contains("stays on the token")),
+        "{text}"
+    );
+    assert!(text.lines().any(|l| l.starts_with("host-ca\t")), "{text}");
+
+    let data = work.path().join("data");
+    let signer = |label: &str| {
+        format!(
+            "{{ kind = \"pkcs11\", module = \"{MODULE}\", token_label = \"cli\", key_label = \"{label}\", pin_file = \"{}\" }}",
+            tok.cfg.pin_file.display()
+        )
+    };
+    let config = work.path().join("ca.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\npublic_url = \"http://localhost:8722\"\ndata_dir = \"{}\"\nca_key = {}\n\n[hosts]\nhost_ca_key = {}\n",
+            data.display(),
+            signer("user-ca"),
+            signer("host-ca")
+        ),
+    )
+    .unwrap();
+    let (ok, text) = run(&["check-config", config.to_str().unwrap()]);
+    assert!(ok, "{text}");
+    // A label that is not on the token: named, with the way to make it.
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("\"host-ca\"", "\"gone\""),
+    )
+    .unwrap();
+    let (ok, text) = run(&["check-config", config.to_str().unwrap()]);
+    assert!(
+        !ok && text.contains("hosts.host_ca_key") && text.contains("\"gone\""),
+        "{text}"
+    );
 }

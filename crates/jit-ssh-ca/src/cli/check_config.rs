@@ -21,18 +21,26 @@ pub fn run(a: CheckConfigArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let mut problems = Vec::new();
-    let SignerConfig::File {
-        path,
-        passphrase_file,
-    } = &c.signer;
-    if let Err(e) = jit_ssh_ca::ca_key::load(path, passphrase_file.as_deref()) {
-        let hint = if path.exists() {
-            String::new()
-        } else {
-            let dir = path.parent().unwrap_or(std::path::Path::new("."));
-            format!(" (make one with `jit-ssh-ca init --dir {}`)", dir.display())
+    // Opening a token logs in and signs a probe: the real check.
+    if let Err(e) = jit_ssh_ca::server::signers::open(&c.signer, None, "the CA key") {
+        let hint = match &c.signer {
+            SignerConfig::File { path, .. } if !path.exists() => {
+                let dir = path.parent().unwrap_or(std::path::Path::new("."));
+                format!(" (make one with `jit-ssh-ca init --dir {}`)", dir.display())
+            }
+            SignerConfig::Pkcs11(_) => {
+                " (make one with `jit-ssh-ca hsm keygen`; list keys with `jit-ssh-ca hsm list`)"
+                    .to_owned()
+            }
+            SignerConfig::File { .. } => String::new(),
         };
-        problems.push(format!("ca_key: {:#}{hint}", anyhow::Error::from(e)));
+        problems.push(format!("ca_key: {e:#}{hint}"));
+    }
+    if let Some(k) = &c.hosts.host_ca_key {
+        let pass = jit_ssh_ca::server::signers::passphrase_file(&c.signer);
+        if let Err(e) = jit_ssh_ca::server::signers::open(k, pass, "the host CA key") {
+            problems.push(format!("hosts.host_ca_key: {e:#}"));
+        }
     }
     for p in &c.publish_ca_keys {
         if let Err(e) = ssh_key::PublicKey::read_openssh_file(p) {

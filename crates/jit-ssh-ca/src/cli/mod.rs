@@ -4,6 +4,7 @@
 mod check_config;
 mod enable_user;
 mod hosts;
+mod hsm;
 mod init;
 mod invite;
 mod krl;
@@ -58,6 +59,9 @@ enum Command {
     /// Build, show and check OpenSSH Key Revocation Lists.
     #[command(subcommand)]
     Krl(krl::KrlCommand),
+    /// CA key pairs on a PKCS#11 token (an HSM): make one, list them.
+    #[command(subcommand)]
+    Hsm(hsm::HsmCommand),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -74,5 +78,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Host(c) => hosts::host(c),
         Command::Sign(a) => sign::run(a),
         Command::Krl(c) => krl::run(c),
+        Command::Hsm(c) => hsm::run(c),
     }
 }

@@ -106,9 +106,8 @@ pub struct NotifyFile {
     pub events: Vec<String>,
 }
 
-/// How the CA signs. Only a key file exists today; hardware tokens would
-/// be another variant.
-#[derive(Debug, Deserialize)]
+/// How the CA signs: a key file, or a key pair on a PKCS#11 token.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SignerFile {
     File {
@@ -117,6 +116,44 @@ pub enum SignerFile {
         /// File holding the key's passphrase, mode 0600.
         passphrase_file: Option<PathBuf>,
     },
+    /// An Ed25519 key pair on a PKCS#11 token (an HSM), made there with
+    /// `jit-ssh-ca hsm keygen`; the private key never leaves the token.
+    Pkcs11 {
+        /// The token vendor's PKCS#11 module (a shared library).
+        module: PathBuf,
+        /// The token's label.
+        token_label: String,
+        /// The key pair's label (CKA_LABEL).
+        key_label: String,
+        /// File holding the user PIN, mode 0600. There is no `pin` key:
+        /// the PIN never sits in this file.
+        pin_file: PathBuf,
+    },
+}
+
+impl SignerFile {
+    pub(super) fn checked(self) -> super::SignerConfig {
+        match self {
+            SignerFile::File {
+                path,
+                passphrase_file,
+            } => super::SignerConfig::File {
+                path,
+                passphrase_file,
+            },
+            SignerFile::Pkcs11 {
+                module,
+                token_label,
+                key_label,
+                pin_file,
+            } => super::SignerConfig::Pkcs11(crate::signer::pkcs11::TokenKeyConfig {
+                module,
+                token_label,
+                key_label,
+                pin_file,
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

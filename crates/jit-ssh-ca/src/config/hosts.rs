@@ -12,8 +12,10 @@ use super::Collector;
 /// The checked section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostsConfig {
-    /// The host CA key (never the user CA key), if hosts are enrolled.
-    pub host_ca_key: Option<PathBuf>,
+    /// The host CA key (never the user CA key), if hosts are enrolled. A
+    /// key file given as a bare path has no passphrase file of its own:
+    /// it uses `ca_key`'s (as `jit-ssh-ca init` encrypts both alike).
+    pub host_ca_key: Option<super::SignerConfig>,
     /// How long a host certificate is valid.
     pub cert_validity: Duration,
     /// How long an enrollment token works unless `host-token --ttl` says.
@@ -44,9 +46,10 @@ impl Default for HostsConfig {
 #[serde(deny_unknown_fields)]
 pub struct HostsFile {
     /// The host CA's private key (`jit-ssh-ca init` makes `host_ca_key`
-    /// beside `ca_key`), mode 0600. It signs host certificates only; the
+    /// beside `ca_key`), mode 0600, or a signer table like `ca_key`'s
+    /// (`{ kind = "pkcs11", … }`). It signs host certificates only; the
     /// user CA key never does.
-    pub host_ca_key: Option<PathBuf>,
+    pub host_ca_key: Option<HostCaKeyFile>,
     /// Validity of host certificates (default "7d"); hosts renew them.
     pub cert_validity: Option<Spanned<String>>,
     /// Default lifetime of enrollment tokens (default "1h").
@@ -58,6 +61,14 @@ pub struct HostsFile {
     pub silent_after: Option<Spanned<String>>,
 }
 
+/// `host_ca_key` as written: a path (the usual key file) or a signer table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum HostCaKeyFile {
+    Path(PathBuf),
+    Signer(super::file::SignerFile),
+}
+
 pub(super) fn hosts(f: &HostsFile, c: &mut Collector<'_>) -> HostsConfig {
     let d = HostsConfig::default();
     let mut dur = |v: &Option<Spanned<String>>, name: &str, default: Duration| {
@@ -65,7 +76,13 @@ pub(super) fn hosts(f: &HostsFile, c: &mut Collector<'_>) -> HostsConfig {
         c.duration(s, &format!("hosts.{name}")).unwrap_or(default)
     };
     HostsConfig {
-        host_ca_key: f.host_ca_key.clone(),
+        host_ca_key: f.host_ca_key.clone().map(|k| match k {
+            HostCaKeyFile::Path(path) => super::SignerConfig::File {
+                path,
+                passphrase_file: None,
+            },
+            HostCaKeyFile::Signer(s) => s.checked(),
+        }),
         cert_validity: dur(&f.cert_validity, "cert_validity", d.cert_validity),
         token_ttl: dur(&f.token_ttl, "token_ttl", d.token_ttl),
         krl_behind_after: dur(&f.krl_behind_after, "krl_behind_after", d.krl_behind_after),

@@ -23,12 +23,14 @@ use crate::profile::CertProfile;
 /// Certificates never live longer than this, whatever a rule says.
 pub const HARD_MAX_TTL: Duration = Duration::from_secs(3600);
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignerConfig {
     File {
         path: PathBuf,
         passphrase_file: Option<PathBuf>,
     },
+    /// A key pair on a PKCS#11 token.
+    Pkcs11(crate::signer::pkcs11::TokenKeyConfig),
 }
 
 #[derive(Debug, Clone)]
@@ -241,18 +243,11 @@ fn validate(f: file::ConfigFile, c: &mut Collector<'_>) -> Option<Config> {
     let policy = rules::policy(&f, c);
     let schedules = schedules::schedules(&f, &policy, c);
     let notify = schedules::notify(&f, c);
-    let file::SignerFile::File {
-        path,
-        passphrase_file,
-    } = f.ca_key;
     Some(Config {
         listen: listen?,
         public_url: public_url?,
         data_dir: f.data_dir,
-        signer: SignerConfig::File {
-            path,
-            passphrase_file,
-        },
+        signer: f.ca_key.checked(),
         publish_ca_keys: f.publish_ca_keys,
         tls: f.tls.map(|t| TlsConfig {
             cert: t.cert,
@@ -326,6 +321,46 @@ groups = ["sre"]
 host_groups = ["dev"]
 max_ttl = "30m"
 "#;
+
+    #[test]
+    fn a_token_key_is_configured_by_labels_and_a_pin_file_never_a_pin() {
+        let token = r#"ca_key = { kind = "pkcs11", module = "/usr/lib/softhsm/libsofthsm2.so", token_label = "jit-ssh", key_label = "user-ca", pin_file = "/etc/jit-ssh/pin" }"#;
+        let text = GOOD.replace(
+            r#"ca_key = { kind = "file", path = "/var/lib/jit-ssh/ca/ca_key" }"#,
+            token,
+        ) + "\n[hosts]\nhost_ca_key = { kind = \"pkcs11\", module = \"/m.so\", token_label = \"jit-ssh\", key_label = \"host-ca\", pin_file = \"/etc/jit-ssh/pin\" }\n";
+        let c = parse(&text, "t").unwrap();
+        let SignerConfig::Pkcs11(k) = &c.signer else {
+            panic!("{:?}", c.signer)
+        };
+        assert_eq!(
+            (k.token_label.as_str(), k.key_label.as_str()),
+            ("jit-ssh", "user-ca")
+        );
+        assert!(
+            matches!(&c.hosts.host_ca_key, Some(SignerConfig::Pkcs11(h)) if h.key_label == "host-ca")
+        );
+        // A PIN written into the config is refused, not ignored.
+        let with_pin = text.replace(
+            r#"pin_file = "/etc/jit-ssh/pin" }"#,
+            r#"pin_file = "/p", pin = "1234" }"#,
+        );
+        let e = parse(&with_pin, "t").unwrap_err().to_string();
+        assert!(e.contains("unknown field `pin`"), "{e}");
+        // A bare path is still the host CA key file.
+        let c = parse(
+            &(GOOD.to_owned() + "\n[hosts]\nhost_ca_key = \"/k\"\n"),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(
+            c.hosts.host_ca_key,
+            Some(SignerConfig::File {
+                path: "/k".into(),
+                passphrase_file: None
+            })
+        );
+    }
 
     #[test]
     fn the_documented_example_is_valid() {

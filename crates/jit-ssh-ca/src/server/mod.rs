@@ -5,6 +5,7 @@ pub mod admin;
 mod conn;
 mod feeds;
 mod retention;
+pub mod signers;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -15,10 +16,9 @@ use anyhow::Context;
 
 use jit_ssh_audit_disk::DiskAuditLog;
 
-use crate::config::{Config, SignerConfig};
+use crate::config::Config;
 use crate::http;
 use crate::service::Ca;
-use crate::signer::FileSigner;
 use crate::store::SledStore;
 
 /// Subdirectories of the data directory.
@@ -30,12 +30,8 @@ pub const ADMIN_SOCKET: &str = "admin.sock";
 pub fn open_ca(config: Config) -> anyhow::Result<Ca> {
     let data = config.data_dir.clone();
     create_private_dir(&data)?;
-    let SignerConfig::File {
-        path,
-        passphrase_file,
-    } = &config.signer;
-    let key = crate::ca_key::load(path, passphrase_file.as_deref())
-        .with_context(|| format!("loading CA key {}", path.display()))?;
+    let pass = signers::passphrase_file(&config.signer);
+    let signer = signers::open(&config.signer, None, "the CA key")?;
     let store = SledStore::open(&data.join(STATE_DIR)).with_context(|| {
         format!(
             "opening {} (is another jit-ssh-ca running on this data directory?)",
@@ -50,20 +46,12 @@ pub fn open_ca(config: Config) -> anyhow::Result<Ca> {
     })?);
     // The host CA key, if hosts are enrolled: encrypted with the same
     // passphrase as the CA key when `init` was given one.
-    let host_key = match &config.hosts.host_ca_key {
-        Some(p) => Some(
-            crate::ca_key::load(p, passphrase_file.as_deref())
-                .with_context(|| format!("loading the host CA key {}", p.display()))?,
-        ),
+    let host_signer = match &config.hosts.host_ca_key {
+        Some(k) => Some(signers::open(k, pass, "the host CA key")?),
         None => None,
     };
-    let ca = Ca::new(
-        config,
-        Arc::new(FileSigner::new(key)),
-        Arc::new(store),
-        audit.clone(),
-    )
-    .map_err(anyhow::Error::from)?;
+    let ca = Ca::new(config, signer, Arc::new(store), audit.clone())
+        .map_err(anyhow::Error::from)?;
     let metrics = ca.metrics.clone();
     audit.observe_group_sizes(move |n| metrics.audit_group(n));
     if let Some(p) = &ca.config.metrics.token_file {
@@ -76,8 +64,8 @@ pub fn open_ca(config: Config) -> anyhow::Result<Ca> {
         );
         ca.metrics.require_token(&token);
     }
-    Ok(match host_key {
-        Some(k) => ca.with_host_signer(Arc::new(FileSigner::new(k))),
+    Ok(match host_signer {
+        Some(s) => ca.with_host_signer(s),
         None => ca,
     })
 }
