@@ -90,7 +90,7 @@ const ED25519_NAME: &[u8] = b"\x13\x0cedwards25519";
 
 /// Idle sessions kept open; more are opened (and closed after use) when
 /// more threads sign at once.
-const POOL: usize = 4;
+const POOL: usize = 8;
 
 /// The opened module and token, logged in.
 struct Token {
