@@ -396,6 +396,8 @@ async fn a_token_that_disappears_stops_issuance() {
     let (s, after, cert) = issue(&t, &mut key).await;
     assert_eq!(s, StatusCode::OK, "{after}");
     assert!(!cert.is_empty());
+    let (s, ready) = t.get("/readyz", None).await;
+    assert_eq!(s, StatusCode::OK, "{ready}");
 
     // The token goes away (pulled out; the HSM's directory lost).
     let away = root().0.path().join("vanish-away");
@@ -415,6 +417,10 @@ async fn a_token_that_disappears_stops_issuance() {
     );
     assert!(t.ca.checkpoint(Actor::System, "test").is_err());
     t.audit.verify().unwrap();
+    // Readiness says so, naming the key.
+    let (s, ready) = t.get("/readyz", None).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{ready}");
+    assert_eq!(ready["failed"], serde_json::json!(["ca_key"]), "{ready}");
 }
 
 fn issued_count(t: &TestCa) -> usize {
