@@ -399,6 +399,14 @@ async fn a_token_that_disappears_stops_issuance() {
     let (s, ready) = t.get("/readyz", None).await;
     assert_eq!(s, StatusCode::OK, "{ready}");
 
+    // Someone logs the token out (login is per token: every pooled
+    // session with it): the failed session is replaced, logged in again,
+    // and issuance goes on.
+    pkcs11::session(&tok.cfg).unwrap().logout().unwrap();
+    let (s, after, cert) = issue(&t, &mut key).await;
+    assert_eq!(s, StatusCode::OK, "after a logout: {after}");
+    assert!(!cert.is_empty());
+
     // The token goes away (pulled out; the HSM's directory lost).
     let away = root().0.path().join("vanish-away");
     std::fs::rename(&tok.dir, &away).unwrap();
