@@ -382,6 +382,43 @@ fn the_private_key_cannot_be_read_out_of_the_token() {
         Pkcs11Signer::open(&loose),
         Err(Pkcs11Error::Extractable(_))
     ));
+
+    // A public key object that is not the private key's other half (so
+    // the CA would publish a key that did not sign): refused at start.
+    let pair = |label: &[u8]| {
+        s.generate_key_pair(
+            &Mechanism::EccEdwardsKeyPairGen,
+            &[
+                Attribute::Token(true),
+                Attribute::Verify(true),
+                Attribute::EcParams(vec![0x06, 0x03, 0x2b, 0x65, 0x70]),
+                Attribute::Label(label.to_vec()),
+            ],
+            &[
+                Attribute::Token(true),
+                Attribute::Private(true),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(false),
+                Attribute::Sign(true),
+                Attribute::Label(label.to_vec()),
+            ],
+        )
+        .unwrap()
+    };
+    let (public_a, _) = pair(b"half-a");
+    let (_, private_b) = pair(b"half-b");
+    s.update_attributes(public_a, &[Attribute::Label(b"mixed".to_vec())])
+        .unwrap();
+    s.update_attributes(private_b, &[Attribute::Label(b"mixed".to_vec())])
+        .unwrap();
+    let mixed = TokenKeyConfig {
+        key_label: "mixed".into(),
+        ..tok.cfg.clone()
+    };
+    assert!(matches!(
+        Pkcs11Signer::open(&mixed),
+        Err(Pkcs11Error::Mismatch(_))
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -88,6 +88,8 @@ const ED25519_OID: [u8; 5] = [0x06, 0x03, 0x2b, 0x65, 0x70];
 /// The same curve as a PrintableString, which pkcs11-tool writes.
 const ED25519_NAME: &[u8] = b"\x13\x0cedwards25519";
 
+const PROBE: &[u8] = b"jit-ssh pkcs11 probe";
+
 /// Idle sessions kept open; more are opened (and closed after use) when
 /// more threads sign at once.
 const POOL: usize = 8;
@@ -300,8 +302,11 @@ impl Pkcs11Signer {
             public,
             idle: Mutex::new(vec![Pooled { session, key }]),
         };
+        // First the token must sign at all (its errors say why not), then
+        // the signature must verify with the public key we publish.
+        signer.raw_sign(PROBE)?;
         signer
-            .sign_detached("probe@jit-ssh", b"jit-ssh pkcs11 probe")
+            .sign_detached("probe@jit-ssh", PROBE)
             .map_err(|_| Pkcs11Error::Mismatch(cfg.key_label.clone()))?;
         Ok(signer)
     }
@@ -355,7 +360,7 @@ struct TokenKey<'a>(&'a Pkcs11Signer);
 impl signature::Signer<ssh_key::Signature> for TokenKey<'_> {
     fn try_sign(&self, msg: &[u8]) -> Result<ssh_key::Signature, signature::Error> {
         let raw = self.0.raw_sign(msg).map_err(|e| {
-            tracing::error!(error = %anyhow_chain(&e), "the CA key's token did not sign");
+            tracing::error!(error = %error_chain(&e), "the CA key's token did not sign");
             signature::Error::from_source(e)
         })?;
         ssh_key::Signature::new(Algorithm::Ed25519, raw).map_err(signature::Error::from_source)
@@ -368,7 +373,7 @@ impl From<&TokenKey<'_>> for KeyData {
     }
 }
 
-fn anyhow_chain(e: &dyn std::error::Error) -> String {
+fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
@@ -482,16 +487,12 @@ pub fn list(cfg: &TokenKeyConfig) -> Result<Vec<ListedKey>, Pkcs11Error> {
     Ok(out)
 }
 
-/// For messages: where the module is.
+/// For messages: which key on which token through which module.
 pub fn describe(cfg: &TokenKeyConfig) -> String {
     format!(
         "key {:?} on token {:?} ({})",
         cfg.key_label,
         cfg.token_label,
-        display(&cfg.module)
+        cfg.module.display()
     )
-}
-
-fn display(p: &Path) -> String {
-    p.display().to_string()
 }
