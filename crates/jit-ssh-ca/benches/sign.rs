@@ -3,8 +3,9 @@
 //!
 //! `cargo bench -p jit-ssh-ca --bench sign`
 //!
-//! Our figure includes ssh-key's verification of every fresh signature
-//! (Builder::sign checks what it signed): that check stays.
+//! Our figure includes the verification of every fresh signature
+//! (`FileSigner::sign` checks what it signed; ssh-key's own check runs
+//! only in debug builds): that check stays.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
