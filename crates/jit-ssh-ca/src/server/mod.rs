@@ -50,8 +50,8 @@ pub fn open_ca(config: Config) -> anyhow::Result<Ca> {
         Some(k) => Some(signers::open(k, pass, "the host CA key")?),
         None => None,
     };
-    let ca = Ca::new(config, signer, Arc::new(store), audit.clone())
-        .map_err(anyhow::Error::from)?;
+    let ca =
+        Ca::new(config, signer, Arc::new(store), audit.clone()).map_err(anyhow::Error::from)?;
     let metrics = ca.metrics.clone();
     audit.observe_group_sizes(move |n| metrics.audit_group(n));
     if let Some(p) = &ca.config.metrics.token_file {
