@@ -7,6 +7,7 @@ mod hosts;
 mod init;
 mod invite;
 mod krl;
+mod migrate;
 mod oncall;
 mod running_ca;
 mod serve;
@@ -51,6 +52,8 @@ enum Command {
     /// Offline emergency issuance on the CA host, audited like every other
     /// issuance. The break-glass path of last resort, for when the server is down.
     Sign(sign::SignArgs),
+    /// Create or update the PostgreSQL schema (`[storage] kind = "postgres"`).
+    Migrate(migrate::MigrateArgs),
     /// Build, show and check OpenSSH Key Revocation Lists.
     #[command(subcommand)]
     Krl(krl::KrlCommand),
@@ -69,5 +72,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Host(c) => hosts::host(c),
         Command::Sign(a) => sign::run(a),
         Command::Krl(c) => krl::run(c),
+        Command::Migrate(a) => migrate::run(a),
     }
 }

@@ -37,6 +37,9 @@ pub struct ConfigFile {
     /// The host CA: enrollment, host certificates.
     #[serde(default)]
     pub hosts: super::hosts::HostsFile,
+    /// Where the state store lives: embedded (default) or PostgreSQL.
+    #[serde(default)]
+    pub storage: super::storage::StorageFile,
     /// Users allowed to use the CA, with their groups and roles.
     #[serde(default)]
     pub users: Vec<UserFile>,

@@ -7,6 +7,7 @@ pub mod file;
 pub mod hosts;
 mod rules;
 mod schedules;
+pub mod storage;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -81,6 +82,8 @@ pub struct Config {
     pub limits: Limits,
     pub connections: connections::ConnectionLimits,
     pub hosts: hosts::HostsConfig,
+    /// Where the state store lives (embedded sled or PostgreSQL).
+    pub storage: storage::StorageConfig,
     pub profile: CertProfile,
     pub policy: Policy,
     /// On-call schedules by name.
@@ -230,6 +233,7 @@ fn validate(f: file::ConfigFile, c: &mut Collector<'_>) -> Option<Config> {
     let limits = limits(&f.limits, c);
     let connections = connections::limits(&f.connections, c);
     let hosts = hosts::hosts(&f.hosts, c);
+    let storage = storage::storage(&f.storage, c);
     let skew = f
         .limits
         .clock_skew
@@ -258,6 +262,7 @@ fn validate(f: file::ConfigFile, c: &mut Collector<'_>) -> Option<Config> {
         limits,
         connections,
         hosts,
+        storage,
         profile: CertProfile {
             clock_skew: skew.unwrap_or(Duration::from_secs(60)),
             max_ttl: HARD_MAX_TTL,

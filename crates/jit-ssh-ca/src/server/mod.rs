@@ -15,11 +15,12 @@ use anyhow::Context;
 
 use jit_ssh_audit_disk::DiskAuditLog;
 
+use crate::config::storage::StorageConfig;
 use crate::config::{Config, SignerConfig};
 use crate::http;
 use crate::service::Ca;
 use crate::signer::FileSigner;
-use crate::store::SledStore;
+use crate::store::{PgStore, SledStore, Store};
 
 /// Subdirectories of the data directory.
 pub const AUDIT_DIR: &str = "audit";
@@ -36,12 +37,7 @@ pub fn open_ca(config: Config) -> anyhow::Result<Ca> {
     } = &config.signer;
     let key = crate::ca_key::load(path, passphrase_file.as_deref())
         .with_context(|| format!("loading CA key {}", path.display()))?;
-    let store = SledStore::open(&data.join(STATE_DIR)).with_context(|| {
-        format!(
-            "opening {} (is another jit-ssh-ca running on this data directory?)",
-            data.join(STATE_DIR).display()
-        )
-    })?;
+    let store = open_store(&config, &data)?;
     let audit = DiskAuditLog::open(&data.join(AUDIT_DIR)).with_context(|| {
         format!(
             "opening the audit log in {}",
@@ -60,13 +56,31 @@ pub fn open_ca(config: Config) -> anyhow::Result<Ca> {
     let ca = Ca::new(
         config,
         Arc::new(FileSigner::new(key)),
-        Arc::new(store),
+        store,
         Arc::new(audit),
     )
     .map_err(anyhow::Error::from)?;
     Ok(match host_key {
         Some(k) => ca.with_host_signer(Arc::new(FileSigner::new(k))),
         None => ca,
+    })
+}
+
+/// The state store `[storage]` names: sled under the data directory, or
+/// PostgreSQL (whose schema must be exactly this version's).
+fn open_store(config: &Config, data: &Path) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match &config.storage {
+        StorageConfig::Embedded => {
+            Arc::new(SledStore::open(&data.join(STATE_DIR)).with_context(|| {
+                format!(
+                    "opening {} (is another jit-ssh-ca running on this data directory?)",
+                    data.join(STATE_DIR).display()
+                )
+            })?)
+        }
+        StorageConfig::Postgres(pg) => {
+            Arc::new(PgStore::open(pg).context("opening the PostgreSQL state store")?)
+        }
     })
 }
 

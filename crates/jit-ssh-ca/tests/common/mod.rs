@@ -23,7 +23,7 @@ use jit_ssh_ca::clock::TestClock;
 use jit_ssh_ca::config;
 use jit_ssh_ca::service::Ca;
 use jit_ssh_ca::signer::FileSigner;
-use jit_ssh_ca::store::SledStore;
+use jit_ssh_ca::store::{SledStore, Store};
 
 pub const ORIGIN: &str = "http://localhost:8722";
 
@@ -186,10 +186,29 @@ impl TestCa {
         Self::build_text(&config_text(limits), webhook, wrap)
     }
 
+    /// The usual CA on another state store (PostgreSQL).
+    pub fn with_store(store: Arc<dyn Store>) -> Self {
+        Self::build_on(
+            &config_text(""),
+            "http://127.0.0.1:9/hook",
+            |a| a,
+            Some(store),
+        )
+    }
+
     fn build_text(
         config: &str,
         webhook: &str,
         wrap: impl FnOnce(Arc<dyn AuditLog>) -> Arc<dyn AuditLog>,
+    ) -> Self {
+        Self::build_on(config, webhook, wrap, None)
+    }
+
+    fn build_on(
+        config: &str,
+        webhook: &str,
+        wrap: impl FnOnce(Arc<dyn AuditLog>) -> Arc<dyn AuditLog>,
+        store: Option<Arc<dyn Store>>,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let ics = dir.path().join("oncall.ics");
@@ -204,7 +223,8 @@ impl TestCa {
             ssh_key::Algorithm::Ed25519,
         )
         .unwrap();
-        let store = SledStore::open(&dir.path().join("state")).unwrap();
+        let store =
+            store.unwrap_or_else(|| Arc::new(SledStore::open(&dir.path().join("state")).unwrap()));
         let audit = Arc::new(DiskAuditLog::open(&dir.path().join("audit")).unwrap());
         let host_key = ssh_key::PrivateKey::random(
             &mut ssh_key::rand_core::OsRng,
@@ -216,7 +236,7 @@ impl TestCa {
             Ca::new(
                 cfg,
                 Arc::new(FileSigner::new(key)),
-                Arc::new(store),
+                store,
                 wrap(audit.clone()),
             )
             .unwrap()
@@ -295,7 +315,13 @@ impl TestCa {
 
     /// Invites and enrolls `user` with a fresh soft passkey.
     pub async fn enroll(&self, user: &str) -> SoftPasskey {
-        let link = self.ca.invite(user, &[], Actor::System).unwrap();
+        // Off the async workers, as the server does: a blocking store
+        // (PostgreSQL's client) may not run on them.
+        let (ca, name) = (self.ca.clone(), user.to_owned());
+        let link = tokio::task::spawn_blocking(move || ca.invite(&name, &[], Actor::System))
+            .await
+            .unwrap()
+            .unwrap();
         let token = link.url.rsplit('/').next().unwrap().to_owned();
         let mut key = SoftPasskey::new(true);
         let reg = self.register(&token, &mut key).await;
