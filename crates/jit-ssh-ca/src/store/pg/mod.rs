@@ -27,7 +27,20 @@ use crate::policy::Role;
 use jit_ssh_proto::api::RequestStatus;
 
 pub struct PgStore {
-    pool: connect::Pool,
+    /// Always `Some` until dropped.
+    pool: Option<connect::Pool>,
+}
+
+impl Drop for PgStore {
+    /// Closing a blocking client blocks on its own runtime, which panics
+    /// on an async worker (where the last `Arc<Ca>` may well be dropped,
+    /// e.g. when `serve` returns): the pool is closed on a thread of its
+    /// own, waited for.
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            let _ = std::thread::spawn(move || drop(pool)).join();
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,20 +57,23 @@ impl PgStore {
     pub fn open(cfg: &PostgresConfig) -> Result<Self, OpenError> {
         let pool = connect::pool(cfg)?;
         pool.with(migrate::check)?;
-        Ok(Self { pool })
+        Ok(Self { pool: Some(pool) })
     }
 
     /// Connects and brings the schema to this binary's version.
     pub fn migrate(cfg: &PostgresConfig) -> Result<migrate::Migrated, OpenError> {
-        let pool = connect::pool(cfg)?;
-        Ok(pool.with(migrate::migrate)?)
+        Ok(connect::pool(cfg)?.with(migrate::migrate)?)
+    }
+
+    fn pool(&self) -> Result<&connect::Pool, StoreError> {
+        self.pool.as_ref().ok_or(StoreError::Gone)
     }
 
     fn with<T>(
         &self,
         f: impl FnOnce(&mut postgres::Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.pool.with(f)
+        self.pool()?.with(f)
     }
 
     fn put(&self, table: &str, key: &str, body: &str, ends_at: i64) -> Result<(), StoreError> {
