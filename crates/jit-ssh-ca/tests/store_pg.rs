@@ -279,3 +279,26 @@ fn migrate_then_serve_as_an_operator_does() {
     assert!(line.starts_with("jit-ssh-ca listening on"), "{line}");
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn verify_full_never_falls_back_to_a_plain_connection() {
+    let Some(cluster) = pg::cluster("verify_full_never_falls_back_to_a_plain_connection") else {
+        return;
+    };
+    let plain = cluster.database();
+    let tmp = tempfile::tempdir().unwrap();
+    let ca_file = tmp.path().join("pg-ca.pem");
+    let ca = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(&ca_file, ca.cert.pem()).unwrap();
+    // This server offers no TLS (a unix socket): verify-full refuses to
+    // talk to it rather than send anything in the clear.
+    let tls = jit_ssh_ca::config::storage::PostgresConfig {
+        sslmode: jit_ssh_ca::config::storage::SslMode::VerifyFull,
+        ca_file: Some(ca_file),
+        connect_timeout: Duration::from_secs(2),
+        ..plain.clone()
+    };
+    let e = open_err(&tls);
+    assert!(matches!(e, OpenError::Connect(_)), "{e}");
+    assert!(PgStore::open(&plain).is_ok());
+}

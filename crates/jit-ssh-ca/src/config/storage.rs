@@ -164,3 +164,90 @@ fn postgres(f: &StorageFile, c: &mut Collector<'_>) -> Option<PostgresConfig> {
         connect_timeout,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::config::parse;
+
+    const BASE: &str = r#"
+listen = "127.0.0.1:8722"
+public_url = "http://localhost:8722"
+data_dir = "/var/lib/jit-ssh"
+ca_key = { kind = "file", path = "/var/lib/jit-ssh/ca/ca_key" }
+"#;
+
+    fn problems(storage: &str) -> String {
+        parse(&format!("{BASE}\n[storage]\n{storage}"), "t")
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn embedded_is_the_default() {
+        assert_eq!(parse(BASE, "t").unwrap().storage, StorageConfig::Embedded);
+        let c = parse(&format!("{BASE}\n[storage]\nkind = \"embedded\""), "t").unwrap();
+        assert_eq!(c.storage, StorageConfig::Embedded);
+    }
+
+    #[test]
+    fn a_postgres_section_is_read_with_its_defaults() {
+        let c = parse(
+            &format!(
+                "{BASE}\n[storage]\nkind = \"postgres\"\n\
+                 url = \"postgres://jit@db.internal:5432/jit\"\n\
+                 password_file = \"/etc/jit-ssh/pg-password\"\nca_file = \"/etc/jit-ssh/pg-ca.pem\"\n"
+            ),
+            "t",
+        )
+        .unwrap();
+        let StorageConfig::Postgres(pg) = c.storage else {
+            panic!("not postgres")
+        };
+        assert_eq!(pg.sslmode, SslMode::VerifyFull);
+        assert_eq!(pg.pool_size, 8);
+        assert_eq!(pg.connect_timeout, Duration::from_secs(5));
+        assert_eq!(
+            pg.password_file.as_deref(),
+            Some(std::path::Path::new("/etc/jit-ssh/pg-password"))
+        );
+    }
+
+    #[test]
+    fn a_password_in_the_url_is_refused_and_not_repeated() {
+        for url in [
+            "postgres://jit:hunter2@db/jit",
+            "host=db user=jit password=hunter2 dbname=jit",
+        ] {
+            let e = problems(&format!(
+                "kind = \"postgres\"\nurl = \"{url}\"\nsslmode = \"disable\""
+            ));
+            assert!(e.contains("line 9: storage.url: holds a password"), "{e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+        // Unparsable, with a password in it: the message does not echo it.
+        let e = problems(
+            "kind = \"postgres\"\nurl = \"postgres://jit:hunter2@db:port/jit\"\nsslmode = \"disable\"",
+        );
+        assert!(e.contains("line 9: storage.url: "), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn tls_without_verification_and_bad_values_are_refused() {
+        let e = problems("kind = \"postgres\"\nurl = \"host=db\"\nsslmode = \"require\"");
+        assert!(e.contains("storage.sslmode: \"require\" is not"), "{e}");
+        let e = problems("kind = \"postgres\"\nurl = \"host=db\"");
+        assert!(e.contains("needs ca_file"), "{e}");
+        let e = problems("kind = \"postgres\"\nsslmode = \"disable\"\npool_size = 0");
+        assert!(e.contains("needs url") && e.contains("pool_size: 0"), "{e}");
+        let e = problems("kind = \"etcd\"");
+        assert!(
+            e.contains("\"etcd\" is not \"embedded\" or \"postgres\""),
+            "{e}"
+        );
+        let e = problems("url = \"host=db\"");
+        assert!(e.contains("are for kind = \"postgres\""), "{e}");
+    }
+}
