@@ -115,15 +115,22 @@ impl Cluster {
             .args(["-A", "trust", "-U", "jit", "--no-sync", "-D"])
             .arg(&data);
         run(initdb, "initdb");
+        // In the config file, so a restart (tests/store_pg_restart.rs)
+        // keeps them: no TCP at all, the socket in `dir`.
+        let conf = format!(
+            "\nlisten_addresses = ''\nunix_socket_directories = '{}'\n\
+             fsync = off\nmax_connections = 200\n",
+            dir.display()
+        );
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, conf.as_bytes()))
+            .unwrap();
         let mut start = pg_command("pg_ctl");
         start
             .arg("-D")
             .arg(&data)
-            .arg("-o")
-            .arg(format!(
-                "-c listen_addresses='' -k {} -c fsync=off -c max_connections=200",
-                dir.display()
-            ))
             .arg("-l")
             .arg(dir.join("log"))
             .args(["-w", "start"]);
@@ -156,6 +163,26 @@ impl Cluster {
             dir,
             _watchdog: watchdog,
         }
+    }
+
+    /// Stops the server (`-m mode`: fast, immediate), keeping its data.
+    pub fn stop(&self, mode: &str) {
+        let mut c = pg_command("pg_ctl");
+        c.arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", mode, "-w", "stop"]);
+        run(c, "pg_ctl stop");
+    }
+
+    /// Starts it again after [`Cluster::stop`].
+    pub fn restart(&self) {
+        let mut c = pg_command("pg_ctl");
+        c.arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(self.dir.join("log"))
+            .args(["-w", "start"]);
+        run(c, "pg_ctl start");
     }
 
     pub fn socket_dir(&self) -> &Path {
