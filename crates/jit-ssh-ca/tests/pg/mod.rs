@@ -23,6 +23,8 @@ pub const BIN: &str = "/usr/lib/postgresql/15/bin";
 
 pub struct Cluster {
     dir: PathBuf,
+    /// Names the unix socket (`.s.PGSQL.PORT`), and the TCP port if any.
+    port: u16,
     /// The watchdog: stops the cluster once this process is gone.
     _watchdog: std::process::Child,
 }
@@ -33,19 +35,23 @@ static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
 /// The binary's cluster, started on first call; `None` (after a loud
 /// message) when PostgreSQL is not installed and not required.
 pub fn cluster(test: &str) -> Option<&'static Cluster> {
-    let c = CLUSTER.get_or_init(|| {
-        if !Path::new(BIN).join("initdb").exists() {
-            let msg =
-                format!("{test}: missing {BIN}/initdb (Debian: apt-get install -y postgresql)");
-            if std::env::var("JIT_SSH_REQUIRE_E2E").as_deref() == Ok("1") {
-                panic!("JIT_SSH_REQUIRE_E2E=1 but {msg}");
-            }
-            eprintln!("\n!!!!!!!! SKIPPED POSTGRESQL TEST {msg} !!!!!!!!\n");
-            return None;
-        }
-        Some(Cluster::start())
-    });
+    let c = CLUSTER
+        .get_or_init(|| available(test).then(|| Cluster::start_with(5432, |_| String::new())));
     c.as_ref()
+}
+
+/// Whether the PostgreSQL binaries are here; says so loudly when not
+/// (and fails the test when JIT_SSH_REQUIRE_E2E=1).
+pub fn available(test: &str) -> bool {
+    if Path::new(BIN).join("initdb").exists() {
+        return true;
+    }
+    let msg = format!("{test}: missing {BIN}/initdb (Debian: apt-get install -y postgresql)");
+    if std::env::var("JIT_SSH_REQUIRE_E2E").as_deref() == Ok("1") {
+        panic!("JIT_SSH_REQUIRE_E2E=1 but {msg}");
+    }
+    eprintln!("\n!!!!!!!! SKIPPED POSTGRESQL TEST {msg} !!!!!!!!\n");
+    false
 }
 
 /// A fresh, migrated database on the binary's cluster.
@@ -90,8 +96,24 @@ fn run(mut c: Command, what: &str) {
     );
 }
 
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let mut c = pg_command("pg_ctl");
+        c.arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "fast", "-w", "stop"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let _ = c.status();
+    }
+}
+
 impl Cluster {
-    fn start() -> Cluster {
+    /// Starts a cluster; `extra(dir)` may write files into the cluster's
+    /// dir and returns more postgresql.conf lines. A cluster a test owns
+    /// (not the binary's shared one) stops when dropped.
+    pub fn start_with(port: u16, extra: impl FnOnce(&Path) -> String) -> Cluster {
         let started = std::time::Instant::now();
         // Kept (not a TempDir): the watchdog removes it after the stop.
         let dir = tempfile::Builder::new()
@@ -119,22 +141,23 @@ impl Cluster {
         // keeps them: no TCP at all, the socket in `dir`.
         let conf = format!(
             "\nlisten_addresses = ''\nunix_socket_directories = '{}'\n\
-             fsync = off\nmax_connections = 200\n",
-            dir.display()
+             port = {port}\nfsync = off\nmax_connections = 200\n{}\n",
+            dir.display(),
+            extra(&dir)
         );
+        if is_root() {
+            let mut c = Command::new("chown");
+            c.arg("-R").arg("postgres:postgres").arg(&dir);
+            run(c, "chown");
+        }
         std::fs::OpenOptions::new()
             .append(true)
             .open(data.join("postgresql.conf"))
             .and_then(|mut f| std::io::Write::write_all(&mut f, conf.as_bytes()))
             .unwrap();
-        let mut start = pg_command("pg_ctl");
-        start
-            .arg("-D")
-            .arg(&data)
-            .arg("-l")
-            .arg(dir.join("log"))
-            .args(["-w", "start"]);
-        run(start, "pg_ctl start");
+        // Stops the cluster once this process is gone, however it ends
+        // (the binary's shared cluster is a static, never dropped):
+        // spawned before the server starts.
         let watchdog = Command::new("sh")
             .arg("-c")
             .arg(format!(
@@ -154,6 +177,14 @@ impl Cluster {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        let mut start = pg_command("pg_ctl");
+        start
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(dir.join("log"))
+            .args(["-w", "start"]);
+        run(start, "pg_ctl start");
         eprintln!(
             "postgresql: cluster in {} up in {} ms",
             dir.display(),
@@ -161,6 +192,7 @@ impl Cluster {
         );
         Cluster {
             dir,
+            port,
             _watchdog: watchdog,
         }
     }
@@ -185,7 +217,7 @@ impl Cluster {
         run(c, "pg_ctl start");
     }
 
-    pub fn socket_dir(&self) -> &Path {
+    pub fn dir(&self) -> &Path {
         &self.dir
     }
 
@@ -194,6 +226,7 @@ impl Cluster {
         let name = format!("t{}", NEXT_DB.fetch_add(1, Ordering::Relaxed));
         let mut admin = postgres::Config::new()
             .host_path(&self.dir)
+            .port(self.port)
             .user("jit")
             .dbname("postgres")
             .connect(postgres::NoTls)
@@ -209,7 +242,11 @@ impl Cluster {
     /// A `[storage]` for database `name` (not created).
     pub fn config(&self, name: &str) -> PostgresConfig {
         PostgresConfig {
-            url: format!("host={} user=jit dbname={name}", self.dir.display()),
+            url: format!(
+                "host={} port={} user=jit dbname={name}",
+                self.dir.display(),
+                self.port
+            ),
             password_file: None,
             sslmode: SslMode::Disable,
             ca_file: None,
@@ -222,6 +259,7 @@ impl Cluster {
     pub fn sql(&self, name: &str, sql: &str) {
         let mut c = postgres::Config::new()
             .host_path(&self.dir)
+            .port(self.port)
             .user("jit")
             .dbname(name)
             .connect(postgres::NoTls)
@@ -233,4 +271,10 @@ impl Cluster {
 /// The database name in a config made by [`Cluster::config`].
 pub fn db_name(cfg: &PostgresConfig) -> String {
     cfg.url.rsplit("dbname=").next().unwrap().to_owned()
+}
+
+impl Cluster {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
 }
