@@ -302,3 +302,37 @@ fn verify_full_never_falls_back_to_a_plain_connection() {
     assert!(matches!(e, OpenError::Connect(_)), "{e}");
     assert!(PgStore::open(&plain).is_ok());
 }
+
+#[test]
+fn check_config_reports_the_storage_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    assert!(ca()
+        .args(["init", "--dir"])
+        .arg(tmp.path().join("ca"))
+        .status()
+        .unwrap()
+        .success());
+    let pw = tmp.path().join("pg-password");
+    std::fs::write(&pw, "s3cret\n").unwrap();
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let config = write_config(tmp.path(), "host=/nonexistent user=jit dbname=jit");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "sslmode = \"disable\"",
+        &format!(
+            "sslmode = \"verify-full\"\nca_file = \"{0}/missing.pem\"\npassword_file = \"{0}/pg-password\"",
+            tmp.path().display()
+        ),
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = ca().arg("check-config").arg(&config).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("2 problem(s)"), "{err}");
+    assert!(
+        err.contains("pg-password is open to group or others"),
+        "{err}"
+    );
+    assert!(err.contains("storage.ca_file"), "{err}");
+    assert!(!err.contains("s3cret"), "{err}");
+}

@@ -21,6 +21,11 @@ pub enum ConnectError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "storage.password_file {path} is open to group or others (mode {mode:03o}); \
+         run `chmod 600 {path}`"
+    )]
+    PasswordOpen { path: String, mode: u32 },
     #[error("reading storage.ca_file {path}: {message}")]
     CaFile { path: String, message: String },
     #[error("setting up TLS for PostgreSQL")]
@@ -54,11 +59,7 @@ impl Pool {
 pub(super) fn pool(cfg: &PostgresConfig) -> Result<Pool, ConnectError> {
     let mut pg = postgres::Config::from_str(&cfg.url).map_err(ConnectError::Url)?;
     if let Some(path) = &cfg.password_file {
-        let text = std::fs::read_to_string(path).map_err(|source| ConnectError::Password {
-            path: path.display().to_string(),
-            source,
-        })?;
-        pg.password(text.trim_end_matches(['\r', '\n']));
+        pg.password(read_password(path)?.trim_end_matches(['\r', '\n']));
     }
     pg.application_name("jit-ssh-ca");
     pg.connect_timeout(cfg.connect_timeout);
@@ -93,6 +94,42 @@ fn build<M: r2d2::ManageConnection>(
         .map_err(ConnectError::Pool)
 }
 
+/// The password file's content; refused when others may read it (as the
+/// CA key is).
+pub fn read_password(path: &std::path::Path) -> Result<String, ConnectError> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = || path.display().to_string();
+    let io = |source| ConnectError::Password {
+        path: shown(),
+        source,
+    };
+    let mode = std::fs::metadata(path).map_err(io)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(ConnectError::PasswordOpen {
+            path: shown(),
+            mode,
+        });
+    }
+    std::fs::read_to_string(path).map_err(io)
+}
+
+/// Problems with the files `[storage]` names, for `check-config` (which
+/// does not connect).
+pub fn check_files(cfg: &PostgresConfig) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Some(p) = &cfg.password_file {
+        if let Err(e) = read_password(p) {
+            problems.push(format!("{e}"));
+        }
+    }
+    if cfg.sslmode == SslMode::VerifyFull {
+        if let Err(e) = client_config(cfg) {
+            problems.push(format!("{e}"));
+        }
+    }
+    problems
+}
+
 fn client_config(cfg: &PostgresConfig) -> Result<rustls::ClientConfig, ConnectError> {
     use rustls::pki_types::{pem::PemObject, CertificateDer};
     let path = cfg.ca_file.as_ref().ok_or_else(|| ConnectError::CaFile {
@@ -118,4 +155,24 @@ fn client_config(cfg: &PostgresConfig) -> Result<rustls::ClientConfig, ConnectEr
         .map_err(ConnectError::Tls)?
         .with_root_certificates(roots)
         .with_no_client_auth())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_password_file_others_may_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pw");
+        std::fs::write(&p, "s3cret\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = read_password(&p).unwrap_err().to_string();
+        assert!(e.contains("mode 644") && e.contains("chmod 600"), "{e}");
+        assert!(!e.contains("s3cret"));
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_password(&p).unwrap(), "s3cret\n");
+    }
 }

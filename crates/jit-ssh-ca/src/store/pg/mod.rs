@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use webauthn_rs::prelude::Passkey;
 
-pub use connect::ConnectError;
+pub use connect::{check_files, ConnectError};
 
 use super::{
     AccessRequest, Ceremony, Cutoffs, Invite, PendingDecision, PendingRevocation, Pruned,
