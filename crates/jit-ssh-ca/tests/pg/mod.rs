@@ -1,4 +1,4 @@
-//! A real PostgreSQL 15 for tests: one cluster per test binary, started
+//! A real PostgreSQL (15, Debian's) for tests: one cluster per test binary, started
 //! on first use with a unix socket only (`listen_addresses=''`) in a temp
 //! dir, and a fresh database per test. The cluster stops when the test
 //! binary exits, however it exits: a watchdog child waits for this
@@ -19,7 +19,26 @@ use std::time::Duration;
 use jit_ssh_ca::config::storage::{PostgresConfig, SslMode};
 use jit_ssh_ca::store::{PgStore, Store};
 
-pub const BIN: &str = "/usr/lib/postgresql/15/bin";
+/// Debian's PostgreSQL binaries: 15 on bookworm (what CI installs); the
+/// newest installed major version if another is there instead.
+pub fn bin() -> PathBuf {
+    let root = Path::new("/usr/lib/postgresql");
+    let preferred = root.join("15/bin");
+    if preferred.join("initdb").exists() {
+        return preferred;
+    }
+    std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let major: u32 = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((major, bin))
+        })
+        .max()
+        .map_or(preferred, |(_, bin)| bin)
+}
 
 pub struct Cluster {
     dir: PathBuf,
@@ -43,10 +62,14 @@ pub fn cluster(test: &str) -> Option<&'static Cluster> {
 /// Whether the PostgreSQL binaries are here; says so loudly when not
 /// (and fails the test when JIT_SSH_REQUIRE_E2E=1).
 pub fn available(test: &str) -> bool {
-    if Path::new(BIN).join("initdb").exists() {
+    let bin = bin();
+    if bin.join("initdb").exists() {
         return true;
     }
-    let msg = format!("{test}: missing {BIN}/initdb (Debian: apt-get install -y postgresql)");
+    let msg = format!(
+        "{test}: missing {}/initdb (Debian: apt-get install -y postgresql)",
+        bin.display()
+    );
     if std::env::var("JIT_SSH_REQUIRE_E2E").as_deref() == Ok("1") {
         panic!("JIT_SSH_REQUIRE_E2E=1 but {msg}");
     }
@@ -69,7 +92,7 @@ pub fn store(test: &str) -> Option<Arc<dyn Store>> {
 /// Runs a PostgreSQL program as the `postgres` user when we are root
 /// (initdb refuses root), as ourselves otherwise.
 fn pg_command(program: &str) -> Command {
-    let path = Path::new(BIN).join(program);
+    let path = bin().join(program);
     if is_root() {
         let mut c = Command::new("runuser");
         c.args(["-u", "postgres", "--"]).arg(path);
@@ -165,9 +188,9 @@ impl Cluster {
                  {stop} -D '{data}' stop -m fast >/dev/null 2>&1; rm -rf '{dir}'",
                 pid = std::process::id(),
                 stop = if is_root() {
-                    format!("runuser -u postgres -- {BIN}/pg_ctl")
+                    format!("runuser -u postgres -- {}/pg_ctl", bin().display())
                 } else {
-                    format!("{BIN}/pg_ctl")
+                    format!("{}/pg_ctl", bin().display())
                 },
                 data = data.display(),
                 dir = dir.display(),
