@@ -63,6 +63,9 @@ pub fn run(a: CheckConfigArgs) -> anyhow::Result<ExitCode> {
             Err(e) => problems.push(format!("metrics.token_file: {}: {e}", p.display())),
         }
     }
+    if let config::storage::StorageConfig::Postgres(pg) = &c.storage {
+        problems.extend(jit_ssh_ca::store::pg::check_files(pg));
+    }
     let schedules = jit_ssh_ca::oncall::Schedules::new(c.schedules.clone());
     for (name, e) in schedules.load_files() {
         problems.push(format!("schedules.{name}: {e}"));

@@ -8,6 +8,7 @@ mod hsm;
 mod init;
 mod invite;
 mod krl;
+mod migrate;
 mod oncall;
 mod ready;
 mod running_ca;
@@ -56,6 +57,8 @@ enum Command {
     /// Offline emergency issuance on the CA host, audited like every other
     /// issuance. The break-glass path of last resort, for when the server is down.
     Sign(sign::SignArgs),
+    /// Create or update the PostgreSQL schema (`[storage] kind = "postgres"`).
+    Migrate(migrate::MigrateArgs),
     /// Build, show and check OpenSSH Key Revocation Lists.
     #[command(subcommand)]
     Krl(krl::KrlCommand),
@@ -79,5 +82,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sign(a) => sign::run(a),
         Command::Krl(c) => krl::run(c),
         Command::Hsm(c) => hsm::run(c),
+        Command::Migrate(a) => migrate::run(a),
     }
 }

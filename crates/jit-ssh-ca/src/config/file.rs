@@ -40,6 +40,9 @@ pub struct ConfigFile {
     /// Where Prometheus scrapes `/metrics`, and the token it sends.
     #[serde(default)]
     pub metrics: super::metrics::MetricsFile,
+    /// Where the state store lives: embedded (default) or PostgreSQL.
+    #[serde(default)]
+    pub storage: super::storage::StorageFile,
     /// Users allowed to use the CA, with their groups and roles.
     #[serde(default)]
     pub users: Vec<UserFile>,

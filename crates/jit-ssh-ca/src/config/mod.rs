@@ -8,6 +8,7 @@ pub mod hosts;
 pub mod metrics;
 mod rules;
 mod schedules;
+pub mod storage;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -85,6 +86,8 @@ pub struct Config {
     pub connections: connections::ConnectionLimits,
     pub hosts: hosts::HostsConfig,
     pub metrics: metrics::MetricsConfig,
+    /// Where the state store lives (embedded sled or PostgreSQL).
+    pub storage: storage::StorageConfig,
     pub profile: CertProfile,
     pub policy: Policy,
     /// On-call schedules by name.
@@ -235,6 +238,7 @@ fn validate(f: file::ConfigFile, c: &mut Collector<'_>) -> Option<Config> {
     let connections = connections::limits(&f.connections, c);
     let hosts = hosts::hosts(&f.hosts, c);
     let metrics = metrics::metrics(&f.metrics, c);
+    let storage = storage::storage(&f.storage, c);
     let skew = f
         .limits
         .clock_skew
@@ -257,6 +261,7 @@ fn validate(f: file::ConfigFile, c: &mut Collector<'_>) -> Option<Config> {
         connections,
         hosts,
         metrics,
+        storage,
         profile: CertProfile {
             clock_skew: skew.unwrap_or(Duration::from_secs(60)),
             max_ttl: HARD_MAX_TTL,

@@ -16,10 +16,11 @@ use anyhow::Context;
 
 use jit_ssh_audit_disk::DiskAuditLog;
 
+use crate::config::storage::StorageConfig;
 use crate::config::Config;
 use crate::http;
 use crate::service::Ca;
-use crate::store::SledStore;
+use crate::store::{PgStore, SledStore, Store};
 
 /// Subdirectories of the data directory.
 pub const AUDIT_DIR: &str = "audit";
@@ -32,12 +33,7 @@ pub fn open_ca(config: Config) -> anyhow::Result<Ca> {
     create_private_dir(&data)?;
     let pass = signers::passphrase_file(&config.signer);
     let signer = signers::open(&config.signer, None, "the CA key")?;
-    let store = SledStore::open(&data.join(STATE_DIR)).with_context(|| {
-        format!(
-            "opening {} (is another jit-ssh-ca running on this data directory?)",
-            data.join(STATE_DIR).display()
-        )
-    })?;
+    let store = open_store(&config, &data)?;
     let audit = Arc::new(DiskAuditLog::open(&data.join(AUDIT_DIR)).with_context(|| {
         format!(
             "opening the audit log in {}",
@@ -50,8 +46,7 @@ pub fn open_ca(config: Config) -> anyhow::Result<Ca> {
         Some(k) => Some(signers::open(k, pass, "the host CA key")?),
         None => None,
     };
-    let ca =
-        Ca::new(config, signer, Arc::new(store), audit.clone()).map_err(anyhow::Error::from)?;
+    let ca = Ca::new(config, signer, store, audit.clone()).map_err(anyhow::Error::from)?;
     let metrics = ca.metrics.clone();
     audit.observe_group_sizes(move |n| metrics.audit_group(n));
     if let Some(p) = &ca.config.metrics.token_file {
@@ -67,6 +62,24 @@ pub fn open_ca(config: Config) -> anyhow::Result<Ca> {
     Ok(match host_signer {
         Some(s) => ca.with_host_signer(s),
         None => ca,
+    })
+}
+
+/// The state store `[storage]` names: sled under the data directory, or
+/// PostgreSQL (whose schema must be exactly this version's).
+fn open_store(config: &Config, data: &Path) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match &config.storage {
+        StorageConfig::Embedded => {
+            Arc::new(SledStore::open(&data.join(STATE_DIR)).with_context(|| {
+                format!(
+                    "opening {} (is another jit-ssh-ca running on this data directory?)",
+                    data.join(STATE_DIR).display()
+                )
+            })?)
+        }
+        StorageConfig::Postgres(pg) => {
+            Arc::new(PgStore::open(pg).context("opening the PostgreSQL state store")?)
+        }
     })
 }
 

@@ -1,8 +1,9 @@
 //! The CA's state besides the audit log: invites, enrolled credentials,
 //! access requests and in-flight WebAuthn ceremonies. Code above this
-//! module sees the [`Store`] trait, never sled.
+//! module sees the [`Store`] trait, never sled or PostgreSQL.
 
 mod hosts;
+pub mod pg;
 mod retention;
 mod sled_hosts;
 mod sled_store;
@@ -12,6 +13,7 @@ mod stored_form;
 pub(crate) use stored_form::STORED as STORED_REQUEST;
 
 pub use hosts::{HeldReport, HostChallenge, HostRecord, HostStore, HostToken};
+pub use pg::PgStore;
 pub use retention::{Cutoffs, Pruned};
 pub use sled_store::SledStore;
 
@@ -29,6 +31,10 @@ use jit_ssh_proto::api::{
 pub enum StoreError {
     #[error(transparent)]
     Sled(#[from] sled::Error),
+    #[error("PostgreSQL")]
+    Postgres(#[from] postgres::Error),
+    #[error("no PostgreSQL connection")]
+    Pool(#[from] r2d2_postgres::r2d2::Error),
     #[error("a stored entry vanished while it was read")]
     Gone,
     #[error("stored {what} is unreadable")]

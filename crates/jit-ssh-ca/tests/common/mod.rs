@@ -23,7 +23,7 @@ use jit_ssh_ca::clock::TestClock;
 use jit_ssh_ca::config;
 use jit_ssh_ca::service::Ca;
 use jit_ssh_ca::signer::{CaSigner, FileSigner};
-use jit_ssh_ca::store::SledStore;
+use jit_ssh_ca::store::{SledStore, Store};
 
 pub const ORIGIN: &str = "http://localhost:8722";
 
@@ -189,11 +189,23 @@ impl TestCa {
     /// The usual CA signing with `signer` (a token key, say) instead of
     /// a fresh key file.
     pub fn with_signer(signer: Arc<dyn CaSigner>) -> Self {
-        Self::build_signed(
+        Self::build_on(
             &config_text(""),
             "http://127.0.0.1:9/hook",
             |a| a,
             Some(signer),
+            None,
+        )
+    }
+
+    /// The usual CA on another state store (PostgreSQL).
+    pub fn with_store(store: Arc<dyn Store>) -> Self {
+        Self::build_on(
+            &config_text(""),
+            "http://127.0.0.1:9/hook",
+            |a| a,
+            None,
+            Some(store),
         )
     }
 
@@ -202,14 +214,15 @@ impl TestCa {
         webhook: &str,
         wrap: impl FnOnce(Arc<dyn AuditLog>) -> Arc<dyn AuditLog>,
     ) -> Self {
-        Self::build_signed(config, webhook, wrap, None)
+        Self::build_on(config, webhook, wrap, None, None)
     }
 
-    fn build_signed(
+    fn build_on(
         config: &str,
         webhook: &str,
         wrap: impl FnOnce(Arc<dyn AuditLog>) -> Arc<dyn AuditLog>,
         signer: Option<Arc<dyn CaSigner>>,
+        store: Option<Arc<dyn Store>>,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let ics = dir.path().join("oncall.ics");
@@ -224,7 +237,8 @@ impl TestCa {
             ssh_key::Algorithm::Ed25519,
         )
         .unwrap();
-        let store = SledStore::open(&dir.path().join("state")).unwrap();
+        let store =
+            store.unwrap_or_else(|| Arc::new(SledStore::open(&dir.path().join("state")).unwrap()));
         let audit = Arc::new(DiskAuditLog::open(&dir.path().join("audit")).unwrap());
         let host_key = ssh_key::PrivateKey::random(
             &mut ssh_key::rand_core::OsRng,
@@ -236,7 +250,7 @@ impl TestCa {
             Ca::new(
                 cfg,
                 signer.unwrap_or_else(|| Arc::new(FileSigner::new(key))),
-                Arc::new(store),
+                store,
                 wrap(audit.clone()),
             )
             .unwrap()
@@ -315,7 +329,13 @@ impl TestCa {
 
     /// Invites and enrolls `user` with a fresh soft passkey.
     pub async fn enroll(&self, user: &str) -> SoftPasskey {
-        let link = self.ca.invite(user, &[], Actor::System).unwrap();
+        // Off the async workers, as the server does: a blocking store
+        // (PostgreSQL's client) may not run on them.
+        let (ca, name) = (self.ca.clone(), user.to_owned());
+        let link = tokio::task::spawn_blocking(move || ca.invite(&name, &[], Actor::System))
+            .await
+            .unwrap()
+            .unwrap();
         let token = link.url.rsplit('/').next().unwrap().to_owned();
         let mut key = SoftPasskey::new(true);
         let reg = self.register(&token, &mut key).await;

@@ -1,0 +1,515 @@
+//! What the service relies on from a state store, run against every
+//! implementation: the embedded sled store and PostgreSQL (one cluster
+//! for this binary, a fresh database per test). Each behaviour is a
+//! function over `Arc<dyn Store>`; `suite!` makes one test per store.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod pg;
+
+use std::sync::{Arc, Barrier};
+
+use jit_ssh_ca::names::{AccountName, HostName, Reason, UserName};
+use jit_ssh_ca::policy::Role;
+use jit_ssh_ca::store::{
+    AccessRequest, Ceremony, Cutoffs, HostChallenge, HostRecord, HostToken, Invite,
+    PendingDecision, PendingRevocation, RevokedSerial, Session, SledStore, Store,
+};
+use jit_ssh_proto::api::{
+    DecisionStatus, IssuedCertificate, RequestStatus, RevocationStatus, RevokeTarget,
+    SessionStatus, Verdict,
+};
+
+/// A sled store in a temp dir (removed when the test ends).
+fn sled() -> (Arc<dyn Store>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(&dir.path().join("state")).unwrap());
+    (store, dir)
+}
+
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(#[test] fn $name() { let (s, _dir) = super::sled(); super::$name(s) })*
+        }
+        mod postgres {
+            $(#[test] fn $name() {
+                if let Some(s) = super::pg::store(stringify!($name)) { super::$name(s) }
+            })*
+        }
+    };
+}
+
+suite!(
+    request_swaps_only_from_the_stored_value,
+    one_of_many_racing_swaps_wins,
+    pending_approval_lists_exactly_the_waiting,
+    prune_removes_what_ended_and_keeps_the_rest,
+    single_use_values_are_taken_once,
+    single_use_values_race_to_one_taker,
+    krl_version_moves_with_every_change,
+    revocations_decisions_and_sessions_swap,
+    users_credentials_roles_and_blocks,
+    host_tokens_are_spent_and_hosts_swapped,
+    host_challenges_and_revoked_host_keys,
+    a_stored_request_reads_back_identical,
+);
+
+fn request(id: &str, status: RequestStatus) -> AccessRequest {
+    AccessRequest {
+        id: id.to_owned(),
+        user: UserName::parse("alice").unwrap(),
+        host: HostName::parse("db-1.prod").unwrap(),
+        account: AccountName::parse("postgres").unwrap(),
+        ttl_secs: 300,
+        reason: Reason::parse("r").unwrap(),
+        public_key: String::new(),
+        key_fingerprint: String::new(),
+        client_addr: "192.0.2.1".into(),
+        created_at: 0,
+        expires_at: 100,
+        status,
+        decision_reason: None,
+        secret_hash: String::new(),
+        grant: None,
+        certificate: None,
+        break_glass: false,
+        approval: None,
+        deciding_since: None,
+    }
+}
+
+fn pending_ids(s: &dyn Store) -> Vec<String> {
+    let mut ids: Vec<String> = s
+        .pending_approval()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn request_swaps_only_from_the_stored_value(s: Arc<dyn Store>) {
+    let first = request("a", RequestStatus::PendingMfa);
+    s.put_request(&first).unwrap();
+    let claimed = AccessRequest {
+        deciding_since: Some(5),
+        ..first.clone()
+    };
+    assert!(s.swap_request(&first, &claimed).unwrap());
+    // A second claimer holding the old value loses: nobody issues twice.
+    let other = AccessRequest {
+        deciding_since: Some(6),
+        ..first.clone()
+    };
+    assert!(!s.swap_request(&first, &other).unwrap());
+    assert_eq!(s.request("a").unwrap(), Some(claimed));
+    // A request that is not stored cannot be swapped into existence.
+    let ghost = request("ghost", RequestStatus::PendingMfa);
+    assert!(!s.swap_request(&ghost, &ghost).unwrap());
+    assert_eq!(s.request("ghost").unwrap(), None);
+}
+
+fn one_of_many_racing_swaps_wins(s: Arc<dyn Store>) {
+    let first = request("race", RequestStatus::PendingMfa);
+    s.put_request(&first).unwrap();
+    let n = 8;
+    let barrier = Arc::new(Barrier::new(n));
+    let wins: usize = (0..n)
+        .map(|i| {
+            let (s, first, barrier) = (s.clone(), first.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let mine = AccessRequest {
+                    deciding_since: Some(i64::try_from(i).unwrap()),
+                    status: RequestStatus::Issued,
+                    ..first.clone()
+                };
+                barrier.wait();
+                usize::from(s.swap_request(&first, &mine).unwrap())
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .sum();
+    assert_eq!(wins, 1);
+}
+
+fn pending_approval_lists_exactly_the_waiting(s: Arc<dyn Store>) {
+    let mfa = request("a", RequestStatus::PendingMfa);
+    s.put_request(&mfa).unwrap();
+    for i in 0..50 {
+        s.put_request(&request(&format!("done{i}"), RequestStatus::Issued))
+            .unwrap();
+    }
+    s.put_request(&request("b", RequestStatus::PendingApproval))
+        .unwrap();
+    assert_eq!(pending_ids(&*s), ["b"]);
+    let waiting = request("a", RequestStatus::PendingApproval);
+    assert!(s.swap_request(&mfa, &waiting).unwrap());
+    assert_eq!(pending_ids(&*s), ["a", "b"]);
+    let issued = request("a", RequestStatus::Issued);
+    assert!(s.swap_request(&waiting, &issued).unwrap());
+    assert_eq!(pending_ids(&*s), ["b"]);
+    // A failed swap changes nothing, the index included.
+    assert!(!s.swap_request(&waiting, &issued).unwrap());
+    assert_eq!(pending_ids(&*s), ["b"]);
+}
+
+fn prune_removes_what_ended_and_keeps_the_rest(s: Arc<dyn Store>) {
+    s.put_request(&request("old", RequestStatus::PendingApproval))
+        .unwrap();
+    let young = AccessRequest {
+        expires_at: 1_000,
+        ..request("young", RequestStatus::PendingApproval)
+    };
+    s.put_request(&young).unwrap();
+    // Issued, its certificate valid past the cutoff: kept.
+    let issued = AccessRequest {
+        certificate: Some(IssuedCertificate {
+            certificate: String::new(),
+            serial: 7,
+            principals: vec![],
+            valid_after: 0,
+            valid_before: 900,
+        }),
+        ..request("issued", RequestStatus::Issued)
+    };
+    s.put_request(&issued).unwrap();
+    // Never confirmed: goes with the secrets' cutoff, not the state's.
+    let anon = AccessRequest {
+        expires_at: 300,
+        ..request("anon", RequestStatus::PendingMfa)
+    };
+    s.put_request(&anon).unwrap();
+    s.put_invite(
+        "inv-old",
+        &Invite {
+            user: "bob".into(),
+            roles: vec![],
+            expires_at: 100,
+        },
+    )
+    .unwrap();
+    s.put_invite(
+        "inv-new",
+        &Invite {
+            user: "bob".into(),
+            roles: vec![],
+            expires_at: 10_000,
+        },
+    )
+    .unwrap();
+    s.put_session(&session("s-old", 100)).unwrap();
+    s.put_session(&session("s-new", 10_000)).unwrap();
+    let p = s
+        .prune(Cutoffs {
+            state: 200,
+            secrets: 500,
+        })
+        .unwrap();
+    assert_eq!((p.requests, p.invites, p.sessions), (2, 1, 1), "{p:?}");
+    assert!(s.request("old").unwrap().is_none());
+    assert!(s.request("anon").unwrap().is_none());
+    assert!(s.request("issued").unwrap().is_some());
+    assert_eq!(pending_ids(&*s), ["young"]);
+    assert!(s.invite("inv-new").unwrap().is_some() && s.invite("inv-old").unwrap().is_none());
+    assert!(s.session("s-new").unwrap().is_some() && s.session("s-old").unwrap().is_none());
+}
+
+fn session(id: &str, expires_at: i64) -> Session {
+    Session {
+        id: id.into(),
+        user: "alice".into(),
+        status: SessionStatus::PendingMfa,
+        expires_at,
+        secret_hash: "ff".into(),
+        roles: vec![],
+    }
+}
+
+fn ceremony(expires_at: i64) -> Ceremony {
+    let rp = webauthn_rs::prelude::Url::parse("http://localhost:8722").unwrap();
+    let webauthn = webauthn_rs::WebauthnBuilder::new("localhost", &rp)
+        .unwrap()
+        .build()
+        .unwrap();
+    let (_, state) = webauthn
+        .start_passkey_registration(uuid::Uuid::new_v4(), "alice", "alice", None)
+        .unwrap();
+    Ceremony::Enroll { state, expires_at }
+}
+
+fn single_use_values_are_taken_once(s: Arc<dyn Store>) {
+    s.put_ceremony("c", &ceremony(100)).unwrap();
+    assert!(matches!(
+        s.take_ceremony("c").unwrap(),
+        Some(Ceremony::Enroll {
+            expires_at: 100,
+            ..
+        })
+    ));
+    assert!(s.take_ceremony("c").unwrap().is_none());
+    let invite = Invite {
+        user: "bob".into(),
+        roles: vec![Role::Approver],
+        expires_at: 100,
+    };
+    s.put_invite("h", &invite).unwrap();
+    assert_eq!(s.invite("h").unwrap(), Some(invite.clone()));
+    assert_eq!(s.take_invite("h").unwrap(), Some(invite));
+    assert_eq!(s.take_invite("h").unwrap(), None);
+    assert_eq!(s.invite("h").unwrap(), None);
+}
+
+fn single_use_values_race_to_one_taker(s: Arc<dyn Store>) {
+    for round in 0..5 {
+        let key = format!("c{round}");
+        s.put_ceremony(&key, &ceremony(100)).unwrap();
+        let barrier = Arc::new(Barrier::new(6));
+        let got: usize = (0..6)
+            .map(|_| {
+                let (s, key, barrier) = (s.clone(), key.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    usize::from(s.take_ceremony(&key).unwrap().is_some())
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .sum();
+        assert_eq!(got, 1, "round {round}");
+    }
+}
+
+fn krl_version_moves_with_every_change(s: Arc<dyn Store>) {
+    assert_eq!(s.krl_version().unwrap(), 1);
+    assert!(s.revoked_serials().unwrap().is_empty());
+    let v = s
+        .revoke_serials(&[
+            RevokedSerial {
+                serial: u64::MAX,
+                valid_before: u64::MAX,
+            },
+            RevokedSerial {
+                serial: 3,
+                valid_before: 100,
+            },
+            // The same serial twice in one call: the last wins.
+            RevokedSerial {
+                serial: 3,
+                valid_before: 200,
+            },
+        ])
+        .unwrap();
+    assert_eq!(v, 2);
+    assert_eq!(s.krl_version().unwrap(), 2);
+    let mut got: Vec<(u64, u64)> = s
+        .revoked_serials()
+        .unwrap()
+        .iter()
+        .map(|r| (r.serial, r.valid_before))
+        .collect();
+    got.sort();
+    assert_eq!(got, [(3, 200), (u64::MAX, u64::MAX)]);
+    assert_eq!(s.remove_revoked(&[3]).unwrap(), 3);
+    let left: Vec<u64> = s
+        .revoked_serials()
+        .unwrap()
+        .iter()
+        .map(|r| r.serial)
+        .collect();
+    assert_eq!(left, [u64::MAX]);
+}
+
+fn revocations_decisions_and_sessions_swap(s: Arc<dyn Store>) {
+    let r = PendingRevocation {
+        id: "r".into(),
+        user: "sam".into(),
+        target: RevokeTarget::Serial(9),
+        reason: "lost laptop".into(),
+        created_at: 0,
+        expires_at: 100,
+        status: RevocationStatus::PendingMfa,
+        outcome: None,
+        secret_hash: "ff".into(),
+        serials: vec![],
+        krl_version: None,
+    };
+    s.put_revocation(&r).unwrap();
+    let done = PendingRevocation {
+        status: RevocationStatus::Revoked,
+        krl_version: Some(2),
+        ..r.clone()
+    };
+    assert!(s.swap_revocation(&r, &done).unwrap());
+    assert!(!s.swap_revocation(&r, &done).unwrap());
+    assert_eq!(s.revocation("r").unwrap(), Some(done));
+
+    let d = PendingDecision {
+        id: "d".into(),
+        request: "a".into(),
+        user: "bob".into(),
+        verdict: Verdict::Approve,
+        comment: "ok".into(),
+        expires_at: 100,
+        status: DecisionStatus::PendingMfa,
+        outcome: None,
+        secret_hash: "ff".into(),
+    };
+    s.put_decision(&d).unwrap();
+    let applied = PendingDecision {
+        status: DecisionStatus::Recorded,
+        ..d.clone()
+    };
+    assert!(s.swap_decision(&d, &applied).unwrap());
+    assert!(!s.swap_decision(&d, &applied).unwrap());
+    assert_eq!(s.decision("d").unwrap(), Some(applied));
+
+    let pending = session("s", 100);
+    s.put_session(&pending).unwrap();
+    let active = Session {
+        status: SessionStatus::Active,
+        roles: vec![Role::Auditor],
+        ..pending.clone()
+    };
+    assert!(s.swap_session(&pending, &active).unwrap());
+    assert!(!s.swap_session(&pending, &active).unwrap());
+    assert_eq!(s.session("s").unwrap(), Some(active));
+    assert_eq!(s.session("nope").unwrap(), None);
+}
+
+fn users_credentials_roles_and_blocks(s: Arc<dyn Store>) {
+    assert!(s.credentials("alice").unwrap().is_empty());
+    s.put_credentials("alice", &[], true).unwrap();
+    s.put_credentials("alice", &[], false).unwrap();
+    assert!(s.credentials("alice").unwrap().is_empty());
+    assert!(s.invited_roles("alice").unwrap().is_empty());
+    s.add_invited_roles("alice", &[Role::Security, Role::Approver])
+        .unwrap();
+    s.add_invited_roles("alice", &[Role::Approver, Role::Admin])
+        .unwrap();
+    let mut want = vec![Role::Security, Role::Approver, Role::Admin];
+    want.sort();
+    assert_eq!(s.invited_roles("alice").unwrap(), want);
+    assert!(!s.is_blocked("alice").unwrap());
+    s.block_user("alice").unwrap();
+    s.block_user("alice").unwrap();
+    assert!(s.is_blocked("alice").unwrap() && !s.is_blocked("bob").unwrap());
+    assert!(s.unblock_user("alice").unwrap());
+    assert!(!s.unblock_user("alice").unwrap());
+    assert!(!s.is_blocked("alice").unwrap());
+}
+
+fn host(name: &str) -> HostRecord {
+    HostRecord {
+        name: name.into(),
+        group: "web".into(),
+        host_key: "ssh-ed25519 AAAA".into(),
+        host_key_fingerprint: "SHA256:x".into(),
+        enrolled_by_token: "t".into(),
+        enrolled_at: 0,
+        cert_serial: 1,
+        cert_valid_before: 100,
+        last_contact: 0,
+        held: None,
+        aliases: vec![],
+    }
+}
+
+fn host_tokens_are_spent_and_hosts_swapped(s: Arc<dyn Store>) {
+    let token = HostToken {
+        secret_hash: "ff".into(),
+        group: "web".into(),
+        name_pattern: None,
+        expires_at: 100,
+        uses_left: 2,
+        created_by: "admin".into(),
+    };
+    s.put_host_token("t", &token).unwrap();
+    assert_eq!(
+        s.use_host_token("t", 10).unwrap().map(|t| t.uses_left),
+        Some(2)
+    );
+    assert_eq!(s.host_token("t").unwrap().map(|t| t.uses_left), Some(1));
+    assert_eq!(
+        s.use_host_token("t", 10).unwrap().map(|t| t.uses_left),
+        Some(1)
+    );
+    assert_eq!(s.host_token("t").unwrap(), None, "the last use removes it");
+    assert_eq!(s.use_host_token("t", 10).unwrap(), None);
+    s.put_host_token("expired", &token).unwrap();
+    assert_eq!(s.use_host_token("expired", 100).unwrap(), None);
+    assert_eq!(s.host_token("expired").unwrap(), None);
+
+    let h = host("web-1");
+    s.put_host(&h).unwrap();
+    s.put_host(&host("web-0")).unwrap();
+    let renewed = HostRecord {
+        cert_serial: 2,
+        ..h.clone()
+    };
+    assert!(s.swap_host(&h, &renewed).unwrap());
+    assert!(
+        !s.swap_host(&h, &renewed).unwrap(),
+        "two check-ins never both renew"
+    );
+    assert!(!s.swap_host(&host("nope"), &host("nope")).unwrap());
+    let mut names: Vec<String> = s.hosts().unwrap().into_iter().map(|h| h.name).collect();
+    names.sort();
+    assert_eq!(names, ["web-0", "web-1"]);
+    assert_eq!(s.remove_host("web-1").unwrap(), Some(renewed));
+    assert_eq!(s.remove_host("web-1").unwrap(), None);
+    assert_eq!(s.host("web-1").unwrap(), None);
+}
+
+fn host_challenges_and_revoked_host_keys(s: Arc<dyn Store>) {
+    let c = |expires_at| HostChallenge {
+        token_id: "t".into(),
+        name: "web-1".into(),
+        host_key: "ssh-ed25519 AAAA".into(),
+        nonce: "00".into(),
+        expires_at,
+        checkin: false,
+        aliases: vec![],
+    };
+    s.put_host_challenge("old", &c(10)).unwrap();
+    s.put_host_challenge("new", &c(1_000)).unwrap();
+    s.put_host_challenge("taken", &c(1_000)).unwrap();
+    assert_eq!(s.take_host_challenge("taken").unwrap(), Some(c(1_000)));
+    assert_eq!(s.take_host_challenge("taken").unwrap(), None);
+    assert_eq!(s.prune_host_challenges(500).unwrap(), 1);
+    assert_eq!(s.take_host_challenge("old").unwrap(), None);
+    assert_eq!(s.take_host_challenge("new").unwrap(), Some(c(1_000)));
+
+    assert!(!s.host_key_revoked("SHA256:x").unwrap());
+    s.revoke_host_key("SHA256:x", "ssh-ed25519 AAAA web-1")
+        .unwrap();
+    assert!(s.host_key_revoked("SHA256:x").unwrap());
+    assert_eq!(s.revoked_host_keys().unwrap(), ["ssh-ed25519 AAAA web-1"]);
+}
+
+fn a_stored_request_reads_back_identical(s: Arc<dyn Store>) {
+    // Everything a request can hold, control characters and the largest
+    // serial included, comes back equal.
+    let mut r = request("full", RequestStatus::Issued);
+    r.decision_reason = Some("line\u{0}two \u{202e} \"q\"".into());
+    r.certificate = Some(IssuedCertificate {
+        certificate: "ssh-ed25519-cert-v01@openssh.com AAAA".into(),
+        serial: u64::MAX,
+        principals: vec!["postgres@db-1.prod".into()],
+        valid_after: 1,
+        valid_before: u64::MAX / 2,
+    });
+    r.deciding_since = Some(i64::MAX);
+    s.put_request(&r).unwrap();
+    assert_eq!(s.request("full").unwrap(), Some(r.clone()));
+    let next = AccessRequest {
+        grant: Some("g".into()),
+        ..r.clone()
+    };
+    assert!(s.swap_request(&r, &next).unwrap());
+    assert_eq!(s.request("full").unwrap(), Some(next));
+}
