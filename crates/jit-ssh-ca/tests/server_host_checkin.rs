@@ -361,3 +361,32 @@ async fn unanswered_challenges_are_pruned_once_expired() {
     // Gone: not even the signature is looked at.
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+/// Anyone may ask for a check-in challenge under any name. Asking must not
+/// spend the host's own budget: ten unauthenticated posts a minute would
+/// otherwise keep a host from checking in, and so from renewing, forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_asking_for_challenges_do_not_use_up_a_hosts_check_ins() {
+    let t = TestCa::new();
+    let key = host_key();
+    let cert = enrolled(&t, "db-1.dev", &key).await;
+    for _ in 0..12 {
+        let (s, e) = t
+            .post("/v1/hosts/checkin", &json!({ "name": "db-1.dev" }))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{e}");
+    }
+    let (s, answer) = checkin(&t, "db-1.dev", &cert, &report(Some(now())), &key).await;
+    assert_eq!(s, StatusCode::OK, "{answer}");
+    // The host's proven check-ins are still bounded (sync runs every 30 s).
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        statuses.push(checkin(&t, "db-1.dev", &cert, &report(Some(now())), &key).await.0);
+    }
+    assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        9,
+        "{statuses:?}"
+    );
+}

@@ -46,11 +46,10 @@ impl Ca {
     ) -> Result<HostEnrollChallenge, ServiceError> {
         self.host_signer()?;
         self.limit_address(client)?;
+        // The host's own budget is spent only once it proved its key
+        // (finish): anyone may ask for a challenge under any name, and
+        // asking must not use up a host's check-ins.
         let name = HostName::parse(&body.name).map_err(ServiceError::invalid)?;
-        self.limit(
-            &format!("host-checkin:{name}"),
-            CHECKINS_PER_MINUTE_PER_HOST,
-        )?;
         let id = random_id();
         let challenge = HostChallenge {
             token_id: String::new(),
@@ -164,6 +163,10 @@ impl Ca {
                 c.name
             ))?);
         }
+        self.limit(
+            &format!("host-checkin:{}", c.name),
+            CHECKINS_PER_MINUTE_PER_HOST,
+        )?;
 
         let mut next = HostRecord {
             last_contact: now,
