@@ -381,9 +381,17 @@ async fn strangers_asking_for_challenges_do_not_use_up_a_hosts_check_ins() {
     // The host's proven check-ins are still bounded (sync runs every 30 s).
     let mut statuses = Vec::new();
     for _ in 0..10 {
-        statuses.push(checkin(&t, "db-1.dev", &cert, &report(Some(now())), &key).await.0);
+        statuses.push(
+            checkin(&t, "db-1.dev", &cert, &report(Some(now())), &key)
+                .await
+                .0,
+        );
     }
-    assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+    assert_eq!(
+        statuses.last(),
+        Some(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
     assert_eq!(
         statuses.iter().filter(|s| **s == StatusCode::OK).count(),
         9,

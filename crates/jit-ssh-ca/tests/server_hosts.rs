@@ -334,10 +334,9 @@ async fn an_alias_cannot_take_another_enrolled_hosts_name() {
         let (s, e) = enroll(name, aliases, host_key()).await;
         assert_eq!(s, StatusCode::FORBIDDEN, "{name}: {e}");
         assert!(
-            e["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains(&format!("{taken} is already a name of the enrolled host db-1.dev")),
+            e["error"]["message"].as_str().unwrap().contains(&format!(
+                "{taken} is already a name of the enrolled host db-1.dev"
+            )),
             "{e}"
         );
     }

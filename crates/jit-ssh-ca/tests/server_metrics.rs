@@ -424,11 +424,10 @@ async fn a_flood_of_readyz_runs_the_checks_one_at_a_time() {
     let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = runs.clone();
     let t = std::sync::Arc::new(TestCa::build("", move |inner| {
-        let slow: std::sync::Arc<dyn jit_ssh_audit::AuditLog> =
-            std::sync::Arc::new(SlowReady {
-                inner,
-                runs: counted,
-            });
+        let slow: std::sync::Arc<dyn jit_ssh_audit::AuditLog> = std::sync::Arc::new(SlowReady {
+            inner,
+            runs: counted,
+        });
         slow
     }));
     let mut callers = tokio::task::JoinSet::new();
