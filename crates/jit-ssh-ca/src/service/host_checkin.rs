@@ -203,7 +203,7 @@ impl Ca {
         }
         if let Some((_, serial, valid_before)) = &certificate {
             // Durable before the certificate leaves the CA.
-            self.audit(
+            let audited = self.audit(
                 Actor::Host {
                     name: host.name.clone(),
                     client_addr: client.ip().to_string(),
@@ -217,7 +217,16 @@ impl Ca {
                     serial: serial.get(),
                     valid_before: *valid_before,
                 }),
-            )?;
+            );
+            if let Err(e) = audited {
+                // The new certificate never leaves: the inventory names
+                // the one the host holds again, so its next check-in
+                // renews instead of being refused as replaced.
+                if !self.store.swap_host(&next, &host)? {
+                    tracing::error!(host = %host.name, "a refused renewal could not be undone: the host must enroll again");
+                }
+                return Err(e);
+            }
         }
         let document = serde_json::to_string(&CheckedInDocument {
             kind: HOST_CHECKED_IN_KIND.into(),
