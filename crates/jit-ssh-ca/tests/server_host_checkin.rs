@@ -361,3 +361,85 @@ async fn unanswered_challenges_are_pruned_once_expired() {
     // Gone: not even the signature is looked at.
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+/// Anyone may ask for a check-in challenge under any name. Asking must not
+/// spend the host's own budget: ten unauthenticated posts a minute would
+/// otherwise keep a host from checking in, and so from renewing, forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_asking_for_challenges_do_not_use_up_a_hosts_check_ins() {
+    let t = TestCa::new();
+    let key = host_key();
+    let cert = enrolled(&t, "db-1.dev", &key).await;
+    for _ in 0..12 {
+        let (s, e) = t
+            .post("/v1/hosts/checkin", &json!({ "name": "db-1.dev" }))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{e}");
+    }
+    let (s, answer) = checkin(&t, "db-1.dev", &cert, &report(Some(now())), &key).await;
+    assert_eq!(s, StatusCode::OK, "{answer}");
+    // The host's proven check-ins are still bounded (sync runs every 30 s).
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        statuses.push(
+            checkin(&t, "db-1.dev", &cert, &report(Some(now())), &key)
+                .await
+                .0,
+        );
+    }
+    assert_eq!(
+        statuses.last(),
+        Some(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        9,
+        "{statuses:?}"
+    );
+}
+
+/// The renewal's audit record is written after the inventory moved on to
+/// the new serial. When that append fails (a full disk) the certificate
+/// never leaves the CA, so the inventory must still name the one the
+/// host holds: else every later check-in is refused as "replaced" and the
+/// host must enroll again with a new token once the disk is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_the_audit_log_refused_leaves_the_host_its_certificate() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let disk_full = std::sync::Arc::new(AtomicBool::new(false));
+    let full = disk_full.clone();
+    let t = TestCa::build("", move |inner| {
+        let hook: std::sync::Arc<dyn AuditLog> = std::sync::Arc::new(common::AppendHook {
+            inner,
+            before: move |_: &jit_ssh_audit::Event| {
+                if full.load(Ordering::SeqCst) {
+                    Err(common::refused_append())
+                } else {
+                    Ok(())
+                }
+            },
+        });
+        hook
+    });
+    let key = host_key();
+    let cert = enrolled(&t, "db-1.dev", &key).await;
+    let before = t.ca.hosts().unwrap().hosts[0].clone();
+    t.clock.advance(std::time::Duration::from_secs(5 * 86_400));
+
+    disk_full.store(true, Ordering::SeqCst);
+    let (s, e) = checkin(&t, "db-1.dev", &cert, &report(None), &key).await;
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{e}");
+    assert_eq!(
+        t.ca.hosts().unwrap().hosts[0].cert_serial,
+        before.cert_serial,
+        "the inventory names a certificate nobody holds"
+    );
+
+    disk_full.store(false, Ordering::SeqCst);
+    let (s, answer) = checkin(&t, "db-1.dev", &cert, &report(None), &key).await;
+    assert_eq!(s, StatusCode::OK, "{answer}");
+    let new = document(&t, &answer).certificate.expect("renewed");
+    let new = ssh_key::Certificate::from_openssh(&new).unwrap();
+    assert_eq!(t.ca.hosts().unwrap().hosts[0].cert_serial, new.serial());
+}

@@ -297,3 +297,55 @@ async fn aliases_the_token_allows_are_principals_and_others_are_refused() {
     );
     assert_eq!(t.ca.hosts().unwrap().hosts[0].aliases, ["db.dev"]);
 }
+
+/// A token may enroll a name openly (the inventory then shows the new key),
+/// but an alias must not make a second machine another enrolled host: that
+/// host would stay enrolled and unaware, and removing it would not revoke
+/// the alias. Nor may a new host take the name another one has as alias.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alias_cannot_take_another_enrolled_hosts_name() {
+    let t = TestCa::new();
+    let tok =
+        t.ca.create_host_token("dev", None, None, 5, operator())
+            .unwrap()
+            .token;
+    let enroll = |name: &'static str, aliases: Value, key: PrivateKey| {
+        let body = json!({"token_id": tok.id, "token_secret": tok.secret, "name": name,
+               "host_key": key.public_key().to_openssh().unwrap(), "aliases": aliases});
+        let t = &t;
+        async move {
+            let (s, c) = t.post("/v1/hosts/enroll", &body).await;
+            if s != StatusCode::CREATED {
+                return (s, c);
+            }
+            finish(t, &c, &key).await
+        }
+    };
+    let (s, e) = enroll("db-1.dev", json!(["db.dev"]), host_key()).await;
+    assert_eq!(s, StatusCode::OK, "{e}");
+    let before = t.ca.hosts().unwrap();
+    let records = t.audit_count();
+
+    for (name, aliases, taken) in [
+        ("db-2.dev", json!(["db-1.dev"]), "db-1.dev"),
+        ("db-2.dev", json!(["db.dev"]), "db.dev"),
+        ("db.dev", json!([]), "db.dev"),
+    ] {
+        let (s, e) = enroll(name, aliases, host_key()).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{name}: {e}");
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(&format!(
+                "{taken} is already a name of the enrolled host db-1.dev"
+            )),
+            "{e}"
+        );
+    }
+    assert_eq!(t.ca.hosts().unwrap(), before);
+    assert_eq!(t.audit_count(), records + 3, "each refusal is audited");
+
+    // The host itself re-enrolls with its alias; another name is fine.
+    let (s, e) = enroll("db-1.dev", json!(["db.dev"]), host_key()).await;
+    assert_eq!(s, StatusCode::OK, "{e}");
+    let (s, e) = enroll("db-2.dev", json!(["db-3.dev"]), host_key()).await;
+    assert_eq!(s, StatusCode::OK, "{e}");
+}

@@ -21,7 +21,7 @@ use jit_ssh_proto::routes;
 use crate::enroll::{cert_path, check_certificate};
 use crate::error::HostError;
 use crate::fetch::post_capped;
-use crate::files::{read_opt, replace, SyncState};
+use crate::files::{check_dir, read_opt, replace, SyncState};
 use crate::sync::{held_keys, now_unix};
 
 /// Beside sshd's files: which host this is and where its key is, written
@@ -88,6 +88,10 @@ pub async fn checkin(
     state: &SyncState,
     reload_sshd: Option<&Path>,
 ) -> Result<CheckedIn, HostError> {
+    // Sync refuses a directory others may write; so does the check-in,
+    // which reads from it which key to sign with (and so where the
+    // certificate goes) and which CA keys may sign the answer.
+    check_dir(dir)?;
     let key = PrivateKey::read_openssh_file(&id.key)
         .map_err(|e| HostError::Usage(format!("reading the host key {}: {e}", id.key.display())))?;
     let cert_file = cert_path(&id.key);
@@ -212,4 +216,66 @@ fn reload(pid_file: &Path) -> Result<(), HostError> {
             pid.as_raw_nonzero()
         ))
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// Whoever may write the sync directory decides who logs in, so sync
+    /// refuses it; the check-in must not then trust its host.json (which
+    /// key signs, where the certificate is written) or its CA keys (who
+    /// may sign the answer), nor talk to the CA.
+    #[test]
+    fn no_check_in_from_a_directory_others_may_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = PrivateKey::random(&mut ssh_key::rand_core::OsRng, ssh_key::Algorithm::Ed25519)
+            .unwrap();
+        let key_path = dir.path().join("host_key");
+        std::fs::write(
+            &key_path,
+            key.to_openssh(LineEnding::LF).unwrap().as_bytes(),
+        )
+        .unwrap();
+        std::fs::write(
+            cert_path(&key_path),
+            "ssh-ed25519-cert-v01@openssh.com AAAA\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join(crate::files::CA_KEYS_FILE),
+            key.public_key().to_openssh().unwrap(),
+        )
+        .unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let ca = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        ca.set_nonblocking(true).unwrap();
+        let base = format!("http://{}", ca.local_addr().unwrap());
+        let id = HostIdentity {
+            name: "db-1.dev".into(),
+            key: key_path,
+        };
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(2))
+            .build()
+            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let got = rt.block_on(checkin(
+            &http,
+            &base,
+            dir.path(),
+            &id,
+            &SyncState::default(),
+            None,
+        ));
+        let err = got.unwrap_err().to_string();
+        assert!(ca.accept().is_err(), "the CA was asked ({err})");
+        assert!(err.contains("writable by group or others"), "{err}");
+    }
 }

@@ -46,11 +46,10 @@ impl Ca {
     ) -> Result<HostEnrollChallenge, ServiceError> {
         self.host_signer()?;
         self.limit_address(client)?;
+        // The host's own budget is spent only once it proved its key
+        // (finish): anyone may ask for a challenge under any name, and
+        // asking must not use up a host's check-ins.
         let name = HostName::parse(&body.name).map_err(ServiceError::invalid)?;
-        self.limit(
-            &format!("host-checkin:{name}"),
-            CHECKINS_PER_MINUTE_PER_HOST,
-        )?;
         let id = random_id();
         let challenge = HostChallenge {
             token_id: String::new(),
@@ -164,6 +163,10 @@ impl Ca {
                 c.name
             ))?);
         }
+        self.limit(
+            &format!("host-checkin:{}", c.name),
+            CHECKINS_PER_MINUTE_PER_HOST,
+        )?;
 
         let mut next = HostRecord {
             last_contact: now,
@@ -200,7 +203,7 @@ impl Ca {
         }
         if let Some((_, serial, valid_before)) = &certificate {
             // Durable before the certificate leaves the CA.
-            self.audit(
+            let audited = self.audit(
                 Actor::Host {
                     name: host.name.clone(),
                     client_addr: client.ip().to_string(),
@@ -214,7 +217,16 @@ impl Ca {
                     serial: serial.get(),
                     valid_before: *valid_before,
                 }),
-            )?;
+            );
+            if let Err(e) = audited {
+                // The new certificate never leaves: the inventory names
+                // the one the host holds again, so its next check-in
+                // renews instead of being refused as replaced.
+                if !self.store.swap_host(&next, &host)? {
+                    tracing::error!(host = %host.name, "a refused renewal could not be undone: the host must enroll again");
+                }
+                return Err(e);
+            }
         }
         let document = serde_json::to_string(&CheckedInDocument {
             kind: HOST_CHECKED_IN_KIND.into(),

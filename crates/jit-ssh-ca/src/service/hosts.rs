@@ -243,6 +243,9 @@ impl Ca {
                 ),
             )?);
         }
+        if let Some(why) = self.names_taken(name.as_str(), aliases.iter().map(HostName::as_str))? {
+            return Err(self.host_refused(client, &body.token_id, name.as_str(), &why)?);
+        }
         let id = random_id();
         let challenge = HostChallenge {
             token_id: body.token_id.clone(),
@@ -311,6 +314,10 @@ impl Ca {
                 "the challenge is not signed by the host key named in this enrollment",
             )?);
         }
+        // Again: another host may have taken a name since the challenge.
+        if let Some(why) = self.names_taken(&c.name, c.aliases.iter().map(String::as_str))? {
+            return Err(self.host_refused(client, &c.token_id, &c.name, &why)?);
+        }
         let Some(token) = self.store.use_host_token(&c.token_id, now)? else {
             return Err(self.host_refused(
                 client,
@@ -376,6 +383,37 @@ impl Ca {
             signature: signed.signature,
             ca_keys: self.ca_keys()?,
         })
+    }
+
+    /// Why `name` with `aliases` would take a name another enrolled host
+    /// answers to, if it would. A token may enroll (or re-enroll) `name`
+    /// itself, openly; but an alias naming another host would vouch for a
+    /// second machine as that host while it stays enrolled and unaware,
+    /// and removing that host would not revoke this certificate.
+    fn names_taken<'a>(
+        &self,
+        name: &str,
+        aliases: impl Iterator<Item = &'a str> + Clone,
+    ) -> Result<Option<String>, ServiceError> {
+        for other in self.store.hosts()? {
+            if other.name == name {
+                continue;
+            }
+            let taken = if other.aliases.iter().any(|a| a == name) {
+                Some(name)
+            } else {
+                aliases
+                    .clone()
+                    .find(|a| *a == other.name || other.aliases.iter().any(|o| o == a))
+            };
+            if let Some(taken) = taken {
+                return Ok(Some(format!(
+                    "{taken} is already a name of the enrolled host {}: remove that host first (jit-ssh-ca host remove)",
+                    other.name
+                )));
+            }
+        }
+        Ok(None)
     }
 
     /// `GET /v1/host-ca-keys`: the host CA keys and the host patterns they

@@ -136,6 +136,8 @@ pub struct Ca {
     /// Read once per operation ([`Ca::now`]); `now` is passed down.
     clock: Arc<dyn Clock>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// One `/readyz` run at a time ([`Ca::readiness`]).
+    ready_runs: ready::ReadyRuns,
 }
 
 impl Ca {
@@ -193,6 +195,7 @@ impl Ca {
             host_signer: None,
             clock: Arc::new(SystemClock),
             metrics,
+            ready_runs: ready::ReadyRuns::default(),
         })
     }
 

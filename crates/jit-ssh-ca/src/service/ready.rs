@@ -43,10 +43,37 @@ fn check(name: &'static str, f: impl FnOnce() -> Result<(), String>) -> Check {
     }
 }
 
+/// The last readiness run and when it started.
+#[derive(Default)]
+pub(crate) struct ReadyRuns(std::sync::Mutex<Option<(Instant, Readiness)>>);
+
 impl Ca {
-    /// Runs every readiness check (blocking: signing, a directory probe,
-    /// a store read).
+    /// Readiness as of a run that started after this call did (blocking:
+    /// signing, a directory probe, a store read). One run at a time:
+    /// `/readyz` asks for no credentials, and each run spends the CA
+    /// key's signer (an HSM's time, which issuance needs) and touches the
+    /// audit directory. Callers that queued while a run went on share the
+    /// next one: a flood costs one run at a time, and no answer is older
+    /// than its question.
     pub fn readiness(&self) -> Readiness {
+        let asked = Instant::now();
+        let mut last = self
+            .ready_runs
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((started, r)) = last.as_ref() {
+            if *started >= asked {
+                return r.clone();
+            }
+        }
+        let started = Instant::now();
+        let r = self.run_readiness_checks();
+        *last = Some((started, r.clone()));
+        r
+    }
+
+    fn run_readiness_checks(&self) -> Readiness {
         let mut checks = vec![check("ca_key", || {
             self.signer
                 .sign_detached(READY_NAMESPACE, b"readiness probe")
