@@ -8,6 +8,7 @@ mod init;
 mod invite;
 mod krl;
 mod oncall;
+mod rotate;
 mod running_ca;
 mod serve;
 mod sign;
@@ -41,6 +42,10 @@ enum Command {
     /// One enrolled host (`host remove NAME`), through the running server.
     #[command(subcommand)]
     Host(hosts::HostCommand),
+    /// Rotate the CA key (or, with --host, the host CA key) in three
+    /// audited steps: stage, activate, retire. Through the running server.
+    #[command(subcommand)]
+    Rotate(rotate::RotateCommand),
     /// Who is on call in a schedule, now or --at a time.
     Oncall(oncall::OnCallArgs),
     /// Check a configuration file and report every problem.
@@ -69,5 +74,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Host(c) => hosts::host(c),
         Command::Sign(a) => sign::run(a),
         Command::Krl(c) => krl::run(c),
+        Command::Rotate(c) => rotate::run(c),
     }
 }

@@ -17,8 +17,7 @@ use jit_ssh_audit_disk::DiskAuditLog;
 
 use crate::config::{Config, SignerConfig};
 use crate::http;
-use crate::service::Ca;
-use crate::signer::FileSigner;
+use crate::service::{Ca, Slots};
 use crate::store::SledStore;
 
 /// Subdirectories of the data directory.
@@ -34,8 +33,20 @@ pub fn open_ca(config: Config) -> anyhow::Result<Ca> {
         path,
         passphrase_file,
     } = &config.signer;
-    let key = crate::ca_key::load(path, passphrase_file.as_deref())
-        .with_context(|| format!("loading CA key {}", path.display()))?;
+    // A rotation, once started, names the keys (DATA/rotation.json).
+    let rotation = crate::rotation_state::RotationFile::load(&data)
+        .context("reading the CA key rotation state")?;
+    let user_keys = Slots::open(
+        rotation.as_ref().and_then(|r| r.user.as_ref()),
+        path,
+        passphrase_file.as_deref(),
+    )
+    .with_context(|| {
+        format!(
+            "loading the CA key ({} or the rotation state)",
+            path.display()
+        )
+    })?;
     let store = SledStore::open(&data.join(STATE_DIR)).with_context(|| {
         format!(
             "opening {} (is another jit-ssh-ca running on this data directory?)",
@@ -50,24 +61,30 @@ pub fn open_ca(config: Config) -> anyhow::Result<Ca> {
     })?;
     // The host CA key, if hosts are enrolled: encrypted with the same
     // passphrase as the CA key when `init` was given one.
-    let host_key = match &config.hosts.host_ca_key {
+    let host_keys = match &config.hosts.host_ca_key {
         Some(p) => Some(
-            crate::ca_key::load(p, passphrase_file.as_deref())
-                .with_context(|| format!("loading the host CA key {}", p.display()))?,
+            Slots::open(
+                rotation.as_ref().and_then(|r| r.host.as_ref()),
+                p,
+                passphrase_file.as_deref(),
+            )
+            .with_context(|| {
+                format!(
+                    "loading the host CA key ({} or the rotation state)",
+                    p.display()
+                )
+            })?,
         ),
         None => None,
     };
     let ca = Ca::new(
         config,
-        Arc::new(FileSigner::new(key)),
+        user_keys.active.clone(),
         Arc::new(store),
         Arc::new(audit),
     )
     .map_err(anyhow::Error::from)?;
-    Ok(match host_key {
-        Some(k) => ca.with_host_signer(Arc::new(FileSigner::new(k))),
-        None => ca,
-    })
+    Ok(ca.with_key_slots(user_keys, host_keys))
 }
 
 /// Makes `dir` (and parents) with mode 0700 if missing; refuses one that

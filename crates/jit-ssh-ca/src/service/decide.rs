@@ -172,7 +172,7 @@ impl Ca {
         let public_key = PublicKey::from_openssh(&req.public_key)
             .map_err(|e| ServiceError::Internal(format!("stored public key: {e}")))?;
         let issued = issue(
-            self.signer.as_ref(),
+            self.signer().as_ref(),
             self.audit.as_ref(),
             &self.config.profile,
             IssueRequest {
