@@ -96,7 +96,7 @@ async fn stage_activate_retire_moves_signing_to_the_next_key_without_a_gap() {
     let n = t.audit_count();
     let e = wrong_state(t.ca.rotate_activate(KeyRole::User, operator()));
     assert!(e.contains("no next user CA key is staged"), "{e}");
-    let e = wrong_state(t.ca.rotate_retire(KeyRole::User, operator()));
+    let e = wrong_state(t.ca.rotate_retire(KeyRole::User, false, operator()));
     assert!(e.contains("nothing to retire"), "{e}");
     assert_eq!(t.audit_count(), n);
 
@@ -170,7 +170,7 @@ async fn stage_activate_retire_moves_signing_to_the_next_key_without_a_gap() {
         Some(jit_ssh_ca::service::rfc3339_of(retire_at).as_str())
     );
     let n = t.audit_count();
-    let e = wrong_state(t.ca.rotate_retire(KeyRole::User, operator()));
+    let e = wrong_state(t.ca.rotate_retire(KeyRole::User, false, operator()));
     assert!(
         e.contains(&jit_ssh_ca::service::rfc3339_of(retire_at)),
         "{e}"
@@ -178,10 +178,12 @@ async fn stage_activate_retire_moves_signing_to_the_next_key_without_a_gap() {
     t.clock.advance(Duration::from_secs(
         u64::try_from(retire_at - t.ca.now() - 1).unwrap(),
     ));
-    wrong_state(t.ca.rotate_retire(KeyRole::User, operator()));
+    wrong_state(t.ca.rotate_retire(KeyRole::User, false, operator()));
     assert_eq!(t.audit_count(), n);
     t.clock.advance(Duration::from_secs(1));
-    let status = t.ca.rotate_retire(KeyRole::User, operator()).unwrap();
+    let status =
+        t.ca.rotate_retire(KeyRole::User, false, operator())
+            .unwrap();
     assert!(status.retiring.is_none());
     let (keys, doc) = key_set(&t).await;
     assert!(same_keys(&keys, &[&next]), "{keys:?}");
@@ -253,10 +255,11 @@ async fn the_host_ca_key_rotates_and_clients_trust_both_meanwhile() {
 
     // Host certificates live 7 days: retire waits for them.
     t.clock.advance(Duration::from_secs(86_400));
-    let e = wrong_state(t.ca.rotate_retire(KeyRole::Host, operator()));
+    let e = wrong_state(t.ca.rotate_retire(KeyRole::Host, false, operator()));
     assert!(e.contains("host CA key"), "{e}");
     t.clock.advance(Duration::from_secs(6 * 86_400 + 60));
-    t.ca.rotate_retire(KeyRole::Host, operator()).unwrap();
+    t.ca.rotate_retire(KeyRole::Host, false, operator())
+        .unwrap();
     assert_eq!(host_keys(&t), vec![after[0].clone()]);
     let r = records(&t, "ca_key_retired");
     let Event::CaKeyRetired(k) = &r[0].event else {
@@ -353,4 +356,24 @@ fn a_restart_resumes_the_rotation() {
     assert_eq!(host.staged.unwrap(), host_next);
     let set = ca.ca_keys().unwrap();
     assert_eq!(set.keys.len(), 2);
+}
+
+/// A compromised previous key can be retired at once (`retire --now`):
+/// the record says it was early, and the key set drops it immediately.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retire_now_drops_a_compromised_key_without_waiting() {
+    let t = TestCa::new();
+    t.ca.rotate_stage(KeyRole::User, None, operator()).unwrap();
+    let s = t.ca.rotate_activate(KeyRole::User, operator()).unwrap();
+    let e = wrong_state(t.ca.rotate_retire(KeyRole::User, false, operator()));
+    assert!(e.contains("--now"), "{e}");
+    t.ca.rotate_retire(KeyRole::User, true, operator()).unwrap();
+    let (keys, _) = key_set(&t).await;
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].fingerprint(HashAlg::Sha256).to_string(), s.active);
+    let r = records(&t, "ca_key_retired");
+    let Event::CaKeyRetired(k) = &r[0].event else {
+        panic!()
+    };
+    assert!(k.detail.contains("retired early"), "{}", k.detail);
 }

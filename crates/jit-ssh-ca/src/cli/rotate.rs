@@ -34,6 +34,10 @@ pub enum RotateCommand {
     /// Stop publishing the previous key (refused while a certificate it
     /// signed can still be valid; the answer says from when).
     Retire {
+        /// Do not wait: for a compromised key. Every certificate it signed
+        /// stops working on hosts' next sync.
+        #[arg(long)]
+        now: bool,
         #[command(flatten)]
         which: Which,
     },
@@ -57,7 +61,8 @@ pub fn run(c: RotateCommand) -> anyhow::Result<ExitCode> {
     let (step, key_file, which) = match c {
         RotateCommand::Stage { key, which } => (RotateStep::Stage, key, which),
         RotateCommand::Activate { which } => (RotateStep::Activate, None, which),
-        RotateCommand::Retire { which } => (RotateStep::Retire, None, which),
+        RotateCommand::Retire { now: false, which } => (RotateStep::Retire, None, which),
+        RotateCommand::Retire { now: true, which } => (RotateStep::RetireNow, None, which),
         RotateCommand::Status { which } => (RotateStep::Status, None, which),
     };
     // The server resolves paths from its own directory: send an absolute one.

@@ -62,6 +62,9 @@ pub enum RotateStep {
     Stage,
     Activate,
     Retire,
+    /// Retire without waiting for the previous key's certificates to
+    /// expire (a compromised key).
+    RetireNow,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -228,7 +231,8 @@ async fn handle(ca: Arc<Ca>, stream: UnixStream) -> anyhow::Result<()> {
                 RotateStep::Status => ca.rotation_status(key),
                 RotateStep::Stage => ca.rotate_stage(key, key_file.as_deref(), actor),
                 RotateStep::Activate => ca.rotate_activate(key, actor),
-                RotateStep::Retire => ca.rotate_retire(key, actor),
+                RotateStep::Retire => ca.rotate_retire(key, false, actor),
+                RotateStep::RetireNow => ca.rotate_retire(key, true, actor),
             })
             .await;
             match done {

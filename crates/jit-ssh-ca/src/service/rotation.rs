@@ -392,10 +392,12 @@ impl Ca {
     }
 
     /// `rotate retire`: the previous key leaves the published set, once no
-    /// certificate it signed can still be valid.
+    /// certificate it signed can still be valid; `at_once` (a compromised
+    /// key) skips the wait and ends those certificates on hosts' next sync.
     pub fn rotate_retire(
         &self,
         role: KeyRole,
+        at_once: bool,
         actor: Actor,
     ) -> Result<RotationStatus, ServiceError> {
         let _step = self
@@ -411,9 +413,9 @@ impl Ca {
             )));
         };
         let now = self.now();
-        if now < r.retire_after {
+        if now < r.retire_after && !at_once {
             return Err(refuse(format!(
-                "certificates signed by the previous {} CA key ({}) may be valid until {}: retire it then (in {} s)",
+                "certificates signed by the previous {} CA key ({}) may be valid until {}: retire it then (in {} s), or now with --now if the key is compromised",
                 role.name(),
                 fingerprint(&previous),
                 rfc3339(r.retire_after),
@@ -427,10 +429,18 @@ impl Ca {
             fingerprint: fingerprint(&previous),
             other_fingerprint: fingerprint(old.active.public_key()),
             retire_after: u64::try_from(r.retire_after).unwrap_or(0),
-            detail: format!(
-                "no longer published; its key file {} is kept",
-                r.key_file.display()
-            ),
+            detail: if now < r.retire_after {
+                format!(
+                    "retired early (--now), {} s before its certificates expire: they stop working on hosts' next sync; key file {} kept",
+                    r.retire_after - now,
+                    r.key_file.display()
+                )
+            } else {
+                format!(
+                    "no longer published; its key file {} is kept",
+                    r.key_file.display()
+                )
+            },
         });
         self.commit(role, &old, next, actor, event)?;
         self.rotation_status(role)
