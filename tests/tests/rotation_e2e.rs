@@ -187,8 +187,7 @@ approval = "none"
         let log = sshd.log();
         let accepted = log
             .lines()
-            .filter(|l| l.contains("Accepted publickey"))
-            .last()
+            .rfind(|l| l.contains("Accepted publickey"))
             .unwrap()
             .to_owned();
         assert!(
