@@ -37,6 +37,63 @@ fn enroll(url: &str, token: &str, name: &str, key: &Path, dir: &Path, extra: &[&
         .args(extra))
 }
 
+/// The dev CA with `line` added to its `[hosts]` section (the dev config
+/// is written by the first start and kept by the next).
+fn dev_ca_with_hosts(dev: &Path, line: &str) -> DevCa {
+    let mut ca = DevCa::start(dev, "admin");
+    ca.stop();
+    let config = dev.join("ca.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replacen("[hosts]\n", &format!("[hosts]\n{line}\n"), 1),
+    )
+    .unwrap();
+    DevCa::start(dev, "admin")
+}
+
+/// Where host `db-1.dev`'s files live under a test's root.
+struct Db1 {
+    host_key: std::path::PathBuf,
+    sync_dir: std::path::PathBuf,
+    drop_ins: std::path::PathBuf,
+    cert_file: std::path::PathBuf,
+}
+
+impl Db1 {
+    fn at(root: &Path) -> Db1 {
+        Db1 {
+            host_key: root.join("ssh_host_ed25519_key"),
+            sync_dir: root.join("etc-ssh-jit-ssh"),
+            drop_ins: root.join("sshd_config.d"),
+            cert_file: root.join("ssh_host_ed25519_key-cert.pub"),
+        }
+    }
+}
+
+/// Makes db-1.dev's host key and enrolls it with a fresh `dev` token,
+/// writing the sshd_config drop-in; returns enroll's output and the token.
+fn enroll_db1(root: &Path, ca: &DevCa, extra: &[&str]) -> (Output, String) {
+    let db1 = Db1::at(root);
+    keygen(root, "ssh_host_ed25519_key");
+    std::fs::create_dir(&db1.drop_ins).unwrap();
+    let token = host_token(&ca.dev_dir, "dev");
+    let out = enroll(
+        &ca.url,
+        &token,
+        "db-1.dev",
+        &db1.host_key,
+        &db1.sync_dir,
+        &[
+            &["--sshd-config-dir", db1.drop_ins.to_str().unwrap()],
+            extra,
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    (out, token)
+}
+
 /// sshd with `host_key`, including `drop_in_dir/*.conf` first (so the
 /// drop-in's HostCertificate and jit-ssh lines apply).
 fn sshd(root: &Path, name: &str, host_key: &Path, drop_in_dir: Option<&Path>) -> Sshd {
@@ -70,21 +127,13 @@ fn an_enrolled_host_is_trusted_by_certificate_and_others_are_refused() {
 
     // The host enrolls: certificate beside its key, CA keys and KRL synced,
     // an sshd_config drop-in written.
-    let host_key = keygen(root, "ssh_host_ed25519_key");
-    let sync_dir = root.join("etc-ssh-jit-ssh");
-    let drop_ins = root.join("sshd_config.d");
-    std::fs::create_dir(&drop_ins).unwrap();
-    let token = host_token(&dev, "dev");
-    let out = enroll(
-        &ca.url,
-        &token,
-        "db-1.dev",
-        &host_key,
-        &sync_dir,
-        &["--sshd-config-dir", drop_ins.to_str().unwrap()],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let cert_file = root.join("ssh_host_ed25519_key-cert.pub");
+    let (out, token) = enroll_db1(root, &ca, &[]);
+    let Db1 {
+        host_key,
+        sync_dir,
+        drop_ins,
+        cert_file,
+    } = Db1::at(root);
     assert!(String::from_utf8_lossy(&out.stdout)
         .trim()
         .starts_with("HostCertificate /"));
@@ -385,34 +434,15 @@ fn host_sync_checks_in_renews_the_certificate_and_is_refused_after_removal() {
     let root = tmp.path();
     let dev = root.join("dev");
     // 12-second host certificates, so a renewal comes within the test.
-    let mut ca = DevCa::start(&dev, "admin");
-    ca.stop();
-    let config = dev.join("ca.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    let text = text.replacen("[hosts]\n", "[hosts]\ncert_validity = \"12s\"\n", 1);
-    std::fs::write(&config, text).unwrap();
-    let ca = DevCa::start(&dev, "admin");
+    let ca = dev_ca_with_hosts(&dev, "cert_validity = \"12s\"");
 
-    let host_key = keygen(root, "ssh_host_ed25519_key");
-    let sync_dir = root.join("etc-ssh-jit-ssh");
-    let drop_ins = root.join("sshd_config.d");
-    std::fs::create_dir(&drop_ins).unwrap();
-    let token = host_token(&dev, "dev");
-    let out = enroll(
-        &ca.url,
-        &token,
-        "db-1.dev",
-        &host_key,
-        &sync_dir,
-        &[
-            "--sshd-config-dir",
-            drop_ins.to_str().unwrap(),
-            "--alias",
-            "db.dev",
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let cert_file = root.join("ssh_host_ed25519_key-cert.pub");
+    enroll_db1(root, &ca, &["--alias", "db.dev"]);
+    let Db1 {
+        host_key,
+        sync_dir,
+        drop_ins,
+        cert_file,
+    } = Db1::at(root);
     let first = cert_blob(&cert_file);
     let sshd = sshd(root, "enrolled", &host_key, Some(&drop_ins));
     assert_eq!(served_certificate(sshd.port()), first);
@@ -514,4 +544,33 @@ fn host_sync_checks_in_renews_the_certificate_and_is_refused_after_removal() {
     assert!(stderr(&out).contains("enroll"), "{}", stderr(&out));
     assert_eq!(reload.count(1), 1);
     drop(ca);
+}
+
+#[test]
+fn a_host_holding_an_old_krl_is_listed_as_behind() {
+    if !have_tools("host_enroll", &[SSHD, SSH, SSH_KEYGEN]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let dev = root.join("dev");
+    // "Behind" after one second, so the KRL the host holds ages into it.
+    let ca = dev_ca_with_hosts(&dev, "krl_behind_after = \"1s\"");
+    enroll_db1(root, &ca, &[]);
+    let out = run(Command::new(bin("jit-ssh-host"))
+        .args(["sync", "--ca-url", &ca.url, "--dir"])
+        .arg(&Db1::at(root).sync_dir));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed = hosts_json(&dev);
+    let signed_at = listed["krl_signed_at"].as_str().unwrap().to_owned();
+    std::thread::sleep(std::time::Duration::from_millis(2_100));
+    let table = run_ok(
+        Command::new(bin("jit-ssh-ca"))
+            .args(["hosts", "--dev-dir"])
+            .arg(&dev),
+    );
+    let row = table.lines().find(|l| l.starts_with("db-1.dev")).unwrap();
+    assert!(row.contains("behind-on-krl"), "{table}");
+    assert!(row.contains(&signed_at), "{table}");
+    assert_eq!(hosts_json(&dev)["behind_on_krl"], true);
 }

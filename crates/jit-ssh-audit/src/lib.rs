@@ -54,6 +54,10 @@ pub enum StoreError {
     Encode(#[source] serde_json::Error),
     #[error("the audit log refuses appends after an earlier write or flush failure; restart once the storage is healthy")]
     Poisoned,
+    /// Nothing was written: the log refuses appends until its directory
+    /// takes writes again (checked again before the next append).
+    #[error("the audit log directory does not take writes; appends are refused until it does")]
+    Unwritable(#[source] std::io::Error),
 }
 
 /// The audit log as the CA sees it.
@@ -84,4 +88,11 @@ pub trait AuditLog: Send + Sync {
         to: u64,
         sink: &mut dyn FnMut(&[u8]) -> bool,
     ) -> Result<u64, StoreError>;
+
+    /// Whether the log would accept an append now, checked without
+    /// writing a record (a readiness probe calls it every few seconds).
+    /// A store with nothing to check is always ready.
+    fn ready(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

@@ -90,6 +90,9 @@ async fn run() {
         )
         .unwrap(),
     );
+    // As the server wires it: group sizes reach the metrics.
+    let metrics = ca.metrics.clone();
+    audit.observe_group_sizes(move |n| metrics.audit_group(n));
     let app = jit_ssh_ca::http::app(ca.clone()).into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
 

@@ -6,7 +6,7 @@
 //! audited before it returns ([`issue`]), policy ([`policy`]), on-call
 //! schedules ([`oncall`]), notifications ([`notify`]), configuration
 //! ([`config`]), the state store ([`store`]), the operations ([`service`]),
-//! HTTP ([`http`]) and the running server with its admin socket
+//! HTTP ([`http`]), Prometheus metrics ([`metrics`]) and the running server with its admin socket
 //! ([`server`]).
 //!
 //! The `jit-ssh-ca` binary: `serve` (`--dev` for a try-out), `init` (CA
@@ -26,6 +26,7 @@ pub mod http;
 pub mod issue;
 pub mod logging;
 pub mod match_code;
+pub mod metrics;
 pub mod names;
 pub mod notify;
 pub mod oncall;

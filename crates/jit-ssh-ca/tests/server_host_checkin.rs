@@ -153,6 +153,19 @@ async fn a_host_checks_in_with_its_key_and_the_inventory_shows_what_it_holds() {
     let (s, _) = checkin(&t, "db-1.dev", &cert, &report(Some(now() - 3600)), &key).await;
     assert_eq!(s, StatusCode::OK);
     assert!(t.ca.hosts().unwrap().hosts[0].behind_on_krl);
+    // Metrics count it too (and name no host).
+    let scrape = t.ca.metrics.render(&t.ca);
+    for line in [
+        "jit_ssh_hosts_enrolled 1",
+        "jit_ssh_hosts_behind_on_krl 1",
+        "jit_ssh_hosts_silent 0",
+    ] {
+        assert!(
+            scrape.lines().any(|l| l == line),
+            "no {line:?} in:\n{scrape}"
+        );
+    }
+    assert!(!scrape.contains("db-1.dev"));
     let mut aud = t.enroll("aud").await;
     let auditor = t.sign_in("aud", &mut aud).await;
     let (s, list) = t.get("/v1/hosts", Some(&auditor)).await;

@@ -377,3 +377,53 @@ async fn retire_now_drops_a_compromised_key_without_waiting() {
     };
     assert!(k.detail.contains("retired early"), "{}", k.detail);
 }
+
+/// A CA key that no longer signs (a token pulled out) but whose public key
+/// is known.
+struct Broken(ssh_key::PrivateKey);
+
+impl jit_ssh_ca::signer::CaSigner for Broken {
+    fn public_key(&self) -> &PublicKey {
+        self.0.public_key()
+    }
+    fn sign(
+        &self,
+        _: ssh_key::certificate::Builder,
+    ) -> Result<ssh_key::Certificate, jit_ssh_ca::signer::SignError> {
+        Err(jit_ssh_ca::signer::SignError(ssh_key::Error::Crypto))
+    }
+    fn sign_detached(&self, _: &str, _: &[u8]) -> Result<SshSig, jit_ssh_ca::signer::SignError> {
+        Err(jit_ssh_ca::signer::SignError(ssh_key::Error::Crypto))
+    }
+}
+
+/// Readiness probes the key that signs now: a broken old key makes the CA
+/// unready until `activate` puts a working one in its place.
+#[test]
+fn readiness_probes_the_active_key() {
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let ics = dir.path().join("oncall.ics");
+    std::fs::write(&ics, common::ONCALL_ICS).unwrap();
+    let text = common::config_text("")
+        .replace("ONCALL_ICS", &ics.display().to_string())
+        .replace("WEBHOOK_URL", "http://127.0.0.1:9/hook");
+    let mut cfg = jit_ssh_ca::config::parse(&text, "test").unwrap();
+    cfg.data_dir = dir.path().to_owned();
+    let old =
+        ssh_key::PrivateKey::random(&mut ssh_key::rand_core::OsRng, ssh_key::Algorithm::Ed25519)
+            .unwrap();
+    let ca = jit_ssh_ca::service::Ca::new(
+        cfg,
+        Arc::new(Broken(old)),
+        Arc::new(jit_ssh_ca::store::SledStore::open(&dir.path().join("state")).unwrap()),
+        Arc::new(jit_ssh_audit_disk::DiskAuditLog::open(&dir.path().join("audit")).unwrap()),
+    )
+    .unwrap();
+    assert!(!ca.readiness().ready);
+    ca.rotate_stage(KeyRole::User, None, operator()).unwrap();
+    assert!(!ca.readiness().ready);
+    ca.rotate_activate(KeyRole::User, operator()).unwrap();
+    let r = ca.readiness();
+    assert!(r.ready, "{r:?}");
+}

@@ -85,6 +85,13 @@ pub const REACH: &str = "/v1/reach";
 pub const HOST_CA_KEYS: &str = "/v1/host-ca-keys";
 /// `GET`: liveness.
 pub const HEALTH: &str = "/healthz";
+/// The process is alive (what `/healthz` always said).
+pub const LIVEZ: &str = "/livez";
+/// 200 when the CA can issue (key signs, audit log takes appends, store
+/// answers), 503 naming the failed checks otherwise.
+pub const READYZ: &str = "/readyz";
+/// Prometheus metrics (text exposition format).
+pub const METRICS: &str = "/metrics";
 
 /// Pages for people. `/`: what this CA is, how to enroll, and the
 /// requests waiting for an approver (after a sign-in).

@@ -46,6 +46,15 @@ pub fn run(a: CheckConfigArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    if let Some(p) = &c.metrics.token_file {
+        match std::fs::read_to_string(p) {
+            Ok(t) if t.trim().is_empty() => {
+                problems.push(format!("metrics.token_file: {} is empty", p.display()))
+            }
+            Ok(_) => {}
+            Err(e) => problems.push(format!("metrics.token_file: {}: {e}", p.display())),
+        }
+    }
     let schedules = jit_ssh_ca::oncall::Schedules::new(c.schedules.clone());
     for (name, e) in schedules.load_files() {
         problems.push(format!("schedules.{name}: {e}"));

@@ -8,6 +8,7 @@ mod init;
 mod invite;
 mod krl;
 mod oncall;
+mod ready;
 mod rotate;
 mod running_ca;
 mod serve;
@@ -50,6 +51,9 @@ enum Command {
     Oncall(oncall::OnCallArgs),
     /// Check a configuration file and report every problem.
     CheckConfig(check_config::CheckConfigArgs),
+    /// Whether the running CA can issue (what `/readyz` says); with
+    /// `--wait`, waits for it (systemd's ExecStartPost).
+    Ready(ready::ReadyArgs),
     /// Create the CA key and the host CA key (ed25519, mode 0600) and
     /// their public keys.
     Init(init::InitArgs),
@@ -66,6 +70,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(a) => serve::run(a),
         Command::Invite(a) => invite::run(a),
         Command::CheckConfig(a) => check_config::run(a),
+        Command::Ready(a) => ready::run(a),
         Command::Oncall(a) => oncall::run(a),
         Command::EnableUser(a) => enable_user::run(a),
         Command::Init(a) => init::run(a),

@@ -99,6 +99,9 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
             ca.config.public_url.as_str().trim_end_matches('/')
         );
         println!("bound to {bound}");
+        if let Some(metrics) = ca.metrics.bound() {
+            println!("metrics bound to {metrics}");
+        }
         if let Some(user) = &dev_user {
             match ca.is_enrolled(user) {
                 Ok(true) => println!(

@@ -37,6 +37,9 @@ pub struct ConfigFile {
     /// The host CA: enrollment, host certificates.
     #[serde(default)]
     pub hosts: super::hosts::HostsFile,
+    /// Where Prometheus scrapes `/metrics`, and the token it sends.
+    #[serde(default)]
+    pub metrics: super::metrics::MetricsFile,
     /// Users allowed to use the CA, with their groups and roles.
     #[serde(default)]
     pub users: Vec<UserFile>,

@@ -5,6 +5,7 @@ pub mod connections;
 pub mod dev;
 pub mod file;
 pub mod hosts;
+pub mod metrics;
 mod rules;
 mod schedules;
 
@@ -81,6 +82,7 @@ pub struct Config {
     pub limits: Limits,
     pub connections: connections::ConnectionLimits,
     pub hosts: hosts::HostsConfig,
+    pub metrics: metrics::MetricsConfig,
     pub profile: CertProfile,
     pub policy: Policy,
     /// On-call schedules by name.
@@ -230,6 +232,7 @@ fn validate(f: file::ConfigFile, c: &mut Collector<'_>) -> Option<Config> {
     let limits = limits(&f.limits, c);
     let connections = connections::limits(&f.connections, c);
     let hosts = hosts::hosts(&f.hosts, c);
+    let metrics = metrics::metrics(&f.metrics, c);
     let skew = f
         .limits
         .clock_skew
@@ -258,6 +261,7 @@ fn validate(f: file::ConfigFile, c: &mut Collector<'_>) -> Option<Config> {
         limits,
         connections,
         hosts,
+        metrics,
         profile: CertProfile {
             clock_skew: skew.unwrap_or(Duration::from_secs(60)),
             max_ttl: HARD_MAX_TTL,

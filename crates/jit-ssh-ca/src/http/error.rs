@@ -9,6 +9,11 @@ use jit_ssh_proto::error::{code, ErrorBody, ErrorDetail};
 
 use crate::service::ServiceError;
 
+/// The error code of an error response, for the metrics layer (which
+/// sees the response, not its JSON).
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -70,6 +75,7 @@ impl IntoResponse for ApiError {
             },
         };
         let mut res = (self.status, Json(body)).into_response();
+        res.extensions_mut().insert(ErrorCode(self.code));
         if self.status == StatusCode::REQUEST_TIMEOUT {
             // The rest of a body that came too slowly is never read: the
             // connection cannot carry another request.

@@ -11,9 +11,11 @@ mod decisions;
 mod enroll;
 mod error;
 mod error_shape;
+mod health;
 mod hosts;
 mod json;
 mod krl;
+mod metrics;
 mod pages;
 mod reach;
 mod requests;
@@ -29,7 +31,8 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::Router;
 
-pub use error::ApiError;
+pub use error::{ApiError, ErrorCode};
+pub use metrics::metrics_app;
 
 use crate::service::{Ca, ServiceError};
 
@@ -52,6 +55,8 @@ pub fn app(state: AppState) -> Router {
         .merge(sessions::routes())
         .merge(decisions::routes())
         .merge(audit::routes())
+        .merge(health::routes())
+        .merge(metrics::routes())
         .merge(pages::routes())
         .fallback(|| async { ApiError::from(ServiceError::NotFound("route")) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -62,6 +67,10 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn(error_shape::json_errors))
         .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn(access_log))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::http::track,
+        ))
         .with_state(state)
 }
 

@@ -58,7 +58,12 @@ impl Notifier {
 
     /// Starts delivering (once; needs a tokio runtime). Until then
     /// notifications wait in the queue.
-    pub fn start(&self, audit: Arc<dyn AuditLog>, backoff: Backoff) {
+    pub fn start(
+        &self,
+        audit: Arc<dyn AuditLog>,
+        backoff: Backoff,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) {
         let Some(mut rx) = self.receiver.lock().ok().and_then(|mut r| r.take()) else {
             return;
         };
@@ -80,6 +85,7 @@ impl Notifier {
                         n.clone(),
                         audit.clone(),
                         backoff,
+                        metrics.clone(),
                     ));
                 }
             }
@@ -104,7 +110,12 @@ async fn deliver(
     n: Notification,
     audit: Arc<dyn AuditLog>,
     backoff: Backoff,
+    metrics: Arc<crate::metrics::Metrics>,
 ) {
+    let kind = match target.kind {
+        super::NotifyKind::Webhook => "webhook",
+        super::NotifyKind::Slack => "slack",
+    };
     let body = n.payload(target.kind);
     let mut last = String::new();
     for attempt in 0..backoff.attempts.max(1) {
@@ -114,13 +125,16 @@ async fn deliver(
         match http.post(target.url.clone()).json(&body).send().await {
             Ok(r) if r.status().is_success() => {
                 tracing::info!(event = n.event.as_str(), target = %target.describe(), attempt = attempt + 1, "notification delivered");
+                metrics.notification(kind, true);
                 return;
             }
             Ok(r) => last = format!("HTTP {}", r.status().as_u16()),
             Err(e) => last = failure(&e),
         }
         tracing::warn!(event = n.event.as_str(), target = %target.describe(), attempt = attempt + 1, error = %last, "notification attempt failed");
+        metrics.notification_attempt_failed(kind);
     }
+    metrics.notification(kind, false);
     let record = Event::NotificationFailed(NotificationFailed {
         event: n.event.as_str().to_owned(),
         request: n.request.clone(),

@@ -106,6 +106,16 @@ enum Loaded {
 pub struct Schedules {
     configs: BTreeMap<String, ScheduleConfig>,
     loaded: RwLock<BTreeMap<String, Loaded>>,
+    health: RwLock<BTreeMap<String, FeedHealth>>,
+}
+
+/// How a schedule's feed has been loading (for metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FeedHealth {
+    /// Unix seconds of the last good load.
+    pub loaded_at: Option<i64>,
+    /// Failed loads (fetch, read or parse) since the CA started.
+    pub errors: u64,
 }
 
 impl fmt::Debug for Schedules {
@@ -121,6 +131,29 @@ impl Schedules {
         Self {
             configs,
             loaded: RwLock::new(BTreeMap::new()),
+            health: RwLock::new(BTreeMap::new()),
+        }
+    }
+
+    /// Each schedule with a feed (file or URL), and how it has been loading.
+    pub fn feed_health(&self) -> Vec<(String, FeedHealth)> {
+        let health = self.health.read().map(|h| h.clone()).unwrap_or_default();
+        self.configs
+            .iter()
+            .filter(|(_, c)| matches!(c.source, Source::IcalFile(_) | Source::IcalUrl(_)))
+            .map(|(n, _)| (n.clone(), health.get(n).copied().unwrap_or_default()))
+            .collect()
+    }
+
+    fn note_load(&self, name: &str, ok: bool) {
+        if let Ok(mut h) = self.health.write() {
+            let h = h.entry(name.to_owned()).or_default();
+            if ok {
+                // Wall-clock time: feeds are fetched in real time.
+                h.loaded_at = Some(crate::clock::Clock::now_unix(&crate::clock::SystemClock));
+            } else {
+                h.errors += 1;
+            }
         }
     }
 
@@ -155,6 +188,7 @@ impl Schedules {
             .get(name)
             .ok_or_else(|| ScheduleError::Unknown(name.to_owned()))?;
         let parsed = ical::parse(text, &config.tz);
+        self.note_load(name, parsed.is_ok());
         let mut loaded = self.loaded.write().map_err(|_| ScheduleError::Poisoned)?;
         match parsed {
             Ok(events) => {
@@ -177,9 +211,12 @@ impl Schedules {
         for (name, c) in &self.configs {
             if let Source::IcalFile(path) = &c.source {
                 let result = std::fs::read_to_string(path)
-                    .map_err(|source| ScheduleError::Read {
-                        path: path.clone(),
-                        source,
+                    .map_err(|source| {
+                        self.note_load(name, false);
+                        ScheduleError::Read {
+                            path: path.clone(),
+                            source,
+                        }
                     })
                     .and_then(|text| self.set_feed(name, &text));
                 if let Err(e) = result {
@@ -192,6 +229,7 @@ impl Schedules {
 
     /// Marks a feed as failed to load, unless a good copy is held.
     pub fn feed_failed(&self, name: &str, why: String) {
+        self.note_load(name, false);
         if let Ok(mut loaded) = self.loaded.write() {
             loaded.entry(name.to_owned()).or_insert(Loaded::Failed(why));
         }

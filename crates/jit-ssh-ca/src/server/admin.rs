@@ -45,6 +45,8 @@ pub enum AdminRequest {
     HostRemove {
         name: String,
     },
+    /// The readiness checks (what `/readyz` answers).
+    Ready,
     /// A CA key rotation step (`jit-ssh-ca rotate …`).
     Rotate {
         step: RotateStep,
@@ -93,6 +95,11 @@ pub enum AdminResponse {
     },
     Rotation {
         status: RotationStatus,
+    },
+    Ready {
+        ready: bool,
+        /// Each failed check: name and why.
+        failed: Vec<(String, String)>,
     },
     Error {
         message: String,
@@ -240,6 +247,18 @@ async fn handle(ca: Arc<Ca>, stream: UnixStream) -> anyhow::Result<()> {
                 Err(message) => AdminResponse::Error { message },
             }
         }
+        Ok(AdminRequest::Ready) => match blocking(ca, |ca| Ok(ca.readiness())).await {
+            Ok(r) => AdminResponse::Ready {
+                ready: r.ready,
+                failed: r
+                    .checks
+                    .into_iter()
+                    .filter(|c| !c.ok)
+                    .map(|c| (c.name.to_owned(), c.error.unwrap_or_default()))
+                    .collect(),
+            },
+            Err(message) => AdminResponse::Error { message },
+        },
         Ok(AdminRequest::Hosts) => match blocking(ca, |ca| ca.hosts()).await {
             Ok(hosts) => AdminResponse::Hosts { hosts },
             Err(message) => AdminResponse::Error { message },

@@ -36,6 +36,7 @@ use crate::config::connections::ConnectionLimits;
 #[derive(Clone)]
 pub struct Guard {
     slots: Arc<Semaphore>,
+    max: usize,
     per_address: PerAddress,
     idle_timeout: Duration,
     /// Milliseconds since `started` of the last "connection cap reached"
@@ -48,6 +49,7 @@ impl Guard {
     pub fn new(limits: &ConnectionLimits) -> Self {
         Self {
             slots: Arc::new(Semaphore::new(limits.max_connections)),
+            max: limits.max_connections,
             per_address: PerAddress {
                 held: Arc::default(),
                 max: limits.max_per_address,
@@ -56,6 +58,12 @@ impl Guard {
             last_warning: Arc::new(AtomicU64::new(0)),
             started: Instant::now(),
         }
+    }
+
+    /// Connections holding a slot now (for metrics).
+    pub fn open_counter(&self) -> impl Fn() -> usize + Send + Sync + 'static {
+        let (slots, max) = (self.slots.clone(), self.max);
+        move || max.saturating_sub(slots.available_permits())
     }
 
     fn warn_full(&self) {

@@ -53,12 +53,12 @@ pub fn open_ca(config: Config) -> anyhow::Result<Ca> {
             data.join(STATE_DIR).display()
         )
     })?;
-    let audit = DiskAuditLog::open(&data.join(AUDIT_DIR)).with_context(|| {
+    let audit = Arc::new(DiskAuditLog::open(&data.join(AUDIT_DIR)).with_context(|| {
         format!(
             "opening the audit log in {}",
             data.join(AUDIT_DIR).display()
         )
-    })?;
+    })?);
     // The host CA key, if hosts are enrolled: encrypted with the same
     // passphrase as the CA key when `init` was given one.
     let host_keys = match &config.hosts.host_ca_key {
@@ -81,9 +81,21 @@ pub fn open_ca(config: Config) -> anyhow::Result<Ca> {
         config,
         user_keys.active.clone(),
         Arc::new(store),
-        Arc::new(audit),
+        audit.clone(),
     )
     .map_err(anyhow::Error::from)?;
+    let metrics = ca.metrics.clone();
+    audit.observe_group_sizes(move |n| metrics.audit_group(n));
+    if let Some(p) = &ca.config.metrics.token_file {
+        let token = std::fs::read_to_string(p)
+            .with_context(|| format!("reading the metrics token {}", p.display()))?;
+        anyhow::ensure!(
+            !token.trim().is_empty(),
+            "the metrics token file {} is empty",
+            p.display()
+        );
+        ca.metrics.require_token(&token);
+    }
     Ok(ca.with_key_slots(user_keys, host_keys))
 }
 
@@ -121,6 +133,13 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let ca = Arc::new(ca);
     let admin = admin::start(ca.clone()).await?;
+    let metrics_listener =
+        match ca.config.metrics.listen {
+            Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| {
+                format!("binding the metrics listener [metrics] listen {addr}")
+            })?),
+            None => None,
+        };
     let app = http::app(ca.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
     {
@@ -139,9 +158,11 @@ pub async fn serve(
         ca.config.limits.checkpoint_interval,
     ));
     listener.set_nonblocking(true).context("listener")?;
-    on_ready(&ca);
     let limits = ca.config.connections;
     let guard = conn::Guard::new(&limits);
+    ca.metrics.count_connections_with(guard.open_counter());
+    let metrics_tasks = start_metrics(ca.clone(), metrics_listener);
+    on_ready(&ca);
     conn::warn_if_over_file_limit(&limits);
     match &ca.config.tls {
         Some(tls) => {
@@ -178,6 +199,9 @@ pub async fn serve(
     }
     admin.stop().await;
     checkpoints.abort();
+    for t in metrics_tasks {
+        t.abort();
+    }
     // The last records get a signature too, so an export taken from this
     // data directory later verifies to its end.
     checkpoint(ca, "shutdown").await;
@@ -201,6 +225,37 @@ pub(crate) fn guarded<A>(
         .http1()
         .header_read_timeout(limits.header_timeout);
     Ok(server.first_request_timeout(limits.header_timeout))
+}
+
+/// Serves `/metrics`, `/livez` and `/readyz` on their own listener when
+/// configured, and keeps histogram samples drained into their buckets
+/// when nobody scrapes.
+fn start_metrics(
+    ca: Arc<Ca>,
+    listener: Option<tokio::net::TcpListener>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = vec![{
+        let ca = ca.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                ca.metrics.upkeep();
+            }
+        })
+    }];
+    if let Some(listener) = listener {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "metrics listener");
+            ca.metrics.set_bound(addr);
+        }
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, http::metrics_app(ca)).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        }));
+    }
+    tasks
 }
 
 /// Signs a checkpoint of the audit chain every `interval` (when records

@@ -105,6 +105,7 @@ impl Ca {
             Decision::Deny(d) => policy_decision(req, PolicyOutcome::Denied, d.to_string()),
         };
         self.audit(actor.clone(), Event::PolicyDecision(record.clone()))?;
+        self.metrics.policy_decision(&decision);
         tracing::info!(request = %req.id, user = %req.user, outcome = %record.outcome, reason = %record.reason, "policy decision");
         let mut next = req.clone();
         match decision {
@@ -171,6 +172,7 @@ impl Ca {
         };
         let public_key = PublicKey::from_openssh(&req.public_key)
             .map_err(|e| ServiceError::Internal(format!("stored public key: {e}")))?;
+        let started = std::time::Instant::now();
         let issued = issue(
             self.signer().as_ref(),
             self.audit.as_ref(),
@@ -188,6 +190,7 @@ impl Ca {
             tracing::error!(request = %req.id, error = %e, source = ?std::error::Error::source(&e), "issuance failed");
             ServiceError::Internal("issuance".into())
         })?;
+        self.metrics.issued(started.elapsed());
         let f = &issued.fields;
         tracing::info!(request = %req.id, serial = f.serial.get(), key_id = %f.key_id, "certificate issued");
         next.status = RequestStatus::Issued;

@@ -17,6 +17,7 @@ mod hosts;
 mod limits;
 mod published;
 mod reach;
+mod ready;
 mod records;
 mod requests;
 mod retention;
@@ -45,6 +46,7 @@ pub use confirm::Confirmable;
 pub use hosts::IssuedHostToken;
 pub use limits::{client_key, RateLimiter};
 pub use published::{MANIFEST_VALIDITY, RESIGN_AFTER};
+pub use ready::{Readiness, READY_NAMESPACE};
 pub use revocation::PublishedKrl;
 pub use rotation::{KeyRing, KeyRole, RotationStatus, Slots, Staged};
 pub use sessions::SignedIn;
@@ -138,6 +140,7 @@ pub struct Ca {
     deciding: std::sync::Mutex<()>,
     /// Read once per operation ([`Ca::now`]); `now` is passed down.
     clock: Arc<dyn Clock>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Ca {
@@ -163,6 +166,11 @@ impl Ca {
             tracing::error!(schedule = %name, error = %why, "on-call feed did not load; nobody counts as on call in it until it does");
         }
         let notifier = crate::notify::Notifier::new(config.notify.clone());
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let audit = Arc::new(crate::metrics::audit::MeteredAudit::new(
+            audit,
+            metrics.clone(),
+        ));
         let extra_ca_keys = config
             .publish_ca_keys
             .iter()
@@ -192,6 +200,7 @@ impl Ca {
             host_keys: None,
             rotating: std::sync::Mutex::new(()),
             clock: Arc::new(SystemClock),
+            metrics,
         })
     }
 
@@ -208,7 +217,8 @@ impl Ca {
 
     /// Starts delivering notifications (needs a tokio runtime).
     pub fn start_notifications(&self, backoff: crate::notify::Backoff) {
-        self.notifier.start(self.audit.clone(), backoff);
+        self.notifier
+            .start(self.audit.clone(), backoff, self.metrics.clone());
     }
 
     /// Enrolls hosts with certificates `signer` makes (the host CA key).
@@ -358,6 +368,10 @@ impl AuditLog for LoggedAudit {
         sink: &mut dyn FnMut(&[u8]) -> bool,
     ) -> Result<u64, jit_ssh_audit::StoreError> {
         self.0.export(from, to, sink)
+    }
+
+    fn ready(&self) -> Result<(), jit_ssh_audit::StoreError> {
+        self.0.ready()
     }
 }
 

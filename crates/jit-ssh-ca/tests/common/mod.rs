@@ -515,6 +515,9 @@ where
     ) -> Result<u64, jit_ssh_audit::StoreError> {
         self.inner.export(from, to, sink)
     }
+    fn ready(&self) -> Result<(), jit_ssh_audit::StoreError> {
+        self.inner.ready()
+    }
 }
 
 /// The error a full disk gives an append.
