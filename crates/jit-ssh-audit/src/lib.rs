@@ -24,8 +24,8 @@ pub use checkpoint::{ExportProblem, ExportReport};
 pub use query::AuditQuery;
 pub use record::{
     Actor, ApprovalStep, AuditRecord, CertificateIssued, Checkpoint, Enrollment, Event, Hash,
-    HostStep, IssuedVia, NotificationFailed, OnCallShift, PolicyDecision, PolicyOutcome,
-    RequestCreated, RequestStep, Revoked, EVENT_KINDS,
+    HostStep, IssuedVia, KeyRotation, NotificationFailed, OnCallShift, PolicyDecision,
+    PolicyOutcome, RequestCreated, RequestStep, Revoked, EVENT_KINDS,
 };
 
 /// Why an append failed. The record is not known to be durable: the

@@ -307,6 +307,32 @@ pub enum Event {
     /// A host check-in was refused (unknown host, stale or foreign
     /// certificate, or a signature not by the enrolled host key).
     HostCheckinRefused(HostStep),
+    /// An operator staged the next CA key (`jit-ssh-ca rotate stage`): it
+    /// is published beside the signing key so hosts trust both.
+    CaKeyStaged(KeyRotation),
+    /// The staged key became the signing key (`rotate activate`); the
+    /// previous one stays published until it is retired.
+    CaKeyActivated(KeyRotation),
+    /// The previous key left the published set (`rotate retire`).
+    CaKeyRetired(KeyRotation),
+}
+
+/// A step of a CA key rotation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRotation {
+    /// Which key: `user` (the user CA key) or `host` (the host CA key).
+    pub key: String,
+    /// SHA256 fingerprint of the key the step is about: the staged key,
+    /// the newly active key, or the retired key.
+    pub fingerprint: String,
+    /// SHA256 fingerprint of the other key: the active key when staging or
+    /// retiring, the previous key when activating.
+    pub other_fingerprint: String,
+    /// Unix seconds from which the previous key may be retired (activate)
+    /// or was retired (retire); 0 when staging.
+    #[serde(default)]
+    pub retire_after: u64,
+    pub detail: String,
 }
 
 /// A step of a host's enrollment. `token` is the token's id (never its
@@ -351,6 +377,9 @@ pub const EVENT_KINDS: &[&str] = &[
     "host_removed",
     "host_renewed",
     "host_checkin_refused",
+    "ca_key_staged",
+    "ca_key_activated",
+    "ca_key_retired",
 ];
 
 impl Event {
@@ -381,6 +410,9 @@ impl Event {
             Event::HostRemoved(_) => "host_removed",
             Event::HostRenewed(_) => "host_renewed",
             Event::HostCheckinRefused(_) => "host_checkin_refused",
+            Event::CaKeyStaged(_) => "ca_key_staged",
+            Event::CaKeyActivated(_) => "ca_key_activated",
+            Event::CaKeyRetired(_) => "ca_key_retired",
         }
     }
 
@@ -406,7 +438,10 @@ impl Event {
             | Event::HostEnrollRefused(_)
             | Event::HostRemoved(_)
             | Event::HostRenewed(_)
-            | Event::HostCheckinRefused(_) => return None,
+            | Event::HostCheckinRefused(_)
+            | Event::CaKeyStaged(_)
+            | Event::CaKeyActivated(_)
+            | Event::CaKeyRetired(_) => return None,
             Event::SignedIn(s) => &s.user,
             Event::RequestApproved(a) | Event::RequestDenied(a) | Event::ApprovalRefused(a) => {
                 &a.user
@@ -446,6 +481,9 @@ impl Event {
             | Event::UserEnabled(_)
             | Event::Checkpoint(_)
             | Event::HostTokenCreated(_)
+            | Event::CaKeyStaged(_)
+            | Event::CaKeyActivated(_)
+            | Event::CaKeyRetired(_)
             | Event::SignedIn(_) => None,
             Event::HostEnrolled(h)
             | Event::HostEnrollRefused(h)
@@ -491,7 +529,10 @@ impl Event {
             | Event::HostEnrollRefused(_)
             | Event::HostRemoved(_)
             | Event::HostRenewed(_)
-            | Event::HostCheckinRefused(_) => None,
+            | Event::HostCheckinRefused(_)
+            | Event::CaKeyStaged(_)
+            | Event::CaKeyActivated(_)
+            | Event::CaKeyRetired(_) => None,
         }
     }
 }

@@ -33,6 +33,7 @@ pub mod oncall;
 pub mod outbound;
 pub mod policy;
 pub mod profile;
+pub mod rotation_state;
 pub mod server;
 pub mod service;
 pub mod signer;

@@ -443,3 +443,34 @@ async fn a_renewal_the_audit_log_refused_leaves_the_host_its_certificate() {
     let new = ssh_key::Certificate::from_openssh(&new).unwrap();
     assert_eq!(t.ca.hosts().unwrap().hosts[0].cert_serial, new.serial());
 }
+
+/// During a host CA key rotation a host whose certificate the previous
+/// host CA key signed still checks in, and gets a certificate from the
+/// active key at once (not only when a third of its validity is left), so
+/// the fleet is off the previous key well before it is retired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_host_ca_rotation_a_check_in_renews_onto_the_next_key() {
+    use jit_ssh_ca::service::KeyRole;
+    let t = TestCa::with_policy("", "\n[hosts]\nhost_ca_key = \"unused\"\n");
+    let key = host_key();
+    let cert = enrolled(&t, "db-1.dev", &key).await;
+    let old = ssh_key::Certificate::from_openssh(&cert).unwrap();
+    t.ca.rotate_stage(KeyRole::Host, None, operator()).unwrap();
+    let next =
+        t.ca.rotate_activate(KeyRole::Host, operator())
+            .unwrap()
+            .active;
+
+    let (s, answer) = checkin(&t, "db-1.dev", &cert, &report(Some(now())), &key).await;
+    assert_eq!(s, StatusCode::OK, "{answer}");
+    let doc = document(&t, &answer);
+    assert_eq!(doc.host_ca_keys.len(), 2);
+    let renewed = ssh_key::Certificate::from_openssh(&doc.certificate.unwrap()).unwrap();
+    assert_ne!(renewed.signature_key(), old.signature_key());
+    assert_eq!(
+        ssh_key::PublicKey::from(renewed.signature_key().clone())
+            .fingerprint(HashAlg::Sha256)
+            .to_string(),
+        next
+    );
+}

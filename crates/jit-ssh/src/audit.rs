@@ -159,6 +159,21 @@ fn columns(r: &AuditRecord, zone: Zone) -> [String; 6] {
             show_time(i64::try_from(h.valid_before).unwrap_or(i64::MAX), zone)
         ),
         Event::HostCheckinRefused(h) => h.detail.clone(),
+        Event::CaKeyStaged(k) => format!(
+            "{} CA key {} staged beside {}: {}",
+            k.key, k.fingerprint, k.other_fingerprint, k.detail
+        ),
+        Event::CaKeyActivated(k) => format!(
+            "{} CA key {} signs now (was {}; retire it after {})",
+            k.key,
+            k.fingerprint,
+            k.other_fingerprint,
+            show_time(i64::try_from(k.retire_after).unwrap_or(i64::MAX), zone)
+        ),
+        Event::CaKeyRetired(k) => format!(
+            "{} CA key {} retired ({} signs): {}",
+            k.key, k.fingerprint, k.other_fingerprint, k.detail
+        ),
         Event::NotificationFailed(n) => format!(
             "{} to {} failed after {} tries: {}",
             n.event, n.target, n.attempts, n.error

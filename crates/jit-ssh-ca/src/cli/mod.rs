@@ -11,6 +11,7 @@ mod krl;
 mod migrate;
 mod oncall;
 mod ready;
+mod rotate;
 mod running_ca;
 mod serve;
 mod sign;
@@ -44,6 +45,10 @@ enum Command {
     /// One enrolled host (`host remove NAME`), through the running server.
     #[command(subcommand)]
     Host(hosts::HostCommand),
+    /// Rotate the CA key (or, with --host, the host CA key) in three
+    /// audited steps: stage, activate, retire. Through the running server.
+    #[command(subcommand)]
+    Rotate(rotate::RotateCommand),
     /// Who is on call in a schedule, now or --at a time.
     Oncall(oncall::OnCallArgs),
     /// Check a configuration file and report every problem.
@@ -83,5 +88,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Krl(c) => krl::run(c),
         Command::Hsm(c) => hsm::run(c),
         Command::Migrate(a) => migrate::run(a),
+        Command::Rotate(c) => rotate::run(c),
     }
 }

@@ -11,7 +11,7 @@ use jit_ssh_audit_disk::DiskAuditLog;
 use jit_ssh_ca::issue::{issue, IssueRequest};
 use jit_ssh_ca::names::{AccountName, GrantId, HostName, Reason, UserName};
 use jit_ssh_ca::profile::{CertProfile, CertSpec, Extension, SourceCidr};
-use jit_ssh_ca::signer::FileSigner;
+use jit_ssh_ca::signer::{CaSigner, FileSigner};
 use jit_ssh_ca::{atomic_file, ca_key};
 
 use jit_ssh_ca::server::AUDIT_DIR;
@@ -111,6 +111,21 @@ pub fn run(a: SignArgs) -> anyhow::Result<ExitCode> {
         ca_key::load(&a.ca_key, a.passphrase_file.as_deref())
             .with_context(|| format!("loading CA key {}", a.ca_key.display()))?,
     );
+    // After a rotation the server signs with the key DATA/rotation.json
+    // names; a certificate from another key would be refused by hosts
+    // once that key is retired, or outlive what `rotate retire` waits for.
+    let rotation = jit_ssh_ca::rotation_state::RotationFile::load(&a.data)?;
+    if let Some(active) = rotation.and_then(|r| r.user).map(|u| u.active) {
+        let active_key = ca_key::load(&active, a.passphrase_file.as_deref())
+            .with_context(|| format!("loading the active CA key {}", active.display()))?;
+        if active_key.public_key().key_data() != signer.public_key().key_data() {
+            bail!(
+                "{} is not the CA's signing key: since a key rotation it is {} (pass that as --ca-key; `jit-ssh-ca rotate status` names it)",
+                a.ca_key.display(),
+                active.display()
+            );
+        }
+    }
     let db = a.data.join(AUDIT_DIR);
     let audit = DiskAuditLog::open(&db).with_context(|| {
         format!(

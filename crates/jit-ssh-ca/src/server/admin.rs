@@ -15,7 +15,7 @@ use tokio::net::{UnixListener, UnixStream};
 use jit_ssh_audit::Actor;
 
 use crate::policy::Role;
-use crate::service::Ca;
+use crate::service::{Ca, KeyRole, RotationStatus};
 
 /// Longest request line accepted.
 const MAX_LINE: usize = 4096;
@@ -47,6 +47,26 @@ pub enum AdminRequest {
     },
     /// The readiness checks (what `/readyz` answers).
     Ready,
+    /// A CA key rotation step (`jit-ssh-ca rotate …`).
+    Rotate {
+        step: RotateStep,
+        key: KeyRole,
+        /// `stage` only: import this private key file instead of making one.
+        #[serde(default)]
+        key_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RotateStep {
+    Status,
+    Stage,
+    Activate,
+    Retire,
+    /// Retire without waiting for the previous key's certificates to
+    /// expire (a compromised key).
+    RetireNow,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -72,6 +92,9 @@ pub enum AdminResponse {
     HostRemoved {
         name: String,
         host_key_fingerprint: String,
+    },
+    Rotation {
+        status: RotationStatus,
     },
     Ready {
         ready: bool,
@@ -200,6 +223,27 @@ async fn handle(ca: Arc<Ca>, stream: UnixStream) -> anyhow::Result<()> {
                     name: h.name,
                     host_key_fingerprint: h.host_key_fingerprint,
                 },
+                Err(message) => AdminResponse::Error { message },
+            }
+        }
+        Ok(AdminRequest::Rotate {
+            step,
+            key,
+            key_file,
+        }) => {
+            let actor = Actor::Operator {
+                login: format!("admin socket ({peer})"),
+            };
+            let done = blocking(ca, move |ca| match step {
+                RotateStep::Status => ca.rotation_status(key),
+                RotateStep::Stage => ca.rotate_stage(key, key_file.as_deref(), actor),
+                RotateStep::Activate => ca.rotate_activate(key, actor),
+                RotateStep::Retire => ca.rotate_retire(key, false, actor),
+                RotateStep::RetireNow => ca.rotate_retire(key, true, actor),
+            })
+            .await;
+            match done {
+                Ok(status) => AdminResponse::Rotation { status },
                 Err(message) => AdminResponse::Error { message },
             }
         }

@@ -17,9 +17,9 @@ use anyhow::Context;
 use jit_ssh_audit_disk::DiskAuditLog;
 
 use crate::config::storage::StorageConfig;
-use crate::config::Config;
+use crate::config::{Config, SignerConfig};
 use crate::http;
-use crate::service::Ca;
+use crate::service::{Ca, Slots};
 use crate::store::{PgStore, SledStore, Store};
 
 /// Subdirectories of the data directory.
@@ -32,7 +32,15 @@ pub fn open_ca(config: Config) -> anyhow::Result<Ca> {
     let data = config.data_dir.clone();
     create_private_dir(&data)?;
     let pass = signers::passphrase_file(&config.signer);
-    let signer = signers::open(&config.signer, None, "the CA key")?;
+    // A rotation, once started, names the keys (DATA/rotation.json).
+    let rotation = crate::rotation_state::RotationFile::load(&data)
+        .context("reading the CA key rotation state")?;
+    let user_keys = open_slots(
+        rotation.as_ref().and_then(|r| r.user.as_ref()),
+        &config.signer,
+        None,
+        "the CA key",
+    )?;
     let store = open_store(&config, &data)?;
     let audit = Arc::new(DiskAuditLog::open(&data.join(AUDIT_DIR)).with_context(|| {
         format!(
@@ -42,11 +50,17 @@ pub fn open_ca(config: Config) -> anyhow::Result<Ca> {
     })?);
     // The host CA key, if hosts are enrolled: encrypted with the same
     // passphrase as the CA key when `init` was given one.
-    let host_signer = match &config.hosts.host_ca_key {
-        Some(k) => Some(signers::open(k, pass, "the host CA key")?),
+    let host_keys = match &config.hosts.host_ca_key {
+        Some(k) => Some(open_slots(
+            rotation.as_ref().and_then(|r| r.host.as_ref()),
+            k,
+            pass,
+            "the host CA key",
+        )?),
         None => None,
     };
-    let ca = Ca::new(config, signer, store, audit.clone()).map_err(anyhow::Error::from)?;
+    let ca = Ca::new(config, user_keys.active.clone(), store, audit.clone())
+        .map_err(anyhow::Error::from)?;
     let metrics = ca.metrics.clone();
     audit.observe_group_sizes(move |n| metrics.audit_group(n));
     if let Some(p) = &ca.config.metrics.token_file {
@@ -59,10 +73,38 @@ pub fn open_ca(config: Config) -> anyhow::Result<Ca> {
         );
         ca.metrics.require_token(&token);
     }
-    Ok(match host_signer {
-        Some(s) => ca.with_host_signer(s),
-        None => ca,
-    })
+    Ok(ca.with_key_slots(user_keys, host_keys))
+}
+
+/// The keys of one role: those a rotation state names (key files), or the
+/// configured key alone. A token key (PKCS#11) is not rotated here.
+fn open_slots(
+    state: Option<&crate::rotation_state::RoleState>,
+    cfg: &SignerConfig,
+    passphrase_fallback: Option<&Path>,
+    what: &str,
+) -> anyhow::Result<Slots> {
+    match cfg {
+        SignerConfig::File {
+            path,
+            passphrase_file,
+        } => Slots::open(
+            state,
+            path,
+            passphrase_file.as_deref().or(passphrase_fallback),
+        )
+        .with_context(|| format!("loading {what} ({} or the rotation state)", path.display())),
+        SignerConfig::Pkcs11(_) => {
+            anyhow::ensure!(
+                state.is_none(),
+                "{what} is on a PKCS#11 token, but the rotation state in the data directory names key files; rotation is for key files only"
+            );
+            Ok(Slots::single(
+                signers::open(cfg, passphrase_fallback, what)?,
+                None,
+            ))
+        }
+    }
 }
 
 /// The state store `[storage]` names: sled under the data directory, or

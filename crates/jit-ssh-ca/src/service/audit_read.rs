@@ -130,8 +130,8 @@ impl Ca {
         if matches!(last.first().map(|r| &r.event), Some(Event::Checkpoint(_))) {
             return Ok(Some(head.seq));
         }
-        let sig = self
-            .signer
+        let signer = self.signer();
+        let sig = signer
             .sign_detached(NAMESPACE, &checkpoint::message(head.seq, &head.hash))
             .map_err(|e| ServiceError::Internal(format!("signing a checkpoint: {e}")))?;
         let signature = sig
@@ -142,8 +142,7 @@ impl Ca {
             Event::Checkpoint(Checkpoint {
                 seq: head.seq,
                 hash: head.hash,
-                ca_fingerprint: self
-                    .signer
+                ca_fingerprint: signer
                     .public_key()
                     .fingerprint(ssh_key::HashAlg::Sha256)
                     .to_string(),

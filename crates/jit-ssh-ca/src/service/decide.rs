@@ -174,7 +174,7 @@ impl Ca {
             .map_err(|e| ServiceError::Internal(format!("stored public key: {e}")))?;
         let started = std::time::Instant::now();
         let issued = issue(
-            self.signer.as_ref(),
+            self.signer().as_ref(),
             self.audit.as_ref(),
             &self.config.profile,
             IssueRequest {

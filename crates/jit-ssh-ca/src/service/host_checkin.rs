@@ -126,12 +126,19 @@ impl Ca {
             self.checkin_refused(client, &c.name, why)
         };
         let now_u = u64::try_from(now).unwrap_or(0);
-        let host_ca = host_signer.public_key().fingerprint(HashAlg::Sha256);
+        // A certificate the previous host CA key signed is still current
+        // during a rotation; renewal replaces it with one the active key signs.
+        let host_cas: Vec<_> = self
+            .host_signing_keys()
+            .iter()
+            .map(|k| k.fingerprint(HashAlg::Sha256))
+            .collect();
+        let by_previous = cert.signature_key() != host_signer.public_key().key_data();
         // Expired ones too are refused: a host away longer than its
         // certificate's validity enrolls again, with a new token.
         if cert.cert_type() != CertType::Host
             || cert.valid_principals().first() != Some(&c.name)
-            || cert.validate_at(now_u, [&host_ca]).is_err()
+            || cert.validate_at(now_u, &host_cas).is_err()
         {
             return Err(refuse(&format!(
                 "not a current host certificate for {} from this CA; enroll again if it expired",
@@ -174,12 +181,12 @@ impl Ca {
             ..host.clone()
         };
         let validity = self.config.hosts.cert_validity.as_secs();
-        let certificate = if renewal_due(host.cert_valid_before, validity, now_u) {
+        let certificate = if by_previous || renewal_due(host.cert_valid_before, validity, now_u) {
             let serial = Serial::random(&mut rand::rngs::OsRng);
             let skew = self.config.profile.clock_skew.as_secs();
             let valid_before = now_u + validity;
             let cert = build_host_cert(
-                host_signer,
+                host_signer.as_ref(),
                 &host_key,
                 &host.name,
                 &host.aliases,
@@ -233,7 +240,7 @@ impl Ca {
             name: host.name,
             nonce: c.nonce,
             certificate: certificate.map(|(cert, _, _)| cert),
-            host_ca_keys: vec![host_signer.public_key().to_openssh().map_err(internal)?],
+            host_ca_keys: self.host_ca_key_lines()?,
         })
         .map_err(internal)?;
         let signed = self.sign_document_bytes(HOST_CHECKED_IN_NAMESPACE, document)?;

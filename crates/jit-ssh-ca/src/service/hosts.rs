@@ -5,6 +5,7 @@
 //! record is durable.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ssh_key::certificate::{Builder, CertType};
@@ -18,7 +19,7 @@ use jit_ssh_proto::hosts::{
 };
 use jit_ssh_proto::signed::SignedDocument;
 
-use super::{random_id, random_token, rfc3339, same, sha256_hex, Ca, ServiceError};
+use super::{random_id, random_token, rfc3339, same, sha256_hex, Ca, KeyRing, ServiceError};
 use crate::names::{HostName, Serial};
 use crate::policy::HostGlob;
 use crate::signer::CaSigner;
@@ -43,13 +44,35 @@ fn refuse(message: impl Into<String>) -> ServiceError {
 }
 
 impl Ca {
-    pub(super) fn host_signer(&self) -> Result<&dyn CaSigner, ServiceError> {
-        self.host_signer.as_deref().ok_or_else(|| {
+    pub(super) fn host_signer(&self) -> Result<Arc<dyn CaSigner>, ServiceError> {
+        self.host_keys.as_ref().map(KeyRing::active).ok_or_else(|| {
             ServiceError::WrongState(
                 "this CA enrolls no hosts: set [hosts] host_ca_key in its config (docs/hosts.md)"
                     .into(),
             )
         })
+    }
+
+    /// The host CA keys clients trust (`@cert-authority`): the active one,
+    /// and during a rotation the next or the previous one.
+    pub(super) fn host_ca_key_lines(&self) -> Result<Vec<String>, ServiceError> {
+        let ring = self
+            .host_keys
+            .as_ref()
+            .ok_or_else(|| ServiceError::WrongState("this CA enrolls no hosts".into()))?;
+        ring.published()
+            .iter()
+            .map(|k| k.to_openssh())
+            .collect::<Result<_, _>>()
+            .map_err(|e| ServiceError::Internal(e.to_string()))
+    }
+
+    /// Host CA keys whose certificates may still be valid.
+    pub(super) fn host_signing_keys(&self) -> Vec<PublicKey> {
+        self.host_keys
+            .as_ref()
+            .map(KeyRing::signing_keys)
+            .unwrap_or_default()
     }
 
     /// Makes an enrollment token for `group` (a host group of the policy),
@@ -116,7 +139,7 @@ impl Ca {
                 id,
                 secret,
                 ca_fingerprint: self
-                    .signer
+                    .signer()
                     .public_key()
                     .fingerprint(HashAlg::Sha256)
                     .to_string(),
@@ -332,7 +355,7 @@ impl Ca {
         let now_u = u64::try_from(now).unwrap_or(0);
         let valid_before = now_u + self.config.hosts.cert_validity.as_secs();
         let cert = build_host_cert(
-            host_signer,
+            host_signer.as_ref(),
             &host_key,
             &c.name,
             &c.aliases,
@@ -371,10 +394,7 @@ impl Ca {
             name: c.name,
             nonce: c.nonce,
             certificate: cert,
-            host_ca_keys: vec![host_signer
-                .public_key()
-                .to_openssh()
-                .map_err(|e| ServiceError::Internal(e.to_string()))?],
+            host_ca_keys: self.host_ca_key_lines()?,
         })
         .map_err(|e| ServiceError::Internal(e.to_string()))?;
         let signed = self.sign_document_bytes(HOST_ENROLLED_NAMESPACE, document)?;
@@ -419,7 +439,7 @@ impl Ca {
     /// `GET /v1/host-ca-keys`: the host CA keys and the host patterns they
     /// vouch for, signed by the user CA key (clients hold it).
     pub fn host_ca_keys(&self) -> Result<SignedDocument, ServiceError> {
-        let host_signer = self.host_signer()?;
+        self.host_signer()?;
         let mut patterns: Vec<String> = self
             .config
             .policy
@@ -432,10 +452,7 @@ impl Ca {
         let set = HostCaKeySet {
             kind: HOST_CA_KEYS_KIND.into(),
             issued_at: u64::try_from(self.now()).unwrap_or(0),
-            keys: vec![host_signer
-                .public_key()
-                .to_openssh()
-                .map_err(|e| ServiceError::Internal(e.to_string()))?],
+            keys: self.host_ca_key_lines()?,
             patterns,
             revoked_host_keys: self.store.revoked_host_keys()?,
         };

@@ -23,6 +23,7 @@ mod requests;
 mod retention;
 mod revocation;
 mod revoke_flow;
+mod rotation;
 mod sessions;
 mod setup_error;
 mod waiters;
@@ -47,6 +48,7 @@ pub use limits::{client_key, RateLimiter};
 pub use published::{MANIFEST_VALIDITY, RESIGN_AFTER};
 pub use ready::{Readiness, READY_NAMESPACE};
 pub use revocation::PublishedKrl;
+pub use rotation::{KeyRing, KeyRole, RotationStatus, Slots, Staged};
 pub use sessions::SignedIn;
 pub use setup_error::SetupError;
 pub use waiters::Waiters;
@@ -118,7 +120,8 @@ impl From<StoreError> for ServiceError {
 pub struct Ca {
     pub config: Config,
     webauthn: Webauthn,
-    signer: Arc<dyn CaSigner>,
+    /// The user CA key: what signs now, and a rotation's next or previous key.
+    user_keys: KeyRing,
     store: Arc<dyn Store>,
     audit: Arc<dyn AuditLog>,
     limiter: RateLimiter,
@@ -128,7 +131,9 @@ pub struct Ca {
     /// Public keys published beside the signing key (a staged rotation).
     extra_ca_keys: Vec<ssh_key::PublicKey>,
     /// The host CA key, when hosts are enrolled (never the user CA key).
-    host_signer: Option<Arc<dyn CaSigner>>,
+    host_keys: Option<KeyRing>,
+    /// Held while a key rotation step runs.
+    rotating: std::sync::Mutex<()>,
     pub schedules: crate::oncall::Schedules,
     notifier: crate::notify::Notifier,
     /// Held while an approver's decision is applied.
@@ -178,13 +183,18 @@ impl Ca {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let file = match &config.signer {
+            crate::config::SignerConfig::File { path, .. } => Some(path.clone()),
+            crate::config::SignerConfig::Pkcs11(_) => None,
+        };
+        let user_keys = KeyRing::new(Slots::single(signer, file));
         Ok(Self {
             schedules,
             notifier,
             deciding: std::sync::Mutex::new(()),
             config,
             webauthn,
-            signer,
+            user_keys,
             store,
             audit: Arc::new(LoggedAudit(audit)),
             limiter: RateLimiter::default(),
@@ -192,7 +202,8 @@ impl Ca {
             krl_cache: revocation::KrlCache::default(),
             signed_cache: published::SignedCache::default(),
             extra_ca_keys,
-            host_signer: None,
+            host_keys: None,
+            rotating: std::sync::Mutex::new(()),
             clock: Arc::new(SystemClock),
             metrics,
             ready_runs: ready::ReadyRuns::default(),
@@ -218,12 +229,25 @@ impl Ca {
 
     /// Enrolls hosts with certificates `signer` makes (the host CA key).
     pub fn with_host_signer(mut self, signer: Arc<dyn CaSigner>) -> Self {
-        self.host_signer = Some(signer);
+        let file = match &self.config.hosts.host_ca_key {
+            Some(crate::config::SignerConfig::File { path, .. }) => Some(path.clone()),
+            _ => None,
+        };
+        self.host_keys = Some(KeyRing::new(Slots::single(signer, file)));
         self
     }
 
-    pub fn signer(&self) -> &dyn CaSigner {
-        self.signer.as_ref()
+    /// Takes up a rotation where it stood (keys loaded from
+    /// `DATA/rotation.json` by the server).
+    pub fn with_key_slots(mut self, user: Slots, host: Option<Slots>) -> Self {
+        self.user_keys = KeyRing::new(user);
+        self.host_keys = host.map(KeyRing::new);
+        self
+    }
+
+    /// The user CA key that signs now (it changes on `rotate activate`).
+    pub fn signer(&self) -> Arc<dyn CaSigner> {
+        self.user_keys.active()
     }
 
     /// Appends an audit record; a failure stops the operation (fail closed).

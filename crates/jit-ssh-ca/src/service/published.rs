@@ -31,13 +31,27 @@ pub struct SignedCache {
     manifest: Mutex<Option<(u64, u64, SignedDocument)>>,
 }
 
+impl SignedCache {
+    /// Forgets what was signed: the next answer is signed afresh (after a
+    /// key rotation step).
+    pub(super) fn clear(&self) {
+        if let Ok(mut c) = self.ca_keys.lock() {
+            *c = None;
+        }
+        if let Ok(mut c) = self.manifest.lock() {
+            *c = None;
+        }
+    }
+}
+
 impl Ca {
-    /// The keys hosts trust: the signing key, then the keys staged for a
-    /// rotation (`publish_ca_keys` in the config).
+    /// The keys hosts trust: the signing key, a rotation's next and
+    /// previous keys (`jit-ssh-ca rotate`), then keys the config adds
+    /// (`publish_ca_keys`).
     fn published_keys(&self) -> Vec<PublicKey> {
-        std::iter::once(self.signer.public_key().clone())
-            .chain(self.extra_ca_keys.iter().cloned())
-            .collect()
+        let mut keys = self.user_keys.published();
+        keys.extend(self.extra_ca_keys.iter().cloned());
+        keys
     }
 
     /// `GET /v1/ca-keys`: the key set, signed by the current CA key.
@@ -114,7 +128,7 @@ impl Ca {
         document: String,
     ) -> Result<SignedDocument, ServiceError> {
         let signature = self
-            .signer
+            .signer()
             .sign_detached(namespace, document.as_bytes())
             .and_then(|s| s.to_pem(LineEnding::LF).map_err(crate::signer::SignError))
             .map_err(|e| ServiceError::Internal(format!("signing {namespace}: {e}")))?;

@@ -74,8 +74,9 @@ impl Ca {
     }
 
     fn run_readiness_checks(&self) -> Readiness {
+        // The keys that sign now: after `rotate activate`, the next ones.
         let mut checks = vec![check("ca_key", || {
-            self.signer
+            self.signer()
                 .sign_detached(READY_NAMESPACE, b"readiness probe")
                 .map(drop)
                 .map_err(|e| {
@@ -83,7 +84,7 @@ impl Ca {
                     "the CA key did not sign a probe".to_owned()
                 })
         })];
-        if let Some(host) = &self.host_signer {
+        if let Some(host) = self.host_keys.as_ref().map(super::KeyRing::active) {
             checks.push(check("host_ca_key", || {
                 host.sign_detached(READY_NAMESPACE, b"readiness probe")
                     .map(drop)

@@ -78,6 +78,15 @@ pub struct KrlCache {
     revoked: Mutex<Option<RevokedSet>>,
 }
 
+impl KrlCache {
+    /// Forgets the signed KRL: the next one is built and signed afresh.
+    pub(super) fn clear_published(&self) {
+        if let Ok(mut c) = self.published.lock() {
+            *c = None;
+        }
+    }
+}
+
 impl Ca {
     /// Revokes every unexpired certificate of `target`. Says so clearly when
     /// there is nothing (unknown, expired, or already revoked).
@@ -258,12 +267,16 @@ impl Ca {
         krl.version = version;
         krl.generated_date = now;
         krl.comment = "jit-ssh".into();
-        krl.revoke_serials(&CaScope::of(self.signer.public_key()), set);
+        // Under the previous key too while it is published: the
+        // certificates it signed are still valid on hosts.
+        for key in self.user_keys.signing_keys() {
+            krl.revoke_serials(&CaScope::of(&key), set);
+        }
         let bytes = krl
             .encode()
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
         let signature = self
-            .signer
+            .signer()
             .sign_detached(KRL_NAMESPACE, &bytes)
             .and_then(|s| s.to_pem(LineEnding::LF).map_err(crate::signer::SignError))
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
