@@ -419,6 +419,7 @@ async fn a_renewal_the_audit_log_refused_leaves_the_host_its_certificate() {
                     Ok(())
                 }
             },
+            on_ready: None,
         });
         hook
     });

@@ -479,54 +479,6 @@ async fn on_call_feed_failures_are_counted_and_the_last_good_copy_ages() {
     assert!(samples(&after).contains_key(r#"jit_ssh_oncall_feed_age_seconds{schedule="web"}"#));
 }
 
-/// An audit log in front of the real one whose readiness check takes
-/// 200 ms (a probe of a slow disk, a signature by a busy HSM) and counts.
-struct SlowReady {
-    inner: std::sync::Arc<dyn jit_ssh_audit::AuditLog>,
-    runs: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl jit_ssh_audit::AuditLog for SlowReady {
-    fn append(
-        &self,
-        actor: jit_ssh_audit::Actor,
-        event: jit_ssh_audit::Event,
-    ) -> Result<jit_ssh_audit::AuditRecord, jit_ssh_audit::AppendError> {
-        self.inner.append(actor, event)
-    }
-    fn query(
-        &self,
-        q: &jit_ssh_audit::AuditQuery,
-    ) -> Result<Vec<jit_ssh_audit::AuditRecord>, jit_ssh_audit::StoreError> {
-        self.inner.query(q)
-    }
-    fn serial_issued(&self, serial: u64) -> Result<bool, jit_ssh_audit::StoreError> {
-        self.inner.serial_issued(serial)
-    }
-    fn verify(&self) -> Result<jit_ssh_audit::VerifyReport, jit_ssh_audit::StoreError> {
-        self.inner.verify()
-    }
-    fn head(&self) -> jit_ssh_audit::ChainHead {
-        self.inner.head()
-    }
-    fn first_seq_at(&self, t: time::OffsetDateTime) -> Result<u64, jit_ssh_audit::StoreError> {
-        self.inner.first_seq_at(t)
-    }
-    fn export(
-        &self,
-        from: u64,
-        to: u64,
-        sink: &mut dyn FnMut(&[u8]) -> bool,
-    ) -> Result<u64, jit_ssh_audit::StoreError> {
-        self.inner.export(from, to, sink)
-    }
-    fn ready(&self) -> Result<(), jit_ssh_audit::StoreError> {
-        self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        self.inner.ready()
-    }
-}
-
 /// `/readyz` asks for no credentials and each check signs with the CA
 /// key and probes the audit directory: 32 callers at once cost a few
 /// runs (those queued share the run after them), not 32 at once.
@@ -535,10 +487,16 @@ async fn a_flood_of_readyz_runs_the_checks_one_at_a_time() {
     let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = runs.clone();
     let t = std::sync::Arc::new(TestCa::build("", move |inner| {
-        let slow: std::sync::Arc<dyn jit_ssh_audit::AuditLog> = std::sync::Arc::new(SlowReady {
-            inner,
-            runs: counted,
-        });
+        // A readiness check that takes 200 ms (a slow disk, a busy HSM).
+        let slow: std::sync::Arc<dyn jit_ssh_audit::AuditLog> =
+            std::sync::Arc::new(common::AppendHook {
+                inner,
+                before: |_: &jit_ssh_audit::Event| Ok(()),
+                on_ready: Some(Box::new(move || {
+                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                })),
+            });
         slow
     }));
     let mut callers = tokio::task::JoinSet::new();

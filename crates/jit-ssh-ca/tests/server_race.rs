@@ -34,6 +34,7 @@ fn slow_certificates(real: Arc<dyn AuditLog>, fail_first: bool) -> Arc<dyn Audit
             }
             Ok(())
         },
+        on_ready: None,
     })
 }
 

@@ -33,6 +33,7 @@ fn slow_certificates(real: Arc<dyn AuditLog>) -> Arc<dyn AuditLog> {
             }
             Ok(())
         },
+        on_ready: None,
     })
 }
 

@@ -365,6 +365,7 @@ fn refuses_certificates(real: std::sync::Arc<dyn AuditLog>) -> std::sync::Arc<dy
             }
             Ok(())
         },
+        on_ready: None,
     })
 }
 

@@ -511,10 +511,12 @@ impl Hook {
 
 /// An audit log in front of `inner` whose `append` first asks `before`:
 /// an `Err` refuses the record (a full disk), and `before` may also sleep
-/// (a slow disk). Everything else goes to `inner` unchanged.
+/// (a slow disk). `on_ready` runs before each readiness check (a slow
+/// probe). Everything else goes to `inner` unchanged.
 pub struct AppendHook<F> {
     pub inner: Arc<dyn AuditLog>,
     pub before: F,
+    pub on_ready: Option<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl<F> AuditLog for AppendHook<F>
@@ -556,6 +558,9 @@ where
         self.inner.export(from, to, sink)
     }
     fn ready(&self) -> Result<(), jit_ssh_audit::StoreError> {
+        if let Some(hook) = &self.on_ready {
+            hook();
+        }
         self.inner.ready()
     }
 }
