@@ -332,7 +332,7 @@ fn drop_ins_without_cert(root: &Path, sync_dir: &Path) -> std::path::PathBuf {
     d
 }
 
-/// A process standing in for a daemon sshd's pid file (the harness runs
+/// A process standing in for a daemon sshd in its pid file (the harness runs
 /// sshd per connection on port 0, where each connection reads the
 /// certificate anew): it counts the SIGHUPs `--reload-sshd` sends.
 struct HupCounter {
@@ -344,7 +344,10 @@ struct HupCounter {
 impl HupCounter {
     fn start(root: &Path) -> HupCounter {
         let (hups, pid_file) = (root.join("hups"), root.join("sshd.pid"));
-        let child = Command::new("/bin/sh")
+        // Named sshd: --reload-sshd signals only a process called that.
+        let shell = root.join("sshd");
+        std::fs::copy("/bin/sh", &shell).unwrap();
+        let child = Command::new(&shell)
             .arg("-c")
             .arg(format!(
                 "trap 'echo hup >> {}' HUP; echo $$ > {}; while :; do sleep 0.1; done",

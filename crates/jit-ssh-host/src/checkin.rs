@@ -210,6 +210,18 @@ fn reload(pid_file: &Path) -> Result<(), HostError> {
                 pid_file.display()
             ))
         })?;
+    // A stale pid file may name a process that reused sshd's pid: SIGHUP
+    // kills most programs, so only an sshd is signalled.
+    let comm =
+        std::fs::read_to_string(format!("/proc/{}/comm", pid.as_raw_nonzero())).unwrap_or_default();
+    if !comm.trim().starts_with("sshd") {
+        return Err(refused(format!(
+            "the certificate was renewed but sshd was not reloaded: pid {} in {} is {:?}, not sshd (a stale pid file?); reload sshd yourself",
+            pid.as_raw_nonzero(),
+            pid_file.display(),
+            comm.trim()
+        )));
+    }
     rustix::process::kill_process(pid, rustix::process::Signal::HUP).map_err(|e| {
         refused(format!(
             "the certificate was renewed but sshd (pid {}) was not reloaded: {e}",
@@ -223,6 +235,24 @@ fn reload(pid_file: &Path) -> Result<(), HostError> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    /// A pid file naming a process that is not sshd (a stale file whose
+    /// pid was reused) gets no signal: this test process would die of it.
+    #[test]
+    fn reload_signals_only_an_sshd() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("sshd.pid");
+        std::fs::write(&pid_file, format!("{}\n", std::process::id())).unwrap();
+        let e = reload(&pid_file).unwrap_err().to_string();
+        assert!(e.contains("not sshd"), "{e}");
+        std::fs::write(&pid_file, "1\n").unwrap();
+        assert!(reload(&pid_file).is_err());
+        std::fs::write(&pid_file, "nonsense").unwrap();
+        assert!(reload(&pid_file)
+            .unwrap_err()
+            .to_string()
+            .contains("holds no pid"));
+    }
 
     /// Whoever may write the sync directory decides who logs in, so sync
     /// refuses it; the check-in must not then trust its host.json (which
