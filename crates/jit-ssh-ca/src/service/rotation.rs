@@ -196,6 +196,20 @@ fn state_failed(e: RotationStateError) -> ServiceError {
 }
 
 impl Ca {
+    /// One rotation step at a time: the step's lock, and the role's keys
+    /// as they stand when it starts.
+    fn begin_step(
+        &self,
+        role: KeyRole,
+    ) -> Result<(std::sync::MutexGuard<'_, ()>, Arc<Slots>), ServiceError> {
+        let step = self
+            .rotating
+            .lock()
+            .map_err(|_| ServiceError::Internal("rotation".into()))?;
+        let old = self.ring(role)?.slots();
+        Ok((step, old))
+    }
+
     fn ring(&self, role: KeyRole) -> Result<&KeyRing, ServiceError> {
         match role {
             KeyRole::User => Ok(&self.user_keys),
@@ -248,12 +262,7 @@ impl Ca {
         import: Option<&Path>,
         actor: Actor,
     ) -> Result<RotationStatus, ServiceError> {
-        let _step = self
-            .rotating
-            .lock()
-            .map_err(|_| ServiceError::Internal("rotation".into()))?;
-        let ring = self.ring(role)?;
-        let old = ring.slots();
+        let (_step, old) = self.begin_step(role)?;
         if let Some(n) = &old.staged {
             return Err(refuse(format!(
                 "a next {} CA key ({}) is already staged; activate it first (`jit-ssh-ca rotate activate`)",
@@ -293,7 +302,7 @@ impl Ca {
             (RotationStateError::Key(_), Some(_)) => ServiceError::invalid(format!("--key: {e}")),
             _ => state_failed(e),
         })?;
-        if published_already(ring, key.public_key())
+        if published_already(self.ring(role)?, key.public_key())
             || self
                 .extra_ca_keys
                 .iter()
@@ -341,12 +350,7 @@ impl Ca {
         role: KeyRole,
         actor: Actor,
     ) -> Result<RotationStatus, ServiceError> {
-        let _step = self
-            .rotating
-            .lock()
-            .map_err(|_| ServiceError::Internal("rotation".into()))?;
-        let ring = self.ring(role)?;
-        let old = ring.slots();
+        let (_step, old) = self.begin_step(role)?;
         let Some(staged) = old.staged.clone() else {
             return Err(refuse(format!(
                 "no next {} CA key is staged; run `jit-ssh-ca rotate stage` first and let hosts sync",
@@ -400,12 +404,7 @@ impl Ca {
         at_once: bool,
         actor: Actor,
     ) -> Result<RotationStatus, ServiceError> {
-        let _step = self
-            .rotating
-            .lock()
-            .map_err(|_| ServiceError::Internal("rotation".into()))?;
-        let ring = self.ring(role)?;
-        let old = ring.slots();
+        let (_step, old) = self.begin_step(role)?;
         let Some((previous, r)) = old.retiring.clone() else {
             return Err(refuse(format!(
                 "no previous {} CA key is published; nothing to retire",
