@@ -68,28 +68,6 @@ impl Ca {
         })
     }
 
-    /// Audits a refused check-in and returns the error to send.
-    fn checkin_refused(
-        &self,
-        client: SocketAddr,
-        host: &str,
-        why: &str,
-    ) -> Result<ServiceError, ServiceError> {
-        self.audit(
-            Actor::claim(client.ip(), ""),
-            Event::HostCheckinRefused(HostStep {
-                host: host.to_owned(),
-                group: String::new(),
-                token: String::new(),
-                detail: why.to_owned(),
-                host_key_fingerprint: String::new(),
-                serial: 0,
-                valid_before: 0,
-            }),
-        )?;
-        Ok(ServiceError::Forbidden(why.to_owned()))
-    }
-
     /// Step 2: the proof, the report, and a new certificate when due.
     pub fn host_checkin_finish(
         &self,
@@ -123,7 +101,7 @@ impl Ca {
             ));
         }
         let refuse = |why: &str| -> Result<ServiceError, ServiceError> {
-            self.checkin_refused(client, &c.name, why)
+            self.refused_host_step(client, Event::HostCheckinRefused, "", &c.name, why)
         };
         let now_u = u64::try_from(now).unwrap_or(0);
         // A certificate the previous host CA key signed is still current

@@ -157,9 +157,22 @@ impl Ca {
         host: &str,
         why: &str,
     ) -> Result<ServiceError, ServiceError> {
+        self.refused_host_step(client, Event::HostEnrollRefused, token, host, why)
+    }
+
+    /// Audits a host step (an enrollment or a check-in) refused to an
+    /// unauthenticated caller, as `kind`, and returns the error to send.
+    pub(super) fn refused_host_step(
+        &self,
+        client: SocketAddr,
+        kind: fn(HostStep) -> Event,
+        token: &str,
+        host: &str,
+        why: &str,
+    ) -> Result<ServiceError, ServiceError> {
         self.audit(
             Actor::claim(client.ip(), ""),
-            Event::HostEnrollRefused(HostStep {
+            kind(HostStep {
                 host: host.to_owned(),
                 group: String::new(),
                 token: token.to_owned(),
