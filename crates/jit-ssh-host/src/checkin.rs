@@ -21,7 +21,7 @@ use jit_ssh_proto::routes;
 use crate::enroll::{cert_path, check_certificate};
 use crate::error::HostError;
 use crate::fetch::post_capped;
-use crate::files::{check_dir, read_opt, replace, SyncState};
+use crate::files::{check_dir, read_opt, replace, CheckinState, SyncState};
 use crate::sync::{held_keys, now_unix};
 
 /// Beside sshd's files: which host this is and where its key is, written
@@ -62,6 +62,35 @@ pub struct CheckedIn {
     pub renewed_serial: Option<String>,
     pub cert_valid_before: u64,
     pub sshd_reloaded: bool,
+}
+
+impl CheckinState {
+    /// What `sync-state.json` says after a check-in as `name` at `now`:
+    /// a failure keeps the last success's time and certificate end.
+    pub fn after(
+        previous: CheckinState,
+        name: &str,
+        done: Result<&CheckedIn, &HostError>,
+        now: u64,
+    ) -> CheckinState {
+        match done {
+            Ok(c) => CheckinState {
+                name: c.name.clone(),
+                ok: true,
+                error: None,
+                last_ok_at: Some(now),
+                cert_valid_before: Some(c.cert_valid_before),
+                renewed_serial: c.renewed_serial.clone(),
+            },
+            Err(e) => CheckinState {
+                name: name.to_owned(),
+                ok: false,
+                error: Some(e.to_string()),
+                renewed_serial: None,
+                ..previous
+            },
+        }
+    }
 }
 
 fn refused(why: impl Into<String>) -> HostError {

@@ -222,25 +222,12 @@ fn sync(opts: &SyncOptions, reload_sshd: Option<&Path>, json: bool) -> Result<()
     };
     let checkin_error = match checked {
         Some((id, done)) => {
-            let previous = state.checkin.take().unwrap_or_default();
-            let now = crate::sync::now_unix();
-            state.checkin = Some(match &done {
-                Ok(c) => CheckinState {
-                    name: c.name.clone(),
-                    ok: true,
-                    error: None,
-                    last_ok_at: Some(now),
-                    cert_valid_before: Some(c.cert_valid_before),
-                    renewed_serial: c.renewed_serial.clone(),
-                },
-                Err(e) => CheckinState {
-                    name: id.name,
-                    ok: false,
-                    error: Some(e.to_string()),
-                    renewed_serial: None,
-                    ..previous
-                },
-            });
+            state.checkin = Some(CheckinState::after(
+                state.checkin.take().unwrap_or_default(),
+                &id.name,
+                done.as_ref(),
+                crate::sync::now_unix(),
+            ));
             if let Err(e) = crate::files::write_state(&opts.dir, &state) {
                 eprintln!("jit-ssh: warning: {e}");
             }
