@@ -24,7 +24,13 @@ pub enum Answer {
     },
     /// Nothing at all for this long (or until the client hangs up).
     Stall(std::time::Duration),
+    /// This status with a CA-shaped JSON error body, e.g. 503 as a replica
+    /// whose database is down answers.
+    Status(u16),
 }
+
+/// The route every path without its own answer gets (404 if unset).
+pub const ANY_PATH: &str = "*";
 
 type Routes = Arc<Mutex<HashMap<String, Answer>>>;
 
@@ -58,6 +64,16 @@ fn respond(s: &mut std::net::TcpStream, answer: Option<Answer>, stop: &AtomicBoo
                 .as_bytes(),
             )
             .and_then(|()| s.write_all(&b)),
+        Some(Answer::Status(code)) => {
+            let body = r#"{"error":{"code":"unavailable","message":"stand-in replica"}}"#;
+            s.write_all(
+                format!(
+                    "HTTP/1.1 {code} Stand-in\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            )
+        }
         Some(Answer::Redirect(to)) => s.write_all(
             format!("HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
                 .as_bytes(),
@@ -116,7 +132,10 @@ impl FakeCa {
                         .unwrap_or_default()
                         .to_owned();
                     let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
-                    let answer = routes.lock().unwrap().get(&path).cloned();
+                    let answer = {
+                        let routes = routes.lock().unwrap();
+                        routes.get(&path).or_else(|| routes.get(ANY_PATH)).cloned()
+                    };
                     respond(&mut s, answer, &stop);
                 }
             })

@@ -15,7 +15,8 @@ pub enum HostCommand {
     /// the host key, get a host certificate (written beside the key), and
     /// trust the CA the token names; prints the HostCertificate line.
     Enroll {
-        /// The CA URL (or JIT_SSH_CA_URL).
+        /// The CA URL (or JIT_SSH_CA_URL); several replicas as a
+        /// comma-separated list.
         #[arg(long = "ca-url", visible_alias = "ca", env = "JIT_SSH_CA_URL")]
         ca: String,
         /// The enrollment token (jhe1.…); a secret: pass it from a file
@@ -47,7 +48,9 @@ pub enum HostCommand {
     /// KRL its signed manifest names (run every 30 s by
     /// systemd/jit-ssh-host-sync.timer). Exit 9: the KRL held is stale.
     Sync {
-        /// The CA URL (or JIT_SSH_CA_URL); `--ca` is the old name.
+        /// The CA URL (or JIT_SSH_CA_URL); several replicas as a
+        /// comma-separated list, tried in order when one cannot be reached
+        /// or answers 5xx. `--ca` is the old name.
         #[arg(long = "ca-url", visible_alias = "ca", env = "JIT_SSH_CA_URL")]
         ca: String,
         /// Where sshd reads ca-keys and revoked.krl.
@@ -105,11 +108,10 @@ pub fn run(command: HostCommand, json: bool) -> Result<(), HostError> {
             sshd_config_dir,
             ca_cert,
         } => {
-            let ca_url = reqwest::Url::parse(&ca)
-                .map_err(|e| HostError::Usage(format!("--ca-url {ca:?}: {e}")))?;
+            let ca_urls = crate::failover::parse_ca_urls(&ca)?;
             let done =
                 runtime()?.block_on(crate::enroll::enroll(&crate::enroll::EnrollOptions {
-                    ca_url,
+                    ca_urls,
                     token,
                     name,
                     aliases,
@@ -148,13 +150,12 @@ pub fn run(command: HostCommand, json: bool) -> Result<(), HostError> {
             reload_sshd,
             sshd_pid_file,
         } => {
-            let ca_url = reqwest::Url::parse(&ca)
-                .map_err(|e| HostError::Usage(format!("--ca-url {ca:?}: {e}")))?;
+            let ca_urls = crate::failover::parse_ca_urls(&ca)?;
             let max_age = jit_ssh_proto::parse_duration(&max_age)
                 .map_err(|e| HostError::Usage(format!("--max-age: {e}")))?;
             sync(
                 &SyncOptions {
-                    ca_url,
+                    ca_urls,
                     dir,
                     bootstrap_fingerprint,
                     max_age,
@@ -191,7 +192,7 @@ fn sync(opts: &SyncOptions, reload_sshd: Option<&Path>, json: bool) -> Result<()
         )));
     }
     let timed_out = || HostError::CaUnreachable {
-        url: opts.ca_url.to_string(),
+        url: list(&opts.ca_urls),
         detail: format!(
             "no complete answer within {}",
             jit_ssh_proto::format_duration(SYNC_DEADLINE)
@@ -207,11 +208,14 @@ fn sync(opts: &SyncOptions, reload_sshd: Option<&Path>, json: bool) -> Result<()
     // its certificate; not when the CA could not be reached at all.
     let checked = match crate::checkin::read_identity(&opts.dir) {
         Ok(Some(id)) if !matches!(outcome, Err(HostError::CaUnreachable { .. })) => {
-            let base = opts.ca_url.as_str().trim_end_matches('/').to_owned();
-            let run = async {
-                let http = crate::fetch::client(&opts.ca_url, opts.ca_cert.as_deref())?;
-                crate::checkin::checkin(&http, &base, &opts.dir, &id, &state, reload_sshd).await
-            };
+            let run = crate::failover::first_answering(&opts.ca_urls, |url| {
+                let (id, state) = (&id, &state);
+                async move {
+                    let http = crate::fetch::client(&url, opts.ca_cert.as_deref())?;
+                    let base = url.as_str().trim_end_matches('/');
+                    crate::checkin::checkin(&http, base, &opts.dir, id, state, reload_sshd).await
+                }
+            });
             let done = rt
                 .block_on(async { tokio::time::timeout_at(deadline, run).await })
                 .unwrap_or_else(|_| Err(timed_out()));
@@ -293,6 +297,14 @@ fn sync(opts: &SyncOptions, reload_sshd: Option<&Path>, json: bool) -> Result<()
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// The URLs as the user gave them, for messages.
+fn list(urls: &[reqwest::Url]) -> String {
+    urls.iter()
+        .map(reqwest::Url::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn report_checkin(c: &crate::checkin::CheckedIn) {

@@ -23,13 +23,15 @@ use jit_ssh_proto::hosts::{
 use jit_ssh_proto::routes;
 
 use crate::error::HostError;
+use crate::failover::first_answering;
 use crate::fetch::{check_ca_url, client, post_capped};
 use crate::files::{check_dir, replace, CA_KEYS_FILE, KRL_FILE};
 use crate::sync::now_unix;
 use crate::trust::{self, Anchor};
 
 pub struct EnrollOptions {
-    pub ca_url: reqwest::Url,
+    /// The CA's replicas, in order of preference (at least one).
+    pub ca_urls: Vec<reqwest::Url>,
     pub token: String,
     pub name: String,
     /// More names for the certificate (each one the token may enroll).
@@ -68,7 +70,15 @@ pub fn cert_path(key: &Path) -> PathBuf {
 }
 
 pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, HostError> {
-    check_ca_url(&opts.ca_url)?;
+    for url in &opts.ca_urls {
+        check_ca_url(url)?;
+    }
+    // A replica that cannot be reached hands the whole enrollment to the
+    // next; the token's secret goes only to replicas of the CA named.
+    first_answering(&opts.ca_urls, |url| enroll_at(opts, url)).await
+}
+
+async fn enroll_at(opts: &EnrollOptions, ca_url: reqwest::Url) -> Result<Enrolled, HostError> {
     let token = EnrollmentToken::parse(&opts.token).ok_or_else(|| {
         HostError::Usage(
             "--token is not an enrollment token (jhe1.…, from `jit-ssh-ca host-token`)".into(),
@@ -84,8 +94,8 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, HostError> {
         )));
     }
     check_dir(&opts.dir)?;
-    let http = client(&opts.ca_url, opts.ca_cert.as_deref())?;
-    let base = opts.ca_url.as_str().trim_end_matches('/').to_owned();
+    let http = client(&ca_url, opts.ca_cert.as_deref())?;
+    let base = ca_url.as_str().trim_end_matches('/').to_owned();
     let host_key = key
         .public_key()
         .to_openssh()
@@ -186,7 +196,7 @@ pub async fn enroll(opts: &EnrollOptions) -> Result<Enrolled, HostError> {
     // The KRL too, before any sshd_config names it: a missing RevokedKeys
     // file makes sshd refuse every key.
     crate::sync::sync(&crate::sync::SyncOptions {
-        ca_url: opts.ca_url.clone(),
+        ca_urls: opts.ca_urls.clone(),
         dir: opts.dir.clone(),
         bootstrap_fingerprint: None,
         max_age: std::time::Duration::from_secs(600),

@@ -86,6 +86,9 @@ pub async fn get_capped(http: &reqwest::Client, url: &str, cap: u64) -> Result<V
         }
     };
     let res = http.get(url).send().await.map_err(failed)?;
+    if res.status().is_server_error() {
+        return Err(server_error(url, res.status()));
+    }
     if !res.status().is_success() {
         return Err(refused(format!("{url} answered {}", res.status())));
     }
@@ -129,6 +132,9 @@ pub async fn post_capped<B: serde::Serialize, T: serde::de::DeserializeOwned>(
     let res = http.post(url).json(body).send().await.map_err(failed)?;
     let status = res.status();
     let bytes = read_capped(res, url, cap, failed).await?;
+    if status.is_server_error() {
+        return Err(server_error(url, status));
+    }
     if !status.is_success() {
         let said = serde_json::from_slice::<jit_ssh_proto::error::ErrorBody>(&bytes)
             .map(|b| jit_ssh_proto::text::escape_for_terminal(&b.error.message).into_owned())
@@ -136,6 +142,15 @@ pub async fn post_capped<B: serde::Serialize, T: serde::de::DeserializeOwned>(
         return Err(refused(format!("the CA refused ({status}): {said}")));
     }
     serde_json::from_slice(&bytes).map_err(|e| refused(format!("{url}: unreadable answer: {e}")))
+}
+
+/// A 5xx: the CA (or a proxy before it) could not serve the request, which
+/// is how a replica whose database is down answers; another may serve it.
+fn server_error(url: &str, status: reqwest::StatusCode) -> HostError {
+    HostError::CaUnreachable {
+        url: url.to_owned(),
+        detail: format!("answered {status}"),
+    }
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

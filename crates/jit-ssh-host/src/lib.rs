@@ -10,6 +10,7 @@ pub mod checkin;
 pub mod cli;
 pub mod enroll;
 pub mod error;
+pub mod failover;
 pub mod fetch;
 pub mod files;
 pub mod setup;

@@ -21,6 +21,7 @@ use jit_ssh_proto::signed::{
 };
 
 use crate::error::HostError;
+use crate::failover::first_answering;
 use crate::fetch::{check_ca_url, client, get_capped};
 use crate::files::{
     check_dir, read_opt, read_signed, read_state, replace, write_signed, write_state, SyncState,
@@ -29,7 +30,8 @@ use crate::files::{
 use crate::trust::{self, Anchor, HeldKrl, Refusal};
 
 pub struct SyncOptions {
-    pub ca_url: reqwest::Url,
+    /// The CA's replicas, in order of preference (at least one).
+    pub ca_urls: Vec<reqwest::Url>,
     pub dir: PathBuf,
     pub bootstrap_fingerprint: Option<String>,
     pub max_age: Duration,
@@ -44,6 +46,8 @@ pub struct Synced {
     /// The installed manifest's and key set's signing times (Unix seconds).
     pub krl_signed_at: u64,
     pub ca_keys_signed_at: u64,
+    /// The CA URL that answered (the first reachable of `--ca-url`).
+    pub ca_url: String,
     /// An enrolled host's check-in after the sync.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checkin: Option<crate::checkin::CheckedIn>,
@@ -200,13 +204,22 @@ async fn lock_dir(dir: &Path) -> Result<std::fs::File, HostError> {
 }
 
 pub async fn sync(opts: &SyncOptions) -> Result<Synced, HostError> {
-    check_ca_url(&opts.ca_url)?;
+    for url in &opts.ca_urls {
+        check_ca_url(url)?;
+    }
     check_dir(&opts.dir)?;
+    let _lock = lock_dir(&opts.dir).await?;
+    // Each replica signs the same key set and KRL; one that cannot be
+    // reached (or answers 5xx) hands over to the next, nothing else does.
+    first_answering(&opts.ca_urls, |url| sync_from(opts, url)).await
+}
+
+/// One whole sync against the replica at `ca_url` (the directory locked).
+async fn sync_from(opts: &SyncOptions, ca_url: reqwest::Url) -> Result<Synced, HostError> {
     let dir = opts.dir.as_path();
-    let _lock = lock_dir(dir).await?;
     let now = now_unix();
-    let http = client(&opts.ca_url, opts.ca_cert.as_deref())?;
-    let base = opts.ca_url.as_str().trim_end_matches('/').to_owned();
+    let http = client(&ca_url, opts.ca_cert.as_deref())?;
+    let base = ca_url.as_str().trim_end_matches('/').to_owned();
 
     // 1. The key set, vouched for by a key already held (or, on first use,
     //    by the key a person named by fingerprint).
@@ -278,6 +291,7 @@ pub async fn sync(opts: &SyncOptions) -> Result<Synced, HostError> {
         ca_keys: keys.len(),
         krl_signed_at,
         ca_keys_signed_at,
+        ca_url: ca_url.to_string(),
         checkin: None,
     })
 }

@@ -44,6 +44,9 @@ pub mod code {
     pub const RATE_LIMITED: &str = "rate_limited";
     /// Something on the CA side failed; nothing was issued.
     pub const INTERNAL: &str = "internal";
+    /// A part the CA depends on (its database) cannot be reached just now;
+    /// nothing was issued or changed. Retry, or another replica.
+    pub const UNAVAILABLE: &str = "unavailable";
     /// The path exists but not with this method (the `Allow` header lists
     /// the ones it takes).
     pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";

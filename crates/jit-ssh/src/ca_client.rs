@@ -1,6 +1,7 @@
 //! Talking to the CA over HTTP(S), mapping failures to what an engineer
 //! can act on.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use jit_ssh_proto::api::{
@@ -16,7 +17,11 @@ use crate::settings::Settings;
 
 pub struct CaClient {
     http: reqwest::Client,
-    base: reqwest::Url,
+    /// The CA's replicas (one or more), in order of preference.
+    bases: Vec<reqwest::Url>,
+    /// The replica that answered last: later requests start there, so a
+    /// login that moved on stays on the replica that works.
+    current: AtomicUsize,
 }
 
 impl CaClient {
@@ -43,33 +48,85 @@ impl CaClient {
         let http = builder.build().map_err(|e| ClientError::Other(e.into()))?;
         Ok(Self {
             http,
-            base: settings.ca_url.clone(),
+            bases: settings.ca_urls.clone(),
+            current: AtomicUsize::new(0),
         })
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base.as_str().trim_end_matches('/'))
+    /// Sends what `make` builds for a replica's base URL (no trailing
+    /// `/`), starting with the replica that answered last. No connection,
+    /// a timeout or a 5xx moves on to the next, each replica once; a
+    /// request id and secret stay valid on every replica (they share one
+    /// state), so a login in flight carries on. The last replica's 5xx is
+    /// returned as its answer.
+    async fn send(
+        &self,
+        make: impl Fn(&str) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
+        let n = self.bases.len().max(1);
+        let start = self.current.load(Ordering::Relaxed);
+        let mut failures = Vec::new();
+        for k in 0..n {
+            let i = (start + k) % n;
+            let Some(base) = self.bases.get(i) else { break };
+            let base = base.as_str().trim_end_matches('/');
+            let why = match make(base).send().await {
+                // The only replica's 5xx is its answer, said in its words.
+                Ok(res) if res.status().is_server_error() && n > 1 => {
+                    format!("answered {}", res.status())
+                }
+                Ok(res) => {
+                    self.current.store(i, Ordering::Relaxed);
+                    return Ok(res);
+                }
+                Err(e) => innermost(&e),
+            };
+            if k + 1 < n {
+                eprintln!(
+                    "jit-ssh: the CA at {base} could not serve this ({why}); trying the next"
+                );
+            }
+            failures.push(format!("{base}: {why}"));
+        }
+        Err(match failures.as_slice() {
+            [one] => ClientError::CaUnreachable {
+                url: self
+                    .bases
+                    .first()
+                    .map(|u| u.to_string())
+                    .unwrap_or_default(),
+                detail: one
+                    .split_once(": ")
+                    .map_or(one.clone(), |(_, d)| d.to_owned()),
+            },
+            _ => ClientError::CaUnreachable {
+                url: self.all_urls(),
+                detail: format!("no replica answered ({})", failures.join("; ")),
+            },
+        })
+    }
+
+    fn all_urls(&self) -> String {
+        self.bases
+            .iter()
+            .map(reqwest::Url::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     fn unreachable(&self, e: &reqwest::Error) -> ClientError {
-        // The innermost cause says what happened (refused, TLS, DNS).
-        let mut detail = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            detail = s.to_string();
-            source = s.source();
-        }
+        let i = self.current.load(Ordering::Relaxed);
         ClientError::CaUnreachable {
-            url: self.base.to_string(),
-            detail,
+            url: self.bases.get(i).map(|u| u.to_string()).unwrap_or_default(),
+            detail: innermost(e),
         }
     }
 
     async fn answer<T: DeserializeOwned>(
         &self,
-        res: Result<reqwest::Response, reqwest::Error>,
+        res: Result<reqwest::Response, ClientError>,
     ) -> Result<T, ClientError> {
-        let res = res.map_err(|e| self.unreachable(&e))?;
+        let res = res?;
         let status = res.status();
         let bytes = res.bytes().await.map_err(|e| self.unreachable(&e))?;
         if status.is_success() {
@@ -87,6 +144,11 @@ impl CaClient {
         };
         Err(match error.code.as_str() {
             code::NOT_ENROLLED => ClientError::NotEnrolled(error.message),
+            // Its database is down: nothing changed, like no answer at all.
+            code::UNAVAILABLE => ClientError::CaUnreachable {
+                url: self.all_urls(),
+                detail: error.message,
+            },
             // Policy or role said no: the CA's reason is the message.
             code::FORBIDDEN => ClientError::Denied(error.message),
             // The CA refused a value we sent (a TTL over the cap, a name):
@@ -110,17 +172,18 @@ impl CaClient {
         secret: &str,
         wait: Duration,
     ) -> Result<RequestState, ClientError> {
-        let url = format!(
+        let path = format!(
             "{}?wait={}",
-            self.url(&routes::fill(routes::REQUEST, "id", id)),
+            routes::fill(routes::REQUEST, "id", id),
             wait.as_secs()
         );
         let res = self
-            .http
-            .get(url)
-            .bearer_auth(secret)
-            .timeout(wait + Duration::from_secs(15))
-            .send()
+            .send(|base| {
+                self.http
+                    .get(format!("{base}{path}"))
+                    .bearer_auth(secret)
+                    .timeout(wait + Duration::from_secs(15))
+            })
             .await;
         self.answer(res).await
     }
@@ -143,7 +206,9 @@ impl CaClient {
         path: &str,
         body: &B,
     ) -> Result<T, ClientError> {
-        let res = self.http.post(self.url(path)).json(body).send().await;
+        let res = self
+            .send(|base| self.http.post(format!("{base}{path}")).json(body))
+            .await;
         self.answer(res).await
     }
 
@@ -154,11 +219,12 @@ impl CaClient {
         bearer: &str,
     ) -> Result<T, ClientError> {
         let res = self
-            .http
-            .get(self.url(path))
-            .bearer_auth(bearer)
-            .timeout(Duration::from_secs(30))
-            .send()
+            .send(|base| {
+                self.http
+                    .get(format!("{base}{path}"))
+                    .bearer_auth(bearer)
+                    .timeout(Duration::from_secs(30))
+            })
             .await;
         self.answer(res).await
     }
@@ -221,14 +287,18 @@ impl CaClient {
         token: &str,
         since: Option<&str>,
     ) -> Result<reqwest::Response, ClientError> {
-        let mut req = self
-            .http
-            .get(self.url(routes::AUDIT_EXPORT))
-            .bearer_auth(token);
-        if let Some(since) = since {
-            req = req.query(&[("since", since)]);
-        }
-        let res = req.send().await.map_err(|e| self.unreachable(&e))?;
+        let res = self
+            .send(|base| {
+                let req = self
+                    .http
+                    .get(format!("{base}{}", routes::AUDIT_EXPORT))
+                    .bearer_auth(token);
+                match since {
+                    Some(since) => req.query(&[("since", since)]),
+                    None => req,
+                }
+            })
+            .await?;
         if res.status().is_success() {
             return Ok(res);
         }
@@ -243,13 +313,27 @@ impl CaClient {
     }
 
     pub async fn cancel(&self, id: &str, secret: &str) -> Result<RequestState, ClientError> {
+        let path = routes::fill(routes::REQUEST, "id", id);
         let res = self
-            .http
-            .delete(self.url(&routes::fill(routes::REQUEST, "id", id)))
-            .bearer_auth(secret)
-            .timeout(Duration::from_secs(10))
-            .send()
+            .send(|base| {
+                self.http
+                    .delete(format!("{base}{path}"))
+                    .bearer_auth(secret)
+                    .timeout(Duration::from_secs(10))
+            })
             .await;
         self.answer(res).await
     }
+}
+
+/// The innermost cause of a failed request says what happened (refused,
+/// TLS, DNS, a timeout).
+fn innermost(e: &reqwest::Error) -> String {
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    detail
 }

@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
+use jit_ssh_host::failover::first_answering;
 use jit_ssh_host::fetch::{client, get_capped};
 use jit_ssh_host::files::replace;
 use jit_ssh_host::sync::{held_key_set_time, held_keys, install_key_set};
@@ -46,6 +47,18 @@ pub fn dir() -> Result<PathBuf, ClientError> {
     Ok(dir)
 }
 
+/// GETs `path` from the first replica that answers (each answer is
+/// checked against keys already held, whichever replica gave it).
+async fn fetch(settings: &Settings, path: &str) -> Result<Vec<u8>, ClientError> {
+    first_answering(&settings.ca_urls, |url| async move {
+        let http = client(&url, settings.ca_cert.as_deref())?;
+        let base = url.as_str().trim_end_matches('/');
+        get_capped(&http, &format!("{base}{path}"), MAX_CA_KEYS_BYTES).await
+    })
+    .await
+    .map_err(ClientError::from)
+}
+
 /// Fetches and checks the CA's key sets; writes `known_hosts` in `dir`.
 /// Returns its path and how many host CA keys it holds.
 pub async fn refresh(
@@ -53,8 +66,6 @@ pub async fn refresh(
     dir: &Path,
     ca_fingerprint: Option<&str>,
 ) -> Result<(PathBuf, usize), ClientError> {
-    let http = client(&settings.ca_url, settings.ca_cert.as_deref())?;
-    let base = settings.ca_url.as_str().trim_end_matches('/').to_owned();
     let now = jit_ssh_host::sync::now_unix();
 
     // The user CA keys: held (and rotated like a host's), or first use.
@@ -71,12 +82,7 @@ pub async fn refresh(
             ))
         }
     };
-    let body = get_capped(
-        &http,
-        &format!("{base}{}", routes::CA_KEYS),
-        MAX_CA_KEYS_BYTES,
-    )
-    .await?;
+    let body = fetch(settings, routes::CA_KEYS).await?;
     let offered: CaKeys = serde_json::from_slice(&body)
         .map_err(|e| refused(format!("the CA's key set is unreadable: {e}")))?;
     let keys = match trust::accept_key_set(&offered.signed, anchor, held_time, now) {
@@ -90,12 +96,7 @@ pub async fn refresh(
     };
 
     // The host CA keys, signed by one of those keys.
-    let body = get_capped(
-        &http,
-        &format!("{base}{}", routes::HOST_CA_KEYS),
-        MAX_CA_KEYS_BYTES,
-    )
-    .await?;
+    let body = fetch(settings, routes::HOST_CA_KEYS).await?;
     let signed: SignedDocument = serde_json::from_slice(&body)
         .map_err(|e| refused(format!("the CA's host CA key set is unreadable: {e}")))?;
     if trust::reverify(&signed, HOST_CA_KEYS_NAMESPACE, &keys).is_none() {

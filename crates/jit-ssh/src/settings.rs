@@ -13,8 +13,9 @@ use crate::error::ClientError;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsFile {
-    /// The CA's URL, e.g. https://ca.example.com.
-    pub ca_url: Option<String>,
+    /// The CA's URL, e.g. https://ca.example.com, or a list of its
+    /// replicas' URLs, tried in order.
+    pub ca_url: Option<CaUrlSetting>,
     /// Your jit-ssh user name (default: your login name).
     pub user: Option<String>,
     /// Default account on hosts.
@@ -25,9 +26,30 @@ pub struct SettingsFile {
     pub ca_cert: Option<PathBuf>,
 }
 
+/// `ca_url = "https://…"` or `ca_url = ["https://a…", "https://b…"]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum CaUrlSetting {
+    One(String),
+    Several(Vec<String>),
+}
+
+impl CaUrlSetting {
+    fn joined(self) -> String {
+        match self {
+            CaUrlSetting::One(s) => s,
+            CaUrlSetting::Several(v) => v.join(","),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The first (preferred) CA URL: names this CA in messages and files.
     pub ca_url: reqwest::Url,
+    /// Every replica's URL, `ca_url` first; the client moves to the next
+    /// when one cannot be reached or answers 5xx.
+    pub ca_urls: Vec<reqwest::Url>,
     pub user: String,
     pub account: Option<String>,
     pub ttl: Duration,
@@ -91,6 +113,31 @@ fn login_name() -> Option<String> {
     })
 }
 
+/// One URL or a comma-separated list; each https (plain http only to
+/// localhost), duplicates dropped, order kept.
+fn parse_ca_urls(text: &str) -> Result<Vec<reqwest::Url>, ClientError> {
+    let mut urls: Vec<reqwest::Url> = Vec::new();
+    for part in text.split(',').map(str::trim) {
+        if part.is_empty() {
+            return Err(ClientError::Usage(format!(
+                "CA URL list {text:?}: an empty entry"
+            )));
+        }
+        let url = reqwest::Url::parse(part)
+            .map_err(|e| ClientError::Usage(format!("CA URL {part:?}: {e}")))?;
+        let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+        if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+            return Err(ClientError::Usage(format!(
+                "CA URL {url} must be https (plain http only for localhost): the request secret and certificate travel over it"
+            )));
+        }
+        if !urls.contains(&url) {
+            urls.push(url);
+        }
+    }
+    Ok(urls)
+}
+
 impl Settings {
     pub fn resolve(flags: &Overrides) -> Result<Settings, ClientError> {
         Self::resolve_from(flags, load_file()?, &env)
@@ -106,18 +153,11 @@ impl Settings {
             .ca_url
             .clone()
             .or_else(|| env("JIT_SSH_CA_URL"))
-            .or(file.ca_url)
+            .or(file.ca_url.map(CaUrlSetting::joined))
             .ok_or_else(|| {
                 ClientError::Usage("no CA URL: set ca_url in ~/.config/jit-ssh/config.toml, JIT_SSH_CA_URL, or --ca-url".into())
             })?;
-        let ca_url = reqwest::Url::parse(&ca_url)
-            .map_err(|e| ClientError::Usage(format!("CA URL {ca_url:?}: {e}")))?;
-        let loopback = matches!(ca_url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-        if ca_url.scheme() != "https" && !(ca_url.scheme() == "http" && loopback) {
-            return Err(ClientError::Usage(format!(
-                "CA URL {ca_url} must be https (plain http only for localhost): the request secret and certificate travel over it"
-            )));
-        }
+        let ca_urls = parse_ca_urls(&ca_url)?;
         let user = flags
             .user
             .clone()
@@ -145,7 +185,8 @@ impl Settings {
         let ttl = jit_ssh_proto::parse_duration(&ttl_text)
             .map_err(|e| ClientError::Usage(format!("ttl: {e}")))?;
         Ok(Settings {
-            ca_url,
+            ca_url: ca_urls[0].clone(),
+            ca_urls,
             user,
             account,
             ttl,
@@ -234,5 +275,38 @@ mod tests {
         );
         let none = Settings::resolve_from(&Overrides::default(), SettingsFile::default(), &env);
         assert!(matches!(none, Err(ClientError::Usage(m)) if m.contains("no CA URL")));
+    }
+
+    #[test]
+    fn several_replicas_from_the_file_or_a_comma_list() {
+        let env = |k: &str| (k == "USER").then(|| "me".to_owned());
+        let urls = |s: &Settings| s.ca_urls.iter().map(|u| u.to_string()).collect::<Vec<_>>();
+        let s = Settings::resolve_from(
+            &Overrides::default(),
+            file("ca_url = [\"https://a.example\", \"https://b.example\"]"),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(urls(&s), ["https://a.example/", "https://b.example/"]);
+        assert_eq!(s.ca_url.as_str(), "https://a.example/");
+        let flags = Overrides {
+            ca_url: Some("https://b.example, https://a.example,https://b.example".into()),
+            ..Overrides::default()
+        };
+        let s = Settings::resolve_from(&flags, SettingsFile::default(), &env).unwrap();
+        assert_eq!(urls(&s), ["https://b.example/", "https://a.example/"]);
+        for bad in ["https://a.example,", "https://a.example,http://b.example"] {
+            let flags = Overrides {
+                ca_url: Some(bad.into()),
+                ..Overrides::default()
+            };
+            assert!(
+                matches!(
+                    Settings::resolve_from(&flags, SettingsFile::default(), &env),
+                    Err(ClientError::Usage(_))
+                ),
+                "{bad}"
+            );
+        }
     }
 }

@@ -46,6 +46,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::InviteInvalid => StatusCode::GONE,
             ServiceError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ServiceError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         let message = match &e {
             // Say what failed in general terms; the log has the details.
@@ -60,6 +61,8 @@ impl From<ServiceError> for ApiError {
             message,
             retry_after: match e {
                 ServiceError::RateLimited(s) => Some(s),
+                // Long enough for a pool to find the database back.
+                ServiceError::Unavailable(_) => Some(5),
                 _ => None,
             },
         }

@@ -82,6 +82,10 @@ pub enum ServiceError {
     RateLimited(u64),
     #[error("internal error ({0}); nothing was issued")]
     Internal(String),
+    #[error(
+        "the CA's {0} cannot be reached just now; nothing was issued or changed, retry shortly"
+    )]
+    Unavailable(&'static str),
 }
 
 impl ServiceError {
@@ -98,6 +102,7 @@ impl ServiceError {
             ServiceError::InviteInvalid => code::INVITE_INVALID,
             ServiceError::RateLimited(_) => code::RATE_LIMITED,
             ServiceError::Internal(_) => code::INTERNAL,
+            ServiceError::Unavailable(_) => code::UNAVAILABLE,
         }
     }
 
@@ -112,6 +117,9 @@ impl ServiceError {
 impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, source = ?std::error::Error::source(&e), "state store failed");
+        if e.is_unavailable() {
+            return ServiceError::Unavailable("state store");
+        }
         ServiceError::Internal("state store".into())
     }
 }

@@ -27,6 +27,11 @@ use jit_ssh_proto::api::{
     SessionStatus, Verdict,
 };
 
+/// SQLSTATE classes that say the database cannot be reached or is going
+/// away (08: connection exception, 57P: operator intervention such as a
+/// shutdown), as opposed to a query it refused.
+const UNAVAILABLE_SQLSTATE_CLASSES: [&str; 2] = ["08", "57P"];
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(transparent)]
@@ -43,6 +48,28 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+}
+
+impl StoreError {
+    /// Whether the store could not be reached (no connection, one that
+    /// broke, a database shutting down): the operation changed nothing
+    /// and may succeed shortly, here or on another replica.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Pool(_) => true,
+            StoreError::Postgres(e) => {
+                e.is_closed()
+                    || match e.code() {
+                        Some(state) => UNAVAILABLE_SQLSTATE_CLASSES
+                            .iter()
+                            .any(|class| state.code().starts_with(class)),
+                        // No SQLSTATE: the connection itself failed (I/O).
+                        None => e.as_db_error().is_none(),
+                    }
+            }
+            _ => false,
+        }
+    }
 }
 
 /// A one-time enrollment link, stored under the SHA-256 of its token so
