@@ -229,13 +229,17 @@ impl Encoder {
         out: &mut Vec<Chunk>,
     ) -> Result<(), EncodeError> {
         let t = whole_micros(t).max(self.last);
+        // Cut before an event that would stretch the chunk past its span.
+        if self.events > 0 && t - self.start >= self.policy.max_span {
+            out.push(self.cut()?);
+        }
         if self.events == 0 {
             self.start = t;
         }
         self.last = t;
         write_line(&mut self.buf, t, kind, data);
         self.events += 1;
-        if self.buf.len() >= self.policy.max_raw_bytes || t - self.start >= self.policy.max_span {
+        if self.buf.len() >= self.policy.max_raw_bytes {
             out.push(self.cut()?);
         }
         Ok(())
