@@ -15,6 +15,12 @@ impl Utf8Carry {
     /// The text `bytes` completes (after what was pending), keeping an
     /// incomplete trailing sequence for the next call.
     pub fn decode(&mut self, bytes: &[u8]) -> String {
+        // The common case: nothing pending, a whole-character read.
+        if self.pending.is_empty() {
+            if let Ok(s) = std::str::from_utf8(bytes) {
+                return s.to_owned();
+            }
+        }
         let mut input = std::mem::take(&mut self.pending);
         input.extend_from_slice(bytes);
         let mut out = String::with_capacity(input.len());
