@@ -13,7 +13,8 @@
 //! - [`Encoder`]: the recorder feeds events as they come and gets signed
 //!   chunks back, cut at a size or time bound the caller sets.
 //! - [`verify()`]: signatures, chain, indices, times, payloads; names the
-//!   first bad chunk.
+//!   first bad chunk. [`Verifier`] does the same one chunk at a time, as
+//!   uploads arrive.
 //! - [`Verified`]: plays the events with speed and idle limit, or writes
 //!   the plain asciicast v2 file stock `asciinema` reads.
 //! - [`Chunk::to_bytes`] / [`Chunk::from_bytes`] and [`bundle`]: the
@@ -31,6 +32,7 @@ pub mod event;
 pub mod header;
 pub mod play;
 pub mod utf8;
+pub mod verifier;
 pub mod verify;
 mod wire;
 
@@ -40,6 +42,7 @@ pub use encoder::{ChunkPolicy, EncodeError, Encoder, Finished};
 pub use event::{Event, EventKind, PayloadError};
 pub use header::{Header, HeaderError, RecordMode, SessionId, SessionInfo};
 pub use play::{Frame, PlayOptions, Player};
+pub use verifier::{ChainState, Verifier};
 pub use verify::{verify, ChunkProblem, Verified, VerifyError};
 
 /// SSHSIG namespace of recording chunks: a host key's signature over a

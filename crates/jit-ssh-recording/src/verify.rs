@@ -13,10 +13,11 @@ use std::time::Duration;
 
 use ssh_key::PublicKey;
 
-use crate::chain::{header_hash, ChainHash};
+use crate::chain::ChainHash;
 use crate::chunk::{Chunk, EndRecord, Totals};
-use crate::event::{Event, EventKind, PayloadError};
-use crate::header::{Header, HeaderError, RecordMode, SessionId};
+use crate::event::{Event, PayloadError};
+use crate::header::{Header, HeaderError, SessionId};
+use crate::verifier::Verifier;
 
 /// A recording whose every chunk checked out.
 #[derive(Debug, Clone)]
@@ -25,6 +26,8 @@ pub struct Verified {
     pub(crate) header_line: String,
     pub(crate) chunks: Vec<Chunk>,
     pub(crate) end: Option<EndRecord>,
+    /// What the data chunks add up to.
+    pub(crate) sums: Totals,
     pub(crate) final_hash: ChainHash,
 }
 
@@ -82,158 +85,26 @@ pub fn verify(
     host_key: &PublicKey,
     expected_final: Option<&ChainHash>,
 ) -> Result<Verified, VerifyError> {
-    let header = Header::parse_line(header_line)?;
+    let mut v = Verifier::new(header_line, host_key.clone())?;
     if chunks.is_empty() {
         return Err(VerifyError::Empty);
     }
-    let mut state = Chain {
-        session: &header.session.session_id,
-        record: header.session.record,
-        prev: header_hash(header_line),
-        prev_end: Duration::ZERO,
-        sums: Totals::default(),
-        end: None,
-    };
-    for (position, chunk) in chunks.iter().enumerate() {
-        let position = position as u64;
-        state
-            .check(position, chunk, host_key)
-            .map_err(|problem| VerifyError::Chunk { position, problem })?;
+    for chunk in &chunks {
+        v.push(chunk)?;
     }
-    let final_hash = state.prev;
-    let end = state.end;
-    if let Some(expected) = expected_final {
-        if end.is_none() {
-            return Err(VerifyError::NoEnd {
-                last: chunks.len() as u64 - 1,
-            });
-        }
-        if final_hash != *expected {
-            return Err(VerifyError::FinalHash {
-                found: final_hash,
-                expected: *expected,
-            });
-        }
-    }
+    let state = v.finish(expected_final)?;
     let mut chunks = chunks;
-    if end.is_some() {
+    if state.end.is_some() {
         chunks.pop();
     }
     Ok(Verified {
-        header,
+        header: Header::parse_line(header_line)?,
         header_line: header_line.to_owned(),
         chunks,
-        end,
-        final_hash,
+        end: state.end,
+        sums: state.sums,
+        final_hash: state.prev,
     })
-}
-
-/// What the chunks so far established.
-struct Chain<'a> {
-    session: &'a SessionId,
-    record: RecordMode,
-    prev: ChainHash,
-    prev_end: Duration,
-    sums: Totals,
-    end: Option<EndRecord>,
-}
-
-impl Chain<'_> {
-    fn check(&mut self, position: u64, chunk: &Chunk, key: &PublicKey) -> Result<(), ChunkProblem> {
-        // The signature first: until it holds, nothing the chunk says is
-        // the host's word.
-        if !chunk.signed_by(key) {
-            return Err(ChunkProblem::Signature);
-        }
-        let b = chunk.body();
-        if b.session_id != *self.session {
-            return Err(ChunkProblem::SessionId {
-                found: b.session_id.clone(),
-                expected: self.session.clone(),
-            });
-        }
-        if b.index != position {
-            return Err(ChunkProblem::Index {
-                expected: position,
-                found: b.index,
-            });
-        }
-        if b.prev != self.prev {
-            return Err(ChunkProblem::Chain(if position == 0 {
-                "header line"
-            } else {
-                "previous chunk"
-            }));
-        }
-        if self.end.is_some() {
-            return Err(ChunkProblem::AfterEnd);
-        }
-        if b.start < self.prev_end {
-            return Err(ChunkProblem::Time {
-                start: b.start,
-                prev_end: self.prev_end,
-            });
-        }
-        match &b.end_record {
-            Some(end) => self.check_totals(&end.totals)?,
-            None => self.check_events(chunk)?,
-        }
-        self.end = b.end_record;
-        self.prev = chunk.hash();
-        self.prev_end = b.end;
-        Ok(())
-    }
-
-    fn check_events(&mut self, chunk: &Chunk) -> Result<(), ChunkProblem> {
-        let b = chunk.body();
-        let events = chunk_events(chunk).map_err(ChunkProblem::Payload)?;
-        if events.len() as u64 != b.events {
-            return Err(ChunkProblem::Payload(PayloadError::Count {
-                expected: b.events,
-                found: events.len() as u64,
-            }));
-        }
-        let mut last = b.start;
-        for (i, e) in events.iter().enumerate() {
-            let event = i as u64;
-            if e.time < last && e.time >= b.start {
-                return Err(ChunkProblem::Payload(PayloadError::Backwards { event }));
-            }
-            if e.time < b.start || e.time > b.end {
-                return Err(ChunkProblem::Payload(PayloadError::OutsideChunk {
-                    event,
-                    time: e.time,
-                    start: b.start,
-                    end: b.end,
-                }));
-            }
-            if e.kind == EventKind::Input && self.record != RecordMode::Full {
-                return Err(ChunkProblem::InputRecorded);
-            }
-            last = e.time;
-        }
-        self.sums.data_chunks += 1;
-        self.sums.events += b.events;
-        self.sums.raw_bytes += b.raw_len;
-        self.sums.stored_bytes += b.payload.len() as u64;
-        Ok(())
-    }
-
-    fn check_totals(&self, t: &Totals) -> Result<(), ChunkProblem> {
-        let s = &self.sums;
-        let what = if t.data_chunks != s.data_chunks {
-            "data chunks"
-        } else if t.events != s.events {
-            "events"
-        } else if t.raw_bytes != s.raw_bytes {
-            "raw bytes"
-        } else if t.stored_bytes != s.stored_bytes {
-            "stored bytes"
-        } else {
-            return Ok(());
-        };
-        Err(ChunkProblem::Totals(what))
-    }
 }
 
 /// The events of a chunk whose signature was checked: decompressed to at
@@ -277,8 +148,9 @@ impl Verified {
         &self.chunks
     }
 
-    /// Totals as the chunks hold them.
+    /// The end chunk's totals; for an open recording, what its chunks add
+    /// up to (no byte counts as read).
     pub fn totals(&self) -> Totals {
-        self.end.map(|e| e.totals).unwrap_or_default()
+        self.end.map_or(self.sums, |e| e.totals)
     }
 }
