@@ -172,3 +172,14 @@ fn a_policy_outside_the_bounds_is_refused() {
         assert!(Encoder::new(&header("p", RecordMode::Output), host_key(), p).is_err());
     }
 }
+
+#[test]
+fn a_session_with_no_output_is_a_header_and_an_end_chunk() {
+    let (enc, key) = encoder(RecordMode::Output, ChunkPolicy::default());
+    let v = close(enc, Vec::new(), &key, secs(3.0));
+    assert!(v.chunks().is_empty());
+    assert_eq!(v.end().unwrap().totals, Default::default());
+    let mut file = Vec::new();
+    v.to_asciicast(&mut file).unwrap();
+    assert_eq!(file, format!("{}\n", v.header_line()).into_bytes());
+}
