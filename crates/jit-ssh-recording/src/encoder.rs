@@ -199,16 +199,15 @@ impl Encoder {
             end_record: Some(end),
         };
         let last = Chunk::sign(body, &self.key).map_err(EncodeError::Sign)?;
-        let finished = Finished {
-            final_hash: last.hash(),
-            final_signature: last.signature().to_owned(),
+        let final_hash = last.hash();
+        let final_signature = last.signature().to_owned();
+        chunks.push(last);
+        Ok(Finished {
+            chunks,
+            final_hash,
+            final_signature,
             end,
-            chunks: {
-                chunks.push(last);
-                chunks
-            },
-        };
-        Ok(finished)
+        })
     }
 
     fn push_text(
