@@ -6,8 +6,8 @@
 //! than the previous chunk ended, and hold exactly the events it claims.
 //! Together: no chunk can be edited, dropped, reordered, duplicated or
 //! inserted. Only the tail can go missing unnoticed, so a caller that holds
-//! the audit record's final hash passes it, and a recording without its
-//! end chunk or with another final hash is refused.
+//! the audit record's final hash passes it, and a recording that does not
+//! stop at exactly that hash is refused.
 
 use std::time::Duration;
 

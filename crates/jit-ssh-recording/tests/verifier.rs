@@ -142,3 +142,29 @@ fn end_totals_that_do_not_add_up_are_refused() {
         "chunk 1: the end chunk's totals do not match the chunks (events)"
     );
 }
+
+#[test]
+fn a_recording_whose_recorder_died_verifies_against_the_last_hash_the_ca_recorded() {
+    let key = host_key();
+    let r = record("lost-1", &key, 120);
+    // The recorder died after chunk 4: no end chunk; the CA's
+    // session_ended (recorder-lost) names chunk 4's hash.
+    let kept = r.chunks[..5].to_vec();
+    let last = kept[4].hash();
+    let v = verify(&r.header_line, kept.clone(), key.public_key(), Some(&last)).unwrap();
+    assert!(v.end().is_none());
+    assert_eq!(v.totals().data_chunks, 5);
+    // One chunk fewer than the CA recorded is a truncation.
+    let e = verify(
+        &r.header_line,
+        kept[..4].to_vec(),
+        key.public_key(),
+        Some(&last),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("the recording stops after chunk 3 without its end chunk"),
+        "{e}"
+    );
+}
