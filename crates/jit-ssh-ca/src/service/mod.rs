@@ -133,7 +133,7 @@ pub struct Ca {
     store: Arc<dyn Store>,
     audit: Arc<dyn AuditLog>,
     limiter: RateLimiter,
-    pub waiters: Waiters,
+    pub waiters: Arc<Waiters>,
     krl_cache: revocation::KrlCache,
     signed_cache: published::SignedCache,
     /// Public keys published beside the signing key (a staged rotation).
@@ -196,6 +196,13 @@ impl Ca {
             crate::config::SignerConfig::Pkcs11(_) => None,
         };
         let user_keys = KeyRing::new(Slots::single(signer, file));
+        // Another replica's issuance wakes a long poll waiting here.
+        let waiters = Arc::new(Waiters::default());
+        let woken = waiters.clone();
+        store.watch_requests(Arc::new(move |id: Option<&str>| match id {
+            Some(id) => woken.wake(id),
+            None => woken.wake_all(),
+        }));
         Ok(Self {
             schedules,
             notifier,
@@ -206,7 +213,7 @@ impl Ca {
             store,
             audit: Arc::new(LoggedAudit(audit)),
             limiter: RateLimiter::default(),
-            waiters: Waiters::default(),
+            waiters,
             krl_cache: revocation::KrlCache::default(),
             signed_cache: published::SignedCache::default(),
             extra_ca_keys,

@@ -14,9 +14,11 @@ pub struct Waiters {
 
 impl Waiters {
     /// Answers a long poll on request `id`: `read`s it at once, and again
-    /// after it changes, until `done` holds for what was read, it changed
-    /// once (an approval too: the waiting engineer sees it at once), or
-    /// `wait` is up.
+    /// after each wakeup, until `done` holds for what was read, what was
+    /// read differs from the first read (an approval too: the waiting
+    /// engineer sees it at once), or `wait` is up. A wakeup that changed
+    /// nothing visible (another replica's claim, a reconnected listener
+    /// waking everyone) keeps waiting.
     pub async fn wait_for<T, E, Fut>(
         &self,
         id: &str,
@@ -25,11 +27,12 @@ impl Waiters {
         mut read: impl FnMut() -> Fut,
     ) -> Result<T, E>
     where
+        T: PartialEq,
         Fut: Future<Output = Result<T, E>>,
     {
         let deadline = tokio::time::Instant::now() + wait;
         let notify = self.get(id);
-        let mut woken = false;
+        let mut first: Option<T> = None;
         let result = loop {
             // Register interest before reading, so a change in between wakes us.
             let changed = notify.notified();
@@ -39,10 +42,13 @@ impl Waiters {
                 Ok(s) => s,
                 Err(e) => break Err(e),
             };
-            if done(&current) || woken || tokio::time::Instant::now() >= deadline {
+            let moved = first.as_ref().is_some_and(|f| *f != current);
+            if done(&current) || moved || tokio::time::Instant::now() >= deadline {
                 break Ok(current);
             }
-            woken = tokio::time::timeout_at(deadline, changed).await.is_ok();
+            first.get_or_insert(current);
+            // Timed out: read once more and answer that.
+            let _ = tokio::time::timeout_at(deadline, changed).await;
         };
         self.release(id, notify);
         result
@@ -61,6 +67,15 @@ impl Waiters {
     pub fn wake(&self, id: &str) {
         if let Ok(m) = self.map.lock() {
             if let Some(n) = m.get(id) {
+                n.notify_waiters();
+            }
+        }
+    }
+
+    /// Wakes every waiter (changes may have been missed): each reads again.
+    pub fn wake_all(&self) {
+        if let Ok(m) = self.map.lock() {
+            for n in m.values() {
                 n.notify_waiters();
             }
         }

@@ -217,7 +217,20 @@ pub struct RevokedSerial {
 
 /// The CA's state. Hosts' state is in [`HostStore`], which every store
 /// implements too.
+/// Called with a request id when a stored request changed, possibly in
+/// another CA process, or with `None` when changes may have been missed
+/// (a lost database connection): wake every waiter to read again.
+pub type RequestChanged = std::sync::Arc<dyn Fn(Option<&str>) + Send + Sync>;
+
 pub trait Store: HostStore + Send + Sync {
+    /// Tells `changed` about request changes made by *other* processes
+    /// sharing this store, for long polls waiting on one replica while
+    /// another issues. The embedded store has one process, which wakes
+    /// its own waiters: nothing to do.
+    fn watch_requests(&self, changed: RequestChanged) {
+        let _ = changed;
+    }
+
     /// Adds revoked serials and bumps the KRL version; returns the new version.
     fn revoke_serials(&self, serials: &[RevokedSerial]) -> Result<u64, StoreError>;
     /// Every revoked serial still stored.

@@ -57,25 +57,50 @@ impl Pool {
 }
 
 pub(super) fn pool(cfg: &PostgresConfig) -> Result<Pool, ConnectError> {
+    match connector(cfg)? {
+        Connector::Plain(pg) => {
+            build(cfg, PostgresConnectionManager::new(pg, NoTls)).map(Pool::Plain)
+        }
+        Connector::Tls(pg, tls) => {
+            build(cfg, PostgresConnectionManager::new(pg, tls)).map(Pool::Tls)
+        }
+    }
+}
+
+/// How to open one connection with `[storage]`'s settings: what the pool
+/// uses, and what a connection of its own (a LISTEN) is made with.
+#[derive(Clone)]
+pub(super) enum Connector {
+    Plain(postgres::Config),
+    Tls(postgres::Config, MakeRustlsConnect),
+}
+
+impl Connector {
+    pub(super) fn connect(&self) -> Result<postgres::Client, postgres::Error> {
+        match self {
+            Connector::Plain(pg) => pg.connect(NoTls),
+            Connector::Tls(pg, tls) => pg.connect(tls.clone()),
+        }
+    }
+}
+
+pub(super) fn connector(cfg: &PostgresConfig) -> Result<Connector, ConnectError> {
     let mut pg = postgres::Config::from_str(&cfg.url).map_err(ConnectError::Url)?;
     if let Some(path) = &cfg.password_file {
         pg.password(read_password(path)?.trim_end_matches(['\r', '\n']));
     }
     pg.application_name("jit-ssh-ca");
     pg.connect_timeout(cfg.connect_timeout);
-    match cfg.sslmode {
+    Ok(match cfg.sslmode {
         SslMode::Disable => {
             pg.ssl_mode(postgres::config::SslMode::Disable);
-            let m = PostgresConnectionManager::new(pg, NoTls);
-            build(cfg, m).map(Pool::Plain)
+            Connector::Plain(pg)
         }
         SslMode::VerifyFull => {
             pg.ssl_mode(postgres::config::SslMode::Require);
-            let tls = MakeRustlsConnect::new(client_config(cfg)?);
-            let m = PostgresConnectionManager::new(pg, tls);
-            build(cfg, m).map(Pool::Tls)
+            Connector::Tls(pg, MakeRustlsConnect::new(client_config(cfg)?))
         }
-    }
+    })
 }
 
 /// Opens the pool with one connection (an unreachable or refusing

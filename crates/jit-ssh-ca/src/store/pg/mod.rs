@@ -11,6 +11,7 @@
 mod connect;
 mod hosts;
 pub mod migrate;
+mod notify;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -29,6 +30,10 @@ use jit_ssh_proto::api::RequestStatus;
 pub struct PgStore {
     /// Always `Some` until dropped.
     pool: Option<connect::Pool>,
+    /// Makes the LISTEN connection `watch_requests` keeps.
+    connector: connect::Connector,
+    /// The LISTEN thread, stopped when the store is dropped.
+    listener: std::sync::Mutex<Option<notify::Listener>>,
 }
 
 impl Drop for PgStore {
@@ -57,7 +62,11 @@ impl PgStore {
     pub fn open(cfg: &PostgresConfig) -> Result<Self, OpenError> {
         let pool = connect::pool(cfg)?;
         pool.with(migrate::check)?;
-        Ok(Self { pool: Some(pool) })
+        Ok(Self {
+            pool: Some(pool),
+            connector: connect::connector(cfg)?,
+            listener: std::sync::Mutex::new(None),
+        })
     }
 
     /// Connects and brings the schema to this binary's version.
@@ -329,6 +338,11 @@ impl Store for PgStore {
         })
     }
 
+    fn watch_requests(&self, changed: super::RequestChanged) {
+        let mut held = self.listener.lock().unwrap_or_else(|p| p.into_inner());
+        *held = Some(notify::listen(self.connector.clone(), changed));
+    }
+
     fn put_request(&self, req: &AccessRequest) -> Result<(), StoreError> {
         self.write_request(
             "INSERT INTO requests (key, body, ends_at, expires_at, never_confirmed, pending)
@@ -351,11 +365,17 @@ impl Store for PgStore {
             return Ok(false);
         }
         let old = enc(old, "request")?;
-        // The index column changes with the body, in one statement.
+        // The index column changes with the body, in one statement, which
+        // also tells the other replicas' long polls (delivered on commit).
         let n = self.write_request(
-            "UPDATE requests SET body = $2, ends_at = $3, expires_at = $4,
-               never_confirmed = $5, pending = $6
-             WHERE key = $1 AND body = $7",
+            &format!(
+                "WITH changed AS (
+                   UPDATE requests SET body = $2, ends_at = $3, expires_at = $4,
+                     never_confirmed = $5, pending = $6
+                   WHERE key = $1 AND body = $7 RETURNING key)
+                 SELECT pg_notify('{}', key) FROM changed",
+                notify::REQUEST_CHANNEL
+            ),
             Some(&old),
             new,
         )?;
