@@ -1,0 +1,136 @@
+//! Issuance with two `jit-ssh-ca serve` replicas on one PostgreSQL against
+//! one replica on the embedded store (sled + the chain file), the same
+//! load in the same run: concurrent engineers over real HTTP, each login
+//! five round trips (create, MFA start, soft passkey signs, MFA finish,
+//! read the certificate). Prints a table.
+//!
+//! `cargo bench -p jit-ssh-ca --bench replicas` (JIT_SSH_BENCH_ISSUANCES,
+//! default 2000; JIT_SSH_BENCH_CLIENTS, default 32)
+//!
+//! Clients, servers and PostgreSQL share the machine's cores, so the
+//! figures are conservative.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../tests/pg/mod.rs"]
+mod pg;
+#[path = "../tests/replicas/mod.rs"]
+mod replicas;
+
+use std::time::{Duration, Instant};
+
+use replicas::{init_ca, ssh_public_key, write_config, write_config_with, Client, Replica};
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Run {
+    issued: usize,
+    elapsed: Duration,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// `clients` engineers (each its own user) share `total` logins, spread
+/// over the replicas of `client`.
+fn load(
+    rt: &tokio::runtime::Runtime,
+    client: &Client,
+    config: &std::path::Path,
+    clients: usize,
+    total: usize,
+) -> Run {
+    let mut keys = Vec::new();
+    for i in 0..clients {
+        keys.push(rt.block_on(client.enroll(config, &format!("u{i}"))));
+    }
+    let per = total / clients;
+    let started = Instant::now();
+    let tasks: Vec<_> = keys
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut key)| {
+            let client = client.clone();
+            rt.spawn(async move {
+                let public_key = ssh_public_key();
+                let mut latencies = Vec::with_capacity(per);
+                for _ in 0..per {
+                    let mut at = i;
+                    let t0 = Instant::now();
+                    client
+                        .issue(&mut at, &format!("u{i}"), &mut key, &public_key)
+                        .await
+                        .unwrap_or_else(|e| panic!("u{i}: {e:?}"));
+                    latencies.push(t0.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies: Vec<Duration> = tasks
+        .into_iter()
+        .flat_map(|t| rt.block_on(t).unwrap())
+        .collect();
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
+    Run {
+        issued: latencies.len(),
+        elapsed,
+        p50: pct(0.50),
+        p99: pct(0.99),
+    }
+}
+
+fn main() {
+    let total = env_or("JIT_SSH_BENCH_ISSUANCES", 2000);
+    let clients = env_or("JIT_SSH_BENCH_CLIENTS", 32);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+
+    // One replica, embedded store.
+    let embedded = {
+        let tmp = tempfile::tempdir().unwrap();
+        init_ca(tmp.path());
+        let config = write_config_with(tmp.path(), "solo", "", clients);
+        let solo = Replica::start(&config);
+        let client = Client::new(vec![solo.base.clone()]);
+        load(&rt, &client, &config, clients, total)
+    };
+
+    // Two replicas, one PostgreSQL.
+    let Some(cluster) = pg::cluster("bench replicas") else {
+        return;
+    };
+    let db = cluster.database();
+    let tmp = tempfile::tempdir().unwrap();
+    init_ca(tmp.path());
+    let config_a = write_config(tmp.path(), "a", &db.url, clients);
+    let a = Replica::start(&config_a);
+    let b = Replica::start(&write_config(tmp.path(), "b", &db.url, clients));
+    let client = Client::new(vec![a.base.clone(), b.base.clone()]);
+    let replicated = load(&rt, &client, &config_a, clients, total);
+
+    println!("| issuance over HTTP, {clients} concurrent engineers, 2 cores | certificates | certs/s | p50 | p99 |");
+    println!("|---|---|---|---|---|");
+    for (name, r) in [
+        ("1 replica, embedded (sled + chain file)", &embedded),
+        ("2 replicas, PostgreSQL 15", &replicated),
+    ] {
+        println!(
+            "| {name} | {} | {:.0} | {:.1} ms | {:.1} ms |",
+            r.issued,
+            r.issued as f64 / r.elapsed.as_secs_f64(),
+            r.p50.as_secs_f64() * 1e3,
+            r.p99.as_secs_f64() * 1e3
+        );
+    }
+    drop((a, b));
+}
