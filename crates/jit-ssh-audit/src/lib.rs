@@ -18,6 +18,7 @@ pub mod chain;
 pub mod checkpoint;
 pub mod query;
 pub mod record;
+pub mod session_record;
 
 pub use chain::{ChainBreak, ChainHead, VerifyReport};
 pub use checkpoint::{ExportProblem, ExportReport};

@@ -315,6 +315,11 @@ pub enum Event {
     CaKeyActivated(KeyRotation),
     /// The previous key left the published set (`rotate retire`).
     CaKeyRetired(KeyRotation),
+    /// A recorded SSH session began (its first chunks arrived, signed by
+    /// the host).
+    SessionStarted(crate::session_record::SessionStarted),
+    /// A recorded SSH session ended; the recording's final hash.
+    SessionEnded(crate::session_record::SessionEnded),
 }
 
 /// A step of a CA key rotation.
@@ -380,6 +385,8 @@ pub const EVENT_KINDS: &[&str] = &[
     "ca_key_staged",
     "ca_key_activated",
     "ca_key_retired",
+    "session_started",
+    "session_ended",
 ];
 
 impl Event {
@@ -413,6 +420,8 @@ impl Event {
             Event::CaKeyStaged(_) => "ca_key_staged",
             Event::CaKeyActivated(_) => "ca_key_activated",
             Event::CaKeyRetired(_) => "ca_key_retired",
+            Event::SessionStarted(_) => "session_started",
+            Event::SessionEnded(_) => "session_ended",
         }
     }
 
@@ -425,6 +434,8 @@ impl Event {
             Event::RequestApproved(a) | Event::RequestDenied(a) | Event::ApprovalRefused(a) => {
                 Some(&a.account)
             }
+            Event::SessionStarted(s) => Some(&s.subject.account),
+            Event::SessionEnded(s) => Some(&s.subject.account),
             _ => None,
         }
     }
@@ -458,6 +469,8 @@ impl Event {
             Event::Revoked(r) => &r.user,
             Event::RevocationRefused(s) => &s.user,
             Event::UserEnabled(e) => &e.user,
+            Event::SessionStarted(s) => &s.subject.user,
+            Event::SessionEnded(s) => &s.subject.user,
         })
     }
 
@@ -490,6 +503,8 @@ impl Event {
             | Event::HostRemoved(h)
             | Event::HostRenewed(h)
             | Event::HostCheckinRefused(h) => Some(&h.host),
+            Event::SessionStarted(s) => Some(&s.subject.host),
+            Event::SessionEnded(s) => Some(&s.subject.host),
         }
     }
 
@@ -501,6 +516,8 @@ impl Event {
             Event::HostEnrolled(h) | Event::HostRemoved(h) | Event::HostRenewed(h) => {
                 std::slice::from_ref(&h.serial)
             }
+            Event::SessionStarted(s) => std::slice::from_ref(&s.subject.serial),
+            Event::SessionEnded(s) => std::slice::from_ref(&s.subject.serial),
             _ => &[],
         }
     }
@@ -533,6 +550,8 @@ impl Event {
             | Event::CaKeyStaged(_)
             | Event::CaKeyActivated(_)
             | Event::CaKeyRetired(_) => None,
+            Event::SessionStarted(s) => Some(&s.subject.grant),
+            Event::SessionEnded(s) => Some(&s.subject.grant),
         }
     }
 }

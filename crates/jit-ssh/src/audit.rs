@@ -178,6 +178,19 @@ fn columns(r: &AuditRecord, zone: Zone) -> [String; 6] {
             "{} to {} failed after {} tries: {}",
             n.event, n.target, n.attempts, n.error
         ),
+        Event::SessionStarted(s) => format!(
+            "session {} recorded ({}), host key {}",
+            s.subject.session, s.record, s.host_key_fingerprint
+        ),
+        Event::SessionEnded(s) => format!(
+            "session {} ended ({}) after {}s: {} bytes out, {} chunks, final hash {}",
+            s.subject.session,
+            s.reason,
+            s.duration_secs,
+            s.output_bytes,
+            s.chunks,
+            s.final_hash
+        ),
     };
     let host = match (e.account(), e.host()) {
         (Some(a), Some(h)) => format!("{a}@{h}"),
