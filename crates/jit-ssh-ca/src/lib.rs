@@ -19,9 +19,11 @@
 //! (`jit-ssh-proto`).
 
 pub mod atomic_file;
+pub mod backup;
 pub mod ca_key;
 pub mod clock;
 pub mod config;
+pub mod data_format;
 pub mod http;
 pub mod issue;
 pub mod logging;
