@@ -157,6 +157,17 @@ async fn a_backup_taken_during_issuance_restores_to_a_ca_that_verifies_and_issue
         assert_eq!(mode(f), 0o600, "{}", f.display());
     }
 
+    // The copy verifies whole as an export, with the CA public key only
+    // (what `jit-ssh audit verify` does).
+    let export = std::fs::File::open(to.join("audit/chain.jsonl")).unwrap();
+    let checked = jit_ssh_audit::checkpoint::verify_export(
+        std::io::BufReader::new(export),
+        std::slice::from_ref(key.public_key()),
+    )
+    .unwrap();
+    assert_eq!(checked.problem, None);
+    assert_eq!(checked.last_seq, report.audit_records);
+
     let data = tempfile::tempdir().unwrap();
     let done = restore(&to, data.path(), Some(key.public_key())).unwrap();
     assert_eq!(done.manifest.audit_records, report.audit_records);
@@ -365,4 +376,88 @@ async fn a_ca_on_postgres_is_not_backed_up_here_and_says_where_to_look() {
         "{text}"
     );
     assert!(!to.exists());
+}
+
+fn bulk_event(i: u64) -> jit_ssh_audit::Event {
+    let user = format!("user{}", i % 500);
+    jit_ssh_audit::Event::CertificateIssued(jit_ssh_audit::CertificateIssued {
+        serial: i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+        key_id: format!("jit-ssh:{user}:{i:032x}:{i}"),
+        user,
+        host: format!("db-{}.prod", i % 5000),
+        account: "postgres".into(),
+        principals: vec![format!("postgres@db-{}.prod", i % 5000)],
+        valid_after: 1_800_000_000 + i,
+        valid_before: 1_800_000_600 + i,
+        public_key_fingerprint: "SHA256:7OS6Dx+OHABorl8BixVaEKG77cEZBBmPYu9cRAgjbeY".into(),
+        ca_fingerprint: "SHA256:8gqd8KkC/AvRXQT0Q5lWEjooI+ncnxIErOaFz571DQ0".into(),
+        grant: format!("{i:032x}"),
+        reason: "incident 4242: primary failover".into(),
+        critical_options: vec![],
+        extensions: vec!["permit-pty".into()],
+        via: jit_ssh_audit::IssuedVia::Server,
+    })
+}
+
+/// Figures for docs/operations.md: `JIT_SSH_BACKUP_RECORDS=100000 cargo
+/// test -p jit-ssh-ca --test server_backup measure -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "a measurement, not a check"]
+async fn measure_backup_and_restore() {
+    let records: u64 = std::env::var("JIT_SSH_BACKUP_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let state_entries: u64 = std::env::var("JIT_SSH_BACKUP_STATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = jit_ssh_audit_disk::DiskAuditLog::open(&dir.path().join("audit")).unwrap();
+        for start in (0..records).step_by(10_000) {
+            let end = (start + 10_000).min(records);
+            log.append_many(
+                (start..end)
+                    .map(|i| (Actor::System, bulk_event(i)))
+                    .collect(),
+            )
+            .unwrap();
+        }
+        // State entries the size of an issued request (~2 KB).
+        let db = sled::open(dir.path().join("state")).unwrap();
+        let tree = db.open_tree("bulk").unwrap();
+        for i in 0..state_entries {
+            tree.insert(format!("{i:016}"), vec![b'x'; 2048]).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let key = signer();
+    let t = Arc::new(TestCa::on_dir(dir, LIMITS, key.clone()));
+    let mut alice = t.enroll("alice").await;
+    issue(&t, "alice", &mut alice).await;
+    let out = tempfile::tempdir().unwrap();
+    let to = out.path().join("backup");
+    let (ca, dir) = (t.ca.clone(), to.clone());
+    let report = tokio::task::spawn_blocking(move || ca.backup(&dir, false, Actor::System))
+        .await
+        .unwrap()
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    jit_ssh_ca::backup::restore::check_backup(&to, Some(key.public_key())).unwrap();
+    let check_ms = started.elapsed().as_millis();
+    let started = std::time::Instant::now();
+    restore(&to, data.path(), Some(key.public_key())).unwrap();
+    let restore_ms = started.elapsed().as_millis();
+    println!("restore: checking alone {check_ms} ms");
+    println!(
+        "backup: {} audit records, {} state entries, {} bytes, took {} ms, writes held {} ms; restore (checks + write + reindex) {} ms",
+        report.audit_records,
+        report.state_entries,
+        report.bytes,
+        report.took_ms,
+        report.writers_held_ms,
+        restore_ms
+    );
 }

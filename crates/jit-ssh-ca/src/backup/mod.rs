@@ -17,8 +17,9 @@
 //! Order is what makes it consistent: the service appends an audit record
 //! before it stores what the record is about (a certificate is in the log
 //! before its request says "issued"), so the state is copied first and
-//! the chain after, up to a checkpoint signed after the state copy. Every
-//! certificate the copied state knows is then in the copied chain.
+//! the chain after, up to a checkpoint signed after the state copy (both
+//! while state writes wait). Every certificate the copied state knows is
+//! then in the copied chain.
 
 pub mod restore;
 pub mod state_dump;

@@ -53,20 +53,25 @@ impl Ca {
         actor: Actor,
         started: Instant,
     ) -> Result<BackupReport, BackupError> {
-        // 1. The state, as of one moment (writes wait for this copy only).
+        // 1. The state, as of one moment, and 2. a checkpoint signed after
+        // it, both while state writes wait: every record the copied state
+        // depends on is at or before the checkpoint, and with writers
+        // parked on the store the chain soon holds still long enough for a
+        // checkpoint that vouches for every record before it.
         let held = Instant::now();
         let mut state = Vec::new();
-        let entries = self.store.dump(&mut state)?.ok_or(BackupError::Postgres)?;
+        let mut checkpointed = Ok(0);
+        let entries = self
+            .store
+            .dump(&mut state, &mut || {
+                checkpointed = self.backup_checkpoint(actor.clone());
+            })?
+            .ok_or(BackupError::Postgres)?;
         let writers_held = held.elapsed();
+        let last = checkpointed?;
         w.write(state_dump::FILE, &state)?;
         drop(state);
 
-        // 2. A checkpoint signed after the state copy: every record the
-        // copied state depends on is at or before it.
-        let last = self
-            .checkpoint(actor, "backup")
-            .map_err(|e| BackupError::Checkpoint(e.to_string()))?
-            .unwrap_or(0);
         // 3. The chain up to it, exactly as stored.
         let chain_path = w.dir.join(CHAIN);
         let (records, head) =
@@ -180,6 +185,37 @@ impl Ca {
         })
     }
 }
+
+impl Ca {
+    /// A checkpoint that vouches for every record before it, so the
+    /// copied chain verifies whole (`jit-ssh audit verify`): appends that
+    /// land between reading the head and appending the checkpoint are
+    /// signed by another checkpoint, a few tries at most. Its sequence
+    /// number (0 for an empty log).
+    fn backup_checkpoint(&self, actor: Actor) -> Result<u64, BackupError> {
+        let failed = |e: super::ServiceError| BackupError::Checkpoint(e.to_string());
+        let mut last = 0;
+        for _ in 0..CHECKPOINT_TRIES {
+            let head = self.audit.head();
+            if head.seq == 0 {
+                return Ok(0);
+            }
+            last = self
+                .sign_checkpoint(head, actor.clone(), "backup")
+                .map_err(failed)?;
+            if last == head.seq + 1 {
+                break;
+            }
+        }
+        Ok(last)
+    }
+}
+
+/// Each try is one signature and one group commit. Were every try beaten
+/// by another append, the copy still restores and verifies (its head is in
+/// the signed manifest); only `jit-ssh audit verify` of the copy itself
+/// would call its last records not vouched for.
+const CHECKPOINT_TRIES: usize = 20;
 
 /// Records 1..=`last` as stored, one per line; returns the count and the
 /// last record.

@@ -269,12 +269,17 @@ pub trait Store: HostStore + Send + Sync {
     /// Removes and returns the ceremony: a second caller gets `None`.
     fn take_ceremony(&self, key: &str) -> Result<Option<Ceremony>, StoreError>;
 
-    /// Writes a copy of the whole state as of one moment to `out` (writes
-    /// wait meanwhile), for `jit-ssh-ca backup`; returns the entries
-    /// written. `None`: this store is backed up by its own tools
-    /// (PostgreSQL: pg_dump).
-    fn dump(&self, out: &mut dyn std::io::Write) -> Result<Option<u64>, StoreError> {
-        let _ = out;
+    /// Writes a copy of the whole state as of one moment to `out`, then
+    /// runs `held`, and only then lets writes resume (they wait
+    /// meanwhile), for `jit-ssh-ca backup`; returns the entries written.
+    /// `None` (and `held` not run): this store is backed up by its own
+    /// tools (PostgreSQL: pg_dump).
+    fn dump(
+        &self,
+        out: &mut dyn std::io::Write,
+        held: &mut dyn FnMut(),
+    ) -> Result<Option<u64>, StoreError> {
+        let _ = (out, held);
         Ok(None)
     }
 }

@@ -148,13 +148,20 @@ impl SledStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Writes every tree to `out` while no write runs.
-    pub(super) fn dump_all(&self, out: &mut dyn std::io::Write) -> Result<u64, StoreError> {
+    /// Writes every tree to `out` while no write runs, then runs `held`
+    /// before writes resume.
+    pub(super) fn dump_all(
+        &self,
+        out: &mut dyn std::io::Write,
+        held: &mut dyn FnMut(),
+    ) -> Result<u64, StoreError> {
         let _alone = self
             .gate
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        crate::backup::state_dump::write_db(&self.db, out)
+        let n = crate::backup::state_dump::write_db(&self.db, out)?;
+        held();
+        Ok(n)
     }
 
     fn bump_version(&self) -> Result<u64, StoreError> {
@@ -173,8 +180,12 @@ impl SledStore {
 }
 
 impl Store for SledStore {
-    fn dump(&self, out: &mut dyn std::io::Write) -> Result<Option<u64>, StoreError> {
-        self.dump_all(out).map(Some)
+    fn dump(
+        &self,
+        out: &mut dyn std::io::Write,
+        held: &mut dyn FnMut(),
+    ) -> Result<Option<u64>, StoreError> {
+        self.dump_all(out, held).map(Some)
     }
 
     fn revoke_serials(&self, serials: &[RevokedSerial]) -> Result<u64, StoreError> {
