@@ -178,3 +178,108 @@ fn backup_of_a_running_ca_restores_into_a_directory_serve_opens() {
     let (ok, out, err) = run(ca().args(["invite", "alice", "--config"]).arg(&config));
     assert!(ok && out.contains("/enroll/"), "{out}{err}");
 }
+
+#[test]
+fn private_keys_are_in_a_backup_only_with_include_key_and_a_rotation_moves_with_the_data() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), &data);
+    let server = serve(&config);
+    let (ok, _, err) = run(ca().args(["rotate", "stage", "--config"]).arg(&config));
+    assert!(ok, "{err}");
+    let staged = std::fs::read_dir(data.join("keys"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .find(|n| !n.ends_with(".pub"))
+        .unwrap();
+
+    let plain = dir.path().join("plain");
+    let (ok, _, err) = run(ca()
+        .args(["backup", "--config"])
+        .arg(&config)
+        .arg("--to")
+        .arg(&plain));
+    assert!(ok, "{err}");
+    let with_key = dir.path().join("with-key");
+    let (ok, out, err) = run(ca()
+        .args(["backup", "--include-key", "--config"])
+        .arg(&config)
+        .arg("--to")
+        .arg(&with_key));
+    assert!(ok, "{err}");
+    assert!(out.contains("private keys:  2 included"), "{out}");
+    drop(server);
+
+    // Without --include-key: no private key byte in the backup.
+    let secret = std::fs::read(dir.path().join("ca/ca_key")).unwrap();
+    let staged_secret = std::fs::read(data.join("keys").join(&staged)).unwrap();
+    let mut stack = vec![plain.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let bytes = std::fs::read(&p).unwrap();
+                assert!(bytes != secret && bytes != staged_secret, "{}", p.display());
+                assert!(
+                    !String::from_utf8_lossy(&bytes).contains("PRIVATE KEY"),
+                    "{}",
+                    p.display()
+                );
+            }
+        }
+    }
+    assert_eq!(
+        std::fs::read(with_key.join("ca-keys/user")).unwrap(),
+        secret
+    );
+    let copy = with_key.join("keys").join(&staged);
+    assert_eq!(std::fs::read(&copy).unwrap(), staged_secret);
+    assert_eq!(
+        std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // Restored without the keys: it says where both go.
+    let bare = dir.path().join("bare");
+    let (ok, out, err) = run(ca()
+        .args(["restore", "--from"])
+        .arg(&plain)
+        .arg("--data")
+        .arg(&bare));
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!("{}/keys/{staged}", bare.display())),
+        "{out}"
+    );
+
+    // Restored with them: the rotation names the new directory's files,
+    // and the restored CA serves with the rotation where it stood.
+    let restored = dir.path().join("restored");
+    let (ok, out, err) = run(ca()
+        .args(["restore", "--from"])
+        .arg(&with_key)
+        .arg("--data")
+        .arg(&restored));
+    assert!(ok, "{err}");
+    assert!(out.contains("ca-keys/user"), "{out}");
+    let rotation = std::fs::read_to_string(restored.join("rotation.json")).unwrap();
+    assert!(
+        rotation.contains(&format!("{}/keys/{staged}", restored.display())),
+        "{rotation}"
+    );
+    assert!(
+        !rotation.contains(&format!("{}/", data.display())),
+        "{rotation}"
+    );
+    let config = write_config(dir.path(), &restored);
+    let _server = serve(&config);
+    let (ok, out, err) = run(ca().args(["rotate", "status", "--config"]).arg(&config));
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("staged:   ") && out.contains(&restored.display().to_string()),
+        "{out}"
+    );
+}
