@@ -461,3 +461,86 @@ async fn measure_backup_and_restore() {
         restore_ms
     );
 }
+
+/// Recomputes every file's size and hash in the manifest and signs it
+/// again with `key`, as only someone holding the CA key could: what is
+/// left to catch a bad chain is the chain check itself.
+fn resign(backup: &Path, key: &FileSigner, edit: impl FnOnce(&mut serde_json::Value)) {
+    use sha2::Digest;
+    let path = backup.join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    for f in m["files"].as_array_mut().unwrap() {
+        let bytes = std::fs::read(backup.join(f["path"].as_str().unwrap())).unwrap();
+        f["bytes"] = bytes.len().into();
+        f["sha256"] = hex::encode(sha2::Sha256::digest(&bytes)).into();
+    }
+    edit(&mut m);
+    let mut json = serde_json::to_vec_pretty(&m).unwrap();
+    json.push(b'\n');
+    let sig = key
+        .sign_detached(jit_ssh_ca::backup::NAMESPACE, &json)
+        .unwrap()
+        .to_pem(ssh_key::LineEnding::LF)
+        .unwrap();
+    std::fs::write(&path, json).unwrap();
+    std::fs::write(backup.join("manifest.json.sig"), sig).unwrap();
+}
+
+fn chain_lines(backup: &Path) -> Vec<String> {
+    std::fs::read_to_string(backup.join("audit/chain.jsonl"))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn write_chain(backup: &Path, lines: &[String], tail: &str) {
+    std::fs::write(
+        backup.join("audit/chain.jsonl"),
+        lines.join("\n") + "\n" + tail,
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_broken_or_cut_chain_is_refused_even_in_a_backup_signed_again() {
+    let (_t, key, _out, to) = small_backup().await;
+    let lines = chain_lines(&to);
+    assert!(lines.len() > 3);
+
+    // A record edited in the middle.
+    let e = refused(&to, |b| {
+        let mut l = chain_lines(b);
+        let mut rec: serde_json::Value = serde_json::from_str(&l[2]).unwrap();
+        rec["time"] = "2020-01-01T00:00:00Z".into();
+        l[2] = rec.to_string();
+        write_chain(b, &l, "");
+        resign(b, &key, |_| {});
+    });
+    assert!(
+        e.contains("audit chain in the backup does not verify: record 3"),
+        "{e}"
+    );
+
+    // Cut at a record boundary, the manifest made to agree: the
+    // backup's checkpoint is gone.
+    let e = refused(&to, |b| {
+        let l = chain_lines(b);
+        let kept = &l[..l.len() - 1];
+        write_chain(b, kept, "");
+        let head: serde_json::Value = serde_json::from_str(kept.last().unwrap()).unwrap();
+        resign(b, &key, |m| {
+            m["audit_records"] = kept.len().into();
+            m["audit_head_hash"] = head["hash"].clone();
+        });
+    });
+    assert!(e.contains("not the backup's checkpoint"), "{e}");
+
+    // Cut in the middle of a record.
+    let e = refused(&to, |b| {
+        let l = chain_lines(b);
+        write_chain(b, &l[..l.len() - 1], &l[l.len() - 1][..20]);
+        resign(b, &key, |_| {});
+    });
+    assert!(e.contains("does not end at a record boundary"), "{e}");
+}

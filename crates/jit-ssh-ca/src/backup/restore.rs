@@ -272,27 +272,53 @@ fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<(), RestoreEr
 /// signed by the CA key: the signature covers, through the hashes, every
 /// record before it.
 fn check_chain(path: &Path, manifest: &Manifest, key: &PublicKey) -> Result<(), RestoreError> {
-    let bytes = std::fs::read(path).map_err(io("reading", path))?;
+    use std::io::{BufRead, Read, Seek, SeekFrom};
     let chain = |why: String| RestoreError::Chain(why);
-    if !bytes.is_empty() && bytes.last() != Some(&b'\n') {
-        return Err(chain(
-            "it does not end at a record boundary (cut off)".into(),
-        ));
+    let mut file = std::fs::File::open(path).map_err(io("opening", path))?;
+    let len = file.metadata().map_err(io("reading", path))?.len();
+    if len > 0 {
+        let mut last_byte = [0u8; 1];
+        file.seek(SeekFrom::Start(len - 1))
+            .and_then(|_| file.read_exact(&mut last_byte))
+            .and_then(|()| file.seek(SeekFrom::Start(0)))
+            .map_err(io("reading", path))?;
+        if last_byte[0] != b'\n' {
+            return Err(chain(
+                "it does not end at a record boundary (cut off)".into(),
+            ));
+        }
     }
-    // Each record's hash by position, to find what the last checkpoint
-    // signs (the head a moment before it: concurrent appends may lie
-    // between, covered by the links and the signed manifest).
-    let mut hashes = Vec::new();
-    let mut last: Option<AuditRecord> = None;
-    let lines = bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty());
+    // The recent records' hashes, to find what the last checkpoint signs
+    // (the head a moment before it: appends that raced it lie between,
+    // covered by the links and the signed manifest). Streamed: a chain of
+    // millions of records is never held in memory.
+    let mut recent: std::collections::VecDeque<(u64, jit_ssh_audit::Hash)> =
+        std::collections::VecDeque::with_capacity(RECENT);
+    let mut last_checkpoint: Option<(u64, jit_ssh_audit::Checkpoint)> = None;
+    let mut last: Option<(u64, &'static str)> = None;
+    let mut read_error = None;
+    let lines = std::io::BufReader::with_capacity(1 << 20, file)
+        .split(b'\n')
+        .map_while(|l| l.map_err(|e| read_error = Some(e)).ok())
+        .filter(|l| !l.is_empty());
     let report = jit_ssh_audit::chain::verify(lines.map(|l| {
-        let rec: Result<AuditRecord, String> = serde_json::from_slice(l).map_err(|e| e.to_string());
+        let rec: Result<AuditRecord, String> =
+            serde_json::from_slice(&l).map_err(|e| e.to_string());
         if let Ok(r) = &rec {
-            hashes.push(r.hash);
-            last = Some(r.clone());
+            if recent.len() == RECENT {
+                recent.pop_front();
+            }
+            recent.push_back((r.seq, r.hash));
+            last = Some((r.seq, r.event.kind()));
+            if let Event::Checkpoint(c) = &r.event {
+                last_checkpoint = Some((r.seq, c.clone()));
+            }
         }
         rec
     }));
+    if let Some(e) = read_error {
+        return Err(io("reading", path)(e));
+    }
     if let Some(b) = report.first_break {
         return Err(chain(b.to_string()));
     }
@@ -304,29 +330,30 @@ fn check_chain(path: &Path, manifest: &Manifest, key: &PublicKey) -> Result<(), 
             report.records, report.head.hash, manifest.audit_records, manifest.audit_head_hash
         )));
     }
-    let Some(cp) = last else {
+    let Some((seq, kind)) = last else {
         return Ok(());
     };
-    let Event::Checkpoint(c) = &cp.event else {
-        return Err(chain(format!(
-            "its last record ({}) is a {}, not the backup's checkpoint (cut off?)",
-            cp.seq,
-            cp.event.kind()
-        )));
+    let c = match last_checkpoint {
+        Some((at, c)) if at == seq => c,
+        _ => {
+            return Err(chain(format!(
+                "its last record ({seq}) is a {kind}, not the backup's checkpoint (cut off?)"
+            )))
+        }
     };
-    let signed = usize::try_from(c.seq)
-        .ok()
-        .and_then(|s| s.checked_sub(1))
-        .and_then(|i| hashes.get(i));
-    if c.seq >= cp.seq || signed != Some(&c.hash) {
+    let signed = recent.iter().find(|(s, _)| *s == c.seq).map(|(_, h)| h);
+    if c.seq >= seq || signed != Some(&c.hash) {
         return Err(chain(format!(
-            "the last checkpoint (record {}) does not sign a record before it",
-            cp.seq
+            "the last checkpoint (record {seq}) does not sign a record shortly before it"
         )));
     }
-    jit_ssh_audit::checkpoint::check_signature(c, std::slice::from_ref(key))
-        .map_err(|why| chain(format!("the last checkpoint (record {}): {why}", cp.seq)))
+    jit_ssh_audit::checkpoint::check_signature(&c, std::slice::from_ref(key))
+        .map_err(|why| chain(format!("the last checkpoint (record {seq}): {why}")))
 }
+
+/// How far back (in records) the backup's checkpoint may sign: only the
+/// appends that raced it lie between.
+const RECENT: usize = 65_536;
 
 fn mkdir(path: &Path) -> Result<(), RestoreError> {
     std::fs::DirBuilder::new()
@@ -378,17 +405,7 @@ fn write_data(from: &Path, data: &Path, m: &Manifest) -> Result<(), RestoreError
     mkdir(&audit)?;
     let chain = audit.join("chain.jsonl");
     copy_private(&from.join(CHAIN), &chain)?;
-    let bytes = std::fs::read(&chain).map_err(io("reading", &chain))?;
-    let mut offsets = Vec::with_capacity(m.audit_records as usize * 8);
-    for (i, b) in bytes.iter().enumerate() {
-        if *b == b'\n' {
-            offsets.extend_from_slice(&(i as u64 + 1).to_be_bytes());
-        }
-    }
-    drop(bytes);
-    let offsets_path = audit.join("chain.offsets");
-    crate::atomic_file::write(&offsets_path, &offsets, 0o600)
-        .map_err(io("writing", &offsets_path))?;
+    write_offsets(&chain, &audit.join("chain.offsets"))?;
     {
         let log = DiskAuditLog::open(&audit)?;
         let head = log.head();
@@ -424,4 +441,37 @@ fn write_data(from: &Path, data: &Path, m: &Manifest) -> Result<(), RestoreError
     }
     let dir = std::fs::File::open(data).map_err(io("opening", data))?;
     dir.sync_all().map_err(io("syncing", data))
+}
+
+/// `chain.offsets` for a chain file: each record's end offset, 8 bytes
+/// big-endian (what `jit-ssh-audit-disk` keeps beside the chain).
+fn write_offsets(chain: &Path, to: &Path) -> Result<(), RestoreError> {
+    use std::io::{BufRead, Write};
+    let file = std::fs::File::open(chain).map_err(io("opening", chain))?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(to)
+        .map_err(io("creating", to))?;
+    let mut out = std::io::BufWriter::new(out);
+    let mut end = 0u64;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(io("reading", chain))?;
+        if n == 0 {
+            break;
+        }
+        end += n as u64;
+        out.write_all(&end.to_be_bytes())
+            .map_err(io("writing", to))?;
+    }
+    let out = out
+        .into_inner()
+        .map_err(|e| io("writing", to)(e.into_error()))?;
+    out.sync_all().map_err(io("syncing", to))
 }
