@@ -12,16 +12,19 @@
 //! The `jit-ssh-ca` binary: `serve` (`--dev` for a try-out), `init` (CA
 //! and host CA keys), `check-config`, `invite`, `enable-user`,
 //! `host-token`, `hosts`, `oncall`, `sign` (offline emergency issuance),
-//! `krl build|show|check`.
+//! `krl build|show|check`, `backup` (of the running server) and `restore`
+//! ([`backup`]; the data directory's layout version is [`data_format`]).
 //!
 //! What it does not own: KRL bytes (`jit-ssh-krl`), the audit record format
 //! (`jit-ssh-audit`) and its storage (`jit-ssh-audit-disk`), wire types
 //! (`jit-ssh-proto`).
 
 pub mod atomic_file;
+pub mod backup;
 pub mod ca_key;
 pub mod clock;
 pub mod config;
+pub mod data_format;
 pub mod http;
 pub mod issue;
 pub mod logging;

@@ -1,6 +1,7 @@
 //! Command-line surface of `jit-ssh-ca`. Each subcommand parses its
 //! arguments, calls the library, and reports; nothing more.
 
+mod backup;
 mod check_config;
 mod enable_user;
 mod hosts;
@@ -49,6 +50,11 @@ enum Command {
     /// audited steps: stage, activate, retire. Through the running server.
     #[command(subcommand)]
     Rotate(rotate::RotateCommand),
+    /// Back up the running CA's state, audit log and key rotation state
+    /// into a new directory, without stopping it.
+    Backup(backup::BackupArgs),
+    /// Restore a backup into a new data directory (offline).
+    Restore(backup::RestoreArgs),
     /// Who is on call in a schedule, now or --at a time.
     Oncall(oncall::OnCallArgs),
     /// Check a configuration file and report every problem.
@@ -89,5 +95,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Hsm(c) => hsm::run(c),
         Command::Migrate(a) => migrate::run(a),
         Command::Rotate(c) => rotate::run(c),
+        Command::Backup(a) => backup::backup(a),
+        Command::Restore(a) => backup::restore(a),
     }
 }

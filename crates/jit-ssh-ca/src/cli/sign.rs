@@ -107,6 +107,7 @@ pub fn run(a: SignArgs) -> anyhow::Result<ExitCode> {
             a.data.display()
         );
     }
+    jit_ssh_ca::data_format::check_and_stamp(&a.data)?;
     let signer = FileSigner::new(
         ca_key::load(&a.ca_key, a.passphrase_file.as_deref())
             .with_context(|| format!("loading CA key {}", a.ca_key.display()))?,

@@ -55,6 +55,13 @@ pub enum AdminRequest {
         #[serde(default)]
         key_file: Option<PathBuf>,
     },
+    /// A backup into directory `to` (absolute; new or empty), while serving.
+    Backup {
+        to: PathBuf,
+        /// Copy the CA's private key files too.
+        #[serde(default)]
+        include_key: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -100,6 +107,9 @@ pub enum AdminResponse {
         ready: bool,
         /// Each failed check: name and why.
         failed: Vec<(String, String)>,
+    },
+    BackedUp {
+        report: crate::backup::BackupReport,
     },
     Error {
         message: String,
@@ -245,6 +255,22 @@ async fn handle(ca: Arc<Ca>, stream: UnixStream) -> anyhow::Result<()> {
             match done {
                 Ok(status) => AdminResponse::Rotation { status },
                 Err(message) => AdminResponse::Error { message },
+            }
+        }
+        Ok(AdminRequest::Backup { to, include_key }) => {
+            let actor = Actor::Operator {
+                login: format!("admin socket ({peer})"),
+            };
+            let done =
+                tokio::task::spawn_blocking(move || ca.backup(&to, include_key, actor)).await;
+            match done {
+                Ok(Ok(report)) => AdminResponse::BackedUp { report },
+                Ok(Err(e)) => AdminResponse::Error {
+                    message: format!("{:#}", anyhow::Error::from(e)),
+                },
+                Err(e) => AdminResponse::Error {
+                    message: e.to_string(),
+                },
             }
         }
         Ok(AdminRequest::Ready) => match blocking(ca, |ca| Ok(ca.readiness())).await {

@@ -31,6 +31,9 @@ pub const ADMIN_SOCKET: &str = "admin.sock";
 pub fn open_ca(config: Config) -> anyhow::Result<Ca> {
     let data = config.data_dir.clone();
     create_private_dir(&data)?;
+    // Before anything else in the directory is read: a newer layout is
+    // refused, not half-read and rewritten.
+    crate::data_format::check_and_stamp(&data)?;
     let pass = signers::passphrase_file(&config.signer);
     // A rotation, once started, names the keys (DATA/rotation.json).
     let rotation = crate::rotation_state::RotationFile::load(&data)

@@ -130,6 +130,17 @@ impl Ca {
         if matches!(last.first().map(|r| &r.event), Some(Event::Checkpoint(_))) {
             return Ok(Some(head.seq));
         }
+        self.sign_checkpoint(head, actor, trigger).map(Some)
+    }
+
+    /// Signs `head` and appends the checkpoint; returns its sequence number
+    /// (records appended meanwhile lie between `head` and it).
+    pub(super) fn sign_checkpoint(
+        &self,
+        head: jit_ssh_audit::ChainHead,
+        actor: Actor,
+        trigger: &str,
+    ) -> Result<u64, ServiceError> {
         let signer = self.signer();
         let sig = signer
             .sign_detached(NAMESPACE, &checkpoint::message(head.seq, &head.hash))
@@ -150,7 +161,7 @@ impl Ca {
                 trigger: trigger.to_owned(),
             }),
         )?;
-        Ok(Some(seq))
+        Ok(seq)
     }
 
     /// The range of an export for `who` (auditors, security, admins): from

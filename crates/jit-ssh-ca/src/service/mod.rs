@@ -7,6 +7,7 @@
 
 mod approvals;
 mod audit_read;
+mod backup;
 mod cert_owner;
 mod confirm;
 mod decide;

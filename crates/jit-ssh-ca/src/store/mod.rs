@@ -42,6 +42,8 @@ pub enum StoreError {
     Pool(#[from] r2d2_postgres::r2d2::Error),
     #[error("a stored entry vanished while it was read")]
     Gone,
+    #[error("writing a copy of the state")]
+    Copy(#[source] std::io::Error),
     #[error("stored {what} is unreadable")]
     Corrupt {
         what: &'static str,
@@ -306,4 +308,18 @@ pub trait Store: HostStore + Send + Sync {
     fn put_ceremony(&self, key: &str, c: &Ceremony) -> Result<(), StoreError>;
     /// Removes and returns the ceremony: a second caller gets `None`.
     fn take_ceremony(&self, key: &str) -> Result<Option<Ceremony>, StoreError>;
+
+    /// Writes a copy of the whole state as of one moment to `out`, then
+    /// runs `held`, and only then lets writes resume (they wait
+    /// meanwhile), for `jit-ssh-ca backup`; returns the entries written.
+    /// `None` (and `held` not run): this store is backed up by its own
+    /// tools (PostgreSQL: pg_dump).
+    fn dump(
+        &self,
+        out: &mut dyn std::io::Write,
+        held: &mut dyn FnMut(),
+    ) -> Result<Option<u64>, StoreError> {
+        let _ = (out, held);
+        Ok(None)
+    }
 }

@@ -12,6 +12,7 @@ impl SledStore {
 
 impl HostStore for SledStore {
     fn put_host_token(&self, id: &str, token: &HostToken) -> Result<(), StoreError> {
+        let _writing = self.writing();
         self.tree("host_tokens")?
             .insert(id, enc(token, "host token")?)?;
         Ok(())
@@ -22,6 +23,7 @@ impl HostStore for SledStore {
     }
 
     fn use_host_token(&self, id: &str, now: i64) -> Result<Option<HostToken>, StoreError> {
+        let _writing = self.writing();
         let tree = self.tree("host_tokens")?;
         loop {
             let Some(raw) = tree.get(id)? else {
@@ -49,16 +51,19 @@ impl HostStore for SledStore {
     }
 
     fn put_host_challenge(&self, id: &str, c: &HostChallenge) -> Result<(), StoreError> {
+        let _writing = self.writing();
         self.tree("host_challenges")?
             .insert(id, enc(c, "host challenge")?)?;
         Ok(())
     }
 
     fn take_host_challenge(&self, id: &str) -> Result<Option<HostChallenge>, StoreError> {
+        let _writing = self.writing();
         dec(self.tree("host_challenges")?.remove(id)?, "host challenge")
     }
 
     fn put_host(&self, host: &HostRecord) -> Result<(), StoreError> {
+        let _writing = self.writing();
         let tree = self.tree("hosts")?;
         tree.insert(&host.name, enc(host, "host")?)?;
         tree.flush()?;
@@ -70,6 +75,7 @@ impl HostStore for SledStore {
     }
 
     fn swap_host(&self, old: &HostRecord, new: &HostRecord) -> Result<bool, StoreError> {
+        let _writing = self.writing();
         // Compared decoded: a record stored by an older version encodes
         // differently (fields added since) but is still `old`.
         let tree = self.tree("hosts")?;
@@ -87,6 +93,7 @@ impl HostStore for SledStore {
     }
 
     fn prune_host_challenges(&self, cutoff: i64) -> Result<usize, StoreError> {
+        let _writing = self.writing();
         let gone = Self::prune_tree(
             &self.tree("host_challenges")?,
             "host challenge",
@@ -107,6 +114,7 @@ impl HostStore for SledStore {
     }
 
     fn remove_host(&self, name: &str) -> Result<Option<HostRecord>, StoreError> {
+        let _writing = self.writing();
         let tree = self.tree("hosts")?;
         let gone = dec(tree.remove(name)?, "host")?;
         tree.flush()?;
@@ -114,6 +122,7 @@ impl HostStore for SledStore {
     }
 
     fn revoke_host_key(&self, fingerprint: &str, key: &str) -> Result<(), StoreError> {
+        let _writing = self.writing();
         let tree = self.tree("revoked_host_keys")?;
         tree.insert(fingerprint, key.as_bytes())?;
         tree.flush()?;

@@ -30,6 +30,9 @@ pub struct SledStore {
     pending: sled::Tree,
     meta: sled::Tree,
     db: sled::Db,
+    /// Every write holds it shared; a backup's copy holds it exclusively,
+    /// so the copy is one point in time across all trees.
+    gate: std::sync::RwLock<()>,
 }
 
 const KRL_VERSION: &[u8] = b"krl_version";
@@ -53,6 +56,7 @@ impl SledStore {
             pending: db.open_tree("pending_approval")?,
             meta: db.open_tree("meta")?,
             db,
+            gate: std::sync::RwLock::new(()),
         };
         store.index_pending_once()
     }
@@ -134,6 +138,32 @@ impl SledStore {
         &self.db
     }
 
+    /// Held by a write for its whole length (every trait method that
+    /// changes a tree takes it once, never nested: a backup waiting for
+    /// it exclusively would otherwise deadlock a nested taker). A panic
+    /// while held poisons nothing worth refusing writes for.
+    pub(super) fn writing(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.gate
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Writes every tree to `out` while no write runs, then runs `held`
+    /// before writes resume.
+    pub(super) fn dump_all(
+        &self,
+        out: &mut dyn std::io::Write,
+        held: &mut dyn FnMut(),
+    ) -> Result<u64, StoreError> {
+        let _alone = self
+            .gate
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = crate::backup::state_dump::write_db(&self.db, out)?;
+        held();
+        Ok(n)
+    }
+
     fn bump_version(&self) -> Result<u64, StoreError> {
         let next = self
             .meta
@@ -150,7 +180,16 @@ impl SledStore {
 }
 
 impl Store for SledStore {
+    fn dump(
+        &self,
+        out: &mut dyn std::io::Write,
+        held: &mut dyn FnMut(),
+    ) -> Result<Option<u64>, StoreError> {
+        self.dump_all(out, held).map(Some)
+    }
+
     fn revoke_serials(&self, serials: &[RevokedSerial]) -> Result<u64, StoreError> {
+        let _writing = self.writing();
         let mut batch = sled::Batch::default();
         for r in serials {
             batch.insert(
@@ -183,6 +222,7 @@ impl Store for SledStore {
     }
 
     fn remove_revoked(&self, serials: &[u64]) -> Result<u64, StoreError> {
+        let _writing = self.writing();
         let mut batch = sled::Batch::default();
         for s in serials {
             batch.remove(&s.to_be_bytes()[..]);
@@ -200,6 +240,7 @@ impl Store for SledStore {
     }
 
     fn put_invite(&self, token_hash: &str, invite: &Invite) -> Result<(), StoreError> {
+        let _writing = self.writing();
         self.invites.insert(token_hash, enc(invite, "invite")?)?;
         Ok(())
     }
@@ -209,6 +250,7 @@ impl Store for SledStore {
     }
 
     fn take_invite(&self, token_hash: &str) -> Result<Option<Invite>, StoreError> {
+        let _writing = self.writing();
         dec(self.invites.remove(token_hash)?, "invite")
     }
 
@@ -222,6 +264,7 @@ impl Store for SledStore {
         creds: &[Passkey],
         durable: bool,
     ) -> Result<(), StoreError> {
+        let _writing = self.writing();
         self.credentials.insert(user, enc(&creds, "credentials")?)?;
         if durable {
             self.credentials.flush()?;
@@ -234,6 +277,7 @@ impl Store for SledStore {
     }
 
     fn add_invited_roles(&self, user: &str, roles: &[Role]) -> Result<(), StoreError> {
+        let _writing = self.writing();
         let mut all = self.invited_roles(user)?;
         all.extend_from_slice(roles);
         all.sort();
@@ -243,6 +287,7 @@ impl Store for SledStore {
     }
 
     fn put_request(&self, req: &AccessRequest) -> Result<(), StoreError> {
+        let _writing = self.writing();
         if req.status == RequestStatus::PendingApproval {
             self.pending.insert(req.id.as_bytes(), &[][..])?;
         }
@@ -255,6 +300,7 @@ impl Store for SledStore {
     }
 
     fn swap_request(&self, old: &AccessRequest, new: &AccessRequest) -> Result<bool, StoreError> {
+        let _writing = self.writing();
         // The index entry goes in before the request turns pending, and
         // out only after it stopped: the index never misses one.
         let waits = new.status == RequestStatus::PendingApproval;
@@ -269,6 +315,7 @@ impl Store for SledStore {
     }
 
     fn put_revocation(&self, r: &PendingRevocation) -> Result<(), StoreError> {
+        let _writing = self.writing();
         self.revocations.insert(&r.id, enc(r, "revocation")?)?;
         Ok(())
     }
@@ -282,6 +329,7 @@ impl Store for SledStore {
         old: &PendingRevocation,
         new: &PendingRevocation,
     ) -> Result<bool, StoreError> {
+        let _writing = self.writing();
         swap(&self.revocations, &old.id, old, new, "revocation")
     }
 
@@ -301,6 +349,7 @@ impl Store for SledStore {
     }
 
     fn prune(&self, before: Cutoffs) -> Result<Pruned, StoreError> {
+        let _writing = self.writing();
         // A never-confirmed request goes once its deadline is past the
         // secrets' cutoff: shifted by the retention time to compare with
         // the state cutoff like every other request.
@@ -364,6 +413,7 @@ impl Store for SledStore {
     }
 
     fn put_decision(&self, d: &PendingDecision) -> Result<(), StoreError> {
+        let _writing = self.writing();
         self.decisions.insert(&d.id, enc(d, "decision")?)?;
         Ok(())
     }
@@ -377,10 +427,12 @@ impl Store for SledStore {
         old: &PendingDecision,
         new: &PendingDecision,
     ) -> Result<bool, StoreError> {
+        let _writing = self.writing();
         swap(&self.decisions, &old.id, old, new, "decision")
     }
 
     fn put_session(&self, s: &Session) -> Result<(), StoreError> {
+        let _writing = self.writing();
         self.sessions.insert(&s.id, enc(s, "session")?)?;
         Ok(())
     }
@@ -390,16 +442,19 @@ impl Store for SledStore {
     }
 
     fn swap_session(&self, old: &Session, new: &Session) -> Result<bool, StoreError> {
+        let _writing = self.writing();
         swap(&self.sessions, &old.id, old, new, "session")
     }
 
     fn block_user(&self, user: &str) -> Result<(), StoreError> {
+        let _writing = self.writing();
         self.blocked.insert(user, &[1u8][..])?;
         self.blocked.flush()?;
         Ok(())
     }
 
     fn unblock_user(&self, user: &str) -> Result<bool, StoreError> {
+        let _writing = self.writing();
         let was = self.blocked.remove(user)?.is_some();
         self.blocked.flush()?;
         Ok(was)
@@ -410,11 +465,13 @@ impl Store for SledStore {
     }
 
     fn put_ceremony(&self, key: &str, c: &Ceremony) -> Result<(), StoreError> {
+        let _writing = self.writing();
         self.ceremonies.insert(key, enc(c, "ceremony")?)?;
         Ok(())
     }
 
     fn take_ceremony(&self, key: &str) -> Result<Option<Ceremony>, StoreError> {
+        let _writing = self.writing();
         dec(self.ceremonies.remove(key)?, "ceremony")
     }
 }

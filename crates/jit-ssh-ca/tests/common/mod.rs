@@ -217,6 +217,19 @@ impl TestCa {
         Self::build_on(config, webhook, wrap, None, None)
     }
 
+    /// The usual CA with `limits`, signing with `signer`, on the data
+    /// directory `dir` as it is (a restored backup, say).
+    pub fn on_dir(dir: tempfile::TempDir, limits: &str, signer: Arc<dyn CaSigner>) -> Self {
+        Self::build_in(
+            dir,
+            &config_text(limits),
+            "http://127.0.0.1:9/hook",
+            |a| a,
+            Some(signer),
+            None,
+        )
+    }
+
     fn build_on(
         config: &str,
         webhook: &str,
@@ -225,6 +238,17 @@ impl TestCa {
         store: Option<Arc<dyn Store>>,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        Self::build_in(dir, config, webhook, wrap, signer, store)
+    }
+
+    fn build_in(
+        dir: tempfile::TempDir,
+        config: &str,
+        webhook: &str,
+        wrap: impl FnOnce(Arc<dyn AuditLog>) -> Arc<dyn AuditLog>,
+        signer: Option<Arc<dyn CaSigner>>,
+        store: Option<Arc<dyn Store>>,
+    ) -> Self {
         let ics = dir.path().join("oncall.ics");
         std::fs::write(&ics, ONCALL_ICS).unwrap();
         let text = config
