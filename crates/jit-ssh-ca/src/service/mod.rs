@@ -382,6 +382,10 @@ impl AuditLog for LoggedAudit {
     fn ready(&self) -> Result<(), jit_ssh_audit::StoreError> {
         self.0.ready()
     }
+
+    fn with_checkpoint_lock(&self, f: &mut dyn FnMut()) -> Result<(), jit_ssh_audit::StoreError> {
+        self.0.with_checkpoint_lock(f)
+    }
 }
 
 /// RFC 3339 of a Unix time, for answers outside the service.

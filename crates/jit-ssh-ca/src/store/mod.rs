@@ -13,7 +13,7 @@ mod stored_form;
 pub(crate) use stored_form::STORED as STORED_REQUEST;
 
 pub use hosts::{HeldReport, HostChallenge, HostRecord, HostStore, HostToken};
-pub use pg::PgStore;
+pub use pg::{PgAuditLog, PgStore};
 pub use retention::{Cutoffs, Pruned};
 pub use sled_store::SledStore;
 

@@ -8,6 +8,7 @@
 //! store traits are synchronous and called from `spawn_blocking`, so a
 //! blocking client needs no bridge to an async runtime.
 
+pub mod audit;
 mod connect;
 mod hosts;
 pub mod migrate;
@@ -16,6 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use webauthn_rs::prelude::Passkey;
 
+pub use audit::PgAuditLog;
 pub use connect::{check_files, ConnectError};
 
 use super::{
