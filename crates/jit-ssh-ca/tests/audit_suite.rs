@@ -100,7 +100,12 @@ pub fn issued(user: &str, host: &str, serial: u64) -> Event {
         key_id: format!("jit-ssh:{user}:g{serial}:{serial}"),
         user: user.into(),
         host: host.into(),
-        account: if serial.is_multiple_of(2) { "oncall" } else { "root" }.into(),
+        account: if serial.is_multiple_of(2) {
+            "oncall"
+        } else {
+            "root"
+        }
+        .into(),
         principals: vec![format!("oncall@{host}")],
         valid_after: 1,
         valid_before: 2,

@@ -2,6 +2,7 @@
 //! access requests and in-flight WebAuthn ceremonies. Code above this
 //! module sees the [`Store`] trait, never sled or PostgreSQL.
 
+pub mod copy;
 mod hosts;
 pub mod pg;
 mod retention;

@@ -10,6 +10,7 @@
 
 pub mod audit;
 mod connect;
+mod copy_in;
 mod hosts;
 pub mod migrate;
 

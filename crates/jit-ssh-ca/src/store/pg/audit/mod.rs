@@ -18,6 +18,7 @@
 //! checkpoint's append needs.
 
 mod append;
+pub mod import;
 mod read;
 
 use std::sync::{Mutex, OnceLock};
