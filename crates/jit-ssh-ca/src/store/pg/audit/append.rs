@@ -8,6 +8,7 @@
 //! commit and then reads the head it left, so each record's `prev_hash`
 //! is the record really before it, with no gap and no fork.
 
+use postgres::types::Type;
 use time::OffsetDateTime;
 
 use jit_ssh_audit::chain::{self, ChainHead};
@@ -29,6 +30,19 @@ const INSERT_RECORDS: &str = "INSERT INTO audit_records \
      (seq, time_ns, kind, user_name, host, account, grant_id, record) \
      SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], \
                           $5::text[], $6::text[], $7::text[], $8::text[])";
+
+/// A group's rows and the new head in one statement (data-modifying
+/// `WITH` parts always run to completion), sent with its parameter types
+/// so it needs no separate prepare: with BEGIN, the head lock and COMMIT,
+/// four round trips while the head row is held, whatever the group size.
+const WRITE_GROUP: &str = "WITH records AS (
+       INSERT INTO audit_records (seq, time_ns, kind, user_name, host, account, grant_id, record)
+       SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[],
+                            $5::text[], $6::text[], $7::text[], $8::text[])
+     ), serials AS (
+       INSERT INTO audit_serials (serial, seq) SELECT * FROM unnest($9::bigint[], $10::bigint[])
+     )
+     UPDATE audit_head SET seq = $11, hash = $12, time_ns = $13";
 
 const INSERT_SERIALS: &str = "INSERT INTO audit_serials (serial, seq) \
      SELECT * FROM unnest($1::bigint[], $2::bigint[])";
@@ -127,7 +141,7 @@ pub(super) fn commit_group(
     jobs: Vec<(Actor, Event)>,
 ) -> Result<(Vec<AuditRecord>, ChainHead), PgAuditError> {
     let mut tx = c.transaction()?;
-    let row = tx.query_one(LOCK_HEAD, &[])?;
+    let row = tx.query_typed_one(LOCK_HEAD, &[])?;
     let mut head = ChainHead {
         seq: u64::try_from(row.get::<_, i64>(0)).map_err(|_| PgAuditError::Head)?,
         hash: parse_hash(row.get(1))?,
@@ -149,8 +163,25 @@ pub(super) fn commit_group(
         last = time;
         records.push(rec);
     }
-    cols.insert(&mut tx)?;
-    set_head(&mut tx, head, last)?;
+    let (head_seq, head_hash, head_time) = (seq_col(head.seq), head.hash.to_string(), nanos(last));
+    tx.execute_typed(
+        WRITE_GROUP,
+        &[
+            (&cols.seq, Type::INT8_ARRAY),
+            (&cols.time_ns, Type::INT8_ARRAY),
+            (&cols.kind, Type::TEXT_ARRAY),
+            (&cols.user, Type::TEXT_ARRAY),
+            (&cols.host, Type::TEXT_ARRAY),
+            (&cols.account, Type::TEXT_ARRAY),
+            (&cols.grant, Type::TEXT_ARRAY),
+            (&cols.record, Type::TEXT_ARRAY),
+            (&cols.serial, Type::INT8_ARRAY),
+            (&cols.serial_seq, Type::INT8_ARRAY),
+            (&head_seq, Type::INT8),
+            (&head_hash, Type::TEXT),
+            (&head_time, Type::INT8),
+        ],
+    )?;
     tx.commit()?;
     Ok((records, head))
 }
