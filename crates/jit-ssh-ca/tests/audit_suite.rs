@@ -540,3 +540,44 @@ fn postgresql_answers_queries_as_the_disk_log_does() {
         ..Default::default()
     });
 }
+
+/// Readers have connections of their own: exports to slow clients (more
+/// of them than the pool holds) never keep an append, and so an
+/// issuance, waiting for a connection.
+#[test]
+fn slow_readers_never_keep_an_append_waiting() {
+    let Some(cfg) = pg::database("slow_readers") else {
+        return;
+    };
+    let cfg = PostgresConfig {
+        pool_size: 2,
+        connect_timeout: Duration::from_secs(1),
+        ..cfg
+    };
+    let log = Arc::new(PgAuditLog::open(&cfg).unwrap());
+    fill(&*log, 3);
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                log.export(1, 3, &mut |_| {
+                    std::thread::sleep(Duration::from_millis(700));
+                    true
+                })
+                .unwrap()
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let rec = log.append(Actor::System, event(9)).unwrap();
+    assert_eq!(rec.seq, 4);
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    for r in readers {
+        assert_eq!(r.join().unwrap(), 3);
+    }
+}

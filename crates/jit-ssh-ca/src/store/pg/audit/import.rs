@@ -49,7 +49,7 @@ impl From<r2d2_postgres::r2d2::Error> for ImportError {
 /// the head, the same as the source's.
 pub fn import(target: &PgAuditLog, source: &dyn AuditLog) -> Result<ChainHead, ImportError> {
     let want = source.head();
-    let head = target.with(|c| {
+    let head = target.with(super::Side::Write, |c| {
         let mut tx = c.transaction()?;
         let row = tx.query_one(append::LOCK_HEAD, &[])?;
         let found: i64 = row.get(0);

@@ -13,9 +13,12 @@
 //!   [`AuditLog::with_checkpoint_lock`] makes replicas sign them one at a
 //!   time.
 //!
-//! It holds a pool of its own (beside the state store's), so that the
-//! connection holding the checkpoint lock never waits for the one the
-//! checkpoint's append needs.
+//! It holds two pools of its own beside the state store's: two
+//! connections for writing (the group's transaction, and the one holding
+//! the checkpoint lock while the checkpoint is appended through the
+//! other), and `pool_size` for reading, so that readers (queries,
+//! exports, however many or slow) never keep an append waiting for a
+//! connection.
 
 mod append;
 pub mod import;
@@ -69,9 +72,21 @@ impl From<PgAuditError> for StoreError {
     }
 }
 
+/// Which of the log's pools an operation uses.
+#[derive(Clone, Copy)]
+enum Side {
+    Write,
+    Read,
+}
+
+struct Pools {
+    write: Pool,
+    read: Pool,
+}
+
 pub struct PgAuditLog {
     /// Always `Some` until dropped.
-    pool: Option<Pool>,
+    pools: Option<Pools>,
     commit: GroupCommit<(Actor, Event), AuditRecord, StoreError>,
     /// The last head this process saw committed or read: what
     /// [`AuditLog::head`] answers while the database does not.
@@ -82,44 +97,52 @@ pub struct PgAuditLog {
 impl Drop for PgAuditLog {
     /// As `PgStore`'s: a blocking client is closed off the async workers.
     fn drop(&mut self) {
-        if let Some(pool) = self.pool.take() {
-            let _ = std::thread::spawn(move || drop(pool)).join();
+        if let Some(pools) = self.pools.take() {
+            let _ = std::thread::spawn(move || drop(pools)).join();
         }
     }
 }
 
 impl PgAuditLog {
-    /// Connects (a pool of its own, at least two connections) and checks
-    /// the schema is this binary's; never changes it.
+    /// Connects (two pools of its own: two connections for writing,
+    /// `pool_size` for reading) and checks the schema is this binary's;
+    /// never changes it.
     pub fn open(cfg: &PostgresConfig) -> Result<Self, OpenError> {
-        let mut cfg = cfg.clone();
-        cfg.pool_size = cfg.pool_size.max(2);
-        let pool = connect::pool(&cfg)?;
-        pool.with(migrate::check)?;
+        let write = connect::pool(&PostgresConfig {
+            pool_size: 2,
+            ..cfg.clone()
+        })?;
+        write.with(migrate::check)?;
+        let read = connect::pool(cfg)?;
         let log = Self {
-            pool: Some(pool),
+            pools: Some(Pools { write, read }),
             commit: GroupCommit::default(),
             last_head: Mutex::new(ChainHead::default()),
             group_observer: OnceLock::new(),
         };
-        log.read_head()
+        log.read_head(Side::Read)
             .map_err(|_| migrate::SchemaError::Unmigrated)?;
         Ok(log)
     }
 
-    fn with<T, E>(&self, f: impl FnOnce(&mut postgres::Client) -> Result<T, E>) -> Result<T, E>
+    fn with<T, E>(
+        &self,
+        side: Side,
+        f: impl FnOnce(&mut postgres::Client) -> Result<T, E>,
+    ) -> Result<T, E>
     where
         E: From<r2d2_postgres::r2d2::Error> + From<PgAuditError>,
     {
-        match &self.pool {
-            Some(p) => p.with(f),
-            None => Err(PgAuditError::Head.into()),
+        match (&self.pools, side) {
+            (Some(p), Side::Write) => p.write.with(f),
+            (Some(p), Side::Read) => p.read.with(f),
+            (None, _) => Err(PgAuditError::Head.into()),
         }
     }
 
     /// The committed head, as the database has it now.
-    fn read_head(&self) -> Result<ChainHead, PgAuditError> {
-        let head = self.with(|c| -> Result<_, PgAuditError> {
+    fn read_head(&self, side: Side) -> Result<ChainHead, PgAuditError> {
+        let head = self.with(side, |c| -> Result<_, PgAuditError> {
             let row = c.query_one("SELECT seq, hash FROM audit_head", &[])?;
             Ok(ChainHead {
                 seq: u64::try_from(row.get::<_, i64>(0)).map_err(|_| PgAuditError::Head)?,
@@ -151,7 +174,7 @@ impl PgAuditLog {
     }
 
     fn commit_group(&self, jobs: Vec<(Actor, Event)>) -> Result<Vec<AuditRecord>, StoreError> {
-        let (records, head) = self.with(|c| append::commit_group(c, jobs))?;
+        let (records, head) = self.with(Side::Write, |c| append::commit_group(c, jobs))?;
         self.saw(head);
         if let Some(observe) = self.group_observer.get() {
             observe(records.len());
@@ -182,7 +205,7 @@ impl AuditLog for PgAuditLog {
     }
 
     fn query(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
-        Ok(self.with(|c| read::query(c, q))?)
+        Ok(self.with(Side::Read, |c| read::query(c, q))?)
     }
 
     fn serial_issued(&self, serial: u64) -> Result<bool, StoreError> {
@@ -196,13 +219,13 @@ impl AuditLog for PgAuditLog {
     }
 
     fn verify(&self) -> Result<VerifyReport, StoreError> {
-        Ok(self.with(read::verify)?)
+        Ok(self.with(Side::Read, read::verify)?)
     }
 
     /// The database's head; the last one seen while it does not answer
     /// (a checkpoint of it is still a true statement about the chain).
     fn head(&self) -> ChainHead {
-        match self.read_head() {
+        match self.read_head(Side::Read) {
             Ok(h) => h,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the audit head failed; using the last one seen");
@@ -212,7 +235,7 @@ impl AuditLog for PgAuditLog {
     }
 
     fn first_seq_at(&self, t: OffsetDateTime) -> Result<u64, StoreError> {
-        Ok(self.with(|c| read::first_seq_at(c, t))?)
+        Ok(self.with(Side::Read, |c| read::first_seq_at(c, t))?)
     }
 
     fn export(
@@ -221,20 +244,40 @@ impl AuditLog for PgAuditLog {
         to: u64,
         sink: &mut dyn FnMut(&[u8]) -> bool,
     ) -> Result<u64, StoreError> {
-        Ok(self.with(|c| read::export(c, from, to, sink))?)
+        // A connection per page, none held while `sink` writes (to a
+        // slow client, say).
+        let mut next = from.max(1);
+        let mut n = 0;
+        while next <= to {
+            let page = self.with(Side::Read, |c| read::page(c, next, to))?;
+            let Some(last) = page.last().map(|(seq, _)| *seq) else {
+                break;
+            };
+            for (_, record) in &page {
+                if !sink(record.as_bytes()) {
+                    return Ok(n);
+                }
+                n += 1;
+            }
+            next = last + 1;
+        }
+        Ok(n)
     }
 
-    /// The head row answers: the database is reachable, migrated, and
-    /// the table every append locks is there.
+    /// The head row answers on the connections appends use: the
+    /// database is reachable, migrated, and the table every append locks
+    /// is there.
     fn ready(&self) -> Result<(), StoreError> {
-        self.read_head().map(drop).map_err(StoreError::from)
+        self.read_head(Side::Write)
+            .map(drop)
+            .map_err(StoreError::from)
     }
 
-    /// A transaction-scoped advisory lock on a connection of this log's
-    /// pool, held while `f` signs and appends (through another
+    /// A transaction-scoped advisory lock on one of the two writing
+    /// connections, held while `f` signs and appends (through another
     /// connection) and released by the rollback that ends it.
     fn with_checkpoint_lock(&self, f: &mut dyn FnMut()) -> Result<(), StoreError> {
-        Ok(self.with(|c| -> Result<_, PgAuditError> {
+        Ok(self.with(Side::Write, |c| -> Result<_, PgAuditError> {
             let mut tx = c.transaction()?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CHECKPOINT_LOCK])?;
             f();

@@ -114,33 +114,19 @@ pub(super) fn first_seq_at(
     Ok(seq_val(row.get(0)))
 }
 
-/// Records `from..=to` as stored, in pages, until `sink` says stop.
-pub(super) fn export(
+/// Up to [`PAGE`] stored records from `from` to `to` (inclusive), with
+/// their `seq`.
+pub(super) fn page(
     c: &mut postgres::Client,
     from: u64,
     to: u64,
-    sink: &mut dyn FnMut(&[u8]) -> bool,
-) -> Result<u64, PgAuditError> {
-    let (mut next, to) = (seq_col(from.max(1)), seq_col(to));
-    let mut n = 0;
-    while next <= to {
-        let rows = c.query(
-            "SELECT seq, record FROM audit_records WHERE seq >= $1 AND seq <= $2
-             ORDER BY seq LIMIT $3",
-            &[&next, &to, &PAGE],
-        )?;
-        let Some(last) = rows.last().map(|r| r.get::<_, i64>(0)) else {
-            break;
-        };
-        for row in &rows {
-            if !sink(row.get::<_, &str>(1).as_bytes()) {
-                return Ok(n);
-            }
-            n += 1;
-        }
-        next = last + 1;
-    }
-    Ok(n)
+) -> Result<Vec<(u64, String)>, PgAuditError> {
+    let rows = c.query(
+        "SELECT seq, record FROM audit_records WHERE seq >= $1 AND seq <= $2
+         ORDER BY seq LIMIT $3",
+        &[&seq_col(from), &seq_col(to), &PAGE],
+    )?;
+    Ok(rows.iter().map(|r| (seq_val(r.get(0)), r.get(1))).collect())
 }
 
 /// Walks the whole chain in `seq` order with the chain code's own
