@@ -59,6 +59,11 @@ pub enum StoreError {
     /// takes writes again (checked again before the next append).
     #[error("the audit log directory does not take writes; appends are refused until it does")]
     Unwritable(#[source] std::io::Error),
+    /// The database under a shared log (PostgreSQL) failed or could not
+    /// be reached. An append that fails so was rolled back, or its commit
+    /// is unknown: either way the caller treats it as not having happened.
+    #[error("the audit log's database")]
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// The audit log as the CA sees it.
@@ -94,6 +99,15 @@ pub trait AuditLog: Send + Sync {
     /// writing a record (a readiness probe calls it every few seconds).
     /// A store with nothing to check is always ready.
     fn ready(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Runs `f` while holding the log's checkpoint lock: of the processes
+    /// sharing one log (replicas on one database), one at a time signs a
+    /// checkpoint, so two do not both vouch for the same head at once. A
+    /// log that one process owns has nothing to hold.
+    fn with_checkpoint_lock(&self, f: &mut dyn FnMut()) -> Result<(), StoreError> {
+        f();
         Ok(())
     }
 }

@@ -245,14 +245,14 @@ fn migrate_then_serve_as_an_operator_does() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(said.contains("migrated from version 0 to 1"), "{said}");
+    assert!(said.contains("migrated from version 0 to 2"), "{said}");
     let out = ca()
         .arg("migrate")
         .arg("--config")
         .arg(&config)
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains("already at version 1"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already at version 2"));
 
     // Then it serves (and stops on SIGTERM).
     let mut child = ca()
@@ -278,6 +278,14 @@ fn migrate_then_serve_as_an_operator_does() {
     let line = listening.unwrap();
     assert!(line.starts_with("jit-ssh-ca listening on"), "{line}");
     assert!(status.success(), "{status}");
+    // The audit log is the database's too: no chain files beside the data.
+    let data = tmp.path().join("data");
+    assert!(data.is_dir());
+    assert!(
+        !data.join("audit").exists(),
+        "audit files in {}",
+        data.display()
+    );
 }
 
 #[test]

@@ -184,12 +184,7 @@ fn columns(r: &AuditRecord, zone: Zone) -> [String; 6] {
         ),
         Event::SessionEnded(s) => format!(
             "session {} ended ({}) after {}s: {} bytes out, {} chunks, final hash {}",
-            s.subject.session,
-            s.reason,
-            s.duration_secs,
-            s.output_bytes,
-            s.chunks,
-            s.final_hash
+            s.subject.session, s.reason, s.duration_secs, s.output_bytes, s.chunks, s.final_hash
         ),
     };
     let host = match (e.account(), e.host()) {

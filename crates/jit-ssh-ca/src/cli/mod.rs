@@ -10,6 +10,7 @@ mod init;
 mod invite;
 mod krl;
 mod migrate;
+mod migrate_from;
 mod oncall;
 mod ready;
 mod rotate;

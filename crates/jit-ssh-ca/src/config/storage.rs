@@ -1,7 +1,7 @@
-//! `[storage]`: where the CA's state lives. `kind = "embedded"` (the
-//! default) is sled under `data_dir`; `kind = "postgres"` is a PostgreSQL
-//! database (see docs/storage.md). The audit log stays under `data_dir`
-//! either way for now.
+//! `[storage]`: where the CA's state and audit log live. `kind =
+//! "embedded"` (the default) is sled and the chain files under
+//! `data_dir`; `kind = "postgres"` is one PostgreSQL database for both,
+//! shared by replicas (see docs/storage.md).
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -21,7 +21,7 @@ pub enum StorageConfig {
     Postgres(PostgresConfig),
 }
 
-/// A PostgreSQL database for the state store.
+/// A PostgreSQL database for the state store and the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostgresConfig {
     /// A libpq-style connection string or URL without a password.

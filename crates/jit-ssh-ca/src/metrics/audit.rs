@@ -97,4 +97,8 @@ impl AuditLog for MeteredAudit {
     fn ready(&self) -> Result<(), StoreError> {
         self.inner.ready()
     }
+
+    fn with_checkpoint_lock(&self, f: &mut dyn FnMut()) -> Result<(), StoreError> {
+        self.inner.with_checkpoint_lock(f)
+    }
 }

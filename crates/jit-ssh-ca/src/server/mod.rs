@@ -2,6 +2,7 @@
 //! socket, and stop cleanly on SIGTERM or SIGINT.
 
 pub mod admin;
+mod audit_log;
 mod conn;
 mod feeds;
 mod retention;
@@ -13,8 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-
-use jit_ssh_audit_disk::DiskAuditLog;
 
 use crate::config::storage::StorageConfig;
 use crate::config::{Config, SignerConfig};
@@ -45,12 +44,7 @@ pub fn open_ca(config: Config) -> anyhow::Result<Ca> {
         "the CA key",
     )?;
     let store = open_store(&config, &data)?;
-    let audit = Arc::new(DiskAuditLog::open(&data.join(AUDIT_DIR)).with_context(|| {
-        format!(
-            "opening the audit log in {}",
-            data.join(AUDIT_DIR).display()
-        )
-    })?);
+    let audit = audit_log::OpenedAudit::open(&config.storage, &data)?;
     // The host CA key, if hosts are enrolled: encrypted with the same
     // passphrase as the CA key when `init` was given one.
     let host_keys = match &config.hosts.host_ca_key {
@@ -62,7 +56,7 @@ pub fn open_ca(config: Config) -> anyhow::Result<Ca> {
         )?),
         None => None,
     };
-    let ca = Ca::new(config, user_keys.active.clone(), store, audit.clone())
+    let ca = Ca::new(config, user_keys.active.clone(), store, audit.log())
         .map_err(anyhow::Error::from)?;
     let metrics = ca.metrics.clone();
     audit.observe_group_sizes(move |n| metrics.audit_group(n));

@@ -113,8 +113,23 @@ impl Ca {
 
     /// Signs the chain head as a checkpoint record, unless the head is
     /// already a checkpoint (nothing new to vouch for). Returns the
-    /// sequence number of the newest checkpoint.
+    /// sequence number of the newest checkpoint. Under the log's
+    /// checkpoint lock: replicas sharing one log take turns, so the
+    /// second finds the first's checkpoint at the head and signs nothing.
     pub fn checkpoint(&self, actor: Actor, trigger: &str) -> Result<Option<u64>, ServiceError> {
+        let mut actor = Some(actor);
+        let mut outcome = Ok(None);
+        self.audit
+            .with_checkpoint_lock(&mut || {
+                if let Some(actor) = actor.take() {
+                    outcome = self.checkpoint_locked(actor, trigger);
+                }
+            })
+            .map_err(store_failed)?;
+        outcome
+    }
+
+    fn checkpoint_locked(&self, actor: Actor, trigger: &str) -> Result<Option<u64>, ServiceError> {
         let head = self.audit.head();
         if head.seq == 0 {
             return Ok(None);

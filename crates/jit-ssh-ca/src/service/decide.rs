@@ -188,6 +188,9 @@ impl Ca {
         )
         .map_err(|e| {
             tracing::error!(request = %req.id, error = %e, source = ?std::error::Error::source(&e), "issuance failed");
+            if crate::store::database_unavailable(&e) {
+                return ServiceError::Unavailable("audit log");
+            }
             ServiceError::Internal("issuance".into())
         })?;
         self.metrics.issued(started.elapsed());

@@ -270,6 +270,9 @@ impl Ca {
     fn audit(&self, actor: Actor, event: Event) -> Result<u64, ServiceError> {
         let record = self.audit.append(actor, event).map_err(|e| {
             tracing::error!(error = %e, source = ?std::error::Error::source(&e), "audit log append failed");
+            if crate::store::database_unavailable(&e) {
+                return ServiceError::Unavailable("audit log");
+            }
             ServiceError::Internal("audit log".into())
         })?;
         Ok(record.seq)
@@ -397,6 +400,10 @@ impl AuditLog for LoggedAudit {
 
     fn ready(&self) -> Result<(), jit_ssh_audit::StoreError> {
         self.0.ready()
+    }
+
+    fn with_checkpoint_lock(&self, f: &mut dyn FnMut()) -> Result<(), jit_ssh_audit::StoreError> {
+        self.0.with_checkpoint_lock(f)
     }
 }
 

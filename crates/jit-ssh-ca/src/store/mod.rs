@@ -2,6 +2,7 @@
 //! access requests and in-flight WebAuthn ceremonies. Code above this
 //! module sees the [`Store`] trait, never sled or PostgreSQL.
 
+pub mod copy;
 mod hosts;
 pub mod pg;
 mod retention;
@@ -13,7 +14,7 @@ mod stored_form;
 pub(crate) use stored_form::STORED as STORED_REQUEST;
 
 pub use hosts::{HeldReport, HostChallenge, HostRecord, HostStore, HostToken};
-pub use pg::PgStore;
+pub use pg::{PgAuditLog, PgStore};
 pub use retention::{Cutoffs, Pruned};
 pub use sled_store::SledStore;
 
@@ -52,6 +53,39 @@ pub enum StoreError {
     },
 }
 
+/// A PostgreSQL error that means "not reachable now" rather than "refused".
+fn postgres_unavailable(e: &postgres::Error) -> bool {
+    e.is_closed()
+        || match e.code() {
+            Some(state) => UNAVAILABLE_SQLSTATE_CLASSES
+                .iter()
+                .any(|class| state.code().starts_with(class)),
+            // No SQLSTATE: the connection itself failed (I/O).
+            None => e.as_db_error().is_none(),
+        }
+}
+
+/// Whether `e`, or an error under it, says the database could not be
+/// reached (see [`StoreError::is_unavailable`]): an audit append or an
+/// issuance that failed for that reason issued nothing and may be retried,
+/// here or on another replica.
+pub fn database_unavailable(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.is::<r2d2_postgres::r2d2::Error>() {
+            return true;
+        }
+        if let Some(pg) = err.downcast_ref::<postgres::Error>() {
+            return postgres_unavailable(pg);
+        }
+        if let Some(s) = err.downcast_ref::<StoreError>() {
+            return s.is_unavailable();
+        }
+        cur = err.source();
+    }
+    false
+}
+
 impl StoreError {
     /// Whether the store could not be reached (no connection, one that
     /// broke, a database shutting down): the operation changed nothing
@@ -59,16 +93,7 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             StoreError::Pool(_) => true,
-            StoreError::Postgres(e) => {
-                e.is_closed()
-                    || match e.code() {
-                        Some(state) => UNAVAILABLE_SQLSTATE_CLASSES
-                            .iter()
-                            .any(|class| state.code().starts_with(class)),
-                        // No SQLSTATE: the connection itself failed (I/O).
-                        None => e.as_db_error().is_none(),
-                    }
-            }
+            StoreError::Postgres(e) => postgres_unavailable(e),
             _ => false,
         }
     }

@@ -587,6 +587,9 @@ where
         }
         self.inner.ready()
     }
+    fn with_checkpoint_lock(&self, f: &mut dyn FnMut()) -> Result<(), jit_ssh_audit::StoreError> {
+        self.inner.with_checkpoint_lock(f)
+    }
 }
 
 /// The error a full disk gives an append.

@@ -14,11 +14,18 @@
 use sha2::{Digest, Sha256};
 
 /// Every migration, in order; versions start at 1 and never change.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "state",
-    sql: include_str!("migrations/0001_state.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "state",
+        sql: include_str!("migrations/0001_state.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "audit",
+        sql: include_str!("migrations/0002_audit.sql"),
+    },
+];
 
 /// An arbitrary constant: the advisory lock `migrate` holds.
 const LOCK_KEY: i64 = 0x6a69_742d_7373_6801;

@@ -8,7 +8,9 @@
 //! store traits are synchronous and called from `spawn_blocking`, so a
 //! blocking client needs no bridge to an async runtime.
 
+pub mod audit;
 mod connect;
+mod copy_in;
 mod hosts;
 pub mod migrate;
 mod notify;
@@ -17,6 +19,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use webauthn_rs::prelude::Passkey;
 
+pub use audit::PgAuditLog;
 pub use connect::{check_files, ConnectError};
 
 use super::{
