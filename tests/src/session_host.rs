@@ -219,6 +219,18 @@ pub fn process_running(marker: &str) -> bool {
     !marked(marker).is_empty()
 }
 
+/// Whether a process whose `argv[0]` is `name` is running (an ssh client
+/// whose remote command mentions `name` does not count).
+pub fn process_named(name: &str) -> bool {
+    marked(name).into_iter().any(|pid| {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .unwrap_or_default()
+            .split(|&b| b == 0)
+            .next()
+            == Some(name.as_bytes())
+    })
+}
+
 /// Stops, by pid, the processes a test started with `marker` in their
 /// command line.
 pub fn kill_marked(marker: &str) {

@@ -10,7 +10,9 @@
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use jit_ssh_e2e::session_host::{kill_marked, process_running, SessionHost, Terminal};
+use jit_ssh_e2e::session_host::{
+    kill_marked, process_named, process_running, SessionHost, Terminal,
+};
 use jit_ssh_e2e::{have_tools, run, SSH, SSHD, SSH_KEYGEN};
 
 fn tools(test: &str) -> bool {
@@ -192,4 +194,42 @@ fn killing_the_wrapper_from_inside_ends_the_interactive_session() {
     // anyone once the wrapper is dead (the recorder will; see
     // docs/threat-model.md). Whatever is left is this test's to stop.
     kill_marked("sleep 7302");
+}
+
+#[test]
+fn a_client_that_stops_reading_cannot_hold_the_session_past_expiry() {
+    if !tools("sessions_e2e") {
+        return;
+    }
+    let h = SessionHost::start();
+    for (pty, marker) in [(true, "jitmark-7305"), (false, "jitmark-7306")] {
+        let (cert, _, valid_before) = h.certificate("8s", "--record off");
+        let mut ssh = h.ssh(&cert);
+        if pty {
+            ssh.arg("-tt");
+        }
+        // Output the client never reads: sshd's buffers and the wrapper's
+        // fill up and its writes block.
+        let mut child = ssh
+            .arg(format!("exec -a {marker} yes"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_secs(3));
+        assert!(process_named(marker), "{marker} never started");
+        let wait = valid_before as f64 + 3.0 - unix(SystemTime::now());
+        std::thread::sleep(Duration::from_secs_f64(wait.max(0.0)));
+        let left = process_named(marker);
+        let _ = child.kill();
+        let _ = child.wait();
+        if process_named(marker) {
+            kill_marked(marker);
+        }
+        assert!(
+            !left,
+            "pty={pty}: the command outlived its certificate by 3 s"
+        );
+    }
 }
