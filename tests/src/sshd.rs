@@ -29,6 +29,18 @@ impl Sshd {
     /// Starts sshd trusting `ca_keys`, reading `revoked_keys` (a KRL) and
     /// principals from `principals_dir/%u`.
     pub fn start(dir: &Path, ca_keys: &Path, revoked_keys: &Path, principals_dir: &Path) -> Sshd {
+        Self::start_with(dir, ca_keys, revoked_keys, principals_dir, "")
+    }
+
+    /// [`Sshd::start`] with `extra` sshd_config lines (e.g.
+    /// `ExposeAuthInfo yes` for the session wrapper).
+    pub fn start_with(
+        dir: &Path,
+        ca_keys: &Path,
+        revoked_keys: &Path,
+        principals_dir: &Path,
+        extra: &str,
+    ) -> Sshd {
         // Privilege separation needs this directory; nothing creates it
         // on a machine without systemd.
         let _ = std::fs::create_dir_all("/run/sshd");
@@ -46,11 +58,12 @@ impl Sshd {
                 "HostKey {}\nPidFile none\nTrustedUserCAKeys {}\nRevokedKeys {}\n\
                  AuthorizedPrincipalsFile {}/%u\nAuthorizedKeysFile none\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
-                 StrictModes no\nLogLevel VERBOSE\nPermitRootLogin prohibit-password\n",
+                 StrictModes no\nLogLevel VERBOSE\nPermitRootLogin prohibit-password\n{}",
                 host_key.display(),
                 ca_keys.display(),
                 revoked_keys.display(),
-                principals_dir.display()
+                principals_dir.display(),
+                extra
             ),
         )
         .unwrap();

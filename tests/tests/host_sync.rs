@@ -67,6 +67,8 @@ fn host_sync_installs_only_what_verifies_and_sshd_enforces_it() {
             .arg(&host_dir),
     );
     assert!(setup.contains("RevokedKeys /"), "{setup}");
+    // The session wrapper needs the certificate sshd accepted.
+    assert!(setup.contains("\nExposeAuthInfo yes\n"), "{setup}");
     let (alice, bob) = (keygen(root, "alice"), keygen(root, "bob"));
     let (alice_cert, bob_cert) = (
         user_cert(&ca_key, &alice, &account, "1001"),

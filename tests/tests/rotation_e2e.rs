@@ -124,6 +124,8 @@ groups = ["sre"]
 host_groups = ["dev"]
 max_ttl = "20s"
 approval = "none"
+# This sshd runs no session wrapper (sessions_e2e tests it).
+session = {{ end_at_expiry = false, record = "off" }}
 "#,
             root = root.display(),
         ),

@@ -57,6 +57,8 @@ groups = ["sre"]
 host_groups = ["dev"]
 max_ttl = "15m"
 approval = "none"
+# This sshd runs no session wrapper (sessions_e2e tests it).
+session = {{ end_at_expiry = false, record = "off" }}
 "#,
             root = root.display(),
         ),

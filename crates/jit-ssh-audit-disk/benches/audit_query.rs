@@ -42,6 +42,7 @@ fn event(i: u64) -> Event {
         critical_options: vec![],
         extensions: vec!["permit-pty".into()],
         via: IssuedVia::Server,
+        session: None,
     })
 }
 

@@ -228,6 +228,7 @@ mod tests {
                     critical_options: vec![],
                     extensions: vec![],
                     via: IssuedVia::Server,
+                    session: None,
                 });
                 let t = OffsetDateTime::from_unix_timestamp(1_700_000_000 + i as i64).unwrap();
                 let rec = seal(head, t, Actor::System, event).unwrap();

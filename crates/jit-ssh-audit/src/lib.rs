@@ -26,7 +26,7 @@ pub use query::AuditQuery;
 pub use record::{
     Actor, ApprovalStep, AuditRecord, CertificateIssued, Checkpoint, Enrollment, Event, Hash,
     HostStep, IssuedVia, KeyRotation, NotificationFailed, OnCallShift, PolicyDecision,
-    PolicyOutcome, RequestCreated, RequestStep, Revoked, EVENT_KINDS,
+    PolicyOutcome, RequestCreated, RequestStep, Revoked, SessionTerms, EVENT_KINDS,
 };
 
 /// Why an append failed. The record is not known to be durable: the

@@ -102,6 +102,21 @@ pub struct CertificateIssued {
     pub critical_options: Vec<(String, String)>,
     pub extensions: Vec<String>,
     pub via: IssuedVia,
+    /// The session policy the certificate's rule applied (its
+    /// `force-command` runs the host's session wrapper when it asks for
+    /// anything). Added with the session wrapper; older records and
+    /// offline issuance never hold it, and their hashes are unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionTerms>,
+}
+
+/// A rule's session policy as the audit log records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionTerms {
+    /// The host's session wrapper ends the session at `valid_before`.
+    pub end_at_expiry: bool,
+    /// "off", "output" or "full".
+    pub record: String,
 }
 
 /// An engineer asked for access (before any MFA or policy decision).

@@ -68,6 +68,7 @@ fn main() {
             reason: &reason,
             actor: Actor::System,
             via: IssuedVia::OfflineSign,
+            session: None,
         };
         issue(&ca, &audit, &profile, req, now).unwrap();
     }

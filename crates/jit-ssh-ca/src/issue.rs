@@ -36,6 +36,8 @@ pub struct IssueRequest<'a> {
     pub reason: &'a Reason,
     pub actor: Actor,
     pub via: IssuedVia,
+    /// The session policy that applied (none for offline issuance).
+    pub session: Option<jit_ssh_audit::SessionTerms>,
 }
 
 #[derive(Debug)]
@@ -76,6 +78,7 @@ pub fn issue(
             .map(|e| e.name().to_owned())
             .collect(),
         via: req.via,
+        session: req.session,
     });
     let record = audit.append(req.actor, event).map_err(IssueError::Audit)?;
     Ok(Issued {
@@ -207,6 +210,7 @@ mod tests {
             reason: &reason,
             actor: Actor::System,
             via: IssuedVia::OfflineSign,
+            session: None,
         };
         let err = issue(&signer, &audit, &CertProfile::default(), req, 1_800_000_000).unwrap_err();
         assert!(matches!(err, IssueError::Audit(_)), "{err}");
@@ -228,6 +232,7 @@ mod tests {
             reason: &reason,
             actor: Actor::System,
             via: IssuedVia::OfflineSign,
+            session: None,
         };
         let err = issue(&signer, &audit, &CertProfile::default(), req, 1_800_000_000).unwrap_err();
         assert!(matches!(err, IssueError::SerialsExhausted), "{err}");
@@ -251,6 +256,7 @@ mod tests {
                     login: "root".into(),
                 },
                 via: IssuedVia::OfflineSign,
+                session: None,
             };
             let issued =
                 issue(&signer, &audit, &CertProfile::default(), req, 1_800_000_000).unwrap();

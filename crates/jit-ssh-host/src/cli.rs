@@ -74,6 +74,11 @@ pub enum HostCommand {
         #[arg(long, default_value = "/run/sshd.pid")]
         sshd_pid_file: std::path::PathBuf,
     },
+    /// The session wrapper: what a jit-ssh certificate's force-command
+    /// runs (as the logged-in user, from sshd). Runs the login shell, the
+    /// command, or sftp; ends the session when the certificate expires or
+    /// this host's KRL revokes it. Needs `ExposeAuthInfo yes`.
+    Session(crate::session::SessionOptions),
     /// Write principals files for ACCOUNTs on this HOST and print the
     /// sshd_config lines.
     Setup {
@@ -164,6 +169,12 @@ pub fn run(command: HostCommand, json: bool) -> Result<(), HostError> {
                 reload_sshd.then_some(sshd_pid_file.as_path()),
                 json,
             )
+        }
+        HostCommand::Session(opts) => {
+            // The wrapper's exit status is the session's (the command's,
+            // or 255 when the login is refused): nothing else may print.
+            let code = crate::session::run(&opts);
+            std::process::exit(i32::from(code))
         }
         HostCommand::Setup {
             dir,

@@ -276,7 +276,9 @@ fn write_drop_in(
          {host_certificate_line}\n\
          TrustedUserCAKeys {0}/{CA_KEYS_FILE}\n\
          RevokedKeys {0}/{KRL_FILE}\n\
-         AuthorizedPrincipalsFile {0}/principals/%u\n",
+         AuthorizedPrincipalsFile {0}/principals/%u\n\
+         # For the session wrapper: it reads the certificate sshd accepted.\n\
+         ExposeAuthInfo yes\n",
         sync_dir.display()
     );
     replace(&path, text.as_bytes())?;

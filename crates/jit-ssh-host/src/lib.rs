@@ -3,7 +3,8 @@
 //! [`fetch`], judged by [`trust`], written by [`files`]); `setup` writes
 //! principals files ([`setup`]); `enroll` gets a host certificate with an
 //! enrollment token ([`enroll`]), which sync then renews at each check-in
-//! ([`checkin`]). The `jit-ssh-host` binary and the
+//! ([`checkin`]); `session` is the wrapper sshd runs logins through, which
+//! ends them at certificate expiry or revocation ([`session`]). The `jit-ssh-host` binary and the
 //! client's `jit-ssh host …` run the same [`cli`].
 
 pub mod checkin;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod failover;
 pub mod fetch;
 pub mod files;
+pub mod session;
 pub mod setup;
 pub mod sync;
 pub mod trust;

@@ -42,7 +42,11 @@ pub fn setup(dir: &Path, host: &str, accounts: &[String]) -> Result<String, Host
     Ok(format!(
         "# jit-ssh: add to /etc/ssh/sshd_config, then `sshd -t` and reload sshd.\n\
          # Run `jit-ssh host sync` first: a missing RevokedKeys file locks everyone out.\n\
-         TrustedUserCAKeys {0}/{CA_KEYS_FILE}\nRevokedKeys {0}/{KRL_FILE}\nAuthorizedPrincipalsFile {0}/principals/%u\n",
+         TrustedUserCAKeys {0}/{CA_KEYS_FILE}\nRevokedKeys {0}/{KRL_FILE}\nAuthorizedPrincipalsFile {0}/principals/%u\n\
+         # The session wrapper (`jit-ssh-host session`, which certificates' force-command\n\
+         # runs) reads the certificate from the file sshd names in $SSH_USER_AUTH:\n\
+         # without this line it refuses every login (docs/sessions.md).\n\
+         ExposeAuthInfo yes\n",
         dir.display()
     ))
 }

@@ -22,6 +22,7 @@ fn issued(user: &str, host: &str, serial: u64) -> Event {
         critical_options: vec![],
         extensions: vec!["permit-pty".into()],
         via: IssuedVia::OfflineSign,
+        session: None,
     })
 }
 

@@ -148,6 +148,7 @@ pub fn run(a: SignArgs) -> anyhow::Result<ExitCode> {
             reason: &reason,
             actor: Actor::Operator { login: operator() },
             via: IssuedVia::OfflineSign,
+            session: None,
         },
         now,
     )?;

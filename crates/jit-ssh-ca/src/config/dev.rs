@@ -124,11 +124,16 @@ accounts = ["oncall", "{{user}}"{local}]
 hosts = ["*.stage"]
 accounts = ["deploy", "{{user}}"]
 
+# A local sshd has no session wrapper: sessions here outlive their
+# certificate. To end them at expiry, install jit-ssh-host on the host,
+# set `ExposeAuthInfo yes` in its sshd_config, point [sessions] wrapper at
+# it and drop the session lines (docs/sessions.md).
 [[rules]]
 groups = ["dev"]
 host_groups = ["dev"]
 max_ttl = "1h"
 approval = "none"
+session = {{ end_at_expiry = false, record = "off" }}
 
 [[rules]]
 groups = ["dev"]
@@ -137,6 +142,7 @@ max_ttl = "30m"
 approval = "approvers"
 approvers = ["leads"]
 min_approvals = 1
+session = {{ end_at_expiry = false, record = "off" }}
 "#,
         data = dev_dir.join("data").display(),
         key = dev_dir.join("ca").join(crate::ca_key::KEY_FILE).display(),

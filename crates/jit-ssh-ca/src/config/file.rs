@@ -40,6 +40,9 @@ pub struct ConfigFile {
     /// Where Prometheus scrapes `/metrics`, and the token it sends.
     #[serde(default)]
     pub metrics: super::metrics::MetricsFile,
+    /// The host session wrapper (see docs/sessions.md).
+    #[serde(default)]
+    pub sessions: super::sessions::SessionsFile,
     /// Where the state store lives: embedded (default) or PostgreSQL.
     #[serde(default)]
     pub storage: super::storage::StorageFile,
@@ -266,6 +269,21 @@ pub struct RuleFile {
     /// Certificate extensions (default: permit-pty only).
     #[serde(default)]
     pub extensions: Vec<String>,
+    /// What the host's session wrapper does with sessions under this rule
+    /// (default: end at expiry, record nothing).
+    pub session: Option<SessionFile>,
+}
+
+/// `session = { end_at_expiry = true, record = "off" }` of a rule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionFile {
+    /// End the session when the certificate expires (default true).
+    pub end_at_expiry: Option<bool>,
+    /// "off" (default), "output", or "full" (input too: people type
+    /// passwords). Recording needs the host recorder, not built yet: a
+    /// rule that records refuses every login until it is.
+    pub record: Option<String>,
 }
 
 fn default_approval() -> String {

@@ -8,6 +8,7 @@ pub mod hosts;
 pub mod metrics;
 mod rules;
 mod schedules;
+pub mod sessions;
 pub mod storage;
 
 use std::collections::BTreeMap;
@@ -86,6 +87,8 @@ pub struct Config {
     pub connections: connections::ConnectionLimits,
     pub hosts: hosts::HostsConfig,
     pub metrics: metrics::MetricsConfig,
+    /// The host session wrapper certificates' `force-command` runs.
+    pub sessions: sessions::SessionsConfig,
     /// Where the state store lives (embedded sled or PostgreSQL).
     pub storage: storage::StorageConfig,
     pub profile: CertProfile,
@@ -238,6 +241,7 @@ fn validate(f: file::ConfigFile, c: &mut Collector<'_>) -> Option<Config> {
     let connections = connections::limits(&f.connections, c);
     let hosts = hosts::hosts(&f.hosts, c);
     let metrics = metrics::metrics(&f.metrics, c);
+    let sessions = sessions::sessions(&f.sessions, c);
     let storage = storage::storage(&f.storage, c);
     let skew = f
         .limits
@@ -261,6 +265,7 @@ fn validate(f: file::ConfigFile, c: &mut Collector<'_>) -> Option<Config> {
         connections,
         hosts,
         metrics,
+        sessions,
         storage,
         profile: CertProfile {
             clock_skew: skew.unwrap_or(Duration::from_secs(60)),
@@ -439,6 +444,43 @@ source = "http://example.com/feed.ics"
         assert_eq!(c.policy.rules[0].max_ttl, Duration::from_secs(1800));
         assert_eq!(c.policy.rules[0].approval, Approval::None);
         assert!(c.policy.roles("alice").contains(&Role::Approver));
+    }
+
+    #[test]
+    fn session_policy_defaults_to_end_at_expiry_and_is_checked() {
+        use crate::policy::{Recording, SessionPolicy};
+        // A policy written before sessions existed still loads.
+        let c = parse(GOOD, "good.toml").unwrap();
+        assert_eq!(c.policy.rules[0].session, SessionPolicy::default());
+        assert!(c.policy.rules[0].session.end_at_expiry);
+        assert_eq!(c.sessions.wrapper, sessions::DEFAULT_WRAPPER);
+        let text = format!(
+            "{}\nsession = {{ end_at_expiry = false, record = \"full\" }}\n\n[sessions]\nwrapper = \"/opt/bin/jit-ssh-host session --dir /srv/jit\"\n",
+            GOOD.trim_end()
+        );
+        let c = parse(&text, "s.toml").unwrap();
+        assert_eq!(
+            c.policy.rules[0].session,
+            SessionPolicy {
+                end_at_expiry: false,
+                record: Recording::Full
+            }
+        );
+        assert_eq!(
+            c.sessions.wrapper,
+            "/opt/bin/jit-ssh-host session --dir /srv/jit"
+        );
+        let bad = format!(
+            "{}\nsession = {{ record = \"keystrokes\" }}\n\n[sessions]\nwrapper = \"jit-ssh-host session\"\n",
+            GOOD.trim_end()
+        );
+        let e = parse(&bad, "bad.toml").unwrap_err().to_string();
+        for want in [
+            "rules[0]: session: record \"keystrokes\" is not",
+            "sessions.wrapper \"jit-ssh-host session\" must start with an absolute path",
+        ] {
+            assert!(e.contains(want), "missing {want:?} in:\n{e}");
+        }
     }
 
     #[test]

@@ -8,7 +8,8 @@ use std::time::Duration;
 use super::{file, Collector, HARD_MAX_TTL};
 use crate::names::{AccountName, NameError, UserName};
 use crate::policy::{
-    AccountRule, Approval, ApproverSet, HostGlob, HostGroup, Policy, Role, Rule, UserEntry,
+    AccountRule, Approval, ApproverSet, HostGlob, HostGroup, Policy, Recording, Role, Rule,
+    SessionPolicy, UserEntry,
 };
 use crate::profile::Extension;
 
@@ -176,6 +177,7 @@ pub(super) fn policy(f: &file::ConfigFile, c: &mut Collector<'_>) -> Policy {
                     .ok()
             })
             .collect();
+        let session = session(r.session.as_ref(), &at, &span, c);
         if let (Some(max_ttl), Some(approval)) = (max_ttl, approval) {
             rules.push(Rule {
                 groups: r.groups.iter().cloned().collect(),
@@ -186,6 +188,7 @@ pub(super) fn policy(f: &file::ConfigFile, c: &mut Collector<'_>) -> Policy {
                 pin_source_address: r.source_address_pinning,
                 extensions,
                 break_glass,
+                session,
             });
         }
     }
@@ -193,6 +196,29 @@ pub(super) fn policy(f: &file::ConfigFile, c: &mut Collector<'_>) -> Policy {
         users,
         host_groups,
         rules,
+    }
+}
+
+/// The session policy of rule `at` (the default when it has none).
+fn session(
+    s: Option<&file::SessionFile>,
+    at: &str,
+    span: &Range<usize>,
+    c: &mut Collector<'_>,
+) -> SessionPolicy {
+    let d = SessionPolicy::default();
+    let Some(s) = s else { return d };
+    let record = match s.record.as_deref().map(Recording::parse) {
+        None => d.record,
+        Some(Ok(r)) => r,
+        Some(Err(e)) => {
+            c.at(span.clone(), format!("{at}: session: {e}"));
+            d.record
+        }
+    };
+    SessionPolicy {
+        end_at_expiry: s.end_at_expiry.unwrap_or(d.end_at_expiry),
+        record,
     }
 }
 

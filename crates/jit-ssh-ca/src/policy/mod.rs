@@ -3,12 +3,14 @@
 
 mod glob;
 mod preview;
+mod session;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 pub use glob::HostGlob;
 pub use preview::{Reach, ReachFilter};
+pub use session::{Recording, SessionPolicy};
 
 use crate::names::{AccountName, HostName, UserName};
 use crate::oncall::Shift;
@@ -125,6 +127,8 @@ pub struct Rule {
     pub extensions: Vec<Extension>,
     /// Break-glass allowed, with its own (shorter) longest lifetime.
     pub break_glass: Option<Duration>,
+    /// What the host's session wrapper does with sessions under this rule.
+    pub session: SessionPolicy,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -141,6 +145,7 @@ pub struct Allowed {
     pub rule: usize,
     pub pin_source_address: bool,
     pub extensions: Vec<Extension>,
+    pub session: SessionPolicy,
     pub via: Via,
 }
 
@@ -365,6 +370,7 @@ impl Rule {
                 rule: index,
                 pin_source_address: self.pin_source_address,
                 extensions: self.extensions.clone(),
+                session: self.session,
                 via,
             })
         };

@@ -27,6 +27,7 @@ pub(super) fn policy() -> Policy {
                 pin_source_address: false,
                 extensions: vec![],
                 break_glass: None,
+                session: SessionPolicy::default(),
             }
         };
     let mut oncall = rule(

@@ -330,6 +330,7 @@ impl Ca {
                 });
                 let (have, needed) = (approval.approvals.len(), approval.needed);
                 let (pin, extensions) = (approval.pin_source_address, approval.extensions.clone());
+                let session = approval.session.unwrap_or_default();
                 next.decision_reason = Some(waiting_text(approval));
                 let last = have >= usize::try_from(needed).unwrap_or(usize::MAX);
                 if last {
@@ -352,7 +353,7 @@ impl Ca {
                     )
                     .and_then(|_| {
                         if last {
-                            self.issue_approved(next, pin, &extensions, actor, now)
+                            self.issue_approved(next, pin, &extensions, session, actor, now)
                         } else {
                             Ok(next)
                         }
@@ -393,6 +394,7 @@ impl Ca {
         next: AccessRequest,
         pin: bool,
         extensions: &[String],
+        session: crate::policy::SessionPolicy,
         actor: Actor,
         now: i64,
     ) -> Result<AccessRequest, ServiceError> {
@@ -401,6 +403,6 @@ impl Ca {
             .map(|e| Extension::parse(e))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ServiceError::Internal(format!("stored extension: {e}")))?;
-        self.issue_now(next, pin, extensions, actor, now)
+        self.issue_now(next, pin, extensions, session, actor, now)
     }
 }

@@ -15,7 +15,7 @@ use super::{step, Ca, ServiceError};
 use crate::issue::{issue, IssueRequest};
 use crate::names::GrantId;
 use crate::notify::texts::{self, waiting_text, RequestEvent};
-use crate::policy::{Decision, DenyReason, Via};
+use crate::policy::{Decision, DenyReason, SessionPolicy, Via};
 use crate::profile::{CertSpec, Extension, SourceCidr};
 use crate::store::{AccessRequest, ApprovalState};
 
@@ -99,6 +99,7 @@ impl Ca {
                         .iter()
                         .map(|e| e.name().to_owned())
                         .collect(),
+                    session: Some(rule_ext.session),
                 });
                 record
             }
@@ -130,6 +131,7 @@ impl Ca {
                     next,
                     allowed.pin_source_address,
                     allowed.extensions,
+                    allowed.session,
                     actor,
                     now,
                 )?;
@@ -148,6 +150,7 @@ impl Ca {
         mut next: AccessRequest,
         pin_source_address: bool,
         extensions: Vec<Extension>,
+        session: SessionPolicy,
         actor: Actor,
         now: i64,
     ) -> Result<AccessRequest, ServiceError> {
@@ -166,7 +169,7 @@ impl Ca {
             grant: grant.clone(),
             ttl: Duration::from_secs(req.ttl_secs),
             source_address,
-            force_command: None,
+            force_command: session.force_command(&self.config.sessions.wrapper),
             extensions,
             break_glass: req.break_glass,
         };
@@ -183,6 +186,7 @@ impl Ca {
                 reason: &req.reason,
                 actor,
                 via: IssuedVia::Server,
+                session: Some(session.terms()),
             },
             u64::try_from(now).unwrap_or(0),
         )

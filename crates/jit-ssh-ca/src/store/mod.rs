@@ -162,6 +162,11 @@ pub struct ApprovalState {
     /// What the certificate gets once approved (from the rule).
     pub pin_source_address: bool,
     pub extensions: Vec<String>,
+    /// The rule's session policy. Approvals stored before sessions
+    /// existed have none and get the default (their bytes are unchanged:
+    /// the store compares them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<crate::policy::SessionPolicy>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

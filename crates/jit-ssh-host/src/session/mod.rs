@@ -1,0 +1,371 @@
+//! `jit-ssh-host session`: the session wrapper. A certificate whose rule
+//! asks for a session policy carries it as `force-command`, so sshd runs
+//! every login of that certificate through this command, as the logged-in
+//! user. It reads the certificate sshd accepted (`ExposeAuthInfo yes`
+//! puts it in `$SSH_USER_AUTH`), runs what the user asked for, and ends
+//! the session when the certificate expires or the host's KRL revokes it.
+//! Anything it cannot establish refuses the login (fail closed).
+//! See docs/sessions.md.
+
+pub mod auth_info;
+pub mod command;
+pub mod deadline;
+pub mod hangup;
+mod io;
+mod pipes;
+mod pty;
+pub mod revocation;
+
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ssh_key::{Certificate, HashAlg};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+use auth_info::AuthInfoError;
+use revocation::{KrlError, KrlWatch, Revoked};
+
+/// Where the host recorder will listen (not built yet).
+pub const RECORDER_SOCKET: &str = "/run/jit-ssh/recorder.sock";
+
+/// The wrapper's exit status when it refuses a login.
+pub const REFUSED: u8 = 255;
+
+/// How the CA's `force-command` runs the wrapper.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SessionOptions {
+    /// Where sync keeps ca-keys and revoked.krl.
+    #[arg(long, default_value = "/etc/ssh/jit-ssh")]
+    pub dir: PathBuf,
+    /// What the rule's policy records: off, output or full.
+    #[arg(long, default_value = "off")]
+    pub record: String,
+    /// The rule lets the session outlive its certificate (a revocation
+    /// still ends it).
+    #[arg(long)]
+    pub keep_after_expiry: bool,
+    /// The sftp server run for sshd's internal-sftp subsystem.
+    #[arg(long, default_value = "/usr/lib/openssh/sftp-server")]
+    pub sftp_server: PathBuf,
+}
+
+/// Why the wrapper refuses the login.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error(transparent)]
+    AuthInfo(#[from] AuthInfoError),
+    #[error("recording is required by policy (record = {record}) but no recorder is reachable at {socket} (the host recorder is not built yet)")]
+    NoRecorder {
+        record: String,
+        socket: &'static str,
+    },
+    #[error(
+        "unknown --record {0:?}: the CA and this host's jit-ssh-host disagree; update jit-ssh-host"
+    )]
+    UnknownRecord(String),
+    #[error("the certificate is not signed by a CA key in {path}: {why}")]
+    Untrusted { path: String, why: String },
+    #[error(transparent)]
+    Krl(#[from] KrlError),
+    #[error("{0}")]
+    Revoked(Revoked),
+    #[error("the certificate expired at {} UTC", deadline::clock_time(*.0))]
+    Expired(u64),
+    #[error("starting {program}: {why}")]
+    Spawn { program: String, why: String },
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Everything established before the child starts.
+struct Prepared {
+    certs: Vec<Certificate>,
+    end: Option<u64>,
+    krl: KrlWatch,
+}
+
+fn prepare(opts: &SessionOptions) -> Result<Prepared, Refusal> {
+    match opts.record.as_str() {
+        "off" => {}
+        "output" | "full" => {
+            return Err(Refusal::NoRecorder {
+                record: opts.record.clone(),
+                socket: RECORDER_SOCKET,
+            })
+        }
+        other => return Err(Refusal::UnknownRecord(other.to_owned())),
+    }
+    let certs = auth_info::session_certificates(std::env::var_os("SSH_USER_AUTH"))?;
+    trusted(&certs, &opts.dir)?;
+    let mut krl = KrlWatch::new(&opts.dir);
+    if let Some(r) = krl.check(&certs)? {
+        return Err(Refusal::Revoked(r));
+    }
+    let end = if opts.keep_after_expiry {
+        None
+    } else {
+        deadline::session_end(&certs)
+    };
+    if let Some(end) = end.filter(|&e| e <= now_unix()) {
+        return Err(Refusal::Expired(end));
+    }
+    Ok(Prepared { certs, end, krl })
+}
+
+/// The file sshd wrote is the user's own: only a certificate signed by a
+/// CA key this host trusts counts (another session of the same user
+/// could have rewritten it with a longer-lived one of its own making).
+fn trusted(certs: &[Certificate], dir: &Path) -> Result<(), Refusal> {
+    let path = dir.join(crate::files::CA_KEYS_FILE);
+    let untrusted = |why: String| Refusal::Untrusted {
+        path: path.display().to_string(),
+        why,
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| untrusted(e.to_string()))?;
+    let fingerprints: Vec<_> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| ssh_key::PublicKey::from_openssh(l).ok())
+        .map(|k| k.fingerprint(HashAlg::Sha256))
+        .collect();
+    let now = now_unix();
+    for c in certs {
+        c.validate_at(now, &fingerprints)
+            .map_err(|e| untrusted(format!("serial {}: {e}", c.serial())))?;
+    }
+    Ok(())
+}
+
+/// Runs the wrapper; returns its exit status (the child's, or
+/// [`REFUSED`]).
+pub fn run(opts: &SessionOptions) -> u8 {
+    let interactive = rustix::termios::isatty(std::io::stdin().as_fd());
+    let prepared = match prepare(opts) {
+        Ok(p) => p,
+        Err(e) => {
+            say(interactive, &format!("jit-ssh: login refused: {e}"));
+            return REFUSED;
+        }
+    };
+    let shell = std::env::var_os("SHELL")
+        .filter(|s| !s.is_empty())
+        .map_or_else(|| PathBuf::from("/bin/sh"), PathBuf::from);
+    let original = std::env::var("SSH_ORIGINAL_COMMAND").ok();
+    let plan = command::plan(original.as_deref(), &shell, &opts.sftp_server);
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            say(interactive, &format!("jit-ssh: login refused: {e}"));
+            return REFUSED;
+        }
+    };
+    let code = rt.block_on(serve(prepared, plan, interactive));
+    // A thread still blocked reading the person's stdin (or writing a
+    // stderr nobody reads) must not hold the exit.
+    rt.shutdown_background();
+    code
+}
+
+/// A line from the wrapper itself, on stderr (before any raw mode).
+fn say(interactive: bool, line: &str) {
+    use std::io::Write;
+    let end = if interactive { "\r\n" } else { "\n" };
+    let _ = write!(std::io::stderr(), "{line}{end}");
+}
+
+/// Why the session ends early.
+enum Ending {
+    Expired(u64),
+    Revoked(Revoked),
+    HungUp,
+}
+
+async fn serve(mut p: Prepared, plan: command::Plan, interactive: bool) -> u8 {
+    let spawn_err = |e: std::io::Error| Refusal::Spawn {
+        program: plan.program.display().to_string(),
+        why: e.to_string(),
+    };
+    let me = i32::try_from(std::process::id()).unwrap_or(0);
+    let parent = i32::try_from(std::os::unix::process::parent_id()).unwrap_or(0);
+    // The screen (pty sessions): the child's output and the notices.
+    let (screen, screen_rx) = mpsc::channel::<Vec<u8>>(16);
+    let raw = if interactive {
+        pty::RawMode::enter(std::io::stdin().as_fd()).ok()
+    } else {
+        None
+    };
+    let writer = interactive.then(|| tokio::spawn(pty::screen_writer(screen_rx)));
+    let spawned = if interactive {
+        pty::spawn(&plan, screen.clone()).map(|c| (c.child, c.output_done, Some(c.to_pty)))
+    } else {
+        pipes::spawn(&plan).map(|c| (c.child, c.output_done, None))
+    };
+    let (mut child, mut output_done, to_pty) = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            drop(raw);
+            say(
+                interactive,
+                &format!("jit-ssh: login refused: {}", spawn_err(e)),
+            );
+            return REFUSED;
+        }
+    };
+    let child_pid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
+    // Whose session to hang up: the child's own on a pty, ours on pipes.
+    let (sid, spare) = if interactive {
+        (child_pid, vec![me])
+    } else {
+        let ours = rustix::process::getsid(None).map_or(me, |s| s.as_raw_nonzero().get());
+        (ours, vec![me, parent])
+    };
+
+    let (at_once, mut notices) = match p.end {
+        Some(end) if interactive => deadline::notice_times(now_unix(), end),
+        _ => (false, vec![]),
+    };
+    // Never waits: a person who stops reading (flow control, a stalled
+    // client) fills the screen's queue, and the loop below must still end
+    // the session on time. A line that does not fit is dropped.
+    let tell = |line: String| {
+        let _ = screen.try_send(format!("\r\n{line}\r\n").into_bytes());
+    };
+    if let (true, Some(end)) = (at_once, p.end) {
+        tell(deadline::notice(end.saturating_sub(now_unix()), end));
+    }
+
+    let mut clock = tokio::time::interval(Duration::from_millis(250));
+    let mut krl_poll = tokio::time::interval(revocation::POLL);
+    let mut winch = signal(SignalKind::window_change()).ok();
+    let mut hup = signal(SignalKind::hangup()).ok();
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut status = None;
+    let mut output_ended = false;
+    let ending = loop {
+        tokio::select! {
+            s = child.wait(), if status.is_none() => {
+                status = Some(s);
+                if interactive {
+                    // The shell is gone: what it printed last is in the
+                    // pty; a background job holding the pty open does not
+                    // keep the session.
+                    let _ = tokio::time::timeout(Duration::from_millis(500), &mut output_done).await;
+                    break None;
+                }
+                if output_ended { break None; }
+            }
+            _ = &mut output_done, if !output_ended => {
+                output_ended = true;
+                if status.is_some() { break None; }
+            }
+            _ = clock.tick() => {
+                let now = now_unix();
+                if let Some(end) = p.end {
+                    if now >= end { break Some(Ending::Expired(end)); }
+                    while notices.first().is_some_and(|&t| now >= t) {
+                        notices.remove(0);
+                        tell(deadline::notice(end.saturating_sub(now), end));
+                    }
+                }
+            }
+            _ = krl_poll.tick() => {
+                // An unreadable or broken KRL is not a revocation: sync
+                // replaces it whole, so this is a moment, and sshd
+                // refuses new logins meanwhile. The last good one stands.
+                if let Ok(Some(r)) = p.krl.check(&p.certs) {
+                    break Some(Ending::Revoked(r));
+                }
+            }
+            Some(()) = async { winch.as_mut()?.recv().await } => {
+                if let (Some(tx), Some(size)) = (&to_pty, pty::outer_size()) {
+                    let _ = tx.try_send(pty::ToPty::Resize(size));
+                }
+            }
+            Some(()) = async { hup.as_mut()?.recv().await } => break Some(Ending::HungUp),
+            Some(()) = async { term.as_mut()?.recv().await } => break Some(Ending::HungUp),
+        }
+    };
+    let code = match ending {
+        None => status.and_then(Result::ok).map_or(1, command::exit_code),
+        Some(why) => {
+            let line = match &why {
+                Ending::Expired(end) => Some(format!(
+                    "jit-ssh: the certificate expired at {} UTC: this session is over",
+                    deadline::clock_time(*end)
+                )),
+                Ending::Revoked(r) => Some(format!("jit-ssh: {r}: this session is over")),
+                Ending::HungUp => None,
+            };
+            if let Some(line) = line {
+                if interactive {
+                    tell(line);
+                } else {
+                    // stderr may be a full pipe nobody reads: written off
+                    // the loop, and the hang-up does not wait for it.
+                    let said = tokio::task::spawn_blocking(move || say(false, &line));
+                    let _ = tokio::time::timeout(Duration::from_millis(200), said).await;
+                }
+            }
+            let spare = spare.clone();
+            let _ = tokio::task::spawn_blocking(move || hangup::hang_up(sid, &spare)).await;
+            let s = tokio::time::timeout(Duration::from_millis(200), child.wait()).await;
+            match s {
+                Ok(Ok(s)) => command::exit_code(s),
+                _ => 129,
+            }
+        }
+    };
+    // Let the screen writer finish what is queued, then put the terminal
+    // back as it was.
+    drop(screen);
+    drop(to_pty);
+    if let Some(w) = writer {
+        let _ = tokio::time::timeout(Duration::from_millis(500), w).await;
+    }
+    drop(raw);
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ssh_key::{Algorithm, PrivateKey};
+
+    #[test]
+    fn only_a_certificate_from_a_trusted_ca_key_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = ssh_key::rand_core::OsRng;
+        let (ca, other) = (
+            PrivateKey::random(&mut rng, Algorithm::Ed25519).unwrap(),
+            PrivateKey::random(&mut rng, Algorithm::Ed25519).unwrap(),
+        );
+        std::fs::write(
+            dir.path().join(crate::files::CA_KEYS_FILE),
+            format!("# jit-ssh\n{}\n", ca.public_key().to_openssh().unwrap()),
+        )
+        .unwrap();
+        let later = now_unix() + 600;
+        let good = auth_info::tests::cert_by(&ca, 1, later);
+        assert!(trusted(std::slice::from_ref(&good), dir.path()).is_ok());
+        // Signed by a key the host does not trust, with a later end.
+        let forged = auth_info::tests::cert_by(&other, 1, later + 86_400);
+        assert!(matches!(
+            trusted(&[good, forged], dir.path()),
+            Err(Refusal::Untrusted { .. })
+        ));
+        // No ca-keys file: nothing is trusted.
+        let empty = tempfile::tempdir().unwrap();
+        let c = auth_info::tests::cert_by(&ca, 2, later);
+        assert!(trusted(&[c], empty.path()).is_err());
+    }
+}

@@ -1,0 +1,192 @@
+//! The whole path with the real CA: a rule's default session policy puts
+//! the session wrapper in the certificate; an engineer logs in with
+//! `jit-ssh login` and ssh; security revokes the serial (a WebAuthn touch
+//! in Chromium); one `jit-ssh host sync` later the open session ends.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use jit_ssh_e2e::agent::{SSH_ADD, SSH_AGENT};
+use jit_ssh_e2e::people::People;
+use jit_ssh_e2e::session_host::{Terminal, SSHD_SESSION_LINES};
+use jit_ssh_e2e::world::ok_json;
+use jit_ssh_e2e::{
+    bin, browser_script, have_tools, login_name, run, run_ok, ssh_command, DevCa, SshAgent, Sshd,
+    CHROMIUM, NODE, SSH, SSHD, SSH_KEYGEN,
+};
+
+#[test]
+fn a_revocation_and_one_host_sync_end_an_open_session() {
+    let (_, playwright) = browser_script();
+    let playwright = playwright.to_string_lossy().into_owned();
+    if !have_tools(
+        "sessions_ca_e2e",
+        &[
+            SSHD,
+            SSH,
+            SSH_KEYGEN,
+            SSH_AGENT,
+            SSH_ADD,
+            CHROMIUM,
+            NODE,
+            &playwright,
+        ],
+    ) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_owned();
+    run_ok(
+        Command::new(bin("jit-ssh-ca"))
+            .args(["init", "--dir"])
+            .arg(root.join("ca")),
+    );
+    let account = login_name();
+    let host_dir = root.join("etc-ssh-jit-ssh");
+    let config = root.join("ca.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+listen = "127.0.0.1:0"
+public_url = "http://localhost:0"
+data_dir = "{root}/data"
+ca_key = {{ kind = "file", path = "{root}/ca/ca_key" }}
+
+[[users]]
+name = "alice"
+groups = ["sre"]
+roles = ["engineer"]
+
+[[users]]
+name = "sam"
+groups = ["security"]
+roles = ["security"]
+
+[host_groups.db]
+hosts = ["db-*.test"]
+accounts = ["{account}"]
+
+# No session line: the default (end at expiry, through the wrapper).
+[[rules]]
+groups = ["sre"]
+host_groups = ["db"]
+max_ttl = "30m"
+
+[sessions]
+wrapper = "{wrapper} session --dir {host_dir}"
+"#,
+            root = root.display(),
+            wrapper = bin("jit-ssh-host").display(),
+            host_dir = host_dir.display(),
+        ),
+    )
+    .unwrap();
+    let check = run(Command::new(bin("jit-ssh-ca"))
+        .arg("check-config")
+        .arg(&config));
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let ca = DevCa::start_config(&root, &config);
+    let agent = SshAgent::start(&root);
+    let people = People {
+        root: root.clone(),
+        ca_url: ca.url.clone(),
+        agent: agent.socket.clone(),
+    };
+    people.enroll(&config, "alice");
+    people.enroll(&config, "sam");
+
+    // The host: sync (trust on first use), principals, sshd for the wrapper.
+    let fp = run_ok(
+        Command::new(SSH_KEYGEN)
+            .arg("-lf")
+            .arg(root.join("ca/ca_key.pub")),
+    )
+    .split_whitespace()
+    .nth(1)
+    .unwrap()
+    .to_owned();
+    let sync = || {
+        let out = run(Command::new(bin("jit-ssh"))
+            .args(["host", "sync", "--ca-url", &ca.url, "--dir"])
+            .arg(&host_dir)
+            .args(["--bootstrap-fingerprint", &fp]));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sync();
+    std::fs::create_dir_all(host_dir.join("principals")).unwrap();
+    std::fs::write(
+        host_dir.join("principals").join(&account),
+        format!("{account}@db-1.test\n"),
+    )
+    .unwrap();
+    let sshd = Sshd::start_with(
+        &root,
+        &host_dir.join("ca-keys"),
+        &host_dir.join("revoked.krl"),
+        &host_dir.join("principals"),
+        SSHD_SESSION_LINES,
+    );
+
+    let issued = ok_json(&run(people.jit_ssh("alice").args([
+        "--json",
+        "login",
+        "db-1.test",
+        "--as",
+        &account,
+        "--ttl",
+        "10m",
+        "--timeout",
+        "60s",
+    ])));
+    let serial = issued["serial"].as_str().unwrap().to_owned();
+    let mut ssh = ssh_command(sshd.port());
+    ssh.arg("-o")
+        .arg(format!("IdentityAgent={}", agent.socket.display()))
+        .arg(format!("{account}@127.0.0.1"));
+    let mut t = Terminal::open(ssh);
+    t.type_line("echo in-$((20+22))");
+    t.wait_for("in-42", Duration::from_secs(15));
+
+    let revoked = ok_json(&run(people.jit_ssh("sam").args([
+        "--json",
+        "revoke",
+        "--serial",
+        &serial,
+        "--reason",
+        "session e2e",
+        "--timeout",
+        "60s",
+    ])));
+    assert_eq!(revoked["serials"][0].as_str(), Some(serial.as_str()));
+    // Not yet on the host: the session is still open.
+    t.type_line("echo still-$((1+1))");
+    t.wait_for("still-2", Duration::from_secs(5));
+    sync();
+    let synced = Instant::now();
+    assert!(
+        t.wait_exit(Duration::from_secs(5)).is_some(),
+        "the session stayed open 5 s after the sync:\n{}",
+        t.text()
+    );
+    eprintln!("session ended {:?} after the host sync", synced.elapsed());
+    let screen = t.text();
+    assert!(
+        screen.contains(&format!("certificate serial {serial}")) && screen.contains("revoked"),
+        "{screen}"
+    );
+    drop(t);
+    drop(sshd);
+    drop(ca);
+}
