@@ -49,6 +49,7 @@ fn event(user: &str, host: &str, serial: u64) -> Event {
         critical_options: vec![],
         extensions: vec!["permit-pty".into()],
         via: IssuedVia::Server,
+        session: None,
     })
 }
 

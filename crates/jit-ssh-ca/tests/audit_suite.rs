@@ -116,6 +116,7 @@ pub fn issued(user: &str, host: &str, serial: u64) -> Event {
         critical_options: vec![],
         extensions: vec!["permit-pty".into()],
         via: IssuedVia::Server,
+        session: None,
     })
 }
 

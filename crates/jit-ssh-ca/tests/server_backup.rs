@@ -396,6 +396,7 @@ fn bulk_event(i: u64) -> jit_ssh_audit::Event {
         critical_options: vec![],
         extensions: vec!["permit-pty".into()],
         via: jit_ssh_audit::IssuedVia::Server,
+        session: None,
     })
 }
 
