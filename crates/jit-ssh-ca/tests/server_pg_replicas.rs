@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use jit_ssh_ca::store::{PgStore, Store};
+use jit_ssh_audit::AuditLog;
+use jit_ssh_ca::store::{PgAuditLog, PgStore, Store};
 
 use common::TestCa;
 
@@ -20,12 +21,23 @@ use common::TestCa;
 /// wakeup takes, so answering early can only come from the wakeup.
 const WAIT_SECS: u64 = 25;
 
-fn two_replicas(name: &str) -> Option<(Arc<PgStore>, Arc<PgStore>)> {
+type Replica = (Arc<dyn Store>, Arc<dyn AuditLog>);
+
+/// Two replicas' stores and audit logs (each with pools of its own) on
+/// one database, opened outside the async runtime (blocking driver).
+fn two_replicas(name: &str) -> Option<(Replica, Replica)> {
     let cfg = pg::database(name)?;
-    Some((
-        Arc::new(PgStore::open(&cfg).unwrap()),
-        Arc::new(PgStore::open(&cfg).unwrap()),
-    ))
+    let one = || -> Replica {
+        (
+            Arc::new(PgStore::open(&cfg).unwrap()),
+            Arc::new(PgAuditLog::open(&cfg).unwrap()),
+        )
+    };
+    Some((one(), one()))
+}
+
+fn replica((store, audit): Replica) -> TestCa {
+    TestCa::with_store_and_audit(store, audit)
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -43,8 +55,7 @@ fn a_long_poll_on_one_replica_wakes_when_the_other_issues() {
         return;
     };
     runtime().block_on(async move {
-        let (a, b): (Arc<dyn Store>, Arc<dyn Store>) = (a, b);
-        let (ra, rb) = (TestCa::with_store(a), TestCa::with_store(b));
+        let (ra, rb) = (replica(a), replica(b));
         let mut key = ra.enroll("alice").await;
         let (s, created) = ra.request("alice", "web-1.dev", "oncall", "5m").await;
         assert_eq!(s, StatusCode::CREATED, "{created}");
@@ -90,7 +101,7 @@ fn a_wakeup_that_changes_nothing_visible_keeps_the_poll_waiting() {
         return;
     };
     runtime().block_on(async move {
-        let ra = TestCa::with_store(a);
+        let ra = replica(a);
         ra.enroll("alice").await;
         let (_, created) = ra.request("alice", "web-1.dev", "oncall", "5m").await;
         let id = created["id"].as_str().unwrap().to_owned();
@@ -112,5 +123,53 @@ fn a_wakeup_that_changes_nothing_visible_keeps_the_poll_waiting() {
             "answered at {:?}, before its wait ended, with nothing new",
             started.elapsed()
         );
+    });
+}
+
+#[test]
+fn a_revocation_on_one_replica_is_in_the_others_next_krl() {
+    let name = "a_revocation_on_one_replica_is_in_the_others_next_krl";
+    let Some((a, b)) = two_replicas(name) else {
+        return;
+    };
+    runtime().block_on(async move {
+        let (ra, rb) = (replica(a), replica(b));
+        let mut key = rb.enroll("alice").await;
+        let (_, created) = rb.request("alice", "web-1.dev", "oncall", "5m").await;
+        let id = created["id"].as_str().unwrap().to_owned();
+        let secret = created["secret"].as_str().unwrap().to_owned();
+        let (s, touched, _) = rb.touch(&id, &mut key).await;
+        assert_eq!(s, StatusCode::OK, "{touched}");
+        let (_, issued) = rb.get(&format!("/v1/requests/{id}"), Some(&secret)).await;
+        let serial: u64 = issued["certificate"]["serial"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        // The store's blocking client runs off the async workers, as the
+        // HTTP handlers run it (spawn_blocking).
+        let revoked_in = |ca: &TestCa| {
+            let published = tokio::task::block_in_place(|| ca.ca.krl().unwrap());
+            let krl = jit_ssh_krl::Krl::decode(&published.bytes).unwrap();
+            let listed = krl
+                .cert_sections()
+                .any(|(_, rc)| rc.serials.contains(serial));
+            listed
+        };
+        let before = tokio::task::block_in_place(|| rb.ca.krl().unwrap().version);
+        assert!(!revoked_in(&rb));
+
+        tokio::task::block_in_place(|| {
+            ra.ca
+                .revoke(
+                    &jit_ssh_proto::api::RevokeTarget::Serial(serial),
+                    "lost laptop",
+                    jit_ssh_audit::Actor::System,
+                )
+                .unwrap()
+        });
+        let after = tokio::task::block_in_place(|| rb.ca.krl().unwrap());
+        assert!(after.version > before, "B's KRL version moved on");
+        assert!(revoked_in(&rb), "B's next KRL lists the serial A revoked");
     });
 }

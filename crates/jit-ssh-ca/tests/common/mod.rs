@@ -219,6 +219,18 @@ impl TestCa {
 
     /// The usual CA with `limits`, signing with `signer`, on the data
     /// directory `dir` as it is (a restored backup, say).
+    /// The usual CA on another state store and audit log (a replica on
+    /// PostgreSQL); `audit` stands in for the disk log the CA would use.
+    pub fn with_store_and_audit(store: Arc<dyn Store>, audit: Arc<dyn AuditLog>) -> Self {
+        Self::build_on(
+            &config_text(""),
+            "http://127.0.0.1:9/hook",
+            move |_| audit,
+            None,
+            Some(store),
+        )
+    }
+
     pub fn on_dir(dir: tempfile::TempDir, limits: &str, signer: Arc<dyn CaSigner>) -> Self {
         Self::build_in(
             dir,
