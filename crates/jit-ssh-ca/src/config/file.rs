@@ -40,6 +40,9 @@ pub struct ConfigFile {
     /// Where Prometheus scrapes `/metrics`, and the token it sends.
     #[serde(default)]
     pub metrics: super::metrics::MetricsFile,
+    /// How long session recordings are kept.
+    #[serde(default)]
+    pub recordings: super::recordings::RecordingsFile,
     /// Where the state store lives: embedded (default) or PostgreSQL.
     #[serde(default)]
     pub storage: super::storage::StorageFile,

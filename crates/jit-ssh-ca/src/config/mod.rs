@@ -6,6 +6,7 @@ pub mod dev;
 pub mod file;
 pub mod hosts;
 pub mod metrics;
+pub mod recordings;
 mod rules;
 mod schedules;
 pub mod storage;
@@ -86,6 +87,8 @@ pub struct Config {
     pub connections: connections::ConnectionLimits,
     pub hosts: hosts::HostsConfig,
     pub metrics: metrics::MetricsConfig,
+    /// How long session recordings are kept.
+    pub recordings: recordings::RecordingsConfig,
     /// Where the state store lives (embedded sled or PostgreSQL).
     pub storage: storage::StorageConfig,
     pub profile: CertProfile,
@@ -238,6 +241,7 @@ fn validate(f: file::ConfigFile, c: &mut Collector<'_>) -> Option<Config> {
     let connections = connections::limits(&f.connections, c);
     let hosts = hosts::hosts(&f.hosts, c);
     let metrics = metrics::metrics(&f.metrics, c);
+    let recordings = recordings::recordings(&f.recordings, c);
     let storage = storage::storage(&f.storage, c);
     let skew = f
         .limits
@@ -261,6 +265,7 @@ fn validate(f: file::ConfigFile, c: &mut Collector<'_>) -> Option<Config> {
         connections,
         hosts,
         metrics,
+        recordings,
         storage,
         profile: CertProfile {
             clock_skew: skew.unwrap_or(Duration::from_secs(60)),
