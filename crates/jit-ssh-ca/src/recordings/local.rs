@@ -154,6 +154,17 @@ impl RecordingStore for LocalRecordings {
         self.read_meta(&self.dir(session)?)
     }
 
+    fn header_line(&self, session: &SessionId) -> Result<Option<String>, RecordingStoreError> {
+        let dir = self.dir(session)?;
+        if self.read_meta(&dir)?.is_none() {
+            return Ok(None);
+        }
+        let header = dir.join(HEADER);
+        fs::read_to_string(&header)
+            .map(Some)
+            .map_err(io("reading", &header))
+    }
+
     fn read(&self, session: &SessionId) -> Result<Option<StoredRecording>, RecordingStoreError> {
         let dir = self.dir(session)?;
         let Some(meta) = self.read_meta(&dir)? else {

@@ -92,6 +92,8 @@ pub trait RecordingStore: Send + Sync {
         chunks: &[Chunk],
     ) -> Result<RecordingMeta, RecordingStoreError>;
     fn meta(&self, session: &SessionId) -> Result<Option<RecordingMeta>, RecordingStoreError>;
+    /// The exact header line the recording started with.
+    fn header_line(&self, session: &SessionId) -> Result<Option<String>, RecordingStoreError>;
     /// The header line and every stored chunk.
     fn read(&self, session: &SessionId) -> Result<Option<StoredRecording>, RecordingStoreError>;
     /// Every recording's state, newest first.
