@@ -266,6 +266,10 @@ async fn a_recording_uploads_in_parts_resends_are_idempotent_and_the_audit_holds
     assert_eq!(chunks, rec.chunks);
     let key = PublicKey::from_openssh(d["host_key"].as_str().unwrap()).unwrap();
     assert_eq!(&key, s.host_key.public_key());
+    assert_eq!(
+        d["host_key_fingerprint"].as_str(),
+        Some(&*key.fingerprint(HashAlg::Sha256).to_string())
+    );
     verify(&header, chunks, &key, Some(&rec.final_hash)).unwrap();
 }
 

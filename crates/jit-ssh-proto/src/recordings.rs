@@ -81,6 +81,8 @@ pub struct RecordingDownload {
     pub summary: RecordingSummary,
     /// The enrolled host public key (OpenSSH line).
     pub host_key: String,
+    /// The host key's SHA256 fingerprint as the `session_started` audit
+    /// record names it (empty if the audit log has none).
     pub host_key_fingerprint: String,
     /// From the `session_ended` audit record; absent while open.
     pub final_hash: Option<String>,

@@ -93,6 +93,13 @@ pub fn check(d: &RecordingDownload) -> Result<Verified, ClientError> {
     let (header, chunks) = bundle::read(&bytes[..]).map_err(|e| failed(e.to_string()))?;
     let key =
         PublicKey::from_openssh(&d.host_key).map_err(|e| failed(format!("the host key: {e}")))?;
+    let fingerprint = key.fingerprint(ssh_key::HashAlg::Sha256).to_string();
+    if fingerprint != d.host_key_fingerprint {
+        return Err(failed(format!(
+            "the host key: {fingerprint} is not the key the session_started audit record names ({:?})",
+            d.host_key_fingerprint
+        )));
+    }
     let expected = d
         .final_hash
         .as_deref()
@@ -250,7 +257,10 @@ mod tests {
                 output_bytes: None,
             },
             host_key: key.public_key().to_openssh().unwrap(),
-            host_key_fingerprint: String::new(),
+            host_key_fingerprint: key
+                .public_key()
+                .fingerprint(ssh_key::HashAlg::Sha256)
+                .to_string(),
             final_hash: Some(done.final_hash.to_string()),
             session_ended_seq: Some(9),
             bundle: Base64::encode_string(&b),
@@ -290,6 +300,12 @@ mod tests {
         let (bad, _) = download(Some(2));
         let e = check(&bad).unwrap_err().to_string();
         assert!(e.contains("chunk 2: expected index 2, found 3"), "{e}");
+
+        // A host key other than the audit's: refused.
+        let (mut other, _) = download(None);
+        other.host_key_fingerprint = "SHA256:x".into();
+        let e = check(&other).unwrap_err().to_string();
+        assert!(e.contains("session_started"), "{e}");
 
         // The audit's final hash is another one: refused.
         let (mut other, _) = download(None);

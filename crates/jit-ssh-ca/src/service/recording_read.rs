@@ -18,6 +18,10 @@ use super::sessions::SignedIn;
 use super::{rfc3339, Ca, ServiceError};
 use crate::recordings::RecordingMeta;
 
+/// The `session_ended` record's seq and final hash; the host key
+/// fingerprint `session_started` names.
+type SessionRecords = (Option<(u64, String)>, Option<String>);
+
 fn stored(e: crate::recordings::RecordingStoreError) -> ServiceError {
     tracing::error!(error = %e, "recording store failed");
     ServiceError::Internal("recording store".into())
@@ -116,27 +120,31 @@ impl Ca {
         let mut bundle = Vec::new();
         jit_ssh_recording::bundle::write(&mut bundle, &rec.header_line, &rec.chunks)
             .map_err(|e| ServiceError::Internal(format!("bundling a recording: {e}")))?;
-        let ended = self.session_ended_record(&rec.meta)?;
+        let (ended, started_fingerprint) = self.session_records(&rec.meta)?;
         Ok(RecordingDownload {
             summary: summary(&rec.meta),
             host_key: rec.meta.host_key.clone(),
-            host_key_fingerprint: rec.meta.host_key_fingerprint.clone(),
+            // The audit's word, not the recording directory's: the
+            // client checks the host key against it.
+            host_key_fingerprint: started_fingerprint.unwrap_or_default(),
             final_hash: ended.as_ref().map(|(_, h)| h.clone()),
             session_ended_seq: ended.map(|(seq, _)| seq),
             bundle: Base64::encode_string(&bundle),
         })
     }
 
-    /// The `session_ended` record of this session, from the audit log.
-    fn session_ended_record(
+    /// The `session_ended` record of this session (its seq and final
+    /// hash), and the host key fingerprint its `session_started` record
+    /// names, from the audit log.
+    fn session_records(
         &self,
         m: &RecordingMeta,
-    ) -> Result<Option<(u64, String)>, ServiceError> {
+    ) -> Result<SessionRecords, ServiceError> {
         let records = self
             .audit
             .query(&AuditQuery {
                 grant: Some(m.grant.clone()),
-                kinds: vec!["session_ended".into()],
+                kinds: vec!["session_started".into(), "session_ended".into()],
                 limit: 10_000,
                 ..Default::default()
             })
@@ -144,11 +152,19 @@ impl Ca {
                 tracing::error!(error = %e, "audit log read failed");
                 ServiceError::Internal("audit log".into())
             })?;
-        Ok(records.iter().find_map(|r| match &r.event {
-            Event::SessionEnded(e) if e.subject.session == m.session.as_str() => {
-                Some((r.seq, e.final_hash.clone()))
+        let mut ended = None;
+        let mut started = None;
+        for r in &records {
+            match &r.event {
+                Event::SessionEnded(e) if e.subject.session == m.session.as_str() => {
+                    ended = Some((r.seq, e.final_hash.clone()));
+                }
+                Event::SessionStarted(e) if e.subject.session == m.session.as_str() => {
+                    started = Some(e.host_key_fingerprint.clone());
+                }
+                _ => {}
             }
-            _ => None,
-        }))
+        }
+        Ok((ended, started))
     }
 }

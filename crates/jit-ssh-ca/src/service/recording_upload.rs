@@ -114,9 +114,6 @@ impl Ca {
         let meta = r.store.meta(&session).map_err(stored)?;
         let now = self.now();
         let host_key = self.recording_host_key(&header, meta.as_ref())?;
-        if meta.is_none() {
-            self.check_grant(&header)?;
-        }
         if meta.is_some()
             && r.store.header_line(&session).map_err(stored)?.as_deref() != Some(&body.header)
         {
@@ -164,6 +161,11 @@ impl Ca {
             verifier.push(c).map_err(refused)?;
         }
         let after = verifier.state().clone();
+        // After the signatures: a caller without the host key learns
+        // nothing about grants.
+        if meta.is_none() {
+            self.check_grant(&header)?;
+        }
         if !new.is_empty() {
             self.limit(
                 &format!("recording-upload:{}", info.host),
