@@ -465,3 +465,23 @@ async fn an_upload_above_the_global_body_limit_is_accepted_on_this_route_only() 
         .await;
     assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recordings_past_retention_are_pruned_and_their_audit_records_stay() {
+    let s = setup().await;
+    let t = &s.t;
+    let rec = record(&s.alice, "s-old", &s.host_key, 3);
+    assert_eq!(
+        upload(t, "s-old", &rec.header, &rec.chunks).await.0,
+        StatusCode::OK
+    );
+    let dir = t.dir.path().join("recordings/s-old");
+    assert!(dir.join("chunks").exists());
+    let now = t.ca.now();
+    // 89 days later: kept. 91 days later: gone (the default is 90d).
+    t.ca.prune_state(now + 89 * 86_400).unwrap();
+    assert!(dir.exists());
+    t.ca.prune_state(now + 91 * 86_400).unwrap();
+    assert!(!dir.exists());
+    assert_eq!(session_records(t, "session_ended").len(), 1);
+}

@@ -498,4 +498,21 @@ source = "http://example.com/feed.ics"
         let e = parse(&text, "c.toml").unwrap_err().to_string();
         assert!(e.contains("state_retention"), "{e}");
     }
+
+    #[test]
+    fn recordings_retention_defaults_to_90_days_and_is_checked() {
+        let day = 86_400;
+        assert_eq!(
+            parse(GOOD, "c.toml").unwrap().recordings.retention,
+            Duration::from_secs(90 * day)
+        );
+        let text = format!("{GOOD}\n[recordings]\nretention = \"30d\"\n");
+        assert_eq!(
+            parse(&text, "c.toml").unwrap().recordings.retention,
+            Duration::from_secs(30 * day)
+        );
+        let text = format!("{GOOD}\n[recordings]\nretention = \"forever\"\n");
+        let e = parse(&text, "c.toml").unwrap_err().to_string();
+        assert!(e.contains("recordings.retention"), "{e}");
+    }
 }
