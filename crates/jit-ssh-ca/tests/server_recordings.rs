@@ -485,3 +485,53 @@ async fn recordings_past_retention_are_pruned_and_their_audit_records_stay() {
     assert!(!dir.exists());
     assert_eq!(session_records(t, "session_ended").len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement"]
+async fn measure_upload_throughput() {
+    let s = setup().await;
+    let t = &s.t;
+    let mut info = s.alice.clone();
+    info.session_id = SessionId::try_from("s-m").unwrap();
+    let header = Header {
+        width: 80,
+        height: 24,
+        timestamp: 1,
+        env: Default::default(),
+        session: info,
+    };
+    let mut enc = Encoder::new(&header, s.host_key.clone(), ChunkPolicy::default()).unwrap();
+    let mut chunks = Vec::new();
+    let mut raw = 0usize;
+    for i in 0..20_000u64 {
+        let line =
+            format!("-rw-r--r-- 1 root root {i:>8} Nov 29 17:00 /usr/share/doc/file-{i}.txt\r\n");
+        raw += line.len();
+        chunks.extend(
+            enc.push_output(Duration::from_micros(i * 50), line.as_bytes())
+                .unwrap(),
+        );
+    }
+    let line = enc.header_line().to_owned();
+    chunks.extend(
+        enc.finish(Duration::from_secs(2), EndReason::Exit)
+            .unwrap()
+            .chunks,
+    );
+    let stored: usize = chunks.iter().map(|c| c.to_bytes().len()).sum();
+    let start = std::time::Instant::now();
+    for part in chunks.chunks(4) {
+        let (st, v) = upload(t, "s-m", &line, part).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+    }
+    let took = start.elapsed();
+    println!(
+        "MEASURE {} chunks, {} raw output bytes, {} stored bytes, {} uploads in {:?} ({:.1} MB/s of output)",
+        chunks.len(),
+        raw,
+        stored,
+        chunks.len().div_ceil(4),
+        took,
+        raw as f64 / took.as_secs_f64() / 1e6
+    );
+}
