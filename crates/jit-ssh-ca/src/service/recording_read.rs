@@ -136,10 +136,7 @@ impl Ca {
     /// The `session_ended` record of this session (its seq and final
     /// hash), and the host key fingerprint its `session_started` record
     /// names, from the audit log.
-    fn session_records(
-        &self,
-        m: &RecordingMeta,
-    ) -> Result<SessionRecords, ServiceError> {
+    fn session_records(&self, m: &RecordingMeta) -> Result<SessionRecords, ServiceError> {
         let records = self
             .audit
             .query(&AuditQuery {
