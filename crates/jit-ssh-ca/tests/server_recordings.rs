@@ -459,6 +459,15 @@ async fn an_upload_above_the_global_body_limit_is_accepted_on_this_route_only() 
     assert!(size > 32 * 1024, "{size}");
     let (st, v) = upload(t, "s-big", &line, &chunks).await;
     assert_eq!(st, StatusCode::OK, "{v}");
+    // Over 4 MiB: refused naming this route's limit.
+    let (st, v) = t
+        .post(
+            "/v1/recordings/s-big",
+            &json!({ "header": line, "chunks": ["A".repeat(5 << 20)] }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+    assert!(message(&v).contains("limit 4194304 bytes"), "{v}");
     // Elsewhere the 16 KiB limit still holds.
     let (st, _) = t
         .post("/v1/requests", &json!({ "reason": "x".repeat(20_000) }))

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 
@@ -31,8 +32,17 @@ async fn upload(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path(session): Path<String>,
-    ApiJson(body): ApiJson<RecordingUpload>,
+    body: Result<ApiJson<RecordingUpload>, ApiError>,
 ) -> Result<Json<RecordingUploaded>, ApiError> {
+    // The shared refusal names the global limit; this route has its own.
+    let ApiJson(body) = body.map_err(|mut e| {
+        if e.status == StatusCode::PAYLOAD_TOO_LARGE {
+            e.message = format!(
+                "body too large or unreadable (limit {MAX_UPLOAD_BYTES} bytes for an upload; send fewer chunks at a time)"
+            );
+        }
+        e
+    })?;
     Ok(Json(
         blocking(&state, move |ca| {
             ca.upload_recording(&session, &body, client)
