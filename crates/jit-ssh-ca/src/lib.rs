@@ -36,6 +36,7 @@ pub mod oncall;
 pub mod outbound;
 pub mod policy;
 pub mod profile;
+pub mod recordings;
 pub mod rotation_state;
 pub mod server;
 pub mod service;

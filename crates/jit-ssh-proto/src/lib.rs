@@ -11,6 +11,7 @@ pub mod error;
 pub mod host_checkin;
 pub mod hosts;
 pub mod reach;
+pub mod recordings;
 pub mod routes;
 pub mod serial;
 pub mod signed;

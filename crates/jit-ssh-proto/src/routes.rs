@@ -106,3 +106,10 @@ pub const UI_SCRIPT: &str = "/static/jit-ssh-ui.js";
 pub fn fill(route: &str, name: &str, value: &str) -> String {
     route.replace(&format!("{{{name}}}"), value)
 }
+/// `GET` (session token; auditor, security, admin): stored session
+/// recordings, filtered by `user`, `host`, `grant`, `since`.
+pub const RECORDINGS: &str = "/v1/recordings";
+/// `POST` [`crate::recordings::RecordingUpload`] (a host's recorder; the
+/// chunks' host signatures are the authentication); `GET` (session token;
+/// auditor, security, admin): [`crate::recordings::RecordingDownload`].
+pub const RECORDING: &str = "/v1/recordings/{session}";

@@ -270,6 +270,31 @@ impl CaClient {
             .await
     }
 
+    pub async fn recordings(
+        &self,
+        token: &str,
+        params: &jit_ssh_proto::recordings::RecordingParams,
+    ) -> Result<jit_ssh_proto::recordings::RecordingList, ClientError> {
+        let query =
+            serde_urlencoded::to_string(params).map_err(|e| ClientError::Other(e.into()))?;
+        self.get_with(&format!("{}?{query}", routes::RECORDINGS), token)
+            .await
+    }
+
+    pub async fn recording(
+        &self,
+        token: &str,
+        session: &str,
+    ) -> Result<jit_ssh_proto::recordings::RecordingDownload, ClientError> {
+        if jit_ssh_recording::SessionId::try_from(session).is_err() {
+            return Err(ClientError::Usage(format!(
+                "{session:?} is not a session id (see jit-ssh audit sessions)"
+            )));
+        }
+        self.get_with(&routes::fill(routes::RECORDING, "session", session), token)
+            .await
+    }
+
     pub async fn reach(
         &self,
         token: &str,

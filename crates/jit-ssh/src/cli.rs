@@ -110,7 +110,7 @@ pub enum Command {
     },
     /// Read the CA's audit log (signs you in with your security key):
     /// engineers see their own records, auditors everyone's.
-    Audit(AuditArgs),
+    Audit(Box<AuditArgs>),
     /// Log in if needed, then run ssh ACCOUNT@HOST [ARGS]. Once ssh runs,
     /// the exit status is ssh's (the remote command's, 255 for ssh's own
     /// errors); if jit-ssh fails before that, it exits 200 + its own code.
@@ -241,6 +241,46 @@ pub enum AuditAction {
         /// The file to write.
         #[arg(short = 'o', long = "output")]
         output: std::path::PathBuf,
+        #[command(flatten)]
+        sign_in: SignInArgs,
+    },
+    /// Session recordings the CA holds (auditors): who, where, which
+    /// grant and certificate, when, how it ended.
+    Sessions {
+        /// Sessions of this user.
+        #[arg(long)]
+        user: Option<String>,
+        /// Sessions on this host.
+        #[arg(long)]
+        host: Option<String>,
+        /// Sessions under this grant (request id).
+        #[arg(long)]
+        grant: Option<String>,
+        /// Started this long ago (1h, 2d) or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        #[command(flatten)]
+        sign_in: SignInArgs,
+    },
+    /// Play a recorded session after checking the host's signature on
+    /// every chunk, the hash chain and the audit log's final hash;
+    /// a tampered recording is refused, naming the chunk.
+    Play {
+        /// The session id (from `jit-ssh audit sessions`).
+        session: String,
+        /// Play this many times as fast.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Shorten pauses longer than this many seconds.
+        #[arg(long, value_name = "SECONDS")]
+        idle_limit: Option<f64>,
+        /// Write the plain asciicast v2 file to stdout instead of playing
+        /// (what `asciinema cat`/`play` read).
+        #[arg(long, conflicts_with = "to")]
+        cat: bool,
+        /// Write the plain asciicast v2 file to FILE instead of playing.
+        #[arg(long, value_name = "FILE")]
+        to: Option<std::path::PathBuf>,
         #[command(flatten)]
         sign_in: SignInArgs,
     },

@@ -19,6 +19,7 @@ mod loaded;
 mod login;
 mod progress;
 mod reach;
+mod recordings;
 mod revoke;
 mod session;
 mod settings;
@@ -53,7 +54,7 @@ fn run(cli: Cli) -> Result<(), ClientError> {
             let (flags, opts) = access_options(host, access, quiet)?;
             commands::login(&flags, opts, if_needed, json)
         }
-        Command::Audit(args) => audit_command(args, json),
+        Command::Audit(args) => audit_command(*args, json),
         Command::Hosts {
             pattern,
             sign_in: s,
@@ -229,6 +230,39 @@ fn audit_command(args: AuditArgs, json: bool) -> Result<(), ClientError> {
             commands::audit_export(&flags, &how, since, &output, json)
         }
         Some(AuditAction::Verify { file, ca_key }) => commands::audit_verify(&file, &ca_key, json),
+        Some(AuditAction::Sessions {
+            user,
+            host,
+            grant,
+            since,
+            sign_in: s,
+        }) => {
+            let (flags, how) = sign_in(&s)?;
+            let since = since.map(|s| audit::time_arg("--since", &s)).transpose()?;
+            recordings::sessions_command(
+                &flags,
+                &how,
+                jit_ssh_proto::recordings::RecordingParams {
+                    user,
+                    host,
+                    grant,
+                    since,
+                },
+                json,
+            )
+        }
+        Some(AuditAction::Play {
+            session,
+            speed,
+            idle_limit,
+            cat,
+            to,
+            sign_in: s,
+        }) => {
+            let (flags, how) = sign_in(&s)?;
+            let to = if cat { Some("-".into()) } else { to };
+            recordings::play_command(&flags, &how, &session, speed, idle_limit, to.as_deref())
+        }
     }
 }
 

@@ -43,6 +43,9 @@ pub struct ConfigFile {
     /// The host session wrapper (see docs/sessions.md).
     #[serde(default)]
     pub sessions: super::sessions::SessionsFile,
+    /// How long session recordings are kept.
+    #[serde(default)]
+    pub recordings: super::recordings::RecordingsFile,
     /// Where the state store lives: embedded (default) or PostgreSQL.
     #[serde(default)]
     pub storage: super::storage::StorageFile,

@@ -6,6 +6,7 @@ pub mod dev;
 pub mod file;
 pub mod hosts;
 pub mod metrics;
+pub mod recordings;
 mod rules;
 mod schedules;
 pub mod sessions;
@@ -89,6 +90,8 @@ pub struct Config {
     pub metrics: metrics::MetricsConfig,
     /// The host session wrapper certificates' `force-command` runs.
     pub sessions: sessions::SessionsConfig,
+    /// How long session recordings are kept.
+    pub recordings: recordings::RecordingsConfig,
     /// Where the state store lives (embedded sled or PostgreSQL).
     pub storage: storage::StorageConfig,
     pub profile: CertProfile,
@@ -242,6 +245,7 @@ fn validate(f: file::ConfigFile, c: &mut Collector<'_>) -> Option<Config> {
     let hosts = hosts::hosts(&f.hosts, c);
     let metrics = metrics::metrics(&f.metrics, c);
     let sessions = sessions::sessions(&f.sessions, c);
+    let recordings = recordings::recordings(&f.recordings, c);
     let storage = storage::storage(&f.storage, c);
     let skew = f
         .limits
@@ -266,6 +270,7 @@ fn validate(f: file::ConfigFile, c: &mut Collector<'_>) -> Option<Config> {
         hosts,
         metrics,
         sessions,
+        recordings,
         storage,
         profile: CertProfile {
             clock_skew: skew.unwrap_or(Duration::from_secs(60)),
@@ -534,5 +539,22 @@ source = "http://example.com/feed.ics"
         let text = format!("{GOOD}\n[limits]\nstate_retention = \"soon\"\n");
         let e = parse(&text, "c.toml").unwrap_err().to_string();
         assert!(e.contains("state_retention"), "{e}");
+    }
+
+    #[test]
+    fn recordings_retention_defaults_to_90_days_and_is_checked() {
+        let day = 86_400;
+        assert_eq!(
+            parse(GOOD, "c.toml").unwrap().recordings.retention,
+            Duration::from_secs(90 * day)
+        );
+        let text = format!("{GOOD}\n[recordings]\nretention = \"30d\"\n");
+        assert_eq!(
+            parse(&text, "c.toml").unwrap().recordings.retention,
+            Duration::from_secs(30 * day)
+        );
+        let text = format!("{GOOD}\n[recordings]\nretention = \"forever\"\n");
+        let e = parse(&text, "c.toml").unwrap_err().to_string();
+        assert!(e.contains("recordings.retention"), "{e}");
     }
 }

@@ -18,6 +18,7 @@ mod krl;
 mod metrics;
 mod pages;
 mod reach;
+mod recordings;
 mod requests;
 mod revocations;
 mod sessions;
@@ -53,6 +54,7 @@ pub fn app(state: AppState) -> Router {
         .merge(reach::routes())
         .merge(revocations::routes())
         .merge(sessions::routes())
+        .merge(recordings::routes())
         .merge(decisions::routes())
         .merge(audit::routes())
         .merge(health::routes())

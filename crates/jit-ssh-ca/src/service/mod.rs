@@ -19,6 +19,8 @@ mod limits;
 mod published;
 mod reach;
 mod ready;
+mod recording_read;
+mod recording_upload;
 mod records;
 mod requests;
 mod retention;
@@ -48,6 +50,7 @@ pub use hosts::IssuedHostToken;
 pub use limits::{client_key, RateLimiter};
 pub use published::{MANIFEST_VALIDITY, RESIGN_AFTER};
 pub use ready::{Readiness, READY_NAMESPACE};
+pub use recording_upload::Recordings;
 pub use revocation::PublishedKrl;
 pub use rotation::{KeyRing, KeyRole, RotationStatus, Slots, Staged};
 pub use sessions::SignedIn;
@@ -152,6 +155,8 @@ pub struct Ca {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// One `/readyz` run at a time ([`Ca::readiness`]).
     ready_runs: ready::ReadyRuns,
+    /// Session recordings hosts upload (`DATA/recordings/`).
+    recordings: Recordings,
 }
 
 impl Ca {
@@ -197,6 +202,7 @@ impl Ca {
             crate::config::SignerConfig::Pkcs11(_) => None,
         };
         let user_keys = KeyRing::new(Slots::single(signer, file));
+        let recordings = Recordings::local(&config.data_dir);
         // Another replica's issuance wakes a long poll waiting here.
         let waiters = Arc::new(Waiters::default());
         let woken = waiters.clone();
@@ -223,6 +229,7 @@ impl Ca {
             clock: Arc::new(SystemClock),
             metrics,
             ready_runs: ready::ReadyRuns::default(),
+            recordings,
         })
     }
 

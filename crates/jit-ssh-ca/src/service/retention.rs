@@ -17,6 +17,7 @@ impl Ca {
             secrets: now,
         })?;
         pruned.host_challenges = self.store.prune_host_challenges(now)?;
+        self.prune_recordings(now);
         if pruned.total() > 0 {
             tracing::info!(
                 requests = pruned.requests,

@@ -1,0 +1,384 @@
+//! Recordings in a local directory: `ROOT/SESSION/` (0700) holding
+//! `header` (the exact header line), `chunks` (append-only: `u32 length,
+//! stored chunk` per chunk, as in a bundle) and `state.json` (the
+//! [`RecordingMeta`], replaced atomically after the chunks are synced).
+//! Files 0600. A crash between appending and the state's replacement
+//! leaves bytes past `chunk_bytes`: they are cut off at the next append
+//! and never read.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use jit_ssh_recording::{Chunk, SessionId};
+
+use super::{RecordingMeta, RecordingStore, RecordingStoreError, StoredRecording};
+
+const HEADER: &str = "header";
+const CHUNKS: &str = "chunks";
+const STATE: &str = "state.json";
+
+pub struct LocalRecordings {
+    root: PathBuf,
+}
+
+fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RecordingStoreError {
+    let path = path.display().to_string();
+    move |source| RecordingStoreError::Io { what, path, source }
+}
+
+impl LocalRecordings {
+    /// Recordings under `root` (created 0700 on first write).
+    pub fn new(root: PathBuf) -> Self {
+        LocalRecordings { root }
+    }
+
+    /// A session id is `A-Z a-z 0-9 . _ -` (checked by its type); `.` and
+    /// `..` alone are the only ids that are not plain file names.
+    fn dir(&self, session: &SessionId) -> Result<PathBuf, RecordingStoreError> {
+        if matches!(session.as_str(), "." | "..") {
+            return Err(RecordingStoreError::Damaged {
+                session: session.clone(),
+                why: "not a usable directory name".into(),
+            });
+        }
+        Ok(self.root.join(session.as_str()))
+    }
+
+    fn read_meta(&self, dir: &Path) -> Result<Option<RecordingMeta>, RecordingStoreError> {
+        let path = dir.join(STATE);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io("reading", &path)(e)),
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| RecordingStoreError::Io {
+                what: "parsing",
+                path: path.display().to_string(),
+                source: std::io::Error::other(e),
+            })
+    }
+
+    fn write_meta(&self, dir: &Path, meta: &RecordingMeta) -> Result<(), RecordingStoreError> {
+        let path = dir.join(STATE);
+        let json = serde_json::to_vec_pretty(meta).map_err(|e| RecordingStoreError::Io {
+            what: "encoding",
+            path: path.display().to_string(),
+            source: std::io::Error::other(e),
+        })?;
+        crate::atomic_file::write(&path, &json, 0o600).map_err(io("writing", &path))
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), RecordingStoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("syncing", dir))
+}
+
+impl RecordingStore for LocalRecordings {
+    fn begin(&self, meta: &RecordingMeta, header_line: &str) -> Result<(), RecordingStoreError> {
+        let dir = self.dir(&meta.session)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.root)
+            .map_err(io("creating", &self.root))?;
+        match fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                // A directory without state is a begin cut short: take it over.
+                if self.read_meta(&dir)?.is_some() {
+                    return Err(RecordingStoreError::Exists(meta.session.clone()));
+                }
+            }
+            Err(e) => return Err(io("creating", &dir)(e)),
+        }
+        crate::atomic_file::write(&dir.join(HEADER), header_line.as_bytes(), 0o600)
+            .map_err(io("writing", &dir.join(HEADER)))?;
+        let chunks = dir.join(CHUNKS);
+        OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&chunks)
+            .and_then(|f| f.sync_all())
+            .map_err(io("creating", &chunks))?;
+        let mut meta = meta.clone();
+        meta.chunks = 0;
+        meta.chunk_bytes = 0;
+        self.write_meta(&dir, &meta)?;
+        sync_dir(&dir)?;
+        sync_dir(&self.root)
+    }
+
+    fn append(
+        &self,
+        meta: &RecordingMeta,
+        chunks: &[Chunk],
+    ) -> Result<RecordingMeta, RecordingStoreError> {
+        let dir = self.dir(&meta.session)?;
+        let stored = self
+            .read_meta(&dir)?
+            .ok_or_else(|| RecordingStoreError::Missing(meta.session.clone()))?;
+        let path = dir.join(CHUNKS);
+        let mut f = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(io("opening", &path))?;
+        // Drop whatever a crashed append left past the last stored chunk.
+        f.set_len(stored.chunk_bytes)
+            .and_then(|()| f.seek(SeekFrom::End(0)).map(drop))
+            .map_err(io("truncating", &path))?;
+        let mut buf = Vec::new();
+        for c in chunks {
+            let bytes = c.to_bytes();
+            buf.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+            buf.extend_from_slice(&bytes);
+        }
+        f.write_all(&buf)
+            .and_then(|()| f.sync_all())
+            .map_err(io("appending to", &path))?;
+        let mut next = meta.clone();
+        next.chunks = stored.chunks + chunks.len() as u64;
+        next.chunk_bytes = stored.chunk_bytes + buf.len() as u64;
+        self.write_meta(&dir, &next)?;
+        Ok(next)
+    }
+
+    fn meta(&self, session: &SessionId) -> Result<Option<RecordingMeta>, RecordingStoreError> {
+        self.read_meta(&self.dir(session)?)
+    }
+
+    fn header_line(&self, session: &SessionId) -> Result<Option<String>, RecordingStoreError> {
+        let dir = self.dir(session)?;
+        if self.read_meta(&dir)?.is_none() {
+            return Ok(None);
+        }
+        let header = dir.join(HEADER);
+        fs::read_to_string(&header)
+            .map(Some)
+            .map_err(io("reading", &header))
+    }
+
+    fn read(&self, session: &SessionId) -> Result<Option<StoredRecording>, RecordingStoreError> {
+        let dir = self.dir(session)?;
+        let Some(meta) = self.read_meta(&dir)? else {
+            return Ok(None);
+        };
+        let header = dir.join(HEADER);
+        let header_line = fs::read_to_string(&header).map_err(io("reading", &header))?;
+        let path = dir.join(CHUNKS);
+        let mut bytes = Vec::new();
+        File::open(&path)
+            .and_then(|f| f.take(meta.chunk_bytes).read_to_end(&mut bytes))
+            .map_err(io("reading", &path))?;
+        let damaged = |why: String| RecordingStoreError::Damaged {
+            session: session.clone(),
+            why,
+        };
+        if bytes.len() as u64 != meta.chunk_bytes {
+            return Err(damaged(
+                "the chunks file is shorter than its state says".into(),
+            ));
+        }
+        let mut chunks = Vec::new();
+        let mut rest = &bytes[..];
+        while !rest.is_empty() {
+            let position = chunks.len();
+            let Some((len, tail)) = rest.split_first_chunk::<4>() else {
+                return Err(damaged(format!("chunk {position}: cut short")));
+            };
+            let len = u32::from_be_bytes(*len) as usize;
+            if tail.len() < len {
+                return Err(damaged(format!("chunk {position}: cut short")));
+            }
+            let (one, tail) = tail.split_at(len);
+            chunks.push(
+                Chunk::from_bytes(one).map_err(|e| damaged(format!("chunk {position}: {e}")))?,
+            );
+            rest = tail;
+        }
+        if chunks.len() as u64 != meta.chunks {
+            return Err(damaged(format!(
+                "{} chunks stored, the state says {}",
+                chunks.len(),
+                meta.chunks
+            )));
+        }
+        Ok(Some(StoredRecording {
+            meta,
+            header_line,
+            chunks,
+        }))
+    }
+
+    fn list(&self) -> Result<Vec<RecordingMeta>, RecordingStoreError> {
+        let entries = match fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io("listing", &self.root)(e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io("listing", &self.root))?;
+            if let Some(meta) = self.read_meta(&entry.path())? {
+                out.push(meta);
+            }
+        }
+        out.sort_by(|a, b| {
+            (b.received_at, b.session.as_str()).cmp(&(a.received_at, a.session.as_str()))
+        });
+        Ok(out)
+    }
+
+    fn prune(&self, before: i64) -> Result<u64, RecordingStoreError> {
+        let mut n = 0;
+        for meta in self.list()? {
+            if meta.updated_at < before {
+                let dir = self.dir(&meta.session)?;
+                fs::remove_dir_all(&dir).map_err(io("removing", &dir))?;
+                n += 1;
+            }
+        }
+        if n > 0 {
+            sync_dir(&self.root)?;
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::Duration;
+
+    use jit_ssh_recording::{ChunkPolicy, Encoder, EndReason, Header, RecordMode, SessionInfo};
+    use ssh_key::{Algorithm, PrivateKey};
+
+    use super::*;
+
+    fn meta(session: &str, at: i64) -> RecordingMeta {
+        RecordingMeta {
+            session: SessionId::try_from(session).unwrap(),
+            user: "alice".into(),
+            host: "db-1.dev".into(),
+            account: "oncall".into(),
+            grant: "g".into(),
+            serial: 7,
+            key_id: "k".into(),
+            record: "output".into(),
+            host_key: String::new(),
+            host_key_fingerprint: String::new(),
+            started_at: 1,
+            received_at: at,
+            updated_at: at,
+            chunks: 0,
+            chunk_bytes: 0,
+            ended: None,
+        }
+    }
+
+    fn recording(session: &str) -> (String, Vec<Chunk>) {
+        let key = PrivateKey::random(&mut ssh_key::rand_core::OsRng, Algorithm::Ed25519).unwrap();
+        let header = Header {
+            width: 80,
+            height: 24,
+            timestamp: 1,
+            env: Default::default(),
+            session: SessionInfo {
+                session_id: SessionId::try_from(session).unwrap(),
+                key_id: "k".into(),
+                serial: "7".into(),
+                grant_id: "g".into(),
+                user: "alice".into(),
+                host: "db-1.dev".into(),
+                account: "oncall".into(),
+                record: RecordMode::Output,
+            },
+        };
+        let mut enc = Encoder::new(&header, key, ChunkPolicy::default()).unwrap();
+        let mut chunks = enc
+            .push_output(Duration::from_millis(5), b"hello\r\n")
+            .unwrap();
+        chunks.extend(enc.flush().unwrap());
+        chunks.extend(
+            enc.finish(Duration::from_secs(1), EndReason::Exit)
+                .unwrap()
+                .chunks,
+        );
+        (enc_header(&header), chunks)
+    }
+
+    fn enc_header(h: &Header) -> String {
+        h.to_line().unwrap()
+    }
+
+    #[test]
+    fn chunks_append_read_back_list_and_prune_with_private_modes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = LocalRecordings::new(tmp.path().join("recordings"));
+        let (line, chunks) = recording("s-1");
+        let m = meta("s-1", 100);
+        store.begin(&m, &line).unwrap();
+        assert!(matches!(
+            store.begin(&m, &line),
+            Err(RecordingStoreError::Exists(_))
+        ));
+        let m = store.append(&m, &chunks[..1]).unwrap();
+        let m = store.append(&m, &chunks[1..]).unwrap();
+        assert_eq!(m.chunks, chunks.len() as u64);
+        let back = store.read(&m.session).unwrap().unwrap();
+        assert_eq!(
+            (back.header_line, back.chunks),
+            (line.clone(), chunks.clone())
+        );
+
+        // A crash after appending but before the state: the tail is dropped.
+        let dir = tmp.path().join("recordings/s-1");
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(dir.join(CHUNKS))
+            .unwrap();
+        f.write_all(b"\0\0\0\x09garbage!!").unwrap();
+        assert_eq!(store.read(&m.session).unwrap().unwrap().chunks, chunks);
+
+        for (p, want) in [
+            (tmp.path().join("recordings"), 0o700),
+            (dir.clone(), 0o700),
+            (dir.join(HEADER), 0o600),
+            (dir.join(CHUNKS), 0o600),
+            (dir.join(STATE), 0o600),
+        ] {
+            let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, want, "{}", p.display());
+        }
+
+        store.begin(&meta("s-2", 500), &line).unwrap();
+        let listed: Vec<_> = store
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|m| m.session.to_string())
+            .collect();
+        assert_eq!(listed, ["s-2", "s-1"]);
+        assert_eq!(store.prune(200).unwrap(), 1);
+        assert!(store.read(&m.session).unwrap().is_none());
+        assert_eq!(store.list().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn dot_names_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = LocalRecordings::new(tmp.path().to_owned());
+        for bad in [".", ".."] {
+            assert!(store.begin(&meta(bad, 1), "x").is_err());
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Auditors list and read stored recordings (auditor, security, admin,
+//! like `/v1/audit/export`). A download carries the host key the CA
+//! verified the chunks with and the final hash from the `session_ended`
+//! audit record, so `jit-ssh audit play` checks the recording against
+//! the audit chain, not against this answer's say-so.
+
+use base64ct::{Base64, Encoding};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use jit_ssh_audit::{AuditQuery, Event};
+use jit_ssh_proto::recordings::{
+    RecordingDownload, RecordingList, RecordingParams, RecordingSummary,
+};
+use jit_ssh_recording::SessionId;
+
+use super::sessions::SignedIn;
+use super::{rfc3339, Ca, ServiceError};
+use crate::recordings::RecordingMeta;
+
+/// The `session_ended` record's seq and final hash; the host key
+/// fingerprint `session_started` names.
+type SessionRecords = (Option<(u64, String)>, Option<String>);
+
+fn stored(e: crate::recordings::RecordingStoreError) -> ServiceError {
+    tracing::error!(error = %e, "recording store failed");
+    ServiceError::Internal("recording store".into())
+}
+
+fn summary(m: &RecordingMeta) -> RecordingSummary {
+    RecordingSummary {
+        session: m.session.to_string(),
+        user: m.user.clone(),
+        host: m.host.clone(),
+        account: m.account.clone(),
+        grant: m.grant.clone(),
+        serial: m.serial,
+        key_id: m.key_id.clone(),
+        record: m.record.clone(),
+        started_at: rfc3339(i64::try_from(m.started_at).unwrap_or(i64::MAX)),
+        ended_at: m.ended.as_ref().map(|e| rfc3339(e.at)),
+        reason: m.ended.as_ref().map(|e| e.reason.clone()),
+        chunks: m.chunks,
+        stored_bytes: m.chunk_bytes,
+        output_bytes: m.ended.as_ref().map(|e| e.output_bytes),
+    }
+}
+
+impl Ca {
+    /// Deletes recordings whose last upload is older than
+    /// `recordings.retention` (their audit records stay). A failure is
+    /// logged; the next run tries again.
+    pub(super) fn prune_recordings(&self, now: i64) {
+        let keep = i64::try_from(self.config.recordings.retention.as_secs()).unwrap_or(i64::MAX);
+        match self.recordings.store.prune(now.saturating_sub(keep)) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(recordings = n, "pruned session recordings past retention"),
+            Err(e) => tracing::error!(error = %e, "pruning session recordings failed"),
+        }
+    }
+
+    fn may_read_recordings(&self, who: &SignedIn) -> Result<(), ServiceError> {
+        if who.reads_all_audit() {
+            return Ok(());
+        }
+        Err(ServiceError::Forbidden(format!(
+            "{} may not read session recordings; that needs the auditor role",
+            who.user
+        )))
+    }
+
+    pub fn recording_list(
+        &self,
+        who: &SignedIn,
+        p: &RecordingParams,
+    ) -> Result<RecordingList, ServiceError> {
+        self.may_read_recordings(who)?;
+        let since = p
+            .since
+            .as_deref()
+            .map(|s| {
+                OffsetDateTime::parse(s, &Rfc3339)
+                    .map(|t| t.unix_timestamp())
+                    .map_err(|e| {
+                        ServiceError::invalid(format!("since: not an RFC 3339 time ({e})"))
+                    })
+            })
+            .transpose()?;
+        let keep = |m: &RecordingMeta| {
+            p.user.as_ref().is_none_or(|u| *u == m.user)
+                && p.host.as_ref().is_none_or(|h| *h == m.host)
+                && p.grant.as_ref().is_none_or(|g| *g == m.grant)
+                && since.is_none_or(|t| i64::try_from(m.started_at).unwrap_or(i64::MAX) >= t)
+        };
+        let recordings = self
+            .recordings
+            .store
+            .list()
+            .map_err(stored)?
+            .iter()
+            .filter(|m| keep(m))
+            .map(summary)
+            .collect();
+        Ok(RecordingList { recordings })
+    }
+
+    pub fn recording_download(
+        &self,
+        who: &SignedIn,
+        session: &str,
+    ) -> Result<RecordingDownload, ServiceError> {
+        self.may_read_recordings(who)?;
+        let id = SessionId::try_from(session).map_err(|_| ServiceError::NotFound("recording"))?;
+        let rec = self
+            .recordings
+            .store
+            .read(&id)
+            .map_err(stored)?
+            .ok_or(ServiceError::NotFound("recording"))?;
+        let mut bundle = Vec::new();
+        jit_ssh_recording::bundle::write(&mut bundle, &rec.header_line, &rec.chunks)
+            .map_err(|e| ServiceError::Internal(format!("bundling a recording: {e}")))?;
+        let (ended, started_fingerprint) = self.session_records(&rec.meta)?;
+        Ok(RecordingDownload {
+            summary: summary(&rec.meta),
+            host_key: rec.meta.host_key.clone(),
+            // The audit's word, not the recording directory's: the
+            // client checks the host key against it.
+            host_key_fingerprint: started_fingerprint.unwrap_or_default(),
+            final_hash: ended.as_ref().map(|(_, h)| h.clone()),
+            session_ended_seq: ended.map(|(seq, _)| seq),
+            bundle: Base64::encode_string(&bundle),
+        })
+    }
+
+    /// The `session_ended` record of this session (its seq and final
+    /// hash), and the host key fingerprint its `session_started` record
+    /// names, from the audit log.
+    fn session_records(&self, m: &RecordingMeta) -> Result<SessionRecords, ServiceError> {
+        let records = self
+            .audit
+            .query(&AuditQuery {
+                grant: Some(m.grant.clone()),
+                kinds: vec!["session_started".into(), "session_ended".into()],
+                limit: 10_000,
+                ..Default::default()
+            })
+            .map_err(|e| {
+                tracing::error!(error = %e, "audit log read failed");
+                ServiceError::Internal("audit log".into())
+            })?;
+        let mut ended = None;
+        let mut started = None;
+        for r in &records {
+            match &r.event {
+                Event::SessionEnded(e) if e.subject.session == m.session.as_str() => {
+                    ended = Some((r.seq, e.final_hash.clone()));
+                }
+                Event::SessionStarted(e) if e.subject.session == m.session.as_str() => {
+                    started = Some(e.host_key_fingerprint.clone());
+                }
+                _ => {}
+            }
+        }
+        Ok((ended, started))
+    }
+}

@@ -1,0 +1,386 @@
+//! A host's recorder uploads a session's recording. The chunks' SSHSIGs
+//! by the host's *enrolled* key are the authentication: the header names
+//! the host, the CA verifies every new chunk with that host's key and the
+//! chain so far, and on a session's first upload checks the header
+//! against the grant (issued, same certificate serial, key id, user,
+//! account, and that host). Order: verify → audit (`session_started`,
+//! `session_ended` with the final hash) → store; a refused upload stores
+//! nothing.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use base64ct::{Base64, Encoding};
+use ssh_key::{Certificate, HashAlg, PublicKey};
+
+use jit_ssh_audit::session_record::{SessionEnded, SessionStarted, SessionSubject};
+use jit_ssh_audit::{Actor, Event};
+use jit_ssh_proto::api::RequestStatus;
+use jit_ssh_proto::recordings::{RecordingUpload, RecordingUploaded, MAX_UPLOAD_CHUNKS};
+use jit_ssh_recording::verify::{ChunkProblem, VerifyError};
+use jit_ssh_recording::{ChainState, Chunk, Header, SessionId, Verifier};
+
+use super::{Ca, ServiceError};
+use crate::recordings::{EndedMeta, LocalRecordings, RecordingMeta, RecordingStore};
+
+/// Uploads per host name per minute (every session's recorder uploads
+/// every few seconds).
+const UPLOADS_PER_MINUTE_PER_HOST: u32 = 1200;
+/// Open sessions whose chain state is kept in memory; past this the cache
+/// is emptied and rebuilt from stored chunks as uploads come.
+const CACHED_SESSIONS: usize = 10_000;
+
+/// The recording store and where each open session's chain stands.
+pub struct Recordings {
+    pub(super) store: Arc<dyn RecordingStore>,
+    /// Held for a whole upload: one writer per session at a time (and the
+    /// cache stays what the store holds).
+    chains: Mutex<HashMap<SessionId, ChainState>>,
+}
+
+impl Recordings {
+    /// Recordings in `DATA/recordings/`.
+    pub fn local(data_dir: &std::path::Path) -> Self {
+        Recordings {
+            store: Arc::new(LocalRecordings::new(data_dir.join("recordings"))),
+            chains: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+fn stored(e: crate::recordings::RecordingStoreError) -> ServiceError {
+    tracing::error!(error = %e, "recording store failed");
+    ServiceError::Internal("recording store".into())
+}
+
+/// A refused chunk: a bad signature is 403, anything else 400; the text
+/// is the recording crate's (it names the chunk).
+fn refused(e: VerifyError) -> ServiceError {
+    match e {
+        VerifyError::Chunk {
+            problem: ChunkProblem::Signature,
+            ..
+        } => ServiceError::Forbidden(e.to_string()),
+        e => ServiceError::invalid(e),
+    }
+}
+
+impl Ca {
+    pub fn upload_recording(
+        &self,
+        session: &str,
+        body: &RecordingUpload,
+        client: SocketAddr,
+    ) -> Result<RecordingUploaded, ServiceError> {
+        let session = SessionId::try_from(session).map_err(ServiceError::invalid)?;
+        let header = Header::parse_line(&body.header)
+            .map_err(|e| ServiceError::invalid(format!("header: {e}")))?;
+        let info = &header.session;
+        if info.session_id != session {
+            return Err(ServiceError::invalid(format!(
+                "the header is for session {}, not {session}",
+                info.session_id
+            )));
+        }
+        if body.chunks.is_empty() || body.chunks.len() > MAX_UPLOAD_CHUNKS {
+            return Err(ServiceError::invalid(format!(
+                "send 1 to {MAX_UPLOAD_CHUNKS} chunks"
+            )));
+        }
+        let chunks = body
+            .chunks
+            .iter()
+            .enumerate()
+            .map(|(i, b64)| {
+                Base64::decode_vec(b64)
+                    .map_err(|e| ServiceError::invalid(format!("chunks[{i}]: not base64 ({e})")))
+                    .and_then(|b| {
+                        Chunk::from_bytes(&b).map_err(|e| {
+                            ServiceError::invalid(format!("chunks[{i}]: not a chunk ({e})"))
+                        })
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let r = &self.recordings;
+        // A poisoned lock only means another upload panicked; the map is
+        // rebuilt from the store when in doubt.
+        let mut chains = r.chains.lock().unwrap_or_else(|p| {
+            let mut g = p.into_inner();
+            g.clear();
+            g
+        });
+        let meta = r.store.meta(&session).map_err(stored)?;
+        let now = self.now();
+        let host_key = self.recording_host_key(&header, meta.as_ref())?;
+        if meta.is_some()
+            && r.store.header_line(&session).map_err(stored)?.as_deref() != Some(&body.header)
+        {
+            return Err(ServiceError::WrongState(format!(
+                "session {session} was started with another header line"
+            )));
+        }
+        let state = match chains.get(&session) {
+            Some(s) => s.clone(),
+            None => self.rebuild_chain(&session, &body.header, &host_key)?,
+        };
+
+        // Chunks the CA holds already: identical ones are accepted again.
+        let next = state.next_index;
+        let resent = chunks.iter().take_while(|c| c.body().index < next).count();
+        if resent > 0 {
+            let held = r
+                .store
+                .read(&session)
+                .map_err(stored)?
+                .map(|s| s.chunks)
+                .unwrap_or_default();
+            for c in &chunks[..resent] {
+                let i = c.body().index;
+                if held.get(i as usize) != Some(c) {
+                    return Err(ServiceError::WrongState(format!(
+                        "chunk {i} differs from the chunk {i} already stored; the next chunk must have index {next}"
+                    )));
+                }
+            }
+        }
+        let new = &chunks[resent..];
+        for (k, c) in new.iter().enumerate() {
+            let want = next + k as u64;
+            if c.body().index != want {
+                return Err(ServiceError::WrongState(format!(
+                    "expected chunk index {want}, found {} (a gap or a reordering)",
+                    c.body().index
+                )));
+            }
+        }
+        let mut verifier =
+            Verifier::resume(&body.header, host_key.clone(), state.clone()).map_err(refused)?;
+        for c in new {
+            verifier.push(c).map_err(refused)?;
+        }
+        let after = verifier.state().clone();
+        // After the signatures: a caller without the host key learns
+        // nothing about grants.
+        if meta.is_none() {
+            self.check_grant(&header)?;
+        }
+        if !new.is_empty() {
+            self.limit(
+                &format!("recording-upload:{}", info.host),
+                UPLOADS_PER_MINUTE_PER_HOST,
+            )?;
+            self.audit_recording(&header, &host_key, meta.is_none(), new, &after, client)?;
+            let base = match meta {
+                Some(m) => m,
+                None => {
+                    let m = new_meta(&header, &host_key, now);
+                    r.store.begin(&m, &body.header).map_err(stored)?;
+                    m
+                }
+            };
+            let mut next_meta = RecordingMeta {
+                updated_at: now,
+                ..base
+            };
+            if let Some(end) = after.end {
+                next_meta.ended = Some(EndedMeta {
+                    reason: end.reason.as_str().to_owned(),
+                    final_hash: after.prev.to_string(),
+                    output_bytes: end.totals.output_bytes,
+                    input_bytes: end.totals.input_bytes,
+                    at: now,
+                });
+            }
+            r.store.append(&next_meta, new).map_err(stored)?;
+        }
+        if after.end.is_some() {
+            chains.remove(&session);
+        } else {
+            if chains.len() >= CACHED_SESSIONS {
+                chains.clear();
+            }
+            chains.insert(session, after.clone());
+        }
+        Ok(RecordingUploaded {
+            next_index: after.next_index,
+            ended: after.end.is_some(),
+        })
+    }
+
+    /// The enrolled key of the host the header names (the same key the
+    /// session started with, for a later upload).
+    fn recording_host_key(
+        &self,
+        header: &Header,
+        meta: Option<&RecordingMeta>,
+    ) -> Result<PublicKey, ServiceError> {
+        let name = &header.session.host;
+        let Some(host) = self.store.host(name)? else {
+            return Err(ServiceError::Forbidden(format!(
+                "{name} is not an enrolled host; its recordings are not accepted"
+            )));
+        };
+        let key = PublicKey::from_openssh(&host.host_key)
+            .map_err(|e| ServiceError::Internal(format!("stored host key: {e}")))?;
+        let same_key = |m: &RecordingMeta| {
+            PublicKey::from_openssh(&m.host_key).is_ok_and(|k| k.key_data() == key.key_data())
+        };
+        if meta.is_some_and(|m| !same_key(m)) {
+            return Err(ServiceError::Forbidden(format!(
+                "{name} was enrolled again with another host key since this session started"
+            )));
+        }
+        Ok(key)
+    }
+
+    /// The header must describe a certificate this CA issued for the grant
+    /// it names, to the person, account and host it names.
+    fn check_grant(&self, header: &Header) -> Result<(), ServiceError> {
+        let i = &header.session;
+        let forbid = |why: String| {
+            Err(ServiceError::Forbidden(format!(
+                "the recording's header does not match grant {}: {why}",
+                i.grant_id
+            )))
+        };
+        let req = if super::is_id(&i.grant_id) {
+            self.store.request(&i.grant_id)?
+        } else {
+            None
+        };
+        let Some(req) = req.filter(|r| r.grant.as_deref() == Some(i.grant_id.as_str())) else {
+            return forbid("no such grant".into());
+        };
+        let Some(cert) = req
+            .certificate
+            .as_ref()
+            .filter(|_| req.status == RequestStatus::Issued)
+        else {
+            return forbid("it was never issued".into());
+        };
+        if cert.serial.to_string() != i.serial {
+            return forbid(format!("its certificate's serial is not {}", i.serial));
+        }
+        let key_id = Certificate::from_openssh(&cert.certificate)
+            .map(|c| c.key_id().to_owned())
+            .map_err(|e| ServiceError::Internal(format!("stored certificate: {e}")))?;
+        if key_id != i.key_id {
+            return forbid("its certificate's key id differs".into());
+        }
+        if req.user.as_str() != i.user || req.account.as_str() != i.account {
+            return forbid(format!("it is not {}'s as {}", i.user, i.account));
+        }
+        let on_host = req.host.as_str() == i.host
+            || self
+                .store
+                .host(&i.host)?
+                .is_some_and(|h| h.aliases.iter().any(|a| a == req.host.as_str()));
+        if !on_host {
+            return forbid(format!("it is not for host {}", i.host));
+        }
+        Ok(())
+    }
+
+    /// The chain state after the chunks stored so far, verified again (the
+    /// cache lost it: a restart, another replica, a full cache).
+    fn rebuild_chain(
+        &self,
+        session: &SessionId,
+        header_line: &str,
+        key: &PublicKey,
+    ) -> Result<ChainState, ServiceError> {
+        let mut v = Verifier::new(header_line, key.clone()).map_err(refused)?;
+        if let Some(s) = self.recordings.store.read(session).map_err(stored)? {
+            for c in &s.chunks {
+                v.push(c).map_err(|e| {
+                    tracing::error!(%session, error = %e, "a stored recording no longer verifies");
+                    ServiceError::Internal("recording store".into())
+                })?;
+            }
+        }
+        Ok(v.state().clone())
+    }
+
+    fn audit_recording(
+        &self,
+        header: &Header,
+        key: &PublicKey,
+        first: bool,
+        new: &[Chunk],
+        after: &ChainState,
+        client: SocketAddr,
+    ) -> Result<(), ServiceError> {
+        let i = &header.session;
+        let subject = SessionSubject {
+            session: i.session_id.to_string(),
+            user: i.user.clone(),
+            host: i.host.clone(),
+            account: i.account.clone(),
+            serial: i.serial.parse().unwrap_or(0),
+            key_id: i.key_id.clone(),
+            grant: i.grant_id.clone(),
+        };
+        let actor = || Actor::Host {
+            name: i.host.clone(),
+            client_addr: client.ip().to_string(),
+        };
+        if first {
+            self.audit(
+                actor(),
+                Event::SessionStarted(SessionStarted {
+                    subject: subject.clone(),
+                    record: record_str(header).to_owned(),
+                    host_key_fingerprint: key.fingerprint(HashAlg::Sha256).to_string(),
+                    started_at: header.timestamp,
+                }),
+            )?;
+        }
+        if let (Some(end), Some(last)) = (after.end, new.last()) {
+            self.audit(
+                actor(),
+                Event::SessionEnded(SessionEnded {
+                    subject,
+                    reason: end.reason.as_str().to_owned(),
+                    output_bytes: end.totals.output_bytes,
+                    input_bytes: end.totals.input_bytes,
+                    chunks: after.next_index,
+                    duration_secs: last.body().end.as_secs(),
+                    final_hash: after.prev.to_string(),
+                    final_signature: last.signature().to_owned(),
+                }),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn record_str(h: &Header) -> &'static str {
+    match h.session.record {
+        jit_ssh_recording::RecordMode::Output => "output",
+        jit_ssh_recording::RecordMode::Full => "full",
+    }
+}
+
+fn new_meta(header: &Header, key: &PublicKey, now: i64) -> RecordingMeta {
+    let i = &header.session;
+    RecordingMeta {
+        session: i.session_id.clone(),
+        user: i.user.clone(),
+        host: i.host.clone(),
+        account: i.account.clone(),
+        grant: i.grant_id.clone(),
+        serial: i.serial.parse().unwrap_or(0),
+        key_id: i.key_id.clone(),
+        record: record_str(header).to_owned(),
+        host_key: key.to_openssh().unwrap_or_default(),
+        host_key_fingerprint: key.fingerprint(HashAlg::Sha256).to_string(),
+        started_at: header.timestamp,
+        received_at: now,
+        updated_at: now,
+        chunks: 0,
+        chunk_bytes: 0,
+        ended: None,
+    }
+}
