@@ -110,6 +110,26 @@ pub fn have_tools(test: &str, tools: &[&str]) -> bool {
     false
 }
 
+/// [`have_tools`] for a login as a person makes it: sshd and ssh, the agent,
+/// and Chromium driven by playwright-core (`npm ci` in tests/browser).
+pub fn have_login_tools(test: &str) -> bool {
+    let (_, playwright) = browser_script();
+    let playwright = playwright.to_string_lossy().into_owned();
+    have_tools(
+        test,
+        &[
+            SSHD,
+            SSH,
+            SSH_KEYGEN,
+            agent::SSH_AGENT,
+            agent::SSH_ADD,
+            CHROMIUM,
+            NODE,
+            &playwright,
+        ],
+    )
+}
+
 pub const SSHD: &str = "/usr/sbin/sshd";
 pub const SSH: &str = "/usr/bin/ssh";
 pub const SSH_KEYGEN: &str = "/usr/bin/ssh-keygen";

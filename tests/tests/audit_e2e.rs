@@ -10,9 +10,8 @@
 
 use std::process::Command;
 
-use jit_ssh_e2e::agent::{SSH_ADD, SSH_AGENT};
 use jit_ssh_e2e::world::{ok_json, ssh_via_agent, World};
-use jit_ssh_e2e::{bin, browser_script, have_tools, run, CHROMIUM, NODE, SSH, SSHD, SSH_KEYGEN};
+use jit_ssh_e2e::{bin, have_login_tools, run, SSH_KEYGEN};
 
 /// The key id and serial from sshd's `Accepted publickey … ID … (serial N)`.
 fn accepted(log: &str) -> (String, u64) {
@@ -41,21 +40,7 @@ fn accepted(log: &str) -> (String, u64) {
 
 #[test]
 fn sshd_logins_join_the_audit_log_and_exports_verify_offline() {
-    let (_, playwright) = browser_script();
-    let playwright = playwright.to_string_lossy().into_owned();
-    if !have_tools(
-        "audit_e2e",
-        &[
-            SSHD,
-            SSH,
-            SSH_KEYGEN,
-            SSH_AGENT,
-            SSH_ADD,
-            CHROMIUM,
-            NODE,
-            &playwright,
-        ],
-    ) {
+    if !have_login_tools("audit_e2e") {
         return;
     }
     let mut w = World::start();

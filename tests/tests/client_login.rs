@@ -9,28 +9,11 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use jit_ssh_e2e::agent::{SSH_ADD, SSH_AGENT};
 use jit_ssh_e2e::world::{ok_json, ssh_via_agent, World};
-use jit_ssh_e2e::{
-    bin, browser_script, have_tools, http_get, run, Sshd, CHROMIUM, NODE, SSH, SSHD, SSH_KEYGEN,
-};
+use jit_ssh_e2e::{bin, have_login_tools, http_get, run, Sshd, SSH};
 
 fn tools(test: &str) -> bool {
-    let (_, playwright) = browser_script();
-    let playwright = playwright.to_string_lossy().into_owned();
-    have_tools(
-        test,
-        &[
-            SSHD,
-            SSH,
-            SSH_KEYGEN,
-            SSH_AGENT,
-            SSH_ADD,
-            CHROMIUM,
-            NODE,
-            &playwright,
-        ],
-    )
+    have_login_tools(test)
 }
 
 #[test]

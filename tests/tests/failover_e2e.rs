@@ -9,30 +9,13 @@
 
 use std::process::Command;
 
-use jit_ssh_e2e::agent::{SSH_ADD, SSH_AGENT};
 use jit_ssh_e2e::fake_ca::{Answer, FakeCa, ANY_PATH};
 use jit_ssh_e2e::signed_ca::{fingerprint, stderr};
 use jit_ssh_e2e::world::{ok_json, ssh_via_agent, World};
-use jit_ssh_e2e::{
-    bin, browser_script, have_tools, run, Sshd, CHROMIUM, NODE, SSH, SSHD, SSH_KEYGEN,
-};
+use jit_ssh_e2e::{bin, have_login_tools, have_tools, run, Sshd, SSH_KEYGEN};
 
 fn tools(test: &str) -> bool {
-    let (_, playwright) = browser_script();
-    let playwright = playwright.to_string_lossy().into_owned();
-    have_tools(
-        test,
-        &[
-            SSHD,
-            SSH,
-            SSH_KEYGEN,
-            SSH_AGENT,
-            SSH_ADD,
-            CHROMIUM,
-            NODE,
-            &playwright,
-        ],
-    )
+    have_login_tools(test)
 }
 
 /// A loopback URL nobody listens on (bound, then closed).

@@ -9,29 +9,12 @@
 
 use std::process::Command;
 
-use jit_ssh_e2e::agent::{SSH_ADD, SSH_AGENT};
 use jit_ssh_e2e::world::{ok_json, ssh_via_agent, World};
-use jit_ssh_e2e::{
-    bin, browser_script, have_tools, run, run_ok, CHROMIUM, NODE, SSH, SSHD, SSH_KEYGEN,
-};
+use jit_ssh_e2e::{bin, have_login_tools, run, run_ok};
 
 #[test]
 fn revocations_reach_sshd_after_one_host_sync() {
-    let (_, playwright) = browser_script();
-    let playwright = playwright.to_string_lossy().into_owned();
-    if !have_tools(
-        "revoke_e2e",
-        &[
-            SSHD,
-            SSH,
-            SSH_KEYGEN,
-            SSH_AGENT,
-            SSH_ADD,
-            CHROMIUM,
-            NODE,
-            &playwright,
-        ],
-    ) {
+    if !have_login_tools("revoke_e2e") {
         return;
     }
     let w = World::start();

@@ -15,12 +15,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use jit_ssh_e2e::agent::{SSH_ADD, SSH_AGENT};
 use jit_ssh_e2e::people::People;
 use jit_ssh_e2e::world::{ok_json, ssh_via_agent};
 use jit_ssh_e2e::{
-    bin, browser_script, have_tools, login_name, run, run_ok, DevCa, SshAgent, Sshd, CHROMIUM,
-    NODE, SSH, SSHD, SSH_KEYGEN,
+    bin, have_login_tools, login_name, run, run_ok, DevCa, SshAgent, Sshd, SSH_KEYGEN,
 };
 
 fn now() -> u64 {
@@ -73,21 +71,7 @@ fn field(out: &str, name: &str) -> String {
 
 #[test]
 fn a_rotation_keeps_logins_working_and_retire_waits_for_the_last_old_certificate() {
-    let (_, playwright) = browser_script();
-    let playwright = playwright.to_string_lossy().into_owned();
-    if !have_tools(
-        "rotation_e2e",
-        &[
-            SSHD,
-            SSH,
-            SSH_KEYGEN,
-            SSH_AGENT,
-            SSH_ADD,
-            CHROMIUM,
-            NODE,
-            &playwright,
-        ],
-    ) {
+    if !have_login_tools("rotation_e2e") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -9,32 +9,16 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use jit_ssh_e2e::agent::{SSH_ADD, SSH_AGENT};
 use jit_ssh_e2e::people::People;
 use jit_ssh_e2e::session_host::{Terminal, SSHD_SESSION_LINES};
 use jit_ssh_e2e::world::ok_json;
 use jit_ssh_e2e::{
-    bin, browser_script, have_tools, login_name, run, run_ok, ssh_command, DevCa, SshAgent, Sshd,
-    CHROMIUM, NODE, SSH, SSHD, SSH_KEYGEN,
+    bin, have_login_tools, login_name, run, run_ok, ssh_command, DevCa, SshAgent, Sshd, SSH_KEYGEN,
 };
 
 #[test]
 fn a_revocation_and_one_host_sync_end_an_open_session() {
-    let (_, playwright) = browser_script();
-    let playwright = playwright.to_string_lossy().into_owned();
-    if !have_tools(
-        "sessions_ca_e2e",
-        &[
-            SSHD,
-            SSH,
-            SSH_KEYGEN,
-            SSH_AGENT,
-            SSH_ADD,
-            CHROMIUM,
-            NODE,
-            &playwright,
-        ],
-    ) {
+    if !have_login_tools("sessions_ca_e2e") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
