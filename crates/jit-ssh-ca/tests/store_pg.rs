@@ -18,7 +18,7 @@ use common::TestCa;
 use jit_ssh_audit::AuditLog;
 use jit_ssh_ca::store::pg::migrate::{self, SchemaError};
 use jit_ssh_ca::store::pg::OpenError;
-use jit_ssh_ca::store::{PgStore, Store};
+use jit_ssh_ca::store::{PgAuditLog, PgStore, Store};
 use jit_ssh_proto::api::RequestStatus;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -343,4 +343,72 @@ fn check_config_reports_the_storage_files() {
     );
     assert!(err.contains("storage.ca_file"), "{err}");
     assert!(!err.contains("s3cret"), "{err}");
+}
+
+#[test]
+fn offline_sign_with_the_config_records_in_the_databases_chain() {
+    use jit_ssh_audit::AuditQuery;
+    let Some(cluster) = pg::cluster("offline_sign_with_the_config_records_in_the_databases_chain")
+    else {
+        return;
+    };
+    let db = cluster.database();
+    let tmp = tempfile::tempdir().unwrap();
+    assert!(ca()
+        .args(["init", "--dir"])
+        .arg(tmp.path().join("ca"))
+        .status()
+        .unwrap()
+        .success());
+    let config = write_config(tmp.path(), &db.url);
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let key = tmp.path().join("alice");
+    assert!(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap()
+        .success());
+    let out = ca()
+        .args(["sign", "--config"])
+        .arg(&config)
+        .arg("--data")
+        .arg(&data)
+        .arg("--ca-key")
+        .arg(tmp.path().join("ca/ca_key"))
+        .args([
+            "--user",
+            "alice",
+            "--host",
+            "db-1.prod",
+            "--as",
+            "postgres",
+            "--ttl",
+            "10m",
+            "--reason",
+            "INC-1: every replica down",
+        ])
+        .arg(key.with_extension("pub"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let audit = PgAuditLog::open(&db).unwrap();
+    let issued = audit
+        .query(&AuditQuery {
+            kinds: vec!["certificate_issued".into()],
+            ..AuditQuery::default()
+        })
+        .unwrap();
+    assert_eq!(
+        issued.len(),
+        1,
+        "the replicas' chain holds the offline issuance"
+    );
+    assert!(!data.join("audit").exists(), "no second chain under --data");
+    audit.verify().unwrap();
 }

@@ -6,12 +6,16 @@ use anyhow::{bail, Context};
 use clap::Args;
 use ssh_key::PublicKey;
 
-use jit_ssh_audit::{Actor, IssuedVia};
+use std::sync::Arc;
+
+use jit_ssh_audit::{Actor, AuditLog, IssuedVia};
 use jit_ssh_audit_disk::DiskAuditLog;
+use jit_ssh_ca::config::storage::StorageConfig;
 use jit_ssh_ca::issue::{issue, IssueRequest};
 use jit_ssh_ca::names::{AccountName, GrantId, HostName, Reason, UserName};
 use jit_ssh_ca::profile::{CertProfile, CertSpec, Extension, SourceCidr};
 use jit_ssh_ca::signer::{CaSigner, FileSigner};
+use jit_ssh_ca::store::PgAuditLog;
 use jit_ssh_ca::{atomic_file, ca_key};
 
 use jit_ssh_ca::server::AUDIT_DIR;
@@ -21,6 +25,11 @@ pub struct SignArgs {
     /// The CA data directory (its audit log is shared with `serve`).
     #[arg(long)]
     data: PathBuf,
+    /// The CA's configuration: with `[storage] kind = "postgres"` the
+    /// certificate is recorded in the database's audit chain (the one the
+    /// replicas share), not in chain files under `--data`.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// The CA private key.
     #[arg(long)]
     ca_key: PathBuf,
@@ -54,6 +63,27 @@ pub struct SignArgs {
     /// The user's public key (OpenSSH format); the certificate is written
     /// beside it as NAME-cert.pub.
     public_key: PathBuf,
+}
+
+/// The audit log the CA records in: the database's chain when `--config`
+/// names PostgreSQL storage (every replica's), else the chain files under
+/// `--data`, which a running `serve` holds locked.
+fn open_audit(data: &Path, config: Option<&Path>) -> anyhow::Result<Arc<dyn AuditLog>> {
+    if let Some(path) = config {
+        let config = jit_ssh_ca::config::load(path)?;
+        if let StorageConfig::Postgres(pg) = &config.storage {
+            let log = PgAuditLog::open(pg).context("opening the PostgreSQL audit log")?;
+            return Ok(Arc::new(log));
+        }
+    }
+    let db = data.join(AUDIT_DIR);
+    let log = DiskAuditLog::open(&db).with_context(|| {
+        format!(
+            "opening the audit log in {} (if `jit-ssh-ca serve` is running it holds the lock: issue through the server instead)",
+            db.display()
+        )
+    })?;
+    Ok(Arc::new(log))
 }
 
 fn cert_path(public_key: &Path) -> PathBuf {
@@ -127,20 +157,14 @@ pub fn run(a: SignArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let db = a.data.join(AUDIT_DIR);
-    let audit = DiskAuditLog::open(&db).with_context(|| {
-        format!(
-            "opening the audit log in {} (if `jit-ssh-ca serve` is running it holds the lock: issue through the server instead)",
-            db.display()
-        )
-    })?;
+    let audit = open_audit(&a.data, a.config.as_deref())?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .context("system clock is before 1970")?
         .as_secs();
     let issued = issue(
         &signer,
-        &audit,
+        audit.as_ref(),
         &CertProfile::default(),
         IssueRequest {
             spec: &spec,
