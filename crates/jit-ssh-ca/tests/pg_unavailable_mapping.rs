@@ -15,7 +15,6 @@ use jit_ssh_audit::{Actor, AuditLog};
 use jit_ssh_ca::store::{database_unavailable, PgAuditLog};
 
 #[test]
-#[ignore = "review finding (h-review): fails on today's code; passes once only connection failures map to 503"]
 fn a_deleted_audit_head_row_is_not_reported_as_an_outage() {
     let Some(cluster) = pg::cluster("a_deleted_audit_head_row_is_not_reported_as_an_outage") else {
         return;

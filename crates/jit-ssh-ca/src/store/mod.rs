@@ -28,10 +28,10 @@ use jit_ssh_proto::api::{
     SessionStatus, Verdict,
 };
 
-/// SQLSTATE classes that say the database cannot be reached or is going
-/// away (08: connection exception, 57P: operator intervention such as a
-/// shutdown), as opposed to a query it refused.
-const UNAVAILABLE_SQLSTATE_CLASSES: [&str; 2] = ["08", "57P"];
+/// SQLSTATEs (besides class 08, connection exception) that say the
+/// database is going away or not yet back: admin_shutdown, crash_shutdown,
+/// cannot_connect_now. Not 57P04 (database_dropped): that does not pass.
+const UNAVAILABLE_SQLSTATES: [&str; 3] = ["57P01", "57P02", "57P03"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -53,16 +53,29 @@ pub enum StoreError {
     },
 }
 
-/// A PostgreSQL error that means "not reachable now" rather than "refused".
+/// A PostgreSQL error that means "not reachable now" rather than "refused"
+/// or "wrong": a closed or failed connection, a connection or shutdown
+/// SQLSTATE. A query that returned the wrong rows, a value that does not
+/// decode, a dropped database: 500, since retrying elsewhere fixes nothing.
 fn postgres_unavailable(e: &postgres::Error) -> bool {
-    e.is_closed()
-        || match e.code() {
-            Some(state) => UNAVAILABLE_SQLSTATE_CLASSES
-                .iter()
-                .any(|class| state.code().starts_with(class)),
-            // No SQLSTATE: the connection itself failed (I/O).
-            None => e.as_db_error().is_none(),
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(state) = e.code() {
+        let code = state.code();
+        return code.starts_with("08") || UNAVAILABLE_SQLSTATES.contains(&code);
+    }
+    // Not the server's word: only a failed connection counts (the driver
+    // puts the I/O error under it; its kinds are not public).
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if c.is::<std::io::Error>() {
+            return true;
         }
+        cause = c.source();
+    }
+    let said = e.to_string();
+    said.starts_with("error connecting to server") || said.starts_with("timeout waiting for server")
 }
 
 /// Whether `e`, or an error under it, says the database could not be

@@ -57,7 +57,7 @@ pub(super) fn listen(connector: Connector, changed: RequestChanged) -> Listener 
 fn run(connector: &Connector, changed: &RequestChanged, stop: &AtomicBool) {
     let mut failing = false;
     while !stop.load(Ordering::SeqCst) {
-        match listen_once(connector, changed, stop) {
+        match listen_once(connector, changed, stop, &mut failing) {
             Ok(()) => return,
             Err(e) => {
                 // Said once per outage, not every second of it.
@@ -77,9 +77,14 @@ fn listen_once(
     connector: &Connector,
     changed: &RequestChanged,
     stop: &AtomicBool,
+    failing: &mut bool,
 ) -> Result<(), postgres::Error> {
     let mut client = connector.connect()?;
     client.batch_execute(&format!("LISTEN {REQUEST_CHANNEL}"))?;
+    if *failing {
+        tracing::info!("PostgreSQL listener connected again");
+        *failing = false;
+    }
     changed(None);
     let mut checked = Instant::now();
     while !stop.load(Ordering::SeqCst) {
