@@ -22,6 +22,7 @@
 //! then in the copied chain.
 
 pub mod restore;
+mod stage;
 pub mod state_dump;
 
 use std::io::Write;

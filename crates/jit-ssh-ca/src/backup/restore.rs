@@ -43,6 +43,8 @@ pub enum RestoreError {
     Missing(String),
     #[error("{0} is in the backup but not in its manifest")]
     Unlisted(String),
+    #[error("{0} in the backup is not a regular file or directory (a symlink, FIFO or device is never restored)")]
+    NotAFile(String),
     #[error("{path} was altered: its SHA-256 is {found}, the manifest says {expected}")]
     Altered {
         path: String,
@@ -89,9 +91,12 @@ pub fn restore(
     pin: Option<&PublicKey>,
 ) -> Result<Restored, RestoreError> {
     check_target(data)?;
-    let manifest = check_backup(from, pin)?;
+    // Read once: the checks and the import see the same private copy.
+    let staged = super::stage::stage(from, data)?;
+    let manifest = check_backup(staged.path(), pin)?;
     let created = !data.exists();
-    let result = write_data(from, data, &manifest);
+    let result = write_data(staged.path(), data, &manifest);
+    drop(staged);
     if result.is_err() {
         // Leave the target as it was: absent, or empty.
         if created {
