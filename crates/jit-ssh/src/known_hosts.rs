@@ -112,6 +112,15 @@ pub async fn refresh(
             set.kind
         )));
     }
+    // A validly signed set older than the one written last (another
+    // replica signing at its own moment, or a replay bringing back a
+    // removed host's key or a retired host CA) changes nothing.
+    let path = dir.join(KNOWN_HOSTS_FILE);
+    if let Some(held) = held_host_set_time(dir) {
+        if set.issued_at < held.issued_at {
+            return Ok((path, held.host_cas));
+        }
+    }
     let host_cas = trust::parse_keys(&set.keys.join("\n")).map_err(refused)?;
     let patterns: Vec<&str> = set
         .patterns
@@ -140,7 +149,30 @@ pub async fn refresh(
         let line = k.to_openssh().map_err(|e| ClientError::Other(e.into()))?;
         text.push_str(&format!("@revoked * {line}\n"));
     }
-    let path = dir.join(KNOWN_HOSTS_FILE);
     replace(&path, text.as_bytes())?;
+    let held = HeldHostSet {
+        issued_at: set.issued_at,
+        host_cas: host_cas.len(),
+    };
+    let json = serde_json::to_vec(&held).map_err(|e| ClientError::Other(e.into()))?;
+    replace(&dir.join(HOST_SET_FILE), &json)?;
     Ok((path, host_cas.len()))
+}
+
+/// Beside `known_hosts`: the signed time of the host CA key set it was
+/// written from, so an older set is never written over it.
+const HOST_SET_FILE: &str = "host-ca-keys.json";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct HeldHostSet {
+    issued_at: u64,
+    host_cas: usize,
+}
+
+/// What `known_hosts` was last written from (`None` before the first
+/// write, or when the file is unreadable: then any validly signed set
+/// is taken, as on first use).
+fn held_host_set_time(dir: &Path) -> Option<HeldHostSet> {
+    let bytes = std::fs::read(dir.join(HOST_SET_FILE)).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
