@@ -38,7 +38,7 @@ wrapper = "/opt/jit/jit-ssh-host session --dir /etc/ssh/jit-ssh"
 
 /// Issues a certificate for alice on `host`; its force-command and the
 /// session terms of its audit record.
-async fn issued(t: &TestCa, host: &str) -> (Option<String>, Option<SessionTerms>) {
+async fn issued(t: &TestCa, host: &str) -> (Option<String>, Option<SessionTerms>, String) {
     let mut key = t.enroll("alice").await;
     let (_, created) = t.request("alice", host, "oncall", "5m").await;
     let id = created["id"].as_str().unwrap();
@@ -71,16 +71,21 @@ async fn issued(t: &TestCa, host: &str) -> (Option<String>, Option<SessionTerms>
         forced, recorded,
         "the audit record lists the certificate's options"
     );
-    (forced, c.session.clone())
+    (forced, c.session.clone(), c.grant.clone())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rule_without_a_session_key_ends_sessions_at_expiry_through_the_wrapper() {
     let t = TestCa::with_policy("", POLICY);
-    let (forced, terms) = issued(&t, "web.dev").await;
+    let (forced, terms, grant) = issued(&t, "web.dev").await;
     assert_eq!(
         forced.as_deref(),
-        Some("/opt/jit/jit-ssh-host session --dir /etc/ssh/jit-ssh --record off")
+        Some(
+            format!(
+                "/opt/jit/jit-ssh-host session --dir /etc/ssh/jit-ssh --record off --grant {grant}"
+            )
+            .as_str()
+        )
     );
     assert_eq!(
         terms,
@@ -94,7 +99,7 @@ async fn a_rule_without_a_session_key_ends_sessions_at_expiry_through_the_wrappe
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rule_that_asks_for_nothing_gets_no_force_command() {
     let t = TestCa::with_policy("", POLICY);
-    let (forced, terms) = issued(&t, "web.plain").await;
+    let (forced, terms, _) = issued(&t, "web.plain").await;
     assert_eq!(forced, None);
     assert_eq!(
         terms,
@@ -108,10 +113,10 @@ async fn a_rule_that_asks_for_nothing_gets_no_force_command() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rule_that_records_runs_the_wrapper_even_without_end_at_expiry() {
     let t = TestCa::with_policy("", POLICY);
-    let (forced, terms) = issued(&t, "web.recorded").await;
+    let (forced, terms, grant) = issued(&t, "web.recorded").await;
     assert_eq!(
         forced.as_deref(),
-        Some("/opt/jit/jit-ssh-host session --dir /etc/ssh/jit-ssh --record output --keep-after-expiry")
+        Some(format!("/opt/jit/jit-ssh-host session --dir /etc/ssh/jit-ssh --record output --keep-after-expiry --grant {grant}").as_str())
     );
     assert_eq!(terms.unwrap().record, "output");
 }

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::names::GrantId;
+
 /// What a session wrapper records of a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -63,17 +65,22 @@ impl SessionPolicy {
         self.end_at_expiry || self.record != Recording::Off
     }
 
-    /// The `force-command` for a certificate under this policy: the
-    /// wrapper, told the policy (it reads nothing else the CA decided but
-    /// the certificate itself).
-    pub fn force_command(&self, wrapper: &str) -> Option<String> {
+    /// The `force-command` for a certificate of `grant` under this policy:
+    /// the wrapper, told the policy and the grant (it reads nothing else
+    /// the CA decided but the certificate itself). The grant ties the
+    /// wrapper to this certificate: `$SSH_USER_AUTH` is the user's file,
+    /// and another certificate of theirs written there is refused.
+    pub fn force_command(&self, wrapper: &str, grant: &GrantId) -> Option<String> {
         self.needs_wrapper().then(|| {
             let keep = if self.end_at_expiry {
                 ""
             } else {
                 " --keep-after-expiry"
             };
-            format!("{wrapper} --record {}{keep}", self.record.as_str())
+            format!(
+                "{wrapper} --record {}{keep} --grant {grant}",
+                self.record.as_str()
+            )
         })
     }
 
@@ -97,18 +104,19 @@ mod tests {
             end_at_expiry: false,
             record: Recording::Off,
         };
-        assert_eq!(off.force_command(w), None);
+        let g = GrantId::parse("00112233445566778899aabbccddeeff").unwrap();
+        assert_eq!(off.force_command(w, &g), None);
         assert_eq!(
-            SessionPolicy::default().force_command(w).as_deref(),
-            Some("/usr/local/bin/jit-ssh-host session --record off")
+            SessionPolicy::default().force_command(w, &g).as_deref(),
+            Some("/usr/local/bin/jit-ssh-host session --record off --grant 00112233445566778899aabbccddeeff")
         );
         let record_only = SessionPolicy {
             end_at_expiry: false,
             record: Recording::Output,
         };
         assert_eq!(
-            record_only.force_command(w).as_deref(),
-            Some("/usr/local/bin/jit-ssh-host session --record output --keep-after-expiry")
+            record_only.force_command(w, &g).as_deref(),
+            Some("/usr/local/bin/jit-ssh-host session --record output --keep-after-expiry --grant 00112233445566778899aabbccddeeff")
         );
     }
 

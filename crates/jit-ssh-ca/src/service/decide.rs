@@ -169,7 +169,7 @@ impl Ca {
             grant: grant.clone(),
             ttl: Duration::from_secs(req.ttl_secs),
             source_address,
-            force_command: session.force_command(&self.config.sessions.wrapper),
+            force_command: session.force_command(&self.config.sessions.wrapper, &grant),
             extensions,
             break_glass: req.break_glass,
         };

@@ -46,6 +46,11 @@ pub struct SessionOptions {
     /// still ends it).
     #[arg(long)]
     pub keep_after_expiry: bool,
+    /// The grant the certificate was issued for (the CA puts it here, in
+    /// the signed force-command): only a certificate of that grant is
+    /// taken from `$SSH_USER_AUTH`, the user's own file.
+    #[arg(long)]
+    pub grant: Option<String>,
     /// The sftp server run for sshd's internal-sftp subsystem.
     #[arg(long, default_value = "/usr/lib/openssh/sftp-server")]
     pub sftp_server: PathBuf,
@@ -67,6 +72,8 @@ pub enum Refusal {
     UnknownRecord(String),
     #[error("the certificate is not signed by a CA key in {path}: {why}")]
     Untrusted { path: String, why: String },
+    #[error("the certificate in $SSH_USER_AUTH ({key_id}) is not the one this login was granted (grant {grant})")]
+    OtherGrant { key_id: String, grant: String },
     #[error(transparent)]
     Krl(#[from] KrlError),
     #[error("{0}")]
@@ -103,6 +110,9 @@ fn prepare(opts: &SessionOptions) -> Result<Prepared, Refusal> {
     }
     let certs = auth_info::session_certificates(std::env::var_os("SSH_USER_AUTH"))?;
     trusted(&certs, &opts.dir)?;
+    if let Some(grant) = &opts.grant {
+        of_grant(&certs, grant)?;
+    }
     let mut krl = KrlWatch::new(&opts.dir);
     if let Some(r) = krl.check(&certs)? {
         return Err(Refusal::Revoked(r));
@@ -116,6 +126,22 @@ fn prepare(opts: &SessionOptions) -> Result<Prepared, Refusal> {
         return Err(Refusal::Expired(end));
     }
     Ok(Prepared { certs, end, krl })
+}
+
+/// The file sshd wrote is the user's own: another session of theirs could
+/// put a different certificate of theirs there (longer-lived, not
+/// revoked). The force-command names the grant; its key id
+/// (`jit-ssh:USER:GRANT:SERIAL`) must name the same one.
+fn of_grant(certs: &[Certificate], grant: &str) -> Result<(), Refusal> {
+    for c in certs {
+        if c.key_id().split(':').nth(2) != Some(grant) {
+            return Err(Refusal::OtherGrant {
+                key_id: c.key_id().to_owned(),
+                grant: grant.to_owned(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The file sshd wrote is the user's own: only a certificate signed by a
@@ -367,5 +393,17 @@ mod tests {
         let empty = tempfile::tempdir().unwrap();
         let c = auth_info::tests::cert_by(&ca, 2, later);
         assert!(trusted(&[c], empty.path()).is_err());
+    }
+
+    #[test]
+    fn only_the_certificate_of_the_granted_login_counts() {
+        let ca = PrivateKey::random(&mut ssh_key::rand_core::OsRng, Algorithm::Ed25519).unwrap();
+        // cert_by issues key ids `jit-ssh:alice:g:SERIAL`.
+        let c = auth_info::tests::cert_by(&ca, 3, now_unix() + 600);
+        assert!(of_grant(std::slice::from_ref(&c), "g").is_ok());
+        assert!(matches!(
+            of_grant(&[c], "another-grant"),
+            Err(Refusal::OtherGrant { .. })
+        ));
     }
 }
