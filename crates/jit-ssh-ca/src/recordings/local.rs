@@ -125,6 +125,17 @@ impl RecordingStore for LocalRecordings {
         let stored = self
             .read_meta(&dir)?
             .ok_or_else(|| RecordingStoreError::Missing(meta.session.clone()))?;
+        // Whatever a caller verified, the file holds chunks 0..stored in
+        // order: an append that does not continue them is refused.
+        if let Some(first) = chunks.first() {
+            if first.body().index != stored.chunks {
+                return Err(RecordingStoreError::NotNext {
+                    session: meta.session.clone(),
+                    stored: stored.chunks,
+                    first: first.body().index,
+                });
+            }
+        }
         let path = dir.join(CHUNKS);
         let mut f = OpenOptions::new()
             .write(true)
@@ -371,6 +382,29 @@ mod tests {
         assert_eq!(store.prune(200).unwrap(), 1);
         assert!(store.read(&m.session).unwrap().is_none());
         assert_eq!(store.list().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn an_append_that_does_not_continue_the_stored_chunks_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = LocalRecordings::new(tmp.path().join("recordings"));
+        let (line, chunks) = recording("s-3");
+        let m = meta("s-3", 100);
+        store.begin(&m, &line).unwrap();
+        // What a session pruned while its uploader's cache still stood at
+        // chunk 1 would do: append chunk 1 to an empty recording.
+        assert!(matches!(
+            store.append(&m, &chunks[1..]),
+            Err(RecordingStoreError::NotNext {
+                stored: 0,
+                first: 1,
+                ..
+            })
+        ));
+        assert!(store.read(&m.session).unwrap().unwrap().chunks.is_empty());
+        let m = store.append(&m, &chunks[..1]).unwrap();
+        assert!(store.append(&m, &chunks[..1]).is_err(), "chunk 0 twice");
+        store.append(&m, &chunks[1..]).unwrap();
     }
 
     #[test]

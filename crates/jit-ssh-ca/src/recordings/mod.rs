@@ -69,6 +69,12 @@ pub enum RecordingStoreError {
     Missing(SessionId),
     #[error("stored recording {session} is damaged: {why}")]
     Damaged { session: SessionId, why: String },
+    #[error("recording {session} holds {stored} chunks; chunk {first} does not follow them")]
+    NotNext {
+        session: SessionId,
+        stored: u64,
+        first: u64,
+    },
 }
 
 /// A stored recording read back.

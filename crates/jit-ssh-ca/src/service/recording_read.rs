@@ -52,7 +52,7 @@ impl Ca {
     /// logged; the next run tries again.
     pub(super) fn prune_recordings(&self, now: i64) {
         let keep = i64::try_from(self.config.recordings.retention.as_secs()).unwrap_or(i64::MAX);
-        match self.recordings.store.prune(now.saturating_sub(keep)) {
+        match self.recordings.prune(now.saturating_sub(keep)) {
             Ok(0) => {}
             Ok(n) => tracing::info!(recordings = n, "pruned session recordings past retention"),
             Err(e) => tracing::error!(error = %e, "pruning session recordings failed"),

@@ -40,6 +40,18 @@ pub struct Recordings {
 }
 
 impl Recordings {
+    /// Removes recordings that ended before `before`, with no upload
+    /// running (they hold the same lock) and the cache emptied after: a
+    /// session idle past retention that uploads again starts from
+    /// nothing stored and is refused at its first chunk, never appended
+    /// to a directory made afresh.
+    pub(super) fn prune(&self, before: i64) -> Result<u64, crate::recordings::RecordingStoreError> {
+        let mut chains = self.chains.lock().unwrap_or_else(|p| p.into_inner());
+        let pruned = self.store.prune(before);
+        chains.clear();
+        pruned
+    }
+
     /// Recordings in `DATA/recordings/`.
     pub fn local(data_dir: &std::path::Path) -> Self {
         Recordings {
