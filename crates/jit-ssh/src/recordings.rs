@@ -88,6 +88,15 @@ pub fn print(list: &RecordingList, json: bool) -> Result<(), ClientError> {
 /// what was uploaded so far is checked, and the caller is told).
 pub fn check(d: &RecordingDownload) -> Result<Verified, ClientError> {
     let failed = |m: String| ClientError::VerifyFailed(m);
+    // An ended session checked without its final hash would not notice
+    // a cut-off tail: the CA's listing says it ended, so the audit record
+    // that vouches for its end must be there.
+    if d.summary.ended_at.is_some() && d.final_hash.is_none() {
+        return Err(failed(format!(
+            "session {} ended, but the CA found no session_ended audit record to check it against",
+            d.summary.session
+        )));
+    }
     let bytes = Base64::decode_vec(&d.bundle)
         .map_err(|e| failed(format!("the recording: not base64 ({e})")))?;
     let (header, chunks) = bundle::read(&bytes[..]).map_err(|e| failed(e.to_string()))?;
@@ -312,5 +321,13 @@ mod tests {
         other.final_hash = Some("00".repeat(32));
         let e = check(&other).unwrap_err().to_string();
         assert!(e.contains("final chain hash"), "{e}");
+
+        // Ended, but no session_ended record came with it: refused, not
+        // checked as if it were still open.
+        let (mut other, _) = download(None);
+        other.summary.ended_at = Some("2026-11-29T12:00:00Z".into());
+        other.final_hash = None;
+        let e = check(&other).unwrap_err().to_string();
+        assert!(e.contains("no session_ended audit record"), "{e}");
     }
 }
