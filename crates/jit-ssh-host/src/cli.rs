@@ -203,7 +203,7 @@ fn sync(opts: &SyncOptions, reload_sshd: Option<&Path>, json: bool) -> Result<()
         )));
     }
     let timed_out = || HostError::CaUnreachable {
-        url: list(&opts.ca_urls),
+        url: crate::failover::list(&opts.ca_urls),
         detail: format!(
             "no complete answer within {}",
             jit_ssh_proto::format_duration(SYNC_DEADLINE)
@@ -308,14 +308,6 @@ fn sync(opts: &SyncOptions, reload_sshd: Option<&Path>, json: bool) -> Result<()
         Some(e) => Err(e),
         None => Ok(()),
     }
-}
-
-/// The URLs as the user gave them, for messages.
-fn list(urls: &[reqwest::Url]) -> String {
-    urls.iter()
-        .map(reqwest::Url::as_str)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn report_checkin(c: &crate::checkin::CheckedIn) {

@@ -35,6 +35,11 @@ pub fn parse_ca_urls(text: &str) -> Result<Vec<Url>, HostError> {
     Ok(urls)
 }
 
+/// The URLs as given, for messages: `https://a/, https://b/`.
+pub fn list(urls: &[Url]) -> String {
+    urls.iter().map(Url::as_str).collect::<Vec<_>>().join(", ")
+}
+
 /// Runs `attempt` against each URL in turn until one does not fail with
 /// `CaUnreachable` (no connection, a timeout, a 5xx); returns its result.
 /// When every URL is unreachable, the error names each one and why.
@@ -52,9 +57,8 @@ where
             }
             Err(HostError::CaUnreachable { url: u, detail }) if !failures.is_empty() => {
                 failures.push(format!("{u}: {detail}"));
-                let all = urls.iter().map(Url::as_str).collect::<Vec<_>>().join(", ");
                 return Err(HostError::CaUnreachable {
-                    url: all,
+                    url: list(urls),
                     detail: format!("no replica answered ({})", failures.join("; ")),
                 });
             }

@@ -107,11 +107,7 @@ impl CaClient {
     }
 
     fn all_urls(&self) -> String {
-        self.bases
-            .iter()
-            .map(reqwest::Url::as_str)
-            .collect::<Vec<_>>()
-            .join(", ")
+        jit_ssh_host::failover::list(&self.bases)
     }
 
     fn unreachable(&self, e: &reqwest::Error) -> ClientError {

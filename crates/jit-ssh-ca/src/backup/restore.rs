@@ -70,7 +70,7 @@ pub enum RestoreError {
     Format(#[from] crate::data_format::DataFormatError),
 }
 
-fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RestoreError {
+pub(super) fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RestoreError {
     let path = path.to_owned();
     move |source| RestoreError::Io { what, path, source }
 }

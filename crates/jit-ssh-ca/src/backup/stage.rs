@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use rand::RngCore;
 
-use super::restore::RestoreError;
+use super::restore::{io, RestoreError};
 
 /// The staged copy; removed when dropped.
 pub struct Staged {
@@ -48,11 +48,6 @@ pub fn stage(from: &Path, near: &Path) -> Result<Staged, RestoreError> {
     let staged = Staged { dir };
     copy_tree(from, staged.path(), "")?;
     Ok(staged)
-}
-
-fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RestoreError {
-    let path = path.to_owned();
-    move |source| RestoreError::Io { what, path, source }
 }
 
 fn copy_tree(from: &Path, to: &Path, rel: &str) -> Result<(), RestoreError> {
