@@ -5,6 +5,11 @@
 //! piped one (the child shares it), so background jobs in other process
 //! groups go too. A process that left the session with `setsid` is not
 //! found: see docs/threat-model.md.
+//!
+//! A session id of 0 means the session leader lives outside our pid
+//! namespace (a container's init started us without `setsid`). Every
+//! process in the namespace may share it, so it is never hung up: the
+//! caller falls back to the child's process group ([`Scope::Group`]).
 
 use std::time::{Duration, Instant};
 
@@ -13,26 +18,53 @@ use rustix::process::{kill_process, Pid, Signal};
 /// How long processes get to exit on SIGHUP before SIGKILL.
 pub const GRACE: Duration = Duration::from_secs(2);
 
-/// The session id in the text of `/proc/PID/stat` (after the command
-/// name, which may itself hold spaces and parentheses).
-pub fn session_of(stat: &str) -> Option<i32> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    // state, ppid, pgrp, session
-    rest.split_whitespace().nth(3)?.parse().ok()
+/// Which processes make up the session to end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Every process of a kernel session (always a real id, above 0).
+    Session(i32),
+    /// Every process of one process group, for when the session id is not
+    /// ours to use (see the module docs).
+    Group(i32),
 }
 
-/// Processes in session `sid`, except the ones in `spare`.
-pub fn members(sid: i32, spare: &[i32]) -> Vec<i32> {
+/// Field `n` after the command name in the text of `/proc/PID/stat` (the
+/// name may itself hold spaces and parentheses): 0 state, 1 ppid, 2 pgrp,
+/// 3 session.
+fn stat_field(stat: &str, n: usize) -> Option<i32> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(n)?.parse().ok()
+}
+
+/// The session id in the text of `/proc/PID/stat`.
+pub fn session_of(stat: &str) -> Option<i32> {
+    stat_field(stat, 3)
+}
+
+/// This process's session id, or `None` when it is 0 (a leader outside
+/// our pid namespace) or cannot be read. Read from `/proc` rather than
+/// through getsid(2), whose wrapper cannot represent a session id of 0.
+pub fn own_session() -> Option<i32> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    session_of(&stat).filter(|&sid| sid > 0)
+}
+
+fn in_scope(stat: &str, scope: Scope) -> bool {
+    match scope {
+        Scope::Session(sid) => sid > 0 && session_of(stat) == Some(sid),
+        Scope::Group(pgid) => pgid > 0 && stat_field(stat, 2) == Some(pgid),
+    }
+}
+
+/// Processes in `scope`, except the ones in `spare`.
+pub fn members(scope: Scope, spare: &[i32]) -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return vec![];
     };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| !spare.contains(pid))
         .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| session_of(&s))
-                == Some(sid)
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| in_scope(&s, scope))
         })
         .collect()
 }
@@ -44,21 +76,21 @@ fn signal_all(pids: &[i32], sig: Signal) {
     }
 }
 
-/// Hangs up session `sid` (sparing `spare`: the wrapper and its parent),
+/// Hangs up `scope` (sparing `spare`: the wrapper and its parent),
 /// waiting up to [`GRACE`] before SIGKILL. Blocking: call it off the
 /// async runtime's threads.
-pub fn hang_up(sid: i32, spare: &[i32]) {
-    let pids = members(sid, spare);
+pub fn hang_up(scope: Scope, spare: &[i32]) {
+    let pids = members(scope, spare);
     signal_all(&pids, Signal::HUP);
     signal_all(&pids, Signal::CONT);
     let until = Instant::now() + GRACE;
     while Instant::now() < until {
-        if live(&members(sid, spare)).is_empty() {
+        if live(&members(scope, spare)).is_empty() {
             return;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    signal_all(&members(sid, spare), Signal::KILL);
+    signal_all(&members(scope, spare), Signal::KILL);
 }
 
 /// Those of `pids` that are not zombies (a zombie waits for its parent,
@@ -69,11 +101,12 @@ fn live(pids: &[i32]) -> Vec<i32> {
         .filter(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/stat"))
                 .ok()
-                .and_then(|s| {
-                    let rest = &s[s.rfind(')')? + 1..];
-                    rest.split_whitespace().next().map(|st| st != "Z")
+                .is_some_and(|s| {
+                    let state = s
+                        .rfind(')')
+                        .and_then(|i| s[i + 1..].split_whitespace().next());
+                    state.is_some_and(|st| st != "Z")
                 })
-                .unwrap_or(false)
         })
         .collect()
 }
@@ -90,13 +123,32 @@ mod tests {
     }
 
     #[test]
-    fn this_test_process_is_found_in_its_own_session() {
+    fn a_session_or_group_id_of_zero_selects_nothing() {
+        let stat = "4242 (sh) S 1 0 0 34816 4242 4194304 0";
+        assert!(!in_scope(stat, Scope::Session(0)));
+        assert!(!in_scope(stat, Scope::Group(0)));
+        assert!(in_scope("4242 (sh) S 1 77 4100 0", Scope::Group(77)));
+    }
+
+    #[test]
+    fn a_child_in_its_own_group_is_found_and_hung_up() {
+        use std::os::unix::process::CommandExt;
+        // The test itself may run with session and group id 0 (a
+        // container's init as leader), so it makes a group of its own.
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        assert!(members(Scope::Group(pid), &[]).contains(&pid));
+        assert!(!members(Scope::Group(pid), &[pid]).contains(&pid));
+        hang_up(Scope::Group(pid), &[]);
+        let status = child.wait().unwrap();
+        assert!(!status.success(), "sleep was not hung up: {status}");
         let me = i32::try_from(std::process::id()).unwrap();
-        let sid = rustix::process::getsid(None)
-            .unwrap()
-            .as_raw_nonzero()
-            .get();
-        assert!(members(sid, &[]).contains(&me));
-        assert!(!members(sid, &[me]).contains(&me));
+        if let Some(sid) = own_session() {
+            assert!(members(Scope::Session(sid), &[]).contains(&me));
+        }
     }
 }

@@ -248,11 +248,13 @@ async fn serve(mut p: Prepared, plan: command::Plan, interactive: bool) -> u8 {
         }
     };
     let child_pid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
-    // Whose session to hang up: the child's own on a pty, ours on pipes.
-    let (sid, spare) = if interactive {
-        (child_pid, vec![me])
+    // Whose session to hang up: the child's own on a pty, ours on pipes
+    // (the child's process group when ours is not a real id).
+    let (scope, spare) = if interactive {
+        (hangup::Scope::Session(child_pid), vec![me])
     } else {
-        let ours = rustix::process::getsid(None).map_or(me, |s| s.as_raw_nonzero().get());
+        let ours =
+            hangup::own_session().map_or(hangup::Scope::Group(child_pid), hangup::Scope::Session);
         (ours, vec![me, parent])
     };
 
@@ -343,7 +345,7 @@ async fn serve(mut p: Prepared, plan: command::Plan, interactive: bool) -> u8 {
                 }
             }
             let spare = spare.clone();
-            let _ = tokio::task::spawn_blocking(move || hangup::hang_up(sid, &spare)).await;
+            let _ = tokio::task::spawn_blocking(move || hangup::hang_up(scope, &spare)).await;
             let s = tokio::time::timeout(Duration::from_millis(200), child.wait()).await;
             match s {
                 Ok(Ok(s)) => command::exit_code(s),
