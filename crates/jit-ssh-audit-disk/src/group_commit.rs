@@ -45,6 +45,21 @@ impl<J, R, E> Default for GroupCommit<J, R, E> {
     }
 }
 
+/// For a group commit whose jobs are batches: commits every batch's
+/// items as one flat list (one transaction, one flush) and hands each
+/// batch its own results back, in order.
+pub fn flattened<J, R, E>(
+    batches: Vec<Vec<J>>,
+    commit: impl FnOnce(Vec<J>) -> Result<Vec<R>, E>,
+) -> Result<Vec<Vec<R>>, E> {
+    let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+    let mut results = commit(batches.into_iter().flatten().collect())?.into_iter();
+    Ok(sizes
+        .into_iter()
+        .map(|n| results.by_ref().take(n).collect())
+        .collect())
+}
+
 impl<J, R, E> GroupCommit<J, R, E> {
     fn lock(&self) -> Result<MutexGuard<'_, Inner<J, R, E>>, GroupError<E>> {
         self.inner.lock().map_err(|_| GroupError::Poisoned)

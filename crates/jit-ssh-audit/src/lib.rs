@@ -68,8 +68,20 @@ pub enum StoreError {
 
 /// The audit log as the CA sees it.
 pub trait AuditLog: Send + Sync {
+    /// Appends records, in order and with nothing between them, in one
+    /// commit: all of them are durable when it returns. On an error the
+    /// caller treats none as made (on PostgreSQL none is; on disk, a
+    /// crash mid-write can leave a prefix, as with any group). A step
+    /// that makes several records (a touch, its policy decision, the
+    /// certificate) pays for one commit instead of several.
+    fn append_all(&self, entries: Vec<(Actor, Event)>) -> Result<Vec<AuditRecord>, AppendError>;
+
     /// Appends one record and returns only once it is durable.
-    fn append(&self, actor: Actor, event: Event) -> Result<AuditRecord, AppendError>;
+    fn append(&self, actor: Actor, event: Event) -> Result<AuditRecord, AppendError> {
+        self.append_all(vec![(actor, event)])?
+            .pop()
+            .ok_or_else(|| AppendError::Commit(std::sync::Arc::new(StoreError::Poisoned)))
+    }
 
     /// Records matching `query`, in sequence order.
     fn query(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;

@@ -8,10 +8,14 @@
 //! default 2000; JIT_SSH_BENCH_CLIENTS, default 32)
 //!
 //! Clients, servers and PostgreSQL share the machine's cores, so the
-//! figures are conservative.
+//! figures are conservative. A second table gives the CPU time each part
+//! spent per certificate (from /proc), which moves much less than the
+//! rate when something else runs on the machine.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/cpu.rs"]
+mod cpu;
 #[path = "../tests/pg/mod.rs"]
 mod pg;
 #[path = "../tests/replicas/mod.rs"]
@@ -33,6 +37,8 @@ struct Run {
     elapsed: Duration,
     p50: Duration,
     p99: Duration,
+    /// CPU spent per part (CA replicas, PostgreSQL, clients) in the run.
+    cpu: Vec<(&'static str, Duration)>,
 }
 
 /// `clients` engineers (each its own user) share `total` logins, spread
@@ -43,12 +49,14 @@ fn load(
     config: &std::path::Path,
     clients: usize,
     total: usize,
+    parts: &[(&'static str, cpu::Group)],
 ) -> Run {
     let mut keys = Vec::new();
     for i in 0..clients {
         keys.push(rt.block_on(client.enroll(config, &format!("u{i}"))));
     }
     let per = total / clients;
+    let before: Vec<_> = parts.iter().map(|(_, g)| g.sample()).collect();
     let started = Instant::now();
     let tasks: Vec<_> = keys
         .into_iter()
@@ -76,6 +84,11 @@ fn load(
         .flat_map(|t| rt.block_on(t).unwrap())
         .collect();
     let elapsed = started.elapsed();
+    let cpu = parts
+        .iter()
+        .zip(&before)
+        .map(|((name, g), b)| (*name, cpu::spent(b, &g.sample())))
+        .collect();
     latencies.sort();
     let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
     Run {
@@ -83,6 +96,7 @@ fn load(
         elapsed,
         p50: pct(0.50),
         p99: pct(0.99),
+        cpu,
     }
 }
 
@@ -102,7 +116,11 @@ fn main() {
         let config = write_config_with(tmp.path(), "solo", "", clients);
         let solo = Replica::start(&config);
         let client = Client::new(vec![solo.base.clone()]);
-        load(&rt, &client, &config, clients, total)
+        let parts = [
+            ("CA replicas", cpu::Group::pids(vec![solo.pid()])),
+            ("clients", cpu::Group::pids(vec![std::process::id()])),
+        ];
+        load(&rt, &client, &config, clients, total, &parts)
     };
 
     // Two replicas, one PostgreSQL.
@@ -116,7 +134,13 @@ fn main() {
     let a = Replica::start(&config_a);
     let b = Replica::start(&write_config(tmp.path(), "b", &db.url, clients));
     let client = Client::new(vec![a.base.clone(), b.base.clone()]);
-    let replicated = load(&rt, &client, &config_a, clients, total);
+    let postmaster = cpu::postmaster(&cluster.dir().join("data")).unwrap_or(0);
+    let parts = [
+        ("CA replicas", cpu::Group::pids(vec![a.pid(), b.pid()])),
+        ("PostgreSQL", cpu::Group::with_children(postmaster)),
+        ("clients", cpu::Group::pids(vec![std::process::id()])),
+    ];
+    let replicated = load(&rt, &client, &config_a, clients, total, &parts);
 
     println!("| issuance over HTTP, {clients} concurrent engineers, 2 cores | certificates | certs/s | p50 | p99 |");
     println!("|---|---|---|---|---|");
@@ -130,6 +154,28 @@ fn main() {
             r.issued as f64 / r.elapsed.as_secs_f64(),
             r.p50.as_secs_f64() * 1e3,
             r.p99.as_secs_f64() * 1e3
+        );
+    }
+    println!();
+    println!("| CPU per certificate | CA replicas | PostgreSQL | clients |");
+    println!("|---|---|---|---|");
+    for (name, r) in [
+        ("1 replica, embedded", &embedded),
+        ("2 replicas, PostgreSQL 15", &replicated),
+    ] {
+        let per = |part: &str| {
+            r.cpu
+                .iter()
+                .find(|(n, _)| *n == part)
+                .map_or("-".to_owned(), |(_, t)| {
+                    format!("{:.0} µs", t.as_secs_f64() * 1e6 / r.issued as f64)
+                })
+        };
+        println!(
+            "| {name} | {} | {} | {} |",
+            per("CA replicas"),
+            per("PostgreSQL"),
+            per("clients")
         );
     }
     drop((a, b));

@@ -69,6 +69,7 @@ fn main() {
             actor: Actor::System,
             via: IssuedVia::OfflineSign,
             session: None,
+            preceding: vec![],
         };
         issue(&ca, &audit, &profile, req, now).unwrap();
     }

@@ -38,6 +38,11 @@ pub struct IssueRequest<'a> {
     pub via: IssuedVia,
     /// The session policy that applied (none for offline issuance).
     pub session: Option<jit_ssh_audit::SessionTerms>,
+    /// Records of the step that led here (the touch, the policy
+    /// decision), committed together with the certificate's record:
+    /// one commit for the step instead of one per record. If no
+    /// certificate comes of it they are still appended, on their own.
+    pub preceding: Vec<(Actor, Event)>,
 }
 
 #[derive(Debug)]
@@ -52,12 +57,27 @@ pub fn issue(
     signer: &dyn CaSigner,
     audit: &dyn AuditLog,
     profile: &CertProfile,
-    req: IssueRequest<'_>,
+    mut req: IssueRequest<'_>,
     now: u64,
 ) -> Result<Issued, IssueError> {
-    let serial = fresh_serial(audit)?;
-    let (builder, fields) = profile.build(req.spec, req.public_key, serial, now)?;
-    let certificate = signer.sign(builder)?;
+    let preceding = std::mem::take(&mut req.preceding);
+    let signed = fresh_serial(audit).and_then(|serial| {
+        let (builder, fields) = profile.build(req.spec, req.public_key, serial, now)?;
+        Ok((serial, signer.sign(builder)?, fields))
+    });
+    let (serial, certificate, fields) = match signed {
+        Ok(s) => s,
+        Err(e) => {
+            // The trail still shows the touch and the decision; the
+            // error that matters to the caller is the signing one.
+            if !preceding.is_empty() {
+                if let Err(a) = audit.append_all(preceding) {
+                    tracing::error!(error = %a, "recording the steps of a failed issuance");
+                }
+            }
+            return Err(e);
+        }
+    };
     let event = Event::CertificateIssued(CertificateIssued {
         serial: serial.get(),
         key_id: fields.key_id.to_string(),
@@ -80,11 +100,14 @@ pub fn issue(
         via: req.via,
         session: req.session,
     });
-    let record = audit.append(req.actor, event).map_err(IssueError::Audit)?;
+    let mut entries = preceding;
+    entries.push((req.actor, event));
+    let records = audit.append_all(entries).map_err(IssueError::Audit)?;
+    let audit_seq = records.last().map_or(0, |r| r.seq);
     Ok(Issued {
         certificate,
         fields,
-        audit_seq: record.seq,
+        audit_seq,
     })
 }
 
@@ -139,7 +162,7 @@ mod tests {
     }
 
     impl AuditLog for Broken {
-        fn append(&self, _: Actor, _: Event) -> Result<AuditRecord, AppendError> {
+        fn append_all(&self, _: Vec<(Actor, Event)>) -> Result<Vec<AuditRecord>, AppendError> {
             if !self.append_fails {
                 self.appended.fetch_add(1, Ordering::SeqCst);
             }
@@ -211,6 +234,7 @@ mod tests {
             actor: Actor::System,
             via: IssuedVia::OfflineSign,
             session: None,
+            preceding: vec![],
         };
         let err = issue(&signer, &audit, &CertProfile::default(), req, 1_800_000_000).unwrap_err();
         assert!(matches!(err, IssueError::Audit(_)), "{err}");
@@ -233,6 +257,7 @@ mod tests {
             actor: Actor::System,
             via: IssuedVia::OfflineSign,
             session: None,
+            preceding: vec![],
         };
         let err = issue(&signer, &audit, &CertProfile::default(), req, 1_800_000_000).unwrap_err();
         assert!(matches!(err, IssueError::SerialsExhausted), "{err}");
@@ -257,6 +282,7 @@ mod tests {
                 },
                 via: IssuedVia::OfflineSign,
                 session: None,
+                preceding: vec![],
             };
             let issued =
                 issue(&signer, &audit, &CertProfile::default(), req, 1_800_000_000).unwrap();
@@ -270,5 +296,93 @@ mod tests {
             assert_eq!(recs.len(), 1);
             assert_eq!(recs[0].seq, issued.audit_seq);
         }
+    }
+
+    fn touch(spec: &CertSpec) -> (Actor, Event) {
+        let step = jit_ssh_audit::record::RequestStep {
+            request: spec.grant.to_string(),
+            user: spec.user.to_string(),
+            host: spec.host.to_string(),
+            detail: String::new(),
+        };
+        (Actor::System, Event::MfaVerified(step))
+    }
+
+    fn kinds(audit: &dyn AuditLog) -> Vec<&'static str> {
+        let all = audit.query(&AuditQuery::default()).unwrap();
+        all.iter().map(|r| r.event.kind()).collect()
+    }
+
+    #[test]
+    fn the_steps_before_are_committed_with_the_certificate_record() {
+        let (signer, user) = keys();
+        let dir = tempfile::tempdir().unwrap();
+        let audit = jit_ssh_audit_disk::DiskAuditLog::open(dir.path()).unwrap();
+        let reason = Reason::parse("incident 42").unwrap();
+        let spec = spec();
+        let req = IssueRequest {
+            spec: &spec,
+            public_key: user.public_key(),
+            reason: &reason,
+            actor: Actor::System,
+            via: IssuedVia::OfflineSign,
+            session: None,
+            preceding: vec![touch(&spec)],
+        };
+        let issued = issue(&signer, &audit, &CertProfile::default(), req, 1_800_000_000).unwrap();
+        assert_eq!(kinds(&audit), ["mfa_verified", "certificate_issued"]);
+        assert_eq!(issued.audit_seq, 2);
+    }
+
+    #[test]
+    fn the_steps_before_are_recorded_when_no_certificate_comes_of_them() {
+        let (signer, user) = keys();
+        let dir = tempfile::tempdir().unwrap();
+        let log = jit_ssh_audit_disk::DiskAuditLog::open(dir.path()).unwrap();
+        // Every serial looks taken: the issuance fails before signing.
+        struct AllTaken(jit_ssh_audit_disk::DiskAuditLog);
+        impl AuditLog for AllTaken {
+            fn append_all(&self, e: Vec<(Actor, Event)>) -> Result<Vec<AuditRecord>, AppendError> {
+                self.0.append_all(e)
+            }
+            fn query(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+                self.0.query(q)
+            }
+            fn serial_issued(&self, _: u64) -> Result<bool, StoreError> {
+                Ok(true)
+            }
+            fn verify(&self) -> Result<VerifyReport, StoreError> {
+                self.0.verify()
+            }
+            fn head(&self) -> jit_ssh_audit::ChainHead {
+                self.0.head()
+            }
+            fn first_seq_at(&self, t: time::OffsetDateTime) -> Result<u64, StoreError> {
+                self.0.first_seq_at(t)
+            }
+            fn export(
+                &self,
+                from: u64,
+                to: u64,
+                sink: &mut dyn FnMut(&[u8]) -> bool,
+            ) -> Result<u64, StoreError> {
+                self.0.export(from, to, sink)
+            }
+        }
+        let audit = AllTaken(log);
+        let reason = Reason::parse("incident 42").unwrap();
+        let spec = spec();
+        let req = IssueRequest {
+            spec: &spec,
+            public_key: user.public_key(),
+            reason: &reason,
+            actor: Actor::System,
+            via: IssuedVia::OfflineSign,
+            session: None,
+            preceding: vec![touch(&spec)],
+        };
+        let err = issue(&signer, &audit, &CertProfile::default(), req, 1_800_000_000).unwrap_err();
+        assert!(matches!(err, IssueError::SerialsExhausted), "{err}");
+        assert_eq!(kinds(&audit), ["mfa_verified"]);
     }
 }

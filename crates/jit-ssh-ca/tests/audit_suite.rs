@@ -92,6 +92,7 @@ suite!(
     time_ranges_are_sequence_ranges,
     concurrent_appends_form_one_chain,
     serials_above_i64_max_are_found,
+    a_batch_is_contiguous_among_concurrent_appends,
 );
 
 pub fn issued(user: &str, host: &str, serial: u64) -> Event {
@@ -355,6 +356,40 @@ fn concurrent_appends_form_one_chain(b: Backend) {
     assert_eq!(seqs, (1..=200).collect::<Vec<_>>());
     let report = b.log.verify().unwrap();
     assert_eq!((report.records, report.first_break), (200, None));
+}
+
+/// Batches of three (a touch, a decision, a certificate) from several
+/// writers at once, with single appends between: each batch's records
+/// come back in its order, with consecutive seqs, however the writers'
+/// batches and singles were grouped into commits.
+fn a_batch_is_contiguous_among_concurrent_appends(b: Backend) {
+    let threads: Vec<_> = (0..6u64)
+        .map(|w| {
+            let log = b.log.clone();
+            std::thread::spawn(move || {
+                for i in 0..20 {
+                    let base = w * 1000 + i * 10;
+                    let batch: Vec<_> = (0..3).map(|k| (Actor::System, event(base + k))).collect();
+                    let recs = log.append_all(batch).unwrap();
+                    let seqs: Vec<u64> = recs.iter().map(|r| r.seq).collect();
+                    assert_eq!(
+                        seqs,
+                        [seqs[0], seqs[0] + 1, seqs[0] + 2],
+                        "a batch was split"
+                    );
+                    for (k, r) in (0..3).zip(&recs) {
+                        assert_eq!(r.event, event(base + k), "out of order");
+                    }
+                    log.append(Actor::System, event(base + 5)).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let report = b.log.verify().unwrap();
+    assert_eq!((report.records, report.first_break), (6 * 20 * 4, None));
 }
 
 fn serials_above_i64_max_are_found(b: Backend) {

@@ -215,9 +215,11 @@ async fn counters_move_with_a_login_a_denial_and_a_revocation() {
         "{after}"
     );
     assert!(value(&after, "jit_ssh_krl_bytes") > value(&before, "jit_ssh_krl_bytes"));
-    // Durable records were timed, and their group commits sized.
+    // Durable records were timed (one append per step: a touch is
+    // committed with its decision and certificate), and their group
+    // commits sized.
     assert!(
-        moved("jit_ssh_audit_append_duration_seconds_count") >= 8.0,
+        moved("jit_ssh_audit_append_duration_seconds_count") >= 5.0,
         "{after}"
     );
     assert!(

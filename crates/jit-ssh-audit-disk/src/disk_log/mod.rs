@@ -27,7 +27,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::chain_file::ChainFile;
-use crate::group_commit::{GroupCommit, GroupError};
+use crate::group_commit::{flattened, GroupCommit, GroupError};
 use crate::index::{self, PostingIndex, GRANT, HOST, SERIAL, USER};
 use jit_ssh_audit::chain::{self, ChainHead, VerifyReport};
 use jit_ssh_audit::record::{Actor, AuditRecord, Event};
@@ -61,7 +61,7 @@ pub struct DiskAuditLog {
     records: ChainFile,
     index: Arc<PostingIndex>,
     chain: Mutex<ChainState>,
-    commit: GroupCommit<(Actor, Event), AuditRecord, StoreError>,
+    commit: GroupCommit<Vec<(Actor, Event)>, Vec<AuditRecord>, StoreError>,
     indexer: Indexer,
     dir: PathBuf,
     /// The last directory probe failed ([`health`]): appends are refused.
@@ -337,9 +337,11 @@ fn read_record(records: &ChainFile, seq: u64) -> Result<Option<AuditRecord>, Sto
 }
 
 impl AuditLog for DiskAuditLog {
-    fn append(&self, actor: Actor, event: Event) -> Result<AuditRecord, AppendError> {
+    fn append_all(&self, entries: Vec<(Actor, Event)>) -> Result<Vec<AuditRecord>, AppendError> {
         self.commit
-            .submit((actor, event), |jobs| self.commit_group(jobs))
+            .submit(entries, |batches| {
+                flattened(batches, |jobs| self.commit_group(jobs))
+            })
             .map_err(|e| match e {
                 GroupError::Commit(e) => AppendError::Commit(e),
                 GroupError::Poisoned => {

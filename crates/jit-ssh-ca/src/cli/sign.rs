@@ -173,6 +173,7 @@ pub fn run(a: SignArgs) -> anyhow::Result<ExitCode> {
             actor: Actor::Operator { login: operator() },
             via: IssuedVia::OfflineSign,
             session: None,
+            preceding: vec![],
         },
         now,
     )?;

@@ -51,12 +51,12 @@ impl MeteredAudit {
 }
 
 impl AuditLog for MeteredAudit {
-    fn append(&self, actor: Actor, event: Event) -> Result<AuditRecord, AppendError> {
+    fn append_all(&self, entries: Vec<(Actor, Event)>) -> Result<Vec<AuditRecord>, AppendError> {
         let start = Instant::now();
-        let appended = self.inner.append(actor, event);
+        let appended = self.inner.append_all(entries);
         self.metrics.audit_appended(start.elapsed());
         match &appended {
-            Ok(record) => self.count(&record.event),
+            Ok(records) => records.iter().for_each(|r| self.count(&r.event)),
             Err(_) => self
                 .metrics
                 .counter(AUDIT_APPEND_FAILURES, &[])

@@ -106,7 +106,7 @@ const HISTOGRAMS: &[(&str, &str, &[f64])] = &[
     ),
     (
         AUDIT_APPEND_SECONDS,
-        "Time for one audit record to become durable (group commit: write and fsync).",
+        "Time for one append (a record, or the records of one step) to become durable (group commit: write and fsync).",
         SECONDS,
     ),
     (

@@ -403,6 +403,11 @@ impl Ca {
             .map(|e| Extension::parse(e))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ServiceError::Internal(format!("stored extension: {e}")))?;
-        self.issue_now(next, pin, extensions, session, actor, now)
+        let terms = super::decide::CertTerms {
+            pin_source_address: pin,
+            extensions,
+            session,
+        };
+        self.issue_now(next, terms, actor, now, vec![])
     }
 }

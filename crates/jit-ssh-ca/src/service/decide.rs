@@ -19,6 +19,13 @@ use crate::policy::{Decision, DenyReason, SessionPolicy, Via};
 use crate::profile::{CertSpec, Extension, SourceCidr};
 use crate::store::{AccessRequest, ApprovalState};
 
+/// What the rule that allowed a request puts into its certificate.
+pub(super) struct CertTerms {
+    pub pin_source_address: bool,
+    pub extensions: Vec<Extension>,
+    pub session: SessionPolicy,
+}
+
 fn invalid(e: crate::names::NameError) -> ServiceError {
     ServiceError::Internal(format!("stored request is invalid: {e}"))
 }
@@ -26,11 +33,14 @@ fn invalid(e: crate::names::NameError) -> ServiceError {
 impl Ca {
     /// Applies policy at `now` to an authenticated request; returns its
     /// new state.
+    /// `preceding`: records of the step that led here (the touch),
+    /// committed with the decision's (and the certificate's).
     pub(super) fn decide_and_issue(
         &self,
         req: &AccessRequest,
         actor: Actor,
         now: i64,
+        mut preceding: Vec<(Actor, Event)>,
     ) -> Result<AccessRequest, ServiceError> {
         let ttl = Duration::from_secs(req.ttl_secs);
         let names = self.config.policy.names_of(req.user.as_str());
@@ -38,7 +48,15 @@ impl Ca {
             self.schedules.on_call(schedule, layers, &names, now)
         };
         // A user revocation blocks new certificates, even for requests made before it.
-        let decision = if self.store.is_blocked(req.user.as_str())? {
+        let blocked = match self.store.is_blocked(req.user.as_str()) {
+            Ok(b) => b,
+            Err(e) => {
+                // Still record the touch when the store is what failed.
+                let _ = self.audit_all(preceding);
+                return Err(e.into());
+            }
+        };
+        let decision = if blocked {
             Decision::Deny(DenyReason::Blocked(req.user.to_string()))
         } else {
             self.config.policy.decide(
@@ -105,7 +123,10 @@ impl Ca {
             }
             Decision::Deny(d) => policy_decision(req, PolicyOutcome::Denied, d.to_string()),
         };
-        self.audit(actor.clone(), Event::PolicyDecision(record.clone()))?;
+        preceding.push((actor.clone(), Event::PolicyDecision(record.clone())));
+        if !matches!(decision, Decision::Allow(_)) {
+            self.audit_all(std::mem::take(&mut preceding))?;
+        }
         self.metrics.policy_decision(&decision);
         tracing::info!(request = %req.id, user = %req.user, outcome = %record.outcome, reason = %record.reason, "policy decision");
         let mut next = req.clone();
@@ -129,11 +150,14 @@ impl Ca {
             Decision::Allow(allowed) => {
                 let issued = self.issue_now(
                     next,
-                    allowed.pin_source_address,
-                    allowed.extensions,
-                    allowed.session,
+                    CertTerms {
+                        pin_source_address: allowed.pin_source_address,
+                        extensions: allowed.extensions,
+                        session: allowed.session,
+                    },
                     actor,
                     now,
+                    preceding,
                 )?;
                 if allowed.via == Via::BreakGlass {
                     self.notify_request(RequestEvent::BreakGlass, &issued, None);
@@ -148,13 +172,17 @@ impl Ca {
     pub(super) fn issue_now(
         &self,
         mut next: AccessRequest,
-        pin_source_address: bool,
-        extensions: Vec<Extension>,
-        session: SessionPolicy,
+        terms: CertTerms,
         actor: Actor,
         now: i64,
+        preceding: Vec<(Actor, Event)>,
     ) -> Result<AccessRequest, ServiceError> {
         let req = &next;
+        let CertTerms {
+            pin_source_address,
+            extensions,
+            session,
+        } = terms;
         let grant = GrantId::parse(&req.id).map_err(invalid)?;
         let source_address = if pin_source_address {
             vec![SourceCidr::parse(&req.client_addr)
@@ -187,6 +215,7 @@ impl Ca {
                 actor,
                 via: IssuedVia::Server,
                 session: Some(session.terms()),
+                preceding,
             },
             u64::try_from(now).unwrap_or(0),
         )
@@ -269,9 +298,10 @@ impl Ca {
         let actor = Actor::User {
             name: req.user.to_string(),
         };
-        let decided = self
-            .audit(actor.clone(), Event::MfaVerified(step(&req, "")))
-            .and_then(|_| self.decide_and_issue(&claimed, actor, now));
+        // The touch is recorded in the same commit as the decision (and
+        // the certificate, when one is issued).
+        let touch = (actor.clone(), Event::MfaVerified(step(&req, "")));
+        let decided = self.decide_and_issue(&claimed, actor, now, vec![touch]);
         let mut decided = match decided {
             Ok(d) => d,
             Err(e) => {

@@ -275,14 +275,20 @@ impl Ca {
 
     /// Appends an audit record; a failure stops the operation (fail closed).
     fn audit(&self, actor: Actor, event: Event) -> Result<u64, ServiceError> {
-        let record = self.audit.append(actor, event).map_err(|e| {
-            tracing::error!(error = %e, source = ?std::error::Error::source(&e), "audit log append failed");
-            if crate::store::database_unavailable(&e) {
-                return ServiceError::Unavailable("audit log");
-            }
-            ServiceError::Internal("audit log".into())
-        })?;
+        let record = self.audit.append(actor, event).map_err(audit_failed)?;
         Ok(record.seq)
+    }
+
+    /// Appends records of one step in one commit (see
+    /// [`AuditLog::append_all`]); a failure stops the operation.
+    fn audit_all(&self, entries: Vec<(Actor, Event)>) -> Result<(), ServiceError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.audit
+            .append_all(entries)
+            .map(drop)
+            .map_err(audit_failed)
     }
 
     fn limit(&self, key: &str, per_minute: u32) -> Result<(), ServiceError> {
@@ -354,23 +360,32 @@ pub(crate) fn secret_matches(secret: &str, stored_hash: &str) -> bool {
     same(&sha256_hex(&[secret]), stored_hash)
 }
 
+fn audit_failed(e: jit_ssh_audit::AppendError) -> ServiceError {
+    tracing::error!(error = %e, source = ?std::error::Error::source(&e), "audit log append failed");
+    if crate::store::database_unavailable(&e) {
+        return ServiceError::Unavailable("audit log");
+    }
+    ServiceError::Internal("audit log".into())
+}
+
 /// Emits every durable audit record as one structured log line as well,
 /// so journald or syslog can ship it to a SIEM. Records hold no secrets.
 struct LoggedAudit(Arc<dyn AuditLog>);
 
 impl AuditLog for LoggedAudit {
-    fn append(
+    fn append_all(
         &self,
-        actor: Actor,
-        event: Event,
-    ) -> Result<jit_ssh_audit::AuditRecord, jit_ssh_audit::AppendError> {
-        let record = self.0.append(actor, event)?;
+        entries: Vec<(Actor, Event)>,
+    ) -> Result<Vec<jit_ssh_audit::AuditRecord>, jit_ssh_audit::AppendError> {
+        let records = self.0.append_all(entries)?;
         if tracing::enabled!(target: "jit_ssh_audit", tracing::Level::INFO) {
-            if let Ok(json) = serde_json::to_string(&record) {
-                tracing::info!(target: "jit_ssh_audit", seq = record.seq, record = %json, "audit record");
+            for record in &records {
+                if let Ok(json) = serde_json::to_string(record) {
+                    tracing::info!(target: "jit_ssh_audit", seq = record.seq, record = %json, "audit record");
+                }
             }
         }
-        Ok(record)
+        Ok(records)
     }
 
     fn query(

@@ -545,7 +545,8 @@ impl Hook {
     }
 }
 
-/// An audit log in front of `inner` whose `append` first asks `before`:
+/// An audit log in front of `inner` whose appends first ask `before`
+/// about each record:
 /// an `Err` refuses the record (a full disk), and `before` may also sleep
 /// (a slow disk). `on_ready` runs before each readiness check (a slow
 /// probe). Everything else goes to `inner` unchanged.
@@ -559,13 +560,14 @@ impl<F> AuditLog for AppendHook<F>
 where
     F: Fn(&jit_ssh_audit::Event) -> Result<(), jit_ssh_audit::AppendError> + Send + Sync,
 {
-    fn append(
+    fn append_all(
         &self,
-        actor: jit_ssh_audit::Actor,
-        event: jit_ssh_audit::Event,
-    ) -> Result<jit_ssh_audit::AuditRecord, jit_ssh_audit::AppendError> {
-        (self.before)(&event)?;
-        self.inner.append(actor, event)
+        entries: Vec<(jit_ssh_audit::Actor, jit_ssh_audit::Event)>,
+    ) -> Result<Vec<jit_ssh_audit::AuditRecord>, jit_ssh_audit::AppendError> {
+        for (_, event) in &entries {
+            (self.before)(event)?;
+        }
+        self.inner.append_all(entries)
     }
     fn query(
         &self,

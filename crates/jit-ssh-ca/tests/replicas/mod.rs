@@ -67,6 +67,11 @@ impl Replica {
         replica
     }
 
+    /// The `serve` process's pid (0 once killed).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// `kill -9`: no shutdown, no flush; what a crashed machine does.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {

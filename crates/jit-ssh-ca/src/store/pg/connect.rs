@@ -9,6 +9,7 @@ use postgres::NoTls;
 use r2d2_postgres::{r2d2, PostgresConnectionManager};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::prepared::{Conn, Preparing};
 use crate::config::storage::{PostgresConfig, SslMode};
 
 #[derive(Debug, thiserror::Error)]
@@ -36,16 +37,13 @@ pub enum ConnectError {
 
 /// The pool, with or without TLS (two types under one roof).
 pub(super) enum Pool {
-    Plain(r2d2::Pool<PostgresConnectionManager<NoTls>>),
-    Tls(r2d2::Pool<PostgresConnectionManager<MakeRustlsConnect>>),
+    Plain(r2d2::Pool<Preparing<PostgresConnectionManager<NoTls>>>),
+    Tls(r2d2::Pool<Preparing<PostgresConnectionManager<MakeRustlsConnect>>>),
 }
 
 impl Pool {
     /// Runs `f` on a pooled connection.
-    pub(super) fn with<T, E>(
-        &self,
-        f: impl FnOnce(&mut postgres::Client) -> Result<T, E>,
-    ) -> Result<T, E>
+    pub(super) fn with<T, E>(&self, f: impl FnOnce(&mut Conn) -> Result<T, E>) -> Result<T, E>
     where
         E: From<r2d2::Error>,
     {
@@ -59,10 +57,10 @@ impl Pool {
 pub(super) fn pool(cfg: &PostgresConfig) -> Result<Pool, ConnectError> {
     match connector(cfg)? {
         Connector::Plain(pg) => {
-            build(cfg, PostgresConnectionManager::new(pg, NoTls)).map(Pool::Plain)
+            build(cfg, Preparing(PostgresConnectionManager::new(pg, NoTls))).map(Pool::Plain)
         }
         Connector::Tls(pg, tls) => {
-            build(cfg, PostgresConnectionManager::new(pg, tls)).map(Pool::Tls)
+            build(cfg, Preparing(PostgresConnectionManager::new(pg, tls))).map(Pool::Tls)
         }
     }
 }

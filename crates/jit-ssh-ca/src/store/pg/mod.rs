@@ -14,6 +14,7 @@ mod copy_in;
 mod hosts;
 pub mod migrate;
 mod notify;
+mod prepared;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -64,7 +65,7 @@ impl PgStore {
     /// never changes it (that is `jit-ssh-ca migrate`).
     pub fn open(cfg: &PostgresConfig) -> Result<Self, OpenError> {
         let pool = connect::pool(cfg)?;
-        pool.with(migrate::check)?;
+        pool.with(|c| migrate::check(c))?;
         Ok(Self {
             pool: Some(pool),
             connector: connect::connector(cfg)?,
@@ -74,7 +75,7 @@ impl PgStore {
 
     /// Connects and brings the schema to this binary's version.
     pub fn migrate(cfg: &PostgresConfig) -> Result<migrate::Migrated, OpenError> {
-        Ok(connect::pool(cfg)?.with(migrate::migrate)?)
+        Ok(connect::pool(cfg)?.with(|c| migrate::migrate(c))?)
     }
 
     fn pool(&self) -> Result<&connect::Pool, StoreError> {
@@ -83,7 +84,7 @@ impl PgStore {
 
     fn with<T>(
         &self,
-        f: impl FnOnce(&mut postgres::Client) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut prepared::Conn) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         self.pool()?.with(f)
     }
@@ -285,18 +286,18 @@ impl Store for PgStore {
         durable: bool,
     ) -> Result<(), StoreError> {
         let body = enc(&creds, "credentials")?;
+        // One statement, its own transaction: a signature-counter update
+        // need not wait for the disk (the setting is local to it, and
+        // read at its commit). A durable write keeps the server's setting.
+        let commit = if durable { "" } else { "off" };
         self.with(|c| {
-            let mut tx = c.transaction()?;
-            if !durable {
-                // A signature-counter update need not wait for the disk.
-                tx.batch_execute("SET LOCAL synchronous_commit = off")?;
-            }
-            tx.execute(
-                "INSERT INTO credentials (user_name, body) VALUES ($1, $2)
+            c.execute(
+                "INSERT INTO credentials (user_name, body)
+                 SELECT $1, $2 FROM (SELECT CASE WHEN $3 = 'off'
+                   THEN set_config('synchronous_commit', 'off', true) END) AS setting
                  ON CONFLICT (user_name) DO UPDATE SET body = EXCLUDED.body",
-                &[&user, &body],
+                &[&user, &body, &commit],
             )?;
-            tx.commit()?;
             Ok(())
         })
     }

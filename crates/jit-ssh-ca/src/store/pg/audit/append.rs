@@ -8,7 +8,7 @@
 //! commit and then reads the head it left, so each record's `prev_hash`
 //! is the record really before it, with no gap and no fork.
 
-use postgres::types::Type;
+use super::super::prepared::Conn;
 use time::OffsetDateTime;
 
 use jit_ssh_audit::chain::{self, ChainHead};
@@ -32,9 +32,9 @@ const INSERT_RECORDS: &str = "INSERT INTO audit_records \
                           $5::text[], $6::text[], $7::text[], $8::text[])";
 
 /// A group's rows and the new head in one statement (data-modifying
-/// `WITH` parts always run to completion), sent with its parameter types
-/// so it needs no separate prepare: with BEGIN, the head lock and COMMIT,
-/// four round trips while the head row is held, whatever the group size.
+/// `WITH` parts always run to completion): with BEGIN, the head lock and
+/// COMMIT, four round trips while the head row is held, whatever the
+/// group size.
 const WRITE_GROUP: &str = "WITH records AS (
        INSERT INTO audit_records (seq, time_ns, kind, user_name, host, account, grant_id, record)
        SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[],
@@ -137,11 +137,14 @@ pub(super) fn seq_col(seq: u64) -> i64 {
 /// Seals and commits `jobs` after the head in the database; returns the
 /// records and the new head once committed.
 pub(super) fn commit_group(
-    c: &mut postgres::Client,
+    c: &mut Conn,
     jobs: Vec<(Actor, Event)>,
 ) -> Result<(Vec<AuditRecord>, ChainHead), PgAuditError> {
+    // Prepared before the transaction (once per connection), so the head
+    // row is held for no parse or plan.
+    let (lock_head, write_group) = (c.prepared(LOCK_HEAD)?, c.prepared(WRITE_GROUP)?);
     let mut tx = c.transaction()?;
-    let row = tx.query_typed_one(LOCK_HEAD, &[])?;
+    let row = tx.query_one(&lock_head, &[])?;
     let mut head = ChainHead {
         seq: u64::try_from(row.get::<_, i64>(0)).map_err(|_| PgAuditError::Head)?,
         hash: parse_hash(row.get(1))?,
@@ -164,22 +167,22 @@ pub(super) fn commit_group(
         records.push(rec);
     }
     let (head_seq, head_hash, head_time) = (seq_col(head.seq), head.hash.to_string(), nanos(last));
-    tx.execute_typed(
-        WRITE_GROUP,
+    tx.execute(
+        &write_group,
         &[
-            (&cols.seq, Type::INT8_ARRAY),
-            (&cols.time_ns, Type::INT8_ARRAY),
-            (&cols.kind, Type::TEXT_ARRAY),
-            (&cols.user, Type::TEXT_ARRAY),
-            (&cols.host, Type::TEXT_ARRAY),
-            (&cols.account, Type::TEXT_ARRAY),
-            (&cols.grant, Type::TEXT_ARRAY),
-            (&cols.record, Type::TEXT_ARRAY),
-            (&cols.serial, Type::INT8_ARRAY),
-            (&cols.serial_seq, Type::INT8_ARRAY),
-            (&head_seq, Type::INT8),
-            (&head_hash, Type::TEXT),
-            (&head_time, Type::INT8),
+            &cols.seq,
+            &cols.time_ns,
+            &cols.kind,
+            &cols.user,
+            &cols.host,
+            &cols.account,
+            &cols.grant,
+            &cols.record,
+            &cols.serial,
+            &cols.serial_seq,
+            &head_seq,
+            &head_hash,
+            &head_time,
         ],
     )?;
     tx.commit()?;

@@ -29,7 +29,7 @@ use std::sync::{Mutex, OnceLock};
 use jit_ssh_audit::chain::{ChainHead, VerifyReport};
 use jit_ssh_audit::record::{Actor, AuditRecord, Event};
 use jit_ssh_audit::{AppendError, AuditLog, AuditQuery, StoreError};
-use jit_ssh_audit_disk::group_commit::{GroupCommit, GroupError};
+use jit_ssh_audit_disk::group_commit::{flattened, GroupCommit, GroupError};
 use time::OffsetDateTime;
 
 use super::connect::{self, Pool};
@@ -87,7 +87,7 @@ struct Pools {
 pub struct PgAuditLog {
     /// Always `Some` until dropped.
     pools: Option<Pools>,
-    commit: GroupCommit<(Actor, Event), AuditRecord, StoreError>,
+    commit: GroupCommit<Vec<(Actor, Event)>, Vec<AuditRecord>, StoreError>,
     /// The last head this process saw committed or read: what
     /// [`AuditLog::head`] answers while the database does not.
     last_head: Mutex<ChainHead>,
@@ -112,7 +112,7 @@ impl PgAuditLog {
             pool_size: 2,
             ..cfg.clone()
         })?;
-        write.with(migrate::check)?;
+        write.with(|c| migrate::check(c))?;
         let read = connect::pool(cfg)?;
         let log = Self {
             pools: Some(Pools { write, read }),
@@ -128,7 +128,7 @@ impl PgAuditLog {
     fn with<T, E>(
         &self,
         side: Side,
-        f: impl FnOnce(&mut postgres::Client) -> Result<T, E>,
+        f: impl FnOnce(&mut super::prepared::Conn) -> Result<T, E>,
     ) -> Result<T, E>
     where
         E: From<r2d2_postgres::r2d2::Error> + From<PgAuditError>,
@@ -193,9 +193,11 @@ fn time_of(ns: i64) -> Result<OffsetDateTime, PgAuditError> {
 }
 
 impl AuditLog for PgAuditLog {
-    fn append(&self, actor: Actor, event: Event) -> Result<AuditRecord, AppendError> {
+    fn append_all(&self, entries: Vec<(Actor, Event)>) -> Result<Vec<AuditRecord>, AppendError> {
         self.commit
-            .submit((actor, event), |jobs| self.commit_group(jobs))
+            .submit(entries, |batches| {
+                flattened(batches, |jobs| self.commit_group(jobs))
+            })
             .map_err(|e| match e {
                 GroupError::Commit(e) => AppendError::Commit(e),
                 GroupError::Poisoned => {
@@ -219,7 +221,7 @@ impl AuditLog for PgAuditLog {
     }
 
     fn verify(&self) -> Result<VerifyReport, StoreError> {
-        Ok(self.with(Side::Read, read::verify)?)
+        Ok(self.with(Side::Read, |c| read::verify(c))?)
     }
 
     /// The database's head; the last one seen while it does not answer

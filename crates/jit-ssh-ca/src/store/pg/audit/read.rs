@@ -9,6 +9,7 @@ use jit_ssh_audit::chain::{self, VerifyReport};
 use jit_ssh_audit::record::AuditRecord;
 use jit_ssh_audit::AuditQuery;
 
+use super::super::prepared::Conn;
 use super::append::seq_col;
 use super::{nanos, PgAuditError};
 
@@ -27,10 +28,7 @@ fn seq_val(seq: i64) -> u64 {
 /// order and stops at the limit); each record read is checked against
 /// `q` again, so an index column edited by hand cannot add a record
 /// that does not match.
-pub(super) fn query(
-    c: &mut postgres::Client,
-    q: &AuditQuery,
-) -> Result<Vec<AuditRecord>, PgAuditError> {
+pub(super) fn query(c: &mut Conn, q: &AuditQuery) -> Result<Vec<AuditRecord>, PgAuditError> {
     let mut from = q.after_seq.map_or(1, |s| s.saturating_add(1));
     if let Some(t) = q.since {
         from = from.max(first_seq_at(c, t)?);
@@ -101,10 +99,7 @@ impl Where {
 
 /// The first sequence number at or after `t` (one past the head when
 /// none is): record times never go backwards.
-pub(super) fn first_seq_at(
-    c: &mut postgres::Client,
-    t: OffsetDateTime,
-) -> Result<u64, PgAuditError> {
+pub(super) fn first_seq_at(c: &mut Conn, t: OffsetDateTime) -> Result<u64, PgAuditError> {
     let row = c.query_one(
         "SELECT COALESCE(
              (SELECT seq FROM audit_records WHERE time_ns >= $1 ORDER BY time_ns, seq LIMIT 1),
@@ -116,11 +111,7 @@ pub(super) fn first_seq_at(
 
 /// Up to [`PAGE`] stored records from `from` to `to` (inclusive), with
 /// their `seq`.
-pub(super) fn page(
-    c: &mut postgres::Client,
-    from: u64,
-    to: u64,
-) -> Result<Vec<(u64, String)>, PgAuditError> {
+pub(super) fn page(c: &mut Conn, from: u64, to: u64) -> Result<Vec<(u64, String)>, PgAuditError> {
     let rows = c.query(
         "SELECT seq, record FROM audit_records WHERE seq >= $1 AND seq <= $2
          ORDER BY seq LIMIT $3",
@@ -132,7 +123,7 @@ pub(super) fn page(
 /// Walks the whole chain in `seq` order with the chain code's own
 /// checks: a missing row is a record out of order at its position, an
 /// edited one is altered at its `seq`.
-pub(super) fn verify(c: &mut postgres::Client) -> Result<VerifyReport, PgAuditError> {
+pub(super) fn verify(c: &mut Conn) -> Result<VerifyReport, PgAuditError> {
     let mut failure = None;
     let mut after = 0i64;
     let mut page: std::vec::IntoIter<(i64, String)> = Vec::new().into_iter();
