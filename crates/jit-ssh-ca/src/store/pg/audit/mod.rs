@@ -221,7 +221,7 @@ impl AuditLog for PgAuditLog {
     }
 
     fn verify(&self) -> Result<VerifyReport, StoreError> {
-        Ok(self.with(Side::Read, |c| read::verify(c))?)
+        Ok(self.with(Side::Read, read::verify)?)
     }
 
     /// The database's head; the last one seen while it does not answer
