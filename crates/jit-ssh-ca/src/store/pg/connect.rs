@@ -111,6 +111,11 @@ fn build<M: r2d2::ManageConnection>(
         .max_size(cfg.pool_size)
         .min_idle(Some(1))
         .connection_timeout(cfg.connect_timeout)
+        // No empty query before every use (a round trip per store call,
+        // a dozen per login): a connection that died fails its next
+        // statement, which the caller sees (503 when the database is
+        // unreachable), and the pool then drops it as broken.
+        .test_on_check_out(false)
         // The pool's own log lines could name the server; ours are enough.
         .error_handler(Box::new(r2d2::NopErrorHandler))
         .build(m)
