@@ -79,6 +79,11 @@ pub enum HostCommand {
     /// command, or sftp; ends the session when the certificate expires or
     /// this host's KRL revokes it. Needs `ExposeAuthInfo yes`.
     Session(crate::session::SessionOptions),
+    /// The host recorder (root, socket-activated by
+    /// systemd/jit-ssh-host-recorder.socket): records sessions the
+    /// wrapper streams to it, uploads them to the CA, and ends sessions
+    /// whose wrapper died. See docs/sessions.md.
+    Recorder(crate::recorder::RecorderOptions),
     /// Write principals files for ACCOUNTs on this HOST and print the
     /// sshd_config lines.
     Setup {
@@ -176,6 +181,7 @@ pub fn run(command: HostCommand, json: bool) -> Result<(), HostError> {
             let code = crate::session::run(&opts);
             std::process::exit(i32::from(code))
         }
+        HostCommand::Recorder(opts) => crate::recorder::run(&opts),
         HostCommand::Setup {
             dir,
             host,

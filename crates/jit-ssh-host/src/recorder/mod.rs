@@ -1,0 +1,123 @@
+//! `jit-ssh-host recorder`: the root-run host recorder. Session wrappers
+//! connect to its unix socket and stream their sessions to it; it checks
+//! who connected (SO_PEERCRED and /proc, not the wrapper's word), writes
+//! each session as a signed, hash-chained recording into a root-only
+//! spool, uploads the spool to the CA, and ends sshd sessions whose
+//! wrapper died or overstayed the certificate. See docs/sessions.md.
+
+pub mod identity;
+pub mod listen;
+pub mod peer;
+pub mod protocol;
+pub mod reap;
+pub mod session;
+pub mod spool;
+pub mod upload;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use jit_ssh_recording::ChunkPolicy;
+use tokio::sync::Notify;
+
+use crate::error::HostError;
+
+/// Where the recorder listens by default (systemd's socket unit too).
+pub const SOCKET: &str = "/run/jit-ssh/recorder.sock";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RecorderOptions {
+    /// The socket to bind when systemd did not pass one.
+    #[arg(long, default_value = SOCKET)]
+    pub socket: PathBuf,
+    /// Root-only spool of recordings not yet acknowledged by the CA.
+    #[arg(long, default_value = "/var/lib/jit-ssh/recordings")]
+    pub spool: PathBuf,
+    /// The host key that signs recordings (the one enrolled with the CA).
+    #[arg(long, default_value = "/etc/ssh/ssh_host_ed25519_key")]
+    pub host_key: PathBuf,
+    /// Where sync keeps ca-keys (a session's certificate must be signed
+    /// by one of them).
+    #[arg(long, default_value = "/etc/ssh/jit-ssh")]
+    pub dir: PathBuf,
+    /// The CA URL(s) to upload to, as for sync; without one, recordings
+    /// stay in the spool.
+    #[arg(long = "ca-url", env = "JIT_SSH_CA_URL")]
+    pub ca: Option<String>,
+    /// Extra PEM root certificate for the CA's TLS.
+    #[arg(long)]
+    pub ca_cert: Option<PathBuf>,
+    /// Cut a chunk after this many seconds of a session (so an idle or
+    /// slow session still reaches the CA).
+    #[arg(long, default_value_t = 5)]
+    pub chunk_seconds: u64,
+}
+
+pub fn run(opts: &RecorderOptions) -> Result<(), HostError> {
+    let urls = opts
+        .ca
+        .as_deref()
+        .map(crate::failover::parse_ca_urls)
+        .transpose()?;
+    let host_key = ssh_key::PrivateKey::read_openssh_file(&opts.host_key)
+        .map_err(|e| HostError::Usage(format!("--host-key {}: {e}", opts.host_key.display())))?;
+    if host_key.is_encrypted() {
+        return Err(HostError::Usage(format!(
+            "--host-key {}: an encrypted key cannot sign unattended",
+            opts.host_key.display()
+        )));
+    }
+    let spool = spool::Spool::open(&opts.spool).map_err(|e| HostError::Other(e.into()))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| HostError::Other(e.into()))?;
+    rt.block_on(async {
+        let listener =
+            listen::listener(&opts.socket).map_err(|e| HostError::Usage(e.to_string()))?;
+        let wake = Arc::new(Notify::new());
+        let ctx = Arc::new(session::Context {
+            spool: spool.clone(),
+            host_key,
+            dir: opts.dir.clone(),
+            passwd: PathBuf::from("/etc/passwd"),
+            policy: ChunkPolicy {
+                max_span: std::time::Duration::from_secs(opts.chunk_seconds.clamp(1, 600)),
+                ..ChunkPolicy::default()
+            },
+            uploads: wake.clone(),
+        });
+        match urls {
+            Some(urls) => {
+                eprintln!(
+                    "jit-ssh-host recorder: listening; uploading to {}",
+                    crate::failover::list(&urls)
+                );
+                tokio::spawn(
+                    upload::Uploader {
+                        spool,
+                        urls,
+                        ca_cert: opts.ca_cert.clone(),
+                    }
+                    .run(wake),
+                );
+            }
+            None => eprintln!(
+                "jit-ssh-host recorder: listening; no --ca-url: recordings stay in {}",
+                opts.spool.display()
+            ),
+        }
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    tokio::spawn(session::handle(stream, ctx.clone()));
+                }
+                Err(e) => {
+                    eprintln!("jit-ssh-host recorder: accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        }
+    })
+}

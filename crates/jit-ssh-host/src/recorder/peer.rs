@@ -1,0 +1,164 @@
+//! Who is on the other end of the socket, from what the kernel and
+//! `/proc` say rather than from what the wrapper claims: the peer's uid
+//! and pid (SO_PEERCRED), the account that uid is, the peer's parent
+//! (which must be an sshd session process), and the peer's environment
+//! as it was exec'd (where sshd named the certificate file).
+
+use std::path::Path;
+
+/// What the recorder established about a wrapper.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub uid: u32,
+    pub pid: i32,
+    /// The account named by `uid` in /etc/passwd.
+    pub account: String,
+    /// The peer's parent: sshd's process for this session.
+    pub sshd_pid: i32,
+    /// The peer's kernel session id.
+    pub sid: i32,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PeerError {
+    #[error("the peer's credentials are unavailable")]
+    NoCredentials,
+    #[error("uid {0} is not an account in /etc/passwd")]
+    NoAccount(u32),
+    #[error("the wrapper says it runs as {claimed:?}, but its uid {uid} is {actual:?}")]
+    OtherAccount {
+        claimed: String,
+        uid: u32,
+        actual: String,
+    },
+    #[error("process {0} is gone or unreadable")]
+    Gone(i32),
+    #[error("the wrapper's parent {pid} is {exe:?}, not an sshd session process")]
+    NotUnderSshd { pid: i32, exe: String },
+    #[error("the wrapper's parent is {actual}, not the sshd process {claimed} it names")]
+    OtherParent { claimed: u32, actual: i32 },
+}
+
+/// The name of `uid` in a passwd file's text.
+pub fn account_of(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        let id: u32 = f.nth(1)?.parse().ok()?;
+        (id == uid && !name.is_empty()).then(|| name.to_owned())
+    })
+}
+
+/// Field `n` after the command name of `/proc/PID/stat` (1 ppid, 3 sid).
+pub fn stat_field(pid: i32, n: usize) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(n)?.parse().ok()
+}
+
+pub fn parent_of(pid: i32) -> Option<i32> {
+    stat_field(pid, 1)
+}
+
+pub fn session_of(pid: i32) -> Option<i32> {
+    stat_field(pid, 3)
+}
+
+/// Whether `pid` runs sshd (OpenSSH 9.8+ names the per-session binary
+/// `sshd-session`).
+pub fn is_sshd(pid: i32) -> Result<(), PeerError> {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).map_err(|_| PeerError::Gone(pid))?;
+    let name = exe.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if matches!(name, "sshd" | "sshd-session") {
+        Ok(())
+    } else {
+        Err(PeerError::NotUnderSshd {
+            pid,
+            exe: exe.display().to_string(),
+        })
+    }
+}
+
+/// One variable of `pid`'s environment as it was exec'd.
+pub fn environ_var(pid: i32, name: &str) -> Option<String> {
+    let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let prefix = format!("{name}=");
+    env.split(|&b| b == 0).find_map(|kv| {
+        kv.strip_prefix(prefix.as_bytes())
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    })
+}
+
+/// Checks a wrapper that connected with credentials (`uid`, `pid`) and
+/// claims `account` and `sshd_pid`.
+pub fn check(
+    uid: u32,
+    pid: i32,
+    account: &str,
+    sshd_pid: u32,
+    passwd: &Path,
+) -> Result<Peer, PeerError> {
+    let text = std::fs::read_to_string(passwd).unwrap_or_default();
+    let actual = account_of(&text, uid).ok_or(PeerError::NoAccount(uid))?;
+    if actual != account {
+        return Err(PeerError::OtherAccount {
+            claimed: account.to_owned(),
+            uid,
+            actual,
+        });
+    }
+    let parent = parent_of(pid).ok_or(PeerError::Gone(pid))?;
+    if u32::try_from(parent).ok() != Some(sshd_pid) {
+        return Err(PeerError::OtherParent {
+            claimed: sshd_pid,
+            actual: parent,
+        });
+    }
+    is_sshd(parent)?;
+    let sid = session_of(pid).ok_or(PeerError::Gone(pid))?;
+    Ok(Peer {
+        uid,
+        pid,
+        account: actual,
+        sshd_pid: parent,
+        sid,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_account_comes_from_the_uid() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/bash\n";
+        assert_eq!(account_of(passwd, 1000).as_deref(), Some("alice"));
+        assert_eq!(account_of(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(account_of(passwd, 7), None);
+    }
+
+    #[test]
+    fn a_process_not_under_sshd_is_refused() {
+        let me = i32::try_from(std::process::id()).unwrap();
+        let parent = parent_of(me).unwrap();
+        let passwd = tempfile::NamedTempFile::new().unwrap();
+        let uid = rustix::process::getuid().as_raw();
+        std::fs::write(passwd.path(), format!("tester:x:{uid}:0::/:/bin/sh\n")).unwrap();
+        // The test runner's parent is a shell or cargo, not sshd.
+        let got = check(uid, me, "tester", parent as u32, passwd.path());
+        assert!(
+            matches!(got, Err(PeerError::NotUnderSshd { .. })),
+            "{got:?}"
+        );
+        // A claimed account that is not the uid's.
+        assert!(matches!(
+            check(uid, me, "root2", parent as u32, passwd.path()),
+            Err(PeerError::OtherAccount { .. })
+        ));
+        // A claimed parent that is not the real one.
+        assert!(matches!(
+            check(uid, me, "tester", 1, passwd.path()),
+            Err(PeerError::OtherParent { .. }) | Err(PeerError::NotUnderSshd { .. })
+        ));
+    }
+}

@@ -1,0 +1,287 @@
+//! The host recorder with a real sshd, ssh and the session wrapper: what a
+//! person types and sees is recorded, signed by the host key, and plays in
+//! stock asciinema; the recorded user cannot touch the spool; killing the
+//! wrapper from inside the session does not escape it; no recorder, no
+//! login; a recorder that dies ends the session; commands and scp work
+//! unchanged under `record = "output"`.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use jit_ssh_e2e::recorder::{spooled, Recorder};
+use jit_ssh_e2e::session_host::{process_running, SessionHost, Terminal};
+use jit_ssh_e2e::{have_tools, run, SSH, SSHD, SSH_KEYGEN};
+use jit_ssh_recording::EndReason;
+
+const ASCIINEMA: &str = "/usr/bin/asciinema";
+
+/// The tools, and root: the recorder reads other users' /proc entries and
+/// ends their processes. Not root: a loud skip (a failure under
+/// JIT_SSH_REQUIRE_E2E=1).
+fn ready(test: &str) -> bool {
+    if !have_tools(test, &[SSHD, SSH, SSH_KEYGEN]) {
+        return false;
+    }
+    let root = run(Command::new("id").arg("-u")).stdout == b"0\n";
+    if !root {
+        let msg = format!("{test}: the host recorder runs as root; run the tests as root");
+        if std::env::var("JIT_SSH_REQUIRE_E2E").as_deref() == Ok("1") {
+            panic!("JIT_SSH_REQUIRE_E2E=1 but {msg}");
+        }
+        eprintln!("\n!!!!!!!! SKIPPED END-TO-END TEST {msg} !!!!!!!!\n");
+    }
+    root
+}
+
+fn host_key(h: &SessionHost) -> ssh_key::PublicKey {
+    ssh_key::PublicKey::read_openssh_file(&h.root.join("ssh_host_ed25519_key.pub")).unwrap()
+}
+
+#[test]
+fn a_typed_command_and_its_output_are_recorded_signed_and_play_in_asciinema() {
+    if !ready("sessions_record_e2e") {
+        return;
+    }
+    let h = SessionHost::start();
+    let rec = Recorder::start(&h, None);
+    let (cert, serial, _) = h.certificate("10m", &rec.wrapper_args("output"));
+    let mut t = Terminal::open(h.ssh(&cert));
+    t.type_line("echo recorded-$((6*7))");
+    t.wait_for("recorded-42", Duration::from_secs(15));
+    t.type_line("exit");
+    assert!(
+        t.wait_exit(Duration::from_secs(10)).is_some(),
+        "{}",
+        t.text()
+    );
+    let dir = rec.wait_ended(Duration::from_secs(10));
+
+    // Signed by the host key, chained, ended by the shell's exit.
+    let (header, chunks) = spooled(&dir);
+    let v = jit_ssh_recording::verify(&header, chunks, &host_key(&h), None)
+        .unwrap_or_else(|e| panic!("the spooled recording does not verify: {e}"));
+    assert_eq!(v.end().unwrap().reason, EndReason::Exit);
+    let s = &v.header().session;
+    assert_eq!(s.serial, serial.to_string());
+    assert_eq!(s.account, h.account);
+    assert_eq!(s.host, "db.test");
+    assert_eq!(s.user, "alice");
+    let cast = h.root.join("session.cast");
+    v.to_asciicast(std::fs::File::create(&cast).unwrap())
+        .unwrap();
+    let text = std::fs::read_to_string(&cast).unwrap();
+    // The typed command (echoed by the pty) and its output.
+    assert!(text.contains("echo recorded-$((6*7))"), "{text}");
+    assert!(text.contains("recorded-42"), "{text}");
+
+    if std::path::Path::new(ASCIINEMA).exists() {
+        // asciinema cat reads /dev/tty: give it a terminal.
+        let out = run(Command::new("script")
+            .args(["-q", "-e", "-c"])
+            .arg(format!("{ASCIINEMA} cat {}", cast.display()))
+            .arg("/dev/null"));
+        assert!(out.status.success(), "{out:?}");
+        let shown = String::from_utf8_lossy(&out.stdout);
+        assert!(shown.contains("recorded-42"), "{shown}");
+    } else {
+        eprintln!("!!!!!!!! {ASCIINEMA} missing: asciinema cat not checked !!!!!!!!");
+    }
+
+    // The spool is root's alone: directories 0700, files 0600.
+    for p in [rec.spool.clone(), dir.clone()] {
+        let m = std::fs::metadata(&p).unwrap();
+        assert_eq!((m.mode() & 0o777, m.uid()), (0o700, 0), "{}", p.display());
+    }
+    for f in ["header", "chunks", "ended"] {
+        let m = std::fs::metadata(dir.join(f)).unwrap();
+        assert_eq!((m.mode() & 0o777, m.uid()), (0o600, 0), "{f}");
+    }
+    // Another user (nobody), with every directory above the spool open
+    // to them, can neither append to, truncate nor delete the chunks.
+    std::fs::set_permissions(&h.root, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let chunks = dir.join("chunks");
+    let before = std::fs::read(&chunks).unwrap();
+    for attempt in [
+        format!("echo forged >> {}", chunks.display()),
+        format!(": > {}", chunks.display()),
+        format!("rm -rf {}", dir.display()),
+        format!("mv {} {}/gone", dir.display(), h.root.display()),
+    ] {
+        let out = run(Command::new("setpriv")
+            .args([
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                "sh",
+                "-c",
+            ])
+            .arg(&attempt));
+        assert!(!out.status.success(), "nobody could: {attempt}");
+    }
+    assert_eq!(std::fs::read(&chunks).unwrap(), before);
+}
+
+#[test]
+fn killing_the_wrapper_from_inside_a_command_ends_what_it_left() {
+    if !ready("sessions_record_e2e") {
+        return;
+    }
+    let h = SessionHost::start();
+    let rec = Recorder::start(&h, None);
+    let (cert, _, _) = h.certificate("10m", &rec.wrapper_args("output"));
+    let started = Instant::now();
+    // $PPID of the command's shell is the wrapper.
+    let out = run(h.ssh(&cert).arg("kill -9 $PPID; sleep 7303; echo escaped"));
+    let took = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("escaped"), "{stdout}");
+    // ssh returned: sshd's session was ended, not left for 7303 s.
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    let until = Instant::now() + Duration::from_secs(5);
+    while process_running("sleep 7303") && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !process_running("sleep 7303"),
+        "the command outlived its killed wrapper; recorder log:\n{}",
+        rec.log_text()
+    );
+    let dir = rec.wait_ended(Duration::from_secs(10));
+    let (header, chunks) = spooled(&dir);
+    let v = jit_ssh_recording::verify(&header, chunks, &host_key(&h), None).unwrap();
+    assert_eq!(v.end().unwrap().reason, EndReason::RecorderLost);
+    eprintln!("ssh returned {took:?} after the wrapper was killed");
+}
+
+#[test]
+fn killing_the_wrapper_from_an_interactive_shell_ends_the_session() {
+    if !ready("sessions_record_e2e") {
+        return;
+    }
+    let h = SessionHost::start();
+    let rec = Recorder::start(&h, None);
+    let (cert, _, _) = h.certificate("10m", &rec.wrapper_args("output"));
+    let mut t = Terminal::open(h.ssh(&cert));
+    t.type_line("echo ready-$((2*3))");
+    t.wait_for("ready-6", Duration::from_secs(15));
+    // A job in a kernel session of its own (setsid, not forked away
+    // from its parent), then the wrapper.
+    t.type_line("bash -c 'setsid sleep 7304; true' & sleep 1.5; kill -9 $PPID");
+    assert!(
+        t.wait_exit(Duration::from_secs(15)).is_some(),
+        "the session outlived its killed wrapper:\n{}",
+        t.text()
+    );
+    let dir = rec.wait_ended(Duration::from_secs(10));
+    let (header, chunks) = spooled(&dir);
+    let v = jit_ssh_recording::verify(&header, chunks, &host_key(&h), None).unwrap();
+    assert_eq!(v.end().unwrap().reason, EndReason::RecorderLost);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !process_running("sleep 7304"),
+        "a setsid job seen by the recorder outlived the session; log:\n{}",
+        rec.log_text()
+    );
+}
+
+#[test]
+fn no_recorder_no_login_and_a_recorder_that_dies_ends_the_session() {
+    if !ready("sessions_record_e2e") {
+        return;
+    }
+    let h = SessionHost::start();
+    let mut rec = Recorder::start(&h, None);
+    let (cert, _, _) = h.certificate("10m", &rec.wrapper_args("output"));
+    let mut t = Terminal::open(h.ssh(&cert));
+    t.type_line("echo up-$((3*3))");
+    t.wait_for("up-9", Duration::from_secs(15));
+    rec.stop();
+    assert!(
+        t.wait_exit(Duration::from_secs(10)).is_some(),
+        "the session went on unrecorded:\n{}",
+        t.text()
+    );
+    assert!(
+        t.text().contains("the session recorder went away"),
+        "{}",
+        t.text()
+    );
+    // The recorder is down: the next login is refused, saying why.
+    for record in ["output", "full"] {
+        let (cert, _, _) = h.certificate("10m", &rec.wrapper_args(record));
+        let out = run(h.ssh(&cert).arg("echo should-not-run"));
+        assert_eq!(out.status.code(), Some(255));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "jit-ssh: login refused: recording is required by policy (record = {record}) but no recorder is reachable at {}",
+                rec.socket.display()
+            )),
+            "{err}"
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).is_empty());
+    }
+}
+
+#[test]
+fn commands_and_scp_work_unchanged_when_recorded() {
+    if !ready("sessions_record_e2e") {
+        return;
+    }
+    let h = SessionHost::start();
+    let rec = Recorder::start(&h, None);
+    let (cert, _, _) = h.certificate("10m", &rec.wrapper_args("output"));
+    assert_eq!(run(h.ssh(&cert).arg("false")).status.code(), Some(1));
+    let out = run(h.ssh(&cert).arg("echo fine"));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "fine\n");
+
+    let src = h.root.join("blob.bin");
+    let bytes: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&src, &bytes).unwrap();
+    let dst = h.root.join("copy.bin");
+    let key = cert.display().to_string().replace("-cert.pub", "");
+    let out = run(Command::new("scp")
+        .args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+        ])
+        .args([
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "IdentitiesOnly=yes",
+        ])
+        .args(["-o", "IdentityAgent=none"])
+        .arg("-o")
+        .arg(format!("CertificateFile={}", cert.display()))
+        .args(["-i", &key, "-P", &h.sshd.port().to_string()])
+        .arg(&src)
+        .arg(format!("{}@127.0.0.1:{}", h.account, dst.display())));
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        std::fs::read(&dst).unwrap() == bytes,
+        "scp changed the file"
+    );
+    // Each of the three logins is a recorded session.
+    let until = Instant::now() + Duration::from_secs(10);
+    while rec
+        .sessions()
+        .iter()
+        .filter(|d| d.join("ended").exists())
+        .count()
+        < 3
+    {
+        assert!(Instant::now() < until, "{}", rec.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
