@@ -22,9 +22,15 @@ impl Recorder {
     /// Starts a recorder for `h` (uploading to `ca_url` when given) and
     /// waits for its socket.
     pub fn start(h: &SessionHost, ca_url: Option<&str>) -> Recorder {
-        let socket = h.root.join("run-jit-ssh").join("recorder.sock");
-        let spool = h.root.join("spool");
-        let log = h.root.join("recorder.log");
+        Self::start_at(&h.root, &h.dir, ca_url)
+    }
+
+    /// A recorder signing with `root/ssh_host_ed25519_key` (the key
+    /// [`crate::Sshd`] makes there), trusting `dir/ca-keys`.
+    pub fn start_at(root: &Path, dir: &Path, ca_url: Option<&str>) -> Recorder {
+        let socket = root.join("run-jit-ssh").join("recorder.sock");
+        let spool = root.join("spool");
+        let log = root.join("recorder.log");
         let mut c = Command::new(bin("jit-ssh-host"));
         c.arg("recorder")
             .arg("--socket")
@@ -32,9 +38,9 @@ impl Recorder {
             .arg("--spool")
             .arg(&spool)
             .arg("--host-key")
-            .arg(h.root.join("ssh_host_ed25519_key"))
+            .arg(root.join("ssh_host_ed25519_key"))
             .arg("--dir")
-            .arg(&h.dir)
+            .arg(dir)
             .args(["--chunk-seconds", "1"])
             .env_remove("JIT_SSH_CA_URL")
             .stdin(Stdio::null())
