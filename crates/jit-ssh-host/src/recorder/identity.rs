@@ -75,8 +75,13 @@ pub fn establish(
     dir: &Path,
     session_id: SessionId,
 ) -> Result<(SessionInfo, Option<u64>), IdentityError> {
-    let path = environ_var(peer.pid, "SSH_USER_AUTH").ok_or(IdentityError::NoAuthInfo)?;
-    let certs = crate::session::auth_info::session_certificates(Some(path.into()))?;
+    let path = environ_var(peer.pid, "SSH_USER_AUTH")
+        .filter(|p| p.starts_with('/'))
+        .ok_or(IdentityError::NoAuthInfo)?;
+    // Through the wrapper's own root: the file is in the session's /tmp,
+    // and the recorder's unit has a private one.
+    let seen = format!("/proc/{}/root{path}", peer.pid);
+    let certs = crate::session::auth_info::session_certificates(Some(seen.into()))?;
     crate::session::trusted(&certs, dir).map_err(IdentityError::Untrusted)?;
     let cert = certs
         .iter()
