@@ -11,6 +11,9 @@ use jit_ssh_recording::Chunk;
 use crate::bin;
 use crate::session_host::SessionHost;
 
+/// systemd's tool for running a socket-activated service by hand.
+pub const ACTIVATE: &str = "/usr/bin/systemd-socket-activate";
+
 pub struct Recorder {
     pub child: Child,
     pub socket: PathBuf,
@@ -28,13 +31,36 @@ impl Recorder {
     /// A recorder signing with `root/ssh_host_ed25519_key` (the key
     /// [`crate::Sshd`] makes there), trusting `dir/ca-keys`.
     pub fn start_at(root: &Path, dir: &Path, ca_url: Option<&str>) -> Recorder {
+        Self::launch(root, dir, ca_url, false)
+    }
+
+    /// A recorder started as systemd's socket activation starts it
+    /// (`systemd-socket-activate` binds the socket and passes it in
+    /// LISTEN_FDS); its own `--socket` names a path it must not bind.
+    pub fn start_activated(h: &SessionHost) -> Recorder {
+        Self::launch(&h.root, &h.dir, None, true)
+    }
+
+    fn launch(root: &Path, dir: &Path, ca_url: Option<&str>, activated: bool) -> Recorder {
         let socket = root.join("run-jit-ssh").join("recorder.sock");
         let spool = root.join("spool");
         let log = root.join("recorder.log");
-        let mut c = Command::new(bin("jit-ssh-host"));
+        let mut c = if activated {
+            std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
+            let mut c = Command::new(ACTIVATE);
+            c.arg("-l").arg(&socket).arg(bin("jit-ssh-host"));
+            c
+        } else {
+            Command::new(bin("jit-ssh-host"))
+        };
+        let own = if activated {
+            root.join("not-bound").join("recorder.sock")
+        } else {
+            socket.clone()
+        };
         c.arg("recorder")
             .arg("--socket")
-            .arg(&socket)
+            .arg(&own)
             .arg("--spool")
             .arg(&spool)
             .arg("--host-key")

@@ -285,3 +285,25 @@ fn commands_and_scp_work_unchanged_when_recorded() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_socket_activated_recorder_records_on_the_socket_systemd_passes() {
+    if !ready("sessions_record_e2e") {
+        return;
+    }
+    if !have_tools("sessions_record_e2e", &[jit_ssh_e2e::recorder::ACTIVATE]) {
+        return;
+    }
+    let h = SessionHost::start();
+    let rec = Recorder::start_activated(&h);
+    let (cert, _, _) = h.certificate("10m", &rec.wrapper_args("output"));
+    let out = run(h.ssh(&cert).arg("echo activated"));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "activated\n",
+        "{out:?}"
+    );
+    rec.wait_ended(Duration::from_secs(10));
+    // It listened on what it was passed, not on a socket of its own.
+    assert!(!h.root.join("not-bound").exists(), "{}", rec.log_text());
+}
