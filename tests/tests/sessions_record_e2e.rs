@@ -307,3 +307,87 @@ fn a_socket_activated_recorder_records_on_the_socket_systemd_passes() {
     // It listened on what it was passed, not on a socket of its own.
     assert!(!h.root.join("not-bound").exists(), "{}", rec.log_text());
 }
+
+/// Waits for `ssh` (a child) to exit; when it did, in seconds since
+/// the Unix epoch.
+fn exited_at(child: &mut std::process::Child, within: Duration) -> Option<f64> {
+    let until = Instant::now() + within;
+    while Instant::now() < until {
+        if let Ok(Some(_)) = child.try_wait() {
+            return Some(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs_f64(),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+#[test]
+fn a_stopped_wrapper_does_not_keep_a_session_past_expiry_or_revocation() {
+    if !ready("sessions_record_e2e") {
+        return;
+    }
+    let h = SessionHost::start();
+    let rec = Recorder::start(&h, None);
+    // Expiry: the wrapper, stopped from inside, cannot end the session;
+    // the recorder does, shortly after valid_before.
+    let (cert, _, valid_before) = h.certificate("6s", &rec.wrapper_args("output"));
+    let mut ssh = h
+        .ssh(&cert)
+        .arg("kill -STOP $PPID; sleep 7306; echo overstayed")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ended = exited_at(&mut ssh, Duration::from_secs(30));
+    let late = ended.map(|t| t - valid_before as f64);
+    eprintln!("a stopped wrapper's session ended {late:?} s after valid_before");
+    assert!(
+        late.is_some_and(|l| (0.0..=6.0).contains(&l)),
+        "ended {late:?} s after expiry; recorder log:\n{}",
+        rec.log_text()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!process_running("sleep 7306"));
+    let dir = rec.wait_ended(Duration::from_secs(5));
+    let (header, chunks) = spooled(&dir);
+    let v = jit_ssh_recording::verify(&header, chunks, &host_key(&h), None).unwrap();
+    assert_eq!(v.end().unwrap().reason, EndReason::Expiry);
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // Revocation: the same, once the host's KRL names the serial.
+    let (cert, serial, _) = h.certificate("10m", &rec.wrapper_args("output"));
+    let mut ssh = h
+        .ssh(&cert)
+        .arg("kill -STOP $PPID; sleep 7307; echo overstayed")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Logged in and recorded (the ssh client's own command line names
+    // the sleep too, so the spool is what tells).
+    let until = Instant::now() + Duration::from_secs(10);
+    while rec.sessions().is_empty() {
+        assert!(Instant::now() < until, "{}", rec.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    h.install_krl(&format!("serial: {serial}\n"));
+    let revoked = Instant::now();
+    assert!(
+        exited_at(&mut ssh, Duration::from_secs(10)).is_some(),
+        "a stopped wrapper kept a revoked session; log:\n{}",
+        rec.log_text()
+    );
+    eprintln!(
+        "a stopped wrapper's revoked session ended {:?} after the KRL",
+        revoked.elapsed()
+    );
+    let dir = rec.wait_ended(Duration::from_secs(5));
+    let (header, chunks) = spooled(&dir);
+    let v = jit_ssh_recording::verify(&header, chunks, &host_key(&h), None).unwrap();
+    assert_eq!(v.end().unwrap().reason, EndReason::Revoked);
+    assert!(!process_running("sleep 7307"));
+}

@@ -67,6 +67,16 @@ fn forced_record(cert: &Certificate) -> Option<RecordMode> {
     None
 }
 
+/// What the recorder established about a session's certificate.
+pub struct Established {
+    pub info: SessionInfo,
+    /// When the session must end (`None`: the policy keeps it past the
+    /// certificate's end).
+    pub deadline: Option<u64>,
+    /// The certificate, for the KRL.
+    pub cert: Certificate,
+}
+
 /// Establishes the session's header fields for `peer` claiming `hello`,
 /// with `dir` holding the host's `ca-keys`.
 pub fn establish(
@@ -74,7 +84,7 @@ pub fn establish(
     hello: &Hello,
     dir: &Path,
     session_id: SessionId,
-) -> Result<(SessionInfo, Option<u64>), IdentityError> {
+) -> Result<Established, IdentityError> {
     let path = environ_var(peer.pid, "SSH_USER_AUTH")
         .filter(|p| p.starts_with('/'))
         .ok_or(IdentityError::NoAuthInfo)?;
@@ -123,7 +133,11 @@ pub fn establish(
         account: peer.account.clone(),
         record,
     };
-    Ok((info, (!keep).then(|| cert.valid_before())))
+    Ok(Established {
+        info,
+        deadline: (!keep).then(|| cert.valid_before()),
+        cert: cert.clone(),
+    })
 }
 
 #[cfg(test)]

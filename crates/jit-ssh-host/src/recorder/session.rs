@@ -20,6 +20,7 @@ use super::peer::{check, environ_var, PeerError};
 use super::protocol::{read_frame, write_frame, Accepted, FrameError, Hello, Kind};
 use super::reap::Watched;
 use super::spool::{SessionSpool, Spool, SpoolError};
+use crate::session::revocation::KrlWatch;
 
 /// What every session handler shares.
 pub struct Context {
@@ -114,6 +115,36 @@ impl Recording {
     }
 }
 
+/// The certificate's end: its deadline and the host's KRL, which the
+/// wrapper enforces and the recorder enforces after it, should the
+/// wrapper be stopped (SIGSTOP) or stuck.
+struct Watch {
+    deadline: Option<u64>,
+    cert: ssh_key::Certificate,
+    krl: KrlWatch,
+    revoked_at: Option<Instant>,
+}
+
+impl Watch {
+    fn overstayed(&mut self) -> Option<Outcome> {
+        if self
+            .deadline
+            .is_some_and(|d| now_unix() >= d + DEADLINE_GRACE.as_secs())
+        {
+            return Some(Outcome::Expired);
+        }
+        if self.revoked_at.is_none() {
+            // An unreadable KRL is not a revocation (as for the wrapper).
+            if let Ok(Some(_)) = self.krl.check(std::slice::from_ref(&self.cert)) {
+                self.revoked_at = Some(Instant::now());
+            }
+        }
+        self.revoked_at
+            .is_some_and(|at| at.elapsed() >= DEADLINE_GRACE)
+            .then_some(Outcome::Revoked)
+    }
+}
+
 /// Why the recorder stops listening to a session.
 enum Outcome {
     /// The wrapper said the session ended, and why.
@@ -122,6 +153,8 @@ enum Outcome {
     Lost(String),
     /// Past the deadline and the wrapper did not end it.
     Expired,
+    /// Revoked in the KRL and the wrapper did not end it.
+    Revoked,
     /// The recording cannot be written.
     Broken(String),
 }
@@ -129,7 +162,7 @@ enum Outcome {
 pub async fn handle(stream: UnixStream, ctx: Arc<Context>) {
     let (mut rd, mut wr) = stream.into_split();
     let started = start(&mut rd, &ctx, wr.as_ref()).await;
-    let (mut rec, mut watched, deadline) = match started {
+    let (mut rec, mut watched, mut watch) = match started {
         Ok(s) => s,
         Err(e) => {
             log(&format!("refused a session: {e}"));
@@ -200,8 +233,8 @@ pub async fn handle(stream: UnixStream, ctx: Arc<Context>) {
                     ctx.uploads.notify_one();
                 }
                 watched.refresh();
-                if deadline.is_some_and(|d| now_unix() >= d + DEADLINE_GRACE.as_secs()) {
-                    break Outcome::Expired;
+                if let Some(o) = watch.overstayed() {
+                    break o;
                 }
             }
         }
@@ -218,14 +251,24 @@ pub async fn handle(stream: UnixStream, ctx: Arc<Context>) {
             ));
             EndReason::RecorderLost
         }
-        Outcome::Expired => {
-            log(&format!(
-                "session {}: the certificate expired and the wrapper did not end it: ending it",
-                rec.id
-            ));
+        Outcome::Revoked => {
             let w = watched.clone();
             let did = tokio::task::spawn_blocking(move || w.hang_up()).await;
-            log(&format!("session {}: {}", rec.id, did.unwrap_or_default()));
+            log(&format!(
+                "session {}: the certificate was revoked and the wrapper did not end the session: ended it ({})",
+                rec.id,
+                did.unwrap_or_default()
+            ));
+            EndReason::Revoked
+        }
+        Outcome::Expired => {
+            let w = watched.clone();
+            let did = tokio::task::spawn_blocking(move || w.hang_up()).await;
+            log(&format!(
+                "session {}: the certificate expired and the wrapper did not end the session: ended it ({})",
+                rec.id,
+                did.unwrap_or_default()
+            ));
             EndReason::Expiry
         }
     };
@@ -241,7 +284,7 @@ async fn start(
     rd: &mut tokio::net::unix::OwnedReadHalf,
     ctx: &Context,
     stream: &UnixStream,
-) -> Result<(Recording, Watched, Option<u64>), Refused> {
+) -> Result<(Recording, Watched, Watch), Refused> {
     let cred = stream.peer_cred().map_err(Refused::Credentials)?;
     let (kind, body) = tokio::time::timeout(HELLO_TIMEOUT, read_frame(rd))
         .await
@@ -255,7 +298,8 @@ async fn start(
         .ok_or_else(|| Refused::Credentials(std::io::Error::other("no pid")))?;
     let peer = check(cred.uid(), pid, &hello.account, hello.sshd_pid, &ctx.passwd)?;
     let id = new_session_id();
-    let (info, deadline) = establish(&peer, &hello, &ctx.dir, id.clone())?;
+    let est = establish(&peer, &hello, &ctx.dir, id.clone())?;
+    let info = est.info;
     let mut env = BTreeMap::new();
     for name in ["TERM", "SHELL", "SSH_ORIGINAL_COMMAND"] {
         if let Some(v) = environ_var(peer.pid, name) {
@@ -290,6 +334,11 @@ async fn start(
             id,
         },
         watched,
-        deadline,
+        Watch {
+            deadline: est.deadline,
+            cert: est.cert,
+            krl: KrlWatch::new(&ctx.dir),
+            revoked_at: None,
+        },
     ))
 }
