@@ -46,7 +46,11 @@ pub fn setup(dir: &Path, host: &str, accounts: &[String]) -> Result<String, Host
          # The session wrapper (`jit-ssh-host session`, which certificates' force-command\n\
          # runs) reads the certificate from the file sshd names in $SSH_USER_AUTH:\n\
          # without this line it refuses every login (docs/sessions.md).\n\
-         ExposeAuthInfo yes\n",
+         ExposeAuthInfo yes\n\
+         # Sessions recorded by policy (the default) need the host recorder: without\n\
+         # it they are refused. Install systemd/jit-ssh-host-recorder.socket and\n\
+         # .service (set the CA URL), then `systemctl enable --now\n\
+         # jit-ssh-host-recorder.socket jit-ssh-host-recorder.service`.\n",
         dir.display()
     ))
 }
