@@ -1,7 +1,8 @@
 //! A recorded session from login to playback with the real CA: a rule
 //! that records output, a host enrolled with the CA (the recorder signs
 //! with its enrolled key), `jit-ssh login` and `ssh -tt` as the
-//! engineer, the recorder's upload, and an auditor's `jit-ssh audit play
+//! engineer, the recording kept in the spool while the CA cannot be
+//! reached and sent by the restarted recorder, and an auditor's `jit-ssh audit play
 //! --cat` (whose file Debian's `asciinema cat` shows).
 
 // Test code: a failed unwrap is a failed test.
@@ -122,7 +123,8 @@ fn a_recorded_session_is_uploaded_and_plays_for_an_auditor() {
         "enroll: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let rec = Recorder::start_at(&root, &host_dir, Some(&ca.url));
+    // First with the CA out of reach: the recording waits in the spool.
+    let mut rec = Recorder::start_at(&root, &host_dir, Some("http://127.0.0.1:1"));
     assert_eq!(rec.socket, socket);
 
     let issued = ok_json(&run(people.jit_ssh("alice").args([
@@ -156,6 +158,13 @@ fn a_recorded_session_is_uploaded_and_plays_for_an_auditor() {
         t.text()
     );
 
+    let spooled = rec.wait_ended(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(spooled.exists(), "uploaded to nowhere?");
+    assert!(rec.log_text().contains("will retry"), "{}", rec.log_text());
+    // A recorder restarted with the CA reachable sends what was spooled.
+    rec.stop();
+    let rec = Recorder::start_at(&root, &host_dir, Some(&ca.url));
     // Every chunk acknowledged: the session leaves the spool.
     let until = Instant::now() + Duration::from_secs(20);
     while !rec.sessions().is_empty() {
