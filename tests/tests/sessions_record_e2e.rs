@@ -391,3 +391,132 @@ fn a_stopped_wrapper_does_not_keep_a_session_past_expiry_or_revocation() {
     assert_eq!(v.end().unwrap().reason, EndReason::Revoked);
     assert!(!process_running("sleep 7307"));
 }
+
+#[test]
+fn a_recorded_login_that_skips_the_wrapper_is_ended_by_the_recorder() {
+    if !ready("sessions_record_e2e") {
+        return;
+    }
+    let h = SessionHost::start_with_principals_command();
+    let rec = Recorder::start(&h, None);
+    // A normal recorded login: the wrapper announces itself.
+    let (cert, _, _) = h.certificate("10m", &rec.wrapper_args("output"));
+    let out = run(h.ssh(&cert).arg("echo wrapped"));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "wrapped\n",
+        "{out:?}\n{}",
+        rec.log_text()
+    );
+
+    // What a shell startup file that exec's something else does: sshd
+    // runs the certificate's force-command through the user's shell, and
+    // the wrapper never starts (here the force-command itself skips it;
+    // the shell reads the rest as a comment).
+    let skip = format!(
+        "exec sleep 7310 # {} session --dir {} {}",
+        jit_ssh_e2e::bin("jit-ssh-host").display(),
+        h.dir.display(),
+        rec.wrapper_args("output")
+    );
+    let (cert, _, _) = h.certificate_forcing("10m", &skip);
+    let started = Instant::now();
+    let mut ssh = h
+        .ssh(&cert)
+        .arg("true")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ended = exited_at(&mut ssh, Duration::from_secs(30));
+    if ended.is_none() {
+        let _ = ssh.kill();
+    }
+    assert!(
+        ended.is_some(),
+        "a recorded login without its wrapper went on; recorder log:\n{}",
+        rec.log_text()
+    );
+    eprintln!(
+        "an unwrapped recorded login ended {:?} after ssh started",
+        started.elapsed()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !process_running("sleep 7310"),
+        "the unwrapped login's process survived"
+    );
+    assert!(
+        rec.log_text()
+            .contains("without a session wrapper announcing itself"),
+        "{}",
+        rec.log_text()
+    );
+}
+
+#[test]
+fn sshd_refuses_a_recorded_certificate_when_the_recorder_cannot_be_told() {
+    if !ready("sessions_record_e2e") {
+        return;
+    }
+    let h = SessionHost::start_with_principals_command();
+    // No recorder at all.
+    let socket = h.root.join("run-jit-ssh").join("recorder.sock");
+    let args = format!("--record output --recorder-socket {}", socket.display());
+    let (cert, _, _) = h.certificate("10m", &args);
+    let out = run(h.ssh(&cert).arg("echo should-not-run"));
+    let sshd_log = std::fs::read_to_string(h.root.join("sshd.log")).unwrap_or_default();
+    assert_eq!(out.status.code(), Some(255), "{sshd_log}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+        "{out:?}\n{sshd_log}"
+    );
+    // A certificate whose policy does not record still logs in.
+    let (cert, _, _) = h.certificate("10m", "--record off");
+    let out = run(h.ssh(&cert).arg("echo unrecorded"));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "unrecorded\n",
+        "{out:?}"
+    );
+}
+
+#[test]
+fn the_recorder_takes_only_the_real_wrapper_with_nothing_preloaded() {
+    if !ready("sessions_record_e2e") {
+        return;
+    }
+    let h = SessionHost::start();
+    let rec = Recorder::start(&h, None);
+    // The same program from another file (what a user's own client of
+    // the protocol would be), and the real one with a preload variable.
+    let copy = h.root.join("my-wrapper");
+    std::fs::copy(jit_ssh_e2e::bin("jit-ssh-host"), &copy).unwrap();
+    let real = format!(
+        "session --dir {} {}",
+        h.dir.display(),
+        rec.wrapper_args("output")
+    );
+    for (force, why) in [
+        (
+            format!("{} {real}", copy.display()),
+            "does not run the session wrapper",
+        ),
+        (
+            format!(
+                "env LD_PRELOAD= {} {real}",
+                jit_ssh_e2e::bin("jit-ssh-host").display()
+            ),
+            "was started with LD_PRELOAD set",
+        ),
+    ] {
+        let (cert, _, _) = h.certificate_forcing("10m", &force);
+        let out = run(h.ssh(&cert).arg("echo should-not-run"));
+        assert_eq!(out.status.code(), Some(255), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("the recorder refused this session") && err.contains(why),
+            "{err}"
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).is_empty());
+    }
+}

@@ -84,6 +84,11 @@ pub enum HostCommand {
     /// wrapper streams to it, uploads them to the CA, and ends sessions
     /// whose wrapper died. See docs/sessions.md.
     Recorder(crate::recorder::RecorderOptions),
+    /// sshd's AuthorizedPrincipalsCommand on a host with the recorder:
+    /// prints DIR/principals/ACCOUNT, and first tells the recorder of a
+    /// login whose certificate must be recorded (no recorder told, no
+    /// principals). `… principals --dir DIR %u %T %k`.
+    Principals(crate::principals::PrincipalsOptions),
     /// Write principals files for ACCOUNTs on this HOST and print the
     /// sshd_config lines.
     Setup {
@@ -182,6 +187,7 @@ pub fn run(command: HostCommand, json: bool) -> Result<(), HostError> {
             std::process::exit(i32::from(code))
         }
         HostCommand::Recorder(opts) => crate::recorder::run(&opts),
+        HostCommand::Principals(opts) => crate::principals::run(&opts),
         HostCommand::Setup {
             dir,
             host,

@@ -5,6 +5,7 @@
 //! spool, uploads the spool to the CA, and ends sshd sessions whose
 //! wrapper died or overstayed the certificate. See docs/sessions.md.
 
+pub mod expect;
 pub mod identity;
 pub mod listen;
 pub mod peer;
@@ -47,6 +48,11 @@ pub struct RecorderOptions {
     /// Extra PEM root certificate for the CA's TLS.
     #[arg(long)]
     pub ca_cert: Option<PathBuf>,
+    /// The session wrapper's binary (the path the CA's `[sessions]
+    /// wrapper` names): a wrapper must run this file. Default: this
+    /// program's own path.
+    #[arg(long)]
+    pub wrapper: Option<PathBuf>,
     /// Cut a chunk after this many seconds of a session (so an idle or
     /// slow session still reaches the CA).
     #[arg(long, default_value_t = 5)]
@@ -67,6 +73,10 @@ pub fn run(opts: &RecorderOptions) -> Result<(), HostError> {
             opts.host_key.display()
         )));
     }
+    let wrapper = match &opts.wrapper {
+        Some(w) => w.clone(),
+        None => std::env::current_exe().map_err(|e| HostError::Other(e.into()))?,
+    };
     let spool = spool::Spool::open(&opts.spool).map_err(|e| HostError::Other(e.into()))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -82,12 +92,15 @@ pub fn run(opts: &RecorderOptions) -> Result<(), HostError> {
             host_key,
             dir: opts.dir.clone(),
             passwd: PathBuf::from("/etc/passwd"),
+            wrapper,
             policy: ChunkPolicy {
                 max_span: std::time::Duration::from_secs(opts.chunk_seconds.clamp(1, 600)),
                 ..ChunkPolicy::default()
             },
             uploads: wake.clone(),
+            registry: expect::Shared::default(),
         });
+        tokio::spawn(sweep(ctx.registry.clone()));
         match urls {
             Some(urls) => {
                 eprintln!(
@@ -120,4 +133,24 @@ pub fn run(opts: &RecorderOptions) -> Result<(), HostError> {
             }
         }
     })
+}
+
+/// Once a second: logins of recorded certificates whose sshd started
+/// something other than an announced wrapper are ended.
+async fn sweep(registry: expect::Shared) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let r = registry.clone();
+        let bad = tokio::task::spawn_blocking(move || expect::sweep(&r))
+            .await
+            .unwrap_or_default();
+        for (sshd_pid, why) in bad {
+            let did =
+                tokio::task::spawn_blocking(move || reap::Watched::below_sshd(sshd_pid).hang_up())
+                    .await
+                    .unwrap_or_default();
+            eprintln!("jit-ssh-host recorder: {why}: ended the login ({did})");
+        }
+    }
 }

@@ -37,6 +37,33 @@ pub enum PeerError {
     NotUnderSshd { pid: i32, exe: String },
     #[error("the wrapper's parent is {actual}, not the sshd process {claimed} it names")]
     OtherParent { claimed: u32, actual: i32 },
+    #[error("the peer does not run the session wrapper {0}")]
+    NotTheWrapper(String),
+    #[error("the wrapper was started with {0} set")]
+    Preloaded(&'static str),
+}
+
+/// Variables that load code of the user's choice into the real wrapper.
+const LOADERS: [&str; 3] = ["LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT"];
+
+/// Whether `pid` runs the wrapper binary at `wrapper` (the same file),
+/// with nothing of the user's preloaded into it: a user's own program
+/// speaking the protocol, or the real one with a library of theirs,
+/// could announce a session and stream nothing of it.
+pub fn runs_wrapper(pid: i32, wrapper: &Path) -> Result<(), PeerError> {
+    use std::os::unix::fs::MetadataExt;
+    let not = || PeerError::NotTheWrapper(wrapper.display().to_string());
+    let theirs = std::fs::metadata(format!("/proc/{pid}/exe")).map_err(|_| not())?;
+    let ours = std::fs::metadata(wrapper).map_err(|_| not())?;
+    if (theirs.dev(), theirs.ino()) != (ours.dev(), ours.ino()) {
+        return Err(not());
+    }
+    for var in LOADERS {
+        if environ_var(pid, var).is_some() {
+            return Err(PeerError::Preloaded(var));
+        }
+    }
+    Ok(())
 }
 
 /// The name of `uid` in a passwd file's text.
@@ -97,6 +124,7 @@ pub fn check(
     account: &str,
     sshd_pid: u32,
     passwd: &Path,
+    wrapper: &Path,
 ) -> Result<Peer, PeerError> {
     let text = std::fs::read_to_string(passwd).unwrap_or_default();
     let actual = account_of(&text, uid).ok_or(PeerError::NoAccount(uid))?;
@@ -115,6 +143,7 @@ pub fn check(
         });
     }
     is_sshd(parent)?;
+    runs_wrapper(pid, wrapper)?;
     let sid = session_of(pid).ok_or(PeerError::Gone(pid))?;
     Ok(Peer {
         uid,
@@ -138,6 +167,30 @@ mod tests {
     }
 
     #[test]
+    fn only_the_wrapper_binary_without_preloads_counts() {
+        let me = i32::try_from(std::process::id()).unwrap();
+        assert!(matches!(
+            runs_wrapper(me, Path::new("/bin/sh")),
+            Err(PeerError::NotTheWrapper(_))
+        ));
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .env_clear()
+            .env("LD_PRELOAD", "")
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let sleep = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+        assert_eq!(
+            runs_wrapper(pid, &sleep).unwrap_err(),
+            PeerError::Preloaded("LD_PRELOAD")
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    #[test]
     fn a_process_not_under_sshd_is_refused() {
         let me = i32::try_from(std::process::id()).unwrap();
         let parent = parent_of(me).unwrap();
@@ -145,19 +198,40 @@ mod tests {
         let uid = rustix::process::getuid().as_raw();
         std::fs::write(passwd.path(), format!("tester:x:{uid}:0::/:/bin/sh\n")).unwrap();
         // The test runner's parent is a shell or cargo, not sshd.
-        let got = check(uid, me, "tester", parent as u32, passwd.path());
+        let got = check(
+            uid,
+            me,
+            "tester",
+            parent as u32,
+            passwd.path(),
+            Path::new("/proc/self/exe"),
+        );
         assert!(
             matches!(got, Err(PeerError::NotUnderSshd { .. })),
             "{got:?}"
         );
         // A claimed account that is not the uid's.
         assert!(matches!(
-            check(uid, me, "root2", parent as u32, passwd.path()),
+            check(
+                uid,
+                me,
+                "root2",
+                parent as u32,
+                passwd.path(),
+                Path::new("/proc/self/exe")
+            ),
             Err(PeerError::OtherAccount { .. })
         ));
         // A claimed parent that is not the real one.
         assert!(matches!(
-            check(uid, me, "tester", 1, passwd.path()),
+            check(
+                uid,
+                me,
+                "tester",
+                1,
+                passwd.path(),
+                Path::new("/proc/self/exe")
+            ),
             Err(PeerError::OtherParent { .. }) | Err(PeerError::NotUnderSshd { .. })
         ));
     }

@@ -25,6 +25,9 @@ pub enum Kind {
     Resize = 4,
     /// One byte: 1 exit, 2 expiry, 3 revoked.
     End = 5,
+    /// From `jit-ssh-host principals` (sshd's AuthorizedPrincipalsCommand):
+    /// JSON [`crate::recorder::expect::Expect`].
+    Expect = 6,
     Accepted = 0x81,
     Refused = 0x82,
 }
@@ -37,6 +40,7 @@ impl Kind {
             3 => Kind::Input,
             4 => Kind::Resize,
             5 => Kind::End,
+            6 => Kind::Expect,
             0x81 => Kind::Accepted,
             0x82 => Kind::Refused,
             _ => return None,

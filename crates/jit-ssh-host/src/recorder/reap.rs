@@ -112,6 +112,25 @@ impl Watched {
         w
     }
 
+    /// The processes below sshd's session process `sshd_pid` (a login no
+    /// wrapper announced).
+    pub fn below_sshd(sshd_pid: i32) -> Watched {
+        let mut spare_sids = BTreeSet::from([0]);
+        spare_sids.extend(hangup::own_session());
+        spare_sids.extend(super::peer::session_of(sshd_pid));
+        let scope = std::fs::read_to_string(format!("/proc/{sshd_pid}/cgroup"))
+            .ok()
+            .and_then(|c| session_scope(&c));
+        let mut w = Watched {
+            sshd_pid,
+            sids: BTreeSet::new(),
+            spare_sids,
+            scope,
+        };
+        w.refresh();
+        w
+    }
+
     /// Notes the sessions of every process now below sshd's.
     pub fn refresh(&mut self) {
         let t = table();

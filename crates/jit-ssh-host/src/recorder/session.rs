@@ -29,9 +29,13 @@ pub struct Context {
     /// Where sync keeps ca-keys (the certificate must be signed by one).
     pub dir: PathBuf,
     pub passwd: PathBuf,
+    /// The session wrapper's binary: a peer must run this file.
+    pub wrapper: PathBuf,
     pub policy: ChunkPolicy,
     /// Wakes the uploader when chunks were written.
     pub uploads: Arc<Notify>,
+    /// Logins sshd announced, and the wrappers that announced themselves.
+    pub registry: super::expect::Shared,
 }
 
 /// How long a wrapper has to say hello.
@@ -42,10 +46,6 @@ const DEADLINE_GRACE: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 enum Refused {
-    #[error("no hello: {0}")]
-    Frame(#[from] FrameError),
-    #[error("no hello within {HELLO_TIMEOUT:?}")]
-    Timeout,
     #[error("the first message is not a hello")]
     NotHello,
     #[error("the hello does not parse: {0}")]
@@ -161,7 +161,43 @@ enum Outcome {
 
 pub async fn handle(stream: UnixStream, ctx: Arc<Context>) {
     let (mut rd, mut wr) = stream.into_split();
-    let started = start(&mut rd, &ctx, wr.as_ref()).await;
+    let first = match tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut rd)).await {
+        Ok(Ok(f)) => f,
+        Ok(Err(e)) => {
+            log(&format!("refused a connection: no hello: {e}"));
+            return;
+        }
+        Err(_) => {
+            log("refused a connection: no hello in time");
+            return;
+        }
+    };
+    if first.0 == Kind::Expect {
+        let pid = wr.as_ref().peer_cred().ok().and_then(|c| c.pid());
+        let answer = match serde_json::from_slice::<super::expect::Expect>(&first.1) {
+            Ok(e) => pid.ok_or_else(|| "no peer pid".to_owned()).and_then(|pid| {
+                super::expect::expect(&ctx.registry, pid, &e, &ctx.dir).map_err(|e| e.to_string())
+            }),
+            Err(e) => Err(e.to_string()),
+        };
+        match answer {
+            Ok(recorded) => {
+                if recorded {
+                    log(&format!(
+                        "sshd (pid {}) is letting in a recorded certificate: its session wrapper must announce itself",
+                        pid.and_then(super::peer::parent_of).unwrap_or(0)
+                    ));
+                }
+                let _ = write_frame(&mut wr, Kind::Accepted, b"{\"session\":\"\"}").await;
+            }
+            Err(e) => {
+                log(&format!("refused sshd's announcement of a login: {e}"));
+                let _ = write_frame(&mut wr, Kind::Refused, e.as_bytes()).await;
+            }
+        }
+        return;
+    }
+    let started = start(first, &ctx, wr.as_ref()).await;
     let (mut rec, mut watched, mut watch) = match started {
         Ok(s) => s,
         Err(e) => {
@@ -281,14 +317,11 @@ pub async fn handle(stream: UnixStream, ctx: Arc<Context>) {
 
 /// The hello, the checks, and a recording started in the spool.
 async fn start(
-    rd: &mut tokio::net::unix::OwnedReadHalf,
+    (kind, body): (Kind, Vec<u8>),
     ctx: &Context,
     stream: &UnixStream,
 ) -> Result<(Recording, Watched, Watch), Refused> {
     let cred = stream.peer_cred().map_err(Refused::Credentials)?;
-    let (kind, body) = tokio::time::timeout(HELLO_TIMEOUT, read_frame(rd))
-        .await
-        .map_err(|_| Refused::Timeout)??;
     if kind != Kind::Hello {
         return Err(Refused::NotHello);
     }
@@ -296,7 +329,14 @@ async fn start(
     let pid = cred
         .pid()
         .ok_or_else(|| Refused::Credentials(std::io::Error::other("no pid")))?;
-    let peer = check(cred.uid(), pid, &hello.account, hello.sshd_pid, &ctx.passwd)?;
+    let peer = check(
+        cred.uid(),
+        pid,
+        &hello.account,
+        hello.sshd_pid,
+        &ctx.passwd,
+        &ctx.wrapper,
+    )?;
     let id = new_session_id();
     let est = establish(&peer, &hello, &ctx.dir, id.clone())?;
     let info = est.info;
@@ -326,6 +366,7 @@ async fn start(
         peer.sshd_pid
     ));
     let watched = Watched::new(&peer);
+    super::expect::announced(&ctx.registry, peer.pid);
     Ok((
         Recording {
             enc: Some(enc),
