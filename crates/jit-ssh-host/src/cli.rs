@@ -101,6 +101,13 @@ pub enum HostCommand {
         /// Accounts jit-ssh may log in as (repeatable).
         #[arg(long = "account", required = true)]
         accounts: Vec<String>,
+        /// Print AuthorizedPrincipalsCommand lines running this
+        /// jit-ssh-host (e.g. /usr/local/bin/jit-ssh-host) instead of
+        /// AuthorizedPrincipalsFile: the host recorder then hears of every
+        /// login that must be recorded, and ends one that skips the
+        /// session wrapper (docs/sessions.md).
+        #[arg(long, value_name = "JIT_SSH_HOST")]
+        principals_command: Option<std::path::PathBuf>,
     },
 }
 
@@ -192,8 +199,12 @@ pub fn run(command: HostCommand, json: bool) -> Result<(), HostError> {
             dir,
             host,
             accounts,
+            principals_command,
         } => {
-            print!("{}", crate::setup::setup(&dir, &host, &accounts)?);
+            print!(
+                "{}",
+                crate::setup::setup(&dir, &host, &accounts, principals_command.as_deref())?
+            );
             Ok(())
         }
     }
