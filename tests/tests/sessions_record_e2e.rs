@@ -284,6 +284,31 @@ fn commands_and_scp_work_unchanged_when_recorded() {
         assert!(Instant::now() < until, "{}", rec.log_text());
         std::thread::sleep(Duration::from_millis(50));
     }
+    // A command's output is recorded; the sftp server's bytes (the file)
+    // are not, only that the session ran.
+    let mut seen = Vec::new();
+    for dir in rec.sessions() {
+        let (header, chunks) = spooled(&dir);
+        let v = jit_ssh_recording::verify(&header, chunks, &host_key(&h), None).unwrap();
+        let command = v
+            .header()
+            .env
+            .get("SSH_ORIGINAL_COMMAND")
+            .cloned()
+            .unwrap_or_default();
+        let mut cast = Vec::new();
+        v.to_asciicast(&mut cast).unwrap();
+        let cast = String::from_utf8(cast).unwrap();
+        let out = v.end().unwrap().totals.output_bytes;
+        if command == "echo fine" {
+            assert!(cast.contains("\"fine\\n\""), "{cast}");
+        } else if command.contains("sftp") {
+            assert_eq!(out, 0, "sftp bytes recorded");
+        }
+        seen.push(command);
+    }
+    seen.sort();
+    assert_eq!(seen, ["echo fine", "false", "internal-sftp"], "{seen:?}");
 }
 
 #[test]

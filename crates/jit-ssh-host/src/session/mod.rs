@@ -237,7 +237,7 @@ pub fn run(opts: &SessionOptions) -> u8 {
             return REFUSED;
         }
     };
-    let code = rt.block_on(serve(prepared, plan, interactive));
+    let code = rt.block_on(serve(prepared, plan, interactive, &opts.sftp_server));
     // A thread still blocked reading the person's stdin (or writing a
     // stderr nobody reads) must not hold the exit.
     rt.shutdown_background();
@@ -260,7 +260,7 @@ enum Ending {
     RecorderLost,
 }
 
-async fn serve(mut p: Prepared, plan: command::Plan, interactive: bool) -> u8 {
+async fn serve(mut p: Prepared, plan: command::Plan, interactive: bool, sftp_server: &Path) -> u8 {
     let spawn_err = |e: std::io::Error| Refusal::Spawn {
         program: plan.program.display().to_string(),
         why: e.to_string(),
@@ -293,7 +293,13 @@ async fn serve(mut p: Prepared, plan: command::Plan, interactive: bool) -> u8 {
         pty::spawn(&plan, screen.clone(), tap.clone())
             .map(|c| (c.child, c.output_done, Some(c.to_pty)))
     } else {
-        pipes::spawn(&plan).map(|c| (c.child, c.output_done, None))
+        pipes::spawn(
+            &plan,
+            // The sftp server's bytes are file transfers, not a session
+            // to replay: not recorded (its header and end are).
+            tap.clone().filter(|_| plan.program != sftp_server),
+        )
+        .map(|c| (c.child, c.output_done, None))
     };
     let (mut child, mut output_done, to_pty) = match spawned {
         Ok(c) => c,
