@@ -23,7 +23,7 @@ pub struct Peer {
 pub enum PeerError {
     #[error("the peer's credentials are unavailable")]
     NoCredentials,
-    #[error("uid {0} is not an account in /etc/passwd")]
+    #[error("uid {0} is not an account (/etc/passwd, getent passwd)")]
     NoAccount(u32),
     #[error("the wrapper says it runs as {claimed:?}, but its uid {uid} is {actual:?}")]
     OtherAccount {
@@ -74,6 +74,21 @@ pub fn account_of(passwd: &str, uid: u32) -> Option<String> {
         let id: u32 = f.nth(1)?.parse().ok()?;
         (id == uid && !name.is_empty()).then(|| name.to_owned())
     })
+}
+
+/// The name of `uid` from the system's name service (LDAP, sssd…), for
+/// accounts not in /etc/passwd: `getent passwd UID`.
+fn from_nss(uid: u32) -> Option<String> {
+    let out = std::process::Command::new("getent")
+        .args(["passwd", &uid.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    account_of(&String::from_utf8_lossy(&out.stdout), uid)
 }
 
 /// Field `n` after the command name of `/proc/PID/stat` (1 ppid, 3 sid).
@@ -127,7 +142,9 @@ pub fn check(
     wrapper: &Path,
 ) -> Result<Peer, PeerError> {
     let text = std::fs::read_to_string(passwd).unwrap_or_default();
-    let actual = account_of(&text, uid).ok_or(PeerError::NoAccount(uid))?;
+    let actual = account_of(&text, uid)
+        .or_else(|| from_nss(uid))
+        .ok_or(PeerError::NoAccount(uid))?;
     if actual != account {
         return Err(PeerError::OtherAccount {
             claimed: account.to_owned(),
@@ -164,6 +181,9 @@ mod tests {
         assert_eq!(account_of(passwd, 1000).as_deref(), Some("alice"));
         assert_eq!(account_of(passwd, 0).as_deref(), Some("root"));
         assert_eq!(account_of(passwd, 7), None);
+        // Not in the file: the name service (getent) answers.
+        assert_eq!(from_nss(0).as_deref(), Some("root"));
+        assert_eq!(from_nss(4_000_000_000), None);
     }
 
     #[test]
