@@ -112,6 +112,7 @@ pub fn run(opts: &RecorderOptions) -> Result<(), HostError> {
                         spool,
                         urls,
                         ca_cert: opts.ca_cert.clone(),
+                        backoff: Default::default(),
                     }
                     .run(wake),
                 );

@@ -6,9 +6,10 @@
 //! take is retried at the next pass, so a CA that is down, or a recorder
 //! restart, only delays uploads.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use jit_ssh_proto::recordings::{RecordingUpload, RecordingUploaded, MAX_UPLOAD_CHUNKS};
@@ -31,14 +32,21 @@ pub struct Uploader {
     pub spool: Spool,
     pub urls: Vec<Url>,
     pub ca_cert: Option<PathBuf>,
+    /// Sessions whose last upload failed: how often, and when to try
+    /// again (doubling from 2 s to at most a minute), so a CA that is
+    /// down or refuses is not asked, nor logged, every pass.
+    pub backoff: HashMap<PathBuf, (u32, Instant)>,
 }
+
+/// The longest wait between two tries of one session.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 fn log(line: &str) {
     eprintln!("jit-ssh-host recorder: upload: {line}");
 }
 
 impl Uploader {
-    pub async fn run(self, wake: Arc<Notify>) {
+    pub async fn run(mut self, wake: Arc<Notify>) {
         loop {
             self.pass().await;
             tokio::select! {
@@ -49,12 +57,30 @@ impl Uploader {
     }
 
     /// One look at every session in the spool.
-    pub async fn pass(&self) {
+    pub async fn pass(&mut self) {
+        let now = Instant::now();
         for dir in self.spool.sessions() {
-            if let Err(e) = self.session(&dir).await {
-                log(&format!("{}: {e} (will retry)", dir.display()));
+            if self.backoff.get(&dir).is_some_and(|&(_, next)| now < next) {
+                continue;
+            }
+            match self.session(&dir).await {
+                Ok(()) => {
+                    self.backoff.remove(&dir);
+                }
+                Err(e) => {
+                    let failures = self.backoff.get(&dir).map_or(0, |b| b.0) + 1;
+                    let wait =
+                        (PASS_EVERY * 2u32.saturating_pow(failures.min(6) - 1)).min(MAX_BACKOFF);
+                    log(&format!(
+                        "{}: {e} (will retry in {}s)",
+                        dir.display(),
+                        wait.as_secs()
+                    ));
+                    self.backoff.insert(dir, (failures, now + wait));
+                }
             }
         }
+        self.backoff.retain(|d, _| d.exists());
     }
 
     async fn session(&self, dir: &Path) -> Result<(), HostError> {
