@@ -262,11 +262,15 @@ pub async fn handle(stream: UnixStream, ctx: Arc<Context>) {
             }
             _ = clock.tick() => {
                 let t = rec.t();
-                if let Some(r) = rec.enc.as_mut().map(|e| e.tick(t).map(|c| c.into_iter().collect())) {
+                let cut = rec.enc.as_mut().map(|e| e.tick(t).map(|c| c.into_iter().collect::<Vec<_>>()));
+                if let Some(r) = cut {
+                    let any = r.as_ref().is_ok_and(|c| !c.is_empty());
                     if let Err(e) = rec.store(r) {
                         break Outcome::Broken(e);
                     }
-                    ctx.uploads.notify_one();
+                    if any {
+                        ctx.uploads.notify_one();
+                    }
                 }
                 watched.refresh();
                 if let Some(o) = watch.overstayed() {
