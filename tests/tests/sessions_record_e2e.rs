@@ -199,6 +199,9 @@ fn no_recorder_no_login_and_a_recorder_that_dies_ends_the_session() {
     let mut t = Terminal::open(h.ssh(&cert));
     t.type_line("echo up-$((3*3))");
     t.wait_for("up-9", Duration::from_secs(15));
+    // What the recorder holds in memory (at most --chunk-seconds, here 1 s,
+    // plus a tick) dies with it; what it spooled does not.
+    std::thread::sleep(Duration::from_millis(2500));
     rec.stop();
     assert!(
         t.wait_exit(Duration::from_secs(10)).is_some(),
@@ -225,6 +228,17 @@ fn no_recorder_no_login_and_a_recorder_that_dies_ends_the_session() {
         );
         assert!(String::from_utf8_lossy(&out.stdout).is_empty());
     }
+    // The session the dead recorder left open: a new recorder ends it
+    // (recorder-lost), keeping what was recorded, signed and chained.
+    let rec = Recorder::start(&h, None);
+    let dir = rec.wait_ended(Duration::from_secs(10));
+    let (header, chunks) = spooled(&dir);
+    let v = jit_ssh_recording::verify(&header, chunks, &host_key(&h), None).unwrap();
+    assert_eq!(v.end().unwrap().reason, EndReason::RecorderLost);
+    let mut cast = Vec::new();
+    v.to_asciicast(&mut cast).unwrap();
+    assert!(String::from_utf8_lossy(&cast).contains("up-9"));
+    assert!(rec.log_text().contains("left open by a previous recorder"));
 }
 
 #[test]

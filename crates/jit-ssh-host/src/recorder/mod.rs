@@ -78,6 +78,19 @@ pub fn run(opts: &RecorderOptions) -> Result<(), HostError> {
         None => std::env::current_exe().map_err(|e| HostError::Other(e.into()))?,
     };
     let spool = spool::Spool::open(&opts.spool).map_err(|e| HostError::Other(e.into()))?;
+    // Sessions a previous recorder left open are over (their wrappers
+    // ended them when it went away): give each its end.
+    for dir in spool.sessions() {
+        if !dir.join("ended").exists() {
+            match spool::end_orphan(&dir, &host_key) {
+                Ok(()) => eprintln!(
+                    "jit-ssh-host recorder: {}: left open by a previous recorder: ended (recorder-lost)",
+                    dir.display()
+                ),
+                Err(e) => eprintln!("jit-ssh-host recorder: {}: cannot end it: {e}", dir.display()),
+            }
+        }
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

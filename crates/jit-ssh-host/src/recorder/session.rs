@@ -272,6 +272,9 @@ pub async fn handle(stream: UnixStream, ctx: Arc<Context>) {
                         ctx.uploads.notify_one();
                     }
                 }
+                if let Err(e) = rec.spool.sync() {
+                    break Outcome::Broken(e.to_string());
+                }
                 watched.refresh();
                 if let Some(o) = watch.overstayed() {
                     break o;

@@ -44,6 +44,8 @@ pub struct Spool {
 pub struct SessionSpool {
     dir: PathBuf,
     chunks: File,
+    /// Appended since the last fsync.
+    dirty: bool,
 }
 
 /// What one session's spool holds, for the uploader.
@@ -105,7 +107,11 @@ impl Spool {
             .mode(0o600)
             .open(&path)
             .map_err(err(&path))?;
-        Ok(SessionSpool { dir, chunks })
+        Ok(SessionSpool {
+            dir,
+            chunks,
+            dirty: false,
+        })
     }
 
     /// Every session in the spool, oldest name first.
@@ -123,7 +129,10 @@ impl Spool {
 }
 
 impl SessionSpool {
-    /// Appends `chunks` and fsyncs them.
+    /// Appends `chunks`; [`SessionSpool::sync`] makes them durable (the
+    /// recorder syncs once a second and at the end, not per chunk: bulk
+    /// output cuts a chunk every 64 KiB, and an fsync each made recording
+    /// disk-bound).
     pub fn append(&mut self, chunks: &[Chunk]) -> Result<(), SpoolError> {
         if chunks.is_empty() {
             return Ok(());
@@ -138,11 +147,24 @@ impl SessionSpool {
             buf.extend_from_slice(&bytes);
         }
         self.chunks.write_all(&buf).map_err(err(&path))?;
-        self.chunks.sync_data().map_err(err(&path))
+        self.dirty = true;
+        Ok(())
     }
 
-    /// Marks the session ended (its end chunk is appended already).
-    pub fn mark_ended(&self) -> Result<(), SpoolError> {
+    /// Fsyncs what was appended, if anything.
+    pub fn sync(&mut self) -> Result<(), SpoolError> {
+        if self.dirty {
+            let path = self.dir.join("chunks");
+            self.chunks.sync_data().map_err(err(&path))?;
+            self.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Marks the session ended (its end chunk is appended already),
+    /// after syncing it.
+    pub fn mark_ended(&mut self) -> Result<(), SpoolError> {
+        self.sync()?;
         write_file(&self.dir.join("ended"), b"")
     }
 }
@@ -181,6 +203,74 @@ pub fn read_pending(dir: &Path) -> Result<Pending, SpoolError> {
         sent,
         ended: dir.join("ended").exists(),
     })
+}
+
+/// Ends a session a previous recorder left open (it died or was
+/// restarted; the session's wrapper then ended the session, since it
+/// cannot go on unrecorded): bytes of a chunk cut short are dropped and a
+/// signed `recorder-lost` end chunk continues the chain, so the CA closes
+/// the recording instead of keeping it open for good. Output and input
+/// byte counts died with the old recorder: they are 0 in its totals.
+pub fn end_orphan(dir: &Path, key: &ssh_key::PrivateKey) -> Result<(), SpoolError> {
+    use jit_ssh_recording::{ChunkBody, EndReason, EndRecord, Totals};
+    let p = read_pending(dir)?;
+    let path = dir.join("chunks");
+    let bad = |why: String| err(&path)(std::io::Error::other(why));
+    let mut chunks = Vec::new();
+    for b in &p.chunks {
+        chunks.push(Chunk::from_bytes(b).map_err(|e| bad(e.to_string()))?);
+    }
+    let kept: u64 = p.chunks.iter().map(|c| 4 + c.len() as u64).sum();
+    let f = OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map_err(err(&path))?;
+    f.set_len(kept).map_err(err(&path))?;
+    if chunks.last().is_some_and(|c| c.body().end_record.is_some()) {
+        return write_file(&dir.join("ended"), b"");
+    }
+    let header =
+        jit_ssh_recording::Header::parse_line(&p.header).map_err(|e| bad(e.to_string()))?;
+    let mut totals = Totals {
+        data_chunks: chunks.len() as u64,
+        ..Totals::default()
+    };
+    for c in &chunks {
+        totals.events += c.body().events;
+        totals.raw_bytes += c.body().raw_len;
+        totals.stored_bytes += c.body().payload.len() as u64;
+    }
+    let at = chunks
+        .last()
+        .map_or(std::time::Duration::ZERO, |c| c.body().end);
+    let body = ChunkBody {
+        session_id: header.session.session_id,
+        index: chunks.len() as u64,
+        prev: chunks.last().map_or_else(
+            || jit_ssh_recording::chain::header_hash(&p.header),
+            Chunk::hash,
+        ),
+        start: at,
+        end: at,
+        events: 0,
+        raw_len: 0,
+        payload: Vec::new(),
+        end_record: Some(EndRecord {
+            reason: EndReason::RecorderLost,
+            totals,
+        }),
+    };
+    let end = Chunk::sign(body, key).map_err(|e| bad(e.to_string()))?;
+    let mut s = SessionSpool {
+        dir: dir.to_owned(),
+        chunks: OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(err(&path))?,
+        dirty: false,
+    };
+    s.append(&[end])?;
+    s.mark_ended()
 }
 
 /// Records that the CA acknowledged `n` chunks.
@@ -241,6 +331,7 @@ mod tests {
         let done = enc.finish(Duration::from_secs(1), EndReason::Exit).unwrap();
         s.append(&done.chunks).unwrap();
         s.mark_ended().unwrap();
+        drop(s);
 
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(spool.dir()), 0o700);
@@ -265,5 +356,58 @@ mod tests {
             .collect();
         let v = jit_ssh_recording::verify(&p.header, chunks, &public, None).unwrap();
         assert_eq!(v.end().unwrap().reason, EndReason::Exit);
+    }
+
+    #[test]
+    fn a_session_left_open_by_a_dead_recorder_is_ended_and_still_verifies() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spool = Spool::open(&tmp.path().join("spool")).unwrap();
+        let key = ssh_key::PrivateKey::random(
+            &mut ssh_key::rand_core::OsRng,
+            ssh_key::Algorithm::Ed25519,
+        )
+        .unwrap();
+        let public = key.public_key().clone();
+        for (id, cut_short) in [("open1", false), ("open2", true), ("empty", false)] {
+            let h = header(id);
+            let mut enc = Encoder::new(&h, key.clone(), ChunkPolicy::default()).unwrap();
+            let mut s = spool
+                .create(&h.session.session_id, enc.header_line())
+                .unwrap();
+            if id != "empty" {
+                enc.push_output(Duration::from_millis(5), b"before the crash\r\n")
+                    .unwrap();
+                s.append(&[enc.flush().unwrap().unwrap()]).unwrap();
+                enc.push_output(Duration::from_millis(9), b"more\r\n")
+                    .unwrap();
+                s.append(&[enc.flush().unwrap().unwrap()]).unwrap();
+            }
+            s.sync().unwrap();
+            drop(s);
+            let dir = spool.dir().join(id);
+            if cut_short {
+                // A crash in the middle of writing a chunk.
+                let mut f = OpenOptions::new()
+                    .append(true)
+                    .open(dir.join("chunks"))
+                    .unwrap();
+                f.write_all(&[0, 0, 1, 0, 7, 7]).unwrap();
+            }
+            end_orphan(&dir, &key).unwrap();
+            let p = read_pending(&dir).unwrap();
+            assert!(p.ended, "{id}");
+            let chunks: Vec<Chunk> = p
+                .chunks
+                .iter()
+                .map(|b| Chunk::from_bytes(b).unwrap())
+                .collect();
+            let v = jit_ssh_recording::verify(&p.header, chunks, &public, None)
+                .unwrap_or_else(|e| panic!("{id}: {e}"));
+            assert_eq!(v.end().unwrap().reason, EndReason::RecorderLost, "{id}");
+            // Ending it again changes nothing.
+            let before = std::fs::read(dir.join("chunks")).unwrap();
+            end_orphan(&dir, &key).unwrap();
+            assert_eq!(std::fs::read(dir.join("chunks")).unwrap(), before, "{id}");
+        }
     }
 }
