@@ -41,17 +41,32 @@ impl Recorder {
         Self::launch(&h.root, &h.dir, None, true)
     }
 
+    /// A recorder running `program` (a release build, for measuring).
+    pub fn start_program(h: &SessionHost, program: &Path) -> Recorder {
+        Self::launch_program(&h.root, &h.dir, None, false, program)
+    }
+
     fn launch(root: &Path, dir: &Path, ca_url: Option<&str>, activated: bool) -> Recorder {
+        Self::launch_program(root, dir, ca_url, activated, &bin("jit-ssh-host"))
+    }
+
+    fn launch_program(
+        root: &Path,
+        dir: &Path,
+        ca_url: Option<&str>,
+        activated: bool,
+        program: &Path,
+    ) -> Recorder {
         let socket = root.join("run-jit-ssh").join("recorder.sock");
         let spool = root.join("spool");
         let log = root.join("recorder.log");
         let mut c = if activated {
             std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
             let mut c = Command::new(ACTIVATE);
-            c.arg("-l").arg(&socket).arg(bin("jit-ssh-host"));
+            c.arg("-l").arg(&socket).arg(program);
             c
         } else {
-            Command::new(bin("jit-ssh-host"))
+            Command::new(program)
         };
         let own = if activated {
             root.join("not-bound").join("recorder.sock")

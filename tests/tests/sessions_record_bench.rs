@@ -44,9 +44,23 @@ fn measure_recorded_terminal_output() {
         return;
     }
     let h = SessionHost::start();
-    let rec = Recorder::start(&h, None);
-    let (off, _, _) = h.certificate("10m", "--record off");
-    let (output, _, _) = h.certificate("10m", &rec.wrapper_args("output"));
+    // JIT_SSH_BENCH_BIN: a jit-ssh-host (a release build) to measure, as
+    // both wrapper and recorder; by default the debug build under test.
+    let program = std::env::var_os("JIT_SSH_BENCH_BIN").map_or_else(
+        || jit_ssh_e2e::bin("jit-ssh-host"),
+        std::path::PathBuf::from,
+    );
+    println!("measuring {}", program.display());
+    let rec = Recorder::start_program(&h, &program);
+    let wrapper = |args: &str| {
+        format!(
+            "{} session --dir {} {args}",
+            program.display(),
+            h.dir.display()
+        )
+    };
+    let (off, _, _) = h.certificate_forcing("10m", &wrapper("--record off"));
+    let (output, _, _) = h.certificate_forcing("10m", &wrapper(&rec.wrapper_args("output")));
     for round in 0..3 {
         let (t_off, n_off) = timed(&h, &off);
         let before = cpu_seconds(rec.child.id());
