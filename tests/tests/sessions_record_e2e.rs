@@ -91,6 +91,12 @@ fn a_typed_command_and_its_output_are_recorded_signed_and_play_in_asciinema() {
         eprintln!("!!!!!!!! {ASCIINEMA} missing: asciinema cat not checked !!!!!!!!");
     }
 
+    // Anyone may connect (0666) to a socket in a directory only root
+    // can change (0755): who connected is checked with SO_PEERCRED.
+    let m = std::fs::metadata(&rec.socket).unwrap();
+    assert_eq!(m.mode() & 0o777, 0o666);
+    let m = std::fs::metadata(rec.socket.parent().unwrap()).unwrap();
+    assert_eq!((m.mode() & 0o777, m.uid()), (0o755, 0));
     // The spool is root's alone: directories 0700, files 0600.
     for p in [rec.spool.clone(), dir.clone()] {
         let m = std::fs::metadata(&p).unwrap();
