@@ -565,3 +565,66 @@ fn the_recorder_takes_only_the_real_wrapper_with_nothing_preloaded() {
         assert!(String::from_utf8_lossy(&out.stdout).is_empty());
     }
 }
+
+#[test]
+fn a_user_holding_idle_connections_delays_no_one_else() {
+    if !ready("sessions_record_e2e")
+        || !have_tools(
+            "sessions_record_e2e",
+            &["/usr/bin/python3", "/usr/bin/setpriv"],
+        )
+    {
+        return;
+    }
+    let h = SessionHost::start();
+    let rec = Recorder::start(&h, None);
+    // A recorder that may hold 256 descriptors, so the attempt below
+    // would exhaust them.
+    let limited = run(Command::new("prlimit").args([
+        "--pid",
+        &rec.child.id().to_string(),
+        "--nofile=256:256",
+    ]));
+    assert!(limited.status.success(), "{limited:?}");
+    std::fs::set_permissions(&h.root, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // nobody opens 600 connections and says nothing.
+    let mut hog = Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3", "-c"])
+        .arg(format!(
+            "import resource,socket,time\nresource.setrlimit(resource.RLIMIT_NOFILE,(2048,2048))\nss=[]\nfor _ in range(600):\n s=socket.socket(socket.AF_UNIX)\n s.settimeout(0.05)\n try:\n  s.connect({:?})\n  ss.append(s)\n except OSError:\n  s.close()\nprint('held', len(ss), flush=True)\ntime.sleep(30)\n",
+            rec.socket.display().to_string()
+        ))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(hog.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert!(line.starts_with("held"), "{line}");
+    eprintln!("nobody {}", line.trim());
+    let (cert, _, _) = h.certificate("10m", &rec.wrapper_args("output"));
+    let started = Instant::now();
+    let out = run(h.ssh(&cert).arg("echo still-recorded"));
+    let _ = hog.kill();
+    let _ = hog.wait();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "still-recorded\n",
+        "{out:?}\n{}",
+        rec.log_text()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        rec.log_text()
+            .contains("connections that have not said hello"),
+        "{}",
+        rec.log_text()
+    );
+}

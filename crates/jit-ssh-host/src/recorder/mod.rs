@@ -112,6 +112,7 @@ pub fn run(opts: &RecorderOptions) -> Result<(), HostError> {
             },
             uploads: wake.clone(),
             registry: expect::Shared::default(),
+            pending: Default::default(),
         });
         tokio::spawn(sweep(ctx.registry.clone()));
         match urls {

@@ -36,6 +36,49 @@ pub struct Context {
     pub uploads: Arc<Notify>,
     /// Logins sshd announced, and the wrappers that announced themselves.
     pub registry: super::expect::Shared,
+    /// Connections not past their hello yet, per peer uid.
+    pub pending: std::sync::Mutex<std::collections::HashMap<u32, usize>>,
+}
+
+/// Connections one uid may hold before their hello: a local user who
+/// opens many and says nothing delays only their own logins.
+pub const MAX_PENDING_PER_UID: usize = 8;
+
+/// A connection counted in [`Context::pending`] until dropped.
+struct PendingSlot<'a> {
+    ctx: &'a Context,
+    uid: u32,
+}
+
+impl<'a> PendingSlot<'a> {
+    fn take(ctx: &'a Context, uid: u32) -> Option<PendingSlot<'a>> {
+        let mut p = ctx
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = p.entry(uid).or_insert(0);
+        if *n >= MAX_PENDING_PER_UID {
+            return None;
+        }
+        *n += 1;
+        Some(PendingSlot { ctx, uid })
+    }
+}
+
+impl Drop for PendingSlot<'_> {
+    fn drop(&mut self) {
+        let mut p = self
+            .ctx
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = p.get_mut(&self.uid) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                p.remove(&self.uid);
+            }
+        }
+    }
 }
 
 /// How long a wrapper has to say hello.
@@ -160,8 +203,19 @@ enum Outcome {
 }
 
 pub async fn handle(stream: UnixStream, ctx: Arc<Context>) {
+    let Ok(uid) = stream.peer_cred().map(|c| c.uid()) else {
+        return;
+    };
+    let Some(slot) = PendingSlot::take(&ctx, uid) else {
+        log(&format!(
+            "uid {uid} holds {MAX_PENDING_PER_UID} connections that have not said hello: refused another"
+        ));
+        return;
+    };
     let (mut rd, mut wr) = stream.into_split();
-    let first = match tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut rd)).await {
+    let first = tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut rd)).await;
+    drop(slot);
+    let first = match first {
         Ok(Ok(f)) => f,
         Ok(Err(e)) => {
             log(&format!("refused a connection: no hello: {e}"));
