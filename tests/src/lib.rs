@@ -11,6 +11,7 @@ pub mod agent;
 pub mod ca_server;
 pub mod fake_ca;
 pub mod people;
+pub mod recorder;
 pub mod session_host;
 pub mod signed_ca;
 pub mod sshd;

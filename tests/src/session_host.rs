@@ -29,8 +29,32 @@ impl SessionHost {
         Self::start_with(SSHD_SESSION_LINES)
     }
 
+    /// A host whose sshd asks `jit-ssh-host principals` (which tells the
+    /// recorder at `root/run-jit-ssh/recorder.sock` of recorded logins)
+    /// instead of reading principals files itself.
+    pub fn start_with_principals_command() -> SessionHost {
+        Self::build(|root, dir| {
+            (
+                root.join("no-principals-files"),
+                format!(
+                    "{SSHD_SESSION_LINES}AuthorizedPrincipalsCommand {} principals --dir {} --recorder-socket {} %u %T %k\nAuthorizedPrincipalsCommandUser root\n",
+                    bin("jit-ssh-host").display(),
+                    dir.display(),
+                    root.join("run-jit-ssh").join("recorder.sock").display()
+                ),
+            )
+        })
+    }
+
     /// A host whose sshd gets `extra` config lines.
     pub fn start_with(extra: &str) -> SessionHost {
+        let extra = extra.to_owned();
+        Self::build(move |_, dir| (dir.join("principals"), extra.clone()))
+    }
+
+    /// `sshd_setup(root, dir)`: the directory sshd reads principals files
+    /// from, and its extra config lines.
+    fn build(sshd_setup: impl Fn(&Path, &Path) -> (PathBuf, String)) -> SessionHost {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().to_owned();
         let ca = Ca::init(&root);
@@ -44,12 +68,13 @@ impl SessionHost {
             format!("{account}@db.test\n"),
         )
         .unwrap();
+        let (principals, extra) = sshd_setup(&root, &dir);
         let sshd = Sshd::start_with(
             &root,
             &dir.join("ca-keys"),
             &dir.join("revoked.krl"),
-            &dir.join("principals"),
-            extra,
+            &principals,
+            &extra,
         );
         SessionHost {
             _tmp: tmp,

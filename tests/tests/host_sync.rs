@@ -69,6 +69,7 @@ fn host_sync_installs_only_what_verifies_and_sshd_enforces_it() {
     assert!(setup.contains("RevokedKeys /"), "{setup}");
     // The session wrapper needs the certificate sshd accepted.
     assert!(setup.contains("\nExposeAuthInfo yes\n"), "{setup}");
+    assert!(setup.contains("jit-ssh-host-recorder.socket"), "{setup}");
     let (alice, bob) = (keygen(root, "alice"), keygen(root, "bob"));
     let (alice_cert, bob_cert) = (
         user_cert(&ca_key, &alice, &account, "1001"),

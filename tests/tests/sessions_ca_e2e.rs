@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use jit_ssh_e2e::people::People;
+use jit_ssh_e2e::recorder::Recorder;
 use jit_ssh_e2e::session_host::{Terminal, SSHD_SESSION_LINES};
 use jit_ssh_e2e::world::ok_json;
 use jit_ssh_e2e::{
@@ -54,14 +55,15 @@ roles = ["security"]
 hosts = ["db-*.test"]
 accounts = ["{account}"]
 
-# No session line: the default (end at expiry, through the wrapper).
+# No session line: the default (end at expiry, record output, through
+# the wrapper).
 [[rules]]
 groups = ["sre"]
 host_groups = ["db"]
 max_ttl = "30m"
 
 [sessions]
-wrapper = "{wrapper} session --dir {host_dir}"
+wrapper = "{wrapper} session --dir {host_dir} --recorder-socket {root}/run-jit-ssh/recorder.sock"
 "#,
             root = root.display(),
             wrapper = bin("jit-ssh-host").display(),
@@ -123,6 +125,8 @@ wrapper = "{wrapper} session --dir {host_dir}"
         SSHD_SESSION_LINES,
     );
 
+    // The default policy records: the host's recorder takes the session.
+    let rec = Recorder::start_at(&root, &host_dir, None);
     let issued = ok_json(&run(people.jit_ssh("alice").args([
         "--json",
         "login",
@@ -170,7 +174,19 @@ wrapper = "{wrapper} session --dir {host_dir}"
         screen.contains(&format!("certificate serial {serial}")) && screen.contains("revoked"),
         "{screen}"
     );
+    // The recording ends with the reason the wrapper gave.
+    let ended = rec.wait_ended(Duration::from_secs(10));
+    let (header, chunks) = jit_ssh_e2e::recorder::spooled(&ended);
+    let host_key =
+        ssh_key::PublicKey::read_openssh_file(&root.join("ssh_host_ed25519_key.pub")).unwrap();
+    let v = jit_ssh_recording::verify(&header, chunks, &host_key, None).unwrap();
+    assert_eq!(
+        v.end().unwrap().reason,
+        jit_ssh_recording::EndReason::Revoked
+    );
+    assert_eq!(v.header().session.serial, serial);
     drop(t);
+    drop(rec);
     drop(sshd);
     drop(ca);
 }

@@ -95,3 +95,36 @@ fn the_host_sync_units_verify_and_are_hardened() {
     let score = exposure(&service, "jit-ssh-host-sync.service");
     assert!(score <= 3.0, "exposure level {score}");
 }
+
+#[test]
+fn the_host_recorder_units_verify_and_are_hardened() {
+    if !have_tools("systemd_host_recorder", &[ANALYZE]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let service = prepared(tmp.path(), "jit-ssh-host-recorder.service", "jit-ssh-host");
+    let socket = tmp.path().join("jit-ssh-host-recorder.socket");
+    std::fs::copy(units().join("jit-ssh-host-recorder.socket"), &socket).unwrap();
+    verify(&[&service, &socket], "jit-ssh-host-recorder");
+    let sock = std::fs::read_to_string(&socket).unwrap();
+    for needle in [
+        "ListenStream=/run/jit-ssh/recorder.sock",
+        "SocketMode=0666",
+        "DirectoryMode=0755",
+    ] {
+        assert!(sock.contains(needle), "socket unit lacks {needle:?}");
+    }
+    let unit = std::fs::read_to_string(&service).unwrap();
+    for needle in [
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "PrivateTmp=yes",
+        "ReadWritePaths=/var/lib/jit-ssh/recordings\n",
+        "UMask=0077",
+    ] {
+        assert!(unit.contains(needle), "unit lacks {needle:?}");
+    }
+    let score = exposure(&service, "jit-ssh-host-recorder.service");
+    eprintln!("recorder exposure level {score}");
+    assert!(score <= 3.0, "exposure level {score} (2.6 when written)");
+}

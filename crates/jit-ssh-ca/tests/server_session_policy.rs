@@ -75,14 +75,15 @@ async fn issued(t: &TestCa, host: &str) -> (Option<String>, Option<SessionTerms>
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rule_without_a_session_key_ends_sessions_at_expiry_through_the_wrapper() {
+async fn a_rule_without_a_session_key_ends_sessions_at_expiry_and_records_output_through_the_wrapper(
+) {
     let t = TestCa::with_policy("", POLICY);
     let (forced, terms, grant) = issued(&t, "web.dev").await;
     assert_eq!(
         forced.as_deref(),
         Some(
             format!(
-                "/opt/jit/jit-ssh-host session --dir /etc/ssh/jit-ssh --record off --grant {grant}"
+                "/opt/jit/jit-ssh-host session --dir /etc/ssh/jit-ssh --record output --grant {grant}"
             )
             .as_str()
         )
@@ -91,7 +92,7 @@ async fn a_rule_without_a_session_key_ends_sessions_at_expiry_through_the_wrappe
         terms,
         Some(SessionTerms {
             end_at_expiry: true,
-            record: "off".into()
+            record: "output".into()
         })
     );
 }

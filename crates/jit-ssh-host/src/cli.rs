@@ -79,6 +79,16 @@ pub enum HostCommand {
     /// command, or sftp; ends the session when the certificate expires or
     /// this host's KRL revokes it. Needs `ExposeAuthInfo yes`.
     Session(crate::session::SessionOptions),
+    /// The host recorder (root, socket-activated by
+    /// systemd/jit-ssh-host-recorder.socket): records sessions the
+    /// wrapper streams to it, uploads them to the CA, and ends sessions
+    /// whose wrapper died. See docs/sessions.md.
+    Recorder(crate::recorder::RecorderOptions),
+    /// sshd's AuthorizedPrincipalsCommand on a host with the recorder:
+    /// prints DIR/principals/ACCOUNT, and first tells the recorder of a
+    /// login whose certificate must be recorded (no recorder told, no
+    /// principals). `… principals --dir DIR %u %T %k`.
+    Principals(crate::principals::PrincipalsOptions),
     /// Write principals files for ACCOUNTs on this HOST and print the
     /// sshd_config lines.
     Setup {
@@ -91,6 +101,13 @@ pub enum HostCommand {
         /// Accounts jit-ssh may log in as (repeatable).
         #[arg(long = "account", required = true)]
         accounts: Vec<String>,
+        /// Print AuthorizedPrincipalsCommand lines running this
+        /// jit-ssh-host (e.g. /usr/local/bin/jit-ssh-host) instead of
+        /// AuthorizedPrincipalsFile: the host recorder then hears of every
+        /// login that must be recorded, and ends one that skips the
+        /// session wrapper (docs/sessions.md).
+        #[arg(long, value_name = "JIT_SSH_HOST")]
+        principals_command: Option<std::path::PathBuf>,
     },
 }
 
@@ -176,12 +193,18 @@ pub fn run(command: HostCommand, json: bool) -> Result<(), HostError> {
             let code = crate::session::run(&opts);
             std::process::exit(i32::from(code))
         }
+        HostCommand::Recorder(opts) => crate::recorder::run(&opts),
+        HostCommand::Principals(opts) => crate::principals::run(&opts),
         HostCommand::Setup {
             dir,
             host,
             accounts,
+            principals_command,
         } => {
-            print!("{}", crate::setup::setup(&dir, &host, &accounts)?);
+            print!(
+                "{}",
+                crate::setup::setup(&dir, &host, &accounts, principals_command.as_deref())?
+            );
             Ok(())
         }
     }

@@ -14,6 +14,8 @@ pub mod error;
 pub mod failover;
 pub mod fetch;
 pub mod files;
+pub mod principals;
+pub mod recorder;
 pub mod session;
 pub mod setup;
 pub mod sync;

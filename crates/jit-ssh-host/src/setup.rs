@@ -26,8 +26,17 @@ fn simple_name(s: &str, what: &str) -> Result<(), HostError> {
 }
 
 /// Writes `DIR/principals/ACCOUNT` (one `ACCOUNT@HOST` line) for each
-/// account and returns the sshd_config lines to add.
-pub fn setup(dir: &Path, host: &str, accounts: &[String]) -> Result<String, HostError> {
+/// account and returns the sshd_config lines to add. With
+/// `principals_command` (the path of `jit-ssh-host`), sshd asks
+/// `jit-ssh-host principals` instead of reading the files, so the host
+/// recorder hears of every login that must be recorded before sshd
+/// accepts it (docs/sessions.md).
+pub fn setup(
+    dir: &Path,
+    host: &str,
+    accounts: &[String],
+    principals_command: Option<&Path>,
+) -> Result<String, HostError> {
     simple_name(host, "host")?;
     let host = host.to_ascii_lowercase();
     let principals = dir.join("principals");
@@ -39,14 +48,77 @@ pub fn setup(dir: &Path, host: &str, accounts: &[String]) -> Result<String, Host
         simple_name(a, "account")?;
         replace(&principals.join(a), format!("{a}@{host}\n").as_bytes())?;
     }
+    let principals = match principals_command {
+        None => format!("AuthorizedPrincipalsFile {}/principals/%u\n", dir.display()),
+        Some(program) => {
+            if !program.is_absolute() || program.to_string_lossy().contains(char::is_whitespace) {
+                return Err(HostError::Usage(format!(
+                    "--principals-command {}: an absolute path without spaces",
+                    program.display()
+                )));
+            }
+            format!(
+                "# Principals from jit-ssh-host, which first tells the host recorder of a\n\
+                 # login that must be recorded (no recorder, no login); never also from a\n\
+                 # file, whose match would skip the command.\n\
+                 AuthorizedPrincipalsFile none\n\
+                 AuthorizedPrincipalsCommand {} principals --dir {} %u %T %k\n\
+                 AuthorizedPrincipalsCommandUser nobody\n",
+                program.display(),
+                dir.display()
+            )
+        }
+    };
     Ok(format!(
         "# jit-ssh: add to /etc/ssh/sshd_config, then `sshd -t` and reload sshd.\n\
          # Run `jit-ssh host sync` first: a missing RevokedKeys file locks everyone out.\n\
-         TrustedUserCAKeys {0}/{CA_KEYS_FILE}\nRevokedKeys {0}/{KRL_FILE}\nAuthorizedPrincipalsFile {0}/principals/%u\n\
+         TrustedUserCAKeys {0}/{CA_KEYS_FILE}\nRevokedKeys {0}/{KRL_FILE}\n{principals}\
          # The session wrapper (`jit-ssh-host session`, which certificates' force-command\n\
          # runs) reads the certificate from the file sshd names in $SSH_USER_AUTH:\n\
          # without this line it refuses every login (docs/sessions.md).\n\
-         ExposeAuthInfo yes\n",
+         ExposeAuthInfo yes\n\
+         # Sessions recorded by policy (the default) need the host recorder: without\n\
+         # it they are refused. Install systemd/jit-ssh-host-recorder.socket and\n\
+         # .service (set the CA URL), then `systemctl enable --now\n\
+         # jit-ssh-host-recorder.socket jit-ssh-host-recorder.service`.\n",
         dir.display()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_the_principals_command_no_principals_file_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let accounts = vec!["postgres".to_owned()];
+        let plain = setup(dir.path(), "db-1", &accounts, None).unwrap();
+        assert!(plain.contains("AuthorizedPrincipalsFile /"), "{plain}");
+        let cmd = setup(
+            dir.path(),
+            "db-1",
+            &accounts,
+            Some(Path::new("/usr/local/bin/jit-ssh-host")),
+        )
+        .unwrap();
+        assert!(cmd.contains("\nAuthorizedPrincipalsFile none\n"), "{cmd}");
+        assert!(
+            cmd.contains(
+                "AuthorizedPrincipalsCommand /usr/local/bin/jit-ssh-host principals --dir /"
+            ) && cmd.contains(" %u %T %k\n"),
+            "{cmd}"
+        );
+        assert!(
+            cmd.contains("\nAuthorizedPrincipalsCommandUser nobody\n"),
+            "{cmd}"
+        );
+        assert!(setup(
+            dir.path(),
+            "db-1",
+            &accounts,
+            Some(Path::new("jit-ssh-host"))
+        )
+        .is_err());
+    }
 }

@@ -273,7 +273,7 @@ pub struct RuleFile {
     #[serde(default)]
     pub extensions: Vec<String>,
     /// What the host's session wrapper does with sessions under this rule
-    /// (default: end at expiry, record nothing).
+    /// (default: end at expiry, record output).
     pub session: Option<SessionFile>,
 }
 
@@ -283,9 +283,9 @@ pub struct RuleFile {
 pub struct SessionFile {
     /// End the session when the certificate expires (default true).
     pub end_at_expiry: Option<bool>,
-    /// "off" (default), "output", or "full" (input too: people type
-    /// passwords). Recording needs the host recorder, not built yet: a
-    /// rule that records refuses every login until it is.
+    /// "output" (default), "full" (input too: people type passwords) or
+    /// "off". Recording needs the host recorder (`jit-ssh-host
+    /// recorder`): a host without one refuses the rule's logins.
     pub record: Option<String>,
 }
 

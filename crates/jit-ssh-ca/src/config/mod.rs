@@ -458,6 +458,7 @@ source = "http://example.com/feed.ics"
         let c = parse(GOOD, "good.toml").unwrap();
         assert_eq!(c.policy.rules[0].session, SessionPolicy::default());
         assert!(c.policy.rules[0].session.end_at_expiry);
+        assert_eq!(c.policy.rules[0].session.record, Recording::Output);
         assert_eq!(c.sessions.wrapper, sessions::DEFAULT_WRAPPER);
         let text = format!(
             "{}\nsession = {{ end_at_expiry = false, record = \"full\" }}\n\n[sessions]\nwrapper = \"/opt/bin/jit-ssh-host session --dir /srv/jit\"\n",

@@ -48,13 +48,13 @@ pub struct SessionPolicy {
 }
 
 impl Default for SessionPolicy {
-    /// End at expiry, record nothing. Recording ("output") becomes the
-    /// default once the host recorder exists: today a recording policy
-    /// makes the wrapper refuse every login (fail closed).
+    /// End at expiry and record what the session prints: the host
+    /// recorder takes it, and a host without one refuses the login (fail
+    /// closed). `full` (keystrokes too) is opt-in: people type passwords.
     fn default() -> Self {
         Self {
             end_at_expiry: true,
-            record: Recording::Off,
+            record: Recording::Output,
         }
     }
 }
@@ -108,7 +108,7 @@ mod tests {
         assert_eq!(off.force_command(w, &g), None);
         assert_eq!(
             SessionPolicy::default().force_command(w, &g).as_deref(),
-            Some("/usr/local/bin/jit-ssh-host session --record off --grant 00112233445566778899aabbccddeeff")
+            Some("/usr/local/bin/jit-ssh-host session --record output --grant 00112233445566778899aabbccddeeff")
         );
         let record_only = SessionPolicy {
             end_at_expiry: false,

@@ -45,6 +45,43 @@ pub fn stdout() -> Writer {
     }
 }
 
+/// [`pump`], with what passes also sent to the recorder through `tap`
+/// (as output, or as input when `input`), before it is passed on.
+pub async fn pump_recorded<R, W>(
+    mut from: R,
+    mut to: W,
+    tap: Option<super::record::Tap>,
+    input: bool,
+) -> u64
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let Some(tap) = tap else {
+        return pump(from, to).await;
+    };
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0u64;
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if input {
+            tap.input(&buf[..n]).await;
+        } else {
+            tap.output(&buf[..n]).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+        total += n as u64;
+    }
+    let _ = to.flush().await;
+    let _ = to.shutdown().await;
+    total
+}
+
 /// Copies `from` to `to` until end of file (a read error, such as EIO
 /// from a pty whose other side closed, counts as the end), then shuts
 /// `to` down so the reader on its far side sees end of file. Returns the

@@ -14,7 +14,9 @@ pub mod hangup;
 mod io;
 mod pipes;
 mod pty;
+pub mod record;
 pub mod revocation;
+mod syslog;
 
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -27,8 +29,8 @@ use tokio::sync::mpsc;
 use auth_info::AuthInfoError;
 use revocation::{KrlError, KrlWatch, Revoked};
 
-/// Where the host recorder will listen (not built yet).
-pub const RECORDER_SOCKET: &str = "/run/jit-ssh/recorder.sock";
+/// Where the host recorder listens.
+pub const RECORDER_SOCKET: &str = crate::recorder::SOCKET;
 
 /// The wrapper's exit status when it refuses a login.
 pub const REFUSED: u8 = 255;
@@ -51,6 +53,9 @@ pub struct SessionOptions {
     /// taken from `$SSH_USER_AUTH`, the user's own file.
     #[arg(long)]
     pub grant: Option<String>,
+    /// The host recorder's socket (for tests; hosts use the default).
+    #[arg(long, default_value = RECORDER_SOCKET)]
+    pub recorder_socket: PathBuf,
     /// The sftp server run for sshd's internal-sftp subsystem.
     #[arg(long, default_value = "/usr/lib/openssh/sftp-server")]
     pub sftp_server: PathBuf,
@@ -61,11 +66,8 @@ pub struct SessionOptions {
 pub enum Refusal {
     #[error(transparent)]
     AuthInfo(#[from] AuthInfoError),
-    #[error("recording is required by policy (record = {record}) but no recorder is reachable at {socket} (the host recorder is not built yet)")]
-    NoRecorder {
-        record: String,
-        socket: &'static str,
-    },
+    #[error(transparent)]
+    Record(#[from] record::RecordError),
     #[error(
         "unknown --record {0:?}: the CA and this host's jit-ssh-host disagree; update jit-ssh-host"
     )]
@@ -93,21 +95,18 @@ fn now_unix() -> u64 {
 /// Everything established before the child starts.
 struct Prepared {
     certs: Vec<Certificate>,
+    /// The recorder's accepted connection, when the policy records.
+    recorder: Option<record::Connected>,
     end: Option<u64>,
     krl: KrlWatch,
 }
 
 fn prepare(opts: &SessionOptions) -> Result<Prepared, Refusal> {
-    match opts.record.as_str() {
-        "off" => {}
-        "output" | "full" => {
-            return Err(Refusal::NoRecorder {
-                record: opts.record.clone(),
-                socket: RECORDER_SOCKET,
-            })
-        }
+    let records = match opts.record.as_str() {
+        "off" => false,
+        "output" | "full" => true,
         other => return Err(Refusal::UnknownRecord(other.to_owned())),
-    }
+    };
     let certs = auth_info::session_certificates(std::env::var_os("SSH_USER_AUTH"))?;
     trusted(&certs, &opts.dir)?;
     if let Some(grant) = &opts.grant {
@@ -125,7 +124,48 @@ fn prepare(opts: &SessionOptions) -> Result<Prepared, Refusal> {
     if let Some(end) = end.filter(|&e| e <= now_unix()) {
         return Err(Refusal::Expired(end));
     }
-    Ok(Prepared { certs, end, krl })
+    // Last, once everything else let the login in: the recorder must
+    // take the session before anything runs.
+    let recorder = if records {
+        Some(record::connect(
+            &opts.recorder_socket,
+            &hello(opts, &certs),
+        )?)
+    } else {
+        None
+    };
+    Ok(Prepared {
+        certs,
+        recorder,
+        end,
+        krl,
+    })
+}
+
+/// What the wrapper tells the recorder (which checks it: docs/sessions.md).
+fn hello(opts: &SessionOptions, certs: &[Certificate]) -> crate::recorder::protocol::Hello {
+    let interactive = rustix::termios::isatty(std::io::stdin().as_fd());
+    let (cols, rows) = if interactive {
+        pty::outer_cols_rows().unwrap_or((0, 0))
+    } else {
+        (0, 0)
+    };
+    crate::recorder::protocol::Hello {
+        version: 1,
+        record: opts.record.clone(),
+        grant: opts.grant.clone(),
+        serial: certs.first().map_or(0, Certificate::serial),
+        key_id: certs
+            .first()
+            .map_or_else(String::new, |c| c.key_id().to_owned()),
+        account: std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_default(),
+        sshd_pid: std::os::unix::process::parent_id(),
+        cols,
+        rows,
+        interactive,
+    }
 }
 
 /// The file sshd wrote is the user's own: another session of theirs could
@@ -147,7 +187,7 @@ fn of_grant(certs: &[Certificate], grant: &str) -> Result<(), Refusal> {
 /// The file sshd wrote is the user's own: only a certificate signed by a
 /// CA key this host trusts counts (another session of the same user
 /// could have rewritten it with a longer-lived one of its own making).
-fn trusted(certs: &[Certificate], dir: &Path) -> Result<(), Refusal> {
+pub(crate) fn trusted(certs: &[Certificate], dir: &Path) -> Result<(), Refusal> {
     let path = dir.join(crate::files::CA_KEYS_FILE);
     let untrusted = |why: String| Refusal::Untrusted {
         path: path.display().to_string(),
@@ -176,7 +216,9 @@ pub fn run(opts: &SessionOptions) -> u8 {
     let prepared = match prepare(opts) {
         Ok(p) => p,
         Err(e) => {
-            say(interactive, &format!("jit-ssh: login refused: {e}"));
+            let line = format!("jit-ssh: login refused: {e}");
+            syslog::warn(&line);
+            say(interactive, &line);
             return REFUSED;
         }
     };
@@ -195,7 +237,7 @@ pub fn run(opts: &SessionOptions) -> u8 {
             return REFUSED;
         }
     };
-    let code = rt.block_on(serve(prepared, plan, interactive));
+    let code = rt.block_on(serve(prepared, plan, interactive, &opts.sftp_server));
     // A thread still blocked reading the person's stdin (or writing a
     // stderr nobody reads) must not hold the exit.
     rt.shutdown_background();
@@ -214,13 +256,29 @@ enum Ending {
     Expired(u64),
     Revoked(Revoked),
     HungUp,
+    /// The recorder went away: the session cannot go on unrecorded.
+    RecorderLost,
 }
 
-async fn serve(mut p: Prepared, plan: command::Plan, interactive: bool) -> u8 {
+async fn serve(mut p: Prepared, plan: command::Plan, interactive: bool, sftp_server: &Path) -> u8 {
     let spawn_err = |e: std::io::Error| Refusal::Spawn {
         program: plan.program.display().to_string(),
         why: e.to_string(),
     };
+    // The recorder's connection, streaming (the login was refused above
+    // when it did not accept the session).
+    let streaming = match p.recorder.take().map(record::Connected::stream) {
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            let line = format!("jit-ssh: login refused: the recorder's connection: {e}");
+            syslog::warn(&line);
+            say(interactive, &line);
+            return REFUSED;
+        }
+        None => None,
+    };
+    let tap = streaming.as_ref().map(|s| s.tap.clone());
+    let lost = tap.as_ref().map(|t| t.lost.clone());
     let me = i32::try_from(std::process::id()).unwrap_or(0);
     let parent = i32::try_from(std::os::unix::process::parent_id()).unwrap_or(0);
     // The screen (pty sessions): the child's output and the notices.
@@ -232,9 +290,16 @@ async fn serve(mut p: Prepared, plan: command::Plan, interactive: bool) -> u8 {
     };
     let writer = interactive.then(|| tokio::spawn(pty::screen_writer(screen_rx)));
     let spawned = if interactive {
-        pty::spawn(&plan, screen.clone()).map(|c| (c.child, c.output_done, Some(c.to_pty)))
+        pty::spawn(&plan, screen.clone(), tap.clone())
+            .map(|c| (c.child, c.output_done, Some(c.to_pty)))
     } else {
-        pipes::spawn(&plan).map(|c| (c.child, c.output_done, None))
+        pipes::spawn(
+            &plan,
+            // The sftp server's bytes are file transfers, not a session
+            // to replay: not recorded (its header and end are).
+            tap.clone().filter(|_| plan.program != sftp_server),
+        )
+        .map(|c| (c.child, c.output_done, None))
     };
     let (mut child, mut output_done, to_pty) = match spawned {
         Ok(c) => c,
@@ -318,10 +383,21 @@ async fn serve(mut p: Prepared, plan: command::Plan, interactive: bool) -> u8 {
                 if let (Some(tx), Some(size)) = (&to_pty, pty::outer_size()) {
                     let _ = tx.try_send(pty::ToPty::Resize(size));
                 }
+                if let (Some(t), Some((cols, rows))) = (&tap, pty::outer_cols_rows()) {
+                    t.resize(cols, rows);
+                }
+            }
+            Some(()) = async { lost.as_ref()?.notified().await; Some(()) } => {
+                break Some(Ending::RecorderLost);
             }
             Some(()) = async { hup.as_mut()?.recv().await } => break Some(Ending::HungUp),
             Some(()) = async { term.as_mut()?.recv().await } => break Some(Ending::HungUp),
         }
+    };
+    let end_code = match &ending {
+        Some(Ending::Expired(_)) => 2,
+        Some(Ending::Revoked(_)) => 3,
+        _ => 1,
     };
     let code = match ending {
         None => status.and_then(Result::ok).map_or(1, command::exit_code),
@@ -332,8 +408,17 @@ async fn serve(mut p: Prepared, plan: command::Plan, interactive: bool) -> u8 {
                     deadline::clock_time(*end)
                 )),
                 Ending::Revoked(r) => Some(format!("jit-ssh: {r}: this session is over")),
+                Ending::RecorderLost => Some(
+                    "jit-ssh: the session recorder went away, and this session must be recorded: this session is over"
+                        .to_owned(),
+                ),
                 Ending::HungUp => None,
             };
+            if matches!(why, Ending::RecorderLost) {
+                if let Some(l) = &line {
+                    syslog::warn(l);
+                }
+            }
             if let Some(line) = line {
                 if interactive {
                     tell(line);
@@ -353,6 +438,14 @@ async fn serve(mut p: Prepared, plan: command::Plan, interactive: bool) -> u8 {
             }
         }
     };
+    // The recorder hears how the session ended, after the last output.
+    if let (Some(t), Some(s)) = (&tap, streaming) {
+        let ended = async {
+            t.end(end_code).await;
+            let _ = s.writer.await;
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), ended).await;
+    }
     // Let the screen writer finish what is queued, then put the terminal
     // back as it was.
     drop(screen);

@@ -8,6 +8,7 @@ use std::process::Stdio;
 
 use super::command::Plan;
 use super::io;
+use super::record::Tap;
 
 /// A child on pipes, with the copies running.
 pub struct PipedChild {
@@ -16,7 +17,9 @@ pub struct PipedChild {
     pub output_done: tokio::task::JoinHandle<u64>,
 }
 
-pub fn spawn(plan: &Plan) -> std::io::Result<PipedChild> {
+/// With `tap`, what the command writes (stdout and stderr, and under
+/// `full` what it reads) goes to the recorder before it is passed on.
+pub fn spawn(plan: &Plan, tap: Option<Tap>) -> std::io::Result<PipedChild> {
     let mut child = tokio::process::Command::new(&plan.program)
         .arg0(&plan.arg0)
         .args(&plan.args)
@@ -31,9 +34,9 @@ pub fn spawn(plan: &Plan) -> std::io::Result<PipedChild> {
         (Some(i), Some(o), Some(e)) => (i, o, e),
         _ => return Err(std::io::Error::other("the child's pipes are missing")),
     };
-    tokio::spawn(io::pump(io::stdin(), cin));
-    let out = tokio::spawn(io::pump(cout, io::stdout()));
-    let err = tokio::spawn(io::pump(cerr, tokio::io::stderr()));
+    tokio::spawn(io::pump_recorded(io::stdin(), cin, tap.clone(), true));
+    let out = tokio::spawn(io::pump_recorded(cout, io::stdout(), tap.clone(), false));
+    let err = tokio::spawn(io::pump_recorded(cerr, tokio::io::stderr(), tap, false));
     let output_done = tokio::spawn(async move { out.await.unwrap_or(0) + err.await.unwrap_or(0) });
     Ok(PipedChild { child, output_done })
 }

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 
 use super::command::Plan;
 use super::io;
+use super::record::Tap;
 
 /// The outer terminal's settings before raw mode, put back on drop.
 pub struct RawMode {
@@ -45,6 +46,12 @@ pub fn outer_size() -> Option<pty_process::Size> {
     ))
 }
 
+/// The outer terminal's columns and rows, for the recording.
+pub fn outer_cols_rows() -> Option<(u16, u16)> {
+    let w = termios::tcgetwinsize(std::io::stdin().as_fd()).ok()?;
+    Some((w.ws_col, w.ws_row))
+}
+
 /// What goes into the inner pty: keystrokes, or a new window size.
 pub enum ToPty {
     Keys(Vec<u8>),
@@ -61,8 +68,13 @@ pub struct PtyChild {
 }
 
 /// Starts `plan` on a new pty sized like the outer terminal; its output
-/// goes to `screen`, the person's keystrokes come from the wrapper's stdin.
-pub fn spawn(plan: &Plan, screen: mpsc::Sender<Vec<u8>>) -> std::io::Result<PtyChild> {
+/// goes to `screen`, the person's keystrokes come from the wrapper's stdin;
+/// both also go to the recorder through `tap`, output before it is shown.
+pub fn spawn(
+    plan: &Plan,
+    screen: mpsc::Sender<Vec<u8>>,
+    tap: Option<Tap>,
+) -> std::io::Result<PtyChild> {
     let (pty, pts) = pty_process::open().map_err(std::io::Error::other)?;
     if let Some(size) = outer_size() {
         let _ = pty.resize(size);
@@ -73,6 +85,7 @@ pub fn spawn(plan: &Plan, screen: mpsc::Sender<Vec<u8>>) -> std::io::Result<PtyC
         .spawn(pts)
         .map_err(std::io::Error::other)?;
     let (mut out, mut inner) = pty.into_split();
+    let keys_tap = tap.clone();
     let output_done = tokio::spawn(async move {
         use tokio::io::AsyncReadExt;
         let mut buf = vec![0u8; io::CHUNK];
@@ -82,6 +95,9 @@ pub fn spawn(plan: &Plan, screen: mpsc::Sender<Vec<u8>>) -> std::io::Result<PtyC
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     total += n as u64;
+                    if let Some(t) = &tap {
+                        t.output(&buf[..n]).await;
+                    }
                     if screen.send(buf[..n].to_vec()).await.is_err() {
                         break;
                     }
@@ -116,6 +132,9 @@ pub fn spawn(plan: &Plan, screen: mpsc::Sender<Vec<u8>>) -> std::io::Result<PtyC
             match stdin.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
+                    if let Some(t) = &keys_tap {
+                        t.input(&buf[..n]).await;
+                    }
                     if keys.send(ToPty::Keys(buf[..n].to_vec())).await.is_err() {
                         break;
                     }

@@ -1,0 +1,227 @@
+//! Logins the recorder must hear of. sshd runs `jit-ssh-host principals`
+//! (its `AuthorizedPrincipalsCommand`) for every certificate login, from
+//! its root monitor process, with the certificate itself (`%T %k`). When
+//! that certificate's signed force-command records the session, the
+//! command tells the recorder before sshd accepts the login: "the sshd
+//! monitor PID is letting in certificate N". From then on, every process
+//! the login's sshd session process starts must be a session wrapper that
+//! announced itself to the recorder within [`GRACE`]; one that is not (a
+//! shell whose startup file exec'd something else instead of the wrapper)
+//! ends the whole login. This closes the shell-startup-file bypass of the
+//! wrapper for recorded certificates (docs/sessions.md).
+
+use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use ssh_key::Certificate;
+
+use super::peer::{is_sshd, parent_of};
+
+/// How long a process of a recorded login may run without its wrapper
+/// announcing itself.
+pub const GRACE: Duration = Duration::from_secs(5);
+
+/// What `jit-ssh-host principals` sends (frame kind `Expect`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// The account (sshd's `%u`).
+    pub account: String,
+    /// The certificate as sshd saw it: `TYPE BASE64` (`%T %k`).
+    pub certificate: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExpectError {
+    #[error("the principals command's parent is not a root sshd process")]
+    NotSshdMonitor,
+    #[error("the certificate does not parse: {0}")]
+    Certificate(#[source] ssh_key::Error),
+    #[error(transparent)]
+    Untrusted(crate::session::Refusal),
+}
+
+/// Whether a certificate's force-command runs the wrapper with a
+/// recording policy.
+pub fn records(cert: &Certificate) -> bool {
+    let Some(fc) = cert.critical_options().get("force-command") else {
+        return false;
+    };
+    let words: Vec<&str> = fc.split_whitespace().collect();
+    words.contains(&"session")
+        && words
+            .windows(2)
+            .any(|w| w[0] == "--record" && matches!(w[1], "output" | "full"))
+}
+
+/// A login sshd is letting in with a recorded certificate.
+#[derive(Debug, Clone)]
+struct Login {
+    serial: u64,
+    key_id: String,
+    account: String,
+}
+
+/// What the recorder knows of logins and wrappers.
+#[derive(Default)]
+pub struct Registry {
+    /// By sshd monitor pid.
+    logins: HashMap<i32, Login>,
+    /// Wrappers that announced themselves (their pids).
+    announced: HashSet<i32>,
+    /// When a process below a login's sshd was first seen.
+    first_seen: HashMap<i32, Instant>,
+}
+
+pub type Shared = Arc<Mutex<Registry>>;
+
+fn lock(r: &Shared) -> std::sync::MutexGuard<'_, Registry> {
+    r.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Records a login sshd's principals command announced; `pid` is the
+/// command's (SO_PEERCRED), whose parent must be a root sshd.
+pub fn expect(r: &Shared, pid: i32, e: &Expect, dir: &Path) -> Result<bool, ExpectError> {
+    let monitor = parent_of(pid).ok_or(ExpectError::NotSshdMonitor)?;
+    let root = std::fs::metadata(format!("/proc/{monitor}")).is_ok_and(|m| m.uid() == 0);
+    if !root || is_sshd(monitor).is_err() {
+        return Err(ExpectError::NotSshdMonitor);
+    }
+    let cert = Certificate::from_openssh(&e.certificate).map_err(ExpectError::Certificate)?;
+    crate::session::trusted(std::slice::from_ref(&cert), dir).map_err(ExpectError::Untrusted)?;
+    if !records(&cert) {
+        return Ok(false);
+    }
+    lock(r).logins.insert(
+        monitor,
+        Login {
+            serial: cert.serial(),
+            key_id: cert.key_id().to_owned(),
+            account: e.account.clone(),
+        },
+    );
+    Ok(true)
+}
+
+/// A wrapper the recorder accepted.
+pub fn announced(r: &Shared, wrapper_pid: i32) {
+    lock(r).announced.insert(wrapper_pid);
+}
+
+fn children(pid: i32) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&c| parent_of(c) == Some(pid))
+        .collect()
+}
+
+/// One look: the sshd session processes (below a recorded login's
+/// monitor) that started a process that is not an announced wrapper,
+/// for longer than [`GRACE`]. Forgets logins whose sshd is gone.
+pub fn sweep(r: &Shared) -> Vec<(i32, String)> {
+    let mut reg = lock(r);
+    let now = Instant::now();
+    reg.logins.retain(|&m, _| is_sshd(m).is_ok());
+    reg.announced
+        .retain(|&p| Path::new(&format!("/proc/{p}")).exists());
+    let mut bad = Vec::new();
+    let mut seen = HashSet::new();
+    let logins: Vec<(i32, Login)> = reg.logins.iter().map(|(m, l)| (*m, l.clone())).collect();
+    for (monitor, login) in logins {
+        // The session runs below the monitor's unprivileged child, or
+        // below the monitor itself (a root login has no such child).
+        let mut sessions = vec![monitor];
+        sessions.extend(
+            children(monitor)
+                .into_iter()
+                .filter(|&c| is_sshd(c).is_ok()),
+        );
+        for &session in &sessions {
+            for child in children(session) {
+                if sessions.contains(&child) || is_sshd(child).is_ok() {
+                    continue;
+                }
+                seen.insert(child);
+                if reg.announced.contains(&child) {
+                    continue;
+                }
+                let first = *reg.first_seen.entry(child).or_insert(now);
+                if now.duration_since(first) >= GRACE {
+                    bad.push((
+                        session,
+                        format!(
+                            "{} logged in with certificate serial {} ({}), which must be recorded, but process {child} ran {}s without a session wrapper announcing itself",
+                            login.account,
+                            login.serial,
+                            login.key_id,
+                            GRACE.as_secs()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    reg.first_seen.retain(|p, _| seen.contains(p));
+    bad
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ssh_key::{certificate, Algorithm, PrivateKey};
+
+    fn cert_forcing(fc: &str) -> Certificate {
+        let mut rng = ssh_key::rand_core::OsRng;
+        let ca = PrivateKey::random(&mut rng, Algorithm::Ed25519).unwrap();
+        let user = PrivateKey::random(&mut rng, Algorithm::Ed25519).unwrap();
+        let mut b = certificate::Builder::new_with_random_nonce(
+            &mut rng,
+            user.public_key(),
+            0,
+            u64::MAX / 2,
+        )
+        .unwrap();
+        b.serial(1).unwrap();
+        b.key_id("jit-ssh:alice:g:1").unwrap();
+        b.valid_principal("root@h").unwrap();
+        if !fc.is_empty() {
+            b.critical_option("force-command", fc).unwrap();
+        }
+        b.sign(&ca).unwrap()
+    }
+
+    #[test]
+    fn only_a_recording_force_command_is_expected() {
+        assert!(records(&cert_forcing(
+            "/usr/local/bin/jit-ssh-host session --record output --grant g"
+        )));
+        assert!(records(&cert_forcing(
+            "/usr/local/bin/jit-ssh-host session --record full"
+        )));
+        assert!(!records(&cert_forcing(
+            "/usr/local/bin/jit-ssh-host session --record off --grant g"
+        )));
+        assert!(!records(&cert_forcing("")));
+    }
+
+    #[test]
+    fn a_principals_command_not_run_by_a_root_sshd_is_refused() {
+        let r = Shared::default();
+        let me = i32::try_from(std::process::id()).unwrap();
+        let e = Expect {
+            account: "root".into(),
+            certificate: "x".into(),
+        };
+        assert!(matches!(
+            expect(&r, me, &e, Path::new("/nonexistent")),
+            Err(ExpectError::NotSshdMonitor)
+        ));
+    }
+}

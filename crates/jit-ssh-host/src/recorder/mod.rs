@@ -1,0 +1,171 @@
+//! `jit-ssh-host recorder`: the root-run host recorder. Session wrappers
+//! connect to its unix socket and stream their sessions to it; it checks
+//! who connected (SO_PEERCRED and /proc, not the wrapper's word), writes
+//! each session as a signed, hash-chained recording into a root-only
+//! spool, uploads the spool to the CA, and ends sshd sessions whose
+//! wrapper died or overstayed the certificate. See docs/sessions.md.
+
+pub mod expect;
+pub mod identity;
+pub mod listen;
+pub mod peer;
+pub mod protocol;
+pub mod reap;
+pub mod session;
+pub mod spool;
+pub mod upload;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use jit_ssh_recording::ChunkPolicy;
+use tokio::sync::Notify;
+
+use crate::error::HostError;
+
+/// Where the recorder listens by default (systemd's socket unit too).
+pub const SOCKET: &str = "/run/jit-ssh/recorder.sock";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RecorderOptions {
+    /// The socket to bind when systemd did not pass one.
+    #[arg(long, default_value = SOCKET)]
+    pub socket: PathBuf,
+    /// Root-only spool of recordings not yet acknowledged by the CA.
+    #[arg(long, default_value = "/var/lib/jit-ssh/recordings")]
+    pub spool: PathBuf,
+    /// The host key that signs recordings (the one enrolled with the CA).
+    #[arg(long, default_value = "/etc/ssh/ssh_host_ed25519_key")]
+    pub host_key: PathBuf,
+    /// Where sync keeps ca-keys (a session's certificate must be signed
+    /// by one of them).
+    #[arg(long, default_value = "/etc/ssh/jit-ssh")]
+    pub dir: PathBuf,
+    /// The CA URL(s) to upload to, as for sync; without one, recordings
+    /// stay in the spool.
+    #[arg(long = "ca-url", env = "JIT_SSH_CA_URL")]
+    pub ca: Option<String>,
+    /// Extra PEM root certificate for the CA's TLS.
+    #[arg(long)]
+    pub ca_cert: Option<PathBuf>,
+    /// The session wrapper's binary (the path the CA's `[sessions]
+    /// wrapper` names): a wrapper must run this file. Default: this
+    /// program's own path.
+    #[arg(long)]
+    pub wrapper: Option<PathBuf>,
+    /// Cut a chunk after this many seconds of a session (so an idle or
+    /// slow session still reaches the CA).
+    #[arg(long, default_value_t = 5)]
+    pub chunk_seconds: u64,
+}
+
+pub fn run(opts: &RecorderOptions) -> Result<(), HostError> {
+    let urls = opts
+        .ca
+        .as_deref()
+        .map(crate::failover::parse_ca_urls)
+        .transpose()?;
+    let host_key = ssh_key::PrivateKey::read_openssh_file(&opts.host_key)
+        .map_err(|e| HostError::Usage(format!("--host-key {}: {e}", opts.host_key.display())))?;
+    if host_key.is_encrypted() {
+        return Err(HostError::Usage(format!(
+            "--host-key {}: an encrypted key cannot sign unattended",
+            opts.host_key.display()
+        )));
+    }
+    let wrapper = match &opts.wrapper {
+        Some(w) => w.clone(),
+        None => std::env::current_exe().map_err(|e| HostError::Other(e.into()))?,
+    };
+    let spool = spool::Spool::open(&opts.spool).map_err(|e| HostError::Other(e.into()))?;
+    // Sessions a previous recorder left open are over (their wrappers
+    // ended them when it went away): give each its end.
+    for dir in spool.sessions() {
+        if !dir.join("ended").exists() {
+            match spool::end_orphan(&dir, &host_key) {
+                Ok(()) => eprintln!(
+                    "jit-ssh-host recorder: {}: left open by a previous recorder: ended (recorder-lost)",
+                    dir.display()
+                ),
+                Err(e) => eprintln!("jit-ssh-host recorder: {}: cannot end it: {e}", dir.display()),
+            }
+        }
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| HostError::Other(e.into()))?;
+    rt.block_on(async {
+        let listener =
+            listen::listener(&opts.socket).map_err(|e| HostError::Usage(e.to_string()))?;
+        let wake = Arc::new(Notify::new());
+        let ctx = Arc::new(session::Context {
+            spool: spool.clone(),
+            host_key,
+            dir: opts.dir.clone(),
+            passwd: PathBuf::from("/etc/passwd"),
+            wrapper,
+            policy: ChunkPolicy {
+                max_span: std::time::Duration::from_secs(opts.chunk_seconds.clamp(1, 600)),
+                ..ChunkPolicy::default()
+            },
+            uploads: wake.clone(),
+            registry: expect::Shared::default(),
+            pending: Default::default(),
+        });
+        tokio::spawn(sweep(ctx.registry.clone()));
+        match urls {
+            Some(urls) => {
+                eprintln!(
+                    "jit-ssh-host recorder: listening; uploading to {}",
+                    crate::failover::list(&urls)
+                );
+                tokio::spawn(
+                    upload::Uploader {
+                        spool,
+                        urls,
+                        ca_cert: opts.ca_cert.clone(),
+                        backoff: Default::default(),
+                    }
+                    .run(wake),
+                );
+            }
+            None => eprintln!(
+                "jit-ssh-host recorder: listening; no --ca-url: recordings stay in {}",
+                opts.spool.display()
+            ),
+        }
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    tokio::spawn(session::handle(stream, ctx.clone()));
+                }
+                Err(e) => {
+                    eprintln!("jit-ssh-host recorder: accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        }
+    })
+}
+
+/// Once a second: logins of recorded certificates whose sshd started
+/// something other than an announced wrapper are ended.
+async fn sweep(registry: expect::Shared) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let r = registry.clone();
+        let bad = tokio::task::spawn_blocking(move || expect::sweep(&r))
+            .await
+            .unwrap_or_default();
+        for (sshd_pid, why) in bad {
+            let did =
+                tokio::task::spawn_blocking(move || reap::Watched::below_sshd(sshd_pid).hang_up())
+                    .await
+                    .unwrap_or_default();
+            eprintln!("jit-ssh-host recorder: {why}: ended the login ({did})");
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! Ending an sshd session from the root side, when its wrapper died
+//! without saying the session ended or the certificate's deadline passed
+//! with the wrapper no longer enforcing it.
+//!
+//! The recorder knows sshd's process for the session (the wrapper's
+//! parent, checked at the start). While the session runs it notes, once a
+//! second, the kernel session ids of every process below that sshd
+//! process (the wrapper's, the shell's on the inner pty, a job's that
+//! called `setsid`), so that processes a killed wrapper left behind
+//! (reparented to init, out of sshd's tree) are still found. Ending the
+//! session: SIGHUP and SIGCONT to every process of those sessions and
+//! below sshd, SIGKILL after [`GRACE`], then sshd's session process
+//! itself, which closes the connection.
+//!
+//! A process that double-forks into a session of its own between two
+//! looks is reparented to init and not found this way. On a host where
+//! logind puts each sshd login in a `session-N.scope` cgroup (`UsePAM
+//! yes` with pam_systemd), every process of that cgroup is ended too,
+//! which catches those (not exercised by the tests: their sshd runs
+//! without systemd).
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use rustix::process::{kill_process, Pid, Signal};
+
+use super::peer::{is_sshd, Peer};
+use crate::session::hangup;
+
+pub const GRACE: Duration = Duration::from_secs(2);
+
+/// The processes of one sshd session, as far as the recorder has seen.
+#[derive(Debug, Clone)]
+pub struct Watched {
+    sshd_pid: i32,
+    sids: BTreeSet<i32>,
+    /// Sessions never to touch: the recorder's own, and sshd's (the
+    /// listener and the connection's monitor live there).
+    spare_sids: BTreeSet<i32>,
+    /// The login's logind scope, `/sys/fs/cgroup/…/session-N.scope`.
+    scope: Option<std::path::PathBuf>,
+}
+
+/// The logind session scope in the text of `/proc/PID/cgroup` (cgroup
+/// v2), if the process is in one; never a broader cgroup.
+pub fn session_scope(cgroup: &str) -> Option<std::path::PathBuf> {
+    let path = cgroup.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let last = path.rsplit('/').next()?;
+    let ok = last.starts_with("session-")
+        && last.ends_with(".scope")
+        && path.starts_with("/user.slice/")
+        && !path.contains("..");
+    ok.then(|| std::path::PathBuf::from(format!("/sys/fs/cgroup{path}")))
+}
+
+/// pid → (ppid, sid) of every process.
+fn table() -> HashMap<i32, (i32, i32)> {
+    let mut t = HashMap::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if let (Some(ppid), Some(sid)) = (
+            f.get(1).and_then(|s| s.parse().ok()),
+            f.get(3).and_then(|s| s.parse().ok()),
+        ) {
+            t.insert(pid, (ppid, sid));
+        }
+    }
+    t
+}
+
+fn descendants(t: &HashMap<i32, (i32, i32)>, root: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let mut todo = vec![root];
+    while let Some(p) = todo.pop() {
+        for (&pid, &(ppid, _)) in t {
+            if ppid == p && !out.contains(&pid) {
+                out.push(pid);
+                todo.push(pid);
+            }
+        }
+    }
+    out
+}
+
+impl Watched {
+    pub fn new(peer: &Peer) -> Watched {
+        let mut spare_sids = BTreeSet::from([0]);
+        spare_sids.extend(hangup::own_session());
+        spare_sids.extend(super::peer::session_of(peer.sshd_pid));
+        let scope = std::fs::read_to_string(format!("/proc/{}/cgroup", peer.pid))
+            .ok()
+            .and_then(|c| session_scope(&c));
+        let mut w = Watched {
+            sshd_pid: peer.sshd_pid,
+            sids: BTreeSet::new(),
+            spare_sids,
+            scope,
+        };
+        if !w.spare_sids.contains(&peer.sid) {
+            w.sids.insert(peer.sid);
+        }
+        w.refresh();
+        w
+    }
+
+    /// The processes below sshd's session process `sshd_pid` (a login no
+    /// wrapper announced).
+    pub fn below_sshd(sshd_pid: i32) -> Watched {
+        let mut spare_sids = BTreeSet::from([0]);
+        spare_sids.extend(hangup::own_session());
+        spare_sids.extend(super::peer::session_of(sshd_pid));
+        let scope = std::fs::read_to_string(format!("/proc/{sshd_pid}/cgroup"))
+            .ok()
+            .and_then(|c| session_scope(&c));
+        let mut w = Watched {
+            sshd_pid,
+            sids: BTreeSet::new(),
+            spare_sids,
+            scope,
+        };
+        w.refresh();
+        w
+    }
+
+    /// Notes the sessions of every process now below sshd's.
+    pub fn refresh(&mut self) {
+        let t = table();
+        for pid in descendants(&t, self.sshd_pid) {
+            if let Some(&(_, sid)) = t.get(&pid) {
+                if !self.spare_sids.contains(&sid) {
+                    self.sids.insert(sid);
+                }
+            }
+        }
+    }
+
+    fn members(&self) -> Vec<i32> {
+        let t = table();
+        let mut pids = descendants(&t, self.sshd_pid);
+        for (&pid, &(_, sid)) in &t {
+            if self.sids.contains(&sid) && !pids.contains(&pid) {
+                pids.push(pid);
+            }
+        }
+        if let Some(scope) = &self.scope {
+            let procs = std::fs::read_to_string(scope.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                if !pids.contains(&pid) {
+                    pids.push(pid);
+                }
+            }
+        }
+        let me = i32::try_from(std::process::id()).unwrap_or(0);
+        pids.retain(|&p| p != me && p > 1);
+        pids
+    }
+
+    /// Ends the session (blocking: call it off the async runtime);
+    /// returns how many processes were signalled, for the log.
+    pub fn hang_up(&self) -> String {
+        let pids = self.members();
+        let said = format!(
+            "{} processes of sessions {:?} and below sshd {}",
+            pids.len(),
+            self.sids,
+            self.sshd_pid
+        );
+        signal(&pids, Signal::HUP);
+        signal(&pids, Signal::CONT);
+        let until = Instant::now() + GRACE;
+        while Instant::now() < until && !live(&self.members()).is_empty() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        signal(&self.members(), Signal::KILL);
+        // sshd's session process last: the connection closes with it. It
+        // is checked again, so a recycled pid is never hit.
+        if is_sshd(self.sshd_pid).is_ok() {
+            signal(&[self.sshd_pid], Signal::TERM);
+            std::thread::sleep(Duration::from_millis(200));
+            if is_sshd(self.sshd_pid).is_ok() {
+                signal(&[self.sshd_pid], Signal::KILL);
+            }
+        }
+        said
+    }
+
+    /// Whether sshd's session process is still there.
+    pub fn sshd_alive(&self) -> bool {
+        is_sshd(self.sshd_pid).is_ok()
+    }
+}
+
+fn signal(pids: &[i32], sig: Signal) {
+    for pid in pids.iter().filter_map(|&p| Pid::from_raw(p)) {
+        let _ = kill_process(pid, sig);
+    }
+}
+
+fn live(pids: &[i32]) -> Vec<i32> {
+    pids.iter()
+        .copied()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    let i = s.rfind(')')?;
+                    s[i + 1..].split_whitespace().next().map(|st| st != "Z")
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descendants_are_found_through_generations() {
+        let t = HashMap::from([(10, (1, 10)), (11, (10, 11)), (12, (11, 12)), (20, (1, 20))]);
+        let mut d = descendants(&t, 10);
+        d.sort();
+        assert_eq!(d, vec![11, 12]);
+    }
+
+    #[test]
+    fn only_a_logind_session_scope_is_taken() {
+        assert_eq!(
+            session_scope("0::/user.slice/user-1000.slice/session-7.scope\n"),
+            Some("/sys/fs/cgroup/user.slice/user-1000.slice/session-7.scope".into())
+        );
+        for broad in [
+            "0::/\n",
+            "0::/system.slice/ssh.service\n",
+            "0::/user.slice\n",
+        ] {
+            assert_eq!(session_scope(broad), None, "{broad}");
+        }
+    }
+}

@@ -1,0 +1,446 @@
+//! One recorded session, from the wrapper's hello to its end: checks who
+//! connected, writes the recording to the spool as the wrapper streams
+//! it, and ends the sshd session itself when the wrapper goes away
+//! without an end, stops answering past the certificate's deadline, or
+//! the recording cannot be written (a session that must be recorded does
+//! not go on unrecorded).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use jit_ssh_recording::{Chunk, ChunkPolicy, EncodeError, Encoder, EndReason, Header, SessionId};
+use ssh_key::PrivateKey;
+use tokio::net::UnixStream;
+use tokio::sync::Notify;
+
+use super::identity::{establish, IdentityError};
+use super::peer::{check, environ_var, PeerError};
+use super::protocol::{read_frame, write_frame, Accepted, FrameError, Hello, Kind};
+use super::reap::Watched;
+use super::spool::{SessionSpool, Spool, SpoolError};
+use crate::session::revocation::KrlWatch;
+
+/// What every session handler shares.
+pub struct Context {
+    pub spool: Spool,
+    pub host_key: PrivateKey,
+    /// Where sync keeps ca-keys (the certificate must be signed by one).
+    pub dir: PathBuf,
+    pub passwd: PathBuf,
+    /// The session wrapper's binary: a peer must run this file.
+    pub wrapper: PathBuf,
+    pub policy: ChunkPolicy,
+    /// Wakes the uploader when chunks were written.
+    pub uploads: Arc<Notify>,
+    /// Logins sshd announced, and the wrappers that announced themselves.
+    pub registry: super::expect::Shared,
+    /// Connections not past their hello yet, per peer uid.
+    pub pending: std::sync::Mutex<std::collections::HashMap<u32, usize>>,
+}
+
+/// Connections one uid may hold before their hello: a local user who
+/// opens many and says nothing delays only their own logins.
+pub const MAX_PENDING_PER_UID: usize = 8;
+
+/// A connection counted in [`Context::pending`] until dropped.
+struct PendingSlot<'a> {
+    ctx: &'a Context,
+    uid: u32,
+}
+
+impl<'a> PendingSlot<'a> {
+    fn take(ctx: &'a Context, uid: u32) -> Option<PendingSlot<'a>> {
+        let mut p = ctx
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = p.entry(uid).or_insert(0);
+        if *n >= MAX_PENDING_PER_UID {
+            return None;
+        }
+        *n += 1;
+        Some(PendingSlot { ctx, uid })
+    }
+}
+
+impl Drop for PendingSlot<'_> {
+    fn drop(&mut self) {
+        let mut p = self
+            .ctx
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = p.get_mut(&self.uid) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                p.remove(&self.uid);
+            }
+        }
+    }
+}
+
+/// How long a wrapper has to say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long past the certificate's `valid_before` the recorder leaves the
+/// wrapper to end the session itself (with its notice) before it does.
+const DEADLINE_GRACE: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+enum Refused {
+    #[error("the first message is not a hello")]
+    NotHello,
+    #[error("the hello does not parse: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("the peer's credentials are unavailable: {0}")]
+    Credentials(#[source] std::io::Error),
+    #[error(transparent)]
+    Peer(#[from] PeerError),
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error("starting the recording: {0}")]
+    Encode(#[from] EncodeError),
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+}
+
+fn log(line: &str) {
+    eprintln!("jit-ssh-host recorder: {line}");
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn new_session_id() -> SessionId {
+    use ssh_key::rand_core::RngCore;
+    let mut r = [0u8; 12];
+    ssh_key::rand_core::OsRng.fill_bytes(&mut r);
+    // 10 digits, a dash, 24 hex: always a valid session id.
+    SessionId::try_from(format!("{}-{}", now_unix(), hex::encode(r)))
+        .unwrap_or_else(|_| unreachable_id())
+}
+
+#[allow(clippy::expect_used)]
+fn unreachable_id() -> SessionId {
+    SessionId::try_from("s").expect("a fixed valid id")
+}
+
+/// A session under way.
+struct Recording {
+    enc: Option<Encoder>,
+    spool: SessionSpool,
+    start: Instant,
+    id: SessionId,
+}
+
+impl Recording {
+    fn t(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    fn store(&mut self, chunks: Result<Vec<Chunk>, EncodeError>) -> Result<(), String> {
+        let chunks = chunks.map_err(|e| e.to_string())?;
+        self.spool.append(&chunks).map_err(|e| e.to_string())
+    }
+
+    fn finish(&mut self, reason: EndReason) -> Result<(), String> {
+        let t = self.t();
+        let Some(enc) = self.enc.take() else {
+            return Ok(());
+        };
+        let done = enc.finish(t, reason).map_err(|e| e.to_string())?;
+        self.spool.append(&done.chunks).map_err(|e| e.to_string())?;
+        self.spool.mark_ended().map_err(|e| e.to_string())
+    }
+}
+
+/// The certificate's end: its deadline and the host's KRL, which the
+/// wrapper enforces and the recorder enforces after it, should the
+/// wrapper be stopped (SIGSTOP) or stuck.
+struct Watch {
+    deadline: Option<u64>,
+    cert: ssh_key::Certificate,
+    krl: KrlWatch,
+    revoked_at: Option<Instant>,
+}
+
+impl Watch {
+    fn overstayed(&mut self) -> Option<Outcome> {
+        if self
+            .deadline
+            .is_some_and(|d| now_unix() >= d + DEADLINE_GRACE.as_secs())
+        {
+            return Some(Outcome::Expired);
+        }
+        if self.revoked_at.is_none() {
+            // An unreadable KRL is not a revocation (as for the wrapper).
+            if let Ok(Some(_)) = self.krl.check(std::slice::from_ref(&self.cert)) {
+                self.revoked_at = Some(Instant::now());
+            }
+        }
+        self.revoked_at
+            .is_some_and(|at| at.elapsed() >= DEADLINE_GRACE)
+            .then_some(Outcome::Revoked)
+    }
+}
+
+/// Why the recorder stops listening to a session.
+enum Outcome {
+    /// The wrapper said the session ended, and why.
+    Ended(EndReason),
+    /// The wrapper went away without an end: the session is ended here.
+    Lost(String),
+    /// Past the deadline and the wrapper did not end it.
+    Expired,
+    /// Revoked in the KRL and the wrapper did not end it.
+    Revoked,
+    /// The recording cannot be written.
+    Broken(String),
+}
+
+pub async fn handle(stream: UnixStream, ctx: Arc<Context>) {
+    let Ok(uid) = stream.peer_cred().map(|c| c.uid()) else {
+        return;
+    };
+    let Some(slot) = PendingSlot::take(&ctx, uid) else {
+        log(&format!(
+            "uid {uid} holds {MAX_PENDING_PER_UID} connections that have not said hello: refused another"
+        ));
+        return;
+    };
+    let (mut rd, mut wr) = stream.into_split();
+    let first = tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut rd)).await;
+    drop(slot);
+    let first = match first {
+        Ok(Ok(f)) => f,
+        Ok(Err(e)) => {
+            log(&format!("refused a connection: no hello: {e}"));
+            return;
+        }
+        Err(_) => {
+            log("refused a connection: no hello in time");
+            return;
+        }
+    };
+    if first.0 == Kind::Expect {
+        let pid = wr.as_ref().peer_cred().ok().and_then(|c| c.pid());
+        let answer = match serde_json::from_slice::<super::expect::Expect>(&first.1) {
+            Ok(e) => pid.ok_or_else(|| "no peer pid".to_owned()).and_then(|pid| {
+                super::expect::expect(&ctx.registry, pid, &e, &ctx.dir).map_err(|e| e.to_string())
+            }),
+            Err(e) => Err(e.to_string()),
+        };
+        match answer {
+            Ok(recorded) => {
+                if recorded {
+                    log(&format!(
+                        "sshd (pid {}) is letting in a recorded certificate: its session wrapper must announce itself",
+                        pid.and_then(super::peer::parent_of).unwrap_or(0)
+                    ));
+                }
+                let _ = write_frame(&mut wr, Kind::Accepted, b"{\"session\":\"\"}").await;
+            }
+            Err(e) => {
+                log(&format!("refused sshd's announcement of a login: {e}"));
+                let _ = write_frame(&mut wr, Kind::Refused, e.as_bytes()).await;
+            }
+        }
+        return;
+    }
+    let started = start(first, &ctx, wr.as_ref()).await;
+    let (mut rec, mut watched, mut watch) = match started {
+        Ok(s) => s,
+        Err(e) => {
+            log(&format!("refused a session: {e}"));
+            let _ = write_frame(&mut wr, Kind::Refused, e.to_string().as_bytes()).await;
+            return;
+        }
+    };
+    let accepted = serde_json::to_vec(&Accepted {
+        session: rec.id.to_string(),
+    })
+    .unwrap_or_default();
+    if write_frame(&mut wr, Kind::Accepted, &accepted)
+        .await
+        .is_err()
+    {
+        // The wrapper left before it could start anything.
+        let _ = rec.finish(EndReason::RecorderLost);
+        ctx.uploads.notify_one();
+        return;
+    }
+    // Frames are read by a task of their own: a read cut off by the
+    // clock's tick in the select below would lose its bytes.
+    let (frames_tx, mut frames) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        loop {
+            let f = read_frame(&mut rd).await;
+            let last = f.is_err();
+            if frames_tx.send(f).await.is_err() || last {
+                break;
+            }
+        }
+    });
+    let mut clock = tokio::time::interval(Duration::from_secs(1));
+    let outcome = loop {
+        tokio::select! {
+            frame = frames.recv() => {
+                let t = rec.t();
+                let frame = frame.unwrap_or(Err(FrameError::Closed));
+                let stored = match frame {
+                    Ok((Kind::Output, b)) => rec.enc.as_mut().map(|e| e.push_output(t, &b)),
+                    Ok((Kind::Input, b)) => rec.enc.as_mut().map(|e| e.push_input(t, &b)),
+                    Ok((Kind::Resize, b)) if b.len() == 4 => {
+                        let cols = u16::from_be_bytes([b[0], b[1]]);
+                        let rows = u16::from_be_bytes([b[2], b[3]]);
+                        rec.enc.as_mut().map(|e| e.push_resize(t, cols, rows))
+                    }
+                    Ok((Kind::End, b)) => break Outcome::Ended(match b.first() {
+                        Some(2) => EndReason::Expiry,
+                        Some(3) => EndReason::Revoked,
+                        _ => EndReason::Exit,
+                    }),
+                    Ok((k, _)) => break Outcome::Lost(format!("unexpected message {k:?}")),
+                    Err(FrameError::Closed) => break Outcome::Lost("the wrapper went away without ending the session".into()),
+                    Err(e) => break Outcome::Lost(e.to_string()),
+                };
+                if let Some(r) = stored {
+                    if let Err(e) = rec.store(r) {
+                        break Outcome::Broken(e);
+                    }
+                }
+            }
+            _ = clock.tick() => {
+                let t = rec.t();
+                let cut = rec.enc.as_mut().map(|e| e.tick(t).map(|c| c.into_iter().collect::<Vec<_>>()));
+                if let Some(r) = cut {
+                    let any = r.as_ref().is_ok_and(|c| !c.is_empty());
+                    if let Err(e) = rec.store(r) {
+                        break Outcome::Broken(e);
+                    }
+                    if any {
+                        ctx.uploads.notify_one();
+                    }
+                }
+                if let Err(e) = rec.spool.sync() {
+                    break Outcome::Broken(e.to_string());
+                }
+                watched.refresh();
+                if let Some(o) = watch.overstayed() {
+                    break o;
+                }
+            }
+        }
+    };
+    let reason = match outcome {
+        Outcome::Ended(r) => r,
+        Outcome::Lost(why) | Outcome::Broken(why) => {
+            let w = watched.clone();
+            let did = tokio::task::spawn_blocking(move || w.hang_up()).await;
+            log(&format!(
+                "session {}: {why}: ended it ({})",
+                rec.id,
+                did.unwrap_or_default()
+            ));
+            EndReason::RecorderLost
+        }
+        Outcome::Revoked => {
+            let w = watched.clone();
+            let did = tokio::task::spawn_blocking(move || w.hang_up()).await;
+            log(&format!(
+                "session {}: the certificate was revoked and the wrapper did not end the session: ended it ({})",
+                rec.id,
+                did.unwrap_or_default()
+            ));
+            EndReason::Revoked
+        }
+        Outcome::Expired => {
+            let w = watched.clone();
+            let did = tokio::task::spawn_blocking(move || w.hang_up()).await;
+            log(&format!(
+                "session {}: the certificate expired and the wrapper did not end the session: ended it ({})",
+                rec.id,
+                did.unwrap_or_default()
+            ));
+            EndReason::Expiry
+        }
+    };
+    match rec.finish(reason) {
+        Ok(()) => log(&format!("session {} ended ({})", rec.id, reason.as_str())),
+        Err(e) => log(&format!("session {}: writing its end: {e}", rec.id)),
+    }
+    ctx.uploads.notify_one();
+}
+
+/// The hello, the checks, and a recording started in the spool.
+async fn start(
+    (kind, body): (Kind, Vec<u8>),
+    ctx: &Context,
+    stream: &UnixStream,
+) -> Result<(Recording, Watched, Watch), Refused> {
+    let cred = stream.peer_cred().map_err(Refused::Credentials)?;
+    if kind != Kind::Hello {
+        return Err(Refused::NotHello);
+    }
+    let hello: Hello = serde_json::from_slice(&body)?;
+    let pid = cred
+        .pid()
+        .ok_or_else(|| Refused::Credentials(std::io::Error::other("no pid")))?;
+    let peer = check(
+        cred.uid(),
+        pid,
+        &hello.account,
+        hello.sshd_pid,
+        &ctx.passwd,
+        &ctx.wrapper,
+    )?;
+    let id = new_session_id();
+    let est = establish(&peer, &hello, &ctx.dir, id.clone())?;
+    let info = est.info;
+    let mut env = BTreeMap::new();
+    for name in ["TERM", "SHELL", "SSH_ORIGINAL_COMMAND"] {
+        if let Some(v) = environ_var(peer.pid, name) {
+            env.insert(name.to_owned(), v);
+        }
+    }
+    let header = Header {
+        width: if hello.cols == 0 { 80 } else { hello.cols },
+        height: if hello.rows == 0 { 24 } else { hello.rows },
+        timestamp: now_unix(),
+        env,
+        session: info,
+    };
+    let enc = Encoder::new(&header, ctx.host_key.clone(), ctx.policy)?;
+    let spool = ctx.spool.create(&id, enc.header_line())?;
+    log(&format!(
+        "session {id}: {} as {} on {} (serial {}, grant {}, record {:?}, sshd pid {})",
+        header.session.user,
+        header.session.account,
+        header.session.host,
+        header.session.serial,
+        header.session.grant_id,
+        header.session.record,
+        peer.sshd_pid
+    ));
+    let watched = Watched::new(&peer);
+    super::expect::announced(&ctx.registry, peer.pid);
+    Ok((
+        Recording {
+            enc: Some(enc),
+            spool,
+            start: Instant::now(),
+            id,
+        },
+        watched,
+        Watch {
+            deadline: est.deadline,
+            cert: est.cert,
+            krl: KrlWatch::new(&ctx.dir),
+            revoked_at: None,
+        },
+    ))
+}

@@ -1,0 +1,142 @@
+//! Sending the spool to the CA: each session's chunks not yet
+//! acknowledged, a batch per request (`POST /v1/recordings/{session}`,
+//! docs/recordings.md), over the CA URLs sync uses, failing over as sync
+//! does. What the CA acknowledged is noted in the spool; a session whose
+//! end chunk was acknowledged leaves the spool. A batch the CA could not
+//! take is retried at the next pass, so a CA that is down, or a recorder
+//! restart, only delays uploads.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use jit_ssh_proto::recordings::{RecordingUpload, RecordingUploaded, MAX_UPLOAD_CHUNKS};
+use reqwest::Url;
+use tokio::sync::Notify;
+
+use super::spool::{read_pending, remove, set_sent, Spool};
+use crate::error::HostError;
+use crate::failover::first_answering;
+
+/// Raw chunk bytes per upload: base64 makes them 4/3 larger, under the
+/// CA's 4 MiB body limit with room for the header.
+const BATCH_BYTES: usize = 2 * 1024 * 1024;
+/// Chunks per upload, at most.
+const BATCH_CHUNKS: usize = 64;
+/// How often the spool is looked at when nothing wakes the uploader.
+const PASS_EVERY: Duration = Duration::from_secs(2);
+
+pub struct Uploader {
+    pub spool: Spool,
+    pub urls: Vec<Url>,
+    pub ca_cert: Option<PathBuf>,
+    /// Sessions whose last upload failed: how often, and when to try
+    /// again (doubling from 2 s to at most a minute), so a CA that is
+    /// down or refuses is not asked, nor logged, every pass.
+    pub backoff: HashMap<PathBuf, (u32, Instant)>,
+}
+
+/// The longest wait between two tries of one session.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+fn log(line: &str) {
+    eprintln!("jit-ssh-host recorder: upload: {line}");
+}
+
+impl Uploader {
+    pub async fn run(mut self, wake: Arc<Notify>) {
+        loop {
+            self.pass().await;
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(PASS_EVERY) => {}
+            }
+        }
+    }
+
+    /// One look at every session in the spool.
+    pub async fn pass(&mut self) {
+        let now = Instant::now();
+        for dir in self.spool.sessions() {
+            if self.backoff.get(&dir).is_some_and(|&(_, next)| now < next) {
+                continue;
+            }
+            match self.session(&dir).await {
+                Ok(()) => {
+                    self.backoff.remove(&dir);
+                }
+                Err(e) => {
+                    let failures = self.backoff.get(&dir).map_or(0, |b| b.0) + 1;
+                    let wait =
+                        (PASS_EVERY * 2u32.saturating_pow(failures.min(6) - 1)).min(MAX_BACKOFF);
+                    log(&format!(
+                        "{}: {e} (will retry in {}s)",
+                        dir.display(),
+                        wait.as_secs()
+                    ));
+                    self.backoff.insert(dir, (failures, now + wait));
+                }
+            }
+        }
+        self.backoff.retain(|d, _| d.exists());
+    }
+
+    async fn session(&self, dir: &Path) -> Result<(), HostError> {
+        let p = read_pending(dir).map_err(|e| HostError::Other(e.into()))?;
+        let mut sent = p.sent.min(p.chunks.len());
+        while sent < p.chunks.len() {
+            let mut batch = Vec::new();
+            let mut bytes = 0;
+            for c in &p.chunks[sent..] {
+                if !batch.is_empty()
+                    && (bytes + c.len() > BATCH_BYTES
+                        || batch.len() >= BATCH_CHUNKS.min(MAX_UPLOAD_CHUNKS))
+                {
+                    break;
+                }
+                bytes += c.len();
+                batch.push(base64::engine::general_purpose::STANDARD.encode(c));
+            }
+            let n = batch.len();
+            let body = RecordingUpload {
+                header: p.header.clone(),
+                chunks: batch,
+            };
+            let path = jit_ssh_proto::routes::RECORDING.replace("{session}", &p.session);
+            let got: RecordingUploaded = first_answering(&self.urls, |base| {
+                let body = &body;
+                let path = &path;
+                let ca_cert = self.ca_cert.clone();
+                async move {
+                    let http = crate::fetch::client(&base, ca_cert.as_deref())?;
+                    let url = format!("{}{}", base.as_str().trim_end_matches('/'), path);
+                    crate::fetch::post_capped(&http, &url, body, 64 * 1024).await
+                }
+            })
+            .await?;
+            let acked = usize::try_from(got.next_index)
+                .unwrap_or(0)
+                .min(p.chunks.len());
+            set_sent(dir, acked).map_err(|e| HostError::Other(e.into()))?;
+            if acked < sent + n.min(1) {
+                // The CA holds fewer chunks than were sent: start again
+                // from what it holds, at the next pass.
+                return Err(HostError::SyncRefused(format!(
+                    "the CA expects chunk {acked} next"
+                )));
+            }
+            sent = acked;
+            if got.ended && p.ended {
+                log(&format!(
+                    "session {}: all {} chunks stored at the CA",
+                    p.session,
+                    p.chunks.len()
+                ));
+                return remove(dir).map_err(|e| HostError::Other(e.into()));
+            }
+        }
+        Ok(())
+    }
+}
