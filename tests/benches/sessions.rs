@@ -218,6 +218,8 @@ fn main() {
     std::fs::write(&file, &sample).unwrap();
     drop(sample);
 
+    let load = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load_before = load();
     eprintln!(
         "jit-ssh-host: {} ({profile}); cat of {} MiB; {samples} echo samples",
         wrapper_bin.display(),
@@ -248,5 +250,12 @@ fn main() {
     );
     measure::print_table(&rows, &results, bytes);
     storage::print_table(&store);
+    // Other work on the machine moves these figures: say how busy it was.
+    println!(
+        "\n{} CPUs; load average before: {}, after: {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_before.trim(),
+        load().trim()
+    );
     drop(h);
 }
