@@ -22,7 +22,8 @@
 //! `cargo bench -p jit-ssh-e2e --bench sessions` prints markdown tables.
 //! Environment: `JIT_SSH_BENCH_BYTES` (the cat size, default 256 MiB; the
 //! issue's target uses 1 GiB), `JIT_SSH_BENCH_SAMPLES` (echo samples,
-//! default 500), `JIT_SSH_BENCH_WRAPPER` (the wrapper's force-command;
+//! default 500), `JIT_SSH_BENCH_ROUNDS` (cat runs per row, interleaved;
+//! default 3), `JIT_SSH_BENCH_WRAPPER` (the wrapper's force-command;
 //! `{dir}` is replaced by the host directory; default `JIT_SSH_HOST
 //! session --dir {dir} --record off`), `JIT_SSH_HOST` (the jit-ssh-host
 //! binary; default target/release/jit-ssh-host if built, else
@@ -172,6 +173,7 @@ fn main() {
     let _ = std::fs::create_dir_all("/var/run/tlog");
     let bytes = env_num("JIT_SSH_BENCH_BYTES", 256 << 20);
     let samples = env_num("JIT_SSH_BENCH_SAMPLES", 500) as usize;
+    let rounds = env_num("JIT_SSH_BENCH_ROUNDS", 3).max(1) as usize;
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().to_owned();
     let (h, ca, dir) = host(&root);
@@ -225,15 +227,26 @@ fn main() {
         wrapper_bin.display(),
         bytes >> 20
     );
-    let mut results = Vec::new();
+    let mut echoes = Vec::new();
     for row in &rows {
-        eprintln!("measuring {}…", row.name);
-        let echo = measure::echo(&h, row, samples);
-        let before = std::fs::metadata(&tlog_log).map_or(0, |m| m.len());
-        let bulk = measure::throughput(&h, row, &file);
-        let logged = std::fs::metadata(&tlog_log).map_or(0, |m| m.len()) - before;
-        results.push((echo, bulk, logged));
+        eprintln!("echo through {}…", row.name);
+        echoes.push(measure::echo(&h, row, samples));
     }
+    // Rounds interleave the rows, so a burst of other work on the machine
+    // lands on all of them; the table shows the median and the range.
+    let mut bulks: Vec<Vec<measure::Bulk>> = rows.iter().map(|_| Vec::new()).collect();
+    let mut logged = 0;
+    for round in 0..rounds {
+        for (i, row) in rows.iter().enumerate() {
+            eprintln!("cat through {} (round {})…", row.name, round + 1);
+            let before = std::fs::metadata(&tlog_log).map_or(0, |m| m.len());
+            bulks[i].push(measure::throughput(&h, row, &file));
+            if round == 0 && i == rows.len() - 1 {
+                logged = std::fs::metadata(&tlog_log).map_or(0, |m| m.len()) - before;
+            }
+        }
+    }
+    let results: Vec<_> = echoes.into_iter().zip(bulks).collect();
     let tlog_row = results.len() - 1;
     let store = storage::compare(
         &h,
@@ -241,14 +254,15 @@ fn main() {
         &root,
         &tlog_log,
         &file,
-        &results[tlog_row],
+        &results[tlog_row].1[0],
+        logged,
     );
 
     println!(
         "\n### Sessions through sshd 9.2p1 on 127.0.0.1 ({}; jit-ssh-host {profile} build)\n",
         measure::today()
     );
-    measure::print_table(&rows, &results, bytes);
+    measure::print_table(&rows, &results, bytes, rounds);
     storage::print_table(&store);
     // Other work on the machine moves these figures: say how busy it was.
     println!(

@@ -210,38 +210,60 @@ fn cpu(v: Option<f64>) -> String {
     v.map_or("—".into(), |s| format!("{s:.2} s"))
 }
 
-pub fn print_table(rows: &[Row], results: &[(Echo, Bulk, u64)], bytes: u64) {
-    let stats: Vec<(Duration, Duration, f64)> = results
+pub fn print_table(rows: &[Row], results: &[(Echo, Vec<Bulk>)], bytes: u64, rounds: usize) {
+    struct Stat {
+        p50: Duration,
+        p99: Duration,
+        /// Median, lowest, highest MB/s over the rounds.
+        mbps: (f64, f64, f64),
+        cpu: Option<f64>,
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 2], v[0], v[v.len() - 1])
+    };
+    let stats: Vec<Stat> = results
         .iter()
-        .map(|(e, b, _)| {
+        .map(|(e, bulks)| {
             let mut s = e.samples.clone();
             s.sort();
-            let mbps = b.bytes as f64 / b.secs / 1e6;
-            (percentile(&s, 0.5), percentile(&s, 0.99), mbps)
+            let mbps = median(
+                bulks
+                    .iter()
+                    .map(|b| b.bytes as f64 / b.secs / 1e6)
+                    .collect(),
+            );
+            let cpus: Vec<f64> = bulks.iter().filter_map(|b| b.cpu).collect();
+            Stat {
+                p50: percentile(&s, 0.5),
+                p99: percentile(&s, 0.99),
+                mbps,
+                cpu: (!cpus.is_empty()).then(|| median(cpus).0),
+            }
         })
         .collect();
-    let (p50_0, p99_0, mbps_0) = stats[0];
+    let plain = &stats[0];
     println!(
-        "| session | echo p50 (ms) | echo p99 (ms) | added p50 / p99 (ms) | `cat` {} MiB (MB/s) | of plain | CPU of wrapper/tlog: cat session | CPU: echo session |",
+        "| session | echo p50 (ms) | echo p99 (ms) | added p50 / p99 (ms) | `cat` {} MiB: MB/s, median of {rounds} (range) | of plain | CPU of wrapper/tlog per cat session | CPU per echo session |",
         bytes >> 20
     );
     println!("|---|---|---|---|---|---|---|---|");
+    let added =
+        |a: Duration, b: Duration| format!("{:+.3}", (a.as_secs_f64() - b.as_secs_f64()) * 1000.0);
     for (i, row) in rows.iter().enumerate() {
-        let (p50, p99, mbps) = stats[i];
-        let added = |a: Duration, b: Duration| {
-            let d = a.as_secs_f64() - b.as_secs_f64();
-            format!("{:+.3}", d * 1000.0)
-        };
+        let s = &stats[i];
         println!(
-            "| {} | {} | {} | {} / {} | {:.1} | {:.0}% | {} | {} |",
+            "| {} | {} | {} | {} / {} | {:.1} ({:.1}–{:.1}) | {:.0}% | {} | {} |",
             row.name,
-            ms(p50),
-            ms(p99),
-            added(p50, p50_0),
-            added(p99, p99_0),
-            mbps,
-            mbps / mbps_0 * 100.0,
-            cpu(results[i].1.cpu),
+            ms(s.p50),
+            ms(s.p99),
+            added(s.p50, plain.p50),
+            added(s.p99, plain.p99),
+            s.mbps.0,
+            s.mbps.1,
+            s.mbps.2,
+            s.mbps.0 / plain.mbps.0 * 100.0,
+            cpu(s.cpu),
             cpu(results[i].0.cpu),
         );
     }

@@ -13,7 +13,7 @@ use jit_ssh_recording::{
 };
 use ssh_key::{Algorithm, PrivateKey};
 
-use super::measure::{throughput, Bulk, Echo};
+use super::measure::{throughput, Bulk};
 use super::{Host, Row};
 
 pub struct Stored {
@@ -120,14 +120,15 @@ pub fn compare(
     root: &Path,
     tlog_log: &Path,
     file: &Path,
-    measured: &(Echo, Bulk, u64),
+    measured: &Bulk,
+    logged: u64,
 ) -> Vec<Stored> {
     let text = std::fs::read(file).unwrap();
-    let (ours, chunks) = encode(&text, measured.1.secs);
+    let (ours, chunks) = encode(&text, measured.secs);
     let mut out = vec![Stored {
         content: "`ls -lR /usr` text",
-        output: measured.1.bytes,
-        tlog: measured.2,
+        output: measured.bytes,
+        tlog: logged,
         ours,
         chunks,
     }];
