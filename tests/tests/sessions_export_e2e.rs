@@ -166,6 +166,15 @@ fn a_sessions_export_verifies_offline_and_tampered_recordings_are_named() {
         "{said}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(!dir.with_extension("partial").exists());
+    // A second export never mixes into the first.
+    let again = run(w
+        .jit_ssh()
+        .args(["audit", "export", "--sessions", "-o"])
+        .arg(&dir)
+        .args(["--timeout", "60s"]));
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
     let (ok, text) = verify(&w, &dir);
     assert!(ok.status.success(), "{text}");
     assert!(

@@ -47,15 +47,49 @@ pub async fn export(
     dir: &Path,
 ) -> Result<ExportedSessions, ClientError> {
     let usage = |e: std::io::Error| ClientError::Usage(format!("{}: {e}", dir.display()));
-    std::fs::create_dir_all(dir).map_err(usage)?;
     // Never mix two exports: a stale recording beside a new chain would
     // be checked against the wrong records.
-    if std::fs::read_dir(dir).map_err(usage)?.next().is_some() {
-        return Err(ClientError::Usage(format!(
-            "{}: not empty; --sessions writes a new directory",
-            dir.display()
-        )));
+    match std::fs::read_dir(dir).map(|mut entries| entries.next().is_none()) {
+        Ok(true) => std::fs::remove_dir(dir).map_err(usage)?,
+        Ok(false) => {
+            return Err(ClientError::Usage(format!(
+                "{}: not empty; --sessions writes a new directory",
+                dir.display()
+            )))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(usage(e)),
     }
+    // Written aside and renamed when complete, as a single-file export
+    // is: a cut export leaves no directory that looks whole.
+    let partial = dir.with_extension("partial");
+    std::fs::create_dir(&partial).map_err(|e| {
+        ClientError::Usage(format!(
+            "{}: {e} (left by an export that failed? remove it)",
+            partial.display()
+        ))
+    })?;
+    match fill(settings, how, since, &partial).await {
+        Ok(mut done) => {
+            std::fs::rename(&partial, dir).map_err(usage)?;
+            done.dir = dir.display().to_string();
+            done.chain.file = dir.join(CHAIN_FILE).display().to_string();
+            Ok(done)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&partial);
+            Err(e)
+        }
+    }
+}
+
+async fn fill(
+    settings: &Settings,
+    how: &SignIn,
+    since: Option<String>,
+    dir: &Path,
+) -> Result<ExportedSessions, ClientError> {
+    let usage = |e: std::io::Error| ClientError::Usage(format!("{}: {e}", dir.display()));
     let chain_path = dir.join(CHAIN_FILE);
     let chain = crate::audit::export(settings, how, since, &chain_path).await?;
     let sessions = dir.join(SESSIONS_DIR);
