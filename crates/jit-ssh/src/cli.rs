@@ -238,9 +238,14 @@ pub enum AuditAction {
         /// From this long ago (30d) or this RFC 3339 time (default: all).
         #[arg(long)]
         since: Option<String>,
-        /// The file to write.
+        /// The file to write (with --sessions: a new directory).
         #[arg(short = 'o', long = "output")]
         output: std::path::PathBuf,
+        /// Also export the recording of every session whose
+        /// session_started record is in the exported range: OUTPUT is then
+        /// a directory (audit.jsonl, sessions/; see docs/audit.md).
+        #[arg(long)]
+        sessions: bool,
         #[command(flatten)]
         sign_in: SignInArgs,
     },
@@ -285,9 +290,12 @@ pub enum AuditAction {
         sign_in: SignInArgs,
     },
     /// Check an export offline: every hash link and every checkpoint
-    /// signature; names the first record that fails.
+    /// signature; names the first record that fails. For a sessions
+    /// export (a directory), also every recording: host key vouched for by
+    /// the chain, every chunk, the final hash; names the chunk that fails.
     Verify {
-        /// The export (`jit-ssh audit export -o FILE`).
+        /// The export (`jit-ssh audit export -o FILE`, or the directory
+        /// `--sessions` wrote).
         file: std::path::PathBuf,
         /// The CA public key(s): a .pub file or a TrustedUserCAKeys file.
         #[arg(long)]

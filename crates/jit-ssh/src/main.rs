@@ -22,6 +22,8 @@ mod reach;
 mod recordings;
 mod revoke;
 mod session;
+mod sessions_export;
+mod sessions_verify;
 mod settings;
 
 use std::process::ExitCode;
@@ -223,11 +225,16 @@ fn audit_command(args: AuditArgs, json: bool) -> Result<(), ClientError> {
         Some(AuditAction::Export {
             since,
             output,
+            sessions,
             sign_in: s,
         }) => {
             let (flags, how) = sign_in(&s)?;
             let since = since.map(|s| audit::time_arg("--since", &s)).transpose()?;
-            commands::audit_export(&flags, &how, since, &output, json)
+            if sessions {
+                commands::audit_export_sessions(&flags, &how, since, &output, json)
+            } else {
+                commands::audit_export(&flags, &how, since, &output, json)
+            }
         }
         Some(AuditAction::Verify { file, ca_key }) => commands::audit_verify(&file, &ca_key, json),
         Some(AuditAction::Sessions {

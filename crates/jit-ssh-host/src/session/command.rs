@@ -13,6 +13,14 @@ use std::process::ExitStatus;
 /// server instead.
 pub const INTERNAL_SFTP: &str = "internal-sftp";
 
+/// Put before the subsystem's own arguments: sftp-server logs every
+/// operation (open, close with byte counts, rename, remove, mkdir…, with
+/// paths) to syslog at INFO, under sshd's default facility, so file
+/// transfers are logged as operations rather than recorded as bytes.
+/// sftp-server's getopt lets a later `-l`/`-f` (from the `Subsystem`
+/// line) override these.
+pub const SFTP_LOG_ARGS: [&str; 4] = ["-l", "INFO", "-f", "AUTH"];
+
 /// A program with its arguments, and the name it sees as `argv[0]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
@@ -41,7 +49,12 @@ pub fn plan(original: Option<&str>, shell: &Path, sftp_server: &Path) -> Plan {
                 return Plan {
                     program: sftp_server.to_owned(),
                     arg0: sftp_server.as_os_str().to_owned(),
-                    args: words.map(OsString::from).collect(),
+                    args: SFTP_LOG_ARGS
+                        .iter()
+                        .copied()
+                        .chain(words)
+                        .map(OsString::from)
+                        .collect(),
                 };
             }
             Plan {
@@ -88,14 +101,20 @@ mod tests {
     }
 
     #[test]
-    fn the_internal_sftp_subsystem_runs_the_packaged_server() {
+    fn the_internal_sftp_subsystem_runs_the_packaged_server_logging_at_info() {
+        let p = plan(Some("internal-sftp"), Path::new("/bin/sh"), Path::new(SFTP));
+        assert_eq!(p.program, Path::new(SFTP));
+        assert_eq!(p.args, ["-l", "INFO", "-f", "AUTH"].map(OsString::from));
+        // The Subsystem line's own arguments come last, so they win.
         let p = plan(
-            Some("internal-sftp -l INFO"),
+            Some("internal-sftp -l VERBOSE -f LOCAL5"),
             Path::new("/bin/sh"),
             Path::new(SFTP),
         );
-        assert_eq!(p.program, Path::new(SFTP));
-        assert_eq!(p.args, [OsString::from("-l"), OsString::from("INFO")]);
+        assert_eq!(
+            p.args,
+            ["-l", "INFO", "-f", "AUTH", "-l", "VERBOSE", "-f", "LOCAL5"].map(OsString::from)
+        );
         // A configured server path is an ordinary command.
         let p = plan(Some(SFTP), Path::new("/bin/sh"), Path::new(SFTP));
         assert_eq!(p.program, Path::new("/bin/sh"));
