@@ -7,7 +7,11 @@
 //! second, the kernel session ids of every process below that sshd
 //! process (the wrapper's, the shell's on the inner pty, a job's that
 //! called `setsid`), so that processes a killed wrapper left behind
-//! (reparented to init, out of sshd's tree) are still found. Ending the
+//! (reparented to init, out of sshd's tree) are still found. A noted
+//! session with no process left is forgotten at the next look: its id is
+//! a pid the kernel hands out again, and a user who cycles through pids
+//! with `setsid` jobs would otherwise get root to hang up whoever's
+//! session (an sshd connection, a daemon) later has that id. Ending the
 //! session: SIGHUP and SIGCONT to every process of those sessions and
 //! below sshd, SIGKILL after [`GRACE`], then sshd's session process
 //! itself, which closes the connection.
@@ -133,8 +137,16 @@ impl Watched {
 
     /// Notes the sessions of every process now below sshd's.
     pub fn refresh(&mut self) {
-        let t = table();
-        for pid in descendants(&t, self.sshd_pid) {
+        self.refresh_from(&table());
+    }
+
+    fn refresh_from(&mut self, t: &HashMap<i32, (i32, i32)>) {
+        // A session with no process left is over, and its id is free: once
+        // the pid is reused, a new session (another user's login, a
+        // daemon) can have it. Forget it, or the hang-up ends that one.
+        let live: BTreeSet<i32> = t.values().map(|&(_, sid)| sid).collect();
+        self.sids.retain(|s| live.contains(s));
+        for pid in descendants(t, self.sshd_pid) {
             if let Some(&(_, sid)) = t.get(&pid) {
                 if !self.spare_sids.contains(&sid) {
                     self.sids.insert(sid);
@@ -144,9 +156,12 @@ impl Watched {
     }
 
     fn members(&self) -> Vec<i32> {
-        let t = table();
-        let mut pids = descendants(&t, self.sshd_pid);
-        for (&pid, &(_, sid)) in &t {
+        self.members_from(&table())
+    }
+
+    fn members_from(&self, t: &HashMap<i32, (i32, i32)>) -> Vec<i32> {
+        let mut pids = descendants(t, self.sshd_pid);
+        for (&pid, &(_, sid)) in t {
             if self.sids.contains(&sid) && !pids.contains(&pid) {
                 pids.push(pid);
             }
@@ -230,6 +245,46 @@ mod tests {
         let mut d = descendants(&t, 10);
         d.sort();
         assert_eq!(d, vec![11, 12]);
+    }
+
+    fn watching(sshd_pid: i32) -> Watched {
+        Watched {
+            sshd_pid,
+            sids: BTreeSet::new(),
+            spare_sids: BTreeSet::from([0, 5]),
+            scope: None,
+        }
+    }
+
+    #[test]
+    fn a_session_id_reused_after_its_session_ended_is_not_hung_up() {
+        // sshd 10 (in sshd's session 5); the user's job 11 calls setsid.
+        let mut w = watching(10);
+        w.refresh_from(&HashMap::from([
+            (10, (1, 5)),
+            (11, (10, 11)),
+            (12, (11, 11)),
+        ]));
+        assert!(w.sids.contains(&11));
+        // The job ends; later pid 11 is another user's new session leader.
+        w.refresh_from(&HashMap::from([(10, (1, 5))]));
+        let t = HashMap::from([(10, (1, 5)), (11, (1, 11)), (30, (11, 11))]);
+        let m = w.members_from(&t);
+        assert!(!m.contains(&11) && !m.contains(&30), "{m:?}");
+    }
+
+    #[test]
+    fn what_a_killed_wrapper_left_in_a_seen_session_is_still_hung_up() {
+        let mut w = watching(10);
+        w.refresh_from(&HashMap::from([
+            (10, (1, 5)),
+            (11, (10, 11)),
+            (12, (11, 11)),
+        ]));
+        // 11 died; 12 was reparented to init, still in session 11.
+        let t = HashMap::from([(10, (1, 5)), (12, (1, 11))]);
+        w.refresh_from(&t);
+        assert!(w.members_from(&t).contains(&12));
     }
 
     #[test]
