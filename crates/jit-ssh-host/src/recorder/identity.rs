@@ -16,6 +16,10 @@ use super::protocol::Hello;
 pub enum IdentityError {
     #[error("the wrapper's environment names no SSH_USER_AUTH file")]
     NoAuthInfo,
+    #[error("the wrapper's SSH_USER_AUTH {0:?} is not a file sshd writes ({AUTH_INFO_PREFIX}…)")]
+    AuthInfoPath(String),
+    #[error("the wrapper's SSH_USER_AUTH {path}: {why}")]
+    AuthInfoFile { path: String, why: String },
     #[error(transparent)]
     AuthInfo(#[from] crate::session::auth_info::AuthInfoError),
     #[error(transparent)]
@@ -67,6 +71,49 @@ fn forced_record(cert: &Certificate) -> Option<RecordMode> {
     None
 }
 
+/// sshd's `mkstemp` template for the `ExposeAuthInfo` file.
+pub const AUTH_INFO_PREFIX: &str = "/tmp/sshauth.";
+
+/// The certificates in the file the wrapper's `SSH_USER_AUTH` names,
+/// read by root. The variable is the user's to set (a shell startup file
+/// can export it before exec'ing the wrapper), so the recorder opens
+/// nothing but a file where sshd writes them: never a device (opening
+/// `/dev/watchdog` arms it), a FIFO (the open would block a worker for
+/// good) or a symlink, and only a regular file the peer's uid owns
+/// (sshd writes it as the user).
+fn auth_info_certificates(peer: &Peer, path: &str) -> Result<Vec<Certificate>, IdentityError> {
+    use rustix::fs::{Mode, OFlags};
+    use std::os::unix::fs::MetadataExt;
+    let name = path
+        .strip_prefix(AUTH_INFO_PREFIX)
+        .filter(|n| !n.is_empty() && !n.contains('/'))
+        .ok_or_else(|| IdentityError::AuthInfoPath(path.to_owned()))?;
+    let file_err = |why: String| IdentityError::AuthInfoFile {
+        path: path.to_owned(),
+        why,
+    };
+    // Through the wrapper's own root: the file is in the session's /tmp,
+    // and the recorder's unit has a private one.
+    let seen = format!("/proc/{}/root{AUTH_INFO_PREFIX}{name}", peer.pid);
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY;
+    let fd = rustix::fs::open(seen.as_str(), flags | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| file_err(std::io::Error::from(e).to_string()))?;
+    let file = std::fs::File::from(fd);
+    let meta = file.metadata().map_err(|e| file_err(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(file_err("not a regular file".into()));
+    }
+    if meta.uid() != peer.uid {
+        return Err(file_err(format!(
+            "owned by uid {}, not the session's uid {}",
+            meta.uid(),
+            peer.uid
+        )));
+    }
+    let text = crate::session::auth_info::read_bounded_from(file, 64 * 1024).map_err(file_err)?;
+    Ok(crate::session::auth_info::certificates_in(&text, path)?)
+}
+
 /// What the recorder established about a session's certificate.
 pub struct Established {
     pub info: SessionInfo,
@@ -85,13 +132,8 @@ pub fn establish(
     dir: &Path,
     session_id: SessionId,
 ) -> Result<Established, IdentityError> {
-    let path = environ_var(peer.pid, "SSH_USER_AUTH")
-        .filter(|p| p.starts_with('/'))
-        .ok_or(IdentityError::NoAuthInfo)?;
-    // Through the wrapper's own root: the file is in the session's /tmp,
-    // and the recorder's unit has a private one.
-    let seen = format!("/proc/{}/root{path}", peer.pid);
-    let certs = crate::session::auth_info::session_certificates(Some(seen.into()))?;
+    let path = environ_var(peer.pid, "SSH_USER_AUTH").ok_or(IdentityError::NoAuthInfo)?;
+    let certs = auth_info_certificates(peer, &path)?;
     crate::session::trusted(&certs, dir).map_err(IdentityError::Untrusted)?;
     let cert = certs
         .iter()
@@ -139,6 +181,10 @@ pub fn establish(
         cert: cert.clone(),
     })
 }
+
+#[cfg(test)]
+#[path = "identity_tests.rs"]
+mod file_tests;
 
 #[cfg(test)]
 mod tests {
