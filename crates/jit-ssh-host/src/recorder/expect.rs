@@ -107,6 +107,21 @@ pub fn expect(r: &Shared, pid: i32, e: &Expect, dir: &Path) -> Result<bool, Expe
     Ok(true)
 }
 
+/// The certificate (serial, key id) sshd let in the login whose sshd
+/// session process is `sshd_pid`, if the principals command told of it:
+/// its monitor is `sshd_pid`'s parent, or `sshd_pid` itself for a root
+/// login. The one the wrapper's `SSH_USER_AUTH` shows must be it, since
+/// a shell startup file can point that variable at any certificate the
+/// user can read (on a shared account, another person's sshd file).
+pub fn login_of(r: &Shared, sshd_pid: i32) -> Option<(u64, String)> {
+    let reg = lock(r);
+    [Some(sshd_pid), parent_of(sshd_pid)]
+        .into_iter()
+        .flatten()
+        .find_map(|m| reg.logins.get(&m))
+        .map(|l| (l.serial, l.key_id.clone()))
+}
+
 /// A wrapper the recorder accepted.
 pub fn announced(r: &Shared, wrapper_pid: i32) {
     lock(r).announced.insert(wrapper_pid);
@@ -209,6 +224,31 @@ mod tests {
             "/usr/local/bin/jit-ssh-host session --record off --grant g"
         )));
         assert!(!records(&cert_forcing("")));
+    }
+
+    #[test]
+    fn the_login_is_found_from_its_session_process_or_its_monitor() {
+        let r = Shared::default();
+        let me = i32::try_from(std::process::id()).unwrap();
+        lock(&r).logins.insert(
+            me,
+            Login {
+                serial: 9,
+                key_id: "jit-ssh:alice:g:9".into(),
+                account: "oncall".into(),
+            },
+        );
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        let want = Some((9, "jit-ssh:alice:g:9".to_owned()));
+        assert_eq!(login_of(&r, me), want);
+        assert_eq!(login_of(&r, pid), want);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(login_of(&Shared::default(), me), None);
     }
 
     #[test]

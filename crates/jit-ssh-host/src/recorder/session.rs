@@ -99,6 +99,12 @@ enum Refused {
     Peer(#[from] PeerError),
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    #[error("sshd let this login in with certificate serial {serial} ({key_id}), but the wrapper's SSH_USER_AUTH shows serial {shown}")]
+    NotTheLogin {
+        serial: u64,
+        key_id: String,
+        shown: u64,
+    },
     #[error("starting the recording: {0}")]
     Encode(#[from] EncodeError),
     #[error(transparent)]
@@ -400,6 +406,15 @@ async fn start(
     )?;
     let id = new_session_id();
     let est = establish(&peer, &hello, &ctx.dir, id.clone())?;
+    if let Some((serial, key_id)) = super::expect::login_of(&ctx.registry, peer.sshd_pid) {
+        if serial != est.cert.serial() || key_id != est.cert.key_id() {
+            return Err(Refused::NotTheLogin {
+                serial,
+                key_id,
+                shown: est.cert.serial(),
+            });
+        }
+    }
     let info = est.info;
     let mut env = BTreeMap::new();
     for name in ["TERM", "SHELL", "SSH_ORIGINAL_COMMAND"] {
