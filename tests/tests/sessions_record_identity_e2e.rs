@@ -6,9 +6,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use jit_ssh_e2e::recorder::Recorder;
-use jit_ssh_e2e::session_host::SessionHost;
+use jit_ssh_e2e::session_host::{process_running, SessionHost};
 use jit_ssh_e2e::{have_tools, run, SSH, SSHD, SSH_KEYGEN};
 
 fn ready(test: &str) -> bool {
@@ -73,4 +74,78 @@ fn a_session_cannot_pass_as_another_certificates_of_the_same_account() {
         "{log}"
     );
     assert!(!log.contains(&format!("serial {other_serial},")), "{log}");
+}
+
+#[test]
+fn a_program_of_the_users_named_sshd_does_not_pass_for_sshd() {
+    if !ready("sessions_record_identity_e2e") {
+        return;
+    }
+    let h = SessionHost::start_with_principals_command();
+    let rec = Recorder::start(&h, None);
+    // What a shell startup file can do instead of starting the wrapper:
+    // exec a program of the user's that is called sshd (here a copy of
+    // sleep).
+    let bin = h.root.join("fake-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy("/bin/sleep", bin.join("sshd")).unwrap();
+    let force = format!(
+        "exec {} 7312 # {}",
+        bin.join("sshd").display(),
+        h.wrapper(&rec.wrapper_args("output"))
+    );
+    let (cert, _, _) = h.certificate_forcing("10m", &force);
+    let mut ssh = h
+        .ssh(&cert)
+        .arg("true")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(20);
+    let mut ended = false;
+    while Instant::now() < until {
+        if let Ok(Some(_)) = ssh.try_wait() {
+            ended = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if !ended {
+        let _ = ssh.kill();
+        let _ = ssh.wait();
+    }
+    let survived = process_running("7312");
+    kill_running(&bin.join("sshd"));
+    assert!(
+        ended && !survived,
+        "a recorded login running a program named sshd instead of the wrapper went on; recorder log:\n{}",
+        rec.log_text()
+    );
+    // The recorder logs once its hang-up is done.
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until
+        && !rec
+            .log_text()
+            .contains("without a session wrapper announcing itself")
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        rec.log_text()
+            .contains("without a session wrapper announcing itself"),
+        "{}",
+        rec.log_text()
+    );
+}
+
+/// Kills the processes running `exe` (this test's own copy).
+fn kill_running(exe: &std::path::Path) {
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        if std::fs::read_link(e.path().join("exe")).is_ok_and(|p| p == exe) {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use ssh_key::Certificate;
 
-use super::peer::{is_sshd, parent_of};
+use super::peer::{is_sshd, parent_of, same_exe};
 
 /// How long a process of a recorded login may run without its wrapper
 /// announcing itself.
@@ -153,14 +153,16 @@ pub fn sweep(r: &Shared) -> Vec<(i32, String)> {
         // The session runs below the monitor's unprivileged child, or
         // below the monitor itself (a root login has no such child).
         let mut sessions = vec![monitor];
+        // sshd's own processes are forks of the monitor (the same file);
+        // a program of the user's named sshd is not.
         sessions.extend(
             children(monitor)
                 .into_iter()
-                .filter(|&c| is_sshd(c).is_ok()),
+                .filter(|&c| same_exe(c, monitor)),
         );
         for &session in &sessions {
             for child in children(session) {
-                if sessions.contains(&child) || is_sshd(child).is_ok() {
+                if sessions.contains(&child) || same_exe(child, monitor) {
                     continue;
                 }
                 seen.insert(child);
