@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use ssh_key::Certificate;
 
-use super::peer::{is_sshd, parent_of, same_exe};
+use super::peer::{is_sshd, parent_of, same_exe, start_time};
 
 /// How long a process of a recorded login may run without its wrapper
 /// announcing itself.
@@ -71,8 +71,9 @@ struct Login {
 pub struct Registry {
     /// By sshd monitor pid.
     logins: HashMap<i32, Login>,
-    /// Wrappers that announced themselves (their pids).
-    announced: HashSet<i32>,
+    /// Wrappers that announced themselves: pid and start time, so a
+    /// process that gets a gone wrapper's pid is not taken for it.
+    announced: HashSet<(i32, u64)>,
     /// When a process below a login's sshd was first seen.
     first_seen: HashMap<i32, Instant>,
 }
@@ -124,7 +125,15 @@ pub fn login_of(r: &Shared, sshd_pid: i32) -> Option<(u64, String)> {
 
 /// A wrapper the recorder accepted.
 pub fn announced(r: &Shared, wrapper_pid: i32) {
-    lock(r).announced.insert(wrapper_pid);
+    if let Some(started) = start_time(wrapper_pid) {
+        lock(r).announced.insert((wrapper_pid, started));
+    }
+}
+
+/// Whether `pid` is a wrapper that announced itself (the same process,
+/// not one that has its pid now).
+fn is_announced(reg: &Registry, pid: i32) -> bool {
+    start_time(pid).is_some_and(|s| reg.announced.contains(&(pid, s)))
 }
 
 fn children(pid: i32) -> Vec<i32> {
@@ -145,7 +154,7 @@ pub fn sweep(r: &Shared) -> Vec<(i32, String)> {
     let now = Instant::now();
     reg.logins.retain(|&m, _| is_sshd(m).is_ok());
     reg.announced
-        .retain(|&p| Path::new(&format!("/proc/{p}")).exists());
+        .retain(|&(p, started)| start_time(p) == Some(started));
     let mut bad = Vec::new();
     let mut seen = HashSet::new();
     let logins: Vec<(i32, Login)> = reg.logins.iter().map(|(m, l)| (*m, l.clone())).collect();
@@ -166,7 +175,7 @@ pub fn sweep(r: &Shared) -> Vec<(i32, String)> {
                     continue;
                 }
                 seen.insert(child);
-                if reg.announced.contains(&child) {
+                if is_announced(&reg, child) {
                     continue;
                 }
                 let first = *reg.first_seen.entry(child).or_insert(now);
@@ -251,6 +260,29 @@ mod tests {
         let _ = child.kill();
         let _ = child.wait();
         assert_eq!(login_of(&Shared::default(), me), None);
+    }
+
+    #[test]
+    fn a_process_with_a_gone_wrappers_pid_is_not_announced() {
+        let r = Shared::default();
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        announced(&r, pid);
+        assert!(is_announced(&lock(&r), pid));
+        // What the registry holds once that wrapper is gone and another
+        // process started later under its pid.
+        {
+            let mut reg = lock(&r);
+            let entry = *reg.announced.iter().next().unwrap();
+            reg.announced.clear();
+            reg.announced.insert((pid, entry.1.saturating_sub(1)));
+        }
+        assert!(!is_announced(&lock(&r), pid));
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     #[test]

@@ -98,6 +98,14 @@ pub fn stat_field(pid: i32, n: usize) -> Option<i32> {
     rest.split_whitespace().nth(n)?.parse().ok()
 }
 
+/// When `pid` started, in clock ticks since boot: with the pid, what
+/// names one process (a pid alone is reused once its process is gone).
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
 pub fn parent_of(pid: i32) -> Option<i32> {
     stat_field(pid, 1)
 }

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{kill_process, Pid, Signal};
 
-use super::peer::{is_sshd, Peer};
+use super::peer::{is_sshd, start_time, Peer};
 use crate::session::hangup;
 
 pub const GRACE: Duration = Duration::from_secs(2);
@@ -60,13 +60,6 @@ pub fn session_scope(cgroup: &str) -> Option<std::path::PathBuf> {
         && path.starts_with("/user.slice/")
         && !path.contains("..");
     ok.then(|| std::path::PathBuf::from(format!("/sys/fs/cgroup{path}")))
-}
-
-/// When `pid` started, in clock ticks since boot.
-fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// pid → (ppid, sid) of every process.
