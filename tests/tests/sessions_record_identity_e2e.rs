@@ -149,3 +149,32 @@ fn kill_running(exe: &std::path::Path) {
         }
     }
 }
+
+#[test]
+fn a_wrapper_run_with_other_arguments_than_the_certificates_is_refused() {
+    if !ready("sessions_record_identity_e2e") {
+        return;
+    }
+    let h = SessionHost::start_with_principals_command();
+    let rec = Recorder::start(&h, None);
+    // The wrapper's pid opens the connection and execs the real wrapper
+    // with `--record off`; a child it forked says hello on it.
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/recorder_fork_hello.py");
+    let signed = h.wrapper(&rec.wrapper_args("output"));
+    let force = format!(
+        "exec python3 {} {} {} {} # {signed}",
+        script.display(),
+        rec.socket.display(),
+        jit_ssh_e2e::bin("jit-ssh-host").display(),
+        h.dir.display(),
+    );
+    let (cert, _, _) = h.certificate_forcing("10m", &force);
+    let out = run(h.ssh(&cert).arg("sleep 8; echo unrecorded-$((6*7))"));
+    let log = rec.log_text();
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("unrecorded-42"),
+        "a login ran 8 s with a wrapper that records nothing: {out:?}\n{log}"
+    );
+    assert!(log.contains("not the certificate's force-command"), "{log}");
+}

@@ -36,6 +36,8 @@ pub enum IdentityError {
     OtherGrant { claimed: String, actual: String },
     #[error("unknown record mode {0:?}")]
     Record(String),
+    #[error("the wrapper runs as {found:?}, not the certificate's force-command {forced:?}")]
+    NotForced { found: String, forced: String },
 }
 
 /// The stricter of two record modes (a wrapper cannot record less than
@@ -114,6 +116,41 @@ fn auth_info_certificates(peer: &Peer, path: &str) -> Result<Vec<Certificate>, I
     Ok(crate::session::auth_info::certificates_in(&text, path)?)
 }
 
+/// The words of `pid`'s command line as exec'd.
+fn command_line(pid: i32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_default()
+        .split(|&b| b == 0)
+        .filter(|w| !w.is_empty())
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect()
+}
+
+/// The wrapper must run as the certificate's signed force-command says
+/// (sshd's shell splits it into these words). Its arguments are the
+/// user's to choose otherwise (a shell startup file exec'ing the real
+/// wrapper with `--record off`), and a process the wrapper's pid forked
+/// before that exec could say hello on the connection the pid opened:
+/// the login then ran unrecorded behind an accepted, silent session.
+fn runs_force_command(pid: i32, cert: &Certificate) -> Result<(), IdentityError> {
+    let Some(forced) = cert.critical_options().get("force-command") else {
+        return Ok(());
+    };
+    let found = command_line(pid);
+    if found
+        .iter()
+        .map(String::as_str)
+        .eq(forced.split_whitespace())
+    {
+        Ok(())
+    } else {
+        Err(IdentityError::NotForced {
+            found: found.join(" "),
+            forced: forced.clone(),
+        })
+    }
+}
+
 /// What the recorder established about a session's certificate.
 pub struct Established {
     pub info: SessionInfo,
@@ -142,6 +179,7 @@ pub fn establish(
             serial: hello.serial,
             key_id: hello.key_id.clone(),
         })?;
+    runs_force_command(peer.pid, cert)?;
     let prefix = format!("{}@", peer.account);
     let host = cert
         .valid_principals()
