@@ -178,3 +178,42 @@ fn a_wrapper_run_with_other_arguments_than_the_certificates_is_refused() {
     );
     assert!(log.contains("not the certificate's force-command"), "{log}");
 }
+
+#[test]
+fn one_wrapper_process_streams_one_session() {
+    if !ready("sessions_record_identity_e2e") {
+        return;
+    }
+    // A host without the principals command: the certificate shown in
+    // SSH_USER_AUTH is one whose force-command the wrapper runs exactly.
+    let h = SessionHost::start();
+    let rec = Recorder::start(&h, None);
+    let signed = h.wrapper(&rec.wrapper_args("output"));
+    let (shown, _, _) = h.certificate_forcing("10m", &signed);
+    let line = std::fs::read_to_string(&shown).unwrap();
+    let file = AuthFile(std::path::PathBuf::from(format!(
+        "/tmp/sshauth.review-e2e-one-{}",
+        std::process::id()
+    )));
+    std::fs::write(&file.0, format!("publickey {}", line.trim())).unwrap();
+    // The wrapper's pid opens the connection, forks, and execs the real
+    // wrapper as signed; the child says hello on that connection too.
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/recorder_fork_hello.py");
+    let force = format!(
+        "SSH_USER_AUTH={} exec python3 {} {} {} {} {}",
+        file.0.display(),
+        script.display(),
+        rec.socket.display(),
+        jit_ssh_e2e::bin("jit-ssh-host").display(),
+        h.dir.display(),
+        signed.split_once(' ').unwrap().1,
+    );
+    let (cert, _, _) = h.certificate_forcing("10m", &force);
+    let out = run(h.ssh(&cert).arg("sleep 2; echo done"));
+    std::thread::sleep(Duration::from_secs(1));
+    let log = rec.log_text();
+    let accepted = log.matches(" as root on ").count();
+    assert_eq!(accepted, 1, "{out:?}\n{log}");
+    assert!(log.contains("one wrapper, one session"), "{log}");
+}

@@ -123,11 +123,12 @@ pub fn login_of(r: &Shared, sshd_pid: i32) -> Option<(u64, String)> {
         .map(|l| (l.serial, l.key_id.clone()))
 }
 
-/// A wrapper the recorder accepted.
-pub fn announced(r: &Shared, wrapper_pid: i32) {
-    if let Some(started) = start_time(wrapper_pid) {
-        lock(r).announced.insert((wrapper_pid, started));
-    }
+/// A wrapper the recorder accepts; `false` if that process already has
+/// a session (one wrapper process streams one session: a second hello
+/// from its pid is a process it forked before exec'ing the wrapper,
+/// speaking on a connection the pid opened, with bytes of its choosing).
+pub fn announced(r: &Shared, wrapper_pid: i32) -> bool {
+    start_time(wrapper_pid).is_some_and(|started| lock(r).announced.insert((wrapper_pid, started)))
 }
 
 /// Whether `pid` is a wrapper that announced itself (the same process,
@@ -270,8 +271,10 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = i32::try_from(child.id()).unwrap();
-        announced(&r, pid);
+        assert!(announced(&r, pid));
         assert!(is_announced(&lock(&r), pid));
+        // One session per wrapper process.
+        assert!(!announced(&r, pid));
         // What the registry holds once that wrapper is gone and another
         // process started later under its pid.
         {

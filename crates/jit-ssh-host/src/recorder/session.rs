@@ -99,6 +99,8 @@ enum Refused {
     Peer(#[from] PeerError),
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    #[error("process {0} already streams a session: one wrapper, one session")]
+    Again(i32),
     #[error("sshd let this login in with certificate serial {serial} ({key_id}), but the wrapper's SSH_USER_AUTH shows serial {shown}")]
     NotTheLogin {
         serial: u64,
@@ -415,6 +417,10 @@ async fn start(
             });
         }
     }
+    // Only once every check passed: an announced process is let run.
+    if !super::expect::announced(&ctx.registry, peer.pid) {
+        return Err(Refused::Again(peer.pid));
+    }
     let info = est.info;
     let mut env = BTreeMap::new();
     for name in ["TERM", "SHELL", "SSH_ORIGINAL_COMMAND"] {
@@ -442,7 +448,6 @@ async fn start(
         peer.sshd_pid
     ));
     let watched = Watched::new(&peer);
-    super::expect::announced(&ctx.registry, peer.pid);
     Ok((
         Recording {
             enc: Some(enc),
