@@ -112,8 +112,8 @@ fn a_program_of_the_users_named_sshd_does_not_pass_for_sshd() {
     }
     if !ended {
         let _ = ssh.kill();
-        let _ = ssh.wait();
     }
+    let _ = ssh.wait();
     let survived = process_running("7312");
     kill_running(&bin.join("sshd"));
     assert!(
