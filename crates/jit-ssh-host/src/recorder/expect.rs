@@ -64,6 +64,17 @@ struct Login {
     serial: u64,
     key_id: String,
     account: String,
+    /// When the monitor started: once it is gone, a later connection's
+    /// monitor can have its pid (a plain-key login, or a certificate
+    /// that does not record, whose principals command tells nothing),
+    /// and must not inherit this login's duties and be ended.
+    monitor_start: Option<u64>,
+}
+
+impl Login {
+    fn of(&self, monitor: i32) -> bool {
+        self.monitor_start.is_some() && start_time(monitor) == self.monitor_start
+    }
 }
 
 /// What the recorder knows of logins and wrappers.
@@ -103,6 +114,7 @@ pub fn expect(r: &Shared, pid: i32, e: &Expect, dir: &Path) -> Result<bool, Expe
             serial: cert.serial(),
             key_id: cert.key_id().to_owned(),
             account: e.account.clone(),
+            monitor_start: start_time(monitor),
         },
     );
     Ok(true)
@@ -119,7 +131,7 @@ pub fn login_of(r: &Shared, sshd_pid: i32) -> Option<(u64, String)> {
     [Some(sshd_pid), parent_of(sshd_pid)]
         .into_iter()
         .flatten()
-        .find_map(|m| reg.logins.get(&m))
+        .find_map(|m| reg.logins.get(&m).filter(|l| l.of(m)))
         .map(|l| (l.serial, l.key_id.clone()))
 }
 
@@ -153,7 +165,7 @@ fn children(pid: i32) -> Vec<i32> {
 pub fn sweep(r: &Shared) -> Vec<(i32, String)> {
     let mut reg = lock(r);
     let now = Instant::now();
-    reg.logins.retain(|&m, _| is_sshd(m).is_ok());
+    reg.logins.retain(|&m, l| is_sshd(m).is_ok() && l.of(m));
     reg.announced
         .retain(|&(p, started)| start_time(p) == Some(started));
     let mut bad = Vec::new();
@@ -248,6 +260,7 @@ mod tests {
                 serial: 9,
                 key_id: "jit-ssh:alice:g:9".into(),
                 account: "oncall".into(),
+                monitor_start: start_time(me),
             },
         );
         let mut child = std::process::Command::new("sleep")
@@ -261,6 +274,25 @@ mod tests {
         let _ = child.kill();
         let _ = child.wait();
         assert_eq!(login_of(&Shared::default(), me), None);
+    }
+
+    #[test]
+    fn a_later_process_with_a_gone_monitors_pid_inherits_no_login() {
+        let r = Shared::default();
+        let me = i32::try_from(std::process::id()).unwrap();
+        // The login's monitor started before whatever has its pid now.
+        lock(&r).logins.insert(
+            me,
+            Login {
+                serial: 9,
+                key_id: "jit-ssh:alice:g:9".into(),
+                account: "oncall".into(),
+                monitor_start: start_time(me).map(|t| t.saturating_sub(1)),
+            },
+        );
+        assert_eq!(login_of(&r, me), None);
+        let _ = sweep(&r);
+        assert!(lock(&r).logins.is_empty());
     }
 
     #[test]
