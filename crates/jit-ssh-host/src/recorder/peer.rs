@@ -191,15 +191,14 @@ pub fn check(
     wrapper: &Path,
 ) -> Result<Peer, PeerError> {
     let text = std::fs::read_to_string(passwd).unwrap_or_default();
-    let actual = account_of(&text, uid)
-        .or_else(|| from_nss(uid))
-        .ok_or(PeerError::NoAccount(uid))?;
-    if actual != account {
-        return Err(PeerError::OtherAccount {
-            claimed: account.to_owned(),
-            uid,
-            actual,
-        });
+    let listed = account_of(&text, uid);
+    let other = |actual: String| PeerError::OtherAccount {
+        claimed: account.to_owned(),
+        uid,
+        actual,
+    };
+    if let Some(actual) = listed.as_ref().filter(|a| *a != account) {
+        return Err(other(actual.clone()));
     }
     let parent = parent_of(pid).ok_or(PeerError::Gone(pid))?;
     if u32::try_from(parent).ok() != Some(sshd_pid) {
@@ -210,6 +209,14 @@ pub fn check(
     }
     is_login_sshd(parent)?;
     runs_wrapper(pid, wrapper)?;
+    // The name service last, once the peer is a wrapper under sshd: a
+    // lookup can be slow (LDAP), and any local user can connect.
+    let actual = listed
+        .or_else(|| from_nss(uid))
+        .ok_or(PeerError::NoAccount(uid))?;
+    if actual != account {
+        return Err(other(actual));
+    }
     let sid = session_of(pid).ok_or(PeerError::Gone(pid))?;
     Ok(Peer {
         uid,
@@ -284,6 +291,26 @@ mod tests {
         let got = is_login_sshd(pid);
         let _ = child.kill();
         let _ = child.wait();
+        assert!(
+            matches!(got, Err(PeerError::NotUnderSshd { .. })),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn a_peer_not_under_sshd_costs_no_name_service_lookup() {
+        let me = i32::try_from(std::process::id()).unwrap();
+        let parent = parent_of(me).unwrap();
+        let passwd = tempfile::NamedTempFile::new().unwrap();
+        // A uid the file does not list: only the name service could say.
+        let got = check(
+            4_000_000_000,
+            me,
+            "tester",
+            parent as u32,
+            passwd.path(),
+            Path::new("/proc/self/exe"),
+        );
         assert!(
             matches!(got, Err(PeerError::NotUnderSshd { .. })),
             "{got:?}"

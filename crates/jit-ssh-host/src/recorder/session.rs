@@ -398,16 +398,18 @@ async fn start(
     let pid = cred
         .pid()
         .ok_or_else(|| Refused::Credentials(std::io::Error::other("no pid")))?;
-    let peer = check(
-        cred.uid(),
-        pid,
-        &hello.account,
-        hello.sshd_pid,
-        &ctx.passwd,
-        &ctx.wrapper,
-    )?;
     let id = new_session_id();
-    let est = establish(&peer, &hello, &ctx.dir, id.clone())?;
+    // /proc, the certificate file and the name service: blocking work,
+    // kept off the two async workers every session's frames need.
+    let (passwd, wrapper, dir) = (ctx.passwd.clone(), ctx.wrapper.clone(), ctx.dir.clone());
+    let (uid, sid) = (cred.uid(), id.clone());
+    let (peer, est, hello) = tokio::task::spawn_blocking(move || {
+        let peer = check(uid, pid, &hello.account, hello.sshd_pid, &passwd, &wrapper)?;
+        let est = establish(&peer, &hello, &dir, sid)?;
+        Ok::<_, Refused>((peer, est, hello))
+    })
+    .await
+    .map_err(|e| Refused::Credentials(std::io::Error::other(e.to_string())))??;
     if let Some((serial, key_id)) = super::expect::login_of(&ctx.registry, peer.sshd_pid) {
         if serial != est.cert.serial() || key_id != est.cert.key_id() {
             return Err(Refused::NotTheLogin {
