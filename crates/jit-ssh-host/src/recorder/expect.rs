@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use ssh_key::Certificate;
 
-use super::peer::{is_sshd, parent_of};
+use super::peer::{is_sshd, parent_of, same_exe, start_time};
 
 /// How long a process of a recorded login may run without its wrapper
 /// announcing itself.
@@ -64,6 +64,17 @@ struct Login {
     serial: u64,
     key_id: String,
     account: String,
+    /// When the monitor started: once it is gone, a later connection's
+    /// monitor can have its pid (a plain-key login, or a certificate
+    /// that does not record, whose principals command tells nothing),
+    /// and must not inherit this login's duties and be ended.
+    monitor_start: Option<u64>,
+}
+
+impl Login {
+    fn of(&self, monitor: i32) -> bool {
+        self.monitor_start.is_some() && start_time(monitor) == self.monitor_start
+    }
 }
 
 /// What the recorder knows of logins and wrappers.
@@ -71,8 +82,9 @@ struct Login {
 pub struct Registry {
     /// By sshd monitor pid.
     logins: HashMap<i32, Login>,
-    /// Wrappers that announced themselves (their pids).
-    announced: HashSet<i32>,
+    /// Wrappers that announced themselves: pid and start time, so a
+    /// process that gets a gone wrapper's pid is not taken for it.
+    announced: HashSet<(i32, u64)>,
     /// When a process below a login's sshd was first seen.
     first_seen: HashMap<i32, Instant>,
 }
@@ -102,14 +114,39 @@ pub fn expect(r: &Shared, pid: i32, e: &Expect, dir: &Path) -> Result<bool, Expe
             serial: cert.serial(),
             key_id: cert.key_id().to_owned(),
             account: e.account.clone(),
+            monitor_start: start_time(monitor),
         },
     );
     Ok(true)
 }
 
-/// A wrapper the recorder accepted.
-pub fn announced(r: &Shared, wrapper_pid: i32) {
-    lock(r).announced.insert(wrapper_pid);
+/// The certificate (serial, key id) sshd let in the login whose sshd
+/// session process is `sshd_pid`, if the principals command told of it:
+/// its monitor is `sshd_pid`'s parent, or `sshd_pid` itself for a root
+/// login. The one the wrapper's `SSH_USER_AUTH` shows must be it, since
+/// a shell startup file can point that variable at any certificate the
+/// user can read (on a shared account, another person's sshd file).
+pub fn login_of(r: &Shared, sshd_pid: i32) -> Option<(u64, String)> {
+    let reg = lock(r);
+    [Some(sshd_pid), parent_of(sshd_pid)]
+        .into_iter()
+        .flatten()
+        .find_map(|m| reg.logins.get(&m).filter(|l| l.of(m)))
+        .map(|l| (l.serial, l.key_id.clone()))
+}
+
+/// A wrapper the recorder accepts; `false` if that process already has
+/// a session (one wrapper process streams one session: a second hello
+/// from its pid is a process it forked before exec'ing the wrapper,
+/// speaking on a connection the pid opened, with bytes of its choosing).
+pub fn announced(r: &Shared, wrapper_pid: i32) -> bool {
+    start_time(wrapper_pid).is_some_and(|started| lock(r).announced.insert((wrapper_pid, started)))
+}
+
+/// Whether `pid` is a wrapper that announced itself (the same process,
+/// not one that has its pid now).
+fn is_announced(reg: &Registry, pid: i32) -> bool {
+    start_time(pid).is_some_and(|s| reg.announced.contains(&(pid, s)))
 }
 
 fn children(pid: i32) -> Vec<i32> {
@@ -128,9 +165,9 @@ fn children(pid: i32) -> Vec<i32> {
 pub fn sweep(r: &Shared) -> Vec<(i32, String)> {
     let mut reg = lock(r);
     let now = Instant::now();
-    reg.logins.retain(|&m, _| is_sshd(m).is_ok());
+    reg.logins.retain(|&m, l| is_sshd(m).is_ok() && l.of(m));
     reg.announced
-        .retain(|&p| Path::new(&format!("/proc/{p}")).exists());
+        .retain(|&(p, started)| start_time(p) == Some(started));
     let mut bad = Vec::new();
     let mut seen = HashSet::new();
     let logins: Vec<(i32, Login)> = reg.logins.iter().map(|(m, l)| (*m, l.clone())).collect();
@@ -138,18 +175,20 @@ pub fn sweep(r: &Shared) -> Vec<(i32, String)> {
         // The session runs below the monitor's unprivileged child, or
         // below the monitor itself (a root login has no such child).
         let mut sessions = vec![monitor];
+        // sshd's own processes are forks of the monitor (the same file);
+        // a program of the user's named sshd is not.
         sessions.extend(
             children(monitor)
                 .into_iter()
-                .filter(|&c| is_sshd(c).is_ok()),
+                .filter(|&c| same_exe(c, monitor)),
         );
         for &session in &sessions {
             for child in children(session) {
-                if sessions.contains(&child) || is_sshd(child).is_ok() {
+                if sessions.contains(&child) || same_exe(child, monitor) {
                     continue;
                 }
                 seen.insert(child);
-                if reg.announced.contains(&child) {
+                if is_announced(&reg, child) {
                     continue;
                 }
                 let first = *reg.first_seen.entry(child).or_insert(now);
@@ -209,6 +248,76 @@ mod tests {
             "/usr/local/bin/jit-ssh-host session --record off --grant g"
         )));
         assert!(!records(&cert_forcing("")));
+    }
+
+    #[test]
+    fn the_login_is_found_from_its_session_process_or_its_monitor() {
+        let r = Shared::default();
+        let me = i32::try_from(std::process::id()).unwrap();
+        lock(&r).logins.insert(
+            me,
+            Login {
+                serial: 9,
+                key_id: "jit-ssh:alice:g:9".into(),
+                account: "oncall".into(),
+                monitor_start: start_time(me),
+            },
+        );
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        let want = Some((9, "jit-ssh:alice:g:9".to_owned()));
+        assert_eq!(login_of(&r, me), want);
+        assert_eq!(login_of(&r, pid), want);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(login_of(&Shared::default(), me), None);
+    }
+
+    #[test]
+    fn a_later_process_with_a_gone_monitors_pid_inherits_no_login() {
+        let r = Shared::default();
+        let me = i32::try_from(std::process::id()).unwrap();
+        // The login's monitor started before whatever has its pid now.
+        lock(&r).logins.insert(
+            me,
+            Login {
+                serial: 9,
+                key_id: "jit-ssh:alice:g:9".into(),
+                account: "oncall".into(),
+                monitor_start: start_time(me).map(|t| t.saturating_sub(1)),
+            },
+        );
+        assert_eq!(login_of(&r, me), None);
+        let _ = sweep(&r);
+        assert!(lock(&r).logins.is_empty());
+    }
+
+    #[test]
+    fn a_process_with_a_gone_wrappers_pid_is_not_announced() {
+        let r = Shared::default();
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        assert!(announced(&r, pid));
+        assert!(is_announced(&lock(&r), pid));
+        // One session per wrapper process.
+        assert!(!announced(&r, pid));
+        // What the registry holds once that wrapper is gone and another
+        // process started later under its pid.
+        {
+            let mut reg = lock(&r);
+            let entry = *reg.announced.iter().next().unwrap();
+            reg.announced.clear();
+            reg.announced.insert((pid, entry.1.saturating_sub(1)));
+        }
+        assert!(!is_announced(&lock(&r), pid));
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     #[test]

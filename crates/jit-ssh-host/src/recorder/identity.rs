@@ -16,6 +16,10 @@ use super::protocol::Hello;
 pub enum IdentityError {
     #[error("the wrapper's environment names no SSH_USER_AUTH file")]
     NoAuthInfo,
+    #[error("the wrapper's SSH_USER_AUTH {0:?} is not a file sshd writes ({AUTH_INFO_PREFIX}…)")]
+    AuthInfoPath(String),
+    #[error("the wrapper's SSH_USER_AUTH {path}: {why}")]
+    AuthInfoFile { path: String, why: String },
     #[error(transparent)]
     AuthInfo(#[from] crate::session::auth_info::AuthInfoError),
     #[error(transparent)]
@@ -32,6 +36,8 @@ pub enum IdentityError {
     OtherGrant { claimed: String, actual: String },
     #[error("unknown record mode {0:?}")]
     Record(String),
+    #[error("the wrapper runs as {found:?}, not the certificate's force-command {forced:?}")]
+    NotForced { found: String, forced: String },
 }
 
 /// The stricter of two record modes (a wrapper cannot record less than
@@ -67,6 +73,84 @@ fn forced_record(cert: &Certificate) -> Option<RecordMode> {
     None
 }
 
+/// sshd's `mkstemp` template for the `ExposeAuthInfo` file.
+pub const AUTH_INFO_PREFIX: &str = "/tmp/sshauth.";
+
+/// The certificates in the file the wrapper's `SSH_USER_AUTH` names,
+/// read by root. The variable is the user's to set (a shell startup file
+/// can export it before exec'ing the wrapper), so the recorder opens
+/// nothing but a file where sshd writes them: never a device (opening
+/// `/dev/watchdog` arms it), a FIFO (the open would block a worker for
+/// good) or a symlink, and only a regular file the peer's uid owns
+/// (sshd writes it as the user).
+fn auth_info_certificates(peer: &Peer, path: &str) -> Result<Vec<Certificate>, IdentityError> {
+    use rustix::fs::{Mode, OFlags};
+    use std::os::unix::fs::MetadataExt;
+    let name = path
+        .strip_prefix(AUTH_INFO_PREFIX)
+        .filter(|n| !n.is_empty() && !n.contains('/'))
+        .ok_or_else(|| IdentityError::AuthInfoPath(path.to_owned()))?;
+    let file_err = |why: String| IdentityError::AuthInfoFile {
+        path: path.to_owned(),
+        why,
+    };
+    // Through the wrapper's own root: the file is in the session's /tmp,
+    // and the recorder's unit has a private one.
+    let seen = format!("/proc/{}/root{AUTH_INFO_PREFIX}{name}", peer.pid);
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY;
+    let fd = rustix::fs::open(seen.as_str(), flags | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| file_err(std::io::Error::from(e).to_string()))?;
+    let file = std::fs::File::from(fd);
+    let meta = file.metadata().map_err(|e| file_err(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(file_err("not a regular file".into()));
+    }
+    if meta.uid() != peer.uid {
+        return Err(file_err(format!(
+            "owned by uid {}, not the session's uid {}",
+            meta.uid(),
+            peer.uid
+        )));
+    }
+    let text = crate::session::auth_info::read_bounded_from(file, 64 * 1024).map_err(file_err)?;
+    Ok(crate::session::auth_info::certificates_in(&text, path)?)
+}
+
+/// The words of `pid`'s command line as exec'd.
+fn command_line(pid: i32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_default()
+        .split(|&b| b == 0)
+        .filter(|w| !w.is_empty())
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect()
+}
+
+/// The wrapper must run as the certificate's signed force-command says
+/// (sshd's shell splits it into these words). Its arguments are the
+/// user's to choose otherwise (a shell startup file exec'ing the real
+/// wrapper with `--record off`), and a process the wrapper's pid forked
+/// before that exec could say hello on the connection the pid opened:
+/// the login then ran unrecorded behind an accepted, silent session.
+fn runs_force_command(pid: i32, cert: &Certificate) -> Result<(), IdentityError> {
+    let Some(forced) = cert.critical_options().get("force-command") else {
+        return Ok(());
+    };
+    let found = command_line(pid);
+    if found
+        .iter()
+        .map(String::as_str)
+        .eq(forced.split_whitespace())
+    {
+        Ok(())
+    } else {
+        Err(IdentityError::NotForced {
+            found: found.join(" "),
+            forced: forced.clone(),
+        })
+    }
+}
+
 /// What the recorder established about a session's certificate.
 pub struct Established {
     pub info: SessionInfo,
@@ -85,13 +169,8 @@ pub fn establish(
     dir: &Path,
     session_id: SessionId,
 ) -> Result<Established, IdentityError> {
-    let path = environ_var(peer.pid, "SSH_USER_AUTH")
-        .filter(|p| p.starts_with('/'))
-        .ok_or(IdentityError::NoAuthInfo)?;
-    // Through the wrapper's own root: the file is in the session's /tmp,
-    // and the recorder's unit has a private one.
-    let seen = format!("/proc/{}/root{path}", peer.pid);
-    let certs = crate::session::auth_info::session_certificates(Some(seen.into()))?;
+    let path = environ_var(peer.pid, "SSH_USER_AUTH").ok_or(IdentityError::NoAuthInfo)?;
+    let certs = auth_info_certificates(peer, &path)?;
     crate::session::trusted(&certs, dir).map_err(IdentityError::Untrusted)?;
     let cert = certs
         .iter()
@@ -100,6 +179,7 @@ pub fn establish(
             serial: hello.serial,
             key_id: hello.key_id.clone(),
         })?;
+    runs_force_command(peer.pid, cert)?;
     let prefix = format!("{}@", peer.account);
     let host = cert
         .valid_principals()
@@ -139,6 +219,10 @@ pub fn establish(
         cert: cert.clone(),
     })
 }
+
+#[cfg(test)]
+#[path = "identity_tests.rs"]
+mod file_tests;
 
 #[cfg(test)]
 mod tests {

@@ -98,6 +98,14 @@ pub fn stat_field(pid: i32, n: usize) -> Option<i32> {
     rest.split_whitespace().nth(n)?.parse().ok()
 }
 
+/// When `pid` started, in clock ticks since boot: with the pid, what
+/// names one process (a pid alone is reused once its process is gone).
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
 pub fn parent_of(pid: i32) -> Option<i32> {
     stat_field(pid, 1)
 }
@@ -118,6 +126,47 @@ pub fn is_sshd(pid: i32) -> Result<(), PeerError> {
             pid,
             exe: exe.display().to_string(),
         })
+    }
+}
+
+/// The file `pid` runs (device, inode).
+fn exe_id(pid: i32) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(format!("/proc/{pid}/exe")).ok()?;
+    Some((m.dev(), m.ino()))
+}
+
+/// Whether `a` and `b` run the same file (a fork that did not exec).
+pub fn same_exe(a: i32, b: i32) -> bool {
+    exe_id(a).is_some_and(|id| exe_id(b) == Some(id))
+}
+
+fn owner(pid: i32) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}"))
+        .ok()
+        .map(|m| m.uid())
+}
+
+/// Whether `pid` is sshd's own process for a login: named sshd and
+/// root's (the monitor), or the very file its root sshd parent runs (the
+/// unprivileged child sshd forks for a non-root login). The name alone
+/// is the user's to choose: a copy of any program called `sshd`, as the
+/// parent of the real wrapper, would otherwise pass for sshd.
+pub fn is_login_sshd(pid: i32) -> Result<(), PeerError> {
+    is_sshd(pid)?;
+    let root_sshd = |p: i32| owner(p) == Some(0) && is_sshd(p).is_ok();
+    if owner(pid) == Some(0) {
+        return Ok(());
+    }
+    match parent_of(pid) {
+        Some(parent) if root_sshd(parent) && same_exe(pid, parent) => Ok(()),
+        _ => Err(PeerError::NotUnderSshd {
+            pid,
+            exe: std::fs::read_link(format!("/proc/{pid}/exe"))
+                .map(|e| e.display().to_string())
+                .unwrap_or_default(),
+        }),
     }
 }
 
@@ -142,15 +191,14 @@ pub fn check(
     wrapper: &Path,
 ) -> Result<Peer, PeerError> {
     let text = std::fs::read_to_string(passwd).unwrap_or_default();
-    let actual = account_of(&text, uid)
-        .or_else(|| from_nss(uid))
-        .ok_or(PeerError::NoAccount(uid))?;
-    if actual != account {
-        return Err(PeerError::OtherAccount {
-            claimed: account.to_owned(),
-            uid,
-            actual,
-        });
+    let listed = account_of(&text, uid);
+    let other = |actual: String| PeerError::OtherAccount {
+        claimed: account.to_owned(),
+        uid,
+        actual,
+    };
+    if let Some(actual) = listed.as_ref().filter(|a| *a != account) {
+        return Err(other(actual.clone()));
     }
     let parent = parent_of(pid).ok_or(PeerError::Gone(pid))?;
     if u32::try_from(parent).ok() != Some(sshd_pid) {
@@ -159,8 +207,16 @@ pub fn check(
             actual: parent,
         });
     }
-    is_sshd(parent)?;
+    is_login_sshd(parent)?;
     runs_wrapper(pid, wrapper)?;
+    // The name service last, once the peer is a wrapper under sshd: a
+    // lookup can be slow (LDAP), and any local user can connect.
+    let actual = listed
+        .or_else(|| from_nss(uid))
+        .ok_or(PeerError::NoAccount(uid))?;
+    if actual != account {
+        return Err(other(actual));
+    }
     let sid = session_of(pid).ok_or(PeerError::Gone(pid))?;
     Ok(Peer {
         uid,
@@ -208,6 +264,57 @@ mod tests {
         );
         let _ = child.kill();
         let _ = child.wait();
+    }
+
+    #[test]
+    fn a_users_program_named_sshd_is_not_sshd() {
+        if !rustix::process::getuid().is_root() {
+            eprintln!(
+                "a_users_program_named_sshd_is_not_sshd: needs root to run as nobody: skipped"
+            );
+            return;
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let fake = dir.path().join("sshd");
+        std::fs::copy("/bin/sleep", &fake).unwrap();
+        let mut child = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&fake)
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert_eq!(is_sshd(pid), Ok(()), "the name alone passes");
+        let got = is_login_sshd(pid);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            matches!(got, Err(PeerError::NotUnderSshd { .. })),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn a_peer_not_under_sshd_costs_no_name_service_lookup() {
+        let me = i32::try_from(std::process::id()).unwrap();
+        let parent = parent_of(me).unwrap();
+        let passwd = tempfile::NamedTempFile::new().unwrap();
+        // A uid the file does not list: only the name service could say.
+        let got = check(
+            4_000_000_000,
+            me,
+            "tester",
+            parent as u32,
+            passwd.path(),
+            Path::new("/proc/self/exe"),
+        );
+        assert!(
+            matches!(got, Err(PeerError::NotUnderSshd { .. })),
+            "{got:?}"
+        );
     }
 
     #[test]

@@ -7,7 +7,11 @@
 //! second, the kernel session ids of every process below that sshd
 //! process (the wrapper's, the shell's on the inner pty, a job's that
 //! called `setsid`), so that processes a killed wrapper left behind
-//! (reparented to init, out of sshd's tree) are still found. Ending the
+//! (reparented to init, out of sshd's tree) are still found. A noted
+//! session with no process left is forgotten at the next look: its id is
+//! a pid the kernel hands out again, and a user who cycles through pids
+//! with `setsid` jobs would otherwise get root to hang up whoever's
+//! session (an sshd connection, a daemon) later has that id. Ending the
 //! session: SIGHUP and SIGCONT to every process of those sessions and
 //! below sshd, SIGKILL after [`GRACE`], then sshd's session process
 //! itself, which closes the connection.
@@ -24,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{kill_process, Pid, Signal};
 
-use super::peer::{is_sshd, Peer};
+use super::peer::{is_sshd, start_time, Peer};
 use crate::session::hangup;
 
 pub const GRACE: Duration = Duration::from_secs(2);
@@ -33,6 +37,11 @@ pub const GRACE: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone)]
 pub struct Watched {
     sshd_pid: i32,
+    /// When `sshd_pid` started (`/proc/PID/stat` field 22): once sshd's
+    /// process is gone its pid is the kernel's to hand out again, and
+    /// what runs below a process that merely has that pid now (another
+    /// user's login) is not this session's.
+    sshd_start: Option<u64>,
     sids: BTreeSet<i32>,
     /// Sessions never to touch: the recorder's own, and sshd's (the
     /// listener and the connection's monitor live there).
@@ -101,6 +110,7 @@ impl Watched {
             .and_then(|c| session_scope(&c));
         let mut w = Watched {
             sshd_pid: peer.sshd_pid,
+            sshd_start: start_time(peer.sshd_pid),
             sids: BTreeSet::new(),
             spare_sids,
             scope,
@@ -123,6 +133,7 @@ impl Watched {
             .and_then(|c| session_scope(&c));
         let mut w = Watched {
             sshd_pid,
+            sshd_start: start_time(sshd_pid),
             sids: BTreeSet::new(),
             spare_sids,
             scope,
@@ -133,8 +144,16 @@ impl Watched {
 
     /// Notes the sessions of every process now below sshd's.
     pub fn refresh(&mut self) {
-        let t = table();
-        for pid in descendants(&t, self.sshd_pid) {
+        self.refresh_from(&table());
+    }
+
+    fn refresh_from(&mut self, t: &HashMap<i32, (i32, i32)>) {
+        // A session with no process left is over, and its id is free: once
+        // the pid is reused, a new session (another user's login, a
+        // daemon) can have it. Forget it, or the hang-up ends that one.
+        let live: BTreeSet<i32> = t.values().map(|&(_, sid)| sid).collect();
+        self.sids.retain(|s| live.contains(s));
+        for pid in self.below_sshd_now(t) {
             if let Some(&(_, sid)) = t.get(&pid) {
                 if !self.spare_sids.contains(&sid) {
                     self.sids.insert(sid);
@@ -144,9 +163,26 @@ impl Watched {
     }
 
     fn members(&self) -> Vec<i32> {
-        let t = table();
-        let mut pids = descendants(&t, self.sshd_pid);
-        for (&pid, &(_, sid)) in &t {
+        self.members_from(&table())
+    }
+
+    /// Whether `sshd_pid` is still the process it was.
+    fn sshd_is_ours(&self) -> bool {
+        self.sshd_start.is_some() && start_time(self.sshd_pid) == self.sshd_start
+    }
+
+    /// The processes below sshd's session process, if it is still there.
+    fn below_sshd_now(&self, t: &HashMap<i32, (i32, i32)>) -> Vec<i32> {
+        if self.sshd_is_ours() {
+            descendants(t, self.sshd_pid)
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn members_from(&self, t: &HashMap<i32, (i32, i32)>) -> Vec<i32> {
+        let mut pids = self.below_sshd_now(t);
+        for (&pid, &(_, sid)) in t {
             if self.sids.contains(&sid) && !pids.contains(&pid) {
                 pids.push(pid);
             }
@@ -183,10 +219,10 @@ impl Watched {
         signal(&self.members(), Signal::KILL);
         // sshd's session process last: the connection closes with it. It
         // is checked again, so a recycled pid is never hit.
-        if is_sshd(self.sshd_pid).is_ok() {
+        if self.sshd_alive() {
             signal(&[self.sshd_pid], Signal::TERM);
             std::thread::sleep(Duration::from_millis(200));
-            if is_sshd(self.sshd_pid).is_ok() {
+            if self.sshd_alive() {
                 signal(&[self.sshd_pid], Signal::KILL);
             }
         }
@@ -195,7 +231,7 @@ impl Watched {
 
     /// Whether sshd's session process is still there.
     pub fn sshd_alive(&self) -> bool {
-        is_sshd(self.sshd_pid).is_ok()
+        self.sshd_is_ours() && is_sshd(self.sshd_pid).is_ok()
     }
 }
 
@@ -230,6 +266,55 @@ mod tests {
         let mut d = descendants(&t, 10);
         d.sort();
         assert_eq!(d, vec![11, 12]);
+    }
+
+    /// This test process stands for sshd's; the tables are made up.
+    fn watching() -> (Watched, i32) {
+        let me = i32::try_from(std::process::id()).unwrap();
+        let w = Watched {
+            sshd_pid: me,
+            sshd_start: start_time(me),
+            sids: BTreeSet::new(),
+            spare_sids: BTreeSet::from([0, 5]),
+            scope: None,
+        };
+        (w, me)
+    }
+
+    #[test]
+    fn a_session_id_reused_after_its_session_ended_is_not_hung_up() {
+        // sshd (in sshd's session 5); the user's job 11 calls setsid.
+        let (mut w, s) = watching();
+        w.refresh_from(&HashMap::from([(s, (1, 5)), (11, (s, 11)), (12, (11, 11))]));
+        assert!(w.sids.contains(&11));
+        // The job ends; later pid 11 is another user's new session leader.
+        w.refresh_from(&HashMap::from([(s, (1, 5))]));
+        let t = HashMap::from([(s, (1, 5)), (11, (1, 11)), (30, (11, 11))]);
+        let m = w.members_from(&t);
+        assert!(!m.contains(&11) && !m.contains(&30), "{m:?}");
+    }
+
+    #[test]
+    fn what_a_killed_wrapper_left_in_a_seen_session_is_still_hung_up() {
+        let (mut w, s) = watching();
+        w.refresh_from(&HashMap::from([(s, (1, 5)), (11, (s, 11)), (12, (11, 11))]));
+        // 11 died; 12 was reparented to init, still in session 11.
+        let t = HashMap::from([(s, (1, 5)), (12, (1, 11))]);
+        w.refresh_from(&t);
+        assert!(w.members_from(&t).contains(&12));
+    }
+
+    #[test]
+    fn what_runs_below_a_reused_sshd_pid_is_not_hung_up() {
+        let (mut w, s) = watching();
+        let t = HashMap::from([(s, (1, 5)), (40, (s, 40))]);
+        assert_eq!(w.members_from(&t), vec![40]);
+        // sshd's process went away and its pid now belongs to another
+        // process (a later start), with a child of its own.
+        w.sshd_start = w.sshd_start.map(|t| t.saturating_sub(1));
+        let t = HashMap::from([(s, (1, 77)), (41, (s, 77))]);
+        assert_eq!(w.members_from(&t), Vec::<i32>::new());
+        assert!(!w.sshd_alive());
     }
 
     #[test]

@@ -99,6 +99,14 @@ enum Refused {
     Peer(#[from] PeerError),
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    #[error("process {0} already streams a session: one wrapper, one session")]
+    Again(i32),
+    #[error("sshd let this login in with certificate serial {serial} ({key_id}), but the wrapper's SSH_USER_AUTH shows serial {shown}")]
+    NotTheLogin {
+        serial: u64,
+        key_id: String,
+        shown: u64,
+    },
     #[error("starting the recording: {0}")]
     Encode(#[from] EncodeError),
     #[error(transparent)]
@@ -390,16 +398,31 @@ async fn start(
     let pid = cred
         .pid()
         .ok_or_else(|| Refused::Credentials(std::io::Error::other("no pid")))?;
-    let peer = check(
-        cred.uid(),
-        pid,
-        &hello.account,
-        hello.sshd_pid,
-        &ctx.passwd,
-        &ctx.wrapper,
-    )?;
     let id = new_session_id();
-    let est = establish(&peer, &hello, &ctx.dir, id.clone())?;
+    // /proc, the certificate file and the name service: blocking work,
+    // kept off the two async workers every session's frames need.
+    let (passwd, wrapper, dir) = (ctx.passwd.clone(), ctx.wrapper.clone(), ctx.dir.clone());
+    let (uid, sid) = (cred.uid(), id.clone());
+    let (peer, est, hello) = tokio::task::spawn_blocking(move || {
+        let peer = check(uid, pid, &hello.account, hello.sshd_pid, &passwd, &wrapper)?;
+        let est = establish(&peer, &hello, &dir, sid)?;
+        Ok::<_, Refused>((peer, est, hello))
+    })
+    .await
+    .map_err(|e| Refused::Credentials(std::io::Error::other(e.to_string())))??;
+    if let Some((serial, key_id)) = super::expect::login_of(&ctx.registry, peer.sshd_pid) {
+        if serial != est.cert.serial() || key_id != est.cert.key_id() {
+            return Err(Refused::NotTheLogin {
+                serial,
+                key_id,
+                shown: est.cert.serial(),
+            });
+        }
+    }
+    // Only once every check passed: an announced process is let run.
+    if !super::expect::announced(&ctx.registry, peer.pid) {
+        return Err(Refused::Again(peer.pid));
+    }
     let info = est.info;
     let mut env = BTreeMap::new();
     for name in ["TERM", "SHELL", "SSH_ORIGINAL_COMMAND"] {
@@ -427,7 +450,6 @@ async fn start(
         peer.sshd_pid
     ));
     let watched = Watched::new(&peer);
-    super::expect::announced(&ctx.registry, peer.pid);
     Ok((
         Recording {
             enc: Some(enc),

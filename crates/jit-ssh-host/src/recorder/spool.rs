@@ -54,7 +54,9 @@ pub struct Pending {
     pub dir: PathBuf,
     pub session: String,
     pub header: String,
-    /// Every stored chunk, in order.
+    /// The index of `chunks[0]`.
+    pub first: usize,
+    /// Stored chunks from `first` on, in order.
     pub chunks: Vec<Vec<u8>>,
     pub sent: usize,
     pub ended: bool,
@@ -172,26 +174,58 @@ impl SessionSpool {
 /// Reads a session's spool. A chunk cut short by a crash is left out
 /// (it was never acknowledged, and its session gets no more chunks).
 pub fn read_pending(dir: &Path) -> Result<Pending, SpoolError> {
-    let header = std::fs::read_to_string(dir.join("header")).map_err(err(dir))?;
-    let mut raw = Vec::new();
-    let path = dir.join("chunks");
-    File::open(&path)
-        .and_then(|mut f| f.read_to_end(&mut raw))
-        .map_err(err(&path))?;
-    let mut chunks = Vec::new();
-    let mut rest = raw.as_slice();
-    while rest.len() >= 4 {
-        let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        if rest.len() < 4 + len {
-            break;
-        }
-        chunks.push(rest[4..4 + len].to_vec());
-        rest = &rest[4 + len..];
-    }
-    let sent = std::fs::read_to_string(dir.join("sent"))
+    read_from(dir, 0, usize::MAX)
+}
+
+/// What the uploader needs of a session: the chunks from the first one
+/// the CA has not acknowledged on, about `max_bytes` of them (at least
+/// one). Acknowledged chunks are skipped, not read: a busy session's
+/// spool grows to gigabytes, and reading all of it into memory at every
+/// upload (every few seconds) ran the root recorder out of memory.
+pub fn read_unsent(dir: &Path, max_bytes: usize) -> Result<Pending, SpoolError> {
+    read_from(dir, read_sent(dir), max_bytes)
+}
+
+fn read_sent(dir: &Path) -> usize {
+    std::fs::read_to_string(dir.join("sent"))
         .ok()
         .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+fn read_from(dir: &Path, skip: usize, max_bytes: usize) -> Result<Pending, SpoolError> {
+    use std::io::{BufReader, ErrorKind};
+    let header = std::fs::read_to_string(dir.join("header")).map_err(err(dir))?;
+    let path = dir.join("chunks");
+    let mut r = BufReader::new(File::open(&path).map_err(err(&path))?);
+    let mut chunks = Vec::new();
+    let mut bytes = 0usize;
+    let mut index = 0usize;
+    while chunks.is_empty() || bytes < max_bytes {
+        let mut len = [0u8; 4];
+        match r.read_exact(&mut len) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(err(&path)(e)),
+        }
+        let len = u32::from_be_bytes(len) as usize;
+        if index < skip {
+            r.seek_relative(len as i64).map_err(err(&path))?;
+            index += 1;
+            continue;
+        }
+        let mut chunk = Vec::new();
+        (&mut r)
+            .take(len as u64)
+            .read_to_end(&mut chunk)
+            .map_err(err(&path))?;
+        if chunk.len() < len {
+            break;
+        }
+        bytes += len;
+        index += 1;
+        chunks.push(chunk);
+    }
     Ok(Pending {
         session: dir
             .file_name()
@@ -199,8 +233,9 @@ pub fn read_pending(dir: &Path) -> Result<Pending, SpoolError> {
             .unwrap_or_default(),
         dir: dir.to_owned(),
         header,
+        first: skip,
         chunks,
-        sent,
+        sent: read_sent(dir),
         ended: dir.join("ended").exists(),
     })
 }
@@ -356,6 +391,55 @@ mod tests {
             .collect();
         let v = jit_ssh_recording::verify(&p.header, chunks, &public, None).unwrap();
         assert_eq!(v.end().unwrap().reason, EndReason::Exit);
+    }
+
+    #[test]
+    fn the_uploader_reads_only_a_window_of_unacknowledged_chunks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spool = Spool::open(&tmp.path().join("spool")).unwrap();
+        let h = header("s3");
+        let key = ssh_key::PrivateKey::random(
+            &mut ssh_key::rand_core::OsRng,
+            ssh_key::Algorithm::Ed25519,
+        )
+        .unwrap();
+        let mut enc = Encoder::new(&h, key, ChunkPolicy::default()).unwrap();
+        let mut s = spool
+            .create(&h.session.session_id, enc.header_line())
+            .unwrap();
+        let mut stored = Vec::new();
+        for i in 0..40u64 {
+            enc.push_output(Duration::from_millis(i), format!("line {i}\r\n").as_bytes())
+                .unwrap();
+            let c = enc.flush().unwrap().unwrap();
+            stored.push(c.to_bytes());
+            s.append(&[c]).unwrap();
+        }
+        s.sync().unwrap();
+        drop(s);
+        let dir = spool.sessions().pop().unwrap();
+        // A crash cut the last chunk short.
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(dir.join("chunks"))
+            .unwrap();
+        f.write_all(&[0, 0, 1, 0, 7, 7]).unwrap();
+        set_sent(&dir, 30).unwrap();
+        let one = stored[30].len();
+        let p = read_unsent(&dir, 3 * one).unwrap();
+        assert_eq!(p.first, 30);
+        assert_eq!(p.chunks, stored[30..33].to_vec());
+        // At least one chunk, however small the window.
+        assert_eq!(
+            read_unsent(&dir, 1).unwrap().chunks,
+            stored[30..31].to_vec()
+        );
+        // To the end, without the piece cut short.
+        let p = read_unsent(&dir, usize::MAX).unwrap();
+        assert_eq!(p.chunks, stored[30..].to_vec());
+        set_sent(&dir, 40).unwrap();
+        assert!(read_unsent(&dir, usize::MAX).unwrap().chunks.is_empty());
+        assert_eq!(read_pending(&dir).unwrap().chunks, stored);
     }
 
     #[test]

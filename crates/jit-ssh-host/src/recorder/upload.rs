@@ -16,7 +16,7 @@ use jit_ssh_proto::recordings::{RecordingUpload, RecordingUploaded, MAX_UPLOAD_C
 use reqwest::Url;
 use tokio::sync::Notify;
 
-use super::spool::{read_pending, remove, set_sent, Spool};
+use super::spool::{read_unsent, remove, set_sent, Pending, Spool};
 use crate::error::HostError;
 use crate::failover::first_answering;
 
@@ -25,6 +25,8 @@ use crate::failover::first_answering;
 const BATCH_BYTES: usize = 2 * 1024 * 1024;
 /// Chunks per upload, at most.
 const BATCH_CHUNKS: usize = 64;
+/// Unacknowledged chunk bytes read from the spool at a time.
+const WINDOW_BYTES: usize = 8 * BATCH_BYTES;
 /// How often the spool is looked at when nothing wakes the uploader.
 const PASS_EVERY: Duration = Duration::from_secs(2);
 
@@ -83,13 +85,29 @@ impl Uploader {
         self.backoff.retain(|d, _| d.exists());
     }
 
+    /// Uploads what the CA has not acknowledged, a window of the spool at
+    /// a time.
     async fn session(&self, dir: &Path) -> Result<(), HostError> {
-        let p = read_pending(dir).map_err(|e| HostError::Other(e.into()))?;
-        let mut sent = p.sent.min(p.chunks.len());
-        while sent < p.chunks.len() {
+        loop {
+            let d = dir.to_owned();
+            let p = tokio::task::spawn_blocking(move || read_unsent(&d, WINDOW_BYTES))
+                .await
+                .map_err(|e| HostError::Other(e.into()))?
+                .map_err(|e| HostError::Other(e.into()))?;
+            if p.chunks.is_empty() || self.window(dir, &p).await? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Uploads the chunks of `p`; whether the session is done (removed).
+    async fn window(&self, dir: &Path, p: &Pending) -> Result<bool, HostError> {
+        let loaded = p.first + p.chunks.len();
+        let mut sent = p.first;
+        while sent < loaded {
             let mut batch = Vec::new();
             let mut bytes = 0;
-            for c in &p.chunks[sent..] {
+            for c in &p.chunks[sent - p.first..] {
                 if !batch.is_empty()
                     && (bytes + c.len() > BATCH_BYTES
                         || batch.len() >= BATCH_CHUNKS.min(MAX_UPLOAD_CHUNKS))
@@ -116,9 +134,7 @@ impl Uploader {
                 }
             })
             .await?;
-            let acked = usize::try_from(got.next_index)
-                .unwrap_or(0)
-                .min(p.chunks.len());
+            let acked = usize::try_from(got.next_index).unwrap_or(0).min(loaded);
             set_sent(dir, acked).map_err(|e| HostError::Other(e.into()))?;
             if acked < sent + n.min(1) {
                 // The CA holds fewer chunks than were sent: start again
@@ -130,13 +146,13 @@ impl Uploader {
             sent = acked;
             if got.ended && p.ended {
                 log(&format!(
-                    "session {}: all {} chunks stored at the CA",
-                    p.session,
-                    p.chunks.len()
+                    "session {}: all {loaded} chunks stored at the CA",
+                    p.session
                 ));
-                return remove(dir).map_err(|e| HostError::Other(e.into()));
+                remove(dir).map_err(|e| HostError::Other(e.into()))?;
+                return Ok(true);
             }
         }
-        Ok(())
+        Ok(false)
     }
 }

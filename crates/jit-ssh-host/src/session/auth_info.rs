@@ -67,8 +67,13 @@ pub fn session_certificates(
 }
 
 fn read_bounded(path: &std::path::Path, max: u64) -> Result<String, String> {
-    use std::io::Read;
     let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    read_bounded_from(f, max)
+}
+
+/// At most `max` bytes of text from `f`.
+pub(crate) fn read_bounded_from(f: std::fs::File, max: u64) -> Result<String, String> {
+    use std::io::Read;
     let mut text = String::new();
     f.take(max + 1)
         .read_to_string(&mut text)
