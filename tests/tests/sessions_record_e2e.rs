@@ -64,7 +64,12 @@ fn a_typed_command_and_its_output_are_recorded_signed_and_play_in_asciinema() {
     let (header, chunks) = spooled(&dir);
     let v = jit_ssh_recording::verify(&header, chunks, &host_key(&h), None)
         .unwrap_or_else(|e| panic!("the spooled recording does not verify: {e}"));
-    assert_eq!(v.end().unwrap().reason, EndReason::Exit);
+    assert_eq!(
+        v.end().unwrap().reason,
+        EndReason::Exit,
+        "recorder log:\n{}",
+        rec.log_text()
+    );
     let s = &v.header().session;
     assert_eq!(s.serial, serial.to_string());
     assert_eq!(s.account, h.account);

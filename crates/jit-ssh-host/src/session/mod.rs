@@ -352,7 +352,12 @@ async fn serve(mut p: Prepared, plan: command::Plan, interactive: bool, sftp_ser
                     // The shell is gone: what it printed last is in the
                     // pty; a background job holding the pty open does not
                     // keep the session.
-                    let _ = tokio::time::timeout(Duration::from_millis(500), &mut output_done).await;
+                    // (Not polled again if it already finished: a
+                    // finished JoinHandle panics when polled, which killed
+                    // the wrapper before it told the recorder the end.)
+                    if !output_ended {
+                        let _ = tokio::time::timeout(Duration::from_millis(500), &mut output_done).await;
+                    }
                     break None;
                 }
                 if output_ended { break None; }
