@@ -4,8 +4,11 @@
 //! - **plain**: sshd alone (a certificate without force-command);
 //! - **wrapper**: the jit-ssh session wrapper as the certificate's
 //!   force-command (record off);
-//! - **wrapper + recorder** (only when `JIT_SSH_BENCH_RECORDER_WRAPPER`
-//!   gives its force-command: the recorder is not built yet);
+//! - **wrapper + recorder**: the real host recorder (`jit-ssh-host
+//!   recorder`, run as root on a socket in the temp dir, signing with the
+//!   sshd's host key, trusting the bench CA) and the wrapper recording
+//!   output to it (`--record output --recorder-socket …`). Not root: the
+//!   row is left out, loudly;
 //! - **tlog**: Debian's `tlog-rec-session` in the session's place (a
 //!   force-command shim runs it as the login shell would, with
 //!   `-c "$SSH_ORIGINAL_COMMAND"`), writing JSON to a file in the temp dir.
@@ -17,7 +20,9 @@
 //! is not in it); bytes stored per MB of terminal output (tlog's JSON file
 //! vs the same output encoded by `jit_ssh_recording::Encoder`); CPU time
 //! of the interposed process (wrapper or tlog) per session, from
-//! `/proc/PID/stat` sampled every 20 ms while it runs.
+//! `/proc/PID/stat` sampled every 20 ms while it runs, and for the
+//! recorder row the recorder's CPU from before the session to its end in
+//! the spool, and the bytes its spool holds for the session.
 //!
 //! `cargo bench -p jit-ssh-e2e --bench sessions` prints markdown tables.
 //! Environment: `JIT_SSH_BENCH_BYTES` (the cat size, default 256 MiB; the
@@ -26,19 +31,22 @@
 //! default 3), `JIT_SSH_BENCH_WRAPPER` (the wrapper's force-command;
 //! `{dir}` is replaced by the host directory; default `JIT_SSH_HOST
 //! session --dir {dir} --record off`), `JIT_SSH_HOST` (the jit-ssh-host
-//! binary; default target/release/jit-ssh-host if built, else
-//! target/debug/), `JIT_SSH_BENCH_RECORDER_WRAPPER`.
+//! binary, wrapper and recorder; default target/release/jit-ssh-host if
+//! built, else target/debug/).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "sessions/measure.rs"]
 mod measure;
+#[path = "sessions/recorder.rs"]
+mod recorder;
 #[path = "sessions/storage.rs"]
 mod storage;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::rc::Rc;
 
 use jit_ssh_e2e::{keygen, login_name, run_ok, Sshd, SSH_KEYGEN};
 
@@ -52,6 +60,8 @@ pub struct Row {
     /// `/proc/PID/comm` of the interposed process whose CPU is counted.
     pub comm: Option<&'static str>,
     pub cert: PathBuf,
+    /// The recorder this row's wrapper records to.
+    pub recorder: Option<Rc<recorder::Recorder>>,
 }
 
 pub struct Host {
@@ -187,31 +197,54 @@ fn main() {
         })
         .replace("{dir}", &dir.display().to_string());
     let (shim, tlog_log) = tlog_shim(&root);
-    let mut plan: Vec<(&str, Option<String>, Option<&'static str>)> = vec![
-        ("plain sshd", None, None),
+    // Started before any row, stopped when the last row holding it is
+    // dropped: at the end, or while a failed measurement unwinds.
+    let rec =
+        recorder::as_root().then(|| Rc::new(recorder::Recorder::start(&wrapper_bin, &root, &dir)));
+    type Plan = (
+        &'static str,
+        Option<String>,
+        Option<&'static str>,
+        Option<Rc<recorder::Recorder>>,
+    );
+    let mut plan: Vec<Plan> = vec![
+        ("plain sshd", None, None, None),
         (
             "jit-ssh wrapper (record off)",
             Some(wrapper),
             Some("jit-ssh-host"),
+            None,
         ),
     ];
-    if let Ok(w) = std::env::var("JIT_SSH_BENCH_RECORDER_WRAPPER") {
-        let w = w.replace("{dir}", &dir.display().to_string());
-        plan.push(("jit-ssh wrapper + recorder", Some(w), Some("jit-ssh-host")));
+    if let Some(r) = &rec {
+        plan.push((
+            "jit-ssh wrapper + recorder (record output)",
+            Some(format!(
+                "{} session --dir {} {}",
+                wrapper_bin.display(),
+                dir.display(),
+                r.wrapper_args()
+            )),
+            Some("jit-ssh-host"),
+            Some(r.clone()),
+        ));
     }
+    drop(rec);
     plan.push((
         "tlog-rec-session (file writer)",
         Some(shim.display().to_string()),
         Some("tlog-rec-sessio"),
+        None,
     ));
     let rows: Vec<Row> = plan
         .into_iter()
         .enumerate()
-        .map(|(i, (name, force, comm))| Row {
+        .map(|(i, (name, force, comm, recorder))| Row {
             cert: certificate(&h, &ca, &i.to_string(), force.as_deref()),
             name: name.to_owned(),
             force,
             comm,
+            recorder,
         })
         .collect();
 
@@ -248,14 +281,17 @@ fn main() {
     }
     let results: Vec<_> = echoes.into_iter().zip(bulks).collect();
     let tlog_row = results.len() - 1;
+    let recorder_row = rows.iter().position(|r| r.recorder.is_some());
     let store = storage::compare(
         &h,
         &rows[tlog_row],
+        recorder_row.map(|i| &rows[i]),
         &root,
         &tlog_log,
         &file,
         &results[tlog_row].1[0],
         logged,
+        recorder_row.and_then(|i| measure::stored_per_mb(&results[i].1)),
     );
 
     println!(
@@ -271,5 +307,6 @@ fn main() {
         load_before.trim(),
         load().trim()
     );
+    drop(rows);
     drop(h);
 }

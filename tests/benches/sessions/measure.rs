@@ -9,12 +9,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::recorder::Recorded;
 use super::{Host, Row};
 
 pub struct Echo {
     pub samples: Vec<Duration>,
     /// CPU seconds of the interposed process in this session.
     pub cpu: Option<f64>,
+    /// What the session cost the recorder (the recorder row).
+    pub recorded: Option<Recorded>,
 }
 
 pub struct Bulk {
@@ -23,6 +26,7 @@ pub struct Bulk {
     /// From the first byte to the end of the stream.
     pub secs: f64,
     pub cpu: Option<f64>,
+    pub recorded: Option<Recorded>,
 }
 
 fn ssh(h: &Host, row: &Row, command: &str) -> Child {
@@ -61,6 +65,7 @@ fn read_until(r: &mut impl Read, marker: &[u8]) {
 /// it as an application (a shell's line editor) does, through every pty
 /// in the path.
 pub fn echo(h: &Host, row: &Row, samples: usize) -> Echo {
+    let rec = row.recorder.as_ref().map(|r| r.before());
     let cpu = Cpu::start(row.comm, &h.root);
     let mut child = ssh(h, row, "stty raw -echo; printf READY; exec cat");
     let (mut input, mut output) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
@@ -83,11 +88,13 @@ pub fn echo(h: &Host, row: &Row, samples: usize) -> Echo {
     Echo {
         samples: got,
         cpu: cpu.map(Cpu::stop),
+        recorded: row.recorder.as_ref().zip(rec).map(|(r, b)| r.after(b)),
     }
 }
 
 /// `cat FILE` over the pty, read to the end as fast as the client can.
 pub fn throughput(h: &Host, row: &Row, file: &Path) -> Bulk {
+    let rec = row.recorder.as_ref().map(|r| r.before());
     let cpu = Cpu::start(row.comm, &h.root);
     let mut child = ssh(h, row, &format!("exec cat {}", file.display()));
     let input = child.stdin.take();
@@ -109,13 +116,17 @@ pub fn throughput(h: &Host, row: &Row, file: &Path) -> Bulk {
         bytes,
         secs,
         cpu: cpu.map(Cpu::stop),
+        recorded: row.recorder.as_ref().zip(rec).map(|(r, b)| r.after(b)),
     }
 }
 
 /// CPU seconds of the processes named `comm` that belong to this bench
-/// (their command line or environment names `marker`, the temp dir), from
-/// `/proc/PID/stat`, sampled every 20 ms while they run: the last sample
-/// before a process exits is what it used, less at most 20 ms.
+/// (their command line or environment names `marker`, the temp dir) and
+/// started after the measurement did (not the recorder, which is also
+/// `jit-ssh-host` in the temp dir but runs for the whole bench: it is
+/// measured apart), from `/proc/PID/stat`, sampled every 20 ms while they
+/// run: the last sample before a process exits is what it used, less at
+/// most 20 ms.
 pub struct Cpu {
     stop: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<f64>,
@@ -127,13 +138,17 @@ impl Cpu {
         let marker = marker.display().to_string();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let running: std::collections::HashSet<u32> = pids().into_iter().collect();
         let thread = std::thread::spawn(move || {
             let mut used: HashMap<u32, u64> = HashMap::new();
             let mut round = 0u64;
             while !flag.load(Ordering::SeqCst) {
                 if used.is_empty() || round.is_multiple_of(10) {
                     for pid in pids() {
-                        if !used.contains_key(&pid) && ours(pid, comm, &marker) {
+                        if !used.contains_key(&pid)
+                            && !running.contains(&pid)
+                            && ours(pid, comm, &marker)
+                        {
                             used.insert(pid, 0);
                         }
                     }
@@ -210,6 +225,34 @@ fn cpu(v: Option<f64>) -> String {
     v.map_or("—".into(), |s| format!("{s:.2} s"))
 }
 
+/// The interposed process's CPU, plus the recorder's when it recorded:
+/// "total (wrapper + recorder)".
+fn cpu_with(own: Option<f64>, recorder: Option<f64>) -> String {
+    match (own, recorder) {
+        (Some(o), Some(r)) => format!("{:.2} s ({o:.2} + {r:.2} recorder)", o + r),
+        (o, _) => cpu(o),
+    }
+}
+
+fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+/// Median over the rounds of `f`, when every round has it.
+fn median_of(bulks: &[Bulk], f: impl Fn(&Bulk) -> Option<f64>) -> Option<f64> {
+    let v: Vec<f64> = bulks.iter().filter_map(f).collect();
+    (!v.is_empty()).then(|| median(v).0)
+}
+
+/// Bytes the recorder stored per MB of terminal output, median over the
+/// rounds (`None`: not recorded).
+pub fn stored_per_mb(bulks: &[Bulk]) -> Option<f64> {
+    median_of(bulks, |b| {
+        b.recorded.map(|r| r.stored as f64 / (b.bytes as f64 / 1e6))
+    })
+}
+
 pub fn print_table(rows: &[Row], results: &[(Echo, Vec<Bulk>)], bytes: u64, rounds: usize) {
     struct Stat {
         p50: Duration,
@@ -217,11 +260,8 @@ pub fn print_table(rows: &[Row], results: &[(Echo, Vec<Bulk>)], bytes: u64, roun
         /// Median, lowest, highest MB/s over the rounds.
         mbps: (f64, f64, f64),
         cpu: Option<f64>,
+        recorder: Option<f64>,
     }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        (v[v.len() / 2], v[0], v[v.len() - 1])
-    };
     let stats: Vec<Stat> = results
         .iter()
         .map(|(e, bulks)| {
@@ -233,18 +273,18 @@ pub fn print_table(rows: &[Row], results: &[(Echo, Vec<Bulk>)], bytes: u64, roun
                     .map(|b| b.bytes as f64 / b.secs / 1e6)
                     .collect(),
             );
-            let cpus: Vec<f64> = bulks.iter().filter_map(|b| b.cpu).collect();
             Stat {
                 p50: percentile(&s, 0.5),
                 p99: percentile(&s, 0.99),
                 mbps,
-                cpu: (!cpus.is_empty()).then(|| median(cpus).0),
+                cpu: median_of(bulks, |b| b.cpu),
+                recorder: median_of(bulks, |b| b.recorded.map(|r| r.cpu)),
             }
         })
         .collect();
     let plain = &stats[0];
     println!(
-        "| session | echo p50 (ms) | echo p99 (ms) | added p50 / p99 (ms) | `cat` {} MiB: MB/s, median of {rounds} (range) | of plain | CPU of wrapper/tlog per cat session | CPU per echo session |",
+        "| session | echo p50 (ms) | echo p99 (ms) | added p50 / p99 (ms) | `cat` {} MiB: MB/s, median of {rounds} (range) | of plain | CPU per cat session: wrapper/tlog (+ recorder), median | CPU per echo session |",
         bytes >> 20
     );
     println!("|---|---|---|---|---|---|---|---|");
@@ -252,6 +292,7 @@ pub fn print_table(rows: &[Row], results: &[(Echo, Vec<Bulk>)], bytes: u64, roun
         |a: Duration, b: Duration| format!("{:+.3}", (a.as_secs_f64() - b.as_secs_f64()) * 1000.0);
     for (i, row) in rows.iter().enumerate() {
         let s = &stats[i];
+        let echo = &results[i].0;
         println!(
             "| {} | {} | {} | {} / {} | {:.1} ({:.1}–{:.1}) | {:.0}% | {} | {} |",
             row.name,
@@ -263,11 +304,14 @@ pub fn print_table(rows: &[Row], results: &[(Echo, Vec<Bulk>)], bytes: u64, roun
             s.mbps.1,
             s.mbps.2,
             s.mbps.0 / plain.mbps.0 * 100.0,
-            cpu(s.cpu),
-            cpu(results[i].0.cpu),
+            cpu_with(s.cpu, s.recorder),
+            cpu_with(echo.cpu, echo.recorded.map(|r| r.cpu)),
         );
     }
-    if let Some(f) = rows.iter().find_map(|r| r.force.as_deref()) {
-        println!("\nwrapper force-command: `{f}`");
+    println!();
+    for row in rows {
+        if let Some(f) = row.force.as_deref() {
+            println!("{} force-command: `{f}`  ", row.name);
+        }
     }
 }

@@ -23,6 +23,9 @@ pub struct Stored {
     pub tlog: u64,
     pub ours: u64,
     pub chunks: usize,
+    /// What the real recorder stored in its spool, bytes per MB of output
+    /// (`None`: no recorder row).
+    pub spool: Option<f64>,
 }
 
 /// `ls -lR /usr` repeated to `size` bytes: what a terminal shows.
@@ -112,16 +115,20 @@ fn encode(text: &[u8], secs: f64) -> (u64, usize) {
     (n.0, chunks.len())
 }
 
-/// The cat file (already through tlog in the throughput run) and a
-/// random-text file run through tlog here.
+/// The cat file (already through tlog and the recorder in the throughput
+/// run: `spool` is what the recorder stored per MB) and a random-text file
+/// run through tlog and the recorder here.
+#[allow(clippy::too_many_arguments)]
 pub fn compare(
     h: &Host,
     tlog_row: &Row,
+    recorder_row: Option<&Row>,
     root: &Path,
     tlog_log: &Path,
     file: &Path,
     measured: &Bulk,
     logged: u64,
+    spool: Option<f64>,
 ) -> Vec<Stored> {
     let text = std::fs::read(file).unwrap();
     let (ours, chunks) = encode(&text, measured.secs);
@@ -131,6 +138,7 @@ pub fn compare(
         tlog: logged,
         ours,
         chunks,
+        spool,
     }];
     drop(text);
     let size = std::env::var("JIT_SSH_BENCH_RANDOM_BYTES")
@@ -144,26 +152,35 @@ pub fn compare(
     let bulk = throughput(h, tlog_row, &path);
     let tlog = std::fs::metadata(tlog_log).map_or(0, |m| m.len()) - before;
     let (ours, chunks) = encode(&random, bulk.secs);
+    let spool = recorder_row.map(|row| {
+        let b = throughput(h, row, &path);
+        b.recorded.unwrap().stored as f64 / (b.bytes as f64 / 1e6)
+    });
     out.push(Stored {
         content: "random printable lines",
         output: bulk.bytes,
         tlog,
         ours,
         chunks,
+        spool,
     });
     out
 }
 
 pub fn print_table(rows: &[Stored]) {
-    println!("\n| terminal output | MB out | tlog JSON (bytes/MB) | jit-ssh chunks (bytes/MB) | jit-ssh / tlog | chunks |");
-    println!("|---|---|---|---|---|---|");
+    println!("\n| terminal output | MB out | tlog JSON (bytes/MB) | jit-ssh chunks, encoded here (bytes/MB) | jit-ssh / tlog | chunks | recorder's spool, measured (bytes/MB) | spool / tlog |");
+    println!("|---|---|---|---|---|---|---|---|");
     for r in rows {
         let mb = r.output as f64 / 1e6;
+        let tlog = r.tlog as f64 / mb;
+        let (spool, ratio) = r.spool.map_or(("—".into(), "—".into()), |s| {
+            (format!("{s:.0}"), format!("1/{:.1}", tlog / s))
+        });
         println!(
-            "| {} | {:.1} | {:.0} | {:.0} | 1/{:.1} | {} |",
+            "| {} | {:.1} | {:.0} | {:.0} | 1/{:.1} | {} | {spool} | {ratio} |",
             r.content,
             mb,
-            r.tlog as f64 / mb,
+            tlog,
             r.ours as f64 / mb,
             r.tlog as f64 / r.ours as f64,
             r.chunks
