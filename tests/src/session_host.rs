@@ -21,6 +21,31 @@ pub struct SessionHost {
     pub dir: PathBuf,
     pub sshd: Sshd,
     pub account: String,
+    /// A copy of jit-ssh-host where sshd will run it as a principals
+    /// command (see [`principals_command_copy`]); removed on drop.
+    _principals_bin: Option<tempfile::TempDir>,
+}
+
+/// sshd runs an `AuthorizedPrincipalsCommand` only if the program and
+/// every directory above it are root's and not group or world writable.
+/// A checkout under /tmp (mode 1777) or a group-writable home fails that,
+/// and sshd then refuses every certificate. So the binary is copied into
+/// a fresh directory under /run (root's, 0755) when that can be written
+/// (as root, which these tests need), else used where it is.
+fn principals_command_copy() -> (PathBuf, Option<tempfile::TempDir>) {
+    use std::os::unix::fs::PermissionsExt;
+    let original = bin("jit-ssh-host");
+    let Ok(dir) = tempfile::Builder::new()
+        .prefix("jit-ssh-e2e-")
+        .tempdir_in("/run")
+    else {
+        return (original, None);
+    };
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = dir.path().join("jit-ssh-host");
+    std::fs::copy(&original, &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (copy, Some(dir))
 }
 
 impl SessionHost {
@@ -33,17 +58,20 @@ impl SessionHost {
     /// recorder at `root/run-jit-ssh/recorder.sock` of recorded logins)
     /// instead of reading principals files itself.
     pub fn start_with_principals_command() -> SessionHost {
-        Self::build(|root, dir| {
+        let (program, copy) = principals_command_copy();
+        let mut host = Self::build(|root, dir| {
             (
                 root.join("no-principals-files"),
                 format!(
                     "{SSHD_SESSION_LINES}AuthorizedPrincipalsCommand {} principals --dir {} --recorder-socket {} %u %T %k\nAuthorizedPrincipalsCommandUser root\n",
-                    bin("jit-ssh-host").display(),
+                    program.display(),
                     dir.display(),
                     root.join("run-jit-ssh").join("recorder.sock").display()
                 ),
             )
-        })
+        });
+        host._principals_bin = copy;
+        host
     }
 
     /// A host whose sshd gets `extra` config lines.
@@ -83,6 +111,7 @@ impl SessionHost {
             dir,
             sshd,
             account,
+            _principals_bin: None,
         }
     }
 
