@@ -87,21 +87,19 @@ pub fn spawn(
     let (mut out, mut inner) = pty.into_split();
     let keys_tap = tap.clone();
     let output_done = tokio::spawn(async move {
-        use tokio::io::AsyncReadExt;
         let mut buf = vec![0u8; io::CHUNK];
         let mut total = 0u64;
         loop {
-            match out.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    total += n as u64;
-                    if let Some(t) = &tap {
-                        t.output(&buf[..n]).await;
-                    }
-                    if screen.send(buf[..n].to_vec()).await.is_err() {
-                        break;
-                    }
-                }
+            let n = io::read_burst(&mut out, &mut buf).await;
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            if let Some(t) = &tap {
+                t.output(&buf[..n]).await;
+            }
+            if screen.send(buf[..n].to_vec()).await.is_err() {
+                break;
             }
         }
         total
@@ -152,7 +150,15 @@ pub fn spawn(
 /// Writes the screen: the child's output and the wrapper's own lines.
 pub async fn screen_writer(mut rx: mpsc::Receiver<Vec<u8>>) {
     let mut out = io::stdout();
-    while let Some(chunk) = rx.recv().await {
+    while let Some(mut chunk) = rx.recv().await {
+        // What queued up while the last write waited goes out in one
+        // write (in order), not one per message.
+        while chunk.len() < io::CHUNK {
+            match rx.try_recv() {
+                Ok(more) => chunk.extend_from_slice(&more),
+                Err(_) => break,
+            }
+        }
         if out.write_all(&chunk).await.is_err() {
             break;
         }
