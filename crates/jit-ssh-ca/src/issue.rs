@@ -155,16 +155,19 @@ mod tests {
     use std::time::Duration;
 
     /// An audit log whose storage is broken, or that claims serials exist.
+    /// `appended` keeps the kinds of records offered while `append_fails`
+    /// is false (every append still answers with an error).
     struct Broken {
         append_fails: bool,
         taken_serials: AtomicUsize,
-        appended: AtomicUsize,
+        appended: std::sync::Mutex<Vec<&'static str>>,
     }
 
     impl AuditLog for Broken {
-        fn append_all(&self, _: Vec<(Actor, Event)>) -> Result<Vec<AuditRecord>, AppendError> {
+        fn append_all(&self, e: Vec<(Actor, Event)>) -> Result<Vec<AuditRecord>, AppendError> {
             if !self.append_fails {
-                self.appended.fetch_add(1, Ordering::SeqCst);
+                let mut kinds = self.appended.lock().unwrap();
+                kinds.extend(e.iter().map(|(_, event)| event.kind()));
             }
             Err(AppendError::Commit(std::sync::Arc::new(
                 StoreError::Poisoned,
@@ -209,6 +212,24 @@ mod tests {
         }
     }
 
+    /// An offline issuance of `spec` for `user`'s key, after `preceding`.
+    fn request<'a>(
+        spec: &'a CertSpec,
+        user: &'a PrivateKey,
+        reason: &'a Reason,
+        preceding: Vec<(Actor, Event)>,
+    ) -> IssueRequest<'a> {
+        IssueRequest {
+            spec,
+            public_key: user.public_key(),
+            reason,
+            actor: Actor::System,
+            via: IssuedVia::OfflineSign,
+            session: None,
+            preceding,
+        }
+    }
+
     fn keys() -> (FileSigner, PrivateKey) {
         let mut rng = ssh_key::rand_core::OsRng;
         (
@@ -223,19 +244,11 @@ mod tests {
         let audit = Broken {
             append_fails: true,
             taken_serials: AtomicUsize::new(0),
-            appended: AtomicUsize::new(0),
+            appended: Default::default(),
         };
         let reason = Reason::parse("incident 42").unwrap();
         let spec = spec();
-        let req = IssueRequest {
-            spec: &spec,
-            public_key: user.public_key(),
-            reason: &reason,
-            actor: Actor::System,
-            via: IssuedVia::OfflineSign,
-            session: None,
-            preceding: vec![],
-        };
+        let req = request(&spec, &user, &reason, vec![]);
         let err = issue(&signer, &audit, &CertProfile::default(), req, 1_800_000_000).unwrap_err();
         assert!(matches!(err, IssueError::Audit(_)), "{err}");
     }
@@ -246,22 +259,14 @@ mod tests {
         let audit = Broken {
             append_fails: false,
             taken_serials: AtomicUsize::new(usize::MAX / 2),
-            appended: AtomicUsize::new(0),
+            appended: Default::default(),
         };
         let reason = Reason::parse("incident 42").unwrap();
         let spec = spec();
-        let req = IssueRequest {
-            spec: &spec,
-            public_key: user.public_key(),
-            reason: &reason,
-            actor: Actor::System,
-            via: IssuedVia::OfflineSign,
-            session: None,
-            preceding: vec![],
-        };
+        let req = request(&spec, &user, &reason, vec![]);
         let err = issue(&signer, &audit, &CertProfile::default(), req, 1_800_000_000).unwrap_err();
         assert!(matches!(err, IssueError::SerialsExhausted), "{err}");
-        assert_eq!(audit.appended.load(Ordering::SeqCst), 0);
+        assert!(audit.appended.lock().unwrap().is_empty());
     }
 
     #[test]
@@ -274,15 +279,10 @@ mod tests {
         let mut serials = std::collections::HashSet::new();
         for _ in 0..20 {
             let req = IssueRequest {
-                spec: &spec,
-                public_key: user.public_key(),
-                reason: &reason,
                 actor: Actor::Operator {
                     login: "root".into(),
                 },
-                via: IssuedVia::OfflineSign,
-                session: None,
-                preceding: vec![],
+                ..request(&spec, &user, &reason, vec![])
             };
             let issued =
                 issue(&signer, &audit, &CertProfile::default(), req, 1_800_000_000).unwrap();
@@ -320,15 +320,7 @@ mod tests {
         let audit = jit_ssh_audit_disk::DiskAuditLog::open(dir.path()).unwrap();
         let reason = Reason::parse("incident 42").unwrap();
         let spec = spec();
-        let req = IssueRequest {
-            spec: &spec,
-            public_key: user.public_key(),
-            reason: &reason,
-            actor: Actor::System,
-            via: IssuedVia::OfflineSign,
-            session: None,
-            preceding: vec![touch(&spec)],
-        };
+        let req = request(&spec, &user, &reason, vec![touch(&spec)]);
         let issued = issue(&signer, &audit, &CertProfile::default(), req, 1_800_000_000).unwrap();
         assert_eq!(kinds(&audit), ["mfa_verified", "certificate_issued"]);
         assert_eq!(issued.audit_seq, 2);
@@ -337,52 +329,17 @@ mod tests {
     #[test]
     fn the_steps_before_are_recorded_when_no_certificate_comes_of_them() {
         let (signer, user) = keys();
-        let dir = tempfile::tempdir().unwrap();
-        let log = jit_ssh_audit_disk::DiskAuditLog::open(dir.path()).unwrap();
         // Every serial looks taken: the issuance fails before signing.
-        struct AllTaken(jit_ssh_audit_disk::DiskAuditLog);
-        impl AuditLog for AllTaken {
-            fn append_all(&self, e: Vec<(Actor, Event)>) -> Result<Vec<AuditRecord>, AppendError> {
-                self.0.append_all(e)
-            }
-            fn query(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
-                self.0.query(q)
-            }
-            fn serial_issued(&self, _: u64) -> Result<bool, StoreError> {
-                Ok(true)
-            }
-            fn verify(&self) -> Result<VerifyReport, StoreError> {
-                self.0.verify()
-            }
-            fn head(&self) -> jit_ssh_audit::ChainHead {
-                self.0.head()
-            }
-            fn first_seq_at(&self, t: time::OffsetDateTime) -> Result<u64, StoreError> {
-                self.0.first_seq_at(t)
-            }
-            fn export(
-                &self,
-                from: u64,
-                to: u64,
-                sink: &mut dyn FnMut(&[u8]) -> bool,
-            ) -> Result<u64, StoreError> {
-                self.0.export(from, to, sink)
-            }
-        }
-        let audit = AllTaken(log);
+        let audit = Broken {
+            append_fails: false,
+            taken_serials: AtomicUsize::new(usize::MAX / 2),
+            appended: Default::default(),
+        };
         let reason = Reason::parse("incident 42").unwrap();
         let spec = spec();
-        let req = IssueRequest {
-            spec: &spec,
-            public_key: user.public_key(),
-            reason: &reason,
-            actor: Actor::System,
-            via: IssuedVia::OfflineSign,
-            session: None,
-            preceding: vec![touch(&spec)],
-        };
+        let req = request(&spec, &user, &reason, vec![touch(&spec)]);
         let err = issue(&signer, &audit, &CertProfile::default(), req, 1_800_000_000).unwrap_err();
         assert!(matches!(err, IssueError::SerialsExhausted), "{err}");
-        assert_eq!(kinds(&audit), ["mfa_verified"]);
+        assert_eq!(*audit.appended.lock().unwrap(), ["mfa_verified"]);
     }
 }
