@@ -45,19 +45,35 @@ impl<J, R, E> Default for GroupCommit<J, R, E> {
     }
 }
 
-/// For a group commit whose jobs are batches: commits every batch's
-/// items as one flat list (one transaction, one flush) and hands each
-/// batch its own results back, in order.
-pub fn flattened<J, R, E>(
-    batches: Vec<Vec<J>>,
-    commit: impl FnOnce(Vec<J>) -> Result<Vec<R>, E>,
-) -> Result<Vec<Vec<R>>, E> {
-    let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
-    let mut results = commit(batches.into_iter().flatten().collect())?.into_iter();
-    Ok(sizes
-        .into_iter()
-        .map(|n| results.by_ref().take(n).collect())
-        .collect())
+impl<J, R, E> GroupCommit<Vec<J>, Vec<R>, E> {
+    /// For jobs that are batches (the audit logs' records of one step):
+    /// queues `batch` as one job; `commit` sees every batch of the group
+    /// as one flat list (one transaction, one flush), and each batch gets
+    /// its own results back, in order.
+    pub fn submit_batch(
+        &self,
+        batch: Vec<J>,
+        commit: impl Fn(Vec<J>) -> Result<Vec<R>, E>,
+    ) -> Result<Vec<R>, GroupError<E>> {
+        self.submit(batch, |batches| {
+            let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+            let mut results = commit(batches.into_iter().flatten().collect())?.into_iter();
+            Ok(sizes
+                .into_iter()
+                .map(|n| results.by_ref().take(n).collect())
+                .collect())
+        })
+    }
+}
+
+/// What an audit log's append reports for a group that did not commit.
+impl From<GroupError<jit_ssh_audit::StoreError>> for jit_ssh_audit::AppendError {
+    fn from(e: GroupError<jit_ssh_audit::StoreError>) -> Self {
+        match e {
+            GroupError::Commit(e) => Self::Commit(e),
+            GroupError::Poisoned => Self::Commit(Arc::new(jit_ssh_audit::StoreError::Poisoned)),
+        }
+    }
 }
 
 impl<J, R, E> GroupCommit<J, R, E> {

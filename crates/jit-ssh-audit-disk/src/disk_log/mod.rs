@@ -27,7 +27,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::chain_file::ChainFile;
-use crate::group_commit::{flattened, GroupCommit, GroupError};
+use crate::group_commit::GroupCommit;
 use crate::index::{self, PostingIndex, GRANT, HOST, SERIAL, USER};
 use jit_ssh_audit::chain::{self, ChainHead, VerifyReport};
 use jit_ssh_audit::record::{Actor, AuditRecord, Event};
@@ -338,16 +338,9 @@ fn read_record(records: &ChainFile, seq: u64) -> Result<Option<AuditRecord>, Sto
 
 impl AuditLog for DiskAuditLog {
     fn append_all(&self, entries: Vec<(Actor, Event)>) -> Result<Vec<AuditRecord>, AppendError> {
-        self.commit
-            .submit(entries, |batches| {
-                flattened(batches, |jobs| self.commit_group(jobs))
-            })
-            .map_err(|e| match e {
-                GroupError::Commit(e) => AppendError::Commit(e),
-                GroupError::Poisoned => {
-                    AppendError::Commit(std::sync::Arc::new(StoreError::Poisoned))
-                }
-            })
+        Ok(self
+            .commit
+            .submit_batch(entries, |jobs| self.commit_group(jobs))?)
     }
 
     fn query(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {

@@ -29,7 +29,7 @@ use std::sync::{Mutex, OnceLock};
 use jit_ssh_audit::chain::{ChainHead, VerifyReport};
 use jit_ssh_audit::record::{Actor, AuditRecord, Event};
 use jit_ssh_audit::{AppendError, AuditLog, AuditQuery, StoreError};
-use jit_ssh_audit_disk::group_commit::{flattened, GroupCommit, GroupError};
+use jit_ssh_audit_disk::group_commit::GroupCommit;
 use time::OffsetDateTime;
 
 use super::connect::{self, Pool};
@@ -194,16 +194,9 @@ fn time_of(ns: i64) -> Result<OffsetDateTime, PgAuditError> {
 
 impl AuditLog for PgAuditLog {
     fn append_all(&self, entries: Vec<(Actor, Event)>) -> Result<Vec<AuditRecord>, AppendError> {
-        self.commit
-            .submit(entries, |batches| {
-                flattened(batches, |jobs| self.commit_group(jobs))
-            })
-            .map_err(|e| match e {
-                GroupError::Commit(e) => AppendError::Commit(e),
-                GroupError::Poisoned => {
-                    AppendError::Commit(std::sync::Arc::new(StoreError::Poisoned))
-                }
-            })
+        Ok(self
+            .commit
+            .submit_batch(entries, |jobs| self.commit_group(jobs))?)
     }
 
     fn query(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
