@@ -15,6 +15,7 @@ pub mod failover;
 pub mod fetch;
 pub mod files;
 pub mod principals;
+pub mod proc_stat;
 pub mod recorder;
 pub mod session;
 pub mod setup;

@@ -13,7 +13,7 @@
 //! with `setsid` jobs would otherwise get root to hang up whoever's
 //! session (an sshd connection, a daemon) later has that id. Ending the
 //! session: SIGHUP and SIGCONT to every process of those sessions and
-//! below sshd, SIGKILL after [`GRACE`], then sshd's session process
+//! below sshd, SIGKILL after [`hangup::GRACE`], then sshd's session process
 //! itself, which closes the connection.
 //!
 //! A process that double-forks into a session of its own between two
@@ -24,14 +24,12 @@
 //! without systemd).
 
 use std::collections::{BTreeSet, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rustix::process::{kill_process, Pid, Signal};
+use rustix::process::Signal;
 
 use super::peer::{is_sshd, start_time, Peer};
 use crate::session::hangup;
-
-pub const GRACE: Duration = Duration::from_secs(2);
 
 /// The processes of one sshd session, as far as the recorder has seen.
 #[derive(Debug, Clone)]
@@ -210,20 +208,14 @@ impl Watched {
             self.sids,
             self.sshd_pid
         );
-        signal(&pids, Signal::HUP);
-        signal(&pids, Signal::CONT);
-        let until = Instant::now() + GRACE;
-        while Instant::now() < until && !live(&self.members()).is_empty() {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        signal(&self.members(), Signal::KILL);
+        hangup::end_processes(|| self.members());
         // sshd's session process last: the connection closes with it. It
         // is checked again, so a recycled pid is never hit.
         if self.sshd_alive() {
-            signal(&[self.sshd_pid], Signal::TERM);
+            hangup::signal_all(&[self.sshd_pid], Signal::TERM);
             std::thread::sleep(Duration::from_millis(200));
             if self.sshd_alive() {
-                signal(&[self.sshd_pid], Signal::KILL);
+                hangup::signal_all(&[self.sshd_pid], Signal::KILL);
             }
         }
         said
@@ -233,27 +225,6 @@ impl Watched {
     pub fn sshd_alive(&self) -> bool {
         self.sshd_is_ours() && is_sshd(self.sshd_pid).is_ok()
     }
-}
-
-fn signal(pids: &[i32], sig: Signal) {
-    for pid in pids.iter().filter_map(|&p| Pid::from_raw(p)) {
-        let _ = kill_process(pid, sig);
-    }
-}
-
-fn live(pids: &[i32]) -> Vec<i32> {
-    pids.iter()
-        .copied()
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| {
-                    let i = s.rfind(')')?;
-                    s[i + 1..].split_whitespace().next().map(|st| st != "Z")
-                })
-                .unwrap_or(false)
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{kill_process, Pid, Signal};
 
+use crate::proc_stat;
+
 /// How long processes get to exit on SIGHUP before SIGKILL.
 pub const GRACE: Duration = Duration::from_secs(2);
 
@@ -28,17 +30,9 @@ pub enum Scope {
     Group(i32),
 }
 
-/// Field `n` after the command name in the text of `/proc/PID/stat` (the
-/// name may itself hold spaces and parentheses): 0 state, 1 ppid, 2 pgrp,
-/// 3 session.
-fn stat_field(stat: &str, n: usize) -> Option<i32> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(n)?.parse().ok()
-}
-
 /// The session id in the text of `/proc/PID/stat`.
 pub fn session_of(stat: &str) -> Option<i32> {
-    stat_field(stat, 3)
+    proc_stat::number(stat, 3)
 }
 
 /// This process's session id, or `None` when it is 0 (a leader outside
@@ -52,7 +46,7 @@ pub fn own_session() -> Option<i32> {
 fn in_scope(stat: &str, scope: Scope) -> bool {
     match scope {
         Scope::Session(sid) => sid > 0 && session_of(stat) == Some(sid),
-        Scope::Group(pgid) => pgid > 0 && stat_field(stat, 2) == Some(pgid),
+        Scope::Group(pgid) => pgid > 0 && proc_stat::number(stat, 2) == Some(pgid),
     }
 }
 
@@ -63,13 +57,11 @@ pub fn members(scope: Scope, spare: &[i32]) -> Vec<i32> {
     };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| !spare.contains(pid))
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| in_scope(&s, scope))
-        })
+        .filter(|&pid| proc_stat::read(pid).is_some_and(|s| in_scope(&s, scope)))
         .collect()
 }
 
-fn signal_all(pids: &[i32], sig: Signal) {
+pub fn signal_all(pids: &[i32], sig: Signal) {
     for pid in pids.iter().filter_map(|&p| Pid::from_raw(p)) {
         // Gone already, or not ours: nothing more to do for it.
         let _ = kill_process(pid, sig);
@@ -80,35 +72,25 @@ fn signal_all(pids: &[i32], sig: Signal) {
 /// waiting up to [`GRACE`] before SIGKILL. Blocking: call it off the
 /// async runtime's threads.
 pub fn hang_up(scope: Scope, spare: &[i32]) {
-    let pids = members(scope, spare);
+    end_processes(|| members(scope, spare));
+}
+
+/// SIGHUP and SIGCONT to what `members` finds, then SIGKILL to what it
+/// finds once [`GRACE`] passed with any of them still running (looked
+/// up again each time: a process may fork meanwhile). The wrapper's
+/// hang-up and the recorder's share it.
+pub fn end_processes(members: impl Fn() -> Vec<i32>) {
+    let pids = members();
     signal_all(&pids, Signal::HUP);
     signal_all(&pids, Signal::CONT);
     let until = Instant::now() + GRACE;
     while Instant::now() < until {
-        if live(&members(scope, spare)).is_empty() {
+        if proc_stat::live(&members()).is_empty() {
             return;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    signal_all(&members(scope, spare), Signal::KILL);
-}
-
-/// Those of `pids` that are not zombies (a zombie waits for its parent,
-/// not for a signal).
-fn live(pids: &[i32]) -> Vec<i32> {
-    pids.iter()
-        .copied()
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .is_some_and(|s| {
-                    let state = s
-                        .rfind(')')
-                        .and_then(|i| s[i + 1..].split_whitespace().next());
-                    state.is_some_and(|st| st != "Z")
-                })
-        })
-        .collect()
+    signal_all(&members(), Signal::KILL);
 }
 
 #[cfg(test)]
