@@ -1,17 +1,18 @@
 //! [`HostStore`] on PostgreSQL: tables for tokens, challenges, hosts and
 //! revoked host keys.
 
+use super::commit::Commit;
 use super::{dec, enc, PgStore};
 use crate::store::hosts::{HostChallenge, HostRecord, HostStore, HostToken};
 use crate::store::StoreError;
 
 impl HostStore for PgStore {
     fn put_host_token(&self, id: &str, token: &HostToken) -> Result<(), StoreError> {
+        let body = enc(token, "host token")?;
         self.put(
             "host_tokens",
-            id,
-            &enc(token, "host token")?,
-            token.expires_at,
+            (id, &body, token.expires_at),
+            Commit::Durable,
         )
     }
 
@@ -49,20 +50,21 @@ impl HostStore for PgStore {
     }
 
     fn put_host_challenge(&self, id: &str, c: &HostChallenge) -> Result<(), StoreError> {
+        let body = enc(c, "host challenge")?;
         self.put(
             "host_challenges",
-            id,
-            &enc(c, "host challenge")?,
-            c.expires_at,
+            (id, &body, c.expires_at),
+            Commit::Durable,
         )
     }
 
     fn take_host_challenge(&self, id: &str) -> Result<Option<HostChallenge>, StoreError> {
-        self.take("host_challenges", id, "host challenge")
+        self.take("host_challenges", (id, "host challenge"), Commit::Durable)
     }
 
     fn put_host(&self, host: &HostRecord) -> Result<(), StoreError> {
-        self.put("hosts", &host.name, &enc(host, "host")?, 0)
+        let body = enc(host, "host")?;
+        self.put("hosts", (&host.name, &body, 0), Commit::Durable)
     }
 
     fn host(&self, name: &str) -> Result<Option<HostRecord>, StoreError> {
@@ -109,7 +111,7 @@ impl HostStore for PgStore {
     }
 
     fn remove_host(&self, name: &str) -> Result<Option<HostRecord>, StoreError> {
-        self.take("hosts", name, "host")
+        self.take("hosts", (name, "host"), Commit::Durable)
     }
 
     fn revoke_host_key(&self, fingerprint: &str, key: &str) -> Result<(), StoreError> {

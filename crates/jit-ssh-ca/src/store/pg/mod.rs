@@ -9,6 +9,7 @@
 //! blocking client needs no bridge to an async runtime.
 
 pub mod audit;
+mod commit;
 mod connect;
 mod copy_in;
 mod hosts;
@@ -22,6 +23,8 @@ use webauthn_rs::prelude::Passkey;
 
 pub use audit::PgAuditLog;
 pub use connect::{check_files, ConnectError};
+
+use commit::Commit;
 
 use super::{
     AccessRequest, Ceremony, Cutoffs, Invite, PendingDecision, PendingRevocation, Pruned,
@@ -89,12 +92,23 @@ impl PgStore {
         self.pool()?.with(f)
     }
 
-    fn put(&self, table: &str, key: &str, body: &str, ends_at: i64) -> Result<(), StoreError> {
+    fn put(
+        &self,
+        table: &str,
+        (key, body, ends_at): (&str, &str, i64),
+        commit: Commit,
+    ) -> Result<(), StoreError> {
         let sql = format!(
-            "INSERT INTO {table} (key, body, ends_at) VALUES ($1, $2, $3)
-             ON CONFLICT (key) DO UPDATE SET body = EXCLUDED.body, ends_at = EXCLUDED.ends_at"
+            "INSERT INTO {table} (key, body, ends_at)
+             SELECT $1::text, $2::text, $3::bigint FROM {}
+             ON CONFLICT (key) DO UPDATE SET body = EXCLUDED.body, ends_at = EXCLUDED.ends_at",
+            commit::setting(4)
         );
-        self.with(|c| Ok(c.execute(&sql, &[&key, &body, &ends_at]).map(drop)?))
+        let deferred = commit.deferred();
+        self.with(|c| {
+            Ok(c.execute(&sql, &[&key, &body, &ends_at, &deferred])
+                .map(drop)?)
+        })
     }
 
     fn get<T: DeserializeOwned>(
@@ -128,11 +142,15 @@ impl PgStore {
     fn take<T: DeserializeOwned>(
         &self,
         table: &str,
-        key: &str,
-        what: &'static str,
+        (key, what): (&str, &'static str),
+        commit: Commit,
     ) -> Result<Option<T>, StoreError> {
-        let sql = format!("DELETE FROM {table} WHERE key = $1 RETURNING body");
-        let row = self.with(|c| Ok(c.query_opt(&sql, &[&key])?))?;
+        let sql = format!(
+            "DELETE FROM {table} USING {} WHERE key = $1 RETURNING {table}.body",
+            commit::setting(2)
+        );
+        let deferred = commit.deferred();
+        let row = self.with(|c| Ok(c.query_opt(&sql, &[&key, &deferred])?))?;
         row.map(|r| dec(&r.get::<_, String>(0), what)).transpose()
     }
 
@@ -152,12 +170,19 @@ impl PgStore {
         let pending = req.status == RequestStatus::PendingApproval;
         let never = req.never_confirmed();
         let (ends, expires) = (req.ends_at(), req.expires_at);
+        // Login state: see `commit` for why its commits need not wait.
+        let deferred = Commit::Deferred.deferred();
         self.with(|c| {
             Ok(match old {
-                None => c.execute(sql, &[&req.id, &body, &ends, &expires, &never, &pending])?,
+                None => c.execute(
+                    sql,
+                    &[&req.id, &body, &ends, &expires, &never, &pending, &deferred],
+                )?,
                 Some(old) => c.execute(
                     sql,
-                    &[&req.id, &body, &ends, &expires, &never, &pending, &old],
+                    &[
+                        &req.id, &body, &ends, &expires, &never, &pending, &old, &deferred,
+                    ],
                 )?,
             })
         })
@@ -251,11 +276,11 @@ impl Store for PgStore {
     }
 
     fn put_invite(&self, token_hash: &str, invite: &Invite) -> Result<(), StoreError> {
+        let body = enc(invite, "invite")?;
         self.put(
             "invites",
-            token_hash,
-            &enc(invite, "invite")?,
-            invite.ends_at(),
+            (token_hash, &body, invite.ends_at()),
+            Commit::Durable,
         )
     }
 
@@ -264,7 +289,7 @@ impl Store for PgStore {
     }
 
     fn take_invite(&self, token_hash: &str) -> Result<Option<Invite>, StoreError> {
-        self.take("invites", token_hash, "invite")
+        self.take("invites", (token_hash, "invite"), Commit::Durable)
     }
 
     fn credentials(&self, user: &str) -> Result<Vec<Passkey>, StoreError> {
@@ -349,11 +374,14 @@ impl Store for PgStore {
 
     fn put_request(&self, req: &AccessRequest) -> Result<(), StoreError> {
         self.write_request(
-            "INSERT INTO requests (key, body, ends_at, expires_at, never_confirmed, pending)
-             VALUES ($1, $2, $3, $4, $5, $6)
+            &format!(
+                "INSERT INTO requests (key, body, ends_at, expires_at, never_confirmed, pending)
+             SELECT $1::text, $2::text, $3::bigint, $4::bigint, $5::boolean, $6::boolean FROM {}
              ON CONFLICT (key) DO UPDATE SET body = EXCLUDED.body, ends_at = EXCLUDED.ends_at,
                expires_at = EXCLUDED.expires_at, never_confirmed = EXCLUDED.never_confirmed,
                pending = EXCLUDED.pending",
+                commit::setting(7)
+            ),
             None,
             req,
         )
@@ -376,8 +404,10 @@ impl Store for PgStore {
                 "WITH changed AS (
                    UPDATE requests SET body = $2, ends_at = $3, expires_at = $4,
                      never_confirmed = $5, pending = $6
-                   WHERE key = $1 AND body = $7 RETURNING key)
+                   FROM {}
+                   WHERE key = $1 AND body = $7 RETURNING requests.key)
                  SELECT pg_notify('{}', key) FROM changed",
+                commit::setting(8),
                 notify::REQUEST_CHANNEL
             ),
             Some(&old),
@@ -387,7 +417,8 @@ impl Store for PgStore {
     }
 
     fn put_revocation(&self, r: &PendingRevocation) -> Result<(), StoreError> {
-        self.put("revocations", &r.id, &enc(r, "revocation")?, r.ends_at())
+        let body = enc(r, "revocation")?;
+        self.put("revocations", (&r.id, &body, r.ends_at()), Commit::Durable)
     }
 
     fn revocation(&self, id: &str) -> Result<Option<PendingRevocation>, StoreError> {
@@ -443,7 +474,8 @@ impl Store for PgStore {
     }
 
     fn put_decision(&self, d: &PendingDecision) -> Result<(), StoreError> {
-        self.put("decisions", &d.id, &enc(d, "decision")?, d.ends_at())
+        let body = enc(d, "decision")?;
+        self.put("decisions", (&d.id, &body, d.ends_at()), Commit::Durable)
     }
 
     fn decision(&self, id: &str) -> Result<Option<PendingDecision>, StoreError> {
@@ -462,7 +494,8 @@ impl Store for PgStore {
     }
 
     fn put_session(&self, s: &Session) -> Result<(), StoreError> {
-        self.put("sessions", &s.id, &enc(s, "session")?, s.ends_at())
+        let body = enc(s, "session")?;
+        self.put("sessions", (&s.id, &body, s.ends_at()), Commit::Durable)
     }
 
     fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
@@ -502,10 +535,12 @@ impl Store for PgStore {
     }
 
     fn put_ceremony(&self, key: &str, c: &Ceremony) -> Result<(), StoreError> {
-        self.put("ceremonies", key, &enc(c, "ceremony")?, c.ends_at())
+        // Login state: see `commit` for why its commits need not wait.
+        let body = enc(c, "ceremony")?;
+        self.put("ceremonies", (key, &body, c.ends_at()), Commit::Deferred)
     }
 
     fn take_ceremony(&self, key: &str) -> Result<Option<Ceremony>, StoreError> {
-        self.take("ceremonies", key, "ceremony")
+        self.take("ceremonies", (key, "ceremony"), Commit::Deferred)
     }
 }

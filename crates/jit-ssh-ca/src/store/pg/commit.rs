@@ -1,0 +1,54 @@
+//! Which of the store's commits wait for the disk.
+//!
+//! Every statement runs in its own transaction, and by default its
+//! commit waits until the WAL is flushed (and, with
+//! `synchronous_standby_names`, on a standby): the server's
+//! `synchronous_commit`. Short-lived login state — a WebAuthn
+//! ceremony's state and an access request's row — need not wait:
+//!
+//! - PostgreSQL's WAL is one sequence, and a commit that waits flushes
+//!   everything before it. The audit commit that holds a certificate's
+//!   record (always synchronous: see `audit/append.rs`) comes after the
+//!   ceremony was taken and the request claimed, so those are on disk
+//!   before a certificate leaves the CA.
+//! - A deferred commit is visible to every replica at once; only a crash
+//!   of PostgreSQL itself (not of a replica) can lose it, and then only
+//!   what no synchronous commit followed: a ceremony started but not
+//!   finished (the user touches again), a request created but not yet
+//!   touched (its `request_created` record is already durable; the login
+//!   is started again), or the `issued` state written after the
+//!   certificate's record (the record stands; that login is started
+//!   again). No certificate is issued twice and no touch counts twice:
+//!   what comes back after such a crash is state that produced nothing.
+//!
+//! Everything else (users, credentials, revocations, blocked users,
+//! hosts, invites, sessions, decisions) keeps the server's setting.
+//! Measured: with `fsync = on`, deferring these four writes took two
+//! replicas from 164 to 315 certificates/s in the same run (docs/storage.md).
+
+/// How a write's own transaction commits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Commit {
+    /// Waits for the disk as the server is configured to.
+    Durable,
+    /// Returns before its WAL is flushed (see the module comment for
+    /// which writes may).
+    Deferred,
+}
+
+impl Commit {
+    /// The boolean the [`setting`] item reads.
+    pub(super) fn deferred(self) -> bool {
+        self == Commit::Deferred
+    }
+}
+
+/// A one-row `FROM` / `USING` item: when boolean parameter `$param` is
+/// true it turns `synchronous_commit` off for the statement's own
+/// transaction only (the setting is local, and read at its commit).
+pub(super) fn setting(param: usize) -> String {
+    format!(
+        "(SELECT CASE WHEN ${param}::boolean \
+         THEN set_config('synchronous_commit', 'off', true) END) AS commit_setting"
+    )
+}

@@ -1,0 +1,142 @@
+//! Which store writes wait for the disk on PostgreSQL (store/pg/commit.rs):
+//! login state (WebAuthn ceremonies, access requests) commits without
+//! waiting for its WAL to be flushed; everything else waits. Seen from the
+//! server's own WAL positions: right after a write that waited, everything
+//! inserted is flushed; after one that did not, the insert position stays
+//! ahead of the flush position until the WAL writer's next round, 10 s
+//! apart in this test's own cluster.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod pg;
+
+use jit_ssh_ca::names::{AccountName, HostName, Reason, UserName};
+use jit_ssh_ca::store::{AccessRequest, Ceremony, PgStore, Store};
+use jit_ssh_proto::api::RequestStatus;
+
+fn request(id: &str) -> AccessRequest {
+    AccessRequest {
+        id: id.to_owned(),
+        user: UserName::parse("alice").unwrap(),
+        host: HostName::parse("db-1.prod").unwrap(),
+        account: AccountName::parse("postgres").unwrap(),
+        ttl_secs: 300,
+        reason: Reason::parse("r").unwrap(),
+        public_key: String::new(),
+        key_fingerprint: String::new(),
+        client_addr: "192.0.2.1".into(),
+        created_at: 0,
+        expires_at: 100,
+        status: RequestStatus::PendingMfa,
+        decision_reason: None,
+        secret_hash: String::new(),
+        grant: None,
+        certificate: None,
+        break_glass: false,
+        approval: None,
+        deciding_since: None,
+    }
+}
+
+fn ceremony() -> Ceremony {
+    let rp = webauthn_rs::prelude::Url::parse("http://localhost:8722").unwrap();
+    let webauthn = webauthn_rs::WebauthnBuilder::new("localhost", &rp)
+        .unwrap()
+        .build()
+        .unwrap();
+    let (_, state) = webauthn
+        .start_passkey_registration(uuid::Uuid::new_v4(), "alice", "alice", None)
+        .unwrap();
+    Ceremony::Enroll {
+        state,
+        expires_at: 100,
+    }
+}
+
+/// Whether WAL inserted so far is not yet flushed.
+fn unflushed(c: &mut postgres::Client) -> bool {
+    c.query_one(
+        "SELECT pg_current_wal_insert_lsn() > pg_current_wal_flush_lsn()",
+        &[],
+    )
+    .unwrap()
+    .get(0)
+}
+
+#[test]
+fn login_state_commits_without_waiting_for_the_disk_and_the_rest_waits() {
+    if !pg::available("login_state_commits_without_waiting_for_the_disk") {
+        return;
+    }
+    let cluster = pg::Cluster::start_with(5435, |_| "wal_writer_delay = 10s\n".into());
+    let cfg = cluster.database();
+    let store = PgStore::open(&cfg).unwrap();
+    let mut c = postgres::Client::connect(&cfg.url, postgres::NoTls).unwrap();
+
+    // Each deferred write comes right after a durable one, which leaves
+    // nothing unflushed behind it.
+    let durable = |c: &mut postgres::Client, what: &str, write: &dyn Fn()| {
+        write();
+        assert!(!unflushed(c), "{what} returned before its WAL was flushed");
+    };
+    let deferred = |c: &mut postgres::Client, what: &str, write: &dyn Fn()| {
+        // (An upsert that always writes: a write that changes nothing
+        // commits nothing.)
+        durable(c, "storing credentials", &|| {
+            store.put_credentials("bob", &[], true).unwrap()
+        });
+        write();
+        assert!(unflushed(c), "{what} waited for the disk");
+    };
+
+    deferred(&mut c, "storing a ceremony", &|| {
+        store.put_ceremony("mfa:1", &ceremony()).unwrap()
+    });
+    deferred(&mut c, "taking a ceremony", &|| {
+        assert!(store.take_ceremony("mfa:1").unwrap().is_some())
+    });
+    let first = request("r1");
+    let claimed = AccessRequest {
+        deciding_since: Some(5),
+        ..first.clone()
+    };
+    deferred(&mut c, "storing a request", &|| {
+        store.put_request(&first).unwrap()
+    });
+    deferred(&mut c, "claiming a request", &|| {
+        assert!(store.swap_request(&first, &claimed).unwrap())
+    });
+
+    // What must not be lost waits, even right after a deferred write.
+    deferred(&mut c, "storing a ceremony", &|| {
+        store.put_ceremony("mfa:2", &ceremony()).unwrap()
+    });
+    durable(&mut c, "blocking a user", &|| {
+        store.block_user("mallory").unwrap()
+    });
+    deferred(&mut c, "storing a ceremony", &|| {
+        store.put_ceremony("mfa:3", &ceremony()).unwrap()
+    });
+    durable(&mut c, "unblocking a user", &|| {
+        assert!(store.unblock_user("mallory").unwrap())
+    });
+    // The audit log's append forces a synchronous commit of its own.
+    deferred(&mut c, "storing a ceremony", &|| {
+        store.put_ceremony("mfa:4", &ceremony()).unwrap()
+    });
+    let audit = jit_ssh_ca::store::PgAuditLog::open(&cfg).unwrap();
+    durable(&mut c, "an audit append", &|| {
+        jit_ssh_audit::AuditLog::append(
+            &audit,
+            jit_ssh_audit::Actor::System,
+            jit_ssh_audit::Event::RequestExpired(jit_ssh_audit::record::RequestStep {
+                request: "r1".into(),
+                user: "alice".into(),
+                host: "db-1.prod".into(),
+                detail: String::new(),
+            }),
+        )
+        .map(drop)
+        .unwrap()
+    });
+}
