@@ -124,9 +124,18 @@ fn main() {
     };
 
     // Two replicas, one PostgreSQL.
-    let Some(cluster) = pg::cluster("bench replicas") else {
+    if !pg::available("bench replicas") {
         return;
-    };
+    }
+    // Durable, as a deployment runs it (the tests' shared cluster has
+    // fsync off): every commit waits for its WAL on disk.
+    let cluster = pg::Cluster::start_with(5434, |_| {
+        format!(
+            "fsync = on\nsynchronous_commit = on\n{}",
+            std::env::var("JIT_SSH_BENCH_PG_CONF").unwrap_or_default()
+        )
+    });
+    let cluster = &cluster;
     let db = cluster.database();
     let tmp = tempfile::tempdir().unwrap();
     init_ca(tmp.path());
