@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use jit_ssh_proto::format_size as human;
+
 /// The spool's filesystem, as `statvfs` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FsSpace {
@@ -92,47 +94,9 @@ impl fmt::Display for Short {
     }
 }
 
-/// Bytes for people: `1.0 GiB`, `64.0 KiB`, `512 B`.
-pub fn human(b: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if b < 1024 {
-        return format!("{b} B");
-    }
-    let mut v = b as f64 / 1024.0;
-    let mut unit = UNITS[0];
-    for u in &UNITS[1..] {
-        if v < 1024.0 {
-            break;
-        }
-        v /= 1024.0;
-        unit = u;
-    }
-    format!("{v:.1} {unit}")
-}
-
-/// Parses a size for the command line: `1073741824`, `512KiB`, `64MiB`,
-/// `1GiB`, `2TiB` (also `K`/`M`/`G`/`T`, in powers of 1024).
+/// `--spool-min-free` and `--spool-max`: sizes like `1GiB`.
 pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| {
-        format!("{text:?}: a size is a whole number with an optional unit (KiB, MiB, GiB, TiB)")
-    })?;
-    let shift = match unit.trim() {
-        "" | "B" => 0,
-        "K" | "KiB" => 10,
-        "M" | "MiB" => 20,
-        "G" | "GiB" => 30,
-        "T" | "TiB" => 40,
-        u => {
-            return Err(format!(
-                "{text:?}: unknown unit {u:?} (use KiB, MiB, GiB or TiB)"
-            ))
-        }
-    };
-    n.checked_mul(1u64 << shift)
-        .ok_or_else(|| format!("{text:?}: too large"))
+    jit_ssh_proto::parse_size(text).map_err(|e| e.to_string())
 }
 
 /// How often the spool is measured at most: every session asks at every
