@@ -4,6 +4,7 @@
 //! verified; it never decides what is authentic (docs/recordings.md).
 
 mod local;
+pub mod space;
 
 use serde::{Deserialize, Serialize};
 
