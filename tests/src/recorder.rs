@@ -33,6 +33,16 @@ impl Recorder {
         Self::launch_program(&h.root, &h.dir, None, false, &bin("jit-ssh-host"), extra)
     }
 
+    /// [`Recorder::start_at`] with `extra` arguments.
+    pub fn start_at_with(
+        root: &Path,
+        dir: &Path,
+        ca_url: Option<&str>,
+        extra: &[&str],
+    ) -> Recorder {
+        Self::launch_program(root, dir, ca_url, false, &bin("jit-ssh-host"), extra)
+    }
+
     /// A recorder signing with `root/ssh_host_ed25519_key` (the key
     /// [`crate::Sshd`] makes there), trusting `dir/ca-keys`.
     pub fn start_at(root: &Path, dir: &Path, ca_url: Option<&str>) -> Recorder {
