@@ -28,6 +28,21 @@ impl Recorder {
         Self::start_at(&h.root, &h.dir, ca_url)
     }
 
+    /// A recorder for `h` with `extra` arguments (its spool limits, say).
+    pub fn start_with_args(h: &SessionHost, extra: &[&str]) -> Recorder {
+        Self::launch_program(&h.root, &h.dir, None, false, &bin("jit-ssh-host"), extra)
+    }
+
+    /// [`Recorder::start_at`] with `extra` arguments.
+    pub fn start_at_with(
+        root: &Path,
+        dir: &Path,
+        ca_url: Option<&str>,
+        extra: &[&str],
+    ) -> Recorder {
+        Self::launch_program(root, dir, ca_url, false, &bin("jit-ssh-host"), extra)
+    }
+
     /// A recorder signing with `root/ssh_host_ed25519_key` (the key
     /// [`crate::Sshd`] makes there), trusting `dir/ca-keys`.
     pub fn start_at(root: &Path, dir: &Path, ca_url: Option<&str>) -> Recorder {
@@ -43,11 +58,11 @@ impl Recorder {
 
     /// A recorder running `program` (a release build, for measuring).
     pub fn start_program(h: &SessionHost, program: &Path) -> Recorder {
-        Self::launch_program(&h.root, &h.dir, None, false, program)
+        Self::launch_program(&h.root, &h.dir, None, false, program, &[])
     }
 
     fn launch(root: &Path, dir: &Path, ca_url: Option<&str>, activated: bool) -> Recorder {
-        Self::launch_program(root, dir, ca_url, activated, &bin("jit-ssh-host"))
+        Self::launch_program(root, dir, ca_url, activated, &bin("jit-ssh-host"), &[])
     }
 
     fn launch_program(
@@ -56,6 +71,7 @@ impl Recorder {
         ca_url: Option<&str>,
         activated: bool,
         program: &Path,
+        extra: &[&str],
     ) -> Recorder {
         let socket = root.join("run-jit-ssh").join("recorder.sock");
         let spool = root.join("spool");
@@ -83,6 +99,7 @@ impl Recorder {
             .arg("--dir")
             .arg(dir)
             .args(["--chunk-seconds", "1"])
+            .args(extra)
             .env_remove("JIT_SSH_CA_URL")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -38,7 +38,7 @@ pub struct SessionStarted {
 pub struct SessionEnded {
     #[serde(flatten)]
     pub subject: SessionSubject,
-    /// `exit`, `expiry`, `revoked` or `recorder-lost`.
+    /// `exit`, `expiry`, `revoked`, `recorder-lost` or `spool-full`.
     pub reason: String,
     pub output_bytes: u64,
     pub input_bytes: u64,

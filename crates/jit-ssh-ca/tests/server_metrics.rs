@@ -244,6 +244,43 @@ async fn counters_move_with_a_login_a_denial_and_a_revocation() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recordings_store_below_its_floor_shows_in_metrics_and_the_ca_stays_ready() {
+    use jit_ssh_ca::recordings::space::{FsSpace, Probe};
+    let t = TestCa::new();
+    t.ca.metrics.require_token(TOKEN);
+    let disk = |free: u64| -> Probe {
+        std::sync::Arc::new(move |_: &std::path::Path| {
+            Ok(FsSpace {
+                avail: free,
+                total: 100 << 30,
+            })
+        })
+    };
+    t.ca.set_recordings_probe(disk(50 << 30));
+    let text = scrape(&t).await;
+    assert_eq!(
+        value(&text, "jit_ssh_recordings_free_bytes"),
+        (50u64 << 30) as f64
+    );
+    // The default floor: 5 % of 100 GiB beats 1 GiB.
+    assert_eq!(
+        value(&text, "jit_ssh_recordings_floor_bytes"),
+        (5u64 << 30) as f64
+    );
+    assert_eq!(samples(&text)["jit_ssh_recordings_below_floor"], 0.0);
+    t.ca.set_recordings_probe(disk(4 << 30));
+    let text = scrape(&t).await;
+    assert_eq!(value(&text, "jit_ssh_recordings_below_floor"), 1.0);
+    assert_eq!(
+        value(&text, "jit_ssh_recordings_free_bytes"),
+        (4u64 << 30) as f64
+    );
+    // Uploads wait; issuance does not: /readyz stays ready.
+    let (s, v) = readyz(&t).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_not_on_the_main_listener_without_a_token() {
     let t = TestCa::new();
     let (s, text) = scrape_with(&t, Some("anything")).await;

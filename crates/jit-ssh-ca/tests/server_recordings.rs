@@ -182,6 +182,8 @@ struct Setup {
     bob: SessionInfo,
     auditor: String,
     engineer: String,
+    /// Alice's passkey, for another grant.
+    alice_key: webauthn_authenticator_rs::softpasskey::SoftPasskey,
 }
 
 async fn setup() -> Setup {
@@ -202,6 +204,7 @@ async fn setup() -> Setup {
         bob: b,
         auditor,
         engineer,
+        alice_key: alice,
     }
 }
 
@@ -271,6 +274,83 @@ async fn a_recording_uploads_in_parts_resends_are_idempotent_and_the_audit_holds
         Some(&*key.fingerprint(HashAlg::Sha256).to_string())
     );
     verify(&header, chunks, &key, Some(&rec.final_hash)).unwrap();
+}
+
+/// A filesystem of 100 GiB with `free` bytes left.
+fn disk_with(free: u64) -> jit_ssh_ca::recordings::space::Probe {
+    std::sync::Arc::new(move |_: &std::path::Path| {
+        Ok(jit_ssh_ca::recordings::space::FsSpace {
+            avail: free,
+            total: 100 << 30,
+        })
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn below_the_free_space_floor_uploads_are_507_store_nothing_and_issuance_goes_on() {
+    let mut s = setup().await;
+    let t = &s.t;
+    let rec = record(&s.alice, "s-full", &s.host_key, 12);
+    let (st, _) = upload(t, "s-full", &rec.header, &rec.chunks[..3]).await;
+    assert_eq!(st, StatusCode::OK);
+    let other = record(&s.bob, "s-new", &s.host_key, 2);
+
+    // 4 GiB free of 100: under the default floor (1 GiB or 5 %).
+    t.ca.set_recordings_probe(disk_with(4 << 30));
+    let before = t.audit_count();
+    let req = axum::http::Request::builder()
+        .method("POST")
+        .uri("/v1/recordings/s-full")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(
+            json!({"header": rec.header, "chunks": rec.chunks[3..].iter().map(|c| Base64::encode_string(&c.to_bytes())).collect::<Vec<_>>()}).to_string(),
+        ))
+        .unwrap();
+    let (st, headers, v) = t.send(req).await;
+    assert_eq!(st, StatusCode::INSUFFICIENT_STORAGE, "{v}");
+    assert_eq!(v["error"]["code"], "insufficient_storage");
+    assert_eq!(
+        message(&v),
+        "the CA's recordings store is below its free-space floor (4.0 GiB free of 100.0 GiB, floor 5.0 GiB): nothing of this upload was stored; keep the chunks and retry later"
+    );
+    assert_eq!(headers["retry-after"], "60");
+    // A session's first upload too: no session_started, nothing stored.
+    let (st, _) = upload(t, "s-new", &other.header, &other.chunks).await;
+    assert_eq!(st, StatusCode::INSUFFICIENT_STORAGE);
+    assert_eq!(
+        t.audit_count(),
+        before,
+        "a refused upload wrote audit records"
+    );
+    let (_, list) = t.get("/v1/recordings", Some(&s.auditor)).await;
+    assert_eq!(list["recordings"].as_array().unwrap().len(), 1, "{list}");
+    let (_, d) = t.get("/v1/recordings/s-full", Some(&s.auditor)).await;
+    let bytes = Base64::decode_vec(d["bundle"].as_str().unwrap()).unwrap();
+    assert_eq!(bundle::read(&bytes[..]).unwrap().1.len(), 3);
+    // Chunks the CA already holds are still acknowledged (a host that
+    // lost an answer learns where it stands).
+    let (st, v) = upload(t, "s-full", &rec.header, &rec.chunks[..3]).await;
+    assert_eq!((st, v["next_index"].as_u64()), (StatusCode::OK, Some(3)));
+
+    // Issuance goes on: the room left is the audit log's.
+    let g = grant(t, &mut s.alice_key, "alice", "db-1.dev").await;
+    assert!(!g.serial.is_empty());
+    assert!(t.audit_count() > before);
+
+    // Room again: the host's retry stores the rest, and the end.
+    t.ca.set_recordings_probe(disk_with(50 << 30));
+    let (st, v) = upload(t, "s-full", &rec.header, &rec.chunks[3..]).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["ended"], true);
+    let (_, d) = t.get("/v1/recordings/s-full", Some(&s.auditor)).await;
+    assert_eq!(d["final_hash"].as_str(), Some(&*rec.final_hash.to_string()));
+
+    // A free space that cannot be read refuses (fail closed).
+    t.ca.set_recordings_probe(std::sync::Arc::new(|_: &std::path::Path| {
+        Err(std::io::Error::other("no statvfs"))
+    }));
+    let (st, v) = upload(t, "s-new", &other.header, &other.chunks).await;
+    assert_eq!(st, StatusCode::INSUFFICIENT_STORAGE, "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -132,13 +132,23 @@ pub async fn post_capped<B: serde::Serialize, T: serde::de::DeserializeOwned>(
     let res = http.post(url).json(body).send().await.map_err(failed)?;
     let status = res.status();
     let bytes = read_capped(res, url, cap, failed).await?;
+    let said = || {
+        serde_json::from_slice::<jit_ssh_proto::error::ErrorBody>(&bytes)
+            .map(|b| jit_ssh_proto::text::escape_for_terminal(&b.error.message).into_owned())
+    };
     if status.is_server_error() {
-        return Err(server_error(url, status));
+        // The CA's own words when it gave them (a recordings store below
+        // its floor says so); the retry and failover are the same.
+        return Err(match said() {
+            Ok(said) => HostError::CaUnreachable {
+                url: url.to_owned(),
+                detail: format!("answered {status}: {said}"),
+            },
+            Err(_) => server_error(url, status),
+        });
     }
     if !status.is_success() {
-        let said = serde_json::from_slice::<jit_ssh_proto::error::ErrorBody>(&bytes)
-            .map(|b| jit_ssh_proto::text::escape_for_terminal(&b.error.message).into_owned())
-            .unwrap_or_else(|_| status.to_string());
+        let said = said().unwrap_or_else(|_| status.to_string());
         return Err(refused(format!("the CA refused ({status}): {said}")));
     }
     serde_json::from_slice(&bytes).map_err(|e| refused(format!("{url}: unreadable answer: {e}")))

@@ -47,6 +47,9 @@ pub mod code {
     /// A part the CA depends on (its database) cannot be reached just now;
     /// nothing was issued or changed. Retry, or another replica.
     pub const UNAVAILABLE: &str = "unavailable";
+    /// The CA's recordings store is below its free-space floor: nothing of
+    /// the upload was stored; keep the chunks and retry later (507).
+    pub const INSUFFICIENT_STORAGE: &str = "insufficient_storage";
     /// The path exists but not with this method (the `Allow` header lists
     /// the ones it takes).
     pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";

@@ -15,6 +15,8 @@ pub mod recordings;
 pub mod routes;
 pub mod serial;
 pub mod signed;
+pub mod size;
 pub mod text;
 
 pub use duration::{format_duration, parse_duration, DurationError};
+pub use size::{format_size, parse_size, SizeError};

@@ -56,7 +56,7 @@ pub struct RecordingSummary {
     pub started_at: String,
     /// RFC 3339 when the end chunk arrived; absent while open.
     pub ended_at: Option<String>,
-    /// `exit`, `expiry`, `revoked`, `recorder-lost`; absent while open.
+    /// `exit`, `expiry`, `revoked`, `recorder-lost`, `spool-full`; absent while open.
     pub reason: Option<String>,
     pub chunks: u64,
     /// Bytes stored at the CA (framed chunks).

@@ -47,6 +47,9 @@ pub enum EndReason {
     Revoked,
     /// The recorder lost the session (the wrapper went away unannounced).
     RecorderLost,
+    /// The recorder ended the session: its spool reached the host's cap or
+    /// free-space floor, and the session cannot go on unrecorded.
+    SpoolFull,
 }
 
 impl EndReason {
@@ -56,6 +59,7 @@ impl EndReason {
             EndReason::Expiry => "expiry",
             EndReason::Revoked => "revoked",
             EndReason::RecorderLost => "recorder-lost",
+            EndReason::SpoolFull => "spool-full",
         }
     }
 
@@ -65,6 +69,7 @@ impl EndReason {
             EndReason::Expiry => 2,
             EndReason::Revoked => 3,
             EndReason::RecorderLost => 4,
+            EndReason::SpoolFull => 5,
         }
     }
 
@@ -74,6 +79,7 @@ impl EndReason {
             2 => EndReason::Expiry,
             3 => EndReason::Revoked,
             4 => EndReason::RecorderLost,
+            5 => EndReason::SpoolFull,
             _ => return None,
         })
     }

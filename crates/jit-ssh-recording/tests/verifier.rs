@@ -168,3 +168,32 @@ fn a_recording_whose_recorder_died_verifies_against_the_last_hash_the_ca_recorde
         "{e}"
     );
 }
+
+#[test]
+fn a_session_the_recorder_ended_for_want_of_space_says_so_in_its_signed_end() {
+    // The host recorder ends a session whose spool ran out of room
+    // (`spool-full`): the reason survives the bytes and the verifier, as
+    // the CA's `session_ended` record and `audit sessions` show it.
+    let key = host_key();
+    let mut enc = jit_ssh_recording::Encoder::new(
+        &header("full-1", RecordMode::Output),
+        key.clone(),
+        jit_ssh_recording::ChunkPolicy::default(),
+    )
+    .unwrap();
+    enc.push_output(Duration::from_millis(3), b"base64 noise\r\n")
+        .unwrap();
+    let done = enc
+        .finish(Duration::from_secs(1), EndReason::SpoolFull)
+        .unwrap();
+    let chunks: Vec<Chunk> = done
+        .chunks
+        .iter()
+        .map(|c| Chunk::from_bytes(&c.to_bytes()).unwrap())
+        .collect();
+    let line = header("full-1", RecordMode::Output).to_line().unwrap();
+    let v = verify(&line, chunks, key.public_key(), None).unwrap();
+    let end = v.end().unwrap();
+    assert_eq!(end.reason, EndReason::SpoolFull);
+    assert_eq!(end.reason.as_str(), "spool-full");
+}

@@ -1,5 +1,6 @@
 //! `[recordings]`: how long the CA keeps session recordings it received
-//! from hosts (`DATA/recordings/`, see docs/recordings.md).
+//! from hosts (`DATA/recordings/`, see docs/recordings.md), and the free
+//! space their filesystem must keep (for the audit log beside them).
 
 use std::time::Duration;
 
@@ -7,9 +8,15 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::Collector;
+pub use crate::recordings::space::Floor;
 
 /// The default retention: 90 days.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(90 * 86_400);
+
+/// The default free-space floor: 1 GiB ...
+pub const DEFAULT_MIN_FREE: u64 = 1 << 30;
+/// ... or 5 % of the filesystem, whichever is larger.
+pub const DEFAULT_MIN_FREE_PERCENT: u8 = 5;
 
 /// The checked section.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,12 +25,19 @@ pub struct RecordingsConfig {
     /// retention loop (their `session_started`/`session_ended` audit
     /// records stay).
     pub retention: Duration,
+    /// Below this much free space on the data directory's filesystem
+    /// (the larger of the two), uploads are refused with 507.
+    pub floor: Floor,
 }
 
 impl Default for RecordingsConfig {
     fn default() -> Self {
         RecordingsConfig {
             retention: DEFAULT_RETENTION,
+            floor: Floor {
+                min_free: DEFAULT_MIN_FREE,
+                min_free_percent: DEFAULT_MIN_FREE_PERCENT,
+            },
         }
     }
 }
@@ -35,6 +49,13 @@ pub struct RecordingsFile {
     /// How long a recording is kept after its last chunk arrived (default
     /// "90d"). The audit records of the session are kept for good.
     pub retention: Option<Spanned<String>>,
+    /// Free space the recordings' filesystem must keep, like "2GiB"
+    /// (default "1GiB"): below it uploads are refused (507) and hosts
+    /// keep their chunks, so the room left stays the audit log's.
+    pub min_free: Option<Spanned<String>>,
+    /// Percent of that filesystem that must stay free (default 5; the
+    /// larger floor of the two applies).
+    pub min_free_percent: Option<Spanned<u64>>,
 }
 
 pub(super) fn recordings(f: &RecordingsFile, c: &mut Collector<'_>) -> RecordingsConfig {
@@ -43,5 +64,81 @@ pub(super) fn recordings(f: &RecordingsFile, c: &mut Collector<'_>) -> Recording
         .as_ref()
         .and_then(|r| c.duration(r, "recordings.retention"))
         .unwrap_or(DEFAULT_RETENTION);
-    RecordingsConfig { retention }
+    let min_free = match &f.min_free {
+        Some(v) => match jit_ssh_proto::parse_size(v.get_ref()) {
+            Ok(b) => b,
+            Err(e) => {
+                c.at(v.span(), format!("recordings.min_free: {e}"));
+                DEFAULT_MIN_FREE
+            }
+        },
+        None => DEFAULT_MIN_FREE,
+    };
+    let min_free_percent = match &f.min_free_percent {
+        Some(v) => match u8::try_from(*v.get_ref()) {
+            Ok(p) if p <= 90 => p,
+            _ => {
+                c.at(
+                    v.span(),
+                    "recordings.min_free_percent: must be between 0 and 90",
+                );
+                DEFAULT_MIN_FREE_PERCENT
+            }
+        },
+        None => DEFAULT_MIN_FREE_PERCENT,
+    };
+    RecordingsConfig {
+        retention,
+        floor: Floor {
+            min_free,
+            min_free_percent,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    const BASE: &str = r#"
+listen = "127.0.0.1:8722"
+public_url = "http://localhost:8722"
+data_dir = "/var/lib/jit-ssh"
+ca_key = { kind = "file", path = "/var/lib/jit-ssh/ca/ca_key" }
+"#;
+
+    #[test]
+    fn the_free_space_floor_defaults_to_1_gib_or_5_percent_and_is_checked() {
+        let c = crate::config::parse(BASE, "t").unwrap();
+        assert_eq!(
+            c.recordings.floor,
+            Floor {
+                min_free: 1 << 30,
+                min_free_percent: 5
+            }
+        );
+        let text = format!("{BASE}[recordings]\nmin_free = \"20GiB\"\nmin_free_percent = 0\n");
+        let c = crate::config::parse(&text, "t").unwrap();
+        assert_eq!(
+            c.recordings.floor,
+            Floor {
+                min_free: 20 << 30,
+                min_free_percent: 0
+            }
+        );
+        // Every problem is named, with its line.
+        let text = format!("{BASE}[recordings]\nmin_free = \"20GB\"\nmin_free_percent = 95\n");
+        let e = crate::config::parse(&text, "t").unwrap_err().to_string();
+        assert!(e.contains("2 problem(s)"), "{e}");
+        assert!(
+            e.contains("line 7") && e.contains("recordings.min_free: invalid size \"20GB\""),
+            "{e}"
+        );
+        assert!(
+            e.contains("recordings.min_free_percent: must be between 0 and 90"),
+            "{e}"
+        );
+    }
 }

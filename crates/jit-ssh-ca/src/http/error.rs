@@ -47,6 +47,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ServiceError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ServiceError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
         };
         let message = match &e {
             // Say what failed in general terms; the log has the details.
@@ -63,6 +64,9 @@ impl From<ServiceError> for ApiError {
                 ServiceError::RateLimited(s) => Some(s),
                 // Long enough for a pool to find the database back.
                 ServiceError::Unavailable(_) => Some(5),
+                // Room comes back when an operator frees it or retention
+                // prunes: not within seconds.
+                ServiceError::InsufficientStorage(_) => Some(60),
                 _ => None,
             },
         }

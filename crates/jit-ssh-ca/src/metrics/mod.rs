@@ -58,6 +58,9 @@ pub const HOSTS_ENROLLED: &str = "jit_ssh_hosts_enrolled";
 pub const HOSTS_BEHIND_ON_KRL: &str = "jit_ssh_hosts_behind_on_krl";
 pub const HOSTS_SILENT: &str = "jit_ssh_hosts_silent";
 pub const SCRAPE_ERRORS: &str = "jit_ssh_metrics_scrape_errors_total";
+pub const RECORDINGS_FREE: &str = "jit_ssh_recordings_free_bytes";
+pub const RECORDINGS_FLOOR: &str = "jit_ssh_recordings_floor_bytes";
+pub const RECORDINGS_BELOW_FLOOR: &str = "jit_ssh_recordings_below_floor";
 
 /// (name, help) of every counter.
 const COUNTERS: &[(&str, &str)] = &[
@@ -74,7 +77,7 @@ const COUNTERS: &[(&str, &str)] = &[
     (NOTIFICATIONS, "Notifications finished, by target kind and result (delivered, or failed after every retry)."),
     (NOTIFICATION_ATTEMPT_FAILURES, "Notification delivery attempts that failed (each is retried until the last), by target kind."),
     (FEED_ERRORS, "Failed loads of an on-call feed (fetch, read or parse), by schedule."),
-    (SCRAPE_ERRORS, "State the last scrapes could not read (KRL or host inventory), by what."),
+    (SCRAPE_ERRORS, "State the last scrapes could not read (KRL, host inventory, recordings' free space), by what."),
 ];
 
 /// (name, help) of every gauge.
@@ -94,6 +97,18 @@ const GAUGES: &[(&str, &str)] = &[
     (
         HOSTS_SILENT,
         "Enrolled hosts not heard from for longer than [hosts] silent_after.",
+    ),
+    (
+        RECORDINGS_FREE,
+        "Bytes free on the filesystem of the recordings store (and, usually, the audit log).",
+    ),
+    (
+        RECORDINGS_FLOOR,
+        "The free-space floor of the recordings store in bytes ([recordings] min_free, min_free_percent).",
+    ),
+    (
+        RECORDINGS_BELOW_FLOOR,
+        "Whether recording uploads are refused (1: the store is below its floor, or its free space cannot be read; hosts keep their chunks and retry).",
     ),
 ];
 

@@ -4,6 +4,7 @@
 //! verified; it never decides what is authentic (docs/recordings.md).
 
 mod local;
+pub mod space;
 
 use serde::{Deserialize, Serialize};
 
@@ -44,7 +45,7 @@ pub struct RecordingMeta {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EndedMeta {
-    /// `exit`, `expiry`, `revoked` or `recorder-lost`.
+    /// `exit`, `expiry`, `revoked`, `recorder-lost` or `spool-full`.
     pub reason: String,
     /// The final chain hash (hex), as in the `session_ended` record.
     pub final_hash: String,

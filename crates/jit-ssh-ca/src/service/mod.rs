@@ -90,6 +90,8 @@ pub enum ServiceError {
         "the CA's {0} cannot be reached just now; nothing was issued or changed, retry shortly"
     )]
     Unavailable(&'static str),
+    #[error("{0}: nothing of this upload was stored; keep the chunks and retry later")]
+    InsufficientStorage(String),
 }
 
 impl ServiceError {
@@ -107,6 +109,7 @@ impl ServiceError {
             ServiceError::RateLimited(_) => code::RATE_LIMITED,
             ServiceError::Internal(_) => code::INTERNAL,
             ServiceError::Unavailable(_) => code::UNAVAILABLE,
+            ServiceError::InsufficientStorage(_) => code::INSUFFICIENT_STORAGE,
         }
     }
 

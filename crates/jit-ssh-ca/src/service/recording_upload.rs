@@ -9,7 +9,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
 
 use base64ct::{Base64, Encoding};
 use ssh_key::{Certificate, HashAlg, PublicKey};
@@ -22,6 +23,7 @@ use jit_ssh_recording::verify::{ChunkProblem, VerifyError};
 use jit_ssh_recording::{ChainState, Chunk, Header, SessionId, Verifier};
 
 use super::{Ca, ServiceError};
+use crate::recordings::space::{self, FsSpace, Probe};
 use crate::recordings::{EndedMeta, LocalRecordings, RecordingMeta, RecordingStore};
 
 /// Uploads per host name per minute (every session's recorder uploads
@@ -37,6 +39,11 @@ pub struct Recordings {
     /// Held for a whole upload: one writer per session at a time (and the
     /// cache stays what the store holds).
     chains: Mutex<HashMap<SessionId, ChainState>>,
+    /// The data directory, whose filesystem holds the recordings and the
+    /// audit log.
+    data_dir: PathBuf,
+    /// Reads that filesystem's free space (`statvfs`; tests replace it).
+    probe: RwLock<Probe>,
 }
 
 impl Recordings {
@@ -57,6 +64,8 @@ impl Recordings {
         Recordings {
             store: Arc::new(LocalRecordings::new(data_dir.join("recordings"))),
             chains: Mutex::new(HashMap::new()),
+            data_dir: data_dir.to_owned(),
+            probe: RwLock::new(Arc::new(space::statvfs)),
         }
     }
 }
@@ -79,6 +88,34 @@ fn refused(e: VerifyError) -> ServiceError {
 }
 
 impl Ca {
+    /// Replaces how the recordings' free space is read (tests run out of
+    /// room without filling a disk).
+    pub fn set_recordings_probe(&self, probe: Probe) {
+        *self
+            .recordings
+            .probe
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = probe;
+    }
+
+    /// The recordings' filesystem, if above `[recordings] min_free`.
+    pub fn recordings_space(&self) -> Result<FsSpace, space::Short> {
+        let probe = self
+            .recordings
+            .probe
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let r = &self.recordings;
+        let dir = r.data_dir.join("recordings");
+        let dir = if dir.exists() {
+            dir
+        } else {
+            r.data_dir.clone()
+        };
+        space::check(&probe, &dir, self.config.recordings.floor)
+    }
+
     pub fn upload_recording(
         &self,
         session: &str,
@@ -183,6 +220,13 @@ impl Ca {
                 &format!("recording-upload:{}", info.host),
                 UPLOADS_PER_MINUTE_PER_HOST,
             )?;
+            // Before any audit record or byte: below the floor the room
+            // left is the audit log's (issuance needs it), and the host
+            // keeps its chunks until the store takes them.
+            if let Err(short) = self.recordings_space() {
+                tracing::warn!(%session, host = %info.host, reason = ?short, "refused a recording upload: the recordings store is below its free-space floor");
+                return Err(ServiceError::InsufficientStorage(short.to_string()));
+            }
             self.audit_recording(&header, &host_key, meta.is_none(), new, &after, client)?;
             let base = match meta {
                 Some(m) => m,

@@ -12,6 +12,7 @@ pub mod peer;
 pub mod protocol;
 pub mod reap;
 pub mod session;
+pub mod space;
 pub mod spool;
 pub mod upload;
 
@@ -57,6 +58,19 @@ pub struct RecorderOptions {
     /// slow session still reaches the CA).
     #[arg(long, default_value_t = 5)]
     pub chunk_seconds: u64,
+    /// Free space the spool's filesystem must keep (e.g. 1GiB, 512MiB):
+    /// below it new recorded sessions are refused and running ones ended
+    /// (`spool-full`), keeping what was recorded.
+    #[arg(long, default_value = "1GiB", value_parser = space::parse_size)]
+    pub spool_min_free: u64,
+    /// Percent of the spool's filesystem that must stay free (the larger
+    /// of this and --spool-min-free applies).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub spool_min_free_percent: u8,
+    /// The most the spool may hold (e.g. 20GiB); at it, as below the
+    /// floor. Default: no cap of its own, only the floor.
+    #[arg(long, value_parser = space::parse_size)]
+    pub spool_max: Option<u64>,
 }
 
 pub fn run(opts: &RecorderOptions) -> Result<(), HostError> {
@@ -113,6 +127,14 @@ pub fn run(opts: &RecorderOptions) -> Result<(), HostError> {
             uploads: wake.clone(),
             registry: expect::Shared::default(),
             pending: Default::default(),
+            space: space::Guard::new(
+                spool.dir(),
+                space::Limits {
+                    min_free: opts.spool_min_free,
+                    min_free_percent: opts.spool_min_free_percent,
+                    max_spool: opts.spool_max,
+                },
+            ),
         });
         tokio::spawn(sweep(ctx.registry.clone()));
         match urls {

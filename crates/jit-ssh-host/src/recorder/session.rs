@@ -38,6 +38,8 @@ pub struct Context {
     pub registry: super::expect::Shared,
     /// Connections not past their hello yet, per peer uid.
     pub pending: std::sync::Mutex<std::collections::HashMap<u32, usize>>,
+    /// The spool's free-space floor and cap.
+    pub space: super::space::Guard,
 }
 
 /// Connections one uid may hold before their hello: a local user who
@@ -111,6 +113,8 @@ enum Refused {
     Encode(#[from] EncodeError),
     #[error(transparent)]
     Spool(#[from] SpoolError),
+    #[error("{0}")]
+    Space(super::space::Short),
 }
 
 fn log(line: &str) {
@@ -148,6 +152,26 @@ struct Recording {
 impl Recording {
     fn t(&self) -> Duration {
         self.start.elapsed()
+    }
+
+    /// Records one data frame (output, input, a resize); `None` for a
+    /// frame of another kind.
+    fn data(&mut self, kind: Kind, b: &[u8]) -> Option<Result<(), String>> {
+        self.data_at(self.t(), kind, b)
+    }
+
+    fn data_at(&mut self, t: Duration, kind: Kind, b: &[u8]) -> Option<Result<(), String>> {
+        let pushed = match kind {
+            Kind::Output => self.enc.as_mut().map(|e| e.push_output(t, b)),
+            Kind::Input => self.enc.as_mut().map(|e| e.push_input(t, b)),
+            Kind::Resize if b.len() == 4 => {
+                let cols = u16::from_be_bytes([b[0], b[1]]);
+                let rows = u16::from_be_bytes([b[2], b[3]]);
+                self.enc.as_mut().map(|e| e.push_resize(t, cols, rows))
+            }
+            _ => return None,
+        };
+        Some(pushed.map_or(Ok(()), |r| self.store(r)))
     }
 
     fn store(&mut self, chunks: Result<Vec<Chunk>, EncodeError>) -> Result<(), String> {
@@ -208,6 +232,8 @@ enum Outcome {
     Revoked,
     /// The recording cannot be written.
     Broken(String),
+    /// The spool reached its cap or free-space floor.
+    SpoolFull(super::space::Short),
 }
 
 pub async fn handle(stream: UnixStream, ctx: Arc<Context>) {
@@ -297,29 +323,22 @@ pub async fn handle(stream: UnixStream, ctx: Arc<Context>) {
     let outcome = loop {
         tokio::select! {
             frame = frames.recv() => {
-                let t = rec.t();
-                let frame = frame.unwrap_or(Err(FrameError::Closed));
-                let stored = match frame {
-                    Ok((Kind::Output, b)) => rec.enc.as_mut().map(|e| e.push_output(t, &b)),
-                    Ok((Kind::Input, b)) => rec.enc.as_mut().map(|e| e.push_input(t, &b)),
-                    Ok((Kind::Resize, b)) if b.len() == 4 => {
-                        let cols = u16::from_be_bytes([b[0], b[1]]);
-                        let rows = u16::from_be_bytes([b[2], b[3]]);
-                        rec.enc.as_mut().map(|e| e.push_resize(t, cols, rows))
-                    }
+                match frame.unwrap_or(Err(FrameError::Closed)) {
                     Ok((Kind::End, b)) => break Outcome::Ended(match b.first() {
                         Some(2) => EndReason::Expiry,
                         Some(3) => EndReason::Revoked,
                         _ => EndReason::Exit,
                     }),
-                    Ok((k, _)) => break Outcome::Lost(format!("unexpected message {k:?}")),
+                    Ok((k, b)) => match rec.data(k, &b) {
+                        Some(Ok(())) => {}
+                        Some(Err(e)) => break Outcome::Broken(e),
+                        None => break Outcome::Lost(format!("unexpected message {k:?}")),
+                    },
                     Err(FrameError::Closed) => break Outcome::Lost("the wrapper went away without ending the session".into()),
                     Err(e) => break Outcome::Lost(e.to_string()),
-                };
-                if let Some(r) = stored {
-                    if let Err(e) = rec.store(r) {
-                        break Outcome::Broken(e);
-                    }
+                }
+                if let Err(short) = ctx.space.check() {
+                    break Outcome::SpoolFull(short);
                 }
             }
             _ = clock.tick() => {
@@ -336,6 +355,9 @@ pub async fn handle(stream: UnixStream, ctx: Arc<Context>) {
                 }
                 if let Err(e) = rec.spool.sync() {
                     break Outcome::Broken(e.to_string());
+                }
+                if let Err(short) = ctx.space.check() {
+                    break Outcome::SpoolFull(short);
                 }
                 watched.refresh();
                 if let Some(o) = watch.overstayed() {
@@ -356,24 +378,18 @@ pub async fn handle(stream: UnixStream, ctx: Arc<Context>) {
             ));
             EndReason::RecorderLost
         }
+        Outcome::SpoolFull(short) => {
+            hang_up(&mut rec, &mut frames, &watched, &short.to_string()).await;
+            EndReason::SpoolFull
+        }
         Outcome::Revoked => {
-            let w = watched.clone();
-            let did = tokio::task::spawn_blocking(move || w.hang_up()).await;
-            log(&format!(
-                "session {}: the certificate was revoked and the wrapper did not end the session: ended it ({})",
-                rec.id,
-                did.unwrap_or_default()
-            ));
+            let why = "the certificate was revoked and the wrapper did not end the session";
+            hang_up(&mut rec, &mut frames, &watched, why).await;
             EndReason::Revoked
         }
         Outcome::Expired => {
-            let w = watched.clone();
-            let did = tokio::task::spawn_blocking(move || w.hang_up()).await;
-            log(&format!(
-                "session {}: the certificate expired and the wrapper did not end the session: ended it ({})",
-                rec.id,
-                did.unwrap_or_default()
-            ));
+            let why = "the certificate expired and the wrapper did not end the session";
+            hang_up(&mut rec, &mut frames, &watched, why).await;
             EndReason::Expiry
         }
     };
@@ -382,6 +398,60 @@ pub async fn handle(stream: UnixStream, ctx: Arc<Context>) {
         Err(e) => log(&format!("session {}: writing its end: {e}", rec.id)),
     }
     ctx.uploads.notify_one();
+}
+
+/// How long after its hang-up the recorder still reads what the wrapper
+/// sends, when it sends no end.
+const DRAIN_AFTER: Duration = Duration::from_secs(1);
+/// The most bytes read while hanging up: the wrapper's queue (64 frames
+/// of 64 KiB) and what the socket holds, with room to spare.
+const DRAIN_BYTES: usize = 16 << 20;
+
+type Frames = tokio::sync::mpsc::Receiver<Result<(Kind, Vec<u8>), FrameError>>;
+
+/// Ends the session from the root side, recording meanwhile what the
+/// wrapper still sends: it queued those bytes before showing them, and
+/// flushes its queue when it gets the hang-up, so the recording holds
+/// everything the person saw. Frames are taken as fast as they come and
+/// encoded after (the wrapper has a bounded time to flush before it is
+/// killed); taking stops at the wrapper's end or end of file, after
+/// [`DRAIN_BYTES`], or [`DRAIN_AFTER`] after the hang-up is done.
+async fn hang_up(rec: &mut Recording, frames: &mut Frames, watched: &Watched, why: &str) {
+    let w = watched.clone();
+    let mut hang = tokio::task::spawn_blocking(move || w.hang_up());
+    let mut did: Option<String> = None;
+    let mut until = tokio::time::Instant::now() + Duration::from_secs(3600);
+    let mut taken = Vec::new();
+    let mut late = 0usize;
+    while late < DRAIN_BYTES {
+        tokio::select! {
+            f = frames.recv() => match f {
+                Some(Ok((k, b))) if k != Kind::End => {
+                    late += b.len();
+                    taken.push((rec.t(), k, b));
+                }
+                _ => break,
+            },
+            r = &mut hang, if did.is_none() => {
+                did = Some(r.unwrap_or_default());
+                until = tokio::time::Instant::now() + DRAIN_AFTER;
+            }
+            _ = tokio::time::sleep_until(until) => break,
+        }
+    }
+    for (t, k, b) in taken {
+        if !matches!(rec.data_at(t, k, &b), Some(Ok(()))) {
+            break;
+        }
+    }
+    let did = match did {
+        Some(d) => d,
+        None => hang.await.unwrap_or_default(),
+    };
+    log(&format!(
+        "session {}: {why}: ended it ({did}; recorded the {late} bytes the wrapper still sent)",
+        rec.id
+    ));
 }
 
 /// The hello, the checks, and a recording started in the spool.
@@ -419,6 +489,9 @@ async fn start(
             });
         }
     }
+    // After the checks, so that only a login that would otherwise be
+    // recorded is told the spool is full; measured afresh.
+    ctx.space.check_now().map_err(Refused::Space)?;
     // Only once every check passed: an announced process is let run.
     if !super::expect::announced(&ctx.registry, peer.pid) {
         return Err(Refused::Again(peer.pid));
