@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod pg;
+mod stored;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -12,7 +13,6 @@ use std::process::{Command, Output};
 use jit_ssh_audit::checkpoint::{self, NAMESPACE};
 use jit_ssh_audit::{Actor, AuditLog, Checkpoint, Event, RequestStep};
 use jit_ssh_audit_disk::DiskAuditLog;
-use jit_ssh_ca::names::{AccountName, HostName, Reason, UserName};
 use jit_ssh_ca::policy::Role;
 use jit_ssh_ca::store::{
     AccessRequest, HostStore, Invite, PgAuditLog, PgStore, RevokedSerial, SledStore, Store,
@@ -32,27 +32,11 @@ fn migrate_from(data: &Path, url: &str) -> Output {
         .unwrap()
 }
 
+/// A request still waiting for approvers when the data was copied.
 fn request(id: &str) -> AccessRequest {
     AccessRequest {
-        id: id.to_owned(),
-        user: UserName::parse("alice").unwrap(),
-        host: HostName::parse("db-1.prod").unwrap(),
-        account: AccountName::parse("postgres").unwrap(),
-        ttl_secs: 300,
-        reason: Reason::parse("r").unwrap(),
-        public_key: String::new(),
-        key_fingerprint: String::new(),
-        client_addr: "192.0.2.1".into(),
-        created_at: 0,
         expires_at: 4_000_000_000,
-        status: RequestStatus::PendingApproval,
-        decision_reason: None,
-        secret_hash: String::new(),
-        grant: None,
-        certificate: None,
-        break_glass: false,
-        approval: None,
-        deciding_since: None,
+        ..stored::request(id, RequestStatus::PendingApproval)
     }
 }
 

@@ -9,49 +9,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod pg;
+mod stored;
 
-use jit_ssh_ca::names::{AccountName, HostName, Reason, UserName};
-use jit_ssh_ca::store::{AccessRequest, Ceremony, PgStore, Store};
+use jit_ssh_ca::store::{AccessRequest, PgStore, Store};
 use jit_ssh_proto::api::RequestStatus;
-
-fn request(id: &str) -> AccessRequest {
-    AccessRequest {
-        id: id.to_owned(),
-        user: UserName::parse("alice").unwrap(),
-        host: HostName::parse("db-1.prod").unwrap(),
-        account: AccountName::parse("postgres").unwrap(),
-        ttl_secs: 300,
-        reason: Reason::parse("r").unwrap(),
-        public_key: String::new(),
-        key_fingerprint: String::new(),
-        client_addr: "192.0.2.1".into(),
-        created_at: 0,
-        expires_at: 100,
-        status: RequestStatus::PendingMfa,
-        decision_reason: None,
-        secret_hash: String::new(),
-        grant: None,
-        certificate: None,
-        break_glass: false,
-        approval: None,
-        deciding_since: None,
-    }
-}
-
-fn ceremony() -> Ceremony {
-    let rp = webauthn_rs::prelude::Url::parse("http://localhost:8722").unwrap();
-    let webauthn = webauthn_rs::WebauthnBuilder::new("localhost", &rp)
-        .unwrap()
-        .build()
-        .unwrap();
-    let (_, state) = webauthn
-        .start_passkey_registration(uuid::Uuid::new_v4(), "alice", "alice", None)
-        .unwrap();
-    Ceremony::Enroll {
-        state,
-        expires_at: 100,
-    }
-}
+use stored::{ceremony, request};
 
 /// Whether WAL inserted so far is not yet flushed.
 fn unflushed(c: &mut postgres::Client) -> bool {
@@ -90,12 +52,12 @@ fn login_state_commits_without_waiting_for_the_disk_and_the_rest_waits() {
     };
 
     deferred(&mut c, "storing a ceremony", &|| {
-        store.put_ceremony("mfa:1", &ceremony()).unwrap()
+        store.put_ceremony("mfa:1", &ceremony(100)).unwrap()
     });
     deferred(&mut c, "taking a ceremony", &|| {
         assert!(store.take_ceremony("mfa:1").unwrap().is_some())
     });
-    let first = request("r1");
+    let first = request("r1", RequestStatus::PendingMfa);
     let claimed = AccessRequest {
         deciding_since: Some(5),
         ..first.clone()
@@ -109,20 +71,20 @@ fn login_state_commits_without_waiting_for_the_disk_and_the_rest_waits() {
 
     // What must not be lost waits, even right after a deferred write.
     deferred(&mut c, "storing a ceremony", &|| {
-        store.put_ceremony("mfa:2", &ceremony()).unwrap()
+        store.put_ceremony("mfa:2", &ceremony(100)).unwrap()
     });
     durable(&mut c, "blocking a user", &|| {
         store.block_user("mallory").unwrap()
     });
     deferred(&mut c, "storing a ceremony", &|| {
-        store.put_ceremony("mfa:3", &ceremony()).unwrap()
+        store.put_ceremony("mfa:3", &ceremony(100)).unwrap()
     });
     durable(&mut c, "unblocking a user", &|| {
         assert!(store.unblock_user("mallory").unwrap())
     });
     // The audit log's append forces a synchronous commit of its own.
     deferred(&mut c, "storing a ceremony", &|| {
-        store.put_ceremony("mfa:4", &ceremony()).unwrap()
+        store.put_ceremony("mfa:4", &ceremony(100)).unwrap()
     });
     let audit = jit_ssh_ca::store::PgAuditLog::open(&cfg).unwrap();
     durable(&mut c, "an audit append", &|| {

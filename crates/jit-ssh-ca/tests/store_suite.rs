@@ -6,10 +6,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod pg;
+mod stored;
 
 use std::sync::{Arc, Barrier};
 
-use jit_ssh_ca::names::{AccountName, HostName, Reason, UserName};
+use stored::{ceremony, request};
+
 use jit_ssh_ca::policy::Role;
 use jit_ssh_ca::store::{
     AccessRequest, Ceremony, Cutoffs, HostChallenge, HostRecord, HostToken, Invite,
@@ -54,30 +56,6 @@ suite!(
     host_challenges_and_revoked_host_keys,
     a_stored_request_reads_back_identical,
 );
-
-fn request(id: &str, status: RequestStatus) -> AccessRequest {
-    AccessRequest {
-        id: id.to_owned(),
-        user: UserName::parse("alice").unwrap(),
-        host: HostName::parse("db-1.prod").unwrap(),
-        account: AccountName::parse("postgres").unwrap(),
-        ttl_secs: 300,
-        reason: Reason::parse("r").unwrap(),
-        public_key: String::new(),
-        key_fingerprint: String::new(),
-        client_addr: "192.0.2.1".into(),
-        created_at: 0,
-        expires_at: 100,
-        status,
-        decision_reason: None,
-        secret_hash: String::new(),
-        grant: None,
-        certificate: None,
-        break_glass: false,
-        approval: None,
-        deciding_since: None,
-    }
-}
 
 fn pending_ids(s: &dyn Store) -> Vec<String> {
     let mut ids: Vec<String> = s
@@ -227,18 +205,6 @@ fn session(id: &str, expires_at: i64) -> Session {
         secret_hash: "ff".into(),
         roles: vec![],
     }
-}
-
-fn ceremony(expires_at: i64) -> Ceremony {
-    let rp = webauthn_rs::prelude::Url::parse("http://localhost:8722").unwrap();
-    let webauthn = webauthn_rs::WebauthnBuilder::new("localhost", &rp)
-        .unwrap()
-        .build()
-        .unwrap();
-    let (_, state) = webauthn
-        .start_passkey_registration(uuid::Uuid::new_v4(), "alice", "alice", None)
-        .unwrap();
-    Ceremony::Enroll { state, expires_at }
 }
 
 fn single_use_values_are_taken_once(s: Arc<dyn Store>) {
