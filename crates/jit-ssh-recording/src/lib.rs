@@ -31,6 +31,7 @@ pub mod encoder;
 pub mod event;
 pub mod header;
 pub mod play;
+pub mod space;
 pub mod utf8;
 pub mod verifier;
 pub mod verify;

@@ -6,46 +6,9 @@
 //! chunks and retry.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use jit_ssh_proto::format_size;
-
-/// A filesystem's room, as `statvfs` reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FsSpace {
-    /// Bytes an unprivileged process may still write (`f_bavail`).
-    pub avail: u64,
-    pub total: u64,
-}
-
-/// Reads the room of the filesystem holding a path; injectable so tests
-/// can run out of room without filling a disk.
-pub type Probe = Arc<dyn Fn(&Path) -> std::io::Result<FsSpace> + Send + Sync>;
-
-/// The real probe: `statvfs(2)`.
-pub fn statvfs(path: &Path) -> std::io::Result<FsSpace> {
-    let s = rustix::fs::statvfs(path)?;
-    Ok(FsSpace {
-        avail: s.f_bavail.saturating_mul(s.f_frsize),
-        total: s.f_blocks.saturating_mul(s.f_frsize),
-    })
-}
-
-/// The room a filesystem must keep.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Floor {
-    pub min_free: u64,
-    /// Percent of the filesystem (the larger floor of the two applies).
-    pub min_free_percent: u8,
-}
-
-impl Floor {
-    /// The floor in bytes on a filesystem of `total` bytes.
-    pub fn bytes(&self, total: u64) -> u64 {
-        self.min_free
-            .max(total / 100 * u64::from(self.min_free_percent.min(100)))
-    }
-}
+pub use jit_ssh_recording::space::{statvfs, Floor, FsSpace, Probe};
 
 /// Why the store takes no more.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -76,6 +39,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use std::sync::Arc;
 
     const GIB: u64 = 1 << 30;
 

@@ -12,29 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jit_ssh_proto::format_size as human;
-
-/// The spool's filesystem, as `statvfs` reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FsSpace {
-    /// Bytes an unprivileged process may still write (`f_bavail`): root's
-    /// reserved blocks are left for root's other work.
-    pub avail: u64,
-    /// The filesystem's size.
-    pub total: u64,
-}
-
-/// Reads the free space of the filesystem holding a path; injectable so
-/// tests can run out of room without filling a disk.
-pub type Probe = Arc<dyn Fn(&Path) -> std::io::Result<FsSpace> + Send + Sync>;
-
-/// The real probe: `statvfs(2)`.
-pub fn statvfs(path: &Path) -> std::io::Result<FsSpace> {
-    let s = rustix::fs::statvfs(path)?;
-    Ok(FsSpace {
-        avail: s.f_bavail.saturating_mul(s.f_frsize),
-        total: s.f_blocks.saturating_mul(s.f_frsize),
-    })
-}
+pub use jit_ssh_recording::space::{statvfs, Floor, FsSpace, Probe};
 
 /// The recorder's limits (`--spool-min-free`, `--spool-min-free-percent`,
 /// `--spool-max`).
@@ -161,9 +139,11 @@ impl Guard {
             }
         }
         let s = (self.probe)(&self.dir).map_err(|e| Short::Unknown(e.to_string()))?;
-        let floor = l
-            .min_free
-            .max(s.total / 100 * u64::from(l.min_free_percent.min(100)));
+        let floor = Floor {
+            min_free: l.min_free,
+            min_free_percent: l.min_free_percent,
+        }
+        .bytes(s.total);
         if s.avail < floor {
             return Err(Short::Floor {
                 free: s.avail,
