@@ -58,12 +58,18 @@ impl SessionHost {
     /// recorder at `root/run-jit-ssh/recorder.sock` of recorded logins)
     /// instead of reading principals files itself.
     pub fn start_with_principals_command() -> SessionHost {
+        Self::start_with_principals_command_and("")
+    }
+
+    /// [`Self::start_with_principals_command`] with `extra` sshd lines.
+    pub fn start_with_principals_command_and(extra: &str) -> SessionHost {
         let (program, copy) = principals_command_copy();
-        let mut host = Self::build(|root, dir| {
+        let extra = extra.to_owned();
+        let mut host = Self::build(move |root, dir| {
             (
                 root.join("no-principals-files"),
                 format!(
-                    "{SSHD_SESSION_LINES}AuthorizedPrincipalsCommand {} principals --dir {} --recorder-socket {} %u %T %k\nAuthorizedPrincipalsCommandUser root\n",
+                    "{SSHD_SESSION_LINES}{extra}AuthorizedPrincipalsCommand {} principals --dir {} --recorder-socket {} %u %T %k\nAuthorizedPrincipalsCommandUser root\n",
                     program.display(),
                     dir.display(),
                     root.join("run-jit-ssh").join("recorder.sock").display()

@@ -243,10 +243,10 @@ pub async fn handle(stream: UnixStream, ctx: Arc<Context>) {
             Err(e) => Err(e.to_string()),
         };
         match answer {
-            Ok(recorded) => {
-                if recorded {
+            Ok(watched) => {
+                if let Some(mode) = watched {
                     log(&format!(
-                        "sshd (pid {}) is letting in a recorded certificate: its session wrapper must announce itself",
+                        "sshd (pid {}) is letting in a certificate whose session runs through the wrapper (record {mode}): watching the login",
                         pid.and_then(super::peer::parent_of).unwrap_or(0)
                     ));
                 }

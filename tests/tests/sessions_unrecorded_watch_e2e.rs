@@ -1,0 +1,191 @@
+//! `record = "off"` certificates on a host whose sshd asks
+//! `jit-ssh-host principals`: the host recorder hears of them too (it
+//! records nothing) and ends their logins at the certificate's end, when
+//! a shell startup file skipped the wrapper or the wrapper was stopped.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use jit_ssh_e2e::recorder::Recorder;
+use jit_ssh_e2e::session_host::{kill_marked, process_running, SessionHost};
+use jit_ssh_e2e::{have_tools, run, SSH, SSHD, SSH_KEYGEN};
+
+/// The tools, and root (the recorder reads other users' /proc entries and
+/// ends their processes). Not root: a loud skip (a failure under
+/// JIT_SSH_REQUIRE_E2E=1).
+fn ready(test: &str) -> bool {
+    if !have_tools(test, &[SSHD, SSH, SSH_KEYGEN]) {
+        return false;
+    }
+    let root = run(Command::new("id").arg("-u")).stdout == b"0\n";
+    if !root {
+        let msg = format!("{test}: the host recorder runs as root; run the tests as root");
+        if std::env::var("JIT_SSH_REQUIRE_E2E").as_deref() == Ok("1") {
+            panic!("JIT_SSH_REQUIRE_E2E=1 but {msg}");
+        }
+        eprintln!("\n!!!!!!!! SKIPPED END-TO-END TEST {msg} !!!!!!!!\n");
+    }
+    root
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Waits for `ssh` (a child) to exit; when it did, in seconds since the
+/// Unix epoch.
+fn exited_at(child: &mut std::process::Child, within: Duration) -> Option<f64> {
+    let until = Instant::now() + within;
+    while Instant::now() < until {
+        if let Ok(Some(_)) = child.try_wait() {
+            return Some(now());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// sshd passes the client's `BASH_ENV` on, and bash, run by sshd as
+/// `bash -c FORCE-COMMAND`, reads the file it names first: a shell
+/// startup file the test can write without touching the account's home
+/// (the tests run as root). It does what a `~/.bashrc` line would.
+const STARTUP_FILE_LINES: &str = "AcceptEnv BASH_ENV\n";
+
+#[test]
+fn an_unrecorded_login_whose_startup_file_skips_the_wrapper_ends_and_records_nothing() {
+    if !ready("sessions_unrecorded_watch_e2e") {
+        return;
+    }
+    let h = SessionHost::start_with_principals_command_and(STARTUP_FILE_LINES);
+    let rec = Recorder::start(&h, None);
+
+    // Through the wrapper, a record=off command outlives the recorder's
+    // grace: the wrapper it runs is the certificate's.
+    let (cert, _, _) = h.certificate("10m", &rec.wrapper_args("off"));
+    let out = run(h.ssh(&cert).arg("sleep 7; echo still-here"));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "still-here\n",
+        "{out:?}\nrecorder log:\n{}",
+        rec.log_text()
+    );
+
+    // The startup file replaces the shell before it runs the wrapper with
+    // an interactive shell reading the connection: a session with no
+    // wrapper, which nothing would end at the certificate's expiry.
+    let rc = h.root.join("startup.sh");
+    std::fs::write(&rc, "exec -a bash-7340 bash --norc -i\n").unwrap();
+    let (cert, _, valid_before) = h.certificate("20s", &rec.wrapper_args("off"));
+    let started = Instant::now();
+    let mut ssh = h
+        .ssh(&cert)
+        .arg("-o")
+        .arg(format!("SetEnv=BASH_ENV={}", rc.display()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ended = exited_at(&mut ssh, Duration::from_secs(40));
+    let survived = process_running("bash-7340");
+    kill_marked("bash-7340");
+    let ended = ended.unwrap_or_else(|| {
+        panic!(
+            "a record=off login that skipped the wrapper went on past its certificate; recorder log:\n{}",
+            rec.log_text()
+        )
+    });
+    eprintln!(
+        "an unwrapped record=off login ended {:?} after ssh started ({:.2} s before valid_before)",
+        started.elapsed(),
+        valid_before as f64 - ended
+    );
+    assert!(
+        ended <= valid_before as f64 + 3.0,
+        "ended {:.2} s after valid_before",
+        ended - valid_before as f64
+    );
+    assert!(!survived, "the unwrapped shell survived the login's end");
+    assert!(
+        rec.log_text().contains("without its session wrapper"),
+        "{}",
+        rec.log_text()
+    );
+    // record=off: nothing was recorded or spooled.
+    assert!(rec.sessions().is_empty(), "{:?}", rec.sessions());
+}
+
+#[test]
+fn a_stopped_wrapper_does_not_keep_an_unrecorded_session_past_expiry_or_revocation() {
+    if !ready("sessions_unrecorded_watch_e2e") {
+        return;
+    }
+    let h = SessionHost::start_with_principals_command();
+    let rec = Recorder::start(&h, None);
+    let (cert, _, valid_before) = h.certificate("8s", &rec.wrapper_args("off"));
+    let mut ssh = h
+        .ssh(&cert)
+        .arg("kill -STOP $PPID; sleep 7341; echo overstayed")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ended = exited_at(&mut ssh, Duration::from_secs(30));
+    let survived = process_running("sleep 7341");
+    kill_marked("sleep 7341");
+    let late = ended.map(|t| t - valid_before as f64);
+    eprintln!("a stopped record=off wrapper's session ended {late:?} s after valid_before");
+    assert!(
+        late.is_some_and(|l| (0.0..=6.0).contains(&l)),
+        "ended {late:?} s after expiry; recorder log:\n{}",
+        rec.log_text()
+    );
+    assert!(!survived, "the command outlived the certificate");
+
+    let (cert, serial, _) = h.certificate("10m", &rec.wrapper_args("off"));
+    let mut ssh = h
+        .ssh(&cert)
+        .arg("kill -STOP $PPID; sleep 7342; echo overstayed")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    while !process_named_sleep() {
+        assert!(Instant::now() < until, "{}", rec.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    h.install_krl(&format!("serial: {serial}\n"));
+    let revoked = Instant::now();
+    let ended = exited_at(&mut ssh, Duration::from_secs(10));
+    let survived = process_running("sleep 7342");
+    kill_marked("sleep 7342");
+    assert!(
+        ended.is_some(),
+        "a stopped record=off wrapper kept a revoked session; log:\n{}",
+        rec.log_text()
+    );
+    eprintln!(
+        "a stopped record=off wrapper's revoked session ended {:?} after the KRL",
+        revoked.elapsed()
+    );
+    assert!(!survived);
+    assert!(rec.sessions().is_empty(), "{:?}", rec.sessions());
+}
+
+/// Whether the remote `sleep 7342` runs (argv[0] `sleep`; the local ssh
+/// client's command line names it too).
+fn process_named_sleep() -> bool {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == b"sleep\x007342\x00"))
+}
