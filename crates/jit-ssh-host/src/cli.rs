@@ -101,13 +101,23 @@ pub enum HostCommand {
         /// Accounts jit-ssh may log in as (repeatable).
         #[arg(long = "account", required = true)]
         accounts: Vec<String>,
-        /// Print AuthorizedPrincipalsCommand lines running this
-        /// jit-ssh-host (e.g. /usr/local/bin/jit-ssh-host) instead of
-        /// AuthorizedPrincipalsFile: the host recorder then hears of every
-        /// login that must be recorded, and ends one that skips the
-        /// session wrapper (docs/sessions.md).
-        #[arg(long, value_name = "JIT_SSH_HOST")]
-        principals_command: Option<std::path::PathBuf>,
+        /// The jit-ssh-host sshd runs as its AuthorizedPrincipalsCommand
+        /// (an absolute path, root's, in directories only root can
+        /// write): it tells the host recorder of every login whose
+        /// session runs through the wrapper, and the recorder ends one
+        /// that skips it (docs/sessions.md).
+        #[arg(
+            long,
+            value_name = "JIT_SSH_HOST",
+            default_value = "/usr/local/bin/jit-ssh-host"
+        )]
+        principals_command: std::path::PathBuf,
+        /// Print `AuthorizedPrincipalsFile DIR/principals/%u` instead of
+        /// the command: no recorder needed, but a shell startup file that
+        /// skips the session wrapper then keeps the session past its
+        /// certificate's end (docs/sessions.md).
+        #[arg(long, conflicts_with = "principals_command")]
+        principals_file: bool,
     },
 }
 
@@ -200,11 +210,10 @@ pub fn run(command: HostCommand, json: bool) -> Result<(), HostError> {
             host,
             accounts,
             principals_command,
+            principals_file,
         } => {
-            print!(
-                "{}",
-                crate::setup::setup(&dir, &host, &accounts, principals_command.as_deref())?
-            );
+            let command = (!principals_file).then_some(principals_command.as_path());
+            print!("{}", crate::setup::setup(&dir, &host, &accounts, command)?);
             Ok(())
         }
     }

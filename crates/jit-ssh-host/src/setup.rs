@@ -27,10 +27,11 @@ fn simple_name(s: &str, what: &str) -> Result<(), HostError> {
 
 /// Writes `DIR/principals/ACCOUNT` (one `ACCOUNT@HOST` line) for each
 /// account and returns the sshd_config lines to add. With
-/// `principals_command` (the path of `jit-ssh-host`), sshd asks
-/// `jit-ssh-host principals` instead of reading the files, so the host
-/// recorder hears of every login that must be recorded before sshd
-/// accepts it (docs/sessions.md).
+/// `principals_command` (the path of `jit-ssh-host`; the CLI's default),
+/// sshd asks `jit-ssh-host principals` instead of reading the files, so
+/// the host recorder hears of every login whose session runs through the
+/// wrapper before sshd accepts it, and ends one that skips the wrapper
+/// (docs/sessions.md). `None` (`--principals-file`): sshd reads the files.
 pub fn setup(
     dir: &Path,
     host: &str,
@@ -59,8 +60,10 @@ pub fn setup(
             }
             format!(
                 "# Principals from jit-ssh-host, which first tells the host recorder of a\n\
-                 # login that must be recorded (no recorder, no login); never also from a\n\
-                 # file, whose match would skip the command.\n\
+                 # login whose session runs through the wrapper, so that the recorder ends\n\
+                 # it should a shell startup file skip the wrapper (no recorder, no such\n\
+                 # login); never also from a file, whose match would skip the command.\n\
+                 # `jit-ssh-host setup --principals-file` prints the file line instead.\n\
                  AuthorizedPrincipalsFile none\n\
                  AuthorizedPrincipalsCommand {} principals --dir {} %u %T %k\n\
                  AuthorizedPrincipalsCommandUser nobody\n",
@@ -77,8 +80,9 @@ pub fn setup(
          # runs) reads the certificate from the file sshd names in $SSH_USER_AUTH:\n\
          # without this line it refuses every login (docs/sessions.md).\n\
          ExposeAuthInfo yes\n\
-         # Sessions recorded by policy (the default) need the host recorder: without\n\
-         # it they are refused. Install systemd/jit-ssh-host-recorder.socket and\n\
+         # Recorded sessions (the default policy), and with the principals command\n\
+         # every session that runs through the wrapper, need the host recorder:\n\
+         # without it they are refused. Install systemd/jit-ssh-host-recorder.socket and\n\
          # .service (set the CA URL), then `systemctl enable --now\n\
          # jit-ssh-host-recorder.socket jit-ssh-host-recorder.service`.\n",
         dir.display()
