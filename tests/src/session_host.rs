@@ -80,6 +80,49 @@ impl SessionHost {
         host
     }
 
+    /// A host whose sshd asks for principals with the lines `jit-ssh-host
+    /// setup` prints by default (the command run as `nobody`), told only
+    /// where the test's recorder listens. The temp dir is made 0755 so
+    /// that `nobody` reaches the principals files and the socket.
+    pub fn start_with_setup_lines() -> SessionHost {
+        use std::os::unix::fs::PermissionsExt;
+        let (program, copy) = principals_command_copy();
+        let mut host = Self::build(move |root, dir| {
+            std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let out = Command::new(&program)
+                .args(["setup", "--host", "db.test", "--account", &login_name()])
+                .arg("--dir")
+                .arg(dir)
+                .arg("--principals-command")
+                .arg(&program)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            let socket = root.join("run-jit-ssh").join("recorder.sock");
+            let lines: String = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| l.starts_with("AuthorizedPrincipalsCommand"))
+                .map(|l| {
+                    l.replacen(
+                        " principals ",
+                        &format!(" principals --recorder-socket {} ", socket.display()),
+                        1,
+                    ) + "\n"
+                })
+                .collect();
+            assert!(
+                lines.contains("AuthorizedPrincipalsCommandUser nobody\n"),
+                "{lines}"
+            );
+            (
+                root.join("no-principals-files"),
+                format!("{SSHD_SESSION_LINES}{lines}"),
+            )
+        });
+        host._principals_bin = copy;
+        host
+    }
+
     /// A host whose sshd gets `extra` config lines.
     pub fn start_with(extra: &str) -> SessionHost {
         let extra = extra.to_owned();

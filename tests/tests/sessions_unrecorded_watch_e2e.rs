@@ -197,6 +197,36 @@ fn process_named_sleep() -> bool {
         .any(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == b"sleep\x007342\x00"))
 }
 
+#[test]
+fn the_lines_setup_prints_make_sshd_tell_the_recorder_of_unrecorded_logins() {
+    if !ready("sessions_unrecorded_watch_e2e") {
+        return;
+    }
+    let h = SessionHost::start_with_setup_lines();
+    let socket = h.root.join("run-jit-ssh").join("recorder.sock");
+    let off = format!("--record off --recorder-socket {}", socket.display());
+    let (cert, _, _) = h.certificate("10m", &off);
+    // No recorder: refused.
+    let out = run(h.ssh(&cert).arg("echo in"));
+    assert_eq!(out.status.code(), Some(255), "{out:?}");
+    // With one, the command (run as nobody) tells it, and sshd lets the
+    // login in with the account's principals.
+    let rec = Recorder::start(&h, None);
+    let out = run(h.ssh(&cert).arg("echo in"));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "in\n",
+        "{out:?}\n{}",
+        rec.log_text()
+    );
+    assert!(
+        rec.log_text().contains("(record off): watching the login"),
+        "{}",
+        rec.log_text()
+    );
+    assert!(rec.sessions().is_empty(), "{:?}", rec.sessions());
+}
+
 /// How long a login takes from `ssh` starting to its wrapper's first
 /// output (the hello, for a recorded one, comes before it): what the
 /// recorder's grace for a process that is not yet the wrapper must

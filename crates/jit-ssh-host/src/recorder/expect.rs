@@ -17,7 +17,6 @@
 //! (docs/sessions.md).
 
 use std::collections::{HashMap, HashSet};
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -57,8 +56,10 @@ pub struct Expect {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExpectError {
-    #[error("the principals command's parent is not a root sshd process")]
-    NotSshdMonitor,
+    #[error(
+        "the principals command's parent ({parent:?}, running {exe:?}) is not a root sshd process"
+    )]
+    NotSshdMonitor { parent: Option<i32>, exe: String },
     #[error("the certificate does not parse: {0}")]
     Certificate(#[source] ssh_key::Error),
     #[error(transparent)]
@@ -139,10 +140,17 @@ fn lock(r: &Shared) -> std::sync::MutexGuard<'_, Registry> {
 /// certificate's record mode when it runs the wrapper (the login is then
 /// watched), `None` when it does not.
 pub fn expect(r: &Shared, pid: i32, e: &Expect, dir: &Path) -> Result<Option<String>, ExpectError> {
-    let monitor = parent_of(pid).ok_or(ExpectError::NotSshdMonitor)?;
-    let root = std::fs::metadata(format!("/proc/{monitor}")).is_ok_and(|m| m.uid() == 0);
-    if !root || is_sshd(monitor).is_err() {
-        return Err(ExpectError::NotSshdMonitor);
+    let parent = parent_of(pid);
+    let not = || ExpectError::NotSshdMonitor {
+        parent,
+        exe: parent
+            .and_then(|p| std::fs::read_link(format!("/proc/{p}/exe")).ok())
+            .map(|e| e.display().to_string())
+            .unwrap_or_default(),
+    };
+    let monitor = parent.ok_or_else(not)?;
+    if real_uid(monitor) != Some(0) || is_sshd(monitor).is_err() {
+        return Err(not());
     }
     let cert = Certificate::from_openssh(&e.certificate).map_err(ExpectError::Certificate)?;
     crate::session::trusted(std::slice::from_ref(&cert), dir).map_err(ExpectError::Untrusted)?;
@@ -162,6 +170,23 @@ pub fn expect(r: &Shared, pid: i32, e: &Expect, dir: &Path) -> Result<Option<Str
         },
     );
     Ok(Some(mode))
+}
+
+/// The real uid of `pid` (`/proc/PID/status`). Not the owner of
+/// `/proc/PID`, which follows the effective uid: sshd's monitor runs
+/// `AuthorizedPrincipalsCommandUser nobody`'s command and reads its
+/// output with its effective uid swapped to `nobody` (OpenSSH's
+/// `temporarily_use_uid`), its real uid still root's. A process of a
+/// user's cannot have a real uid of 0.
+fn real_uid(pid: i32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// The certificate (serial, key id) sshd let in the login whose sshd
@@ -445,6 +470,21 @@ mod tests {
     }
 
     #[test]
+    fn the_real_uid_is_read_from_proc() {
+        let me = i32::try_from(std::process::id()).unwrap();
+        let uid = String::from_utf8(
+            std::process::Command::new("id")
+                .arg("-ru")
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        assert_eq!(real_uid(me), uid.trim().parse().ok());
+        assert_eq!(real_uid(-1), None);
+    }
+
+    #[test]
     fn a_principals_command_not_run_by_a_root_sshd_is_refused() {
         let r = Shared::default();
         let me = i32::try_from(std::process::id()).unwrap();
@@ -454,7 +494,7 @@ mod tests {
         };
         assert!(matches!(
             expect(&r, me, &e, Path::new("/nonexistent")),
-            Err(ExpectError::NotSshdMonitor)
+            Err(ExpectError::NotSshdMonitor { .. })
         ));
     }
 }
