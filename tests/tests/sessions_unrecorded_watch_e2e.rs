@@ -227,6 +227,57 @@ fn the_lines_setup_prints_make_sshd_tell_the_recorder_of_unrecorded_logins() {
     assert!(rec.sessions().is_empty(), "{:?}", rec.sessions());
 }
 
+#[test]
+fn other_processes_of_nobody_holding_idle_connections_do_not_refuse_logins() {
+    if !ready("sessions_unrecorded_watch_e2e")
+        || !have_tools(
+            "sessions_unrecorded_watch_e2e",
+            &["/usr/bin/python3", "/usr/bin/setpriv"],
+        )
+    {
+        return;
+    }
+    // setup's lines run the principals command as nobody, an account
+    // other daemons share; the recorder caps idle connections per uid.
+    let h = SessionHost::start_with_setup_lines();
+    let rec = Recorder::start(&h, None);
+    let mut hog = Command::new("setpriv")
+        .args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "/usr/bin/python3",
+            "-c",
+        ])
+        .arg(format!(
+            "import socket,time\nss=[]\nfor _ in range(20):\n s=socket.socket(socket.AF_UNIX)\n s.settimeout(0.05)\n try:\n  s.connect({:?})\n  ss.append(s)\n except OSError:\n  s.close()\nprint('held', len(ss), flush=True)\ntime.sleep(30)\n",
+            rec.socket.display().to_string()
+        ))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(hog.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let (cert, _, _) = h.certificate(
+        "10m",
+        &format!("--record off --recorder-socket {}", rec.socket.display()),
+    );
+    let out = run(h.ssh(&cert).arg("echo in"));
+    let _ = hog.kill();
+    let _ = hog.wait();
+    assert!(line.starts_with("held"), "{line}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "in\n",
+        "{out:?}\n{}",
+        rec.log_text()
+    );
+}
+
 /// How long a login takes from `ssh` starting to its wrapper's first
 /// output (the hello, for a recorded one, comes before it): what the
 /// recorder's grace for a process that is not yet the wrapper must

@@ -149,7 +149,7 @@ pub fn expect(r: &Shared, pid: i32, e: &Expect, dir: &Path) -> Result<Option<Str
             .unwrap_or_default(),
     };
     let monitor = parent.ok_or_else(not)?;
-    if real_uid(monitor) != Some(0) || is_sshd(monitor).is_err() {
+    if !is_root_sshd(monitor) {
         return Err(not());
     }
     let cert = Certificate::from_openssh(&e.certificate).map_err(ExpectError::Certificate)?;
@@ -187,6 +187,12 @@ fn real_uid(pid: i32) -> Option<u32> {
         .next()?
         .parse()
         .ok()
+}
+
+/// Whether `pid` is sshd running as root (real uid 0): a login's
+/// monitor, whatever its effective uid is for the moment.
+pub fn is_root_sshd(pid: i32) -> bool {
+    real_uid(pid) == Some(0) && is_sshd(pid).is_ok()
 }
 
 /// The certificate (serial, key id) sshd let in the login whose sshd
