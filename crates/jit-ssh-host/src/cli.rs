@@ -43,6 +43,9 @@ pub enum HostCommand {
         /// Extra PEM root certificate for the CA's TLS.
         #[arg(long)]
         ca_cert: Option<std::path::PathBuf>,
+        /// How the drop-in has sshd get principals.
+        #[command(flatten)]
+        principals: crate::setup::PrincipalsSource,
     },
     /// Fetch, verify and atomically install the signed CA key set and the
     /// KRL its signed manifest names (run every 30 s by
@@ -101,23 +104,8 @@ pub enum HostCommand {
         /// Accounts jit-ssh may log in as (repeatable).
         #[arg(long = "account", required = true)]
         accounts: Vec<String>,
-        /// The jit-ssh-host sshd runs as its AuthorizedPrincipalsCommand
-        /// (an absolute path, root's, in directories only root can
-        /// write): it tells the host recorder of every login whose
-        /// session runs through the wrapper, and the recorder ends one
-        /// that skips it (docs/sessions.md).
-        #[arg(
-            long,
-            value_name = "JIT_SSH_HOST",
-            default_value = "/usr/local/bin/jit-ssh-host"
-        )]
-        principals_command: std::path::PathBuf,
-        /// Print `AuthorizedPrincipalsFile DIR/principals/%u` instead of
-        /// the command: no recorder needed, but a shell startup file that
-        /// skips the session wrapper then keeps the session past its
-        /// certificate's end (docs/sessions.md).
-        #[arg(long, conflicts_with = "principals_command")]
-        principals_file: bool,
+        #[command(flatten)]
+        principals: crate::setup::PrincipalsSource,
     },
 }
 
@@ -139,6 +127,7 @@ pub fn run(command: HostCommand, json: bool) -> Result<(), HostError> {
             dir,
             sshd_config_dir,
             ca_cert,
+            principals,
         } => {
             let ca_urls = crate::failover::parse_ca_urls(&ca)?;
             let done =
@@ -151,6 +140,7 @@ pub fn run(command: HostCommand, json: bool) -> Result<(), HostError> {
                     dir,
                     sshd_config_dir,
                     ca_cert,
+                    principals_command: principals.command().map(std::path::Path::to_owned),
                 }))?;
             if json {
                 println!(
@@ -209,11 +199,12 @@ pub fn run(command: HostCommand, json: bool) -> Result<(), HostError> {
             dir,
             host,
             accounts,
-            principals_command,
-            principals_file,
+            principals,
         } => {
-            let command = (!principals_file).then_some(principals_command.as_path());
-            print!("{}", crate::setup::setup(&dir, &host, &accounts, command)?);
+            print!(
+                "{}",
+                crate::setup::setup(&dir, &host, &accounts, principals.command())?
+            );
             Ok(())
         }
     }
