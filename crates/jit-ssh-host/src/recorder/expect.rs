@@ -26,6 +26,7 @@ use ssh_key::Certificate;
 
 use super::login_end::{Ending, LoginEnd};
 use super::peer::{is_sshd, parent_of, runs_wrapper, same_exe, start_time};
+use super::reap::{table, ProcessTable};
 
 /// How long a process of a watched login may run without being its
 /// session wrapper. What runs there legitimately before the wrapper is
@@ -224,13 +225,11 @@ fn is_announced(announced: &HashSet<(i32, u64)>, pid: i32) -> bool {
     start_time(pid).is_some_and(|s| announced.contains(&(pid, s)))
 }
 
-fn children(pid: i32) -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&c| parent_of(c) == Some(pid))
+/// The children of `pid` in a process table (pid → (ppid, sid)).
+fn children(t: &ProcessTable, pid: i32) -> Vec<i32> {
+    t.iter()
+        .filter(|(_, &(ppid, _))| ppid == pid)
+        .map(|(&c, _)| c)
         .collect()
 }
 
@@ -276,12 +275,14 @@ pub fn sweep(r: &Shared, wrapper: &Path) -> Vec<Ending> {
     } = &mut *reg;
     let mut bad = Vec::new();
     let mut seen = HashSet::new();
+    // One look at /proc for every login (each was a scan of its own).
+    let t = table();
     for (&monitor, login) in logins.iter_mut() {
         // The session runs below the monitor's unprivileged child, or
         // below the monitor itself (a root login has no such child).
         // sshd's own processes are forks of the monitor (the same file);
         // a program of the user's named sshd is not.
-        let forks: Vec<i32> = children(monitor)
+        let forks: Vec<i32> = children(&t, monitor)
             .into_iter()
             .filter(|&c| same_exe(c, monitor))
             .collect();
@@ -289,7 +290,7 @@ pub fn sweep(r: &Shared, wrapper: &Path) -> Vec<Ending> {
         sessions.extend(&forks);
         let mut wrapped = Vec::new();
         for &session in &sessions {
-            for child in children(session) {
+            for child in children(&t, session) {
                 if sessions.contains(&child) || same_exe(child, monitor) {
                     continue;
                 }
@@ -336,7 +337,7 @@ pub fn sweep(r: &Shared, wrapper: &Path) -> Vec<Ending> {
             "{} logged in with certificate serial {} ({})",
             login.account, login.serial, login.key_id
         );
-        bad.extend(login.end.look(&login.cert, &ends, &what));
+        bad.extend(login.end.look(&t, &login.cert, &ends, &what));
     }
     first_seen.retain(|p, _| seen.contains(p));
     bad

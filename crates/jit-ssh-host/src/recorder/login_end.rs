@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ssh_key::Certificate;
 
-use super::reap::Watched;
+use super::reap::{ProcessTable, Watched};
 use crate::session::revocation::KrlWatch;
 
 /// How long past `valid_before`, or after the KRL named the certificate,
@@ -67,15 +67,22 @@ impl LoginEnd {
         }
     }
 
-    /// One look at the login whose sshd session processes to end are
-    /// `sessions`; `what` names the login in the log.
-    pub fn look(&mut self, cert: &Certificate, sessions: &[i32], what: &str) -> Vec<Ending> {
+    /// One look, with the process table `t`, at the login whose sshd
+    /// session processes to end are `sessions`; `what` names the login
+    /// in the log.
+    pub fn look(
+        &mut self,
+        t: &ProcessTable,
+        cert: &Certificate,
+        sessions: &[i32],
+        what: &str,
+    ) -> Vec<Ending> {
         self.watched.retain(|s, _| sessions.contains(s));
         for &s in sessions {
             self.watched
                 .entry(s)
-                .and_modify(Watched::refresh)
-                .or_insert_with(|| Watched::below_sshd(s));
+                .or_insert_with(|| Watched::below_sshd(s))
+                .refresh_from(t);
         }
         let why = if self
             .deadline
