@@ -189,6 +189,29 @@ fn a_stopped_wrapper_does_not_keep_an_unrecorded_session_past_expiry_or_revocati
     assert!(rec.sessions().is_empty(), "{:?}", rec.sessions());
 }
 
+#[test]
+fn a_connection_without_a_session_ends_with_its_certificate() {
+    if !ready("sessions_unrecorded_watch_e2e") {
+        return;
+    }
+    let h = SessionHost::start_with_principals_command();
+    let rec = Recorder::start(&h, None);
+    for mode in ["off", "output"] {
+        // `ssh -N`: no command, so no wrapper ever runs (port forwards
+        // would ride on this connection).
+        let (cert, _, valid_before) = h.certificate("6s", &rec.wrapper_args(mode));
+        let mut ssh = h.ssh(&cert).arg("-N").stdin(Stdio::null()).spawn().unwrap();
+        let ended = exited_at(&mut ssh, Duration::from_secs(25));
+        let late = ended.map(|t| t - valid_before as f64);
+        eprintln!("record {mode}: an `ssh -N` connection ended {late:?} s after valid_before");
+        assert!(
+            late.is_some_and(|l| (0.0..=6.0).contains(&l)),
+            "record {mode}: ended {late:?} s after expiry; recorder log:\n{}",
+            rec.log_text()
+        );
+    }
+}
+
 /// Whether the remote `sleep 7342` runs (argv[0] `sleep`; the local ssh
 /// client's command line names it too).
 fn process_named_sleep() -> bool {
