@@ -1,7 +1,10 @@
 //! `record = "off"` certificates on a host whose sshd asks
 //! `jit-ssh-host principals`: the host recorder hears of them too (it
-//! records nothing) and ends their logins at the certificate's end, when
-//! a shell startup file skipped the wrapper or the wrapper was stopped.
+//! records nothing) and ends their logins when a shell startup file
+//! skipped the wrapper, or at the certificate's end when the wrapper was
+//! stopped or never ran (`ssh -N`). Also: the lines `jit-ssh-host setup`
+//! prints (the command run as `nobody`) work, and other processes of
+//! `nobody` cannot block them.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
