@@ -58,16 +58,65 @@ impl SessionHost {
     /// recorder at `root/run-jit-ssh/recorder.sock` of recorded logins)
     /// instead of reading principals files itself.
     pub fn start_with_principals_command() -> SessionHost {
+        Self::start_with_principals_command_and("")
+    }
+
+    /// [`Self::start_with_principals_command`] with `extra` sshd lines.
+    pub fn start_with_principals_command_and(extra: &str) -> SessionHost {
         let (program, copy) = principals_command_copy();
-        let mut host = Self::build(|root, dir| {
+        let extra = extra.to_owned();
+        let mut host = Self::build(move |root, dir| {
             (
                 root.join("no-principals-files"),
                 format!(
-                    "{SSHD_SESSION_LINES}AuthorizedPrincipalsCommand {} principals --dir {} --recorder-socket {} %u %T %k\nAuthorizedPrincipalsCommandUser root\n",
+                    "{SSHD_SESSION_LINES}{extra}AuthorizedPrincipalsCommand {} principals --dir {} --recorder-socket {} %u %T %k\nAuthorizedPrincipalsCommandUser root\n",
                     program.display(),
                     dir.display(),
                     root.join("run-jit-ssh").join("recorder.sock").display()
                 ),
+            )
+        });
+        host._principals_bin = copy;
+        host
+    }
+
+    /// A host whose sshd asks for principals with the lines `jit-ssh-host
+    /// setup` prints by default (the command run as `nobody`), told only
+    /// where the test's recorder listens. The temp dir is made 0755 so
+    /// that `nobody` reaches the principals files and the socket.
+    pub fn start_with_setup_lines() -> SessionHost {
+        use std::os::unix::fs::PermissionsExt;
+        let (program, copy) = principals_command_copy();
+        let mut host = Self::build(move |root, dir| {
+            std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let out = Command::new(&program)
+                .args(["setup", "--host", "db.test", "--account", &login_name()])
+                .arg("--dir")
+                .arg(dir)
+                .arg("--principals-command")
+                .arg(&program)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            let socket = root.join("run-jit-ssh").join("recorder.sock");
+            let lines: String = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| l.starts_with("AuthorizedPrincipalsCommand"))
+                .map(|l| {
+                    l.replacen(
+                        " principals ",
+                        &format!(" principals --recorder-socket {} ", socket.display()),
+                        1,
+                    ) + "\n"
+                })
+                .collect();
+            assert!(
+                lines.contains("AuthorizedPrincipalsCommandUser nobody\n"),
+                "{lines}"
+            );
+            (
+                root.join("no-principals-files"),
+                format!("{SSHD_SESSION_LINES}{lines}"),
             )
         });
         host._principals_bin = copy;

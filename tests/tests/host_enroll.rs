@@ -85,7 +85,13 @@ fn enroll_db1(root: &Path, ca: &DevCa, extra: &[&str]) -> (Output, String) {
         &db1.host_key,
         &db1.sync_dir,
         &[
-            &["--sshd-config-dir", db1.drop_ins.to_str().unwrap()],
+            // The drop-in's principals from files: this sshd has no
+            // jit-ssh-host at /usr/local/bin for the default command.
+            &[
+                "--sshd-config-dir",
+                db1.drop_ins.to_str().unwrap(),
+                "--principals-file",
+            ],
             extra,
         ]
         .concat(),

@@ -70,6 +70,14 @@ fn host_sync_installs_only_what_verifies_and_sshd_enforces_it() {
     // The session wrapper needs the certificate sshd accepted.
     assert!(setup.contains("\nExposeAuthInfo yes\n"), "{setup}");
     assert!(setup.contains("jit-ssh-host-recorder.socket"), "{setup}");
+    // By default sshd asks jit-ssh-host for principals (so the recorder
+    // hears of every wrapped login), never a file as well.
+    assert!(
+        setup.contains(
+            "\nAuthorizedPrincipalsCommand /usr/local/bin/jit-ssh-host principals --dir /"
+        ) && setup.contains("\nAuthorizedPrincipalsFile none\n"),
+        "{setup}"
+    );
     let (alice, bob) = (keygen(root, "alice"), keygen(root, "bob"));
     let (alice_cert, bob_cert) = (
         user_cert(&ca_key, &alice, &account, "1001"),

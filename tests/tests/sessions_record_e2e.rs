@@ -520,12 +520,23 @@ fn sshd_refuses_a_recorded_certificate_when_the_recorder_cannot_be_told() {
         String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
         "{out:?}\n{sshd_log}"
     );
-    // A certificate whose policy does not record still logs in.
+    // record = "off" runs the wrapper too: the recorder is what would end
+    // its login should a startup file skip the wrapper, so it is refused
+    // as well.
     let (cert, _, _) = h.certificate("10m", "--record off");
     let out = run(h.ssh(&cert).arg("echo unrecorded"));
+    assert_eq!(out.status.code(), Some(255), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+        "{out:?}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("unrecorded"));
+    // A certificate that does not run the wrapper still logs in.
+    let (cert, _, _) = h.certificate_forcing("10m", "/bin/echo unwrapped");
+    let out = run(h.ssh(&cert).arg("true"));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "unrecorded\n",
+        "unwrapped\n",
         "{out:?}"
     );
 }

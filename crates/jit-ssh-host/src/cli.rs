@@ -43,6 +43,9 @@ pub enum HostCommand {
         /// Extra PEM root certificate for the CA's TLS.
         #[arg(long)]
         ca_cert: Option<std::path::PathBuf>,
+        /// How the drop-in has sshd get principals.
+        #[command(flatten)]
+        principals: crate::setup::PrincipalsSource,
     },
     /// Fetch, verify and atomically install the signed CA key set and the
     /// KRL its signed manifest names (run every 30 s by
@@ -101,13 +104,8 @@ pub enum HostCommand {
         /// Accounts jit-ssh may log in as (repeatable).
         #[arg(long = "account", required = true)]
         accounts: Vec<String>,
-        /// Print AuthorizedPrincipalsCommand lines running this
-        /// jit-ssh-host (e.g. /usr/local/bin/jit-ssh-host) instead of
-        /// AuthorizedPrincipalsFile: the host recorder then hears of every
-        /// login that must be recorded, and ends one that skips the
-        /// session wrapper (docs/sessions.md).
-        #[arg(long, value_name = "JIT_SSH_HOST")]
-        principals_command: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        principals: crate::setup::PrincipalsSource,
     },
 }
 
@@ -129,6 +127,7 @@ pub fn run(command: HostCommand, json: bool) -> Result<(), HostError> {
             dir,
             sshd_config_dir,
             ca_cert,
+            principals,
         } => {
             let ca_urls = crate::failover::parse_ca_urls(&ca)?;
             let done =
@@ -141,6 +140,7 @@ pub fn run(command: HostCommand, json: bool) -> Result<(), HostError> {
                     dir,
                     sshd_config_dir,
                     ca_cert,
+                    principals_command: principals.command().map(std::path::Path::to_owned),
                 }))?;
             if json {
                 println!(
@@ -199,11 +199,11 @@ pub fn run(command: HostCommand, json: bool) -> Result<(), HostError> {
             dir,
             host,
             accounts,
-            principals_command,
+            principals,
         } => {
             print!(
                 "{}",
-                crate::setup::setup(&dir, &host, &accounts, principals_command.as_deref())?
+                crate::setup::setup(&dir, &host, &accounts, principals.command())?
             );
             Ok(())
         }

@@ -43,6 +43,9 @@ pub struct EnrollOptions {
     /// Where to write an sshd_config drop-in, if asked.
     pub sshd_config_dir: Option<PathBuf>,
     pub ca_cert: Option<PathBuf>,
+    /// The drop-in's `AuthorizedPrincipalsCommand` program (`None`:
+    /// `AuthorizedPrincipalsFile`).
+    pub principals_command: Option<PathBuf>,
 }
 
 #[derive(Debug, Serialize)]
@@ -206,7 +209,12 @@ async fn enroll_at(opts: &EnrollOptions, ca_url: reqwest::Url) -> Result<Enrolle
     let cert_abs = std::fs::canonicalize(&cert_file).unwrap_or(cert_file.clone());
     let host_certificate_line = format!("HostCertificate {}", cert_abs.display());
     let drop_in = match &opts.sshd_config_dir {
-        Some(d) => Some(write_drop_in(d, &opts.dir, &host_certificate_line)?),
+        Some(d) => Some(write_drop_in(
+            d,
+            &opts.dir,
+            &host_certificate_line,
+            opts.principals_command.as_deref(),
+        )?),
         None => None,
     };
     Ok(Enrolled {
@@ -267,20 +275,47 @@ fn write_drop_in(
     sshd_config_dir: &Path,
     sync_dir: &Path,
     host_certificate_line: &str,
+    principals_command: Option<&Path>,
 ) -> Result<String, HostError> {
     let sync_dir = std::fs::canonicalize(sync_dir).unwrap_or(sync_dir.to_owned());
     let path = sshd_config_dir.join("50-jit-ssh.conf");
+    let principals = crate::setup::principals_lines(&sync_dir, principals_command)?;
     let text = format!(
         "# Written by `jit-ssh-host enroll`: the host certificate engineers' ssh\n\
          # trusts, and the CA keys and KRL `jit-ssh-host sync` keeps current.\n\
          {host_certificate_line}\n\
          TrustedUserCAKeys {0}/{CA_KEYS_FILE}\n\
          RevokedKeys {0}/{KRL_FILE}\n\
-         AuthorizedPrincipalsFile {0}/principals/%u\n\
+         {principals}\
          # For the session wrapper: it reads the certificate sshd accepted.\n\
          ExposeAuthInfo yes\n",
         sync_dir.display()
     );
     replace(&path, text.as_bytes())?;
     Ok(path.display().to_string())
+}
+
+#[cfg(test)]
+mod drop_in_tests {
+    use super::*;
+
+    #[test]
+    fn the_drop_in_has_sshd_ask_jit_ssh_host_for_principals_unless_told_otherwise() {
+        let d = tempfile::tempdir().unwrap();
+        let cmd = Path::new("/usr/local/bin/jit-ssh-host");
+        write_drop_in(d.path(), d.path(), "HostCertificate /x", Some(cmd)).unwrap();
+        let text = std::fs::read_to_string(d.path().join("50-jit-ssh.conf")).unwrap();
+        assert!(text.contains("\nAuthorizedPrincipalsFile none\n"), "{text}");
+        assert!(
+            text.contains(
+                "\nAuthorizedPrincipalsCommand /usr/local/bin/jit-ssh-host principals --dir /"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("\nExposeAuthInfo yes\n"), "{text}");
+        write_drop_in(d.path(), d.path(), "HostCertificate /x", None).unwrap();
+        let text = std::fs::read_to_string(d.path().join("50-jit-ssh.conf")).unwrap();
+        assert!(text.contains("\nAuthorizedPrincipalsFile /"), "{text}");
+        assert!(!text.contains("AuthorizedPrincipalsCommand"), "{text}");
+    }
 }

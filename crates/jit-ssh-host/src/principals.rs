@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::HostError;
-use crate::recorder::expect::{records, Expect};
+use crate::recorder::expect::{runs_wrapper_policy, wrapper_record_mode, Expect};
 use crate::recorder::protocol::Kind;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -71,6 +71,15 @@ fn blob_type(b64: &str) -> Option<String> {
 }
 
 pub fn run(o: &PrincipalsOptions) -> Result<(), HostError> {
+    if let Some(text) = principals(o)? {
+        print!("{text}");
+    }
+    Ok(())
+}
+
+/// What to print: the account's principals, or `None` (nothing: sshd
+/// refuses the certificate).
+fn principals(o: &PrincipalsOptions) -> Result<Option<String>, HostError> {
     let simple = !o.account.is_empty()
         && !o.account.starts_with('.')
         && o.account
@@ -83,7 +92,7 @@ pub fn run(o: &PrincipalsOptions) -> Result<(), HostError> {
     // names its own, the certificate's.
     let Some(kind) = blob_type(&o.cert) else {
         eprintln!("jit-ssh-host principals: refusing: the key sshd passed is not base64");
-        return Ok(());
+        return Ok(None);
     };
     let openssh = format!("{kind} {}", o.cert);
     let cert = match ssh_key::Certificate::from_openssh(&openssh) {
@@ -92,35 +101,116 @@ pub fn run(o: &PrincipalsOptions) -> Result<(), HostError> {
         // recorded: no principals (sshd refuses it).
         Err(e) if kind.ends_with("-cert-v01@openssh.com") => {
             eprintln!("jit-ssh-host principals: refusing a certificate that does not parse: {e}");
-            return Ok(());
+            return Ok(None);
         }
         Err(_) => None,
     };
     if let Some(cert) = cert {
-        if records(&cert) {
+        if runs_wrapper_policy(&cert) {
             let e = Expect {
                 account: o.account.clone(),
                 certificate: openssh,
             };
             if let Err(why) = tell_recorder(&o.recorder_socket, &e) {
                 // sshd logs the command's stderr; no principals, no login.
+                // record = "off" too: the recorder is what ends a login
+                // whose shell startup file skipped the wrapper, and such a
+                // login would otherwise outlive its certificate.
                 eprintln!(
-                    "jit-ssh-host principals: refusing certificate serial {} for {}: recording is required and the recorder at {} was not told: {why}",
+                    "jit-ssh-host principals: refusing certificate serial {} for {}: its session runs through the wrapper (record {}), and the recorder at {}, which ends it should a shell startup file skip the wrapper, was not told: {why}",
                     cert.serial(),
                     o.account,
+                    wrapper_record_mode(&cert).unwrap_or("?"),
                     o.recorder_socket.display()
                 );
-                return Ok(());
+                return Ok(None);
             }
         }
     }
     let path = o.dir.join("principals").join(&o.account);
     match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            print!("{text}");
-            Ok(())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Some(String::new())),
         Err(e) => Err(HostError::Usage(format!("{}: {e}", path.display()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ssh_key::{certificate, Algorithm, PrivateKey};
+
+    /// A certificate (`TYPE BASE64`) whose force-command is `fc`.
+    fn cert_forcing(fc: &str) -> (String, String) {
+        let mut rng = ssh_key::rand_core::OsRng;
+        let ca = PrivateKey::random(&mut rng, Algorithm::Ed25519).unwrap();
+        let user = PrivateKey::random(&mut rng, Algorithm::Ed25519).unwrap();
+        let mut b = certificate::Builder::new_with_random_nonce(
+            &mut rng,
+            user.public_key(),
+            0,
+            u64::MAX / 2,
+        )
+        .unwrap();
+        b.serial(7).unwrap();
+        b.key_id("jit-ssh:alice:g:7").unwrap();
+        b.valid_principal("oncall@db-1").unwrap();
+        if !fc.is_empty() {
+            b.critical_option("force-command", fc).unwrap();
+        }
+        let line = b.sign(&ca).unwrap().to_openssh().unwrap();
+        let mut words = line.split_whitespace();
+        (
+            words.next().unwrap().to_owned(),
+            words.next().unwrap().to_owned(),
+        )
+    }
+
+    fn options(dir: &Path, cert: (String, String)) -> PrincipalsOptions {
+        PrincipalsOptions {
+            dir: dir.to_owned(),
+            recorder_socket: dir.join("recorder.sock"),
+            account: "oncall".into(),
+            cert_type: cert.0,
+            cert: cert.1,
+        }
+    }
+
+    #[test]
+    fn an_unrecorded_wrapper_certificate_is_announced_and_refused_unheard() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("principals")).unwrap();
+        std::fs::write(dir.path().join("principals/oncall"), "oncall@db-1\n").unwrap();
+        let off = cert_forcing("/usr/local/bin/jit-ssh-host session --record off --grant g");
+        // No recorder: no principals, so sshd refuses the login.
+        assert_eq!(principals(&options(dir.path(), off.clone())).unwrap(), None);
+        // A certificate without the wrapper needs no recorder.
+        let plain = cert_forcing("");
+        assert_eq!(
+            principals(&options(dir.path(), plain)).unwrap().as_deref(),
+            Some("oncall@db-1\n")
+        );
+        // A recorder that answers hears of the record=off login.
+        let o = options(dir.path(), off.clone());
+        let listener = std::os::unix::net::UnixListener::bind(&o.recorder_socket).unwrap();
+        let heard = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut head = [0u8; 5];
+            s.read_exact(&mut head).unwrap();
+            let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+            let mut body = vec![0u8; len];
+            s.read_exact(&mut body).unwrap();
+            let answer = b"{\"session\":\"\"}";
+            let mut frame = vec![Kind::Accepted as u8];
+            frame.extend_from_slice(&(answer.len() as u32).to_be_bytes());
+            frame.extend_from_slice(answer);
+            s.write_all(&frame).unwrap();
+            (head[0], serde_json::from_slice::<Expect>(&body).unwrap())
+        });
+        assert_eq!(principals(&o).unwrap().as_deref(), Some("oncall@db-1\n"));
+        let (kind, e) = heard.join().unwrap();
+        assert_eq!(kind, Kind::Expect as u8);
+        assert_eq!(e.account, "oncall");
+        assert_eq!(e.certificate, format!("{} {}", off.0, off.1));
     }
 }

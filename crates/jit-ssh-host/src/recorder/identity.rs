@@ -132,7 +132,7 @@ fn command_line(pid: i32) -> Vec<String> {
 /// wrapper with `--record off`), and a process the wrapper's pid forked
 /// before that exec could say hello on the connection the pid opened:
 /// the login then ran unrecorded behind an accepted, silent session.
-fn runs_force_command(pid: i32, cert: &Certificate) -> Result<(), IdentityError> {
+pub(super) fn runs_force_command(pid: i32, cert: &Certificate) -> Result<(), IdentityError> {
     let Some(forced) = cert.critical_options().get("force-command") else {
         return Ok(());
     };

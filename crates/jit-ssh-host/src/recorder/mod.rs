@@ -8,6 +8,7 @@
 pub mod expect;
 pub mod identity;
 pub mod listen;
+pub mod login_end;
 pub mod peer;
 pub mod protocol;
 pub mod reap;
@@ -136,7 +137,7 @@ pub fn run(opts: &RecorderOptions) -> Result<(), HostError> {
                 },
             ),
         });
-        tokio::spawn(sweep(ctx.registry.clone()));
+        tokio::spawn(sweep(ctx.registry.clone(), ctx.wrapper.clone()));
         match urls {
             Some(urls) => {
                 eprintln!(
@@ -172,22 +173,25 @@ pub fn run(opts: &RecorderOptions) -> Result<(), HostError> {
     })
 }
 
-/// Once a second: logins of recorded certificates whose sshd started
-/// something other than an announced wrapper are ended.
-async fn sweep(registry: expect::Shared) {
+/// Once a second: watched logins whose sshd started something other
+/// than their wrapper, or whose certificate ended, are ended.
+async fn sweep(registry: expect::Shared, wrapper: PathBuf) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tick.tick().await;
-        let r = registry.clone();
-        let bad = tokio::task::spawn_blocking(move || expect::sweep(&r))
+        let (r, w) = (registry.clone(), wrapper.clone());
+        let bad = tokio::task::spawn_blocking(move || expect::sweep(&r, &w))
             .await
             .unwrap_or_default();
-        for (sshd_pid, why) in bad {
-            let did =
-                tokio::task::spawn_blocking(move || reap::Watched::below_sshd(sshd_pid).hang_up())
-                    .await
-                    .unwrap_or_default();
-            eprintln!("jit-ssh-host recorder: {why}: ended the login ({did})");
+        for ending in bad {
+            let watched = ending.watched;
+            let did = tokio::task::spawn_blocking(move || watched.hang_up())
+                .await
+                .unwrap_or_default();
+            eprintln!(
+                "jit-ssh-host recorder: {}: ended the login ({did})",
+                ending.why
+            );
         }
     }
 }

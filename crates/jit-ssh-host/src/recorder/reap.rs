@@ -61,7 +61,10 @@ pub fn session_scope(cgroup: &str) -> Option<std::path::PathBuf> {
 }
 
 /// pid → (ppid, sid) of every process.
-fn table() -> HashMap<i32, (i32, i32)> {
+pub type ProcessTable = HashMap<i32, (i32, i32)>;
+
+/// The process table, from one pass over /proc.
+pub fn table() -> ProcessTable {
     let mut t = HashMap::new();
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
@@ -145,7 +148,8 @@ impl Watched {
         self.refresh_from(&table());
     }
 
-    fn refresh_from(&mut self, t: &HashMap<i32, (i32, i32)>) {
+    /// [`Watched::refresh`] from a table already read.
+    pub fn refresh_from(&mut self, t: &ProcessTable) {
         // A session with no process left is over, and its id is free: once
         // the pid is reused, a new session (another user's login, a
         // daemon) can have it. Forget it, or the hang-up ends that one.

@@ -37,9 +37,21 @@ pub struct Context {
     /// Logins sshd announced, and the wrappers that announced themselves.
     pub registry: super::expect::Shared,
     /// Connections not past their hello yet, per peer uid.
-    pub pending: std::sync::Mutex<std::collections::HashMap<u32, usize>>,
+    pub pending: std::sync::Mutex<std::collections::HashMap<Caller, usize>>,
     /// The spool's free-space floor and cap.
     pub space: super::space::Guard,
+}
+
+/// Who holds a connection not yet past its first frame: the peer's uid,
+/// and whether its parent is a root sshd (sshd's principals command, run
+/// as `AuthorizedPrincipalsCommandUser`, often `nobody`, or a root
+/// login's wrapper). Counted apart, so that other processes of a shared
+/// account like `nobody` cannot use up its slots and have every login
+/// refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Caller {
+    uid: u32,
+    from_root_sshd: bool,
 }
 
 /// Connections one uid may hold before their hello: a local user who
@@ -49,21 +61,21 @@ pub const MAX_PENDING_PER_UID: usize = 8;
 /// A connection counted in [`Context::pending`] until dropped.
 struct PendingSlot<'a> {
     ctx: &'a Context,
-    uid: u32,
+    caller: Caller,
 }
 
 impl<'a> PendingSlot<'a> {
-    fn take(ctx: &'a Context, uid: u32) -> Option<PendingSlot<'a>> {
+    fn take(ctx: &'a Context, caller: Caller) -> Option<PendingSlot<'a>> {
         let mut p = ctx
             .pending
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let n = p.entry(uid).or_insert(0);
+        let n = p.entry(caller).or_insert(0);
         if *n >= MAX_PENDING_PER_UID {
             return None;
         }
         *n += 1;
-        Some(PendingSlot { ctx, uid })
+        Some(PendingSlot { ctx, caller })
     }
 }
 
@@ -74,10 +86,10 @@ impl Drop for PendingSlot<'_> {
             .pending
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(n) = p.get_mut(&self.uid) {
+        if let Some(n) = p.get_mut(&self.caller) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                p.remove(&self.uid);
+                p.remove(&self.caller);
             }
         }
     }
@@ -237,10 +249,18 @@ enum Outcome {
 }
 
 pub async fn handle(stream: UnixStream, ctx: Arc<Context>) {
-    let Ok(uid) = stream.peer_cred().map(|c| c.uid()) else {
+    let Ok(cred) = stream.peer_cred() else {
         return;
     };
-    let Some(slot) = PendingSlot::take(&ctx, uid) else {
+    let uid = cred.uid();
+    let caller = Caller {
+        uid,
+        from_root_sshd: cred
+            .pid()
+            .and_then(super::peer::parent_of)
+            .is_some_and(super::expect::is_root_sshd),
+    };
+    let Some(slot) = PendingSlot::take(&ctx, caller) else {
         log(&format!(
             "uid {uid} holds {MAX_PENDING_PER_UID} connections that have not said hello: refused another"
         ));
@@ -269,10 +289,10 @@ pub async fn handle(stream: UnixStream, ctx: Arc<Context>) {
             Err(e) => Err(e.to_string()),
         };
         match answer {
-            Ok(recorded) => {
-                if recorded {
+            Ok(watched) => {
+                if let Some(mode) = watched {
                     log(&format!(
-                        "sshd (pid {}) is letting in a recorded certificate: its session wrapper must announce itself",
+                        "sshd (pid {}) is letting in a certificate whose session runs through the wrapper (record {mode}): watching the login",
                         pid.and_then(super::peer::parent_of).unwrap_or(0)
                     ));
                 }
