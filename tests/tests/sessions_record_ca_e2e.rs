@@ -11,38 +11,30 @@
 use std::process::Command;
 use std::time::Duration;
 
-use jit_ssh_e2e::ca_host::{CaHost, SyncProgram};
 use jit_ssh_e2e::people::People;
-use jit_ssh_e2e::recorder::Recorder;
-use jit_ssh_e2e::recording_ca::{start_recording_dev_ca, wait_uploaded};
+use jit_ssh_e2e::recording_ca::{wait_uploaded, RecordingSite};
 use jit_ssh_e2e::session_host::Terminal;
-use jit_ssh_e2e::{have_login_tools, login_name, run, runs_as_root, SshAgent};
+use jit_ssh_e2e::{have_login_tools, run, runs_as_root, SshAgent};
 
 #[test]
 fn a_recorded_session_is_uploaded_and_plays_for_an_auditor() {
     if !have_login_tools("sessions_record_ca_e2e") || !runs_as_root("sessions_record_ca_e2e") {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().to_owned();
-    let account = login_name();
-    let dev = root.join("dev");
-    let host_dir = CaHost::dir_in(&root);
-    let socket = root.join("run-jit-ssh").join("recorder.sock");
+    let site = RecordingSite::in_temp_dir();
 
     // The dev CA, its first rule recording output through the wrapper.
-    let ca = start_recording_dev_ca(&dev, &account, &host_dir, &socket, "");
-    let agent = SshAgent::start(&root);
-    let people = People::enrolled(&root, &ca, &agent, &dev.join("ca.toml"), &["alice", "sam"]);
+    let ca = site.start_ca("");
+    let agent = SshAgent::start(&site.root);
+    let people = People::enrolled(&site.root, &ca, &agent, &site.config(), &["alice", "sam"]);
 
     // The host: sshd (which makes the host key), enrolled with that key.
-    let host = CaHost::start(&root, &ca, &account, "db-1.dev", SyncProgram::Host);
-    host.enroll(&dev, "db-1.dev");
+    let host = site.enrolled_host(&ca, "db-1.dev");
     // First with the CA out of reach: the recording waits in the spool.
-    let mut rec = Recorder::start_at(&root, &host_dir, Some("http://127.0.0.1:1"));
-    assert_eq!(rec.socket, socket);
+    let mut rec = site.recorder(Some("http://127.0.0.1:1"), &[]);
+    assert_eq!(rec.socket, site.socket);
 
-    let serial = people.login("alice", "db-1.dev", &account);
+    let serial = people.login("alice", "db-1.dev", &site.account);
     let mut t = Terminal::open(host.ssh(&agent.socket));
     t.type_line("echo uploaded-$((6*7))");
     t.wait_for("uploaded-42", Duration::from_secs(15));
@@ -64,7 +56,7 @@ fn a_recorded_session_is_uploaded_and_plays_for_an_auditor() {
     assert!(rec.log_text().contains("will retry"), "{}", rec.log_text());
     // A recorder restarted with the CA reachable sends what was spooled.
     rec.stop();
-    let rec = Recorder::start_at(&root, &host_dir, Some(&ca.url));
+    let rec = site.recorder(Some(&ca.url), &[]);
     // Every chunk acknowledged: the session leaves the spool.
     wait_uploaded(&rec, &ca, Duration::from_secs(20));
 
@@ -76,7 +68,7 @@ fn a_recorded_session_is_uploaded_and_plays_for_an_auditor() {
     let cast = people.play("sam", &session);
     assert!(cast.contains("echo uploaded-$((6*7))"), "{cast}");
     assert!(cast.contains("uploaded-42"), "{cast}");
-    let file = root.join("played.cast");
+    let file = site.root.join("played.cast");
     std::fs::write(&file, &cast).unwrap();
     if std::path::Path::new("/usr/bin/asciinema").exists() {
         let out = run(Command::new("script")

@@ -13,11 +13,9 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use jit_ssh_e2e::ca_host::{CaHost, SyncProgram};
 use jit_ssh_e2e::people::People;
-use jit_ssh_e2e::recorder::Recorder;
-use jit_ssh_e2e::recording_ca::{start_recording_dev_ca, wait_uploaded};
-use jit_ssh_e2e::{have_login_tools, login_name, run, run_ok, runs_as_root, SshAgent};
+use jit_ssh_e2e::recording_ca::{wait_uploaded, RecordingSite};
+use jit_ssh_e2e::{have_login_tools, run, run_ok, runs_as_root, SshAgent};
 
 const FLOOD: &str = "head -c 20000000 /dev/urandom | base64 -w 76; echo flood-done";
 
@@ -41,29 +39,17 @@ fn a_ca_out_of_room_and_a_full_spool_lose_nothing_and_the_auditor_sees_spool_ful
     {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().to_owned();
-    let account = login_name();
-    let dev = root.join("dev");
-    let host_dir = CaHost::dir_in(&root);
-    let socket = root.join("run-jit-ssh").join("recorder.sock");
+    let site = RecordingSite::in_temp_dir();
 
     // No machine has 100 TiB free: every upload is below the floor.
-    let ca = start_recording_dev_ca(
-        &dev,
-        &account,
-        &host_dir,
-        &socket,
-        "[recordings]\nmin_free = \"100TiB\"\n",
-    );
-    let agent = SshAgent::start(&root);
-    let mut people = People::enrolled(&root, &ca, &agent, &dev.join("ca.toml"), &["alice", "sam"]);
+    let ca = site.start_ca("[recordings]\nmin_free = \"100TiB\"\n");
+    let agent = SshAgent::start(&site.root);
+    let mut people = People::enrolled(&site.root, &ca, &agent, &site.config(), &["alice", "sam"]);
 
-    let host = CaHost::start(&root, &ca, &account, "db-1.dev", SyncProgram::Host);
-    host.enroll(&dev, "db-1.dev");
+    let host = site.enrolled_host(&ca, "db-1.dev");
 
-    let rec = Recorder::start_at_with(&root, &host_dir, Some(&ca.url), &["--spool-max", "256KiB"]);
-    let serial = people.login("alice", "db-1.dev", &account);
+    let rec = site.recorder(Some(&ca.url), &["--spool-max", "256KiB"]);
+    let serial = people.login("alice", "db-1.dev", &site.account);
     let ssh = || host.ssh(&agent.socket);
 
     // The flood fills the spool (the CA takes nothing): ended spool-full.
@@ -118,10 +104,10 @@ fn a_ca_out_of_room_and_a_full_spool_lose_nothing_and_the_auditor_sees_spool_ful
 
     // The CA has room again (the floor lifted; on a real CA: space freed).
     drop(ca);
-    let ca = start_recording_dev_ca(&dev, &account, &host_dir, &socket, "");
+    let ca = site.start_ca("");
     people.ca_url = ca.url.clone();
     drop(rec);
-    let rec = Recorder::start_at_with(&root, &host_dir, Some(&ca.url), &["--spool-max", "256KiB"]);
+    let rec = site.recorder(Some(&ca.url), &["--spool-max", "256KiB"]);
     wait_uploaded(&rec, &ca, Duration::from_secs(60));
     // One JSON line per recording.
     let listed = people.audit_sessions("sam");
