@@ -8,10 +8,12 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 pub mod agent;
+pub mod ca_host;
 pub mod ca_server;
 pub mod fake_ca;
 pub mod people;
 pub mod recorder;
+pub mod recording_ca;
 pub mod session_host;
 pub mod signed_ca;
 pub mod sshd;
@@ -101,14 +103,39 @@ pub fn have_tools(test: &str, tools: &[&str]) -> bool {
     if missing.is_empty() {
         return true;
     }
-    let msg = format!(
+    skip(&format!(
         "{test}: missing {missing:?} (Debian: apt-get install -y openssh-server openssh-client)"
-    );
+    ));
+    false
+}
+
+/// Whether the tests run as root, which the host recorder needs: it reads
+/// other users' /proc entries and ends their processes. Not root: the same
+/// loud skip (or failure) as a missing tool.
+pub fn runs_as_root(test: &str) -> bool {
+    let root = run(Command::new("id").arg("-u")).stdout == b"0\n";
+    if !root {
+        skip(&format!(
+            "{test}: the host recorder runs as root; run the tests as root"
+        ));
+    }
+    root
+}
+
+/// [`have_tools`] for a recorded session on a host: sshd, ssh and
+/// ssh-keygen, run as root ([`runs_as_root`]).
+pub fn have_recorder_tools(test: &str) -> bool {
+    have_tools(test, &[SSHD, SSH, SSH_KEYGEN]) && runs_as_root(test)
+}
+
+/// A test that cannot run here says so loudly, and fails instead where CI
+/// promised every tool (`JIT_SSH_REQUIRE_E2E=1`): a skip must never pass
+/// for a success there.
+fn skip(msg: &str) {
     if std::env::var("JIT_SSH_REQUIRE_E2E").as_deref() == Ok("1") {
         panic!("JIT_SSH_REQUIRE_E2E=1 but {msg}");
     }
     eprintln!("\n!!!!!!!! SKIPPED END-TO-END TEST {msg} !!!!!!!!\n");
-    false
 }
 
 /// [`have_tools`] for a login as a person makes it: sshd and ssh, the agent,

@@ -6,7 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{bin, browser_script, run, run_ok, NODE};
+use crate::world::ok_json;
+use crate::{bin, browser_script, run, run_ok, DevCa, SshAgent, NODE};
 
 pub struct People {
     pub root: PathBuf,
@@ -15,6 +16,26 @@ pub struct People {
 }
 
 impl People {
+    /// `users` invited and enrolled with `ca` (started from `config`), all
+    /// loading their certificates into `agent`.
+    pub fn enrolled(
+        root: &Path,
+        ca: &DevCa,
+        agent: &SshAgent,
+        config: &Path,
+        users: &[&str],
+    ) -> People {
+        let people = People {
+            root: root.to_owned(),
+            ca_url: ca.url.clone(),
+            agent: agent.socket.clone(),
+        };
+        for user in users {
+            people.enroll(config, user);
+        }
+        people
+    }
+
     pub fn approve_mjs() -> PathBuf {
         browser_script().0.with_file_name("approve.mjs")
     }
@@ -84,5 +105,46 @@ impl People {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// `jit-ssh login HOST --as ACCOUNT --ttl 10m` as `user`, which must
+    /// succeed; the serial of the certificate now in the agent.
+    pub fn login(&self, user: &str, host: &str, account: &str) -> String {
+        let issued = ok_json(&run(self.jit_ssh(user).args([
+            "--json",
+            "login",
+            host,
+            "--as",
+            account,
+            "--ttl",
+            "10m",
+            "--timeout",
+            "60s",
+        ])));
+        issued["serial"].as_str().unwrap().to_owned()
+    }
+
+    /// `jit-ssh --json audit sessions` as `user`: one JSON line per
+    /// recording the CA holds.
+    pub fn audit_sessions(&self, user: &str) -> String {
+        run_ok(
+            self.jit_ssh(user)
+                .args(["--json", "audit", "sessions", "--timeout", "60s"]),
+        )
+    }
+
+    /// `jit-ssh audit play SESSION --cat` as `user`, which must succeed:
+    /// the recording as an asciicast.
+    pub fn play(&self, user: &str, session: &str) -> String {
+        let played =
+            run(self
+                .jit_ssh(user)
+                .args(["audit", "play", session, "--cat", "--timeout", "60s"]));
+        assert!(
+            played.status.success(),
+            "{}",
+            String::from_utf8_lossy(&played.stderr)
+        );
+        String::from_utf8_lossy(&played.stdout).into_owned()
     }
 }

@@ -149,3 +149,10 @@ impl Drop for Sshd {
         }
     }
 }
+
+/// The public host key [`Sshd::start_with`] made in `dir`: what the host
+/// recorder signs with, so what an auditor checks a recording against.
+pub fn host_key(dir: &Path) -> ssh_key::PublicKey {
+    ssh_key::PublicKey::read_openssh_file(&dir.join("ssh_host_ed25519_key.pub"))
+        .expect("reading the host key sshd made")
+}

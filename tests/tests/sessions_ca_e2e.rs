@@ -9,13 +9,13 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use jit_ssh_e2e::ca_host::{CaHost, SyncProgram};
 use jit_ssh_e2e::people::People;
 use jit_ssh_e2e::recorder::Recorder;
-use jit_ssh_e2e::session_host::{Terminal, SSHD_SESSION_LINES};
+use jit_ssh_e2e::session_host::Terminal;
+use jit_ssh_e2e::sshd::host_key;
 use jit_ssh_e2e::world::ok_json;
-use jit_ssh_e2e::{
-    bin, have_login_tools, login_name, run, run_ok, ssh_command, DevCa, SshAgent, Sshd, SSH_KEYGEN,
-};
+use jit_ssh_e2e::{bin, have_login_tools, login_name, run, run_ok, DevCa, SshAgent};
 
 #[test]
 fn a_revocation_and_one_host_sync_end_an_open_session() {
@@ -30,7 +30,7 @@ fn a_revocation_and_one_host_sync_end_an_open_session() {
             .arg(root.join("ca")),
     );
     let account = login_name();
-    let host_dir = root.join("etc-ssh-jit-ssh");
+    let host_dir = CaHost::dir_in(&root);
     let config = root.join("ca.toml");
     std::fs::write(
         &config,
@@ -81,69 +81,15 @@ wrapper = "{wrapper} session --dir {host_dir} --recorder-socket {root}/run-jit-s
     );
     let ca = DevCa::start_config(&root, &config);
     let agent = SshAgent::start(&root);
-    let people = People {
-        root: root.clone(),
-        ca_url: ca.url.clone(),
-        agent: agent.socket.clone(),
-    };
-    people.enroll(&config, "alice");
-    people.enroll(&config, "sam");
+    let people = People::enrolled(&root, &ca, &agent, &config, &["alice", "sam"]);
 
     // The host: sync (trust on first use), principals, sshd for the wrapper.
-    let fp = run_ok(
-        Command::new(SSH_KEYGEN)
-            .arg("-lf")
-            .arg(root.join("ca/ca_key.pub")),
-    )
-    .split_whitespace()
-    .nth(1)
-    .unwrap()
-    .to_owned();
-    let sync = || {
-        let out = run(Command::new(bin("jit-ssh"))
-            .args(["host", "sync", "--ca-url", &ca.url, "--dir"])
-            .arg(&host_dir)
-            .args(["--bootstrap-fingerprint", &fp]));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    sync();
-    std::fs::create_dir_all(host_dir.join("principals")).unwrap();
-    std::fs::write(
-        host_dir.join("principals").join(&account),
-        format!("{account}@db-1.test\n"),
-    )
-    .unwrap();
-    let sshd = Sshd::start_with(
-        &root,
-        &host_dir.join("ca-keys"),
-        &host_dir.join("revoked.krl"),
-        &host_dir.join("principals"),
-        SSHD_SESSION_LINES,
-    );
+    let host = CaHost::start(&root, &ca, &account, "db-1.test", SyncProgram::Client);
 
     // The default policy records: the host's recorder takes the session.
-    let rec = Recorder::start_at(&root, &host_dir, None);
-    let issued = ok_json(&run(people.jit_ssh("alice").args([
-        "--json",
-        "login",
-        "db-1.test",
-        "--as",
-        &account,
-        "--ttl",
-        "10m",
-        "--timeout",
-        "60s",
-    ])));
-    let serial = issued["serial"].as_str().unwrap().to_owned();
-    let mut ssh = ssh_command(sshd.port());
-    ssh.arg("-o")
-        .arg(format!("IdentityAgent={}", agent.socket.display()))
-        .arg(format!("{account}@127.0.0.1"));
-    let mut t = Terminal::open(ssh);
+    let rec = Recorder::start_at(&root, &host.dir, None);
+    let serial = people.login("alice", "db-1.test", &account);
+    let mut t = Terminal::open(host.ssh(&agent.socket));
     t.type_line("echo in-$((20+22))");
     t.wait_for("in-42", Duration::from_secs(15));
 
@@ -161,7 +107,7 @@ wrapper = "{wrapper} session --dir {host_dir} --recorder-socket {root}/run-jit-s
     // Not yet on the host: the session is still open.
     t.type_line("echo still-$((1+1))");
     t.wait_for("still-2", Duration::from_secs(5));
-    sync();
+    host.sync();
     let synced = Instant::now();
     assert!(
         t.wait_exit(Duration::from_secs(5)).is_some(),
@@ -177,9 +123,7 @@ wrapper = "{wrapper} session --dir {host_dir} --recorder-socket {root}/run-jit-s
     // The recording ends with the reason the wrapper gave.
     let ended = rec.wait_ended(Duration::from_secs(10));
     let (header, chunks) = jit_ssh_e2e::recorder::spooled(&ended);
-    let host_key =
-        ssh_key::PublicKey::read_openssh_file(&root.join("ssh_host_ed25519_key.pub")).unwrap();
-    let v = jit_ssh_recording::verify(&header, chunks, &host_key, None).unwrap();
+    let v = jit_ssh_recording::verify(&header, chunks, &host_key(&root), None).unwrap();
     assert_eq!(
         v.end().unwrap().reason,
         jit_ssh_recording::EndReason::Revoked
@@ -187,6 +131,6 @@ wrapper = "{wrapper} session --dir {host_dir} --recorder-socket {root}/run-jit-s
     assert_eq!(v.header().session.serial, serial);
     drop(t);
     drop(rec);
-    drop(sshd);
+    drop(host);
     drop(ca);
 }

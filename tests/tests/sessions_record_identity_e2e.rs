@@ -10,25 +10,25 @@ use std::time::{Duration, Instant};
 
 use jit_ssh_e2e::recorder::Recorder;
 use jit_ssh_e2e::session_host::{process_running, SessionHost};
-use jit_ssh_e2e::{have_tools, run, SSH, SSHD, SSH_KEYGEN};
+use jit_ssh_e2e::{have_recorder_tools, run};
 
-fn ready(test: &str) -> bool {
-    if !have_tools(test, &[SSHD, SSH, SSH_KEYGEN]) {
-        return false;
-    }
-    let root = run(Command::new("id").arg("-u")).stdout == b"0\n";
-    if !root {
-        let msg = format!("{test}: the host recorder runs as root; run the tests as root");
-        if std::env::var("JIT_SSH_REQUIRE_E2E").as_deref() == Ok("1") {
-            panic!("JIT_SSH_REQUIRE_E2E=1 but {msg}");
-        }
-        eprintln!("\n!!!!!!!! SKIPPED END-TO-END TEST {msg} !!!!!!!!\n");
-    }
-    root
-}
-
-/// Removes an sshd-style auth file when dropped.
+/// An sshd-style auth file (what `ExposeAuthInfo` writes and names in
+/// `SSH_USER_AUTH`) showing a certificate, as a user can write one in /tmp;
+/// removed when dropped.
 struct AuthFile(std::path::PathBuf);
+
+impl AuthFile {
+    /// `/tmp/sshauth.review-e2e-{tag}{pid}` showing the certificate `cert`.
+    fn showing(cert: &std::path::Path, tag: &str) -> AuthFile {
+        let line = std::fs::read_to_string(cert).unwrap();
+        let file = AuthFile(std::path::PathBuf::from(format!(
+            "/tmp/sshauth.review-e2e-{tag}{}",
+            std::process::id()
+        )));
+        std::fs::write(&file.0, format!("publickey {}", line.trim())).unwrap();
+        file
+    }
+}
 
 impl Drop for AuthFile {
     fn drop(&mut self) {
@@ -38,7 +38,7 @@ impl Drop for AuthFile {
 
 #[test]
 fn a_session_cannot_pass_as_another_certificates_of_the_same_account() {
-    if !ready("sessions_record_identity_e2e") {
+    if !have_recorder_tools("sessions_record_identity_e2e") {
         return;
     }
     let h = SessionHost::start_with_principals_command();
@@ -46,12 +46,7 @@ fn a_session_cannot_pass_as_another_certificates_of_the_same_account() {
     // Another certificate for the same account (on a shared account, the
     // other person's sshd file in /tmp is this uid's and readable).
     let (other, other_serial, _) = h.certificate("10m", &rec.wrapper_args("output"));
-    let line = std::fs::read_to_string(&other).unwrap();
-    let file = AuthFile(std::path::PathBuf::from(format!(
-        "/tmp/sshauth.review-e2e-{}",
-        std::process::id()
-    )));
-    std::fs::write(&file.0, format!("publickey {}", line.trim())).unwrap();
+    let file = AuthFile::showing(&other, "");
     // What `export SSH_USER_AUTH=…` in a shell startup file does: the
     // real wrapper starts, under sshd, showing the other certificate.
     let force = format!(
@@ -78,7 +73,7 @@ fn a_session_cannot_pass_as_another_certificates_of_the_same_account() {
 
 #[test]
 fn a_program_of_the_users_named_sshd_does_not_pass_for_sshd() {
-    if !ready("sessions_record_identity_e2e") {
+    if !have_recorder_tools("sessions_record_identity_e2e") {
         return;
     }
     let h = SessionHost::start_with_principals_command();
@@ -152,7 +147,7 @@ fn kill_running(exe: &std::path::Path) {
 
 #[test]
 fn a_wrapper_run_with_other_arguments_than_the_certificates_is_refused() {
-    if !ready("sessions_record_identity_e2e") {
+    if !have_recorder_tools("sessions_record_identity_e2e") {
         return;
     }
     let h = SessionHost::start_with_principals_command();
@@ -181,7 +176,7 @@ fn a_wrapper_run_with_other_arguments_than_the_certificates_is_refused() {
 
 #[test]
 fn one_wrapper_process_streams_one_session() {
-    if !ready("sessions_record_identity_e2e") {
+    if !have_recorder_tools("sessions_record_identity_e2e") {
         return;
     }
     // A host without the principals command: the certificate shown in
@@ -190,12 +185,7 @@ fn one_wrapper_process_streams_one_session() {
     let rec = Recorder::start(&h, None);
     let signed = h.wrapper(&rec.wrapper_args("output"));
     let (shown, _, _) = h.certificate_forcing("10m", &signed);
-    let line = std::fs::read_to_string(&shown).unwrap();
-    let file = AuthFile(std::path::PathBuf::from(format!(
-        "/tmp/sshauth.review-e2e-one-{}",
-        std::process::id()
-    )));
-    std::fs::write(&file.0, format!("publickey {}", line.trim())).unwrap();
+    let file = AuthFile::showing(&shown, "one-");
     // The wrapper's pid opens the connection, forks, and execs the real
     // wrapper as signed; the child says hello on that connection too.
     let script =

@@ -7,29 +7,14 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use jit_ssh_e2e::recorder::{spooled, Recorder};
 use jit_ssh_e2e::session_host::SessionHost;
-use jit_ssh_e2e::{have_tools, run, SSH, SSHD, SSH_KEYGEN};
+use jit_ssh_e2e::sshd::host_key;
+use jit_ssh_e2e::{have_recorder_tools, run};
 use jit_ssh_recording::EndReason;
-
-/// The tools, and root (the recorder reads other users' /proc entries).
-fn ready(test: &str) -> bool {
-    if !have_tools(test, &[SSHD, SSH, SSH_KEYGEN]) {
-        return false;
-    }
-    let root = run(Command::new("id").arg("-u")).stdout == b"0\n";
-    if !root {
-        let msg = format!("{test}: the host recorder runs as root; run the tests as root");
-        if std::env::var("JIT_SSH_REQUIRE_E2E").as_deref() == Ok("1") {
-            panic!("JIT_SSH_REQUIRE_E2E=1 but {msg}");
-        }
-        eprintln!("\n!!!!!!!! SKIPPED END-TO-END TEST {msg} !!!!!!!!\n");
-    }
-    root
-}
 
 /// 20 MB of urandom as base64 (27 MB of output): far past a 256 KiB cap.
 const FLOOD: &str = "head -c 20000000 /dev/urandom | base64 -w 76; echo flood-done";
@@ -37,7 +22,7 @@ const FLOOD_BYTES: usize = 27_000_000;
 
 #[test]
 fn a_session_filling_the_spool_is_ended_as_spool_full_and_the_next_login_is_refused() {
-    if !ready("sessions_spool_full_e2e") {
+    if !have_recorder_tools("sessions_spool_full_e2e") {
         return;
     }
     let h = SessionHost::start();
@@ -72,9 +57,7 @@ fn a_session_filling_the_spool_is_ended_as_spool_full_and_the_next_login_is_refu
         std::fs::metadata(dir.join("chunks")).unwrap().len()
     );
     let (header, chunks) = spooled(&dir);
-    let key =
-        ssh_key::PublicKey::read_openssh_file(&h.root.join("ssh_host_ed25519_key.pub")).unwrap();
-    let v = jit_ssh_recording::verify(&header, chunks, &key, None)
+    let v = jit_ssh_recording::verify(&header, chunks, &host_key(&h.root), None)
         .unwrap_or_else(|e| panic!("the spooled recording does not verify: {e}"));
     let end = v.end().unwrap();
     assert_eq!(
@@ -129,7 +112,7 @@ fn a_session_filling_the_spool_is_ended_as_spool_full_and_the_next_login_is_refu
 
 #[test]
 fn a_filesystem_below_the_floor_refuses_recorded_logins() {
-    if !ready("sessions_spool_full_e2e") {
+    if !have_recorder_tools("sessions_spool_full_e2e") {
         return;
     }
     let h = SessionHost::start();
