@@ -14,36 +14,14 @@ use std::time::{Duration, Instant};
 
 use jit_ssh_e2e::recorder::{spooled, Recorder};
 use jit_ssh_e2e::session_host::{process_running, SessionHost, Terminal};
-use jit_ssh_e2e::{have_tools, run, SSH, SSHD, SSH_KEYGEN};
+use jit_ssh_e2e::{have_tools, run};
 use jit_ssh_recording::EndReason;
 
 const ASCIINEMA: &str = "/usr/bin/asciinema";
 
-/// The tools, and root: the recorder reads other users' /proc entries and
-/// ends their processes. Not root: a loud skip (a failure under
-/// JIT_SSH_REQUIRE_E2E=1).
-fn ready(test: &str) -> bool {
-    if !have_tools(test, &[SSHD, SSH, SSH_KEYGEN]) {
-        return false;
-    }
-    let root = run(Command::new("id").arg("-u")).stdout == b"0\n";
-    if !root {
-        let msg = format!("{test}: the host recorder runs as root; run the tests as root");
-        if std::env::var("JIT_SSH_REQUIRE_E2E").as_deref() == Ok("1") {
-            panic!("JIT_SSH_REQUIRE_E2E=1 but {msg}");
-        }
-        eprintln!("\n!!!!!!!! SKIPPED END-TO-END TEST {msg} !!!!!!!!\n");
-    }
-    root
-}
-
-fn host_key(h: &SessionHost) -> ssh_key::PublicKey {
-    ssh_key::PublicKey::read_openssh_file(&h.root.join("ssh_host_ed25519_key.pub")).unwrap()
-}
-
 #[test]
 fn a_typed_command_and_its_output_are_recorded_signed_and_play_in_asciinema() {
-    if !ready("sessions_record_e2e") {
+    if !jit_ssh_e2e::have_recorder_tools("sessions_record_e2e") {
         return;
     }
     let h = SessionHost::start();
@@ -62,7 +40,7 @@ fn a_typed_command_and_its_output_are_recorded_signed_and_play_in_asciinema() {
 
     // Signed by the host key, chained, ended by the shell's exit.
     let (header, chunks) = spooled(&dir);
-    let v = jit_ssh_recording::verify(&header, chunks, &host_key(&h), None)
+    let v = jit_ssh_recording::verify(&header, chunks, &jit_ssh_e2e::sshd::host_key(&h.root), None)
         .unwrap_or_else(|e| panic!("the spooled recording does not verify: {e}"));
     assert_eq!(
         v.end().unwrap().reason,
@@ -138,7 +116,7 @@ fn a_typed_command_and_its_output_are_recorded_signed_and_play_in_asciinema() {
 
 #[test]
 fn killing_the_wrapper_from_inside_a_command_ends_what_it_left() {
-    if !ready("sessions_record_e2e") {
+    if !jit_ssh_e2e::have_recorder_tools("sessions_record_e2e") {
         return;
     }
     let h = SessionHost::start();
@@ -163,14 +141,15 @@ fn killing_the_wrapper_from_inside_a_command_ends_what_it_left() {
     );
     let dir = rec.wait_ended(Duration::from_secs(10));
     let (header, chunks) = spooled(&dir);
-    let v = jit_ssh_recording::verify(&header, chunks, &host_key(&h), None).unwrap();
+    let v = jit_ssh_recording::verify(&header, chunks, &jit_ssh_e2e::sshd::host_key(&h.root), None)
+        .unwrap();
     assert_eq!(v.end().unwrap().reason, EndReason::RecorderLost);
     eprintln!("ssh returned {took:?} after the wrapper was killed");
 }
 
 #[test]
 fn killing_the_wrapper_from_an_interactive_shell_ends_the_session() {
-    if !ready("sessions_record_e2e") {
+    if !jit_ssh_e2e::have_recorder_tools("sessions_record_e2e") {
         return;
     }
     let h = SessionHost::start();
@@ -189,7 +168,8 @@ fn killing_the_wrapper_from_an_interactive_shell_ends_the_session() {
     );
     let dir = rec.wait_ended(Duration::from_secs(10));
     let (header, chunks) = spooled(&dir);
-    let v = jit_ssh_recording::verify(&header, chunks, &host_key(&h), None).unwrap();
+    let v = jit_ssh_recording::verify(&header, chunks, &jit_ssh_e2e::sshd::host_key(&h.root), None)
+        .unwrap();
     assert_eq!(v.end().unwrap().reason, EndReason::RecorderLost);
     std::thread::sleep(Duration::from_millis(500));
     assert!(
@@ -201,7 +181,7 @@ fn killing_the_wrapper_from_an_interactive_shell_ends_the_session() {
 
 #[test]
 fn no_recorder_no_login_and_a_recorder_that_dies_ends_the_session() {
-    if !ready("sessions_record_e2e") {
+    if !jit_ssh_e2e::have_recorder_tools("sessions_record_e2e") {
         return;
     }
     let h = SessionHost::start();
@@ -244,7 +224,8 @@ fn no_recorder_no_login_and_a_recorder_that_dies_ends_the_session() {
     let rec = Recorder::start(&h, None);
     let dir = rec.wait_ended(Duration::from_secs(10));
     let (header, chunks) = spooled(&dir);
-    let v = jit_ssh_recording::verify(&header, chunks, &host_key(&h), None).unwrap();
+    let v = jit_ssh_recording::verify(&header, chunks, &jit_ssh_e2e::sshd::host_key(&h.root), None)
+        .unwrap();
     assert_eq!(v.end().unwrap().reason, EndReason::RecorderLost);
     let mut cast = Vec::new();
     v.to_asciicast(&mut cast).unwrap();
@@ -254,7 +235,7 @@ fn no_recorder_no_login_and_a_recorder_that_dies_ends_the_session() {
 
 #[test]
 fn commands_and_scp_work_unchanged_when_recorded() {
-    if !ready("sessions_record_e2e") {
+    if !jit_ssh_e2e::have_recorder_tools("sessions_record_e2e") {
         return;
     }
     let h = SessionHost::start();
@@ -314,7 +295,9 @@ fn commands_and_scp_work_unchanged_when_recorded() {
     let mut seen = Vec::new();
     for dir in rec.sessions() {
         let (header, chunks) = spooled(&dir);
-        let v = jit_ssh_recording::verify(&header, chunks, &host_key(&h), None).unwrap();
+        let v =
+            jit_ssh_recording::verify(&header, chunks, &jit_ssh_e2e::sshd::host_key(&h.root), None)
+                .unwrap();
         let command = v
             .header()
             .env
@@ -338,7 +321,7 @@ fn commands_and_scp_work_unchanged_when_recorded() {
 
 #[test]
 fn a_socket_activated_recorder_records_on_the_socket_systemd_passes() {
-    if !ready("sessions_record_e2e") {
+    if !jit_ssh_e2e::have_recorder_tools("sessions_record_e2e") {
         return;
     }
     if !have_tools("sessions_record_e2e", &[jit_ssh_e2e::recorder::ACTIVATE]) {
@@ -378,7 +361,7 @@ fn exited_at(child: &mut std::process::Child, within: Duration) -> Option<f64> {
 
 #[test]
 fn a_stopped_wrapper_does_not_keep_a_session_past_expiry_or_revocation() {
-    if !ready("sessions_record_e2e") {
+    if !jit_ssh_e2e::have_recorder_tools("sessions_record_e2e") {
         return;
     }
     let h = SessionHost::start();
@@ -404,7 +387,8 @@ fn a_stopped_wrapper_does_not_keep_a_session_past_expiry_or_revocation() {
     assert!(!process_running("sleep 7306"));
     let dir = rec.wait_ended(Duration::from_secs(5));
     let (header, chunks) = spooled(&dir);
-    let v = jit_ssh_recording::verify(&header, chunks, &host_key(&h), None).unwrap();
+    let v = jit_ssh_recording::verify(&header, chunks, &jit_ssh_e2e::sshd::host_key(&h.root), None)
+        .unwrap();
     assert_eq!(v.end().unwrap().reason, EndReason::Expiry);
     std::fs::remove_dir_all(&dir).unwrap();
 
@@ -437,14 +421,15 @@ fn a_stopped_wrapper_does_not_keep_a_session_past_expiry_or_revocation() {
     );
     let dir = rec.wait_ended(Duration::from_secs(5));
     let (header, chunks) = spooled(&dir);
-    let v = jit_ssh_recording::verify(&header, chunks, &host_key(&h), None).unwrap();
+    let v = jit_ssh_recording::verify(&header, chunks, &jit_ssh_e2e::sshd::host_key(&h.root), None)
+        .unwrap();
     assert_eq!(v.end().unwrap().reason, EndReason::Revoked);
     assert!(!process_running("sleep 7307"));
 }
 
 #[test]
 fn a_recorded_login_that_skips_the_wrapper_is_ended_by_the_recorder() {
-    if !ready("sessions_record_e2e") {
+    if !jit_ssh_e2e::have_recorder_tools("sessions_record_e2e") {
         return;
     }
     let h = SessionHost::start_with_principals_command();
@@ -505,7 +490,7 @@ fn a_recorded_login_that_skips_the_wrapper_is_ended_by_the_recorder() {
 
 #[test]
 fn sshd_refuses_a_recorded_certificate_when_the_recorder_cannot_be_told() {
-    if !ready("sessions_record_e2e") {
+    if !jit_ssh_e2e::have_recorder_tools("sessions_record_e2e") {
         return;
     }
     let h = SessionHost::start_with_principals_command();
@@ -543,7 +528,7 @@ fn sshd_refuses_a_recorded_certificate_when_the_recorder_cannot_be_told() {
 
 #[test]
 fn the_recorder_takes_only_the_real_wrapper_with_nothing_preloaded() {
-    if !ready("sessions_record_e2e") {
+    if !jit_ssh_e2e::have_recorder_tools("sessions_record_e2e") {
         return;
     }
     let h = SessionHost::start();
@@ -584,7 +569,7 @@ fn the_recorder_takes_only_the_real_wrapper_with_nothing_preloaded() {
 
 #[test]
 fn a_user_holding_idle_connections_delays_no_one_else() {
-    if !ready("sessions_record_e2e")
+    if !jit_ssh_e2e::have_recorder_tools("sessions_record_e2e")
         || !have_tools(
             "sessions_record_e2e",
             &["/usr/bin/python3", "/usr/bin/setpriv"],

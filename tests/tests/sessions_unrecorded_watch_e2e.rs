@@ -14,25 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jit_ssh_e2e::recorder::Recorder;
 use jit_ssh_e2e::session_host::{kill_marked, process_running, SessionHost};
-use jit_ssh_e2e::{have_tools, run, SSH, SSHD, SSH_KEYGEN};
-
-/// The tools, and root (the recorder reads other users' /proc entries and
-/// ends their processes). Not root: a loud skip (a failure under
-/// JIT_SSH_REQUIRE_E2E=1).
-fn ready(test: &str) -> bool {
-    if !have_tools(test, &[SSHD, SSH, SSH_KEYGEN]) {
-        return false;
-    }
-    let root = run(Command::new("id").arg("-u")).stdout == b"0\n";
-    if !root {
-        let msg = format!("{test}: the host recorder runs as root; run the tests as root");
-        if std::env::var("JIT_SSH_REQUIRE_E2E").as_deref() == Ok("1") {
-            panic!("JIT_SSH_REQUIRE_E2E=1 but {msg}");
-        }
-        eprintln!("\n!!!!!!!! SKIPPED END-TO-END TEST {msg} !!!!!!!!\n");
-    }
-    root
-}
+use jit_ssh_e2e::{have_tools, run};
 
 fn now() -> f64 {
     SystemTime::now()
@@ -64,7 +46,7 @@ const STARTUP_FILE_LINES: &str = "AcceptEnv BASH_ENV\n";
 
 #[test]
 fn an_unrecorded_login_whose_startup_file_skips_the_wrapper_ends_and_records_nothing() {
-    if !ready("sessions_unrecorded_watch_e2e") {
+    if !jit_ssh_e2e::have_recorder_tools("sessions_unrecorded_watch_e2e") {
         return;
     }
     let h = SessionHost::start_with_principals_command_and(STARTUP_FILE_LINES);
@@ -137,7 +119,7 @@ fn an_unrecorded_login_whose_startup_file_skips_the_wrapper_ends_and_records_not
 
 #[test]
 fn a_stopped_wrapper_does_not_keep_an_unrecorded_session_past_expiry_or_revocation() {
-    if !ready("sessions_unrecorded_watch_e2e") {
+    if !jit_ssh_e2e::have_recorder_tools("sessions_unrecorded_watch_e2e") {
         return;
     }
     let h = SessionHost::start_with_principals_command();
@@ -194,7 +176,7 @@ fn a_stopped_wrapper_does_not_keep_an_unrecorded_session_past_expiry_or_revocati
 
 #[test]
 fn a_connection_without_a_session_ends_with_its_certificate() {
-    if !ready("sessions_unrecorded_watch_e2e") {
+    if !jit_ssh_e2e::have_recorder_tools("sessions_unrecorded_watch_e2e") {
         return;
     }
     let h = SessionHost::start_with_principals_command();
@@ -227,7 +209,7 @@ fn process_named_sleep() -> bool {
 
 #[test]
 fn the_lines_setup_prints_make_sshd_tell_the_recorder_of_unrecorded_logins() {
-    if !ready("sessions_unrecorded_watch_e2e") {
+    if !jit_ssh_e2e::have_recorder_tools("sessions_unrecorded_watch_e2e") {
         return;
     }
     let h = SessionHost::start_with_setup_lines();
@@ -257,7 +239,7 @@ fn the_lines_setup_prints_make_sshd_tell_the_recorder_of_unrecorded_logins() {
 
 #[test]
 fn other_processes_of_nobody_holding_idle_connections_do_not_refuse_logins() {
-    if !ready("sessions_unrecorded_watch_e2e")
+    if !jit_ssh_e2e::have_recorder_tools("sessions_unrecorded_watch_e2e")
         || !have_tools(
             "sessions_unrecorded_watch_e2e",
             &["/usr/bin/python3", "/usr/bin/setpriv"],
@@ -314,7 +296,7 @@ fn other_processes_of_nobody_holding_idle_connections_do_not_refuse_logins() {
 #[test]
 #[ignore]
 fn measure_ssh_start_to_wrapper_output() {
-    if !ready("sessions_unrecorded_watch_e2e") {
+    if !jit_ssh_e2e::have_recorder_tools("sessions_unrecorded_watch_e2e") {
         return;
     }
     let h = SessionHost::start_with_principals_command();
