@@ -69,6 +69,39 @@ fn login_state_commits_without_waiting_for_the_disk_and_the_rest_waits() {
         assert!(store.swap_request(&first, &claimed).unwrap())
     });
 
+    // What a claim leads to is told to the requester (and a certificate
+    // leaves with `issued`) with no later audit commit to flush it: it
+    // waits. Lost in a crash, `issued` went back to "being decided" and
+    // then `expired`, and the CA refused every recording of that grant
+    // ("it was never issued"); a denial came back as a live claim.
+    let issued = AccessRequest {
+        deciding_since: None,
+        status: RequestStatus::Issued,
+        grant: Some("r1".into()),
+        ..first.clone()
+    };
+    durable(&mut c, "storing the issued state after a claim", &|| {
+        assert!(store.swap_request(&claimed, &issued).unwrap())
+    });
+    let second = request("r2", RequestStatus::PendingMfa);
+    let second_claimed = AccessRequest {
+        deciding_since: Some(5),
+        ..second.clone()
+    };
+    let denied = AccessRequest {
+        status: RequestStatus::Denied,
+        ..second.clone()
+    };
+    deferred(&mut c, "storing a request", &|| {
+        store.put_request(&second).unwrap()
+    });
+    deferred(&mut c, "claiming a request", &|| {
+        assert!(store.swap_request(&second, &second_claimed).unwrap())
+    });
+    durable(&mut c, "storing a denial after a claim", &|| {
+        assert!(store.swap_request(&second_claimed, &denied).unwrap())
+    });
+
     // What must not be lost waits, even right after a deferred write.
     deferred(&mut c, "storing a ceremony", &|| {
         store.put_ceremony("mfa:2", &ceremony(100)).unwrap()
