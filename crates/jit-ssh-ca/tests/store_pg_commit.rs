@@ -30,7 +30,11 @@ fn login_state_commits_without_waiting_for_the_disk_and_the_rest_waits() {
     if !pg::available("login_state_commits_without_waiting_for_the_disk") {
         return;
     }
-    let cluster = pg::Cluster::start_with(5435, |_| "wal_writer_delay = 10s\n".into());
+    // Generic plans: the set_config item must run in them too (a custom
+    // plan folds the parameter; a generic one keeps the CASE).
+    let cluster = pg::Cluster::start_with(5435, |_| {
+        "wal_writer_delay = 10s\nplan_cache_mode = force_generic_plan\n".into()
+    });
     let cfg = cluster.database();
     let store = PgStore::open(&cfg).unwrap();
     let mut c = postgres::Client::connect(&cfg.url, postgres::NoTls).unwrap();
