@@ -15,6 +15,7 @@ pub mod reap;
 pub mod session;
 pub mod space;
 pub mod spool;
+pub mod sweep;
 pub mod upload;
 
 use std::path::PathBuf;
@@ -137,7 +138,7 @@ pub fn run(opts: &RecorderOptions) -> Result<(), HostError> {
                 },
             ),
         });
-        tokio::spawn(sweep(ctx.registry.clone(), ctx.wrapper.clone()));
+        tokio::spawn(sweep::run(ctx.registry.clone(), ctx.wrapper.clone()));
         match urls {
             Some(urls) => {
                 eprintln!(
@@ -171,27 +172,4 @@ pub fn run(opts: &RecorderOptions) -> Result<(), HostError> {
             }
         }
     })
-}
-
-/// Once a second: watched logins whose sshd started something other
-/// than their wrapper, or whose certificate ended, are ended.
-async fn sweep(registry: expect::Shared, wrapper: PathBuf) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-    loop {
-        tick.tick().await;
-        let (r, w) = (registry.clone(), wrapper.clone());
-        let bad = tokio::task::spawn_blocking(move || expect::sweep(&r, &w))
-            .await
-            .unwrap_or_default();
-        for ending in bad {
-            let watched = ending.watched;
-            let did = tokio::task::spawn_blocking(move || watched.hang_up())
-                .await
-                .unwrap_or_default();
-            eprintln!(
-                "jit-ssh-host recorder: {}: ended the login ({did})",
-                ending.why
-            );
-        }
-    }
 }
