@@ -17,6 +17,7 @@ pub mod space;
 pub mod spool;
 pub mod sweep;
 pub mod upload;
+pub mod watched_logins;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -116,6 +117,15 @@ pub fn run(opts: &RecorderOptions) -> Result<(), HostError> {
         let listener =
             listen::listener(&opts.socket).map_err(|e| HostError::Usage(e.to_string()))?;
         let wake = Arc::new(Notify::new());
+        // Logins a previous recorder watched (it crashed, or was
+        // restarted) are still to be ended at their certificate's end.
+        let registry = expect::Shared::default();
+        let kept = expect::restore(&registry, spool.dir().join(watched_logins::FILE), &opts.dir);
+        if kept > 0 {
+            eprintln!(
+                "jit-ssh-host recorder: watching {kept} login(s) a previous recorder watched"
+            );
+        }
         let ctx = Arc::new(session::Context {
             spool: spool.clone(),
             host_key,
@@ -127,7 +137,7 @@ pub fn run(opts: &RecorderOptions) -> Result<(), HostError> {
                 ..ChunkPolicy::default()
             },
             uploads: wake.clone(),
-            registry: expect::Shared::default(),
+            registry: registry.clone(),
             pending: Default::default(),
             space: space::Guard::new(
                 spool.dir(),
