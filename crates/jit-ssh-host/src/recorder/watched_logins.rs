@@ -29,7 +29,8 @@ pub struct Saved {
 }
 
 /// Replaces the file's contents with `logins` (written beside it, then
-/// renamed over it: a crash leaves the old list or the new one).
+/// renamed over it: a recorder that dies leaves the old list or the new
+/// one).
 pub fn save(path: &Path, logins: &[Saved]) -> std::io::Result<()> {
     let mut text = String::new();
     for l in logins {
@@ -43,8 +44,9 @@ pub fn save(path: &Path, logins: &[Saved]) -> std::io::Result<()> {
         .truncate(true)
         .mode(0o600)
         .open(&tmp)?;
+    // No fsync: what this guards against is the recorder's own end; the
+    // machine's takes every login with it.
     f.write_all(text.as_bytes())?;
-    f.sync_all()?;
     std::fs::rename(&tmp, path)
 }
 
