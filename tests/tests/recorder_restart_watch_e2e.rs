@@ -63,13 +63,17 @@ fn a_recorder_restart_does_not_free_a_watched_login_from_its_certificates_end() 
     let (cert, _, valid_before) = h.certificate("12s", &rec.wrapper_args("off"));
     // `ssh -N`: no wrapper ever runs; only the recorder ends it.
     let mut ssh = h.ssh(&cert).arg("-N").stdin(Stdio::null()).spawn().unwrap();
+    // Logged in (sshd runs the principals command for the query and
+    // again for the signature: the recorder must be there for both).
     let until = Instant::now() + Duration::from_secs(10);
-    while !rec.log_text().contains("watching the login") && Instant::now() < until {
+    while !h.sshd.log().contains("Accepted publickey") && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(
-        rec.log_text().contains("watching the login"),
-        "{}",
+        h.sshd.log().contains("Accepted publickey")
+            && rec.log_text().contains("watching the login"),
+        "sshd:\n{}\nrecorder:\n{}",
+        h.sshd.log(),
         rec.log_text()
     );
     // The recorder restarts (systemd brings it back within a second).
