@@ -171,10 +171,10 @@ pub fn restore(r: &Shared, path: std::path::PathBuf, dir: &Path) -> usize {
         let Ok(cert) = Certificate::from_openssh(&s.certificate) else {
             continue;
         };
-        if !same
-            || !runs_wrapper_policy(&cert)
-            || crate::session::trusted(std::slice::from_ref(&cert), dir).is_err()
-        {
+        // Its signature was checked when it was kept (the file is
+        // root's); not again: a CA key retired since must not free the
+        // logins it let in from their end.
+        if !same || !runs_wrapper_policy(&cert) {
             continue;
         }
         watch(&mut reg, s.monitor, &s.account, cert, dir);
