@@ -33,8 +33,13 @@ pub async fn run(registry: expect::Shared, wrapper: PathBuf) {
 pub struct Ender {
     /// sshd session processes (pid, start time) being hung up: the next
     /// looks find them overdue again and must not start a second one.
-    busy: Arc<Mutex<HashSet<(i32, Option<u64>)>>>,
+    busy: Arc<Mutex<HashSet<SshdId>>>,
 }
+
+/// An sshd session process: its pid and start time ([`Watched::id`]).
+///
+/// [`Watched::id`]: super::reap::Watched::id
+type SshdId = (i32, Option<u64>);
 
 impl Ender {
     /// Starts ending each of `bad` not already being ended; returns at
@@ -42,7 +47,7 @@ impl Ender {
     /// end: each with the kernel sessions it knows of) run in turn, as
     /// one hang-up.
     pub fn end_all(&self, bad: Vec<Ending>) {
-        let mut by_login: Vec<((i32, Option<u64>), Vec<Ending>)> = Vec::new();
+        let mut by_login: Vec<(SshdId, Vec<Ending>)> = Vec::new();
         for ending in bad {
             let id = ending.watched.id();
             match by_login.iter_mut().find(|(i, _)| *i == id) {

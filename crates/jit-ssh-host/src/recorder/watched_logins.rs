@@ -101,7 +101,7 @@ mod tests {
             account: "oncall".into(),
             certificate: "ssh-ed25519-cert-v01@openssh.com AAAA".into(),
         };
-        save(&path, &[one.clone()]).unwrap();
+        save(&path, std::slice::from_ref(&one)).unwrap();
         assert_eq!(load(&path), vec![one]);
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
