@@ -59,8 +59,9 @@ impl Ender {
             if !lock(&self.busy).insert(id) {
                 continue;
             }
-            let busy = self.busy.clone();
+            let done = Done(self.busy.clone(), id);
             tokio::task::spawn_blocking(move || {
+                let _done = done;
                 for ending in endings {
                     let did = ending.watched.hang_up();
                     eprintln!(
@@ -68,9 +69,18 @@ impl Ender {
                         ending.why
                     );
                 }
-                lock(&busy).remove(&id);
             });
         }
+    }
+}
+
+/// Takes a login off the busy list when its hang-up is over, however it
+/// ended (a hang-up that panicked must not leave the login exempt).
+struct Done(Arc<Mutex<HashSet<SshdId>>>, SshdId);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        lock(&self.0).remove(&self.1);
     }
 }
 
