@@ -30,7 +30,11 @@ fn login_state_commits_without_waiting_for_the_disk_and_the_rest_waits() {
     if !pg::available("login_state_commits_without_waiting_for_the_disk") {
         return;
     }
-    let cluster = pg::Cluster::start_with(5435, |_| "wal_writer_delay = 10s\n".into());
+    // Generic plans: the set_config item must run in them too (a custom
+    // plan folds the parameter; a generic one keeps the CASE).
+    let cluster = pg::Cluster::start_with(5435, |_| {
+        "wal_writer_delay = 10s\nplan_cache_mode = force_generic_plan\n".into()
+    });
     let cfg = cluster.database();
     let store = PgStore::open(&cfg).unwrap();
     let mut c = postgres::Client::connect(&cfg.url, postgres::NoTls).unwrap();
@@ -67,6 +71,39 @@ fn login_state_commits_without_waiting_for_the_disk_and_the_rest_waits() {
     });
     deferred(&mut c, "claiming a request", &|| {
         assert!(store.swap_request(&first, &claimed).unwrap())
+    });
+
+    // What a claim leads to is told to the requester (and a certificate
+    // leaves with `issued`) with no later audit commit to flush it: it
+    // waits. Lost in a crash, `issued` went back to "being decided" and
+    // then `expired`, and the CA refused every recording of that grant
+    // ("it was never issued"); a denial came back as a live claim.
+    let issued = AccessRequest {
+        deciding_since: None,
+        status: RequestStatus::Issued,
+        grant: Some("r1".into()),
+        ..first.clone()
+    };
+    durable(&mut c, "storing the issued state after a claim", &|| {
+        assert!(store.swap_request(&claimed, &issued).unwrap())
+    });
+    let second = request("r2", RequestStatus::PendingMfa);
+    let second_claimed = AccessRequest {
+        deciding_since: Some(5),
+        ..second.clone()
+    };
+    let denied = AccessRequest {
+        status: RequestStatus::Denied,
+        ..second.clone()
+    };
+    deferred(&mut c, "storing a request", &|| {
+        store.put_request(&second).unwrap()
+    });
+    deferred(&mut c, "claiming a request", &|| {
+        assert!(store.swap_request(&second, &second_claimed).unwrap())
+    });
+    durable(&mut c, "storing a denial after a claim", &|| {
+        assert!(store.swap_request(&second_claimed, &denied).unwrap())
     });
 
     // What must not be lost waits, even right after a deferred write.

@@ -27,6 +27,7 @@ use ssh_key::Certificate;
 use super::login_end::{Ending, LoginEnd};
 use super::peer::{is_sshd, parent_of, runs_wrapper, same_exe, start_time};
 use super::reap::{table, ProcessTable};
+use super::watched_logins::Saved;
 
 /// How long a process of a watched login may run without being its
 /// session wrapper. What runs there legitimately before the wrapper is
@@ -128,6 +129,75 @@ pub struct Registry {
     announced: HashSet<(i32, u64)>,
     /// When a process below a login's sshd was first seen.
     first_seen: HashMap<i32, Instant>,
+    /// Where the logins are kept for the next recorder
+    /// ([`super::watched_logins`]); `None`: in memory only.
+    saved: Option<std::path::PathBuf>,
+}
+
+impl Registry {
+    /// Keeps the watched logins where a restarted recorder finds them.
+    fn persist(&self) {
+        let Some(path) = &self.saved else {
+            return;
+        };
+        let logins: Vec<Saved> = self
+            .logins
+            .iter()
+            .filter_map(|(&monitor, l)| {
+                Some(Saved {
+                    monitor,
+                    monitor_start: l.monitor_start?,
+                    account: l.account.clone(),
+                    certificate: l.cert.to_openssh().ok()?,
+                })
+            })
+            .collect();
+        if let Err(e) = super::watched_logins::save(path, &logins) {
+            eprintln!(
+                "jit-ssh-host recorder: {}: cannot keep the watched logins: {e}",
+                path.display()
+            );
+        }
+    }
+}
+
+/// Takes back the logins a previous recorder watched (kept at `path`),
+/// whose sshd monitor still runs as the same process, and keeps them at
+/// `path` from now on. Returns how many.
+pub fn restore(r: &Shared, path: std::path::PathBuf, dir: &Path) -> usize {
+    let mut reg = lock(r);
+    for s in super::watched_logins::load(&path) {
+        let same = start_time(s.monitor) == Some(s.monitor_start) && is_root_sshd(s.monitor);
+        let Ok(cert) = Certificate::from_openssh(&s.certificate) else {
+            continue;
+        };
+        // Its signature was checked when it was kept (the file is
+        // root's); not again: a CA key retired since must not free the
+        // logins it let in from their end.
+        if !same || !runs_wrapper_policy(&cert) {
+            continue;
+        }
+        watch(&mut reg, s.monitor, &s.account, cert, dir);
+    }
+    reg.saved = Some(path);
+    reg.persist();
+    reg.logins.len()
+}
+
+/// Watches the login of sshd monitor `monitor` under `cert`.
+fn watch(reg: &mut Registry, monitor: i32, account: &str, cert: Certificate, dir: &Path) {
+    reg.logins.insert(
+        monitor,
+        Login {
+            serial: cert.serial(),
+            key_id: cert.key_id().to_owned(),
+            account: account.to_owned(),
+            recorded: records(&cert),
+            end: LoginEnd::new(&cert, dir),
+            cert,
+            monitor_start: start_time(monitor),
+        },
+    );
 }
 
 pub type Shared = Arc<Mutex<Registry>>;
@@ -158,18 +228,9 @@ pub fn expect(r: &Shared, pid: i32, e: &Expect, dir: &Path) -> Result<Option<Str
     let Some(mode) = wrapper_record_mode(&cert).map(str::to_owned) else {
         return Ok(None);
     };
-    lock(r).logins.insert(
-        monitor,
-        Login {
-            serial: cert.serial(),
-            key_id: cert.key_id().to_owned(),
-            account: e.account.clone(),
-            recorded: records(&cert),
-            end: LoginEnd::new(&cert, dir),
-            cert,
-            monitor_start: start_time(monitor),
-        },
-    );
+    let mut reg = lock(r);
+    watch(&mut reg, monitor, &e.account, cert, dir);
+    reg.persist();
     Ok(Some(mode))
 }
 
@@ -265,13 +326,18 @@ fn is_forced_wrapper(login: &Login, pid: i32, wrapper: &Path) -> bool {
 pub fn sweep(r: &Shared, wrapper: &Path) -> Vec<Ending> {
     let mut reg = lock(r);
     let now = Instant::now();
+    let before = reg.logins.len();
     reg.logins.retain(|&m, l| is_sshd(m).is_ok() && l.of(m));
+    if reg.logins.len() != before {
+        reg.persist();
+    }
     reg.announced
         .retain(|&(p, started)| start_time(p) == Some(started));
     let Registry {
         logins,
         announced,
         first_seen,
+        ..
     } = &mut *reg;
     let mut bad = Vec::new();
     let mut seen = HashSet::new();

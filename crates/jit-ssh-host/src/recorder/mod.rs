@@ -15,7 +15,9 @@ pub mod reap;
 pub mod session;
 pub mod space;
 pub mod spool;
+pub mod sweep;
 pub mod upload;
+pub mod watched_logins;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -115,6 +117,15 @@ pub fn run(opts: &RecorderOptions) -> Result<(), HostError> {
         let listener =
             listen::listener(&opts.socket).map_err(|e| HostError::Usage(e.to_string()))?;
         let wake = Arc::new(Notify::new());
+        // Logins a previous recorder watched (it crashed, or was
+        // restarted) are still to be ended at their certificate's end.
+        let registry = expect::Shared::default();
+        let kept = expect::restore(&registry, spool.dir().join(watched_logins::FILE), &opts.dir);
+        if kept > 0 {
+            eprintln!(
+                "jit-ssh-host recorder: watching {kept} login(s) a previous recorder watched"
+            );
+        }
         let ctx = Arc::new(session::Context {
             spool: spool.clone(),
             host_key,
@@ -126,7 +137,7 @@ pub fn run(opts: &RecorderOptions) -> Result<(), HostError> {
                 ..ChunkPolicy::default()
             },
             uploads: wake.clone(),
-            registry: expect::Shared::default(),
+            registry: registry.clone(),
             pending: Default::default(),
             space: space::Guard::new(
                 spool.dir(),
@@ -137,7 +148,7 @@ pub fn run(opts: &RecorderOptions) -> Result<(), HostError> {
                 },
             ),
         });
-        tokio::spawn(sweep(ctx.registry.clone(), ctx.wrapper.clone()));
+        tokio::spawn(sweep::run(ctx.registry.clone(), ctx.wrapper.clone()));
         match urls {
             Some(urls) => {
                 eprintln!(
@@ -171,27 +182,4 @@ pub fn run(opts: &RecorderOptions) -> Result<(), HostError> {
             }
         }
     })
-}
-
-/// Once a second: watched logins whose sshd started something other
-/// than their wrapper, or whose certificate ended, are ended.
-async fn sweep(registry: expect::Shared, wrapper: PathBuf) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-    loop {
-        tick.tick().await;
-        let (r, w) = (registry.clone(), wrapper.clone());
-        let bad = tokio::task::spawn_blocking(move || expect::sweep(&r, &w))
-            .await
-            .unwrap_or_default();
-        for ending in bad {
-            let watched = ending.watched;
-            let did = tokio::task::spawn_blocking(move || watched.hang_up())
-                .await
-                .unwrap_or_default();
-            eprintln!(
-                "jit-ssh-host recorder: {}: ended the login ({did})",
-                ending.why
-            );
-        }
-    }
 }

@@ -143,6 +143,11 @@ impl Watched {
         w
     }
 
+    /// Which sshd session process this is: its pid and start time.
+    pub fn id(&self) -> (i32, Option<u64>) {
+        (self.sshd_pid, self.sshd_start)
+    }
+
     /// Notes the sessions of every process now below sshd's.
     pub fn refresh(&mut self) {
         self.refresh_from(&table());

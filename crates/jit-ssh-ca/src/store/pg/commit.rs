@@ -4,7 +4,8 @@
 //! commit waits until the WAL is flushed (and, with
 //! `synchronous_standby_names`, on a standby): the server's
 //! `synchronous_commit`. Short-lived login state — a WebAuthn
-//! ceremony's state and an access request's row — need not wait:
+//! ceremony's state, a new access request's row and a request's claim
+//! by a touch — need not wait:
 //!
 //! - PostgreSQL's WAL is one sequence, and a commit that waits flushes
 //!   everything before it. The audit commit that holds a certificate's
@@ -14,17 +15,26 @@
 //! - A deferred commit is visible to every replica at once; only a crash
 //!   of PostgreSQL itself (not of a replica) can lose it, and then only
 //!   what no synchronous commit followed: a ceremony started but not
-//!   finished (the user touches again), a request created but not yet
+//!   finished (the user touches again), or a request created but not yet
 //!   touched (its `request_created` record is already durable; the login
-//!   is started again), or the `issued` state written after the
-//!   certificate's record (the record stands; that login is started
-//!   again). No certificate is issued twice and no touch counts twice:
-//!   what comes back after such a crash is state that produced nothing.
+//!   is started again). No certificate is issued twice and no touch
+//!   counts twice: what comes back after such a crash is state that
+//!   produced nothing.
+//! - What a claim leads to waits ([`of_request_change`]): `issued`,
+//!   `denied` and `pending_approval` are written after the decision's
+//!   audit commit and told to the requester (with the certificate) with
+//!   no synchronous commit after them. Deferred, a crash took `issued`
+//!   back to a claim that then expired, and the CA refused every
+//!   recording of a grant whose certificate was in use ("it was never
+//!   issued"); a denial likewise became a claim, approvers were asked
+//!   about a request they could no longer decide.
 //!
 //! Everything else (users, credentials, revocations, blocked users,
 //! hosts, invites, sessions, decisions) keeps the server's setting.
-//! Measured: with `fsync = on`, deferring these four writes took two
-//! replicas from 164 to 315 certificates/s in the same run (docs/storage.md).
+//! Measured with `fsync = on`, when the state after a claim was deferred
+//! too: deferring took two replicas from 164 to 315 certificates/s in
+//! the same run; with that write waiting again (one more flush per
+//! certificate, shared between concurrent commits) not measured yet.
 
 /// How a write's own transaction commits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +50,18 @@ impl Commit {
     /// The boolean the [`setting`] item reads.
     pub(super) fn deferred(self) -> bool {
         self == Commit::Deferred
+    }
+}
+
+/// How a change of an access request commits: a claim (`deciding_since`
+/// set) is always followed by the decision's synchronous audit commit,
+/// which flushes it; every other change may be the last write before
+/// the requester is answered (see the module comment).
+pub(super) fn of_request_change(new: &crate::store::AccessRequest) -> Commit {
+    if new.deciding_since.is_some() {
+        Commit::Deferred
+    } else {
+        Commit::Durable
     }
 }
 

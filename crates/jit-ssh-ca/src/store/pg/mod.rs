@@ -165,13 +165,13 @@ impl PgStore {
         sql: &str,
         old: Option<&str>,
         req: &AccessRequest,
+        commit: Commit,
     ) -> Result<u64, StoreError> {
         let body = enc(req, "request")?;
         let pending = req.status == RequestStatus::PendingApproval;
         let never = req.never_confirmed();
         let (ends, expires) = (req.ends_at(), req.expires_at);
-        // Login state: see `commit` for why its commits need not wait.
-        let deferred = Commit::Deferred.deferred();
+        let deferred = commit.deferred();
         self.with(|c| {
             Ok(match old {
                 None => c.execute(
@@ -384,6 +384,8 @@ impl Store for PgStore {
             ),
             None,
             req,
+            // A new request: see `commit` for why it need not wait.
+            Commit::Deferred,
         )
         .map(drop)
     }
@@ -412,6 +414,7 @@ impl Store for PgStore {
             ),
             Some(&old),
             new,
+            commit::of_request_change(new),
         )?;
         Ok(n == 1)
     }

@@ -1,0 +1,111 @@
+//! The logins the recorder watches, kept in a root-only file beside the
+//! spool's sessions (`SPOOL/watched-logins`, 0600), so that a recorder
+//! that restarts (a crash, `systemctl restart`, an upgrade) still ends
+//! the logins sshd let in before it: one that only the recorder can end
+//! (`ssh -N` under a wrapped certificate, a stopped `record = "off"`
+//! wrapper) would otherwise outlive its certificate and any revocation.
+//! An entry is taken back only if its sshd monitor still runs, as root,
+//! with the start time it had (not a later process with its pid).
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The file's name in the spool (a file: the spool's sessions are its
+/// directories).
+pub const FILE: &str = "watched-logins";
+
+/// One watched login as stored: one JSON object a line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Saved {
+    pub monitor: i32,
+    pub monitor_start: u64,
+    pub account: String,
+    /// `TYPE BASE64`, as the principals command sent it.
+    pub certificate: String,
+}
+
+/// Replaces the file's contents with `logins` (written beside it, then
+/// renamed over it: a recorder that dies leaves the old list or the new
+/// one).
+pub fn save(path: &Path, logins: &[Saved]) -> std::io::Result<()> {
+    let mut text = String::new();
+    for l in logins {
+        text.push_str(&serde_json::to_string(l).map_err(std::io::Error::other)?);
+        text.push('\n');
+    }
+    let tmp = tmp_of(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    // No fsync: what this guards against is the recorder's own end; the
+    // machine's takes every login with it.
+    f.write_all(text.as_bytes())?;
+    std::fs::rename(&tmp, path)
+}
+
+fn tmp_of(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".new");
+    PathBuf::from(name)
+}
+
+/// What the file holds (nothing when it is missing; lines that do not
+/// parse are skipped and said).
+pub fn load(path: &Path) -> Vec<Saved> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            eprintln!(
+                "jit-ssh-host recorder: {}: cannot read the watched logins: {e}",
+                path.display()
+            );
+            return Vec::new();
+        }
+    };
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter_map(|l| match serde_json::from_str(l) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!(
+                    "jit-ssh-host recorder: {}: a watched login that does not parse: {e}",
+                    path.display()
+                );
+                None
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_saved_is_loaded_back_and_only_root_reads_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        assert!(load(&path).is_empty());
+        let one = Saved {
+            monitor: 42,
+            monitor_start: 7,
+            account: "oncall".into(),
+            certificate: "ssh-ed25519-cert-v01@openssh.com AAAA".into(),
+        };
+        save(&path, std::slice::from_ref(&one)).unwrap();
+        assert_eq!(load(&path), vec![one]);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        save(&path, &[]).unwrap();
+        assert!(load(&path).is_empty());
+    }
+}
