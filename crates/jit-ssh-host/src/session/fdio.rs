@@ -43,3 +43,18 @@ pub fn write_all<Fd: AsFd>(fd: &Fd, mut bytes: &[u8]) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// [`read`], then on without waiting while more is ready, until `buf` is
+/// full: a pty hands out at most 4 KiB a read, and under bulk output more
+/// is often there already. Needs a non-blocking descriptor (else the
+/// second read would wait).
+pub fn read_burst<Fd: AsFd>(fd: &Fd, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = read(fd, buf)?;
+    while n > 0 && n < buf.len() {
+        match rustix::io::read(fd, &mut buf[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(m) => n += m,
+        }
+    }
+    Ok(n)
+}

@@ -105,15 +105,23 @@ pub fn spawn(plan: &Plan, screen: Screen, tap: Option<Tap>) -> std::io::Result<P
         .spawn(pts)
         .map_err(std::io::Error::other)?;
     // Out of the reactor (which would otherwise wake at every chunk the
-    // pty makes ready) and blocking: only the two threads below use it.
+    // pty makes ready): only the two threads below use it. Recorded, it
+    // stays non-blocking and output is read in bursts: one frame per 4 KiB
+    // pty read costs the recorder more than the bursts cost here. Not
+    // recorded, a blocking read and a write per pty read is the cheapest
+    // copy (docs/sessions.md, the benchmark).
     let master = Arc::new(OwnedFd::from(pty));
-    rustix::io::ioctl_fionbio(&*master, false)?;
+    let burst = tap.is_some();
+    if !burst {
+        rustix::io::ioctl_fionbio(&*master, false)?;
+    }
     let (from_pty, keys_tap) = (master.clone(), tap.clone());
     let output_done = tokio::task::spawn_blocking(move || {
         let mut buf = vec![0u8; io::CHUNK];
         let mut total = 0u64;
         loop {
-            let n = match fdio::read(&*from_pty, &mut buf) {
+            let read = if burst { fdio::read_burst } else { fdio::read };
+            let n = match read(&from_pty, &mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
