@@ -92,7 +92,7 @@ pub struct PtyChild {
 /// Each direction is one blocking thread doing read → recorder → write,
 /// not async tasks: under bulk output the runtime's wake-ups, task
 /// hand-offs and the copy into a message per pty read (at most 4 KiB)
-/// cost the wrapper a third more CPU than a plain copy (docs/sessions.md,
+/// cost the wrapper about half again the CPU of a plain copy (docs/sessions.md,
 /// the benchmark), CPU that sshd and the child then lack on a small host.
 pub fn spawn(plan: &Plan, screen: Screen, tap: Option<Tap>) -> std::io::Result<PtyChild> {
     let (pty, pts) = pty_process::open().map_err(std::io::Error::other)?;
