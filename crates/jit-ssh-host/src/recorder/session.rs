@@ -266,7 +266,10 @@ pub async fn handle(stream: UnixStream, ctx: Arc<Context>) {
         ));
         return;
     };
-    let (mut rd, mut wr) = stream.into_split();
+    let (rd, mut wr) = stream.into_split();
+    // Frames are small (a pty read, 4 KiB, each): one socket read takes
+    // many of them rather than two reads a frame.
+    let mut rd = tokio::io::BufReader::with_capacity(64 * 1024, rd);
     let first = tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut rd)).await;
     drop(slot);
     let first = match first {

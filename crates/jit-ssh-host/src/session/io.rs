@@ -1,12 +1,11 @@
 //! The wrapper's own stdin and stdout as async streams, and copying
-//! between streams. sshd's ends (a pty slave, pipes or a socketpair) are
-//! put in non-blocking mode and driven by tokio's reactor; anything tokio
-//! cannot poll (a regular file, /dev/null) falls back to tokio's
+//! between streams, for non-interactive sessions (a pty session copies
+//! on threads of its own: pty.rs). sshd's ends (pipes or a socketpair)
+//! are put in non-blocking mode and driven by tokio's reactor; anything
+//! tokio cannot poll (a regular file, /dev/null) falls back to tokio's
 //! thread-backed stdin/stdout.
 
-use std::future::Future;
 use std::os::fd::AsFd;
-use std::task::Poll;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::unix::pipe;
@@ -16,31 +15,6 @@ pub const CHUNK: usize = 64 * 1024;
 
 pub type Reader = Box<dyn AsyncRead + Unpin + Send>;
 pub type Writer = Box<dyn AsyncWrite + Unpin + Send>;
-
-/// Reads into `buf` until it is full or the next read would wait: a pty
-/// hands out at most what its line discipline holds (4 KiB) a read, and
-/// under bulk output more is often already there. One frame to the
-/// recorder and one screen write then carry up to [`CHUNK`] rather than
-/// one per pty read. Returns the bytes read (0: end of file or an error
-/// before anything was read; an end after some bytes shows at the next
-/// call).
-pub async fn read_burst<R: AsyncRead + Unpin>(from: &mut R, buf: &mut [u8]) -> usize {
-    let mut n = match from.read(buf).await {
-        Ok(n) => n,
-        Err(_) => return 0,
-    };
-    while n > 0 && n < buf.len() {
-        let mut more = std::pin::pin!(from.read(&mut buf[n..]));
-        // One poll: ready now, or leave it (dropping a pending read loses
-        // nothing).
-        let ready = std::future::poll_fn(|cx| Poll::Ready(more.as_mut().poll(cx))).await;
-        match ready {
-            Poll::Ready(Ok(m)) if m > 0 => n += m,
-            _ => break,
-        }
-    }
-    n
-}
 
 /// The wrapper's stdin (fd 0), polled by the reactor when it can be.
 pub fn stdin() -> Reader {
@@ -94,10 +68,14 @@ where
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if input {
-            tap.input(&buf[..n]).await;
+        let recorded = if input {
+            tap.input_async(&buf[..n]).await
         } else {
-            tap.output(&buf[..n]).await;
+            tap.output_async(&buf[..n]).await
+        };
+        // Not recorded (the recorder is gone): not passed on either.
+        if !recorded {
+            break;
         }
         if to.write_all(&buf[..n]).await.is_err() {
             break;

@@ -10,6 +10,7 @@
 pub mod auth_info;
 pub mod command;
 pub mod deadline;
+mod fdio;
 pub mod hangup;
 mod io;
 mod pipes;
@@ -24,7 +25,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ssh_key::{Certificate, HashAlg};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::mpsc;
 
 use auth_info::AuthInfoError;
 use revocation::{KrlError, KrlWatch, Revoked};
@@ -267,7 +267,7 @@ async fn serve(mut p: Prepared, plan: command::Plan, interactive: bool, sftp_ser
     };
     // The recorder's connection, streaming (the login was refused above
     // when it did not accept the session).
-    let streaming = match p.recorder.take().map(record::Connected::stream) {
+    let tap = match p.recorder.take().map(record::Connected::stream) {
         Some(Ok(s)) => Some(s),
         Some(Err(e)) => {
             let line = format!("jit-ssh: login refused: the recorder's connection: {e}");
@@ -277,21 +277,19 @@ async fn serve(mut p: Prepared, plan: command::Plan, interactive: bool, sftp_ser
         }
         None => None,
     };
-    let tap = streaming.as_ref().map(|s| s.tap.clone());
     let lost = tap.as_ref().map(|t| t.lost.clone());
     let me = i32::try_from(std::process::id()).unwrap_or(0);
     let parent = i32::try_from(std::os::unix::process::parent_id()).unwrap_or(0);
     // The screen (pty sessions): the child's output and the notices.
-    let (screen, screen_rx) = mpsc::channel::<Vec<u8>>(16);
+    let screen = pty::Screen::default();
     let raw = if interactive {
         pty::RawMode::enter(std::io::stdin().as_fd()).ok()
     } else {
         None
     };
-    let writer = interactive.then(|| tokio::spawn(pty::screen_writer(screen_rx)));
     let spawned = if interactive {
         pty::spawn(&plan, screen.clone(), tap.clone())
-            .map(|c| (c.child, c.output_done, Some(c.to_pty)))
+            .map(|c| (c.child, c.output_done, Some(c.master)))
     } else {
         pipes::spawn(
             &plan,
@@ -301,7 +299,7 @@ async fn serve(mut p: Prepared, plan: command::Plan, interactive: bool, sftp_ser
         )
         .map(|c| (c.child, c.output_done, None))
     };
-    let (mut child, mut output_done, to_pty) = match spawned {
+    let (mut child, mut output_done, master) = match spawned {
         Ok(c) => c,
         Err(e) => {
             drop(raw);
@@ -328,13 +326,17 @@ async fn serve(mut p: Prepared, plan: command::Plan, interactive: bool, sftp_ser
         _ => (false, vec![]),
     };
     // Never waits: a person who stops reading (flow control, a stalled
-    // client) fills the screen's queue, and the loop below must still end
-    // the session on time. A line that does not fit is dropped.
+    // client) blocks the screen, and the loop below must still end the
+    // session on time. The line is written on a blocking thread, between
+    // two chunks of output, once the screen takes it.
     let tell = |line: String| {
-        let _ = screen.try_send(format!("\r\n{line}\r\n").into_bytes());
+        let screen = screen.clone();
+        tokio::task::spawn_blocking(move || {
+            let _ = screen.write(format!("\r\n{line}\r\n").as_bytes());
+        })
     };
     if let (true, Some(end)) = (at_once, p.end) {
-        tell(deadline::notice(end.saturating_sub(now_unix()), end));
+        drop(tell(deadline::notice(end.saturating_sub(now_unix()), end)));
     }
 
     let mut clock = tokio::time::interval(Duration::from_millis(250));
@@ -356,7 +358,8 @@ async fn serve(mut p: Prepared, plan: command::Plan, interactive: bool, sftp_ser
                     // finished JoinHandle panics when polled, which killed
                     // the wrapper before it told the recorder the end.)
                     if !output_ended {
-                        let _ = tokio::time::timeout(Duration::from_millis(500), &mut output_done).await;
+                        let waited = tokio::time::timeout(Duration::from_millis(500), &mut output_done).await;
+                        output_ended = waited.is_ok();
                     }
                     break None;
                 }
@@ -372,7 +375,7 @@ async fn serve(mut p: Prepared, plan: command::Plan, interactive: bool, sftp_ser
                     if now >= end { break Some(Ending::Expired(end)); }
                     while notices.first().is_some_and(|&t| now >= t) {
                         notices.remove(0);
-                        tell(deadline::notice(end.saturating_sub(now), end));
+                        drop(tell(deadline::notice(end.saturating_sub(now), end)));
                     }
                 }
             }
@@ -385,8 +388,8 @@ async fn serve(mut p: Prepared, plan: command::Plan, interactive: bool, sftp_ser
                 }
             }
             Some(()) = async { winch.as_mut()?.recv().await } => {
-                if let (Some(tx), Some(size)) = (&to_pty, pty::outer_size()) {
-                    let _ = tx.try_send(pty::ToPty::Resize(size));
+                if let Some(m) = &master {
+                    pty::pass_size(m);
                 }
                 if let (Some(t), Some((cols, rows))) = (&tap, pty::outer_cols_rows()) {
                     t.resize(cols, rows);
@@ -404,6 +407,7 @@ async fn serve(mut p: Prepared, plan: command::Plan, interactive: bool, sftp_ser
         Some(Ending::Revoked(_)) => 3,
         _ => 1,
     };
+    let mut last_line = None;
     let code = match ending {
         None => status.and_then(Result::ok).map_or(1, command::exit_code),
         Some(why) => {
@@ -426,7 +430,7 @@ async fn serve(mut p: Prepared, plan: command::Plan, interactive: bool, sftp_ser
             }
             if let Some(line) = line {
                 if interactive {
-                    tell(line);
+                    last_line = Some(tell(line));
                 } else {
                     // stderr may be a full pipe nobody reads: written off
                     // the loop, and the hang-up does not wait for it.
@@ -443,20 +447,26 @@ async fn serve(mut p: Prepared, plan: command::Plan, interactive: bool, sftp_ser
             }
         }
     };
-    // The recorder hears how the session ended, after the last output.
-    if let (Some(t), Some(s)) = (&tap, streaming) {
-        let ended = async {
-            t.end(end_code).await;
-            let _ = s.writer.await;
-        };
+    // The recorder hears how the session ended, after the last output
+    // (output after it is no longer shown: see pty.rs).
+    if let Some(t) = tap {
+        let ended = tokio::task::spawn_blocking(move || t.end(end_code));
         let _ = tokio::time::timeout(Duration::from_secs(2), ended).await;
     }
-    // Let the screen writer finish what is queued, then put the terminal
-    // back as it was.
-    drop(screen);
-    drop(to_pty);
-    if let Some(w) = writer {
-        let _ = tokio::time::timeout(Duration::from_millis(500), w).await;
+    // Let the last output and line reach the screen, then put the
+    // terminal back as it was.
+    if interactive {
+        // The line first: output can go on for as long as a background
+        // job holds the pty.
+        let shown = async {
+            if let Some(line) = last_line {
+                let _ = line.await;
+            }
+            if !output_ended {
+                let _ = (&mut output_done).await;
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_millis(500), shown).await;
     }
     drop(raw);
     code

@@ -4,15 +4,14 @@
 //! line editing and echo), window-size changes are passed on at SIGWINCH,
 //! and the terminal's settings are restored on the way out.
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rustix::termios::{self, OptionalActions, Termios};
-use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
 
 use super::command::Plan;
-use super::io;
 use super::record::Tap;
+use super::{fdio, io};
 
 /// The outer terminal's settings before raw mode, put back on drop.
 pub struct RawMode {
@@ -52,29 +51,50 @@ pub fn outer_cols_rows() -> Option<(u16, u16)> {
     Some((w.ws_col, w.ws_row))
 }
 
-/// What goes into the inner pty: keystrokes, or a new window size.
-pub enum ToPty {
-    Keys(Vec<u8>),
-    Resize(pty_process::Size),
+/// Gives the inner pty the outer terminal's window size.
+pub fn pass_size(master: &OwnedFd) {
+    if let Ok(w) = termios::tcgetwinsize(std::io::stdin().as_fd()) {
+        let _ = termios::tcsetwinsize(master, w);
+    }
 }
 
-/// A child on a new pty, with its output going to the screen writer.
+/// The person's screen (the wrapper's stdout): the child's output and the
+/// wrapper's own lines, each written whole, one writer at a time.
+#[derive(Clone, Default)]
+pub struct Screen {
+    lock: Arc<Mutex<()>>,
+}
+
+impl Screen {
+    /// Blocks while the person's side is not reading (flow control):
+    /// never call it on the session loop's thread.
+    pub fn write(&self, bytes: &[u8]) -> std::io::Result<()> {
+        let _one = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let stdout = std::io::stdout();
+        fdio::write_all(&stdout.as_fd(), bytes)
+    }
+}
+
+/// A child on a new pty, with its output going to the screen.
 pub struct PtyChild {
     pub child: tokio::process::Child,
-    /// Keystrokes and resizes for the inner pty.
-    pub to_pty: mpsc::Sender<ToPty>,
-    /// Ends when the pty's output ends (every holder of its slave closed).
+    /// The inner pty's master, for window-size changes.
+    pub master: Arc<OwnedFd>,
+    /// Ends when the pty's output ends (every holder of its slave closed),
+    /// everything before it shown.
     pub output_done: tokio::task::JoinHandle<u64>,
 }
 
 /// Starts `plan` on a new pty sized like the outer terminal; its output
 /// goes to `screen`, the person's keystrokes come from the wrapper's stdin;
 /// both also go to the recorder through `tap`, output before it is shown.
-pub fn spawn(
-    plan: &Plan,
-    screen: mpsc::Sender<Vec<u8>>,
-    tap: Option<Tap>,
-) -> std::io::Result<PtyChild> {
+///
+/// Each direction is one blocking thread doing read → recorder → write,
+/// not async tasks: under bulk output the runtime's wake-ups, task
+/// hand-offs and the copy into a message per pty read (at most 4 KiB)
+/// cost the wrapper about half again the CPU of a plain copy (docs/sessions.md,
+/// the benchmark), CPU that sshd and the child then lack on a small host.
+pub fn spawn(plan: &Plan, screen: Screen, tap: Option<Tap>) -> std::io::Result<PtyChild> {
     let (pty, pts) = pty_process::open().map_err(std::io::Error::other)?;
     if let Some(size) = outer_size() {
         let _ = pty.resize(size);
@@ -84,84 +104,62 @@ pub fn spawn(
         .args(&plan.args)
         .spawn(pts)
         .map_err(std::io::Error::other)?;
-    let (mut out, mut inner) = pty.into_split();
-    let keys_tap = tap.clone();
-    let output_done = tokio::spawn(async move {
+    // Out of the reactor (which would otherwise wake at every chunk the
+    // pty makes ready): only the two threads below use it. Recorded, it
+    // stays non-blocking and output is read in bursts: one frame per 4 KiB
+    // pty read costs the recorder more than the bursts cost here. Not
+    // recorded, a blocking read and a write per pty read is the cheapest
+    // copy (docs/sessions.md, the benchmark).
+    let master = Arc::new(OwnedFd::from(pty));
+    let burst = tap.is_some();
+    if !burst {
+        rustix::io::ioctl_fionbio(&*master, false)?;
+    }
+    let (from_pty, keys_tap) = (master.clone(), tap.clone());
+    let output_done = tokio::task::spawn_blocking(move || {
         let mut buf = vec![0u8; io::CHUNK];
         let mut total = 0u64;
         loop {
-            let n = io::read_burst(&mut out, &mut buf).await;
-            if n == 0 {
+            let read = if burst { fdio::read_burst } else { fdio::read };
+            let n = match read(&from_pty, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            total += n as u64;
+            // Not recorded (the recorder is gone, or the session's end
+            // was sent): not shown.
+            if tap.as_ref().is_some_and(|t| !t.output(&buf[..n])) {
                 break;
             }
-            total += n as u64;
-            if let Some(t) = &tap {
-                t.output(&buf[..n]).await;
-            }
-            if screen.send(buf[..n].to_vec()).await.is_err() {
+            if screen.write(&buf[..n]).is_err() {
                 break;
             }
         }
         total
     });
-    let (to_pty, mut rx) = mpsc::channel::<ToPty>(16);
-    // The pty's write half both takes keystrokes and resizes it: one task
-    // owns it and does both, in order.
-    tokio::spawn(async move {
-        while let Some(m) = rx.recv().await {
-            match m {
-                ToPty::Keys(k) => {
-                    if inner.write_all(&k).await.is_err() {
-                        break;
-                    }
-                }
-                ToPty::Resize(size) => {
-                    let _ = inner.resize(size);
-                }
-            }
-        }
-    });
-    let keys = to_pty.clone();
-    tokio::spawn(async move {
-        use tokio::io::AsyncReadExt;
-        let mut stdin = io::stdin();
+    // Keystrokes. This thread may stay blocked on stdin after the session
+    // ends; the wrapper does not wait for it (see `run`).
+    let to_pty = master.clone();
+    tokio::task::spawn_blocking(move || {
+        let stdin = std::io::stdin();
+        let stdin = stdin.as_fd();
         let mut buf = vec![0u8; 4096];
         loop {
-            match stdin.read(&mut buf).await {
+            let n = match fdio::read(&stdin, &mut buf) {
                 Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if let Some(t) = &keys_tap {
-                        t.input(&buf[..n]).await;
-                    }
-                    if keys.send(ToPty::Keys(buf[..n].to_vec())).await.is_err() {
-                        break;
-                    }
-                }
+                Ok(n) => n,
+            };
+            if keys_tap.as_ref().is_some_and(|t| !t.input(&buf[..n])) {
+                break;
+            }
+            if fdio::write_all(&*to_pty, &buf[..n]).is_err() {
+                break;
             }
         }
     });
     Ok(PtyChild {
         child,
-        to_pty,
+        master,
         output_done,
     })
-}
-
-/// Writes the screen: the child's output and the wrapper's own lines.
-pub async fn screen_writer(mut rx: mpsc::Receiver<Vec<u8>>) {
-    let mut out = io::stdout();
-    while let Some(mut chunk) = rx.recv().await {
-        // What queued up while the last write waited goes out in one
-        // write (in order), not one per message.
-        while chunk.len() < io::CHUNK {
-            match rx.try_recv() {
-                Ok(more) => chunk.extend_from_slice(&more),
-                Err(_) => break,
-            }
-        }
-        if out.write_all(&chunk).await.is_err() {
-            break;
-        }
-    }
-    let _ = out.flush().await;
 }

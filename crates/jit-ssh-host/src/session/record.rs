@@ -6,13 +6,14 @@
 //! wrapper ends the session: a session that must be recorded does not go
 //! on unrecorded. Protocol: crate::recorder::protocol.
 
-use std::io::{Read, Write};
+use std::io::{IoSlice, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 use crate::recorder::protocol::{Accepted, Hello, Kind, MAX_FRAME};
 
@@ -94,103 +95,153 @@ pub fn connect(socket: &Path, hello: &Hello) -> Result<Connected, RecordError> {
     }
 }
 
-/// What the session loop hands the recorder; cheap to clone.
+/// What the session hands the recorder; cheap to clone. Frames are
+/// written to the recorder's socket by the thread that has them (the pty
+/// output thread writes its own), whole under a lock, so a pty session
+/// has no hand-off per chunk of output; async callers go through the
+/// `*_async` methods, which write on a blocking thread so a recorder that
+/// is behind never holds the session loop (deadlines, revocation).
 #[derive(Clone)]
 pub struct Tap {
-    tx: mpsc::Sender<Vec<u8>>,
+    sink: Arc<Sink>,
     full: bool,
     /// Fires once when the recorder is gone.
     pub lost: Arc<Notify>,
 }
 
-/// The task writing to the recorder; wait for it after [`Tap::end`].
-pub struct Streaming {
-    pub tap: Tap,
-    pub writer: tokio::task::JoinHandle<()>,
+/// The recorder's socket (blocking): one writer at a time.
+struct Sink {
+    stream: Mutex<UnixStream>,
+    /// A write failed or the session's end was sent: nothing more goes.
+    closed: AtomicBool,
 }
 
 impl Connected {
-    /// Starts streaming (inside the tokio runtime).
-    pub fn stream(self) -> std::io::Result<Streaming> {
-        self.stream.set_nonblocking(true)?;
-        let stream = tokio::net::UnixStream::from_std(self.stream)?;
-        let (mut rd, mut wr) = stream.into_split();
+    /// Starts streaming (inside the tokio runtime: the recorder's end of
+    /// file is watched on a blocking thread).
+    pub fn stream(self) -> std::io::Result<Tap> {
+        let watch = self.stream.try_clone()?;
         let lost = Arc::new(Notify::new());
-        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
-        let on_write = lost.clone();
-        let writer = tokio::spawn(async move {
-            use tokio::io::AsyncWriteExt;
-            while let Some(buf) = rx.recv().await {
-                // An empty message is the wrapper's last: see `end`.
-                if buf.is_empty() {
-                    break;
-                }
-                if wr.write_all(&buf).await.is_err() {
-                    on_write.notify_one();
-                    return;
-                }
-            }
-            let _ = wr.shutdown().await;
-        });
         // The recorder sends nothing after its yes: end of file (or an
         // error) means it is gone.
         let on_read = lost.clone();
-        tokio::spawn(async move {
-            use tokio::io::AsyncReadExt;
+        tokio::task::spawn_blocking(move || {
+            let mut watch = watch;
             let mut b = [0u8; 64];
             loop {
-                match rd.read(&mut b).await {
-                    Ok(0) | Err(_) => break,
+                match watch.read(&mut b) {
+                    Ok(0) => break,
                     Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
                 }
             }
             on_read.notify_one();
         });
-        Ok(Streaming {
-            tap: Tap {
-                tx,
-                full: self.full,
-                lost,
-            },
-            writer,
+        Ok(Tap {
+            sink: Arc::new(Sink {
+                stream: Mutex::new(self.stream),
+                closed: AtomicBool::new(false),
+            }),
+            full: self.full,
+            lost,
         })
     }
 }
 
+/// Writes one frame (header and body) in full, without copying the body.
+fn write_frame(stream: &mut UnixStream, kind: Kind, body: &[u8]) -> std::io::Result<()> {
+    let mut head = [0u8; 5];
+    head[0] = kind as u8;
+    head[1..].copy_from_slice(&(body.len() as u32).to_be_bytes());
+    let mut parts = [IoSlice::new(&head), IoSlice::new(body)];
+    let mut parts = &mut parts[..];
+    while !parts.is_empty() {
+        match stream.write_vectored(parts) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut parts, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 impl Tap {
-    async fn send(&self, kind: Kind, body: &[u8]) {
+    /// Blocks while the recorder is behind. False: not recorded (the
+    /// recorder is gone, or the session's end was sent).
+    fn send(&self, kind: Kind, body: &[u8]) -> bool {
+        let mut stream = self
+            .sink
+            .stream
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.sink.closed.load(Ordering::Acquire) {
+            return false;
+        }
         for piece in body.chunks(MAX_FRAME as usize) {
-            if self.tx.send(frame(kind, piece)).await.is_err() {
+            if write_frame(&mut stream, kind, piece).is_err() {
+                self.sink.closed.store(true, Ordering::Release);
                 self.lost.notify_one();
-                return;
+                return false;
             }
         }
+        true
     }
 
-    /// What the session showed. Waits when the recorder is behind:
-    /// nothing reaches the screen unrecorded.
-    pub async fn output(&self, bytes: &[u8]) {
-        self.send(Kind::Output, bytes).await;
+    /// What the session shows, before it is shown. Blocks when the
+    /// recorder is behind; false when it was not recorded, and then it
+    /// must not be shown.
+    pub fn output(&self, bytes: &[u8]) -> bool {
+        self.send(Kind::Output, bytes)
     }
 
-    /// What was typed; sent only under `full`.
-    pub async fn input(&self, bytes: &[u8]) {
-        if self.full {
-            self.send(Kind::Input, bytes).await;
+    /// What was typed; sent only under `full` (true otherwise).
+    pub fn input(&self, bytes: &[u8]) -> bool {
+        !self.full || self.send(Kind::Input, bytes)
+    }
+
+    /// [`Tap::output`] from async code: waits, off the runtime's thread.
+    pub async fn output_async(&self, bytes: &[u8]) -> bool {
+        let (tap, bytes) = (self.clone(), bytes.to_vec());
+        tokio::task::spawn_blocking(move || tap.output(&bytes))
+            .await
+            .unwrap_or(false)
+    }
+
+    /// [`Tap::input`] from async code.
+    pub async fn input_async(&self, bytes: &[u8]) -> bool {
+        if !self.full {
+            return true;
         }
+        let (tap, bytes) = (self.clone(), bytes.to_vec());
+        tokio::task::spawn_blocking(move || tap.input(&bytes))
+            .await
+            .unwrap_or(false)
     }
 
+    /// A new window size; never waits (called from the session loop).
     pub fn resize(&self, cols: u16, rows: u16) {
         let mut b = cols.to_be_bytes().to_vec();
         b.extend_from_slice(&rows.to_be_bytes());
-        let _ = self.tx.try_send(frame(Kind::Resize, &b));
+        let tap = self.clone();
+        tokio::task::spawn_blocking(move || tap.send(Kind::Resize, &b));
     }
 
     /// How the session ended (1 exit, 2 expiry, 3 revoked); then the
-    /// writer closes the connection (other holders of the tap, such as a
-    /// reader still blocked on stdin, do not keep it open).
-    pub async fn end(&self, reason: u8) {
-        self.send(Kind::End, &[reason]).await;
-        let _ = self.tx.send(Vec::new()).await;
+    /// connection's write side is shut, so the recorder sees the end even
+    /// while other holders of the tap (a thread still blocked on stdin)
+    /// live on. Blocks: call it off the runtime's thread.
+    pub fn end(&self, reason: u8) {
+        // One lock: no output frame after the end.
+        let mut stream = self
+            .sink
+            .stream
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !self.sink.closed.swap(true, Ordering::AcqRel) {
+            let _ = write_frame(&mut stream, Kind::End, &[reason]);
+        }
+        let _ = stream.shutdown(std::net::Shutdown::Write);
     }
 }
