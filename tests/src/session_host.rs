@@ -362,3 +362,24 @@ fn marked(marker: &str) -> Vec<u32> {
         .map(|(pid, _)| pid)
         .collect()
 }
+
+/// Waits up to `within` for `child` (an ssh client) to exit; when it did,
+/// in seconds since the Unix epoch, to compare with a certificate's
+/// `valid_before`. A child still running then is killed and reaped.
+pub fn exited_at(child: &mut Child, within: Duration) -> Option<f64> {
+    let until = Instant::now() + within;
+    while Instant::now() < until {
+        if let Ok(Some(_)) = child.try_wait() {
+            return Some(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs_f64(),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}

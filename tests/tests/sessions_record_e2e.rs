@@ -341,24 +341,6 @@ fn a_socket_activated_recorder_records_on_the_socket_systemd_passes() {
     assert!(!h.root.join("not-bound").exists(), "{}", rec.log_text());
 }
 
-/// Waits for `ssh` (a child) to exit; when it did, in seconds since
-/// the Unix epoch.
-fn exited_at(child: &mut std::process::Child, within: Duration) -> Option<f64> {
-    let until = Instant::now() + within;
-    while Instant::now() < until {
-        if let Ok(Some(_)) = child.try_wait() {
-            return Some(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_secs_f64(),
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
-}
-
 #[test]
 fn a_stopped_wrapper_does_not_keep_a_session_past_expiry_or_revocation() {
     if !jit_ssh_e2e::have_recorder_tools("sessions_record_e2e") {
@@ -375,7 +357,7 @@ fn a_stopped_wrapper_does_not_keep_a_session_past_expiry_or_revocation() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let ended = exited_at(&mut ssh, Duration::from_secs(30));
+    let ended = jit_ssh_e2e::session_host::exited_at(&mut ssh, Duration::from_secs(30));
     let late = ended.map(|t| t - valid_before as f64);
     eprintln!("a stopped wrapper's session ended {late:?} s after valid_before");
     assert!(
@@ -411,7 +393,7 @@ fn a_stopped_wrapper_does_not_keep_a_session_past_expiry_or_revocation() {
     h.install_krl(&format!("serial: {serial}\n"));
     let revoked = Instant::now();
     assert!(
-        exited_at(&mut ssh, Duration::from_secs(10)).is_some(),
+        jit_ssh_e2e::session_host::exited_at(&mut ssh, Duration::from_secs(10)).is_some(),
         "a stopped wrapper kept a revoked session; log:\n{}",
         rec.log_text()
     );
@@ -462,7 +444,7 @@ fn a_recorded_login_that_skips_the_wrapper_is_ended_by_the_recorder() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let ended = exited_at(&mut ssh, Duration::from_secs(30));
+    let ended = jit_ssh_e2e::session_host::exited_at(&mut ssh, Duration::from_secs(30));
     if ended.is_none() {
         let _ = ssh.kill();
     }

@@ -10,33 +10,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use jit_ssh_e2e::recorder::Recorder;
 use jit_ssh_e2e::session_host::{kill_marked, process_running, SessionHost};
 use jit_ssh_e2e::{have_tools, run};
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
-
-/// Waits for `ssh` (a child) to exit; when it did, in seconds since the
-/// Unix epoch.
-fn exited_at(child: &mut std::process::Child, within: Duration) -> Option<f64> {
-    let until = Instant::now() + within;
-    while Instant::now() < until {
-        if let Ok(Some(_)) = child.try_wait() {
-            return Some(now());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    None
-}
 
 /// sshd passes the client's `BASH_ENV` on, and bash, run by sshd as
 /// `bash -c FORCE-COMMAND`, reads the file it names first: a shell
@@ -79,7 +57,7 @@ fn an_unrecorded_login_whose_startup_file_skips_the_wrapper_ends_and_records_not
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let ended = exited_at(&mut ssh, Duration::from_secs(40));
+    let ended = jit_ssh_e2e::session_host::exited_at(&mut ssh, Duration::from_secs(40));
     let took = started.elapsed();
     let survived = process_running("bash-7340");
     kill_marked("bash-7340");
@@ -131,7 +109,7 @@ fn a_stopped_wrapper_does_not_keep_an_unrecorded_session_past_expiry_or_revocati
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let ended = exited_at(&mut ssh, Duration::from_secs(30));
+    let ended = jit_ssh_e2e::session_host::exited_at(&mut ssh, Duration::from_secs(30));
     let survived = process_running("sleep 7341");
     kill_marked("sleep 7341");
     let late = ended.map(|t| t - valid_before as f64);
@@ -158,7 +136,7 @@ fn a_stopped_wrapper_does_not_keep_an_unrecorded_session_past_expiry_or_revocati
     std::thread::sleep(Duration::from_millis(500));
     h.install_krl(&format!("serial: {serial}\n"));
     let revoked = Instant::now();
-    let ended = exited_at(&mut ssh, Duration::from_secs(10));
+    let ended = jit_ssh_e2e::session_host::exited_at(&mut ssh, Duration::from_secs(10));
     let survived = process_running("sleep 7342");
     kill_marked("sleep 7342");
     assert!(
@@ -186,7 +164,7 @@ fn a_connection_without_a_session_ends_with_its_certificate() {
         // would ride on this connection).
         let (cert, _, valid_before) = h.certificate("6s", &rec.wrapper_args(mode));
         let mut ssh = h.ssh(&cert).arg("-N").stdin(Stdio::null()).spawn().unwrap();
-        let ended = exited_at(&mut ssh, Duration::from_secs(25));
+        let ended = jit_ssh_e2e::session_host::exited_at(&mut ssh, Duration::from_secs(25));
         let late = ended.map(|t| t - valid_before as f64);
         eprintln!("record {mode}: an `ssh -N` connection ended {late:?} s after valid_before");
         assert!(
