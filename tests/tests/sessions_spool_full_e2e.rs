@@ -44,6 +44,14 @@ fn a_session_filling_the_spool_is_ended_as_spool_full_and_the_next_login_is_refu
         out.status,
         rec.log_text()
     );
+    // The person is told why, not only that the connection closed.
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains(
+            "jit-ssh: the session recorder ended this session: this host's recording spool is full"
+        ),
+        "the session did not say why it ended: {said:?}"
+    );
     eprintln!(
         "spool-full: the session ended after {:.2} s and {} bytes shown",
         took.as_secs_f64(),

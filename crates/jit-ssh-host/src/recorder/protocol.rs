@@ -30,6 +30,10 @@ pub enum Kind {
     Expect = 6,
     Accepted = 0x81,
     Refused = 0x82,
+    /// From the recorder, at most once, when it ends the session itself
+    /// (its spool is full): the reason, UTF-8, for the wrapper to show;
+    /// the hang-up follows.
+    Ending = 0x83,
 }
 
 impl Kind {
@@ -43,6 +47,7 @@ impl Kind {
             6 => Kind::Expect,
             0x81 => Kind::Accepted,
             0x82 => Kind::Refused,
+            0x83 => Kind::Ending,
             _ => return None,
         })
     }

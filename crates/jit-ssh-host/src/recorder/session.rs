@@ -402,7 +402,17 @@ pub async fn handle(stream: UnixStream, ctx: Arc<Context>) {
             EndReason::RecorderLost
         }
         Outcome::SpoolFull(short) => {
-            hang_up(&mut rec, &mut frames, &watched, &short.to_string()).await;
+            // The wrapper is alive here: it says why on the person's
+            // screen before the hang-up, which waits a moment for it.
+            let why = short.to_string();
+            let told = tokio::time::timeout(
+                NOTICE_GRACE,
+                write_frame(&mut wr, Kind::Ending, why.as_bytes()),
+            )
+            .await
+            .is_ok_and(|w| w.is_ok());
+            let grace = if told { NOTICE_GRACE } else { Duration::ZERO };
+            hang_up_after(grace, (&mut rec, &mut frames), &watched, &why).await;
             EndReason::SpoolFull
         }
         Outcome::Revoked => {
@@ -440,8 +450,26 @@ type Frames = tokio::sync::mpsc::Receiver<Result<(Kind, Vec<u8>), FrameError>>;
 /// killed); taking stops at the wrapper's end or end of file, after
 /// [`DRAIN_BYTES`], or [`DRAIN_AFTER`] after the hang-up is done.
 async fn hang_up(rec: &mut Recording, frames: &mut Frames, watched: &Watched, why: &str) {
+    hang_up_after(Duration::ZERO, (rec, frames), watched, why).await;
+}
+
+/// How long a wrapper told why its session ends has to show it before
+/// the hang-up.
+const NOTICE_GRACE: Duration = Duration::from_millis(500);
+
+/// [`hang_up`], `grace` after the wrapper was told why (what it still
+/// sends meanwhile is recorded as well).
+async fn hang_up_after(
+    grace: Duration,
+    (rec, frames): (&mut Recording, &mut Frames),
+    watched: &Watched,
+    why: &str,
+) {
     let w = watched.clone();
-    let mut hang = tokio::task::spawn_blocking(move || w.hang_up());
+    let mut hang = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(grace);
+        w.hang_up()
+    });
     let mut did: Option<String> = None;
     let mut until = tokio::time::Instant::now() + Duration::from_secs(3600);
     let mut taken = Vec::new();

@@ -417,10 +417,11 @@ async fn serve(mut p: Prepared, plan: command::Plan, interactive: bool, sftp_ser
                     deadline::clock_time(*end)
                 )),
                 Ending::Revoked(r) => Some(format!("jit-ssh: {r}: this session is over")),
-                Ending::RecorderLost => Some(
-                    "jit-ssh: the session recorder went away, and this session must be recorded: this session is over"
+                Ending::RecorderLost => Some(match tap.as_ref().and_then(record::Tap::ending) {
+                    Some(reason) => format!("jit-ssh: the session recorder ended this session: {reason}"),
+                    None => "jit-ssh: the session recorder went away, and this session must be recorded: this session is over"
                         .to_owned(),
-                ),
+                }),
                 Ending::HungUp => None,
             };
             if matches!(why, Ending::RecorderLost) {

@@ -105,8 +105,10 @@ pub fn connect(socket: &Path, hello: &Hello) -> Result<Connected, RecordError> {
 pub struct Tap {
     sink: Arc<Sink>,
     full: bool,
-    /// Fires once when the recorder is gone.
+    /// Fires once when the recorder is gone, or is ending the session.
     pub lost: Arc<Notify>,
+    /// Why, when the recorder said so before ending the session.
+    ending: Arc<Mutex<Option<String>>>,
 }
 
 /// The recorder's socket (blocking): one writer at a time.
@@ -122,19 +124,16 @@ impl Connected {
     pub fn stream(self) -> std::io::Result<Tap> {
         let watch = self.stream.try_clone()?;
         let lost = Arc::new(Notify::new());
-        // The recorder sends nothing after its yes: end of file (or an
-        // error) means it is gone.
-        let on_read = lost.clone();
+        let ending = Arc::new(Mutex::new(None));
+        // After its yes the recorder sends at most why it ends the
+        // session; that, end of file or an error means it is done with
+        // this session.
+        let (on_read, why) = (lost.clone(), ending.clone());
         tokio::task::spawn_blocking(move || {
             let mut watch = watch;
-            let mut b = [0u8; 64];
-            loop {
-                match watch.read(&mut b) {
-                    Ok(0) => break,
-                    Ok(_) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(_) => break,
-                }
+            if let Some(reason) = read_ending(&mut watch) {
+                *why.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(reason);
             }
             on_read.notify_one();
         });
@@ -145,7 +144,35 @@ impl Connected {
             }),
             full: self.full,
             lost,
+            ending,
         })
+    }
+}
+
+/// The longest reason shown from an ending frame.
+const MAX_REASON: usize = 1024;
+
+/// Reads until the recorder's ending frame (its reason, printable
+/// characters only: it goes to the person's terminal), end of file or an
+/// error; anything else it might send is skipped.
+fn read_ending(watch: &mut UnixStream) -> Option<String> {
+    loop {
+        let mut head = [0u8; 5];
+        watch.read_exact(&mut head).ok()?;
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        if len > MAX_FRAME as usize {
+            return None;
+        }
+        let mut body = vec![0u8; len];
+        watch.read_exact(&mut body).ok()?;
+        if head[0] == Kind::Ending as u8 {
+            let text: String = String::from_utf8_lossy(&body)
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(MAX_REASON)
+                .collect();
+            return Some(text);
+        }
     }
 }
 
@@ -168,6 +195,14 @@ fn write_frame(stream: &mut UnixStream, kind: Kind, body: &[u8]) -> std::io::Res
 }
 
 impl Tap {
+    /// Why the recorder ended the session, when it said so.
+    pub fn ending(&self) -> Option<String> {
+        self.ending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// Blocks while the recorder is behind. False: not recorded (the
     /// recorder is gone, or the session's end was sent).
     fn send(&self, kind: Kind, body: &[u8]) -> bool {
@@ -243,5 +278,31 @@ impl Tap {
             let _ = write_frame(&mut stream, Kind::End, &[reason]);
         }
         let _ = stream.shutdown(std::net::Shutdown::Write);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_recorders_reason_is_read_past_other_frames_and_shown_without_control_characters() {
+        let (mut recorder, mut wrapper) = UnixStream::pair().unwrap();
+        write_frame(&mut recorder, Kind::Accepted, b"{}").unwrap();
+        write_frame(
+            &mut recorder,
+            Kind::Ending,
+            b"this host's recording spool is full\x1b[2J\r\n",
+        )
+        .unwrap();
+        assert_eq!(
+            read_ending(&mut wrapper).as_deref(),
+            Some("this host's recording spool is full[2J")
+        );
+        // End of file without a reason: none.
+        drop(recorder);
+        assert_eq!(read_ending(&mut wrapper), None);
     }
 }
