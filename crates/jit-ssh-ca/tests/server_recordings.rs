@@ -458,6 +458,34 @@ async fn unenrolled_hosts_other_keys_and_other_peoples_grants_are_refused() {
     assert_eq!(list["recordings"], json!([]));
 }
 
+/// A host's spool may hold a session longer than the CA keeps the
+/// request's row (a CA down for days, uploads refused for space): the
+/// grant is checked against its `certificate_issued` audit record, which
+/// the CA keeps, with the same strictness.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_uploaded_after_its_request_was_pruned_is_still_taken() {
+    let s = setup().await;
+    let t = &s.t;
+    // Eight days on, past `state_retention` (a week): the rows are gone.
+    let pruned = t.ca.prune_state(t.ca.now() + 8 * 86_400).unwrap();
+    assert!(pruned.requests >= 2, "{pruned:?}");
+    let rec = record(&s.alice, "s-late", &s.host_key, 3);
+    let (st, v) = upload(t, "s-late", &rec.header, &rec.chunks).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(session_records(t, "session_ended").len(), 1);
+    // Still Alice's grant with Alice's serial only.
+    let mut info = s.alice.clone();
+    info.serial = s.bob.serial.clone();
+    let rec = record(&info, "s-late-2", &s.host_key, 2);
+    let (st, v) = upload(t, "s-late-2", &rec.header, &rec.chunks).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    let mut info = s.alice.clone();
+    info.user = "bob".into();
+    let rec = record(&info, "s-late-3", &s.host_key, 2);
+    let (st, v) = upload(t, "s-late-3", &rec.header, &rec.chunks).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auditors_list_and_filter_engineers_may_not() {
     let s = setup().await;

@@ -2,8 +2,8 @@
 //! by the host's *enrolled* key are the authentication: the header names
 //! the host, the CA verifies every new chunk with that host's key and the
 //! chain so far, and on a session's first upload checks the header
-//! against the grant (issued, same certificate serial, key id, user,
-//! account, and that host). Order: verify → audit (`session_started`,
+//! against the grant's `certificate_issued` audit record (same serial,
+//! key id, user, account, and that host). Order: verify → audit (`session_started`,
 //! `session_ended` with the final hash) → store; a refused upload stores
 //! nothing.
 
@@ -13,11 +13,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
 use base64ct::{Base64, Encoding};
-use ssh_key::{Certificate, HashAlg, PublicKey};
+use ssh_key::{HashAlg, PublicKey};
 
 use jit_ssh_audit::session_record::{SessionEnded, SessionStarted, SessionSubject};
-use jit_ssh_audit::{Actor, Event};
-use jit_ssh_proto::api::RequestStatus;
+use jit_ssh_audit::{Actor, AuditQuery, CertificateIssued, Event};
 use jit_ssh_proto::recordings::{RecordingUpload, RecordingUploaded, MAX_UPLOAD_CHUNKS};
 use jit_ssh_recording::verify::{ChunkProblem, VerifyError};
 use jit_ssh_recording::{ChainState, Chunk, Header, SessionId, Verifier};
@@ -301,42 +300,60 @@ impl Ca {
                 i.grant_id
             )))
         };
-        let req = if super::is_id(&i.grant_id) {
-            self.store.request(&i.grant_id)?
-        } else {
-            None
-        };
-        let Some(req) = req.filter(|r| r.grant.as_deref() == Some(i.grant_id.as_str())) else {
+        if !super::is_id(&i.grant_id) {
             return forbid("no such grant".into());
-        };
-        let Some(cert) = req
-            .certificate
-            .as_ref()
-            .filter(|_| req.status == RequestStatus::Issued)
-        else {
-            return forbid("it was never issued".into());
+        }
+        // The audit record, not the request's row: it is what made the
+        // certificate durable, and the CA keeps it, while the row is
+        // pruned after `state_retention` (a host's spool may hold a
+        // session longer: a CA down for days, uploads refused for space)
+        // and its last write could be lost with the state store's
+        // unflushed tail while the record stands.
+        let Some(cert) = self.issued_under(&i.grant_id)? else {
+            return forbid("no certificate was issued under it".into());
         };
         if cert.serial.to_string() != i.serial {
             return forbid(format!("its certificate's serial is not {}", i.serial));
         }
-        let key_id = Certificate::from_openssh(&cert.certificate)
-            .map(|c| c.key_id().to_owned())
-            .map_err(|e| ServiceError::Internal(format!("stored certificate: {e}")))?;
-        if key_id != i.key_id {
+        if cert.key_id != i.key_id {
             return forbid("its certificate's key id differs".into());
         }
-        if req.user.as_str() != i.user || req.account.as_str() != i.account {
+        if cert.user != i.user || cert.account != i.account {
             return forbid(format!("it is not {}'s as {}", i.user, i.account));
         }
-        let on_host = req.host.as_str() == i.host
+        let on_host = cert.host == i.host
             || self
                 .store
                 .host(&i.host)?
-                .is_some_and(|h| h.aliases.iter().any(|a| a == req.host.as_str()));
+                .is_some_and(|h| h.aliases.contains(&cert.host));
         if !on_host {
             return forbid(format!("it is not for host {}", i.host));
         }
         Ok(())
+    }
+
+    /// The certificate issued under grant `id`, as its audit record says.
+    fn issued_under(&self, id: &str) -> Result<Option<CertificateIssued>, ServiceError> {
+        let found = self
+            .audit
+            .query(&AuditQuery {
+                grant: Some(id.to_owned()),
+                kinds: vec!["certificate_issued".into()],
+                limit: 1,
+                ..Default::default()
+            })
+            .map_err(|e| {
+                tracing::error!(error = %e, source = ?std::error::Error::source(&e), "audit log read failed");
+                match e {
+                    // The recorder keeps the chunks and tries again.
+                    jit_ssh_audit::StoreError::Database(_) => ServiceError::Unavailable("audit log"),
+                    _ => ServiceError::Internal("audit log".into()),
+                }
+            })?;
+        Ok(found.into_iter().find_map(|r| match r.event {
+            Event::CertificateIssued(c) if c.grant == id => Some(c),
+            _ => None,
+        }))
     }
 
     /// The chain state after the chunks stored so far, verified again (the
