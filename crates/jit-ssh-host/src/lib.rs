@@ -20,6 +20,8 @@ pub mod recorder;
 pub mod session;
 pub mod setup;
 pub mod sync;
+#[cfg(test)]
+mod test_cert;
 pub mod trust;
 
 pub use error::HostError;

@@ -138,27 +138,10 @@ fn principals(o: &PrincipalsOptions) -> Result<Option<String>, HostError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ssh_key::{certificate, Algorithm, PrivateKey};
 
     /// A certificate (`TYPE BASE64`) whose force-command is `fc`.
     fn cert_forcing(fc: &str) -> (String, String) {
-        let mut rng = ssh_key::rand_core::OsRng;
-        let ca = PrivateKey::random(&mut rng, Algorithm::Ed25519).unwrap();
-        let user = PrivateKey::random(&mut rng, Algorithm::Ed25519).unwrap();
-        let mut b = certificate::Builder::new_with_random_nonce(
-            &mut rng,
-            user.public_key(),
-            0,
-            u64::MAX / 2,
-        )
-        .unwrap();
-        b.serial(7).unwrap();
-        b.key_id("jit-ssh:alice:g:7").unwrap();
-        b.valid_principal("oncall@db-1").unwrap();
-        if !fc.is_empty() {
-            b.critical_option("force-command", fc).unwrap();
-        }
-        let line = b.sign(&ca).unwrap().to_openssh().unwrap();
+        let line = crate::test_cert::forcing(fc).to_openssh().unwrap();
         let mut words = line.split_whitespace();
         (
             words.next().unwrap().to_owned(),

@@ -412,27 +412,7 @@ pub fn sweep(r: &Shared, wrapper: &Path) -> Vec<Ending> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ssh_key::{certificate, Algorithm, PrivateKey};
-
-    fn cert_forcing(fc: &str) -> Certificate {
-        let mut rng = ssh_key::rand_core::OsRng;
-        let ca = PrivateKey::random(&mut rng, Algorithm::Ed25519).unwrap();
-        let user = PrivateKey::random(&mut rng, Algorithm::Ed25519).unwrap();
-        let mut b = certificate::Builder::new_with_random_nonce(
-            &mut rng,
-            user.public_key(),
-            0,
-            u64::MAX / 2,
-        )
-        .unwrap();
-        b.serial(1).unwrap();
-        b.key_id("jit-ssh:alice:g:1").unwrap();
-        b.valid_principal("root@h").unwrap();
-        if !fc.is_empty() {
-            b.critical_option("force-command", fc).unwrap();
-        }
-        b.sign(&ca).unwrap()
-    }
+    use crate::test_cert::forcing as cert_forcing;
 
     #[test]
     fn only_a_recording_force_command_is_expected() {
@@ -464,23 +444,26 @@ mod tests {
         )));
     }
 
+    /// Alice's recorded login (serial 9) whose sshd monitor started at
+    /// `monitor_start`.
+    fn recorded_login(monitor_start: Option<u64>) -> Login {
+        let cert = cert_forcing("/usr/local/bin/jit-ssh-host session --record output");
+        Login {
+            serial: 9,
+            key_id: "jit-ssh:alice:g:9".into(),
+            account: "oncall".into(),
+            recorded: true,
+            end: LoginEnd::new(&cert, Path::new("/nonexistent")),
+            cert,
+            monitor_start,
+        }
+    }
+
     #[test]
     fn the_login_is_found_from_its_session_process_or_its_monitor() {
         let r = Shared::default();
-        let cert = cert_forcing("/usr/local/bin/jit-ssh-host session --record output");
         let me = i32::try_from(std::process::id()).unwrap();
-        lock(&r).logins.insert(
-            me,
-            Login {
-                serial: 9,
-                key_id: "jit-ssh:alice:g:9".into(),
-                account: "oncall".into(),
-                recorded: true,
-                end: LoginEnd::new(&cert, Path::new("/nonexistent")),
-                cert: cert.clone(),
-                monitor_start: start_time(me),
-            },
-        );
+        lock(&r).logins.insert(me, recorded_login(start_time(me)));
         let mut child = std::process::Command::new("sleep")
             .arg("5")
             .spawn()
@@ -497,21 +480,10 @@ mod tests {
     #[test]
     fn a_later_process_with_a_gone_monitors_pid_inherits_no_login() {
         let r = Shared::default();
-        let cert = cert_forcing("/usr/local/bin/jit-ssh-host session --record output");
         let me = i32::try_from(std::process::id()).unwrap();
         // The login's monitor started before whatever has its pid now.
-        lock(&r).logins.insert(
-            me,
-            Login {
-                serial: 9,
-                key_id: "jit-ssh:alice:g:9".into(),
-                account: "oncall".into(),
-                recorded: true,
-                end: LoginEnd::new(&cert, Path::new("/nonexistent")),
-                cert: cert.clone(),
-                monitor_start: start_time(me).map(|t| t.saturating_sub(1)),
-            },
-        );
+        let before = start_time(me).map(|t| t.saturating_sub(1));
+        lock(&r).logins.insert(me, recorded_login(before));
         assert_eq!(login_of(&r, me), None);
         let _ = sweep(&r, Path::new("/nonexistent"));
         assert!(lock(&r).logins.is_empty());

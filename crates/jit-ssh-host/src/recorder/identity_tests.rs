@@ -152,23 +152,7 @@ fn root_opens_no_file_of_the_users_choosing() {
 
 #[test]
 fn the_wrapper_must_run_as_the_certificates_force_command() {
-    let cert = |fc: &str| {
-        let mut rng = ssh_key::rand_core::OsRng;
-        let ca = PrivateKey::random(&mut rng, Algorithm::Ed25519).unwrap();
-        let user = PrivateKey::random(&mut rng, Algorithm::Ed25519).unwrap();
-        let mut b = ssh_key::certificate::Builder::new_with_random_nonce(
-            &mut rng,
-            user.public_key(),
-            0,
-            u64::MAX / 2,
-        )
-        .unwrap();
-        b.serial(1).unwrap();
-        b.key_id("jit-ssh:alice:g:1").unwrap();
-        b.valid_principal("oncall@h").unwrap();
-        b.critical_option("force-command", fc).unwrap();
-        b.sign(&ca).unwrap()
-    };
+    let cert = crate::test_cert::forcing;
     let (w, peer) = Wrapper::with_auth_info(Path::new("/nonexistent"));
     // The test's process runs `sleep 30`.
     assert!(runs_force_command(peer.pid, &cert("sleep 30")).is_ok());
