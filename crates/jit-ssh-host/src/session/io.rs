@@ -46,8 +46,12 @@ pub fn stdout() -> Writer {
     }
 }
 
-/// [`pump`], with what passes also sent to the recorder through `tap`
-/// (as output, or as input when `input`), before it is passed on.
+/// Copies `from` to `to` until end of file (a read error, such as EIO
+/// from a pty whose other side closed, counts as the end), then shuts
+/// `to` down so the reader on its far side sees end of file; with a
+/// `tap`, what passes is sent to the recorder first (as output, or as
+/// input when `input`), and what it did not take is not passed on.
+/// Returns the bytes copied.
 pub async fn pump_recorded<R, W>(
     mut from: R,
     mut to: W,
@@ -58,9 +62,6 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let Some(tap) = tap else {
-        return pump(from, to).await;
-    };
     let mut buf = vec![0u8; CHUNK];
     let mut total = 0u64;
     loop {
@@ -68,41 +69,17 @@ where
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        let recorded = if input {
-            tap.input_async(&buf[..n]).await
-        } else {
-            tap.output_async(&buf[..n]).await
-        };
-        // Not recorded (the recorder is gone): not passed on either.
-        if !recorded {
-            break;
+        if let Some(tap) = &tap {
+            let recorded = if input {
+                tap.input_async(&buf[..n]).await
+            } else {
+                tap.output_async(&buf[..n]).await
+            };
+            // Not recorded (the recorder is gone): not passed on either.
+            if !recorded {
+                break;
+            }
         }
-        if to.write_all(&buf[..n]).await.is_err() {
-            break;
-        }
-        total += n as u64;
-    }
-    let _ = to.flush().await;
-    let _ = to.shutdown().await;
-    total
-}
-
-/// Copies `from` to `to` until end of file (a read error, such as EIO
-/// from a pty whose other side closed, counts as the end), then shuts
-/// `to` down so the reader on its far side sees end of file. Returns the
-/// bytes copied.
-pub async fn pump<R, W>(mut from: R, mut to: W) -> u64
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut buf = vec![0u8; CHUNK];
-    let mut total = 0u64;
-    loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
         if to.write_all(&buf[..n]).await.is_err() {
             break;
         }
