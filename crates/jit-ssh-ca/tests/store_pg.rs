@@ -7,6 +7,7 @@
 
 mod common;
 mod pg;
+mod stored;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -95,6 +96,55 @@ async fn a_login_is_issued_with_its_state_in_postgresql() {
     );
     assert_eq!(stored.1, 1);
     assert!(t.audit.verify().unwrap().first_break.is_none());
+}
+
+/// The notifications on the replicas' channel within `wait`.
+fn heard(c: &mut postgres::Client, wait: Duration) -> Vec<String> {
+    use postgres::fallible_iterator::FallibleIterator;
+    let mut heard = Vec::new();
+    let mut n = c.notifications();
+    let mut it = n.timeout_iter(wait);
+    while let Some(m) = it.next().unwrap() {
+        heard.push(m.payload().to_owned());
+    }
+    heard
+}
+
+#[test]
+fn only_changes_a_long_poll_can_see_wake_the_replicas() {
+    let Some(cfg) = pg::database("only_changes_a_long_poll_can_see_wake_the_replicas") else {
+        return;
+    };
+    let store = PgStore::open(&cfg).unwrap();
+    let mut other = postgres::Client::connect(&cfg.url, postgres::NoTls).unwrap();
+    other.batch_execute("LISTEN jit_ssh_request").unwrap();
+
+    let first = stored::request("r1", RequestStatus::PendingMfa);
+    let claimed = jit_ssh_ca::store::AccessRequest {
+        deciding_since: Some(5),
+        ..first.clone()
+    };
+    store.put_request(&first).unwrap();
+    // A touch's claim and its release show nothing to a long poll.
+    assert!(store.swap_request(&first, &claimed).unwrap());
+    assert!(store.swap_request(&claimed, &first).unwrap());
+    assert_eq!(
+        heard(&mut other, Duration::from_millis(300)),
+        Vec::<String>::new()
+    );
+
+    // The decision does: every replica hears of it.
+    assert!(store.swap_request(&first, &claimed).unwrap());
+    let issued = jit_ssh_ca::store::AccessRequest {
+        status: RequestStatus::Issued,
+        deciding_since: None,
+        ..first.clone()
+    };
+    assert!(store.swap_request(&claimed, &issued).unwrap());
+    assert_eq!(
+        heard(&mut other, Duration::from_secs(2)),
+        vec!["r1".to_owned()]
+    );
 }
 
 #[test]

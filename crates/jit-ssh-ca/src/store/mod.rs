@@ -160,6 +160,17 @@ pub struct AccessRequest {
     pub deciding_since: Option<i64>,
 }
 
+impl AccessRequest {
+    /// Whether `new` is this request with only its claim changed (a touch
+    /// claiming it for its decision, or giving the claim back): nothing
+    /// the requester's long poll answers with.
+    pub fn only_claim_differs(&self, new: &AccessRequest) -> bool {
+        let mut claimed = self.clone();
+        claimed.deciding_since = new.deciding_since;
+        claimed == *new && self.deciding_since != new.deciding_since
+    }
+}
+
 /// Who was asked to approve a request, and who did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApprovalState {

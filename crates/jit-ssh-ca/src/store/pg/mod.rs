@@ -25,6 +25,7 @@ pub use audit::PgAuditLog;
 pub use connect::{check_files, ConnectError};
 
 use commit::Commit;
+use notify::Notify;
 
 use super::{
     AccessRequest, Ceremony, Cutoffs, Invite, PendingDecision, PendingRevocation, Pruned,
@@ -163,7 +164,7 @@ impl PgStore {
     fn write_request(
         &self,
         sql: &str,
-        old: Option<&str>,
+        old: Option<(&str, Notify)>,
         req: &AccessRequest,
         commit: Commit,
     ) -> Result<u64, StoreError> {
@@ -178,10 +179,18 @@ impl PgStore {
                     sql,
                     &[&req.id, &body, &ends, &expires, &never, &pending, &deferred],
                 )?,
-                Some(old) => c.execute(
+                Some((old, notify)) => c.execute(
                     sql,
                     &[
-                        &req.id, &body, &ends, &expires, &never, &pending, &old, &deferred,
+                        &req.id,
+                        &body,
+                        &ends,
+                        &expires,
+                        &never,
+                        &pending,
+                        &old,
+                        &deferred,
+                        &(notify == Notify::Replicas),
                     ],
                 )?,
             })
@@ -398,6 +407,14 @@ impl Store for PgStore {
         if old.id != new.id {
             return Ok(false);
         }
+        // A claim, or its release, changes nothing a long poll shows:
+        // no replica is told (each notification wakes every replica's
+        // listener, and a login makes one claim).
+        let notify = if old.only_claim_differs(new) {
+            Notify::Nobody
+        } else {
+            Notify::Replicas
+        };
         let old = enc(old, "request")?;
         // The index column changes with the body, in one statement, which
         // also tells the other replicas' long polls (delivered on commit).
@@ -408,11 +425,11 @@ impl Store for PgStore {
                      never_confirmed = $5, pending = $6
                    FROM {}
                    WHERE key = $1 AND body = $7 RETURNING requests.key)
-                 SELECT pg_notify('{}', key) FROM changed",
+                 SELECT CASE WHEN $9::boolean THEN pg_notify('{}', key) END FROM changed",
                 commit::setting(8),
                 notify::REQUEST_CHANNEL
             ),
-            Some(&old),
+            Some((&old, notify)),
             new,
             commit::of_request_change(new),
         )?;

@@ -1,6 +1,6 @@
-//! Wakeups across replicas: every change to a stored request sends
-//! `NOTIFY jit_ssh_request, '<id>'` in the statement that makes it (so it
-//! is delivered only if that commits), and each CA process keeps one
+//! Wakeups across replicas: every change to a stored request that a
+//! long poll can see sends `NOTIFY jit_ssh_request, '<id>'` in the
+//! statement that makes it (so it is delivered only if that commits), and each CA process keeps one
 //! connection of its own that `LISTEN`s and wakes its long polls. A
 //! client waiting on replica A then hears at once that replica B issued.
 //!
@@ -20,6 +20,15 @@ use crate::store::RequestChanged;
 
 /// The channel request changes are sent on.
 pub(super) const REQUEST_CHANNEL: &str = "jit_ssh_request";
+
+/// Who a change to a request is told to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Notify {
+    /// Every replica's listener (and so its long polls).
+    Replicas,
+    /// Nobody: the change shows nothing a long poll answers with.
+    Nobody,
+}
 
 /// How long one wait for a notification lasts before the stop flag and
 /// the connection are looked at again.
