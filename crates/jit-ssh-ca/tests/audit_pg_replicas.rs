@@ -140,3 +140,41 @@ fn readiness_asks_the_database_for_the_audit_log() {
     let r = ca.readiness();
     assert_eq!(r.failed, vec!["audit_log"], "{r:?}");
 }
+
+#[test]
+fn a_group_that_fails_gives_the_head_row_back() {
+    let Some(cfg) = pg::database("a_group_that_fails_gives_the_head_row_back") else {
+        return;
+    };
+    let db = pg::db_name(&cfg);
+    let cluster = pg::cluster("a_group_that_fails").unwrap();
+    let (a, b) = (
+        Arc::new(PgAuditLog::open(&cfg).unwrap()),
+        Arc::new(PgAuditLog::open(&cfg).unwrap()),
+    );
+    a.append(Actor::System, step(1)).unwrap();
+    // A row already where the next record goes: A's group fails inside
+    // the transaction that holds the head row.
+    cluster.sql(
+        &db,
+        "INSERT INTO audit_records (seq, time_ns, kind, record) VALUES (2, 0, 'x', '{}')",
+    );
+    assert!(a.append(Actor::System, step(2)).is_err());
+    assert!(a.append(Actor::System, step(3)).is_err());
+    cluster.sql(&db, "DELETE FROM audit_records WHERE seq = 2");
+
+    // Neither of A's failed transactions is left open: B appends at once,
+    // and so does A on the same connections (left in an aborted
+    // transaction, they would refuse every later group).
+    let (tx, rx) = std::sync::mpsc::channel();
+    let b2 = b.clone();
+    std::thread::spawn(move || tx.send(b2.append(Actor::System, step(4)).map(|r| r.seq)));
+    let seq = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("replica B waited for a head row a failed group kept");
+    assert_eq!(seq.unwrap(), 2);
+    assert_eq!(a.append(Actor::System, step(5)).unwrap().seq, 3);
+    let report = b.verify().unwrap();
+    assert!(report.first_break.is_none(), "{report:?}");
+    assert_eq!(report.records, 3);
+}

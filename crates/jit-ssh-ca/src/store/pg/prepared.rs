@@ -21,9 +21,17 @@ const MAX_STATEMENTS: usize = 512;
 pub struct Conn {
     client: postgres::Client,
     statements: HashMap<String, postgres::Statement>,
+    /// Set when the connection may be left inside a transaction it could
+    /// not end: the pool then drops it rather than lend it out again.
+    spoiled: bool,
 }
 
 impl Conn {
+    /// Marks the connection as not to be reused (see `spoiled`).
+    pub fn spoil(&mut self) {
+        self.spoiled = true;
+    }
+
     /// `sql` prepared on this connection (once).
     pub fn prepared(&mut self, sql: &str) -> Result<postgres::Statement, postgres::Error> {
         if let Some(s) = self.statements.get(sql) {
@@ -101,6 +109,7 @@ where
         Ok(Conn {
             client: self.0.connect()?,
             statements: HashMap::new(),
+            spoiled: false,
         })
     }
 
@@ -109,6 +118,6 @@ where
     }
 
     fn has_broken(&self, conn: &mut Conn) -> bool {
-        self.0.has_broken(&mut conn.client)
+        conn.spoiled || self.0.has_broken(&mut conn.client)
     }
 }

@@ -9,12 +9,13 @@
 //! is the record really before it, with no gap and no fork.
 
 use super::super::prepared::Conn;
+use super::head_lock::HeadLocked;
 use time::OffsetDateTime;
 
 use jit_ssh_audit::chain::{self, ChainHead};
 use jit_ssh_audit::record::{Actor, AuditRecord, Event, Hash};
 
-use super::{nanos, time_of, PgAuditError};
+use super::{nanos, PgAuditError};
 
 /// Also forces `synchronous_commit` back on for this transaction should
 /// the role or database have turned it off: `append` promises the record
@@ -142,14 +143,9 @@ pub(super) fn commit_group(
 ) -> Result<(Vec<AuditRecord>, ChainHead), PgAuditError> {
     // Prepared before the transaction (once per connection), so the head
     // row is held for no parse or plan.
-    let (lock_head, write_group) = (c.prepared(LOCK_HEAD)?, c.prepared(WRITE_GROUP)?);
-    let mut tx = c.transaction()?;
-    let row = tx.query_one(&lock_head, &[])?;
-    let mut head = ChainHead {
-        seq: u64::try_from(row.get::<_, i64>(0)).map_err(|_| PgAuditError::Head)?,
-        hash: parse_hash(row.get(1))?,
-    };
-    let mut last = time_of(row.get(2))?;
+    let write_group = c.prepared(WRITE_GROUP)?;
+    let (mut tx, held) = HeadLocked::begin(c)?;
+    let (mut head, mut last) = (held.head, held.time);
     let mut cols = Columns::default();
     let mut records = Vec::with_capacity(jobs.len());
     for (actor, event) in jobs {
@@ -167,7 +163,8 @@ pub(super) fn commit_group(
         records.push(rec);
     }
     let (head_seq, head_hash, head_time) = (seq_col(head.seq), head.hash.to_string(), nanos(last));
-    tx.execute(
+    postgres::Client::execute(
+        tx.conn(),
         &write_group,
         &[
             &cols.seq,

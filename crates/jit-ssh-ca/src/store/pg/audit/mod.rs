@@ -21,6 +21,7 @@
 //! connection.
 
 mod append;
+mod head_lock;
 pub mod import;
 mod read;
 
