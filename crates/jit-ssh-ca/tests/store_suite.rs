@@ -15,7 +15,7 @@ use stored::{ceremony, request};
 use jit_ssh_ca::policy::Role;
 use jit_ssh_ca::store::{
     AccessRequest, Ceremony, Cutoffs, HostChallenge, HostRecord, HostToken, Invite,
-    PendingDecision, PendingRevocation, RevokedSerial, Session, SledStore, Store,
+    PendingDecision, PendingRevocation, RevokedSerial, Session, SledStore, Standing, Store,
 };
 use jit_ssh_proto::api::{
     DecisionStatus, IssuedCertificate, RequestStatus, RevocationStatus, RevokeTarget,
@@ -361,12 +361,26 @@ fn users_credentials_roles_and_blocks(s: Arc<dyn Store>) {
     want.sort();
     assert_eq!(s.invited_roles("alice").unwrap(), want);
     assert!(!s.is_blocked("alice").unwrap());
+    let (unenrolled, blocked) = (
+        Standing {
+            enrolled: false,
+            blocked: false,
+        },
+        Standing {
+            enrolled: false,
+            blocked: true,
+        },
+    );
+    assert_eq!(s.may_request("alice").unwrap(), unenrolled);
     s.block_user("alice").unwrap();
     s.block_user("alice").unwrap();
     assert!(s.is_blocked("alice").unwrap() && !s.is_blocked("bob").unwrap());
+    assert_eq!(s.may_request("alice").unwrap(), blocked);
+    assert_eq!(s.may_request("bob").unwrap(), unenrolled);
     assert!(s.unblock_user("alice").unwrap());
     assert!(!s.unblock_user("alice").unwrap());
     assert!(!s.is_blocked("alice").unwrap());
+    assert_eq!(s.may_request("alice").unwrap(), unenrolled);
 }
 
 fn host(name: &str) -> HostRecord {

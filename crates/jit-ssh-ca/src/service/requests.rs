@@ -43,10 +43,11 @@ impl Ca {
             )));
         }
         let public_key = parse_public_key(&body.public_key)?;
-        if self.store.credentials(user.as_str())?.is_empty() {
+        let standing = self.store.may_request(user.as_str())?;
+        if !standing.enrolled {
             return Err(ServiceError::NotEnrolled(user.to_string()));
         }
-        if self.store.is_blocked(user.as_str())? {
+        if standing.blocked {
             return Err(ServiceError::UserBlocked(user.to_string()));
         }
 

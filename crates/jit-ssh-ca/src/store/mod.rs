@@ -171,6 +171,13 @@ impl AccessRequest {
     }
 }
 
+/// A user's standing for a new request ([`Store::may_request`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    pub enrolled: bool,
+    pub blocked: bool,
+}
+
 /// Who was asked to approve a request, and who did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApprovalState {
@@ -358,6 +365,14 @@ pub trait Store: HostStore + Send + Sync {
     fn block_user(&self, user: &str) -> Result<(), StoreError>;
     fn unblock_user(&self, user: &str) -> Result<bool, StoreError>;
     fn is_blocked(&self, user: &str) -> Result<bool, StoreError>;
+    /// Whether `user` has any credential, and whether they are blocked:
+    /// what a new request checks, in one round trip where the store can.
+    fn may_request(&self, user: &str) -> Result<Standing, StoreError> {
+        Ok(Standing {
+            enrolled: !self.credentials(user)?.is_empty(),
+            blocked: self.is_blocked(user)?,
+        })
+    }
 
     fn put_ceremony(&self, key: &str, c: &Ceremony) -> Result<(), StoreError>;
     /// Removes and returns the ceremony: a second caller gets `None`.

@@ -554,6 +554,25 @@ impl Store for PgStore {
         })
     }
 
+    fn may_request(&self, user: &str) -> Result<super::Standing, StoreError> {
+        let row = self.with(|c| {
+            Ok(c.query_one(
+                "SELECT (SELECT body FROM credentials WHERE user_name = $1),
+                        EXISTS (SELECT 1 FROM blocked_users WHERE user_name = $1)",
+                &[&user],
+            )?)
+        })?;
+        let credentials: Vec<Passkey> = row
+            .get::<_, Option<String>>(0)
+            .map(|body| dec(&body, "credentials"))
+            .transpose()?
+            .unwrap_or_default();
+        Ok(super::Standing {
+            enrolled: !credentials.is_empty(),
+            blocked: row.get(1),
+        })
+    }
+
     fn put_ceremony(&self, key: &str, c: &Ceremony) -> Result<(), StoreError> {
         // Login state: see `commit` for why its commits need not wait.
         let body = enc(c, "ceremony")?;
