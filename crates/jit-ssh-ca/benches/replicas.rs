@@ -39,6 +39,23 @@ struct Run {
     p99: Duration,
     /// CPU spent per part (CA replicas, PostgreSQL, clients) in the run.
     cpu: Vec<(&'static str, Duration)>,
+    /// Transactions the database committed or rolled back in the run
+    /// (each statement outside BEGIN/COMMIT is one): round trips that
+    /// change nothing with the load on the machine.
+    transactions: Option<u64>,
+}
+
+/// Transactions ended in the bench's database so far, once the servers'
+/// statistics have reached the collector.
+fn transactions(c: &mut postgres::Client) -> u64 {
+    // Backends report at most once a second while busy.
+    std::thread::sleep(Duration::from_millis(1500));
+    c.query_one(
+        "SELECT (xact_commit + xact_rollback)::bigint FROM pg_stat_database \
+         WHERE datname = current_database()",
+        &[],
+    )
+    .map_or(0, |r| u64::try_from(r.get::<_, i64>(0)).unwrap_or(0))
 }
 
 /// `clients` engineers (each its own user) share `total` logins, spread
@@ -50,12 +67,14 @@ fn load(
     clients: usize,
     total: usize,
     parts: &[(&'static str, cpu::Group)],
+    mut db: Option<&mut postgres::Client>,
 ) -> Run {
     let mut keys = Vec::new();
     for i in 0..clients {
         keys.push(rt.block_on(client.enroll(config, &format!("u{i}"))));
     }
     let per = total / clients;
+    let xacts_before = db.as_deref_mut().map(transactions);
     let before: Vec<_> = parts.iter().map(|(_, g)| g.sample()).collect();
     let started = Instant::now();
     let tasks: Vec<_> = keys
@@ -89,6 +108,10 @@ fn load(
         .zip(&before)
         .map(|((name, g), b)| (*name, cpu::spent(b, &g.sample())))
         .collect();
+    // The bench's own two queries are not counted.
+    let transactions = xacts_before
+        .zip(db.map(transactions))
+        .map(|(b, a)| a.saturating_sub(b + 1));
     latencies.sort();
     let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
     Run {
@@ -97,6 +120,7 @@ fn load(
         p50: pct(0.50),
         p99: pct(0.99),
         cpu,
+        transactions,
     }
 }
 
@@ -120,7 +144,7 @@ fn main() {
             ("CA replicas", cpu::Group::pids(vec![solo.pid()])),
             ("clients", cpu::Group::pids(vec![std::process::id()])),
         ];
-        load(&rt, &client, &config, clients, total, &parts)
+        load(&rt, &client, &config, clients, total, &parts, None)
     };
 
     // Two replicas, one PostgreSQL.
@@ -149,7 +173,16 @@ fn main() {
         ("PostgreSQL", cpu::Group::with_children(postmaster)),
         ("clients", cpu::Group::pids(vec![std::process::id()])),
     ];
-    let replicated = load(&rt, &client, &config_a, clients, total, &parts);
+    let mut stats = postgres::Client::connect(&db.url, postgres::NoTls).unwrap();
+    let replicated = load(
+        &rt,
+        &client,
+        &config_a,
+        clients,
+        total,
+        &parts,
+        Some(&mut stats),
+    );
 
     println!("| issuance over HTTP, {clients} concurrent engineers, 2 cores | certificates | certs/s | p50 | p99 |");
     println!("|---|---|---|---|---|");
@@ -166,8 +199,8 @@ fn main() {
         );
     }
     println!();
-    println!("| CPU per certificate | CA replicas | PostgreSQL | clients |");
-    println!("|---|---|---|---|");
+    println!("| CPU per certificate | CA replicas | PostgreSQL | clients | database transactions per certificate |");
+    println!("|---|---|---|---|---|");
     for (name, r) in [
         ("1 replica, embedded", &embedded),
         ("2 replicas, PostgreSQL 15", &replicated),
@@ -180,8 +213,11 @@ fn main() {
                     format!("{:.0} µs", t.as_secs_f64() * 1e6 / r.issued as f64)
                 })
         };
+        let xacts = r.transactions.map_or("-".to_owned(), |n| {
+            format!("{:.1}", n as f64 / r.issued as f64)
+        });
         println!(
-            "| {name} | {} | {} | {} |",
+            "| {name} | {} | {} | {} | {xacts} |",
             per("CA replicas"),
             per("PostgreSQL"),
             per("clients")
