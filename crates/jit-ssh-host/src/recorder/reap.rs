@@ -87,6 +87,43 @@ pub fn table() -> ProcessTable {
     t
 }
 
+/// `root` and every process below it, found through
+/// `/proc/PID/task/TID/children` rather than a pass over all of /proc:
+/// cheap enough to look at a young login many times a second.
+pub fn subtree(root: i32) -> ProcessTable {
+    let mut t = HashMap::new();
+    let mut todo = vec![root];
+    while let Some(pid) = todo.pop() {
+        if t.contains_key(&pid) {
+            continue;
+        }
+        let Some(stat) = crate::proc_stat::read(pid) else {
+            continue;
+        };
+        let (Some(ppid), Some(sid)) = (
+            crate::proc_stat::number(&stat, 1),
+            crate::proc_stat::number(&stat, 3),
+        ) else {
+            continue;
+        };
+        t.insert(pid, (ppid, sid));
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            todo.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<i32>().ok()),
+            );
+        }
+    }
+    t
+}
+
 fn descendants(t: &HashMap<i32, (i32, i32)>, root: i32) -> Vec<i32> {
     let mut out = Vec::new();
     let mut todo = vec![root];
@@ -126,26 +163,89 @@ impl Watched {
     /// The processes below sshd's session process `sshd_pid` (a login no
     /// wrapper announced).
     pub fn below_sshd(sshd_pid: i32) -> Watched {
+        let mut w = Watched::of_sshd(sshd_pid);
+        w.refresh();
+        w
+    }
+
+    /// [`Watched::below_sshd`] with nothing noted yet: the caller looks.
+    pub fn of_sshd(sshd_pid: i32) -> Watched {
         let mut spare_sids = BTreeSet::from([0]);
         spare_sids.extend(hangup::own_session());
         spare_sids.extend(super::peer::session_of(sshd_pid));
         let scope = std::fs::read_to_string(format!("/proc/{sshd_pid}/cgroup"))
             .ok()
             .and_then(|c| session_scope(&c));
-        let mut w = Watched {
+        Watched {
             sshd_pid,
             sshd_start: start_time(sshd_pid),
             sids: BTreeSet::new(),
             spare_sids,
             scope,
-        };
-        w.refresh();
-        w
+        }
     }
 
     /// Which sshd session process this is: its pid and start time.
     pub fn id(&self) -> (i32, Option<u64>) {
         (self.sshd_pid, self.sshd_start)
+    }
+
+    /// What a restarted recorder takes back of a login's processes
+    /// ([`super::watched_logins`]): sshd's session process as it was,
+    /// and the kernel sessions still held by a process the previous
+    /// recorder named (so none is a later session that got a freed id).
+    pub fn restored(sshd_pid: i32, sshd_start: Option<u64>, sids: BTreeSet<i32>) -> Watched {
+        let mut spare_sids = BTreeSet::from([0]);
+        spare_sids.extend(hangup::own_session());
+        let mut scope = None;
+        if sshd_start.is_some() && start_time(sshd_pid) == sshd_start {
+            spare_sids.extend(super::peer::session_of(sshd_pid));
+            scope = std::fs::read_to_string(format!("/proc/{sshd_pid}/cgroup"))
+                .ok()
+                .and_then(|c| session_scope(&c));
+        }
+        let sids = sids.difference(&spare_sids).copied().collect();
+        Watched {
+            sshd_pid,
+            sshd_start,
+            sids,
+            spare_sids,
+            scope,
+        }
+    }
+
+    /// Whether sshd's session process is gone and nothing of the login
+    /// that was seen still runs: nothing left to end.
+    pub fn is_over_in(&self, t: &ProcessTable) -> bool {
+        !self.sshd_is_ours() && self.members_from(t).is_empty()
+    }
+
+    /// Each noted kernel session with the oldest process still in it
+    /// (pid and start time), for [`Watched::restored`]: while that
+    /// process lives, the session id is not free to be handed out again.
+    pub fn anchors(&self, t: &ProcessTable) -> Vec<(i32, i32, u64)> {
+        self.sids
+            .iter()
+            .filter_map(|&sid| {
+                t.iter()
+                    .filter(|(_, &(_, s))| s == sid)
+                    .filter_map(|(&pid, _)| Some((start_time(pid)?, pid)))
+                    .min()
+                    .map(|(start, pid)| (sid, pid, start))
+            })
+            .collect()
+    }
+
+    /// Notes the sessions of the processes below sshd's in `t`, a table
+    /// of only part of the processes ([`subtree`]), forgetting none.
+    pub fn note_from(&mut self, t: &ProcessTable) {
+        for pid in self.below_sshd_now(t) {
+            if let Some(&(_, sid)) = t.get(&pid) {
+                if !self.spare_sids.contains(&sid) {
+                    self.sids.insert(sid);
+                }
+            }
+        }
     }
 
     /// Notes the sessions of every process now below sshd's.

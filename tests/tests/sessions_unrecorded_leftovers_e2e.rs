@@ -1,0 +1,141 @@
+//! What a killed `record = "off"` wrapper leaves behind (the rest of a
+//! command, a job in a kernel session of its own) once sshd's connection
+//! closed: the host recorder, which watches the login through the
+//! principals command, keeps the kernel sessions it saw the login use
+//! after sshd is gone and ends what still runs in them at the
+//! certificate's `valid_before`, or at once when the KRL revokes it,
+//! across a recorder restart too. Before, it forgot the login with its
+//! sshd, and `ssh host 'kill -9 $PPID; sleep 600'` outlived the
+//! certificate.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use jit_ssh_e2e::recorder::Recorder;
+use jit_ssh_e2e::run;
+use jit_ssh_e2e::session_host::{kill_marked, process_running, SessionHost};
+
+fn now_unix() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Waits until no process has `marker` in its command line; when that
+/// was, in Unix seconds, or `None` after `within`.
+fn gone_at(marker: &str, within: Duration) -> Option<f64> {
+    let until = Instant::now() + within;
+    while Instant::now() < until {
+        if !process_running(marker) {
+            return Some(now_unix());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+#[test]
+fn what_a_killed_unrecorded_wrapper_left_ends_at_the_certificates_end() {
+    if !jit_ssh_e2e::have_recorder_tools("sessions_unrecorded_leftovers_e2e") {
+        return;
+    }
+    let h = SessionHost::start_with_principals_command();
+    let rec = Recorder::start(&h, None);
+    let (cert, _, valid_before) = h.certificate("8s", &rec.wrapper_args("off"));
+    // $PPID of the command's shell is the wrapper: killed at once, before
+    // anything else of the command ran.
+    let out = run(h.ssh(&cert).arg("kill -9 $PPID; sleep 7350; echo escaped"));
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("escaped"),
+        "{out:?}"
+    );
+    let returned = now_unix();
+    let left = process_running("sleep 7350");
+    let gone = gone_at("sleep 7350", Duration::from_secs(25));
+    kill_marked("sleep 7350");
+    let late = gone.map(|t| t - valid_before as f64);
+    eprintln!(
+        "ssh returned {:.2} s before valid_before; the rest of the command ({}) ended {late:?} s after it",
+        valid_before as f64 - returned,
+        if left { "still running then" } else { "already gone then" }
+    );
+    assert!(
+        late.is_some_and(|l| l <= 3.0),
+        "the rest of the command outlived the certificate ({late:?} s); recorder log:\n{}",
+        rec.log_text()
+    );
+    assert!(rec.sessions().is_empty(), "{:?}", rec.sessions());
+}
+
+#[test]
+fn what_a_killed_unrecorded_wrapper_left_ends_when_the_certificate_is_revoked() {
+    if !jit_ssh_e2e::have_recorder_tools("sessions_unrecorded_leftovers_e2e") {
+        return;
+    }
+    let h = SessionHost::start_with_principals_command();
+    let rec = Recorder::start(&h, None);
+    let (cert, serial, _) = h.certificate("10m", &rec.wrapper_args("off"));
+    // A job in a kernel session of its own, seen while the login runs,
+    // then the wrapper killed: the rest of the command and the job stay.
+    let out = run(h
+        .ssh(&cert)
+        .arg("setsid sleep 7351 & sleep 1.5; kill -9 $PPID; sleep 7352; echo escaped"));
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("escaped"),
+        "{out:?}"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        process_running("sleep 7351") && process_running("sleep 7352"),
+        "nothing was left to end: the test shows nothing"
+    );
+    h.install_krl(&format!("serial: {serial}\n"));
+    let revoked = now_unix();
+    let setsid_job = gone_at("sleep 7351", Duration::from_secs(10));
+    let rest = gone_at("sleep 7352", Duration::from_secs(5));
+    kill_marked("sleep 7351");
+    kill_marked("sleep 7352");
+    eprintln!(
+        "after the KRL: the setsid job ended {:?} s later, the rest of the command {:?} s later",
+        setsid_job.map(|t| t - revoked),
+        rest.map(|t| t - revoked)
+    );
+    assert!(
+        setsid_job.is_some_and(|t| t - revoked <= 5.0) && rest.is_some_and(|t| t - revoked <= 5.0),
+        "a revoked login's leftovers went on; recorder log:\n{}",
+        rec.log_text()
+    );
+}
+
+#[test]
+fn a_recorder_restart_does_not_free_what_a_killed_unrecorded_wrapper_left() {
+    if !jit_ssh_e2e::have_recorder_tools("sessions_unrecorded_leftovers_e2e") {
+        return;
+    }
+    let h = SessionHost::start_with_principals_command();
+    let mut rec = Recorder::start(&h, None);
+    let (cert, _, valid_before) = h.certificate("12s", &rec.wrapper_args("off"));
+    let out = run(h.ssh(&cert).arg("kill -9 $PPID; sleep 7353; echo escaped"));
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("escaped"),
+        "{out:?}"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    // The recorder restarts (systemd brings it back within a second).
+    rec.stop();
+    let rec = Recorder::start(&h, None);
+    let gone = gone_at("sleep 7353", Duration::from_secs(30));
+    kill_marked("sleep 7353");
+    let late = gone.map(|t| t - valid_before as f64);
+    eprintln!(
+        "after a recorder restart, the rest of the command ended {late:?} s after valid_before"
+    );
+    assert!(
+        late.is_some_and(|l| l <= 3.0),
+        "the rest of the command outlived the certificate across a restart ({late:?} s); recorder log:\n{}",
+        rec.log_text()
+    );
+}
