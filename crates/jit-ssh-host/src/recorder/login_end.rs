@@ -257,3 +257,73 @@ impl LoginEnd {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_cert::forcing_until;
+
+    const OFF: &str = "/usr/local/bin/jit-ssh-host session --record off --grant g";
+
+    /// A job in a kernel session of its own (its pid is the session id),
+    /// as the rest of a command is once its wrapper was killed.
+    fn job() -> (std::process::Child, i32) {
+        let child = std::process::Command::new("setsid")
+            .args(["sleep", "30"])
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        let until = Instant::now() + Duration::from_secs(5);
+        while session_of(pid) != Some(pid) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        (child, pid)
+    }
+
+    /// What a previous recorder kept of a login whose sshd process is
+    /// gone (no process has pid `i32::MAX - 1`), with `sid`'s anchor.
+    fn kept(sid: i32, anchor_start: u64) -> SavedSession {
+        SavedSession {
+            sshd: i32::MAX - 1,
+            sshd_start: Some(1),
+            sids: vec![SavedSid {
+                sid,
+                anchor: sid,
+                anchor_start,
+            }],
+        }
+    }
+
+    #[test]
+    fn what_a_gone_sshd_left_ends_at_valid_before_itself_then_nothing_is_left() {
+        let (mut child, sid) = job();
+        // valid_before is now: within the grace a live wrapper gets, past
+        // the deadline for what no wrapper is left to end.
+        let cert = forcing_until(OFF, now_unix());
+        let mut end = LoginEnd::new(&cert, Path::new("/nonexistent"));
+        end.restore(&[kept(sid, start_time(sid).unwrap())]);
+        let due = end.look(&super::super::reap::table(), &cert, &[], &[], "t");
+        assert_eq!(due.len(), 1);
+        assert!(due[0].why.contains("left running"), "{}", due[0].why);
+        assert_eq!(end.saved()[0].sids[0].sid, sid);
+        due[0].watched.hang_up();
+        let status = child.wait().unwrap();
+        assert!(!status.success(), "the job was not ended: {status}");
+        assert!(end
+            .look(&super::super::reap::table(), &cert, &[], &[], "t")
+            .is_empty());
+        assert!(end.is_over());
+    }
+
+    #[test]
+    fn a_kept_session_whose_oldest_process_is_gone_is_not_taken_back() {
+        let (mut child, sid) = job();
+        let cert = forcing_until(OFF, now_unix());
+        let mut end = LoginEnd::new(&cert, Path::new("/nonexistent"));
+        // Another process than the one kept holds that id now.
+        end.restore(&[kept(sid, start_time(sid).unwrap() + 1)]);
+        assert!(end.is_over());
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
