@@ -88,10 +88,12 @@ fn what_a_killed_unrecorded_wrapper_left_ends_when_the_certificate_is_revoked() 
         "{out:?}"
     );
     std::thread::sleep(Duration::from_millis(1500));
-    assert!(
-        process_running("sleep 7351") && process_running("sleep 7352"),
-        "nothing was left to end: the test shows nothing"
-    );
+    let left = process_running("sleep 7351") && process_running("sleep 7352");
+    if !left {
+        kill_marked("sleep 7351");
+        kill_marked("sleep 7352");
+    }
+    assert!(left, "nothing was left to end: the test shows nothing");
     h.install_krl(&format!("serial: {serial}\n"));
     let revoked = now_unix();
     let setsid_job = gone_at("sleep 7351", Duration::from_secs(10));
@@ -138,4 +140,53 @@ fn a_recorder_restart_does_not_free_what_a_killed_unrecorded_wrapper_left() {
         "the rest of the command outlived the certificate across a restart ({late:?} s); recorder log:\n{}",
         rec.log_text()
     );
+}
+
+#[test]
+fn a_job_left_running_by_a_command_that_ended_normally_ends_at_the_certificates_end_too() {
+    if !jit_ssh_e2e::have_recorder_tools("sessions_unrecorded_leftovers_e2e") {
+        return;
+    }
+    let h = SessionHost::start_with_principals_command();
+    let rec = Recorder::start(&h, None);
+    // Nothing tells a killed `record = "off"` wrapper from one that
+    // ended: what a command leaves in its session on a normal end gets
+    // the same end, recorded or not.
+    let runs: Vec<_> = [("off", "sleep 7354"), ("output", "sleep 7355")]
+        .into_iter()
+        .map(|(mode, marker)| {
+            let (cert, _, valid_before) = h.certificate("8s", &rec.wrapper_args(mode));
+            let out = run(h
+                .ssh(&cert)
+                .arg(format!("nohup {marker} >/dev/null 2>&1 & echo started")));
+            assert_eq!(out.stdout, b"started\n", "{mode}: {out:?}");
+            assert_eq!(out.status.code(), Some(0), "{mode}: {out:?}");
+            (mode, marker, valid_before)
+        })
+        .collect();
+    let mut lates = Vec::new();
+    for &(mode, marker, valid_before) in &runs {
+        let outlived = process_running(marker) || now_unix() >= valid_before as f64;
+        let gone = gone_at(marker, Duration::from_secs(25));
+        lates.push((mode, outlived, gone.map(|t| t - valid_before as f64)));
+    }
+    // Stopped before any assertion, so a failure leaves no 2-hour sleep.
+    for &(_, marker, _) in &runs {
+        kill_marked(marker);
+    }
+    for (mode, outlived, late) in lates {
+        assert!(
+            outlived,
+            "{mode}: the job did not outlive the connection: the test shows nothing"
+        );
+        eprintln!(
+            "record {mode}: a job left by a command that ended ended {late:?} s after valid_before"
+        );
+        // nohup ignores SIGHUP: SIGKILL follows 2 s after the hang-up.
+        assert!(
+            late.is_some_and(|l| l <= 4.5),
+            "record {mode}: the job outlived the certificate ({late:?} s); recorder log:\n{}",
+            rec.log_text()
+        );
+    }
 }

@@ -215,12 +215,13 @@ impl LoginEnd {
         // An sshd process that is no longer one of the login's session
         // processes (the monitor, once its unprivileged child runs) is
         // not the login's to end; one that is gone is kept while
-        // anything seen below it still runs.
+        // anything seen below it still runs, and so is every one of a
+        // login whose monitor is gone (`sessions` empty).
         self.watched.retain(|w| {
-            if w.sshd_alive() {
-                sessions.contains(&w.id().0)
-            } else {
+            if sessions.is_empty() || !w.sshd_alive() {
                 !w.is_over_in(t)
+            } else {
+                sessions.contains(&w.id().0)
             }
         });
         self.saved = self
