@@ -411,4 +411,39 @@ mod tests {
             assert_eq!(session_scope(broad), None, "{broad}");
         }
     }
+
+    /// What the quick look at a young login costs
+    /// (`expect::look_young`, every 10 ms for 5 s), against a pass over
+    /// all of /proc. `cargo test -p jit-ssh-host --lib
+    /// measure_a_look_at_a_young_login -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn measure_a_look_at_a_young_login() {
+        // A login's size: sshd's session process, the wrapper, the
+        // command's shell and two jobs.
+        let mut c = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("sleep 30 & sleep 30 & (sleep 30 & wait) & wait")
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let pid = i32::try_from(c.id()).unwrap();
+        let n = subtree(pid).len();
+        let t = std::time::Instant::now();
+        for _ in 0..1000 {
+            let _ = subtree(pid);
+        }
+        let one = t.elapsed() / 1000;
+        let t = std::time::Instant::now();
+        for _ in 0..20 {
+            let _ = table();
+        }
+        let all = t.elapsed() / 20;
+        let _ = c.kill();
+        let _ = c.wait();
+        eprintln!(
+            "a look at {n} processes: {one:?}; at all {} processes: {all:?}",
+            table().len()
+        );
+    }
 }
