@@ -191,8 +191,9 @@ impl Registry {
 }
 
 /// Takes back the logins a previous recorder watched (kept at `path`),
-/// whose sshd monitor still runs as the same process, and keeps them at
-/// `path` from now on. Returns how many.
+/// whose sshd monitor still runs as the same process or which left
+/// processes still running, and keeps them at `path` from now on.
+/// Returns how many.
 pub fn restore(r: &Shared, path: std::path::PathBuf, dir: &Path) -> usize {
     let mut reg = lock(r);
     for s in super::watched_logins::load(&path) {
@@ -207,6 +208,9 @@ pub fn restore(r: &Shared, path: std::path::PathBuf, dir: &Path) -> usize {
             continue;
         }
         let mut login = login(s.monitor, &s.account, cert, dir);
+        // As kept, so a login left after its monitor is gone is kept on
+        // by this recorder too.
+        login.monitor_start = Some(s.monitor_start);
         login.end.restore(&s.sessions);
         if same {
             reg.logins.insert(s.monitor, login);
@@ -218,7 +222,7 @@ pub fn restore(r: &Shared, path: std::path::PathBuf, dir: &Path) -> usize {
     }
     reg.saved = Some(path);
     reg.persist();
-    reg.logins.len()
+    reg.logins.len() + reg.left.len()
 }
 
 /// The login of sshd monitor `monitor` under `cert`.

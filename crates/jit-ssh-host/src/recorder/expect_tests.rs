@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::test_cert::forcing as cert_forcing;
+use std::time::Duration;
 
 #[test]
 fn only_a_recording_force_command_is_expected() {
@@ -131,4 +132,70 @@ fn a_principals_command_not_run_by_a_root_sshd_is_refused() {
         expect(&r, me, &e, Path::new("/nonexistent")),
         Err(ExpectError::NotSshdMonitor { .. })
     ));
+}
+
+/// A job in a kernel session of its own (its pid is the session id): the
+/// rest of a command whose wrapper was killed.
+fn job() -> (std::process::Child, i32) {
+    let child = std::process::Command::new("setsid")
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap();
+    let pid = i32::try_from(child.id()).unwrap();
+    let until = Instant::now() + Duration::from_secs(5);
+    while super::super::peer::session_of(pid) != Some(pid) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (child, pid)
+}
+
+#[test]
+fn what_a_login_left_after_its_sshd_went_is_kept_across_restarts_until_it_ends() {
+    use super::super::watched_logins::{load, save, SavedSession, SavedSid, FILE};
+    let spool = tempfile::tempdir().unwrap();
+    let path = spool.path().join(FILE);
+    let (mut child, sid) = job();
+    let cert = cert_forcing("/usr/local/bin/jit-ssh-host session --record off --grant g");
+    // What a recorder kept of a login whose sshd processes are gone (no
+    // process has those pids) and whose job still runs.
+    let kept = Saved {
+        monitor: i32::MAX - 1,
+        monitor_start: 5,
+        account: "oncall".into(),
+        certificate: cert.to_openssh().unwrap(),
+        sessions: vec![SavedSession {
+            sshd: i32::MAX - 2,
+            sshd_start: Some(6),
+            sids: vec![SavedSid {
+                sid,
+                anchor: sid,
+                anchor_start: start_time(sid).unwrap(),
+            }],
+        }],
+    };
+    save(&path, std::slice::from_ref(&kept)).unwrap();
+    let r = Shared::default();
+    assert_eq!(restore(&r, path.clone(), Path::new("/nonexistent")), 1);
+    // Written back at once, for the recorder after this one (under no
+    // monitor pid: a later sshd with that pid is not this login's).
+    assert_eq!(
+        load(&path),
+        vec![Saved {
+            monitor: 0,
+            ..kept.clone()
+        }]
+    );
+    let r = Shared::default();
+    assert_eq!(restore(&r, path.clone(), Path::new("/nonexistent")), 1);
+    assert!(
+        sweep(&r, Path::new("/nonexistent")).is_empty(),
+        "not due yet"
+    );
+    assert_eq!(load(&path)[0].sessions[0].sids[0].sid, sid);
+    // Once nothing of it runs, it is forgotten.
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = sweep(&r, Path::new("/nonexistent"));
+    assert!(lock(&r).left.is_empty());
+    assert!(load(&path).is_empty());
 }

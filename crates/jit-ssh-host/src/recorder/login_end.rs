@@ -135,19 +135,26 @@ impl LoginEnd {
     /// process then is still in it.
     pub fn restore(&mut self, saved: &[SavedSession]) {
         for s in saved {
-            let sids: std::collections::BTreeSet<i32> = s
+            let kept: Vec<SavedSid> = s
                 .sids
                 .iter()
                 .filter(|k| {
                     start_time(k.anchor) == Some(k.anchor_start)
                         && session_of(k.anchor) == Some(k.sid)
                 })
-                .map(|k| k.sid)
+                .cloned()
                 .collect();
             let sshd_same = s.sshd_start.is_some() && start_time(s.sshd) == s.sshd_start;
-            if !sids.is_empty() || sshd_same {
+            if !kept.is_empty() || sshd_same {
+                let sids = kept.iter().map(|k| k.sid).collect();
                 self.watched
                     .push(Watched::restored(s.sshd, s.sshd_start, sids));
+                // Kept on as taken back, should this recorder end before
+                // its first look.
+                self.saved.push(SavedSession {
+                    sids: kept,
+                    ..s.clone()
+                });
             }
         }
     }
