@@ -190,3 +190,37 @@ fn a_job_left_running_by_a_command_that_ended_normally_ends_at_the_certificates_
         );
     }
 }
+
+#[test]
+fn a_pty_command_that_ignores_the_hang_up_and_kills_its_wrapper_ends_at_the_certificates_end() {
+    if !jit_ssh_e2e::have_recorder_tools("sessions_unrecorded_leftovers_e2e") {
+        return;
+    }
+    let h = SessionHost::start_with_principals_command();
+    let rec = Recorder::start(&h, None);
+    let (cert, _, valid_before) = h.certificate("6s", &rec.wrapper_args("off"));
+    // On a pty the command runs in a kernel session of its own (the
+    // pty's), not the wrapper's; the pty's hang-up when the wrapper dies
+    // is ignored.
+    let _ = run(h
+        .ssh(&cert)
+        .arg("-tt")
+        .arg("trap '' HUP; kill -9 $PPID; sleep 7360"));
+    let left = process_running("sleep 7360");
+    let gone = gone_at("sleep 7360", Duration::from_secs(15));
+    kill_marked("sleep 7360");
+    let late = gone.map(|t| t - valid_before as f64);
+    eprintln!("a pty command that killed its wrapper ended {late:?} s after valid_before");
+    assert!(left, "nothing was left to end: the test shows nothing");
+    // It ignores SIGHUP: SIGKILL follows 2 s after the hang-up.
+    assert!(
+        late.is_some_and(|l| l <= 4.5),
+        "the pty command outlived the certificate ({late:?} s); recorder log:\n{}",
+        rec.log_text()
+    );
+    // Ended once: what the hang-up killed (a zombie until init reaps it,
+    // seconds on this VM) is not hung up again at every look.
+    std::thread::sleep(Duration::from_secs(3));
+    let log = rec.log_text();
+    assert_eq!(log.matches("ended the login").count(), 1, "{log}");
+}

@@ -231,6 +231,23 @@ impl LoginEnd {
                 sessions.contains(&w.id().0)
             }
         });
+        // A young login looked at before sshd forked its session
+        // process has the same kernel sessions below the monitor and
+        // below that child: once both are gone, one hang-up is enough.
+        let mut covered: std::collections::BTreeSet<i32> = self
+            .watched
+            .iter()
+            .filter(|w| w.sshd_alive())
+            .flat_map(|w| w.sids().iter().copied())
+            .collect();
+        self.watched.retain(|w| {
+            if w.sshd_alive() {
+                return true;
+            }
+            let again = !w.sids().is_empty() && w.sids().is_subset(&covered);
+            covered.extend(w.sids());
+            !again
+        });
         self.saved = self
             .watched
             .iter()

@@ -63,7 +63,10 @@ pub fn session_scope(cgroup: &str) -> Option<std::path::PathBuf> {
 /// pid → (ppid, sid) of every process.
 pub type ProcessTable = HashMap<i32, (i32, i32)>;
 
-/// The process table, from one pass over /proc.
+/// The process table, from one pass over /proc. Zombies are left out:
+/// nothing is left of them to end, and on a host whose init reaps
+/// slowly (this test VM's keeps them for seconds) each look found what
+/// the last hang-up had killed and hung it up again.
 pub fn table() -> ProcessTable {
     let mut t = HashMap::new();
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
@@ -77,6 +80,9 @@ pub fn table() -> ProcessTable {
             continue;
         };
         let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.first() == Some(&"Z") {
+            continue;
+        }
         if let (Some(ppid), Some(sid)) = (
             f.get(1).and_then(|s| s.parse().ok()),
             f.get(3).and_then(|s| s.parse().ok()),
@@ -100,6 +106,9 @@ pub fn subtree(root: i32) -> ProcessTable {
         let Some(stat) = crate::proc_stat::read(pid) else {
             continue;
         };
+        if crate::proc_stat::field(&stat, 0) == Some("Z") {
+            continue;
+        }
         let (Some(ppid), Some(sid)) = (
             crate::proc_stat::number(&stat, 1),
             crate::proc_stat::number(&stat, 3),
@@ -183,6 +192,11 @@ impl Watched {
             spare_sids,
             scope,
         }
+    }
+
+    /// The kernel sessions noted.
+    pub fn sids(&self) -> &BTreeSet<i32> {
+        &self.sids
     }
 
     /// Which sshd session process this is: its pid and start time.
@@ -359,6 +373,25 @@ mod tests {
             scope: None,
         };
         (w, me)
+    }
+
+    #[test]
+    fn a_zombie_is_not_in_the_process_table() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while crate::proc_stat::read(pid)
+            .is_some_and(|s| crate::proc_stat::field(&s, 0) != Some("Z"))
+            && std::time::Instant::now() < until
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Not reaped yet: a zombie, whose pid and session are still taken.
+        assert!(crate::proc_stat::read(pid).is_some());
+        let me = i32::try_from(std::process::id()).unwrap();
+        assert!(!table().contains_key(&pid));
+        assert!(!subtree(me).contains_key(&pid));
+        let _ = child.wait();
     }
 
     #[test]
