@@ -111,11 +111,22 @@ struct Login {
     /// that does not record, whose principals command tells nothing),
     /// and must not inherit this login's duties and be ended.
     monitor_start: Option<u64>,
+    /// When the recorder started watching it: a young login is looked at
+    /// quickly ([`look_young`]).
+    since: Instant,
 }
 
 impl Login {
     fn of(&self, monitor: i32) -> bool {
         self.monitor_start.is_some() && start_time(monitor) == self.monitor_start
+    }
+
+    /// The login, for the recorder's log.
+    fn what(&self) -> String {
+        format!(
+            "{} logged in with certificate serial {} ({})",
+            self.account, self.serial, self.key_id
+        )
     }
 }
 
@@ -129,41 +140,60 @@ pub struct Registry {
     announced: HashSet<(i32, u64)>,
     /// When a process below a login's sshd was first seen.
     first_seen: HashMap<i32, Instant>,
+    /// Logins whose sshd is gone but whose processes are not all
+    /// (what a killed wrapper left): ended at the certificate's end.
+    left: Vec<Login>,
     /// Where the logins are kept for the next recorder
     /// ([`super::watched_logins`]); `None`: in memory only.
     saved: Option<std::path::PathBuf>,
+    /// What was last written there.
+    last_saved: Vec<Saved>,
 }
 
 impl Registry {
-    /// Keeps the watched logins where a restarted recorder finds them.
-    fn persist(&self) {
+    /// Keeps the watched logins where a restarted recorder finds them
+    /// (written only when that changed).
+    fn persist(&mut self) {
         let Some(path) = &self.saved else {
             return;
         };
-        let logins: Vec<Saved> = self
+        let saved = |monitor: i32, l: &Login| {
+            Some(Saved {
+                monitor,
+                monitor_start: l.monitor_start?,
+                account: l.account.clone(),
+                certificate: l.cert.to_openssh().ok()?,
+                sessions: l.end.saved().to_vec(),
+            })
+        };
+        let mut logins: Vec<Saved> = self
             .logins
             .iter()
-            .filter_map(|(&monitor, l)| {
-                Some(Saved {
-                    monitor,
-                    monitor_start: l.monitor_start?,
-                    account: l.account.clone(),
-                    certificate: l.cert.to_openssh().ok()?,
-                })
-            })
+            .filter_map(|(&monitor, l)| saved(monitor, l))
             .collect();
-        if let Err(e) = super::watched_logins::save(path, &logins) {
-            eprintln!(
+        logins.sort_by_key(|s| (s.monitor, s.monitor_start));
+        logins.extend(self.left.iter().filter_map(|l| {
+            // Its monitor is gone: a later process with its pid must not
+            // pass for it, whatever start time it saves.
+            saved(0, l)
+        }));
+        if logins == self.last_saved {
+            return;
+        }
+        match super::watched_logins::save(path, &logins) {
+            Ok(()) => self.last_saved = logins,
+            Err(e) => eprintln!(
                 "jit-ssh-host recorder: {}: cannot keep the watched logins: {e}",
                 path.display()
-            );
+            ),
         }
     }
 }
 
 /// Takes back the logins a previous recorder watched (kept at `path`),
-/// whose sshd monitor still runs as the same process, and keeps them at
-/// `path` from now on. Returns how many.
+/// whose sshd monitor still runs as the same process or which left
+/// processes still running, and keeps them at `path` from now on.
+/// Returns how many.
 pub fn restore(r: &Shared, path: std::path::PathBuf, dir: &Path) -> usize {
     let mut reg = lock(r);
     for s in super::watched_logins::load(&path) {
@@ -174,30 +204,39 @@ pub fn restore(r: &Shared, path: std::path::PathBuf, dir: &Path) -> usize {
         // Its signature was checked when it was kept (the file is
         // root's); not again: a CA key retired since must not free the
         // logins it let in from their end.
-        if !same || !runs_wrapper_policy(&cert) {
+        if !runs_wrapper_policy(&cert) {
             continue;
         }
-        watch(&mut reg, s.monitor, &s.account, cert, dir);
+        let mut login = login(s.monitor, &s.account, cert, dir);
+        // As kept, so a login left after its monitor is gone is kept on
+        // by this recorder too.
+        login.monitor_start = Some(s.monitor_start);
+        login.end.restore(&s.sessions);
+        if same {
+            reg.logins.insert(s.monitor, login);
+        } else if !login.end.is_over() {
+            // sshd is gone, not all of what the login ran: a wrapper
+            // killed before or while the recorder was down.
+            reg.left.push(login);
+        }
     }
     reg.saved = Some(path);
     reg.persist();
-    reg.logins.len()
+    reg.logins.len() + reg.left.len()
 }
 
-/// Watches the login of sshd monitor `monitor` under `cert`.
-fn watch(reg: &mut Registry, monitor: i32, account: &str, cert: Certificate, dir: &Path) {
-    reg.logins.insert(
-        monitor,
-        Login {
-            serial: cert.serial(),
-            key_id: cert.key_id().to_owned(),
-            account: account.to_owned(),
-            recorded: records(&cert),
-            end: LoginEnd::new(&cert, dir),
-            cert,
-            monitor_start: start_time(monitor),
-        },
-    );
+/// The login of sshd monitor `monitor` under `cert`.
+fn login(monitor: i32, account: &str, cert: Certificate, dir: &Path) -> Login {
+    Login {
+        serial: cert.serial(),
+        key_id: cert.key_id().to_owned(),
+        account: account.to_owned(),
+        recorded: records(&cert),
+        end: LoginEnd::new(&cert, dir),
+        cert,
+        monitor_start: start_time(monitor),
+        since: Instant::now(),
+    }
 }
 
 pub type Shared = Arc<Mutex<Registry>>;
@@ -229,7 +268,8 @@ pub fn expect(r: &Shared, pid: i32, e: &Expect, dir: &Path) -> Result<Option<Str
         return Ok(None);
     };
     let mut reg = lock(r);
-    watch(&mut reg, monitor, &e.account, cert, dir);
+    let l = login(monitor, &e.account, cert, dir);
+    reg.logins.insert(monitor, l);
     reg.persist();
     Ok(Some(mode))
 }
@@ -322,14 +362,22 @@ fn is_forced_wrapper(login: &Login, pid: i32, wrapper: &Path) -> bool {
 /// started a process that is not their wrapper for longer than
 /// [`GRACE`], or because their certificate expired or was revoked and no
 /// recorded session's handler ends them. `wrapper` is the wrapper
-/// binary. Forgets logins whose sshd is gone.
+/// binary. A login whose sshd is gone is watched on while a process it
+/// ran still runs (what a killed wrapper left), and ended at its
+/// certificate's end.
 pub fn sweep(r: &Shared, wrapper: &Path) -> Vec<Ending> {
     let mut reg = lock(r);
     let now = Instant::now();
-    let before = reg.logins.len();
-    reg.logins.retain(|&m, l| is_sshd(m).is_ok() && l.of(m));
-    if reg.logins.len() != before {
-        reg.persist();
+    let gone: Vec<i32> = reg
+        .logins
+        .iter()
+        .filter(|&(&m, l)| !(is_sshd(m).is_ok() && l.of(m)))
+        .map(|(&m, _)| m)
+        .collect();
+    for m in gone {
+        if let Some(l) = reg.logins.remove(&m) {
+            reg.left.push(l);
+        }
     }
     reg.announced
         .retain(|&(p, started)| start_time(p) == Some(started));
@@ -337,6 +385,7 @@ pub fn sweep(r: &Shared, wrapper: &Path) -> Vec<Ending> {
         logins,
         announced,
         first_seen,
+        left,
         ..
     } = &mut *reg;
     let mut bad = Vec::new();
@@ -395,151 +444,60 @@ pub fn sweep(r: &Shared, wrapper: &Path) -> Vec<Ending> {
         } else {
             forks
         };
-        let ends: Vec<i32> = ends
-            .into_iter()
-            .filter(|s| !(login.recorded && wrapped.contains(s)))
+        let spared: Vec<i32> = ends
+            .iter()
+            .copied()
+            .filter(|s| login.recorded && wrapped.contains(s))
             .collect();
-        let what = format!(
-            "{} logged in with certificate serial {} ({})",
-            login.account, login.serial, login.key_id
+        bad.extend(
+            login
+                .end
+                .look(&t, &login.cert, &ends, &spared, &login.what()),
         );
-        bad.extend(login.end.look(&t, &login.cert, &ends, &what));
     }
+    for login in left.iter_mut() {
+        bad.extend(login.end.look(&t, &login.cert, &[], &[], &login.what()));
+    }
+    left.retain(|l| !l.end.is_over());
     first_seen.retain(|p, _| seen.contains(p));
+    reg.persist();
     bad
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::test_cert::forcing as cert_forcing;
+/// How long after the principals command announced a login it is looked
+/// at quickly: the login itself takes up to 1.45 s here
+/// ([`GRACE`]), and a wrapper killed at once (`kill -9 $PPID` as the
+/// command's first word) leaves sshd within milliseconds, between two
+/// of the once-a-second sweeps.
+pub const YOUNG: Duration = Duration::from_secs(5);
 
-    #[test]
-    fn only_a_recording_force_command_is_expected() {
-        assert!(records(&cert_forcing(
-            "/usr/local/bin/jit-ssh-host session --record output --grant g"
-        )));
-        assert!(records(&cert_forcing(
-            "/usr/local/bin/jit-ssh-host session --record full"
-        )));
-        assert!(!records(&cert_forcing(
-            "/usr/local/bin/jit-ssh-host session --record off --grant g"
-        )));
-        assert!(!records(&cert_forcing("")));
-    }
+/// How often a young login is looked at.
+pub const YOUNG_EVERY: Duration = Duration::from_millis(10);
 
-    #[test]
-    fn every_certificate_that_runs_the_wrapper_is_watched_recorded_or_not() {
-        let off = cert_forcing("/usr/local/bin/jit-ssh-host session --record off --grant g");
-        assert!(runs_wrapper_policy(&off));
-        assert_eq!(wrapper_record_mode(&off), Some("off"));
-        assert!(!records(&off));
-        assert!(runs_wrapper_policy(&cert_forcing(
-            "/usr/local/bin/jit-ssh-host session --record output --grant g"
-        )));
-        // No wrapper: a plain certificate, or another forced command.
-        assert!(!runs_wrapper_policy(&cert_forcing("")));
-        assert!(!runs_wrapper_policy(&cert_forcing(
-            "/usr/bin/backup --record off"
-        )));
-    }
-
-    /// Alice's recorded login (serial 9) whose sshd monitor started at
-    /// `monitor_start`.
-    fn recorded_login(monitor_start: Option<u64>) -> Login {
-        let cert = cert_forcing("/usr/local/bin/jit-ssh-host session --record output");
-        Login {
-            serial: 9,
-            key_id: "jit-ssh:alice:g:9".into(),
-            account: "oncall".into(),
-            recorded: true,
-            end: LoginEnd::new(&cert, Path::new("/nonexistent")),
-            cert,
-            monitor_start,
+/// Notes the kernel sessions below the sshd session processes of each
+/// login announced less than [`YOUNG`] ago, from only those processes
+/// (not a pass over all of /proc), so that what a wrapper killed right
+/// after it started leaves is known when sshd is gone.
+pub fn look_young(r: &Shared) {
+    let mut reg = lock(r);
+    for (&monitor, login) in reg.logins.iter_mut() {
+        if login.since.elapsed() >= YOUNG || !login.of(monitor) {
+            continue;
         }
-    }
-
-    #[test]
-    fn the_login_is_found_from_its_session_process_or_its_monitor() {
-        let r = Shared::default();
-        let me = i32::try_from(std::process::id()).unwrap();
-        lock(&r).logins.insert(me, recorded_login(start_time(me)));
-        let mut child = std::process::Command::new("sleep")
-            .arg("5")
-            .spawn()
-            .unwrap();
-        let pid = i32::try_from(child.id()).unwrap();
-        let want = Some((9, "jit-ssh:alice:g:9".to_owned()));
-        assert_eq!(login_of(&r, me), want);
-        assert_eq!(login_of(&r, pid), want);
-        let _ = child.kill();
-        let _ = child.wait();
-        assert_eq!(login_of(&Shared::default(), me), None);
-    }
-
-    #[test]
-    fn a_later_process_with_a_gone_monitors_pid_inherits_no_login() {
-        let r = Shared::default();
-        let me = i32::try_from(std::process::id()).unwrap();
-        // The login's monitor started before whatever has its pid now.
-        let before = start_time(me).map(|t| t.saturating_sub(1));
-        lock(&r).logins.insert(me, recorded_login(before));
-        assert_eq!(login_of(&r, me), None);
-        let _ = sweep(&r, Path::new("/nonexistent"));
-        assert!(lock(&r).logins.is_empty());
-    }
-
-    #[test]
-    fn a_process_with_a_gone_wrappers_pid_is_not_announced() {
-        let r = Shared::default();
-        let mut child = std::process::Command::new("sleep")
-            .arg("5")
-            .spawn()
-            .unwrap();
-        let pid = i32::try_from(child.id()).unwrap();
-        assert!(announced(&r, pid));
-        assert!(is_announced(&lock(&r).announced, pid));
-        // One session per wrapper process.
-        assert!(!announced(&r, pid));
-        // What the registry holds once that wrapper is gone and another
-        // process started later under its pid.
-        {
-            let mut reg = lock(&r);
-            let entry = *reg.announced.iter().next().unwrap();
-            reg.announced.clear();
-            reg.announced.insert((pid, entry.1.saturating_sub(1)));
-        }
-        assert!(!is_announced(&lock(&r).announced, pid));
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-
-    #[test]
-    fn the_real_uid_is_read_from_proc() {
-        let me = i32::try_from(std::process::id()).unwrap();
-        let uid = String::from_utf8(
-            std::process::Command::new("id")
-                .arg("-ru")
-                .output()
-                .unwrap()
-                .stdout,
-        )
-        .unwrap();
-        assert_eq!(real_uid(me), uid.trim().parse().ok());
-        assert_eq!(real_uid(-1), None);
-    }
-
-    #[test]
-    fn a_principals_command_not_run_by_a_root_sshd_is_refused() {
-        let r = Shared::default();
-        let me = i32::try_from(std::process::id()).unwrap();
-        let e = Expect {
-            account: "root".into(),
-            certificate: "x".into(),
+        let t = super::reap::subtree(monitor);
+        let forks: Vec<i32> = children(&t, monitor)
+            .into_iter()
+            .filter(|&c| same_exe(c, monitor))
+            .collect();
+        let sessions = if forks.is_empty() {
+            vec![monitor]
+        } else {
+            forks
         };
-        assert!(matches!(
-            expect(&r, me, &e, Path::new("/nonexistent")),
-            Err(ExpectError::NotSshdMonitor { .. })
-        ));
+        login.end.note(&t, &sessions);
     }
 }
+
+#[cfg(test)]
+#[path = "expect_tests.rs"]
+mod tests;

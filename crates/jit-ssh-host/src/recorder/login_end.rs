@@ -6,14 +6,25 @@
 //! first, with its notice; this is for a login whose wrapper cannot (a
 //! stopped wrapper under `record = "off"`, which no recording session
 //! watches) or never ran (`ssh -N`, a process inside the grace).
+//!
+//! What the login's processes used is kept after sshd's session process
+//! is gone, for as long as a process of it still runs: a wrapper killed
+//! from inside (`kill -9 $PPID; sleep 600`) leaves the rest of the
+//! command, reparented away from sshd, and sshd closes the connection.
+//! Under `record = "off"` nothing tells the recorder whether a wrapper
+//! was killed or ended (it never speaks to the recorder), so what is
+//! left is ended at the certificate's `valid_before` itself (no wrapper
+//! remains to end it first) or at once when the KRL revokes it: the
+//! certificate's end, as for the rest of the login.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ssh_key::Certificate;
 
+use super::peer::{session_of, start_time};
 use super::reap::{ProcessTable, Watched};
+use super::watched_logins::{SavedSession, SavedSid};
 use crate::session::revocation::KrlWatch;
 
 /// How long past `valid_before`, or after the KRL named the certificate,
@@ -42,15 +53,41 @@ pub struct LoginEnd {
     deadline: Option<u64>,
     krl: KrlWatch,
     revoked_at: Option<Instant>,
-    /// sshd session process → what was seen below it, so that what a
-    /// killed or stopped wrapper left in its kernel sessions is found.
-    watched: HashMap<i32, Watched>,
+    /// Per sshd session process (its pid and start time): what was seen
+    /// below it, so that what a killed or stopped wrapper left in its
+    /// kernel sessions is found; kept once that process is gone for as
+    /// long as anything seen there still runs.
+    watched: Vec<Watched>,
+    /// What [`LoginEnd::saved`] returns, as of the last look.
+    saved: Vec<SavedSession>,
 }
 
 fn now_unix() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// Why a login is due to end.
+enum Due {
+    Expired,
+    Revoked,
+}
+
+impl Due {
+    fn why(&self, what: &str, left: bool) -> String {
+        let how = match self {
+            Due::Expired => "its certificate expired",
+            Due::Revoked => "its certificate was revoked",
+        };
+        if left {
+            format!(
+                "{what}: {how} and what the login left running went on after its connection closed"
+            )
+        } else {
+            format!("{what}: {how} and the session went on")
+        }
+    }
 }
 
 impl LoginEnd {
@@ -63,56 +100,255 @@ impl LoginEnd {
             deadline: (!keep).then(|| cert.valid_before()),
             krl: KrlWatch::new(dir),
             revoked_at: None,
-            watched: HashMap::new(),
+            watched: Vec::new(),
+            saved: Vec::new(),
+        }
+    }
+
+    /// The watch of sshd session process `s`, added (nothing noted yet)
+    /// when new.
+    fn of_session(&mut self, s: i32) -> &mut Watched {
+        let id = (s, start_time(s));
+        let i = match self.watched.iter().position(|w| w.id() == id) {
+            Some(i) => i,
+            None => {
+                self.watched.push(Watched::of_sshd(s));
+                self.watched.len() - 1
+            }
+        };
+        &mut self.watched[i]
+    }
+
+    /// Notes, from `t` (part of the process table), the kernel sessions
+    /// below the login's sshd session processes `sessions`, forgetting
+    /// none: the quick look at a young login, whose wrapper can be
+    /// killed within milliseconds of starting.
+    pub fn note(&mut self, t: &ProcessTable, sessions: &[i32]) {
+        for &s in sessions {
+            self.of_session(s).note_from(t);
+        }
+    }
+
+    /// Takes back what a previous recorder saw of the login
+    /// ([`super::watched_logins`]): each sshd session process that is
+    /// still the same process, and each kernel session whose oldest
+    /// process then is still in it.
+    pub fn restore(&mut self, saved: &[SavedSession]) {
+        for s in saved {
+            let kept: Vec<SavedSid> = s
+                .sids
+                .iter()
+                .filter(|k| {
+                    start_time(k.anchor) == Some(k.anchor_start)
+                        && session_of(k.anchor) == Some(k.sid)
+                })
+                .cloned()
+                .collect();
+            let sshd_same = s.sshd_start.is_some() && start_time(s.sshd) == s.sshd_start;
+            if !kept.is_empty() || sshd_same {
+                let sids = kept.iter().map(|k| k.sid).collect();
+                self.watched
+                    .push(Watched::restored(s.sshd, s.sshd_start, sids));
+                // Kept on as taken back, should this recorder end before
+                // its first look.
+                self.saved.push(SavedSession {
+                    sids: kept,
+                    ..s.clone()
+                });
+            }
+        }
+    }
+
+    /// Whether nothing of the login is left to watch (sshd gone and
+    /// nothing seen still running), as of the last look.
+    pub fn is_over(&self) -> bool {
+        self.watched.is_empty()
+    }
+
+    /// What to keep for a restarted recorder, as of the last look.
+    pub fn saved(&self) -> &[SavedSession] {
+        &self.saved
+    }
+
+    /// Whether the login is due to end: `(late, now)` for what still
+    /// runs below sshd (whose wrapper has [`END_GRACE`] to end it first)
+    /// and for what the login left once sshd was gone (no wrapper
+    /// there: due at once).
+    fn due(&mut self, cert: &Certificate, what: &str) -> (Option<Due>, Option<Due>) {
+        let now = now_unix();
+        if let Some(d) = self.deadline {
+            if now >= d.saturating_add(END_GRACE.as_secs()) {
+                return (Some(Due::Expired), Some(Due::Expired));
+            }
+            if now >= d {
+                return (None, Some(Due::Expired));
+            }
+        }
+        if self.revoked_at.is_none() {
+            // An unreadable KRL is not a revocation (as for the
+            // wrapper): the last good one stands.
+            if let Ok(Some(r)) = self.krl.check(std::slice::from_ref(cert)) {
+                eprintln!("jit-ssh-host recorder: {what}: {r}");
+                self.revoked_at = Some(Instant::now());
+            }
+        }
+        match self.revoked_at {
+            Some(at) => (
+                (at.elapsed() >= END_GRACE).then_some(Due::Revoked),
+                Some(Due::Revoked),
+            ),
+            None => (None, None),
         }
     }
 
     /// One look, with the process table `t`, at the login whose sshd
-    /// session processes to end are `sessions`; `what` names the login
-    /// in the log.
+    /// session processes now are `sessions` (none once the login's sshd
+    /// is gone); those in `spared` have a recorded wrapper, whose
+    /// session handler ends them. `what` names the login in the log.
     pub fn look(
         &mut self,
         t: &ProcessTable,
         cert: &Certificate,
         sessions: &[i32],
+        spared: &[i32],
         what: &str,
     ) -> Vec<Ending> {
-        self.watched.retain(|s, _| sessions.contains(s));
         for &s in sessions {
-            self.watched
-                .entry(s)
-                .or_insert_with(|| Watched::below_sshd(s))
-                .refresh_from(t);
+            self.of_session(s);
         }
-        let why = if self
-            .deadline
-            .is_some_and(|d| now_unix() >= d.saturating_add(END_GRACE.as_secs()))
-        {
-            Some(format!(
-                "{what}: its certificate expired and the session went on"
-            ))
-        } else {
-            if self.revoked_at.is_none() {
-                // An unreadable KRL is not a revocation (as for the
-                // wrapper): the last good one stands.
-                if let Ok(Some(r)) = self.krl.check(std::slice::from_ref(cert)) {
-                    eprintln!("jit-ssh-host recorder: {what}: {r}");
-                    self.revoked_at = Some(Instant::now());
-                }
+        for w in &mut self.watched {
+            w.refresh_from(t);
+        }
+        // An sshd process that is no longer one of the login's session
+        // processes (the monitor, once its unprivileged child runs) is
+        // not the login's to end; one that is gone is kept while
+        // anything seen below it still runs, and so is every one of a
+        // login whose monitor is gone (`sessions` empty).
+        self.watched.retain(|w| {
+            if sessions.is_empty() || !w.sshd_alive() {
+                !w.is_over_in(t)
+            } else {
+                sessions.contains(&w.id().0)
             }
-            self.revoked_at
-                .is_some_and(|at| at.elapsed() >= END_GRACE)
-                .then(|| format!("{what}: its certificate was revoked and the session went on"))
-        };
-        let Some(why) = why else {
-            return Vec::new();
-        };
+        });
+        // A young login looked at before sshd forked its session
+        // process has the same kernel sessions below the monitor and
+        // below that child: once both are gone, one hang-up is enough.
+        let mut covered: std::collections::BTreeSet<i32> = self
+            .watched
+            .iter()
+            .filter(|w| w.sshd_alive())
+            .flat_map(|w| w.sids().iter().copied())
+            .collect();
+        self.watched.retain(|w| {
+            if w.sshd_alive() {
+                return true;
+            }
+            let again = !w.sids().is_empty() && w.sids().is_subset(&covered);
+            covered.extend(w.sids());
+            !again
+        });
+        self.saved = self
+            .watched
+            .iter()
+            .map(|w| SavedSession {
+                sshd: w.id().0,
+                sshd_start: w.id().1,
+                sids: w
+                    .anchors(t)
+                    .into_iter()
+                    .map(|(sid, anchor, anchor_start)| SavedSid {
+                        sid,
+                        anchor,
+                        anchor_start,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let (late, now) = self.due(cert, what);
         self.watched
-            .values()
-            .map(|w| Ending {
-                watched: w.clone(),
-                why: why.clone(),
+            .iter()
+            .filter_map(|w| {
+                let due = if w.sshd_alive() {
+                    late.as_ref().filter(|_| !spared.contains(&w.id().0))
+                } else {
+                    now.as_ref()
+                };
+                due.map(|d| Ending {
+                    watched: w.clone(),
+                    why: d.why(what, !w.sshd_alive()),
+                })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_cert::forcing_until;
+
+    const OFF: &str = "/usr/local/bin/jit-ssh-host session --record off --grant g";
+
+    /// A job in a kernel session of its own (its pid is the session id),
+    /// as the rest of a command is once its wrapper was killed.
+    fn job() -> (std::process::Child, i32) {
+        let child = std::process::Command::new("setsid")
+            .args(["sleep", "30"])
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        let until = Instant::now() + Duration::from_secs(5);
+        while session_of(pid) != Some(pid) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        (child, pid)
+    }
+
+    /// What a previous recorder kept of a login whose sshd process is
+    /// gone (no process has pid `i32::MAX - 1`), with `sid`'s anchor.
+    fn kept(sid: i32, anchor_start: u64) -> SavedSession {
+        SavedSession {
+            sshd: i32::MAX - 1,
+            sshd_start: Some(1),
+            sids: vec![SavedSid {
+                sid,
+                anchor: sid,
+                anchor_start,
+            }],
+        }
+    }
+
+    #[test]
+    fn what_a_gone_sshd_left_ends_at_valid_before_itself_then_nothing_is_left() {
+        let (mut child, sid) = job();
+        // valid_before is now: within the grace a live wrapper gets, past
+        // the deadline for what no wrapper is left to end.
+        let cert = forcing_until(OFF, now_unix());
+        let mut end = LoginEnd::new(&cert, Path::new("/nonexistent"));
+        end.restore(&[kept(sid, start_time(sid).unwrap())]);
+        let due = end.look(&super::super::reap::table(), &cert, &[], &[], "t");
+        assert_eq!(due.len(), 1);
+        assert!(due[0].why.contains("left running"), "{}", due[0].why);
+        assert_eq!(end.saved()[0].sids[0].sid, sid);
+        due[0].watched.hang_up();
+        let status = child.wait().unwrap();
+        assert!(!status.success(), "the job was not ended: {status}");
+        assert!(end
+            .look(&super::super::reap::table(), &cert, &[], &[], "t")
+            .is_empty());
+        assert!(end.is_over());
+    }
+
+    #[test]
+    fn a_kept_session_whose_oldest_process_is_gone_is_not_taken_back() {
+        let (mut child, sid) = job();
+        let cert = forcing_until(OFF, now_unix());
+        let mut end = LoginEnd::new(&cert, Path::new("/nonexistent"));
+        // Another process than the one kept holds that id now.
+        end.restore(&[kept(sid, start_time(sid).unwrap() + 1)]);
+        assert!(end.is_over());
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }

@@ -148,6 +148,9 @@ pub fn run(opts: &RecorderOptions) -> Result<(), HostError> {
                 },
             ),
         });
+        // Without it a wrapper killed at once would free what it left
+        // from the certificate's end: no recorder rather than that.
+        sweep::start_young(ctx.registry.clone()).map_err(|e| HostError::Other(e.into()))?;
         tokio::spawn(sweep::run(ctx.registry.clone(), ctx.wrapper.clone()));
         match urls {
             Some(urls) => {

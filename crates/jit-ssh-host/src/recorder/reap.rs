@@ -63,7 +63,10 @@ pub fn session_scope(cgroup: &str) -> Option<std::path::PathBuf> {
 /// pid → (ppid, sid) of every process.
 pub type ProcessTable = HashMap<i32, (i32, i32)>;
 
-/// The process table, from one pass over /proc.
+/// The process table, from one pass over /proc. Zombies are left out:
+/// nothing is left of them to end, and on a host whose init reaps
+/// slowly (this test VM's keeps them for seconds) each look found what
+/// the last hang-up had killed and hung it up again.
 pub fn table() -> ProcessTable {
     let mut t = HashMap::new();
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
@@ -77,11 +80,54 @@ pub fn table() -> ProcessTable {
             continue;
         };
         let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.first() == Some(&"Z") {
+            continue;
+        }
         if let (Some(ppid), Some(sid)) = (
             f.get(1).and_then(|s| s.parse().ok()),
             f.get(3).and_then(|s| s.parse().ok()),
         ) {
             t.insert(pid, (ppid, sid));
+        }
+    }
+    t
+}
+
+/// `root` and every process below it, found through
+/// `/proc/PID/task/TID/children` rather than a pass over all of /proc:
+/// cheap enough to look at a young login many times a second.
+pub fn subtree(root: i32) -> ProcessTable {
+    let mut t = HashMap::new();
+    let mut todo = vec![root];
+    while let Some(pid) = todo.pop() {
+        if t.contains_key(&pid) {
+            continue;
+        }
+        let Some(stat) = crate::proc_stat::read(pid) else {
+            continue;
+        };
+        if crate::proc_stat::field(&stat, 0) == Some("Z") {
+            continue;
+        }
+        let (Some(ppid), Some(sid)) = (
+            crate::proc_stat::number(&stat, 1),
+            crate::proc_stat::number(&stat, 3),
+        ) else {
+            continue;
+        };
+        t.insert(pid, (ppid, sid));
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            todo.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<i32>().ok()),
+            );
         }
     }
     t
@@ -126,26 +172,94 @@ impl Watched {
     /// The processes below sshd's session process `sshd_pid` (a login no
     /// wrapper announced).
     pub fn below_sshd(sshd_pid: i32) -> Watched {
+        let mut w = Watched::of_sshd(sshd_pid);
+        w.refresh();
+        w
+    }
+
+    /// [`Watched::below_sshd`] with nothing noted yet: the caller looks.
+    pub fn of_sshd(sshd_pid: i32) -> Watched {
         let mut spare_sids = BTreeSet::from([0]);
         spare_sids.extend(hangup::own_session());
         spare_sids.extend(super::peer::session_of(sshd_pid));
         let scope = std::fs::read_to_string(format!("/proc/{sshd_pid}/cgroup"))
             .ok()
             .and_then(|c| session_scope(&c));
-        let mut w = Watched {
+        Watched {
             sshd_pid,
             sshd_start: start_time(sshd_pid),
             sids: BTreeSet::new(),
             spare_sids,
             scope,
-        };
-        w.refresh();
-        w
+        }
+    }
+
+    /// The kernel sessions noted.
+    pub fn sids(&self) -> &BTreeSet<i32> {
+        &self.sids
     }
 
     /// Which sshd session process this is: its pid and start time.
     pub fn id(&self) -> (i32, Option<u64>) {
         (self.sshd_pid, self.sshd_start)
+    }
+
+    /// What a restarted recorder takes back of a login's processes
+    /// ([`super::watched_logins`]): sshd's session process as it was,
+    /// and the kernel sessions still held by a process the previous
+    /// recorder named (so none is a later session that got a freed id).
+    pub fn restored(sshd_pid: i32, sshd_start: Option<u64>, sids: BTreeSet<i32>) -> Watched {
+        let mut spare_sids = BTreeSet::from([0]);
+        spare_sids.extend(hangup::own_session());
+        let mut scope = None;
+        if sshd_start.is_some() && start_time(sshd_pid) == sshd_start {
+            spare_sids.extend(super::peer::session_of(sshd_pid));
+            scope = std::fs::read_to_string(format!("/proc/{sshd_pid}/cgroup"))
+                .ok()
+                .and_then(|c| session_scope(&c));
+        }
+        let sids = sids.difference(&spare_sids).copied().collect();
+        Watched {
+            sshd_pid,
+            sshd_start,
+            sids,
+            spare_sids,
+            scope,
+        }
+    }
+
+    /// Whether sshd's session process is gone and nothing of the login
+    /// that was seen still runs: nothing left to end.
+    pub fn is_over_in(&self, t: &ProcessTable) -> bool {
+        !self.sshd_is_ours() && self.members_from(t).is_empty()
+    }
+
+    /// Each noted kernel session with the oldest process still in it
+    /// (pid and start time), for [`Watched::restored`]: while that
+    /// process lives, the session id is not free to be handed out again.
+    pub fn anchors(&self, t: &ProcessTable) -> Vec<(i32, i32, u64)> {
+        self.sids
+            .iter()
+            .filter_map(|&sid| {
+                t.iter()
+                    .filter(|(_, &(_, s))| s == sid)
+                    .filter_map(|(&pid, _)| Some((start_time(pid)?, pid)))
+                    .min()
+                    .map(|(start, pid)| (sid, pid, start))
+            })
+            .collect()
+    }
+
+    /// Notes the sessions of the processes below sshd's in `t`, a table
+    /// of only part of the processes ([`subtree`]), forgetting none.
+    pub fn note_from(&mut self, t: &ProcessTable) {
+        for pid in self.below_sshd_now(t) {
+            if let Some(&(_, sid)) = t.get(&pid) {
+                if !self.spare_sids.contains(&sid) {
+                    self.sids.insert(sid);
+                }
+            }
+        }
     }
 
     /// Notes the sessions of every process now below sshd's.
@@ -262,6 +376,25 @@ mod tests {
     }
 
     #[test]
+    fn a_zombie_is_not_in_the_process_table() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while crate::proc_stat::read(pid)
+            .is_some_and(|s| crate::proc_stat::field(&s, 0) != Some("Z"))
+            && std::time::Instant::now() < until
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Not reaped yet: a zombie, whose pid and session are still taken.
+        assert!(crate::proc_stat::read(pid).is_some());
+        let me = i32::try_from(std::process::id()).unwrap();
+        assert!(!table().contains_key(&pid));
+        assert!(!subtree(me).contains_key(&pid));
+        let _ = child.wait();
+    }
+
+    #[test]
     fn a_session_id_reused_after_its_session_ended_is_not_hung_up() {
         // sshd (in sshd's session 5); the user's job 11 calls setsid.
         let (mut w, s) = watching();
@@ -310,5 +443,40 @@ mod tests {
         ] {
             assert_eq!(session_scope(broad), None, "{broad}");
         }
+    }
+
+    /// What the quick look at a young login costs
+    /// (`expect::look_young`, every 10 ms for 5 s), against a pass over
+    /// all of /proc. `cargo test -p jit-ssh-host --lib
+    /// measure_a_look_at_a_young_login -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn measure_a_look_at_a_young_login() {
+        // A login's size: sshd's session process, the wrapper, the
+        // command's shell and two jobs.
+        let mut c = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("sleep 30 & sleep 30 & (sleep 30 & wait) & wait")
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let pid = i32::try_from(c.id()).unwrap();
+        let n = subtree(pid).len();
+        let t = std::time::Instant::now();
+        for _ in 0..1000 {
+            let _ = subtree(pid);
+        }
+        let one = t.elapsed() / 1000;
+        let t = std::time::Instant::now();
+        for _ in 0..20 {
+            let _ = table();
+        }
+        let all = t.elapsed() / 20;
+        let _ = c.kill();
+        let _ = c.wait();
+        eprintln!(
+            "a look at {n} processes: {one:?}; at all {} processes: {all:?}",
+            table().len()
+        );
     }
 }

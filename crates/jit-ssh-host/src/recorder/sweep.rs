@@ -25,6 +25,20 @@ pub async fn run(registry: expect::Shared, wrapper: PathBuf) {
     }
 }
 
+/// Starts looking at young logins many times a second, on a thread of
+/// its own ([`expect::look_young`]): a wrapper killed as soon as it
+/// started is gone from below sshd within milliseconds, and with it what
+/// the once-a-second look would have seen of the login.
+pub fn start_young(registry: expect::Shared) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("young-logins".into())
+        .spawn(move || loop {
+            expect::look_young(&registry);
+            std::thread::sleep(expect::YOUNG_EVERY);
+        })
+        .map(drop)
+}
+
 /// Hangs logins up beside the sweep, not inside it: a hang-up takes up
 /// to 2.2 s (SIGKILL 2 s after the SIGHUP, then sshd's), and the sweep
 /// waiting for each in turn let a user with a few logins that ignore

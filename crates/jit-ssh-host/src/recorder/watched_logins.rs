@@ -26,6 +26,35 @@ pub struct Saved {
     pub account: String,
     /// `TYPE BASE64`, as the principals command sent it.
     pub certificate: String,
+    /// The login's sshd session processes and the kernel sessions seen
+    /// below them, kept after sshd is gone while a process of theirs
+    /// still runs (what a killed wrapper left), so that a restarted
+    /// recorder still ends it at the certificate's end. Absent in files
+    /// of recorders before this field.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<SavedSession>,
+}
+
+/// One sshd session process of a watched login, and what was seen below
+/// it ([`super::reap::Watched`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedSession {
+    pub sshd: i32,
+    pub sshd_start: Option<u64>,
+    pub sids: Vec<SavedSid>,
+}
+
+/// A kernel session id, with the oldest process seen in it: a
+/// restarted recorder takes the id back only while that same process
+/// (pid and start time) is still in it, since a session id with no
+/// process left is free to be handed out to another login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedSid {
+    pub sid: i32,
+    pub anchor: i32,
+    pub anchor_start: u64,
 }
 
 /// Replaces the file's contents with `logins` (written beside it, then
@@ -100,6 +129,15 @@ mod tests {
             monitor_start: 7,
             account: "oncall".into(),
             certificate: "ssh-ed25519-cert-v01@openssh.com AAAA".into(),
+            sessions: vec![SavedSession {
+                sshd: 43,
+                sshd_start: None,
+                sids: vec![SavedSid {
+                    sid: 44,
+                    anchor: 45,
+                    anchor_start: 8,
+                }],
+            }],
         };
         save(&path, std::slice::from_ref(&one)).unwrap();
         assert_eq!(load(&path), vec![one]);
@@ -107,5 +145,12 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         save(&path, &[]).unwrap();
         assert!(load(&path).is_empty());
+        // A previous recorder's line, without sessions, still loads.
+        std::fs::write(
+            &path,
+            "{\"monitor\":1,\"monitor_start\":2,\"account\":\"a\",\"certificate\":\"c\"}\n",
+        )
+        .unwrap();
+        assert_eq!(load(&path)[0].sessions, vec![]);
     }
 }
