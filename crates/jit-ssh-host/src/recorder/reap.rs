@@ -139,13 +139,18 @@ pub fn subtree(root: i32) -> ProcessTable {
 /// under the registry's lock every other login's principals command
 /// waits on (`tests::a_look_at_a_login_with_thousands_of_sessions_stays_short`).
 fn descendants(t: &HashMap<i32, (i32, i32)>, root: i32) -> Vec<i32> {
+    descendants_of(t, [root])
+}
+
+/// Every process below any of `roots` in `t`, in one pass.
+fn descendants_of(t: &HashMap<i32, (i32, i32)>, roots: impl IntoIterator<Item = i32>) -> Vec<i32> {
     let mut kids: HashMap<i32, Vec<i32>> = HashMap::new();
     for (&pid, &(ppid, _)) in t {
         kids.entry(ppid).or_default().push(pid);
     }
     let mut out = Vec::new();
-    let mut seen = HashSet::from([root]);
-    let mut todo = vec![root];
+    let mut todo: Vec<i32> = roots.into_iter().collect();
+    let mut seen: HashSet<i32> = todo.iter().copied().collect();
     while let Some(p) = todo.pop() {
         for &pid in kids.get(&p).into_iter().flatten() {
             if seen.insert(pid) {
@@ -290,7 +295,19 @@ impl Watched {
         // daemon) can have it. Forget it, or the hang-up ends that one.
         let live: BTreeSet<i32> = t.values().map(|&(_, sid)| sid).collect();
         self.sids.retain(|s| live.contains(s));
-        for pid in self.below_sshd_now(t) {
+        // What a process of a noted session started is the login's too,
+        // in a session of its own or not: once sshd is gone nothing runs
+        // below it, and `kill -9 $PPID; sleep 1; setsid job` outlived
+        // the certificate. (A job whose parent is gone by the next look,
+        // a double fork, is still not found.)
+        let mut roots = vec![self.sshd_pid];
+        roots.extend(
+            t.iter()
+                .filter(|(_, (_, sid))| self.sids.contains(sid))
+                .map(|(&pid, _)| pid),
+        );
+        let sshd = self.sshd_is_ours();
+        for pid in descendants_of(t, roots.into_iter().filter(|&r| sshd || r != self.sshd_pid)) {
             if let Some(&(_, sid)) = t.get(&pid) {
                 if !self.spare_sids.contains(&sid) {
                     self.sids.insert(sid);
@@ -432,6 +449,27 @@ mod tests {
         let t = HashMap::from([(s, (1, 5)), (12, (1, 11))]);
         w.refresh_from(&t);
         assert!(w.members_from(&t).contains(&12));
+    }
+
+    /// A user's job that leaves a kept session with `setsid` once sshd
+    /// is gone (`ssh host 'kill -9 $PPID; setsid sleep 600'`): nothing
+    /// runs below sshd any more, but the job is a child of a process of
+    /// a session the login used.
+    #[test]
+    fn a_job_that_leaves_a_kept_session_after_sshd_is_gone_is_still_found() {
+        let (mut w, s) = watching();
+        w.refresh_from(&HashMap::from([(s, (1, 5)), (11, (s, 11))]));
+        // sshd's session process is gone (its pid is another process's).
+        w.sshd_start = w.sshd_start.map(|t| t.saturating_sub(1));
+        // 11, reparented to init, runs `setsid sleep`: 12 leads session 12.
+        let t = HashMap::from([(11, (1, 11)), (12, (11, 12)), (13, (12, 12))]);
+        w.refresh_from(&t);
+        let m = w.members_from(&t);
+        assert!(m.contains(&12) && m.contains(&13), "{m:?}");
+        // Once 11 is gone, session 12 is still the login's.
+        let t = HashMap::from([(12, (1, 12))]);
+        w.refresh_from(&t);
+        assert_eq!(w.members_from(&t), vec![12]);
     }
 
     /// A login with thousands of processes, each in a kernel session of
