@@ -23,6 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ssh_key::Certificate;
 
 use super::peer::{session_of, start_time};
+use super::pid_reuse::Mark;
 use super::reap::{ProcessTable, Watched};
 use super::watched_logins::{SavedSession, SavedSid};
 use crate::session::revocation::KrlWatch;
@@ -123,9 +124,10 @@ impl LoginEnd {
     /// below the login's sshd session processes `sessions`, forgetting
     /// none: the quick look at a young login, whose wrapper can be
     /// killed within milliseconds of starting.
-    pub fn note(&mut self, t: &ProcessTable, sessions: &[i32]) {
+    /// `mark` was read before `t`.
+    pub fn note(&mut self, t: &ProcessTable, mark: Option<Mark>, sessions: &[i32]) {
         for &s in sessions {
-            self.of_session(s).note_from(t);
+            self.of_session(s).note_from(t, mark);
         }
     }
 
@@ -208,6 +210,7 @@ impl LoginEnd {
     pub fn look(
         &mut self,
         t: &ProcessTable,
+        mark: Option<Mark>,
         cert: &Certificate,
         sessions: &[i32],
         spared: &[i32],
@@ -217,7 +220,7 @@ impl LoginEnd {
             self.of_session(s);
         }
         for w in &mut self.watched {
-            w.refresh_from(t);
+            w.refresh_at(t, mark);
         }
         // An sshd process that is no longer one of the login's session
         // processes (the monitor, once its unprivileged child runs) is
@@ -327,7 +330,14 @@ mod tests {
         let cert = forcing_until(OFF, now_unix());
         let mut end = LoginEnd::new(&cert, Path::new("/nonexistent"));
         end.restore(&[kept(sid, start_time(sid).unwrap())]);
-        let due = end.look(&super::super::reap::table(), &cert, &[], &[], "t");
+        let due = end.look(
+            &super::super::reap::table(),
+            Mark::now(),
+            &cert,
+            &[],
+            &[],
+            "t",
+        );
         assert_eq!(due.len(), 1);
         assert!(due[0].why.contains("left running"), "{}", due[0].why);
         assert_eq!(end.saved()[0].sids[0].sid, sid);
@@ -335,7 +345,14 @@ mod tests {
         let status = child.wait().unwrap();
         assert!(!status.success(), "the job was not ended: {status}");
         assert!(end
-            .look(&super::super::reap::table(), &cert, &[], &[], "t")
+            .look(
+                &super::super::reap::table(),
+                Mark::now(),
+                &cert,
+                &[],
+                &[],
+                "t"
+            )
             .is_empty());
         assert!(end.is_over());
     }

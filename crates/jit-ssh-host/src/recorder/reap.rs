@@ -23,12 +23,13 @@
 //! which catches those (not exercised by the tests: their sshd runs
 //! without systemd).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use rustix::process::Signal;
 
 use super::peer::{is_sshd, start_time, Peer};
+use super::pid_reuse::Mark;
 use crate::session::hangup;
 
 /// The processes of one sshd session, as far as the recorder has seen.
@@ -41,6 +42,10 @@ pub struct Watched {
     /// user's login) is not this session's.
     sshd_start: Option<u64>,
     sids: BTreeSet<i32>,
+    /// When each of `sids` was last seen to be the login's: a session
+    /// id handed out again since is another session's unless a process
+    /// in it is older than that ([`super::pid_reuse`]).
+    since: BTreeMap<i32, Mark>,
     /// Sessions never to touch: the recorder's own, and sshd's (the
     /// listener and the connection's monitor live there).
     spare_sids: BTreeSet<i32>,
@@ -174,6 +179,7 @@ impl Watched {
             sshd_pid: peer.sshd_pid,
             sshd_start: start_time(peer.sshd_pid),
             sids: BTreeSet::new(),
+            since: BTreeMap::new(),
             spare_sids,
             scope,
         };
@@ -204,6 +210,7 @@ impl Watched {
             sshd_pid,
             sshd_start: start_time(sshd_pid),
             sids: BTreeSet::new(),
+            since: BTreeMap::new(),
             spare_sids,
             scope,
         }
@@ -233,11 +240,16 @@ impl Watched {
                 .ok()
                 .and_then(|c| session_scope(&c));
         }
-        let sids = sids.difference(&spare_sids).copied().collect();
+        let sids: BTreeSet<i32> = sids.difference(&spare_sids).copied().collect();
+        // Each held by the process the previous recorder named, now.
+        let since = Mark::now()
+            .map(|m| sids.iter().map(|&s| (s, m)).collect())
+            .unwrap_or_default();
         Watched {
             sshd_pid,
             sshd_start,
             sids,
+            since,
             spare_sids,
             scope,
         }
@@ -273,28 +285,78 @@ impl Watched {
 
     /// Notes the sessions of the processes below sshd's in `t`, a table
     /// of only part of the processes ([`subtree`]), forgetting none.
-    pub fn note_from(&mut self, t: &ProcessTable) {
+    /// `mark` was read before `t`.
+    pub fn note_from(&mut self, t: &ProcessTable, mark: Option<Mark>) {
         for pid in self.below_sshd_now(t) {
             if let Some(&(_, sid)) = t.get(&pid) {
-                if !self.spare_sids.contains(&sid) {
-                    self.sids.insert(sid);
-                }
+                self.note(sid, mark);
             }
+        }
+    }
+
+    fn note(&mut self, sid: i32, mark: Option<Mark>) {
+        if self.spare_sids.contains(&sid) {
+            return;
+        }
+        self.sids.insert(sid);
+        if let Some(m) = mark {
+            self.since.insert(sid, m);
         }
     }
 
     /// Notes the sessions of every process now below sshd's.
     pub fn refresh(&mut self) {
-        self.refresh_from(&table());
+        let mark = Mark::now();
+        self.refresh_at(&table(), mark);
     }
 
-    /// [`Watched::refresh`] from a table already read.
+    /// [`Watched::refresh`] from a table already read (tests: the mark
+    /// is read after it).
+    #[cfg(test)]
     pub fn refresh_from(&mut self, t: &ProcessTable) {
+        self.refresh_at(t, Mark::now());
+    }
+
+    /// The noted sessions that may be other sessions by now, given the
+    /// table `t` read after `now`: their id may have been handed out
+    /// again since they were last seen to be the login's, and no process
+    /// in them is older than that (one pass over the table).
+    fn handed_out(&self, t: &ProcessTable, now: Option<&Mark>) -> BTreeSet<i32> {
+        let Some(now) = now else {
+            return BTreeSet::new();
+        };
+        let mut maybe: BTreeMap<i32, u64> = self
+            .since
+            .iter()
+            .filter(|&(&sid, then)| self.sids.contains(&sid) && then.may_hand_out(now, sid))
+            .map(|(&sid, then)| (sid, then.tick))
+            .collect();
+        for (&pid, &(_, sid)) in t {
+            let Some(&then) = maybe.get(&sid) else {
+                continue;
+            };
+            if start_time(pid).is_some_and(|started| started < then) {
+                maybe.remove(&sid);
+            }
+        }
+        maybe.into_keys().collect()
+    }
+
+    /// [`Watched::refresh`] from a table `t` read after `mark`.
+    pub fn refresh_at(&mut self, t: &ProcessTable, mark: Option<Mark>) {
         // A session with no process left is over, and its id is free: once
         // the pid is reused, a new session (another user's login, a
-        // daemon) can have it. Forget it, or the hang-up ends that one.
+        // daemon) can have it. Forget it, or the hang-up ends that one;
+        // and one whose id was handed out again between two looks.
         let live: BTreeSet<i32> = t.values().map(|&(_, sid)| sid).collect();
-        self.sids.retain(|s| live.contains(s));
+        let gone = self.handed_out(t, mark.as_ref());
+        self.sids.retain(|s| live.contains(s) && !gone.contains(s));
+        let sids = self.sids.clone();
+        for s in sids {
+            self.note(s, mark);
+        }
+        let Watched { sids, since, .. } = &mut *self;
+        since.retain(|s, _| sids.contains(s));
         // What a process of a noted session started is the login's too,
         // in a session of its own or not: once sshd is gone nothing runs
         // below it, and `kill -9 $PPID; sleep 1; setsid job` outlived
@@ -309,15 +371,21 @@ impl Watched {
         let sshd = self.sshd_is_ours();
         for pid in descendants_of(t, roots.into_iter().filter(|&r| sshd || r != self.sshd_pid)) {
             if let Some(&(_, sid)) = t.get(&pid) {
-                if !self.spare_sids.contains(&sid) {
-                    self.sids.insert(sid);
-                }
+                self.note(sid, mark);
             }
         }
     }
 
+    /// The login's processes now; a noted session whose id was handed
+    /// out again since the last look (during a hang-up's grace, too) is
+    /// left out.
     fn members(&self) -> Vec<i32> {
-        self.members_from(&table())
+        let mark = Mark::now();
+        let t = table();
+        let mut w = self.clone();
+        let gone = self.handed_out(&t, mark.as_ref());
+        w.sids.retain(|s| !gone.contains(s));
+        w.members_from(&t)
     }
 
     /// Whether `sshd_pid` is still the process it was.
