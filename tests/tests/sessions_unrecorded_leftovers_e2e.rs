@@ -233,6 +233,12 @@ fn a_job_started_in_a_session_of_its_own_after_the_wrapper_was_killed_ends_at_th
     }
     let h = SessionHost::start_with_principals_command();
     let rec = Recorder::start(&h, None);
+    // Not the login's: a job of the harness's in a session of its own,
+    // which the recorder must leave alone.
+    let mut bystander = std::process::Command::new("setsid")
+        .args(["sleep", "7362"])
+        .spawn()
+        .unwrap();
     let (cert, _, valid_before) = h.certificate("8s", &rec.wrapper_args("off"));
     // The wrapper killed, sshd gone, then the rest of the command starts
     // a job in a kernel session of its own: nothing below sshd shows it,
@@ -248,9 +254,19 @@ fn a_job_started_in_a_session_of_its_own_after_the_wrapper_was_killed_ends_at_th
     let left = process_running("sleep 7361");
     let gone = gone_at("sleep 7361", Duration::from_secs(20));
     kill_marked("sleep 7361");
+    // Past the hang-up's SIGKILL.
+    std::thread::sleep(Duration::from_millis(2500));
+    let bystander_ran = bystander.try_wait().unwrap().is_none();
+    let _ = bystander.kill();
+    let _ = bystander.wait();
     let late = gone.map(|t| t - valid_before as f64);
     eprintln!("a setsid job started after sshd was gone ended {late:?} s after valid_before");
     assert!(left, "nothing was left to end: the test shows nothing");
+    assert!(
+        bystander_ran,
+        "the recorder ended a process not of the login; recorder log:\n{}",
+        rec.log_text()
+    );
     assert!(
         late.is_some_and(|l| l <= 3.0),
         "the setsid job outlived the certificate ({late:?} s); recorder log:\n{}",
