@@ -152,9 +152,10 @@ mod tests {
     #[test]
     fn the_kernel_tells_where_its_counter_stands() {
         let a = Mark::now().expect("this kernel has ns_last_pid");
-        let child = std::process::Command::new("true").spawn().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = i32::try_from(child.id()).unwrap();
         let b = Mark::now().unwrap();
+        let _ = child.wait();
         assert!(a.may_hand_out(&b, pid), "{a:?} {b:?} {pid}");
         assert!(b.tick >= a.tick && b.forks > a.forks);
     }
