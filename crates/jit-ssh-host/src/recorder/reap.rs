@@ -16,8 +16,12 @@
 //! below sshd, SIGKILL after [`hangup::GRACE`], then sshd's session process
 //! itself, which closes the connection.
 //!
-//! A process that double-forks into a session of its own between two
-//! looks is reparented to init and not found this way. On a host where
+//! What a process of a noted session starts is noted too (once sshd is
+//! gone nothing runs below it). A noted session whose id the kernel may
+//! have handed out again since the last look is kept only if a process
+//! in it is older than that look ([`super::pid_reuse`]). A process that
+//! double-forks into a session of its own between two looks is
+//! reparented to init and not found this way. On a host where
 //! logind puts each sshd login in a `session-N.scope` cgroup (`UsePAM
 //! yes` with pam_systemd), every process of that cgroup is ended too,
 //! which catches those (not exercised by the tests: their sshd runs
