@@ -487,11 +487,14 @@ pub const YOUNG_EVERY: Duration = Duration::from_millis(10);
 /// after it started leaves is known when sshd is gone.
 pub fn look_young(r: &Shared) {
     let mut reg = lock(r);
+    // Read once a round, before any of its tables (not once a login:
+    // `/proc/stat` is not free, on a host of many CPUs above all).
+    let mut marked = None;
     for (&monitor, login) in reg.logins.iter_mut() {
         if login.since.elapsed() >= YOUNG || !login.of(monitor) {
             continue;
         }
-        let mark = Mark::now();
+        let mark = *marked.get_or_insert_with(Mark::now);
         let t = super::reap::subtree(monitor);
         let forks: Vec<i32> = children(&t, monitor)
             .into_iter()
