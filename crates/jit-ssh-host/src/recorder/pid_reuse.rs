@@ -25,9 +25,14 @@
 const RESERVED: i64 = 300;
 
 /// Where the kernel's pid counter stood, read before a look at the
-/// process table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// process table. Kept in `SPOOL/watched-logins` too: a restarted
+/// recorder asks the same of what the previous one saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Mark {
+    /// The first 64 bits of the kernel's boot id: ticks and pids of
+    /// another boot mean nothing.
+    boot: u64,
     /// Clock ticks since boot, the unit of a process's start time.
     pub tick: u64,
     /// The last pid handed out (`/proc/sys/kernel/ns_last_pid`).
@@ -43,6 +48,20 @@ pub struct Mark {
 
 fn read_number<T: std::str::FromStr>(path: &str) -> Option<T> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// The first 64 bits of `/proc/sys/kernel/random/boot_id`.
+fn boot() -> Option<u64> {
+    static BOOT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *BOOT.get_or_init(|| {
+        let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        let hex: String = id
+            .chars()
+            .filter(char::is_ascii_hexdigit)
+            .take(16)
+            .collect();
+        u64::from_str_radix(&hex, 16).ok()
+    })
 }
 
 impl Mark {
@@ -73,6 +92,7 @@ impl Mark {
             .parse()
             .ok()?;
         Some(Mark {
+            boot: boot()?,
             tick,
             last: read_number("/proc/sys/kernel/ns_last_pid")?,
             forks,
@@ -81,9 +101,17 @@ impl Mark {
         })
     }
 
+    /// Whether `other` was read since the machine last booted, as this.
+    pub fn same_boot(&self, other: &Mark) -> bool {
+        self.boot == other.boot
+    }
+
     /// Whether pid `id` may have been handed out after `self` and up to
     /// `now`.
     pub fn may_hand_out(&self, now: &Mark, id: i32) -> bool {
+        if self.boot != now.boot {
+            return true;
+        }
         let made = now.forks.saturating_sub(self.forks);
         if made == 0 {
             return false;
@@ -120,6 +148,7 @@ mod tests {
 
     fn mark(last: i64, forks: u64) -> Mark {
         Mark {
+            boot: 1,
             tick: 0,
             last,
             forks,
@@ -147,6 +176,12 @@ mod tests {
         assert!(a.may_hand_out(&b, 1000));
         // No task made, nothing handed out.
         assert!(!mark(1000, 10).may_hand_out(&mark(900, 10), 950));
+        // Another boot: anything.
+        let other = Mark {
+            boot: 2,
+            ..mark(1000, 10)
+        };
+        assert!(other.may_hand_out(&mark(1000, 10), 5));
     }
 
     #[test]
@@ -158,5 +193,15 @@ mod tests {
         let _ = child.wait();
         assert!(a.may_hand_out(&b, pid), "{a:?} {b:?} {pid}");
         assert!(b.tick >= a.tick && b.forks > a.forks);
+    }
+
+    impl Mark {
+        /// This mark as if read on another boot.
+        pub fn of_another_boot(self) -> Mark {
+            Mark {
+                boot: self.boot.wrapping_add(1),
+                ..self
+            }
+        }
     }
 }

@@ -225,6 +225,11 @@ impl Watched {
         &self.sids
     }
 
+    /// When session `sid` was last seen to be the login's.
+    pub fn seen(&self, sid: i32) -> Option<Mark> {
+        self.since.get(&sid).copied()
+    }
+
     /// Which sshd session process this is: its pid and start time.
     pub fn id(&self) -> (i32, Option<u64>) {
         (self.sshd_pid, self.sshd_start)
