@@ -224,3 +224,52 @@ fn a_pty_command_that_ignores_the_hang_up_and_kills_its_wrapper_ends_at_the_cert
     let log = rec.log_text();
     assert_eq!(log.matches("ended the login").count(), 1, "{log}");
 }
+
+#[test]
+fn a_job_started_in_a_session_of_its_own_after_the_wrapper_was_killed_ends_at_the_certificates_end()
+{
+    if !jit_ssh_e2e::have_recorder_tools("sessions_unrecorded_leftovers_e2e") {
+        return;
+    }
+    let h = SessionHost::start_with_principals_command();
+    let rec = Recorder::start(&h, None);
+    // Not the login's: a job of the harness's in a session of its own,
+    // which the recorder must leave alone.
+    let mut bystander = std::process::Command::new("setsid")
+        .args(["sleep", "7362"])
+        .spawn()
+        .unwrap();
+    let (cert, _, valid_before) = h.certificate("8s", &rec.wrapper_args("off"));
+    // The wrapper killed, sshd gone, then the rest of the command starts
+    // a job in a kernel session of its own: nothing below sshd shows it,
+    // and its session is none the recorder saw the login use.
+    let out = run(h
+        .ssh(&cert)
+        .arg("kill -9 $PPID; sleep 1.5; setsid sleep 7361; echo escaped"));
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("escaped"),
+        "{out:?}"
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    let left = process_running("sleep 7361");
+    let gone = gone_at("sleep 7361", Duration::from_secs(20));
+    kill_marked("sleep 7361");
+    // Past the hang-up's SIGKILL.
+    std::thread::sleep(Duration::from_millis(2500));
+    let bystander_ran = bystander.try_wait().unwrap().is_none();
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+    let late = gone.map(|t| t - valid_before as f64);
+    eprintln!("a setsid job started after sshd was gone ended {late:?} s after valid_before");
+    assert!(left, "nothing was left to end: the test shows nothing");
+    assert!(
+        bystander_ran,
+        "the recorder ended a process not of the login; recorder log:\n{}",
+        rec.log_text()
+    );
+    assert!(
+        late.is_some_and(|l| l <= 3.0),
+        "the setsid job outlived the certificate ({late:?} s); recorder log:\n{}",
+        rec.log_text()
+    );
+}

@@ -26,6 +26,7 @@ use ssh_key::Certificate;
 
 use super::login_end::{Ending, LoginEnd};
 use super::peer::{is_sshd, parent_of, runs_wrapper, same_exe, start_time};
+use super::pid_reuse::Mark;
 use super::reap::{table, ProcessTable};
 use super::watched_logins::Saved;
 
@@ -391,6 +392,8 @@ pub fn sweep(r: &Shared, wrapper: &Path) -> Vec<Ending> {
     let mut bad = Vec::new();
     let mut seen = HashSet::new();
     // One look at /proc for every login (each was a scan of its own).
+    // Read before the table: see [`super::pid_reuse`].
+    let mark = Mark::now();
     let t = table();
     for (&monitor, login) in logins.iter_mut() {
         // The session runs below the monitor's unprivileged child, or
@@ -452,11 +455,15 @@ pub fn sweep(r: &Shared, wrapper: &Path) -> Vec<Ending> {
         bad.extend(
             login
                 .end
-                .look(&t, &login.cert, &ends, &spared, &login.what()),
+                .look(&t, mark, &login.cert, &ends, &spared, &login.what()),
         );
     }
     for login in left.iter_mut() {
-        bad.extend(login.end.look(&t, &login.cert, &[], &[], &login.what()));
+        bad.extend(
+            login
+                .end
+                .look(&t, mark, &login.cert, &[], &[], &login.what()),
+        );
     }
     left.retain(|l| !l.end.is_over());
     first_seen.retain(|p, _| seen.contains(p));
@@ -480,10 +487,14 @@ pub const YOUNG_EVERY: Duration = Duration::from_millis(10);
 /// after it started leaves is known when sshd is gone.
 pub fn look_young(r: &Shared) {
     let mut reg = lock(r);
+    // Read once a round, before any of its tables (not once a login:
+    // `/proc/stat` is not free, on a host of many CPUs above all).
+    let mut marked = None;
     for (&monitor, login) in reg.logins.iter_mut() {
         if login.since.elapsed() >= YOUNG || !login.of(monitor) {
             continue;
         }
+        let mark = *marked.get_or_insert_with(Mark::now);
         let t = super::reap::subtree(monitor);
         let forks: Vec<i32> = children(&t, monitor)
             .into_iter()
@@ -494,7 +505,7 @@ pub fn look_young(r: &Shared) {
         } else {
             forks
         };
-        login.end.note(&t, &sessions);
+        login.end.note(&t, mark, &sessions);
     }
 }
 

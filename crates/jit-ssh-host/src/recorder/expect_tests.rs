@@ -170,6 +170,7 @@ fn what_a_login_left_after_its_sshd_went_is_kept_across_restarts_until_it_ends()
                 sid,
                 anchor: sid,
                 anchor_start: start_time(sid).unwrap(),
+                seen: None,
             }],
         }],
     };

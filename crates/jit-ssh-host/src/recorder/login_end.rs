@@ -23,6 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ssh_key::Certificate;
 
 use super::peer::{session_of, start_time};
+use super::pid_reuse::Mark;
 use super::reap::{ProcessTable, Watched};
 use super::watched_logins::{SavedSession, SavedSid};
 use crate::session::revocation::KrlWatch;
@@ -123,24 +124,46 @@ impl LoginEnd {
     /// below the login's sshd session processes `sessions`, forgetting
     /// none: the quick look at a young login, whose wrapper can be
     /// killed within milliseconds of starting.
-    pub fn note(&mut self, t: &ProcessTable, sessions: &[i32]) {
+    /// `mark` was read before `t`.
+    pub fn note(&mut self, t: &ProcessTable, mark: Option<Mark>, sessions: &[i32]) {
         for &s in sessions {
-            self.of_session(s).note_from(t);
+            self.of_session(s).note_from(t, mark);
         }
     }
 
     /// Takes back what a previous recorder saw of the login
     /// ([`super::watched_logins`]): each sshd session process that is
     /// still the same process, and each kernel session whose oldest
-    /// process then is still in it.
+    /// process then is still in it, or, that one gone, whose id was not
+    /// handed out again since a look saw it or which holds a process
+    /// older than that look (the named process can have ended within
+    /// the second before the restart, the rest of the session not).
     pub fn restore(&mut self, saved: &[SavedSession]) {
+        let now = Mark::now();
+        let mut t: Option<ProcessTable> = None;
         for s in saved {
             let kept: Vec<SavedSid> = s
                 .sids
                 .iter()
                 .filter(|k| {
-                    start_time(k.anchor) == Some(k.anchor_start)
+                    if start_time(k.anchor) == Some(k.anchor_start)
                         && session_of(k.anchor) == Some(k.sid)
+                    {
+                        return true;
+                    }
+                    let (Some(seen), Some(now)) = (k.seen, now) else {
+                        return false;
+                    };
+                    if !seen.same_boot(&now) {
+                        return false;
+                    }
+                    let t = t.get_or_insert_with(super::reap::table);
+                    let mut members = t.iter().filter(|(_, &(_, sid))| sid == k.sid);
+                    if seen.may_hand_out(&now, k.sid) {
+                        members.any(|(&p, _)| start_time(p).is_some_and(|st| st < seen.tick))
+                    } else {
+                        members.next().is_some()
+                    }
                 })
                 .cloned()
                 .collect();
@@ -208,6 +231,7 @@ impl LoginEnd {
     pub fn look(
         &mut self,
         t: &ProcessTable,
+        mark: Option<Mark>,
         cert: &Certificate,
         sessions: &[i32],
         spared: &[i32],
@@ -217,7 +241,7 @@ impl LoginEnd {
             self.of_session(s);
         }
         for w in &mut self.watched {
-            w.refresh_from(t);
+            w.refresh_at(t, mark);
         }
         // An sshd process that is no longer one of the login's session
         // processes (the monitor, once its unprivileged child runs) is
@@ -248,7 +272,7 @@ impl LoginEnd {
             covered.extend(w.sids());
             !again
         });
-        self.saved = self
+        let saved: Vec<SavedSession> = self
             .watched
             .iter()
             .map(|w| SavedSession {
@@ -261,10 +285,22 @@ impl LoginEnd {
                         sid,
                         anchor,
                         anchor_start,
+                        seen: w.seen(sid),
                     })
                     .collect(),
             })
             .collect();
+        // A newer look alone is no reason to write the file again.
+        let unmarked = |v: &[SavedSession]| -> Vec<SavedSession> {
+            let mut v = v.to_vec();
+            v.iter_mut()
+                .flat_map(|s| s.sids.iter_mut())
+                .for_each(|k| k.seen = None);
+            v
+        };
+        if unmarked(&saved) != unmarked(&self.saved) {
+            self.saved = saved;
+        }
         let (late, now) = self.due(cert, what);
         self.watched
             .iter()
@@ -315,6 +351,7 @@ mod tests {
                 sid,
                 anchor: sid,
                 anchor_start,
+                seen: None,
             }],
         }
     }
@@ -327,7 +364,14 @@ mod tests {
         let cert = forcing_until(OFF, now_unix());
         let mut end = LoginEnd::new(&cert, Path::new("/nonexistent"));
         end.restore(&[kept(sid, start_time(sid).unwrap())]);
-        let due = end.look(&super::super::reap::table(), &cert, &[], &[], "t");
+        let due = end.look(
+            &super::super::reap::table(),
+            Mark::now(),
+            &cert,
+            &[],
+            &[],
+            "t",
+        );
         assert_eq!(due.len(), 1);
         assert!(due[0].why.contains("left running"), "{}", due[0].why);
         assert_eq!(end.saved()[0].sids[0].sid, sid);
@@ -335,9 +379,69 @@ mod tests {
         let status = child.wait().unwrap();
         assert!(!status.success(), "the job was not ended: {status}");
         assert!(end
-            .look(&super::super::reap::table(), &cert, &[], &[], "t")
+            .look(
+                &super::super::reap::table(),
+                Mark::now(),
+                &cert,
+                &[],
+                &[],
+                "t"
+            )
             .is_empty());
         assert!(end.is_over());
+    }
+
+    /// The recorder restarts within a second of the oldest process of a
+    /// kept session ending (the one it named), before it wrote the next
+    /// oldest: a user who has their session's oldest process end every
+    /// second keeps the file naming a gone process most of the time,
+    /// and a payload younger than it in that session went free of the
+    /// certificate's end at a restart.
+    #[test]
+    fn a_kept_session_whose_named_process_ended_just_before_a_restart_is_taken_back() {
+        let leader = std::process::Command::new("setsid")
+            .args(["sh", "-c", "sleep 30 & wait"])
+            .spawn()
+            .unwrap();
+        let mut leader = leader;
+        let sid = i32::try_from(leader.id()).unwrap();
+        let until = Instant::now() + Duration::from_secs(5);
+        let payload = loop {
+            let t = super::super::reap::table();
+            let found = t
+                .iter()
+                .find(|(&p, &(_, s))| s == sid && p != sid)
+                .map(|(&p, _)| p);
+            if let Some(p) = found {
+                break p;
+            }
+            assert!(Instant::now() < until, "no job in session {sid}");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        // A look that saw the session the login's, then named its leader.
+        std::thread::sleep(Duration::from_millis(30));
+        let mut saved = kept(sid, start_time(sid).unwrap());
+        saved.sids[0].seen = Mark::now();
+        let _ = leader.kill();
+        let _ = leader.wait();
+        let cert = forcing_until(OFF, now_unix() + 600);
+        // What another boot saw is not taken back.
+        let mut other = saved.clone();
+        other.sids[0].seen = saved.sids[0].seen.map(Mark::of_another_boot);
+        let mut end = LoginEnd::new(&cert, Path::new("/nonexistent"));
+        end.restore(&[other]);
+        let other_boot_taken = !end.is_over();
+        let mut end = LoginEnd::new(&cert, Path::new("/nonexistent"));
+        end.restore(&[saved]);
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_raw(payload).unwrap(),
+            rustix::process::Signal::KILL,
+        );
+        assert!(
+            !end.is_over(),
+            "the payload {payload} still in session {sid} was not taken back"
+        );
+        assert!(!other_boot_taken, "another boot's session was taken back");
     }
 
     #[test]

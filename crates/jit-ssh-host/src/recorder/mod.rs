@@ -10,6 +10,7 @@ pub mod identity;
 pub mod listen;
 pub mod login_end;
 pub mod peer;
+pub mod pid_reuse;
 pub mod protocol;
 pub mod reap;
 pub mod session;

@@ -16,19 +16,24 @@
 //! below sshd, SIGKILL after [`hangup::GRACE`], then sshd's session process
 //! itself, which closes the connection.
 //!
-//! A process that double-forks into a session of its own between two
-//! looks is reparented to init and not found this way. On a host where
+//! What a process of a noted session starts is noted too (once sshd is
+//! gone nothing runs below it). A noted session whose id the kernel may
+//! have handed out again since the last look is kept only if a process
+//! in it is older than that look ([`super::pid_reuse`]). A process that
+//! double-forks into a session of its own between two looks is
+//! reparented to init and not found this way. On a host where
 //! logind puts each sshd login in a `session-N.scope` cgroup (`UsePAM
 //! yes` with pam_systemd), every process of that cgroup is ended too,
 //! which catches those (not exercised by the tests: their sshd runs
 //! without systemd).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use rustix::process::Signal;
 
 use super::peer::{is_sshd, start_time, Peer};
+use super::pid_reuse::Mark;
 use crate::session::hangup;
 
 /// The processes of one sshd session, as far as the recorder has seen.
@@ -41,6 +46,10 @@ pub struct Watched {
     /// user's login) is not this session's.
     sshd_start: Option<u64>,
     sids: BTreeSet<i32>,
+    /// When each of `sids` was last seen to be the login's: a session
+    /// id handed out again since is another session's unless a process
+    /// in it is older than that ([`super::pid_reuse`]).
+    since: BTreeMap<i32, Mark>,
     /// Sessions never to touch: the recorder's own, and sshd's (the
     /// listener and the connection's monitor live there).
     spare_sids: BTreeSet<i32>,
@@ -133,12 +142,27 @@ pub fn subtree(root: i32) -> ProcessTable {
     t
 }
 
+/// Every process below `root` in `t`. Linear in the table: a look that
+/// went over the whole table for each process found (and over what it
+/// had found for each) took 7.9 s for a login of 10,000 processes,
+/// under the registry's lock every other login's principals command
+/// waits on (`tests::a_look_at_a_login_with_thousands_of_sessions_stays_short`).
 fn descendants(t: &HashMap<i32, (i32, i32)>, root: i32) -> Vec<i32> {
+    descendants_of(t, [root])
+}
+
+/// Every process below any of `roots` in `t`, in one pass.
+fn descendants_of(t: &HashMap<i32, (i32, i32)>, roots: impl IntoIterator<Item = i32>) -> Vec<i32> {
+    let mut kids: HashMap<i32, Vec<i32>> = HashMap::new();
+    for (&pid, &(ppid, _)) in t {
+        kids.entry(ppid).or_default().push(pid);
+    }
     let mut out = Vec::new();
-    let mut todo = vec![root];
+    let mut todo: Vec<i32> = roots.into_iter().collect();
+    let mut seen: HashSet<i32> = todo.iter().copied().collect();
     while let Some(p) = todo.pop() {
-        for (&pid, &(ppid, _)) in t {
-            if ppid == p && !out.contains(&pid) {
+        for &pid in kids.get(&p).into_iter().flatten() {
+            if seen.insert(pid) {
                 out.push(pid);
                 todo.push(pid);
             }
@@ -159,6 +183,7 @@ impl Watched {
             sshd_pid: peer.sshd_pid,
             sshd_start: start_time(peer.sshd_pid),
             sids: BTreeSet::new(),
+            since: BTreeMap::new(),
             spare_sids,
             scope,
         };
@@ -189,6 +214,7 @@ impl Watched {
             sshd_pid,
             sshd_start: start_time(sshd_pid),
             sids: BTreeSet::new(),
+            since: BTreeMap::new(),
             spare_sids,
             scope,
         }
@@ -197,6 +223,11 @@ impl Watched {
     /// The kernel sessions noted.
     pub fn sids(&self) -> &BTreeSet<i32> {
         &self.sids
+    }
+
+    /// When session `sid` was last seen to be the login's.
+    pub fn seen(&self, sid: i32) -> Option<Mark> {
+        self.since.get(&sid).copied()
     }
 
     /// Which sshd session process this is: its pid and start time.
@@ -218,11 +249,16 @@ impl Watched {
                 .ok()
                 .and_then(|c| session_scope(&c));
         }
-        let sids = sids.difference(&spare_sids).copied().collect();
+        let sids: BTreeSet<i32> = sids.difference(&spare_sids).copied().collect();
+        // Each held by the process the previous recorder named, now.
+        let since = Mark::now()
+            .map(|m| sids.iter().map(|&s| (s, m)).collect())
+            .unwrap_or_default();
         Watched {
             sshd_pid,
             sshd_start,
             sids,
+            since,
             spare_sids,
             scope,
         }
@@ -238,53 +274,127 @@ impl Watched {
     /// (pid and start time), for [`Watched::restored`]: while that
     /// process lives, the session id is not free to be handed out again.
     pub fn anchors(&self, t: &ProcessTable) -> Vec<(i32, i32, u64)> {
-        self.sids
-            .iter()
-            .filter_map(|&sid| {
-                t.iter()
-                    .filter(|(_, &(_, s))| s == sid)
-                    .filter_map(|(&pid, _)| Some((start_time(pid)?, pid)))
-                    .min()
-                    .map(|(start, pid)| (sid, pid, start))
-            })
+        // One pass over the table, not one per session.
+        let mut oldest: std::collections::BTreeMap<i32, (u64, i32)> = Default::default();
+        for (&pid, &(_, sid)) in t {
+            if !self.sids.contains(&sid) {
+                continue;
+            }
+            let Some(start) = start_time(pid) else {
+                continue;
+            };
+            let o = oldest.entry(sid).or_insert((start, pid));
+            *o = (*o).min((start, pid));
+        }
+        oldest
+            .into_iter()
+            .map(|(sid, (start, pid))| (sid, pid, start))
             .collect()
     }
 
     /// Notes the sessions of the processes below sshd's in `t`, a table
     /// of only part of the processes ([`subtree`]), forgetting none.
-    pub fn note_from(&mut self, t: &ProcessTable) {
+    /// `mark` was read before `t`.
+    pub fn note_from(&mut self, t: &ProcessTable, mark: Option<Mark>) {
         for pid in self.below_sshd_now(t) {
             if let Some(&(_, sid)) = t.get(&pid) {
-                if !self.spare_sids.contains(&sid) {
-                    self.sids.insert(sid);
-                }
+                self.note(sid, mark);
             }
+        }
+    }
+
+    fn note(&mut self, sid: i32, mark: Option<Mark>) {
+        if self.spare_sids.contains(&sid) {
+            return;
+        }
+        self.sids.insert(sid);
+        if let Some(m) = mark {
+            self.since.insert(sid, m);
         }
     }
 
     /// Notes the sessions of every process now below sshd's.
     pub fn refresh(&mut self) {
-        self.refresh_from(&table());
+        let mark = Mark::now();
+        self.refresh_at(&table(), mark);
     }
 
-    /// [`Watched::refresh`] from a table already read.
+    /// [`Watched::refresh`] from a table already read (tests: the mark
+    /// is read after it).
+    #[cfg(test)]
     pub fn refresh_from(&mut self, t: &ProcessTable) {
+        self.refresh_at(t, Mark::now());
+    }
+
+    /// The noted sessions that may be other sessions by now, given the
+    /// table `t` read after `now`: their id may have been handed out
+    /// again since they were last seen to be the login's, and no process
+    /// in them is older than that (one pass over the table).
+    fn handed_out(&self, t: &ProcessTable, now: Option<&Mark>) -> BTreeSet<i32> {
+        let Some(now) = now else {
+            return BTreeSet::new();
+        };
+        let mut maybe: BTreeMap<i32, u64> = self
+            .since
+            .iter()
+            .filter(|&(&sid, then)| self.sids.contains(&sid) && then.may_hand_out(now, sid))
+            .map(|(&sid, then)| (sid, then.tick))
+            .collect();
+        for (&pid, &(_, sid)) in t {
+            let Some(&then) = maybe.get(&sid) else {
+                continue;
+            };
+            if start_time(pid).is_some_and(|started| started < then) {
+                maybe.remove(&sid);
+            }
+        }
+        maybe.into_keys().collect()
+    }
+
+    /// [`Watched::refresh`] from a table `t` read after `mark`.
+    pub fn refresh_at(&mut self, t: &ProcessTable, mark: Option<Mark>) {
         // A session with no process left is over, and its id is free: once
         // the pid is reused, a new session (another user's login, a
-        // daemon) can have it. Forget it, or the hang-up ends that one.
+        // daemon) can have it. Forget it, or the hang-up ends that one;
+        // and one whose id was handed out again between two looks.
         let live: BTreeSet<i32> = t.values().map(|&(_, sid)| sid).collect();
-        self.sids.retain(|s| live.contains(s));
-        for pid in self.below_sshd_now(t) {
+        let gone = self.handed_out(t, mark.as_ref());
+        self.sids.retain(|s| live.contains(s) && !gone.contains(s));
+        let sids = self.sids.clone();
+        for s in sids {
+            self.note(s, mark);
+        }
+        let Watched { sids, since, .. } = &mut *self;
+        since.retain(|s, _| sids.contains(s));
+        // What a process of a noted session started is the login's too,
+        // in a session of its own or not: once sshd is gone nothing runs
+        // below it, and `kill -9 $PPID; sleep 1; setsid job` outlived
+        // the certificate. (A job whose parent is gone by the next look,
+        // a double fork, is still not found.)
+        let mut roots = vec![self.sshd_pid];
+        roots.extend(
+            t.iter()
+                .filter(|(_, (_, sid))| self.sids.contains(sid))
+                .map(|(&pid, _)| pid),
+        );
+        let sshd = self.sshd_is_ours();
+        for pid in descendants_of(t, roots.into_iter().filter(|&r| sshd || r != self.sshd_pid)) {
             if let Some(&(_, sid)) = t.get(&pid) {
-                if !self.spare_sids.contains(&sid) {
-                    self.sids.insert(sid);
-                }
+                self.note(sid, mark);
             }
         }
     }
 
+    /// The login's processes now; a noted session whose id was handed
+    /// out again since the last look (during a hang-up's grace, too) is
+    /// left out.
     fn members(&self) -> Vec<i32> {
-        self.members_from(&table())
+        let mark = Mark::now();
+        let t = table();
+        let mut w = self.clone();
+        let gone = self.handed_out(&t, mark.as_ref());
+        w.sids.retain(|s| !gone.contains(s));
+        w.members_from(&t)
     }
 
     /// Whether `sshd_pid` is still the process it was.
@@ -303,15 +413,16 @@ impl Watched {
 
     fn members_from(&self, t: &HashMap<i32, (i32, i32)>) -> Vec<i32> {
         let mut pids = self.below_sshd_now(t);
+        let mut have: HashSet<i32> = pids.iter().copied().collect();
         for (&pid, &(_, sid)) in t {
-            if self.sids.contains(&sid) && !pids.contains(&pid) {
+            if self.sids.contains(&sid) && have.insert(pid) {
                 pids.push(pid);
             }
         }
         if let Some(scope) = &self.scope {
             let procs = std::fs::read_to_string(scope.join("cgroup.procs")).unwrap_or_default();
             for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-                if !pids.contains(&pid) {
+                if have.insert(pid) {
                     pids.push(pid);
                 }
             }
@@ -351,132 +462,5 @@ impl Watched {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn descendants_are_found_through_generations() {
-        let t = HashMap::from([(10, (1, 10)), (11, (10, 11)), (12, (11, 12)), (20, (1, 20))]);
-        let mut d = descendants(&t, 10);
-        d.sort();
-        assert_eq!(d, vec![11, 12]);
-    }
-
-    /// This test process stands for sshd's; the tables are made up.
-    fn watching() -> (Watched, i32) {
-        let me = i32::try_from(std::process::id()).unwrap();
-        let w = Watched {
-            sshd_pid: me,
-            sshd_start: start_time(me),
-            sids: BTreeSet::new(),
-            spare_sids: BTreeSet::from([0, 5]),
-            scope: None,
-        };
-        (w, me)
-    }
-
-    #[test]
-    fn a_zombie_is_not_in_the_process_table() {
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = i32::try_from(child.id()).unwrap();
-        let until = std::time::Instant::now() + Duration::from_secs(5);
-        while crate::proc_stat::read(pid)
-            .is_some_and(|s| crate::proc_stat::field(&s, 0) != Some("Z"))
-            && std::time::Instant::now() < until
-        {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        // Not reaped yet: a zombie, whose pid and session are still taken.
-        assert!(crate::proc_stat::read(pid).is_some());
-        let me = i32::try_from(std::process::id()).unwrap();
-        assert!(!table().contains_key(&pid));
-        assert!(!subtree(me).contains_key(&pid));
-        let _ = child.wait();
-    }
-
-    #[test]
-    fn a_session_id_reused_after_its_session_ended_is_not_hung_up() {
-        // sshd (in sshd's session 5); the user's job 11 calls setsid.
-        let (mut w, s) = watching();
-        w.refresh_from(&HashMap::from([(s, (1, 5)), (11, (s, 11)), (12, (11, 11))]));
-        assert!(w.sids.contains(&11));
-        // The job ends; later pid 11 is another user's new session leader.
-        w.refresh_from(&HashMap::from([(s, (1, 5))]));
-        let t = HashMap::from([(s, (1, 5)), (11, (1, 11)), (30, (11, 11))]);
-        let m = w.members_from(&t);
-        assert!(!m.contains(&11) && !m.contains(&30), "{m:?}");
-    }
-
-    #[test]
-    fn what_a_killed_wrapper_left_in_a_seen_session_is_still_hung_up() {
-        let (mut w, s) = watching();
-        w.refresh_from(&HashMap::from([(s, (1, 5)), (11, (s, 11)), (12, (11, 11))]));
-        // 11 died; 12 was reparented to init, still in session 11.
-        let t = HashMap::from([(s, (1, 5)), (12, (1, 11))]);
-        w.refresh_from(&t);
-        assert!(w.members_from(&t).contains(&12));
-    }
-
-    #[test]
-    fn what_runs_below_a_reused_sshd_pid_is_not_hung_up() {
-        let (mut w, s) = watching();
-        let t = HashMap::from([(s, (1, 5)), (40, (s, 40))]);
-        assert_eq!(w.members_from(&t), vec![40]);
-        // sshd's process went away and its pid now belongs to another
-        // process (a later start), with a child of its own.
-        w.sshd_start = w.sshd_start.map(|t| t.saturating_sub(1));
-        let t = HashMap::from([(s, (1, 77)), (41, (s, 77))]);
-        assert_eq!(w.members_from(&t), Vec::<i32>::new());
-        assert!(!w.sshd_alive());
-    }
-
-    #[test]
-    fn only_a_logind_session_scope_is_taken() {
-        assert_eq!(
-            session_scope("0::/user.slice/user-1000.slice/session-7.scope\n"),
-            Some("/sys/fs/cgroup/user.slice/user-1000.slice/session-7.scope".into())
-        );
-        for broad in [
-            "0::/\n",
-            "0::/system.slice/ssh.service\n",
-            "0::/user.slice\n",
-        ] {
-            assert_eq!(session_scope(broad), None, "{broad}");
-        }
-    }
-
-    /// What the quick look at a young login costs
-    /// (`expect::look_young`, every 10 ms for 5 s), against a pass over
-    /// all of /proc. `cargo test -p jit-ssh-host --lib
-    /// measure_a_look_at_a_young_login -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn measure_a_look_at_a_young_login() {
-        // A login's size: sshd's session process, the wrapper, the
-        // command's shell and two jobs.
-        let mut c = std::process::Command::new("sh")
-            .arg("-c")
-            .arg("sleep 30 & sleep 30 & (sleep 30 & wait) & wait")
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(300));
-        let pid = i32::try_from(c.id()).unwrap();
-        let n = subtree(pid).len();
-        let t = std::time::Instant::now();
-        for _ in 0..1000 {
-            let _ = subtree(pid);
-        }
-        let one = t.elapsed() / 1000;
-        let t = std::time::Instant::now();
-        for _ in 0..20 {
-            let _ = table();
-        }
-        let all = t.elapsed() / 20;
-        let _ = c.kill();
-        let _ = c.wait();
-        eprintln!(
-            "a look at {n} processes: {one:?}; at all {} processes: {all:?}",
-            table().len()
-        );
-    }
-}
+#[path = "reap_tests.rs"]
+mod tests;

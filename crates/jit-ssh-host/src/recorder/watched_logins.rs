@@ -55,6 +55,13 @@ pub struct SavedSid {
     pub sid: i32,
     pub anchor: i32,
     pub anchor_start: u64,
+    /// A look that saw the session the login's: should the anchor be
+    /// gone, the session is still the login's if its id was not handed
+    /// out again since, or a process in it is older than that look
+    /// ([`super::pid_reuse`]). Not rewritten for this alone (the file
+    /// would change every second): it may be older than the anchor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen: Option<super::pid_reuse::Mark>,
 }
 
 /// Replaces the file's contents with `logins` (written beside it, then
@@ -136,6 +143,7 @@ mod tests {
                     sid: 44,
                     anchor: 45,
                     anchor_start: 8,
+                    seen: super::super::pid_reuse::Mark::now(),
                 }],
             }],
         };
