@@ -2,7 +2,6 @@
 
 use super::*;
 use crate::test_cert::forcing as cert_forcing;
-use std::time::Duration;
 
 #[test]
 fn only_a_recording_force_command_is_expected() {
@@ -134,27 +133,12 @@ fn a_principals_command_not_run_by_a_root_sshd_is_refused() {
     ));
 }
 
-/// A job in a kernel session of its own (its pid is the session id): the
-/// rest of a command whose wrapper was killed.
-fn job() -> (std::process::Child, i32) {
-    let child = std::process::Command::new("setsid")
-        .args(["sleep", "30"])
-        .spawn()
-        .unwrap();
-    let pid = i32::try_from(child.id()).unwrap();
-    let until = Instant::now() + Duration::from_secs(5);
-    while super::super::peer::session_of(pid) != Some(pid) && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    (child, pid)
-}
-
 #[test]
 fn what_a_login_left_after_its_sshd_went_is_kept_across_restarts_until_it_ends() {
     use super::super::watched_logins::{load, save, SavedSession, SavedSid, FILE};
     let spool = tempfile::tempdir().unwrap();
     let path = spool.path().join(FILE);
-    let (mut child, sid) = job();
+    let (mut child, sid) = super::super::test_job::session_leader();
     let cert = cert_forcing("/usr/local/bin/jit-ssh-host session --record off --grant g");
     // What a recorder kept of a login whose sshd processes are gone (no
     // process has those pids) and whose job still runs.

@@ -326,21 +326,6 @@ mod tests {
 
     const OFF: &str = "/usr/local/bin/jit-ssh-host session --record off --grant g";
 
-    /// A job in a kernel session of its own (its pid is the session id),
-    /// as the rest of a command is once its wrapper was killed.
-    fn job() -> (std::process::Child, i32) {
-        let child = std::process::Command::new("setsid")
-            .args(["sleep", "30"])
-            .spawn()
-            .unwrap();
-        let pid = i32::try_from(child.id()).unwrap();
-        let until = Instant::now() + Duration::from_secs(5);
-        while session_of(pid) != Some(pid) && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        (child, pid)
-    }
-
     /// What a previous recorder kept of a login whose sshd process is
     /// gone (no process has pid `i32::MAX - 1`), with `sid`'s anchor.
     fn kept(sid: i32, anchor_start: u64) -> SavedSession {
@@ -358,7 +343,7 @@ mod tests {
 
     #[test]
     fn what_a_gone_sshd_left_ends_at_valid_before_itself_then_nothing_is_left() {
-        let (mut child, sid) = job();
+        let (mut child, sid) = super::super::test_job::session_leader();
         // valid_before is now: within the grace a live wrapper gets, past
         // the deadline for what no wrapper is left to end.
         let cert = forcing_until(OFF, now_unix());
@@ -446,7 +431,7 @@ mod tests {
 
     #[test]
     fn a_kept_session_whose_oldest_process_is_gone_is_not_taken_back() {
-        let (mut child, sid) = job();
+        let (mut child, sid) = super::super::test_job::session_leader();
         let cert = forcing_until(OFF, now_unix());
         let mut end = LoginEnd::new(&cert, Path::new("/nonexistent"));
         // Another process than the one kept holds that id now.

@@ -17,6 +17,8 @@ pub mod session;
 pub mod space;
 pub mod spool;
 pub mod sweep;
+#[cfg(test)]
+mod test_job;
 pub mod upload;
 pub mod watched_logins;
 

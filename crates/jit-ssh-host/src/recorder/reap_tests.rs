@@ -179,21 +179,6 @@ fn measure_a_look_at_a_young_login() {
     );
 }
 
-/// `setsid sleep 30`: a process leading a kernel session of its own
-/// (its pid is the session id), once it is.
-fn session_leader() -> (std::process::Child, i32) {
-    let child = std::process::Command::new("setsid")
-        .args(["sleep", "30"])
-        .spawn()
-        .unwrap();
-    let pid = i32::try_from(child.id()).unwrap();
-    let until = std::time::Instant::now() + Duration::from_secs(5);
-    while super::super::peer::session_of(pid) != Some(pid) && std::time::Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    (child, pid)
-}
-
 /// A kept session whose processes all end, and whose id the kernel
 /// hands to another session's leader before the next look: a user who
 /// cycled the pids up to just below it (32,768 forks on this VM's
@@ -203,7 +188,7 @@ fn session_leader() -> (std::process::Child, i32) {
 #[test]
 fn a_session_id_handed_out_again_between_two_looks_is_not_hung_up() {
     const LAST_PID: &str = "/proc/sys/kernel/ns_last_pid";
-    let (mut job, sid) = session_leader();
+    let (mut job, sid) = super::super::test_job::session_leader();
     // A login whose sshd is gone and which left that session.
     let mut w = Watched::restored(i32::MAX - 1, Some(1), BTreeSet::from([sid]));
     w.refresh_from(&table());
@@ -217,7 +202,7 @@ fn a_session_id_handed_out_again_between_two_looks_is_not_hung_up() {
             eprintln!("cannot write {LAST_PID} (not root?): nothing shown");
             return;
         }
-        let (mut c, pid) = session_leader();
+        let (mut c, pid) = super::super::test_job::session_leader();
         if pid == sid {
             victim = Some(c);
             break;
