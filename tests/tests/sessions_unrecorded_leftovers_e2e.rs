@@ -24,6 +24,14 @@ fn now_unix() -> f64 {
         .as_secs_f64()
 }
 
+/// How late after its deadline (valid_before, or the KRL's next check)
+/// a leftover may end: seen under 1.1 s, with room for a loaded CI
+/// machine; without the fix they ran on past 20 s.
+const LATE: f64 = 5.0;
+/// The same for a leftover that ignores SIGHUP: SIGKILL follows 2 s
+/// after the hang-up (seen 2.2-3.1 s).
+const LATE_AFTER_KILL: f64 = 7.0;
+
 /// Waits until no process has `marker` in its command line; when that
 /// was, in Unix seconds, or `None` after `within`.
 fn gone_at(marker: &str, within: Duration) -> Option<f64> {
@@ -63,7 +71,7 @@ fn what_a_killed_unrecorded_wrapper_left_ends_at_the_certificates_end() {
         if left { "still running then" } else { "already gone then" }
     );
     assert!(
-        late.is_some_and(|l| l <= 3.0),
+        late.is_some_and(|l| l <= LATE),
         "the rest of the command outlived the certificate ({late:?} s); recorder log:\n{}",
         rec.log_text()
     );
@@ -106,7 +114,8 @@ fn what_a_killed_unrecorded_wrapper_left_ends_when_the_certificate_is_revoked() 
         rest.map(|t| t - revoked)
     );
     assert!(
-        setsid_job.is_some_and(|t| t - revoked <= 5.0) && rest.is_some_and(|t| t - revoked <= 5.0),
+        setsid_job.is_some_and(|t| t - revoked <= LATE + 2.0)
+            && rest.is_some_and(|t| t - revoked <= LATE + 2.0),
         "a revoked login's leftovers went on; recorder log:\n{}",
         rec.log_text()
     );
@@ -136,7 +145,7 @@ fn a_recorder_restart_does_not_free_what_a_killed_unrecorded_wrapper_left() {
         "after a recorder restart, the rest of the command ended {late:?} s after valid_before"
     );
     assert!(
-        late.is_some_and(|l| l <= 3.0),
+        late.is_some_and(|l| l <= LATE),
         "the rest of the command outlived the certificate across a restart ({late:?} s); recorder log:\n{}",
         rec.log_text()
     );
@@ -184,7 +193,7 @@ fn a_job_left_running_by_a_command_that_ended_normally_ends_at_the_certificates_
         );
         // nohup ignores SIGHUP: SIGKILL follows 2 s after the hang-up.
         assert!(
-            late.is_some_and(|l| l <= 4.5),
+            late.is_some_and(|l| l <= LATE_AFTER_KILL),
             "record {mode}: the job outlived the certificate ({late:?} s); recorder log:\n{}",
             rec.log_text()
         );
@@ -214,7 +223,7 @@ fn a_pty_command_that_ignores_the_hang_up_and_kills_its_wrapper_ends_at_the_cert
     assert!(left, "nothing was left to end: the test shows nothing");
     // It ignores SIGHUP: SIGKILL follows 2 s after the hang-up.
     assert!(
-        late.is_some_and(|l| l <= 4.5),
+        late.is_some_and(|l| l <= LATE_AFTER_KILL),
         "the pty command outlived the certificate ({late:?} s); recorder log:\n{}",
         rec.log_text()
     );
@@ -268,7 +277,7 @@ fn a_job_started_in_a_session_of_its_own_after_the_wrapper_was_killed_ends_at_th
         rec.log_text()
     );
     assert!(
-        late.is_some_and(|l| l <= 3.0),
+        late.is_some_and(|l| l <= LATE),
         "the setsid job outlived the certificate ({late:?} s); recorder log:\n{}",
         rec.log_text()
     );
