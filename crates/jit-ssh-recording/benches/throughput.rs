@@ -186,7 +186,7 @@ fn main() {
     for (name, input) in &inputs {
         let terminal_mb = input.len() as f64 / MB;
         let tlog = tlog(input);
-        for level in [3, 9] {
+        for level in [1, 3, 9] {
             let policy = ChunkPolicy {
                 zstd_level: level,
                 ..ChunkPolicy::default()
@@ -223,5 +223,5 @@ fn main() {
             Err(why) => println!("{name:<14} tlog: {why}"),
         }
     }
-    println!("stored/MB: bytes of the whole recording (bundle: header line and signed chunks) per MB of terminal output; 64 KiB chunks, 4 KiB reads");
+    println!("stored/MB: bytes of the whole recording (bundle: header line and signed chunks) per MB of terminal output; {} KiB chunks (the default), 4 KiB reads", ChunkPolicy::default().max_raw_bytes / 1024);
 }

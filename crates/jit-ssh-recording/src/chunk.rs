@@ -27,6 +27,7 @@ use ssh_key::{HashAlg, LineEnding, PrivateKey, PublicKey, SshSig};
 
 use crate::chain::{body_hash, ChainHash};
 use crate::header::SessionId;
+use crate::signer::ChunkSigner;
 use crate::wire::{put_framed, put_u64, Reader};
 use crate::{MAX_PAYLOAD_BYTES, MAX_RAW_CHUNK_BYTES, NAMESPACE};
 
@@ -265,6 +266,17 @@ impl Chunk {
         let signature = key
             .sign(NAMESPACE, HashAlg::Sha512, &body_bytes)?
             .to_pem(LineEnding::LF)?;
+        Ok(Chunk {
+            body,
+            body_bytes,
+            signature,
+        })
+    }
+
+    /// [`Chunk::sign`] with a key prepared for signing many chunks.
+    pub fn sign_with(body: ChunkBody, signer: &ChunkSigner) -> Result<Chunk, ssh_key::Error> {
+        let body_bytes = body.encode();
+        let signature = signer.sign(NAMESPACE, &body_bytes)?;
         Ok(Chunk {
             body,
             body_bytes,

@@ -75,8 +75,7 @@ pub(crate) fn write_line(buf: &mut Vec<u8>, time: Duration, kind: EventKind, dat
     buf.extend_from_slice(b", \"");
     buf.extend_from_slice(kind.code().as_bytes());
     buf.extend_from_slice(b"\", ");
-    // Serializing a str to a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *buf, data);
+    crate::json_str::write_json_str(buf, data);
     buf.extend_from_slice(b"]\n");
 }
 

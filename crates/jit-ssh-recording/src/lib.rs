@@ -30,7 +30,9 @@ pub mod chunk;
 pub mod encoder;
 pub mod event;
 pub mod header;
+mod json_str;
 pub mod play;
+pub mod signer;
 pub mod space;
 pub mod utf8;
 pub mod verifier;
@@ -43,6 +45,7 @@ pub use encoder::{ChunkPolicy, EncodeError, Encoder, Finished};
 pub use event::{Event, EventKind, PayloadError};
 pub use header::{Header, HeaderError, RecordMode, SessionId, SessionInfo};
 pub use play::{Frame, PlayOptions, Player};
+pub use signer::ChunkSigner;
 pub use verifier::{ChainState, Verifier};
 pub use verify::{verify, ChunkProblem, Verified, VerifyError};
 

@@ -6,6 +6,8 @@
 //! U+FFFD REPLACEMENT CHARACTER, one per maximal invalid subsequence, as
 //! `String::from_utf8_lossy` and asciinema's own recorder do.
 
+use std::borrow::Cow;
+
 #[derive(Debug, Default, Clone)]
 pub struct Utf8Carry {
     pending: Vec<u8>,
@@ -13,12 +15,12 @@ pub struct Utf8Carry {
 
 impl Utf8Carry {
     /// The text `bytes` completes (after what was pending), keeping an
-    /// incomplete trailing sequence for the next call.
-    pub fn decode(&mut self, bytes: &[u8]) -> String {
-        // The common case: nothing pending, a whole-character read.
+    /// incomplete trailing sequence for the next call. The common case,
+    /// nothing pending and a whole-character read, borrows `bytes`.
+    pub fn decode<'a>(&mut self, bytes: &'a [u8]) -> Cow<'a, str> {
         if self.pending.is_empty() {
             if let Ok(s) = std::str::from_utf8(bytes) {
-                return s.to_owned();
+                return Cow::Borrowed(s);
             }
         }
         let mut input = std::mem::take(&mut self.pending);
@@ -48,7 +50,7 @@ impl Utf8Carry {
                 }
             }
         }
-        out
+        Cow::Owned(out)
     }
 
     /// At the end of the stream: U+FFFD if a sequence was left incomplete.
@@ -70,14 +72,14 @@ mod tests {
         let bytes = "é€😀".as_bytes();
         for cut in 0..=bytes.len() {
             let mut c = Utf8Carry::default();
-            let mut s = c.decode(&bytes[..cut]);
+            let mut s = c.decode(&bytes[..cut]).into_owned();
             s += &c.decode(&bytes[cut..]);
             s += &c.finish();
             assert_eq!(s, "é€😀", "cut at {cut}");
         }
         // One byte at a time.
         let mut c = Utf8Carry::default();
-        let s: String = bytes.iter().map(|b| c.decode(&[*b])).collect();
+        let s: String = bytes.iter().map(|b| c.decode(&[*b]).into_owned()).collect();
         assert_eq!(s, "é€😀");
     }
 

@@ -109,7 +109,11 @@ fn typing_is_not_recorded_under_the_output_policy_only_counted() {
 
 #[test]
 fn one_large_read_is_split_and_comes_back_whole() {
-    let (mut enc, key) = encoder(RecordMode::Output, ChunkPolicy::default());
+    let policy = ChunkPolicy {
+        max_raw_bytes: 64 * 1024,
+        ..ChunkPolicy::default()
+    };
+    let (mut enc, key) = encoder(RecordMode::Output, policy);
     // 300 KiB of multi-byte text, so splits must land between characters.
     let text: String = "é€😀 ls -lR /usr\r\n".repeat(300 * 1024 / 24);
     let chunks = enc.push_output(secs(1.0), text.as_bytes()).unwrap();

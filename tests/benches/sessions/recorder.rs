@@ -46,7 +46,7 @@ pub fn as_root() -> bool {
 impl Recorder {
     /// `program recorder` on `root/run-jit-ssh/recorder.sock` with its
     /// spool in `root`, the host key sshd made in `root`, and `dir`'s
-    /// ca-keys; waits for its socket. The default chunk policy (64 KiB or
+    /// ca-keys; waits for its socket. The default chunk policy (256 KiB or
     /// 5 s), as a host runs it; no CA URL, so recordings stay in the spool.
     pub fn start(program: &Path, root: &Path, dir: &Path) -> Recorder {
         let socket = root.join("run-jit-ssh").join("recorder.sock");

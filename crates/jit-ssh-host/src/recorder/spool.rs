@@ -133,7 +133,7 @@ impl Spool {
 impl SessionSpool {
     /// Appends `chunks`; [`SessionSpool::sync`] makes them durable (the
     /// recorder syncs once a second and at the end, not per chunk: bulk
-    /// output cuts a chunk every 64 KiB, and an fsync each made recording
+    /// output cuts a chunk every 256 KiB, and an fsync each made recording
     /// disk-bound).
     pub fn append(&mut self, chunks: &[Chunk]) -> Result<(), SpoolError> {
         if chunks.is_empty() {
