@@ -45,6 +45,15 @@ fn gone_at(marker: &str, within: Duration) -> Option<f64> {
     None
 }
 
+/// How long after `deadline` (Unix seconds) the processes marked
+/// `marker` were gone, waiting up to `within`; whatever is left of them
+/// is then stopped, so a failing test leaves no long sleep behind.
+fn ended_after(marker: &str, deadline: f64, within: Duration) -> Option<f64> {
+    let gone = gone_at(marker, within);
+    kill_marked(marker);
+    gone.map(|t| t - deadline)
+}
+
 #[test]
 fn what_a_killed_unrecorded_wrapper_left_ends_at_the_certificates_end() {
     if !jit_ssh_e2e::have_recorder_tools("sessions_unrecorded_leftovers_e2e") {
@@ -62,9 +71,7 @@ fn what_a_killed_unrecorded_wrapper_left_ends_at_the_certificates_end() {
     );
     let returned = now_unix();
     let left = process_running("sleep 7350");
-    let gone = gone_at("sleep 7350", Duration::from_secs(25));
-    kill_marked("sleep 7350");
-    let late = gone.map(|t| t - valid_before as f64);
+    let late = ended_after("sleep 7350", valid_before as f64, Duration::from_secs(25));
     eprintln!(
         "ssh returned {:.2} s before valid_before; the rest of the command ({}) ended {late:?} s after it",
         valid_before as f64 - returned,
@@ -104,18 +111,13 @@ fn what_a_killed_unrecorded_wrapper_left_ends_when_the_certificate_is_revoked() 
     assert!(left, "nothing was left to end: the test shows nothing");
     h.install_krl(&format!("serial: {serial}\n"));
     let revoked = now_unix();
-    let setsid_job = gone_at("sleep 7351", Duration::from_secs(10));
-    let rest = gone_at("sleep 7352", Duration::from_secs(5));
-    kill_marked("sleep 7351");
-    kill_marked("sleep 7352");
+    let setsid_job = ended_after("sleep 7351", revoked, Duration::from_secs(10));
+    let rest = ended_after("sleep 7352", revoked, Duration::from_secs(5));
     eprintln!(
-        "after the KRL: the setsid job ended {:?} s later, the rest of the command {:?} s later",
-        setsid_job.map(|t| t - revoked),
-        rest.map(|t| t - revoked)
+        "after the KRL: the setsid job ended {setsid_job:?} s later, the rest of the command {rest:?} s later"
     );
     assert!(
-        setsid_job.is_some_and(|t| t - revoked <= LATE + 2.0)
-            && rest.is_some_and(|t| t - revoked <= LATE + 2.0),
+        setsid_job.is_some_and(|l| l <= LATE + 2.0) && rest.is_some_and(|l| l <= LATE + 2.0),
         "a revoked login's leftovers went on; recorder log:\n{}",
         rec.log_text()
     );
@@ -138,9 +140,7 @@ fn a_recorder_restart_does_not_free_what_a_killed_unrecorded_wrapper_left() {
     // The recorder restarts (systemd brings it back within a second).
     rec.stop();
     let rec = Recorder::start(&h, None);
-    let gone = gone_at("sleep 7353", Duration::from_secs(30));
-    kill_marked("sleep 7353");
-    let late = gone.map(|t| t - valid_before as f64);
+    let late = ended_after("sleep 7353", valid_before as f64, Duration::from_secs(30));
     eprintln!(
         "after a recorder restart, the rest of the command ended {late:?} s after valid_before"
     );
@@ -176,12 +176,9 @@ fn a_job_left_running_by_a_command_that_ended_normally_ends_at_the_certificates_
     let mut lates = Vec::new();
     for &(mode, marker, valid_before) in &runs {
         let outlived = process_running(marker) || now_unix() >= valid_before as f64;
-        let gone = gone_at(marker, Duration::from_secs(25));
-        lates.push((mode, outlived, gone.map(|t| t - valid_before as f64)));
-    }
-    // Stopped before any assertion, so a failure leaves no 2-hour sleep.
-    for &(_, marker, _) in &runs {
-        kill_marked(marker);
+        // Stopped before any assertion, so a failure leaves no 2-hour sleep.
+        let late = ended_after(marker, valid_before as f64, Duration::from_secs(25));
+        lates.push((mode, outlived, late));
     }
     for (mode, outlived, late) in lates {
         assert!(
@@ -216,9 +213,7 @@ fn a_pty_command_that_ignores_the_hang_up_and_kills_its_wrapper_ends_at_the_cert
         .arg("-tt")
         .arg("trap '' HUP; kill -9 $PPID; sleep 7360"));
     let left = process_running("sleep 7360");
-    let gone = gone_at("sleep 7360", Duration::from_secs(15));
-    kill_marked("sleep 7360");
-    let late = gone.map(|t| t - valid_before as f64);
+    let late = ended_after("sleep 7360", valid_before as f64, Duration::from_secs(15));
     eprintln!("a pty command that killed its wrapper ended {late:?} s after valid_before");
     assert!(left, "nothing was left to end: the test shows nothing");
     // It ignores SIGHUP: SIGKILL follows 2 s after the hang-up.
@@ -261,14 +256,12 @@ fn a_job_started_in_a_session_of_its_own_after_the_wrapper_was_killed_ends_at_th
     );
     std::thread::sleep(Duration::from_millis(2500));
     let left = process_running("sleep 7361");
-    let gone = gone_at("sleep 7361", Duration::from_secs(20));
-    kill_marked("sleep 7361");
+    let late = ended_after("sleep 7361", valid_before as f64, Duration::from_secs(20));
     // Past the hang-up's SIGKILL.
     std::thread::sleep(Duration::from_millis(2500));
     let bystander_ran = bystander.try_wait().unwrap().is_none();
     let _ = bystander.kill();
     let _ = bystander.wait();
-    let late = gone.map(|t| t - valid_before as f64);
     eprintln!("a setsid job started after sshd was gone ended {late:?} s after valid_before");
     assert!(left, "nothing was left to end: the test shows nothing");
     assert!(
