@@ -108,12 +108,7 @@ mod tests {
 
     use super::*;
 
-    const BASE: &str = r#"
-listen = "127.0.0.1:8722"
-public_url = "http://localhost:8722"
-data_dir = "/var/lib/jit-ssh"
-ca_key = { kind = "file", path = "/var/lib/jit-ssh/ca/ca_key" }
-"#;
+    use crate::config::TEST_BASE as BASE;
 
     #[test]
     fn defaults_apply_without_the_section_and_values_are_read() {

@@ -311,6 +311,16 @@ fn limits(l: &file::LimitsFile, c: &mut Collector<'_>) -> Limits {
     }
 }
 
+/// The least a config file needs, for the section parsers' tests to
+/// add their section to.
+#[cfg(test)]
+pub(crate) const TEST_BASE: &str = r#"
+listen = "127.0.0.1:8722"
+public_url = "http://localhost:8722"
+data_dir = "/var/lib/jit-ssh"
+ca_key = { kind = "file", path = "/var/lib/jit-ssh/ca/ca_key" }
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;

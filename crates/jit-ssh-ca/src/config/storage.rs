@@ -171,12 +171,7 @@ mod tests {
     use super::*;
     use crate::config::parse;
 
-    const BASE: &str = r#"
-listen = "127.0.0.1:8722"
-public_url = "http://localhost:8722"
-data_dir = "/var/lib/jit-ssh"
-ca_key = { kind = "file", path = "/var/lib/jit-ssh/ca/ca_key" }
-"#;
+    use crate::config::TEST_BASE as BASE;
 
     fn problems(storage: &str) -> String {
         parse(&format!("{BASE}\n[storage]\n{storage}"), "t")
