@@ -335,6 +335,22 @@ fn children(t: &ProcessTable, pid: i32) -> Vec<i32> {
         .collect()
 }
 
+/// sshd's session processes of the login of monitor `monitor`: its
+/// forks (children running the same file: the unprivileged child), or
+/// the monitor itself for a root login, which has none. A program of the
+/// user's named sshd is not a fork.
+fn session_processes(t: &ProcessTable, monitor: i32) -> Vec<i32> {
+    let forks: Vec<i32> = children(t, monitor)
+        .into_iter()
+        .filter(|&c| same_exe(c, monitor))
+        .collect();
+    if forks.is_empty() {
+        vec![monitor]
+    } else {
+        forks
+    }
+}
+
 /// Whether `pid` is the session wrapper of `login`: for a recorded
 /// certificate, one that announced itself; otherwise the wrapper binary,
 /// nothing preloaded, run as the certificate's signed force-command says
@@ -398,14 +414,9 @@ pub fn sweep(r: &Shared, wrapper: &Path) -> Vec<Ending> {
     for (&monitor, login) in logins.iter_mut() {
         // The session runs below the monitor's unprivileged child, or
         // below the monitor itself (a root login has no such child).
-        // sshd's own processes are forks of the monitor (the same file);
-        // a program of the user's named sshd is not.
-        let forks: Vec<i32> = children(&t, monitor)
-            .into_iter()
-            .filter(|&c| same_exe(c, monitor))
-            .collect();
+        let ends = session_processes(&t, monitor);
         let mut sessions = vec![monitor];
-        sessions.extend(&forks);
+        sessions.extend(ends.iter().filter(|&&s| s != monitor));
         let mut wrapped = Vec::new();
         for &session in &sessions {
             for child in children(&t, session) {
@@ -427,13 +438,19 @@ pub fn sweep(r: &Shared, wrapper: &Path) -> Vec<Ending> {
                     bad.push(Ending::below_sshd(
                         session,
                         format!(
-                            "{} logged in with certificate serial {} ({}), {}, but process {child} ran {}s without {}",
-                            login.account,
-                            login.serial,
-                            login.key_id,
-                            if login.recorded { "which must be recorded" } else { "whose session must run through the wrapper" },
+                            "{}, {}, but process {child} ran {}s without {}",
+                            login.what(),
+                            if login.recorded {
+                                "which must be recorded"
+                            } else {
+                                "whose session must run through the wrapper"
+                            },
                             grace.as_secs(),
-                            if login.recorded { "a session wrapper announcing itself" } else { "its session wrapper" },
+                            if login.recorded {
+                                "a session wrapper announcing itself"
+                            } else {
+                                "its session wrapper"
+                            },
                         ),
                     ));
                 }
@@ -442,11 +459,6 @@ pub fn sweep(r: &Shared, wrapper: &Path) -> Vec<Ending> {
         // The certificate's end: sshd's session processes (the monitor
         // itself for a root login), except those whose recorded wrapper
         // runs, whose session handler ends them with the recording's end.
-        let ends = if forks.is_empty() {
-            vec![monitor]
-        } else {
-            forks
-        };
         let spared: Vec<i32> = ends
             .iter()
             .copied()
@@ -496,16 +508,7 @@ pub fn look_young(r: &Shared) {
         }
         let mark = *marked.get_or_insert_with(Mark::now);
         let t = super::reap::subtree(monitor);
-        let forks: Vec<i32> = children(&t, monitor)
-            .into_iter()
-            .filter(|&c| same_exe(c, monitor))
-            .collect();
-        let sessions = if forks.is_empty() {
-            vec![monitor]
-        } else {
-            forks
-        };
-        login.end.note(&t, mark, &sessions);
+        login.end.note(&t, mark, &session_processes(&t, monitor));
     }
 }
 
