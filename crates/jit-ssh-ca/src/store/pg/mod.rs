@@ -206,6 +206,13 @@ pub(super) fn dec<T: DeserializeOwned>(v: &str, what: &'static str) -> Result<T,
     serde_json::from_str(v).map_err(|source| StoreError::Corrupt { what, source })
 }
 
+/// A user's stored credentials (`body`), none when there is no row.
+fn passkeys(body: Option<String>) -> Result<Vec<Passkey>, StoreError> {
+    body.map(|b| dec(&b, "credentials"))
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
 /// Serials are u64; PostgreSQL has no unsigned type: stored bit for bit.
 fn serial_col(s: u64) -> i64 {
     i64::from_ne_bytes(s.to_ne_bytes())
@@ -308,9 +315,7 @@ impl Store for PgStore {
                 &[&user],
             )?)
         })?;
-        row.map(|r| dec(&r.get::<_, String>(0), "credentials"))
-            .transpose()
-            .map(Option::unwrap_or_default)
+        passkeys(row.map(|r| r.get(0)))
     }
 
     fn put_credentials(
@@ -562,13 +567,8 @@ impl Store for PgStore {
                 &[&user],
             )?)
         })?;
-        let credentials: Vec<Passkey> = row
-            .get::<_, Option<String>>(0)
-            .map(|body| dec(&body, "credentials"))
-            .transpose()?
-            .unwrap_or_default();
         Ok(super::Standing {
-            enrolled: !credentials.is_empty(),
+            enrolled: !passkeys(row.get(0))?.is_empty(),
             blocked: row.get(1),
         })
     }
