@@ -29,7 +29,14 @@ fn issued(user: &str, host: &str, serial: u64) -> Event {
 fn log_with(n: u64) -> (tempfile::TempDir, DiskAuditLog) {
     let dir = tempfile::tempdir().unwrap();
     let log = DiskAuditLog::open(dir.path()).unwrap();
-    for i in 1..=n {
+    append_to(&log, 1..=n);
+    (dir, log)
+}
+
+/// Appends records `seqs` (the log holds the ones before): even ones
+/// alice's, odd ones bob's, serial 100 + seq.
+fn append_to(log: &DiskAuditLog, seqs: std::ops::RangeInclusive<u64>) {
+    for i in seqs {
         let user = if i % 2 == 0 { "alice" } else { "bob" };
         log.append(
             Actor::Operator {
@@ -39,7 +46,17 @@ fn log_with(n: u64) -> (tempfile::TempDir, DiskAuditLog) {
         )
         .unwrap();
     }
-    (dir, log)
+}
+
+fn wait_for_the_indexer(log: &DiskAuditLog, seq: u64) {
+    let t = std::time::Instant::now();
+    while log.indexer.unindexed.lock().unwrap().indexed() < seq {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the indexer is stuck"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 #[test]
@@ -192,9 +209,12 @@ fn a_lagging_index_is_rebuilt_on_open() {
 
 #[test]
 fn queries_are_exact_while_the_indexer_lags() {
-    let (_d, log) = log_with(10);
-    // Pretend the indexer has only reached record 4.
-    log.indexer.indexed.store(4, Ordering::SeqCst);
+    let (_d, log) = log_with(4);
+    wait_for_the_indexer(&log, 4);
+    let held = log.indexer.paused.lock().unwrap();
+    append_to(&log, 5..=10);
+    // The indexer has reached record 4 and waits.
+    assert_eq!(log.indexer.unindexed.lock().unwrap().indexed(), 4);
     let q = AuditQuery {
         user: Some("alice".into()),
         ..Default::default()
@@ -215,6 +235,24 @@ fn queries_are_exact_while_the_indexer_lags() {
             .collect::<Vec<_>>(),
         vec![8, 10]
     );
+    drop(held);
+    wait_for_the_indexer(&log, 10);
+    assert_eq!(log.query(&q).unwrap().len(), 2);
+}
+
+#[test]
+fn a_keyed_query_reads_only_its_own_records_while_the_indexer_lags() {
+    let (_d, log) = log_with(0);
+    let _held = log.indexer.paused.lock().unwrap();
+    // One group each, under the indexer queue's bound (256 groups).
+    append_to(&log, 1..=200);
+    assert_eq!(log.indexer.unindexed.lock().unwrap().len(), 200);
+    let before = log.reads.load(Ordering::SeqCst);
+    assert!(log.serial_issued(250).unwrap());
+    assert!(!log.serial_issued(99_999).unwrap());
+    // Before, each lookup read and parsed every record the indexer had
+    // not reached: 350 reads here.
+    assert_eq!(log.reads.load(Ordering::SeqCst) - before, 1);
 }
 
 #[test]
