@@ -61,6 +61,20 @@ impl SledStore {
         store.index_pending_once()
     }
 
+    /// A compare-and-swap is how the outcome of a touch is kept (a claim,
+    /// an issuance, an approval, a sign-in): it goes to disk before the
+    /// caller goes on, and with it the taken ceremony before it (sled's
+    /// log is one sequence). sled writes on its own only every 500 ms: a
+    /// crash in between took an issued request back to `pending_mfa`,
+    /// and the same touch, replayed, got a second certificate
+    /// (tests/serve_crash.rs).
+    fn durable(&self, swapped: bool) -> Result<bool, StoreError> {
+        if swapped {
+            self.db.flush()?;
+        }
+        Ok(swapped)
+    }
+
     /// A store from before the index: index what waits for approvers, once.
     fn index_pending_once(self) -> Result<Self, StoreError> {
         if self.meta.contains_key(PENDING_INDEXED)? {
@@ -311,7 +325,7 @@ impl Store for SledStore {
         if swapped && !waits && old.status == RequestStatus::PendingApproval {
             self.pending.remove(new.id.as_bytes())?;
         }
-        Ok(swapped)
+        self.durable(swapped)
     }
 
     fn put_revocation(&self, r: &PendingRevocation) -> Result<(), StoreError> {
@@ -330,7 +344,7 @@ impl Store for SledStore {
         new: &PendingRevocation,
     ) -> Result<bool, StoreError> {
         let _writing = self.writing();
-        swap(&self.revocations, &old.id, old, new, "revocation")
+        self.durable(swap(&self.revocations, &old.id, old, new, "revocation")?)
     }
 
     fn pending_approval(&self) -> Result<Vec<AccessRequest>, StoreError> {
@@ -428,7 +442,7 @@ impl Store for SledStore {
         new: &PendingDecision,
     ) -> Result<bool, StoreError> {
         let _writing = self.writing();
-        swap(&self.decisions, &old.id, old, new, "decision")
+        self.durable(swap(&self.decisions, &old.id, old, new, "decision")?)
     }
 
     fn put_session(&self, s: &Session) -> Result<(), StoreError> {
@@ -443,7 +457,7 @@ impl Store for SledStore {
 
     fn swap_session(&self, old: &Session, new: &Session) -> Result<bool, StoreError> {
         let _writing = self.writing();
-        swap(&self.sessions, &old.id, old, new, "session")
+        self.durable(swap(&self.sessions, &old.id, old, new, "session")?)
     }
 
     fn block_user(&self, user: &str) -> Result<(), StoreError> {

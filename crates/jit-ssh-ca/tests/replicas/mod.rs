@@ -152,7 +152,7 @@ max_ttl = "15m"
     path
 }
 
-fn origin() -> Url {
+pub fn origin() -> Url {
     Url::parse(ORIGIN).unwrap()
 }
 
@@ -373,7 +373,7 @@ impl Client {
 }
 
 /// The serial of the certificate in a request's state.
-fn serial_of(state: &Value) -> u64 {
+pub fn serial_of(state: &Value) -> u64 {
     let cert = &state["certificate"];
     let serial = cert["serial"]
         .as_str()
