@@ -149,6 +149,9 @@ pub struct Registry {
     saved: Option<std::path::PathBuf>,
     /// What was last written there.
     last_saved: Vec<Saved>,
+    /// Where logins get a cgroup of their own, or why nowhere
+    /// ([`super::login_cgroup`]); unset: nowhere (unit tests).
+    cgroups: Option<super::login_cgroup::Cgroups>,
 }
 
 impl Registry {
@@ -165,6 +168,7 @@ impl Registry {
                 account: l.account.clone(),
                 certificate: l.cert.to_openssh().ok()?,
                 sessions: l.end.saved().to_vec(),
+                cgroup: l.end.cgroup().map(Path::to_path_buf),
             })
         };
         let mut logins: Vec<Saved> = self
@@ -195,7 +199,12 @@ impl Registry {
 /// whose sshd monitor still runs as the same process or which left
 /// processes still running, and keeps them at `path` from now on.
 /// Returns how many.
-pub fn restore(r: &Shared, path: std::path::PathBuf, dir: &Path) -> usize {
+pub fn restore(
+    r: &Shared,
+    path: std::path::PathBuf,
+    dir: &Path,
+    cgroups: super::login_cgroup::Cgroups,
+) -> usize {
     let mut reg = lock(r);
     for s in super::watched_logins::load(&path) {
         let same = start_time(s.monitor) == Some(s.monitor_start) && is_root_sshd(s.monitor);
@@ -212,6 +221,12 @@ pub fn restore(r: &Shared, path: std::path::PathBuf, dir: &Path) -> usize {
         // As kept, so a login left after its monitor is gone is kept on
         // by this recorder too.
         login.monitor_start = Some(s.monitor_start);
+        // Only a login cgroup of this host's hierarchy (the file is
+        // root's, but nothing else is ever killed).
+        let cgroup = s
+            .cgroup
+            .filter(|c| cgroups.as_ref().is_ok_and(|h| h.is_login_cgroup(c)));
+        login.end.set_cgroup(cgroup);
         login.end.restore(&s.sessions);
         if same {
             reg.logins.insert(s.monitor, login);
@@ -223,6 +238,17 @@ pub fn restore(r: &Shared, path: std::path::PathBuf, dir: &Path) -> usize {
     }
     reg.saved = Some(path);
     reg.persist();
+    // Those of logins that ended while no recorder ran, empty now.
+    if let Ok(h) = &cgroups {
+        let keep: Vec<_> = reg
+            .logins
+            .values()
+            .chain(reg.left.iter())
+            .filter_map(|l| l.end.cgroup().map(Path::to_path_buf))
+            .collect();
+        h.remove_stale(&keep);
+    }
+    reg.cgroups = Some(cgroups);
     reg.logins.len() + reg.left.len()
 }
 
@@ -269,10 +295,41 @@ pub fn expect(r: &Shared, pid: i32, e: &Expect, dir: &Path) -> Result<Option<Str
         return Ok(None);
     };
     let mut reg = lock(r);
-    let l = login(monitor, &e.account, cert, dir);
-    reg.logins.insert(monitor, l);
+    let mut l = login(monitor, &e.account, cert, dir);
+    // One cgroup a connection: a later principals call of the same
+    // monitor (sshd asks for each key it is offered) finds it in place.
+    let cgroup = match &reg.cgroups {
+        Some(c) => super::login_cgroup::for_login(c, monitor, l.monitor_start, l.serial, &l.what()),
+        None => None,
+    };
+    if let Some(c) = &cgroup {
+        eprintln!(
+            "jit-ssh-host recorder: {}: sshd (pid {monitor}) and the login run in cgroup {}",
+            l.what(),
+            c.display()
+        );
+    }
+    l.end.set_cgroup(cgroup);
+    if let Some(old) = reg.logins.insert(monitor, l) {
+        // A gone monitor's pid handed to this one before a sweep saw it
+        // go: what that login left is still to end.
+        if !old.of(monitor) {
+            reg.left.push(old);
+        }
+    }
     reg.persist();
     Ok(Some(mode))
+}
+
+/// The own cgroup of the login whose sshd session process is `sshd_pid`
+/// (as [`login_of`]), if it has one.
+pub fn cgroup_of(r: &Shared, sshd_pid: i32) -> Option<std::path::PathBuf> {
+    let reg = lock(r);
+    [Some(sshd_pid), parent_of(sshd_pid)]
+        .into_iter()
+        .flatten()
+        .find_map(|m| reg.logins.get(&m).filter(|l| l.of(m)))
+        .and_then(|l| l.end.cgroup().map(Path::to_path_buf))
 }
 
 /// The real uid of `pid` (`/proc/PID/status`). Not the owner of
@@ -477,7 +534,25 @@ pub fn sweep(r: &Shared, wrapper: &Path) -> Vec<Ending> {
                 .look(&t, mark, &login.cert, &[], &[], &login.what()),
         );
     }
-    left.retain(|l| !l.end.is_over());
+    left.retain(|l| {
+        if !l.end.is_over() {
+            return true;
+        }
+        // Nothing of it runs: its cgroup is empty for good (nothing can
+        // join a cgroup with no process but by root's hand).
+        if let Some(c) = l.end.cgroup() {
+            if let Err(e) = super::login_cgroup::remove(c) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    eprintln!(
+                        "jit-ssh-host recorder: {}: cannot remove cgroup {}: {e}",
+                        l.what(),
+                        c.display()
+                    );
+                }
+            }
+        }
+        false
+    });
     first_seen.retain(|p, _| seen.contains(p));
     reg.persist();
     bad
@@ -503,7 +578,9 @@ pub fn look_young(r: &Shared) {
     // `/proc/stat` is not free, on a host of many CPUs above all).
     let mut marked = None;
     for (&monitor, login) in reg.logins.iter_mut() {
-        if login.since.elapsed() >= YOUNG || !login.of(monitor) {
+        // A login in a cgroup of its own needs no quick look: whatever
+        // a killed wrapper left is in that cgroup.
+        if login.since.elapsed() >= YOUNG || login.end.cgroup().is_some() || !login.of(monitor) {
             continue;
         }
         let mark = *marked.get_or_insert_with(Mark::now);
