@@ -214,3 +214,100 @@ fn without_a_cgroup_hierarchy_logins_go_on_and_the_recorder_says_what_is_missing
     );
     assert!(cgroups_in(&log).is_empty(), "{log}");
 }
+
+/// A startup file that double-forks a job away and then skips the
+/// wrapper: the recorder ends the login after its grace, and with it,
+/// now, the job (before: it ran on to the certificate's end, 10 min).
+#[test]
+fn a_job_a_startup_file_double_forked_ends_with_the_login_that_skipped_the_wrapper() {
+    if skip() {
+        return;
+    }
+    let h = SessionHost::start_with_principals_command_and("AcceptEnv BASH_ENV\n");
+    let rec = Recorder::start(&h, None);
+    let rc = h.root.join("startup.sh");
+    std::fs::write(
+        &rc,
+        "setsid -f sleep 7374 </dev/null >/dev/null 2>&1; exec -a bash-7375 bash --norc -i\n",
+    )
+    .unwrap();
+    let (cert, _, _) = h.certificate("10m", &rec.wrapper_args("off"));
+    let started = now_unix();
+    let mut ssh = h
+        .ssh(&cert)
+        .arg("-o")
+        .arg(format!("SetEnv=BASH_ENV={}", rc.display()))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ended = jit_ssh_e2e::session_host::exited_at(&mut ssh, Duration::from_secs(20));
+    kill_marked("bash-7375");
+    let job = ended_after("sleep 7374", started, Duration::from_secs(10));
+    eprintln!(
+        "the login ended {:?} s after ssh started, the job it double-forked {job:?} s after",
+        ended.map(|e| e - started)
+    );
+    assert!(
+        ended.is_some(),
+        "the login went on; log:\n{}",
+        rec.log_text()
+    );
+    // The login (under 1.5 s), the 2 s grace, a look, the hang-up.
+    assert!(
+        job.is_some_and(|j| j <= 8.0),
+        "the double-forked job outlived the login that skipped the wrapper ({job:?} s); log:\n{}",
+        rec.log_text()
+    );
+}
+
+/// A later session over a multiplexed connection (`ControlMaster`)
+/// whose wrapper is killed at once, past the login's first 5 s of quick
+/// looks: the rest of its command is in the login's cgroup, and ends
+/// with the certificate.
+#[test]
+fn what_a_killed_wrapper_of_a_multiplexed_session_left_ends_at_the_certificates_end() {
+    if skip() {
+        return;
+    }
+    let h = SessionHost::start_with_principals_command();
+    let rec = Recorder::start(&h, None);
+    let (cert, _, valid_before) = h.certificate("14s", &rec.wrapper_args("off"));
+    let ctl = h.root.join("ctl");
+    let mut master = h
+        .ssh(&cert)
+        .args(["-M", "-S"])
+        .arg(&ctl)
+        .arg("-N")
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    while !ctl.exists() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_secs(6));
+    let out = run(h
+        .ssh(&cert)
+        .arg("-S")
+        .arg(&ctl)
+        .arg("kill -9 $PPID; sleep 7376; echo escaped"));
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("escaped"),
+        "{out:?}"
+    );
+    let left = process_running("sleep 7376");
+    let late = ended_after("sleep 7376", valid_before as f64, Duration::from_secs(30));
+    let _ = master.kill();
+    let _ = master.wait();
+    eprintln!("a killed multiplexed session's command ended {late:?} s after valid_before");
+    assert!(left, "nothing was left to end: the test shows nothing");
+    // The connection's sshd still runs: its wrapper-less end comes 2 s
+    // after valid_before.
+    assert!(
+        late.is_some_and(|l| l <= LATE),
+        "the rest of the command outlived the certificate ({late:?} s); log:\n{}",
+        rec.log_text()
+    );
+}

@@ -492,24 +492,27 @@ pub fn sweep(r: &Shared, wrapper: &Path) -> Vec<Ending> {
                 };
                 let first = *first_seen.entry(child).or_insert(now);
                 if now.duration_since(first) >= grace {
-                    bad.push(Ending::below_sshd(
-                        session,
-                        format!(
-                            "{}, {}, but process {child} ran {}s without {}",
-                            login.what(),
-                            if login.recorded {
-                                "which must be recorded"
-                            } else {
-                                "whose session must run through the wrapper"
-                            },
-                            grace.as_secs(),
-                            if login.recorded {
-                                "a session wrapper announcing itself"
-                            } else {
-                                "its session wrapper"
-                            },
-                        ),
-                    ));
+                    bad.push(
+                        Ending::below_sshd(
+                            session,
+                            format!(
+                                "{}, {}, but process {child} ran {}s without {}",
+                                login.what(),
+                                if login.recorded {
+                                    "which must be recorded"
+                                } else {
+                                    "whose session must run through the wrapper"
+                                },
+                                grace.as_secs(),
+                                if login.recorded {
+                                    "a session wrapper announcing itself"
+                                } else {
+                                    "its session wrapper"
+                                },
+                            ),
+                        )
+                        .in_cgroup(login.end.cgroup()),
+                    );
                 }
             }
         }

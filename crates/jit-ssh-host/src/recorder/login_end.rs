@@ -49,6 +49,13 @@ impl Ending {
             why,
         }
     }
+
+    /// The same, ending the login's own cgroup too (a process a startup
+    /// file double-forked away before the wrapper should have run).
+    pub fn in_cgroup(mut self, cgroup: Option<&Path>) -> Ending {
+        self.watched = self.watched.with_cgroup(cgroup.map(Path::to_path_buf));
+        self
+    }
 }
 
 /// The deadline and revocation state of one login.
