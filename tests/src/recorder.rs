@@ -61,6 +61,11 @@ impl Recorder {
         Self::launch_program(&h.root, &h.dir, None, false, program, &[])
     }
 
+    /// [`Recorder::start_program`] with `extra` arguments.
+    pub fn start_program_with(h: &SessionHost, program: &Path, extra: &[&str]) -> Recorder {
+        Self::launch_program(&h.root, &h.dir, None, false, program, extra)
+    }
+
     fn launch(root: &Path, dir: &Path, ca_url: Option<&str>, activated: bool) -> Recorder {
         Self::launch_program(root, dir, ca_url, activated, &bin("jit-ssh-host"), &[])
     }

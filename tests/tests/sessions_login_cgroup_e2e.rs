@@ -311,3 +311,77 @@ fn what_a_killed_wrapper_of_a_multiplexed_session_left_ends_at_the_certificates_
         rec.log_text()
     );
 }
+
+/// The recorder's CPU time in seconds (`/proc/PID/stat` utime + stime).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime, stime: fields 14 and 15, the 12th and 13th after the name.
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+/// The recorder's CPU per login (each running `sleep 6`), with a cgroup per login (no 10 ms look
+/// at young logins) and without one (`--cgroup-root` pointing nowhere:
+/// the look runs). `JIT_SSH_BENCH_BIN` names a release build to measure;
+/// default the debug one. Ignored by default:
+/// `cargo test -p jit-ssh-e2e --test sessions_login_cgroup_e2e -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn measure_recorder_cpu_per_login() {
+    if skip() {
+        return;
+    }
+    let program = std::env::var_os("JIT_SSH_BENCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| jit_ssh_e2e::bin("jit-ssh-host"));
+    // The certificates' wrapper is the debug build's.
+    let wrapper = jit_ssh_e2e::bin("jit-ssh-host").display().to_string();
+    const LOGINS: u32 = 10;
+    for round in 0..2 {
+        for (name, extra) in [
+            ("own cgroup", &["--wrapper", &wrapper][..]),
+            (
+                "no cgroup",
+                &[
+                    "--wrapper",
+                    &wrapper,
+                    "--cgroup-root",
+                    "/nonexistent/cgroup2",
+                ][..],
+            ),
+        ] {
+            let h = SessionHost::start_with_principals_command();
+            let rec = Recorder::start_program_with(&h, &program, extra);
+            let pid = rec.child.id();
+            std::thread::sleep(Duration::from_secs(2));
+            let idle_from = cpu_seconds(pid);
+            std::thread::sleep(Duration::from_secs(10));
+            let idle = cpu_seconds(pid) - idle_from;
+            let from = cpu_seconds(pid);
+            let started = Instant::now();
+            // Logins that last past their 5 s of quick looks, side by
+            // side as on a busy host.
+            let clients: Vec<_> = (0..LOGINS)
+                .map(|_| {
+                    let (cert, _, _) = h.certificate("1m", &rec.wrapper_args("off"));
+                    h.ssh(&cert).arg("sleep 6").spawn().unwrap()
+                })
+                .collect();
+            for mut c in clients {
+                assert!(c.wait().unwrap().success());
+            }
+            // Past every login's 5 s of quick looks.
+            std::thread::sleep(Duration::from_secs(6));
+            let took = started.elapsed().as_secs_f64();
+            let used = cpu_seconds(pid) - from - idle * took / 10.0;
+            eprintln!(
+                "round {round}, {name}: {:.0} ms of recorder CPU per login over {LOGINS} logins (idle {:.0} ms/s subtracted), {}",
+                used * 1000.0 / f64::from(LOGINS),
+                idle * 100.0,
+                program.display()
+            );
+        }
+    }
+}

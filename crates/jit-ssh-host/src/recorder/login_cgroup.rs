@@ -199,10 +199,13 @@ impl Hierarchy {
 
     /// Where the login cgroup of `monitor` goes, given the text of its
     /// `/proc/PID/cgroup`: [`Placed::Logind`] in a logind session scope,
-    /// its current cgroup when that already is a login cgroup (a second
-    /// principals call of the same connection), else a new child of its
-    /// current cgroup (inside `ssh.service`'s on a systemd host, so that
-    /// stopping sshd still covers it).
+    /// its current cgroup when that already is this monitor's login
+    /// cgroup (a second principals call of the same connection), else a
+    /// new child of its current cgroup (inside `ssh.service`'s on a
+    /// systemd host, so that stopping sshd still covers it). Another
+    /// login's cgroup is not shared (an sshd started from inside a login
+    /// has its connections' monitors there): the new one goes below it,
+    /// so ending this login ends nothing of the other.
     pub fn target(
         &self,
         cgroup: &str,
@@ -216,7 +219,13 @@ impl Hierarchy {
         let path = v2_path(cgroup)
             .ok_or_else(|| CgroupError::BadPath(monitor, cgroup.trim().to_owned()))?;
         let here = self.dir_of(path);
-        if self.is_login_cgroup(&here) {
+        let own = format!("-{monitor}-{start}");
+        if self.is_login_cgroup(&here)
+            && here
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(&own))
+        {
             return Ok((Placed::Own(here), false));
         }
         Ok((

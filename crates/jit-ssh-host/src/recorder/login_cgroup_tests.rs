@@ -74,6 +74,18 @@ fn a_login_cgroup_goes_below_the_monitors_own_and_never_anywhere_broader() {
             false
         )
     );
+    // Another login's cgroup (an sshd started from inside a login): a
+    // cgroup of its own below it, not that one.
+    assert_eq!(
+        h.target("0::/jit-ssh-login-7-4242-99\n", 9, 5000, 100)
+            .unwrap(),
+        (
+            Placed::Own(PathBuf::from(
+                "/sys/fs/cgroup/unified/jit-ssh-login-7-4242-99/jit-ssh-login-9-5000-100"
+            )),
+            true
+        )
+    );
     // logind's scope already holds the login.
     assert_eq!(
         h.target("0::/user.slice/user-1000.slice/session-4.scope\n", 7, 1, 2)
