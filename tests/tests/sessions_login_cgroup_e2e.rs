@@ -385,3 +385,38 @@ fn measure_recorder_cpu_per_login() {
         }
     }
 }
+
+/// sshd checks that the certificate names a principal the principals
+/// command printed after the command announced the login (and so got
+/// it a cgroup): a certificate for a principal the account does not list
+/// is refused then. Its monitor exits and the empty cgroup is removed,
+/// not left behind for each refused try.
+#[test]
+fn a_login_sshd_refuses_after_the_announcement_leaves_no_cgroup_behind() {
+    if skip() {
+        return;
+    }
+    let h = SessionHost::start_with_principals_command();
+    let rec = Recorder::start(&h, None);
+    let (cert, _, _) = h.certificate("1m", &rec.wrapper_args("off"));
+    // The account no longer lists the certificate's principal.
+    let listed = h.dir.join("principals").join(&h.account);
+    std::fs::write(&listed, "someone-else@db.test\n").unwrap();
+    let out = run(h.ssh(&cert).arg("echo in"));
+    assert_ne!(
+        out.stdout, b"in\n",
+        "a certificate of no listed principal got in"
+    );
+    let made = cgroups_in(&rec.log_text());
+    assert!(
+        !made.is_empty(),
+        "no cgroup was made for the refused login: the test shows nothing; log:\n{}",
+        rec.log_text()
+    );
+    let until = Instant::now() + Duration::from_secs(5);
+    while made.iter().any(|c| c.exists()) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left: Vec<_> = made.iter().filter(|c| c.exists()).collect();
+    assert!(left.is_empty(), "{left:?} left; log:\n{}", rec.log_text());
+}

@@ -14,7 +14,9 @@
 //! certificate's `valid_before` or after the KRL revoked it, should the
 //! wrapper not have (stopped, or never run): see [`super::login_end`].
 //! This closes the shell-startup-file bypass of the wrapper
-//! (docs/sessions.md).
+//! (docs/sessions.md). Before it answers, the recorder puts the monitor
+//! into a cgroup of its own where logind gives the login no scope
+//! ([`super::login_cgroup`]): every process of the login is born there.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
