@@ -326,12 +326,16 @@ pub fn expect(r: &Shared, pid: i32, e: &Expect, dir: &Path) -> Result<Option<Str
 /// The own cgroup of the login whose sshd session process is `sshd_pid`
 /// (as [`login_of`]), if it has one.
 pub fn cgroup_of(r: &Shared, sshd_pid: i32) -> Option<std::path::PathBuf> {
-    let reg = lock(r);
+    login_at(&lock(r), sshd_pid).and_then(|l| l.end.cgroup().map(Path::to_path_buf))
+}
+
+/// The login whose sshd session process is `sshd_pid`: its monitor is
+/// `sshd_pid`'s parent, or `sshd_pid` itself for a root login.
+fn login_at(reg: &Registry, sshd_pid: i32) -> Option<&Login> {
     [Some(sshd_pid), parent_of(sshd_pid)]
         .into_iter()
         .flatten()
         .find_map(|m| reg.logins.get(&m).filter(|l| l.of(m)))
-        .and_then(|l| l.end.cgroup().map(Path::to_path_buf))
 }
 
 /// The real uid of `pid` (`/proc/PID/status`). Not the owner of
@@ -364,12 +368,7 @@ pub fn is_root_sshd(pid: i32) -> bool {
 /// a shell startup file can point that variable at any certificate the
 /// user can read (on a shared account, another person's sshd file).
 pub fn login_of(r: &Shared, sshd_pid: i32) -> Option<(u64, String)> {
-    let reg = lock(r);
-    [Some(sshd_pid), parent_of(sshd_pid)]
-        .into_iter()
-        .flatten()
-        .find_map(|m| reg.logins.get(&m).filter(|l| l.of(m)))
-        .map(|l| (l.serial, l.key_id.clone()))
+    login_at(&lock(r), sshd_pid).map(|l| (l.serial, l.key_id.clone()))
 }
 
 /// A wrapper the recorder accepts; `false` if that process already has
