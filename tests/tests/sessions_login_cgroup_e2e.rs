@@ -420,3 +420,44 @@ fn a_login_sshd_refuses_after_the_announcement_leaves_no_cgroup_behind() {
     let left: Vec<_> = made.iter().filter(|c| c.exists()).collect();
     assert!(left.is_empty(), "{left:?} left; log:\n{}", rec.log_text());
 }
+
+/// A login that ends while no recorder runs leaves its cgroup empty:
+/// the next recorder removes it when it starts.
+#[test]
+fn a_cgroup_whose_login_ended_while_the_recorder_was_down_is_removed_at_its_start() {
+    if skip() {
+        return;
+    }
+    let h = SessionHost::start_with_principals_command();
+    let mut rec = Recorder::start(&h, None);
+    let (cert, _, _) = h.certificate("1m", &rec.wrapper_args("off"));
+    let mut ssh = h.ssh(&cert).arg("sleep 4").spawn().unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    let made = loop {
+        let made = cgroups_in(&rec.log_text());
+        if !made.is_empty() || Instant::now() > until {
+            break made;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // sshd asks the principals command again for the key that signs:
+    // the recorder goes once the login is in.
+    std::thread::sleep(Duration::from_millis(2000));
+    rec.stop();
+    assert!(ssh.wait().unwrap().success());
+    assert!(
+        !made.is_empty(),
+        "no cgroup was made: the test shows nothing"
+    );
+    assert!(
+        made.iter().all(|c| c.exists()),
+        "removed without a recorder: the test shows nothing"
+    );
+    let rec = Recorder::start(&h, None);
+    let until = Instant::now() + Duration::from_secs(5);
+    while made.iter().any(|c| c.exists()) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left: Vec<_> = made.iter().filter(|c| c.exists()).collect();
+    assert!(left.is_empty(), "{left:?} left; log:\n{}", rec.log_text());
+}
