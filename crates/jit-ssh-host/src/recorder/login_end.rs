@@ -488,4 +488,65 @@ mod tests {
         let _ = child.kill();
         let _ = child.wait();
     }
+
+    /// What a previous recorder kept of a login whose sshd is gone and
+    /// whose only process left is in no session it saw (a double fork):
+    /// taken back by its cgroup, ended at `valid_before` with it, then
+    /// over. Skipped where this machine has no writable cgroup2.
+    #[test]
+    fn what_is_left_in_a_logins_cgroup_alone_is_taken_back_and_ended() {
+        use super::super::login_cgroup::{populated, remove, Hierarchy, Placed};
+        let h = match Hierarchy::find() {
+            Ok(h) => h,
+            Err(e) => return eprintln!("skipped: {e}"),
+        };
+        let mut job = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(job.id()).unwrap();
+        let Ok(Placed::Own(dir)) = h.place(pid, start_time(pid).unwrap(), 1) else {
+            let _ = job.kill();
+            let _ = job.wait();
+            return eprintln!("skipped: no cgroup could be made");
+        };
+        let cert = forcing_until(OFF, now_unix());
+        let mut end = LoginEnd::new(&cert, Path::new("/nonexistent"));
+        end.set_cgroup(Some(dir.clone()));
+        end.restore(&[]);
+        let taken_back = !end.is_over();
+        let due = end.look(
+            &super::super::reap::table(),
+            Mark::now(),
+            &cert,
+            &[],
+            &[],
+            "t",
+        );
+        for d in &due {
+            d.watched.hang_up();
+        }
+        let status = job.wait().unwrap();
+        let still = populated(&dir);
+        let over = end
+            .look(
+                &super::super::reap::table(),
+                Mark::now(),
+                &cert,
+                &[],
+                &[],
+                "t",
+            )
+            .is_empty()
+            && end.is_over();
+        let _ = super::super::login_cgroup::kill(&dir);
+        let _ = remove(&dir);
+        assert!(
+            taken_back,
+            "a login whose cgroup holds a process was dropped"
+        );
+        assert_eq!(due.len(), 1);
+        assert!(!status.success(), "the job was not ended: {status}");
+        assert!(!still && over);
+    }
 }
