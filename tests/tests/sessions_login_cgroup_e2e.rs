@@ -207,6 +207,24 @@ fn without_a_cgroup_hierarchy_logins_go_on_and_the_recorder_says_what_is_missing
         let out = run(h.ssh(&cert).arg("echo hi"));
         assert_eq!(out.stdout, b"hi\n", "{mode}: {out:?}\n{}", rec.log_text());
     }
+    // Followed by kernel session as before (the 10 ms look at a young
+    // login included): the rest of a command whose wrapper it killed at
+    // once still ends at the certificate's end.
+    let (cert, _, valid_before) = h.certificate("8s", &rec.wrapper_args("off"));
+    let out = run(h.ssh(&cert).arg("kill -9 $PPID; sleep 7377; echo escaped"));
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("escaped"),
+        "{out:?}"
+    );
+    let left = process_running("sleep 7377");
+    let late = ended_after("sleep 7377", valid_before as f64, Duration::from_secs(25));
+    eprintln!("without a cgroup, what a killed wrapper left ended {late:?} s after valid_before");
+    assert!(left, "nothing was left to end: the test shows nothing");
+    assert!(
+        late.is_some_and(|l| l <= LATE),
+        "without a cgroup, the rest of the command outlived the certificate ({late:?} s); log:\n{}",
+        rec.log_text()
+    );
     let log = rec.log_text();
     assert_eq!(
         log.matches("no cgroup for logins (").count(),
