@@ -230,6 +230,13 @@ pub fn restore(
             .filter(|c| cgroups.as_ref().is_ok_and(|h| h.is_login_cgroup(c)));
         login.end.set_cgroup(cgroup);
         login.end.restore(&s.sessions);
+        if let Some(c) = login.end.cgroup().filter(|_| same || !login.end.is_over()) {
+            eprintln!(
+                "jit-ssh-host recorder: {}: taken back; its processes run in cgroup {}",
+                login.what(),
+                c.display()
+            );
+        }
         if same {
             reg.logins.insert(s.monitor, login);
         } else if !login.end.is_over() {
@@ -542,18 +549,8 @@ pub fn sweep(r: &Shared, wrapper: &Path) -> Vec<Ending> {
         if !l.end.is_over() {
             return true;
         }
-        // Nothing of it runs: its cgroup is empty for good (nothing can
-        // join a cgroup with no process but by root's hand).
         if let Some(c) = l.end.cgroup() {
-            if let Err(e) = super::login_cgroup::remove(c) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    eprintln!(
-                        "jit-ssh-host recorder: {}: cannot remove cgroup {}: {e}",
-                        l.what(),
-                        c.display()
-                    );
-                }
-            }
+            super::login_cgroup::remove_ended(c, &l.what());
         }
         false
     });

@@ -423,6 +423,20 @@ pub fn remove(dir: &Path) -> std::io::Result<()> {
     std::fs::remove_dir(dir)
 }
 
+/// Removes the cgroup at `dir` of a login of which nothing runs (`what`
+/// names it in the log): it is empty for good, since nothing but root's
+/// hand puts a process into a cgroup that has none.
+pub fn remove_ended(dir: &Path, what: &str) {
+    if let Err(e) = remove(dir) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            eprintln!(
+                "jit-ssh-host recorder: {what}: cannot remove cgroup {}: {e}",
+                dir.display()
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 #[path = "login_cgroup_tests.rs"]
 mod tests;
