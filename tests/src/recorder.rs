@@ -61,6 +61,11 @@ impl Recorder {
         Self::launch_program(&h.root, &h.dir, None, false, program, &[])
     }
 
+    /// [`Recorder::start_program`] with `extra` arguments.
+    pub fn start_program_with(h: &SessionHost, program: &Path, extra: &[&str]) -> Recorder {
+        Self::launch_program(&h.root, &h.dir, None, false, program, extra)
+    }
+
     fn launch(root: &Path, dir: &Path, ca_url: Option<&str>, activated: bool) -> Recorder {
         Self::launch_program(root, dir, ca_url, activated, &bin("jit-ssh-host"), &[])
     }
@@ -174,6 +179,16 @@ impl Recorder {
     pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // The login cgroups it made (docs/sessions.md) that are empty: a
+        // test that ends before the recorder's next look would leave
+        // them to the next recorder started on this machine. One a live
+        // login still holds is not empty and stays (rmdir refuses it),
+        // for a restarted recorder to take back.
+        for line in self.log_text().lines() {
+            if let Some(path) = line.split(" run in cgroup ").nth(1) {
+                let _ = std::fs::remove_dir(path.trim());
+            }
+        }
     }
 }
 

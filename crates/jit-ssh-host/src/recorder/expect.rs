@@ -14,7 +14,9 @@
 //! certificate's `valid_before` or after the KRL revoked it, should the
 //! wrapper not have (stopped, or never run): see [`super::login_end`].
 //! This closes the shell-startup-file bypass of the wrapper
-//! (docs/sessions.md).
+//! (docs/sessions.md). Before it answers, the recorder puts the monitor
+//! into a cgroup of its own where logind gives the login no scope
+//! ([`super::login_cgroup`]): every process of the login is born there.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -149,6 +151,9 @@ pub struct Registry {
     saved: Option<std::path::PathBuf>,
     /// What was last written there.
     last_saved: Vec<Saved>,
+    /// Where logins get a cgroup of their own, or why nowhere
+    /// ([`super::login_cgroup`]); unset: nowhere (unit tests).
+    cgroups: Option<super::login_cgroup::Cgroups>,
 }
 
 impl Registry {
@@ -165,6 +170,7 @@ impl Registry {
                 account: l.account.clone(),
                 certificate: l.cert.to_openssh().ok()?,
                 sessions: l.end.saved().to_vec(),
+                cgroup: l.end.cgroup().map(Path::to_path_buf),
             })
         };
         let mut logins: Vec<Saved> = self
@@ -195,7 +201,12 @@ impl Registry {
 /// whose sshd monitor still runs as the same process or which left
 /// processes still running, and keeps them at `path` from now on.
 /// Returns how many.
-pub fn restore(r: &Shared, path: std::path::PathBuf, dir: &Path) -> usize {
+pub fn restore(
+    r: &Shared,
+    path: std::path::PathBuf,
+    dir: &Path,
+    cgroups: super::login_cgroup::Cgroups,
+) -> usize {
     let mut reg = lock(r);
     for s in super::watched_logins::load(&path) {
         let same = start_time(s.monitor) == Some(s.monitor_start) && is_root_sshd(s.monitor);
@@ -212,7 +223,20 @@ pub fn restore(r: &Shared, path: std::path::PathBuf, dir: &Path) -> usize {
         // As kept, so a login left after its monitor is gone is kept on
         // by this recorder too.
         login.monitor_start = Some(s.monitor_start);
+        // Only a login cgroup of this host's hierarchy (the file is
+        // root's, but nothing else is ever killed).
+        let cgroup = s
+            .cgroup
+            .filter(|c| cgroups.as_ref().is_ok_and(|h| h.is_login_cgroup(c)));
+        login.end.set_cgroup(cgroup);
         login.end.restore(&s.sessions);
+        if let Some(c) = login.end.cgroup().filter(|_| same || !login.end.is_over()) {
+            eprintln!(
+                "jit-ssh-host recorder: {}: taken back; its processes run in cgroup {}",
+                login.what(),
+                c.display()
+            );
+        }
         if same {
             reg.logins.insert(s.monitor, login);
         } else if !login.end.is_over() {
@@ -223,6 +247,17 @@ pub fn restore(r: &Shared, path: std::path::PathBuf, dir: &Path) -> usize {
     }
     reg.saved = Some(path);
     reg.persist();
+    // Those of logins that ended while no recorder ran, empty now.
+    if let Ok(h) = &cgroups {
+        let keep: Vec<_> = reg
+            .logins
+            .values()
+            .chain(reg.left.iter())
+            .filter_map(|l| l.end.cgroup().map(Path::to_path_buf))
+            .collect();
+        h.remove_stale(&keep);
+    }
+    reg.cgroups = Some(cgroups);
     reg.logins.len() + reg.left.len()
 }
 
@@ -269,10 +304,45 @@ pub fn expect(r: &Shared, pid: i32, e: &Expect, dir: &Path) -> Result<Option<Str
         return Ok(None);
     };
     let mut reg = lock(r);
-    let l = login(monitor, &e.account, cert, dir);
-    reg.logins.insert(monitor, l);
+    let mut l = login(monitor, &e.account, cert, dir);
+    // One cgroup a connection: a later principals call of the same
+    // monitor (sshd asks for each key it is offered) finds it in place.
+    let cgroup = match &reg.cgroups {
+        Some(c) => super::login_cgroup::for_login(c, monitor, l.monitor_start, l.serial, &l.what()),
+        None => None,
+    };
+    if let Some(c) = &cgroup {
+        eprintln!(
+            "jit-ssh-host recorder: {}: sshd (pid {monitor}) and the login run in cgroup {}",
+            l.what(),
+            c.display()
+        );
+    }
+    l.end.set_cgroup(cgroup);
+    if let Some(old) = reg.logins.insert(monitor, l) {
+        // A gone monitor's pid handed to this one before a sweep saw it
+        // go: what that login left is still to end.
+        if !old.of(monitor) {
+            reg.left.push(old);
+        }
+    }
     reg.persist();
     Ok(Some(mode))
+}
+
+/// The own cgroup of the login whose sshd session process is `sshd_pid`
+/// (as [`login_of`]), if it has one.
+pub fn cgroup_of(r: &Shared, sshd_pid: i32) -> Option<std::path::PathBuf> {
+    login_at(&lock(r), sshd_pid).and_then(|l| l.end.cgroup().map(Path::to_path_buf))
+}
+
+/// The login whose sshd session process is `sshd_pid`: its monitor is
+/// `sshd_pid`'s parent, or `sshd_pid` itself for a root login.
+fn login_at(reg: &Registry, sshd_pid: i32) -> Option<&Login> {
+    [Some(sshd_pid), parent_of(sshd_pid)]
+        .into_iter()
+        .flatten()
+        .find_map(|m| reg.logins.get(&m).filter(|l| l.of(m)))
 }
 
 /// The real uid of `pid` (`/proc/PID/status`). Not the owner of
@@ -305,12 +375,7 @@ pub fn is_root_sshd(pid: i32) -> bool {
 /// a shell startup file can point that variable at any certificate the
 /// user can read (on a shared account, another person's sshd file).
 pub fn login_of(r: &Shared, sshd_pid: i32) -> Option<(u64, String)> {
-    let reg = lock(r);
-    [Some(sshd_pid), parent_of(sshd_pid)]
-        .into_iter()
-        .flatten()
-        .find_map(|m| reg.logins.get(&m).filter(|l| l.of(m)))
-        .map(|l| (l.serial, l.key_id.clone()))
+    login_at(&lock(r), sshd_pid).map(|l| (l.serial, l.key_id.clone()))
 }
 
 /// A wrapper the recorder accepts; `false` if that process already has
@@ -435,24 +500,27 @@ pub fn sweep(r: &Shared, wrapper: &Path) -> Vec<Ending> {
                 };
                 let first = *first_seen.entry(child).or_insert(now);
                 if now.duration_since(first) >= grace {
-                    bad.push(Ending::below_sshd(
-                        session,
-                        format!(
-                            "{}, {}, but process {child} ran {}s without {}",
-                            login.what(),
-                            if login.recorded {
-                                "which must be recorded"
-                            } else {
-                                "whose session must run through the wrapper"
-                            },
-                            grace.as_secs(),
-                            if login.recorded {
-                                "a session wrapper announcing itself"
-                            } else {
-                                "its session wrapper"
-                            },
-                        ),
-                    ));
+                    bad.push(
+                        Ending::below_sshd(
+                            session,
+                            format!(
+                                "{}, {}, but process {child} ran {}s without {}",
+                                login.what(),
+                                if login.recorded {
+                                    "which must be recorded"
+                                } else {
+                                    "whose session must run through the wrapper"
+                                },
+                                grace.as_secs(),
+                                if login.recorded {
+                                    "a session wrapper announcing itself"
+                                } else {
+                                    "its session wrapper"
+                                },
+                            ),
+                        )
+                        .in_cgroup(login.end.cgroup()),
+                    );
                 }
             }
         }
@@ -477,7 +545,15 @@ pub fn sweep(r: &Shared, wrapper: &Path) -> Vec<Ending> {
                 .look(&t, mark, &login.cert, &[], &[], &login.what()),
         );
     }
-    left.retain(|l| !l.end.is_over());
+    left.retain(|l| {
+        if !l.end.is_over() {
+            return true;
+        }
+        if let Some(c) = l.end.cgroup() {
+            super::login_cgroup::remove_ended(c, &l.what());
+        }
+        false
+    });
     first_seen.retain(|p, _| seen.contains(p));
     reg.persist();
     bad
@@ -503,7 +579,9 @@ pub fn look_young(r: &Shared) {
     // `/proc/stat` is not free, on a host of many CPUs above all).
     let mut marked = None;
     for (&monitor, login) in reg.logins.iter_mut() {
-        if login.since.elapsed() >= YOUNG || !login.of(monitor) {
+        // A login in a cgroup of its own needs no quick look: whatever
+        // a killed wrapper left is in that cgroup.
+        if login.since.elapsed() >= YOUNG || login.end.cgroup().is_some() || !login.of(monitor) {
             continue;
         }
         let mark = *marked.get_or_insert_with(Mark::now);

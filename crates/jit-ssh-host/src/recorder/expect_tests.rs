@@ -157,10 +157,19 @@ fn what_a_login_left_after_its_sshd_went_is_kept_across_restarts_until_it_ends()
                 seen: None,
             }],
         }],
+        cgroup: None,
     };
     save(&path, std::slice::from_ref(&kept)).unwrap();
     let r = Shared::default();
-    assert_eq!(restore(&r, path.clone(), Path::new("/nonexistent")), 1);
+    assert_eq!(
+        restore(
+            &r,
+            path.clone(),
+            Path::new("/nonexistent"),
+            Err("none".into())
+        ),
+        1
+    );
     // Written back at once, for the recorder after this one (under no
     // monitor pid: a later sshd with that pid is not this login's).
     assert_eq!(
@@ -171,7 +180,15 @@ fn what_a_login_left_after_its_sshd_went_is_kept_across_restarts_until_it_ends()
         }]
     );
     let r = Shared::default();
-    assert_eq!(restore(&r, path.clone(), Path::new("/nonexistent")), 1);
+    assert_eq!(
+        restore(
+            &r,
+            path.clone(),
+            Path::new("/nonexistent"),
+            Err("none".into())
+        ),
+        1
+    );
     assert!(
         sweep(&r, Path::new("/nonexistent")).is_empty(),
         "not due yet"

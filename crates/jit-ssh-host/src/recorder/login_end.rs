@@ -16,6 +16,10 @@
 //! left is ended at the certificate's `valid_before` itself (no wrapper
 //! remains to end it first) or at once when the KRL revokes it: the
 //! certificate's end, as for the rest of the login.
+//!
+//! A login with a cgroup of its own ([`super::login_cgroup`]) is kept as
+//! long as that cgroup holds a process, whichever session it is in, and
+//! its end ends the whole cgroup.
 
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -45,6 +49,13 @@ impl Ending {
             why,
         }
     }
+
+    /// The same, ending the login's own cgroup too (a process a startup
+    /// file double-forked away before the wrapper should have run).
+    pub fn in_cgroup(mut self, cgroup: Option<&Path>) -> Ending {
+        self.watched = self.watched.with_cgroup(cgroup.map(Path::to_path_buf));
+        self
+    }
 }
 
 /// The deadline and revocation state of one login.
@@ -61,6 +72,8 @@ pub struct LoginEnd {
     watched: Vec<Watched>,
     /// What [`LoginEnd::saved`] returns, as of the last look.
     saved: Vec<SavedSession>,
+    /// The login's own cgroup ([`super::login_cgroup`]), if it has one.
+    cgroup: Option<std::path::PathBuf>,
 }
 
 fn now_unix() -> u64 {
@@ -103,6 +116,36 @@ impl LoginEnd {
             revoked_at: None,
             watched: Vec::new(),
             saved: Vec::new(),
+            cgroup: None,
+        }
+    }
+
+    /// Gives the login its own cgroup (before any look).
+    pub fn set_cgroup(&mut self, cgroup: Option<std::path::PathBuf>) {
+        for w in &mut self.watched {
+            *w = w.clone().with_cgroup(cgroup.clone());
+        }
+        self.cgroup = cgroup;
+    }
+
+    /// The login's own cgroup, if it has one.
+    pub fn cgroup(&self) -> Option<&std::path::Path> {
+        self.cgroup.as_deref()
+    }
+
+    /// A login whose every sshd process and noted session is gone is
+    /// still watched while its cgroup holds a process: a job that
+    /// double-forked out of every session the recorder saw.
+    fn keep_cgroup(&mut self) {
+        if !self.watched.is_empty() {
+            return;
+        }
+        if let Some(c) = self
+            .cgroup
+            .as_ref()
+            .filter(|c| super::login_cgroup::populated(c))
+        {
+            self.watched.push(Watched::of_cgroup(c.clone()));
         }
     }
 
@@ -113,7 +156,8 @@ impl LoginEnd {
         let i = match self.watched.iter().position(|w| w.id() == id) {
             Some(i) => i,
             None => {
-                self.watched.push(Watched::of_sshd(s));
+                self.watched
+                    .push(Watched::of_sshd(s).with_cgroup(self.cgroup.clone()));
                 self.watched.len() - 1
             }
         };
@@ -170,8 +214,9 @@ impl LoginEnd {
             let sshd_same = s.sshd_start.is_some() && start_time(s.sshd) == s.sshd_start;
             if !kept.is_empty() || sshd_same {
                 let sids = kept.iter().map(|k| k.sid).collect();
-                self.watched
-                    .push(Watched::restored(s.sshd, s.sshd_start, sids));
+                self.watched.push(
+                    Watched::restored(s.sshd, s.sshd_start, sids).with_cgroup(self.cgroup.clone()),
+                );
                 // Kept on as taken back, should this recorder end before
                 // its first look.
                 self.saved.push(SavedSession {
@@ -180,10 +225,12 @@ impl LoginEnd {
                 });
             }
         }
+        self.keep_cgroup();
     }
 
     /// Whether nothing of the login is left to watch (sshd gone and
-    /// nothing seen still running), as of the last look.
+    /// nothing seen still running, nothing in its cgroup), as of the
+    /// last look.
     pub fn is_over(&self) -> bool {
         self.watched.is_empty()
     }
@@ -272,6 +319,7 @@ impl LoginEnd {
             covered.extend(w.sids());
             !again
         });
+        self.keep_cgroup();
         let saved: Vec<SavedSession> = self
             .watched
             .iter()
@@ -439,5 +487,66 @@ mod tests {
         assert!(end.is_over());
         let _ = child.kill();
         let _ = child.wait();
+    }
+
+    /// What a previous recorder kept of a login whose sshd is gone and
+    /// whose only process left is in no session it saw (a double fork):
+    /// taken back by its cgroup, ended at `valid_before` with it, then
+    /// over. Skipped where this machine has no writable cgroup2.
+    #[test]
+    fn what_is_left_in_a_logins_cgroup_alone_is_taken_back_and_ended() {
+        use super::super::login_cgroup::{populated, remove, Hierarchy, Placed};
+        let h = match Hierarchy::find() {
+            Ok(h) => h,
+            Err(e) => return eprintln!("skipped: {e}"),
+        };
+        let mut job = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(job.id()).unwrap();
+        let Ok(Placed::Own(dir)) = h.place(pid, start_time(pid).unwrap(), 1) else {
+            let _ = job.kill();
+            let _ = job.wait();
+            return eprintln!("skipped: no cgroup could be made");
+        };
+        let cert = forcing_until(OFF, now_unix());
+        let mut end = LoginEnd::new(&cert, Path::new("/nonexistent"));
+        end.set_cgroup(Some(dir.clone()));
+        end.restore(&[]);
+        let taken_back = !end.is_over();
+        let due = end.look(
+            &super::super::reap::table(),
+            Mark::now(),
+            &cert,
+            &[],
+            &[],
+            "t",
+        );
+        for d in &due {
+            d.watched.hang_up();
+        }
+        let status = job.wait().unwrap();
+        let still = populated(&dir);
+        let over = end
+            .look(
+                &super::super::reap::table(),
+                Mark::now(),
+                &cert,
+                &[],
+                &[],
+                "t",
+            )
+            .is_empty()
+            && end.is_over();
+        let _ = super::super::login_cgroup::kill(&dir);
+        let _ = remove(&dir);
+        assert!(
+            taken_back,
+            "a login whose cgroup holds a process was dropped"
+        );
+        assert_eq!(due.len(), 1);
+        assert!(!status.success(), "the job was not ended: {status}");
+        assert!(!still && over);
     }
 }

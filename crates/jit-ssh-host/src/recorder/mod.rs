@@ -8,6 +8,7 @@
 pub mod expect;
 pub mod identity;
 pub mod listen;
+pub mod login_cgroup;
 pub mod login_end;
 pub mod peer;
 pub mod pid_reuse;
@@ -77,6 +78,11 @@ pub struct RecorderOptions {
     /// floor. Default: no cap of its own, only the floor.
     #[arg(long, value_parser = space::parse_size)]
     pub spool_max: Option<u64>,
+    /// Where the cgroup v2 hierarchy is mounted, for logins' own
+    /// cgroups (tests: a path that is not one shows a host without).
+    /// Default: found in /proc/self/mountinfo.
+    #[arg(long, hide = true)]
+    pub cgroup_root: Option<PathBuf>,
 }
 
 pub fn run(opts: &RecorderOptions) -> Result<(), HostError> {
@@ -123,7 +129,13 @@ pub fn run(opts: &RecorderOptions) -> Result<(), HostError> {
         // Logins a previous recorder watched (it crashed, or was
         // restarted) are still to be ended at their certificate's end.
         let registry = expect::Shared::default();
-        let kept = expect::restore(&registry, spool.dir().join(watched_logins::FILE), &opts.dir);
+        let cgroups = login_cgroup::start(opts.cgroup_root.as_deref());
+        let kept = expect::restore(
+            &registry,
+            spool.dir().join(watched_logins::FILE),
+            &opts.dir,
+            cgroups,
+        );
         if kept > 0 {
             eprintln!(
                 "jit-ssh-host recorder: watching {kept} login(s) a previous recorder watched"

@@ -25,7 +25,9 @@
 //! logind puts each sshd login in a `session-N.scope` cgroup (`UsePAM
 //! yes` with pam_systemd), every process of that cgroup is ended too,
 //! which catches those (not exercised by the tests: their sshd runs
-//! without systemd).
+//! without systemd). Elsewhere the recorder gives each watched login a
+//! cgroup of its own ([`super::login_cgroup`]), ended whole with
+//! `cgroup.kill` after the hang-up.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
@@ -55,6 +57,9 @@ pub struct Watched {
     spare_sids: BTreeSet<i32>,
     /// The login's logind scope, `/sys/fs/cgroup/…/session-N.scope`.
     scope: Option<std::path::PathBuf>,
+    /// The login's own cgroup ([`super::login_cgroup`]), which the
+    /// recorder made: every process of the login is in it.
+    cgroup: Option<std::path::PathBuf>,
 }
 
 /// The logind session scope in the text of `/proc/PID/cgroup` (cgroup
@@ -186,6 +191,7 @@ impl Watched {
             since: BTreeMap::new(),
             spare_sids,
             scope,
+            cgroup: None,
         };
         if !w.spare_sids.contains(&peer.sid) {
             w.sids.insert(peer.sid);
@@ -217,7 +223,26 @@ impl Watched {
             since: BTreeMap::new(),
             spare_sids,
             scope,
+            cgroup: None,
         }
+    }
+
+    /// The same, with the login's own cgroup (made by the recorder).
+    pub fn with_cgroup(mut self, cgroup: Option<std::path::PathBuf>) -> Watched {
+        self.cgroup = cgroup;
+        self
+    }
+
+    /// A login's own cgroup alone: what is left of a login whose sshd
+    /// processes are gone, in no session the recorder saw (a job that
+    /// double-forked away between two looks).
+    pub fn of_cgroup(cgroup: std::path::PathBuf) -> Watched {
+        Watched::restored(0, None, BTreeSet::new()).with_cgroup(Some(cgroup))
+    }
+
+    /// The login's own cgroup, if it has one.
+    pub fn cgroup(&self) -> Option<&std::path::Path> {
+        self.cgroup.as_deref()
     }
 
     /// The kernel sessions noted.
@@ -261,13 +286,19 @@ impl Watched {
             since,
             spare_sids,
             scope,
+            cgroup: None,
         }
     }
 
     /// Whether sshd's session process is gone and nothing of the login
     /// that was seen still runs: nothing left to end.
     pub fn is_over_in(&self, t: &ProcessTable) -> bool {
-        !self.sshd_is_ours() && self.members_from(t).is_empty()
+        !self.sshd_is_ours()
+            && self.members_from(t).is_empty()
+            && !self
+                .cgroup
+                .as_deref()
+                .is_some_and(super::login_cgroup::populated)
     }
 
     /// Each noted kernel session with the oldest process still in it
@@ -427,6 +458,17 @@ impl Watched {
                 }
             }
         }
+        if let Some(cgroup) = &self.cgroup {
+            // Not sshd's session process nor the monitor above it: they
+            // get the hang-up's TERM last, as on any host, and the
+            // cgroup's kill after.
+            let sshd = [Some(self.sshd_pid), super::peer::parent_of(self.sshd_pid)];
+            for pid in super::login_cgroup::procs(cgroup) {
+                if !sshd.contains(&Some(pid)) && have.insert(pid) {
+                    pids.push(pid);
+                }
+            }
+        }
         let me = i32::try_from(std::process::id()).unwrap_or(0);
         pids.retain(|&p| p != me && p > 1);
         pids
@@ -436,7 +478,7 @@ impl Watched {
     /// returns how many processes were signalled, for the log.
     pub fn hang_up(&self) -> String {
         let pids = self.members();
-        let said = format!(
+        let mut said = format!(
             "{} processes of sessions {:?} and below sshd {}",
             pids.len(),
             self.sids,
@@ -450,6 +492,16 @@ impl Watched {
             std::thread::sleep(Duration::from_millis(200));
             if self.sshd_alive() {
                 hangup::signal_all(&[self.sshd_pid], Signal::KILL);
+            }
+        }
+        // Last, whatever is still in the login's cgroup (a process
+        // forked between a look and its signal, the monitor): the kernel
+        // kills it all at once, forks included.
+        if let Some(c) = &self.cgroup {
+            match super::login_cgroup::kill(c) {
+                Ok(()) => said.push_str(&format!(", then all of cgroup {}", c.display())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => said.push_str(&format!(", but not cgroup {}: {e}", c.display())),
             }
         }
         said

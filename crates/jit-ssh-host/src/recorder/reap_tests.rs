@@ -21,6 +21,7 @@ fn watching() -> (Watched, i32) {
         since: BTreeMap::new(),
         spare_sids: BTreeSet::from([0, 5]),
         scope: None,
+        cgroup: None,
     };
     (w, me)
 }

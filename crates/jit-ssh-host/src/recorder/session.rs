@@ -573,7 +573,8 @@ async fn start(
         header.session.record,
         peer.sshd_pid
     ));
-    let watched = Watched::new(&peer);
+    let watched =
+        Watched::new(&peer).with_cgroup(super::expect::cgroup_of(&ctx.registry, peer.sshd_pid));
     Ok((
         Recording {
             enc: Some(enc),

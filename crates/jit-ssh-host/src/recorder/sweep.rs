@@ -50,10 +50,13 @@ pub struct Ender {
     busy: Arc<Mutex<HashSet<SshdId>>>,
 }
 
-/// An sshd session process: its pid and start time ([`Watched::id`]).
+/// An sshd session process: its pid and start time ([`Watched::id`]),
+/// and the login's own cgroup: what is left of two logins in their
+/// cgroups alone, their sshd gone, has no sshd process to tell them
+/// apart.
 ///
 /// [`Watched::id`]: super::reap::Watched::id
-type SshdId = (i32, Option<u64>);
+type SshdId = ((i32, Option<u64>), Option<PathBuf>);
 
 impl Ender {
     /// Starts ending each of `bad` not already being ended; returns at
@@ -63,14 +66,17 @@ impl Ender {
     pub fn end_all(&self, bad: Vec<Ending>) {
         let mut by_login: Vec<(SshdId, Vec<Ending>)> = Vec::new();
         for ending in bad {
-            let id = ending.watched.id();
+            let id = (
+                ending.watched.id(),
+                ending.watched.cgroup().map(std::path::Path::to_path_buf),
+            );
             match by_login.iter_mut().find(|(i, _)| *i == id) {
                 Some((_, all)) => all.push(ending),
                 None => by_login.push((id, vec![ending])),
             }
         }
         for (id, endings) in by_login {
-            if !lock(&self.busy).insert(id) {
+            if !lock(&self.busy).insert(id.clone()) {
                 continue;
             }
             let done = Done(self.busy.clone(), id);

@@ -33,6 +33,12 @@ pub struct Saved {
     /// of recorders before this field.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sessions: Vec<SavedSession>,
+    /// The login's own cgroup ([`super::login_cgroup`]): a restarted
+    /// recorder takes it back with the login. Absent when it has none;
+    /// a recorder older than this field skips a line that has it (it
+    /// says the line does not parse) and so forgets that login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<PathBuf>,
 }
 
 /// One sshd session process of a watched login, and what was seen below
@@ -146,6 +152,7 @@ mod tests {
                     seen: super::super::pid_reuse::Mark::now(),
                 }],
             }],
+            cgroup: Some(PathBuf::from("/sys/fs/cgroup/jit-ssh-login-1-42-7")),
         };
         save(&path, std::slice::from_ref(&one)).unwrap();
         assert_eq!(load(&path), vec![one]);
