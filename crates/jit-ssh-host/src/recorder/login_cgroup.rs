@@ -203,9 +203,11 @@ impl Hierarchy {
     /// cgroup (a second principals call of the same connection), else a
     /// new child of its current cgroup (inside `ssh.service`'s on a
     /// systemd host, so that stopping sshd still covers it). Another
-    /// login's cgroup is not shared (an sshd started from inside a login
-    /// has its connections' monitors there): the new one goes below it,
-    /// so ending this login ends nothing of the other.
+    /// login's cgroup (an sshd started from inside a login has its
+    /// connections' monitors there) is neither shared nor gone below:
+    /// that login's end kills every cgroup below its own, another
+    /// person's login with it. The new one goes beside the outermost
+    /// login cgroup around the monitor.
     pub fn target(
         &self,
         cgroup: &str,
@@ -228,8 +230,14 @@ impl Hierarchy {
         {
             return Ok((Placed::Own(here), false));
         }
+        let base = here
+            .ancestors()
+            .filter(|a| self.is_login_cgroup(a))
+            .last()
+            .and_then(Path::parent)
+            .unwrap_or(&here);
         Ok((
-            Placed::Own(here.join(name_of(serial, monitor, start))),
+            Placed::Own(base.join(name_of(serial, monitor, start))),
             true,
         ))
     }
