@@ -230,16 +230,46 @@ impl Hierarchy {
         {
             return Ok((Placed::Own(here), false));
         }
-        let base = here
-            .ancestors()
-            .filter(|a| self.is_login_cgroup(a))
-            .last()
-            .and_then(Path::parent)
-            .unwrap_or(&here);
+        let base = self.beside_logins(&here).unwrap_or(&here);
         Ok((
             Placed::Own(base.join(name_of(serial, monitor, start))),
             true,
         ))
+    }
+
+    /// The parent of the outermost login cgroup at or around `here`, if
+    /// `here` is in one.
+    fn beside_logins<'a>(&self, here: &'a Path) -> Option<&'a Path> {
+        here.ancestors()
+            .filter(|a| self.is_login_cgroup(a))
+            .last()
+            .and_then(Path::parent)
+    }
+
+    /// Moves this process (the recorder) out of a login cgroup it was
+    /// started in (by a process of that login: `service … restart` on a
+    /// host without systemd), to beside the outermost one: a login's end
+    /// kills every process of its cgroup, and took the recorder along.
+    /// Returns where it went, if it had to.
+    pub fn leave_logins(&self) -> Result<Option<PathBuf>, CgroupError> {
+        let path = PathBuf::from("/proc/self/cgroup");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|source| CgroupError::Unreadable { path, source })?;
+        let me = i32::try_from(std::process::id()).unwrap_or(0);
+        let here = self.dir_of(
+            v2_path(&text).ok_or_else(|| CgroupError::BadPath(me, text.trim().to_owned()))?,
+        );
+        let Some(base) = self.beside_logins(&here) else {
+            return Ok(None);
+        };
+        std::fs::write(base.join("cgroup.procs"), me.to_string()).map_err(|source| {
+            CgroupError::Move {
+                pid: me,
+                path: base.to_owned(),
+                source,
+            }
+        })?;
+        Ok(Some(base.to_owned()))
     }
 
     /// Puts sshd monitor `monitor` (started at `start`, checked to be a
@@ -343,6 +373,16 @@ pub fn start(root: Option<&Path>) -> Cgroups {
         Some(r) => Hierarchy::at(r),
         None => Hierarchy::find(),
     };
+    // Left in a login's cgroup, it would end itself with that login.
+    let h = h.and_then(|h| {
+        if let Some(to) = h.leave_logins()? {
+            eprintln!(
+                "jit-ssh-host recorder: started inside a login's cgroup: moved to {}, so that login's end does not end the recorder",
+                to.display()
+            );
+        }
+        Ok(h)
+    });
     h.map_err(|e| {
         let why = e.to_string();
         eprintln!(
