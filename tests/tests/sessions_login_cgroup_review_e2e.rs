@@ -92,3 +92,107 @@ fn a_recorder_restarted_from_inside_a_login_outlives_that_login() {
         "the recorder ended itself with the login it was started in; log:\n{log}"
     );
 }
+
+/// On a host with logind (`UsePAM yes`, pam_systemd) the login's own
+/// cgroup is made when the principals command announces the login, and
+/// then, at PAM's session start and before sshd forks anything of the
+/// login, logind moves the monitor into its session scope: the login
+/// runs outside that cgroup, which is left empty. A wrapper killed at
+/// once must still leave nothing past the certificate's end (the 10 ms
+/// look at a young login, skipped for a login with a cgroup). Here a
+/// principals command stand-in does logind's move: once the real one
+/// has answered, and before sshd reads that answer's end, it moves the
+/// monitor into a cgroup of its own.
+#[test]
+fn a_wrapper_killed_at_once_leaves_nothing_when_logind_moved_the_login_out_of_its_cgroup() {
+    if !jit_ssh_e2e::have_recorder_tools("sessions_login_cgroup_review_e2e") {
+        return;
+    }
+    let Ok(mount) = std::fs::read_to_string("/proc/self/mountinfo").map(|m| {
+        m.lines()
+            .find(|l| l.contains(" - cgroup2 "))
+            .map(|l| PathBuf::from(l.split(' ').nth(4).unwrap()))
+    }) else {
+        return eprintln!("skipped: no mountinfo");
+    };
+    let Some(mount) = mount else {
+        return eprintln!("skipped: no cgroup2");
+    };
+    let scope = mount.join(format!("jit-ssh-review-logind-{}", std::process::id()));
+    std::fs::create_dir(&scope).unwrap();
+    // sshd runs a principals command only from root's directories.
+    let bin_dir = tempfile::Builder::new()
+        .prefix("jit-ssh-review-")
+        .tempdir_in("/run")
+        .unwrap();
+    std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let real = bin_dir.path().join("jit-ssh-host");
+    std::fs::copy(jit_ssh_e2e::bin("jit-ssh-host"), &real).unwrap();
+    let args = bin_dir.path().join("args");
+    let script = bin_dir.path().join("principals-then-logind");
+    let moved_log = bin_dir.path().join("moved");
+    // The background part holds sshd's end of the pipe open (sshd reads
+    // the answer to its end before it goes on) until the real command
+    // has exited, then moves the monitor and lets sshd go on.
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nPATH=/usr/bin:/bin\nm=$PPID\nme=$$\n(\n  while grep -q '^State:.*[RSD]' /proc/$me/status 2>/dev/null; do sleep 0.01; done\n  echo $m > '{}/cgroup.procs' && echo $m >> '{}'\n) &\nexec '{}' $(cat '{}') \"$@\"\n",
+            scope.display(),
+            moved_log.display(),
+            real.display(),
+            args.display()
+        ),
+    )
+    .unwrap();
+    for f in [&real, &script] {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let h = SessionHost::start_with_principals_command_and(&format!(
+        // sshd takes the last of these: the harness's own lines, after
+        // these, go into a block that matches no login.
+        "AuthorizedPrincipalsCommand {} %u %T %k\nAuthorizedPrincipalsCommandUser root\nMatch User no-such-account-jit-ssh-review\n",
+        script.display()
+    ));
+    std::fs::write(
+        &args,
+        format!(
+            "principals --dir {} --recorder-socket {}",
+            h.dir.display(),
+            h.root.join("run-jit-ssh").join("recorder.sock").display()
+        ),
+    )
+    .unwrap();
+    let rec = Recorder::start(&h, None);
+    let (cert, _, valid_before) = h.certificate("10s", &rec.wrapper_args("off"));
+    let out = jit_ssh_e2e::run(
+        h.ssh(&cert)
+            .arg("kill -9 $PPID; exec sleep 7393 </dev/null >/dev/null 2>&1"),
+    );
+    let moved = std::fs::read_to_string(&moved_log).unwrap_or_default();
+    let left = process_running("sleep 7393");
+    let until = Instant::now() + Duration::from_secs(25);
+    while process_running("sleep 7393") && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let late = now_unix() - valid_before as f64;
+    kill_marked("sleep 7393");
+    let log = rec.log_text();
+    let _ = std::fs::write(scope.join("cgroup.kill"), "1");
+    std::thread::sleep(Duration::from_millis(300));
+    for e in std::fs::read_dir(&scope).unwrap().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = std::fs::remove_dir(e.path());
+        }
+    }
+    let _ = std::fs::remove_dir(&scope);
+    eprintln!("what the killed wrapper left ended {late:.2} s after valid_before; moved {moved:?}; {out:?}");
+    assert!(
+        left && !moved.trim().is_empty(),
+        "nothing was left outside the login's cgroup: the test shows nothing; moved {moved:?}; {out:?}; log:\n{log}"
+    );
+    assert!(
+        (-1.0..=LATE).contains(&late),
+        "what the killed wrapper left did not end at the certificate's end ({late:.2} s after it); log:\n{log}"
+    );
+}
