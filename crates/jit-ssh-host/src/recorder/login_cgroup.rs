@@ -71,10 +71,12 @@ pub struct Hierarchy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Placed {
     /// Its own cgroup, made now or by an earlier principals call of the
-    /// same connection.
+    /// same connection. Also where the monitor is in a logind session
+    /// scope: before the principals command's answer, a scope is not
+    /// this login's (pam_systemd makes that one at PAM's session start)
+    /// but the listener's (sshd started by hand from someone's session),
+    /// whose every process that login's end ended.
     Own(PathBuf),
-    /// A logind session scope, which already holds the whole login.
-    Logind,
 }
 
 /// The mount point of the cgroup2 file system in the text of
@@ -198,8 +200,7 @@ impl Hierarchy {
     }
 
     /// Where the login cgroup of `monitor` goes, given the text of its
-    /// `/proc/PID/cgroup`: [`Placed::Logind`] in a logind session scope,
-    /// its current cgroup when that already is this monitor's login
+    /// `/proc/PID/cgroup`: its current cgroup when that already is this monitor's login
     /// cgroup (a second principals call of the same connection), else a
     /// new child of its current cgroup (inside `ssh.service`'s on a
     /// systemd host, so that stopping sshd still covers it). Another
@@ -215,9 +216,6 @@ impl Hierarchy {
         monitor: i32,
         start: u64,
     ) -> Result<(Placed, bool), CgroupError> {
-        if super::reap::session_scope(cgroup).is_some() {
-            return Ok((Placed::Logind, false));
-        }
         let path = v2_path(cgroup)
             .ok_or_else(|| CgroupError::BadPath(monitor, cgroup.trim().to_owned()))?;
         let here = self.dir_of(path);
@@ -287,9 +285,7 @@ impl Hierarchy {
             return Err(CgroupError::NotMonitor(monitor));
         }
         let (placed, new) = self.target(&cgroup, serial, monitor, start)?;
-        let Placed::Own(dir) = &placed else {
-            return Ok(placed);
-        };
+        let Placed::Own(dir) = &placed;
         if !new {
             return Ok(placed);
         }
@@ -411,7 +407,6 @@ pub fn for_login(
     };
     match placed {
         Ok(Placed::Own(dir)) => Some(dir),
-        Ok(Placed::Logind) => None,
         Err(e) => {
             eprintln!(
                 "jit-ssh-host recorder: {what}: no cgroup of its own ({e}): followed by kernel session only, a process that double-forks out of it between two looks is not ended at its certificate's end or revocation"

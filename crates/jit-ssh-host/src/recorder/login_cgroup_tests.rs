@@ -102,11 +102,18 @@ fn a_login_cgroup_goes_below_the_monitors_own_and_never_anywhere_broader() {
             true
         )
     );
-    // logind's scope already holds the login.
+    // A logind scope before the principals command's answer is the
+    // listener's (someone's session), not this login's: one of its own
+    // below it all the same.
     assert_eq!(
         h.target("0::/user.slice/user-1000.slice/session-4.scope\n", 7, 1, 2)
             .unwrap(),
-        (Placed::Logind, false)
+        (
+            Placed::Own(PathBuf::from(
+                "/sys/fs/cgroup/unified/user.slice/user-1000.slice/session-4.scope/jit-ssh-login-7-1-2"
+            )),
+            true
+        )
     );
     assert!(matches!(
         h.target("0::/a/../../etc\n", 7, 1, 2),
