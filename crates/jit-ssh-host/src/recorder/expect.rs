@@ -579,9 +579,14 @@ pub fn look_young(r: &Shared) {
     // `/proc/stat` is not free, on a host of many CPUs above all).
     let mut marked = None;
     for (&monitor, login) in reg.logins.iter_mut() {
-        // A login in a cgroup of its own needs no quick look: whatever
-        // a killed wrapper left is in that cgroup.
-        if login.since.elapsed() >= YOUNG || login.end.cgroup().is_some() || !login.of(monitor) {
+        // A login whose monitor is in a cgroup of its own needs no quick
+        // look: what a killed wrapper left is there. Not once logind has
+        // moved the monitor into its scope (at PAM's session start).
+        let held = |c: &Path| super::login_cgroup::procs(c).contains(&monitor);
+        if login.since.elapsed() >= YOUNG
+            || login.end.cgroup().is_some_and(held)
+            || !login.of(monitor)
+        {
             continue;
         }
         let mark = *marked.get_or_insert_with(Mark::now);

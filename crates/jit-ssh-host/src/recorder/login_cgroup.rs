@@ -71,10 +71,12 @@ pub struct Hierarchy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Placed {
     /// Its own cgroup, made now or by an earlier principals call of the
-    /// same connection.
+    /// same connection. Also where the monitor is in a logind session
+    /// scope: before the principals command's answer, a scope is not
+    /// this login's (pam_systemd makes that one at PAM's session start)
+    /// but the listener's (sshd started by hand from someone's session),
+    /// whose every process that login's end ended.
     Own(PathBuf),
-    /// A logind session scope, which already holds the whole login.
-    Logind,
 }
 
 /// The mount point of the cgroup2 file system in the text of
@@ -198,14 +200,15 @@ impl Hierarchy {
     }
 
     /// Where the login cgroup of `monitor` goes, given the text of its
-    /// `/proc/PID/cgroup`: [`Placed::Logind`] in a logind session scope,
-    /// its current cgroup when that already is this monitor's login
+    /// `/proc/PID/cgroup`: its current cgroup when that already is this monitor's login
     /// cgroup (a second principals call of the same connection), else a
     /// new child of its current cgroup (inside `ssh.service`'s on a
     /// systemd host, so that stopping sshd still covers it). Another
-    /// login's cgroup is not shared (an sshd started from inside a login
-    /// has its connections' monitors there): the new one goes below it,
-    /// so ending this login ends nothing of the other.
+    /// login's cgroup (an sshd started from inside a login has its
+    /// connections' monitors there) is neither shared nor gone below:
+    /// that login's end kills every cgroup below its own, another
+    /// person's login with it. The new one goes beside the outermost
+    /// login cgroup around the monitor.
     pub fn target(
         &self,
         cgroup: &str,
@@ -213,9 +216,6 @@ impl Hierarchy {
         monitor: i32,
         start: u64,
     ) -> Result<(Placed, bool), CgroupError> {
-        if super::reap::session_scope(cgroup).is_some() {
-            return Ok((Placed::Logind, false));
-        }
         let path = v2_path(cgroup)
             .ok_or_else(|| CgroupError::BadPath(monitor, cgroup.trim().to_owned()))?;
         let here = self.dir_of(path);
@@ -228,10 +228,46 @@ impl Hierarchy {
         {
             return Ok((Placed::Own(here), false));
         }
+        let base = self.beside_logins(&here).unwrap_or(&here);
         Ok((
-            Placed::Own(here.join(name_of(serial, monitor, start))),
+            Placed::Own(base.join(name_of(serial, monitor, start))),
             true,
         ))
+    }
+
+    /// The parent of the outermost login cgroup at or around `here`, if
+    /// `here` is in one.
+    fn beside_logins<'a>(&self, here: &'a Path) -> Option<&'a Path> {
+        here.ancestors()
+            .filter(|a| self.is_login_cgroup(a))
+            .last()
+            .and_then(Path::parent)
+    }
+
+    /// Moves this process (the recorder) out of a login cgroup it was
+    /// started in (by a process of that login: `service … restart` on a
+    /// host without systemd), to beside the outermost one: a login's end
+    /// kills every process of its cgroup, and took the recorder along.
+    /// Returns where it went, if it had to.
+    pub fn leave_logins(&self) -> Result<Option<PathBuf>, CgroupError> {
+        let path = PathBuf::from("/proc/self/cgroup");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|source| CgroupError::Unreadable { path, source })?;
+        let me = i32::try_from(std::process::id()).unwrap_or(0);
+        let here = self.dir_of(
+            v2_path(&text).ok_or_else(|| CgroupError::BadPath(me, text.trim().to_owned()))?,
+        );
+        let Some(base) = self.beside_logins(&here) else {
+            return Ok(None);
+        };
+        std::fs::write(base.join("cgroup.procs"), me.to_string()).map_err(|source| {
+            CgroupError::Move {
+                pid: me,
+                path: base.to_owned(),
+                source,
+            }
+        })?;
+        Ok(Some(base.to_owned()))
     }
 
     /// Puts sshd monitor `monitor` (started at `start`, checked to be a
@@ -249,9 +285,7 @@ impl Hierarchy {
             return Err(CgroupError::NotMonitor(monitor));
         }
         let (placed, new) = self.target(&cgroup, serial, monitor, start)?;
-        let Placed::Own(dir) = &placed else {
-            return Ok(placed);
-        };
+        let Placed::Own(dir) = &placed;
         if !new {
             return Ok(placed);
         }
@@ -335,6 +369,16 @@ pub fn start(root: Option<&Path>) -> Cgroups {
         Some(r) => Hierarchy::at(r),
         None => Hierarchy::find(),
     };
+    // Left in a login's cgroup, it would end itself with that login.
+    let h = h.and_then(|h| {
+        if let Some(to) = h.leave_logins()? {
+            eprintln!(
+                "jit-ssh-host recorder: started inside a login's cgroup: moved to {}, so that login's end does not end the recorder",
+                to.display()
+            );
+        }
+        Ok(h)
+    });
     h.map_err(|e| {
         let why = e.to_string();
         eprintln!(
@@ -363,7 +407,6 @@ pub fn for_login(
     };
     match placed {
         Ok(Placed::Own(dir)) => Some(dir),
-        Ok(Placed::Logind) => None,
         Err(e) => {
             eprintln!(
                 "jit-ssh-host recorder: {what}: no cgroup of its own ({e}): followed by kernel session only, a process that double-forks out of it between two looks is not ended at its certificate's end or revocation"

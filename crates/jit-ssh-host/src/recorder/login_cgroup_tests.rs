@@ -75,22 +75,45 @@ fn a_login_cgroup_goes_below_the_monitors_own_and_never_anywhere_broader() {
         )
     );
     // Another login's cgroup (an sshd started from inside a login): a
-    // cgroup of its own below it, not that one.
+    // cgroup of its own beside the outermost such one, not that one nor
+    // below it (whose end would take it along).
     assert_eq!(
         h.target("0::/jit-ssh-login-7-4242-99\n", 9, 5000, 100)
             .unwrap(),
         (
             Placed::Own(PathBuf::from(
-                "/sys/fs/cgroup/unified/jit-ssh-login-7-4242-99/jit-ssh-login-9-5000-100"
+                "/sys/fs/cgroup/unified/jit-ssh-login-9-5000-100"
             )),
             true
         )
     );
-    // logind's scope already holds the login.
+    assert_eq!(
+        h.target(
+            "0::/system.slice/ssh.service/jit-ssh-login-7-4242-99/x/jit-ssh-login-8-1-2\n",
+            9,
+            5000,
+            100
+        )
+        .unwrap(),
+        (
+            Placed::Own(PathBuf::from(
+                "/sys/fs/cgroup/unified/system.slice/ssh.service/jit-ssh-login-9-5000-100"
+            )),
+            true
+        )
+    );
+    // A logind scope before the principals command's answer is the
+    // listener's (someone's session), not this login's: one of its own
+    // below it all the same.
     assert_eq!(
         h.target("0::/user.slice/user-1000.slice/session-4.scope\n", 7, 1, 2)
             .unwrap(),
-        (Placed::Logind, false)
+        (
+            Placed::Own(PathBuf::from(
+                "/sys/fs/cgroup/unified/user.slice/user-1000.slice/session-4.scope/jit-ssh-login-7-1-2"
+            )),
+            true
+        )
     );
     assert!(matches!(
         h.target("0::/a/../../etc\n", 7, 1, 2),
@@ -196,4 +219,57 @@ fn only_empty_login_cgroups_no_login_names_are_removed_as_stale() {
     assert_eq!(h.remove_stale(std::slice::from_ref(&kept)), 1);
     assert!(!stale.exists());
     assert!(kept.exists() && busy.exists() && other.exists());
+}
+
+/// An sshd started from inside login A (by an admin on a host without
+/// systemd: `service ssh restart`) runs in A's cgroup, and so does the
+/// monitor it forks for another person's login B. B's cgroup must not
+/// be below A's: A's end (`cgroup.kill`, which takes every cgroup below
+/// too) would end B's login with it. Skipped where this machine has no
+/// writable cgroup2 hierarchy.
+#[test]
+fn another_logins_cgroup_does_not_end_with_the_login_its_sshd_was_started_in() {
+    let h = match Hierarchy::find() {
+        Ok(h) => h,
+        Err(e) => return eprintln!("skipped: {e}"),
+    };
+    let spawn = || {
+        std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap()
+    };
+    let (mut a, mut b) = (spawn(), spawn());
+    let pid = |c: &std::process::Child| i32::try_from(c.id()).unwrap();
+    let Ok(Placed::Own(dir_a)) = h.place(pid(&a), start_time(pid(&a)).unwrap(), 1) else {
+        for c in [&mut a, &mut b] {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        return eprintln!("skipped: no cgroup could be made");
+    };
+    // B's monitor, forked by the listener that runs in A's cgroup.
+    std::fs::write(dir_a.join("cgroup.procs"), pid(&b).to_string()).unwrap();
+    let placed_b = h.place(pid(&b), start_time(pid(&b)).unwrap(), 2);
+    // A's end.
+    kill(&dir_a).unwrap();
+    let _ = a.wait();
+    std::thread::sleep(Duration::from_millis(200));
+    let b_alive = b.try_wait().unwrap().is_none();
+    let _ = b.kill();
+    let _ = b.wait();
+    if let Ok(Placed::Own(dir_b)) = &placed_b {
+        let _ = remove(dir_b);
+    }
+    let _ = remove(&dir_a);
+    let Ok(Placed::Own(dir_b)) = placed_b else {
+        panic!("B got no cgroup: {placed_b:?}");
+    };
+    assert!(b_alive, "A's end killed B's login ({})", dir_b.display());
+    assert!(h.is_login_cgroup(&dir_b), "{}", dir_b.display());
+    assert!(
+        !dir_b.starts_with(&dir_a),
+        "B's cgroup {} is below A's",
+        dir_b.display()
+    );
 }

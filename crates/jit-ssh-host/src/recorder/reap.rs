@@ -55,7 +55,8 @@ pub struct Watched {
     /// Sessions never to touch: the recorder's own, and sshd's (the
     /// listener and the connection's monitor live there).
     spare_sids: BTreeSet<i32>,
-    /// The login's logind scope, `/sys/fs/cgroup/…/session-N.scope`.
+    /// The login's logind scope, `…/user.slice/…/session-N.scope` where
+    /// cgroup2 is mounted.
     scope: Option<std::path::PathBuf>,
     /// The login's own cgroup ([`super::login_cgroup`]), which the
     /// recorder made: every process of the login is in it.
@@ -71,7 +72,20 @@ pub fn session_scope(cgroup: &str) -> Option<std::path::PathBuf> {
         && last.ends_with(".scope")
         && path.starts_with("/user.slice/")
         && !path.contains("..");
-    ok.then(|| std::path::PathBuf::from(format!("/sys/fs/cgroup{path}")))
+    ok.then(|| v2_mount().join(path.trim_start_matches('/')))
+}
+
+/// Where cgroup2 is mounted: `/sys/fs/cgroup`, or `/sys/fs/cgroup/unified`
+/// on a hybrid layout, where a scope looked for below the former was
+/// never found (`tests::a_logind_scope_is_found_where_cgroup2_is_mounted`).
+fn v2_mount() -> &'static std::path::Path {
+    static MOUNT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    MOUNT.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .ok()
+            .and_then(|t| super::login_cgroup::mount_in(&t))
+            .unwrap_or_else(|| "/sys/fs/cgroup".into())
+    })
 }
 
 /// pid → (ppid, sid) of every process.

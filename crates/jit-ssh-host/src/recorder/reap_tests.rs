@@ -134,7 +134,7 @@ fn what_runs_below_a_reused_sshd_pid_is_not_hung_up() {
 fn only_a_logind_session_scope_is_taken() {
     assert_eq!(
         session_scope("0::/user.slice/user-1000.slice/session-7.scope\n"),
-        Some("/sys/fs/cgroup/user.slice/user-1000.slice/session-7.scope".into())
+        Some(v2_mount().join("user.slice/user-1000.slice/session-7.scope"))
     );
     for broad in [
         "0::/\n",
@@ -223,4 +223,49 @@ fn a_session_id_handed_out_again_between_two_looks_is_not_hung_up() {
         !m.contains(&sid),
         "another session that got the kept id {sid} would be hung up: {m:?}"
     );
+}
+
+/// On a hybrid layout (cgroup2 at `/sys/fs/cgroup/unified`: this VM,
+/// and many hosts with logind) a login's scope was looked for below
+/// `/sys/fs/cgroup`, where no cgroup2 is: none of its processes was
+/// found, and what left the login's sessions outlived its end. A real
+/// scope-shaped cgroup with a process in it, where cgroup2 is mounted.
+#[test]
+fn a_logind_scope_is_found_where_cgroup2_is_mounted() {
+    use super::super::login_cgroup::{mount_in, procs};
+    let Some(mount) = std::fs::read_to_string("/proc/self/mountinfo")
+        .ok()
+        .and_then(|t| mount_in(&t))
+    else {
+        return eprintln!("skipped: no cgroup2");
+    };
+    let me = std::process::id();
+    let slice = mount.join("user.slice");
+    let made_slice = std::fs::create_dir(&slice).is_ok();
+    let user = slice.join(format!("user-review{me}.slice"));
+    let scope = user.join(format!("session-review{me}.scope"));
+    let cleanup = || {
+        let _ = std::fs::remove_dir(&scope);
+        let _ = std::fs::remove_dir(&user);
+        if made_slice {
+            let _ = std::fs::remove_dir(&slice);
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(&scope) {
+        cleanup();
+        return eprintln!("skipped: {e}");
+    }
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let pid = i32::try_from(child.id()).unwrap();
+    let moved = std::fs::write(scope.join("cgroup.procs"), pid.to_string());
+    let w = Watched::of_sshd(pid);
+    let found = w.scope.as_deref().map(procs);
+    let _ = child.kill();
+    let _ = child.wait();
+    cleanup();
+    moved.unwrap();
+    assert_eq!(found, Some(vec![pid]), "scope {:?}", w.scope);
 }
