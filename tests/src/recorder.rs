@@ -211,3 +211,12 @@ pub fn spooled(dir: &Path) -> (String, Vec<Chunk>) {
     }
     (header, chunks)
 }
+
+/// The login cgroups a recorder's log says it made (`… run in cgroup
+/// PATH`).
+pub fn login_cgroups_in(log: &str) -> Vec<std::path::PathBuf> {
+    log.lines()
+        .filter_map(|l| l.split(" run in cgroup ").nth(1))
+        .map(|p| std::path::PathBuf::from(p.trim()))
+        .collect()
+}

@@ -363,19 +363,44 @@ fn marked(marker: &str) -> Vec<u32> {
         .collect()
 }
 
-/// Waits up to `within` for `child` (an ssh client) to exit; when it did,
-/// in seconds since the Unix epoch, to compare with a certificate's
-/// `valid_before`. A child still running then is killed and reaped.
+/// Now, in seconds since the Unix epoch, to compare with a certificate's
+/// `valid_before`.
+pub fn now_unix() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+/// Waits until no process has `marker` in its command line; when that
+/// was ([`now_unix`]), or `None` after `within`.
+pub fn gone_at(marker: &str, within: Duration) -> Option<f64> {
+    let until = Instant::now() + within;
+    while Instant::now() < until {
+        if !process_running(marker) {
+            return Some(now_unix());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// How long after `deadline` (Unix seconds) the processes marked
+/// `marker` were gone, waiting up to `within`; whatever is left of them
+/// is then stopped, so a failing test leaves no long sleep behind.
+pub fn ended_after(marker: &str, deadline: f64, within: Duration) -> Option<f64> {
+    let gone = gone_at(marker, within);
+    kill_marked(marker);
+    gone.map(|t| t - deadline)
+}
+
+/// Waits up to `within` for `child` (an ssh client) to exit; when it did
+/// ([`now_unix`]). A child still running then is killed and reaped.
 pub fn exited_at(child: &mut Child, within: Duration) -> Option<f64> {
     let until = Instant::now() + within;
     while Instant::now() < until {
         if let Ok(Some(_)) = child.try_wait() {
-            return Some(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_secs_f64(),
-            );
+            return Some(now_unix());
         }
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -12,18 +12,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use jit_ssh_e2e::recorder::Recorder;
+use jit_ssh_e2e::recorder::{login_cgroups_in, Recorder};
 use jit_ssh_e2e::run;
-use jit_ssh_e2e::session_host::{kill_marked, process_running, SessionHost};
-
-fn now_unix() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
+use jit_ssh_e2e::session_host::{ended_after, kill_marked, now_unix, process_running, SessionHost};
 
 /// How late after its deadline a leftover may end (as in
 /// sessions_unrecorded_leftovers_e2e.rs: seen under 1.1 s there).
@@ -35,33 +28,6 @@ const LATE: f64 = 5.0;
 /// takes), then ends normally.
 fn double_fork(marker: &str) -> String {
     format!("sleep 5.5; setsid -f {marker} </dev/null >/dev/null 2>&1; echo started")
-}
-
-fn gone_at(marker: &str, within: Duration) -> Option<f64> {
-    let until = Instant::now() + within;
-    while Instant::now() < until {
-        if !process_running(marker) {
-            return Some(now_unix());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
-}
-
-/// How long after `deadline` the processes marked `marker` were gone
-/// (waiting up to `within`); whatever is left is then stopped.
-fn ended_after(marker: &str, deadline: f64, within: Duration) -> Option<f64> {
-    let gone = gone_at(marker, within);
-    kill_marked(marker);
-    gone.map(|t| t - deadline)
-}
-
-/// The login cgroups the recorder said it made.
-fn cgroups_in(log: &str) -> Vec<PathBuf> {
-    log.lines()
-        .filter_map(|l| l.split(" run in cgroup ").nth(1))
-        .map(|p| PathBuf::from(p.trim()))
-        .collect()
 }
 
 fn skip() -> bool {
@@ -123,7 +89,7 @@ fn a_job_double_forked_out_of_a_login_ends_at_the_certificates_end() {
     );
     // Each login had its own, one however many times sshd asked the
     // principals command, and none is left once the login ended.
-    let mut cgroups = cgroups_in(&log);
+    let mut cgroups = login_cgroups_in(&log);
     let told = cgroups.len();
     cgroups.sort();
     cgroups.dedup();
@@ -187,7 +153,7 @@ fn a_recorder_restart_does_not_free_a_double_forked_job() {
         rec.log_text()
     );
     std::thread::sleep(Duration::from_secs(2));
-    for c in cgroups_in(&first_log) {
+    for c in login_cgroups_in(&first_log) {
         assert!(!c.exists(), "{} is left", c.display());
     }
 }
@@ -235,7 +201,7 @@ fn without_a_cgroup_hierarchy_logins_go_on_and_the_recorder_says_what_is_missing
         log.contains("a process that double-forks out of one between two looks is not ended"),
         "{log}"
     );
-    assert!(cgroups_in(&log).is_empty(), "{log}");
+    assert!(login_cgroups_in(&log).is_empty(), "{log}");
 }
 
 /// A startup file that double-forks a job away and then skips the
@@ -430,7 +396,7 @@ fn a_login_sshd_refuses_after_the_announcement_leaves_no_cgroup_behind() {
         out.stdout, b"in\n",
         "a certificate of no listed principal got in"
     );
-    let made = cgroups_in(&rec.log_text());
+    let made = login_cgroups_in(&rec.log_text());
     assert!(
         !made.is_empty(),
         "no cgroup was made for the refused login: the test shows nothing; log:\n{}",
@@ -457,7 +423,7 @@ fn a_cgroup_whose_login_ended_while_the_recorder_was_down_is_removed_at_its_star
     let mut ssh = h.ssh(&cert).arg("sleep 4").spawn().unwrap();
     let until = Instant::now() + Duration::from_secs(10);
     let made = loop {
-        let made = cgroups_in(&rec.log_text());
+        let made = login_cgroups_in(&rec.log_text());
         if !made.is_empty() || Instant::now() > until {
             break made;
         }

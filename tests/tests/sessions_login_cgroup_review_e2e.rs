@@ -9,17 +9,10 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use jit_ssh_e2e::recorder::Recorder;
-use jit_ssh_e2e::session_host::{kill_marked, process_running, SessionHost};
-
-fn now_unix() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
+use jit_ssh_e2e::recorder::{login_cgroups_in, Recorder};
+use jit_ssh_e2e::session_host::{kill_marked, now_unix, process_running, SessionHost};
 
 /// As in sessions_login_cgroup_e2e.rs.
 const LATE: f64 = 5.0;
@@ -29,8 +22,8 @@ fn first_cgroup(rec: &Recorder, within: Duration) -> PathBuf {
     let until = Instant::now() + within;
     loop {
         let log = rec.log_text();
-        if let Some(p) = log.lines().find_map(|l| l.split(" run in cgroup ").nth(1)) {
-            return PathBuf::from(p.trim());
+        if let Some(p) = login_cgroups_in(&log).into_iter().next() {
+            return p;
         }
         assert!(Instant::now() < until, "no login cgroup:\n{log}");
         std::thread::sleep(Duration::from_millis(50));

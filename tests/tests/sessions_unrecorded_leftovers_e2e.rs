@@ -11,18 +11,11 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use jit_ssh_e2e::recorder::Recorder;
 use jit_ssh_e2e::run;
-use jit_ssh_e2e::session_host::{kill_marked, process_running, SessionHost};
-
-fn now_unix() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
+use jit_ssh_e2e::session_host::{ended_after, kill_marked, now_unix, process_running, SessionHost};
 
 /// How late after its deadline (valid_before, or the KRL's next check)
 /// a leftover may end: seen under 1.1 s, with room for a loaded CI
@@ -31,28 +24,6 @@ const LATE: f64 = 5.0;
 /// The same for a leftover that ignores SIGHUP: SIGKILL follows 2 s
 /// after the hang-up (seen 2.2-3.1 s).
 const LATE_AFTER_KILL: f64 = 7.0;
-
-/// Waits until no process has `marker` in its command line; when that
-/// was, in Unix seconds, or `None` after `within`.
-fn gone_at(marker: &str, within: Duration) -> Option<f64> {
-    let until = Instant::now() + within;
-    while Instant::now() < until {
-        if !process_running(marker) {
-            return Some(now_unix());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
-}
-
-/// How long after `deadline` (Unix seconds) the processes marked
-/// `marker` were gone, waiting up to `within`; whatever is left of them
-/// is then stopped, so a failing test leaves no long sleep behind.
-fn ended_after(marker: &str, deadline: f64, within: Duration) -> Option<f64> {
-    let gone = gone_at(marker, within);
-    kill_marked(marker);
-    gone.map(|t| t - deadline)
-}
 
 #[test]
 fn what_a_killed_unrecorded_wrapper_left_ends_at_the_certificates_end() {
