@@ -265,3 +265,73 @@ fn a_login_whose_sshd_runs_in_someone_elses_logind_scope_ends_nothing_else_there
         "the login's end ended another process of the scope its sshd ran in; log:\n{log}"
     );
 }
+
+/// The same where no login cgroup can be made (no writable cgroup2): the
+/// login is followed by kernel session, and the scope its processes are
+/// in, the one sshd's listener runs in too, was taken as the login's own,
+/// so its end signalled everything in it. Here the stand-in puts the
+/// listener and the monitor into a scope-shaped cgroup holding a
+/// bystander; the recorder is pointed at no cgroup hierarchy.
+#[test]
+fn without_a_cgroup_a_login_in_the_scope_sshd_runs_in_ends_nothing_else_there() {
+    if !jit_ssh_e2e::have_recorder_tools("sessions_login_cgroup_review_e2e") {
+        return;
+    }
+    let Some(mount) = cgroup2_mount() else {
+        return eprintln!("skipped: no cgroup2");
+    };
+    let me = std::process::id();
+    let slice = mount.join("user.slice");
+    let made_slice = std::fs::create_dir(&slice).is_ok();
+    let user = slice.join(format!("user-nocg{me}.slice"));
+    let scope = user.join(format!("session-nocg{me}.scope"));
+    std::fs::create_dir_all(&scope).unwrap();
+    let mut bystander = std::process::Command::new("sleep")
+        .arg("7398")
+        .spawn()
+        .unwrap();
+    let procs = scope.join("cgroup.procs");
+    std::fs::write(&procs, bystander.id().to_string()).unwrap();
+    let (h, _bin) = host_with_stand_in(&format!(
+        "l=$(cut -d' ' -f4 /proc/$m/stat)\necho $l > '{p}'\necho $m > '{p}'\n",
+        p = procs.display()
+    ));
+    let rec = Recorder::start_with_args(&h, &["--cgroup-root", "/nonexistent/cgroup2"]);
+    let (cert, _, valid_before) = h.certificate("8s", &rec.wrapper_args("off"));
+    let out = jit_ssh_e2e::run(h.ssh(&cert).arg("sleep 7399"));
+    let ended = now_unix() - valid_before as f64;
+    std::thread::sleep(Duration::from_secs(3));
+    let bystander_ran = bystander.try_wait().unwrap().is_none();
+    // sshd's listener still takes logins.
+    let (cert2, _, _) = h.certificate("1m", &rec.wrapper_args("off"));
+    let again = jit_ssh_e2e::run(h.ssh(&cert2).arg("echo again"));
+    let listener_ran = again.stdout == b"again\n";
+    let login_left = process_running("sleep 7399");
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+    kill_marked("sleep 7399");
+    let log = rec.log_text();
+    // sshd's listener (and whatever of the logins is still exiting) goes
+    // back to the root before the scope goes.
+    let root_procs = mount.join("cgroup.procs");
+    let until = Instant::now() + Duration::from_secs(5);
+    while std::fs::remove_dir(&scope).is_err() && Instant::now() < until {
+        for pid in std::fs::read_to_string(&procs).unwrap_or_default().lines() {
+            let _ = std::fs::write(&root_procs, pid);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = std::fs::remove_dir(&user);
+    if made_slice {
+        let _ = std::fs::remove_dir(&slice);
+    }
+    eprintln!("the login ended {ended:.2} s after valid_before; {out:?}");
+    assert!(
+        bystander_ran && listener_ran,
+        "the login's end ended other processes of the scope sshd runs in (bystander running: {bystander_ran}, a new login: {again:?}); log:\n{log}"
+    );
+    assert!(
+        !login_left && (-1.0..=LATE).contains(&ended),
+        "the login did not end at its certificate's end ({ended:.2} s); log:\n{log}"
+    );
+}

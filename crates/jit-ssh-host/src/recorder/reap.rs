@@ -75,6 +75,46 @@ pub fn session_scope(cgroup: &str) -> Option<std::path::PathBuf> {
     ok.then(|| v2_mount().join(path.trim_start_matches('/')))
 }
 
+/// The logind session scope `pid` is in, if it is the login's own: not
+/// one that sshd's listener (the topmost sshd above `sshd_pid`) is in
+/// too. sshd started by hand from someone's session with `UsePAM no`
+/// runs every login in that person's scope, and ending such a login
+/// signalled everything there: their shell, and the listener (found in
+/// review; `sessions_login_cgroup_review_e2e.rs::
+/// without_a_cgroup_a_login_in_the_scope_sshd_runs_in_ends_nothing_else_there`).
+pub fn login_scope(pid: i32, sshd_pid: i32) -> Option<std::path::PathBuf> {
+    let scope_of = |p: i32| {
+        std::fs::read_to_string(format!("/proc/{p}/cgroup"))
+            .ok()
+            .and_then(|c| session_scope(&c))
+    };
+    let scope = scope_of(pid)?;
+    match listener_above(sshd_pid) {
+        Some(listener) if scope_of(listener).as_ref() == Some(&scope) => None,
+        _ => Some(scope),
+    }
+}
+
+/// The topmost of the sshd processes `pid` is (or is below): sshd's
+/// listener, or `None` if `pid` is no sshd process.
+fn listener_above(pid: i32) -> Option<i32> {
+    let mut top = None;
+    let mut p = pid;
+    // An sshd chain is three deep (listener, monitor, session process);
+    // the bound only guards against a table changing under the walk.
+    for _ in 0..16 {
+        if super::peer::is_sshd(p).is_err() {
+            break;
+        }
+        top = Some(p);
+        match super::peer::parent_of(p) {
+            Some(q) if q > 1 => p = q,
+            _ => break,
+        }
+    }
+    top
+}
+
 /// Where cgroup2 is mounted: `/sys/fs/cgroup`, or `/sys/fs/cgroup/unified`
 /// on a hybrid layout, where a scope looked for below the former was
 /// never found (`tests::a_logind_scope_is_found_where_cgroup2_is_mounted`).
@@ -195,9 +235,7 @@ impl Watched {
         let mut spare_sids = BTreeSet::from([0]);
         spare_sids.extend(hangup::own_session());
         spare_sids.extend(super::peer::session_of(peer.sshd_pid));
-        let scope = std::fs::read_to_string(format!("/proc/{}/cgroup", peer.pid))
-            .ok()
-            .and_then(|c| session_scope(&c));
+        let scope = login_scope(peer.pid, peer.sshd_pid);
         let mut w = Watched {
             sshd_pid: peer.sshd_pid,
             sshd_start: start_time(peer.sshd_pid),
@@ -227,9 +265,7 @@ impl Watched {
         let mut spare_sids = BTreeSet::from([0]);
         spare_sids.extend(hangup::own_session());
         spare_sids.extend(super::peer::session_of(sshd_pid));
-        let scope = std::fs::read_to_string(format!("/proc/{sshd_pid}/cgroup"))
-            .ok()
-            .and_then(|c| session_scope(&c));
+        let scope = login_scope(sshd_pid, sshd_pid);
         Watched {
             sshd_pid,
             sshd_start: start_time(sshd_pid),
@@ -284,9 +320,7 @@ impl Watched {
         let mut scope = None;
         if sshd_start.is_some() && start_time(sshd_pid) == sshd_start {
             spare_sids.extend(super::peer::session_of(sshd_pid));
-            scope = std::fs::read_to_string(format!("/proc/{sshd_pid}/cgroup"))
-                .ok()
-                .and_then(|c| session_scope(&c));
+            scope = login_scope(sshd_pid, sshd_pid);
         }
         let sids: BTreeSet<i32> = sids.difference(&spare_sids).copied().collect();
         // Each held by the process the previous recorder named, now.
