@@ -217,44 +217,19 @@ fn a_login_whose_sshd_runs_in_someone_elses_logind_scope_ends_nothing_else_there
     if !jit_ssh_e2e::have_recorder_tools("sessions_login_cgroup_review_e2e") {
         return;
     }
-    let Some(mount) = cgroup2_mount() else {
+    let Some(mut scope) = FakeScope::make("review", "7396") else {
         return eprintln!("skipped: no cgroup2");
     };
-    let me = std::process::id();
-    let slice = mount.join("user.slice");
-    let made_slice = std::fs::create_dir(&slice).is_ok();
-    let user = slice.join(format!("user-review{me}.slice"));
-    let scope = user.join(format!("session-review{me}.scope"));
-    std::fs::create_dir_all(&scope).unwrap();
-    let mut bystander = std::process::Command::new("sleep")
-        .arg("7396")
-        .spawn()
-        .unwrap();
-    std::fs::write(scope.join("cgroup.procs"), bystander.id().to_string()).unwrap();
-    let (h, _bin) = host_with_stand_in(&format!("echo $m > '{}/cgroup.procs'\n", scope.display()));
+    let (h, _bin) = host_with_stand_in(&format!("echo $m > '{}'\n", scope.procs().display()));
     let rec = Recorder::start(&h, None);
     let (cert, _, valid_before) = h.certificate("8s", &rec.wrapper_args("off"));
     let out = jit_ssh_e2e::run(h.ssh(&cert).arg("sleep 7395"));
     let ended = now_unix() - valid_before as f64;
     std::thread::sleep(Duration::from_secs(3));
-    let bystander_ran = bystander.try_wait().unwrap().is_none();
+    let bystander_ran = scope.bystander_runs();
     let login_left = process_running("sleep 7395");
-    let _ = bystander.kill();
-    let _ = bystander.wait();
     kill_marked("sleep 7395");
     let log = rec.log_text();
-    let _ = std::fs::write(scope.join("cgroup.kill"), "1");
-    std::thread::sleep(Duration::from_millis(300));
-    for e in std::fs::read_dir(&scope).unwrap().flatten() {
-        if e.file_type().is_ok_and(|t| t.is_dir()) {
-            let _ = std::fs::remove_dir(e.path());
-        }
-    }
-    let _ = std::fs::remove_dir(&scope);
-    let _ = std::fs::remove_dir(&user);
-    if made_slice {
-        let _ = std::fs::remove_dir(&slice);
-    }
     eprintln!("the login ended {ended:.2} s after valid_before; {out:?}");
     assert!(
         !login_left && (-1.0..=LATE).contains(&ended),
@@ -277,54 +252,26 @@ fn without_a_cgroup_a_login_in_the_scope_sshd_runs_in_ends_nothing_else_there() 
     if !jit_ssh_e2e::have_recorder_tools("sessions_login_cgroup_review_e2e") {
         return;
     }
-    let Some(mount) = cgroup2_mount() else {
+    let Some(mut scope) = FakeScope::make("nocg", "7398") else {
         return eprintln!("skipped: no cgroup2");
     };
-    let me = std::process::id();
-    let slice = mount.join("user.slice");
-    let made_slice = std::fs::create_dir(&slice).is_ok();
-    let user = slice.join(format!("user-nocg{me}.slice"));
-    let scope = user.join(format!("session-nocg{me}.scope"));
-    std::fs::create_dir_all(&scope).unwrap();
-    let mut bystander = std::process::Command::new("sleep")
-        .arg("7398")
-        .spawn()
-        .unwrap();
-    let procs = scope.join("cgroup.procs");
-    std::fs::write(&procs, bystander.id().to_string()).unwrap();
     let (h, _bin) = host_with_stand_in(&format!(
         "l=$(cut -d' ' -f4 /proc/$m/stat)\necho $l > '{p}'\necho $m > '{p}'\n",
-        p = procs.display()
+        p = scope.procs().display()
     ));
     let rec = Recorder::start_with_args(&h, &["--cgroup-root", "/nonexistent/cgroup2"]);
     let (cert, _, valid_before) = h.certificate("8s", &rec.wrapper_args("off"));
     let out = jit_ssh_e2e::run(h.ssh(&cert).arg("sleep 7399"));
     let ended = now_unix() - valid_before as f64;
     std::thread::sleep(Duration::from_secs(3));
-    let bystander_ran = bystander.try_wait().unwrap().is_none();
+    let bystander_ran = scope.bystander_runs();
     // sshd's listener still takes logins.
     let (cert2, _, _) = h.certificate("1m", &rec.wrapper_args("off"));
     let again = jit_ssh_e2e::run(h.ssh(&cert2).arg("echo again"));
     let listener_ran = again.stdout == b"again\n";
     let login_left = process_running("sleep 7399");
-    let _ = bystander.kill();
-    let _ = bystander.wait();
     kill_marked("sleep 7399");
     let log = rec.log_text();
-    // sshd's listener (and whatever of the logins is still exiting) goes
-    // back to the root before the scope goes.
-    let root_procs = mount.join("cgroup.procs");
-    let until = Instant::now() + Duration::from_secs(5);
-    while std::fs::remove_dir(&scope).is_err() && Instant::now() < until {
-        for pid in std::fs::read_to_string(&procs).unwrap_or_default().lines() {
-            let _ = std::fs::write(&root_procs, pid);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = std::fs::remove_dir(&user);
-    if made_slice {
-        let _ = std::fs::remove_dir(&slice);
-    }
     eprintln!("the login ended {ended:.2} s after valid_before; {out:?}");
     assert!(
         bystander_ran && listener_ran,
@@ -334,4 +281,84 @@ fn without_a_cgroup_a_login_in_the_scope_sshd_runs_in_ends_nothing_else_there() 
         !login_left && (-1.0..=LATE).contains(&ended),
         "the login did not end at its certificate's end ({ended:.2} s); log:\n{log}"
     );
+}
+
+/// A scope-shaped cgroup as logind makes them
+/// (`user.slice/user-X.slice/session-X.scope`) holding a bystander
+/// `sleep MARK`. Dropped after the host (declared before it): what is
+/// still in it or in a cgroup below it (sshd's listener, a login's
+/// leftovers) goes back to the root cgroup, then the cgroups go.
+struct FakeScope {
+    mount: PathBuf,
+    slice: PathBuf,
+    made_slice: bool,
+    user: PathBuf,
+    scope: PathBuf,
+    bystander: std::process::Child,
+}
+
+impl FakeScope {
+    fn make(tag: &str, mark: &str) -> Option<FakeScope> {
+        let mount = cgroup2_mount()?;
+        let me = std::process::id();
+        let slice = mount.join("user.slice");
+        let made_slice = std::fs::create_dir(&slice).is_ok();
+        let user = slice.join(format!("user-{tag}{me}.slice"));
+        let scope = user.join(format!("session-{tag}{me}.scope"));
+        std::fs::create_dir_all(&scope).unwrap();
+        let bystander = std::process::Command::new("sleep")
+            .arg(mark)
+            .spawn()
+            .unwrap();
+        std::fs::write(scope.join("cgroup.procs"), bystander.id().to_string()).unwrap();
+        Some(FakeScope {
+            mount,
+            slice,
+            made_slice,
+            user,
+            scope,
+            bystander,
+        })
+    }
+
+    fn procs(&self) -> PathBuf {
+        self.scope.join("cgroup.procs")
+    }
+
+    fn bystander_runs(&mut self) -> bool {
+        self.bystander.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for FakeScope {
+    fn drop(&mut self) {
+        let _ = self.bystander.kill();
+        let _ = self.bystander.wait();
+        let root = self.mount.join("cgroup.procs");
+        let until = Instant::now() + Duration::from_secs(5);
+        while std::fs::remove_dir(&self.scope).is_err() && Instant::now() < until {
+            let below = std::fs::read_dir(&self.scope)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path());
+            for dir in below.chain([self.scope.clone()]).collect::<Vec<_>>() {
+                for pid in std::fs::read_to_string(dir.join("cgroup.procs"))
+                    .unwrap_or_default()
+                    .lines()
+                {
+                    let _ = std::fs::write(&root, pid);
+                }
+                if dir != self.scope {
+                    let _ = std::fs::remove_dir(&dir);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = std::fs::remove_dir(&self.user);
+        if self.made_slice {
+            let _ = std::fs::remove_dir(&self.slice);
+        }
+    }
 }
