@@ -67,18 +67,6 @@ pub struct Hierarchy {
     mount: PathBuf,
 }
 
-/// Where the monitor's login cgroup is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Placed {
-    /// Its own cgroup, made now or by an earlier principals call of the
-    /// same connection. Also where the monitor is in a logind session
-    /// scope: before the principals command's answer, a scope is not
-    /// this login's (pam_systemd makes that one at PAM's session start)
-    /// but the listener's (sshd started by hand from someone's session),
-    /// whose every process that login's end ended.
-    Own(PathBuf),
-}
-
 /// The mount point of the cgroup2 file system in the text of
 /// `/proc/self/mountinfo` (a hybrid layout has it at
 /// `/sys/fs/cgroup/unified`, a pure v2 host at `/sys/fs/cgroup`).
@@ -200,13 +188,18 @@ impl Hierarchy {
     }
 
     /// Where the login cgroup of `monitor` goes, given the text of its
-    /// `/proc/PID/cgroup`: its current cgroup when that already is this monitor's login
-    /// cgroup (a second principals call of the same connection), else a
-    /// new child of its current cgroup (inside `ssh.service`'s on a
-    /// systemd host, so that stopping sshd still covers it). Another
-    /// login's cgroup (an sshd started from inside a login has its
-    /// connections' monitors there) is neither shared nor gone below:
-    /// that login's end kills every cgroup below its own, another
+    /// `/proc/PID/cgroup`, and whether it is still to be made: its
+    /// current cgroup when that already is this monitor's login cgroup
+    /// (a second principals call of the same connection), else a new
+    /// child of its current cgroup. That is inside `ssh.service`'s on a
+    /// systemd host, so that stopping sshd still covers it; and inside a
+    /// logind session scope too: before the principals command's answer
+    /// a scope is not this login's (pam_systemd makes that one at PAM's
+    /// session start) but the listener's, sshd started by hand from
+    /// someone's session, whose every process that login's end ended.
+    /// Another login's cgroup (an sshd started from inside a login has
+    /// its connections' monitors there) is neither shared nor gone
+    /// below: that login's end kills every cgroup below its own, another
     /// person's login with it. The new one goes beside the outermost
     /// login cgroup around the monitor.
     pub fn target(
@@ -215,7 +208,7 @@ impl Hierarchy {
         serial: u64,
         monitor: i32,
         start: u64,
-    ) -> Result<(Placed, bool), CgroupError> {
+    ) -> Result<(PathBuf, bool), CgroupError> {
         let path = v2_path(cgroup)
             .ok_or_else(|| CgroupError::BadPath(monitor, cgroup.trim().to_owned()))?;
         let here = self.dir_of(path);
@@ -226,13 +219,10 @@ impl Hierarchy {
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| n.ends_with(&own))
         {
-            return Ok((Placed::Own(here), false));
+            return Ok((here, false));
         }
         let base = self.beside_logins(&here).unwrap_or(&here);
-        Ok((
-            Placed::Own(base.join(name_of(serial, monitor, start))),
-            true,
-        ))
+        Ok((base.join(name_of(serial, monitor, start)), true))
     }
 
     /// The parent of the outermost login cgroup at or around `here`, if
@@ -271,10 +261,12 @@ impl Hierarchy {
     }
 
     /// Puts sshd monitor `monitor` (started at `start`, checked to be a
-    /// root sshd by the caller) into its login's own cgroup. Called
+    /// root sshd by the caller) into its login's own cgroup, made now or
+    /// by an earlier principals call of the same connection; returns
+    /// where that is. Called
     /// before the principals command is answered: sshd has forked
     /// nothing of the login yet.
-    pub fn place(&self, monitor: i32, start: u64, serial: u64) -> Result<Placed, CgroupError> {
+    pub fn place(&self, monitor: i32, start: u64, serial: u64) -> Result<PathBuf, CgroupError> {
         let proc_cgroup = PathBuf::from(format!("/proc/{monitor}/cgroup"));
         let cgroup =
             std::fs::read_to_string(&proc_cgroup).map_err(|source| CgroupError::Unreadable {
@@ -284,25 +276,24 @@ impl Hierarchy {
         if start_time(monitor) != Some(start) {
             return Err(CgroupError::NotMonitor(monitor));
         }
-        let (placed, new) = self.target(&cgroup, serial, monitor, start)?;
-        let Placed::Own(dir) = &placed;
+        let (dir, new) = self.target(&cgroup, serial, monitor, start)?;
         if !new {
-            return Ok(placed);
+            return Ok(dir);
         }
-        let mut moved = make_and_move(dir, monitor)?;
+        let mut moved = make_and_move(&dir, monitor)?;
         // Removed between the two as an empty stale one (a recorder
         // starting on a host of many: tests run several): once more.
         if moved
             .as_ref()
             .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
         {
-            moved = make_and_move(dir, monitor)?;
+            moved = make_and_move(&dir, monitor)?;
         }
         if let Err(source) = moved {
-            let _ = std::fs::remove_dir(dir);
+            let _ = std::fs::remove_dir(&dir);
             return Err(CgroupError::Move {
                 pid: monitor,
-                path: dir.clone(),
+                path: dir,
                 source,
             });
         }
@@ -313,10 +304,10 @@ impl Hierarchy {
             if let Some(old) = v2_path(&cgroup) {
                 let _ = std::fs::write(self.dir_of(old).join("cgroup.procs"), monitor.to_string());
             }
-            let _ = std::fs::remove_dir(dir);
+            let _ = std::fs::remove_dir(&dir);
             return Err(CgroupError::NotMonitor(monitor));
         }
-        Ok(placed)
+        Ok(dir)
     }
 
     /// Removes the login cgroups below the mount that hold nothing and
@@ -389,8 +380,8 @@ pub fn start(root: Option<&Path>) -> Cgroups {
 }
 
 /// The own cgroup of the login of sshd monitor `monitor` (started at
-/// `start`) under certificate `serial`, placed now; `None` in a logind
-/// scope or when it cannot be made, which is said (`what` names the
+/// `start`) under certificate `serial`, placed now; `None` when it
+/// cannot be made, which is said (`what` names the
 /// login) and changes nothing else: the login goes on, followed by
 /// kernel session as before.
 pub fn for_login(
@@ -406,7 +397,7 @@ pub fn for_login(
         None => Err(CgroupError::NotMonitor(monitor)),
     };
     match placed {
-        Ok(Placed::Own(dir)) => Some(dir),
+        Ok(dir) => Some(dir),
         Err(e) => {
             eprintln!(
                 "jit-ssh-host recorder: {what}: no cgroup of its own ({e}): followed by kernel session only, a process that double-forks out of it between two looks is not ended at its certificate's end or revocation"

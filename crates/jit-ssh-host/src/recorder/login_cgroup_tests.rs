@@ -47,19 +47,16 @@ fn a_login_cgroup_goes_below_the_monitors_own_and_never_anywhere_broader() {
     // No logind, no systemd: the root cgroup.
     assert_eq!(
         h.target("0::/\n", 7, 4242, 99).unwrap(),
-        (
-            Placed::Own(PathBuf::from("/sys/fs/cgroup/unified").join(&name)),
-            true
-        )
+        (PathBuf::from("/sys/fs/cgroup/unified").join(&name), true)
     );
     // systemd without logind: inside ssh.service's subtree.
     assert_eq!(
         h.target("0::/system.slice/ssh.service\n", 7, 4242, 99)
             .unwrap(),
         (
-            Placed::Own(PathBuf::from(
+            PathBuf::from(
                 "/sys/fs/cgroup/unified/system.slice/ssh.service/jit-ssh-login-7-4242-99"
-            )),
+            ),
             true
         )
     );
@@ -68,9 +65,9 @@ fn a_login_cgroup_goes_below_the_monitors_own_and_never_anywhere_broader() {
     assert_eq!(
         h.target(ours, 8, 4242, 99).unwrap(),
         (
-            Placed::Own(PathBuf::from(
+            PathBuf::from(
                 "/sys/fs/cgroup/unified/system.slice/ssh.service/jit-ssh-login-7-4242-99"
-            )),
+            ),
             false
         )
     );
@@ -81,9 +78,7 @@ fn a_login_cgroup_goes_below_the_monitors_own_and_never_anywhere_broader() {
         h.target("0::/jit-ssh-login-7-4242-99\n", 9, 5000, 100)
             .unwrap(),
         (
-            Placed::Own(PathBuf::from(
-                "/sys/fs/cgroup/unified/jit-ssh-login-9-5000-100"
-            )),
+            PathBuf::from("/sys/fs/cgroup/unified/jit-ssh-login-9-5000-100"),
             true
         )
     );
@@ -96,9 +91,9 @@ fn a_login_cgroup_goes_below_the_monitors_own_and_never_anywhere_broader() {
         )
         .unwrap(),
         (
-            Placed::Own(PathBuf::from(
+            PathBuf::from(
                 "/sys/fs/cgroup/unified/system.slice/ssh.service/jit-ssh-login-9-5000-100"
-            )),
+            ),
             true
         )
     );
@@ -109,9 +104,9 @@ fn a_login_cgroup_goes_below_the_monitors_own_and_never_anywhere_broader() {
         h.target("0::/user.slice/user-1000.slice/session-4.scope\n", 7, 1, 2)
             .unwrap(),
         (
-            Placed::Own(PathBuf::from(
+            PathBuf::from(
                 "/sys/fs/cgroup/unified/user.slice/user-1000.slice/session-4.scope/jit-ssh-login-7-1-2"
-            )),
+            ),
             true
         )
     );
@@ -165,7 +160,7 @@ fn a_placed_process_and_what_it_forks_after_stay_in_the_cgroup_and_end_with_it()
         Err(CgroupError::NotMonitor(p)) if p == pid
     ));
     let placed = match h.place(pid, start, 7) {
-        Ok(Placed::Own(dir)) => dir,
+        Ok(dir) => dir,
         other => {
             let _ = child.kill();
             let _ = child.wait();
@@ -175,7 +170,7 @@ fn a_placed_process_and_what_it_forks_after_stay_in_the_cgroup_and_end_with_it()
     };
     assert!(h.is_login_cgroup(&placed), "{}", placed.display());
     // Placed again (a second principals call): the same cgroup.
-    assert_eq!(h.place(pid, start, 8).unwrap(), Placed::Own(placed.clone()));
+    assert_eq!(h.place(pid, start, 8).unwrap(), placed);
     // Now it double-forks a job away.
     use std::io::Write;
     child.stdin.take().unwrap().write_all(b"go\n").unwrap();
@@ -241,7 +236,7 @@ fn another_logins_cgroup_does_not_end_with_the_login_its_sshd_was_started_in() {
     };
     let (mut a, mut b) = (spawn(), spawn());
     let pid = |c: &std::process::Child| i32::try_from(c.id()).unwrap();
-    let Ok(Placed::Own(dir_a)) = h.place(pid(&a), start_time(pid(&a)).unwrap(), 1) else {
+    let Ok(dir_a) = h.place(pid(&a), start_time(pid(&a)).unwrap(), 1) else {
         for c in [&mut a, &mut b] {
             let _ = c.kill();
             let _ = c.wait();
@@ -258,11 +253,11 @@ fn another_logins_cgroup_does_not_end_with_the_login_its_sshd_was_started_in() {
     let b_alive = b.try_wait().unwrap().is_none();
     let _ = b.kill();
     let _ = b.wait();
-    if let Ok(Placed::Own(dir_b)) = &placed_b {
+    if let Ok(dir_b) = &placed_b {
         let _ = remove(dir_b);
     }
     let _ = remove(&dir_a);
-    let Ok(Placed::Own(dir_b)) = placed_b else {
+    let Ok(dir_b) = placed_b else {
         panic!("B got no cgroup: {placed_b:?}");
     };
     assert!(b_alive, "A's end killed B's login ({})", dir_b.display());

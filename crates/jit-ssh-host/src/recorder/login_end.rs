@@ -495,7 +495,7 @@ mod tests {
     /// over. Skipped where this machine has no writable cgroup2.
     #[test]
     fn what_is_left_in_a_logins_cgroup_alone_is_taken_back_and_ended() {
-        use super::super::login_cgroup::{populated, remove, Hierarchy, Placed};
+        use super::super::login_cgroup::{populated, remove, Hierarchy};
         let h = match Hierarchy::find() {
             Ok(h) => h,
             Err(e) => return eprintln!("skipped: {e}"),
@@ -505,7 +505,7 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = i32::try_from(job.id()).unwrap();
-        let Ok(Placed::Own(dir)) = h.place(pid, start_time(pid).unwrap(), 1) else {
+        let Ok(dir) = h.place(pid, start_time(pid).unwrap(), 1) else {
             let _ = job.kill();
             let _ = job.wait();
             return eprintln!("skipped: no cgroup could be made");
