@@ -147,7 +147,6 @@ fn run_indexer(
     let poisoned = || std::io::Error::other("the unindexed entries' lock was poisoned");
     let mut dirty = std::collections::BTreeSet::new();
     let mut last_sync = std::time::Instant::now();
-    let mut indexed = unindexed.lock().map_err(|_| poisoned())?.indexed();
     loop {
         let job = rx.recv_timeout(INDEX_SYNC_EVERY);
         if let Ok((seq, records)) = &job {
@@ -156,11 +155,11 @@ fn run_indexer(
                 .lock()
                 .map_err(|_| poisoned())?
                 .written_up_to(*seq);
-            indexed = *seq;
         }
         let closed = matches!(job, Err(mpsc::RecvTimeoutError::Disconnected));
         if (closed || last_sync.elapsed() >= INDEX_SYNC_EVERY) && !dirty.is_empty() {
-            index.sync(std::mem::take(&mut dirty), indexed)?;
+            let watermark = unindexed.lock().map_err(|_| poisoned())?.indexed();
+            index.sync(std::mem::take(&mut dirty), watermark)?;
             last_sync = std::time::Instant::now();
         }
         if closed {
