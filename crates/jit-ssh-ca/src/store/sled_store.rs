@@ -61,20 +61,6 @@ impl SledStore {
         store.index_pending_once()
     }
 
-    /// A compare-and-swap is how the outcome of a touch is kept (a claim,
-    /// an issuance, an approval, a sign-in): it goes to disk before the
-    /// caller goes on, and with it the taken ceremony before it (sled's
-    /// log is one sequence). sled writes on its own only every 500 ms: a
-    /// crash in between took an issued request back to `pending_mfa`,
-    /// and the same touch, replayed, got a second certificate
-    /// (tests/serve_crash.rs).
-    fn durable(&self, swapped: bool) -> Result<bool, StoreError> {
-        if swapped {
-            self.db.flush()?;
-        }
-        Ok(swapped)
-    }
-
     /// A store from before the index: index what waits for approvers, once.
     fn index_pending_once(self) -> Result<Self, StoreError> {
         if self.meta.contains_key(PENDING_INDEXED)? {
@@ -136,6 +122,15 @@ pub(super) fn dec<T: DeserializeOwned>(
 
 /// Replaces the JSON stored under `key` with `new` only if it is still
 /// exactly `old` (compare-and-swap): what every state change goes through.
+/// Replaces `old` with `new` under `key` if it is still `old`.
+///
+/// A swap is how the outcome of a touch is kept (a claim, an issuance,
+/// an approval, a sign-in): one that happened is on disk before the
+/// caller goes on, and with it the taken ceremony before it (sled's log
+/// is one sequence, which a tree's flush writes whole). sled writes on
+/// its own only every 500 ms: a crash in between took an issued request
+/// back to `pending_mfa`, and the same touch, replayed, got a second
+/// certificate (tests/serve_crash.rs).
 fn swap<T: Serialize>(
     tree: &sled::Tree,
     key: &str,
@@ -143,8 +138,13 @@ fn swap<T: Serialize>(
     new: &T,
     what: &'static str,
 ) -> Result<bool, StoreError> {
-    let swapped = tree.compare_and_swap(key, Some(enc(old, what)?), Some(enc(new, what)?))?;
-    Ok(swapped.is_ok())
+    let swapped = tree
+        .compare_and_swap(key, Some(enc(old, what)?), Some(enc(new, what)?))?
+        .is_ok();
+    if swapped {
+        tree.flush()?;
+    }
+    Ok(swapped)
 }
 
 impl SledStore {
@@ -325,7 +325,7 @@ impl Store for SledStore {
         if swapped && !waits && old.status == RequestStatus::PendingApproval {
             self.pending.remove(new.id.as_bytes())?;
         }
-        self.durable(swapped)
+        Ok(swapped)
     }
 
     fn put_revocation(&self, r: &PendingRevocation) -> Result<(), StoreError> {
@@ -344,7 +344,7 @@ impl Store for SledStore {
         new: &PendingRevocation,
     ) -> Result<bool, StoreError> {
         let _writing = self.writing();
-        self.durable(swap(&self.revocations, &old.id, old, new, "revocation")?)
+        swap(&self.revocations, &old.id, old, new, "revocation")
     }
 
     fn pending_approval(&self) -> Result<Vec<AccessRequest>, StoreError> {
@@ -442,7 +442,7 @@ impl Store for SledStore {
         new: &PendingDecision,
     ) -> Result<bool, StoreError> {
         let _writing = self.writing();
-        self.durable(swap(&self.decisions, &old.id, old, new, "decision")?)
+        swap(&self.decisions, &old.id, old, new, "decision")
     }
 
     fn put_session(&self, s: &Session) -> Result<(), StoreError> {
@@ -457,7 +457,7 @@ impl Store for SledStore {
 
     fn swap_session(&self, old: &Session, new: &Session) -> Result<bool, StoreError> {
         let _writing = self.writing();
-        self.durable(swap(&self.sessions, &old.id, old, new, "session")?)
+        swap(&self.sessions, &old.id, old, new, "session")
     }
 
     fn block_user(&self, user: &str) -> Result<(), StoreError> {
