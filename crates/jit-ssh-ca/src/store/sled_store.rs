@@ -272,18 +272,33 @@ impl Store for SledStore {
         Ok(dec(self.credentials.get(user)?, "credentials")?.unwrap_or_default())
     }
 
-    fn put_credentials(
+    fn swap_credentials(
         &self,
         user: &str,
-        creds: &[Passkey],
+        old: &[Passkey],
+        new: &[Passkey],
         durable: bool,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let _writing = self.writing();
-        self.credentials.insert(user, enc(&creds, "credentials")?)?;
-        if durable {
+        let new = enc(&new, "credentials")?;
+        let mut swapped = old.is_empty()
+            && self
+                .credentials
+                .compare_and_swap(user, None as Option<&[u8]>, Some(new.clone()))?
+                .is_ok();
+        if !swapped {
+            // An empty `old` also matches an empty list stored.
+            swapped = self
+                .credentials
+                .compare_and_swap(user, Some(enc(&old, "credentials")?), Some(new))?
+                .is_ok();
+        }
+        // Not the shared swap(), which always flushes: a counter update
+        // is left to sled's background flush.
+        if swapped && durable {
             self.credentials.flush()?;
         }
-        Ok(())
+        Ok(swapped)
     }
 
     fn invited_roles(&self, user: &str) -> Result<Vec<Role>, StoreError> {

@@ -155,6 +155,21 @@ impl PgStore {
         row.map(|r| dec(&r.get::<_, String>(0), what)).transpose()
     }
 
+    /// Stores `user`'s credentials whatever is stored: for copying a
+    /// store (`migrate --from`) only. The service never uses it: a
+    /// running CA changes credentials with [`Store::swap_credentials`].
+    pub fn put_credentials(&self, user: &str, creds: &[Passkey]) -> Result<(), StoreError> {
+        let body = enc(&creds, "credentials")?;
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO credentials (user_name, body) VALUES ($1, $2)
+                 ON CONFLICT (user_name) DO UPDATE SET body = EXCLUDED.body",
+                &[&user, &body],
+            )?;
+            Ok(())
+        })
+    }
+
     fn prune_table(&self, table: &str, cutoff: i64) -> Result<usize, StoreError> {
         let sql = format!("DELETE FROM {table} WHERE ends_at < $1");
         let n = self.with(|c| Ok(c.execute(&sql, &[&cutoff])?))?;
@@ -318,27 +333,40 @@ impl Store for PgStore {
         passkeys(row.map(|r| r.get(0)))
     }
 
-    fn put_credentials(
+    fn swap_credentials(
         &self,
         user: &str,
-        creds: &[Passkey],
+        old: &[Passkey],
+        new: &[Passkey],
         durable: bool,
-    ) -> Result<(), StoreError> {
-        let body = enc(&creds, "credentials")?;
-        // One statement, its own transaction: a signature-counter update
-        // need not wait for the disk (the setting is local to it, and
-        // read at its commit). A durable write keeps the server's setting.
-        let commit = if durable { "" } else { "off" };
-        self.with(|c| {
-            c.execute(
+    ) -> Result<bool, StoreError> {
+        let (body, was) = (enc(&new, "credentials")?, enc(&old, "credentials")?);
+        // A counter update need not wait for the disk (see `commit`).
+        let commit = if durable {
+            Commit::Durable
+        } else {
+            Commit::Deferred
+        };
+        // A first credential is inserted only if the row is still missing
+        // (or holds an empty list): of two inserts at once, the second
+        // finds the first's row and its body no longer `[]`.
+        let sql = if old.is_empty() {
+            format!(
                 "INSERT INTO credentials (user_name, body)
-                 SELECT $1, $2 FROM (SELECT CASE WHEN $3 = 'off'
-                   THEN set_config('synchronous_commit', 'off', true) END) AS setting
-                 ON CONFLICT (user_name) DO UPDATE SET body = EXCLUDED.body",
-                &[&user, &body, &commit],
-            )?;
-            Ok(())
-        })
+                 SELECT $1::text, $2::text FROM {}
+                 ON CONFLICT (user_name) DO UPDATE SET body = EXCLUDED.body
+                 WHERE credentials.body = $3",
+                commit::setting(4)
+            )
+        } else {
+            format!(
+                "UPDATE credentials SET body = $2 FROM {}
+                 WHERE user_name = $1 AND body = $3",
+                commit::setting(4)
+            )
+        };
+        let deferred = commit.deferred();
+        self.with(|c| Ok(c.execute(&sql, &[&user, &body, &was, &deferred])? == 1))
     }
 
     fn invited_roles(&self, user: &str) -> Result<Vec<Role>, StoreError> {
