@@ -350,4 +350,28 @@ async fn a_list_that_never_settles_is_a_retryable_refusal() {
     assert_eq!(state["status"], "pending_mfa", "{state}");
 }
 
+/// The record comes before the passkey: an audit log that refuses the
+/// enrollment's record (a full disk) leaves no credential behind.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_enrollment_whose_record_is_refused_stores_no_passkey() {
+    let t = TestCa::build("", |real| {
+        Arc::new(common::AppendHook {
+            inner: real,
+            before: |event: &jit_ssh_audit::Event| match event {
+                jit_ssh_audit::Event::UserEnrolled(_) => Err(common::refused_append()),
+                _ => Ok(()),
+            },
+            on_ready: None,
+        })
+    });
+    let link = t.ca.invite("alice", &[], Actor::System).unwrap();
+    let token = link.url.rsplit('/').next().unwrap().to_owned();
+    let reg = t.register(&token, &mut SoftPasskey::new(true)).await;
+    let (st, body) = t.finish_enroll(&token, &reg).await;
+    assert!(st.is_server_error(), "{st} {body}");
+    assert!(!t.ca.is_enrolled("alice").unwrap());
+    let (st, body) = t.post("/v1/sessions", &json!({ "user": "alice" })).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{body}");
+}
+
 mod stored;

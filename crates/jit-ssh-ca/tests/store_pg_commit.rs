@@ -110,12 +110,17 @@ fn login_state_commits_without_waiting_for_the_disk_and_the_rest_waits() {
     let key = passkey();
     durable(&mut c, "enrolling a credential", &|| {
         assert!(store
-            .swap_credentials("carol", &[], &[key.clone()], true)
+            .swap_credentials("carol", &[], std::slice::from_ref(&key), true)
             .unwrap())
     });
     deferred(&mut c, "a signature-counter update", &|| {
         assert!(store
-            .swap_credentials("carol", &[key.clone()], &[counted(&key, 1)], false)
+            .swap_credentials(
+                "carol",
+                std::slice::from_ref(&key),
+                &[counted(&key, 1)],
+                false
+            )
             .unwrap())
     });
     deferred(&mut c, "storing a ceremony", &|| {

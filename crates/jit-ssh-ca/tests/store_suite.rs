@@ -498,36 +498,29 @@ fn a_stored_request_reads_back_identical(s: Arc<dyn Store>) {
 
 fn credentials_swap_only_from_the_stored_list(s: Arc<dyn Store>) {
     let (a, b, c) = (passkey(), passkey(), passkey());
+    let (only_a, only_b) = (std::slice::from_ref(&a), std::slice::from_ref(&b));
     assert!(s.credentials("alice").unwrap().is_empty());
     // A list that is not stored cannot be swapped into existence.
-    assert!(!s
-        .swap_credentials("alice", &[a.clone()], &[b.clone()], true)
-        .unwrap());
+    assert!(!s.swap_credentials("alice", only_a, only_b, true).unwrap());
     assert!(!s.may_request("alice").unwrap().enrolled);
     // The first credential: "none" matches a user with no row.
-    assert!(s
-        .swap_credentials("alice", &[], &[a.clone()], true)
-        .unwrap());
-    assert_eq!(exact(&s.credentials("alice").unwrap()), exact(&[a.clone()]));
+    assert!(s.swap_credentials("alice", &[], only_a, true).unwrap());
+    assert_eq!(exact(&s.credentials("alice").unwrap()), exact(only_a));
     // A second "first" enrollment read the empty list: refused.
-    assert!(!s
-        .swap_credentials("alice", &[], &[b.clone()], true)
-        .unwrap());
+    assert!(!s.swap_credentials("alice", &[], only_b, true).unwrap());
     // An enrollment from the stored list, not waiting for the disk here
     // (both kinds of write must swap alike).
     let two = [a.clone(), b.clone()];
-    assert!(s
-        .swap_credentials("alice", &[a.clone()], &two, false)
-        .unwrap());
+    assert!(s.swap_credentials("alice", only_a, &two, false).unwrap());
     // A sign-in that read the list before that enrollment writes back
     // what it read with its counter raised: refused, nothing changes
     // (this blind write lost passkey b).
     for durable in [true, false] {
         assert!(!s
-            .swap_credentials("alice", &[a.clone()], &[counted(&a, 7)], durable)
+            .swap_credentials("alice", only_a, &[counted(&a, 7)], durable)
             .unwrap());
         assert!(!s
-            .swap_credentials("alice", &[a.clone()], &[a.clone(), c.clone()], durable)
+            .swap_credentials("alice", only_a, &[a.clone(), c.clone()], durable)
             .unwrap());
         assert_eq!(exact(&s.credentials("alice").unwrap()), exact(&two));
     }
@@ -542,8 +535,9 @@ fn credentials_swap_only_from_the_stored_list(s: Arc<dyn Store>) {
     assert!(s.credentials("bob").unwrap().is_empty());
     // An empty list stored matches "none" as well.
     assert!(s.swap_credentials("bob", &[], &[], true).unwrap());
-    assert!(s.swap_credentials("bob", &[], &[c.clone()], true).unwrap());
-    assert_eq!(exact(&s.credentials("bob").unwrap()), exact(&[c]));
+    let only_c = std::slice::from_ref(&c);
+    assert!(s.swap_credentials("bob", &[], only_c, true).unwrap());
+    assert_eq!(exact(&s.credentials("bob").unwrap()), exact(only_c));
 }
 
 fn first_credentials_race_to_one_writer(s: Arc<dyn Store>) {

@@ -6,6 +6,7 @@ pub mod copy;
 mod hosts;
 pub mod pg;
 mod retention;
+mod sled_credentials;
 mod sled_hosts;
 mod sled_store;
 #[cfg(test)]

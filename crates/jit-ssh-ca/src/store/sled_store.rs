@@ -15,7 +15,7 @@ use jit_ssh_proto::api::RequestStatus;
 
 pub struct SledStore {
     invites: sled::Tree,
-    credentials: sled::Tree,
+    pub(super) credentials: sled::Tree,
     roles: sled::Tree,
     requests: sled::Tree,
     ceremonies: sled::Tree,
@@ -279,26 +279,7 @@ impl Store for SledStore {
         new: &[Passkey],
         durable: bool,
     ) -> Result<bool, StoreError> {
-        let _writing = self.writing();
-        let new = enc(&new, "credentials")?;
-        let mut swapped = old.is_empty()
-            && self
-                .credentials
-                .compare_and_swap(user, None as Option<&[u8]>, Some(new.clone()))?
-                .is_ok();
-        if !swapped {
-            // An empty `old` also matches an empty list stored.
-            swapped = self
-                .credentials
-                .compare_and_swap(user, Some(enc(&old, "credentials")?), Some(new))?
-                .is_ok();
-        }
-        // Not the shared swap(), which always flushes: a counter update
-        // is left to sled's background flush.
-        if swapped && durable {
-            self.credentials.flush()?;
-        }
-        Ok(swapped)
+        self.swap_user_credentials(user, (old, new), durable)
     }
 
     fn invited_roles(&self, user: &str) -> Result<Vec<Role>, StoreError> {

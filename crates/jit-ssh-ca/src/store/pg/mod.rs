@@ -12,6 +12,7 @@ pub mod audit;
 mod commit;
 mod connect;
 mod copy_in;
+mod credentials;
 mod hosts;
 pub mod migrate;
 mod notify;
@@ -153,21 +154,6 @@ impl PgStore {
         let deferred = commit.deferred();
         let row = self.with(|c| Ok(c.query_opt(&sql, &[&key, &deferred])?))?;
         row.map(|r| dec(&r.get::<_, String>(0), what)).transpose()
-    }
-
-    /// Stores `user`'s credentials whatever is stored: for copying a
-    /// store (`migrate --from`) only. The service never uses it: a
-    /// running CA changes credentials with [`Store::swap_credentials`].
-    pub fn put_credentials(&self, user: &str, creds: &[Passkey]) -> Result<(), StoreError> {
-        let body = enc(&creds, "credentials")?;
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO credentials (user_name, body) VALUES ($1, $2)
-                 ON CONFLICT (user_name) DO UPDATE SET body = EXCLUDED.body",
-                &[&user, &body],
-            )?;
-            Ok(())
-        })
     }
 
     fn prune_table(&self, table: &str, cutoff: i64) -> Result<usize, StoreError> {
@@ -340,33 +326,7 @@ impl Store for PgStore {
         new: &[Passkey],
         durable: bool,
     ) -> Result<bool, StoreError> {
-        let (body, was) = (enc(&new, "credentials")?, enc(&old, "credentials")?);
-        // A counter update need not wait for the disk (see `commit`).
-        let commit = if durable {
-            Commit::Durable
-        } else {
-            Commit::Deferred
-        };
-        // A first credential is inserted only if the row is still missing
-        // (or holds an empty list): of two inserts at once, the second
-        // finds the first's row and its body no longer `[]`.
-        let sql = if old.is_empty() {
-            format!(
-                "INSERT INTO credentials (user_name, body)
-                 SELECT $1::text, $2::text FROM {}
-                 ON CONFLICT (user_name) DO UPDATE SET body = EXCLUDED.body
-                 WHERE credentials.body = $3",
-                commit::setting(4)
-            )
-        } else {
-            format!(
-                "UPDATE credentials SET body = $2 FROM {}
-                 WHERE user_name = $1 AND body = $3",
-                commit::setting(4)
-            )
-        };
-        let deferred = commit.deferred();
-        self.with(|c| Ok(c.execute(&sql, &[&user, &body, &was, &deferred])? == 1))
+        self.swap_user_credentials(user, (old, new), durable)
     }
 
     fn invited_roles(&self, user: &str) -> Result<Vec<Role>, StoreError> {
