@@ -13,7 +13,7 @@ mod stored;
 
 use jit_ssh_ca::store::{AccessRequest, PgStore, Store};
 use jit_ssh_proto::api::RequestStatus;
-use stored::{ceremony, request};
+use stored::{ceremony, counted, passkey, request};
 
 /// Whether WAL inserted so far is not yet flushed.
 fn unflushed(c: &mut postgres::Client) -> bool {
@@ -49,7 +49,7 @@ fn login_state_commits_without_waiting_for_the_disk_and_the_rest_waits() {
         // (An upsert that always writes: a write that changes nothing
         // commits nothing.)
         durable(c, "storing credentials", &|| {
-            store.put_credentials("bob", &[], true).unwrap()
+            store.put_credentials("bob", &[]).unwrap()
         });
         write();
         assert!(unflushed(c), "{what} waited for the disk");
@@ -104,6 +104,33 @@ fn login_state_commits_without_waiting_for_the_disk_and_the_rest_waits() {
     });
     durable(&mut c, "storing a denial after a claim", &|| {
         assert!(store.swap_request(&second_claimed, &denied).unwrap())
+    });
+
+    // An enrolled credential waits; a sign-in's counter update need not.
+    let key = passkey();
+    durable(&mut c, "enrolling a credential", &|| {
+        assert!(store
+            .swap_credentials("carol", &[], std::slice::from_ref(&key), true)
+            .unwrap())
+    });
+    deferred(&mut c, "a signature-counter update", &|| {
+        assert!(store
+            .swap_credentials(
+                "carol",
+                std::slice::from_ref(&key),
+                &[counted(&key, 1)],
+                false
+            )
+            .unwrap())
+    });
+    deferred(&mut c, "storing a ceremony", &|| {
+        store.put_ceremony("mfa:5", &ceremony(100)).unwrap()
+    });
+    durable(&mut c, "enrolling a second credential", &|| {
+        let two = [counted(&key, 1), passkey()];
+        assert!(store
+            .swap_credentials("carol", &[counted(&key, 1)], &two, true)
+            .unwrap())
     });
 
     // What must not be lost waits, even right after a deferred write.

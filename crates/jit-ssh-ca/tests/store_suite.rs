@@ -10,7 +10,7 @@ mod stored;
 
 use std::sync::{Arc, Barrier};
 
-use stored::{ceremony, request};
+use stored::{ceremony, counted, exact, passkey, request};
 
 use jit_ssh_ca::policy::Role;
 use jit_ssh_ca::store::{
@@ -55,6 +55,8 @@ suite!(
     host_tokens_are_spent_and_hosts_swapped,
     host_challenges_and_revoked_host_keys,
     a_stored_request_reads_back_identical,
+    credentials_swap_only_from_the_stored_list,
+    first_credentials_race_to_one_writer,
 );
 
 fn pending_ids(s: &dyn Store) -> Vec<String> {
@@ -349,8 +351,8 @@ fn revocations_decisions_and_sessions_swap(s: Arc<dyn Store>) {
 
 fn users_credentials_roles_and_blocks(s: Arc<dyn Store>) {
     assert!(s.credentials("alice").unwrap().is_empty());
-    s.put_credentials("alice", &[], true).unwrap();
-    s.put_credentials("alice", &[], false).unwrap();
+    assert!(s.swap_credentials("alice", &[], &[], true).unwrap());
+    assert!(s.swap_credentials("alice", &[], &[], false).unwrap());
     assert!(s.credentials("alice").unwrap().is_empty());
     assert!(s.invited_roles("alice").unwrap().is_empty());
     s.add_invited_roles("alice", &[Role::Security, Role::Approver])
@@ -492,4 +494,79 @@ fn a_stored_request_reads_back_identical(s: Arc<dyn Store>) {
     };
     assert!(s.swap_request(&r, &next).unwrap());
     assert_eq!(s.request("full").unwrap(), Some(next));
+}
+
+fn credentials_swap_only_from_the_stored_list(s: Arc<dyn Store>) {
+    let (a, b, c) = (passkey(), passkey(), passkey());
+    let (only_a, only_b) = (std::slice::from_ref(&a), std::slice::from_ref(&b));
+    assert!(s.credentials("alice").unwrap().is_empty());
+    // A list that is not stored cannot be swapped into existence.
+    assert!(!s.swap_credentials("alice", only_a, only_b, true).unwrap());
+    assert!(!s.may_request("alice").unwrap().enrolled);
+    // The first credential: "none" matches a user with no row.
+    assert!(s.swap_credentials("alice", &[], only_a, true).unwrap());
+    assert_eq!(exact(&s.credentials("alice").unwrap()), exact(only_a));
+    // A second "first" enrollment read the empty list: refused.
+    assert!(!s.swap_credentials("alice", &[], only_b, true).unwrap());
+    // An enrollment from the stored list, not waiting for the disk here
+    // (both kinds of write must swap alike).
+    let two = [a.clone(), b.clone()];
+    assert!(s.swap_credentials("alice", only_a, &two, false).unwrap());
+    // A sign-in that read the list before that enrollment writes back
+    // what it read with its counter raised: refused, nothing changes
+    // (this blind write lost passkey b).
+    for durable in [true, false] {
+        assert!(!s
+            .swap_credentials("alice", only_a, &[counted(&a, 7)], durable)
+            .unwrap());
+        assert!(!s
+            .swap_credentials("alice", only_a, &[a.clone(), c.clone()], durable)
+            .unwrap());
+        assert_eq!(exact(&s.credentials("alice").unwrap()), exact(&two));
+    }
+    // The counter rises from the stored list; a stale copy cannot move
+    // it back.
+    let raised = [counted(&a, 7), b.clone()];
+    assert!(s.swap_credentials("alice", &two, &raised, false).unwrap());
+    assert!(!s
+        .swap_credentials("alice", &two, &[counted(&a, 3), b.clone()], false)
+        .unwrap());
+    assert_eq!(exact(&s.credentials("alice").unwrap()), exact(&raised));
+    assert!(s.credentials("bob").unwrap().is_empty());
+    // An empty list stored matches "none" as well.
+    assert!(s.swap_credentials("bob", &[], &[], true).unwrap());
+    let only_c = std::slice::from_ref(&c);
+    assert!(s.swap_credentials("bob", &[], only_c, true).unwrap());
+    assert_eq!(exact(&s.credentials("bob").unwrap()), exact(only_c));
+}
+
+fn first_credentials_race_to_one_writer(s: Arc<dyn Store>) {
+    let n = 6;
+    for round in 0..4 {
+        let user = format!("u{round}");
+        let keys: Vec<_> = (0..n).map(|_| passkey()).collect();
+        let barrier = Arc::new(Barrier::new(n));
+        let won: Vec<usize> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let (s, user, k, barrier) = (s.clone(), user.clone(), k.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    // Durable and not, racing each other.
+                    let won = s.swap_credentials(&user, &[], &[k], i % 2 == 0).unwrap();
+                    won.then_some(i)
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .filter_map(|h| h.join().unwrap())
+            .collect();
+        assert_eq!(won.len(), 1, "round {round}: {won:?} all stored");
+        assert_eq!(
+            exact(&s.credentials(&user).unwrap()),
+            exact(&[keys[won[0]].clone()]),
+            "round {round}"
+        );
+    }
 }

@@ -46,7 +46,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::InviteInvalid => StatusCode::GONE,
             ServiceError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ServiceError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ServiceError::Unavailable(_) | ServiceError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ServiceError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
         };
         let message = match &e {
@@ -64,6 +64,8 @@ impl From<ServiceError> for ApiError {
                 ServiceError::RateLimited(s) => Some(s),
                 // Long enough for a pool to find the database back.
                 ServiceError::Unavailable(_) => Some(5),
+                // The other changes are done within moments.
+                ServiceError::Busy(_) => Some(1),
                 // Room comes back when an operator frees it or retention
                 // prunes: not within seconds.
                 ServiceError::InsufficientStorage(_) => Some(60),

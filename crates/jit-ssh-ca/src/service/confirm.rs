@@ -356,14 +356,21 @@ impl Ca {
             }
             Err(e) => return Ok(Err(format!("assertion refused: {e}"))),
         };
-        let mut creds = self.store.credentials(user)?;
-        if creds
-            .iter_mut()
-            .any(|c| c.update_credential(&result).unwrap_or(false))
-        {
-            // The counter only helps spot cloned authenticators: sled's
-            // background flush persists it, off the issuance path.
-            self.store.put_credentials(user, &creds, false)?;
+        // Applied to the list as stored at the swap (another sign-in or
+        // an enrollment may come first): a counter only ever rises. It
+        // only helps spot cloned authenticators: not durable, off the
+        // issuance path.
+        let counted = self.change_credentials(user, false, |creds| {
+            let mut fresh = creds.to_vec();
+            fresh
+                .iter_mut()
+                .any(|c| c.update_credential(&result).unwrap_or(false))
+                .then_some(fresh)
+        })?;
+        if counted.is_none() {
+            return Err(ServiceError::Busy(format!(
+                "{user}'s credentials changed too often at once; nothing was confirmed, touch again"
+            )));
         }
         Ok(Ok(()))
     }

@@ -163,8 +163,8 @@ impl Ca {
             Some(i) if now < i.expires_at => i,
             _ => return Err(ServiceError::InviteInvalid),
         };
-        let mut creds = self.store.credentials(&invite.user)?;
-        creds.push(passkey.clone());
+        // The record first, once: no credential without it, whatever
+        // the swap below takes.
         self.audit(
             Actor::User {
                 name: invite.user.clone(),
@@ -174,7 +174,20 @@ impl Ca {
                 detail: format!("credential {}", hex::encode(passkey.cred_id())),
             }),
         )?;
-        self.store.put_credentials(&invite.user, &creds, true)?;
+        let stored = self.change_credentials(&invite.user, true, |creds| {
+            if creds.iter().any(|c| c.cred_id() == passkey.cred_id()) {
+                return None;
+            }
+            let mut all = creds.to_vec();
+            all.push(passkey.clone());
+            Some(all)
+        })?;
+        let Some(creds) = stored else {
+            return Err(ServiceError::Busy(format!(
+                "{}'s credentials changed too often at once; this passkey was not stored and the link is used up: ask for a new one",
+                invite.user
+            )));
+        };
         self.store.add_invited_roles(&invite.user, &invite.roles)?;
         tracing::info!(user = %invite.user, credentials = creds.len(), "credential enrolled");
         Ok(Enrolled {

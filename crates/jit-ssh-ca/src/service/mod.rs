@@ -10,6 +10,7 @@ mod audit_read;
 mod backup;
 mod cert_owner;
 mod confirm;
+mod credentials;
 mod decide;
 mod enroll;
 mod host_checkin;
@@ -92,6 +93,10 @@ pub enum ServiceError {
     Unavailable(&'static str),
     #[error("{0}: nothing of this upload was stored; keep the chunks and retry later")]
     InsufficientStorage(String),
+    /// Too many changes at once to the same thing (a user's credentials):
+    /// this one was not applied, and may succeed when tried again.
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl ServiceError {
@@ -110,6 +115,7 @@ impl ServiceError {
             ServiceError::Internal(_) => code::INTERNAL,
             ServiceError::Unavailable(_) => code::UNAVAILABLE,
             ServiceError::InsufficientStorage(_) => code::INSUFFICIENT_STORAGE,
+            ServiceError::Busy(_) => code::UNAVAILABLE,
         }
     }
 

@@ -61,7 +61,7 @@ pub fn copy_state(from: &SledStore, to: &PgStore) -> Result<Copied, StoreError> 
             from,
             "credentials",
             "credentials",
-            |k, v: Vec<webauthn_rs::prelude::Passkey>| to.put_credentials(k, &v, true),
+            |k, v: Vec<webauthn_rs::prelude::Passkey>| to.put_credentials(k, &v),
         )?,
     );
     count(

@@ -6,6 +6,7 @@ pub mod copy;
 mod hosts;
 pub mod pg;
 mod retention;
+mod sled_credentials;
 mod sled_hosts;
 mod sled_store;
 #[cfg(test)]
@@ -309,14 +310,20 @@ pub trait Store: HostStore + Send + Sync {
     fn take_invite(&self, token_hash: &str) -> Result<Option<Invite>, StoreError>;
 
     fn credentials(&self, user: &str) -> Result<Vec<Passkey>, StoreError>;
-    /// Stores a user's credentials; `durable` waits for the disk (for
-    /// enrollment; a signature-counter update need not).
-    fn put_credentials(
+    /// Replaces `user`'s credentials with `new` only if they are still
+    /// exactly `old` (an empty `old` matches a user with none stored; of
+    /// two first enrollments, one wins): the only way the service changes
+    /// them, since an enrollment and a sign-in's signature-counter update
+    /// each rewrite the whole list, and a blind write of a list read
+    /// earlier lost a passkey enrolled in between. `durable` waits for
+    /// the disk (enrollment; a counter update need not).
+    fn swap_credentials(
         &self,
         user: &str,
-        creds: &[Passkey],
+        old: &[Passkey],
+        new: &[Passkey],
         durable: bool,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
     /// Stored roles granted by invites (the config grants more).
     fn invited_roles(&self, user: &str) -> Result<Vec<crate::policy::Role>, StoreError>;
     fn add_invited_roles(

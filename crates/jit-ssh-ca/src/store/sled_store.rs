@@ -15,7 +15,7 @@ use jit_ssh_proto::api::RequestStatus;
 
 pub struct SledStore {
     invites: sled::Tree,
-    credentials: sled::Tree,
+    pub(super) credentials: sled::Tree,
     roles: sled::Tree,
     requests: sled::Tree,
     ceremonies: sled::Tree,
@@ -272,18 +272,14 @@ impl Store for SledStore {
         Ok(dec(self.credentials.get(user)?, "credentials")?.unwrap_or_default())
     }
 
-    fn put_credentials(
+    fn swap_credentials(
         &self,
         user: &str,
-        creds: &[Passkey],
+        old: &[Passkey],
+        new: &[Passkey],
         durable: bool,
-    ) -> Result<(), StoreError> {
-        let _writing = self.writing();
-        self.credentials.insert(user, enc(&creds, "credentials")?)?;
-        if durable {
-            self.credentials.flush()?;
-        }
-        Ok(())
+    ) -> Result<bool, StoreError> {
+        self.swap_user_credentials(user, (old, new), durable)
     }
 
     fn invited_roles(&self, user: &str) -> Result<Vec<Role>, StoreError> {

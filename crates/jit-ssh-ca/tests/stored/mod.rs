@@ -46,3 +46,33 @@ pub fn ceremony(expires_at: i64) -> Ceremony {
         .unwrap();
     Ceremony::Enroll { state, expires_at }
 }
+
+/// A real passkey, registered by a fresh soft authenticator (it must
+/// serialise as enrolled ones do).
+pub fn passkey() -> webauthn_rs::prelude::Passkey {
+    use webauthn_authenticator_rs::{softpasskey::SoftPasskey, WebauthnAuthenticator};
+    let rp = webauthn_rs::prelude::Url::parse("http://localhost:8722").unwrap();
+    let webauthn = webauthn_rs::WebauthnBuilder::new("localhost", &rp)
+        .unwrap()
+        .build()
+        .unwrap();
+    let (challenge, state) = webauthn
+        .start_passkey_registration(uuid::Uuid::new_v4(), "alice", "alice", None)
+        .unwrap();
+    let mut key = SoftPasskey::new(true);
+    let reg = key.do_registration(rp, challenge).unwrap();
+    webauthn.finish_passkey_registration(&reg, &state).unwrap()
+}
+
+/// `p` with its signature counter set to `counter` (a sign-in's update).
+pub fn counted(p: &webauthn_rs::prelude::Passkey, counter: u32) -> webauthn_rs::prelude::Passkey {
+    let mut v = serde_json::to_value(p).unwrap();
+    v["cred"]["counter"] = counter.into();
+    serde_json::from_value(v).unwrap()
+}
+
+/// Credentials as stored, counters included (a passkey's `==` compares
+/// only its id).
+pub fn exact(creds: &[webauthn_rs::prelude::Passkey]) -> String {
+    serde_json::to_string(creds).unwrap()
+}

@@ -29,8 +29,13 @@
 //!   issued"); a denial likewise became a claim, approvers were asked
 //!   about a request they could no longer decide.
 //!
-//! Everything else (users, credentials, revocations, blocked users,
-//! hosts, invites, sessions, decisions) keeps the server's setting.
+//! A sign-in's signature-counter update is deferred too: the counter
+//! only helps spot a cloned authenticator, and an update lost in a
+//! crash of PostgreSQL only lets a clone reuse that count unnoticed
+//! (each challenge is single-use whatever the counter says).
+//!
+//! Everything else (users, enrolled credentials, revocations, blocked
+//! users, hosts, invites, sessions, decisions) keeps the server's setting.
 //! Measured with `fsync = on`, when the state after a claim was deferred
 //! too: deferring took two replicas from 164 to 315 certificates/s in
 //! the same run; with that write waiting again (one more flush per

@@ -12,6 +12,7 @@ pub mod audit;
 mod commit;
 mod connect;
 mod copy_in;
+mod credentials;
 mod hosts;
 pub mod migrate;
 mod notify;
@@ -318,27 +319,14 @@ impl Store for PgStore {
         passkeys(row.map(|r| r.get(0)))
     }
 
-    fn put_credentials(
+    fn swap_credentials(
         &self,
         user: &str,
-        creds: &[Passkey],
+        old: &[Passkey],
+        new: &[Passkey],
         durable: bool,
-    ) -> Result<(), StoreError> {
-        let body = enc(&creds, "credentials")?;
-        // One statement, its own transaction: a signature-counter update
-        // need not wait for the disk (the setting is local to it, and
-        // read at its commit). A durable write keeps the server's setting.
-        let commit = if durable { "" } else { "off" };
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO credentials (user_name, body)
-                 SELECT $1, $2 FROM (SELECT CASE WHEN $3 = 'off'
-                   THEN set_config('synchronous_commit', 'off', true) END) AS setting
-                 ON CONFLICT (user_name) DO UPDATE SET body = EXCLUDED.body",
-                &[&user, &body, &commit],
-            )?;
-            Ok(())
-        })
+    ) -> Result<bool, StoreError> {
+        self.swap_user_credentials(user, (old, new), durable)
     }
 
     fn invited_roles(&self, user: &str) -> Result<Vec<Role>, StoreError> {
