@@ -1,7 +1,9 @@
-//! What the PostgreSQL audit log's queries cost as the chain grows
-//! faster than the server's statistics follow it (a new deployment, a
-//! busy hour): the serial check every issuance makes must read that
-//! serial's own records, never a range of the chain.
+//! What the PostgreSQL audit log's queries read once the chain has
+//! grown since the server last analysed it (a new deployment, a busy
+//! hour): the serial check every issuance makes reads that serial's own
+//! records, and an auditor's first page of a user, host or grant that
+//! page, never a range of the chain. Plans made while the chain was
+//! short and kept by pooled connections read the whole of it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -10,22 +12,24 @@ mod pg;
 
 use std::time::Duration;
 
-use jit_ssh_audit::record::Actor;
-use jit_ssh_audit::AuditLog;
+use jit_ssh_audit::record::{Actor, Event};
+use jit_ssh_audit::{AuditLog, AuditQuery};
 use jit_ssh_ca::config::storage::PostgresConfig;
 use jit_ssh_ca::store::PgAuditLog;
 
 use audit_events::issued;
 
-/// Rows read from `audit_records` so far, by index or by scan, once the
-/// server's statistics have them: a backend reports its counts within a
-/// second of going idle.
+/// Entries read from `audit_records` so far, from its indexes or by a
+/// scan of the table, once the server's statistics have them: a backend
+/// reports its counts within a second of going idle.
 fn rows_read(cfg: &PostgresConfig) -> i64 {
     std::thread::sleep(Duration::from_millis(1500));
     let mut c = postgres::Client::connect(&cfg.url, postgres::NoTls).unwrap();
     c.query_one(
-        "SELECT (COALESCE(idx_tup_fetch, 0) + COALESCE(seq_tup_read, 0))::bigint \
-         FROM pg_stat_user_tables WHERE relname = 'audit_records'",
+        "SELECT (SELECT COALESCE(sum(idx_tup_read), 0) FROM pg_stat_user_indexes \
+                 WHERE relname = 'audit_records')::bigint \
+              + (SELECT COALESCE(seq_tup_read, 0) FROM pg_stat_user_tables \
+                 WHERE relname = 'audit_records')",
         &[],
     )
     .unwrap()
@@ -41,8 +45,8 @@ fn a_serial_check_reads_only_that_serials_records_however_the_chain_grew() {
     let db = pg::db_name(&cfg);
     let log = PgAuditLog::open(&cfg).unwrap();
     // Issuance as a replica does it from its first minute: a check, then
-    // the record, on connections that keep their prepared statements
-    // (and the plans made for them while the chain was short).
+    // the record, on pooled connections (which keep whatever plan they
+    // prepared while the chain was short).
     let issue = |from: u64, to: u64| {
         for i in from..to {
             assert!(!log.serial_issued(i).unwrap());
@@ -50,16 +54,17 @@ fn a_serial_check_reads_only_that_serials_records_however_the_chain_grew() {
                 .unwrap();
         }
     };
-    issue(0, 500);
-    // Autovacuum's first analysis, then none while the chain grows: what
-    // the planner knows between two of them (a minute apart at least).
+    issue(0, 20);
+    // Autovacuum's first analysis (it comes early, while the chain is
+    // short), then none while the chain grows: what the planner knows
+    // between two of them (a tenth more rows, a minute apart at least).
     cluster.sql(
         &db,
         "ANALYZE audit_records; ANALYZE audit_serials;
          ALTER TABLE audit_records SET (autovacuum_enabled = false);
          ALTER TABLE audit_serials SET (autovacuum_enabled = false);",
     );
-    issue(500, 600);
+    issue(20, 600);
     let busy_hour: Vec<_> = (600..20_000)
         .map(|i| (Actor::System, issued("bob", "h2.prod", i)))
         .collect();
@@ -74,8 +79,84 @@ fn a_serial_check_reads_only_that_serials_records_however_the_chain_grew() {
     assert!(log.serial_issued(19_999).unwrap());
     let read = rows_read(&cfg) - before;
     assert!(
-        read <= 10,
-        "{checks} checks of serials nobody was issued, and two that were, read {read} rows \
+        read <= 10 * i64::try_from(checks).unwrap(),
+        "{checks} checks of serials nobody was issued, and two that were, read {read} entries \
+         of the 20,000-record chain"
+    );
+}
+
+/// A certificate issued under `grant`.
+fn issued_in(user: &str, host: &str, grant: &str, serial: u64) -> Event {
+    let mut event = issued(user, host, serial);
+    if let Event::CertificateIssued(c) = &mut event {
+        c.grant = grant.into();
+    }
+    event
+}
+
+#[test]
+fn a_first_page_by_user_host_or_grant_reads_that_page_however_the_chain_grew() {
+    let Some(cfg) = pg::database("first_page_plan") else {
+        return;
+    };
+    let cluster = pg::cluster("first_page_plan").unwrap();
+    let db = pg::db_name(&cfg);
+    let log = PgAuditLog::open(&cfg).unwrap();
+    // Someone with a few records in a chain of mostly others': an
+    // auditor's first page of them holds all they have.
+    let page = |q: AuditQuery| {
+        let found = log.query(&AuditQuery { limit: 50, ..q }).unwrap();
+        assert_eq!(found.len(), 5);
+    };
+    let pages = || {
+        page(AuditQuery {
+            user: Some("carol".into()),
+            ..Default::default()
+        });
+        page(AuditQuery {
+            host: Some("h3.prod".into()),
+            ..Default::default()
+        });
+        page(AuditQuery {
+            grant: Some("g3".into()),
+            ..Default::default()
+        });
+    };
+    for i in 0..500 {
+        let (user, host) = if i % 100 == 3 {
+            ("carol", "h3.prod")
+        } else {
+            ("alice", "h1.prod")
+        };
+        let grant = if user == "carol" { "g3" } else { "g1" };
+        log.append(Actor::System, issued_in(user, host, grant, i))
+            .unwrap();
+        if i >= 450 {
+            pages();
+        }
+    }
+    cluster.sql(
+        &db,
+        "ANALYZE audit_records; ANALYZE audit_serials;
+         ALTER TABLE audit_records SET (autovacuum_enabled = false);
+         ALTER TABLE audit_serials SET (autovacuum_enabled = false);",
+    );
+    for _ in 0..10 {
+        pages();
+    }
+    let busy_hour: Vec<_> = (500..20_000)
+        .map(|i| (Actor::System, issued_in("bob", "h2.prod", "g2", i)))
+        .collect();
+    log.append_many(busy_hour).unwrap();
+    let before = rows_read(&cfg);
+    let rounds = 20;
+    for _ in 0..rounds {
+        pages();
+    }
+    let read = rows_read(&cfg) - before;
+    assert!(
+        read <= rounds * 3 * 20,
+        "{rounds} rounds of three first pages (each the 5 records there are) read {read} entries \
          of the 20,000-record chain"
     );
 }

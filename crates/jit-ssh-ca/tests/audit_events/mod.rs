@@ -1,5 +1,7 @@
 //! Audit events for the audit-log tests: a mix of kinds over a few
-//! users, hosts, grants and serials.
+//! users, hosts, grants and serials. Each test binary uses some of them.
+
+#![allow(dead_code)]
 
 use jit_ssh_audit::record::{CertificateIssued, Event, IssuedVia, RequestStep, Revoked};
 

@@ -2,7 +2,7 @@
 //! sequence ranges, export and verification in pages of [`PAGE`] records
 //! (never the whole table in memory, never one long-held query).
 
-use postgres::types::ToSql;
+use postgres::types::{ToSql, Type};
 use time::OffsetDateTime;
 
 use jit_ssh_audit::chain::{self, VerifyReport};
@@ -28,6 +28,14 @@ fn seq_val(seq: i64) -> u64 {
 /// order and stops at the limit); each record read is checked against
 /// `q` again, so an index column edited by hand cannot add a record
 /// that does not match.
+///
+/// Planned at every call, with the values given (an unnamed statement,
+/// one round trip), never prepared: a plan kept by a pooled connection
+/// is made again only when its tables are analysed, and one made while
+/// the chain was short stayed on however long it grew. Such plans read
+/// the whole chain for one user's first page (a scan in `seq` order
+/// filtered by user) and, for the serial check before every issuance,
+/// 64,000 rows a call in the replicas bench (`tests/audit_pg_plans.rs`).
 pub(super) fn query(c: &mut Conn, q: &AuditQuery) -> Result<Vec<AuditRecord>, PgAuditError> {
     let mut from = q.after_seq.map_or(1, |s| s.saturating_add(1));
     if let Some(t) = q.since {
@@ -36,48 +44,47 @@ pub(super) fn query(c: &mut Conn, q: &AuditQuery) -> Result<Vec<AuditRecord>, Pg
     let to = q.until.map(|t| first_seq_at(c, t)).transpose()?;
     let mut w = Where {
         sql: String::from("SELECT seq, record FROM audit_records WHERE seq >= $1"),
-        params: vec![Box::new(seq_col(from))],
+        params: vec![(Box::new(seq_col(from)), Type::INT8)],
     };
     if let Some(to) = to {
-        w.and("seq < $?", seq_col(to));
+        w.and("seq < $?", seq_col(to), Type::INT8);
     }
     if let Some(u) = &q.user {
-        w.and("user_name = $?", u.clone());
+        w.and("user_name = $?", u.clone(), Type::TEXT);
     }
     if let Some(h) = &q.host {
-        w.and("host = $?", h.clone());
+        w.and("host = $?", h.clone(), Type::TEXT);
     }
     if let Some(a) = &q.account {
-        w.and("account = $?", a.clone());
+        w.and("account = $?", a.clone(), Type::TEXT);
     }
     if let Some(g) = &q.grant {
-        w.and("grant_id = $?", g.clone());
+        w.and("grant_id = $?", g.clone(), Type::TEXT);
     }
     if !q.kinds.is_empty() {
-        w.and("kind = ANY($?)", q.kinds.clone());
+        w.and("kind = ANY($?)", q.kinds.clone(), Type::TEXT_ARRAY);
     }
     if let Some(s) = q.serial {
-        // The serial's few records first, fetched by their `seq`: as a
-        // join, the planner may read every record from `$1` on and
-        // match them against the serial's, and it did — a generic plan
-        // made while the chain was short, kept by a pooled connection,
-        // read 64,000 rows per issuance's serial check (one to five ms
-        // of the database's time). An array from a subquery is
-        // evaluated once, before the scan, whatever the statistics say.
+        // The serial's few records first, fetched by their `seq`, rather
+        // than a join the planner may start from the chain's side.
         w.and(
             "seq = ANY(ARRAY(SELECT seq FROM audit_serials WHERE serial = $?))",
             super::super::serial_col(s),
+            Type::INT8,
         );
     }
     w.sql.push_str(" ORDER BY seq");
     if q.limit != 0 {
         let n = w.params.len() + 1;
         w.sql.push_str(&format!(" LIMIT ${n}"));
-        w.params
-            .push(Box::new(i64::try_from(q.limit).unwrap_or(i64::MAX)));
+        w.params.push((
+            Box::new(i64::try_from(q.limit).unwrap_or(i64::MAX)),
+            Type::INT8,
+        ));
     }
-    let params: Vec<&(dyn ToSql + Sync)> = w.params.iter().map(|p| &**p).collect();
-    let rows = c.query(&w.sql, &params)?;
+    let params: Vec<(&(dyn ToSql + Sync), Type)> =
+        w.params.iter().map(|(p, t)| (&**p, t.clone())).collect();
+    let rows = c.query_typed(&w.sql, &params)?;
     let mut out = Vec::new();
     for row in rows {
         let rec = parse(seq_val(row.get(0)), row.get(1))?;
@@ -88,16 +95,17 @@ pub(super) fn query(c: &mut Conn, q: &AuditQuery) -> Result<Vec<AuditRecord>, Pg
     Ok(out)
 }
 
-/// A WHERE clause and its parameters, built filter by filter.
+/// A WHERE clause and its parameters with their types, built filter by
+/// filter.
 struct Where {
     sql: String,
-    params: Vec<Box<dyn ToSql + Sync>>,
+    params: Vec<(Box<dyn ToSql + Sync>, Type)>,
 }
 
 impl Where {
-    /// Adds `AND clause`, its `$?` standing for `value`.
-    fn and(&mut self, clause: &str, value: impl ToSql + Sync + 'static) {
-        self.params.push(Box::new(value));
+    /// Adds `AND clause`, its `$?` standing for `value` of type `ty`.
+    fn and(&mut self, clause: &str, value: impl ToSql + Sync + 'static, ty: Type) {
+        self.params.push((Box::new(value), ty));
         let n = self.params.len();
         self.sql.push_str(" AND ");
         self.sql.push_str(&clause.replace("$?", &format!("${n}")));
