@@ -20,10 +20,13 @@ use jit_ssh_ca::store::PgAuditLog;
 use audit_events::issued;
 
 /// Entries read from `audit_records` so far, from its indexes or by a
-/// scan of the table, once the server's statistics have them: a backend
-/// reports its counts within a second of going idle.
-fn rows_read(cfg: &PostgresConfig) -> i64 {
-    std::thread::sleep(Duration::from_millis(1500));
+/// scan of the table. A backend reports its counts when it goes idle at
+/// least a second after its last report (else ten seconds later): after
+/// a second's wait, one more check on `log`'s one reading connection
+/// makes it report all it read.
+fn rows_read(cfg: &PostgresConfig, log: &PgAuditLog) -> i64 {
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(!log.serial_issued(u64::MAX).unwrap());
     let mut c = postgres::Client::connect(&cfg.url, postgres::NoTls).unwrap();
     c.query_one(
         "SELECT (SELECT COALESCE(sum(idx_tup_read), 0) FROM pg_stat_user_indexes \
@@ -36,6 +39,16 @@ fn rows_read(cfg: &PostgresConfig) -> i64 {
     .get(0)
 }
 
+/// A log whose reads all go over one connection, as a long-lived
+/// replica's pooled ones do.
+fn open_log(cfg: &PostgresConfig) -> PgAuditLog {
+    PgAuditLog::open(&PostgresConfig {
+        pool_size: 1,
+        ..cfg.clone()
+    })
+    .unwrap()
+}
+
 #[test]
 fn a_serial_check_reads_only_that_serials_records_however_the_chain_grew() {
     let Some(cfg) = pg::database("serial_check_plan") else {
@@ -43,7 +56,7 @@ fn a_serial_check_reads_only_that_serials_records_however_the_chain_grew() {
     };
     let cluster = pg::cluster("serial_check_plan").unwrap();
     let db = pg::db_name(&cfg);
-    let log = PgAuditLog::open(&cfg).unwrap();
+    let log = open_log(&cfg);
     // Issuance as a replica does it from its first minute: a check, then
     // the record, on pooled connections (which keep whatever plan they
     // prepared while the chain was short).
@@ -69,7 +82,7 @@ fn a_serial_check_reads_only_that_serials_records_however_the_chain_grew() {
         .map(|i| (Actor::System, issued("bob", "h2.prod", i)))
         .collect();
     log.append_many(busy_hour).unwrap();
-    let before = rows_read(&cfg);
+    let before = rows_read(&cfg, &log);
 
     let checks = 200;
     for i in 0..checks {
@@ -77,7 +90,7 @@ fn a_serial_check_reads_only_that_serials_records_however_the_chain_grew() {
     }
     assert!(log.serial_issued(550).unwrap());
     assert!(log.serial_issued(19_999).unwrap());
-    let read = rows_read(&cfg) - before;
+    let read = rows_read(&cfg, &log) - before;
     assert!(
         read <= 10 * i64::try_from(checks).unwrap(),
         "{checks} checks of serials nobody was issued, and two that were, read {read} entries \
@@ -101,7 +114,7 @@ fn a_first_page_by_user_host_or_grant_reads_that_page_however_the_chain_grew() {
     };
     let cluster = pg::cluster("first_page_plan").unwrap();
     let db = pg::db_name(&cfg);
-    let log = PgAuditLog::open(&cfg).unwrap();
+    let log = open_log(&cfg);
     // Someone with a few records in a chain of mostly others': an
     // auditor's first page of them holds all they have.
     let page = |q: AuditQuery| {
@@ -148,12 +161,12 @@ fn a_first_page_by_user_host_or_grant_reads_that_page_however_the_chain_grew() {
         .map(|i| (Actor::System, issued_in("bob", "h2.prod", "g2", i)))
         .collect();
     log.append_many(busy_hour).unwrap();
-    let before = rows_read(&cfg);
+    let before = rows_read(&cfg, &log);
     let rounds = 20;
     for _ in 0..rounds {
         pages();
     }
-    let read = rows_read(&cfg) - before;
+    let read = rows_read(&cfg, &log) - before;
     assert!(
         read <= rounds * 3 * 20,
         "{rounds} rounds of three first pages (each the 5 records there are) read {read} entries \

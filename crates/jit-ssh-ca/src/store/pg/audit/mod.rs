@@ -205,13 +205,7 @@ impl AuditLog for PgAuditLog {
     }
 
     fn serial_issued(&self, serial: u64) -> Result<bool, StoreError> {
-        let q = AuditQuery {
-            serial: Some(serial),
-            kinds: vec!["certificate_issued".into()],
-            limit: 1,
-            ..Default::default()
-        };
-        Ok(!self.query(&q)?.is_empty())
+        Ok(self.with(Side::Read, |c| read::serial_issued(c, serial))?)
     }
 
     fn verify(&self) -> Result<VerifyReport, StoreError> {
