@@ -1,6 +1,16 @@
 //! Reading the chain: queries through the index columns, time ranges as
 //! sequence ranges, export and verification in pages of [`PAGE`] records
 //! (never the whole table in memory, never one long-held query).
+//!
+//! Every statement here is planned at each call with its values (an
+//! unnamed statement, one round trip), never prepared. A pooled
+//! connection keeps a prepared statement's plan until the table is next
+//! analysed, and autovacuum analyses an append-only table only after it
+//! grew by a tenth: plans made while the chain was short, for no value
+//! in particular, read the whole chain for one serial check, one first
+//! page of a user with few records, or each page of an export
+//! (`tests/audit_pg_plans.rs`). Planning costs the database about
+//! 0.2 ms a statement.
 
 use postgres::types::{ToSql, Type};
 use time::OffsetDateTime;
@@ -28,14 +38,6 @@ fn seq_val(seq: i64) -> u64 {
 /// order and stops at the limit); each record read is checked against
 /// `q` again, so an index column edited by hand cannot add a record
 /// that does not match.
-///
-/// Planned at every call with the values given (an unnamed statement,
-/// one round trip), never prepared: the plan a pooled connection keeps
-/// for a prepared statement is made for no value in particular, and for
-/// a user, host or grant with few records in a chain of mostly others'
-/// it walked the whole chain in `seq` order to fill a first page
-/// (`tests/audit_pg_plans.rs`). Auditors' queries are rare; planning
-/// costs the database about 0.2 ms each.
 pub(super) fn query(c: &mut Conn, q: &AuditQuery) -> Result<Vec<AuditRecord>, PgAuditError> {
     let mut from = q.after_seq.map_or(1, |s| s.saturating_add(1));
     if let Some(t) = q.since {
@@ -98,13 +100,11 @@ pub(super) fn query(c: &mut Conn, q: &AuditQuery) -> Result<Vec<AuditRecord>, Pg
 
 /// Whether a `certificate_issued` record names `serial`: the check before
 /// every issuance. The serial's few `seq`s come first, as an array, then
-/// each record by its key; planned at every call like [`query`]. As a
-/// prepared join, the plan a pooled connection made while the chain was
-/// short (kept until autovacuum next analysed the table, which it had
-/// not by the end of a bench run) read every record of the chain, 64,000
-/// rows a check by the end; prepared in this shape, after statistics
-/// taken at 20 records, every check read all 20,000 of the test's chain.
-/// Planning each call costs the database about 0.2 ms per certificate.
+/// each record by its key. As a prepared join, a plan made while the
+/// chain was short read every record of it, 64,000 rows a check by the
+/// end of a replicas bench run (autovacuum had not analysed the table
+/// yet); prepared in this shape, after statistics taken at 20 records,
+/// every check read all 20,000 of the test's chain.
 pub(super) fn serial_issued(c: &mut Conn, serial: u64) -> Result<bool, PgAuditError> {
     let rows = c.query_typed(
         "SELECT seq, record FROM audit_records
@@ -146,11 +146,11 @@ impl Where {
 /// The first sequence number at or after `t` (one past the head when
 /// none is): record times never go backwards.
 pub(super) fn first_seq_at(c: &mut Conn, t: OffsetDateTime) -> Result<u64, PgAuditError> {
-    let row = c.query_one(
+    let row = c.query_typed_one(
         "SELECT COALESCE(
              (SELECT seq FROM audit_records WHERE time_ns >= $1 ORDER BY time_ns, seq LIMIT 1),
              (SELECT seq + 1 FROM audit_head))",
-        &[&nanos(t)],
+        &[(&nanos(t), Type::INT8)],
     )?;
     Ok(seq_val(row.get(0)))
 }
@@ -158,10 +158,14 @@ pub(super) fn first_seq_at(c: &mut Conn, t: OffsetDateTime) -> Result<u64, PgAud
 /// Up to [`PAGE`] stored records from `from` to `to` (inclusive), with
 /// their `seq`.
 pub(super) fn page(c: &mut Conn, from: u64, to: u64) -> Result<Vec<(u64, String)>, PgAuditError> {
-    let rows = c.query(
+    let rows = c.query_typed(
         "SELECT seq, record FROM audit_records WHERE seq >= $1 AND seq <= $2
          ORDER BY seq LIMIT $3",
-        &[&seq_col(from), &seq_col(to), &PAGE],
+        &[
+            (&seq_col(from), Type::INT8),
+            (&seq_col(to), Type::INT8),
+            (&PAGE, Type::INT8),
+        ],
     )?;
     Ok(rows.iter().map(|r| (seq_val(r.get(0)), r.get(1))).collect())
 }
@@ -183,9 +187,9 @@ pub(super) fn verify(c: &mut Conn) -> Result<VerifyReport, PgAuditError> {
         if failure.is_some() {
             return None;
         }
-        match c.query(
+        match c.query_typed(
             "SELECT seq, record FROM audit_records WHERE seq > $1 ORDER BY seq LIMIT $2",
-            &[&after, &PAGE],
+            &[(&after, Type::INT8), (&PAGE, Type::INT8)],
         ) {
             Err(e) => {
                 failure = Some(e);
