@@ -31,8 +31,12 @@ use jit_ssh_proto::api::{
 
 /// SQLSTATEs (besides class 08, connection exception) that say the
 /// database is going away or not yet back: admin_shutdown, crash_shutdown,
-/// cannot_connect_now. Not 57P04 (database_dropped): that does not pass.
-const UNAVAILABLE_SQLSTATES: [&str; 3] = ["57P01", "57P02", "57P03"];
+/// cannot_connect_now; and 25P03 (idle_in_transaction_session_timeout):
+/// the server ended a session that sat too long inside a transaction
+/// (this replica froze, `pg::limits`), rolling it back, so nothing was
+/// committed and a retry on a fresh connection may pass. Not 57P04
+/// (database_dropped): that does not pass.
+const UNAVAILABLE_SQLSTATES: [&str; 4] = ["57P01", "57P02", "57P03", "25P03"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

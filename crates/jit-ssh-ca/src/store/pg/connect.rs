@@ -1,7 +1,9 @@
 //! From `[storage]` to a pool of connections: the password read from its
 //! file, TLS (rustls on ring, the server's certificate verified against
 //! `ca_file`) or none, and a bounded wait for a connection so that an
-//! unreachable database fails a request instead of hanging it.
+//! unreachable database fails a request instead of hanging it. Every
+//! connection also carries the limits of [`super::limits`]: how long a
+//! session may sit idle inside a transaction, and TCP keepalives.
 
 use std::str::FromStr;
 
@@ -42,14 +44,27 @@ pub(super) enum Pool {
 }
 
 impl Pool {
-    /// Runs `f` on a pooled connection.
+    /// Runs `f` on a pooled connection. A connection that failed with an
+    /// error saying it is gone (the server ended the session, say, after
+    /// this replica froze inside a transaction) is not lent out again: the
+    /// blocking client only notices that it is closed when next used, so
+    /// the pool would otherwise fail one more request with it.
     pub(super) fn with<T, E>(&self, f: impl FnOnce(&mut Conn) -> Result<T, E>) -> Result<T, E>
     where
-        E: From<r2d2::Error>,
+        E: From<r2d2::Error> + std::error::Error + 'static,
     {
+        let run = |c: &mut Conn| {
+            let result = f(c);
+            if let Err(e) = &result {
+                if crate::store::database_unavailable(e) {
+                    c.spoil();
+                }
+            }
+            result
+        };
         match self {
-            Pool::Plain(p) => f(&mut *p.get()?),
-            Pool::Tls(p) => f(&mut *p.get()?),
+            Pool::Plain(p) => run(&mut *p.get()?),
+            Pool::Tls(p) => run(&mut *p.get()?),
         }
     }
 }
@@ -89,6 +104,8 @@ pub(super) fn connector(cfg: &PostgresConfig) -> Result<Connector, ConnectError>
     }
     pg.application_name("jit-ssh-ca");
     pg.connect_timeout(cfg.connect_timeout);
+    // A frozen replica's session must not hold its locks for ever.
+    super::limits::apply(&mut pg);
     Ok(match cfg.sslmode {
         SslMode::Disable => {
             pg.ssl_mode(postgres::config::SslMode::Disable);

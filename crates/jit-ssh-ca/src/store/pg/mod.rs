@@ -14,6 +14,7 @@ mod connect;
 mod copy_in;
 mod credentials;
 mod hosts;
+mod limits;
 pub mod migrate;
 mod notify;
 mod prepared;

@@ -5,6 +5,10 @@
 //! replicas wait for the head row, and an issued certificate makes two
 //! appends.
 //!
+//! The transaction also gets a short idle limit of its own
+//! (`limits::AUDIT_GROUP_IDLE`), set in that same query: every replica
+//! waits while this one holds the head row.
+//!
 //! Not the library's `Transaction`, so this guard ends it: rolled back
 //! when dropped uncommitted, and a connection whose transaction could not
 //! be ended is never lent out again (it would hold the head row).
@@ -14,6 +18,7 @@ use time::OffsetDateTime;
 
 use jit_ssh_audit::chain::ChainHead;
 
+use super::super::limits::audit_group_idle_sql;
 use super::super::prepared::Conn;
 use super::append::{parse_hash, LOCK_HEAD};
 use super::{time_of, PgAuditError};
@@ -32,7 +37,12 @@ pub(super) struct Held {
 impl<'c> HeadLocked<'c> {
     pub(super) fn begin(conn: &'c mut Conn) -> Result<(Self, Held), PgAuditError> {
         let tx = HeadLocked { conn, ended: false };
-        let replies = tx.conn.simple_query(&format!("BEGIN; {LOCK_HEAD}"))?;
+        // The limit first, so the head row is never held without it: a
+        // replica that freezes holding it has its session ended after
+        // `AUDIT_GROUP_IDLE`, and the others append again.
+        let replies = tx
+            .conn
+            .simple_query(&format!("BEGIN; {}; {LOCK_HEAD}", audit_group_idle_sql()))?;
         let row = replies
             .iter()
             .find_map(|m| match m {

@@ -132,7 +132,7 @@ impl PgAuditLog {
         f: impl FnOnce(&mut super::prepared::Conn) -> Result<T, E>,
     ) -> Result<T, E>
     where
-        E: From<r2d2_postgres::r2d2::Error> + From<PgAuditError>,
+        E: From<r2d2_postgres::r2d2::Error> + From<PgAuditError> + std::error::Error + 'static,
     {
         match (&self.pools, side) {
             (Some(p), Side::Write) => p.write.with(f),
