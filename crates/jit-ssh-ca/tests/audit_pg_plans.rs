@@ -49,13 +49,30 @@ fn open_log(cfg: &PostgresConfig) -> PgAuditLog {
     .unwrap()
 }
 
+/// The server analyses the audit tables now and not again while the
+/// test runs: what the planner knows between two of autovacuum's
+/// analyses (a tenth more rows, a minute apart at least).
+fn statistics_taken_now(cfg: &PostgresConfig) {
+    pg::cluster("audit_pg_plans").unwrap().sql(
+        &pg::db_name(cfg),
+        "ANALYZE audit_records; ANALYZE audit_serials;
+         ALTER TABLE audit_records SET (autovacuum_enabled = false);
+         ALTER TABLE audit_serials SET (autovacuum_enabled = false);",
+    );
+}
+
+/// Records `from` to 19,999 appended at once: the chain grows fortyfold
+/// or more past what the statistics say.
+fn busy_hour(log: &PgAuditLog, from: u64, event: impl Fn(u64) -> Event) {
+    let records: Vec<_> = (from..20_000).map(|i| (Actor::System, event(i))).collect();
+    log.append_many(records).unwrap();
+}
+
 #[test]
 fn a_serial_check_reads_only_that_serials_records_however_the_chain_grew() {
     let Some(cfg) = pg::database("serial_check_plan") else {
         return;
     };
-    let cluster = pg::cluster("serial_check_plan").unwrap();
-    let db = pg::db_name(&cfg);
     let log = open_log(&cfg);
     // Issuance as a replica does it from its first minute: a check, then
     // the record, on pooled connections (which keep whatever plan they
@@ -68,20 +85,10 @@ fn a_serial_check_reads_only_that_serials_records_however_the_chain_grew() {
         }
     };
     issue(0, 20);
-    // Autovacuum's first analysis (it comes early, while the chain is
-    // short), then none while the chain grows: what the planner knows
-    // between two of them (a tenth more rows, a minute apart at least).
-    cluster.sql(
-        &db,
-        "ANALYZE audit_records; ANALYZE audit_serials;
-         ALTER TABLE audit_records SET (autovacuum_enabled = false);
-         ALTER TABLE audit_serials SET (autovacuum_enabled = false);",
-    );
+    // Autovacuum's first analysis comes early, while the chain is short.
+    statistics_taken_now(&cfg);
     issue(20, 600);
-    let busy_hour: Vec<_> = (600..20_000)
-        .map(|i| (Actor::System, issued("bob", "h2.prod", i)))
-        .collect();
-    log.append_many(busy_hour).unwrap();
+    busy_hour(&log, 600, |i| issued("bob", "h2.prod", i));
     let before = rows_read(&cfg, &log);
 
     let checks = 200;
@@ -112,8 +119,6 @@ fn a_first_page_by_user_host_or_grant_reads_that_page_however_the_chain_grew() {
     let Some(cfg) = pg::database("first_page_plan") else {
         return;
     };
-    let cluster = pg::cluster("first_page_plan").unwrap();
-    let db = pg::db_name(&cfg);
     let log = open_log(&cfg);
     // Someone with a few records in a chain of mostly others': an
     // auditor's first page of them holds all they have.
@@ -148,19 +153,11 @@ fn a_first_page_by_user_host_or_grant_reads_that_page_however_the_chain_grew() {
             pages();
         }
     }
-    cluster.sql(
-        &db,
-        "ANALYZE audit_records; ANALYZE audit_serials;
-         ALTER TABLE audit_records SET (autovacuum_enabled = false);
-         ALTER TABLE audit_serials SET (autovacuum_enabled = false);",
-    );
+    statistics_taken_now(&cfg);
     for _ in 0..10 {
         pages();
     }
-    let busy_hour: Vec<_> = (500..20_000)
-        .map(|i| (Actor::System, issued_in("bob", "h2.prod", "g2", i)))
-        .collect();
-    log.append_many(busy_hour).unwrap();
+    busy_hour(&log, 500, |i| issued_in("bob", "h2.prod", "g2", i));
     let before = rows_read(&cfg, &log);
     let rounds = 20;
     for _ in 0..rounds {
@@ -179,8 +176,6 @@ fn an_export_reads_each_record_once_however_the_chain_grew() {
     let Some(cfg) = pg::database("export_plan") else {
         return;
     };
-    let cluster = pg::cluster("export_plan").unwrap();
-    let db = pg::db_name(&cfg);
     let log = open_log(&cfg);
     let export_all = || {
         let to = log.head().seq;
@@ -198,19 +193,11 @@ fn an_export_reads_each_record_once_however_the_chain_grew() {
             .unwrap();
         export_all();
     }
-    cluster.sql(
-        &db,
-        "ANALYZE audit_records; ANALYZE audit_serials;
-         ALTER TABLE audit_records SET (autovacuum_enabled = false);
-         ALTER TABLE audit_serials SET (autovacuum_enabled = false);",
-    );
+    statistics_taken_now(&cfg);
     for _ in 0..10 {
         export_all();
     }
-    let busy_hour: Vec<_> = (20..20_000)
-        .map(|i| (Actor::System, issued("bob", "h2.prod", i)))
-        .collect();
-    log.append_many(busy_hour).unwrap();
+    busy_hour(&log, 20, |i| issued("bob", "h2.prod", i));
     let before = rows_read(&cfg, &log);
     export_all();
     let read = rows_read(&cfg, &log) - before;
