@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use jit_ssh_audit::record::Actor;
 use jit_ssh_audit::{AuditLog, AuditQuery};
+use jit_ssh_ca::config::storage::PostgresConfig;
 use jit_ssh_ca::store::{database_unavailable, PgAuditLog, PgStore, RevokedSerial, Store};
 
 use audit_events::issued;
@@ -37,6 +38,18 @@ fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> mpsc::Rec
     rx
 }
 
+/// A proxy in front of `cluster`, and `cfg` pointed at it.
+fn proxied(cluster: &pg::Cluster, cfg: &PostgresConfig) -> (Proxy, PostgresConfig) {
+    let proxy = Proxy::start(cluster.dir(), cluster.port());
+    let mut via_proxy = cfg.clone();
+    via_proxy.url = cfg.url.replace(
+        &format!("host={}", cluster.dir().display()),
+        &format!("host={}", proxy.dir().display()),
+    );
+    assert_ne!(via_proxy.url, cfg.url);
+    (proxy, via_proxy)
+}
+
 fn serials(log: &dyn AuditLog) -> Vec<u64> {
     log.query(&AuditQuery::default())
         .unwrap()
@@ -52,13 +65,7 @@ fn a_replica_frozen_holding_the_audit_head_does_not_stop_the_others() {
         return;
     };
     let cfg = cluster.database();
-    let proxy = Proxy::start(cluster.dir(), cluster.port());
-    let mut via_proxy = cfg.clone();
-    via_proxy.url = cfg.url.replace(
-        &format!("host={}", cluster.dir().display()),
-        &format!("host={}", proxy.dir().display()),
-    );
-    assert_ne!(via_proxy.url, cfg.url);
+    let (proxy, via_proxy) = proxied(cluster, &cfg);
     let a = Arc::new(PgAuditLog::open(&via_proxy).unwrap());
     let b = Arc::new(PgAuditLog::open(&cfg).unwrap());
     a.append(Actor::System, issued("alice", "h1", 1)).unwrap();
@@ -180,12 +187,7 @@ fn a_replica_frozen_in_a_revocation_does_not_stop_the_others() {
         return;
     };
     let cfg = cluster.database();
-    let proxy = Proxy::start(cluster.dir(), cluster.port());
-    let mut via_proxy = cfg.clone();
-    via_proxy.url = cfg.url.replace(
-        &format!("host={}", cluster.dir().display()),
-        &format!("host={}", proxy.dir().display()),
-    );
+    let (proxy, via_proxy) = proxied(cluster, &cfg);
     let a: Arc<dyn Store> = Arc::new(PgStore::open(&via_proxy).unwrap());
     let b: Arc<dyn Store> = Arc::new(PgStore::open(&cfg).unwrap());
     let revoke = |serial| {
