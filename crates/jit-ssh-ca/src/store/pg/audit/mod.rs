@@ -93,6 +93,11 @@ pub struct PgAuditLog {
     /// [`AuditLog::head`] answers while the database does not.
     last_head: Mutex<ChainHead>,
     group_observer: OnceLock<Box<dyn Fn(usize) + Send + Sync>>,
+    /// Held by this process's checkpoint from before it takes a writing
+    /// connection: a second one at once (the timer's and an operator's)
+    /// waited for the cross-replica lock on the other writing connection,
+    /// and the first's record, and every issuance's, had none left.
+    checkpointing: Mutex<()>,
 }
 
 impl Drop for PgAuditLog {
@@ -120,6 +125,7 @@ impl PgAuditLog {
             commit: GroupCommit::default(),
             last_head: Mutex::new(ChainHead::default()),
             group_observer: OnceLock::new(),
+            checkpointing: Mutex::new(()),
         };
         log.read_head(Side::Read)
             .map_err(|_| migrate::SchemaError::Unmigrated)?;
@@ -267,6 +273,10 @@ impl AuditLog for PgAuditLog {
     /// connections, held while `f` signs and appends (through another
     /// connection) and released by the rollback that ends it.
     fn with_checkpoint_lock(&self, f: &mut dyn FnMut()) -> Result<(), StoreError> {
+        let _one_here = self
+            .checkpointing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         Ok(self.with(Side::Write, |c| -> Result<_, PgAuditError> {
             let mut tx = c.transaction()?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CHECKPOINT_LOCK])?;
