@@ -122,7 +122,6 @@ pub(super) fn dec<T: DeserializeOwned>(
 
 /// Replaces the JSON stored under `key` with `new` only if it is still
 /// exactly `old` (compare-and-swap): what every state change goes through.
-/// Replaces `old` with `new` under `key` if it is still `old`.
 ///
 /// A swap is how the outcome of a touch is kept (a claim, an issuance,
 /// an approval, a sign-in): one that happened is on disk before the

@@ -211,7 +211,13 @@ impl AuditLog for PgAuditLog {
     }
 
     fn serial_issued(&self, serial: u64) -> Result<bool, StoreError> {
-        Ok(self.with(Side::Read, |c| read::serial_issued(c, serial))?)
+        let q = AuditQuery {
+            serial: Some(serial),
+            kinds: vec!["certificate_issued".into()],
+            limit: 1,
+            ..Default::default()
+        };
+        Ok(!self.query(&q)?.is_empty())
     }
 
     fn verify(&self) -> Result<VerifyReport, StoreError> {

@@ -67,9 +67,11 @@ pub(super) fn query(c: &mut Conn, q: &AuditQuery) -> Result<Vec<AuditRecord>, Pg
         w.and("kind = ANY($?)", q.kinds.clone(), Type::TEXT_ARRAY);
     }
     if let Some(s) = q.serial {
-        // The serial's few records first, fetched by their `seq`, rather
-        // than a join the planner may start from the chain's side (see
-        // `serial_issued`).
+        // The serial's few records first, fetched by their `seq`: as a
+        // join, the planner could start from the chain's side, and a plan
+        // made while the chain was short read every record of it, 64,000
+        // rows per issuance's serial check by the end of a replicas bench
+        // run (autovacuum had not analysed the table yet).
         w.and(
             "seq = ANY(ARRAY(SELECT seq FROM audit_serials WHERE serial = $?))",
             super::super::serial_col(s),
@@ -96,34 +98,6 @@ pub(super) fn query(c: &mut Conn, q: &AuditQuery) -> Result<Vec<AuditRecord>, Pg
         }
     }
     Ok(out)
-}
-
-/// Whether a `certificate_issued` record names `serial`: the check before
-/// every issuance. The serial's few `seq`s come first, as an array, then
-/// each record by its key. As a prepared join, a plan made while the
-/// chain was short read every record of it, 64,000 rows a check by the
-/// end of a replicas bench run (autovacuum had not analysed the table
-/// yet); prepared in this shape, after statistics taken at 20 records,
-/// every check read all 20,000 of the test's chain.
-pub(super) fn serial_issued(c: &mut Conn, serial: u64) -> Result<bool, PgAuditError> {
-    let rows = c.query_typed(
-        "SELECT seq, record FROM audit_records
-         WHERE seq = ANY(ARRAY(SELECT seq FROM audit_serials WHERE serial = $1))
-           AND kind = 'certificate_issued'
-         ORDER BY seq",
-        &[(&super::super::serial_col(serial), Type::INT8)],
-    )?;
-    let issued = AuditQuery {
-        serial: Some(serial),
-        kinds: vec!["certificate_issued".into()],
-        ..Default::default()
-    };
-    for row in rows {
-        if issued.matches(&parse(seq_val(row.get(0)), row.get(1))?) {
-            return Ok(true);
-        }
-    }
-    Ok(false)
 }
 
 /// A WHERE clause and its parameters with their types, built filter by
