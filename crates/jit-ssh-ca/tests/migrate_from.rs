@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod pg;
+#[path = "../src/store/sled_reopen.rs"]
+mod sled_reopen;
 mod stored;
 
 use std::path::Path;
@@ -138,7 +140,7 @@ fn an_embedded_ca_moves_to_postgresql_with_the_same_chain() {
     embedded_ca(&data, &key);
     let (source_head, source_export, source_krl) = {
         let audit = DiskAuditLog::open(&data.join("audit")).unwrap();
-        let store = SledStore::open(&data.join("state")).unwrap();
+        let store = sled_reopen::until_unlocked(|| SledStore::open(&data.join("state")));
         (audit.head(), export(&audit), store.krl_version().unwrap())
     };
 

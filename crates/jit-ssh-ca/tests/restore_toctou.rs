@@ -9,6 +9,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+#[path = "../src/store/sled_reopen.rs"]
+mod sled_reopen;
 
 use std::io::Write;
 use std::path::Path;
@@ -101,7 +103,11 @@ async fn a_backup_file_swapped_after_its_check_is_restored() {
     if let Err(e) = &restored {
         assert!(e.to_string().contains("state.dump"), "{e}");
     }
-    let db = sled::open(target.join(jit_ssh_ca::server::STATE_DIR)).ok();
+    // No state at all is a refusal too; a state held locked is not.
+    let state = target.join(jit_ssh_ca::server::STATE_DIR);
+    let db = state
+        .exists()
+        .then(|| sled_reopen::until_unlocked(|| sled::open(&state)));
     let mallory = db
         .as_ref()
         .and_then(|db| db.open_tree("roles").unwrap().get("mallory").unwrap());

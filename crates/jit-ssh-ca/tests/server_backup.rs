@@ -8,6 +8,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+#[path = "../src/store/sled_reopen.rs"]
+mod sled_reopen;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -67,7 +69,7 @@ async fn backup_over_socket(t: &TestCa, to: &Path) -> Result<BackupReport, Strin
 
 /// Serials of the certificates the requests in a state directory hold.
 fn serials_in_state(state: &Path) -> Vec<u64> {
-    let db = sled::open(state).unwrap();
+    let db = sled_reopen::until_unlocked(|| sled::open(state));
     db.open_tree("requests")
         .unwrap()
         .iter()

@@ -153,7 +153,7 @@ mod tests {
             import(&dir.path().join(FILE), &dir.path().join("b")).unwrap(),
             3
         );
-        let b = sled::open(dir.path().join("b")).unwrap();
+        let b = crate::store::sled_reopen::until_unlocked(|| sled::open(dir.path().join("b")));
         assert_eq!(
             &*b.open_tree("requests").unwrap().get("r1").unwrap().unwrap(),
             b"v1"

@@ -8,6 +8,8 @@ pub mod pg;
 mod retention;
 mod sled_credentials;
 mod sled_hosts;
+#[cfg(test)]
+pub(crate) mod sled_reopen;
 mod sled_store;
 #[cfg(test)]
 mod stored_form;

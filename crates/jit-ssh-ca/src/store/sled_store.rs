@@ -557,18 +557,7 @@ mod tests {
             s.meta.remove(PENDING_INDEXED).unwrap();
             s.db.flush().unwrap();
         }
-        // sled's flusher thread may hold the dropped store's file lock a
-        // moment longer (about 3 runs in 20 saw "could not acquire lock").
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        let s = loop {
-            match SledStore::open(&path) {
-                Ok(s) => break s,
-                Err(_) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-                Err(e) => panic!("reopening the store: {e}"),
-            }
-        };
+        let s = super::super::sled_reopen::until_unlocked(|| SledStore::open(&path));
         assert_eq!(ids(&s), ["a"]);
     }
 
