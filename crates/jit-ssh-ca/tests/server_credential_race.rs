@@ -309,8 +309,8 @@ async fn a_list_that_never_settles_is_a_retryable_refusal() {
     ) {
         let again = (pause.clone(), store.clone(), writes.clone());
         pause.after_next_read(move || {
-            let mut now = store.credentials("alice").unwrap();
-            let old = now.clone();
+            let old = store.stored_credentials("alice").unwrap();
+            let mut now = old.passkeys.clone();
             now.push(stored::passkey());
             assert!(store.swap_credentials("alice", &old, &now, false).unwrap());
             writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);

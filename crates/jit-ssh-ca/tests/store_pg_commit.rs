@@ -109,18 +109,15 @@ fn login_state_commits_without_waiting_for_the_disk_and_the_rest_waits() {
     // An enrolled credential waits; a sign-in's counter update need not.
     let key = passkey();
     durable(&mut c, "enrolling a credential", &|| {
+        let none = store.stored_credentials("carol").unwrap();
         assert!(store
-            .swap_credentials("carol", &[], std::slice::from_ref(&key), true)
+            .swap_credentials("carol", &none, std::slice::from_ref(&key), true)
             .unwrap())
     });
     deferred(&mut c, "a signature-counter update", &|| {
+        let one = store.stored_credentials("carol").unwrap();
         assert!(store
-            .swap_credentials(
-                "carol",
-                std::slice::from_ref(&key),
-                &[counted(&key, 1)],
-                false
-            )
+            .swap_credentials("carol", &one, &[counted(&key, 1)], false)
             .unwrap())
     });
     deferred(&mut c, "storing a ceremony", &|| {
@@ -128,8 +125,9 @@ fn login_state_commits_without_waiting_for_the_disk_and_the_rest_waits() {
     });
     durable(&mut c, "enrolling a second credential", &|| {
         let two = [counted(&key, 1), passkey()];
+        let counted_once = store.stored_credentials("carol").unwrap();
         assert!(store
-            .swap_credentials("carol", &[counted(&key, 1)], &two, true)
+            .swap_credentials("carol", &counted_once, &two, true)
             .unwrap())
     });
 

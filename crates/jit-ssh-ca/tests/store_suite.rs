@@ -6,6 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod pg;
+#[path = "../src/store/sled_reopen.rs"]
+mod sled_reopen;
 mod stored;
 
 use std::sync::{Arc, Barrier};
@@ -15,12 +17,14 @@ use stored::{ceremony, counted, exact, passkey, request};
 use jit_ssh_ca::policy::Role;
 use jit_ssh_ca::store::{
     AccessRequest, Ceremony, Cutoffs, HostChallenge, HostRecord, HostToken, Invite,
-    PendingDecision, PendingRevocation, RevokedSerial, Session, SledStore, Standing, Store,
+    PendingDecision, PendingRevocation, PgStore, RevokedSerial, Session, SledStore, Standing,
+    Store,
 };
 use jit_ssh_proto::api::{
     DecisionStatus, IssuedCertificate, RequestStatus, RevocationStatus, RevokeTarget,
     SessionStatus, Verdict,
 };
+use webauthn_rs::prelude::Passkey;
 
 /// A sled store in a temp dir (removed when the test ends).
 fn sled() -> (Arc<dyn Store>, tempfile::TempDir) {
@@ -55,7 +59,7 @@ suite!(
     host_tokens_are_spent_and_hosts_swapped,
     host_challenges_and_revoked_host_keys,
     a_stored_request_reads_back_identical,
-    credentials_swap_only_from_the_stored_list,
+    credentials_swap_only_from_what_was_read,
     first_credentials_race_to_one_writer,
 );
 
@@ -351,8 +355,10 @@ fn revocations_decisions_and_sessions_swap(s: Arc<dyn Store>) {
 
 fn users_credentials_roles_and_blocks(s: Arc<dyn Store>) {
     assert!(s.credentials("alice").unwrap().is_empty());
-    assert!(s.swap_credentials("alice", &[], &[], true).unwrap());
-    assert!(s.swap_credentials("alice", &[], &[], false).unwrap());
+    let none = s.stored_credentials("alice").unwrap();
+    assert!(s.swap_credentials("alice", &none, &[], true).unwrap());
+    let empty = s.stored_credentials("alice").unwrap();
+    assert!(s.swap_credentials("alice", &empty, &[], false).unwrap());
     assert!(s.credentials("alice").unwrap().is_empty());
     assert!(s.invited_roles("alice").unwrap().is_empty());
     s.add_invited_roles("alice", &[Role::Security, Role::Approver])
@@ -496,48 +502,112 @@ fn a_stored_request_reads_back_identical(s: Arc<dyn Store>) {
     assert_eq!(s.request("full").unwrap(), Some(next));
 }
 
-fn credentials_swap_only_from_the_stored_list(s: Arc<dyn Store>) {
+fn credentials_swap_only_from_what_was_read(s: Arc<dyn Store>) {
     let (a, b, c) = (passkey(), passkey(), passkey());
     let (only_a, only_b) = (std::slice::from_ref(&a), std::slice::from_ref(&b));
-    assert!(s.credentials("alice").unwrap().is_empty());
-    // A list that is not stored cannot be swapped into existence.
-    assert!(!s.swap_credentials("alice", only_a, only_b, true).unwrap());
+    let none = s.stored_credentials("alice").unwrap();
+    assert!(none.passkeys.is_empty());
     assert!(!s.may_request("alice").unwrap().enrolled);
-    // The first credential: "none" matches a user with no row.
-    assert!(s.swap_credentials("alice", &[], only_a, true).unwrap());
+    // The first credential, from a read that found none.
+    assert!(s.swap_credentials("alice", &none, only_a, true).unwrap());
     assert_eq!(exact(&s.credentials("alice").unwrap()), exact(only_a));
-    // A second "first" enrollment read the empty list: refused.
-    assert!(!s.swap_credentials("alice", &[], only_b, true).unwrap());
+    // A second "first" enrollment read none too: refused.
+    assert!(!s.swap_credentials("alice", &none, only_b, true).unwrap());
     // An enrollment from the stored list, not waiting for the disk here
     // (both kinds of write must swap alike).
+    let with_a = s.stored_credentials("alice").unwrap();
     let two = [a.clone(), b.clone()];
-    assert!(s.swap_credentials("alice", only_a, &two, false).unwrap());
+    assert!(s.swap_credentials("alice", &with_a, &two, false).unwrap());
     // A sign-in that read the list before that enrollment writes back
     // what it read with its counter raised: refused, nothing changes
     // (this blind write lost passkey b).
     for durable in [true, false] {
         assert!(!s
-            .swap_credentials("alice", only_a, &[counted(&a, 7)], durable)
+            .swap_credentials("alice", &with_a, &[counted(&a, 7)], durable)
             .unwrap());
         assert!(!s
-            .swap_credentials("alice", only_a, &[a.clone(), c.clone()], durable)
+            .swap_credentials("alice", &with_a, &[a.clone(), c.clone()], durable)
             .unwrap());
         assert_eq!(exact(&s.credentials("alice").unwrap()), exact(&two));
     }
-    // The counter rises from the stored list; a stale copy cannot move
+    // The counter rises from the stored list; a stale read cannot move
     // it back.
+    let with_two = s.stored_credentials("alice").unwrap();
     let raised = [counted(&a, 7), b.clone()];
-    assert!(s.swap_credentials("alice", &two, &raised, false).unwrap());
+    assert!(s
+        .swap_credentials("alice", &with_two, &raised, false)
+        .unwrap());
     assert!(!s
-        .swap_credentials("alice", &two, &[counted(&a, 3), b.clone()], false)
+        .swap_credentials("alice", &with_two, &[counted(&a, 3), b.clone()], false)
         .unwrap());
     assert_eq!(exact(&s.credentials("alice").unwrap()), exact(&raised));
-    assert!(s.credentials("bob").unwrap().is_empty());
-    // An empty list stored matches "none" as well.
-    assert!(s.swap_credentials("bob", &[], &[], true).unwrap());
+    // An empty list stored is not "none": a read of none before it was
+    // stored is stale, a read of it is not.
+    let bob_none = s.stored_credentials("bob").unwrap();
+    assert!(s.swap_credentials("bob", &bob_none, &[], true).unwrap());
     let only_c = std::slice::from_ref(&c);
-    assert!(s.swap_credentials("bob", &[], only_c, true).unwrap());
+    assert!(!s.swap_credentials("bob", &bob_none, only_c, true).unwrap());
+    let bob_empty = s.stored_credentials("bob").unwrap();
+    assert!(bob_empty.passkeys.is_empty());
+    assert!(s.swap_credentials("bob", &bob_empty, only_c, true).unwrap());
     assert_eq!(exact(&s.credentials("bob").unwrap()), exact(only_c));
+}
+
+/// `a`'s list as another version of webauthn-rs might have stored it: a
+/// field this one does not know, other spacing. It decodes to the same
+/// passkey but does not come back byte for byte when encoded again.
+fn stored_by_another_version(a: &Passkey) -> String {
+    let mut list = serde_json::to_value([a]).unwrap();
+    list[0]["cred"]["field_of_another_version"] = serde_json::json!(1);
+    let form = serde_json::to_string_pretty(&list).unwrap();
+    assert_ne!(form, exact(std::slice::from_ref(a)));
+    form
+}
+
+/// A sign-in raises the counter of a list stored in another form. A
+/// swap that compared against the list encoded again never matched it:
+/// every counter update failed (then every sign-in, after its tries).
+fn a_list_stored_in_another_form_swaps(s: Arc<dyn Store>, a: &Passkey) {
+    let read = s.stored_credentials("alice").unwrap();
+    assert_eq!(exact(&read.passkeys), exact(std::slice::from_ref(a)));
+    let raised = [counted(a, 7)];
+    assert!(
+        s.swap_credentials("alice", &read, &raised, false).unwrap(),
+        "the swap missed the list it read"
+    );
+    assert_eq!(exact(&s.credentials("alice").unwrap()), exact(&raised));
+}
+
+#[test]
+fn embedded_a_list_stored_in_another_form_swaps() {
+    let a = passkey();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state");
+    {
+        let db = sled::open(&path).unwrap();
+        let tree = db.open_tree("credentials").unwrap();
+        tree.insert("alice", stored_by_another_version(&a).as_bytes())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let s = sled_reopen::until_unlocked(|| SledStore::open(&path));
+    a_list_stored_in_another_form_swaps(Arc::new(s), &a);
+}
+
+#[test]
+fn postgres_a_list_stored_in_another_form_swaps() {
+    let test = "postgres_a_list_stored_in_another_form_swaps";
+    let Some(cfg) = pg::database(test) else {
+        return;
+    };
+    let a = passkey();
+    let form = stored_by_another_version(&a).replace('\'', "''");
+    pg::cluster(test).unwrap().sql(
+        &pg::db_name(&cfg),
+        &format!("INSERT INTO credentials (user_name, body) VALUES ('alice', '{form}')"),
+    );
+    let s = PgStore::open(&cfg).unwrap();
+    a_list_stored_in_another_form_swaps(Arc::new(s), &a);
 }
 
 fn first_credentials_race_to_one_writer(s: Arc<dyn Store>) {
@@ -552,9 +622,11 @@ fn first_credentials_race_to_one_writer(s: Arc<dyn Store>) {
             .map(|(i, k)| {
                 let (s, user, k, barrier) = (s.clone(), user.clone(), k.clone(), barrier.clone());
                 std::thread::spawn(move || {
+                    // Each read none, then all swap at once, durable
+                    // and not racing each other.
+                    let none = s.stored_credentials(&user).unwrap();
                     barrier.wait();
-                    // Durable and not, racing each other.
-                    let won = s.swap_credentials(&user, &[], &[k], i % 2 == 0).unwrap();
+                    let won = s.swap_credentials(&user, &none, &[k], i % 2 == 0).unwrap();
                     won.then_some(i)
                 })
             })

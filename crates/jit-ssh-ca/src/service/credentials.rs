@@ -27,9 +27,9 @@ impl Ca {
         mut change: impl FnMut(&[Passkey]) -> Option<Vec<Passkey>>,
     ) -> Result<Option<Vec<Passkey>>, ServiceError> {
         for _ in 0..TRIES {
-            let old = self.store.credentials(user)?;
-            let Some(new) = change(&old) else {
-                return Ok(Some(old));
+            let old = self.store.stored_credentials(user)?;
+            let Some(new) = change(&old.passkeys) else {
+                return Ok(Some(old.passkeys));
             };
             if self.store.swap_credentials(user, &old, &new, durable)? {
                 return Ok(Some(new));

@@ -11,6 +11,7 @@ mod sled_hosts;
 #[cfg(test)]
 pub(crate) mod sled_reopen;
 mod sled_store;
+mod stored_credentials;
 #[cfg(test)]
 mod stored_form;
 #[cfg(test)]
@@ -20,6 +21,7 @@ pub use hosts::{HeldReport, HostChallenge, HostRecord, HostStore, HostToken};
 pub use pg::{PgAuditLog, PgStore};
 pub use retention::{Cutoffs, Pruned};
 pub use sled_store::SledStore;
+pub use stored_credentials::StoredCredentials;
 
 use serde::{Deserialize, Serialize};
 
@@ -315,10 +317,14 @@ pub trait Store: HostStore + Send + Sync {
     /// Removes and returns the invite: only one caller ever gets it.
     fn take_invite(&self, token_hash: &str) -> Result<Option<Invite>, StoreError>;
 
-    fn credentials(&self, user: &str) -> Result<Vec<Passkey>, StoreError>;
-    /// Replaces `user`'s credentials with `new` only if they are still
-    /// exactly `old` (an empty `old` matches a user with none stored; of
-    /// two first enrollments, one wins): the only way the service changes
+    fn credentials(&self, user: &str) -> Result<Vec<Passkey>, StoreError> {
+        Ok(self.stored_credentials(user)?.passkeys)
+    }
+    /// `user`'s credentials with what was stored for them, for a swap.
+    fn stored_credentials(&self, user: &str) -> Result<StoredCredentials, StoreError>;
+    /// Replaces `user`'s credentials with `new` only if the store still
+    /// holds exactly what `old` was read from (nothing, for a first
+    /// enrollment: of two, one wins): the only way the service changes
     /// them, since an enrollment and a sign-in's signature-counter update
     /// each rewrite the whole list, and a blind write of a list read
     /// earlier lost a passkey enrolled in between. `durable` waits for
@@ -326,7 +332,7 @@ pub trait Store: HostStore + Send + Sync {
     fn swap_credentials(
         &self,
         user: &str,
-        old: &[Passkey],
+        old: &StoredCredentials,
         new: &[Passkey],
         durable: bool,
     ) -> Result<bool, StoreError>;

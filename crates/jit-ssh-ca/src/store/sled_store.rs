@@ -8,7 +8,7 @@ use webauthn_rs::prelude::Passkey;
 
 use super::{
     AccessRequest, Ceremony, Cutoffs, Invite, PendingDecision, PendingRevocation, Pruned,
-    RevokedSerial, Session, Store, StoreError,
+    RevokedSerial, Session, Store, StoreError, StoredCredentials,
 };
 use crate::policy::Role;
 use jit_ssh_proto::api::RequestStatus;
@@ -267,14 +267,14 @@ impl Store for SledStore {
         dec(self.invites.remove(token_hash)?, "invite")
     }
 
-    fn credentials(&self, user: &str) -> Result<Vec<Passkey>, StoreError> {
-        Ok(dec(self.credentials.get(user)?, "credentials")?.unwrap_or_default())
+    fn stored_credentials(&self, user: &str) -> Result<StoredCredentials, StoreError> {
+        StoredCredentials::decode(self.credentials.get(user)?.map(|b| b.to_vec()))
     }
 
     fn swap_credentials(
         &self,
         user: &str,
-        old: &[Passkey],
+        old: &StoredCredentials,
         new: &[Passkey],
         durable: bool,
     ) -> Result<bool, StoreError> {

@@ -11,7 +11,7 @@ use jit_ssh_ca::policy::Role;
 use jit_ssh_ca::store::{
     AccessRequest, Ceremony, Cutoffs, HostChallenge, HostRecord, HostStore, HostToken, Invite,
     PendingDecision, PendingRevocation, Pruned, RequestChanged, RevokedSerial, Session, Standing,
-    Store, StoreError,
+    Store, StoreError, StoredCredentials,
 };
 use webauthn_rs::prelude::Passkey;
 
@@ -46,8 +46,8 @@ impl Interleave {
 }
 
 impl Store for Interleave {
-    fn credentials(&self, user: &str) -> Result<Vec<Passkey>, StoreError> {
-        let read = self.inner.credentials(user)?;
+    fn stored_credentials(&self, user: &str) -> Result<StoredCredentials, StoreError> {
+        let read = self.inner.stored_credentials(user)?;
         let step = self.after_read.lock().unwrap().take();
         if let Some(step) = step {
             step();
@@ -58,7 +58,7 @@ impl Store for Interleave {
     fn swap_credentials(
         &self,
         user: &str,
-        old: &[Passkey],
+        old: &StoredCredentials,
         new: &[Passkey],
         durable: bool,
     ) -> Result<bool, StoreError> {

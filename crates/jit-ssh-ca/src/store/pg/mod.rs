@@ -31,7 +31,7 @@ use notify::Notify;
 
 use super::{
     AccessRequest, Ceremony, Cutoffs, Invite, PendingDecision, PendingRevocation, Pruned,
-    RevokedSerial, Session, Store, StoreError,
+    RevokedSerial, Session, Store, StoreError, StoredCredentials,
 };
 use crate::config::storage::PostgresConfig;
 use crate::policy::Role;
@@ -310,20 +310,20 @@ impl Store for PgStore {
         self.take("invites", (token_hash, "invite"), Commit::Durable)
     }
 
-    fn credentials(&self, user: &str) -> Result<Vec<Passkey>, StoreError> {
+    fn stored_credentials(&self, user: &str) -> Result<StoredCredentials, StoreError> {
         let row = self.with(|c| {
             Ok(c.query_opt(
                 "SELECT body FROM credentials WHERE user_name = $1",
                 &[&user],
             )?)
         })?;
-        passkeys(row.map(|r| r.get(0)))
+        StoredCredentials::decode(row.map(|r| r.get::<_, String>(0).into_bytes()))
     }
 
     fn swap_credentials(
         &self,
         user: &str,
-        old: &[Passkey],
+        old: &StoredCredentials,
         new: &[Passkey],
         durable: bool,
     ) -> Result<bool, StoreError> {
