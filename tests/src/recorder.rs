@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use jit_ssh_recording::Chunk;
@@ -105,6 +106,13 @@ impl Recorder {
             .arg(dir)
             .args(["--chunk-seconds", "1"])
             .args(extra)
+            // A test machine's disk may be fuller than the default 5 %
+            // floor allows; only tests of the floor set one.
+            .args(if extra.contains(&"--spool-min-free") {
+                &[][..]
+            } else {
+                &["--spool-min-free", "16MiB", "--spool-min-free-percent", "0"][..]
+            })
             .env_remove("JIT_SSH_CA_URL")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -183,18 +191,46 @@ impl Recorder {
         // test that ends before the recorder's next look would leave
         // them to the next recorder started on this machine. One a live
         // login still holds is not empty and stays (rmdir refuses it),
-        // for a restarted recorder to take back.
-        for line in self.log_text().lines() {
-            if let Some(path) = line.split(" run in cgroup ").nth(1) {
-                let _ = std::fs::remove_dir(path.trim());
+        // for a restarted recorder to take back, or for
+        // [`remove_left_login_cgroups`] once sshd's harness ended it.
+        for path in login_cgroups_in(&self.log_text()) {
+            if path.exists() && std::fs::remove_dir(&path).is_err() {
+                LEFT.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(path);
             }
         }
+    }
+}
+
+/// Login cgroups a stopped recorder could not remove: a login still ran
+/// in them (a test that stops its recorder mid-login on purpose, or
+/// drops it before its sshd).
+static LEFT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Removes the login cgroups stopped recorders left that are empty now,
+/// waiting up to `within` for them to empty (their logins' last
+/// processes going after sshd's harness ended them). A cgroup still in
+/// use stays listed: another test's login may still run in it.
+pub fn remove_left_login_cgroups(within: Duration) {
+    let until = Instant::now() + within;
+    loop {
+        let mut left = LEFT.lock().unwrap_or_else(PoisonError::into_inner);
+        left.retain(|p| p.exists() && std::fs::remove_dir(p).is_err());
+        if left.is_empty() || Instant::now() >= until {
+            return;
+        }
+        drop(left);
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 impl Drop for Recorder {
     fn drop(&mut self) {
         self.stop();
+        // Dropped after its sshd: the logins sshd's harness ended may
+        // still be going.
+        remove_left_login_cgroups(Duration::from_secs(1));
     }
 }
 

@@ -147,6 +147,9 @@ impl Drop for Sshd {
                 let _ = c.wait();
             }
         }
+        // The logins just ended may have been the last in a cgroup a
+        // stopped recorder could not remove yet.
+        crate::recorder::remove_left_login_cgroups(Duration::from_secs(2));
     }
 }
 

@@ -22,10 +22,23 @@ pub struct World {
 impl World {
     /// Dev CA, enrolled user (credential saved for the fake browser), agent.
     pub fn start() -> World {
+        Self::start_with("")
+    }
+
+    /// [`World::start`] with `extra` lines added to the dev CA's config
+    /// (written by a first start, before anyone enrolls).
+    pub fn start_with(extra: &str) -> World {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().to_owned();
         let account = login_name();
-        let ca = DevCa::start(&root.join("dev"), &account);
+        let dev = root.join("dev");
+        if !extra.is_empty() {
+            DevCa::start(&dev, &account).stop();
+            let config = dev.join("ca.toml");
+            let text = std::fs::read_to_string(&config).unwrap();
+            std::fs::write(&config, format!("{text}\n{extra}")).unwrap();
+        }
+        let ca = DevCa::start(&dev, &account);
         let (flow, _) = browser_script();
         let approve = flow.with_file_name("approve.mjs");
         let cred = root.join("credential.json");

@@ -246,7 +246,7 @@ async fn counters_move_with_a_login_a_denial_and_a_revocation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recordings_store_below_its_floor_shows_in_metrics_and_the_ca_stays_ready() {
     use jit_ssh_ca::recordings::space::{FsSpace, Probe};
-    let t = TestCa::new();
+    let t = TestCa::with_policy("", common::DEFAULT_FLOOR);
     t.ca.metrics.require_token(TOKEN);
     let disk = |free: u64| -> Probe {
         std::sync::Arc::new(move |_: &std::path::Path| {

@@ -187,7 +187,14 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let t = TestCa::new();
+    setup_with(TestCa::new()).await
+}
+
+async fn setup_with_default_floor() -> Setup {
+    setup_with(TestCa::with_policy("", common::DEFAULT_FLOOR)).await
+}
+
+async fn setup_with(t: TestCa) -> Setup {
     let host_key = random_key();
     enroll_host(&t, "db-1.dev", &host_key).await;
     let mut alice = t.enroll("alice").await;
@@ -288,8 +295,10 @@ fn disk_with(free: u64) -> jit_ssh_ca::recordings::space::Probe {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn below_the_free_space_floor_uploads_are_507_store_nothing_and_issuance_goes_on() {
-    let mut s = setup().await;
+    let mut s = setup_with_default_floor().await;
     let t = &s.t;
+    // Room at first, whatever this machine's disk holds.
+    t.ca.set_recordings_probe(disk_with(50 << 30));
     let rec = record(&s.alice, "s-full", &s.host_key, 12);
     let (st, _) = upload(t, "s-full", &rec.header, &rec.chunks[..3]).await;
     assert_eq!(st, StatusCode::OK);
