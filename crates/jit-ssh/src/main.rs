@@ -17,6 +17,7 @@ mod error;
 mod known_hosts;
 mod loaded;
 mod login;
+mod play_filter;
 mod progress;
 mod reach;
 mod recordings;
