@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use jit_ssh_recording::{Chunk, SessionId};
 
-use super::{RecordingMeta, RecordingStore, RecordingStoreError, StoredRecording};
+use super::{OpenRecording, RecordingMeta, RecordingStore, RecordingStoreError, StoredRecording};
 
 const HEADER: &str = "header";
 const CHUNKS: &str = "chunks";
@@ -228,6 +228,30 @@ impl RecordingStore for LocalRecordings {
         }))
     }
 
+    fn open(&self, session: &SessionId) -> Result<Option<OpenRecording>, RecordingStoreError> {
+        let dir = self.dir(session)?;
+        let Some(meta) = self.read_meta(&dir)? else {
+            return Ok(None);
+        };
+        let header = dir.join(HEADER);
+        let header_line = fs::read_to_string(&header).map_err(io("reading", &header))?;
+        let path = dir.join(CHUNKS);
+        let f = File::open(&path).map_err(io("reading", &path))?;
+        let len = f.metadata().map_err(io("reading", &path))?.len();
+        if len < meta.chunk_bytes {
+            return Err(RecordingStoreError::Damaged {
+                session: session.clone(),
+                why: "the chunks file is shorter than its state says".into(),
+            });
+        }
+        let chunks = Box::new(f.take(meta.chunk_bytes));
+        Ok(Some(OpenRecording {
+            meta,
+            header_line,
+            chunks,
+        }))
+    }
+
     fn read_chunks(
         &self,
         session: &SessionId,
@@ -400,6 +424,14 @@ mod tests {
             "fewer than asked when fewer are stored"
         );
         assert!(store.read_chunks(&m.session, 99, 1).unwrap().is_empty());
+        let mut open = store.open(&m.session).unwrap().unwrap();
+        let mut streamed = Vec::new();
+        open.chunks.read_to_end(&mut streamed).unwrap();
+        let mut bundled = Vec::new();
+        jit_ssh_recording::bundle::write(&mut bundled, &line, &chunks).unwrap();
+        let mut prefix = Vec::new();
+        jit_ssh_recording::bundle::write(&mut prefix, &open.header_line, &[]).unwrap();
+        assert_eq!([prefix, streamed].concat(), bundled);
         let back = store.read(&m.session).unwrap().unwrap();
         assert_eq!(
             (back.header_line, back.chunks),

@@ -146,6 +146,15 @@ pub struct StoredRecording {
     pub chunks: Vec<Chunk>,
 }
 
+/// A stored recording opened for reading as it is sent, not into memory.
+pub struct OpenRecording {
+    pub meta: RecordingMeta,
+    pub header_line: String,
+    /// The stored chunks as a bundle holds them (`u32 length, chunk` …),
+    /// `meta.chunk_bytes` of them: what was stored when it was opened.
+    pub chunks: Box<dyn std::io::Read + Send>,
+}
+
 /// Storage of verified recordings. Every write is durable (fsynced) when
 /// it returns; callers serialize writes to one session.
 pub trait RecordingStore: Send + Sync {
@@ -163,6 +172,9 @@ pub trait RecordingStore: Send + Sync {
     fn header_line(&self, session: &SessionId) -> Result<Option<String>, RecordingStoreError>;
     /// The header line and every stored chunk.
     fn read(&self, session: &SessionId) -> Result<Option<StoredRecording>, RecordingStoreError>;
+    /// The header line and a reader of the stored chunks, for sending a
+    /// recording of any size without holding it.
+    fn open(&self, session: &SessionId) -> Result<Option<OpenRecording>, RecordingStoreError>;
     /// The stored chunks `first .. first + count` (fewer if fewer are
     /// stored), reading no more than those: what a resend is compared
     /// with, while every upload waits.

@@ -4,7 +4,8 @@
 //! audit record, so `jit-ssh audit play` checks the recording against
 //! the audit chain, not against this answer's say-so.
 
-use base64ct::{Base64, Encoding};
+use std::io::Read;
+
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -104,24 +105,27 @@ impl Ca {
         Ok(RecordingList { recordings })
     }
 
+    /// The recording's summary and the audit's word on it (`bundle`
+    /// left empty), and a reader of the bundle: a recording may be far
+    /// larger than the CA's memory, so it is sent as it is read.
     pub fn recording_download(
         &self,
         who: &SignedIn,
         session: &str,
-    ) -> Result<RecordingDownload, ServiceError> {
+    ) -> Result<(RecordingDownload, Box<dyn Read + Send>), ServiceError> {
         self.may_read_recordings(who)?;
         let id = SessionId::try_from(session).map_err(|_| ServiceError::NotFound("recording"))?;
         let rec = self
             .recordings
             .store
-            .read(&id)
+            .open(&id)
             .map_err(stored)?
             .ok_or(ServiceError::NotFound("recording"))?;
-        let mut bundle = Vec::new();
-        jit_ssh_recording::bundle::write(&mut bundle, &rec.header_line, &rec.chunks)
+        let mut prefix = Vec::new();
+        jit_ssh_recording::bundle::write(&mut prefix, &rec.header_line, &[])
             .map_err(|e| ServiceError::Internal(format!("bundling a recording: {e}")))?;
         let (ended, started_fingerprint) = self.session_records(&rec.meta)?;
-        Ok(RecordingDownload {
+        let download = RecordingDownload {
             summary: summary(&rec.meta),
             host_key: rec.meta.host_key.clone(),
             // The audit's word, not the recording directory's: the
@@ -129,8 +133,12 @@ impl Ca {
             host_key_fingerprint: started_fingerprint.unwrap_or_default(),
             final_hash: ended.as_ref().map(|(_, h)| h.clone()),
             session_ended_seq: ended.map(|(seq, _)| seq),
-            bundle: Base64::encode_string(&bundle),
-        })
+            bundle: String::new(),
+        };
+        Ok((
+            download,
+            Box::new(std::io::Cursor::new(prefix).chain(rec.chunks)),
+        ))
     }
 
     /// The `session_ended` record of this session (its seq and final
