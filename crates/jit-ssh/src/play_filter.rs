@@ -26,6 +26,8 @@ const INPUT_MODES: &[u32] = &[
     1, 9, 66, 1000, 1001, 1002, 1003, 1004, 1005, 1006, 1015, 1016, 1034, 1035, 1036, 1037, 1039,
     2004, 2048,
 ];
+/// See [`PlayFilter::finish`].
+const RESTORE: &str = "\x1b[0m\x1b[?25h\x0f\x1b(B\x1b[4l\x1b[?7h\x1b7\x1b[r\x1b8";
 /// A longer CSI sequence is not one a terminal program sends: dropped.
 const MAX_CSI: usize = 64;
 
@@ -83,10 +85,12 @@ impl PlayFilter {
     }
 
     /// What gives the terminal back after the last event: attributes
-    /// reset, cursor shown, and the main screen if the recording left
-    /// the alternate one on.
+    /// reset, cursor shown, the ASCII character set (not line drawing),
+    /// insert mode off, line wrap on, the whole screen scrolling (the
+    /// cursor kept where it is), and the main screen if the recording
+    /// left the alternate one on.
     pub fn finish(&mut self) -> String {
-        let mut out = String::from("\x1b[0m\x1b[?25h");
+        let mut out = String::from(RESTORE);
         if self.alt_screen {
             out.push_str("\x1b[?1049l");
         }
@@ -284,11 +288,11 @@ mod tests {
     fn an_unended_string_swallows_only_itself_and_the_end_restores_the_screen() {
         let mut f = PlayFilter::new();
         assert_eq!(f.filter("\x1b[?1049hx\x1b]0;never ended"), "\x1b[?1049hx");
-        assert_eq!(f.finish(), "\x1b[0m\x1b[?25h\x1b[?1049l");
+        assert_eq!(f.finish(), format!("{RESTORE}\x1b[?1049l"));
         assert_eq!(f.filter("y"), "y");
         let mut f = PlayFilter::new();
         f.filter("\x1b[?1049h\x1b[?1049l");
-        assert_eq!(f.finish(), "\x1b[0m\x1b[?25h");
+        assert_eq!(f.finish(), RESTORE);
         // An over-long parameter list (no program sends one) is dropped.
         assert_eq!(filtered(&[&format!("\x1b[{}mx", "1;".repeat(100))]), "x");
     }

@@ -113,7 +113,7 @@ fn recorded_output_cannot_set_the_auditors_clipboard_title_or_make_the_terminal_
     // The terminal is given back as play found it: colours reset, the
     // cursor shown, the main screen.
     let tail = &shown[shown.rfind("load 0.1").unwrap()..];
-    for restore in ["\x1b[0m", "\x1b[?25h", "\x1b[?1049l"] {
+    for restore in ["\x1b[0m", "\x1b[?25h", "\x1b[?1049l", "\x1b[r"] {
         assert!(
             tail.contains(restore),
             "{restore:?} not sent at the end: {tail:?}"
