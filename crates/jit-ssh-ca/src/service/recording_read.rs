@@ -23,6 +23,9 @@ use crate::recordings::RecordingMeta;
 /// fingerprint `session_started` names.
 type SessionRecords = (Option<(u64, String)>, Option<String>);
 
+/// Session records of one grant read per audit query.
+const SESSION_RECORDS_PAGE: usize = 10_000;
+
 fn stored(e: crate::recordings::RecordingStoreError) -> ServiceError {
     tracing::error!(error = %e, "recording store failed");
     ServiceError::Internal("recording store".into())
@@ -145,31 +148,40 @@ impl Ca {
     /// hash), and the host key fingerprint its `session_started` record
     /// names, from the audit log.
     fn session_records(&self, m: &RecordingMeta) -> Result<SessionRecords, ServiceError> {
-        let records = self
-            .audit
-            .query(&AuditQuery {
-                grant: Some(m.grant.clone()),
-                kinds: vec!["session_started".into(), "session_ended".into()],
-                limit: 10_000,
-                ..Default::default()
-            })
-            .map_err(|e| {
-                tracing::error!(error = %e, "audit log read failed");
-                ServiceError::Internal("audit log".into())
-            })?;
         let mut ended = None;
         let mut started = None;
-        for r in &records {
-            match &r.event {
-                Event::SessionEnded(e) if e.subject.session == m.session.as_str() => {
-                    ended = Some((r.seq, e.final_hash.clone()));
+        // Page through every session record of the grant: one grant may
+        // hold many sessions, and this one's may come after any number.
+        let mut after_seq = None;
+        loop {
+            let records = self
+                .audit
+                .query(&AuditQuery {
+                    grant: Some(m.grant.clone()),
+                    kinds: vec!["session_started".into(), "session_ended".into()],
+                    after_seq,
+                    limit: SESSION_RECORDS_PAGE,
+                    ..Default::default()
+                })
+                .map_err(|e| {
+                    tracing::error!(error = %e, "audit log read failed");
+                    ServiceError::Internal("audit log".into())
+                })?;
+            for r in &records {
+                match &r.event {
+                    Event::SessionEnded(e) if e.subject.session == m.session.as_str() => {
+                        ended = Some((r.seq, e.final_hash.clone()));
+                    }
+                    Event::SessionStarted(e) if e.subject.session == m.session.as_str() => {
+                        started = Some(e.host_key_fingerprint.clone());
+                    }
+                    _ => {}
                 }
-                Event::SessionStarted(e) if e.subject.session == m.session.as_str() => {
-                    started = Some(e.host_key_fingerprint.clone());
-                }
-                _ => {}
+            }
+            match records.last() {
+                Some(last) if records.len() == SESSION_RECORDS_PAGE => after_seq = Some(last.seq),
+                _ => return Ok((ended, started)),
             }
         }
-        Ok((ended, started))
     }
 }
