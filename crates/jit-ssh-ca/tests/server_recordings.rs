@@ -10,210 +10,21 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+mod recordings_common;
+
+use recordings_common::*;
 
 use std::time::Duration;
 
 use axum::http::StatusCode;
 use base64ct::{Base64, Encoding};
-use common::TestCa;
-use serde_json::{json, Value};
-use ssh_key::{Algorithm, Certificate, HashAlg, LineEnding, PrivateKey, PublicKey};
+use serde_json::json;
+use ssh_key::{HashAlg, PublicKey};
 
-use jit_ssh_audit::{Actor, AuditLog, AuditQuery, Event};
-use jit_ssh_proto::hosts::{challenge_message, HOST_ENROLL_NAMESPACE};
+use jit_ssh_audit::Event;
 use jit_ssh_recording::{
-    bundle, verify, ChainHash, Chunk, ChunkPolicy, Encoder, EndReason, Header, RecordMode,
-    SessionId, SessionInfo,
+    bundle, verify, Chunk, ChunkPolicy, Encoder, EndReason, Header, SessionId,
 };
-
-fn random_key() -> PrivateKey {
-    PrivateKey::random(&mut ssh_key::rand_core::OsRng, Algorithm::Ed25519).unwrap()
-}
-
-async fn enroll_host(t: &TestCa, name: &str, key: &PrivateKey) {
-    let tok =
-        t.ca.create_host_token(
-            "dev",
-            None,
-            None,
-            1,
-            Actor::Operator {
-                login: "test".into(),
-            },
-        )
-        .unwrap()
-        .token;
-    let (s, c) = t
-        .post(
-            "/v1/hosts/enroll",
-            &json!({"token_id": tok.id, "token_secret": tok.secret, "name": name,
-                    "host_key": key.public_key().to_openssh().unwrap()}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{c}");
-    let id = c["id"].as_str().unwrap();
-    let msg = challenge_message(id, c["nonce"].as_str().unwrap());
-    let sig = key
-        .sign(HOST_ENROLL_NAMESPACE, HashAlg::Sha512, msg.as_bytes())
-        .unwrap()
-        .to_pem(LineEnding::LF)
-        .unwrap();
-    let (s, done) = t
-        .post(
-            &format!("/v1/hosts/enroll/{id}"),
-            &json!({ "signature": sig }),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{done}");
-}
-
-/// A grant issued to `user` on `host` as `oncall`: its header fields.
-async fn grant(
-    t: &TestCa,
-    key: &mut webauthn_authenticator_rs::softpasskey::SoftPasskey,
-    user: &str,
-    host: &str,
-) -> SessionInfo {
-    let (_, created) = t.request(user, host, "oncall", "10m").await;
-    let id = created["id"].as_str().unwrap();
-    assert_eq!(t.touch(id, key).await.0, StatusCode::OK);
-    let (_, state) = t
-        .get(&format!("/v1/requests/{id}"), created["secret"].as_str())
-        .await;
-    let cert =
-        Certificate::from_openssh(state["certificate"]["certificate"].as_str().unwrap()).unwrap();
-    SessionInfo {
-        session_id: SessionId::try_from("s-placeholder").unwrap(),
-        key_id: cert.key_id().to_owned(),
-        serial: cert.serial().to_string(),
-        grant_id: id.to_owned(),
-        user: user.to_owned(),
-        host: host.to_owned(),
-        account: "oncall".into(),
-        record: RecordMode::Output,
-    }
-}
-
-struct Recording {
-    header: String,
-    chunks: Vec<Chunk>,
-    final_hash: ChainHash,
-}
-
-/// A session of `n` bursts of output cut into small chunks, ended.
-fn record(info: &SessionInfo, session: &str, key: &PrivateKey, n: usize) -> Recording {
-    record_w(info, session, key, n, 80)
-}
-
-fn record_w(
-    info: &SessionInfo,
-    session: &str,
-    key: &PrivateKey,
-    n: usize,
-    width: u16,
-) -> Recording {
-    let mut info = info.clone();
-    info.session_id = SessionId::try_from(session).unwrap();
-    let header = Header {
-        width,
-        height: 24,
-        timestamp: 1_790_000_000,
-        env: Default::default(),
-        session: info,
-    };
-    let policy = ChunkPolicy {
-        max_raw_bytes: 1024,
-        ..ChunkPolicy::default()
-    };
-    let mut enc = Encoder::new(&header, key.clone(), policy).unwrap();
-    let mut chunks = Vec::new();
-    for i in 0..n {
-        let line = format!("$ echo {i}\r\n{}\r\n", "x".repeat(900));
-        chunks.extend(
-            enc.push_output(Duration::from_millis(100 * i as u64), line.as_bytes())
-                .unwrap(),
-        );
-    }
-    let header = enc.header_line().to_owned();
-    let done = enc
-        .finish(Duration::from_secs(n as u64), EndReason::Exit)
-        .unwrap();
-    chunks.extend(done.chunks);
-    Recording {
-        header,
-        chunks,
-        final_hash: done.final_hash,
-    }
-}
-
-async fn upload(t: &TestCa, session: &str, header: &str, chunks: &[Chunk]) -> (StatusCode, Value) {
-    let chunks: Vec<String> = chunks
-        .iter()
-        .map(|c| Base64::encode_string(&c.to_bytes()))
-        .collect();
-    t.post(
-        &format!("/v1/recordings/{session}"),
-        &json!({ "header": header, "chunks": chunks }),
-    )
-    .await
-}
-
-fn message(v: &Value) -> &str {
-    v["error"]["message"].as_str().unwrap_or("")
-}
-
-fn session_records(t: &TestCa, kind: &str) -> Vec<Event> {
-    t.audit
-        .query(&AuditQuery {
-            kinds: vec![kind.into()],
-            limit: 100,
-            ..Default::default()
-        })
-        .unwrap()
-        .into_iter()
-        .map(|r| r.event)
-        .collect()
-}
-
-struct Setup {
-    t: TestCa,
-    host_key: PrivateKey,
-    alice: SessionInfo,
-    bob: SessionInfo,
-    auditor: String,
-    engineer: String,
-    /// Alice's passkey, for another grant.
-    alice_key: webauthn_authenticator_rs::softpasskey::SoftPasskey,
-}
-
-async fn setup() -> Setup {
-    setup_with(TestCa::new()).await
-}
-
-async fn setup_with_default_floor() -> Setup {
-    setup_with(TestCa::with_policy("", common::DEFAULT_FLOOR)).await
-}
-
-async fn setup_with(t: TestCa) -> Setup {
-    let host_key = random_key();
-    enroll_host(&t, "db-1.dev", &host_key).await;
-    let mut alice = t.enroll("alice").await;
-    let mut bob = t.enroll("bob").await;
-    let mut aud = t.enroll("aud").await;
-    let a = grant(&t, &mut alice, "alice", "db-1.dev").await;
-    let b = grant(&t, &mut bob, "bob", "db-1.dev").await;
-    let auditor = t.sign_in("aud", &mut aud).await;
-    let engineer = t.sign_in("alice", &mut alice).await;
-    Setup {
-        t,
-        host_key,
-        alice: a,
-        bob: b,
-        auditor,
-        engineer,
-        alice_key: alice,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recording_uploads_in_parts_resends_are_idempotent_and_the_audit_holds_the_final_hash() {
@@ -281,16 +92,6 @@ async fn a_recording_uploads_in_parts_resends_are_idempotent_and_the_audit_holds
         Some(&*key.fingerprint(HashAlg::Sha256).to_string())
     );
     verify(&header, chunks, &key, Some(&rec.final_hash)).unwrap();
-}
-
-/// A filesystem of 100 GiB with `free` bytes left.
-fn disk_with(free: u64) -> jit_ssh_ca::recordings::space::Probe {
-    std::sync::Arc::new(move |_: &std::path::Path| {
-        Ok(jit_ssh_ca::recordings::space::FsSpace {
-            avail: free,
-            total: 100 << 30,
-        })
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

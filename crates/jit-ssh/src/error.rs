@@ -56,6 +56,18 @@ impl ClientError {
         }
     }
 
+    /// The message as `jit-ssh: error:` prints it on a terminal: what it
+    /// quotes (a file name from an export being verified, a CA's answer)
+    /// is not the client's to trust, so every control character but the
+    /// line breaks the message itself has is escaped.
+    pub fn for_terminal(&self) -> String {
+        self.to_string()
+            .split('\n')
+            .map(|line| jit_ssh_proto::text::escape_for_terminal(line).into_owned())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// What to do about it.
     pub fn next_step(&self) -> Option<String> {
         Some(match self {

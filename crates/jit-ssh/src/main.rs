@@ -17,6 +17,7 @@ mod error;
 mod known_hosts;
 mod loaded;
 mod login;
+mod play_filter;
 mod progress;
 mod reach;
 mod recordings;
@@ -290,9 +291,12 @@ fn main() -> ExitCode {
                 // One JSON document on stdout, as for success.
                 println!("{}", e.to_json());
             } else {
-                eprintln!("jit-ssh: error: {e}");
+                eprintln!("jit-ssh: error: {}", e.for_terminal());
                 if let Some(next) = e.next_step() {
-                    eprintln!("jit-ssh: next: {next}");
+                    eprintln!(
+                        "jit-ssh: next: {}",
+                        jit_ssh_proto::text::escape_for_terminal(&next)
+                    );
                 }
             }
             let code = e.exit_code();

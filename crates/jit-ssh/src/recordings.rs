@@ -18,6 +18,7 @@ use jit_ssh_recording::{bundle, verify, ChainHash, EventKind, PlayOptions, Verif
 
 use crate::ca_client::CaClient;
 use crate::error::ClientError;
+use crate::play_filter::PlayFilter;
 use crate::session::{signed_in, SignIn};
 use crate::settings::Settings;
 
@@ -134,9 +135,16 @@ pub fn write_cast(v: &Verified, to: &Path) -> Result<(), ClientError> {
 
 /// Plays the output events to this terminal in real time (scaled).
 pub fn play(v: &Verified, options: PlayOptions) -> Result<(), ClientError> {
+    play_to(v, options, std::io::stdout().lock())
+}
+
+/// Plays the output events to `out` in real time (scaled), through
+/// [`PlayFilter`]: what the session drew, not what would talk to the
+/// auditor's terminal.
+pub fn play_to(v: &Verified, options: PlayOptions, mut out: impl Write) -> Result<(), ClientError> {
     let err = |e: jit_ssh_recording::play::PlayError| ClientError::Usage(e.to_string());
     let start = Instant::now();
-    let mut out = std::io::stdout().lock();
+    let mut shown = PlayFilter::new();
     for frame in v.play(options).map_err(err)? {
         let frame = frame.map_err(|e| ClientError::VerifyFailed(e.to_string()))?;
         if frame.event.kind != EventKind::Output {
@@ -145,11 +153,13 @@ pub fn play(v: &Verified, options: PlayOptions) -> Result<(), ClientError> {
         if let Some(wait) = frame.at.checked_sub(start.elapsed()) {
             std::thread::sleep(wait.min(Duration::from_secs(3600)));
         }
-        out.write_all(frame.event.data.as_bytes())
+        out.write_all(shown.filter(&frame.event.data).as_bytes())
             .and_then(|()| out.flush())
             .map_err(|e| ClientError::Other(e.into()))?;
     }
-    Ok(())
+    out.write_all(shown.finish().as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| ClientError::Other(e.into()))
 }
 
 pub fn sessions_command(
@@ -331,3 +341,7 @@ mod tests {
         assert!(e.contains("no session_ended audit record"), "{e}");
     }
 }
+
+#[cfg(test)]
+#[path = "play_tests.rs"]
+mod play_tests;

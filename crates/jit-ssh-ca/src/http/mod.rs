@@ -18,6 +18,7 @@ mod krl;
 mod metrics;
 mod pages;
 mod reach;
+mod recording_stream;
 mod recordings;
 mod requests;
 mod revocations;

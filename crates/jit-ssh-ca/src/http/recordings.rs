@@ -5,17 +5,17 @@ use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 
 use jit_ssh_proto::recordings::{
-    RecordingDownload, RecordingList, RecordingParams, RecordingUpload, RecordingUploaded,
-    MAX_UPLOAD_BYTES,
+    RecordingList, RecordingParams, RecordingUpload, RecordingUploaded, MAX_UPLOAD_BYTES,
 };
 use jit_ssh_proto::routes;
 
 use super::json::{ApiJson, ApiQuery};
-use super::{blocking, ApiError, AppState};
+use super::{blocking, recording_stream, ApiError, AppState};
 use crate::service::SignedIn;
 
 pub fn routes() -> Router<AppState> {
@@ -65,8 +65,7 @@ async fn download(
     State(state): State<AppState>,
     Path(session): Path<String>,
     who: SignedIn,
-) -> Result<Json<RecordingDownload>, ApiError> {
-    Ok(Json(
-        blocking(&state, move |ca| ca.recording_download(&who, &session)).await?,
-    ))
+) -> Result<Response, ApiError> {
+    let (d, bundle) = blocking(&state, move |ca| ca.recording_download(&who, &session)).await?;
+    recording_stream::respond(&d, bundle)
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use jit_ssh_recording::{Chunk, SessionId};
 
-use super::{RecordingMeta, RecordingStore, RecordingStoreError, StoredRecording};
+use super::{OpenRecording, RecordingMeta, RecordingStore, RecordingStoreError, StoredRecording};
 
 const HEADER: &str = "header";
 const CHUNKS: &str = "chunks";
@@ -228,6 +228,77 @@ impl RecordingStore for LocalRecordings {
         }))
     }
 
+    fn open(&self, session: &SessionId) -> Result<Option<OpenRecording>, RecordingStoreError> {
+        let dir = self.dir(session)?;
+        let Some(meta) = self.read_meta(&dir)? else {
+            return Ok(None);
+        };
+        let header = dir.join(HEADER);
+        let header_line = fs::read_to_string(&header).map_err(io("reading", &header))?;
+        let path = dir.join(CHUNKS);
+        let f = File::open(&path).map_err(io("reading", &path))?;
+        let len = f.metadata().map_err(io("reading", &path))?.len();
+        if len < meta.chunk_bytes {
+            return Err(RecordingStoreError::Damaged {
+                session: session.clone(),
+                why: "the chunks file is shorter than its state says".into(),
+            });
+        }
+        let chunks = Box::new(f.take(meta.chunk_bytes));
+        Ok(Some(OpenRecording {
+            meta,
+            header_line,
+            chunks,
+        }))
+    }
+
+    fn read_chunks(
+        &self,
+        session: &SessionId,
+        first: u64,
+        count: usize,
+    ) -> Result<Vec<Chunk>, RecordingStoreError> {
+        let dir = self.dir(session)?;
+        let Some(meta) = self.read_meta(&dir)? else {
+            return Ok(Vec::new());
+        };
+        let path = dir.join(CHUNKS);
+        let damaged = |why: String| RecordingStoreError::Damaged {
+            session: session.clone(),
+            why,
+        };
+        let mut f = File::open(&path).map_err(io("reading", &path))?;
+        // Past the chunks before `first` by their lengths alone: a
+        // resend costs a seek per stored chunk, not a read of each.
+        let mut at = 0u64;
+        let mut out = Vec::new();
+        let mut position = 0u64;
+        while position < meta.chunks && out.len() < count {
+            if at + 4 > meta.chunk_bytes {
+                return Err(damaged(format!("chunk {position}: cut short")));
+            }
+            let mut len = [0u8; 4];
+            f.seek(SeekFrom::Start(at))
+                .and_then(|_| f.read_exact(&mut len))
+                .map_err(io("reading", &path))?;
+            let len = u64::from(u32::from_be_bytes(len));
+            if at + 4 + len > meta.chunk_bytes {
+                return Err(damaged(format!("chunk {position}: cut short")));
+            }
+            if position >= first {
+                let mut one = vec![0u8; len as usize];
+                f.read_exact(&mut one).map_err(io("reading", &path))?;
+                out.push(
+                    Chunk::from_bytes(&one)
+                        .map_err(|e| damaged(format!("chunk {position}: {e}")))?,
+                );
+            }
+            at += 4 + len;
+            position += 1;
+        }
+        Ok(out)
+    }
+
     fn list(&self) -> Result<Vec<RecordingMeta>, RecordingStoreError> {
         let entries = match fs::read_dir(&self.root) {
             Ok(e) => e,
@@ -293,6 +364,7 @@ mod tests {
             chunks: 0,
             chunk_bytes: 0,
             ended: None,
+            chain: None,
         }
     }
 
@@ -345,6 +417,21 @@ mod tests {
         let m = store.append(&m, &chunks[..1]).unwrap();
         let m = store.append(&m, &chunks[1..]).unwrap();
         assert_eq!(m.chunks, chunks.len() as u64);
+        assert_eq!(store.read_chunks(&m.session, 1, 1).unwrap(), chunks[1..2]);
+        assert_eq!(
+            store.read_chunks(&m.session, 0, 100).unwrap(),
+            chunks,
+            "fewer than asked when fewer are stored"
+        );
+        assert!(store.read_chunks(&m.session, 99, 1).unwrap().is_empty());
+        let mut open = store.open(&m.session).unwrap().unwrap();
+        let mut streamed = Vec::new();
+        open.chunks.read_to_end(&mut streamed).unwrap();
+        let mut bundled = Vec::new();
+        jit_ssh_recording::bundle::write(&mut bundled, &line, &chunks).unwrap();
+        let mut prefix = Vec::new();
+        jit_ssh_recording::bundle::write(&mut prefix, &open.header_line, &[]).unwrap();
+        assert_eq!([prefix, streamed].concat(), bundled);
         let back = store.read(&m.session).unwrap().unwrap();
         assert_eq!(
             (back.header_line, back.chunks),

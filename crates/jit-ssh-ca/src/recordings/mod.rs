@@ -8,7 +8,9 @@ pub mod space;
 
 use serde::{Deserialize, Serialize};
 
-use jit_ssh_recording::{Chunk, SessionId};
+use std::time::Duration;
+
+use jit_ssh_recording::{ChainState, Chunk, SessionId, Totals};
 
 pub use local::LocalRecordings;
 
@@ -40,6 +42,64 @@ pub struct RecordingMeta {
     pub chunk_bytes: u64,
     /// Set once the end chunk arrived.
     pub ended: Option<EndedMeta>,
+    /// Where the hash chain stands after the stored chunks, while the
+    /// session is open: a later upload continues from it instead of
+    /// reading and verifying every stored chunk again under the upload
+    /// lock. Absent in state written before it existed (then the chunks
+    /// are verified again, once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<StoredChain>,
+}
+
+/// [`jit_ssh_recording::ChainState`] of an open session, as `state.json`
+/// keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredChain {
+    pub next_index: u64,
+    /// The hash the next chunk must name (hex).
+    pub prev: String,
+    /// Microseconds since the session started where the last chunk ended.
+    pub prev_end_micros: u64,
+    pub data_chunks: u64,
+    pub events: u64,
+    pub raw_bytes: u64,
+    pub stored_bytes: u64,
+}
+
+impl StoredChain {
+    /// `None` for an ended session (nothing may follow its end chunk).
+    pub fn of(s: &ChainState) -> Option<StoredChain> {
+        if s.end.is_some() {
+            return None;
+        }
+        Some(StoredChain {
+            next_index: s.next_index,
+            prev: s.prev.to_string(),
+            prev_end_micros: u64::try_from(s.prev_end.as_micros()).unwrap_or(u64::MAX),
+            data_chunks: s.sums.data_chunks,
+            events: s.sums.events,
+            raw_bytes: s.sums.raw_bytes,
+            stored_bytes: s.sums.stored_bytes,
+        })
+    }
+
+    /// The chain state it keeps, if its hash reads back.
+    pub fn state(&self) -> Option<ChainState> {
+        Some(ChainState {
+            next_index: self.next_index,
+            prev: self.prev.parse().ok()?,
+            prev_end: Duration::from_micros(self.prev_end_micros),
+            sums: Totals {
+                data_chunks: self.data_chunks,
+                events: self.events,
+                raw_bytes: self.raw_bytes,
+                stored_bytes: self.stored_bytes,
+                ..Totals::default()
+            },
+            end: None,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +146,15 @@ pub struct StoredRecording {
     pub chunks: Vec<Chunk>,
 }
 
+/// A stored recording opened for reading as it is sent, not into memory.
+pub struct OpenRecording {
+    pub meta: RecordingMeta,
+    pub header_line: String,
+    /// The stored chunks as a bundle holds them (`u32 length, chunk` …),
+    /// `meta.chunk_bytes` of them: what was stored when it was opened.
+    pub chunks: Box<dyn std::io::Read + Send>,
+}
+
 /// Storage of verified recordings. Every write is durable (fsynced) when
 /// it returns; callers serialize writes to one session.
 pub trait RecordingStore: Send + Sync {
@@ -103,6 +172,18 @@ pub trait RecordingStore: Send + Sync {
     fn header_line(&self, session: &SessionId) -> Result<Option<String>, RecordingStoreError>;
     /// The header line and every stored chunk.
     fn read(&self, session: &SessionId) -> Result<Option<StoredRecording>, RecordingStoreError>;
+    /// The header line and a reader of the stored chunks, for sending a
+    /// recording of any size without holding it.
+    fn open(&self, session: &SessionId) -> Result<Option<OpenRecording>, RecordingStoreError>;
+    /// The stored chunks `first .. first + count` (fewer if fewer are
+    /// stored), reading no more than those: what a resend is compared
+    /// with, while every upload waits.
+    fn read_chunks(
+        &self,
+        session: &SessionId,
+        first: u64,
+        count: usize,
+    ) -> Result<Vec<Chunk>, RecordingStoreError>;
     /// Every recording's state, newest first.
     fn list(&self) -> Result<Vec<RecordingMeta>, RecordingStoreError>;
     /// Deletes recordings last written before `before` (Unix seconds);

@@ -4,7 +4,8 @@
 //! audit record, so `jit-ssh audit play` checks the recording against
 //! the audit chain, not against this answer's say-so.
 
-use base64ct::{Base64, Encoding};
+use std::io::Read;
+
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -21,6 +22,9 @@ use crate::recordings::RecordingMeta;
 /// The `session_ended` record's seq and final hash; the host key
 /// fingerprint `session_started` names.
 type SessionRecords = (Option<(u64, String)>, Option<String>);
+
+/// Session records of one grant read per audit query.
+const SESSION_RECORDS_PAGE: usize = 10_000;
 
 fn stored(e: crate::recordings::RecordingStoreError) -> ServiceError {
     tracing::error!(error = %e, "recording store failed");
@@ -104,24 +108,27 @@ impl Ca {
         Ok(RecordingList { recordings })
     }
 
+    /// The recording's summary and the audit's word on it (`bundle`
+    /// left empty), and a reader of the bundle: a recording may be far
+    /// larger than the CA's memory, so it is sent as it is read.
     pub fn recording_download(
         &self,
         who: &SignedIn,
         session: &str,
-    ) -> Result<RecordingDownload, ServiceError> {
+    ) -> Result<(RecordingDownload, Box<dyn Read + Send>), ServiceError> {
         self.may_read_recordings(who)?;
         let id = SessionId::try_from(session).map_err(|_| ServiceError::NotFound("recording"))?;
         let rec = self
             .recordings
             .store
-            .read(&id)
+            .open(&id)
             .map_err(stored)?
             .ok_or(ServiceError::NotFound("recording"))?;
-        let mut bundle = Vec::new();
-        jit_ssh_recording::bundle::write(&mut bundle, &rec.header_line, &rec.chunks)
+        let mut prefix = Vec::new();
+        jit_ssh_recording::bundle::write(&mut prefix, &rec.header_line, &[])
             .map_err(|e| ServiceError::Internal(format!("bundling a recording: {e}")))?;
         let (ended, started_fingerprint) = self.session_records(&rec.meta)?;
-        Ok(RecordingDownload {
+        let download = RecordingDownload {
             summary: summary(&rec.meta),
             host_key: rec.meta.host_key.clone(),
             // The audit's word, not the recording directory's: the
@@ -129,39 +136,52 @@ impl Ca {
             host_key_fingerprint: started_fingerprint.unwrap_or_default(),
             final_hash: ended.as_ref().map(|(_, h)| h.clone()),
             session_ended_seq: ended.map(|(seq, _)| seq),
-            bundle: Base64::encode_string(&bundle),
-        })
+            bundle: String::new(),
+        };
+        Ok((
+            download,
+            Box::new(std::io::Cursor::new(prefix).chain(rec.chunks)),
+        ))
     }
 
     /// The `session_ended` record of this session (its seq and final
     /// hash), and the host key fingerprint its `session_started` record
     /// names, from the audit log.
     fn session_records(&self, m: &RecordingMeta) -> Result<SessionRecords, ServiceError> {
-        let records = self
-            .audit
-            .query(&AuditQuery {
-                grant: Some(m.grant.clone()),
-                kinds: vec!["session_started".into(), "session_ended".into()],
-                limit: 10_000,
-                ..Default::default()
-            })
-            .map_err(|e| {
-                tracing::error!(error = %e, "audit log read failed");
-                ServiceError::Internal("audit log".into())
-            })?;
         let mut ended = None;
         let mut started = None;
-        for r in &records {
-            match &r.event {
-                Event::SessionEnded(e) if e.subject.session == m.session.as_str() => {
-                    ended = Some((r.seq, e.final_hash.clone()));
+        // Page through every session record of the grant: one grant may
+        // hold many sessions, and this one's may come after any number.
+        let mut after_seq = None;
+        loop {
+            let records = self
+                .audit
+                .query(&AuditQuery {
+                    grant: Some(m.grant.clone()),
+                    kinds: vec!["session_started".into(), "session_ended".into()],
+                    after_seq,
+                    limit: SESSION_RECORDS_PAGE,
+                    ..Default::default()
+                })
+                .map_err(|e| {
+                    tracing::error!(error = %e, "audit log read failed");
+                    ServiceError::Internal("audit log".into())
+                })?;
+            for r in &records {
+                match &r.event {
+                    Event::SessionEnded(e) if e.subject.session == m.session.as_str() => {
+                        ended = Some((r.seq, e.final_hash.clone()));
+                    }
+                    Event::SessionStarted(e) if e.subject.session == m.session.as_str() => {
+                        started = Some(e.host_key_fingerprint.clone());
+                    }
+                    _ => {}
                 }
-                Event::SessionStarted(e) if e.subject.session == m.session.as_str() => {
-                    started = Some(e.host_key_fingerprint.clone());
-                }
-                _ => {}
+            }
+            match records.last() {
+                Some(last) if records.len() == SESSION_RECORDS_PAGE => after_seq = Some(last.seq),
+                _ => return Ok((ended, started)),
             }
         }
-        Ok((ended, started))
     }
 }

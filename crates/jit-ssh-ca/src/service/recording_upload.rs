@@ -23,7 +23,7 @@ use jit_ssh_recording::{ChainState, Chunk, Header, SessionId, Verifier};
 
 use super::{Ca, ServiceError};
 use crate::recordings::space::{self, FsSpace, Probe};
-use crate::recordings::{EndedMeta, LocalRecordings, RecordingMeta, RecordingStore};
+use crate::recordings::{EndedMeta, LocalRecordings, RecordingMeta, RecordingStore, StoredChain};
 
 /// Uploads per host name per minute (every session's recorder uploads
 /// every few seconds).
@@ -169,31 +169,26 @@ impl Ca {
                 "session {session} was started with another header line"
             )));
         }
-        let state = match chains.get(&session) {
-            Some(s) => s.clone(),
-            None => self.rebuild_chain(&session, &body.header, &host_key)?,
-        };
-
-        // Chunks the CA holds already: identical ones are accepted again.
-        let next = state.next_index;
+        // What is stored, by the store's count: the cached chain may be
+        // gone (a restart, a full cache, an ended session) and is not
+        // needed to compare a resend.
+        let next = meta.as_ref().map_or(0, |m| m.chunks);
         let resent = chunks.iter().take_while(|c| c.body().index < next).count();
         if resent > 0 {
-            let held = r
-                .store
-                .read(&session)
-                .map_err(stored)?
-                .map(|s| s.chunks)
-                .unwrap_or_default();
-            for c in &chunks[..resent] {
-                let i = c.body().index;
-                if held.get(i as usize) != Some(c) {
-                    return Err(ServiceError::WrongState(format!(
-                        "chunk {i} differs from the chunk {i} already stored; the next chunk must have index {next}"
-                    )));
-                }
-            }
+            self.compare_resent(&session, &chunks[..resent], next)?;
         }
         let new = &chunks[resent..];
+        if new.is_empty() {
+            return Ok(RecordingUploaded {
+                next_index: next,
+                ended: meta.as_ref().is_some_and(|m| m.ended.is_some()),
+            });
+        }
+        if meta.as_ref().is_some_and(|m| m.ended.is_some()) {
+            return Err(ServiceError::WrongState(format!(
+                "session {session} has ended: its {next} chunks are stored, the last its end chunk; nothing may follow it"
+            )));
+        }
         for (k, c) in new.iter().enumerate() {
             let want = next + k as u64;
             if c.body().index != want {
@@ -203,8 +198,22 @@ impl Ca {
                 )));
             }
         }
+        let held = chains
+            .get(&session)
+            .filter(|s| s.next_index == next)
+            .cloned()
+            .or_else(|| {
+                meta.as_ref()
+                    .and_then(|m| m.chain.as_ref())
+                    .filter(|c| c.next_index == next)
+                    .and_then(StoredChain::state)
+            });
+        let state = match held {
+            Some(s) => s,
+            None => self.rebuild_chain(&session, &body.header, &host_key)?,
+        };
         let mut verifier =
-            Verifier::resume(&body.header, host_key.clone(), state.clone()).map_err(refused)?;
+            Verifier::resume(&body.header, host_key.clone(), state).map_err(refused)?;
         for c in new {
             verifier.push(c).map_err(refused)?;
         }
@@ -214,42 +223,41 @@ impl Ca {
         if meta.is_none() {
             self.check_grant(&header)?;
         }
-        if !new.is_empty() {
-            self.limit(
-                &format!("recording-upload:{}", info.host),
-                UPLOADS_PER_MINUTE_PER_HOST,
-            )?;
-            // Before any audit record or byte: below the floor the room
-            // left is the audit log's (issuance needs it), and the host
-            // keeps its chunks until the store takes them.
-            if let Err(short) = self.recordings_space() {
-                tracing::warn!(%session, host = %info.host, reason = ?short, "refused a recording upload: the recordings store is below its free-space floor");
-                return Err(ServiceError::InsufficientStorage(short.to_string()));
-            }
-            self.audit_recording(&header, &host_key, meta.is_none(), new, &after, client)?;
-            let base = match meta {
-                Some(m) => m,
-                None => {
-                    let m = new_meta(&header, &host_key, now);
-                    r.store.begin(&m, &body.header).map_err(stored)?;
-                    m
-                }
-            };
-            let mut next_meta = RecordingMeta {
-                updated_at: now,
-                ..base
-            };
-            if let Some(end) = after.end {
-                next_meta.ended = Some(EndedMeta {
-                    reason: end.reason.as_str().to_owned(),
-                    final_hash: after.prev.to_string(),
-                    output_bytes: end.totals.output_bytes,
-                    input_bytes: end.totals.input_bytes,
-                    at: now,
-                });
-            }
-            r.store.append(&next_meta, new).map_err(stored)?;
+        self.limit(
+            &format!("recording-upload:{}", info.host),
+            UPLOADS_PER_MINUTE_PER_HOST,
+        )?;
+        // Before any audit record or byte: below the floor the room
+        // left is the audit log's (issuance needs it), and the host
+        // keeps its chunks until the store takes them.
+        if let Err(short) = self.recordings_space() {
+            tracing::warn!(%session, host = %info.host, reason = ?short, "refused a recording upload: the recordings store is below its free-space floor");
+            return Err(ServiceError::InsufficientStorage(short.to_string()));
         }
+        self.audit_recording(&header, &host_key, meta.is_none(), new, &after, client)?;
+        let base = match meta {
+            Some(m) => m,
+            None => {
+                let m = new_meta(&header, &host_key, now);
+                r.store.begin(&m, &body.header).map_err(stored)?;
+                m
+            }
+        };
+        let mut next_meta = RecordingMeta {
+            updated_at: now,
+            chain: StoredChain::of(&after),
+            ..base
+        };
+        if let Some(end) = after.end {
+            next_meta.ended = Some(EndedMeta {
+                reason: end.reason.as_str().to_owned(),
+                final_hash: after.prev.to_string(),
+                output_bytes: end.totals.output_bytes,
+                input_bytes: end.totals.input_bytes,
+                at: now,
+            });
+        }
+        r.store.append(&next_meta, new).map_err(stored)?;
         if after.end.is_some() {
             chains.remove(&session);
         } else {
@@ -262,6 +270,38 @@ impl Ca {
             next_index: after.next_index,
             ended: after.end.is_some(),
         })
+    }
+
+    /// Resent chunks must be the stored ones at their indices, in order;
+    /// only those are read back (`next` are stored).
+    fn compare_resent(
+        &self,
+        session: &SessionId,
+        resent: &[Chunk],
+        next: u64,
+    ) -> Result<(), ServiceError> {
+        let first = resent[0].body().index;
+        let differs = |i: u64| {
+            ServiceError::WrongState(format!(
+                "chunk {i} differs from the chunk {i} already stored; the next chunk must have index {next}"
+            ))
+        };
+        for (k, c) in resent.iter().enumerate() {
+            if c.body().index != first + k as u64 {
+                return Err(differs(c.body().index));
+            }
+        }
+        let held = self
+            .recordings
+            .store
+            .read_chunks(session, first, resent.len())
+            .map_err(stored)?;
+        for (k, c) in resent.iter().enumerate() {
+            if held.get(k) != Some(c) {
+                return Err(differs(c.body().index));
+            }
+        }
+        Ok(())
     }
 
     /// The enrolled key of the host the header names (the same key the
@@ -356,8 +396,9 @@ impl Ca {
         }))
     }
 
-    /// The chain state after the chunks stored so far, verified again (the
-    /// cache lost it: a restart, another replica, a full cache).
+    /// The chain state after the chunks stored so far, verified again:
+    /// only for a session whose `state.json` an older CA wrote without
+    /// it, once (reading the whole recording, under the upload lock).
     fn rebuild_chain(
         &self,
         session: &SessionId,
@@ -455,5 +496,6 @@ fn new_meta(header: &Header, key: &PublicKey, now: i64) -> RecordingMeta {
         chunks: 0,
         chunk_bytes: 0,
         ended: None,
+        chain: None,
     }
 }
