@@ -14,6 +14,7 @@ mod sled_store;
 mod stored_credentials;
 #[cfg(test)]
 mod stored_form;
+mod stored_form_drift;
 #[cfg(test)]
 pub(crate) use stored_form::STORED as STORED_REQUEST;
 

@@ -6,6 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use webauthn_rs::prelude::Passkey;
 
+use super::stored_form_drift::same_value_in_another_form;
 use super::{
     AccessRequest, Ceremony, Cutoffs, Invite, PendingDecision, PendingRevocation, Pruned,
     RevokedSerial, Session, Store, StoreError, StoredCredentials,
@@ -130,20 +131,36 @@ pub(super) fn dec<T: DeserializeOwned>(
 /// its own only every 500 ms: a crash in between took an issued request
 /// back to `pending_mfa`, and the same touch, replayed, got a second
 /// certificate (tests/serve_crash.rs).
-fn swap<T: Serialize>(
+///
+/// `old` stored in another form (by another version) still matches
+/// (`stored_form_drift`).
+fn swap<T: Serialize + DeserializeOwned>(
     tree: &sled::Tree,
     key: &str,
     old: &T,
     new: &T,
     what: &'static str,
 ) -> Result<bool, StoreError> {
-    let swapped = tree
-        .compare_and_swap(key, Some(enc(old, what)?), Some(enc(new, what)?))?
-        .is_ok();
-    if swapped {
-        tree.flush()?;
+    let (was, new) = (enc(old, what)?, enc(new, what)?);
+    let mut expected = was.clone();
+    // This version's form, then at most once the stored form.
+    for _ in 0..2 {
+        match tree.compare_and_swap(key, Some(&expected[..]), Some(new.clone()))? {
+            Ok(()) => {
+                tree.flush()?;
+                return Ok(true);
+            }
+            Err(miss) => match miss.current {
+                Some(stored)
+                    if expected == was && same_value_in_another_form::<T>(&stored, &was) =>
+                {
+                    expected = stored.to_vec();
+                }
+                _ => return Ok(false),
+            },
+        }
     }
-    Ok(swapped)
+    Ok(false)
 }
 
 impl SledStore {

@@ -29,6 +29,7 @@ pub use connect::{check_files, ConnectError};
 use commit::Commit;
 use notify::Notify;
 
+use super::stored_form_drift::same_value_in_another_form;
 use super::{
     AccessRequest, Ceremony, Cutoffs, Invite, PendingDecision, PendingRevocation, Pruned,
     RevokedSerial, Session, Store, StoreError, StoredCredentials,
@@ -127,7 +128,7 @@ impl PgStore {
 
     /// Replaces the JSON under `key` with `new` only if it is still
     /// exactly `old`, as the embedded store's compare-and-swap does.
-    fn swap<T: Serialize>(
+    fn swap<T: Serialize + DeserializeOwned>(
         &self,
         table: &str,
         key: &str,
@@ -138,7 +139,32 @@ impl PgStore {
         let (old, new) = (enc(old, what)?, enc(new, what)?);
         let sql =
             format!("UPDATE {table} SET body = $3, ends_at = $4 WHERE key = $1 AND body = $2");
-        self.with(|c| Ok(c.execute(&sql, &[&key, &old, &new, &ends_at])? == 1))
+        let from =
+            |was: &str| self.with(|c| Ok(c.execute(&sql, &[&key, &was, &new, &ends_at])? == 1));
+        if from(&old)? {
+            return Ok(true);
+        }
+        match self.stored_form::<T>(table, key, &old)? {
+            Some(stored) => from(&stored),
+            None => Ok(false),
+        }
+    }
+
+    /// What is stored under `key`, when it is `was` in another form
+    /// (written by another version, `stored_form_drift`): what a swap
+    /// that missed tries once more against. One more round trip, only
+    /// after a miss.
+    fn stored_form<T: Serialize + DeserializeOwned>(
+        &self,
+        table: &str,
+        key: &str,
+        was: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let sql = format!("SELECT body FROM {table} WHERE key = $1");
+        let row = self.with(|c| Ok(c.query_opt(&sql, &[&key])?))?;
+        Ok(row
+            .map(|r| r.get::<_, String>(0))
+            .filter(|stored| same_value_in_another_form::<T>(stored.as_bytes(), was.as_bytes())))
     }
 
     /// Removes and returns: of two callers, one gets it.
@@ -412,22 +438,32 @@ impl Store for PgStore {
         let old = enc(old, "request")?;
         // The index column changes with the body, in one statement, which
         // also tells the other replicas' long polls (delivered on commit).
-        let n = self.write_request(
-            &format!(
-                "WITH changed AS (
-                   UPDATE requests SET body = $2, ends_at = $3, expires_at = $4,
-                     never_confirmed = $5, pending = $6
-                   FROM {}
-                   WHERE key = $1 AND body = $7 RETURNING requests.key)
-                 SELECT CASE WHEN $9::boolean THEN pg_notify('{}', key) END FROM changed",
-                commit::setting(8),
-                notify::REQUEST_CHANNEL
-            ),
-            Some((&old, notify)),
-            new,
-            commit::of_request_change(new),
-        )?;
-        Ok(n == 1)
+        let sql = format!(
+            "WITH changed AS (
+               UPDATE requests SET body = $2, ends_at = $3, expires_at = $4,
+                 never_confirmed = $5, pending = $6
+               FROM {}
+               WHERE key = $1 AND body = $7 RETURNING requests.key)
+             SELECT CASE WHEN $9::boolean THEN pg_notify('{}', key) END FROM changed",
+            commit::setting(8),
+            notify::REQUEST_CHANNEL
+        );
+        let from = |was: &str| {
+            let n = self.write_request(
+                &sql,
+                Some((was, notify)),
+                new,
+                commit::of_request_change(new),
+            )?;
+            Ok(n == 1)
+        };
+        if from(&old)? {
+            return Ok(true);
+        }
+        match self.stored_form::<AccessRequest>("requests", &new.id, &old)? {
+            Some(stored) => from(&stored),
+            None => Ok(false),
+        }
     }
 
     fn put_revocation(&self, r: &PendingRevocation) -> Result<(), StoreError> {
