@@ -126,6 +126,35 @@ fn refusal(req: &AccessRequest, who: &str) -> Option<Refusal> {
 }
 
 impl Ca {
+    /// Why a security revocation stops `who`'s `verdict` on `req`: a
+    /// blocked approver decides nothing, and nobody's approval gives a
+    /// blocked requester a certificate (a denial still ends the request).
+    fn revoked_refusal(
+        &self,
+        req: &AccessRequest,
+        who: &str,
+        verdict: Verdict,
+    ) -> Result<Option<Refusal>, ServiceError> {
+        if self.store.is_blocked(who)? {
+            return Ok(Some(Refusal {
+                why: format!(
+                    "{who}'s access was revoked by security; their decisions no longer count"
+                ),
+                public: true,
+            }));
+        }
+        if verdict == Verdict::Approve && self.store.is_blocked(req.user.as_str())? {
+            return Ok(Some(Refusal {
+                why: format!(
+                    "{}'s access was revoked by security since they asked: no approval can issue them a certificate",
+                    req.user
+                ),
+                public: true,
+            }));
+        }
+        Ok(None)
+    }
+
     /// Pending requests `who` may decide.
     pub fn pending_for(&self, who: &SignedIn) -> Result<PendingRequests, ServiceError> {
         let mut requests = Vec::new();
@@ -204,8 +233,14 @@ impl Ca {
         }
         // A name nobody enrolled can never confirm: refused before any
         // audit record, so strangers cannot fill the log with names.
-        if self.store.credentials(who.as_str())?.is_empty() {
+        let standing = self.store.may_request(who.as_str())?;
+        if !standing.enrolled {
             return Err(ServiceError::NotEnrolled(who.to_string()));
+        }
+        // As for their own requests: said before the touch (checked
+        // again after it).
+        if standing.blocked {
+            return Err(ServiceError::UserBlocked(who.to_string()));
         }
         // Say no early (checked again after the touch, which is what counts).
         if let Some(why) = refusal(&req, who.as_str()) {
@@ -298,6 +333,9 @@ impl Ca {
             return Err(self.refuse(req, &d.user, why, None)?);
         }
         if let Some(why) = refusal(req, &d.user) {
+            return Err(self.refuse(req, &d.user, why, None)?);
+        }
+        if let Some(why) = self.revoked_refusal(req, &d.user, d.verdict)? {
             return Err(self.refuse(req, &d.user, why, None)?);
         }
         if super::decide::claim_is_live(req, now) {
