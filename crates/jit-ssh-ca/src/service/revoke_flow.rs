@@ -82,10 +82,14 @@ impl Confirmable for PendingRevocation {
 }
 
 impl Ca {
-    /// The roles `user` holds: from the config, plus those invites granted.
+    /// The roles `user` holds: from the config, plus those invites
+    /// granted while the user is still in the config's `[[users]]` (an
+    /// invite needs the entry; removing it ends what the invite gave).
     pub fn roles_of(&self, user: &str) -> Result<std::collections::BTreeSet<Role>, ServiceError> {
         let mut roles = self.config.policy.roles(user);
-        roles.extend(self.store.invited_roles(user)?);
+        if self.config.policy.users.contains_key(user) {
+            roles.extend(self.store.invited_roles(user)?);
+        }
         Ok(roles)
     }
 
