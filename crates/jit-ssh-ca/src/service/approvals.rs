@@ -93,12 +93,12 @@ impl Confirmable for PendingDecision {
 }
 
 /// Why someone may not decide a request.
-struct Refusal {
-    why: String,
+pub(super) struct Refusal {
+    pub(super) why: String,
     /// Whether a caller who has not touched their key may be told `why`:
     /// the request's page already names its requester and who approved,
     /// but whether a given name may approve is not for strangers.
-    public: bool,
+    pub(super) public: bool,
 }
 
 /// Why `who` may not decide `req`, if they may not.
@@ -126,35 +126,6 @@ fn refusal(req: &AccessRequest, who: &str) -> Option<Refusal> {
 }
 
 impl Ca {
-    /// Why a security revocation stops `who`'s `verdict` on `req`: a
-    /// blocked approver decides nothing, and nobody's approval gives a
-    /// blocked requester a certificate (a denial still ends the request).
-    fn revoked_refusal(
-        &self,
-        req: &AccessRequest,
-        who: &str,
-        verdict: Verdict,
-    ) -> Result<Option<Refusal>, ServiceError> {
-        if self.store.is_blocked(who)? {
-            return Ok(Some(Refusal {
-                why: format!(
-                    "{who}'s access was revoked by security; their decisions no longer count"
-                ),
-                public: true,
-            }));
-        }
-        if verdict == Verdict::Approve && self.store.is_blocked(req.user.as_str())? {
-            return Ok(Some(Refusal {
-                why: format!(
-                    "{}'s access was revoked by security since they asked: no approval can issue them a certificate",
-                    req.user
-                ),
-                public: true,
-            }));
-        }
-        Ok(None)
-    }
-
     /// Pending requests `who` may decide.
     pub fn pending_for(&self, who: &SignedIn) -> Result<PendingRequests, ServiceError> {
         let mut requests = Vec::new();
@@ -246,6 +217,9 @@ impl Ca {
         if let Some(why) = refusal(&req, who.as_str()) {
             return Err(self.refuse(&req, who.as_str(), why, Some(client))?);
         }
+        if let Some(why) = self.approver_now_refusal(&req, who.as_str(), now) {
+            return Err(self.refuse(&req, who.as_str(), why, Some(client))?);
+        }
         let (secret, secret_hash) = new_secret();
         let d = PendingDecision {
             id: random_id(),
@@ -335,7 +309,7 @@ impl Ca {
         if let Some(why) = refusal(req, &d.user) {
             return Err(self.refuse(req, &d.user, why, None)?);
         }
-        if let Some(why) = self.revoked_refusal(req, &d.user, d.verdict)? {
+        if let Some(why) = self.standing_refusal(req, &d.user, d.verdict, now)? {
             return Err(self.refuse(req, &d.user, why, None)?);
         }
         if super::decide::claim_is_live(req, now) {
