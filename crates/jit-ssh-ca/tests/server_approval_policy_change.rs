@@ -114,6 +114,10 @@ async fn an_approver_removed_from_the_approvers_groups_no_longer_counts() {
     assert_ne!(moved, config_text(""));
     let t = restart(t, &moved);
 
+    // Nothing waits for lead2 any more, on the start page either.
+    let token = t.sign_in("lead2", &mut lead2).await;
+    let (s, list) = t.get("/v1/requests", Some(&token)).await;
+    assert_eq!((s, list["requests"].clone()), (StatusCode::OK, json!([])));
     let (s, d) = approve(&t, "lead2", &mut lead2, &id).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{d}");
     let st = t.get(&format!("/v1/requests/{id}"), Some(&secret)).await.1;

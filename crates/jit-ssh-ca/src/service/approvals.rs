@@ -133,7 +133,10 @@ impl Ca {
         for req in self.store.pending_approval()? {
             // Expire what ran out on the way.
             let req = self.load_request(&req.id, now)?;
-            if req.status == RequestStatus::PendingApproval && refusal(&req, &who.user).is_none() {
+            if req.status == RequestStatus::PendingApproval
+                && refusal(&req, &who.user).is_none()
+                && self.approver_now_refusal(&req, &who.user, now).is_none()
+            {
                 requests.push(self.summary_of(req));
             }
         }
