@@ -391,7 +391,22 @@ impl Ca {
         };
         next.deciding_since = None;
         let conflict = "the request changed while being decided; try again";
-        self.transition(&base, &next, None, conflict)?;
+        if let Err(e) = self.transition(&base, &next, None, conflict) {
+            // The verdict was recorded above but did not count (another
+            // replica's approval, a cancel or an expiry came first): the
+            // log says so, or an auditor would count it.
+            // (Not after an issuance: that one counted.)
+            if let (ServiceError::WrongState(why), false) =
+                (&e, next.status == RequestStatus::Issued)
+            {
+                let why = Refusal {
+                    why: why.clone(),
+                    public: true,
+                };
+                return Err(self.refuse(req, &d.user, why, None)?);
+            }
+            return Err(e);
+        }
         let event = match (d.verdict, next.status) {
             (Verdict::Deny, _) => Some(RequestEvent::Denied),
             (Verdict::Approve, RequestStatus::Issued) => Some(RequestEvent::Approved),
