@@ -116,7 +116,10 @@ impl Notification {
         match kind {
             NotifyKind::Webhook => serde_json::to_value(self).unwrap_or_default(),
             NotifyKind::Slack => {
-                let mut text = self.text.clone();
+                // The text holds what requesters and approvers typed:
+                // Slack must show it, not read `<…>` as a link or an
+                // @channel mention. Only the CA's own link is markup.
+                let mut text = slack_escape(&self.text);
                 if let Some(url) = &self.url {
                     text.push_str(&format!(" <{url}|Decide>"));
                 }
@@ -124,4 +127,12 @@ impl Notification {
             }
         }
     }
+}
+
+/// `text` as Slack shows it literally: its three control characters as
+/// the entities Slack documents (`&amp;`, `&lt;`, `&gt;`).
+fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }

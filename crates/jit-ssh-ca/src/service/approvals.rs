@@ -93,12 +93,12 @@ impl Confirmable for PendingDecision {
 }
 
 /// Why someone may not decide a request.
-struct Refusal {
-    why: String,
+pub(super) struct Refusal {
+    pub(super) why: String,
     /// Whether a caller who has not touched their key may be told `why`:
     /// the request's page already names its requester and who approved,
     /// but whether a given name may approve is not for strangers.
-    public: bool,
+    pub(super) public: bool,
 }
 
 /// Why `who` may not decide `req`, if they may not.
@@ -133,7 +133,10 @@ impl Ca {
         for req in self.store.pending_approval()? {
             // Expire what ran out on the way.
             let req = self.load_request(&req.id, now)?;
-            if req.status == RequestStatus::PendingApproval && refusal(&req, &who.user).is_none() {
+            if req.status == RequestStatus::PendingApproval
+                && refusal(&req, &who.user).is_none()
+                && self.approver_now_refusal(&req, &who.user, now).is_none()
+            {
                 requests.push(self.summary_of(req));
             }
         }
@@ -204,11 +207,20 @@ impl Ca {
         }
         // A name nobody enrolled can never confirm: refused before any
         // audit record, so strangers cannot fill the log with names.
-        if self.store.credentials(who.as_str())?.is_empty() {
+        let standing = self.store.may_request(who.as_str())?;
+        if !standing.enrolled {
             return Err(ServiceError::NotEnrolled(who.to_string()));
+        }
+        // As for their own requests: said before the touch (checked
+        // again after it).
+        if standing.blocked {
+            return Err(ServiceError::UserBlocked(who.to_string()));
         }
         // Say no early (checked again after the touch, which is what counts).
         if let Some(why) = refusal(&req, who.as_str()) {
+            return Err(self.refuse(&req, who.as_str(), why, Some(client))?);
+        }
+        if let Some(why) = self.approver_now_refusal(&req, who.as_str(), now) {
             return Err(self.refuse(&req, who.as_str(), why, Some(client))?);
         }
         let (secret, secret_hash) = new_secret();
@@ -300,6 +312,9 @@ impl Ca {
         if let Some(why) = refusal(req, &d.user) {
             return Err(self.refuse(req, &d.user, why, None)?);
         }
+        if let Some(why) = self.standing_refusal(req, &d.user, d.verdict, now)? {
+            return Err(self.refuse(req, &d.user, why, None)?);
+        }
         if super::decide::claim_is_live(req, now) {
             let why = "another approval is being applied to this request; try again".to_owned();
             return Err(self.refuse(req, &d.user, Refusal { why, public: true }, None)?);
@@ -376,7 +391,22 @@ impl Ca {
         };
         next.deciding_since = None;
         let conflict = "the request changed while being decided; try again";
-        self.transition(&base, &next, None, conflict)?;
+        if let Err(e) = self.transition(&base, &next, None, conflict) {
+            // The verdict was recorded above but did not count (another
+            // replica's approval, a cancel or an expiry came first): the
+            // log says so, or an auditor would count it.
+            // (Not after an issuance: that one counted.)
+            if let (ServiceError::WrongState(why), false) =
+                (&e, next.status == RequestStatus::Issued)
+            {
+                let why = Refusal {
+                    why: why.clone(),
+                    public: true,
+                };
+                return Err(self.refuse(req, &d.user, why, None)?);
+            }
+            return Err(e);
+        }
         let event = match (d.verdict, next.status) {
             (Verdict::Deny, _) => Some(RequestEvent::Denied),
             (Verdict::Approve, RequestStatus::Issued) => Some(RequestEvent::Approved),

@@ -5,6 +5,7 @@
 //! Methods that touch storage block (sled, fsync): the HTTP layer calls
 //! them on the blocking pool.
 
+mod approval_standing;
 mod approvals;
 mod audit_read;
 mod backup;

@@ -82,10 +82,14 @@ impl Confirmable for PendingRevocation {
 }
 
 impl Ca {
-    /// The roles `user` holds: from the config, plus those invites granted.
+    /// The roles `user` holds: from the config, plus those invites
+    /// granted while the user is still in the config's `[[users]]` (an
+    /// invite needs the entry; removing it ends what the invite gave).
     pub fn roles_of(&self, user: &str) -> Result<std::collections::BTreeSet<Role>, ServiceError> {
         let mut roles = self.config.policy.roles(user);
-        roles.extend(self.store.invited_roles(user)?);
+        if self.config.policy.users.contains_key(user) {
+            roles.extend(self.store.invited_roles(user)?);
+        }
         Ok(roles)
     }
 
@@ -98,13 +102,23 @@ impl Ca {
         r: &PendingRevocation,
         client: Option<SocketAddr>,
     ) -> Result<(), ServiceError> {
-        if self.roles_of(&r.user)?.contains(&Role::Security) {
+        // A revoked officer keeps their role in the config, not the power:
+        // else they (or their key's thief) could block everyone else.
+        let blocked = self.store.is_blocked(&r.user)?;
+        if !blocked && self.roles_of(&r.user)?.contains(&Role::Security) {
             return Ok(());
         }
-        let why = format!(
-            "{} does not hold the security role; only security may revoke",
-            r.user
-        );
+        let why = if blocked {
+            format!(
+                "{}'s own access was revoked by security; they may not revoke until an admin re-enables them",
+                r.user
+            )
+        } else {
+            format!(
+                "{} does not hold the security role; only security may revoke",
+                r.user
+            )
+        };
         let (actor, told) = match client {
             Some(c) => (Actor::claim(c.ip(), &r.user), NOT_ALLOWED.to_owned()),
             None => (
@@ -146,8 +160,13 @@ impl Ca {
             }
             _ => {}
         }
-        if self.store.credentials(user.as_str())?.is_empty() {
+        let standing = self.store.may_request(user.as_str())?;
+        if !standing.enrolled {
             return Err(ServiceError::NotEnrolled(user.to_string()));
+        }
+        // As for their own requests (checked again after the touch).
+        if standing.blocked {
+            return Err(ServiceError::UserBlocked(user.to_string()));
         }
         let now = self.now();
         let (secret, secret_hash) = new_secret();

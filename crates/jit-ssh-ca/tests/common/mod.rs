@@ -246,6 +246,12 @@ impl TestCa {
         )
     }
 
+    /// A CA on the data directory `dir` as it is, with the whole config
+    /// `config` (a restart after the operator edited the config, say).
+    pub fn on_dir_with_config(dir: tempfile::TempDir, config: &str) -> Self {
+        Self::build_in(dir, config, "http://127.0.0.1:9/hook", |a| a, None, None)
+    }
+
     fn build_on(
         config: &str,
         webhook: &str,
