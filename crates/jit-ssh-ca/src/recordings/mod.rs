@@ -49,6 +49,27 @@ pub struct RecordingMeta {
     /// are verified again, once).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain: Option<StoredChain>,
+    /// The validity of the certificate the session ran under, from its
+    /// `certificate_issued` audit record: what bounds the recorded time
+    /// of every later chunk. Absent in state written before it existed
+    /// (then it is read from the audit log again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<CertWindow>,
+}
+
+/// When a session's certificate was valid, and whether its sessions end
+/// with it (docs/recordings.md, "Sessions end with their certificate").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertWindow {
+    /// Unix seconds.
+    pub valid_after: u64,
+    /// Unix seconds.
+    pub valid_before: u64,
+    /// False when the certificate's force-command says
+    /// `--keep-after-expiry` (`end_at_expiry = false`): its sessions may
+    /// outlive it, so only their start is bounded.
+    pub ends_at_expiry: bool,
 }
 
 /// [`jit_ssh_recording::ChainState`] of an open session, as `state.json`
@@ -186,7 +207,11 @@ pub trait RecordingStore: Send + Sync {
     ) -> Result<Vec<Chunk>, RecordingStoreError>;
     /// Every recording's state, newest first.
     fn list(&self) -> Result<Vec<RecordingMeta>, RecordingStoreError>;
-    /// Deletes recordings last written before `before` (Unix seconds);
+    /// Deletes recordings last written before `before` (Unix seconds),
+    /// each leaving a mark that its id was used ([`Self::retired`]);
     /// returns how many.
     fn prune(&self, before: i64) -> Result<u64, RecordingStoreError>;
+    /// Whether `session` was recorded here and pruned: its id may not be
+    /// recorded again.
+    fn retired(&self, session: &SessionId) -> Result<bool, RecordingStoreError>;
 }

@@ -9,7 +9,6 @@ use std::io::Read;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use jit_ssh_audit::{AuditQuery, Event};
 use jit_ssh_proto::recordings::{
     RecordingDownload, RecordingList, RecordingParams, RecordingSummary,
 };
@@ -22,9 +21,6 @@ use crate::recordings::RecordingMeta;
 /// The `session_ended` record's seq and final hash; the host key
 /// fingerprint `session_started` names.
 type SessionRecords = (Option<(u64, String)>, Option<String>);
-
-/// Session records of one grant read per audit query.
-const SESSION_RECORDS_PAGE: usize = 10_000;
 
 fn stored(e: crate::recordings::RecordingStoreError) -> ServiceError {
     tracing::error!(error = %e, "recording store failed");
@@ -146,42 +142,15 @@ impl Ca {
 
     /// The `session_ended` record of this session (its seq and final
     /// hash), and the host key fingerprint its `session_started` record
-    /// names, from the audit log.
+    /// names, from the audit log; `Err` 409 if the log starts the id more
+    /// than once (offline `verify` refuses it too).
     fn session_records(&self, m: &RecordingMeta) -> Result<SessionRecords, ServiceError> {
-        let mut ended = None;
-        let mut started = None;
-        // Page through every session record of the grant: one grant may
-        // hold many sessions, and this one's may come after any number.
-        let mut after_seq = None;
-        loop {
-            let records = self
-                .audit
-                .query(&AuditQuery {
-                    grant: Some(m.grant.clone()),
-                    kinds: vec!["session_started".into(), "session_ended".into()],
-                    after_seq,
-                    limit: SESSION_RECORDS_PAGE,
-                    ..Default::default()
-                })
-                .map_err(|e| {
-                    tracing::error!(error = %e, "audit log read failed");
-                    ServiceError::Internal("audit log".into())
-                })?;
-            for r in &records {
-                match &r.event {
-                    Event::SessionEnded(e) if e.subject.session == m.session.as_str() => {
-                        ended = Some((r.seq, e.final_hash.clone()));
-                    }
-                    Event::SessionStarted(e) if e.subject.session == m.session.as_str() => {
-                        started = Some(e.host_key_fingerprint.clone());
-                    }
-                    _ => {}
-                }
-            }
-            match records.last() {
-                Some(last) if records.len() == SESSION_RECORDS_PAGE => after_seq = Some(last.seq),
-                _ => return Ok((ended, started)),
-            }
-        }
+        let audit = self.session_audit(&m.grant, m.session.as_str())?;
+        audit.single(m.session.as_str())?;
+        let started = audit
+            .started
+            .first()
+            .map(|(_, s)| s.host_key_fingerprint.clone());
+        Ok((audit.ended, started))
     }
 }

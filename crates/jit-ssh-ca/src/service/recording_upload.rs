@@ -21,7 +21,7 @@ use jit_ssh_proto::recordings::{RecordingUpload, RecordingUploaded, MAX_UPLOAD_C
 use jit_ssh_recording::verify::{ChunkProblem, VerifyError};
 use jit_ssh_recording::{ChainState, Chunk, Header, SessionId, Verifier};
 
-use super::{Ca, ServiceError};
+use super::{recording_bounds as bounds, Ca, ServiceError};
 use crate::recordings::space::{self, FsSpace, Probe};
 use crate::recordings::{EndedMeta, LocalRecordings, RecordingMeta, RecordingStore, StoredChain};
 
@@ -220,9 +220,22 @@ impl Ca {
         let after = verifier.state().clone();
         // After the signatures: a caller without the host key learns
         // nothing about grants.
-        if meta.is_none() {
-            self.check_grant(&header)?;
-        }
+        let window = match meta.as_ref().and_then(|m| m.certificate) {
+            Some(w) => w,
+            None => {
+                // A first upload, or state an older CA wrote without
+                // the window: the audit record says it.
+                let w = bounds::window(&self.check_grant(&header)?);
+                if meta.is_none() {
+                    bounds::check_start(&header, &w)?;
+                }
+                w
+            }
+        };
+        bounds::check_chunks(&header, &window, new)?;
+        let fingerprint = host_key.fingerprint(HashAlg::Sha256).to_string();
+        // Audited already: a first upload whose store failed, retried.
+        let started = meta.is_none() && self.first_use(&header, &fingerprint)?;
         self.limit(
             &format!("recording-upload:{}", info.host),
             UPLOADS_PER_MINUTE_PER_HOST,
@@ -234,7 +247,14 @@ impl Ca {
             tracing::warn!(%session, host = %info.host, reason = ?short, "refused a recording upload: the recordings store is below its free-space floor");
             return Err(ServiceError::InsufficientStorage(short.to_string()));
         }
-        self.audit_recording(&header, &host_key, meta.is_none(), new, &after, client)?;
+        self.audit_recording(
+            &header,
+            &host_key,
+            meta.is_none() && !started,
+            new,
+            &after,
+            client,
+        )?;
         let base = match meta {
             Some(m) => m,
             None => {
@@ -246,6 +266,7 @@ impl Ca {
         let mut next_meta = RecordingMeta {
             updated_at: now,
             chain: StoredChain::of(&after),
+            certificate: Some(window),
             ..base
         };
         if let Some(end) = after.end {
@@ -332,7 +353,7 @@ impl Ca {
 
     /// The header must describe a certificate this CA issued for the grant
     /// it names, to the person, account and host it names.
-    fn check_grant(&self, header: &Header) -> Result<(), ServiceError> {
+    fn check_grant(&self, header: &Header) -> Result<CertificateIssued, ServiceError> {
         let i = &header.session;
         let forbid = |why: String| {
             Err(ServiceError::Forbidden(format!(
@@ -369,7 +390,7 @@ impl Ca {
         if !on_host {
             return forbid(format!("it is not for host {}", i.host));
         }
-        Ok(())
+        Ok(cert)
     }
 
     /// The certificate issued under grant `id`, as its audit record says.
@@ -497,5 +518,6 @@ fn new_meta(header: &Header, key: &PublicKey, now: i64) -> RecordingMeta {
         chunk_bytes: 0,
         ended: None,
         chain: None,
+        certificate: None,
     }
 }
