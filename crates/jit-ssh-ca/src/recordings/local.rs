@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 
 use jit_ssh_recording::{Chunk, SessionId};
 
-use super::{OpenRecording, RecordingMeta, RecordingStore, RecordingStoreError, StoredRecording};
+use super::{
+    OpenRecording, PageKey, RecordingMeta, RecordingStore, RecordingStoreError, StoredRecording,
+};
 
 const HEADER: &str = "header";
 const CHUNKS: &str = "chunks";
@@ -322,6 +324,25 @@ impl RecordingStore for LocalRecordings {
             (b.received_at, b.session.as_str()).cmp(&(a.received_at, a.session.as_str()))
         });
         Ok(out)
+    }
+
+    fn page(
+        &self,
+        keep: &dyn Fn(&RecordingMeta) -> bool,
+        after: Option<&PageKey>,
+        limit: usize,
+    ) -> Result<(Vec<RecordingMeta>, bool), RecordingStoreError> {
+        let entries = match fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), false)),
+            Err(e) => return Err(io("listing", &self.root)(e)),
+        };
+        let read = entries.filter_map(|entry| match entry {
+            Err(e) => Some(Err(io("listing", &self.root)(e))),
+            Ok(e) if e.file_name() == PRUNED => None,
+            Ok(e) => self.read_meta(&e.path()).transpose(),
+        });
+        super::page::newest(read, keep, after, limit)
     }
 
     fn prune(&self, before: i64) -> Result<u64, RecordingStoreError> {

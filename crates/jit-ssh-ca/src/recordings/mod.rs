@@ -4,6 +4,7 @@
 //! verified; it never decides what is authentic (docs/recordings.md).
 
 mod local;
+mod page;
 pub mod space;
 
 use serde::{Deserialize, Serialize};
@@ -55,6 +56,24 @@ pub struct RecordingMeta {
     /// (then it is read from the audit log again).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate: Option<CertWindow>,
+}
+
+/// Where a recording sorts in a listing: when the CA first received it,
+/// then its id (newest first: larger keys first). Neither changes once
+/// stored, so a page's cursor stays valid while sessions come and go.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PageKey {
+    pub received_at: i64,
+    pub session: String,
+}
+
+impl RecordingMeta {
+    pub fn order(&self) -> PageKey {
+        PageKey {
+            received_at: self.received_at,
+            session: self.session.to_string(),
+        }
+    }
 }
 
 /// When a session's certificate was valid, and whether its sessions end
@@ -207,6 +226,16 @@ pub trait RecordingStore: Send + Sync {
     ) -> Result<Vec<Chunk>, RecordingStoreError>;
     /// Every recording's state, newest first.
     fn list(&self) -> Result<Vec<RecordingMeta>, RecordingStoreError>;
+    /// One page of the recordings `keep` takes, newest first by
+    /// [`RecordingMeta::order`]: at most `limit` of those ordered after
+    /// `after`, and whether more follow. Holds no more than `limit + 1`
+    /// states at once, however many are stored.
+    fn page(
+        &self,
+        keep: &dyn Fn(&RecordingMeta) -> bool,
+        after: Option<&PageKey>,
+        limit: usize,
+    ) -> Result<(Vec<RecordingMeta>, bool), RecordingStoreError>;
     /// Deletes recordings last written before `before` (Unix seconds),
     /// each leaving a mark that its id was used ([`Self::retired`]);
     /// returns how many.

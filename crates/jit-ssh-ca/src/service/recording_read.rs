@@ -10,13 +10,14 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use jit_ssh_proto::recordings::{
-    RecordingDownload, RecordingList, RecordingParams, RecordingSummary,
+    RecordingDownload, RecordingList, RecordingParams, RecordingSummary, DEFAULT_LIST_LIMIT,
+    MAX_LIST_LIMIT,
 };
 use jit_ssh_recording::SessionId;
 
 use super::sessions::SignedIn;
 use super::{rfc3339, Ca, ServiceError};
-use crate::recordings::RecordingMeta;
+use crate::recordings::{PageKey, RecordingMeta};
 
 /// The `session_ended` record's seq and final hash; the host key
 /// fingerprint `session_started` names.
@@ -25,6 +26,28 @@ type SessionRecords = (Option<(u64, String)>, Option<String>);
 fn stored(e: crate::recordings::RecordingStoreError) -> ServiceError {
     tracing::error!(error = %e, "recording store failed");
     ServiceError::Internal("recording store".into())
+}
+
+/// A page's cursor: `RECEIVED_AT:SESSION` of its last recording (`:` is
+/// in no session id).
+fn cursor(k: &PageKey) -> String {
+    format!("{}:{}", k.received_at, k.session)
+}
+
+fn parse_cursor(s: &str) -> Result<PageKey, ServiceError> {
+    let bad = || {
+        ServiceError::invalid(format!(
+            "after: not a cursor from a previous page ({:?}); pass the `next` of the answer before",
+            s.chars().take(80).collect::<String>()
+        ))
+    };
+    let (at, session) = s.split_once(':').ok_or_else(bad)?;
+    let received_at = at.parse::<i64>().map_err(|_| bad())?;
+    let session = SessionId::try_from(session).map_err(|_| bad())?;
+    Ok(PageKey {
+        received_at,
+        session: session.to_string(),
+    })
 }
 
 fn summary(m: &RecordingMeta) -> RecordingSummary {
@@ -86,22 +109,29 @@ impl Ca {
                     })
             })
             .transpose()?;
+        let limit = p.limit.unwrap_or(DEFAULT_LIST_LIMIT);
+        if !(1..=MAX_LIST_LIMIT).contains(&limit) {
+            return Err(ServiceError::invalid(format!(
+                "limit: 1 to {MAX_LIST_LIMIT} recordings a page (default {DEFAULT_LIST_LIMIT}); page on with after"
+            )));
+        }
+        let after = p.after.as_deref().map(parse_cursor).transpose()?;
         let keep = |m: &RecordingMeta| {
             p.user.as_ref().is_none_or(|u| *u == m.user)
                 && p.host.as_ref().is_none_or(|h| *h == m.host)
                 && p.grant.as_ref().is_none_or(|g| *g == m.grant)
                 && since.is_none_or(|t| i64::try_from(m.started_at).unwrap_or(i64::MAX) >= t)
         };
-        let recordings = self
+        let (page, more) = self
             .recordings
             .store
-            .list()
-            .map_err(stored)?
-            .iter()
-            .filter(|m| keep(m))
-            .map(summary)
-            .collect();
-        Ok(RecordingList { recordings })
+            .page(&keep, after.as_ref(), limit)
+            .map_err(stored)?;
+        let next = page.last().filter(|_| more).map(|m| cursor(&m.order()));
+        Ok(RecordingList {
+            recordings: page.iter().map(summary).collect(),
+            next,
+        })
     }
 
     /// The recording's summary and the audit's word on it (`bundle`
