@@ -135,3 +135,46 @@ async fn a_page_holds_100_by_default_and_limits_and_cursors_are_checked() {
         assert!(message(&v).starts_with(want), "{q}: {v}");
     }
 }
+
+#[test]
+#[ignore = "measurement"]
+fn measure_a_page_of_a_large_store() {
+    use jit_ssh_ca::recordings::{LocalRecordings, RecordingMeta, RecordingStore};
+    use jit_ssh_recording::SessionId;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = LocalRecordings::new(tmp.path().join("recordings"));
+    let n = 5_000;
+    for k in 0..n {
+        let meta = RecordingMeta {
+            session: SessionId::try_from(format!("s-{k:06}")).unwrap(),
+            user: "alice".into(),
+            host: "db-1.dev".into(),
+            account: "oncall".into(),
+            grant: "g".repeat(32),
+            serial: 7,
+            key_id: "k".repeat(60),
+            record: "output".into(),
+            host_key: "ssh-ed25519 AAAA".repeat(5),
+            host_key_fingerprint: "SHA256:x".into(),
+            started_at: 1_796_000_000,
+            received_at: 1_796_000_000 + k,
+            updated_at: 1_796_000_000 + k,
+            chunks: 0,
+            chunk_bytes: 0,
+            ended: None,
+            chain: None,
+            certificate: None,
+        };
+        store.begin(&meta, "{}").unwrap();
+    }
+    let t = std::time::Instant::now();
+    let all = store.list().unwrap();
+    let listed = t.elapsed();
+    let t = std::time::Instant::now();
+    let (page, more) = store.page(&|_| true, None, 100).unwrap();
+    let paged = t.elapsed();
+    assert_eq!((all.len(), page.len(), more), (n as usize, 100, true));
+    println!(
+        "MEASURE {n} recordings: the whole list {listed:?} holding {n} states; one page of 100 {paged:?} holding at most 101"
+    );
+}

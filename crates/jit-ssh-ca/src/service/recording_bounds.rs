@@ -67,10 +67,10 @@ pub(super) fn check_start(header: &Header, w: &CertWindow) -> Result<(), Service
     )))
 }
 
-/// Every chunk must end by `valid_before` plus [`END_GRACE`] and
-/// [`CLOCK_SKEW`] in recorded time, unless the certificate lets its
+/// Every chunk must start and end by `valid_before` plus [`END_GRACE`]
+/// and [`CLOCK_SKEW`] in recorded time, unless the certificate lets its
 /// sessions outlive it. Events lie within their chunk (the verifier
-/// checked), so a chunk's end bounds them all.
+/// checked), so a chunk's times bound them all.
 pub(super) fn check_chunks(
     header: &Header,
     w: &CertWindow,
@@ -83,14 +83,15 @@ pub(super) fn check_chunks(
     let limit = Duration::from_secs(w.valid_before) + allowed;
     let start = Duration::from_secs(header.timestamp);
     for c in chunks {
-        let recorded = start.saturating_add(c.body().end);
+        let b = c.body();
+        let recorded = start.saturating_add(b.end.max(b.start));
         if recorded > limit {
             let late = recorded - Duration::from_secs(w.valid_before);
             return Err(ServiceError::Forbidden(format!(
                 "chunk {} was recorded at {} ({:.1} s into the session), {} s after certificate serial {} expired at {}: a session ends with its certificate (allowed: {} s for ending it and clock skew); nothing of this upload was stored",
-                c.body().index,
+                b.index,
                 at(recorded.as_secs()),
-                c.body().end.as_secs_f64(),
+                b.end.max(b.start).as_secs_f64(),
                 late.as_secs(),
                 header.session.serial,
                 at(w.valid_before),
