@@ -68,10 +68,13 @@ async fn a_session_id_whose_recording_was_lost_cannot_start_again_under_its_gran
     let (st, v) = upload(t, "s-lost", &rec.header, &rec.chunks).await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(session_records(t, "session_started").len(), 1);
-    // Ended, then lost (not retention: a disk replaced, a restore).
+    // Ended, then lost (not retention: a disk replaced, a restore): the
+    // same recording may be taken back (the audit vouches for exactly
+    // it), another under that id may not.
     std::fs::remove_dir_all(&dir).unwrap();
     let before = t.audit_count();
-    let (st, v) = upload(t, "s-lost", &rec.header, &rec.chunks).await;
+    let other = record_w(&s.alice, "s-lost", &s.host_key, 4, 100);
+    let (st, v) = upload(t, "s-lost", &other.header, &other.chunks).await;
     assert_eq!(st, StatusCode::CONFLICT, "{v}");
     let m = message(&v);
     assert!(
@@ -114,4 +117,35 @@ async fn a_session_id_started_twice_in_the_audit_log_is_not_downloaded() {
         m.contains("2 session_started audit records") && m.contains("a session id is used once"),
         "{v}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_upload_whose_store_failed_after_its_audit_records_is_taken_on_retry() {
+    let s = setup().await;
+    let t = &s.t;
+    let rec = record(&s.alice, "s-retry", &s.host_key, 3);
+    // The whole session in one upload; its header file cannot be written
+    // (a directory stands in the way): audited, then the store fails.
+    let root = t.dir.path().join("recordings");
+    std::fs::create_dir_all(root.join("s-retry/header/x")).unwrap();
+    let (st, v) = upload(t, "s-retry", &rec.header, &rec.chunks).await;
+    assert_eq!(st, StatusCode::INTERNAL_SERVER_ERROR, "{v}");
+    assert_eq!(session_records(t, "session_started").len(), 1);
+    assert_eq!(session_records(t, "session_ended").len(), 1);
+    std::fs::remove_dir_all(root.join("s-retry")).unwrap();
+    // The host retries the same chunks: stored, no second record.
+    let (st, v) = upload(t, "s-retry", &rec.header, &rec.chunks).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["ended"], true);
+    assert_eq!(session_records(t, "session_started").len(), 1);
+    assert_eq!(session_records(t, "session_ended").len(), 1);
+    let (st, d) = t.get("/v1/recordings/s-retry", Some(&s.auditor)).await;
+    assert_eq!(st, StatusCode::OK, "{d}");
+    assert_eq!(d["final_hash"].as_str(), Some(&*rec.final_hash.to_string()));
+    // Another recording under that id (a different end) is not.
+    std::fs::remove_dir_all(root.join("s-retry")).unwrap();
+    let other = record_w(&s.alice, "s-retry", &s.host_key, 3, 100);
+    let (st, v) = upload(t, "s-retry", &other.header, &other.chunks).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert_eq!(session_records(t, "session_ended").len(), 1);
 }

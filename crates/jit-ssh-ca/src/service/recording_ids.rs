@@ -9,12 +9,20 @@
 
 use jit_ssh_audit::session_record::SessionStarted;
 use jit_ssh_audit::{AuditQuery, AuditRecord, Event};
-use jit_ssh_recording::{Header, SessionId};
+use jit_ssh_recording::{ChainState, Header, SessionId};
 
 use super::{Ca, ServiceError};
 
 /// Session records of one grant read per audit query.
 const SESSION_RECORDS_PAGE: usize = 10_000;
+
+/// Which of a session's records the audit log already holds (so an
+/// upload writes only the others).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Audited {
+    pub started: bool,
+    pub ended: bool,
+}
 
 /// What the audit log holds about one session id under one grant.
 #[derive(Debug, Default)]
@@ -91,15 +99,17 @@ impl Ca {
     }
 
     /// On a session's first upload (nothing stored under its id): `Err`
-    /// 409 if the id was used before; `Ok(true)` if this very session's
-    /// `session_started` is already audited but its first store failed
-    /// (the host retries: it goes on without a second record);
-    /// `Ok(false)` for a new session.
+    /// 409 if the id was used before. A first upload whose audit records
+    /// landed but whose store failed is retried by the host: the same
+    /// header (start, serial, host key) goes on without a second record
+    /// (and, if its `session_ended` landed too, only with the same final
+    /// hash, `after` being where this upload leaves the chain).
     pub(super) fn first_use(
         &self,
         header: &Header,
         fingerprint: &str,
-    ) -> Result<bool, ServiceError> {
+        after: &ChainState,
+    ) -> Result<Audited, ServiceError> {
         let i = &header.session;
         let id: &SessionId = &i.session_id;
         let retired = self.recordings.store.retired(id).map_err(|e| {
@@ -112,17 +122,24 @@ impl Ca {
             )));
         }
         let audit = self.session_audit(&i.grant_id, id.as_str())?;
-        match &audit.started[..] {
-            [] => Ok(false),
-            [(_, s)]
-                if audit.ended.is_none()
-                    && s.started_at == header.timestamp
+        let same_end = match &audit.ended {
+            None => Some(false),
+            Some((_, h)) if after.end.is_some() && *h == after.prev.to_string() => Some(true),
+            Some(_) => None,
+        };
+        match (&audit.started[..], same_end) {
+            ([], _) => Ok(Audited::default()),
+            ([(_, s)], Some(ended))
+                if s.started_at == header.timestamp
                     && s.host_key_fingerprint == fingerprint
                     && s.subject.serial.to_string() == i.serial =>
             {
-                Ok(true)
+                Ok(Audited {
+                    started: true,
+                    ended,
+                })
             }
-            [(seq, _), ..] => Err(ServiceError::WrongState(format!(
+            ([(seq, _), ..], _) => Err(ServiceError::WrongState(format!(
                 "session {id} was recorded before (its session_started audit record (seq {seq}) stands) and no recording of it is stored: a session id is used once; record a new session (under a new id)"
             ))),
         }

@@ -21,6 +21,7 @@ use jit_ssh_proto::recordings::{RecordingUpload, RecordingUploaded, MAX_UPLOAD_C
 use jit_ssh_recording::verify::{ChunkProblem, VerifyError};
 use jit_ssh_recording::{ChainState, Chunk, Header, SessionId, Verifier};
 
+use super::recording_ids::Audited;
 use super::{recording_bounds as bounds, Ca, ServiceError};
 use crate::recordings::space::{self, FsSpace, Probe};
 use crate::recordings::{EndedMeta, LocalRecordings, RecordingMeta, RecordingStore, StoredChain};
@@ -235,7 +236,10 @@ impl Ca {
         bounds::check_chunks(&header, &window, new)?;
         let fingerprint = host_key.fingerprint(HashAlg::Sha256).to_string();
         // Audited already: a first upload whose store failed, retried.
-        let started = meta.is_none() && self.first_use(&header, &fingerprint)?;
+        let audited = match meta {
+            None => self.first_use(&header, &fingerprint, &after)?,
+            Some(_) => Audited::default(),
+        };
         self.limit(
             &format!("recording-upload:{}", info.host),
             UPLOADS_PER_MINUTE_PER_HOST,
@@ -250,7 +254,10 @@ impl Ca {
         self.audit_recording(
             &header,
             &host_key,
-            meta.is_none() && !started,
+            Audited {
+                started: meta.is_some() || audited.started,
+                ended: audited.ended,
+            },
             new,
             &after,
             client,
@@ -442,7 +449,7 @@ impl Ca {
         &self,
         header: &Header,
         key: &PublicKey,
-        first: bool,
+        already: Audited,
         new: &[Chunk],
         after: &ChainState,
         client: SocketAddr,
@@ -461,7 +468,7 @@ impl Ca {
             name: i.host.clone(),
             client_addr: client.ip().to_string(),
         };
-        if first {
+        if !already.started {
             self.audit(
                 actor(),
                 Event::SessionStarted(SessionStarted {
@@ -472,7 +479,7 @@ impl Ca {
                 }),
             )?;
         }
-        if let (Some(end), Some(last)) = (after.end, new.last()) {
+        if let (Some(end), Some(last), false) = (after.end, new.last(), already.ended) {
             self.audit(
                 actor(),
                 Event::SessionEnded(SessionEnded {
