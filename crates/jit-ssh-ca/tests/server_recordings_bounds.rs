@@ -150,3 +150,53 @@ async fn a_session_ended_at_expiry_and_uploaded_a_day_late_is_taken() {
     }
     assert_eq!(session_records(t, "session_ended").len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_whose_certificate_keeps_it_after_expiry_may_run_past_it() {
+    // A rule with `end_at_expiry = false`: its force-command says
+    // --keep-after-expiry, the recorder sets no deadline, and neither
+    // does the CA (only the start is bounded).
+    let t = common::TestCa::with_policy(
+        "",
+        r#"
+[host_groups.keep]
+hosts = ["*.keep"]
+accounts = ["oncall"]
+
+[[rules]]
+groups = ["sre"]
+host_groups = ["keep"]
+max_ttl = "15m"
+session = { end_at_expiry = false, record = "output" }
+"#,
+    );
+    let host_key = random_key();
+    enroll_host_in(&t, "keep", "k-1.keep", &host_key).await;
+    let mut alice = t.enroll("alice").await;
+    let info = grant(&t, &mut alice, "alice", "k-1.keep").await;
+    let (_, valid_before) = validity(&t, &info.grant_id);
+    let start = now_unix();
+    let to_end = (valid_before - start) as f64;
+    let rec = record_timed(
+        &info,
+        "s-kept",
+        &host_key,
+        (start, 80),
+        &[out(1.0, "$ id"), out(to_end + 3600.0, "$ an hour later")],
+        Duration::from_secs_f64(to_end + 3601.0),
+    );
+    let (st, v) = upload(&t, "s-kept", &rec.header, &rec.chunks).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["ended"], true);
+    // Its start is bounded all the same.
+    let late = record_timed(
+        &info,
+        "s-kept-late",
+        &host_key,
+        (valid_before + 3600, 80),
+        &[out(1.0, "$ id")],
+        Duration::from_secs(2),
+    );
+    let (st, v) = upload(&t, "s-kept-late", &late.header, &late.chunks).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+}

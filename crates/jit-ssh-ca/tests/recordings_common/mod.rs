@@ -24,9 +24,14 @@ pub fn random_key() -> PrivateKey {
 }
 
 pub async fn enroll_host(t: &TestCa, name: &str, key: &PrivateKey) {
+    enroll_host_in(t, "dev", name, key).await;
+}
+
+/// Enrolls `name` through a token of host group `group`.
+pub async fn enroll_host_in(t: &TestCa, group: &str, name: &str, key: &PrivateKey) {
     let tok =
         t.ca.create_host_token(
-            "dev",
+            group,
             None,
             None,
             1,
