@@ -3,9 +3,11 @@
 //! the host, the CA verifies every new chunk with that host's key and the
 //! chain so far, and on a session's first upload checks the header
 //! against the grant's `certificate_issued` audit record (same serial,
-//! key id, user, account, and that host). Order: verify → audit (`session_started`,
-//! `session_ended` with the final hash) → store; a refused upload stores
-//! nothing.
+//! key id, user, account, and that host). Then the session must lie
+//! within that certificate (`recording_bounds`) and, on its first upload,
+//! its id must be new (`recording_ids`). Order: verify → audit
+//! (`session_started`, `session_ended` with the final hash) → store; a
+//! refused upload stores nothing.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
