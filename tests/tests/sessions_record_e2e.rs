@@ -369,9 +369,19 @@ fn a_stopped_wrapper_does_not_keep_a_session_past_expiry_or_revocation() {
     assert!(!process_running("sleep 7306"));
     let dir = rec.wait_ended(Duration::from_secs(5));
     let (header, chunks) = spooled(&dir);
+    let last_end = chunks.last().unwrap().body().end;
     let v = jit_ssh_recording::verify(&header, chunks, &jit_ssh_e2e::sshd::host_key(&h.root), None)
         .unwrap();
     assert_eq!(v.end().unwrap().reason, EndReason::Expiry);
+    // The CA takes chunks recorded up to valid_before + 42 s
+    // (docs/recordings.md): the recorder's own end must be well inside.
+    let start = jit_ssh_recording::Header::parse_line(&header)
+        .unwrap()
+        .timestamp;
+    let recorded_end = start as f64 + last_end.as_secs_f64();
+    let past = recorded_end - valid_before as f64;
+    eprintln!("the recorder's end chunk is recorded {past:.2} s after valid_before");
+    assert!(past <= 42.0, "{past} s");
     std::fs::remove_dir_all(&dir).unwrap();
 
     // Revocation: the same, once the host's KRL names the serial.

@@ -357,7 +357,7 @@ async fn an_upload_above_the_global_body_limit_is_accepted_on_this_route_only() 
     let header = Header {
         width: 80,
         height: 24,
-        timestamp: 1,
+        timestamp: now_unix(),
         env: Default::default(),
         session: info,
     };
@@ -423,7 +423,7 @@ async fn measure_upload_throughput() {
     let header = Header {
         width: 80,
         height: 24,
-        timestamp: 1,
+        timestamp: now_unix(),
         env: Default::default(),
         session: info,
     };

@@ -68,7 +68,7 @@ async fn downloading_a_large_recording_does_not_hold_it_in_the_cas_memory() {
     let header = Header {
         width: 80,
         height: 24,
-        timestamp: 1_790_000_000,
+        timestamp: now_unix(),
         env: Default::default(),
         session: info,
     };

@@ -106,7 +106,7 @@ async fn measure_a_resend_of_the_end_of_a_large_session() {
     let header = Header {
         width: 80,
         height: 24,
-        timestamp: 1_790_000_000,
+        timestamp: now_unix(),
         env: Default::default(),
         session: info,
     };

@@ -28,8 +28,15 @@ pub struct RecordingUploaded {
     pub ended: bool,
 }
 
+/// Recordings in one `GET /v1/recordings` answer unless `limit` says.
+pub const DEFAULT_LIST_LIMIT: usize = 100;
+/// The most recordings one answer holds.
+pub const MAX_LIST_LIMIT: usize = 1000;
+
 /// `GET /v1/recordings` filters (all optional; `since`: RFC 3339, the
-/// session started at or after it).
+/// session started at or after it), and the page: at most `limit`
+/// recordings (1 to [`MAX_LIST_LIMIT`], default [`DEFAULT_LIST_LIMIT`]),
+/// after the cursor `after` (a previous answer's `next`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecordingParams {
@@ -37,6 +44,10 @@ pub struct RecordingParams {
     pub host: Option<String>,
     pub grant: Option<String>,
     pub since: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
 }
 
 /// One stored recording.
@@ -65,10 +76,15 @@ pub struct RecordingSummary {
     pub output_bytes: Option<u64>,
 }
 
-/// `GET /v1/recordings`.
+/// `GET /v1/recordings`: one page, newest first (by when the CA first
+/// received the session).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordingList {
     pub recordings: Vec<RecordingSummary>,
+    /// The cursor of the next page (pass it as `after`); absent on the
+    /// last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// `GET /v1/recordings/{session}`: the recording as a bundle and what an

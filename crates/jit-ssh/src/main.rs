@@ -21,6 +21,7 @@ mod play_filter;
 mod progress;
 mod reach;
 mod recordings;
+mod recordings_pages;
 mod revoke;
 mod session;
 mod sessions_export;
@@ -255,6 +256,7 @@ fn audit_command(args: AuditArgs, json: bool) -> Result<(), ClientError> {
                     host,
                     grant,
                     since,
+                    ..Default::default()
                 },
                 json,
             )

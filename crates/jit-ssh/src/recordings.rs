@@ -22,16 +22,33 @@ use crate::play_filter::PlayFilter;
 use crate::session::{signed_in, SignIn};
 use crate::settings::Settings;
 
+/// Every page of the listing, each printed as it comes.
 pub async fn list(
     settings: &Settings,
     how: &SignIn,
-    params: RecordingParams,
-) -> Result<RecordingList, ClientError> {
+    mut params: RecordingParams,
+    json: bool,
+) -> Result<(), ClientError> {
+    params.limit = params.limit.or(Some(crate::recordings_pages::PAGE));
     let client = CaClient::new(settings)?;
-    signed_in(&client, settings, how, |token| {
+    let (token, first) = signed_in(&client, settings, how, |token| {
         let (client, params) = (&client, params.clone());
-        async move { client.recordings(&token, &params).await }
+        async move {
+            let first = client.recordings(&token, &params).await?;
+            Ok((token, first))
+        }
     })
+    .await?;
+    print_heading(json);
+    crate::recordings_pages::each_page(
+        &params,
+        first,
+        |p| {
+            let (client, token) = (&client, token.clone());
+            async move { client.recordings(&token, &p).await }
+        },
+        |page| print(page, json),
+    )
     .await
 }
 
@@ -48,6 +65,17 @@ pub async fn fetch(
     .await
 }
 
+/// The table's heading (JSON lines have none).
+fn print_heading(json: bool) {
+    if !json {
+        println!(
+            "{:<24} {:<12} {:<20} {:<10} {:<20} {:<20} {:>10}  GRANT / SERIAL",
+            "SESSION", "USER", "HOST", "ACCOUNT", "STARTED", "ENDED", "BYTES"
+        );
+    }
+}
+
+/// One page's rows.
 pub fn print(list: &RecordingList, json: bool) -> Result<(), ClientError> {
     if json {
         for r in &list.recordings {
@@ -58,10 +86,6 @@ pub fn print(list: &RecordingList, json: bool) -> Result<(), ClientError> {
         }
         return Ok(());
     }
-    println!(
-        "{:<24} {:<12} {:<20} {:<10} {:<20} {:<20} {:>10}  GRANT / SERIAL",
-        "SESSION", "USER", "HOST", "ACCOUNT", "STARTED", "ENDED", "BYTES"
-    );
     for r in &list.recordings {
         let ended = match (&r.ended_at, &r.reason) {
             (Some(at), Some(why)) => format!("{at} ({why})"),
@@ -169,8 +193,7 @@ pub fn sessions_command(
     json: bool,
 ) -> Result<(), ClientError> {
     let settings = Settings::resolve(flags)?;
-    let list = crate::commands::runtime()?.block_on(list(&settings, how, params))?;
-    print(&list, json)
+    crate::commands::runtime()?.block_on(list(&settings, how, params, json))
 }
 
 pub fn play_command(

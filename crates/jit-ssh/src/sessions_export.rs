@@ -108,6 +108,16 @@ async fn fill(
                 missing.push(id);
                 continue;
             }
+            // An id the audit log starts twice: no recording is vouched
+            // for; `verify` names it from the chain alone.
+            Err(ClientError::Ca { code: c, message }) if c == code::WRONG_STATE => {
+                eprintln!(
+                    "jit-ssh: session {}: not exported: {}",
+                    jit_ssh_proto::text::escape_for_terminal(&id),
+                    jit_ssh_proto::text::escape_for_terminal(&message)
+                );
+                continue;
+            }
             Err(e) => return Err(e),
         };
         let bundle = Base64::decode_vec(&d.bundle).map_err(|e| {

@@ -40,6 +40,11 @@ pub const HOST_KEY_EXT: &str = ".host-key.pub";
 struct ChainSession {
     host: String,
     started_seq: u64,
+    /// The seqs of later `session_started` records naming the same id
+    /// (a CA before ids were single-use took a second upload after
+    /// retention pruned the first): the id is then refused, not read as
+    /// one of them.
+    again: Vec<u64>,
     fingerprint: String,
     /// The enrolled host (its name and the record's seq) whose key had
     /// that fingerprint when the session started.
@@ -96,6 +101,15 @@ pub fn verify_dir(dir: &Path, ca_keys: &[PublicKey]) -> Result<SessionsReport, C
     let mut sessions = Vec::new();
     for (id, s) in &in_chain {
         let outcome = match on_disk.get(id) {
+            _ if !s.again.is_empty() => Err(format!(
+                "the audit chain holds {} session_started records (seq {}) for this session id: a session id is used once, so no one recording is vouched for",
+                s.again.len() + 1,
+                std::iter::once(s.started_seq)
+                    .chain(s.again.iter().copied())
+                    .map(|q| q.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
             None => Err(format!(
                 "the audit chain records this session (session_started, seq {}), but its recording is not in the export (pruned by retention, or removed)",
                 s.started_seq
@@ -158,9 +172,11 @@ fn sessions_in_chain(path: &Path) -> Result<BTreeMap<String, ChainSession>, Clie
                 };
                 sessions
                     .entry(s.subject.session)
+                    .and_modify(|known: &mut ChainSession| known.again.push(rec.seq))
                     .or_insert_with(|| ChainSession {
                         host,
                         started_seq: rec.seq,
+                        again: Vec::new(),
                         fingerprint: fp,
                         vouched_by,
                         ended: None,

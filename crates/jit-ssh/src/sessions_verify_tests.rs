@@ -371,3 +371,24 @@ fn a_file_name_planted_in_an_export_cannot_talk_to_the_auditors_terminal() {
     );
     assert!(shown.contains("\\u{001b}]52"), "{shown}");
 }
+
+#[test]
+fn a_session_id_the_chain_starts_twice_is_refused_whichever_recording_is_exported() {
+    // What a host could do once retention pruned a recording: upload
+    // again under the same id. The CA refuses that now, but a chain from
+    // before may hold it; online play read the last session_started,
+    // offline verify the first: neither may pick one.
+    let (ca, host) = (key(), key());
+    let (header, chunks, final_hash) = recording(&host);
+    let mut c = Chain::new(ca.clone());
+    c.host("enrolled", HOST, &fp(&host));
+    c.session(&fp(&host), Some(&final_hash));
+    c.session(&fp(&host), Some(&final_hash));
+    let dir = export(c.signed(), &host, &header, &chunks);
+    let e = outcome(&dir, &ca).unwrap_err();
+    assert!(
+        e.contains("2 session_started records (seq 2, 4)")
+            && e.contains("a session id is used once"),
+        "{e}"
+    );
+}

@@ -13,11 +13,16 @@ use std::path::{Path, PathBuf};
 
 use jit_ssh_recording::{Chunk, SessionId};
 
-use super::{OpenRecording, RecordingMeta, RecordingStore, RecordingStoreError, StoredRecording};
+use super::{
+    OpenRecording, PageKey, RecordingMeta, RecordingStore, RecordingStoreError, StoredRecording,
+};
 
 const HEADER: &str = "header";
 const CHUNKS: &str = "chunks";
 const STATE: &str = "state.json";
+/// `ROOT/@pruned/SESSION`: an empty file per recording retention pruned,
+/// so its id is never recorded again. `@` is in no session id.
+const PRUNED: &str = "@pruned";
 
 pub struct LocalRecordings {
     root: PathBuf,
@@ -308,6 +313,9 @@ impl RecordingStore for LocalRecordings {
         let mut out = Vec::new();
         for entry in entries {
             let entry = entry.map_err(io("listing", &self.root))?;
+            if entry.file_name() == PRUNED {
+                continue;
+            }
             if let Some(meta) = self.read_meta(&entry.path())? {
                 out.push(meta);
             }
@@ -318,10 +326,49 @@ impl RecordingStore for LocalRecordings {
         Ok(out)
     }
 
+    fn page(
+        &self,
+        keep: &dyn Fn(&RecordingMeta) -> bool,
+        after: Option<&PageKey>,
+        limit: usize,
+    ) -> Result<(Vec<RecordingMeta>, bool), RecordingStoreError> {
+        let entries = match fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), false)),
+            Err(e) => return Err(io("listing", &self.root)(e)),
+        };
+        let read = entries.filter_map(|entry| match entry {
+            Err(e) => Some(Err(io("listing", &self.root)(e))),
+            Ok(e) if e.file_name() == PRUNED => None,
+            Ok(e) => self.read_meta(&e.path()).transpose(),
+        });
+        super::page::newest(read, keep, after, limit)
+    }
+
     fn prune(&self, before: i64) -> Result<u64, RecordingStoreError> {
+        let marks = self.root.join(PRUNED);
         let mut n = 0;
         for meta in self.list()? {
             if meta.updated_at < before {
+                if n == 0 {
+                    fs::DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o700)
+                        .create(&marks)
+                        .map_err(io("creating", &marks))?;
+                }
+                // The mark first, durable before the recording goes: a
+                // crash in between leaves both, and the next run removes
+                // the recording.
+                let mark = marks.join(meta.session.as_str());
+                OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .mode(0o600)
+                    .open(&mark)
+                    .map_err(io("creating", &mark))?;
+                sync_dir(&marks)?;
                 let dir = self.dir(&meta.session)?;
                 fs::remove_dir_all(&dir).map_err(io("removing", &dir))?;
                 n += 1;
@@ -331,6 +378,18 @@ impl RecordingStore for LocalRecordings {
             sync_dir(&self.root)?;
         }
         Ok(n)
+    }
+
+    fn retired(&self, session: &SessionId) -> Result<bool, RecordingStoreError> {
+        let mark = self
+            .root
+            .join(PRUNED)
+            .join(self.dir(session)?.file_name().unwrap_or_default());
+        match fs::symlink_metadata(&mark) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io("reading", &mark)(e)),
+        }
     }
 }
 
@@ -365,6 +424,7 @@ mod tests {
             chunk_bytes: 0,
             ended: None,
             chain: None,
+            certificate: None,
         }
     }
 
@@ -466,9 +526,12 @@ mod tests {
             .map(|m| m.session.to_string())
             .collect();
         assert_eq!(listed, ["s-2", "s-1"]);
+        assert!(!store.retired(&m.session).unwrap());
         assert_eq!(store.prune(200).unwrap(), 1);
         assert!(store.read(&m.session).unwrap().is_none());
-        assert_eq!(store.list().unwrap().len(), 1);
+        assert_eq!(store.list().unwrap().len(), 1, "the marks are not listed");
+        assert!(store.retired(&m.session).unwrap());
+        assert!(!store.retired(&SessionId::try_from("s-2").unwrap()).unwrap());
     }
 
     #[test]

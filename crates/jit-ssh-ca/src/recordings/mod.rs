@@ -4,6 +4,7 @@
 //! verified; it never decides what is authentic (docs/recordings.md).
 
 mod local;
+mod page;
 pub mod space;
 
 use serde::{Deserialize, Serialize};
@@ -49,6 +50,45 @@ pub struct RecordingMeta {
     /// are verified again, once).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain: Option<StoredChain>,
+    /// The validity of the certificate the session ran under, from its
+    /// `certificate_issued` audit record: what bounds the recorded time
+    /// of every later chunk. Absent in state written before it existed
+    /// (then it is read from the audit log again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<CertWindow>,
+}
+
+/// Where a recording sorts in a listing: when the CA first received it,
+/// then its id (newest first: larger keys first). Neither changes once
+/// stored, so a page's cursor stays valid while sessions come and go.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PageKey {
+    pub received_at: i64,
+    pub session: String,
+}
+
+impl RecordingMeta {
+    pub fn order(&self) -> PageKey {
+        PageKey {
+            received_at: self.received_at,
+            session: self.session.to_string(),
+        }
+    }
+}
+
+/// When a session's certificate was valid, and whether its sessions end
+/// with it (docs/recordings.md, "Sessions end with their certificate").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertWindow {
+    /// Unix seconds.
+    pub valid_after: u64,
+    /// Unix seconds.
+    pub valid_before: u64,
+    /// False when the certificate's force-command says
+    /// `--keep-after-expiry` (`end_at_expiry = false`): its sessions may
+    /// outlive it, so only their start is bounded.
+    pub ends_at_expiry: bool,
 }
 
 /// [`jit_ssh_recording::ChainState`] of an open session, as `state.json`
@@ -186,7 +226,21 @@ pub trait RecordingStore: Send + Sync {
     ) -> Result<Vec<Chunk>, RecordingStoreError>;
     /// Every recording's state, newest first.
     fn list(&self) -> Result<Vec<RecordingMeta>, RecordingStoreError>;
-    /// Deletes recordings last written before `before` (Unix seconds);
+    /// One page of the recordings `keep` takes, newest first by
+    /// [`RecordingMeta::order`]: at most `limit` of those ordered after
+    /// `after`, and whether more follow. Holds no more than `limit + 1`
+    /// states at once, however many are stored.
+    fn page(
+        &self,
+        keep: &dyn Fn(&RecordingMeta) -> bool,
+        after: Option<&PageKey>,
+        limit: usize,
+    ) -> Result<(Vec<RecordingMeta>, bool), RecordingStoreError>;
+    /// Deletes recordings last written before `before` (Unix seconds),
+    /// each leaving a mark that its id was used ([`Self::retired`]);
     /// returns how many.
     fn prune(&self, before: i64) -> Result<u64, RecordingStoreError>;
+    /// Whether `session` was recorded here and pruned: its id may not be
+    /// recorded again.
+    fn retired(&self, session: &SessionId) -> Result<bool, RecordingStoreError>;
 }

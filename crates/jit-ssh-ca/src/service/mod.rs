@@ -21,6 +21,8 @@ mod limits;
 mod published;
 mod reach;
 mod ready;
+mod recording_bounds;
+mod recording_ids;
 mod recording_read;
 mod recording_upload;
 mod records;

@@ -9,26 +9,45 @@ use std::io::Read;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use jit_ssh_audit::{AuditQuery, Event};
 use jit_ssh_proto::recordings::{
-    RecordingDownload, RecordingList, RecordingParams, RecordingSummary,
+    RecordingDownload, RecordingList, RecordingParams, RecordingSummary, DEFAULT_LIST_LIMIT,
+    MAX_LIST_LIMIT,
 };
 use jit_ssh_recording::SessionId;
 
 use super::sessions::SignedIn;
 use super::{rfc3339, Ca, ServiceError};
-use crate::recordings::RecordingMeta;
+use crate::recordings::{PageKey, RecordingMeta};
 
 /// The `session_ended` record's seq and final hash; the host key
 /// fingerprint `session_started` names.
 type SessionRecords = (Option<(u64, String)>, Option<String>);
 
-/// Session records of one grant read per audit query.
-const SESSION_RECORDS_PAGE: usize = 10_000;
-
 fn stored(e: crate::recordings::RecordingStoreError) -> ServiceError {
     tracing::error!(error = %e, "recording store failed");
     ServiceError::Internal("recording store".into())
+}
+
+/// A page's cursor: `RECEIVED_AT:SESSION` of its last recording (`:` is
+/// in no session id).
+fn cursor(k: &PageKey) -> String {
+    format!("{}:{}", k.received_at, k.session)
+}
+
+fn parse_cursor(s: &str) -> Result<PageKey, ServiceError> {
+    let bad = || {
+        ServiceError::invalid(format!(
+            "after: not a cursor from a previous page ({:?}); pass the `next` of the answer before",
+            s.chars().take(80).collect::<String>()
+        ))
+    };
+    let (at, session) = s.split_once(':').ok_or_else(bad)?;
+    let received_at = at.parse::<i64>().map_err(|_| bad())?;
+    let session = SessionId::try_from(session).map_err(|_| bad())?;
+    Ok(PageKey {
+        received_at,
+        session: session.to_string(),
+    })
 }
 
 fn summary(m: &RecordingMeta) -> RecordingSummary {
@@ -90,22 +109,29 @@ impl Ca {
                     })
             })
             .transpose()?;
+        let limit = p.limit.unwrap_or(DEFAULT_LIST_LIMIT);
+        if !(1..=MAX_LIST_LIMIT).contains(&limit) {
+            return Err(ServiceError::invalid(format!(
+                "limit: 1 to {MAX_LIST_LIMIT} recordings a page (default {DEFAULT_LIST_LIMIT}); page on with after"
+            )));
+        }
+        let after = p.after.as_deref().map(parse_cursor).transpose()?;
         let keep = |m: &RecordingMeta| {
             p.user.as_ref().is_none_or(|u| *u == m.user)
                 && p.host.as_ref().is_none_or(|h| *h == m.host)
                 && p.grant.as_ref().is_none_or(|g| *g == m.grant)
                 && since.is_none_or(|t| i64::try_from(m.started_at).unwrap_or(i64::MAX) >= t)
         };
-        let recordings = self
+        let (page, more) = self
             .recordings
             .store
-            .list()
-            .map_err(stored)?
-            .iter()
-            .filter(|m| keep(m))
-            .map(summary)
-            .collect();
-        Ok(RecordingList { recordings })
+            .page(&keep, after.as_ref(), limit)
+            .map_err(stored)?;
+        let next = page.last().filter(|_| more).map(|m| cursor(&m.order()));
+        Ok(RecordingList {
+            recordings: page.iter().map(summary).collect(),
+            next,
+        })
     }
 
     /// The recording's summary and the audit's word on it (`bundle`
@@ -146,42 +172,15 @@ impl Ca {
 
     /// The `session_ended` record of this session (its seq and final
     /// hash), and the host key fingerprint its `session_started` record
-    /// names, from the audit log.
+    /// names, from the audit log; `Err` 409 if the log starts the id more
+    /// than once (offline `verify` refuses it too).
     fn session_records(&self, m: &RecordingMeta) -> Result<SessionRecords, ServiceError> {
-        let mut ended = None;
-        let mut started = None;
-        // Page through every session record of the grant: one grant may
-        // hold many sessions, and this one's may come after any number.
-        let mut after_seq = None;
-        loop {
-            let records = self
-                .audit
-                .query(&AuditQuery {
-                    grant: Some(m.grant.clone()),
-                    kinds: vec!["session_started".into(), "session_ended".into()],
-                    after_seq,
-                    limit: SESSION_RECORDS_PAGE,
-                    ..Default::default()
-                })
-                .map_err(|e| {
-                    tracing::error!(error = %e, "audit log read failed");
-                    ServiceError::Internal("audit log".into())
-                })?;
-            for r in &records {
-                match &r.event {
-                    Event::SessionEnded(e) if e.subject.session == m.session.as_str() => {
-                        ended = Some((r.seq, e.final_hash.clone()));
-                    }
-                    Event::SessionStarted(e) if e.subject.session == m.session.as_str() => {
-                        started = Some(e.host_key_fingerprint.clone());
-                    }
-                    _ => {}
-                }
-            }
-            match records.last() {
-                Some(last) if records.len() == SESSION_RECORDS_PAGE => after_seq = Some(last.seq),
-                _ => return Ok((ended, started)),
-            }
-        }
+        let audit = self.session_audit(&m.grant, m.session.as_str())?;
+        audit.single(m.session.as_str())?;
+        let started = audit
+            .started
+            .first()
+            .map(|(_, s)| s.host_key_fingerprint.clone());
+        Ok((audit.ended, started))
     }
 }

@@ -3,9 +3,11 @@
 //! the host, the CA verifies every new chunk with that host's key and the
 //! chain so far, and on a session's first upload checks the header
 //! against the grant's `certificate_issued` audit record (same serial,
-//! key id, user, account, and that host). Order: verify → audit (`session_started`,
-//! `session_ended` with the final hash) → store; a refused upload stores
-//! nothing.
+//! key id, user, account, and that host). Then the session must lie
+//! within that certificate (`recording_bounds`) and, on its first upload,
+//! its id must be new (`recording_ids`). Order: verify → audit
+//! (`session_started`, `session_ended` with the final hash) → store; a
+//! refused upload stores nothing.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,7 +23,8 @@ use jit_ssh_proto::recordings::{RecordingUpload, RecordingUploaded, MAX_UPLOAD_C
 use jit_ssh_recording::verify::{ChunkProblem, VerifyError};
 use jit_ssh_recording::{ChainState, Chunk, Header, SessionId, Verifier};
 
-use super::{Ca, ServiceError};
+use super::recording_ids::Audited;
+use super::{recording_bounds as bounds, Ca, ServiceError};
 use crate::recordings::space::{self, FsSpace, Probe};
 use crate::recordings::{EndedMeta, LocalRecordings, RecordingMeta, RecordingStore, StoredChain};
 
@@ -220,9 +223,25 @@ impl Ca {
         let after = verifier.state().clone();
         // After the signatures: a caller without the host key learns
         // nothing about grants.
-        if meta.is_none() {
-            self.check_grant(&header)?;
-        }
+        let window = match meta.as_ref().and_then(|m| m.certificate) {
+            Some(w) => w,
+            None => {
+                // A first upload, or state an older CA wrote without
+                // the window: the audit record says it.
+                let w = bounds::window(&self.check_grant(&header)?);
+                if meta.is_none() {
+                    bounds::check_start(&header, &w)?;
+                }
+                w
+            }
+        };
+        bounds::check_chunks(&header, &window, new)?;
+        let fingerprint = host_key.fingerprint(HashAlg::Sha256).to_string();
+        // Audited already: a first upload whose store failed, retried.
+        let audited = match meta {
+            None => self.first_use(&header, &fingerprint, &after)?,
+            Some(_) => Audited::default(),
+        };
         self.limit(
             &format!("recording-upload:{}", info.host),
             UPLOADS_PER_MINUTE_PER_HOST,
@@ -234,7 +253,17 @@ impl Ca {
             tracing::warn!(%session, host = %info.host, reason = ?short, "refused a recording upload: the recordings store is below its free-space floor");
             return Err(ServiceError::InsufficientStorage(short.to_string()));
         }
-        self.audit_recording(&header, &host_key, meta.is_none(), new, &after, client)?;
+        self.audit_recording(
+            &header,
+            &host_key,
+            Audited {
+                started: meta.is_some() || audited.started,
+                ended: audited.ended,
+            },
+            new,
+            &after,
+            client,
+        )?;
         let base = match meta {
             Some(m) => m,
             None => {
@@ -246,6 +275,7 @@ impl Ca {
         let mut next_meta = RecordingMeta {
             updated_at: now,
             chain: StoredChain::of(&after),
+            certificate: Some(window),
             ..base
         };
         if let Some(end) = after.end {
@@ -332,7 +362,7 @@ impl Ca {
 
     /// The header must describe a certificate this CA issued for the grant
     /// it names, to the person, account and host it names.
-    fn check_grant(&self, header: &Header) -> Result<(), ServiceError> {
+    fn check_grant(&self, header: &Header) -> Result<CertificateIssued, ServiceError> {
         let i = &header.session;
         let forbid = |why: String| {
             Err(ServiceError::Forbidden(format!(
@@ -369,7 +399,7 @@ impl Ca {
         if !on_host {
             return forbid(format!("it is not for host {}", i.host));
         }
-        Ok(())
+        Ok(cert)
     }
 
     /// The certificate issued under grant `id`, as its audit record says.
@@ -421,7 +451,7 @@ impl Ca {
         &self,
         header: &Header,
         key: &PublicKey,
-        first: bool,
+        already: Audited,
         new: &[Chunk],
         after: &ChainState,
         client: SocketAddr,
@@ -440,7 +470,7 @@ impl Ca {
             name: i.host.clone(),
             client_addr: client.ip().to_string(),
         };
-        if first {
+        if !already.started {
             self.audit(
                 actor(),
                 Event::SessionStarted(SessionStarted {
@@ -451,7 +481,7 @@ impl Ca {
                 }),
             )?;
         }
-        if let (Some(end), Some(last)) = (after.end, new.last()) {
+        if let (Some(end), Some(last), false) = (after.end, new.last(), already.ended) {
             self.audit(
                 actor(),
                 Event::SessionEnded(SessionEnded {
@@ -497,5 +527,6 @@ fn new_meta(header: &Header, key: &PublicKey, now: i64) -> RecordingMeta {
         chunk_bytes: 0,
         ended: None,
         chain: None,
+        certificate: None,
     }
 }

@@ -24,9 +24,14 @@ pub fn random_key() -> PrivateKey {
 }
 
 pub async fn enroll_host(t: &TestCa, name: &str, key: &PrivateKey) {
+    enroll_host_in(t, "dev", name, key).await;
+}
+
+/// Enrolls `name` through a token of host group `group`.
+pub async fn enroll_host_in(t: &TestCa, group: &str, name: &str, key: &PrivateKey) {
     let tok =
         t.ca.create_host_token(
-            "dev",
+            group,
             None,
             None,
             1,
@@ -105,12 +110,49 @@ pub fn record_w(
     n: usize,
     width: u16,
 ) -> Recording {
+    let lines: Vec<(Duration, String)> = (0..n)
+        .map(|i| {
+            (
+                Duration::from_millis(100 * i as u64),
+                format!("$ echo {i}\r\n{}\r\n", "x".repeat(900)),
+            )
+        })
+        .collect();
+    record_timed(
+        info,
+        session,
+        key,
+        (now_unix(), width),
+        &lines,
+        Duration::from_millis(100 * n as u64 + 50),
+    )
+}
+
+/// The wall clock's Unix seconds (what a recorder puts in its header;
+/// the test CA's clock reads the same until a test moves it on).
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A session started at `start.0` (Unix seconds; `start.1` columns wide)
+/// printing each `(offset, text)`, ended at `end`.
+pub fn record_timed(
+    info: &SessionInfo,
+    session: &str,
+    key: &PrivateKey,
+    start: (u64, u16),
+    lines: &[(Duration, String)],
+    end: Duration,
+) -> Recording {
     let mut info = info.clone();
     info.session_id = SessionId::try_from(session).unwrap();
     let header = Header {
-        width,
+        width: start.1,
         height: 24,
-        timestamp: 1_790_000_000,
+        timestamp: start.0,
         env: Default::default(),
         session: info,
     };
@@ -120,17 +162,11 @@ pub fn record_w(
     };
     let mut enc = Encoder::new(&header, key.clone(), policy).unwrap();
     let mut chunks = Vec::new();
-    for i in 0..n {
-        let line = format!("$ echo {i}\r\n{}\r\n", "x".repeat(900));
-        chunks.extend(
-            enc.push_output(Duration::from_millis(100 * i as u64), line.as_bytes())
-                .unwrap(),
-        );
+    for (t, line) in lines {
+        chunks.extend(enc.push_output(*t, line.as_bytes()).unwrap());
     }
     let header = enc.header_line().to_owned();
-    let done = enc
-        .finish(Duration::from_secs(n as u64), EndReason::Exit)
-        .unwrap();
+    let done = enc.finish(end, EndReason::Exit).unwrap();
     chunks.extend(done.chunks);
     Recording {
         header,
@@ -154,6 +190,25 @@ pub async fn upload(
         &json!({ "header": header, "chunks": chunks }),
     )
     .await
+}
+
+/// `(valid_after, valid_before)` of the certificate issued under `grant`,
+/// as its `certificate_issued` audit record says.
+pub fn validity(t: &TestCa, grant: &str) -> (u64, u64) {
+    t.audit
+        .query(&AuditQuery {
+            grant: Some(grant.into()),
+            kinds: vec!["certificate_issued".into()],
+            limit: 1,
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .find_map(|r| match r.event {
+            Event::CertificateIssued(c) => Some((c.valid_after, c.valid_before)),
+            _ => None,
+        })
+        .unwrap()
 }
 
 pub fn message(v: &Value) -> &str {
