@@ -105,7 +105,8 @@ pub enum ScheduleFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyFile {
-    /// "webhook" (generic JSON) or "slack" (an incoming-webhook payload).
+    /// "webhook" (generic JSON), "slack" (an incoming-webhook payload in
+    /// Slack markup), "mattermost" or "rocketchat" (the same in Markdown).
     pub kind: String,
     /// https (http only for localhost). Kept out of logs: Slack URLs are secrets.
     pub url: String,

@@ -8,7 +8,7 @@ use jit_ssh_proto::DurationError;
 use url::Url;
 
 use super::{file, Collector};
-use crate::notify::{NotifyEvent, NotifyKind, NotifyTarget};
+use crate::notify::{MarkdownChat, NotifyEvent, NotifyKind, NotifyTarget};
 use crate::oncall::rotation::Rotation;
 use crate::oncall::{ScheduleConfig, Source};
 use crate::policy::Policy;
@@ -181,10 +181,14 @@ pub(super) fn notify(f: &file::ConfigFile, c: &mut Collector<'_>) -> Vec<NotifyT
         let kind = match n.kind.as_str() {
             "webhook" => Some(NotifyKind::Webhook),
             "slack" => Some(NotifyKind::Slack),
+            "mattermost" => Some(NotifyKind::Markdown(MarkdownChat::Mattermost)),
+            "rocketchat" => Some(NotifyKind::Markdown(MarkdownChat::RocketChat)),
             other => {
                 c.at(
                     span.clone(),
-                    format!("{at}: kind {other:?} is not \"webhook\" or \"slack\""),
+                    format!(
+                        "{at}: kind {other:?} is not \"webhook\", \"slack\", \"mattermost\" or \"rocketchat\""
+                    ),
                 );
                 None
             }

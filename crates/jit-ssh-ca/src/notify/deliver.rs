@@ -112,10 +112,7 @@ async fn deliver(
     backoff: Backoff,
     metrics: Arc<crate::metrics::Metrics>,
 ) {
-    let kind = match target.kind {
-        super::NotifyKind::Webhook => "webhook",
-        super::NotifyKind::Slack => "slack",
-    };
+    let kind = target.kind.as_str();
     let body = n.payload(target.kind);
     let mut last = String::new();
     for attempt in 0..backoff.attempts.max(1) {

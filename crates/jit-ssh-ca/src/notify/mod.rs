@@ -8,6 +8,7 @@
 //! carry a secret); only their host does.
 
 mod deliver;
+mod markdown;
 pub mod texts;
 
 use std::collections::BTreeSet;
@@ -62,8 +63,30 @@ impl NotifyEvent {
 pub enum NotifyKind {
     /// The [`Notification`] as JSON.
     Webhook,
-    /// `{"text": …}`, what Slack (and Mattermost, Rocket.Chat) accept.
+    /// `{"text": …}` in Slack's markup.
     Slack,
+    /// `{"text": …}` in Markdown (Mattermost, Rocket.Chat).
+    Markdown(MarkdownChat),
+}
+
+/// Which Markdown chat: the payload is the same; the name is for logs,
+/// audit records and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkdownChat {
+    Mattermost,
+    RocketChat,
+}
+
+impl NotifyKind {
+    /// As the config and the logs name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Webhook => "webhook",
+            Self::Slack => "slack",
+            Self::Markdown(MarkdownChat::Mattermost) => "mattermost",
+            Self::Markdown(MarkdownChat::RocketChat) => "rocketchat",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,10 +99,7 @@ pub struct NotifyTarget {
 impl NotifyTarget {
     /// What logs and audit records may say about the target.
     pub fn describe(&self) -> String {
-        let kind = match self.kind {
-            NotifyKind::Webhook => "webhook",
-            NotifyKind::Slack => "slack",
-        };
+        let kind = self.kind.as_str();
         format!("{kind} at {}", self.url.host_str().unwrap_or("?"))
     }
 }
@@ -122,6 +142,16 @@ impl Notification {
                 let mut text = slack_escape(&self.text);
                 if let Some(url) = &self.url {
                     text.push_str(&format!(" <{url}|Decide>"));
+                }
+                serde_json::json!({ "text": text })
+            }
+            NotifyKind::Markdown(_) => {
+                // Same reason, Markdown's markup: every punctuation
+                // character escaped, so a requester's `[Decide](…)`,
+                // image or URL shows as typed and only the CA's link is one.
+                let mut text = markdown::escape(&self.text);
+                if let Some(url) = &self.url {
+                    text.push_str(&format!(" [Decide]({url})"));
                 }
                 serde_json::json!({ "text": text })
             }
