@@ -164,3 +164,39 @@ async fn a_blocked_approver_cannot_approve() {
     assert_eq!(st["approval"]["approved_by"], json!(["lead2"]), "{st}");
     assert_eq!(issued(&t, &id), 0);
 }
+
+/// Security revokes bob while his request waits: an approver's pending
+/// list no longer offers it (approving it would be refused anyway), and
+/// alice's waiting request, asked for the same way, is still offered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_users_request_leaves_the_approvers_pending_list() {
+    let t = TestCa::new();
+    let mut bob = t.enroll("bob").await;
+    let mut alice = t.enroll("alice").await;
+    let mut sec = t.enroll("sec").await;
+    let mut lead1 = t.enroll("lead1").await;
+    let (bob_id, _) = ask(&t, &mut bob, "bob").await;
+    let (alice_id, _) = ask(&t, &mut alice, "alice").await;
+    let token = t.sign_in("lead1", &mut lead1).await;
+    let listed = |list: &Value| -> Vec<String> {
+        list["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (s, list) = t.get("/v1/requests", Some(&token)).await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    let before = listed(&list);
+    assert!(
+        before.contains(&bob_id) && before.contains(&alice_id),
+        "{list}"
+    );
+
+    block(&t, &mut sec, "bob").await;
+
+    let (s, list) = t.get("/v1/requests", Some(&token)).await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    assert_eq!(listed(&list), vec![alice_id], "{list}");
+}

@@ -133,9 +133,12 @@ impl Ca {
         for req in self.store.pending_approval()? {
             // Expire what ran out on the way.
             let req = self.load_request(&req.id, now)?;
+            // What approving would refuse is not offered (approval_standing):
+            // a requester security blocked since they asked gets nothing.
             if req.status == RequestStatus::PendingApproval
                 && refusal(&req, &who.user).is_none()
                 && self.approver_now_refusal(&req, &who.user, now).is_none()
+                && !self.store.is_blocked(req.user.as_str())?
             {
                 requests.push(self.summary_of(req));
             }
