@@ -335,6 +335,9 @@ pub enum Event {
     SessionStarted(crate::session_record::SessionStarted),
     /// A recorded SSH session ended; the recording's final hash.
     SessionEnded(crate::session_record::SessionEnded),
+    /// A user ended their sign-in (`jit-ssh logout`): its token no longer
+    /// works, copies included; `request` is the session id.
+    SignedOut(RequestStep),
 }
 
 /// A step of a CA key rotation.
@@ -402,6 +405,7 @@ pub const EVENT_KINDS: &[&str] = &[
     "ca_key_retired",
     "session_started",
     "session_ended",
+    "signed_out",
 ];
 
 impl Event {
@@ -437,6 +441,7 @@ impl Event {
             Event::CaKeyRetired(_) => "ca_key_retired",
             Event::SessionStarted(_) => "session_started",
             Event::SessionEnded(_) => "session_ended",
+            Event::SignedOut(_) => "signed_out",
         }
     }
 
@@ -468,7 +473,7 @@ impl Event {
             | Event::CaKeyStaged(_)
             | Event::CaKeyActivated(_)
             | Event::CaKeyRetired(_) => return None,
-            Event::SignedIn(s) => &s.user,
+            Event::SignedIn(s) | Event::SignedOut(s) => &s.user,
             Event::RequestApproved(a) | Event::RequestDenied(a) | Event::ApprovalRefused(a) => {
                 &a.user
             }
@@ -512,7 +517,8 @@ impl Event {
             | Event::CaKeyStaged(_)
             | Event::CaKeyActivated(_)
             | Event::CaKeyRetired(_)
-            | Event::SignedIn(_) => None,
+            | Event::SignedIn(_)
+            | Event::SignedOut(_) => None,
             Event::HostEnrolled(h)
             | Event::HostEnrollRefused(h)
             | Event::HostRemoved(h)
@@ -554,7 +560,10 @@ impl Event {
                 Some(&a.request)
             }
             Event::NotificationFailed(n) => Some(&n.request),
-            Event::UserEnabled(_) | Event::Checkpoint(_) | Event::SignedIn(_) => None,
+            Event::UserEnabled(_)
+            | Event::Checkpoint(_)
+            | Event::SignedIn(_)
+            | Event::SignedOut(_) => None,
             Event::InviteCreated(_) | Event::UserEnrolled(_) => None,
             Event::HostTokenCreated(_)
             | Event::HostEnrolled(_)

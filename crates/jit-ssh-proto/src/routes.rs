@@ -52,7 +52,8 @@ pub const REVOCATION_MFA_START: &str = "/v1/revocations/{id}/mfa/start";
 pub const REVOCATION_MFA_FINISH: &str = "/v1/revocations/{id}/mfa/finish";
 pub const REVOKE_PAGE: &str = "/revoke/{id}";
 /// `POST`: sign in (read the audit log, decide requests); `GET …/{id}`
-/// (secret), `…/summary`, `…/mfa/start|finish` as for revocations.
+/// (secret), `…/summary`, `…/mfa/start|finish` as for revocations;
+/// `DELETE …/{id}` with the session token `ID.SECRET`: sign out.
 pub const SESSIONS: &str = "/v1/sessions";
 pub const SESSION: &str = "/v1/sessions/{id}";
 pub const SESSION_SUMMARY: &str = "/v1/sessions/{id}/summary";

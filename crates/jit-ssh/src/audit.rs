@@ -123,7 +123,8 @@ fn columns(r: &AuditRecord, zone: Zone) -> [String; 6] {
         | Event::RequestExpired(s)
         | Event::RequestCancelled(s)
         | Event::RevocationRefused(s)
-        | Event::SignedIn(s) => format!("{} {}", s.request, s.detail),
+        | Event::SignedIn(s)
+        | Event::SignedOut(s) => format!("{} {}", s.request, s.detail),
         Event::InviteCreated(x) | Event::UserEnrolled(x) | Event::UserEnabled(x) => {
             x.detail.clone()
         }

@@ -152,6 +152,50 @@ impl Ca {
         Ok(view)
     }
 
+    /// Ends sign-in `id` at once, for whoever holds its token `ID.SECRET`
+    /// (`jit-ssh logout`): every copy of the token stops working. Ending
+    /// one that already ended changes nothing. A blocked user may still
+    /// end theirs.
+    pub fn sign_out(&self, id: &str, token: &str) -> Result<SessionState, ServiceError> {
+        let (token_id, secret) = token.split_once('.').ok_or(ServiceError::Unauthorized)?;
+        if token_id != id {
+            return Err(ServiceError::Unauthorized);
+        }
+        let now = self.now();
+        let s = self
+            .load_session(id, now)
+            .map_err(|_| ServiceError::Unauthorized)?;
+        if !secret_matches(secret, &s.secret_hash) {
+            return Err(ServiceError::Unauthorized);
+        }
+        if s.status == SessionStatus::Expired {
+            return Ok(session_view(s));
+        }
+        let mut ended = s.clone();
+        ended.status = SessionStatus::Expired;
+        ended.expires_at = now.min(s.expires_at);
+        // Recorded before the token stops working, as `signed_in` is
+        // before it starts: a failed record leaves the sign-in as it was.
+        self.audit(
+            Actor::User {
+                name: s.user.clone(),
+            },
+            Event::SignedOut(step_of(&s.id, &s.user, "", "ended by its holder")),
+        )?;
+        if !self.store.swap_session(&s, &ended)? {
+            // It changed meanwhile (expired, or ended by another copy):
+            // done only if it no longer works.
+            let now_s = self.load_session(id, self.now())?;
+            if now_s.status != SessionStatus::Expired {
+                return Err(ServiceError::WrongState(
+                    "the sign-in changed while being ended; try again".into(),
+                ));
+            }
+            return Ok(session_view(now_s));
+        }
+        Ok(session_view(ended))
+    }
+
     /// Checks a bearer token `ID.SECRET` of an active session.
     pub fn authenticate(&self, token: &str) -> Result<SignedIn, ServiceError> {
         let (id, secret) = token.split_once('.').ok_or(ServiceError::Unauthorized)?;
