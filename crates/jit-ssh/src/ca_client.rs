@@ -333,6 +333,20 @@ impl CaClient {
             }))
     }
 
+    /// Ends sign-in `id` at the CA; `token` is its `ID.SECRET`.
+    pub async fn end_session(&self, id: &str, token: &str) -> Result<SessionState, ClientError> {
+        let path = routes::fill(routes::SESSION, "id", id);
+        let res = self
+            .send(|base| {
+                self.http
+                    .delete(format!("{base}{path}"))
+                    .bearer_auth(token)
+                    .timeout(Duration::from_secs(10))
+            })
+            .await;
+        self.answer(res).await
+    }
+
     pub async fn cancel(&self, id: &str, secret: &str) -> Result<RequestState, ClientError> {
         let path = routes::fill(routes::REQUEST, "id", id);
         let res = self

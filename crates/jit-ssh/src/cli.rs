@@ -69,7 +69,7 @@ pub enum Command {
     /// List jit-ssh certificates in the agent and their time left.
     Status,
     /// Remove jit-ssh certificates from the agent (all, or for HOST), and
-    /// forget saved sign-ins.
+    /// end saved sign-ins at the CA and delete them.
     Logout {
         /// Only this host's certificates (default: all).
         host: Option<String>,

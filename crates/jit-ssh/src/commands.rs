@@ -112,7 +112,8 @@ pub fn status(json: bool) -> Result<(), ClientError> {
 }
 
 pub fn logout(host: Option<&str>, json: bool) -> Result<(), ClientError> {
-    crate::session::forget_all();
+    // Sign-ins first: they go even when the agent cannot be reached.
+    let signed_out = runtime()?.block_on(crate::sign_out::sign_out_all());
     let mut agent = Agent::from_env()?;
     let mut removed = 0;
     for c in loaded::list(&mut agent)? {
@@ -122,8 +123,11 @@ pub fn logout(host: Option<&str>, json: bool) -> Result<(), ClientError> {
         }
     }
     if json {
-        println!("{{\"removed\":{removed}}}");
+        println!("{{\"removed\":{removed},\"signed_out\":{signed_out}}}");
     } else {
+        if signed_out > 0 {
+            println!("ended {signed_out} sign-in(s) at the CA");
+        }
         println!("removed {removed} jit-ssh certificate(s) from the agent");
     }
     Ok(())

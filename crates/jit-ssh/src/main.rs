@@ -27,6 +27,7 @@ mod session;
 mod sessions_export;
 mod sessions_verify;
 mod settings;
+mod sign_out;
 
 use std::process::ExitCode;
 

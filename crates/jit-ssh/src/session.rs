@@ -6,7 +6,8 @@
 //! The token file lives in `$XDG_RUNTIME_DIR/jit-ssh/` (memory, cleared at
 //! logout) when there is one, else `~/.cache/jit-ssh/`; mode 0600 in a
 //! 0700 directory. It is useless after `session_ttl` (15 minutes by
-//! default), and `jit-ssh logout` removes it.
+//! default), and `jit-ssh logout` ends it at the CA and removes it
+//! (`sign_out.rs`).
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -28,10 +29,14 @@ use crate::error::ClientError;
 use crate::settings::Settings;
 
 #[derive(Serialize, Deserialize)]
-struct Saved {
-    token: String,
+pub(crate) struct Saved {
+    pub(crate) token: String,
     /// RFC 3339.
-    expires_at: String,
+    pub(crate) expires_at: String,
+    /// The CA that issued it, so logout can end it there (empty in files
+    /// written before logout did).
+    #[serde(default)]
+    pub(crate) ca_url: String,
 }
 
 fn dir() -> Option<PathBuf> {
@@ -76,17 +81,21 @@ fn save(settings: &Settings, saved: &Saved) {
     }
 }
 
-/// Forgets every saved session (logout).
-pub fn forget_all() {
-    if let Some(dir) = dir() {
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for e in entries.flatten() {
-                if e.file_name().to_string_lossy().starts_with("session-") {
-                    let _ = std::fs::remove_file(e.path());
-                }
-            }
-        }
-    }
+/// Every saved session file, with what it holds when it can be read.
+pub(crate) fn saved_all() -> Vec<(PathBuf, Option<Saved>)> {
+    let Some(entries) = dir().and_then(|d| std::fs::read_dir(d).ok()) else {
+        return vec![];
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("session-"))
+        .map(|e| {
+            let saved = std::fs::read(e.path())
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            (e.path(), saved)
+        })
+        .collect()
 }
 
 /// Drops the saved session (the CA no longer accepts it).
@@ -141,6 +150,7 @@ pub async fn token(
         &Saved {
             token: token.clone(),
             expires_at: state.expires_at,
+            ca_url: settings.ca_url.to_string(),
         },
     );
     Ok(token)
