@@ -142,25 +142,20 @@ fn swap<T: Serialize + DeserializeOwned>(
     what: &'static str,
 ) -> Result<bool, StoreError> {
     let (was, new) = (enc(old, what)?, enc(new, what)?);
-    let mut expected = was.clone();
-    // This version's form, then at most once the stored form.
-    for _ in 0..2 {
-        match tree.compare_and_swap(key, Some(&expected[..]), Some(new.clone()))? {
-            Ok(()) => {
-                tree.flush()?;
-                return Ok(true);
+    let swapped = match tree.compare_and_swap(key, Some(&was[..]), Some(new.clone()))? {
+        Ok(()) => true,
+        // Once more against what is stored, if it is `old` in another form.
+        Err(miss) => match miss.current {
+            Some(stored) if same_value_in_another_form::<T>(&stored, &was) => {
+                tree.compare_and_swap(key, Some(stored), Some(new))?.is_ok()
             }
-            Err(miss) => match miss.current {
-                Some(stored)
-                    if expected == was && same_value_in_another_form::<T>(&stored, &was) =>
-                {
-                    expected = stored.to_vec();
-                }
-                _ => return Ok(false),
-            },
-        }
+            _ => false,
+        },
+    };
+    if swapped {
+        tree.flush()?;
     }
-    Ok(false)
+    Ok(swapped)
 }
 
 impl SledStore {

@@ -139,32 +139,34 @@ impl PgStore {
         let (old, new) = (enc(old, what)?, enc(new, what)?);
         let sql =
             format!("UPDATE {table} SET body = $3, ends_at = $4 WHERE key = $1 AND body = $2");
-        let from =
-            |was: &str| self.with(|c| Ok(c.execute(&sql, &[&key, &was, &new, &ends_at])? == 1));
-        if from(&old)? {
-            return Ok(true);
-        }
-        match self.stored_form::<T>(table, key, &old)? {
-            Some(stored) => from(&stored),
-            None => Ok(false),
-        }
+        self.swap_from::<T>(table, key, &old, |was| {
+            self.with(|c| Ok(c.execute(&sql, &[&key, &was, &new, &ends_at])? == 1))
+        })
     }
 
-    /// What is stored under `key`, when it is `was` in another form
-    /// (written by another version, `stored_form_drift`): what a swap
-    /// that missed tries once more against. One more round trip, only
-    /// after a miss.
-    fn stored_form<T: Serialize + DeserializeOwned>(
+    /// Runs `from` (an update of `key` if its body is still the text
+    /// given) with `was`, this version's form of the value read; after a
+    /// miss, once more with what is stored if that is the same value in
+    /// another form (written by another version, `stored_form_drift`).
+    /// One more round trip, only after a miss.
+    fn swap_from<T: Serialize + DeserializeOwned>(
         &self,
         table: &str,
         key: &str,
         was: &str,
-    ) -> Result<Option<String>, StoreError> {
+        from: impl Fn(&str) -> Result<bool, StoreError>,
+    ) -> Result<bool, StoreError> {
+        if from(was)? {
+            return Ok(true);
+        }
         let sql = format!("SELECT body FROM {table} WHERE key = $1");
         let row = self.with(|c| Ok(c.query_opt(&sql, &[&key])?))?;
-        Ok(row
-            .map(|r| r.get::<_, String>(0))
-            .filter(|stored| same_value_in_another_form::<T>(stored.as_bytes(), was.as_bytes())))
+        match row.map(|r| r.get::<_, String>(0)) {
+            Some(stored) if same_value_in_another_form::<T>(stored.as_bytes(), was.as_bytes()) => {
+                from(&stored)
+            }
+            _ => Ok(false),
+        }
     }
 
     /// Removes and returns: of two callers, one gets it.
@@ -448,7 +450,7 @@ impl Store for PgStore {
             commit::setting(8),
             notify::REQUEST_CHANNEL
         );
-        let from = |was: &str| {
+        self.swap_from::<AccessRequest>("requests", &new.id, &old, |was| {
             let n = self.write_request(
                 &sql,
                 Some((was, notify)),
@@ -456,14 +458,7 @@ impl Store for PgStore {
                 commit::of_request_change(new),
             )?;
             Ok(n == 1)
-        };
-        if from(&old)? {
-            return Ok(true);
-        }
-        match self.stored_form::<AccessRequest>("requests", &new.id, &old)? {
-            Some(stored) => from(&stored),
-            None => Ok(false),
-        }
+        })
     }
 
     fn put_revocation(&self, r: &PendingRevocation) -> Result<(), StoreError> {
