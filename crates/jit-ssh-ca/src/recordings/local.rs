@@ -76,6 +76,29 @@ impl LocalRecordings {
         })?;
         crate::atomic_file::write(&path, &json, 0o600).map_err(io("writing", &path))
     }
+
+    /// Every stored recording's state, read one at a time (the pruned
+    /// marks are not recordings; no directory yet is none).
+    fn states(
+        &self,
+    ) -> Result<
+        impl Iterator<Item = Result<RecordingMeta, RecordingStoreError>> + '_,
+        RecordingStoreError,
+    > {
+        let entries = match fs::read_dir(&self.root) {
+            Ok(e) => Some(e),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io("listing", &self.root)(e)),
+        };
+        Ok(entries
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| match entry {
+                Err(e) => Some(Err(io("listing", &self.root)(e))),
+                Ok(e) if e.file_name() == PRUNED => None,
+                Ok(e) => self.read_meta(&e.path()).transpose(),
+            }))
+    }
 }
 
 fn sync_dir(dir: &Path) -> Result<(), RecordingStoreError> {
@@ -305,21 +328,7 @@ impl RecordingStore for LocalRecordings {
     }
 
     fn list(&self) -> Result<Vec<RecordingMeta>, RecordingStoreError> {
-        let entries = match fs::read_dir(&self.root) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io("listing", &self.root)(e)),
-        };
-        let mut out = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(io("listing", &self.root))?;
-            if entry.file_name() == PRUNED {
-                continue;
-            }
-            if let Some(meta) = self.read_meta(&entry.path())? {
-                out.push(meta);
-            }
-        }
+        let mut out = self.states()?.collect::<Result<Vec<_>, _>>()?;
         out.sort_by(|a, b| {
             (b.received_at, b.session.as_str()).cmp(&(a.received_at, a.session.as_str()))
         });
@@ -332,17 +341,7 @@ impl RecordingStore for LocalRecordings {
         after: Option<&PageKey>,
         limit: usize,
     ) -> Result<(Vec<RecordingMeta>, bool), RecordingStoreError> {
-        let entries = match fs::read_dir(&self.root) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), false)),
-            Err(e) => return Err(io("listing", &self.root)(e)),
-        };
-        let read = entries.filter_map(|entry| match entry {
-            Err(e) => Some(Err(io("listing", &self.root)(e))),
-            Ok(e) if e.file_name() == PRUNED => None,
-            Ok(e) => self.read_meta(&e.path()).transpose(),
-        });
-        super::page::newest(read, keep, after, limit)
+        super::page::newest(self.states()?, keep, after, limit)
     }
 
     fn prune(&self, before: i64) -> Result<u64, RecordingStoreError> {

@@ -372,6 +372,16 @@ pub(crate) fn secret_matches(secret: &str, stored_hash: &str) -> bool {
     same(&sha256_hex(&[secret]), stored_hash)
 }
 
+/// An audit read a recording upload or download needs failed: 503 while
+/// the database is away (the recorder keeps its chunks and tries again).
+fn recording_audit_read_failed(e: jit_ssh_audit::StoreError) -> ServiceError {
+    tracing::error!(error = %e, source = ?std::error::Error::source(&e), "audit log read failed");
+    match e {
+        jit_ssh_audit::StoreError::Database(_) => ServiceError::Unavailable("audit log"),
+        _ => ServiceError::Internal("audit log".into()),
+    }
+}
+
 fn audit_failed(e: jit_ssh_audit::AppendError) -> ServiceError {
     tracing::error!(error = %e, source = ?std::error::Error::source(&e), "audit log append failed");
     if crate::store::database_unavailable(&e) {

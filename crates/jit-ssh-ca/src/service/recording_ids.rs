@@ -50,14 +50,6 @@ impl SessionAudit {
     }
 }
 
-fn audit_read(e: jit_ssh_audit::StoreError) -> ServiceError {
-    tracing::error!(error = %e, source = ?std::error::Error::source(&e), "audit log read failed");
-    match e {
-        jit_ssh_audit::StoreError::Database(_) => ServiceError::Unavailable("audit log"),
-        _ => ServiceError::Internal("audit log".into()),
-    }
-}
-
 impl Ca {
     /// The session records of `session` among those of `grant`, paged:
     /// one grant may hold many sessions, and this one's may come after
@@ -79,7 +71,7 @@ impl Ca {
                     limit: SESSION_RECORDS_PAGE,
                     ..Default::default()
                 })
-                .map_err(audit_read)?;
+                .map_err(super::recording_audit_read_failed)?;
             for r in &records {
                 match &r.event {
                     Event::SessionStarted(s) if s.subject.session == session => {

@@ -412,14 +412,7 @@ impl Ca {
                 limit: 1,
                 ..Default::default()
             })
-            .map_err(|e| {
-                tracing::error!(error = %e, source = ?std::error::Error::source(&e), "audit log read failed");
-                match e {
-                    // The recorder keeps the chunks and tries again.
-                    jit_ssh_audit::StoreError::Database(_) => ServiceError::Unavailable("audit log"),
-                    _ => ServiceError::Internal("audit log".into()),
-                }
-            })?;
+            .map_err(super::recording_audit_read_failed)?;
         Ok(found.into_iter().find_map(|r| match r.event {
             Event::CertificateIssued(c) if c.grant == id => Some(c),
             _ => None,
