@@ -39,6 +39,14 @@ pub(crate) struct Saved {
     pub(crate) ca_url: String,
 }
 
+impl Saved {
+    /// Whether the CA still takes the token at `t` (an unreadable end is
+    /// taken as past).
+    pub(crate) fn valid_at(&self, t: OffsetDateTime) -> bool {
+        OffsetDateTime::parse(&self.expires_at, &Rfc3339).is_ok_and(|end| end > t)
+    }
+}
+
 fn dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_RUNTIME_DIR")
         .map(PathBuf::from)
@@ -54,8 +62,9 @@ fn file(settings: &Settings) -> Option<PathBuf> {
 
 fn load(settings: &Settings) -> Option<String> {
     let saved: Saved = serde_json::from_slice(&std::fs::read(file(settings)?).ok()?).ok()?;
-    let expires = OffsetDateTime::parse(&saved.expires_at, &Rfc3339).ok()?;
-    (expires > OffsetDateTime::now_utc() + Duration::from_secs(10)).then_some(saved.token)
+    // Not one about to end mid-command.
+    let soon = OffsetDateTime::now_utc() + Duration::from_secs(10);
+    saved.valid_at(soon).then_some(saved.token)
 }
 
 fn save(settings: &Settings, saved: &Saved) {

@@ -5,7 +5,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use jit_ssh_proto::error::code;
@@ -24,7 +23,7 @@ pub async fn sign_out_all() -> usize {
     let configured = Settings::resolve(&Overrides::default()).ok();
     let mut ended = 0;
     for (path, saved) in saved_all() {
-        if let Some(saved) = saved.filter(still_valid) {
+        if let Some(saved) = saved.filter(|s| s.valid_at(OffsetDateTime::now_utc())) {
             match end_one(&saved, configured.as_ref()).await {
                 Ok(()) => ended += 1,
                 Err(why) => eprintln!(
@@ -37,11 +36,6 @@ pub async fn sign_out_all() -> usize {
         remove(&path);
     }
     ended
-}
-
-fn still_valid(saved: &Saved) -> bool {
-    OffsetDateTime::parse(&saved.expires_at, &Rfc3339)
-        .is_ok_and(|end| end > OffsetDateTime::now_utc())
 }
 
 fn remove(path: &Path) {
