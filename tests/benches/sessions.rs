@@ -9,6 +9,9 @@
 //!   sshd's host key, trusting the bench CA) and the wrapper recording
 //!   output to it (`--record output --recorder-socket …`). Not root: the
 //!   row is left out, loudly;
+//! - **second pty, minimal C copy**: `sessions/pty_copy.c`, compiled
+//!   here with `cc`, as the force-command: what any wrapper that
+//!   interposes a pty must at least cost (no `cc`: left out, loudly);
 //! - **tlog**: Debian's `tlog-rec-session` in the session's place (a
 //!   force-command shim runs it as the login shell would, with
 //!   `-c "$SSH_ORIGINAL_COMMAND"`), writing JSON to a file in the temp dir.
@@ -170,6 +173,24 @@ fn tlog_shim(root: &Path) -> (PathBuf, PathBuf) {
     (shim, log)
 }
 
+/// `sessions/pty_copy.c` built into the temp dir, or `None` (said) when
+/// there is no C compiler.
+fn pty_copy(root: &Path) -> Option<PathBuf> {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/sessions/pty_copy.c");
+    let bin = root.join("pty-copy");
+    let built = Command::new("cc")
+        .args(["-O2", "-pthread", "-o"])
+        .arg(&bin)
+        .arg(&source)
+        .arg("-lutil")
+        .status();
+    if built.is_ok_and(|s| s.success()) {
+        return Some(bin);
+    }
+    eprintln!("NOTE: no `cc` (or it failed on {}): the second-pty floor row is left out", source.display());
+    None
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` runs it too:
     // only a bench run measures.
@@ -197,6 +218,7 @@ fn main() {
         })
         .replace("{dir}", &dir.display().to_string());
     let (shim, tlog_log) = tlog_shim(&root);
+    let floor = pty_copy(&root);
     // Started before any row, stopped when the last row holding it is
     // dropped: at the end, or while a failed measurement unwinds.
     let rec =
@@ -216,6 +238,14 @@ fn main() {
             None,
         ),
     ];
+    if let Some(c) = floor {
+        plan.push((
+            "second pty, minimal C copy (floor)",
+            Some(c.display().to_string()),
+            Some("pty-copy"),
+            None,
+        ));
+    }
     if let Some(r) = &rec {
         plan.push((
             "jit-ssh wrapper + recorder (record output)",

@@ -283,18 +283,31 @@ pub fn print_table(rows: &[Row], results: &[(Echo, Vec<Bulk>)], bytes: u64, roun
         })
         .collect();
     let plain = &stats[0];
+    // Each round's rate against plain sshd's in the same round: a burst
+    // of other work lands on neighbouring rows alike.
+    let rate = |b: &Bulk| b.bytes as f64 / b.secs;
+    let per_round = |i: usize| {
+        median(
+            results[i]
+                .1
+                .iter()
+                .zip(&results[0].1)
+                .map(|(b, p)| rate(b) / rate(p) * 100.0)
+                .collect(),
+        )
+    };
     println!(
-        "| session | echo p50 (ms) | echo p99 (ms) | added p50 / p99 (ms) | `cat` {} MiB: MB/s, median of {rounds} (range) | of plain | CPU per cat session: wrapper/tlog (+ recorder), median | CPU per echo session |",
+        "| session | echo p50 (ms) | echo p99 (ms) | added p50 / p99 (ms) | `cat` {} MiB: MB/s, median of {rounds} (range) | of plain | of plain, round by round: median (range) | CPU per cat session: wrapper/tlog (+ recorder), median | CPU per echo session |",
         bytes >> 20
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     let added =
         |a: Duration, b: Duration| format!("{:+.3}", (a.as_secs_f64() - b.as_secs_f64()) * 1000.0);
     for (i, row) in rows.iter().enumerate() {
         let s = &stats[i];
         let echo = &results[i].0;
         println!(
-            "| {} | {} | {} | {} / {} | {:.1} ({:.1}–{:.1}) | {:.0}% | {} | {} |",
+            "| {} | {} | {} | {} / {} | {:.1} ({:.1}–{:.1}) | {:.0}% | {:.0}% ({:.0}–{:.0}%) | {} | {} |",
             row.name,
             ms(s.p50),
             ms(s.p99),
@@ -304,6 +317,9 @@ pub fn print_table(rows: &[Row], results: &[(Echo, Vec<Bulk>)], bytes: u64, roun
             s.mbps.1,
             s.mbps.2,
             s.mbps.0 / plain.mbps.0 * 100.0,
+            per_round(i).0,
+            per_round(i).1,
+            per_round(i).2,
             cpu_with(s.cpu, s.recorder),
             cpu_with(echo.cpu, echo.recorded.map(|r| r.cpu)),
         );
