@@ -202,6 +202,12 @@ fn main() {
     }
     // tlog-rec-session keeps its lock files there.
     let _ = std::fs::create_dir_all("/var/run/tlog");
+    // And a utmp file to add its login to: without one (a machine that
+    // never ran a login service) it stops at "Failed setting up the I/O
+    // tap".
+    if !Path::new("/var/run/utmp").exists() {
+        let _ = std::fs::write("/var/run/utmp", b"");
+    }
     let bytes = env_num("JIT_SSH_BENCH_BYTES", 256 << 20);
     let samples = env_num("JIT_SSH_BENCH_SAMPLES", 500) as usize;
     let rounds = env_num("JIT_SSH_BENCH_ROUNDS", 3).max(1) as usize;
