@@ -187,7 +187,10 @@ fn pty_copy(root: &Path) -> Option<PathBuf> {
     if built.is_ok_and(|s| s.success()) {
         return Some(bin);
     }
-    eprintln!("NOTE: no `cc` (or it failed on {}): the second-pty floor row is left out", source.display());
+    eprintln!(
+        "NOTE: no `cc` (or it failed on {}): the second-pty floor row is left out",
+        source.display()
+    );
     None
 }
 
