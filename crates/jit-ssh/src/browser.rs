@@ -65,9 +65,36 @@ pub fn offer(heading: &str, url: &str, match_code: &str, open_it: bool, quiet: b
     if let Some(line) = match_line(match_code) {
         eprintln!("{line}");
     }
-    if open_it && !open(url) && !quiet {
-        eprintln!("(could not open a browser: open the link above yourself)");
+    if !open_it {
+        return;
     }
+    match openable(url) {
+        Some(link) => {
+            if !open(&link) && !quiet {
+                eprintln!("(could not open a browser: open the link above yourself)");
+            }
+        }
+        None => eprintln!(
+            "(not opened: the CA's link is not a plain http(s) address; open it yourself only if it is on your CA's address)"
+        ),
+    }
+}
+
+/// The CA's link as it may be handed to a browser: an absolute `http` or
+/// `https` URL with a host and no user name or password, written out as
+/// the URL parser writes it (so it cannot start with `-`, nor carry a
+/// space that splits it). Anything else (`file:`, `javascript:`, a word
+/// a browser would take as an option such as `--renderer-cmd-prefix=…`)
+/// is shown but never opened: whoever answers for the CA URL (a rogue
+/// replica, a man in the middle of plain http) must not get to run a
+/// command here through `$BROWSER`.
+pub fn openable(url: &str) -> Option<String> {
+    let parsed = reqwest::Url::parse(url).ok()?;
+    let plain = matches!(parsed.scheme(), "http" | "https")
+        && parsed.host_str().is_some_and(|h| !h.is_empty())
+        && parsed.username().is_empty()
+        && parsed.password().is_none();
+    plain.then(|| parsed.to_string())
 }
 
 /// `Match code: ABC-DEF (…)`, for a code of capitals, digits and dashes
@@ -86,7 +113,37 @@ pub fn match_line(code: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::match_line;
+    use super::{match_line, openable};
+
+    #[test]
+    fn only_plain_web_links_are_opened() {
+        assert_eq!(
+            openable("https://ca.example/confirm/r1").as_deref(),
+            Some("https://ca.example/confirm/r1")
+        );
+        assert_eq!(
+            openable("http://localhost:8722/confirm/r1").as_deref(),
+            Some("http://localhost:8722/confirm/r1")
+        );
+        // Written out by the parser: a space cannot split the argument.
+        assert_eq!(
+            openable("https://ca.example/a b").as_deref(),
+            Some("https://ca.example/a%20b")
+        );
+        for refused in [
+            "--renderer-cmd-prefix=touch /tmp/owned",
+            "-new-instance",
+            "file:///etc/passwd",
+            "javascript:alert(1)",
+            "data:text/html,<script>x</script>",
+            "ftp://ca.example/x",
+            "https://user:pw@ca.example/confirm/r1",
+            "/confirm/r1",
+            "",
+        ] {
+            assert_eq!(openable(refused), None, "{refused}");
+        }
+    }
 
     #[test]
     fn only_plain_codes_are_printed() {

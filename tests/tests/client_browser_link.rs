@@ -1,0 +1,102 @@
+//! Whoever answers for the CA URL (a rogue replica, a man in the middle of
+//! plain http) chooses the confirmation link `jit-ssh` hands to the
+//! browser. A link that is not a plain http(s) address — a browser option
+//! such as Chromium's `--renderer-cmd-prefix=CMD`, `file:`, `javascript:` —
+//! is shown but never given to `$BROWSER`; a plain one still opens.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use jit_ssh_e2e::fake_ca::{Answer, FakeCa};
+use jit_ssh_e2e::{bin, run};
+
+/// `jit-ssh hosts` as alice against `ca`, whose sign-in answer carries
+/// `link`; `$BROWSER` is a script that writes its arguments to `opened`.
+fn sign_in_with_link(root: &Path, link: &str) -> (Output, std::path::PathBuf) {
+    let ca = FakeCa::start();
+    let created = serde_json::json!({
+        "id": "s1",
+        "status": "pending_mfa",
+        "mfa_url": link,
+        "expires_at": "2099-01-01T00:00:00Z",
+        "secret": "not-a-real-secret",
+        "match_code": "K7Q-M3F",
+    });
+    ca.answer(
+        "/v1/sessions",
+        Answer::Body(serde_json::to_vec(&created).unwrap()),
+    );
+    let opened = root.join("opened");
+    let _ = std::fs::remove_file(&opened);
+    let browser = root.join("browser");
+    std::fs::write(
+        &browser,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > {}.tmp && mv {0}.tmp {0}\n",
+            opened.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&browser, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = run(Command::new(bin("jit-ssh"))
+        .env("JIT_SSH_CA_URL", &ca.url)
+        .env("JIT_SSH_USER", "alice")
+        .env("JIT_SSH_CONFIG", root.join("none.toml"))
+        .env("XDG_RUNTIME_DIR", root)
+        .env("BROWSER", &browser)
+        .args(["hosts", "--timeout", "5s"]));
+    (out, opened)
+}
+
+/// What the browser script was given, once it ran (it runs beside the
+/// client, which may exit first).
+fn opened_with(opened: &Path, wait: Duration) -> Option<String> {
+    let until = Instant::now() + wait;
+    loop {
+        if let Ok(args) = std::fs::read_to_string(opened) {
+            return Some(args);
+        }
+        if Instant::now() >= until {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_link_that_is_not_a_plain_web_address_is_shown_but_never_opened() {
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("owned");
+    for link in [
+        format!("--renderer-cmd-prefix=touch {}", marker.display()),
+        "file:///etc/passwd".to_owned(),
+        "javascript:alert(1)".to_owned(),
+    ] {
+        let (out, opened) = sign_in_with_link(tmp.path(), &link);
+        let said = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(said.contains("not opened"), "{link}: {said}");
+        assert!(
+            opened_with(&opened, Duration::from_millis(500)).is_none(),
+            "{link} was handed to the browser"
+        );
+        assert!(!marker.exists());
+    }
+}
+
+#[test]
+fn a_plain_link_is_opened() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, opened) = sign_in_with_link(tmp.path(), "http://localhost:8722/confirm/s1");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!said.contains("not opened"), "{said}");
+    assert_eq!(
+        opened_with(&opened, Duration::from_secs(5)).as_deref(),
+        Some("http://localhost:8722/confirm/s1\n"),
+        "{said}"
+    );
+}
