@@ -179,6 +179,30 @@ pub fn run(cmd: &mut Command) -> Output {
         .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"))
 }
 
+/// `python3` runs `cmd` (its program, arguments and the environment it
+/// sets) and reports the child's peak RSS (KiB).
+pub fn with_max_rss(cmd: &mut Command) -> (Output, u64) {
+    let prog = cmd.get_program().to_owned();
+    let args: Vec<_> = cmd.get_args().map(ToOwned::to_owned).collect();
+    let envs: Vec<_> = cmd
+        .get_envs()
+        .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
+        .collect();
+    let out = run(Command::new("python3")
+        .arg("-c")
+        .arg("import resource,subprocess,sys\nr=subprocess.run(sys.argv[1:])\nsys.stderr.write('\\nmaxrss_kib=%d\\n' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\nsys.exit(r.returncode)")
+        .arg(prog)
+        .args(args)
+        .envs(envs));
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    let kib = said
+        .lines()
+        .find_map(|l| l.strip_prefix("maxrss_kib="))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("python3 printed the child's maxrss");
+    (out, kib)
+}
+
 /// Runs a command that must succeed; returns its stdout.
 pub fn run_ok(cmd: &mut Command) -> String {
     let out = run(cmd);

@@ -18,7 +18,8 @@ use jit_ssh_e2e::signed_ca::{
     SignedCa, CA_KEYS_NS,
 };
 use jit_ssh_e2e::{
-    bin, have_tools, keygen, login_name, run, run_ok, ssh_with_cert, Sshd, SSH, SSHD, SSH_KEYGEN,
+    bin, have_tools, keygen, login_name, run, run_ok, ssh_with_cert, with_max_rss, Sshd, SSH, SSHD,
+    SSH_KEYGEN,
 };
 
 fn assert_ok(out: &Output) {
@@ -302,23 +303,6 @@ fn a_stalling_ca_still_gets_a_stale_verdict_within_the_deadline() {
         ca.host_sync(&dir, &["--max-age", "30s"]).status.code(),
         Some(2)
     );
-}
-
-/// `python3` runs `cmd` and reports the child's peak RSS (KiB).
-fn with_max_rss(cmd: &mut Command) -> (Output, u64) {
-    let prog = cmd.get_program().to_owned();
-    let args: Vec<_> = cmd.get_args().map(ToOwned::to_owned).collect();
-    let out = run(Command::new("python3")
-        .arg("-c")
-        .arg("import resource,subprocess,sys\nr=subprocess.run(sys.argv[1:])\nsys.stderr.write('\\nmaxrss_kib=%d\\n' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\nsys.exit(r.returncode)")
-        .arg(prog)
-        .args(args));
-    let kib = stderr(&out)
-        .lines()
-        .find_map(|l| l.strip_prefix("maxrss_kib="))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("python3 printed the child's maxrss");
-    (out, kib)
 }
 
 #[test]

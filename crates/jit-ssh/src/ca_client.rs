@@ -15,6 +15,10 @@ use serde::de::DeserializeOwned;
 use crate::error::ClientError;
 use crate::settings::Settings;
 
+/// The most a JSON answer from the CA may hold. The largest real ones (a
+/// page of 1,000 audit records, the host inventory) are a few MB.
+const MAX_ANSWER: usize = 64 << 20;
+
 pub struct CaClient {
     http: reqwest::Client,
     /// The CA's replicas (one or more), in order of preference.
@@ -118,13 +122,36 @@ impl CaClient {
         }
     }
 
+    /// The answer's body, refused past [`MAX_ANSWER`]: whoever answers
+    /// for the CA URL must not fill this machine's memory with an endless
+    /// body (announced or streamed).
+    async fn capped(&self, mut res: reqwest::Response) -> Result<Vec<u8>, ClientError> {
+        let too_large = || {
+            ClientError::Other(anyhow::anyhow!(
+                "the CA's answer is larger than {} MiB: refused (not a jit-ssh CA, or something between)",
+                MAX_ANSWER >> 20
+            ))
+        };
+        if res.content_length().is_some_and(|n| n > MAX_ANSWER as u64) {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = res.chunk().await.map_err(|e| self.unreachable(&e))? {
+            if body.len() + chunk.len() > MAX_ANSWER {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
     async fn answer<T: DeserializeOwned>(
         &self,
         res: Result<reqwest::Response, ClientError>,
     ) -> Result<T, ClientError> {
         let res = res?;
         let status = res.status();
-        let bytes = res.bytes().await.map_err(|e| self.unreachable(&e))?;
+        let bytes = self.capped(res).await?;
         if status.is_success() {
             return serde_json::from_slice(&bytes).map_err(|e| {
                 ClientError::Other(anyhow::anyhow!(

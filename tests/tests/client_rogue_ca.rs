@@ -1,8 +1,11 @@
 //! Whoever answers for the CA URL (a rogue replica, a man in the middle of
-//! plain http) chooses the confirmation link `jit-ssh` hands to the
-//! browser. A link that is not a plain http(s) address — a browser option
-//! such as Chromium's `--renderer-cmd-prefix=CMD`, `file:`, `javascript:` —
-//! is shown but never given to `$BROWSER`; a plain one still opens.
+//! plain http), against the engineer's `jit-ssh`:
+//!
+//! - it chooses the confirmation link `jit-ssh` hands to the browser. A
+//!   link that is not a plain http(s) address — a browser option such as
+//!   Chromium's `--renderer-cmd-prefix=CMD`, `file:`, `javascript:` — is
+//!   shown but never given to `$BROWSER`; a plain one still opens;
+//! - it can answer without end: the client stops reading at its cap.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -13,12 +16,16 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use jit_ssh_e2e::fake_ca::{Answer, FakeCa};
-use jit_ssh_e2e::{bin, run};
+use jit_ssh_e2e::{bin, run, with_max_rss};
 
 /// `jit-ssh hosts` as alice against `ca`, whose sign-in answer carries
 /// `link`; `$BROWSER` is a script that writes its arguments to `opened`.
 fn sign_in_with_link(root: &Path, link: &str) -> (Output, std::path::PathBuf) {
     let ca = FakeCa::start();
+    sign_in(root, &ca, link)
+}
+
+fn sign_in(root: &Path, ca: &FakeCa, link: &str) -> (Output, std::path::PathBuf) {
     let created = serde_json::json!({
         "id": "s1",
         "status": "pending_mfa",
@@ -99,4 +106,36 @@ fn a_plain_link_is_opened() {
         Some("http://localhost:8722/confirm/s1\n"),
         "{said}"
     );
+}
+
+#[test]
+fn an_endless_answer_is_cut_at_the_cap_announced_or_streamed() {
+    let tmp = tempfile::tempdir().unwrap();
+    for announced in [true, false] {
+        let ca = FakeCa::start();
+        ca.answer(
+            "/v1/sessions",
+            Answer::Endless {
+                bytes: 3 << 30,
+                announced,
+            },
+        );
+        let (out, kib) = with_max_rss(
+            Command::new(bin("jit-ssh"))
+                .env("JIT_SSH_CA_URL", &ca.url)
+                .env("JIT_SSH_USER", "alice")
+                .env("JIT_SSH_CONFIG", tmp.path().join("none.toml"))
+                .env("XDG_RUNTIME_DIR", tmp.path())
+                .env("BROWSER", "/bin/false")
+                .args(["hosts", "--timeout", "5s"]),
+        );
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{said}");
+        assert!(said.contains("larger than 64 MiB"), "{said}");
+        // The cap itself, and the client around it: far from 3 GiB.
+        assert!(
+            kib < 160 * 1024,
+            "peak RSS {kib} KiB (announced: {announced})"
+        );
+    }
 }
