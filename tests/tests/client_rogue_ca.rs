@@ -5,7 +5,8 @@
 //!   link that is not a plain http(s) address — a browser option such as
 //!   Chromium's `--renderer-cmd-prefix=CMD`, `file:`, `javascript:` — is
 //!   shown but never given to `$BROWSER`; a plain one still opens;
-//! - it can answer without end: the client stops reading at its cap.
+//! - it can answer without end: the client stops reading at its cap;
+//! - it can stall: the client gives up after its request timeout.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -138,4 +139,23 @@ fn an_endless_answer_is_cut_at_the_cap_announced_or_streamed() {
             "peak RSS {kib} KiB (announced: {announced})"
         );
     }
+}
+
+#[test]
+fn a_stalled_answer_ends_in_an_error_not_a_hang() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = FakeCa::start();
+    ca.answer("/v1/sessions", Answer::Stall(Duration::from_secs(90)));
+    let started = Instant::now();
+    let out = run(Command::new(bin("jit-ssh"))
+        .env("JIT_SSH_CA_URL", &ca.url)
+        .env("JIT_SSH_USER", "alice")
+        .env("JIT_SSH_CONFIG", tmp.path().join("none.toml"))
+        .env("XDG_RUNTIME_DIR", tmp.path())
+        .env("BROWSER", "/bin/false")
+        .args(["hosts", "--timeout", "5s"]));
+    let took = started.elapsed();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{said}");
+    assert!(took < Duration::from_secs(60), "took {took:?}: {said}");
 }

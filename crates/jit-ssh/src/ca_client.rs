@@ -19,6 +19,11 @@ use crate::settings::Settings;
 /// page of 1,000 audit records, the host inventory) are a few MB.
 const MAX_ANSWER: usize = 64 << 20;
 
+/// The most a recording's download may hold: its bundle comes whole, in
+/// base64 (about 190 MB for a session that printed 1 GiB of text,
+/// docs/sessions.md), and is played from memory.
+const MAX_RECORDING_ANSWER: usize = 4 << 30;
+
 pub struct CaClient {
     http: reqwest::Client,
     /// The CA's replicas (one or more), in order of preference.
@@ -125,19 +130,19 @@ impl CaClient {
     /// The answer's body, refused past [`MAX_ANSWER`]: whoever answers
     /// for the CA URL must not fill this machine's memory with an endless
     /// body (announced or streamed).
-    async fn capped(&self, mut res: reqwest::Response) -> Result<Vec<u8>, ClientError> {
+    async fn capped(&self, mut res: reqwest::Response, cap: usize) -> Result<Vec<u8>, ClientError> {
         let too_large = || {
             ClientError::Other(anyhow::anyhow!(
                 "the CA's answer is larger than {} MiB: refused (not a jit-ssh CA, or something between)",
-                MAX_ANSWER >> 20
+                cap >> 20
             ))
         };
-        if res.content_length().is_some_and(|n| n > MAX_ANSWER as u64) {
+        if res.content_length().is_some_and(|n| n > cap as u64) {
             return Err(too_large());
         }
         let mut body = Vec::new();
         while let Some(chunk) = res.chunk().await.map_err(|e| self.unreachable(&e))? {
-            if body.len() + chunk.len() > MAX_ANSWER {
+            if body.len() + chunk.len() > cap {
                 return Err(too_large());
             }
             body.extend_from_slice(&chunk);
@@ -149,9 +154,18 @@ impl CaClient {
         &self,
         res: Result<reqwest::Response, ClientError>,
     ) -> Result<T, ClientError> {
+        self.answer_within(res, MAX_ANSWER).await
+    }
+
+    /// [`Self::answer`] for an answer of up to `cap` bytes.
+    async fn answer_within<T: DeserializeOwned>(
+        &self,
+        res: Result<reqwest::Response, ClientError>,
+        cap: usize,
+    ) -> Result<T, ClientError> {
         let res = res?;
         let status = res.status();
-        let bytes = self.capped(res).await?;
+        let bytes = self.capped(res, cap).await?;
         if status.is_success() {
             return serde_json::from_slice(&bytes).map_err(|e| {
                 ClientError::Other(anyhow::anyhow!(
@@ -230,7 +244,14 @@ impl CaClient {
         body: &B,
     ) -> Result<T, ClientError> {
         let res = self
-            .send(|base| self.http.post(format!("{base}{path}")).json(body))
+            .send(|base| {
+                self.http
+                    .post(format!("{base}{path}"))
+                    .json(body)
+                    // An answerer that stalls must not hold the command
+                    // for ever (the next replica is tried).
+                    .timeout(Duration::from_secs(30))
+            })
             .await;
         self.answer(res).await
     }
@@ -314,8 +335,16 @@ impl CaClient {
                 "{session:?} is not a session id (see jit-ssh audit sessions)"
             )));
         }
-        self.get_with(&routes::fill(routes::RECORDING, "session", session), token)
-            .await
+        let path = routes::fill(routes::RECORDING, "session", session);
+        let res = self
+            .send(|base| {
+                self.http
+                    .get(format!("{base}{path}"))
+                    .bearer_auth(token)
+                    .timeout(Duration::from_secs(30))
+            })
+            .await;
+        self.answer_within(res, MAX_RECORDING_ANSWER).await
     }
 
     pub async fn reach(
