@@ -95,26 +95,41 @@ pub async fn get_capped(http: &reqwest::Client, url: &str, cap: u64) -> Result<V
     read_capped(res, url, cap, failed).await
 }
 
+/// Why a body was not read whole.
+pub enum Unread {
+    /// It is (or announced it would be) over the cap.
+    OverCap,
+    Broken(reqwest::Error),
+}
+
 /// Reads `res`'s body in pieces, refusing it (before reading, when it is
-/// announced) once it passes `cap` bytes.
-async fn read_capped(
-    mut res: reqwest::Response,
-    url: &str,
-    cap: u64,
-    failed: impl Fn(reqwest::Error) -> HostError,
-) -> Result<Vec<u8>, HostError> {
-    let too_big = || refused(format!("{url}: the answer is over the {cap}-byte limit"));
+/// announced) once it passes `cap` bytes: whoever answers must not fill
+/// this machine's memory with an endless body. The engineer's client
+/// reads the CA's answers through it too.
+pub async fn body_within(mut res: reqwest::Response, cap: u64) -> Result<Vec<u8>, Unread> {
     if res.content_length().is_some_and(|n| n > cap) {
-        return Err(too_big());
+        return Err(Unread::OverCap);
     }
     let mut body = Vec::new();
-    while let Some(chunk) = res.chunk().await.map_err(&failed)? {
+    while let Some(chunk) = res.chunk().await.map_err(Unread::Broken)? {
         if (body.len() + chunk.len()) as u64 > cap {
-            return Err(too_big());
+            return Err(Unread::OverCap);
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+async fn read_capped(
+    res: reqwest::Response,
+    url: &str,
+    cap: u64,
+    failed: impl Fn(reqwest::Error) -> HostError,
+) -> Result<Vec<u8>, HostError> {
+    body_within(res, cap).await.map_err(|e| match e {
+        Unread::OverCap => refused(format!("{url}: the answer is over the {cap}-byte limit")),
+        Unread::Broken(e) => failed(e),
+    })
 }
 
 /// POSTs `body` as JSON and reads a JSON answer of at most `cap` bytes;

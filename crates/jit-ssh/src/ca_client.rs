@@ -12,6 +12,8 @@ use jit_ssh_proto::error::{code, ErrorBody};
 use jit_ssh_proto::routes;
 use serde::de::DeserializeOwned;
 
+use jit_ssh_host::fetch::Unread;
+
 use crate::error::ClientError;
 use crate::settings::Settings;
 
@@ -127,27 +129,18 @@ impl CaClient {
         }
     }
 
-    /// The answer's body, refused past [`MAX_ANSWER`]: whoever answers
-    /// for the CA URL must not fill this machine's memory with an endless
-    /// body (announced or streamed).
-    async fn capped(&self, mut res: reqwest::Response, cap: usize) -> Result<Vec<u8>, ClientError> {
-        let too_large = || {
-            ClientError::Other(anyhow::anyhow!(
-                "the CA's answer is larger than {} MiB: refused (not a jit-ssh CA, or something between)",
-                cap >> 20
-            ))
-        };
-        if res.content_length().is_some_and(|n| n > cap as u64) {
-            return Err(too_large());
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = res.chunk().await.map_err(|e| self.unreachable(&e))? {
-            if body.len() + chunk.len() > cap {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+    /// The answer's body, refused past `cap` (whoever answers for the CA
+    /// URL must not fill this machine's memory with an endless body).
+    async fn capped(&self, res: reqwest::Response, cap: usize) -> Result<Vec<u8>, ClientError> {
+        jit_ssh_host::fetch::body_within(res, cap as u64)
+            .await
+            .map_err(|e| match e {
+                Unread::OverCap => ClientError::Other(anyhow::anyhow!(
+                    "the CA's answer is larger than {} MiB: refused (not a jit-ssh CA, or something between)",
+                    cap >> 20
+                )),
+                Unread::Broken(e) => self.unreachable(&e),
+            })
     }
 
     async fn answer<T: DeserializeOwned>(
