@@ -167,8 +167,9 @@ pub async fn serve(
     let handle = axum_server::Handle::new();
     {
         let handle = handle.clone();
+        let stop = shutdown_signal()?;
         tokio::spawn(async move {
-            shutdown_signal().await;
+            stop.await;
             tracing::info!("shutting down");
             handle.graceful_shutdown(Some(Duration::from_secs(10)));
         });
@@ -306,18 +307,18 @@ async fn checkpoint(ca: Arc<Ca>, trigger: &'static str) {
     }
 }
 
-async fn shutdown_signal() {
+/// SIGTERM or SIGINT, caught from the moment this returns, not from when
+/// the returned future is first polled: the CA says it listens only
+/// after this, so a stop that follows at once (systemd, a test) shuts it
+/// down cleanly instead of the signal's default action killing it.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let term = async {
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    let mut term = signal(SignalKind::terminate()).context("catching SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("catching SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
         }
-    };
-    tokio::select! {
-        _ = term => {},
-        _ = tokio::signal::ctrl_c() => {},
-    }
+    })
 }
