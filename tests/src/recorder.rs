@@ -104,7 +104,11 @@ impl Recorder {
             .arg(root.join("ssh_host_ed25519_key"))
             .arg("--dir")
             .arg(dir)
-            .args(["--chunk-seconds", "1"])
+            .args(if extra.contains(&"--chunk-seconds") {
+                &[][..]
+            } else {
+                &["--chunk-seconds", "1"][..]
+            })
             .args(extra)
             // A test machine's disk may be fuller than the default 5 %
             // floor allows; only tests of the floor set one.
@@ -181,6 +185,24 @@ impl Recorder {
                 self.log_text()
             );
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Asks the recorder to stop as systemd does (SIGTERM) and waits up
+    /// to `within` for it to exit: its status, or `None` if it did not.
+    pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let until = Instant::now() + within;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= until {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

@@ -234,6 +234,48 @@ fn no_recorder_no_login_and_a_recorder_that_dies_ends_the_session() {
 }
 
 #[test]
+fn a_recorder_told_to_stop_ends_its_sessions_with_everything_recorded() {
+    if !jit_ssh_e2e::have_recorder_tools("sessions_record_e2e") {
+        return;
+    }
+    let h = SessionHost::start();
+    // Chunks cut only at 256 KiB or 10 minutes: what the session printed
+    // is all in the recorder's memory when it is told to stop.
+    let mut rec = Recorder::start_with_args(&h, &["--chunk-seconds", "600"]);
+    let (cert, _, _) = h.certificate("10m", &rec.wrapper_args("output"));
+    let mut t = Terminal::open(h.ssh(&cert));
+    t.type_line("echo last-words-$((6*7))");
+    t.wait_for("last-words-42", Duration::from_secs(15));
+    // As systemd stops it (a restart, an upgrade, a shutdown).
+    let status = rec.terminate(Duration::from_secs(15));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "stopped: {status:?}; log:\n{}",
+        rec.log_text()
+    );
+    // The session cannot go on unrecorded; the person reads why.
+    assert!(
+        t.wait_exit(Duration::from_secs(10)).is_some(),
+        "the session went on unrecorded:\n{}",
+        t.text()
+    );
+    assert!(
+        t.text().contains("the host's session recorder is stopping"),
+        "{}",
+        t.text()
+    );
+    // Ended and signed by the recorder that stopped, with what it held.
+    let dir = rec.wait_ended(Duration::from_secs(1));
+    let (header, chunks) = spooled(&dir);
+    let v = jit_ssh_recording::verify(&header, chunks, &jit_ssh_e2e::sshd::host_key(&h.root), None)
+        .unwrap();
+    assert_eq!(v.end().unwrap().reason, EndReason::RecorderLost);
+    let mut cast = Vec::new();
+    v.to_asciicast(&mut cast).unwrap();
+    assert!(String::from_utf8_lossy(&cast).contains("last-words-42"));
+}
+
+#[test]
 fn commands_and_scp_work_unchanged_when_recorded() {
     if !jit_ssh_e2e::have_recorder_tools("sessions_record_e2e") {
         return;

@@ -123,6 +123,10 @@ pub fn run(opts: &RecorderOptions) -> Result<(), HostError> {
         .build()
         .map_err(|e| HostError::Other(e.into()))?;
     rt.block_on(async {
+        // Caught before it says it listens, so that a stop right after a
+        // start is a clean one too.
+        let mut stop = stop_signals()?;
+        let (stop_tx, stopping) = tokio::sync::watch::channel(false);
         let listener =
             listen::listener(&opts.socket).map_err(|e| HostError::Usage(e.to_string()))?;
         let wake = Arc::new(Notify::new());
@@ -162,6 +166,7 @@ pub fn run(opts: &RecorderOptions) -> Result<(), HostError> {
                     max_spool: opts.spool_max,
                 },
             ),
+            stopping,
         });
         // Without it a wrapper killed at once would free what it left
         // from the certificate's end: no recorder rather than that.
@@ -188,16 +193,60 @@ pub fn run(opts: &RecorderOptions) -> Result<(), HostError> {
                 opts.spool.display()
             ),
         }
+        let mut sessions = tokio::task::JoinSet::new();
         loop {
-            match listener.accept().await {
-                Ok((stream, _)) => {
-                    tokio::spawn(session::handle(stream, ctx.clone()));
-                }
-                Err(e) => {
-                    eprintln!("jit-ssh-host recorder: accept: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                }
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        sessions.spawn(session::handle(stream, ctx.clone()));
+                    }
+                    Err(e) => {
+                        eprintln!("jit-ssh-host recorder: accept: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                },
+                Some(_) = sessions.join_next() => {}
+                () = &mut stop => break,
             }
         }
+        // No new session; each open one ends with what it recorded
+        // saved, ended and signed (its person told why), within a bound:
+        // one that has not by then is ended by the next recorder, as
+        // after a crash.
+        drop(listener);
+        let open = sessions.len();
+        let _ = stop_tx.send(true);
+        let all = async { while sessions.join_next().await.is_some() {} };
+        let ended = tokio::time::timeout(STOP_GRACE, all).await.is_ok();
+        eprintln!(
+            "jit-ssh-host recorder: stopping: {open} connection(s) open, {}",
+            if ended {
+                "all ended"
+            } else {
+                "not all ended in time"
+            }
+        );
+        Ok(())
     })
+}
+
+/// How long a stopping recorder waits for its open sessions to end (the
+/// notice, the hang-up and the drain of what the wrapper still sends
+/// take about 2 s).
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(8);
+
+/// SIGTERM (systemd's stop) or SIGINT, caught from the moment this
+/// returns.
+fn stop_signals(
+) -> Result<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>, HostError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let caught = |kind| signal(kind).map_err(|e| HostError::Other(e.into()));
+    let mut term = caught(SignalKind::terminate())?;
+    let mut int = caught(SignalKind::interrupt())?;
+    Ok(Box::pin(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+    }))
 }

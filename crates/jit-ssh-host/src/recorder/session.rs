@@ -40,7 +40,13 @@ pub struct Context {
     pub pending: std::sync::Mutex<std::collections::HashMap<Caller, usize>>,
     /// The spool's free-space floor and cap.
     pub space: super::space::Guard,
+    /// Turns true when the recorder is told to stop (SIGTERM: a restart,
+    /// a shutdown): every session then ends with what it recorded saved.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
+
+/// Why a session ends when the recorder stops, as the person reads it.
+const STOPPING: &str = "the host's session recorder is stopping (a restart or shutdown of jit-ssh-host recorder), and this session must be recorded";
 
 /// Who holds a connection not yet past its first frame: the peer's uid,
 /// and whether its parent is a root sshd (sshd's principals command, run
@@ -246,6 +252,8 @@ enum Outcome {
     Broken(String),
     /// The spool reached its cap or free-space floor.
     SpoolFull(super::space::Short),
+    /// The recorder was told to stop.
+    Stopping,
 }
 
 pub async fn handle(stream: UnixStream, ctx: Arc<Context>) {
@@ -343,8 +351,13 @@ pub async fn handle(stream: UnixStream, ctx: Arc<Context>) {
         }
     });
     let mut clock = tokio::time::interval(Duration::from_secs(1));
+    let mut stopping = ctx.stopping.clone();
     let outcome = loop {
+        if *stopping.borrow_and_update() {
+            break Outcome::Stopping;
+        }
         tokio::select! {
+            Ok(()) = stopping.changed() => {}
             frame = frames.recv() => {
                 match frame.unwrap_or(Err(FrameError::Closed)) {
                     Ok((Kind::End, b)) => break Outcome::Ended(match b.first() {
@@ -402,18 +415,21 @@ pub async fn handle(stream: UnixStream, ctx: Arc<Context>) {
             EndReason::RecorderLost
         }
         Outcome::SpoolFull(short) => {
-            // The wrapper is alive here: it says why on the person's
-            // screen before the hang-up, which waits a moment for it.
-            let why = short.to_string();
-            let told = tokio::time::timeout(
-                NOTICE_GRACE,
-                write_frame(&mut wr, Kind::Ending, why.as_bytes()),
+            tell_and_hang_up(
+                &mut wr,
+                (&mut rec, &mut frames),
+                &watched,
+                &short.to_string(),
             )
-            .await
-            .is_ok_and(|w| w.is_ok());
-            let grace = if told { NOTICE_GRACE } else { Duration::ZERO };
-            hang_up_after(grace, (&mut rec, &mut frames), &watched, &why).await;
+            .await;
             EndReason::SpoolFull
+        }
+        Outcome::Stopping => {
+            // What it recorded so far is kept, ended and signed: a stop
+            // loses nothing the person saw (a crash loses the last
+            // chunk's worth, ended at the next start).
+            tell_and_hang_up(&mut wr, (&mut rec, &mut frames), &watched, STOPPING).await;
+            EndReason::RecorderLost
         }
         Outcome::Revoked => {
             let why = "the certificate was revoked and the wrapper did not end the session";
@@ -456,6 +472,22 @@ async fn hang_up(rec: &mut Recording, frames: &mut Frames, watched: &Watched, wh
 /// How long a wrapper told why its session ends has to show it before
 /// the hang-up.
 const NOTICE_GRACE: Duration = Duration::from_millis(500);
+
+/// Ends the session from the root side while the wrapper is alive: it
+/// says `why` on the person's screen first (it shows the recorder's
+/// reason), and the hang-up waits a moment for that.
+async fn tell_and_hang_up(
+    wr: &mut tokio::net::unix::OwnedWriteHalf,
+    (rec, frames): (&mut Recording, &mut Frames),
+    watched: &Watched,
+    why: &str,
+) {
+    let told = tokio::time::timeout(NOTICE_GRACE, write_frame(wr, Kind::Ending, why.as_bytes()))
+        .await
+        .is_ok_and(|w| w.is_ok());
+    let grace = if told { NOTICE_GRACE } else { Duration::ZERO };
+    hang_up_after(grace, (rec, frames), watched, why).await;
+}
 
 /// [`hang_up`], `grace` after the wrapper was told why (what it still
 /// sends meanwhile is recorded as well).
