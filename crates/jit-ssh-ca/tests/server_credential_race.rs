@@ -284,6 +284,25 @@ async fn two_sign_ins_at_once_never_move_the_counter_back() {
     .await;
 }
 
+/// After each read of alice's list, another passkey is added (and the
+/// next read paused again): every swap comes too late. `writes` counts
+/// them; arming the pause with anything else ends it.
+fn meddle(
+    pause: Arc<Interleave>,
+    store: Arc<dyn Store>,
+    writes: Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let again = (pause.clone(), store.clone(), writes.clone());
+    pause.after_next_read(move || {
+        let old = store.stored_credentials("alice").unwrap();
+        let mut now = old.passkeys.clone();
+        now.push(stored::passkey());
+        assert!(store.swap_credentials("alice", &old, &now, false).unwrap());
+        writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        meddle(again.0, again.1, again.2);
+    });
+}
+
 /// A user's list that changes after every read: the sign-in gives up
 /// after a few tries with a 503 that says to touch again, and confirms
 /// nothing.
@@ -300,23 +319,6 @@ async fn a_list_that_never_settles_is_a_retryable_refusal() {
     let store: Arc<dyn Store> = s.pause.clone();
     let pause = s.pause.clone();
     let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    // After each read, another passkey is added (and the next read
-    // paused again): every swap comes too late.
-    fn meddle(
-        pause: Arc<Interleave>,
-        store: Arc<dyn Store>,
-        writes: Arc<std::sync::atomic::AtomicUsize>,
-    ) {
-        let again = (pause.clone(), store.clone(), writes.clone());
-        pause.after_next_read(move || {
-            let old = store.stored_credentials("alice").unwrap();
-            let mut now = old.passkeys.clone();
-            now.push(stored::passkey());
-            assert!(store.swap_credentials("alice", &old, &now, false).unwrap());
-            writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            meddle(again.0, again.1, again.2);
-        });
-    }
     let (st, options) = s
         .first
         .post(&format!("/v1/sessions/{id}/mfa/start"), &json!({}))
@@ -372,6 +374,69 @@ async fn an_enrollment_whose_record_is_refused_stores_no_passkey() {
     assert!(!t.ca.is_enrolled("alice").unwrap());
     let (st, body) = t.post("/v1/sessions", &json!({ "user": "alice" })).await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{body}");
+    // Nothing was stored, so the link was given back (session 12).
+    let (st, body) = t.get(&format!("/v1/enroll/{token}"), None).await;
+    assert_eq!(
+        st,
+        StatusCode::OK,
+        "the refused enrollment spent the link: {body}"
+    );
+}
+
+/// An enrollment whose every swap loses to another change of the
+/// user's list (session 12): 503 with `Retry-After`, nothing stored, and
+/// the link not spent — the user registers again with it. The answer
+/// given up on stays spent: its ceremony was taken.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_enrollment_that_gives_up_keeps_its_link_for_another_try() {
+    let s = Setup::embedded();
+    let t = &s.first;
+    let link = t.ca.invite("alice", &[], Actor::System).unwrap();
+    let token = link.url.rsplit('/').next().unwrap().to_owned();
+    let reg = t.register(&token, &mut SoftPasskey::new(true)).await;
+    let given_up = reg["id"].as_str().unwrap().to_owned();
+    let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    meddle(s.pause.clone(), s.pause.clone(), writes.clone());
+    let (st, headers, refusal) = t
+        .send(
+            axum::http::Request::post(format!("/v1/enroll/{token}/finish"))
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(reg.to_string()))
+                .unwrap(),
+        )
+        .await;
+    s.pause.after_next_read(|| {});
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{refusal}");
+    assert_eq!(refusal["error"]["code"], "unavailable", "{refusal}");
+    assert_eq!(headers.get("retry-after").unwrap(), "1");
+    assert!((2..=10).contains(&writes.load(std::sync::atomic::Ordering::SeqCst)));
+    assert!(
+        !ids(&s.stored("alice")).contains(&given_up),
+        "stored though it gave up"
+    );
+
+    // The same answer again: its ceremony is spent.
+    let (st, body) = t.finish_enroll(&token, &reg).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{body}");
+    // The link works: a new registration with it is stored.
+    let (st, body) = t.get(&format!("/v1/enroll/{token}"), None).await;
+    assert_eq!(
+        st,
+        StatusCode::OK,
+        "the enrollment that gave up spent the link: {body}"
+    );
+    // And the refusal said so.
+    let told = refusal["error"]["message"].as_str().unwrap();
+    assert!(told.contains("The link still works"), "{told}");
+    let again = t.register(&token, &mut SoftPasskey::new(true)).await;
+    let (st, body) = t.finish_enroll(&token, &again).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert!(ids(&s.stored("alice")).contains(again["id"].as_str().unwrap()));
+    // Spent now.
+    let (st, _) = t.get(&format!("/v1/enroll/{token}"), None).await;
+    assert_eq!(st, StatusCode::GONE);
+    // Each attempt left its record; only the second's passkey exists.
+    assert_eq!(s.enrolled_records(), 2);
 }
 
 mod stored;

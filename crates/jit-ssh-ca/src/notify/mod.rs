@@ -9,6 +9,7 @@
 
 mod deliver;
 mod markdown;
+mod slack;
 pub mod texts;
 
 use std::collections::BTreeSet;
@@ -135,16 +136,10 @@ impl Notification {
     pub fn payload(&self, kind: NotifyKind) -> serde_json::Value {
         match kind {
             NotifyKind::Webhook => serde_json::to_value(self).unwrap_or_default(),
-            NotifyKind::Slack => {
-                // The text holds what requesters and approvers typed:
-                // Slack must show it, not read `<…>` as a link or an
-                // @channel mention. Only the CA's own link is markup.
-                let mut text = slack_escape(&self.text);
-                if let Some(url) = &self.url {
-                    text.push_str(&format!(" <{url}|Decide>"));
-                }
-                serde_json::json!({ "text": text })
-            }
+            // The text holds what requesters and approvers typed: Slack
+            // must show it, not make a link, mention or @channel of it.
+            // Only the CA's own link is markup (see `slack`).
+            NotifyKind::Slack => slack::payload(&self.text, self.url.as_deref()),
             NotifyKind::Markdown(_) => {
                 // Same reason, Markdown's markup: every punctuation
                 // character escaped, so a requester's `[Decide](…)`,
@@ -157,12 +152,4 @@ impl Notification {
             }
         }
     }
-}
-
-/// `text` as Slack shows it literally: its three control characters as
-/// the entities Slack documents (`&amp;`, `&lt;`, `&gt;`).
-fn slack_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }

@@ -75,11 +75,6 @@ fn query_of(p: &AuditParams) -> Result<AuditQuery, ServiceError> {
     })
 }
 
-fn store_failed(e: jit_ssh_audit::StoreError) -> ServiceError {
-    tracing::error!(error = %e, source = ?std::error::Error::source(&e), "audit log read failed");
-    ServiceError::Internal("audit log".into())
-}
-
 impl Ca {
     /// One page of records `who` may read.
     pub fn audit_page(&self, who: &SignedIn, p: &AuditParams) -> Result<AuditPage, ServiceError> {
@@ -95,7 +90,7 @@ impl Ca {
                 _ => q.user = Some(who.user.clone()),
             }
         }
-        let records = self.audit.query(&q).map_err(store_failed)?;
+        let records = self.audit.query(&q).map_err(super::audit_read_failed)?;
         let next_cursor = match records.last() {
             Some(last) if records.len() == q.limit => Some(last.seq.to_string()),
             _ => None,
@@ -125,7 +120,7 @@ impl Ca {
                     outcome = self.checkpoint_locked(actor, trigger);
                 }
             })
-            .map_err(store_failed)?;
+            .map_err(super::audit_read_failed)?;
         outcome
     }
 
@@ -141,7 +136,7 @@ impl Ca {
                 limit: 1,
                 ..Default::default()
             })
-            .map_err(store_failed)?;
+            .map_err(super::audit_read_failed)?;
         if matches!(last.first().map(|r| &r.event), Some(Event::Checkpoint(_))) {
             return Ok(Some(head.seq));
         }
@@ -198,7 +193,10 @@ impl Ca {
         };
         let to = self.checkpoint(actor, "export")?.unwrap_or(0);
         let from = match since {
-            Some(t) => self.audit.first_seq_at(t).map_err(store_failed)?,
+            Some(t) => self
+                .audit
+                .first_seq_at(t)
+                .map_err(super::audit_read_failed)?,
             None => 1,
         };
         Ok((from, to))
@@ -211,6 +209,8 @@ impl Ca {
         to: u64,
         sink: &mut dyn FnMut(&[u8]) -> bool,
     ) -> Result<u64, ServiceError> {
-        self.audit.export(from, to, sink).map_err(store_failed)
+        self.audit
+            .export(from, to, sink)
+            .map_err(super::audit_read_failed)
     }
 }

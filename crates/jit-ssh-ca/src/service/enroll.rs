@@ -164,8 +164,9 @@ impl Ca {
             _ => return Err(ServiceError::InviteInvalid),
         };
         // The record first, once: no credential without it, whatever
-        // the swap below takes.
-        self.audit(
+        // the swap below takes. Refused, nothing was stored: the link is
+        // given back, as it was (this ceremony stays spent).
+        if let Err(e) = self.audit(
             Actor::User {
                 name: invite.user.clone(),
             },
@@ -173,7 +174,12 @@ impl Ca {
                 user: invite.user.clone(),
                 detail: format!("credential {}", hex::encode(passkey.cred_id())),
             }),
-        )?;
+        ) {
+            self.give_back_invite(&hash, &invite);
+            return Err(e);
+        }
+        // A store error here leaves the link spent: whether the swap
+        // landed is not known, and a link is good for one passkey.
         let stored = self.change_credentials(&invite.user, true, |creds| {
             if creds.iter().any(|c| c.cred_id() == passkey.cred_id()) {
                 return None;
@@ -183,8 +189,11 @@ impl Ca {
             Some(all)
         })?;
         let Some(creds) = stored else {
+            // Every swap lost to another change of the same list: nothing
+            // was stored, so the user may simply register again.
+            self.store.put_invite(&hash, &invite)?;
             return Err(ServiceError::Busy(format!(
-                "{}'s credentials changed too often at once; this passkey was not stored and the link is used up: ask for a new one",
+                "{}'s credentials changed too often at once; this passkey was not stored. The link still works: register again",
                 invite.user
             )));
         };
@@ -194,6 +203,14 @@ impl Ca {
             user: invite.user,
             credentials: creds.len(),
         })
+    }
+
+    /// Puts back an invite taken for an enrollment that stored nothing;
+    /// if even that fails, the link is used up and the log says so.
+    fn give_back_invite(&self, hash: &str, invite: &Invite) {
+        if let Err(e) = self.store.put_invite(hash, invite) {
+            tracing::error!(user = %invite.user, error = %e, "an enrollment link could not be given back after a failed enrollment; it is used up");
+        }
     }
 
     /// Whether `user` has at least one credential.

@@ -372,14 +372,19 @@ pub(crate) fn secret_matches(secret: &str, stored_hash: &str) -> bool {
     same(&sha256_hex(&[secret]), stored_hash)
 }
 
-/// An audit read a recording upload or download needs failed: 503 while
-/// the database is away (the recorder keeps its chunks and tries again).
-fn recording_audit_read_failed(e: jit_ssh_audit::StoreError) -> ServiceError {
+/// A failed read of the audit log (a page, an export, a recording's
+/// grant and session records): 503 `unavailable` while the database
+/// under a shared log cannot be reached (the same test as a failed
+/// append's, so a client retries or moves to another replica; a recorder
+/// keeps its chunks and tries again), 500 for
+/// anything else — a query the database refused, a record it holds that
+/// does not decode — which retrying will not mend.
+fn audit_read_failed(e: jit_ssh_audit::StoreError) -> ServiceError {
     tracing::error!(error = %e, source = ?std::error::Error::source(&e), "audit log read failed");
-    match e {
-        jit_ssh_audit::StoreError::Database(_) => ServiceError::Unavailable("audit log"),
-        _ => ServiceError::Internal("audit log".into()),
+    if crate::store::database_unavailable(&e) {
+        return ServiceError::Unavailable("audit log");
     }
+    ServiceError::Internal("audit log".into())
 }
 
 fn audit_failed(e: jit_ssh_audit::AppendError) -> ServiceError {

@@ -71,7 +71,7 @@ impl Ca {
                     limit: SESSION_RECORDS_PAGE,
                     ..Default::default()
                 })
-                .map_err(super::recording_audit_read_failed)?;
+                .map_err(super::audit_read_failed)?;
             for r in &records {
                 match &r.event {
                     Event::SessionStarted(s) if s.subject.session == session => {

@@ -412,7 +412,7 @@ impl Ca {
                 limit: 1,
                 ..Default::default()
             })
-            .map_err(super::recording_audit_read_failed)?;
+            .map_err(super::audit_read_failed)?;
         Ok(found.into_iter().find_map(|r| match r.event {
             Event::CertificateIssued(c) if c.grant == id => Some(c),
             _ => None,

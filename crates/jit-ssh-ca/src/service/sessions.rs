@@ -1,7 +1,9 @@
 //! Sign-in for reading and deciding: a user asks for a session, confirms
 //! it with their own WebAuthn touch on the sign-in page, and then holds a
 //! bearer token (`ID.SECRET`) for a short while. Only the secret's hash is
-//! stored; the roles are fixed when the session is confirmed.
+//! stored. The roles its `signed_in` record names are fixed when the
+//! session is confirmed; each use of the token holds only those the user
+//! still holds then (a config change, a restart, another replica).
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -47,7 +49,8 @@ impl Confirmable for Session {
     fn binding(&self, (): &()) -> String {
         sha256_hex(&["jit-ssh-session-v1", &self.id, &self.user])
     }
-    fn view(self, _: &Ca, _: i64) -> Result<SessionState, ServiceError> {
+    fn view(mut self, ca: &Ca, _: i64) -> Result<SessionState, ServiceError> {
+        self.roles = ca.roles_still_held(&self)?.into_iter().collect();
         Ok(session_view(self))
     }
     fn public(s: SessionState) -> SessionState {
@@ -208,9 +211,25 @@ impl Ca {
         if self.store.is_blocked(&s.user)? {
             return Err(ServiceError::UserBlocked(s.user));
         }
+        let roles = self.roles_still_held(&s)?;
         Ok(SignedIn {
             user: s.user,
-            roles: s.roles.into_iter().collect(),
+            roles,
         })
+    }
+
+    /// The roles sign-in `s` carries now: those its `signed_in` record
+    /// names that `s.user` still holds in this CA's config (and invites).
+    /// A role taken away (the config edited and the CA restarted, or a
+    /// replica already running the new config) ends at the next request,
+    /// not when the token expires. A role given since is not added: the
+    /// token never does more than its record says; a new sign-in gets it.
+    fn roles_still_held(&self, s: &Session) -> Result<BTreeSet<Role>, ServiceError> {
+        let now = self.roles_of(&s.user)?;
+        Ok(s.roles
+            .iter()
+            .copied()
+            .filter(|r| now.contains(r))
+            .collect())
     }
 }

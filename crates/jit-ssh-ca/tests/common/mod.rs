@@ -235,6 +235,22 @@ impl TestCa {
         )
     }
 
+    /// A replica with the whole config `config` on a shared store and
+    /// audit log (a replica already running an edited config, say).
+    pub fn replica_with_config(
+        config: &str,
+        store: Arc<dyn Store>,
+        audit: Arc<dyn AuditLog>,
+    ) -> Self {
+        Self::build_on(
+            config,
+            "http://127.0.0.1:9/hook",
+            move |_| audit,
+            None,
+            Some(store),
+        )
+    }
+
     pub fn on_dir(dir: tempfile::TempDir, limits: &str, signer: Arc<dyn CaSigner>) -> Self {
         Self::build_in(
             dir,

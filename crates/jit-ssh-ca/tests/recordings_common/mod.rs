@@ -29,9 +29,12 @@ pub async fn enroll_host(t: &TestCa, name: &str, key: &PrivateKey) {
 
 /// Enrolls `name` through a token of host group `group`.
 pub async fn enroll_host_in(t: &TestCa, group: &str, name: &str, key: &PrivateKey) {
-    let tok =
-        t.ca.create_host_token(
-            group,
+    // Off the async workers, as the server does: a blocking audit log
+    // (PostgreSQL's client) may not run on them.
+    let (ca, group) = (t.ca.clone(), group.to_owned());
+    let tok = tokio::task::spawn_blocking(move || {
+        ca.create_host_token(
+            &group,
             None,
             None,
             1,
@@ -39,8 +42,11 @@ pub async fn enroll_host_in(t: &TestCa, group: &str, name: &str, key: &PrivateKe
                 login: "test".into(),
             },
         )
-        .unwrap()
-        .token;
+    })
+    .await
+    .unwrap()
+    .unwrap()
+    .token;
     let (s, c) = t
         .post(
             "/v1/hosts/enroll",
@@ -249,7 +255,8 @@ pub async fn setup_with_default_floor() -> Setup {
     setup_with(TestCa::with_policy("", crate::common::DEFAULT_FLOOR)).await
 }
 
-async fn setup_with(t: TestCa) -> Setup {
+/// The shared setup on a CA of the test's (another audit log, say).
+pub async fn setup_with(t: TestCa) -> Setup {
     let host_key = random_key();
     enroll_host(&t, "db-1.dev", &host_key).await;
     let mut alice = t.enroll("alice").await;
