@@ -249,7 +249,7 @@ pub async fn setup_with_default_floor() -> Setup {
     setup_with(TestCa::with_policy("", crate::common::DEFAULT_FLOOR)).await
 }
 
-async fn setup_with(t: TestCa) -> Setup {
+pub async fn setup_with(t: TestCa) -> Setup {
     let host_key = random_key();
     enroll_host(&t, "db-1.dev", &host_key).await;
     let mut alice = t.enroll("alice").await;
@@ -276,6 +276,7 @@ pub fn disk_with(free: u64) -> jit_ssh_ca::recordings::space::Probe {
         Ok(jit_ssh_ca::recordings::space::FsSpace {
             avail: free,
             total: 100 << 30,
+            ..Default::default()
         })
     })
 }

@@ -9,6 +9,7 @@ fn fake(total: u64, free: Arc<AtomicU64>) -> Probe {
         Ok(FsSpace {
             avail: free.load(Ordering::SeqCst),
             total,
+            ..FsSpace::default()
         })
     })
 }
