@@ -7,6 +7,7 @@
 
 pub mod expect;
 pub mod identity;
+pub mod list;
 pub mod listen;
 pub mod login_cgroup;
 pub mod login_end;
@@ -14,6 +15,7 @@ pub mod peer;
 pub mod pid_reuse;
 pub mod protocol;
 pub mod reap;
+pub mod refused;
 pub mod session;
 pub mod space;
 pub mod spool;
@@ -179,6 +181,7 @@ pub fn run(opts: &RecorderOptions) -> Result<(), HostError> {
                         urls,
                         ca_cert: opts.ca_cert.clone(),
                         backoff: Default::default(),
+                        restarted: Default::default(),
                     }
                     .run(wake),
                 );
