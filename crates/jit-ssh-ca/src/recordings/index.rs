@@ -1,7 +1,8 @@
 //! The listing's order, kept beside the recordings so that a page costs
-//! the page, not the store: `ROOT/@index`, one line `RECEIVED_AT SESSION`
-//! per recording begun, appended and synced before its directory is
-//! made. Lines come in the order the CA received sessions, so a page
+//! the page, not the store: `ROOT/@index/order`, one line `RECEIVED_AT
+//! SESSION` per recording begun, appended and synced before its directory
+//! is made (a directory without `state.json`, which an older CA's listing
+//! passes over, as it does `@pruned`). Lines come in the order the CA received sessions, so a page
 //! (newest first) is read from the cursor back, the cursor found by
 //! bisecting the file. Before, every page read every stored state.
 //!
@@ -12,25 +13,29 @@
 //! - the lines of one second come in arrival order: a second is read
 //!   whole and sorted by session id;
 //! - a clock stepped back appends a line older than the one before it:
-//!   the index is marked unsorted (`@index.unsorted`) and pages read
+//!   the index is marked unsorted (`@index/unsorted`) and pages read
 //!   every state, as before, until the next prune writes it in order;
-//! - a store without an index (an older CA's) gets one built from every
-//!   state, once; a line a crash cut short is cut off before the next.
+//! - a store without an index (an older CA's), or with a recording the
+//!   index does not name (one an older CA began after a downgrade), gets
+//!   one built from every state: checked once a process, by the names
+//!   alone; a line a crash cut short is cut off before the next.
 
-use std::fs::{File, OpenOptions};
+use std::collections::HashSet;
+use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::PageKey;
 
-pub(super) const FILE: &str = "@index";
-const UNSORTED: &str = "@index.unsorted";
+/// `ROOT/@index/`: `@` is in no session id.
+const DIR: &str = "@index";
 /// Bytes read at a time, going back.
 const BLOCK: u64 = 16 * 1024;
 
 pub(super) struct Index {
+    root: PathBuf,
     path: PathBuf,
     unsorted: PathBuf,
     /// The latest `received_at` in the file, once it was checked (made if
@@ -56,10 +61,16 @@ fn line(k: &PageKey) -> String {
 impl Index {
     pub(super) fn new(root: &Path) -> Index {
         Index {
-            path: root.join(FILE),
-            unsorted: root.join(UNSORTED),
+            root: root.to_owned(),
+            path: root.join(DIR).join("order"),
+            unsorted: root.join(DIR).join("unsorted"),
             last: Mutex::new(None),
         }
+    }
+
+    /// The file, for messages.
+    pub(super) fn path(&self) -> &Path {
+        &self.path
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<i64>> {
@@ -78,21 +89,52 @@ impl Index {
         if let Some(at) = *last {
             return Ok(at);
         }
-        let at = match File::open(&self.path) {
-            Ok(f) => cut_torn_tail(f, &self.path)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        let held = match File::open(&self.path) {
+            Ok(f) => Some(cut_torn_tail(f, &self.path)?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        let at = match held {
+            Some(at) if self.names_every_recording()? => at,
+            _ => {
                 let mut keys = every()?;
                 self.write_sorted(&mut keys)?
             }
-            Err(e) => return Err(e),
         };
         *last = Some(at);
         Ok(at)
     }
 
+    /// Whether every recording directory is named in the file (names
+    /// only: no state is read).
+    fn names_every_recording(&self) -> std::io::Result<bool> {
+        let text = std::fs::read(&self.path)?;
+        let named: HashSet<&[u8]> = text
+            .split(|&b| b == b'\n')
+            .filter_map(|l| l.splitn(2, |&b| b == b' ').nth(1))
+            .collect();
+        let entries = match std::fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+            Err(e) => return Err(e),
+        };
+        for e in entries {
+            let name = e?.file_name();
+            let name = name.as_encoded_bytes();
+            if !name.contains(&b'@') && !named.contains(name) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Writes `keys` in order, replacing the file; the latest time.
     fn write_sorted(&self, keys: &mut [PageKey]) -> std::io::Result<i64> {
         keys.sort();
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(self.root.join(DIR))?;
         let text: String = keys.iter().map(line).collect();
         crate::atomic_file::write(&self.path, text.as_bytes(), 0o600)?;
         match std::fs::remove_file(&self.unsorted) {

@@ -4,7 +4,7 @@
 //! [`RecordingMeta`], replaced atomically after the chunks are synced).
 //! Files 0600. A crash between appending and the state's replacement
 //! leaves bytes past `chunk_bytes`: they are cut off at the next append
-//! and never read. `ROOT/@index` orders the listing ([`super::index`]).
+//! and never read. `ROOT/@index/` orders the listing ([`super::index`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -131,10 +131,10 @@ impl LocalRecordings {
         keep: &dyn Fn(&RecordingMeta) -> bool,
         limit: usize,
     ) -> Result<(Vec<RecordingMeta>, bool), RecordingStoreError> {
-        let path = self.root.join(index::FILE);
+        let path = self.index.path();
         let mut out = Vec::new();
         while out.len() <= limit {
-            let second = seconds.next_second().map_err(io("reading", &path))?;
+            let second = seconds.next_second().map_err(io("reading", path))?;
             if second.is_empty() {
                 break;
             }
@@ -176,7 +176,7 @@ impl RecordingStore for LocalRecordings {
         // whose recording is missing, which a page passes over.
         self.index
             .append(&meta.order(), &mut || self.every_key())
-            .map_err(io("appending to", &self.root.join(index::FILE)))?;
+            .map_err(io("appending to", self.index.path()))?;
         match fs::DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -409,7 +409,7 @@ impl RecordingStore for LocalRecordings {
         let seconds = self
             .index
             .before(after, &mut || self.every_key())
-            .map_err(io("reading", &self.root.join(index::FILE)))?;
+            .map_err(io("reading", self.index.path()))?;
         match seconds {
             Some(mut s) => self.page_by_index(&mut s, keep, limit),
             // Out of order (a clock stepped back): every state, as
@@ -454,7 +454,7 @@ impl RecordingStore for LocalRecordings {
             // The pruned lines out, and in order again.
             self.index
                 .rewrite(&mut kept)
-                .map_err(io("writing", &self.root.join(index::FILE)))?;
+                .map_err(io("writing", self.index.path()))?;
         }
         if n > 0 {
             sync_dir(&self.root)?;

@@ -135,28 +135,40 @@ fn pages_through_the_index_are_the_pages_of_every_state() {
     // Pruned: the lines go at the prune, the recordings at once.
     store.prune(101).unwrap();
     check_pages(&store, "pruned");
-    assert!(!fs::read_to_string(root.join(index::FILE))
+    assert!(!fs::read_to_string(root.join("@index/order"))
         .unwrap()
         .contains("s-c"));
 
     // A line a crash cut short (no newline): cut off by the next process.
     let mut f = OpenOptions::new()
         .append(true)
-        .open(root.join(index::FILE))
+        .open(root.join("@index/order"))
         .unwrap();
     f.write_all(b"108 s-torn").unwrap();
     drop(f);
     let store = LocalRecordings::new(root.clone());
     store.begin(&meta("s-next", 109, "alice"), "{}").unwrap();
     check_pages(&store, "after a torn line");
-    let text = fs::read_to_string(root.join(index::FILE)).unwrap();
+    let text = fs::read_to_string(root.join("@index/order")).unwrap();
     assert!(text.ends_with("107 s-late\n109 s-next\n"), "{text}");
 
     // An older CA's store, without an index: built at the first page.
-    fs::remove_file(root.join(index::FILE)).unwrap();
+    fs::remove_file(root.join("@index/order")).unwrap();
     let store = LocalRecordings::new(root.clone());
     check_pages(&store, "no index");
-    assert!(root.join(index::FILE).exists());
+    assert!(root.join("@index/order").exists());
+
+    // An older CA ran on the store (a downgrade) and began a recording
+    // the index does not name: the next process builds it again.
+    store.begin(&meta("s-old-ca", 110, "bob"), "{}").unwrap();
+    let text = fs::read_to_string(root.join("@index/order")).unwrap();
+    fs::write(
+        root.join("@index/order"),
+        text.replace("110 s-old-ca\n", ""),
+    )
+    .unwrap();
+    let store = LocalRecordings::new(root.clone());
+    check_pages(&store, "a recording the index does not name");
 }
 
 #[test]
@@ -169,10 +181,10 @@ fn a_clock_stepped_back_reads_every_state_until_the_next_prune_sorts_it() {
     // The clock went back a minute and a half.
     store.begin(&meta("s-3", 510, "alice"), "{}").unwrap();
     store.begin(&meta("s-4", 520, "bob"), "{}").unwrap();
-    assert!(root.join("@index.unsorted").exists());
+    assert!(root.join("@index/unsorted").exists());
     check_pages(&store, "out of order");
     assert_eq!(store.prune(0).unwrap(), 0);
-    assert!(!root.join("@index.unsorted").exists());
+    assert!(!root.join("@index/unsorted").exists());
     check_pages(&store, "sorted again");
     assert_eq!(
         all_pages(&store, &|_| true, 2),
