@@ -253,6 +253,7 @@ async fn a_recordings_store_below_its_floor_shows_in_metrics_and_the_ca_stays_re
             Ok(FsSpace {
                 avail: free,
                 total: 100 << 30,
+                ..FsSpace::default()
             })
         })
     };
@@ -278,6 +279,20 @@ async fn a_recordings_store_below_its_floor_shows_in_metrics_and_the_ca_stays_re
     // Uploads wait; issuance does not: /readyz stays ready.
     let (s, v) = readyz(&t).await;
     assert_eq!(s, StatusCode::OK, "{v}");
+    // Bytes to spare, inodes not: 5,000 free of a million, under the
+    // default inode floor (10,000 or 5 %).
+    t.ca.set_recordings_probe(std::sync::Arc::new(|_: &std::path::Path| {
+        Ok(FsSpace {
+            avail: 50 << 30,
+            total: 100 << 30,
+            files_avail: 5_000,
+            files_total: 1_000_000,
+        })
+    }));
+    let text = scrape(&t).await;
+    assert_eq!(value(&text, "jit_ssh_recordings_below_floor"), 1.0);
+    assert_eq!(value(&text, "jit_ssh_recordings_free_inodes"), 5_000.0);
+    assert_eq!(value(&text, "jit_ssh_recordings_floor_inodes"), 50_000.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -87,6 +87,17 @@ pub enum HostCommand {
     /// wrapper streams to it, uploads them to the CA, and ends sessions
     /// whose wrapper died. See docs/sessions.md.
     Recorder(crate::recorder::RecorderOptions),
+    /// What the recorder's spool holds that the CA has not stored, and
+    /// why: open, ended and waiting for the CA, or refused by the CA (with
+    /// its reason; refused sessions are kept and not sent again).
+    Recordings {
+        /// The recorder's spool.
+        #[arg(long, default_value = "/var/lib/jit-ssh/recordings")]
+        spool: std::path::PathBuf,
+        /// Clear the CA's refusal of SESSION: the recorder sends it again.
+        #[arg(long, value_name = "SESSION")]
+        retry: Option<String>,
+    },
     /// sshd's AuthorizedPrincipalsCommand on a host with the recorder:
     /// prints DIR/principals/ACCOUNT, and first tells the recorder of a
     /// login whose certificate must be recorded (no recorder told, no
@@ -194,6 +205,9 @@ pub fn run(command: HostCommand, json: bool) -> Result<(), HostError> {
             std::process::exit(i32::from(code))
         }
         HostCommand::Recorder(opts) => crate::recorder::run(&opts),
+        HostCommand::Recordings { spool, retry } => {
+            crate::recorder::list::run(&spool, retry.as_deref(), json)
+        }
         HostCommand::Principals(opts) => crate::principals::run(&opts),
         HostCommand::Setup {
             dir,

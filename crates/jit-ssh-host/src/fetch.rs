@@ -140,6 +140,31 @@ pub async fn post_capped<B: serde::Serialize, T: serde::de::DeserializeOwned>(
     body: &B,
     cap: u64,
 ) -> Result<T, HostError> {
+    post_answer(http, url, body, cap)
+        .await?
+        .map_err(|r| refused(format!("the CA refused ({}): {}", r.status, r.message)))
+}
+
+/// A 4xx answer: the CA (or something before it) refused the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: reqwest::StatusCode,
+    /// The CA's stable error code, when the answer was the CA's JSON
+    /// error (a proxy's page has none).
+    pub code: Option<String>,
+    /// The CA's message (escaped for a terminal), or the status.
+    pub message: String,
+}
+
+/// As [`post_capped`], with a 4xx answer given back as what it is, so a
+/// caller can tell a refusal of this request from a CA it cannot reach
+/// (`Err`: no connection, a 5xx, an unreadable answer).
+pub async fn post_answer<B: serde::Serialize, T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    url: &str,
+    body: &B,
+    cap: u64,
+) -> Result<Result<T, Refusal>, HostError> {
     let failed = |e: reqwest::Error| HostError::CaUnreachable {
         url: url.to_owned(),
         detail: error_chain(&e),
@@ -147,26 +172,32 @@ pub async fn post_capped<B: serde::Serialize, T: serde::de::DeserializeOwned>(
     let res = http.post(url).json(body).send().await.map_err(failed)?;
     let status = res.status();
     let bytes = read_capped(res, url, cap, failed).await?;
-    let said = || {
-        serde_json::from_slice::<jit_ssh_proto::error::ErrorBody>(&bytes)
-            .map(|b| jit_ssh_proto::text::escape_for_terminal(&b.error.message).into_owned())
+    let said = || serde_json::from_slice::<jit_ssh_proto::error::ErrorBody>(&bytes).ok();
+    let words = |b: &jit_ssh_proto::error::ErrorBody| {
+        jit_ssh_proto::text::escape_for_terminal(&b.error.message).into_owned()
     };
     if status.is_server_error() {
         // The CA's own words when it gave them (a recordings store below
         // its floor says so); the retry and failover are the same.
         return Err(match said() {
-            Ok(said) => HostError::CaUnreachable {
+            Some(b) => HostError::CaUnreachable {
                 url: url.to_owned(),
-                detail: format!("answered {status}: {said}"),
+                detail: format!("answered {status}: {}", words(&b)),
             },
-            Err(_) => server_error(url, status),
+            None => server_error(url, status),
         });
     }
     if !status.is_success() {
-        let said = said().unwrap_or_else(|_| status.to_string());
-        return Err(refused(format!("the CA refused ({status}): {said}")));
+        let body = said();
+        return Ok(Err(Refusal {
+            status,
+            code: body.as_ref().map(|b| b.error.code.clone()),
+            message: body.as_ref().map_or_else(|| status.to_string(), words),
+        }));
     }
-    serde_json::from_slice(&bytes).map_err(|e| refused(format!("{url}: unreadable answer: {e}")))
+    serde_json::from_slice(&bytes)
+        .map(Ok)
+        .map_err(|e| refused(format!("{url}: unreadable answer: {e}")))
 }
 
 /// A 5xx: the CA (or a proxy before it) could not serve the request, which

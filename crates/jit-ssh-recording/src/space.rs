@@ -7,13 +7,20 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// A filesystem's room, as `statvfs` reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FsSpace {
     /// Bytes an unprivileged process may still write (`f_bavail`): root's
     /// reserved blocks are left for root's other work.
     pub avail: u64,
     /// The filesystem's size.
     pub total: u64,
+    /// Files (inodes) an unprivileged process may still make
+    /// (`f_favail`): a disk with bytes to spare but no inode left takes
+    /// no new file either, the audit log's included.
+    pub files_avail: u64,
+    /// The filesystem's inodes (`f_files`); 0 where it has no fixed
+    /// number (btrfs, some network filesystems): then only bytes count.
+    pub files_total: u64,
 }
 
 /// Reads the room of the filesystem holding a path; injectable so tests
@@ -26,6 +33,8 @@ pub fn statvfs(path: &Path) -> std::io::Result<FsSpace> {
     Ok(FsSpace {
         avail: s.f_bavail.saturating_mul(s.f_frsize),
         total: s.f_blocks.saturating_mul(s.f_frsize),
+        files_avail: s.f_favail,
+        files_total: s.f_files,
     })
 }
 
@@ -40,6 +49,12 @@ pub struct Floor {
 impl Floor {
     /// The floor in bytes on a filesystem of `total` bytes.
     pub fn bytes(&self, total: u64) -> u64 {
+        self.of(total)
+    }
+
+    /// The floor out of `total` of anything (bytes, inodes): the larger
+    /// of `min_free` and `min_free_percent` of `total`.
+    pub fn of(&self, total: u64) -> u64 {
         self.min_free
             .max(total / 100 * u64::from(self.min_free_percent.min(100)))
     }

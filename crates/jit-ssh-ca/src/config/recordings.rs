@@ -1,6 +1,7 @@
 //! `[recordings]`: how long the CA keeps session recordings it received
-//! from hosts (`DATA/recordings/`, see docs/recordings.md), and the free
-//! space their filesystem must keep (for the audit log beside them).
+//! from hosts (`DATA/recordings/`, see docs/recordings.md), the free
+//! space and inodes their filesystem must keep (for the audit log beside
+//! them), and how many sessions one grant may record.
 
 use std::time::Duration;
 
@@ -17,6 +18,14 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(90 * 86_400);
 pub const DEFAULT_MIN_FREE: u64 = 1 << 30;
 /// ... or 5 % of the filesystem, whichever is larger.
 pub const DEFAULT_MIN_FREE_PERCENT: u8 = 5;
+/// The default inode floor: 10,000 files, or the same percent of the
+/// filesystem's inodes, whichever is larger.
+pub const DEFAULT_MIN_FREE_INODES: u64 = 10_000;
+/// Sessions one grant may record by default. A certificate lives at most
+/// an hour (`HARD_MAX_TTL`), and sessions start only while it is valid:
+/// this is a new session every 0.36 s for the whole hour, which no person
+/// on call comes near and a tight `ssh host cmd` loop barely does.
+pub const DEFAULT_MAX_SESSIONS_PER_GRANT: u64 = 10_000;
 
 /// The checked section.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +37,13 @@ pub struct RecordingsConfig {
     /// Below this much free space on the data directory's filesystem
     /// (the larger of the two), uploads are refused with 507.
     pub floor: Floor,
+    /// The same for inodes: `min_free_inodes` or `min_free_percent` of
+    /// the filesystem's inodes, the larger.
+    pub inode_floor: Floor,
+    /// Sessions recorded under one grant, at most: a host (holding its
+    /// key, or compromised) could otherwise open recordings without end
+    /// under any grant issued for it.
+    pub max_sessions_per_grant: u64,
 }
 
 impl Default for RecordingsConfig {
@@ -38,6 +54,11 @@ impl Default for RecordingsConfig {
                 min_free: DEFAULT_MIN_FREE,
                 min_free_percent: DEFAULT_MIN_FREE_PERCENT,
             },
+            inode_floor: Floor {
+                min_free: DEFAULT_MIN_FREE_INODES,
+                min_free_percent: DEFAULT_MIN_FREE_PERCENT,
+            },
+            max_sessions_per_grant: DEFAULT_MAX_SESSIONS_PER_GRANT,
         }
     }
 }
@@ -53,9 +74,16 @@ pub struct RecordingsFile {
     /// (default "1GiB"): below it uploads are refused (507) and hosts
     /// keep their chunks, so the room left stays the audit log's.
     pub min_free: Option<Spanned<String>>,
-    /// Percent of that filesystem that must stay free (default 5; the
-    /// larger floor of the two applies).
+    /// Percent of that filesystem that must stay free, of its bytes and
+    /// of its inodes (default 5; the larger floor of the two applies).
     pub min_free_percent: Option<Spanned<u64>>,
+    /// Free inodes (files) the recordings' filesystem must keep (default
+    /// 10000): many small sessions run a filesystem out of inodes before
+    /// bytes, and the audit log then can make no file either.
+    pub min_free_inodes: Option<Spanned<u64>>,
+    /// Sessions one grant may record (default 10000, at least 1): a first
+    /// upload past it is refused (403), and the host keeps the session.
+    pub max_sessions_per_grant: Option<Spanned<u64>>,
 }
 
 pub(super) fn recordings(f: &RecordingsFile, c: &mut Collector<'_>) -> RecordingsConfig {
@@ -87,12 +115,32 @@ pub(super) fn recordings(f: &RecordingsFile, c: &mut Collector<'_>) -> Recording
         },
         None => DEFAULT_MIN_FREE_PERCENT,
     };
+    let min_free_inodes = f
+        .min_free_inodes
+        .as_ref()
+        .map_or(DEFAULT_MIN_FREE_INODES, |v| *v.get_ref());
+    let max_sessions_per_grant = match &f.max_sessions_per_grant {
+        Some(v) if *v.get_ref() == 0 => {
+            c.at(
+                v.span(),
+                "recordings.max_sessions_per_grant: must be at least 1",
+            );
+            DEFAULT_MAX_SESSIONS_PER_GRANT
+        }
+        Some(v) => *v.get_ref(),
+        None => DEFAULT_MAX_SESSIONS_PER_GRANT,
+    };
     RecordingsConfig {
         retention,
         floor: Floor {
             min_free,
             min_free_percent,
         },
+        inode_floor: Floor {
+            min_free: min_free_inodes,
+            min_free_percent,
+        },
+        max_sessions_per_grant,
     }
 }
 
@@ -133,6 +181,37 @@ mod tests {
         );
         assert!(
             e.contains("recordings.min_free_percent: must be between 0 and 90"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_inode_floor_and_the_sessions_per_grant_have_defaults_and_are_checked() {
+        let c = crate::config::parse(BASE, "t").unwrap();
+        assert_eq!(
+            c.recordings.inode_floor,
+            Floor {
+                min_free: 10_000,
+                min_free_percent: 5
+            }
+        );
+        assert_eq!(c.recordings.max_sessions_per_grant, 10_000);
+        let text = format!(
+            "{BASE}[recordings]\nmin_free_inodes = 50000\nmin_free_percent = 2\nmax_sessions_per_grant = 200\n"
+        );
+        let c = crate::config::parse(&text, "t").unwrap();
+        assert_eq!(
+            c.recordings.inode_floor,
+            Floor {
+                min_free: 50_000,
+                min_free_percent: 2
+            }
+        );
+        assert_eq!(c.recordings.max_sessions_per_grant, 200);
+        let text = format!("{BASE}[recordings]\nmax_sessions_per_grant = 0\n");
+        let e = crate::config::parse(&text, "t").unwrap_err().to_string();
+        assert!(
+            e.contains("recordings.max_sessions_per_grant: must be at least 1"),
             "{e}"
         );
     }

@@ -61,6 +61,8 @@ pub const SCRAPE_ERRORS: &str = "jit_ssh_metrics_scrape_errors_total";
 pub const RECORDINGS_FREE: &str = "jit_ssh_recordings_free_bytes";
 pub const RECORDINGS_FLOOR: &str = "jit_ssh_recordings_floor_bytes";
 pub const RECORDINGS_BELOW_FLOOR: &str = "jit_ssh_recordings_below_floor";
+pub const RECORDINGS_FREE_INODES: &str = "jit_ssh_recordings_free_inodes";
+pub const RECORDINGS_FLOOR_INODES: &str = "jit_ssh_recordings_floor_inodes";
 
 /// (name, help) of every counter.
 const COUNTERS: &[(&str, &str)] = &[
@@ -107,8 +109,16 @@ const GAUGES: &[(&str, &str)] = &[
         "The free-space floor of the recordings store in bytes ([recordings] min_free, min_free_percent).",
     ),
     (
+        RECORDINGS_FREE_INODES,
+        "Inodes (files) free on the filesystem of the recordings store (absent where the filesystem has no fixed number).",
+    ),
+    (
+        RECORDINGS_FLOOR_INODES,
+        "The free-inode floor of the recordings store ([recordings] min_free_inodes, min_free_percent).",
+    ),
+    (
         RECORDINGS_BELOW_FLOOR,
-        "Whether recording uploads are refused (1: the store is below its floor, or its free space cannot be read; hosts keep their chunks and retry).",
+        "Whether recording uploads are refused (1: the store is below its byte or inode floor, or its free space cannot be read; hosts keep their chunks and retry).",
     ),
 ];
 

@@ -6,10 +6,11 @@
 use super::{
     Metrics, CONNECTIONS_OPEN, FEED_AGE, FEED_ERRORS, FEED_LOADED, HOSTS_BEHIND_ON_KRL,
     HOSTS_ENROLLED, HOSTS_SILENT, KRL_BYTES, KRL_REVOKED, KRL_SIGNED_AGE, KRL_VERSION,
-    RECORDINGS_BELOW_FLOOR, RECORDINGS_FLOOR, RECORDINGS_FREE, SCRAPE_ERRORS,
+    RECORDINGS_BELOW_FLOOR, RECORDINGS_FLOOR, RECORDINGS_FLOOR_INODES, RECORDINGS_FREE,
+    RECORDINGS_FREE_INODES, SCRAPE_ERRORS,
 };
 use crate::clock::{Clock, SystemClock};
-use crate::recordings::space::Short;
+use crate::recordings::space::judge;
 use crate::service::Ca;
 
 impl Metrics {
@@ -68,22 +69,30 @@ impl Metrics {
                     .set(wall.saturating_sub(at).max(0) as f64);
             }
         }
-        let floor = ca.config.recordings.floor;
-        let (free, floor, below) = match ca.recordings_space() {
-            Ok(s) => (Some(s.avail), Some(floor.bytes(s.total)), false),
-            Err(Short::Floor { free, floor, .. }) => (Some(free), Some(floor), true),
-            Err(Short::Unknown(_)) => {
+        let c = &ca.config.recordings;
+        match ca.recordings_fs() {
+            Ok(s) => {
+                self.gauge(RECORDINGS_FREE, &[]).set(s.avail as f64);
+                self.gauge(RECORDINGS_FLOOR, &[])
+                    .set(c.floor.bytes(s.total) as f64);
+                // A filesystem without a fixed number of inodes has no
+                // inode floor.
+                if s.files_total > 0 {
+                    self.gauge(RECORDINGS_FREE_INODES, &[])
+                        .set(s.files_avail as f64);
+                    self.gauge(RECORDINGS_FLOOR_INODES, &[])
+                        .set(c.inode_floor.of(s.files_total) as f64);
+                }
+                let below = judge(&s, c.floor, c.inode_floor).is_err();
+                self.gauge(RECORDINGS_BELOW_FLOOR, &[])
+                    .set(if below { 1.0 } else { 0.0 });
+            }
+            Err(_) => {
                 self.counter(SCRAPE_ERRORS, &[("what", "recordings")])
                     .increment(1);
-                (None, None, true)
+                self.gauge(RECORDINGS_BELOW_FLOOR, &[]).set(1.0);
             }
-        };
-        if let (Some(free), Some(floor)) = (free, floor) {
-            self.gauge(RECORDINGS_FREE, &[]).set(free as f64);
-            self.gauge(RECORDINGS_FLOOR, &[]).set(floor as f64);
         }
-        self.gauge(RECORDINGS_BELOW_FLOOR, &[])
-            .set(if below { 1.0 } else { 0.0 });
         if let Some(open) = self.connections.get() {
             self.gauge(CONNECTIONS_OPEN, &[]).set(open() as f64);
         }

@@ -4,7 +4,7 @@
 //! [`RecordingMeta`], replaced atomically after the chunks are synced).
 //! Files 0600. A crash between appending and the state's replacement
 //! leaves bytes past `chunk_bytes`: they are cut off at the next append
-//! and never read.
+//! and never read. `ROOT/@index/` orders the listing ([`super::index`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use jit_ssh_recording::{Chunk, SessionId};
 
+use super::index::{self, Index};
 use super::{
     OpenRecording, PageKey, RecordingMeta, RecordingStore, RecordingStoreError, StoredRecording,
 };
@@ -26,6 +27,10 @@ const PRUNED: &str = "@pruned";
 
 pub struct LocalRecordings {
     root: PathBuf,
+    index: Index,
+    /// States read, for tests of what a page costs.
+    #[cfg(test)]
+    reads: std::sync::atomic::AtomicU64,
 }
 
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RecordingStoreError {
@@ -36,7 +41,12 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Recordi
 impl LocalRecordings {
     /// Recordings under `root` (created 0700 on first write).
     pub fn new(root: PathBuf) -> Self {
-        LocalRecordings { root }
+        LocalRecordings {
+            index: Index::new(&root),
+            root,
+            #[cfg(test)]
+            reads: std::sync::atomic::AtomicU64::new(0),
+        }
     }
 
     /// A session id is `A-Z a-z 0-9 . _ -` (checked by its type); `.` and
@@ -52,6 +62,9 @@ impl LocalRecordings {
     }
 
     fn read_meta(&self, dir: &Path) -> Result<Option<RecordingMeta>, RecordingStoreError> {
+        #[cfg(test)]
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path = dir.join(STATE);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
@@ -78,7 +91,8 @@ impl LocalRecordings {
     }
 
     /// Every stored recording's state, read one at a time (the pruned
-    /// marks are not recordings; no directory yet is none).
+    /// marks and the index are not recordings: `@` is in no session id;
+    /// no directory yet is none).
     fn states(
         &self,
     ) -> Result<
@@ -95,9 +109,52 @@ impl LocalRecordings {
             .flatten()
             .filter_map(|entry| match entry {
                 Err(e) => Some(Err(io("listing", &self.root)(e))),
-                Ok(e) if e.file_name() == PRUNED => None,
+                Ok(e) if e.file_name().to_string_lossy().contains('@') => None,
                 Ok(e) => self.read_meta(&e.path()).transpose(),
             }))
+    }
+}
+
+impl LocalRecordings {
+    /// Every stored recording's place in the listing (to build the index).
+    fn every_key(&self) -> std::io::Result<Vec<PageKey>> {
+        self.states()
+            .and_then(|s| s.map(|m| m.map(|m| m.order())).collect())
+            .map_err(std::io::Error::other)
+    }
+
+    /// A page read through the index: the states of the page and of
+    /// what `keep` passes over, newest first.
+    fn page_by_index(
+        &self,
+        seconds: &mut index::Seconds,
+        keep: &dyn Fn(&RecordingMeta) -> bool,
+        limit: usize,
+    ) -> Result<(Vec<RecordingMeta>, bool), RecordingStoreError> {
+        let path = self.index.path();
+        let mut out = Vec::new();
+        while out.len() <= limit {
+            let second = seconds.next_second().map_err(io("reading", path))?;
+            if second.is_empty() {
+                break;
+            }
+            for k in second {
+                let Ok(dir) = SessionId::try_from(k.session.as_str())
+                    .map_err(drop)
+                    .and_then(|id| self.dir(&id).map_err(drop))
+                else {
+                    continue;
+                };
+                // Gone, or begun again later: that line is the one.
+                match self.read_meta(&dir)? {
+                    Some(m) if m.received_at == k.received_at && keep(&m) => out.push(m),
+                    _ => {}
+                }
+            }
+        }
+        let more = out.len() > limit;
+        out.truncate(limit);
+        Ok((out, more))
     }
 }
 
@@ -115,6 +172,11 @@ impl RecordingStore for LocalRecordings {
             .mode(0o700)
             .create(&self.root)
             .map_err(io("creating", &self.root))?;
+        // In the index first: a crash before the directory leaves a line
+        // whose recording is missing, which a page passes over.
+        self.index
+            .append(&meta.order(), &mut || self.every_key())
+            .map_err(io("appending to", self.index.path()))?;
         match fs::DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -341,14 +403,29 @@ impl RecordingStore for LocalRecordings {
         after: Option<&PageKey>,
         limit: usize,
     ) -> Result<(Vec<RecordingMeta>, bool), RecordingStoreError> {
-        super::page::newest(self.states()?, keep, after, limit)
+        if !self.root.exists() {
+            return Ok((Vec::new(), false));
+        }
+        let seconds = self
+            .index
+            .before(after, &mut || self.every_key())
+            .map_err(io("reading", self.index.path()))?;
+        match seconds {
+            Some(mut s) => self.page_by_index(&mut s, keep, limit),
+            // Out of order (a clock stepped back): every state, as
+            // before the index, until the next prune sorts it.
+            None => super::page::newest(self.states()?, keep, after, limit),
+        }
     }
 
     fn prune(&self, before: i64) -> Result<u64, RecordingStoreError> {
         let marks = self.root.join(PRUNED);
         let mut n = 0;
+        let mut kept = Vec::new();
         for meta in self.list()? {
-            if meta.updated_at < before {
+            if meta.updated_at >= before {
+                kept.push(meta.order());
+            } else {
                 if n == 0 {
                     fs::DirBuilder::new()
                         .recursive(true)
@@ -373,6 +450,12 @@ impl RecordingStore for LocalRecordings {
                 n += 1;
             }
         }
+        if n > 0 || (self.root.exists() && self.index.needs_rewrite()) {
+            // The pruned lines out, and in order again.
+            self.index
+                .rewrite(&mut kept)
+                .map_err(io("writing", self.index.path()))?;
+        }
         if n > 0 {
             sync_dir(&self.root)?;
         }
@@ -393,175 +476,9 @@ impl RecordingStore for LocalRecordings {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
+#[path = "local_index_tests.rs"]
+mod index_tests;
 
-    use std::os::unix::fs::PermissionsExt;
-    use std::time::Duration;
-
-    use jit_ssh_recording::{ChunkPolicy, Encoder, EndReason, Header, RecordMode, SessionInfo};
-    use ssh_key::{Algorithm, PrivateKey};
-
-    use super::*;
-
-    fn meta(session: &str, at: i64) -> RecordingMeta {
-        RecordingMeta {
-            session: SessionId::try_from(session).unwrap(),
-            user: "alice".into(),
-            host: "db-1.dev".into(),
-            account: "oncall".into(),
-            grant: "g".into(),
-            serial: 7,
-            key_id: "k".into(),
-            record: "output".into(),
-            host_key: String::new(),
-            host_key_fingerprint: String::new(),
-            started_at: 1,
-            received_at: at,
-            updated_at: at,
-            chunks: 0,
-            chunk_bytes: 0,
-            ended: None,
-            chain: None,
-            certificate: None,
-        }
-    }
-
-    fn recording(session: &str) -> (String, Vec<Chunk>) {
-        let key = PrivateKey::random(&mut ssh_key::rand_core::OsRng, Algorithm::Ed25519).unwrap();
-        let header = Header {
-            width: 80,
-            height: 24,
-            timestamp: 1,
-            env: Default::default(),
-            session: SessionInfo {
-                session_id: SessionId::try_from(session).unwrap(),
-                key_id: "k".into(),
-                serial: "7".into(),
-                grant_id: "g".into(),
-                user: "alice".into(),
-                host: "db-1.dev".into(),
-                account: "oncall".into(),
-                record: RecordMode::Output,
-            },
-        };
-        let mut enc = Encoder::new(&header, key, ChunkPolicy::default()).unwrap();
-        let mut chunks = enc
-            .push_output(Duration::from_millis(5), b"hello\r\n")
-            .unwrap();
-        chunks.extend(enc.flush().unwrap());
-        chunks.extend(
-            enc.finish(Duration::from_secs(1), EndReason::Exit)
-                .unwrap()
-                .chunks,
-        );
-        (enc_header(&header), chunks)
-    }
-
-    fn enc_header(h: &Header) -> String {
-        h.to_line().unwrap()
-    }
-
-    #[test]
-    fn chunks_append_read_back_list_and_prune_with_private_modes() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = LocalRecordings::new(tmp.path().join("recordings"));
-        let (line, chunks) = recording("s-1");
-        let m = meta("s-1", 100);
-        store.begin(&m, &line).unwrap();
-        assert!(matches!(
-            store.begin(&m, &line),
-            Err(RecordingStoreError::Exists(_))
-        ));
-        let m = store.append(&m, &chunks[..1]).unwrap();
-        let m = store.append(&m, &chunks[1..]).unwrap();
-        assert_eq!(m.chunks, chunks.len() as u64);
-        assert_eq!(store.read_chunks(&m.session, 1, 1).unwrap(), chunks[1..2]);
-        assert_eq!(
-            store.read_chunks(&m.session, 0, 100).unwrap(),
-            chunks,
-            "fewer than asked when fewer are stored"
-        );
-        assert!(store.read_chunks(&m.session, 99, 1).unwrap().is_empty());
-        let mut open = store.open(&m.session).unwrap().unwrap();
-        let mut streamed = Vec::new();
-        open.chunks.read_to_end(&mut streamed).unwrap();
-        let mut bundled = Vec::new();
-        jit_ssh_recording::bundle::write(&mut bundled, &line, &chunks).unwrap();
-        let mut prefix = Vec::new();
-        jit_ssh_recording::bundle::write(&mut prefix, &open.header_line, &[]).unwrap();
-        assert_eq!([prefix, streamed].concat(), bundled);
-        let back = store.read(&m.session).unwrap().unwrap();
-        assert_eq!(
-            (back.header_line, back.chunks),
-            (line.clone(), chunks.clone())
-        );
-
-        // A crash after appending but before the state: the tail is dropped.
-        let dir = tmp.path().join("recordings/s-1");
-        let mut f = OpenOptions::new()
-            .append(true)
-            .open(dir.join(CHUNKS))
-            .unwrap();
-        f.write_all(b"\0\0\0\x09garbage!!").unwrap();
-        assert_eq!(store.read(&m.session).unwrap().unwrap().chunks, chunks);
-
-        for (p, want) in [
-            (tmp.path().join("recordings"), 0o700),
-            (dir.clone(), 0o700),
-            (dir.join(HEADER), 0o600),
-            (dir.join(CHUNKS), 0o600),
-            (dir.join(STATE), 0o600),
-        ] {
-            let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
-            assert_eq!(mode, want, "{}", p.display());
-        }
-
-        store.begin(&meta("s-2", 500), &line).unwrap();
-        let listed: Vec<_> = store
-            .list()
-            .unwrap()
-            .into_iter()
-            .map(|m| m.session.to_string())
-            .collect();
-        assert_eq!(listed, ["s-2", "s-1"]);
-        assert!(!store.retired(&m.session).unwrap());
-        assert_eq!(store.prune(200).unwrap(), 1);
-        assert!(store.read(&m.session).unwrap().is_none());
-        assert_eq!(store.list().unwrap().len(), 1, "the marks are not listed");
-        assert!(store.retired(&m.session).unwrap());
-        assert!(!store.retired(&SessionId::try_from("s-2").unwrap()).unwrap());
-    }
-
-    #[test]
-    fn an_append_that_does_not_continue_the_stored_chunks_is_refused() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = LocalRecordings::new(tmp.path().join("recordings"));
-        let (line, chunks) = recording("s-3");
-        let m = meta("s-3", 100);
-        store.begin(&m, &line).unwrap();
-        // What a session pruned while its uploader's cache still stood at
-        // chunk 1 would do: append chunk 1 to an empty recording.
-        assert!(matches!(
-            store.append(&m, &chunks[1..]),
-            Err(RecordingStoreError::NotNext {
-                stored: 0,
-                first: 1,
-                ..
-            })
-        ));
-        assert!(store.read(&m.session).unwrap().unwrap().chunks.is_empty());
-        let m = store.append(&m, &chunks[..1]).unwrap();
-        assert!(store.append(&m, &chunks[..1]).is_err(), "chunk 0 twice");
-        store.append(&m, &chunks[1..]).unwrap();
-    }
-
-    #[test]
-    fn dot_names_are_refused() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = LocalRecordings::new(tmp.path().to_owned());
-        for bad in [".", ".."] {
-            assert!(store.begin(&meta(bad, 1), "x").is_err());
-        }
-    }
-}
+#[cfg(test)]
+#[path = "local_tests.rs"]
+mod tests;

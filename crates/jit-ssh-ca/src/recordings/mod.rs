@@ -3,6 +3,7 @@
 //! `DATA/recordings/`). The store keeps only chunks the service already
 //! verified; it never decides what is authentic (docs/recordings.md).
 
+mod index;
 mod local;
 mod page;
 pub mod space;

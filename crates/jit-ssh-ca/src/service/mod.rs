@@ -22,6 +22,7 @@ mod published;
 mod reach;
 mod ready;
 mod recording_bounds;
+mod recording_caps;
 mod recording_ids;
 mod recording_read;
 mod recording_upload;

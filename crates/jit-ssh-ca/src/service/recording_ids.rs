@@ -32,6 +32,8 @@ pub(super) struct SessionAudit {
     pub started: Vec<(u64, SessionStarted)>,
     /// The last `session_ended` record's seq and final hash.
     pub ended: Option<(u64, String)>,
+    /// `session_started` records of the grant's other sessions.
+    pub others: u64,
 }
 
 impl SessionAudit {
@@ -77,6 +79,7 @@ impl Ca {
                     Event::SessionStarted(s) if s.subject.session == session => {
                         out.started.push((r.seq, s.clone()));
                     }
+                    Event::SessionStarted(_) => out.others += 1,
                     Event::SessionEnded(e) if e.subject.session == session => {
                         out.ended = Some((r.seq, e.final_hash.clone()));
                     }
@@ -114,6 +117,16 @@ impl Ca {
             )));
         }
         let audit = self.session_audit(&i.grant_id, id.as_str())?;
+        if audit.started.is_empty() {
+            // A new session, not the retry of one already counted.
+            super::recording_caps::grant_cap(
+                id.as_str(),
+                &i.host,
+                &i.grant_id,
+                audit.others,
+                self.config.recordings.max_sessions_per_grant,
+            )?;
+        }
         let same_end = match &audit.ended {
             None => Some(false),
             Some((_, h)) if after.end.is_some() && *h == after.prev.to_string() => Some(true),

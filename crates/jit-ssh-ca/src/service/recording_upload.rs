@@ -5,7 +5,8 @@
 //! against the grant's `certificate_issued` audit record (same serial,
 //! key id, user, account, and that host). Then the session must lie
 //! within that certificate (`recording_bounds`) and, on its first upload,
-//! its id must be new (`recording_ids`). Order: verify → audit
+//! its id must be new (`recording_ids`) and its grant below its session
+//! cap (`recording_caps`). Order: verify → audit
 //! (`session_started`, `session_ended` with the final hash) → store; a
 //! refused upload stores nothing.
 
@@ -100,8 +101,9 @@ impl Ca {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = probe;
     }
 
-    /// The recordings' filesystem, if above `[recordings] min_free`.
-    pub fn recordings_space(&self) -> Result<FsSpace, space::Short> {
+    /// The recordings' filesystem as read now (`statvfs`, or the test's
+    /// probe).
+    pub fn recordings_fs(&self) -> std::io::Result<FsSpace> {
         let probe = self
             .recordings
             .probe
@@ -115,7 +117,18 @@ impl Ca {
         } else {
             r.data_dir.clone()
         };
-        space::check(&probe, &dir, self.config.recordings.floor)
+        probe(&dir)
+    }
+
+    /// The recordings' filesystem, if above `[recordings] min_free` and
+    /// `min_free_inodes`.
+    pub fn recordings_space(&self) -> Result<FsSpace, space::Short> {
+        let s = self
+            .recordings_fs()
+            .map_err(|e| space::Short::Unknown(e.to_string()))?;
+        let c = &self.config.recordings;
+        space::judge(&s, c.floor, c.inode_floor)?;
+        Ok(s)
     }
 
     pub fn upload_recording(
@@ -250,7 +263,7 @@ impl Ca {
         // left is the audit log's (issuance needs it), and the host
         // keeps its chunks until the store takes them.
         if let Err(short) = self.recordings_space() {
-            tracing::warn!(%session, host = %info.host, reason = ?short, "refused a recording upload: the recordings store is below its free-space floor");
+            tracing::warn!(%session, host = %info.host, reason = %short, "refused a recording upload: the recordings store is below its free-space or free-inode floor");
             return Err(ServiceError::InsufficientStorage(short.to_string()));
         }
         self.audit_recording(

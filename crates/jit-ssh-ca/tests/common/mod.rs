@@ -302,6 +302,10 @@ impl TestCa {
                 min_free: 16 << 20,
                 min_free_percent: 0,
             };
+            cfg.recordings.inode_floor = config::recordings::Floor {
+                min_free: 1_000,
+                min_free_percent: 0,
+            };
         }
         let key = ssh_key::PrivateKey::random(
             &mut ssh_key::rand_core::OsRng,

@@ -283,6 +283,7 @@ pub fn disk_with(free: u64) -> jit_ssh_ca::recordings::space::Probe {
         Ok(jit_ssh_ca::recordings::space::FsSpace {
             avail: free,
             total: 100 << 30,
+            ..Default::default()
         })
     })
 }

@@ -7,6 +7,7 @@
 
 pub mod expect;
 pub mod identity;
+pub mod list;
 pub mod listen;
 pub mod login_cgroup;
 pub mod login_end;
@@ -14,6 +15,7 @@ pub mod peer;
 pub mod pid_reuse;
 pub mod protocol;
 pub mod reap;
+pub mod refused;
 pub mod session;
 pub mod space;
 pub mod spool;
@@ -70,10 +72,15 @@ pub struct RecorderOptions {
     /// (`spool-full`), keeping what was recorded.
     #[arg(long, default_value = "1GiB", value_parser = space::parse_size)]
     pub spool_min_free: u64,
-    /// Percent of the spool's filesystem that must stay free (the larger
-    /// of this and --spool-min-free applies).
+    /// Percent of the spool's filesystem that must stay free, of its
+    /// bytes and of its inodes (the larger of this and --spool-min-free,
+    /// --spool-min-free-inodes applies).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(0..=100))]
     pub spool_min_free_percent: u8,
+    /// Free inodes the spool's filesystem must keep: many small sessions
+    /// (a directory and four files each) use up inodes before bytes.
+    #[arg(long, default_value_t = 10_000)]
+    pub spool_min_free_inodes: u64,
     /// The most the spool may hold (e.g. 20GiB); at it, as below the
     /// floor. Default: no cap of its own, only the floor.
     #[arg(long, value_parser = space::parse_size)]
@@ -163,6 +170,7 @@ pub fn run(opts: &RecorderOptions) -> Result<(), HostError> {
                 space::Limits {
                     min_free: opts.spool_min_free,
                     min_free_percent: opts.spool_min_free_percent,
+                    min_free_inodes: opts.spool_min_free_inodes,
                     max_spool: opts.spool_max,
                 },
             ),
@@ -184,6 +192,7 @@ pub fn run(opts: &RecorderOptions) -> Result<(), HostError> {
                         urls,
                         ca_cert: opts.ca_cert.clone(),
                         backoff: Default::default(),
+                        restarted: Default::default(),
                     }
                     .run(wake),
                 );

@@ -1,7 +1,8 @@
 //! How much room the spool may take: a free-space floor on the spool's
 //! filesystem and an optional cap on the spool itself. A CA that is down
 //! for long, or a session printing `base64 /dev/urandom` for hours, must
-//! not fill the host's /var: below the floor or at the cap the recorder
+//! not fill the host's /var (its bytes, or its inodes: each session is a
+//! directory and four files): below a floor or at the cap the recorder
 //! refuses new recorded sessions and ends running ones (`spool-full`),
 //! keeping every chunk already written. Uploads drain the spool and new
 //! sessions are taken again.
@@ -15,14 +16,16 @@ use jit_ssh_proto::format_size as human;
 pub use jit_ssh_recording::space::{statvfs, Floor, FsSpace, Probe};
 
 /// The recorder's limits (`--spool-min-free`, `--spool-min-free-percent`,
-/// `--spool-max`).
+/// `--spool-min-free-inodes`, `--spool-max`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Free bytes the spool's filesystem must keep.
     pub min_free: u64,
-    /// Percent of the filesystem that must stay free (the larger floor of
-    /// the two applies).
+    /// Percent of the filesystem that must stay free, of its bytes and of
+    /// its inodes (the larger floor of the two applies).
     pub min_free_percent: u8,
+    /// Free inodes the spool's filesystem must keep.
+    pub min_free_inodes: u64,
     /// The most bytes the spool may hold; `None`: only the floor.
     pub max_spool: Option<u64>,
 }
@@ -32,6 +35,7 @@ impl Default for Limits {
         Limits {
             min_free: 1 << 30,
             min_free_percent: 5,
+            min_free_inodes: 10_000,
             max_spool: None,
         }
     }
@@ -42,6 +46,8 @@ impl Default for Limits {
 pub enum Short {
     /// The filesystem is below the floor.
     Floor { free: u64, total: u64, floor: u64 },
+    /// The filesystem has fewer free inodes than its floor.
+    Inodes { free: u64, total: u64, floor: u64 },
     /// The spool holds its cap or more.
     Cap { used: u64, cap: u64 },
     /// The free space cannot be read: fail closed.
@@ -57,6 +63,10 @@ impl fmt::Display for Short {
                 human(*free),
                 human(*total),
                 human(*floor)
+            ),
+            Short::Inodes { free, total, floor } => write!(
+                f,
+                "this host's recording spool is full: its filesystem has {free} inodes free of {total}, below the floor of {floor}; recorded sessions wait until uploads to the CA free room"
             ),
             Short::Cap { used, cap } => write!(
                 f,
@@ -150,6 +160,21 @@ impl Guard {
                 total: s.total,
                 floor,
             });
+        }
+        // A filesystem without a fixed number of inodes reports 0.
+        if s.files_total > 0 {
+            let floor = Floor {
+                min_free: l.min_free_inodes,
+                min_free_percent: l.min_free_percent,
+            }
+            .of(s.files_total);
+            if s.files_avail < floor {
+                return Err(Short::Inodes {
+                    free: s.files_avail,
+                    total: s.files_total,
+                    floor,
+                });
+            }
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ fn fake(total: u64, free: Arc<AtomicU64>) -> Probe {
         Ok(FsSpace {
             avail: free.load(Ordering::SeqCst),
             total,
+            ..FsSpace::default()
         })
     })
 }
@@ -66,6 +67,53 @@ fn below_the_floor_the_spool_takes_nothing_and_takes_again_once_room_is_back() {
     let g2 = Guard::with_probe(tmp.path(), Limits::default(), fake(8 * GIB, small));
     assert!(matches!(g2.check_now(), Err(Short::Floor { floor, .. }) if floor == GIB));
     free.store(6 * GIB, Ordering::SeqCst);
+    assert_eq!(g.check_now(), Ok(()));
+}
+
+/// Many small sessions (a directory and four files each) use up a
+/// filesystem's inodes with bytes to spare: then no session file can be
+/// made, nor anything else on the host's /var.
+#[test]
+fn below_the_inode_floor_the_spool_takes_nothing_though_bytes_are_free() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inodes = Arc::new(AtomicU64::new(400_000));
+    let seen = inodes.clone();
+    let probe: Probe = Arc::new(move |_: &Path| {
+        Ok(FsSpace {
+            avail: 50 * GIB,
+            total: 100 * GIB,
+            files_avail: seen.load(Ordering::SeqCst),
+            files_total: 6_553_600,
+        })
+    });
+    let g = Guard::with_probe(tmp.path(), Limits::default(), probe);
+    assert_eq!(g.check_now(), Ok(()));
+    // The floor: 5 % of the inodes beats 10,000.
+    inodes.store(300_000, Ordering::SeqCst);
+    let e = g.check_now().unwrap_err();
+    assert_eq!(
+        e,
+        Short::Inodes {
+            free: 300_000,
+            total: 6_553_600,
+            floor: 327_680
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        "this host's recording spool is full: its filesystem has 300000 inodes free of 6553600, below the floor of 327680; recorded sessions wait until uploads to the CA free room"
+    );
+    inodes.store(400_000, Ordering::SeqCst);
+    assert_eq!(g.check_now(), Ok(()));
+    // No fixed number of inodes (btrfs): bytes alone.
+    let btrfs: Probe = Arc::new(|_: &Path| {
+        Ok(FsSpace {
+            avail: 50 * GIB,
+            total: 100 * GIB,
+            ..FsSpace::default()
+        })
+    });
+    let g = Guard::with_probe(tmp.path(), Limits::default(), btrfs);
     assert_eq!(g.check_now(), Ok(()));
 }
 

@@ -62,7 +62,7 @@ pub struct Pending {
     pub ended: bool,
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), SpoolError> {
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), SpoolError> {
     let tmp = path.with_extension("tmp");
     let mut f = OpenOptions::new()
         .write(true)
@@ -186,7 +186,7 @@ pub fn read_unsent(dir: &Path, max_bytes: usize) -> Result<Pending, SpoolError> 
     read_from(dir, read_sent(dir), max_bytes)
 }
 
-fn read_sent(dir: &Path) -> usize {
+pub(crate) fn read_sent(dir: &Path) -> usize {
     std::fs::read_to_string(dir.join("sent"))
         .ok()
         .and_then(|s| s.trim().parse().ok())
