@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 
 use ssh_key::{PublicKey, SshSig};
 
@@ -48,7 +48,17 @@ pub fn check_signature(
         })?;
     signer
         .verify(NAMESPACE, &msg, &sig)
-        .map_err(|_| "its signature does not verify (the checkpoint was altered)".to_owned())
+        .map_err(|_| "its signature does not verify (the checkpoint was altered)".to_owned())?;
+    // The signature does not cover `ca_fingerprint`: it must name the
+    // key that signed, or a copied checkpoint could name another.
+    let by = signer.fingerprint(ssh_key::HashAlg::Sha256).to_string();
+    if cp.ca_fingerprint != by {
+        return Err(format!(
+            "it names CA key {} but is signed by {by}",
+            cp.ca_fingerprint
+        ));
+    }
+    Ok(())
 }
 
 /// The first thing wrong with an export.
@@ -80,8 +90,12 @@ pub struct ExportReport {
     pub checkpoints: u64,
     /// Every record up to this sequence number is vouched for.
     pub signed_through: u64,
-    /// When the last valid checkpoint was made: records after it could
-    /// have been cut off unseen, so a stale one is worth a question.
+    /// The time of record `signed_through`, the newest record a
+    /// checkpoint's signature covers: records after it could have been
+    /// cut off unseen, so a stale one is worth a question. Not the time
+    /// of the checkpoint record itself, which its signature does not
+    /// cover: a checkpoint copied onto the end of a cut export, dated
+    /// now, must not make it look fresh.
     pub signed_at: Option<time::OffsetDateTime>,
     pub problem: Option<ExportProblem>,
 }
@@ -89,13 +103,44 @@ pub struct ExportReport {
 struct Seen {
     seq: u64,
     hash: Hash,
+    time: time::OffsetDateTime,
     line: u64,
     checkpoint: bool,
 }
 
+/// The longest line taken for a record. Records are about 1.5 KB; the
+/// largest the CA writes (a user's revocation listing every unexpired
+/// serial) stay far below this. Longer is refused without reading it
+/// into memory: a planted export must not exhaust the auditor's.
+pub const MAX_LINE: usize = 16 << 20;
+
+/// One line of `input` without its line ending, read into `buf`, at
+/// most [`MAX_LINE`] bytes of it; `Ok(false)` at the end of the input.
+/// An over-long line is returned cut at `MAX_LINE + 1` bytes, the rest
+/// unread.
+fn read_line<R: BufRead>(input: &mut R, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+    buf.clear();
+    let limit = u64::try_from(MAX_LINE)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    if input.take(limit).read_until(b'\n', buf)? == 0 {
+        return Ok(false);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+        if buf.last() == Some(&b'\r') {
+            buf.pop();
+        }
+    }
+    Ok(true)
+}
+
 /// Checks an export (JSON lines, as `jit-ssh audit export` writes them)
 /// with only the CA public keys. Stops at the first problem.
-pub fn verify_export<R: BufRead>(input: R, trusted: &[PublicKey]) -> std::io::Result<ExportReport> {
+pub fn verify_export<R: BufRead>(
+    mut input: R,
+    trusted: &[PublicKey],
+) -> std::io::Result<ExportReport> {
     let mut report = ExportReport::default();
     let mut recent: VecDeque<Seen> = VecDeque::with_capacity(WINDOW);
     let mut head: Option<ChainHead> = None;
@@ -103,18 +148,25 @@ pub fn verify_export<R: BufRead>(input: R, trusted: &[PublicKey]) -> std::io::Re
     // checkpoints themselves, which carry their own signature).
     let mut uncovered: Option<(u64, u64)> = None;
     let mut line_no = 0u64;
-    for line in input.lines() {
-        let line = line?;
+    let mut buf = Vec::new();
+    while read_line(&mut input, &mut buf)? {
         line_no += 1;
         let problem = |seq: Option<u64>, what: String| ExportProblem {
             line: line_no,
             seq,
             what,
         };
-        if line.trim().is_empty() {
+        if buf.len() > MAX_LINE {
+            report.problem = Some(problem(
+                None,
+                format!("longer than {} MiB: not an audit record", MAX_LINE >> 20),
+            ));
+            return Ok(report);
+        }
+        if buf.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let rec: AuditRecord = match serde_json::from_str(&line) {
+        let rec: AuditRecord = match serde_json::from_slice(&buf) {
             Ok(r) => r,
             Err(e) => {
                 report.problem = Some(problem(None, format!("not an audit record: {e}")));
@@ -122,7 +174,7 @@ pub fn verify_export<R: BufRead>(input: R, trusted: &[PublicKey]) -> std::io::Re
             }
         };
         let seq = Some(rec.seq);
-        if let Err(what) = link(head, &rec) {
+        if let Err(what) = link(head, &rec, &buf) {
             report.problem = Some(problem(seq, what));
             return Ok(report);
         }
@@ -136,12 +188,12 @@ pub fn verify_export<R: BufRead>(input: R, trusted: &[PublicKey]) -> std::io::Re
                 }
                 Ok(covers) => {
                     report.checkpoints += 1;
-                    report.signed_at = Some(rec.time);
-                    if covers > report.signed_through {
-                        report.signed_through = covers;
+                    if let Some(signed) = covers.filter(|s| s.seq > report.signed_through) {
+                        report.signed_through = signed.seq;
+                        report.signed_at = Some(signed.time);
                         uncovered = recent
                             .iter()
-                            .find(|s| s.seq > covers && !s.checkpoint)
+                            .find(|s| s.seq > signed.seq && !s.checkpoint)
                             .map(|s| (s.seq, s.line));
                     }
                 }
@@ -164,6 +216,7 @@ pub fn verify_export<R: BufRead>(input: R, trusted: &[PublicKey]) -> std::io::Re
         recent.push_back(Seen {
             seq: rec.seq,
             hash: rec.hash,
+            time: rec.time,
             line: line_no,
             checkpoint: matches!(rec.event, Event::Checkpoint(_)),
         });
@@ -186,10 +239,11 @@ pub fn verify_export<R: BufRead>(input: R, trusted: &[PublicKey]) -> std::io::Re
     Ok(report)
 }
 
-/// Checks that `rec` follows `head` (or may start an export).
-fn link(head: Option<ChainHead>, rec: &AuditRecord) -> Result<(), String> {
-    let recomputed = chain::rehash(rec).map_err(|e| format!("cannot be hashed: {e}"))?;
-    if recomputed != rec.hash {
+/// Checks that `rec`, read from the bytes `line`, follows `head` (or may
+/// start an export).
+fn link(head: Option<ChainHead>, rec: &AuditRecord, line: &[u8]) -> Result<(), String> {
+    // Over the bytes, not the parsed record: see `chain::stored_hash`.
+    if chain::stored_hash(line) != Some(rec.hash) {
         return Err("altered: its hash does not match its contents".into());
     }
     match head {
@@ -199,7 +253,7 @@ fn link(head: Option<ChainHead>, rec: &AuditRecord) -> Result<(), String> {
             Err("the first record of the chain links to a predecessor".into())
         }
         None => Ok(()),
-        Some(h) if rec.seq != h.seq + 1 => Err(format!(
+        Some(h) if h.seq.checked_add(1) != Some(rec.seq) => Err(format!(
             "follows record {} (records were removed or reordered)",
             h.seq
         )),
@@ -211,17 +265,17 @@ fn link(head: Option<ChainHead>, rec: &AuditRecord) -> Result<(), String> {
     }
 }
 
-/// The sequence number a valid checkpoint vouches for, once its `(seq,
-/// hash)` is matched against the record it names.
-fn vouches_for(
+/// The record a valid checkpoint vouches for (with every one before
+/// it), once its `(seq, hash)` is matched against that record.
+fn vouches_for<'a>(
     cp: &crate::record::Checkpoint,
-    recent: &VecDeque<Seen>,
+    recent: &'a VecDeque<Seen>,
     first_seq: u64,
-) -> Result<u64, String> {
+) -> Result<Option<&'a Seen>, String> {
     if cp.seq < first_seq || recent.is_empty() {
         // Signs a record before this export starts: valid, vouches for
         // nothing here.
-        return Ok(0);
+        return Ok(None);
     }
     let seen = recent.iter().find(|s| s.seq == cp.seq).ok_or_else(|| {
         format!(
@@ -235,7 +289,7 @@ fn vouches_for(
             cp.seq
         ));
     }
-    Ok(cp.seq)
+    Ok(Some(seen))
 }
 
 #[cfg(test)]
