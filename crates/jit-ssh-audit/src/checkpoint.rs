@@ -30,22 +30,37 @@ pub fn message(seq: u64, hash: &Hash) -> Vec<u8> {
     format!("jit-ssh-audit-checkpoint-v1\n{seq}\n{hash}\n").into_bytes()
 }
 
+/// Who signed a checkpoint, as far as the trusted keys can tell.
+enum Signer {
+    /// One of the trusted keys, and the signature verifies.
+    Trusted,
+    /// A key not among them (its fingerprint): nothing is known of it.
+    Other(String),
+}
+
 /// Checks a checkpoint's signature against the trusted CA keys.
 pub fn check_signature(
     cp: &crate::record::Checkpoint,
     trusted: &[PublicKey],
 ) -> Result<(), String> {
+    match signer(cp, trusted)? {
+        Signer::Trusted => Ok(()),
+        Signer::Other(who) => Err(format!(
+            "it is signed by {who}, which is not a trusted CA key"
+        )),
+    }
+}
+
+/// Which key signed `cp`; an error when a trusted key's signature does
+/// not verify or the checkpoint names another key than its signer.
+fn signer(cp: &crate::record::Checkpoint, trusted: &[PublicKey]) -> Result<Signer, String> {
     let sig =
         SshSig::from_pem(&cp.signature).map_err(|e| format!("its signature is unreadable: {e}"))?;
     let msg = message(cp.seq, &cp.hash);
-    let signer = trusted
-        .iter()
-        .find(|k| k.key_data() == sig.public_key())
-        .ok_or_else(|| {
-            let who =
-                PublicKey::from(sig.public_key().clone()).fingerprint(ssh_key::HashAlg::Sha256);
-            format!("it is signed by {who}, which is not a trusted CA key")
-        })?;
+    let Some(signer) = trusted.iter().find(|k| k.key_data() == sig.public_key()) else {
+        let who = PublicKey::from(sig.public_key().clone()).fingerprint(ssh_key::HashAlg::Sha256);
+        return Ok(Signer::Other(who.to_string()));
+    };
     signer
         .verify(NAMESPACE, &msg, &sig)
         .map_err(|_| "its signature does not verify (the checkpoint was altered)".to_owned())?;
@@ -58,7 +73,7 @@ pub fn check_signature(
             cp.ca_fingerprint
         ));
     }
-    Ok(())
+    Ok(Signer::Trusted)
 }
 
 /// The first thing wrong with an export.
@@ -105,7 +120,13 @@ struct Seen {
     hash: Hash,
     time: time::OffsetDateTime,
     line: u64,
+    /// A checkpoint a trusted key signed: it needs no other to vouch
+    /// for it.
     checkpoint: bool,
+    /// For a checkpoint signed by a key that is not trusted (a CA key
+    /// rotated out, say), that key's fingerprint: it vouches for nothing
+    /// and is vouched for, like any record, by a later trusted one.
+    other_signer: Option<Box<str>>,
 }
 
 /// The longest line taken for a record. Records are about 1.5 KB; the
@@ -178,10 +199,23 @@ pub fn verify_export<R: BufRead>(
             report.problem = Some(problem(seq, what));
             return Ok(report);
         }
-        if let Event::Checkpoint(cp) = &rec.event {
-            let checked = check_signature(cp, trusted)
-                .and_then(|()| vouches_for(cp, &recent, report.first_seq.max(1)));
-            match checked {
+        let mut other_signer = None;
+        let trusted_checkpoint = match &rec.event {
+            Event::Checkpoint(cp) => match signer(cp, trusted) {
+                Ok(Signer::Trusted) => Some(cp),
+                Ok(Signer::Other(who)) => {
+                    other_signer = Some(who.into_boxed_str());
+                    None
+                }
+                Err(what) => {
+                    report.problem = Some(problem(seq, format!("checkpoint: {what}")));
+                    return Ok(report);
+                }
+            },
+            _ => None,
+        };
+        if let Some(cp) = trusted_checkpoint {
+            match vouches_for(cp, &recent, report.first_seq.max(1)) {
                 Err(what) => {
                     report.problem = Some(problem(seq, format!("checkpoint: {what}")));
                     return Ok(report);
@@ -218,16 +252,33 @@ pub fn verify_export<R: BufRead>(
             hash: rec.hash,
             time: rec.time,
             line: line_no,
-            checkpoint: matches!(rec.event, Event::Checkpoint(_)),
+            checkpoint: trusted_checkpoint.is_some(),
+            other_signer,
         });
     }
     if let Some((seq, line)) = uncovered {
-        report.problem = Some(ExportProblem {
-            line,
-            seq: Some(seq),
-            what: "no signed checkpoint vouches for this record or any after it \
-                   (appended after the last checkpoint, or the checkpoint was removed)"
-                .into(),
+        // A checkpoint by an untrusted key among the records left
+        // unvouched is the likelier story (the wrong key file): name it.
+        let untrusted = recent
+            .iter()
+            .find(|s| s.seq >= seq && s.other_signer.is_some());
+        report.problem = Some(match untrusted {
+            Some(s) => ExportProblem {
+                line: s.line,
+                seq: Some(s.seq),
+                what: format!(
+                    "checkpoint: it is signed by {}, which is not a trusted CA key, \
+                     and no checkpoint by a trusted key comes after it",
+                    s.other_signer.as_deref().unwrap_or_default()
+                ),
+            },
+            None => ExportProblem {
+                line,
+                seq: Some(seq),
+                what: "no signed checkpoint vouches for this record or any after it \
+                       (appended after the last checkpoint, or the checkpoint was removed)"
+                    .into(),
+            },
         });
     } else if report.records == 0 {
         report.problem = Some(ExportProblem {

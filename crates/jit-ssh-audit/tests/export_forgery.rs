@@ -250,3 +250,56 @@ fn an_endless_line_is_refused_without_reading_it_whole() {
     let read = input.get_ref().read;
     assert!(read <= 20 << 20, "read {} MiB of a single line", read >> 20);
 }
+
+/// After a rotation the auditor passes only the current CA key: the old
+/// key's checkpoints are vouched for by the later ones the current key
+/// signed. Someone who stole the old key (why it was retired at once)
+/// can sign a forged chain with it, but not with the current key, so an
+/// auditor who no longer trusts the old key is not fooled. Before, every
+/// checkpoint had to be signed by a key passed, so the docs told
+/// auditors to pass the old key too, and with it the thief's forgery
+/// verified.
+#[test]
+fn the_current_key_alone_verifies_across_a_rotation_and_the_old_keys_thief_forges_nothing() {
+    let (old, new) = (key(), key());
+    let mut c = Chain {
+        lines: vec![],
+        records: vec![],
+    };
+    for i in 1..=4 {
+        c.push(step(i));
+    }
+    let cp = checkpoint(&old, c.head());
+    c.push(cp);
+    for i in 6..=9 {
+        c.push(step(i));
+    }
+    let cp = checkpoint(&new, c.head());
+    c.push(cp);
+    let r = c.verify(&new);
+    assert_eq!(r.problem, None, "the old key's checkpoint was refused");
+    assert_eq!((r.checkpoints, r.signed_through), (1, 9));
+
+    // With only the old key, the checkpoint it cannot check is named.
+    let p = c.verify(&old).problem.unwrap();
+    assert_eq!(p.seq, Some(10), "{p}");
+    assert!(p.what.contains("not a trusted CA key"), "{p}");
+
+    // The old key's thief rewrites record 7 and signs what follows.
+    let mut forged = Chain {
+        lines: c.lines[..6].to_vec(),
+        records: c.records[..6].to_vec(),
+    };
+    for i in [70, 8, 9] {
+        forged.push(step(i));
+    }
+    let cp = checkpoint(&old, forged.head());
+    forged.push(cp);
+    assert_eq!(forged.verify(&old).problem, None);
+    let p = forged
+        .verify(&new)
+        .problem
+        .expect("a chain only the old key signed passed with the current key");
+    assert_eq!(p.seq, Some(5), "{p}");
+    assert!(p.what.contains("not a trusted CA key"), "{p}");
+}
