@@ -144,20 +144,22 @@ fn columns(r: &AuditRecord, zone: Zone) -> [String; 6] {
             format!("token {} for group {}: {}", h.token, h.group, h.detail)
         }
         Event::HostEnrolled(h) => format!(
-            "{} by token {}, host key {}, certificate until {}",
+            "{} by token {}, host key {}, certificate until {}{}",
             h.group,
             h.token,
             h.host_key_fingerprint,
-            show_time(i64::try_from(h.valid_before).unwrap_or(i64::MAX), zone)
+            show_time(i64::try_from(h.valid_before).unwrap_or(i64::MAX), zone),
+            also_names(&h.aliases)
         ),
         Event::HostEnrollRefused(h) => format!("token {}: {}", h.token, h.detail),
         Event::HostRemoved(h) => {
             format!("host key {} revoked: {}", h.host_key_fingerprint, h.detail)
         }
         Event::HostRenewed(h) => format!(
-            "host key {}, new certificate until {}",
+            "host key {}, new certificate until {}{}",
             h.host_key_fingerprint,
-            show_time(i64::try_from(h.valid_before).unwrap_or(i64::MAX), zone)
+            show_time(i64::try_from(h.valid_before).unwrap_or(i64::MAX), zone),
+            also_names(&h.aliases)
         ),
         Event::HostCheckinRefused(h) => h.detail.clone(),
         Event::CaKeyStaged(k) => format!(
@@ -204,6 +206,15 @@ fn columns(r: &AuditRecord, zone: Zone) -> [String; 6] {
         serials,
         shown(&detail),
     ]
+}
+
+/// A host certificate's aliases, as the table shows them.
+fn also_names(aliases: &[String]) -> String {
+    if aliases.is_empty() {
+        String::new()
+    } else {
+        format!(", also for {}", aliases.join(", "))
+    }
 }
 
 /// The records as a table whose columns are as wide as their widest cell

@@ -103,6 +103,7 @@ impl Chain {
             host_key_fingerprint: key_fp.into(),
             serial: 1,
             valid_before: 1_900_000_000,
+            aliases: vec![],
         };
         self.push(match kind {
             "enrolled" => Event::HostEnrolled(step),
