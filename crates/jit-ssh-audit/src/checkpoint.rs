@@ -158,9 +158,19 @@ fn read_line<R: BufRead>(input: &mut R, buf: &mut Vec<u8>) -> std::io::Result<bo
 
 /// Checks an export (JSON lines, as `jit-ssh audit export` writes them)
 /// with only the CA public keys. Stops at the first problem.
-pub fn verify_export<R: BufRead>(
+pub fn verify_export<R: BufRead>(input: R, trusted: &[PublicKey]) -> std::io::Result<ExportReport> {
+    verify_export_each(input, trusted, |_| {})
+}
+
+/// [`verify_export`], handing `each` every record that links (in order)
+/// as it is read: a caller that needs more from the records than the
+/// verdict reads them in the same pass, never a second time (a file can
+/// change between two reads). What `each` saw counts only if the report
+/// has no problem.
+pub fn verify_export_each<R: BufRead>(
     mut input: R,
     trusted: &[PublicKey],
+    mut each: impl FnMut(&AuditRecord),
 ) -> std::io::Result<ExportReport> {
     let mut report = ExportReport::default();
     let mut recent: VecDeque<Seen> = VecDeque::with_capacity(WINDOW);
@@ -199,6 +209,7 @@ pub fn verify_export<R: BufRead>(
             report.problem = Some(problem(seq, what));
             return Ok(report);
         }
+        each(&rec);
         let mut other_signer = None;
         let trusted_checkpoint = match &rec.event {
             Event::Checkpoint(cp) => match signer(cp, trusted) {

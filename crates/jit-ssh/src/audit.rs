@@ -8,7 +8,7 @@ use std::path::Path;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use jit_ssh_audit::checkpoint::{verify_export, ExportReport};
+use jit_ssh_audit::checkpoint::{verify_export_each, ExportReport};
 use jit_ssh_audit::{AuditRecord, Event};
 use jit_ssh_proto::api::AuditParams;
 use jit_ssh_proto::text::escape_for_terminal;
@@ -380,9 +380,19 @@ pub fn read_keys(path: &Path) -> Result<Vec<ssh_key::PublicKey>, ClientError> {
 }
 
 pub fn verify(file: &Path, keys: &[ssh_key::PublicKey]) -> Result<ExportReport, ClientError> {
+    verify_each(file, keys, |_| {})
+}
+
+/// [`verify`], handing `each` every record as it is read (see
+/// [`verify_export_each`]): one read of the file.
+pub fn verify_each(
+    file: &Path,
+    keys: &[ssh_key::PublicKey],
+    each: impl FnMut(&AuditRecord),
+) -> Result<ExportReport, ClientError> {
     let f = std::fs::File::open(file)
         .map_err(|e| ClientError::Usage(format!("{}: {e}", file.display())))?;
-    verify_export(BufReader::with_capacity(1 << 20, f), keys)
+    verify_export_each(BufReader::with_capacity(1 << 20, f), keys, each)
         .map_err(|e| ClientError::Usage(format!("reading {}: {e}", file.display())))
 }
 
