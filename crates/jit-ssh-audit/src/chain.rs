@@ -87,6 +87,51 @@ fn hash_body(body: &[u8]) -> Hash {
     Hash(h.finalize().into())
 }
 
+/// `,"hash":"` + 64 hex digits + `"}`: how every stored record ends.
+const HASH_TAIL: usize = 9 + 64 + 2;
+
+/// The hash of a stored record (one line as [`seal_json`] writes it,
+/// without its newline) computed over its bytes as they are: the line
+/// minus its final `,"hash":"…"` field, closed again, is exactly the
+/// JSON the CA hashed. `None` when the line does not end in that field,
+/// in lowercase hex.
+///
+/// Checking this rather than [`rehash`] of the parsed record binds the
+/// bytes themselves: a line with a field added that this version does
+/// not read, a key spelled with `\u` escapes or a hash in capitals
+/// parses to the same record, so its [`rehash`] still matches, yet other
+/// tools reading the line (jq, a SIEM) would see what the CA never wrote.
+pub fn stored_hash(line: &[u8]) -> Option<Hash> {
+    let split = line.len().checked_sub(HASH_TAIL)?;
+    let (body, tail) = line.split_at(split);
+    let hex = tail.strip_prefix(b",\"hash\":\"")?.strip_suffix(b"\"}")?;
+    if body.first() != Some(&b'{') || !hex.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    let mut h = Sha256::new();
+    h.update(DOMAIN);
+    h.update(body);
+    h.update(b"}");
+    Some(Hash(h.finalize().into()))
+}
+
+/// Parses one stored record for [`verify`]. A record whose bytes are not
+/// the ones its hash covers, although what they parse to is (a field
+/// added that this version does not read, another spelling, see
+/// [`stored_hash`]), is refused here as unreadable; one whose parsed
+/// contents differ from its hash is left for [`verify`] to report as
+/// altered at its `seq`.
+pub fn parse_stored(line: &[u8]) -> Result<AuditRecord, String> {
+    let rec: AuditRecord = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    if stored_hash(line) != Some(rec.hash) && rehash(&rec).is_ok_and(|h| h == rec.hash) {
+        return Err(
+            "its stored bytes are not the ones its hash covers (written again in another form, or with a field added)"
+                .into(),
+        );
+    }
+    Ok(rec)
+}
+
 /// Makes the record that follows `head`.
 pub fn seal(
     head: ChainHead,
@@ -258,6 +303,15 @@ mod tests {
         assert_eq!(sealed, rec);
         let parsed: AuditRecord = serde_json::from_slice(&json).unwrap();
         assert_eq!(parsed, rec);
+        // The stored bytes carry their own hash, and are the record's
+        // only encoding.
+        assert_eq!(stored_hash(&json), Some(rec.hash));
+        assert_eq!(serde_json::to_vec(&rec).unwrap(), json);
+        let mut shouting = json.clone();
+        let at = shouting.len() - 3;
+        shouting[at] = b'A';
+        assert_eq!(stored_hash(&shouting), None);
+        assert_eq!(stored_hash(b"{\"hash\":\"00\"}"), None);
     }
 
     proptest! {

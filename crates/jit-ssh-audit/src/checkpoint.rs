@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 
 use ssh_key::{PublicKey, SshSig};
 
@@ -30,25 +30,50 @@ pub fn message(seq: u64, hash: &Hash) -> Vec<u8> {
     format!("jit-ssh-audit-checkpoint-v1\n{seq}\n{hash}\n").into_bytes()
 }
 
+/// Who signed a checkpoint, as far as the trusted keys can tell.
+enum Signer {
+    /// One of the trusted keys, and the signature verifies.
+    Trusted,
+    /// A key not among them (its fingerprint): nothing is known of it.
+    Other(String),
+}
+
 /// Checks a checkpoint's signature against the trusted CA keys.
 pub fn check_signature(
     cp: &crate::record::Checkpoint,
     trusted: &[PublicKey],
 ) -> Result<(), String> {
+    match signer(cp, trusted)? {
+        Signer::Trusted => Ok(()),
+        Signer::Other(who) => Err(format!(
+            "it is signed by {who}, which is not a trusted CA key"
+        )),
+    }
+}
+
+/// Which key signed `cp`; an error when a trusted key's signature does
+/// not verify or the checkpoint names another key than its signer.
+fn signer(cp: &crate::record::Checkpoint, trusted: &[PublicKey]) -> Result<Signer, String> {
     let sig =
         SshSig::from_pem(&cp.signature).map_err(|e| format!("its signature is unreadable: {e}"))?;
     let msg = message(cp.seq, &cp.hash);
-    let signer = trusted
-        .iter()
-        .find(|k| k.key_data() == sig.public_key())
-        .ok_or_else(|| {
-            let who =
-                PublicKey::from(sig.public_key().clone()).fingerprint(ssh_key::HashAlg::Sha256);
-            format!("it is signed by {who}, which is not a trusted CA key")
-        })?;
+    let Some(signer) = trusted.iter().find(|k| k.key_data() == sig.public_key()) else {
+        let who = PublicKey::from(sig.public_key().clone()).fingerprint(ssh_key::HashAlg::Sha256);
+        return Ok(Signer::Other(who.to_string()));
+    };
     signer
         .verify(NAMESPACE, &msg, &sig)
-        .map_err(|_| "its signature does not verify (the checkpoint was altered)".to_owned())
+        .map_err(|_| "its signature does not verify (the checkpoint was altered)".to_owned())?;
+    // The signature does not cover `ca_fingerprint`: it must name the
+    // key that signed, or a copied checkpoint could name another.
+    let by = signer.fingerprint(ssh_key::HashAlg::Sha256).to_string();
+    if cp.ca_fingerprint != by {
+        return Err(format!(
+            "it names CA key {} but is signed by {by}",
+            cp.ca_fingerprint
+        ));
+    }
+    Ok(Signer::Trusted)
 }
 
 /// The first thing wrong with an export.
@@ -80,8 +105,12 @@ pub struct ExportReport {
     pub checkpoints: u64,
     /// Every record up to this sequence number is vouched for.
     pub signed_through: u64,
-    /// When the last valid checkpoint was made: records after it could
-    /// have been cut off unseen, so a stale one is worth a question.
+    /// The time of record `signed_through`, the newest record a
+    /// checkpoint's signature covers: records after it could have been
+    /// cut off unseen, so a stale one is worth a question. Not the time
+    /// of the checkpoint record itself, which its signature does not
+    /// cover: a checkpoint copied onto the end of a cut export, dated
+    /// now, must not make it look fresh.
     pub signed_at: Option<time::OffsetDateTime>,
     pub problem: Option<ExportProblem>,
 }
@@ -89,13 +118,60 @@ pub struct ExportReport {
 struct Seen {
     seq: u64,
     hash: Hash,
+    time: time::OffsetDateTime,
     line: u64,
+    /// A checkpoint a trusted key signed: it needs no other to vouch
+    /// for it.
     checkpoint: bool,
+    /// For a checkpoint signed by a key that is not trusted (a CA key
+    /// rotated out, say), that key's fingerprint: it vouches for nothing
+    /// and is vouched for, like any record, by a later trusted one.
+    other_signer: Option<Box<str>>,
+}
+
+/// The longest line taken for a record. Records are about 1.5 KB; the
+/// largest the CA writes (a user's revocation listing every unexpired
+/// serial) stay far below this. Longer is refused without reading it
+/// into memory: a planted export must not exhaust the auditor's.
+pub const MAX_LINE: usize = 16 << 20;
+
+/// One line of `input` without its line ending, read into `buf`, at
+/// most [`MAX_LINE`] bytes of it; `Ok(false)` at the end of the input.
+/// An over-long line is returned cut at `MAX_LINE + 1` bytes, the rest
+/// unread.
+fn read_line<R: BufRead>(input: &mut R, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+    buf.clear();
+    let limit = u64::try_from(MAX_LINE)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    if input.take(limit).read_until(b'\n', buf)? == 0 {
+        return Ok(false);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+        if buf.last() == Some(&b'\r') {
+            buf.pop();
+        }
+    }
+    Ok(true)
 }
 
 /// Checks an export (JSON lines, as `jit-ssh audit export` writes them)
 /// with only the CA public keys. Stops at the first problem.
 pub fn verify_export<R: BufRead>(input: R, trusted: &[PublicKey]) -> std::io::Result<ExportReport> {
+    verify_export_each(input, trusted, |_| {})
+}
+
+/// [`verify_export`], handing `each` every record that links (in order)
+/// as it is read: a caller that needs more from the records than the
+/// verdict reads them in the same pass, never a second time (a file can
+/// change between two reads). What `each` saw counts only if the report
+/// has no problem.
+pub fn verify_export_each<R: BufRead>(
+    mut input: R,
+    trusted: &[PublicKey],
+    mut each: impl FnMut(&AuditRecord),
+) -> std::io::Result<ExportReport> {
     let mut report = ExportReport::default();
     let mut recent: VecDeque<Seen> = VecDeque::with_capacity(WINDOW);
     let mut head: Option<ChainHead> = None;
@@ -103,18 +179,25 @@ pub fn verify_export<R: BufRead>(input: R, trusted: &[PublicKey]) -> std::io::Re
     // checkpoints themselves, which carry their own signature).
     let mut uncovered: Option<(u64, u64)> = None;
     let mut line_no = 0u64;
-    for line in input.lines() {
-        let line = line?;
+    let mut buf = Vec::new();
+    while read_line(&mut input, &mut buf)? {
         line_no += 1;
         let problem = |seq: Option<u64>, what: String| ExportProblem {
             line: line_no,
             seq,
             what,
         };
-        if line.trim().is_empty() {
+        if buf.len() > MAX_LINE {
+            report.problem = Some(problem(
+                None,
+                format!("longer than {} MiB: not an audit record", MAX_LINE >> 20),
+            ));
+            return Ok(report);
+        }
+        if buf.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let rec: AuditRecord = match serde_json::from_str(&line) {
+        let rec: AuditRecord = match serde_json::from_slice(&buf) {
             Ok(r) => r,
             Err(e) => {
                 report.problem = Some(problem(None, format!("not an audit record: {e}")));
@@ -122,26 +205,40 @@ pub fn verify_export<R: BufRead>(input: R, trusted: &[PublicKey]) -> std::io::Re
             }
         };
         let seq = Some(rec.seq);
-        if let Err(what) = link(head, &rec) {
+        if let Err(what) = link(head, &rec, &buf) {
             report.problem = Some(problem(seq, what));
             return Ok(report);
         }
-        if let Event::Checkpoint(cp) = &rec.event {
-            let checked = check_signature(cp, trusted)
-                .and_then(|()| vouches_for(cp, &recent, report.first_seq.max(1)));
-            match checked {
+        each(&rec);
+        let mut other_signer = None;
+        let trusted_checkpoint = match &rec.event {
+            Event::Checkpoint(cp) => match signer(cp, trusted) {
+                Ok(Signer::Trusted) => Some(cp),
+                Ok(Signer::Other(who)) => {
+                    other_signer = Some(who.into_boxed_str());
+                    None
+                }
+                Err(what) => {
+                    report.problem = Some(problem(seq, format!("checkpoint: {what}")));
+                    return Ok(report);
+                }
+            },
+            _ => None,
+        };
+        if let Some(cp) = trusted_checkpoint {
+            match vouches_for(cp, &recent, report.first_seq.max(1)) {
                 Err(what) => {
                     report.problem = Some(problem(seq, format!("checkpoint: {what}")));
                     return Ok(report);
                 }
                 Ok(covers) => {
                     report.checkpoints += 1;
-                    report.signed_at = Some(rec.time);
-                    if covers > report.signed_through {
-                        report.signed_through = covers;
+                    if let Some(signed) = covers.filter(|s| s.seq > report.signed_through) {
+                        report.signed_through = signed.seq;
+                        report.signed_at = Some(signed.time);
                         uncovered = recent
                             .iter()
-                            .find(|s| s.seq > covers && !s.checkpoint)
+                            .find(|s| s.seq > signed.seq && !s.checkpoint)
                             .map(|s| (s.seq, s.line));
                     }
                 }
@@ -164,17 +261,35 @@ pub fn verify_export<R: BufRead>(input: R, trusted: &[PublicKey]) -> std::io::Re
         recent.push_back(Seen {
             seq: rec.seq,
             hash: rec.hash,
+            time: rec.time,
             line: line_no,
-            checkpoint: matches!(rec.event, Event::Checkpoint(_)),
+            checkpoint: trusted_checkpoint.is_some(),
+            other_signer,
         });
     }
     if let Some((seq, line)) = uncovered {
-        report.problem = Some(ExportProblem {
-            line,
-            seq: Some(seq),
-            what: "no signed checkpoint vouches for this record or any after it \
-                   (appended after the last checkpoint, or the checkpoint was removed)"
-                .into(),
+        // A checkpoint by an untrusted key among the records left
+        // unvouched is the likelier story (the wrong key file): name it.
+        let untrusted = recent
+            .iter()
+            .find(|s| s.seq >= seq && s.other_signer.is_some());
+        report.problem = Some(match untrusted {
+            Some(s) => ExportProblem {
+                line: s.line,
+                seq: Some(s.seq),
+                what: format!(
+                    "checkpoint: it is signed by {}, which is not a trusted CA key, \
+                     and no checkpoint by a trusted key comes after it",
+                    s.other_signer.as_deref().unwrap_or_default()
+                ),
+            },
+            None => ExportProblem {
+                line,
+                seq: Some(seq),
+                what: "no signed checkpoint vouches for this record or any after it \
+                       (appended after the last checkpoint, or the checkpoint was removed)"
+                    .into(),
+            },
         });
     } else if report.records == 0 {
         report.problem = Some(ExportProblem {
@@ -186,10 +301,11 @@ pub fn verify_export<R: BufRead>(input: R, trusted: &[PublicKey]) -> std::io::Re
     Ok(report)
 }
 
-/// Checks that `rec` follows `head` (or may start an export).
-fn link(head: Option<ChainHead>, rec: &AuditRecord) -> Result<(), String> {
-    let recomputed = chain::rehash(rec).map_err(|e| format!("cannot be hashed: {e}"))?;
-    if recomputed != rec.hash {
+/// Checks that `rec`, read from the bytes `line`, follows `head` (or may
+/// start an export).
+fn link(head: Option<ChainHead>, rec: &AuditRecord, line: &[u8]) -> Result<(), String> {
+    // Over the bytes, not the parsed record: see `chain::stored_hash`.
+    if chain::stored_hash(line) != Some(rec.hash) {
         return Err("altered: its hash does not match its contents".into());
     }
     match head {
@@ -199,7 +315,7 @@ fn link(head: Option<ChainHead>, rec: &AuditRecord) -> Result<(), String> {
             Err("the first record of the chain links to a predecessor".into())
         }
         None => Ok(()),
-        Some(h) if rec.seq != h.seq + 1 => Err(format!(
+        Some(h) if h.seq.checked_add(1) != Some(rec.seq) => Err(format!(
             "follows record {} (records were removed or reordered)",
             h.seq
         )),
@@ -211,17 +327,17 @@ fn link(head: Option<ChainHead>, rec: &AuditRecord) -> Result<(), String> {
     }
 }
 
-/// The sequence number a valid checkpoint vouches for, once its `(seq,
-/// hash)` is matched against the record it names.
-fn vouches_for(
+/// The record a valid checkpoint vouches for (with every one before
+/// it), once its `(seq, hash)` is matched against that record.
+fn vouches_for<'a>(
     cp: &crate::record::Checkpoint,
-    recent: &VecDeque<Seen>,
+    recent: &'a VecDeque<Seen>,
     first_seq: u64,
-) -> Result<u64, String> {
+) -> Result<Option<&'a Seen>, String> {
     if cp.seq < first_seq || recent.is_empty() {
         // Signs a record before this export starts: valid, vouches for
         // nothing here.
-        return Ok(0);
+        return Ok(None);
     }
     let seen = recent.iter().find(|s| s.seq == cp.seq).ok_or_else(|| {
         format!(
@@ -235,7 +351,7 @@ fn vouches_for(
             cp.seq
         ));
     }
-    Ok(cp.seq)
+    Ok(Some(seen))
 }
 
 #[cfg(test)]

@@ -372,6 +372,13 @@ pub struct HostStep {
     pub serial: u64,
     #[serde(default)]
     pub valid_before: u64,
+    /// The host certificate's principals besides `host` (its aliases),
+    /// for enrollments and renewals: every name the certificate vouches
+    /// for is in the log, as a user certificate's principals are. Added
+    /// in session 12; older records never hold it, and their hashes are
+    /// unchanged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
 }
 
 /// Every event kind, as written in records (`"kind"`) and filters.

@@ -41,17 +41,27 @@ fn sign(key: &PrivateKey, namespace: &str, msg: &str) -> String {
 
 /// Enrolls `name` with `key`; returns its certificate line.
 async fn enrolled(t: &TestCa, name: &str, key: &PrivateKey) -> String {
+    enrolled_with_aliases(t, name, &[], key).await
+}
+
+/// Enrolled by a token for `db*.dev`, with these aliases.
+async fn enrolled_with_aliases(
+    t: &TestCa,
+    name: &str,
+    aliases: &[&str],
+    key: &PrivateKey,
+) -> String {
+    let pattern = (!aliases.is_empty()).then_some("db*.dev");
     let tok =
-        t.ca.create_host_token("dev", None, None, 1, operator())
+        t.ca.create_host_token("dev", pattern, None, 1, operator())
             .unwrap()
             .token;
-    let (s, c) = t
-        .post(
-            "/v1/hosts/enroll",
-            &json!({"token_id": tok.id, "token_secret": tok.secret, "name": name,
-                    "host_key": key.public_key().to_openssh().unwrap()}),
-        )
-        .await;
+    let mut body = json!({"token_id": tok.id, "token_secret": tok.secret, "name": name,
+                          "host_key": key.public_key().to_openssh().unwrap()});
+    if !aliases.is_empty() {
+        body["aliases"] = json!(aliases);
+    }
+    let (s, c) = t.post("/v1/hosts/enroll", &body).await;
     assert_eq!(s, StatusCode::CREATED, "{c}");
     let id = c["id"].as_str().unwrap();
     let msg = challenge_message(id, c["nonce"].as_str().unwrap());
@@ -342,6 +352,30 @@ async fn a_certificate_with_a_third_left_is_renewed_once_and_the_old_one_is_refu
     let (s, answer) = checkin(&t, "db-1.dev", &new, &report(None), &key).await;
     assert_eq!(s, StatusCode::OK, "{answer}");
     assert_eq!(document(&t, &answer).certificate, None);
+}
+
+/// A renewal's record names every name the new certificate vouches for
+/// (the aliases were missing: session 12's review).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_is_audited_with_the_aliases_its_certificate_holds() {
+    let t = TestCa::new();
+    let key = host_key();
+    let cert = enrolled_with_aliases(&t, "db-1.dev", &["db.dev"], &key).await;
+    t.clock.advance(std::time::Duration::from_secs(5 * 86_400));
+    let (s, answer) = checkin(&t, "db-1.dev", &cert, &report(None), &key).await;
+    assert_eq!(s, StatusCode::OK, "{answer}");
+    let new = document(&t, &answer).certificate.expect("renewed");
+    let new_cert = ssh_key::Certificate::from_openssh(&new).unwrap();
+    assert_eq!(new_cert.valid_principals(), ["db-1.dev", "db.dev"]);
+    let renewed = t
+        .audit
+        .query(&AuditQuery {
+            kinds: vec!["host_renewed".into()],
+            ..Default::default()
+        })
+        .unwrap();
+    let event = serde_json::to_value(&renewed[0].event).unwrap();
+    assert_eq!(event["aliases"], json!(["db.dev"]), "{event}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

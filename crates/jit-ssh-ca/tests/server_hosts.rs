@@ -296,6 +296,19 @@ async fn aliases_the_token_allows_are_principals_and_others_are_refused() {
         ["db-1.dev".to_owned(), "db.dev".to_owned()]
     );
     assert_eq!(t.ca.hosts().unwrap().hosts[0].aliases, ["db.dev"]);
+    // The audit record names every name the certificate vouches for, as
+    // a user certificate's record names its principals: the alias was
+    // missing (session 12's review).
+    let enrolled = t
+        .audit
+        .query(&AuditQuery {
+            kinds: vec!["host_enrolled".into()],
+            ..Default::default()
+        })
+        .unwrap();
+    let event = serde_json::to_value(&enrolled[0].event).unwrap();
+    assert_eq!(event["host"], "db-1.dev");
+    assert_eq!(event["aliases"], json!(["db.dev"]), "{event}");
 }
 
 /// A token may enroll a name openly (the inventory then shows the new key),

@@ -8,7 +8,7 @@ use std::path::Path;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use jit_ssh_audit::checkpoint::{verify_export, ExportReport};
+use jit_ssh_audit::checkpoint::{verify_export_each, ExportReport};
 use jit_ssh_audit::{AuditRecord, Event};
 use jit_ssh_proto::api::AuditParams;
 use jit_ssh_proto::text::escape_for_terminal;
@@ -144,20 +144,22 @@ fn columns(r: &AuditRecord, zone: Zone) -> [String; 6] {
             format!("token {} for group {}: {}", h.token, h.group, h.detail)
         }
         Event::HostEnrolled(h) => format!(
-            "{} by token {}, host key {}, certificate until {}",
+            "{} by token {}, host key {}, certificate until {}{}",
             h.group,
             h.token,
             h.host_key_fingerprint,
-            show_time(i64::try_from(h.valid_before).unwrap_or(i64::MAX), zone)
+            show_time(i64::try_from(h.valid_before).unwrap_or(i64::MAX), zone),
+            also_names(&h.aliases)
         ),
         Event::HostEnrollRefused(h) => format!("token {}: {}", h.token, h.detail),
         Event::HostRemoved(h) => {
             format!("host key {} revoked: {}", h.host_key_fingerprint, h.detail)
         }
         Event::HostRenewed(h) => format!(
-            "host key {}, new certificate until {}",
+            "host key {}, new certificate until {}{}",
             h.host_key_fingerprint,
-            show_time(i64::try_from(h.valid_before).unwrap_or(i64::MAX), zone)
+            show_time(i64::try_from(h.valid_before).unwrap_or(i64::MAX), zone),
+            also_names(&h.aliases)
         ),
         Event::HostCheckinRefused(h) => h.detail.clone(),
         Event::CaKeyStaged(k) => format!(
@@ -204,6 +206,15 @@ fn columns(r: &AuditRecord, zone: Zone) -> [String; 6] {
         serials,
         shown(&detail),
     ]
+}
+
+/// A host certificate's aliases, as the table shows them.
+fn also_names(aliases: &[String]) -> String {
+    if aliases.is_empty() {
+        String::new()
+    } else {
+        format!(", also for {}", aliases.join(", "))
+    }
 }
 
 /// The records as a table whose columns are as wide as their widest cell
@@ -369,9 +380,19 @@ pub fn read_keys(path: &Path) -> Result<Vec<ssh_key::PublicKey>, ClientError> {
 }
 
 pub fn verify(file: &Path, keys: &[ssh_key::PublicKey]) -> Result<ExportReport, ClientError> {
+    verify_each(file, keys, |_| {})
+}
+
+/// [`verify`], handing `each` every record as it is read (see
+/// [`verify_export_each`]): one read of the file.
+pub fn verify_each(
+    file: &Path,
+    keys: &[ssh_key::PublicKey],
+    each: impl FnMut(&AuditRecord),
+) -> Result<ExportReport, ClientError> {
     let f = std::fs::File::open(file)
         .map_err(|e| ClientError::Usage(format!("{}: {e}", file.display())))?;
-    verify_export(BufReader::with_capacity(1 << 20, f), keys)
+    verify_export_each(BufReader::with_capacity(1 << 20, f), keys, each)
         .map_err(|e| ClientError::Usage(format!("reading {}: {e}", file.display())))
 }
 

@@ -415,13 +415,18 @@ pub fn audit_verify(
         Some(p) => Err(ClientError::VerifyFailed(p.to_string())),
         None => {
             if !json {
+                // The time of the newest record a signature covers: a
+                // checkpoint record's own time is not signed.
+                let cover = match signed_at {
+                    Some(t) => format!(
+                        "cover every record, up to record {} of {t}",
+                        report.signed_through
+                    ),
+                    None => "sign only records before the export".to_owned(),
+                };
                 println!(
-                    "OK: {} records (seq {}–{}), every link intact; {} checkpoint(s) signed by the CA, the last at {} covering every record.",
-                    report.records,
-                    report.first_seq,
-                    report.last_seq,
-                    report.checkpoints,
-                    signed_at.unwrap_or_default()
+                    "OK: {} records (seq {}–{}), every link intact; {} checkpoint(s) signed by the CA {cover}.",
+                    report.records, report.first_seq, report.last_seq, report.checkpoints,
                 );
             }
             Ok(())

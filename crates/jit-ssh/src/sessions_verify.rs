@@ -14,7 +14,7 @@
 //! nothing in the export is taken on its own say-so.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use ssh_key::{HashAlg, PublicKey};
@@ -89,14 +89,17 @@ impl SessionsReport {
 /// until it does, nothing it says about sessions is the CA's word.
 pub fn verify_dir(dir: &Path, ca_keys: &[PublicKey]) -> Result<SessionsReport, ClientError> {
     let chain_path = dir.join(CHAIN_FILE);
-    let chain = crate::audit::verify(&chain_path, ca_keys)?;
+    // What the chain says about sessions is gathered in the same read
+    // that verifies it: read a second time, the file could be another.
+    let mut seen = ChainSessions::default();
+    let chain = crate::audit::verify_each(&chain_path, ca_keys, |rec| seen.take(rec))?;
     if chain.problem.is_some() {
         return Ok(SessionsReport {
             chain,
             sessions: Vec::new(),
         });
     }
-    let in_chain = sessions_in_chain(&chain_path)?;
+    let in_chain = seen.sessions;
     let on_disk = recordings_on_disk(&dir.join(SESSIONS_DIR))?;
     let mut sessions = Vec::new();
     for (id, s) in &in_chain {
@@ -133,64 +136,59 @@ pub fn verify_dir(dir: &Path, ca_keys: &[PublicKey]) -> Result<SessionsReport, C
     Ok(SessionsReport { chain, sessions })
 }
 
-/// The sessions a verified chain records, with the host key enrolled for
-/// each session's host at the moment it started.
-fn sessions_in_chain(path: &Path) -> Result<BTreeMap<String, ChainSession>, ClientError> {
-    let io = |e: std::io::Error| ClientError::Usage(format!("reading {}: {e}", path.display()));
-    let f = std::fs::File::open(path).map_err(io)?;
-    // Host name → (fingerprint of its enrolled key, the record's seq).
-    let mut hosts: HashMap<String, (String, u64)> = HashMap::new();
-    let mut sessions = BTreeMap::new();
-    for line in BufReader::with_capacity(1 << 20, f).lines() {
-        let line = line.map_err(io)?;
-        // Only a filter: the kind is read from the parsed record.
-        if !line.contains("\"host_") && !line.contains("\"session_") {
-            continue;
-        }
-        let rec: AuditRecord = serde_json::from_str(&line).map_err(|e| {
-            ClientError::VerifyFailed(format!("{}: unreadable record: {e}", path.display()))
-        })?;
-        match rec.event {
+/// The sessions a chain records, with the host key enrolled for each
+/// session's host at the moment it started, gathered record by record.
+#[derive(Default)]
+struct ChainSessions {
+    /// Host name → (fingerprint of its enrolled key, the record's seq).
+    hosts: HashMap<String, (String, u64)>,
+    sessions: BTreeMap<String, ChainSession>,
+}
+
+impl ChainSessions {
+    fn take(&mut self, rec: &AuditRecord) {
+        match &rec.event {
             Event::HostEnrolled(h) | Event::HostRenewed(h) => {
-                hosts.insert(h.host, (h.host_key_fingerprint, rec.seq));
+                self.hosts
+                    .insert(h.host.clone(), (h.host_key_fingerprint.clone(), rec.seq));
             }
             Event::HostRemoved(h) => {
-                hosts.remove(&h.host);
+                self.hosts.remove(&h.host);
             }
             Event::SessionStarted(s) => {
-                let fp = s.host_key_fingerprint;
-                let host = s.subject.host;
+                let fp = &s.host_key_fingerprint;
+                let host = &s.subject.host;
                 // The session's host by name; or, for a session on one of
                 // a host's aliases, the enrolled host holding that key
                 // (the CA bound the alias to that host on upload).
-                let vouched_by = match hosts.get(&host) {
-                    Some((k, seq)) if *k == fp => Some((host.clone(), *seq)),
-                    _ => hosts
+                let vouched_by = match self.hosts.get(host) {
+                    Some((k, seq)) if k == fp => Some((host.clone(), *seq)),
+                    _ => self
+                        .hosts
                         .iter()
-                        .find(|(_, (k, _))| *k == fp)
+                        .find(|(_, (k, _))| k == fp)
                         .map(|(name, (_, seq))| (name.clone(), *seq)),
                 };
-                sessions
-                    .entry(s.subject.session)
-                    .and_modify(|known: &mut ChainSession| known.again.push(rec.seq))
+                self.sessions
+                    .entry(s.subject.session.clone())
+                    .and_modify(|known| known.again.push(rec.seq))
                     .or_insert_with(|| ChainSession {
-                        host,
+                        host: host.clone(),
                         started_seq: rec.seq,
                         again: Vec::new(),
-                        fingerprint: fp,
+                        fingerprint: fp.clone(),
                         vouched_by,
                         ended: None,
                     });
             }
             Event::SessionEnded(e) => {
-                if let Some(s) = sessions.get_mut(&e.subject.session) {
-                    s.ended.get_or_insert((e.final_hash, rec.seq));
+                if let Some(s) = self.sessions.get_mut(&e.subject.session) {
+                    s.ended.get_or_insert((e.final_hash.clone(), rec.seq));
                 }
             }
             _ => {}
         }
     }
-    Ok(sessions)
 }
 
 /// `SESSION` → its `.recording` file, for every file in `dir` so named.

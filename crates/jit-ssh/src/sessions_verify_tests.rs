@@ -103,6 +103,7 @@ impl Chain {
             host_key_fingerprint: key_fp.into(),
             serial: 1,
             valid_before: 1_900_000_000,
+            aliases: vec![],
         };
         self.push(match kind {
             "enrolled" => Event::HostEnrolled(step),
@@ -391,4 +392,66 @@ fn a_session_id_the_chain_starts_twice_is_refused_whichever_recording_is_exporte
             && e.contains("a session id is used once"),
         "{e}"
     );
+}
+
+/// Someone who can write in the export directory while the auditor runs
+/// `verify DIR` swaps the chain file between two reads: the first read
+/// (the chain's verdict) gets the real chain, a second read (what the
+/// chain says of sessions) a forged one enrolling their own host key and
+/// vouching for their own recording. A named pipe stands in for that
+/// swap. The chain is read once, so the forged chain is never read
+/// (session 12's review: it was read twice, and the forgery passed).
+#[test]
+fn the_chain_is_read_once_so_a_file_swapped_after_its_verdict_vouches_for_nothing() {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::time::Instant;
+    /// O_NONBLOCK on Linux: opening a pipe to write then fails at once
+    /// while nobody reads it.
+    const O_NONBLOCK: i32 = 0o4000;
+
+    let (ca, host, forger) = (key(), key(), key());
+    let (_, _, real_hash) = recording(&host);
+    let genuine = good_chain(&ca, &host, &real_hash);
+    let (header, chunks, forged_hash) = recording(&forger);
+    let mut forged = Chain::new(key());
+    forged.host("enrolled", HOST, &fp(&forger));
+    forged.session(&fp(&forger), Some(&forged_hash));
+    let forged = forged.signed();
+    let dir = export(Vec::new(), &forger, &header, &chunks);
+    let pipe = dir.path().join(CHAIN_FILE);
+    std::fs::remove_file(&pipe).unwrap();
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&pipe)
+        .status()
+        .unwrap()
+        .success());
+
+    let writer = {
+        let pipe = pipe.clone();
+        std::thread::spawn(move || {
+            std::fs::write(&pipe, &genuine).unwrap();
+            // Give the first reader time to finish and close.
+            std::thread::sleep(Duration::from_millis(500));
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < deadline {
+                let open = std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(O_NONBLOCK)
+                    .open(&pipe);
+                if let Ok(mut f) = open {
+                    f.write_all(&forged).unwrap();
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            false
+        })
+    };
+    let r = verify_dir(dir.path(), &[ca.public_key().clone()]).unwrap();
+    let read_twice = writer.join().unwrap();
+    assert!(r.chain.problem.is_none(), "{:?}", r.chain.problem);
+    assert!(!read_twice, "the chain file was read a second time");
+    let e = r.sessions[0].outcome.clone().unwrap_err();
+    assert!(e.contains("the host key in the export is"), "{e}");
 }

@@ -461,7 +461,7 @@ impl AuditLog for DiskAuditLog {
             .scan(1, u64::MAX)
             .map_err(StoreError::Io)?
             .map_while(|item| match item {
-                Ok(v) => Some(serde_json::from_slice::<AuditRecord>(&v).map_err(|e| e.to_string())),
+                Ok(v) => Some(chain::parse_stored(&v)),
                 Err(e) => {
                     failure = Some(e);
                     None

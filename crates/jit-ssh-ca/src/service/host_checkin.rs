@@ -201,6 +201,7 @@ impl Ca {
                     host_key_fingerprint: host.host_key_fingerprint.clone(),
                     serial: serial.get(),
                     valid_before: *valid_before,
+                    aliases: host.aliases.clone(),
                 }),
             );
             if let Err(e) = audited {

@@ -95,6 +95,7 @@ impl Ca {
                 host_key_fingerprint: host.host_key_fingerprint.clone(),
                 serial: host.cert_serial,
                 valid_before: host.cert_valid_before,
+                aliases: vec![],
             }),
         )?;
         self.store

@@ -121,6 +121,7 @@ impl Ca {
                 host_key_fingerprint: String::new(),
                 serial: 0,
                 valid_before: 0,
+                aliases: vec![],
             }),
         )?;
         self.store.put_host_token(
@@ -180,6 +181,7 @@ impl Ca {
                 host_key_fingerprint: String::new(),
                 serial: 0,
                 valid_before: 0,
+                aliases: vec![],
             }),
         )?;
         Ok(refuse(why))
@@ -387,6 +389,7 @@ impl Ca {
                 host_key_fingerprint: fingerprint.clone(),
                 serial: serial.get(),
                 valid_before,
+                aliases: c.aliases.clone(),
             }),
         )?;
         self.store.put_host(&HostRecord {

@@ -154,8 +154,7 @@ pub(super) fn verify(c: &mut Conn) -> Result<VerifyReport, PgAuditError> {
     let records = std::iter::from_fn(|| loop {
         if let Some((seq, record)) = page.next() {
             return Some(
-                serde_json::from_str::<AuditRecord>(&record)
-                    .map_err(|e| format!("record {seq}: {e}")),
+                chain::parse_stored(record.as_bytes()).map_err(|e| format!("record {seq}: {e}")),
             );
         }
         if failure.is_some() {
