@@ -19,6 +19,20 @@ use jit_ssh_recording::EndReason;
 
 const ASCIINEMA: &str = "/usr/bin/asciinema";
 
+/// A spooled session's end reason and its asciicast, once its chain and
+/// host signatures verify.
+fn verified(h: &SessionHost, dir: &std::path::Path) -> (EndReason, String) {
+    let (header, chunks) = spooled(dir);
+    let v = jit_ssh_recording::verify(&header, chunks, &jit_ssh_e2e::sshd::host_key(&h.root), None)
+        .unwrap_or_else(|e| panic!("{} does not verify: {e}", dir.display()));
+    let mut cast = Vec::new();
+    v.to_asciicast(&mut cast).unwrap();
+    (
+        v.end().unwrap().reason,
+        String::from_utf8_lossy(&cast).into_owned(),
+    )
+}
+
 #[test]
 fn a_typed_command_and_its_output_are_recorded_signed_and_play_in_asciinema() {
     if !jit_ssh_e2e::have_recorder_tools("sessions_record_e2e") {
@@ -140,10 +154,7 @@ fn killing_the_wrapper_from_inside_a_command_ends_what_it_left() {
         rec.log_text()
     );
     let dir = rec.wait_ended(Duration::from_secs(10));
-    let (header, chunks) = spooled(&dir);
-    let v = jit_ssh_recording::verify(&header, chunks, &jit_ssh_e2e::sshd::host_key(&h.root), None)
-        .unwrap();
-    assert_eq!(v.end().unwrap().reason, EndReason::RecorderLost);
+    assert_eq!(verified(&h, &dir).0, EndReason::RecorderLost);
     eprintln!("ssh returned {took:?} after the wrapper was killed");
 }
 
@@ -167,10 +178,7 @@ fn killing_the_wrapper_from_an_interactive_shell_ends_the_session() {
         t.text()
     );
     let dir = rec.wait_ended(Duration::from_secs(10));
-    let (header, chunks) = spooled(&dir);
-    let v = jit_ssh_recording::verify(&header, chunks, &jit_ssh_e2e::sshd::host_key(&h.root), None)
-        .unwrap();
-    assert_eq!(v.end().unwrap().reason, EndReason::RecorderLost);
+    assert_eq!(verified(&h, &dir).0, EndReason::RecorderLost);
     std::thread::sleep(Duration::from_millis(500));
     assert!(
         !process_running("sleep 7304"),
@@ -223,13 +231,9 @@ fn no_recorder_no_login_and_a_recorder_that_dies_ends_the_session() {
     // (recorder-lost), keeping what was recorded, signed and chained.
     let rec = Recorder::start(&h, None);
     let dir = rec.wait_ended(Duration::from_secs(10));
-    let (header, chunks) = spooled(&dir);
-    let v = jit_ssh_recording::verify(&header, chunks, &jit_ssh_e2e::sshd::host_key(&h.root), None)
-        .unwrap();
-    assert_eq!(v.end().unwrap().reason, EndReason::RecorderLost);
-    let mut cast = Vec::new();
-    v.to_asciicast(&mut cast).unwrap();
-    assert!(String::from_utf8_lossy(&cast).contains("up-9"));
+    let (reason, cast) = verified(&h, &dir);
+    assert_eq!(reason, EndReason::RecorderLost);
+    assert!(cast.contains("up-9"));
     assert!(rec.log_text().contains("left open by a previous recorder"));
 }
 
@@ -266,13 +270,9 @@ fn a_recorder_told_to_stop_ends_its_sessions_with_everything_recorded() {
     );
     // Ended and signed by the recorder that stopped, with what it held.
     let dir = rec.wait_ended(Duration::from_secs(1));
-    let (header, chunks) = spooled(&dir);
-    let v = jit_ssh_recording::verify(&header, chunks, &jit_ssh_e2e::sshd::host_key(&h.root), None)
-        .unwrap();
-    assert_eq!(v.end().unwrap().reason, EndReason::RecorderLost);
-    let mut cast = Vec::new();
-    v.to_asciicast(&mut cast).unwrap();
-    assert!(String::from_utf8_lossy(&cast).contains("last-words-42"));
+    let (reason, cast) = verified(&h, &dir);
+    assert_eq!(reason, EndReason::RecorderLost);
+    assert!(cast.contains("last-words-42"));
 }
 
 #[test]
