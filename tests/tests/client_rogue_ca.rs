@@ -6,7 +6,8 @@
 //!   Chromium's `--renderer-cmd-prefix=CMD`, `file:`, `javascript:` — is
 //!   shown but never given to `$BROWSER`; a plain one still opens;
 //! - it can answer without end: the client stops reading at its cap;
-//! - it can stall: the client gives up after its request timeout.
+//! - it can stall: the client gives up after its request timeout, and an
+//!   audit export that stops sending gives up too.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -158,4 +159,45 @@ fn a_stalled_answer_ends_in_an_error_not_a_hang() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{said}");
     assert!(took < Duration::from_secs(60), "took {took:?}: {said}");
+}
+
+#[test]
+fn an_audit_export_that_stops_sending_ends_in_an_error_not_a_hang() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = FakeCa::start();
+    // A sign-in the stand-in confirms at once, then an export that never
+    // answers.
+    let created = serde_json::json!({
+        "id": "s1", "status": "pending_mfa", "mfa_url": "http://localhost:1/confirm/s1",
+        "expires_at": "2099-01-01T00:00:00Z", "secret": "not-a-real-secret",
+    });
+    let active = serde_json::json!({
+        "id": "s1", "user": "alice", "status": "active", "roles": ["auditor"],
+        "expires_at": "2099-01-01T00:00:00Z",
+    });
+    ca.answer(
+        "/v1/sessions",
+        Answer::Body(serde_json::to_vec(&created).unwrap()),
+    );
+    ca.answer(
+        "/v1/sessions/s1",
+        Answer::Body(serde_json::to_vec(&active).unwrap()),
+    );
+    ca.answer("/v1/audit/export", Answer::Stall(Duration::from_secs(150)));
+    let out_file = tmp.path().join("audit.jsonl");
+    let started = Instant::now();
+    let out = run(Command::new(bin("jit-ssh"))
+        .env("JIT_SSH_CA_URL", &ca.url)
+        .env("JIT_SSH_USER", "alice")
+        .env("JIT_SSH_CONFIG", tmp.path().join("none.toml"))
+        .env("XDG_RUNTIME_DIR", tmp.path())
+        .env("BROWSER", "/bin/false")
+        .args(["audit", "export", "-o"])
+        .arg(&out_file)
+        .args(["--timeout", "5s"]));
+    let took = started.elapsed();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{said}");
+    assert!(took < Duration::from_secs(100), "took {took:?}: {said}");
+    assert!(!out_file.exists(), "a cut export left a file");
 }

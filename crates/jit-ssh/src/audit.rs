@@ -305,10 +305,21 @@ pub async fn export(
             // The first and last lines, for the summary (the file itself
             // may be gigabytes: it is not read back).
             let (mut head, mut tail) = (Vec::new(), Vec::new());
-            while let Some(chunk) = res.chunk().await.map_err(|e| ClientError::CaUnreachable {
+            let broke_off = |detail: String| ClientError::CaUnreachable {
                 url: settings.ca_url.to_string(),
-                detail: format!("the export stream broke off: {e}"),
-            })? {
+                detail,
+            };
+            loop {
+                let next = tokio::time::timeout(crate::ca_client::EXPORT_IDLE, res.chunk())
+                    .await
+                    .map_err(|_| {
+                        broke_off(format!(
+                            "the export stream stopped: nothing for {} s",
+                            crate::ca_client::EXPORT_IDLE.as_secs()
+                        ))
+                    })?
+                    .map_err(|e| broke_off(format!("the export stream broke off: {e}")))?;
+                let Some(chunk) = next else { break };
                 records += chunk.iter().filter(|b| **b == b'\n').count() as u64;
                 out.write_all(&chunk).map_err(io)?;
                 if !head.contains(&b'\n') && head.len() < 1 << 16 {

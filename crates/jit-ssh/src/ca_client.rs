@@ -21,6 +21,13 @@ use crate::settings::Settings;
 /// page of 1,000 audit records, the host inventory) are a few MB.
 const MAX_ANSWER: usize = 64 << 20;
 
+/// How long an audit export's answer may take to start.
+const EXPORT_START: Duration = Duration::from_secs(30);
+
+/// How long an audit export's stream may send nothing before the client
+/// gives up on it (a stalled or vanished CA must not hold the command).
+pub const EXPORT_IDLE: Duration = Duration::from_secs(60);
+
 /// The most a recording's download may hold: its bundle comes whole, in
 /// base64 (about 190 MB for a session that printed 1 GiB of text,
 /// docs/sessions.md), and is played from memory.
@@ -351,14 +358,17 @@ impl CaClient {
             .await
     }
 
-    /// Starts the export stream; the caller reads the body.
+    /// Starts the export stream; the caller reads the body (see
+    /// [`EXPORT_IDLE`]). The stream can take hours, so it has no overall
+    /// limit; its answer must start within [`EXPORT_START`].
     pub async fn audit_export(
         &self,
         token: &str,
         since: Option<&str>,
     ) -> Result<reqwest::Response, ClientError> {
-        let res = self
-            .send(|base| {
+        let started = tokio::time::timeout(
+            EXPORT_START,
+            self.send(|base| {
                 let req = self
                     .http
                     .get(format!("{base}{}", routes::AUDIT_EXPORT))
@@ -367,8 +377,16 @@ impl CaClient {
                     Some(since) => req.query(&[("since", since)]),
                     None => req,
                 }
-            })
-            .await?;
+            }),
+        )
+        .await;
+        let res = started.map_err(|_| ClientError::CaUnreachable {
+            url: self.all_urls(),
+            detail: format!(
+                "the export did not start within {} s",
+                EXPORT_START.as_secs()
+            ),
+        })??;
         if res.status().is_success() {
             return Ok(res);
         }
