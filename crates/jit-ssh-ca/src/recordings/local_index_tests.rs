@@ -7,28 +7,7 @@ use std::sync::atomic::Ordering;
 
 use super::*;
 
-fn meta(session: &str, received_at: i64, user: &str) -> RecordingMeta {
-    RecordingMeta {
-        session: SessionId::try_from(session).unwrap(),
-        user: user.into(),
-        host: "db-1.dev".into(),
-        account: "oncall".into(),
-        grant: "g".into(),
-        serial: 7,
-        key_id: "k".into(),
-        record: "output".into(),
-        host_key: String::new(),
-        host_key_fingerprint: String::new(),
-        started_at: 1,
-        received_at,
-        updated_at: received_at,
-        chunks: 0,
-        chunk_bytes: 0,
-        ended: None,
-        chain: None,
-        certificate: None,
-    }
-}
+use crate::recordings::test_meta as meta;
 
 fn ids(page: &[RecordingMeta]) -> Vec<String> {
     page.iter().map(|m| m.session.to_string()).collect()

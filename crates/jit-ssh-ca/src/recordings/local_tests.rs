@@ -10,26 +10,7 @@ use ssh_key::{Algorithm, PrivateKey};
 use super::*;
 
 fn meta(session: &str, at: i64) -> RecordingMeta {
-    RecordingMeta {
-        session: SessionId::try_from(session).unwrap(),
-        user: "alice".into(),
-        host: "db-1.dev".into(),
-        account: "oncall".into(),
-        grant: "g".into(),
-        serial: 7,
-        key_id: "k".into(),
-        record: "output".into(),
-        host_key: String::new(),
-        host_key_fingerprint: String::new(),
-        started_at: 1,
-        received_at: at,
-        updated_at: at,
-        chunks: 0,
-        chunk_bytes: 0,
-        ended: None,
-        chain: None,
-        certificate: None,
-    }
+    crate::recordings::test_meta(session, at, "alice")
 }
 
 fn recording(session: &str) -> (String, Vec<Chunk>) {

@@ -59,6 +59,33 @@ pub struct RecordingMeta {
     pub certificate: Option<CertWindow>,
 }
 
+/// A stored recording's state for tests: `user`'s session on db-1.dev,
+/// received at `received_at`, nothing in it yet.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn test_meta(session: &str, received_at: i64, user: &str) -> RecordingMeta {
+    RecordingMeta {
+        session: SessionId::try_from(session).unwrap(),
+        user: user.into(),
+        host: "db-1.dev".into(),
+        account: "oncall".into(),
+        grant: "g".into(),
+        serial: 7,
+        key_id: "k".into(),
+        record: "output".into(),
+        host_key: String::new(),
+        host_key_fingerprint: String::new(),
+        started_at: 1,
+        received_at,
+        updated_at: received_at,
+        chunks: 0,
+        chunk_bytes: 0,
+        ended: None,
+        chain: None,
+        certificate: None,
+    }
+}
+
 /// Where a recording sorts in a listing: when the CA first received it,
 /// then its id (newest first: larger keys first). Neither changes once
 /// stored, so a page's cursor stays valid while sessions come and go.

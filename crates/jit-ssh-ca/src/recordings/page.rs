@@ -62,36 +62,16 @@ pub(super) fn newest<E>(
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use jit_ssh_recording::SessionId;
-
     use super::*;
 
+    /// Sessions whose id ends in `b` are bob's.
     fn meta(session: &str, received_at: i64) -> RecordingMeta {
-        RecordingMeta {
-            session: SessionId::try_from(session).unwrap(),
-            user: if session.ends_with('b') {
-                "bob"
-            } else {
-                "alice"
-            }
-            .into(),
-            host: "db-1.dev".into(),
-            account: "oncall".into(),
-            grant: "g".into(),
-            serial: 7,
-            key_id: "k".into(),
-            record: "output".into(),
-            host_key: String::new(),
-            host_key_fingerprint: String::new(),
-            started_at: 1,
-            received_at,
-            updated_at: received_at,
-            chunks: 0,
-            chunk_bytes: 0,
-            ended: None,
-            chain: None,
-            certificate: None,
-        }
+        let user = if session.ends_with('b') {
+            "bob"
+        } else {
+            "alice"
+        };
+        crate::recordings::test_meta(session, received_at, user)
     }
 
     fn ids(page: &[RecordingMeta]) -> Vec<&str> {
