@@ -52,14 +52,20 @@ fn sign_in(root: &Path, ca: &FakeCa, link: &str) -> (Output, std::path::PathBuf)
     )
     .unwrap();
     std::fs::set_permissions(&browser, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = run(Command::new(bin("jit-ssh"))
-        .env("JIT_SSH_CA_URL", &ca.url)
+    let out = run(alice(root, ca, &browser).args(["hosts", "--timeout", "5s"]));
+    (out, opened)
+}
+
+/// `jit-ssh` as alice against `ca`, keeping its settings and saved
+/// sign-ins in `root`, opening links with `browser`.
+fn alice(root: &Path, ca: &FakeCa, browser: &Path) -> Command {
+    let mut c = Command::new(bin("jit-ssh"));
+    c.env("JIT_SSH_CA_URL", &ca.url)
         .env("JIT_SSH_USER", "alice")
         .env("JIT_SSH_CONFIG", root.join("none.toml"))
         .env("XDG_RUNTIME_DIR", root)
-        .env("BROWSER", &browser)
-        .args(["hosts", "--timeout", "5s"]));
-    (out, opened)
+        .env("BROWSER", browser);
+    c
 }
 
 /// What the browser script was given, once it ran (it runs beside the
@@ -122,15 +128,11 @@ fn an_endless_answer_is_cut_at_the_cap_announced_or_streamed() {
                 announced,
             },
         );
-        let (out, kib) = with_max_rss(
-            Command::new(bin("jit-ssh"))
-                .env("JIT_SSH_CA_URL", &ca.url)
-                .env("JIT_SSH_USER", "alice")
-                .env("JIT_SSH_CONFIG", tmp.path().join("none.toml"))
-                .env("XDG_RUNTIME_DIR", tmp.path())
-                .env("BROWSER", "/bin/false")
-                .args(["hosts", "--timeout", "5s"]),
-        );
+        let (out, kib) = with_max_rss(alice(tmp.path(), &ca, Path::new("/bin/false")).args([
+            "hosts",
+            "--timeout",
+            "5s",
+        ]));
         let said = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{said}");
         assert!(said.contains("larger than 64 MiB"), "{said}");
@@ -148,13 +150,8 @@ fn a_stalled_answer_ends_in_an_error_not_a_hang() {
     let ca = FakeCa::start();
     ca.answer("/v1/sessions", Answer::Stall(Duration::from_secs(90)));
     let started = Instant::now();
-    let out = run(Command::new(bin("jit-ssh"))
-        .env("JIT_SSH_CA_URL", &ca.url)
-        .env("JIT_SSH_USER", "alice")
-        .env("JIT_SSH_CONFIG", tmp.path().join("none.toml"))
-        .env("XDG_RUNTIME_DIR", tmp.path())
-        .env("BROWSER", "/bin/false")
-        .args(["hosts", "--timeout", "5s"]));
+    let out =
+        run(alice(tmp.path(), &ca, Path::new("/bin/false")).args(["hosts", "--timeout", "5s"]));
     let took = started.elapsed();
     let said = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{said}");
@@ -186,12 +183,7 @@ fn an_audit_export_that_stops_sending_ends_in_an_error_not_a_hang() {
     ca.answer("/v1/audit/export", Answer::Stall(Duration::from_secs(150)));
     let out_file = tmp.path().join("audit.jsonl");
     let started = Instant::now();
-    let out = run(Command::new(bin("jit-ssh"))
-        .env("JIT_SSH_CA_URL", &ca.url)
-        .env("JIT_SSH_USER", "alice")
-        .env("JIT_SSH_CONFIG", tmp.path().join("none.toml"))
-        .env("XDG_RUNTIME_DIR", tmp.path())
-        .env("BROWSER", "/bin/false")
+    let out = run(alice(tmp.path(), &ca, Path::new("/bin/false"))
         .args(["audit", "export", "-o"])
         .arg(&out_file)
         .args(["--timeout", "5s"]));
